@@ -1,0 +1,20 @@
+public import MeshwardCore
+
+/// What one read of a node's kernel showed: the SAs and policies that carry Meshward's reqid
+/// (foreign objects are never reported), and the namespace's XFRM statistics.
+public struct NodeObservation: Sendable, Hashable {
+    public var securityAssociations: [SecurityAssociation]
+    public var policies: [SecurityPolicy]
+    /// `/proc/net/xfrm_stat` of the node's namespace: counter name -> value (`XfrmInNoStates` ...).
+    public var statistics: [String: UInt64]
+    /// SPIs of foreign SAs, per destination address: Meshward never issues one of these.
+    public var foreignSPIs: Set<SAIdentifier>
+
+    public init(securityAssociations: [SecurityAssociation] = [], policies: [SecurityPolicy] = [],
+                statistics: [String: UInt64] = [:], foreignSPIs: Set<SAIdentifier> = []) {
+        self.securityAssociations = securityAssociations
+        self.policies = policies
+        self.statistics = statistics
+        self.foreignSPIs = foreignSPIs
+    }
+}

@@ -1,0 +1,58 @@
+public import MeshwardCore
+
+/// One node's security databases, as the reconciler sees them.
+///
+/// Conformers: `NetlinkKernel` (XFRM over netlink, in the current or a named network
+/// namespace) and `SimulatedKernel` (in memory, with a packet model). Both pass one behavioural
+/// suite. Every conformer reports and touches only objects whose reqid is `reqid`: it never
+/// lists, changes or deletes anything else.
+public protocol NodeKernel: Sendable {
+    /// The node's name, for messages.
+    var node: String { get }
+
+    /// The reqid that marks Meshward's objects on this node.
+    var reqid: Reqid { get }
+
+    /// Dumps the owned SAs (with counters) and policies, the foreign SPIs, and the statistics.
+    /// Throws `KernelError.unreachable` when the node cannot be reached.
+    func observe() async throws -> NodeObservation
+
+    /// Applies `operations` in order and returns one result per operation, in the same order.
+    ///
+    /// The batch is not a transaction: a failed operation does not undo earlier ones and does
+    /// not stop later ones (each stands alone, as netlink processes them). When the node stops
+    /// answering midway, the operations after the last acknowledged one are `.notAttempted`.
+    /// Throws only when nothing could be sent at all (the node is unreachable).
+    func apply(_ operations: [KernelOperation]) async throws -> [OperationResult]
+}
+
+/// How the controller reaches a node's kernel, as a spec's `endpoint` says.
+public enum KernelEndpoint: Sendable, Hashable, CustomStringConvertible {
+    /// The simulated fleet kept in the state directory.
+    case simulated
+    /// The current network namespace of the controller.
+    case local
+    /// The network namespace `/var/run/netns/NAME`.
+    case namespace(String)
+
+    /// Parses `sim`, `local` or `netns:NAME`; nil for anything else.
+    public init?(_ text: String) {
+        switch text {
+        case "sim": self = .simulated
+        case "local": self = .local
+        default:
+            guard text.hasPrefix("netns:") else { return nil }
+            let name = String(text.dropFirst("netns:".count))
+            guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else { return nil }
+            self = .namespace(name)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .simulated: "sim"
+        case .local: "local"
+        case .namespace(let name): "netns:\(name)"
+        }
+    }
+}

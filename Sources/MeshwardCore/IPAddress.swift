@@ -1,0 +1,109 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An IPv4 or IPv6 address, held as its network-order bytes.
+///
+/// Parsing accepts the textual forms `inet_pton` accepts and nothing else: no zone suffix
+/// (`fe80::1%eth0`), no prefix length, no surrounding spaces. Formatting gives the canonical
+/// form (`inet_ntop`), so two spellings of one address print the same.
+public struct IPAddress: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+    /// The address family.
+    public let family: AddressFamily
+    /// The address in network byte order: 4 bytes for IPv4, 16 for IPv6.
+    public let bytes: [UInt8]
+
+    /// Creates an address from its network-order bytes; nil when the count fits neither family.
+    public init?(bytes: [UInt8]) {
+        switch bytes.count {
+        case 4: family = .ipv4
+        case 16: family = .ipv6
+        default: return nil
+        }
+        self.bytes = bytes
+    }
+
+    /// Parses a textual address; nil when the text is not exactly one IPv4 or IPv6 address.
+    public init?(_ text: String) {
+        if text.contains(":") {
+            var storage = in6_addr()
+            guard inet_pton(AF_INET6, text, &storage) == 1 else { return nil }
+            family = .ipv6
+            bytes = withUnsafeBytes(of: storage) { Array($0) }
+        } else {
+            var storage = in_addr()
+            guard inet_pton(AF_INET, text, &storage) == 1 else { return nil }
+            family = .ipv4
+            bytes = withUnsafeBytes(of: storage) { Array($0) }
+        }
+    }
+
+    /// The unspecified address of a family (`0.0.0.0` or `::`).
+    public static func unspecified(_ family: AddressFamily) -> IPAddress {
+        IPAddress(uncheckedBytes: [UInt8](repeating: 0, count: family.addressLength), family: family)
+    }
+
+    private init(uncheckedBytes: [UInt8], family: AddressFamily) {
+        self.bytes = uncheckedBytes
+        self.family = family
+    }
+
+    /// The canonical textual form.
+    public var description: String {
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        let domain = family == .ipv4 ? AF_INET : AF_INET6
+        let ok = bytes.withUnsafeBytes { raw in
+            inet_ntop(domain, raw.baseAddress, &buffer, socklen_t(buffer.count)) != nil
+        }
+        guard ok else { return "<invalid address>" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// True for `0.0.0.0` and `::`.
+    public var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }
+
+    /// True for `224.0.0.0/4` and `ff00::/8`.
+    public var isMulticast: Bool {
+        family == .ipv4 ? (bytes[0] & 0xF0) == 0xE0 : bytes[0] == 0xFF
+    }
+
+    /// True for `127.0.0.0/8` and `::1`.
+    public var isLoopback: Bool {
+        family == .ipv4 ? bytes[0] == 127 : bytes == [UInt8](repeating: 0, count: 15) + [1]
+    }
+
+    /// True for the limited broadcast address `255.255.255.255`.
+    public var isLimitedBroadcast: Bool { family == .ipv4 && bytes.allSatisfy { $0 == 0xFF } }
+
+    /// True for an IPv6 address with an IPv4-mapped prefix (`::ffff:0:0/96`).
+    public var isIPv4Mapped: Bool {
+        family == .ipv6 && bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF
+    }
+
+    /// True when the address can name one host: not unspecified, multicast, loopback, the limited
+    /// broadcast address, or an IPv4-mapped IPv6 address.
+    public var isUnicastHost: Bool {
+        !isUnspecified && !isMulticast && !isLoopback && !isLimitedBroadcast && !isIPv4Mapped
+    }
+
+    public static func < (lhs: IPAddress, rhs: IPAddress) -> Bool {
+        if lhs.family != rhs.family { return lhs.family < rhs.family }
+        return lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let address = IPAddress(text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an IP address: \(text)")
+        }
+        self = address
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct MeshwardBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "meshward-bench",
+        abstract: "Meshward's benchmarks; each prints its figures as a table and as JSON."
+    )
+}

@@ -1,4 +1,4 @@
-public import MeshwardCore
+import MeshwardCore
 
 /// One node's security databases, as the reconciler sees them.
 ///

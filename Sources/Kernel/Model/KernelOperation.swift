@@ -1,4 +1,4 @@
-public import MeshwardCore
+import MeshwardCore
 
 /// One change to a node's security databases. A batch is an ordered list of these; the kernel
 /// processes them in order and not as a transaction.

@@ -1,4 +1,4 @@
-public import MeshwardCore
+import MeshwardCore
 
 /// What one read of a node's kernel showed: the SAs and policies that carry Meshward's reqid
 /// (foreign objects are never reported), and the namespace's XFRM statistics.

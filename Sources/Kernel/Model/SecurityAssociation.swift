@@ -1,4 +1,4 @@
-public import MeshwardCore
+import MeshwardCore
 
 /// Names one SA: the kernel looks SAs up by (destination, SPI, protocol); the protocol is always ESP.
 public struct SAIdentifier: Sendable, Hashable, Comparable, CustomStringConvertible {

@@ -1,4 +1,4 @@
-public import MeshwardCore
+import MeshwardCore
 
 /// The direction of a policy. Meshward writes `out` and `in`; `forward` is observed, never written.
 public enum PolicyDirection: String, Sendable, Hashable, Codable, Comparable, CustomStringConvertible {

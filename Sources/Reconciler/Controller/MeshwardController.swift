@@ -1,0 +1,391 @@
+import DesiredState
+import Foundation
+import Kernel
+import KernelSimulator
+import Logging
+import MeshwardCore
+import Store
+
+/// What the commands do, with the modules wired together: load the spec, open the Store under
+/// its lease, reach the nodes, run passes, and report. The command-line tool only parses
+/// arguments and prints what this returns.
+public final class MeshwardController: Sendable {
+    /// The state directory (Store, master key, simulated fleet).
+    public let stateDirectory: String
+    private let masterKeyPath: String?
+    private let logger: Logger
+    private let clock: any ReconcilerClock
+
+    public init(stateDirectory: String, masterKeyPath: String? = nil, logger: Logger,
+                clock: any ReconcilerClock = SystemClock()) {
+        self.stateDirectory = stateDirectory
+        self.masterKeyPath = masterKeyPath
+        self.logger = logger
+        self.clock = clock
+    }
+
+    // MARK: - Spec
+
+    /// Loads and validates the spec; throws `ControllerError.invalidSpec` with every diagnostic
+    /// when it has errors. Warnings come back with the intent.
+    public static func loadSpec(_ paths: [String]) throws -> (intent: FleetIntent, warnings: [Diagnostic]) {
+        let result = SpecLoader().load(paths: paths)
+        guard let intent = result.intent else { throw ControllerError.invalidSpec(result.diagnostics) }
+        return (intent, result.diagnostics)
+    }
+
+    // MARK: - Files
+
+    /// The simulated fleet's file in the state directory.
+    public var simulatedFleetURL: URL {
+        URL(fileURLWithPath: stateDirectory).appendingPathComponent("simulated-fleet.json")
+    }
+
+    private var hasState: Bool {
+        FileManager.default.fileExists(atPath: URL(fileURLWithPath: stateDirectory).appendingPathComponent("state.sqlite").path)
+    }
+
+    private func openStore() throws -> StateStore {
+        try StateStore.open(directory: stateDirectory, masterKeyPath: masterKeyPath, logger: logger)
+    }
+
+    private var leaseHolder: String {
+        "\(ProcessInfo.processInfo.hostName) pid \(ProcessInfo.processInfo.processIdentifier)"
+    }
+
+    private func leaseTTL(_ intent: FleetIntent) -> Duration {
+        let longestDrain = intent.channels.map(\.drain).max() ?? .seconds(5)
+        return max(.seconds(60), longestDrain * 3)
+    }
+
+    // MARK: - Apply
+
+    /// Applies the spec: passes until the fleet converges, only drain waits remain (when
+    /// `waitForDrain` is false), or only channels blocked by unreachable nodes remain.
+    ///
+    /// - Parameters:
+    ///   - source: where the spec came from, for the history.
+    ///   - rekey: channels to rotate now, on top of whatever is due.
+    ///   - onPass: called after each pass, for progress.
+    public func apply(_ intent: FleetIntent, source: String, waitForDrain: Bool, rekey: RekeySelection? = nil,
+                      onPass: @escaping @Sendable (PassReport) async -> Void = { _ in }) async throws -> ApplyDocument {
+        let store = try openStore()
+        let holder = leaseHolder
+        let ttl = leaseTTL(intent)
+        try store.acquireLease(holder: holder, ttl: ttl, now: clock.now())
+        do {
+            let document = try await applyHoldingLease(
+                intent, store: store, source: source, waitForDrain: waitForDrain, rekey: rekey,
+                renew: { try store.renewLease(holder: holder, ttl: ttl, now: $0) }, onPass: onPass)
+            try store.releaseLease(holder: holder)
+            return document
+        } catch {
+            try? store.releaseLease(holder: holder)
+            throw error
+        }
+    }
+
+    private func applyHoldingLease(
+        _ intent: FleetIntent, store: StateStore, source: String, waitForDrain: Bool, rekey: RekeySelection?,
+        renew: @escaping @Sendable (Date) throws -> Void, onPass: @escaping @Sendable (PassReport) async -> Void
+    ) async throws -> ApplyDocument {
+        let previous = try ControllerSettings.load(from: store)
+        let records = try store.loadChannels()
+        var rekeyRequests = previous?.rekeyRequests ?? [:]
+        if let rekey {
+            let now = clock.now()
+            for id in try rekey.channels(in: intent) { rekeyRequests[id.description] = now }
+        }
+        let endpoints = endpoints(for: intent, remembered: previous?.endpoints ?? [:], records: records)
+        var settings = ControllerSettings(
+            cluster: intent.cluster, reqid: intent.reqid, revision: intent.revision,
+            rekeyEverySeconds: intent.channels.first?.rekey.every.timeInterval ?? previous?.rekeyEverySeconds ?? 86_400,
+            rekeyPackets: intent.channels.first?.rekey.packets,
+            drainSeconds: intent.channels.first?.drain.timeInterval ?? previous?.drainSeconds ?? 5,
+            endpoints: endpoints.mapValues(\.description), rekeyRequests: rekeyRequests)
+        try settings.save(to: store)
+
+        let simulated = try loadSimulatedFleet(intent: intent)
+        let kernels = EndpointKernels(
+            endpoints: endpoints, simulated: simulated, simulatedFile: simulatedFleetURL,
+            reqid: Reqid(intent.reqid), logger: logger)
+        let reconciler = FleetReconciler(
+            store: store, kernels: kernels, reqid: Reqid(intent.reqid), clock: clock, logger: logger)
+        let clock = self.clock
+        let report = try await reconciler.converge(
+            intent: intent, waitForDrain: waitForDrain, rekeyRequests: requests(rekeyRequests, in: intent),
+            defaultDrain: .seconds(settings.drainSeconds),
+            onPass: { pass in
+                try renew(clock.now())
+                await onPass(pass)
+            })
+
+        // Forget endpoints of nodes that have nothing left, and requests that were honoured.
+        let remaining = try store.loadChannels()
+        settings.endpoints = endpoints(for: intent, remembered: settings.endpoints, records: remaining)
+            .mapValues(\.description)
+        settings.rekeyRequests = rekeyRequests.filter { key, requested in
+            guard let record = remaining.values.first(where: { $0.id.description == key }) else { return false }
+            return !record.generations.contains { $0.state == .active && $0.createdAt >= requested }
+        }
+        try settings.save(to: store)
+
+        let document = applyDocument(intent, report: report)
+        let latest = try store.revisions(limit: 1).first
+        if latest?.hash != intent.revision || document.operations > 0 {
+            _ = try store.recordRevision(
+                hash: intent.revision, source: source, summary: summary(of: report), at: clock.now())
+        }
+        return document
+    }
+
+    /// Nodes of the spec, plus remembered nodes that still have channels in the Store.
+    private func endpoints(for intent: FleetIntent, remembered: [String: String],
+                           records: [ChannelID: ChannelRecord]) -> [String: KernelEndpoint] {
+        var result: [String: KernelEndpoint] = [:]
+        let involved = Set(records.keys.flatMap { [$0.from, $0.to] })
+        for (node, text) in remembered where involved.contains(node) {
+            if let endpoint = KernelEndpoint(text) { result[node] = endpoint }
+        }
+        for node in intent.nodes { result[node.name] = KernelEndpoint(node.endpoint) }
+        return result
+    }
+
+    private func requests(_ requests: [String: Date], in intent: FleetIntent) -> [ChannelID: Date] {
+        var result: [ChannelID: Date] = [:]
+        for channel in intent.channels {
+            if let requested = requests[channel.id.description] { result[channel.id] = requested }
+        }
+        return result
+    }
+
+    /// The simulated fleet from the state directory, with every `sim` node of the spec in it
+    /// (a node that joins the spec is a machine that exists, with an empty kernel).
+    private func loadSimulatedFleet(intent: FleetIntent) throws -> SimulatedFleet {
+        let fleet = try SimulatedFleet.load(from: simulatedFleetURL)
+        fleet.withState { state in
+            for node in intent.nodes where node.endpoint == .sim {
+                state.addNode(node.name, addresses: node.addresses)
+            }
+        }
+        return fleet
+    }
+
+    private func applyDocument(_ intent: FleetIntent, report: ConvergeReport) -> ApplyDocument {
+        let outcome: String
+        var waitingUntil: Date?
+        switch report.outcome {
+        case .converged: outcome = "converged"
+        case .waitingForDrain(let until):
+            outcome = "waiting-for-drain"
+            waitingUntil = until
+        case .blocked: outcome = "blocked"
+        }
+        let failures = report.passes.flatMap(\.failures).map {
+            ApplyDocument.Failure(
+                node: $0.planned.node, operation: $0.planned.operation.kind, target: $0.planned.operation.target,
+                error: "\($0.outcome)")
+        }
+        let issued = report.passes.flatMap(\.issued).map {
+            ApplyDocument.Issued(channel: $0.channel.description, spi: $0.spi.hex, reason: $0.reason.rawValue)
+        }
+        let unreachable = (report.last?.unreachable ?? [:]).sorted { $0.key < $1.key }
+            .map { NodeProblem(node: $0.key, reason: $0.value) }
+        return ApplyDocument(
+            cluster: intent.cluster, revision: intent.revision, outcome: outcome, passes: report.passes.count,
+            operations: report.passes.reduce(0) { $0 + $1.results.filter { $0.outcome.isApplied }.count },
+            failures: failures, generationsIssued: issued, unreachable: unreachable, waitingUntil: waitingUntil)
+    }
+
+    private func summary(of report: ConvergeReport) -> String {
+        let issued = report.passes.flatMap(\.issued)
+        let created = issued.filter { $0.reason == .new }.count
+        let removed = report.passes.reduce(0) { $0 + $1.plan.removedChannels.count }
+        let applied = report.passes.reduce(0) { $0 + $1.results.filter { $0.outcome.isApplied }.count }
+        return "\(created) channels created, \(issued.count - created) rekeyed, \(removed) removed; "
+            + "\(applied) kernel operations"
+    }
+
+    // MARK: - Plan
+
+    /// What `apply` would do, stage by stage, without writing anything: the passes run against
+    /// a copy of every node's kernel and of the Store, with the clock jumping over drains.
+    public func plan(_ intent: FleetIntent) async throws -> PlanDocument {
+        let store = hasState ? try openStore() : nil
+        let records = try store?.loadChannels() ?? [:]
+        let settings = try store.flatMap { try ControllerSettings.load(from: $0) }
+        let endpoints = endpoints(for: intent, remembered: settings?.endpoints ?? [:], records: records)
+        let rekeyRequests = requests(settings?.rekeyRequests ?? [:], in: intent)
+
+        // Read every node as it is now.
+        let live = EndpointKernels(
+            endpoints: endpoints, simulated: try loadSimulatedFleet(intent: intent), simulatedFile: nil,
+            reqid: Reqid(intent.reqid), logger: logger)
+        let reader = FleetReconciler(
+            store: ScratchGenerationStore(channels: records), kernels: live, reqid: Reqid(intent.reqid), clock: clock,
+            logger: logger)
+        let (observations, unreachable) = await reader.observe(Set(endpoints.keys))
+
+        // Copy them into a scratch fleet and run the passes there.
+        var scratch = SimulatedFleetState()
+        let addresses = nodeAddresses(intent: intent, records: records)
+        for node in endpoints.keys.sorted() {
+            scratch.addNode(node, addresses: addresses[node] ?? [])
+            for sa in observations[node]?.securityAssociations ?? [] { _ = scratch.apply(.addSA(sa), on: node) }
+            for policy in observations[node]?.policies ?? [] { _ = scratch.apply(.addPolicy(policy), on: node) }
+            if unreachable[node] != nil { scratch.setReachable(node, false) }
+        }
+        let scratchFleet = SimulatedFleet(state: scratch)
+        let scratchStore = ScratchGenerationStore(channels: records)
+        let scratchKernels = EndpointKernels(
+            endpoints: endpoints.mapValues { _ in .simulated }, simulated: scratchFleet, simulatedFile: nil,
+            reqid: Reqid(intent.reqid), logger: Logger(label: "meshward.plan", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let planClock = ManualClock(clock.now())
+        let rehearsal = FleetReconciler(
+            store: scratchStore, kernels: scratchKernels, reqid: Reqid(intent.reqid), clock: planClock,
+            logger: Logger(label: "meshward.plan", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let report = try await rehearsal.converge(
+            intent: intent, waitForDrain: true, rekeyRequests: rekeyRequests,
+            defaultDrain: .seconds(settings?.drainSeconds ?? 5))
+
+        let placeholders = scratchStore.placeholderSPIs
+        var stages: [PlanDocument.Stage] = []
+        var previousStart: Date?
+        var previousDeadline: Date?
+        for pass in report.passes {
+            defer {
+                previousStart = pass.startedAt
+                previousDeadline = pass.plan.nextDeadline
+            }
+            guard !pass.results.isEmpty else { continue }
+            let waited = previousDeadline != nil && previousStart.map { pass.startedAt > $0 } == true
+            stages.append(PlanDocument.Stage(
+                stage: stages.count + 1, waitsUntil: waited ? pass.startedAt : nil,
+                operations: pass.results.map { result in
+                    PlanDocument.Operation(
+                        node: result.planned.node, operation: result.planned.operation.kind,
+                        target: Self.label(result.planned.operation.target, placeholders: placeholders),
+                        channel: result.planned.channel?.description)
+                }))
+        }
+        let issued = report.passes.flatMap(\.issued)
+        let created = issued.filter { $0.reason == .new }.count
+        let removed = Set(records.keys).subtracting(intent.channels.map(\.id)).count
+        let operations = stages.reduce(0) { $0 + $1.operations.count }
+        return PlanDocument(
+            cluster: intent.cluster, revision: intent.revision, changes: operations > 0 || !issued.isEmpty,
+            summary: .init(
+                channelsCreated: created, channelsRekeyed: issued.count - created, channelsRemoved: removed,
+                operations: operations),
+            generations: issued.map { .init(channel: $0.channel.description, reason: $0.reason.rawValue) },
+            stages: stages,
+            unreachable: unreachable.sorted { $0.key < $1.key }.map { NodeProblem(node: $0.key, reason: $0.value) })
+    }
+
+    /// Replaces the SPIs of placeholder generations with `new-N`: the real SPI is chosen by `apply`.
+    static func label(_ target: String, placeholders: [SPI: Int]) -> String {
+        var text = target
+        for (spi, ordinal) in placeholders where text.contains(spi.hex) {
+            text = text.replacingOccurrences(of: spi.hex, with: "new-\(ordinal)")
+        }
+        return text
+    }
+
+    private func nodeAddresses(intent: FleetIntent, records: [ChannelID: ChannelRecord]) -> [String: [IPAddress]] {
+        var result: [String: Set<IPAddress>] = [:]
+        for record in records.values {
+            for generation in record.generations {
+                result[record.id.from, default: []].insert(generation.source)
+                result[record.id.to, default: []].insert(generation.destination)
+            }
+        }
+        for node in intent.nodes { result[node.name] = Set(node.addresses) }
+        return result.mapValues { $0.sorted() }
+    }
+
+    // MARK: - Status and history
+
+    /// Per node and per channel, as the kernels and the Store show them now. Needs no spec:
+    /// what it knows of the fleet comes from the last `apply`.
+    public func status(node filter: String? = nil) async throws -> StatusDocument {
+        guard hasState else { throw ControllerError.noState(directory: stateDirectory) }
+        let store = try openStore()
+        let records = try store.loadChannels()
+        let settings = try ControllerSettings.load(from: store)
+        var endpoints: [String: KernelEndpoint] = [:]
+        for (node, text) in settings?.endpoints ?? [:] { endpoints[node] = KernelEndpoint(text) }
+        if let filter { endpoints = endpoints.filter { $0.key == filter } }
+        let simulated = try SimulatedFleet.load(from: simulatedFleetURL)
+        let reqid = settings.map { Reqid($0.reqid) } ?? .meshwardDefault
+        let kernels = EndpointKernels(
+            endpoints: endpoints, simulated: simulated, simulatedFile: nil, reqid: reqid, logger: logger)
+        let reader = FleetReconciler(
+            store: ScratchGenerationStore(channels: records), kernels: kernels, reqid: reqid, clock: clock,
+            logger: logger)
+        let now = clock.now()
+        let (observations, unreachable) = await reader.observe(Set(endpoints.keys))
+
+        let nodes = endpoints.keys.sorted().map { name in
+            let observation = observations[name]
+            return StatusDocument.Node(
+                name: name, endpoint: endpoints[name]?.description ?? "unknown", reachable: observation != nil,
+                error: unreachable[name], securityAssociations: observation?.securityAssociations.count ?? 0,
+                policies: observation?.policies.count ?? 0,
+                dropCounters: (observation?.statistics ?? [:]).filter { $0.value > 0 })
+        }
+        let channels = records.values.sorted { $0.id < $1.id }
+            .filter { filter == nil || $0.id.from == filter || $0.id.to == filter }
+            .map { record in
+                channelStatus(record, observations: observations, settings: settings, now: now)
+            }
+        return StatusDocument(
+            cluster: settings?.cluster, revision: settings?.revision, observedAt: now, nodes: nodes, channels: channels)
+    }
+
+    private func channelStatus(_ record: ChannelRecord, observations: [String: NodeObservation],
+                               settings: ControllerSettings?, now: Date) -> StatusDocument.Channel {
+        let active = record.generations.last { $0.state == .active }
+        var drift: [String] = []
+        for generation in record.generations where generation.state == .active || generation.state == .pending {
+            let id = SAIdentifier(destination: generation.destination, spi: generation.spi)
+            let nodes = generation.state == .active ? [record.id.from, record.id.to] : [record.id.to]
+            for node in nodes {
+                guard let observation = observations[node] else {
+                    drift.append("node \(node) did not answer")
+                    continue
+                }
+                guard let sa = observation.securityAssociations.first(where: { $0.identifier == id }) else {
+                    drift.append("\(node) lacks the SA spi \(generation.spi.hex) of generation \(generation.number)")
+                    continue
+                }
+                if sa.key.fingerprint != generation.key.fingerprint || sa.cipher != generation.cipher {
+                    drift.append("\(node) holds another key or cipher under spi \(generation.spi.hex)")
+                }
+            }
+            if generation.state == .active, let observation = observations[record.id.from] {
+                let pinned = observation.policies.contains {
+                    $0.direction == .outbound && $0.template.spi == generation.spi
+                        && $0.selector.destination.address == generation.destination
+                }
+                if !pinned { drift.append("\(record.id.from) has no outbound policy pinning spi \(generation.spi.hex)") }
+            }
+        }
+        let nextRekey = active.map { $0.createdAt.addingTimeInterval(settings?.rekeyEverySeconds ?? 86_400) }
+        return StatusDocument.Channel(
+            channel: record.id.description, from: record.id.from, to: record.id.to, family: record.id.family.rawValue,
+            step: record.step, generation: active?.number, spi: active?.spi.hex, cipher: active?.cipher.rawValue,
+            keyAgeSeconds: active.map { Int(now.timeIntervalSince($0.createdAt)) }, nextRekey: nextRekey,
+            drift: !drift.isEmpty, driftDetail: drift)
+    }
+
+    /// Applied revisions, newest first.
+    public func history(limit: Int? = nil) throws -> HistoryDocument {
+        guard hasState else { throw ControllerError.noState(directory: stateDirectory) }
+        let revisions = try openStore().revisions(limit: limit)
+        return HistoryDocument(revisions: revisions.map {
+            .init(id: $0.id, hash: $0.hash, source: $0.source, appliedAt: $0.appliedAt, summary: $0.summary)
+        })
+    }
+}
+
+extension StateStore: SettingsStore {}

@@ -1,0 +1,207 @@
+import DesiredState
+import Foundation
+import Kernel
+import Logging
+import MeshwardCore
+import Store
+
+/// Runs passes: observe every node once, plan, issue the generations the plan asks for, record
+/// the generation changes, then send each node its operations (nodes in parallel) and journal
+/// every answer.
+///
+/// The Store is written before any kernel is touched, so a controller killed at any instant
+/// restarts from a state that covers everything a kernel may hold.
+public final class FleetReconciler: Sendable {
+    private let store: any GenerationStore
+    private let kernels: any FleetKernels
+    private let clock: any ReconcilerClock
+    private let logger: Logger
+    private let planner = FleetPlanner()
+    /// The reqid that marks Meshward's objects.
+    public let reqid: Reqid
+
+    /// The most passes one run makes before it calls the fleet unconvergeable. A channel needs
+    /// at most 6 passes for any one change (docs/architecture.md); the rest is margin for
+    /// retries after refused operations.
+    public static let passLimit = 64
+
+    /// How many passes in a row may see refused operations before a run gives up.
+    public static let failingPassLimit = 4
+
+    public init(store: any GenerationStore, kernels: any FleetKernels, reqid: Reqid, clock: any ReconcilerClock,
+                logger: Logger) {
+        self.store = store
+        self.kernels = kernels
+        self.reqid = reqid
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// Observes `nodes` concurrently; a node that throws is reported unreachable.
+    public func observe(_ nodes: Set<String>) async -> (observations: [String: NodeObservation], unreachable: [String: String]) {
+        await withTaskGroup(of: (String, Result<NodeObservation, any Error>).self) { group in
+            for node in nodes {
+                group.addTask { [kernels] in
+                    do {
+                        return (node, .success(try await kernels.kernel(for: node).observe()))
+                    } catch {
+                        return (node, .failure(error))
+                    }
+                }
+            }
+            var observations: [String: NodeObservation] = [:]
+            var unreachable: [String: String] = [:]
+            for await (node, result) in group {
+                switch result {
+                case .success(let observation): observations[node] = observation
+                case .failure(let error): unreachable[node] = "\(error)"
+                }
+            }
+            return (observations, unreachable)
+        }
+    }
+
+    /// Runs one pass against `records` (the Store's channels, kept current by the caller).
+    public func runPass(number: Int, intent: FleetIntent, records: inout [ChannelID: ChannelRecord],
+                        rekeyRequests: [ChannelID: Date] = [:], defaultDrain: Duration = .seconds(5),
+                        revision: Int64? = nil) async throws -> PassReport {
+        let now = clock.now()
+        let nodes = kernels.knownNodes.union(intent.nodes.map(\.name))
+            .union(records.keys.flatMap { [$0.from, $0.to] })
+        let (observations, unreachable) = await observe(nodes)
+        var input = PlanningInput(
+            intent: intent, channels: records, observations: observations, unreachable: unreachable,
+            knownNodes: kernels.knownNodes, rekeyRequests: rekeyRequests, reqid: reqid, defaultDrain: defaultDrain,
+            now: now)
+        var plan = planner.plan(input)
+
+        var issued: [(channel: ChannelID, spi: SPI, reason: GenerationRequest.Reason)] = []
+        if !plan.generationRequests.isEmpty {
+            for request in plan.generationRequests {
+                let generation = try store.issueGeneration(
+                    for: request.channel, cipher: request.cipher, source: request.source,
+                    destination: request.destination, avoiding: request.avoiding, now: now)
+                var record = input.channels[request.channel]
+                    ?? ChannelRecord(id: request.channel, step: ChannelStep.new.rawValue, stepChangedAt: now, generations: [])
+                record.generations.append(generation)
+                input.channels[request.channel] = record
+                issued.append((request.channel, generation.spi, request.reason))
+                logger.info(
+                    "issued generation",
+                    metadata: [
+                        "channel": "\(request.channel)", "generation": "\(generation.number)",
+                        "sa.spi": "\(generation.spi.hex)", "reason": "\(request.reason.rawValue)",
+                    ])
+            }
+            plan = planner.plan(input)
+        }
+
+        if !plan.recordUpdates.isEmpty { try store.update(Array(plan.recordUpdates.values)) }
+        for id in plan.removedChannels { try store.removeChannel(id) }
+        records = input.channels
+        for (id, record) in plan.recordUpdates { records[id] = record }
+        for id in plan.removedChannels { records[id] = nil }
+
+        let results = await send(plan, plannedAt: now, revision: revision)
+        try kernels.persist()
+        return PassReport(
+            number: number, startedAt: now, observed: observations.keys.sorted(), unreachable: unreachable,
+            results: results, issued: issued, plan: plan, observations: observations)
+    }
+
+    private func send(_ plan: PassPlan, plannedAt: Date, revision: Int64?) async
+        -> [(planned: PlannedOperation, outcome: OperationOutcome)]
+    {
+        let batches = plan.operations
+        let answered = await withTaskGroup(of: (String, [OperationOutcome]).self) { group in
+            for (node, operations) in batches {
+                group.addTask { [kernels, logger] in
+                    for operation in operations {
+                        logger.debug("planned", metadata: ["node": "\(node)", "operation": "\(operation.operation)"])
+                    }
+                    do {
+                        let results = try await kernels.kernel(for: node).apply(operations.map(\.operation))
+                        return (node, results.map(\.outcome))
+                    } catch {
+                        return (node, operations.map { _ in .notAttempted(reason: "\(error)") })
+                    }
+                }
+            }
+            var outcomes: [String: [OperationOutcome]] = [:]
+            for await (node, results) in group { outcomes[node] = results }
+            return outcomes
+        }
+
+        var results: [(planned: PlannedOperation, outcome: OperationOutcome)] = []
+        var journal: [JournalEntry] = []
+        let appliedAt = clock.now()
+        for node in batches.keys.sorted() {
+            let operations = batches[node] ?? []
+            let outcomes = answered[node] ?? []
+            for (position, planned) in operations.enumerated() {
+                let outcome = position < outcomes.count
+                    ? outcomes[position] : .notAttempted(reason: "the kernel gave no answer for it")
+                results.append((planned, outcome))
+                journal.append(JournalEntry(
+                    node: node, operation: planned.operation.kind, target: planned.operation.target,
+                    channel: planned.channel, plannedAt: plannedAt, appliedAt: outcome.isApplied ? appliedAt : nil,
+                    result: "\(outcome)", revision: revision))
+                if outcome.isApplied {
+                    logger.info("applied", metadata: ["node": "\(node)", "operation": "\(planned.operation)"])
+                } else {
+                    logger.warning(
+                        "kernel refused", metadata: ["node": "\(node)", "operation": "\(planned.operation)",
+                                                     "outcome": "\(outcome)"])
+                }
+            }
+        }
+        if !journal.isEmpty {
+            do {
+                try store.appendJournal(journal)
+            } catch {
+                logger.error("could not write the journal", metadata: ["error": "\(error)"])
+            }
+        }
+        return results
+    }
+
+    /// Runs passes until the fleet converges, only drain waits remain (`waitForDrain` false),
+    /// or only blocked channels remain. With `waitForDrain`, sleeps on the clock until the
+    /// next drain deadline and goes on.
+    public func converge(intent: FleetIntent, waitForDrain: Bool, rekeyRequests: [ChannelID: Date] = [:],
+                         defaultDrain: Duration = .seconds(5), revision: Int64? = nil,
+                         onPass: (PassReport) async throws -> Void = { _ in }) async throws -> ConvergeReport {
+        var records = try store.loadChannels()
+        var passes: [PassReport] = []
+        var failingPasses = 0
+        while passes.count < Self.passLimit {
+            let report = try await runPass(
+                number: passes.count + 1, intent: intent, records: &records, rekeyRequests: rekeyRequests,
+                defaultDrain: defaultDrain, revision: revision)
+            passes.append(report)
+            try await onPass(report)
+            if !report.failures.isEmpty {
+                failingPasses += 1
+                if failingPasses >= Self.failingPassLimit {
+                    throw ReconcileError.operationsFailed(report.failures.map { "\($0.planned): \($0.outcome)" })
+                }
+                // Back off before retrying what the kernels refused: 0.2 s, 0.4 s, 0.8 s ...
+                let backoff = 0.2 * Double(1 << min(failingPasses - 1, 5))
+                try await clock.sleep(until: clock.now().addingTimeInterval(backoff))
+                continue
+            }
+            failingPasses = 0
+            if report.plan.hasWork || report.madeProgress { continue }
+            if let deadline = report.plan.nextDeadline {
+                if waitForDrain {
+                    try await clock.sleep(until: deadline)
+                    continue
+                }
+                return ConvergeReport(outcome: .waitingForDrain(until: deadline), passes: passes)
+            }
+            return ConvergeReport(outcome: report.plan.blocked.isEmpty ? .converged : .blocked, passes: passes)
+        }
+        let remaining = passes.last.map { $0.plan.operations.values.flatMap { $0.map(\.description) } } ?? []
+        throw ReconcileError.didNotConverge(passes: passes.count, remaining: remaining)
+    }
+}

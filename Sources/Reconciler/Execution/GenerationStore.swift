@@ -1,0 +1,17 @@
+import Foundation
+import MeshwardCore
+import Store
+
+/// What the reconciler needs of the Store: channels with their generations, issuing new
+/// generations, recording progress. `StateStore` is the real one; `ScratchGenerationStore`
+/// keeps everything in memory for `plan`, which must not write.
+public protocol GenerationStore: Sendable {
+    func loadChannels() throws -> [ChannelID: ChannelRecord]
+    func issueGeneration(for channel: ChannelID, cipher: Cipher, source: IPAddress, destination: IPAddress,
+                         avoiding: Set<SPI>, now: Date) throws -> Generation
+    func update(_ records: [ChannelRecord]) throws
+    func removeChannel(_ id: ChannelID) throws
+    func appendJournal(_ entries: [JournalEntry]) throws
+}
+
+extension StateStore: GenerationStore {}

@@ -1,0 +1,51 @@
+import Foundation
+import Kernel
+import MeshwardCore
+
+/// What one pass did: whom it saw, what it sent, what the kernels answered.
+public struct PassReport: Sendable {
+    /// 1 for the first pass of a run.
+    public let number: Int
+    public let startedAt: Date
+    /// Nodes that answered.
+    public let observed: [String]
+    /// Nodes that did not, with the reason.
+    public let unreachable: [String: String]
+    /// Every operation sent, with the kernel's answer, in the order each node received them.
+    public let results: [(planned: PlannedOperation, outcome: OperationOutcome)]
+    /// Generations issued in this pass, by channel, with the reason.
+    public let issued: [(channel: ChannelID, spi: SPI, reason: GenerationRequest.Reason)]
+    /// The plan the pass carried out (steps, deadline, blocked channels).
+    public let plan: PassPlan
+    /// The observations of the pass, for status and drift.
+    public let observations: [String: NodeObservation]
+
+    /// Operations the kernels refused or never got.
+    public var failures: [(planned: PlannedOperation, outcome: OperationOutcome)] {
+        results.filter { !$0.outcome.isApplied }
+    }
+
+    /// True when the pass changed something in a kernel or the Store.
+    public var madeProgress: Bool {
+        results.contains { $0.outcome.isApplied } || !issued.isEmpty || !plan.recordUpdates.isEmpty
+            || !plan.removedChannels.isEmpty
+    }
+}
+
+/// How a run of passes ended.
+public struct ConvergeReport: Sendable {
+    public enum Outcome: Sendable, Equatable {
+        /// Every kernel matches the intent.
+        case converged
+        /// Only drain waits remain, until the given time (`--no-wait`).
+        case waitingForDrain(until: Date)
+        /// Nodes did not answer; what does not need them is done.
+        case blocked
+    }
+
+    public let outcome: Outcome
+    public let passes: [PassReport]
+
+    public var operationCount: Int { passes.reduce(0) { $0 + $1.results.count } }
+    public var last: PassReport? { passes.last }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import MeshwardCore
+import Store
+import Synchronization
+
+/// An in-memory generation store seeded from the real one, for planning without writing.
+///
+/// Generations it issues are placeholders: their SPIs come from the top of the SPI space and
+/// are listed in `placeholderSPIs`, so a rendered plan can say "new" instead of showing an SPI
+/// that will never exist.
+public final class ScratchGenerationStore: GenerationStore {
+    private struct State {
+        var channels: [ChannelID: ChannelRecord]
+        var nextSPI: UInt32 = 0xFFFF_FFFF
+        var placeholders: [SPI: Int] = [:]
+        var journal: [JournalEntry] = []
+    }
+
+    private let state: Mutex<State>
+
+    public init(channels: [ChannelID: ChannelRecord]) {
+        state = Mutex(State(channels: channels))
+    }
+
+    /// SPIs issued here, each with its ordinal (1 for the first placeholder, ...).
+    public var placeholderSPIs: [SPI: Int] { state.withLock { $0.placeholders } }
+
+    /// Every journal entry recorded here.
+    public var journal: [JournalEntry] { state.withLock { $0.journal } }
+
+    public func loadChannels() throws -> [ChannelID: ChannelRecord] { state.withLock { $0.channels } }
+
+    public func issueGeneration(for channel: ChannelID, cipher: Cipher, source: IPAddress, destination: IPAddress,
+                                avoiding: Set<SPI>, now: Date) throws -> Generation {
+        try state.withLock { state in
+            var spi = SPI(state.nextSPI)
+            while avoiding.contains(spi) { spi = SPI(spi.rawValue - 1) }
+            state.nextSPI = spi.rawValue - 1
+            state.placeholders[spi] = state.placeholders.count + 1
+            var record = state.channels[channel]
+                ?? ChannelRecord(id: channel, step: ChannelStep.new.rawValue, stepChangedAt: now, generations: [])
+            let generation = Generation(
+                channel: channel, number: (record.generations.map(\.number).max() ?? 0) + 1, spi: spi, cipher: cipher,
+                key: try KeyMaterial.random(count: cipher.keyLength), source: source, destination: destination,
+                createdAt: now, state: .pending)
+            record.generations.append(generation)
+            state.channels[channel] = record
+            return generation
+        }
+    }
+
+    public func update(_ records: [ChannelRecord]) throws {
+        state.withLock { state in
+            for record in records { state.channels[record.id] = record }
+        }
+    }
+
+    public func removeChannel(_ id: ChannelID) throws {
+        _ = state.withLock { $0.channels.removeValue(forKey: id) }
+    }
+
+    public func appendJournal(_ entries: [JournalEntry]) throws {
+        state.withLock { $0.journal.append(contentsOf: entries) }
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Kernel
+import MeshwardCore
+import Store
+
+/// One kernel operation the planner chose, with where it goes and why.
+public struct PlannedOperation: Sendable, Hashable, CustomStringConvertible {
+    /// The node whose kernel receives the operation.
+    public let node: String
+    public let operation: KernelOperation
+    /// The channel the object belongs to, when it is known.
+    public let channel: ChannelID?
+
+    public init(node: String, operation: KernelOperation, channel: ChannelID?) {
+        self.node = node
+        self.operation = operation
+        self.channel = channel
+    }
+
+    public var description: String { "\(node): \(operation)" }
+}
+
+/// A channel that needs a new generation before it can go on, and why.
+public struct GenerationRequest: Sendable, Hashable {
+    public enum Reason: String, Sendable, Hashable, Codable {
+        case new
+        case age
+        case packets
+        case requested
+        case cipherChanged = "cipher-changed"
+        case readdressed
+        case lostState = "lost-state"
+        case keyMismatch = "key-mismatch"
+    }
+
+    public let channel: ChannelID
+    public let cipher: Cipher
+    public let source: IPAddress
+    public let destination: IPAddress
+    /// Foreign SPIs seen at the destination; the new SPI must avoid them.
+    public let avoiding: Set<SPI>
+    public let reason: Reason
+}
+
+/// Why a channel cannot advance in this pass.
+public struct BlockedChannel: Sendable, Hashable {
+    public let channel: ChannelID
+    public let reason: String
+}
+
+/// The outcome of planning one pass: what to do to each node, what to write to the Store, and
+/// what waits.
+public struct PassPlan: Sendable {
+    /// Operations per node, in the order they must be sent.
+    public var operations: [String: [PlannedOperation]] = [:]
+    /// Channel records whose generations changed state or whose step moved.
+    public var recordUpdates: [ChannelID: ChannelRecord] = [:]
+    /// Channels that have left every kernel and can be forgotten.
+    public var removedChannels: [ChannelID] = []
+    /// Channels that need a new generation issued before they can go on.
+    public var generationRequests: [GenerationRequest] = []
+    /// The earliest time at which a time-gated step (drain) may go on; nil when nothing waits.
+    public var nextDeadline: Date?
+    /// Channels that cannot advance because a node they need did not answer.
+    public var blocked: [BlockedChannel] = []
+    /// The step each channel is in after this pass's planning, for status and progress.
+    public var steps: [ChannelID: ChannelStep] = [:]
+
+    public init() {}
+
+    /// The number of operations in the plan.
+    public var operationCount: Int { operations.values.reduce(0) { $0 + $1.count } }
+
+    /// True when nothing is left to do now (there may still be a deadline or blocked channels).
+    public var hasWork: Bool { operationCount > 0 || !generationRequests.isEmpty }
+
+    /// True when the fleet matches the intent: nothing to do, nothing waiting, nothing blocked.
+    public var isConverged: Bool { !hasWork && nextDeadline == nil && blocked.isEmpty }
+
+    mutating func append(_ operation: PlannedOperation) {
+        operations[operation.node, default: []].append(operation)
+    }
+
+    mutating func wait(until deadline: Date) {
+        nextDeadline = min(nextDeadline ?? deadline, deadline)
+    }
+}

@@ -1,0 +1,47 @@
+import DesiredState
+import Foundation
+import Kernel
+import MeshwardCore
+import Store
+
+/// Everything one pass's planning looks at: the intent, the stored channels, and what each
+/// reachable node's kernel holds right now. A value: planning is pure.
+public struct PlanningInput: Sendable {
+    /// The compiled spec.
+    public var intent: FleetIntent
+    /// The Store's channels, with their generations (keys included).
+    public var channels: [ChannelID: ChannelRecord]
+    /// One observation per node that answered in this pass.
+    public var observations: [String: NodeObservation]
+    /// Nodes that were asked and did not answer, with the reason.
+    public var unreachable: [String: String]
+    /// Every node the controller can reach in principle (it has an endpoint for it). A peer
+    /// outside this set is gone: nothing of its can be observed or will ever send again.
+    public var knownNodes: Set<String>
+    /// Channels whose key an operator asked to rotate, with the time of the request.
+    public var rekeyRequests: [ChannelID: Date]
+    /// The reqid that marks Meshward's objects.
+    public var reqid: Reqid
+    /// How long an old inbound SA stays for a channel the spec no longer names.
+    public var defaultDrain: Duration
+    /// The policy priority Meshward writes.
+    public var priority: UInt32
+    /// The time of this pass.
+    public var now: Date
+
+    public init(intent: FleetIntent, channels: [ChannelID: ChannelRecord], observations: [String: NodeObservation],
+                unreachable: [String: String] = [:], knownNodes: Set<String>, rekeyRequests: [ChannelID: Date] = [:],
+                reqid: Reqid, defaultDrain: Duration = .seconds(5), priority: UInt32 = SecurityPolicy.defaultPriority,
+                now: Date) {
+        self.intent = intent
+        self.channels = channels
+        self.observations = observations
+        self.unreachable = unreachable
+        self.knownNodes = knownNodes
+        self.rekeyRequests = rekeyRequests
+        self.reqid = reqid
+        self.defaultDrain = defaultDrain
+        self.priority = priority
+        self.now = now
+    }
+}

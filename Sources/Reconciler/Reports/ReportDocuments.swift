@@ -1,0 +1,138 @@
+import Foundation
+
+/// The JSON documents the commands print with `--output json`. Field names are snake_case
+/// and stable: pipelines parse them (docs/cli.md). Keys never appear in any of them.
+
+/// `meshward plan`: the staged changes, per stage and node.
+public struct PlanDocument: Codable, Sendable, Equatable {
+    public struct Operation: Codable, Sendable, Equatable {
+        public var node: String
+        public var operation: String
+        public var target: String
+        public var channel: String?
+    }
+
+    public struct Stage: Codable, Sendable, Equatable {
+        /// 1-based; one stage is one pass: every operation in it waits for the stage before.
+        public var stage: Int
+        /// Set when the stage may start only after a drain: the time it waits for.
+        public var waitsUntil: Date?
+        public var operations: [Operation]
+    }
+
+    public struct GenerationChange: Codable, Sendable, Equatable {
+        public var channel: String
+        public var reason: String
+    }
+
+    public struct Summary: Codable, Sendable, Equatable {
+        public var channelsCreated: Int
+        public var channelsRekeyed: Int
+        public var channelsRemoved: Int
+        public var operations: Int
+    }
+
+    public var cluster: String
+    public var revision: String
+    /// True when applying would change something.
+    public var changes: Bool
+    public var summary: Summary
+    public var generations: [GenerationChange]
+    public var stages: [Stage]
+    public var unreachable: [NodeProblem]
+}
+
+/// A node that could not be reached, and why.
+public struct NodeProblem: Codable, Sendable, Equatable {
+    public var node: String
+    public var reason: String
+}
+
+/// `meshward apply`, `rekey` and each `reconcile` cycle: what was done.
+public struct ApplyDocument: Codable, Sendable, Equatable {
+    public struct Issued: Codable, Sendable, Equatable {
+        public var channel: String
+        public var spi: String
+        public var reason: String
+    }
+
+    public struct Failure: Codable, Sendable, Equatable {
+        public var node: String
+        public var operation: String
+        public var target: String
+        public var error: String
+    }
+
+    public var cluster: String
+    public var revision: String
+    /// `converged`, `waiting-for-drain` or `blocked`.
+    public var outcome: String
+    public var passes: Int
+    public var operations: Int
+    public var failures: [Failure]
+    public var generationsIssued: [Issued]
+    public var unreachable: [NodeProblem]
+    /// With `waiting-for-drain`: when the next run can finish.
+    public var waitingUntil: Date?
+}
+
+/// `meshward status`: per node and per channel.
+public struct StatusDocument: Codable, Sendable, Equatable {
+    public struct Node: Codable, Sendable, Equatable {
+        public var name: String
+        public var endpoint: String
+        public var reachable: Bool
+        public var error: String?
+        /// Owned SAs and policies the node holds.
+        public var securityAssociations: Int
+        public var policies: Int
+        /// Every non-zero `/proc/net/xfrm_stat` counter.
+        public var dropCounters: [String: UInt64]
+    }
+
+    public struct Channel: Codable, Sendable, Equatable {
+        public var channel: String
+        public var from: String
+        public var to: String
+        public var family: String
+        public var step: String
+        public var generation: Int?
+        public var spi: String?
+        public var cipher: String?
+        public var keyAgeSeconds: Int?
+        public var nextRekey: Date?
+        /// True when the kernels differ from what the spec and the Store say they should hold.
+        public var drift: Bool
+        public var driftDetail: [String]
+    }
+
+    public var cluster: String?
+    public var revision: String?
+    public var observedAt: Date
+    public var nodes: [Node]
+    public var channels: [Channel]
+}
+
+/// `meshward history`: applied revisions, newest first.
+public struct HistoryDocument: Codable, Sendable, Equatable {
+    public struct Revision: Codable, Sendable, Equatable {
+        public var id: Int64
+        public var hash: String
+        public var source: String
+        public var appliedAt: Date
+        public var summary: String
+    }
+
+    public var revisions: [Revision]
+}
+
+/// The encoder every JSON document goes through: snake_case keys, ISO 8601 dates, sorted keys.
+public enum DocumentEncoding {
+    public static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}

@@ -1,0 +1,92 @@
+import DesiredState
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The controller loop, run under `ServiceGroup` (which turns SIGTERM into a graceful
+/// shutdown): every `interval`, and at once on SIGHUP or when a spec file changes, reload the
+/// spec and run passes until the fleet converges or only drain waits remain.
+///
+/// A spec that stops validating is reported and the last good one is kept; a failing cycle is
+/// retried with backoff (1 s, 2 s, 4 s ... up to the interval).
+public struct ReconcileService: Service {
+    private let controller: MeshwardController
+    private let specPaths: [String]
+    private let interval: Duration
+    private let once: Bool
+    private let reload: ReloadTrigger
+    private let logger: Logger
+    private let onCycle: @Sendable (Result<ApplyDocument, any Error>) async -> Void
+
+    public init(controller: MeshwardController, specPaths: [String], interval: Duration, once: Bool,
+                reload: ReloadTrigger, logger: Logger,
+                onCycle: @escaping @Sendable (Result<ApplyDocument, any Error>) async -> Void = { _ in }) {
+        self.controller = controller
+        self.specPaths = specPaths
+        self.interval = interval
+        self.once = once
+        self.reload = reload
+        self.logger = logger
+        self.onCycle = onCycle
+    }
+
+    public func run() async throws {
+        var lastGood: FleetIntent?
+        var consecutiveFailures = 0
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let fingerprint = SpecFingerprint(paths: specPaths)
+            let result: Result<ApplyDocument, any Error>
+            do {
+                let intent: FleetIntent
+                do {
+                    intent = try MeshwardController.loadSpec(specPaths).intent
+                    lastGood = intent
+                } catch {
+                    guard let lastGood, !once else { throw error }
+                    logger.error("the spec does not validate; keeping the last good one", metadata: ["error": "\(error)"])
+                    intent = lastGood
+                }
+                let document = try await controller.apply(
+                    intent, source: specPaths.joined(separator: " "), waitForDrain: false)
+                logger.notice(
+                    "cycle done",
+                    metadata: ["outcome": "\(document.outcome)", "operations": "\(document.operations)",
+                               "passes": "\(document.passes)"])
+                result = .success(document)
+                consecutiveFailures = 0
+            } catch {
+                logger.error("cycle failed", metadata: ["error": "\(error)"])
+                result = .failure(error)
+                consecutiveFailures += 1
+            }
+            await onCycle(result)
+            if once {
+                if case .failure(let error) = result { throw error }
+                return
+            }
+            let wait = consecutiveFailures == 0
+                ? interval : min(interval, .seconds(1 << min(consecutiveFailures - 1, 16)))
+            await waitForNextCycle(after: wait, fingerprint: fingerprint)
+        }
+    }
+
+    /// Returns when `wait` has passed, a reload was asked for, a spec file changed, or the
+    /// service is shutting down; checks every 200 ms.
+    private func waitForNextCycle(after wait: Duration, fingerprint: SpecFingerprint) async {
+        let deadline = ContinuousClock.now.advanced(by: wait)
+        var ticks = 0
+        while ContinuousClock.now < deadline {
+            if Task.isCancelled || Task.isShuttingDownGracefully { return }
+            if reload.consume() {
+                logger.notice("reload requested")
+                return
+            }
+            ticks += 1
+            if ticks % 5 == 0, SpecFingerprint(paths: specPaths) != fingerprint {
+                logger.notice("spec changed; reloading")
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Reconciler
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What every command that touches the fleet shares: logging set up once, errors printed as
+/// `meshward: error: ...` with exit code 1, documents printed as text or JSON.
+enum CommandSupport {
+    /// Sets up logging to standard error: warnings by default, info with `--verbose`,
+    /// or the level in `MESHWARD_LOG_LEVEL` (trace, debug, info, notice, warning, error).
+    static func logger(_ global: GlobalOptions) -> Logger {
+        let level: Logger.Level
+        if let text = ProcessInfo.processInfo.environment["MESHWARD_LOG_LEVEL"], let parsed = Logger.Level(rawValue: text) {
+            level = parsed
+        } else {
+            level = global.verbose ? .info : .warning
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "meshward")
+        logger.logLevel = level
+        return logger
+    }
+
+    /// Runs `body`; any error is printed as one clear message and becomes exit code 1.
+    static func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let exit as ExitCode {
+            throw exit
+        } catch let error as ControllerError {
+            printError(error.description, prefixed: !(error.isInvalidSpec))
+            throw ExitCode.failure
+        } catch {
+            printError("\(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    static func printError(_ message: String, prefixed: Bool = true) {
+        var standardError = StandardError()
+        print(prefixed ? "meshward: error: \(message)" : message, to: &standardError)
+    }
+
+    /// Prints a document as JSON.
+    static func printJSON<T: Encodable>(_ document: T) throws {
+        print(try DocumentEncoding.json(document))
+    }
+
+    /// True when standard error is a terminal, so progress lines help someone watching.
+    static var isInteractive: Bool { isatty(STDERR_FILENO) == 1 }
+
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(.iso8601)
+    }
+}
+
+extension ControllerError {
+    var isInvalidSpec: Bool {
+        if case .invalidSpec = self { return true }
+        return false
+    }
+}

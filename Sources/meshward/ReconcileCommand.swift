@@ -1,0 +1,95 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import Reconciler
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `meshward reconcile SPEC... [--interval 30s] [--once]`: the controller loop.
+struct ReconcileCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reconcile",
+        abstract: "Run the controller loop: converge every interval, at once on SIGHUP or a spec change; "
+            + "exit cleanly on SIGTERM.",
+        discussion: "With --once: one cycle, then exit 0 when it succeeded, 1 otherwise.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("Spec files or directories.", valueName: "spec"))
+    var specs: [String]
+
+    @Option(name: .long, help: ArgumentHelp("Time between cycles, e.g. 30s, 5m.", valueName: "duration"))
+    var interval: String = "30s"
+
+    @Flag(name: .long, help: "Run one cycle and exit.")
+    var once = false
+
+    func validate() throws {
+        guard Self.parse(duration: interval) != nil else {
+            throw ValidationError("--interval takes a duration such as 30s, 5m or 1h, not '\(interval)'.")
+        }
+    }
+
+    /// Parses `90s`, `5m`, `1h`, `1h30m`; nil for anything else or zero.
+    static func parse(duration text: String) -> Duration? {
+        var total: Int64 = 0
+        var digits = ""
+        for character in text {
+            if character.isASCII && character.isNumber {
+                digits.append(character)
+                continue
+            }
+            guard let value = Int64(digits) else { return nil }
+            switch character {
+            case "s": total += value
+            case "m": total += value * 60
+            case "h": total += value * 3_600
+            case "d": total += value * 86_400
+            default: return nil
+            }
+            digits = ""
+        }
+        guard digits.isEmpty, total > 0 else { return nil }
+        return .seconds(total)
+    }
+
+    func run() async throws {
+        let logger = CommandSupport.logger(global)
+        let reload = ReloadTrigger()
+        signal(SIGHUP, SIG_IGN)
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hangup.setEventHandler { reload.fire() }
+        hangup.resume()
+        defer { hangup.cancel() }
+
+        let output = global.output
+        let service = ReconcileService(
+            controller: MeshwardController(stateDirectory: global.stateDirectory, logger: logger),
+            specPaths: specs, interval: Self.parse(duration: interval) ?? .seconds(30), once: once, reload: reload,
+            logger: logger,
+            onCycle: { result in
+                switch result {
+                case .success(let document):
+                    if output == .json {
+                        if let text = try? DocumentEncoding.json(document) { print(text) }
+                    } else {
+                        print(ApplyText(document).text)
+                    }
+                case .failure(let error):
+                    CommandSupport.printError("\(error)", prefixed: !((error as? ControllerError)?.isInvalidSpec ?? false))
+                }
+            })
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            throw ExitCode.failure
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Reconciler
+
+/// `meshward rekey SPEC... [--channel FROM:TO | --node NAME | --all]`: rotate keys now.
+struct RekeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rekey",
+        abstract: "Rotate the keys of some channels now, make-before-break, then converge as apply does.",
+        discussion: "Exactly one of --channel, --node or --all. Exit codes as for apply.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("Spec files or directories.", valueName: "spec"))
+    var specs: [String]
+
+    @Option(name: .long, help: ArgumentHelp("The channels from one node to another (both families).",
+                                            valueName: "from:to"))
+    var channel: String?
+
+    @Option(name: .long, help: ArgumentHelp("Every channel to or from this node.", valueName: "name"))
+    var node: String?
+
+    @Flag(name: .long, help: "Every channel of the spec.")
+    var all = false
+
+    @Flag(name: .long, help: "Do not wait for drains.")
+    var noWait = false
+
+    func validate() throws {
+        let chosen = [channel != nil, node != nil, all].filter { $0 }.count
+        guard chosen == 1 else { throw ValidationError("Give exactly one of --channel FROM:TO, --node NAME or --all.") }
+        if let channel {
+            let parts = channel.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw ValidationError("--channel takes FROM:TO, two node names, for example web-1:app-1.")
+            }
+        }
+    }
+
+    func run() async throws {
+        let selection: RekeySelection
+        if let channel {
+            let parts = channel.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            selection = .channel(from: parts[0], to: parts[1])
+        } else if let node {
+            selection = .node(node)
+        } else {
+            selection = .all
+        }
+        try await ApplyRunner(global: global, specs: specs, waitForDrain: !noWait, rekey: selection).run()
+    }
+}

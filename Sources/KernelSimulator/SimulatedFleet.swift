@@ -1,0 +1,77 @@
+import Kernel
+import MeshwardCore
+import Synchronization
+
+/// A simulated fleet shared by the kernels of its nodes: one `SimulatedFleetState` behind a
+/// mutex, fault injection, an operation observer, and persistence.
+///
+/// Every operation takes the lock on its own, so operations of different nodes' batches
+/// interleave as they would across real machines, and the observer sees the fleet after each.
+public final class SimulatedFleet: Sendable {
+    /// Called with the fleet's state after every single operation (applied, failed or not
+    /// attempted), under the fleet's lock: it may send packets and read or change the state it
+    /// is given, but must not call back into the fleet.
+    public typealias OperationObserver = @Sendable (
+        _ node: String, _ operation: KernelOperation, _ outcome: OperationOutcome, _ state: inout SimulatedFleetState
+    ) -> Void
+
+    private struct Storage: Sendable {
+        var state: SimulatedFleetState
+        var observer: OperationObserver?
+    }
+
+    private let storage: Mutex<Storage>
+
+    /// A fleet starting from `state` (empty by default).
+    public init(state: SimulatedFleetState = .init()) {
+        storage = Mutex(Storage(state: state, observer: nil))
+    }
+
+    /// The kernel of `node` as seen by the owner of `reqid`. The node need not exist yet; until
+    /// it does, the kernel is unreachable.
+    public func kernel(for node: String, reqid: Reqid) -> SimulatedKernel {
+        SimulatedKernel(node: node, reqid: reqid, fleet: self)
+    }
+
+    /// Runs `body` with exclusive access to the state: read it, change it, send packets.
+    /// Must not call back into the fleet.
+    public func withState<T, E: Error>(_ body: (inout SimulatedFleetState) throws(E) -> T) throws(E) -> T {
+        let result: Result<T, E> = storage.withLock { storage in
+            do throws(E) {
+                return .success(try body(&storage.state))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    /// A copy of the state at this instant.
+    public var state: SimulatedFleetState {
+        storage.withLock { $0.state }
+    }
+
+    /// Installs (or, with nil, removes) the observer called after every single operation.
+    public func setOperationObserver(_ observer: OperationObserver?) {
+        storage.withLock { $0.observer = observer }
+    }
+
+    /// Applies one operation to `node` as the owner of `reqid`, then calls the observer.
+    func apply(_ operation: KernelOperation, on node: String, reqid: Reqid) -> OperationOutcome {
+        storage.withLock { storage in
+            let outcome = storage.state.apply(operation, on: node, reqid: reqid)
+            storage.observer?(node, operation, outcome, &storage.state)
+            return outcome
+        }
+    }
+
+    /// Why `node` cannot be reached, or nil when it can.
+    func unreachableReason(_ node: String) -> String? {
+        storage.withLock { storage in
+            guard let record = storage.state.nodes[node] else {
+                return "the simulated fleet has no node named \(node)"
+            }
+            return record.isReachable ? nil : "the simulated node is not answering"
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import COpenSSL
+import MeshwardCore
+
+extension FleetIntent {
+    /// SHA-256 over a canonical, length-prefixed serialization of the intent.
+    ///
+    /// Every string is written as its UTF-8 length and bytes, every collection as its count and
+    /// elements in their sorted order, so no two different intents serialize alike. Labels are
+    /// written sorted by key. The serialization is streamed into the digest, never built whole.
+    static func revision(cluster: String, reqid: UInt32, nodes: [NodeIntent], channels: [ChannelIntent],
+                         flowCount: Int) -> String {
+        var writer = CanonicalDigest()
+        writer.string("meshward-intent/1")
+        writer.string(cluster)
+        writer.integer(UInt64(reqid))
+        writer.integer(UInt64(flowCount))
+        writer.integer(UInt64(nodes.count))
+        for node in nodes {
+            writer.string(node.name)
+            writer.integer(UInt64(node.addresses.count))
+            for address in node.addresses { writer.address(address) }
+            writer.integer(UInt64(node.labels.count))
+            for key in node.labels.keys.sorted() {
+                writer.string(key)
+                writer.string(node.labels[key] ?? "")
+            }
+            writer.string(node.endpoint.description)
+        }
+        writer.integer(UInt64(channels.count))
+        for channel in channels {
+            writer.string(channel.id.from)
+            writer.string(channel.id.to)
+            writer.string(channel.id.family.rawValue)
+            writer.address(channel.source)
+            writer.address(channel.destination)
+            writer.integer(UInt64(channel.traffic.count))
+            for match in channel.traffic {
+                writer.integer(UInt64(match.transport?.number ?? 255))
+                writer.integer(UInt64(match.sourcePort.map { Int($0) + 1 } ?? 0))
+                writer.integer(UInt64(match.destinationPort.map { Int($0) + 1 } ?? 0))
+            }
+            writer.string(channel.cipher.rawValue)
+            writer.duration(channel.rekey.every)
+            writer.integer(channel.rekey.packets.map { $0 == .max ? $0 : $0 + 1 } ?? 0)
+            writer.duration(channel.drain)
+            writer.string(channel.enforcement.rawValue)
+            writer.integer(UInt64(channel.flows.count))
+            for flow in channel.flows { writer.string(flow) }
+        }
+        return writer.finish()
+    }
+}
+
+/// A SHA-256 digest fed through a buffer, so large serializations are hashed in chunks.
+private struct CanonicalDigest {
+    private var buffer: [UInt8] = []
+    private let context: OpaquePointer?
+
+    init() {
+        context = EVP_MD_CTX_new()
+        EVP_DigestInit_ex(context, EVP_sha256(), nil)
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    mutating func integer(_ value: UInt64) {
+        withUnsafeBytes(of: value.bigEndian) { buffer.append(contentsOf: $0) }
+        flushIfFull()
+    }
+
+    mutating func string(_ value: String) {
+        var value = value
+        value.withUTF8 { bytes in
+            integer(UInt64(bytes.count))
+            buffer.append(contentsOf: bytes)
+        }
+        flushIfFull()
+    }
+
+    mutating func address(_ address: IPAddress) {
+        buffer.append(UInt8(address.bytes.count))
+        buffer.append(contentsOf: address.bytes)
+    }
+
+    mutating func duration(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        integer(UInt64(bitPattern: seconds))
+        integer(UInt64(bitPattern: attoseconds))
+    }
+
+    private mutating func flushIfFull() {
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    private mutating func flush() {
+        buffer.withUnsafeBufferPointer { bytes in
+            _ = EVP_DigestUpdate(context, bytes.baseAddress, bytes.count)
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    mutating func finish() -> String {
+        flush()
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        EVP_DigestFinal_ex(context, &digest, &length)
+        EVP_MD_CTX_free(context)
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(64)
+        for byte in digest.prefix(Int(length)) {
+            text.append(hex[Int(byte >> 4)])
+            text.append(hex[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}

@@ -1,0 +1,368 @@
+import Foundation
+import GRDB
+import MeshwardCore
+
+extension StateStore {
+    /// Every channel with its step and generations, keys unsealed.
+    ///
+    /// One consistent snapshot, read with one query per table (never one per channel). Throws
+    /// `StoreError.sealedKeyInvalid` for a key that does not open under its own row's identity.
+    public func loadChannels() throws -> [ChannelID: ChannelRecord] {
+        let started = ContinuousClock.now
+        let cipher = try sealer.makeCipher()
+        var unsealing = Duration.zero
+        let records = try read("load channels") { db -> [ChannelID: ChannelRecord] in
+            var channelsByRow: [Int64: ChannelRecord] = [:]
+            let channelCount = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM channels") ?? 0
+            channelsByRow.reserveCapacity(channelCount)
+            var names = Interner<String>()
+            let channels = try Row.fetchCursor(
+                db, sql: "SELECT id, from_node, to_node, family, step, step_changed_at FROM channels")
+            while let row = try channels.next() {
+                let familyText: String = row[3]
+                guard let family = AddressFamily(rawValue: familyText) else {
+                    throw StoreError.corrupt(path: databasePath, reason: "channel family '\(familyText)' is unknown")
+                }
+                let id = ChannelID(from: names.intern(row[1]), to: names.intern(row[2]), family: family)
+                channelsByRow[row[0]] = ChannelRecord(
+                    id: id, step: names.intern(row[4]), stepChangedAt: Date(storedValue: row[5]), generations: [])
+            }
+
+            var addresses = AddressInterner()
+            var associatedData: [UInt8] = []
+            associatedData.reserveCapacity(128)
+            var currentRow: Int64 = -1
+            var current: [Generation] = []
+            func flush() {
+                guard currentRow >= 0, !current.isEmpty else { return }
+                channelsByRow[currentRow]?.generations = current
+                current = []
+            }
+            let generations = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT channel_id, number, spi, cipher, source, destination, created_at, state,
+                           activated_at, superseded_at, retired_at, seal_version, nonce, sealed_key
+                    FROM generations ORDER BY channel_id, number
+                    """)
+            while let row = try generations.next() {
+                let channelRow: Int64 = row[0]
+                if channelRow != currentRow {
+                    flush()
+                    currentRow = channelRow
+                }
+                guard let channel = channelsByRow[channelRow]?.id else {
+                    throw StoreError.corrupt(path: databasePath, reason: "a generation refers to a missing channel")
+                }
+                let number: Int = row[1]
+                let spi = SPI(UInt32(truncatingIfNeeded: row[2] as Int64))
+                let cipherText: String = row[3]
+                let stateText: String = row[7]
+                guard let kind = Cipher(rawValue: cipherText), let state = GenerationState(rawValue: stateText),
+                    let source = try row.withUnsafeData(atIndex: 4, { addresses.intern($0) }),
+                    let destination = try row.withUnsafeData(atIndex: 5, { addresses.intern($0) })
+                else {
+                    throw StoreError.corrupt(
+                        path: databasePath, reason: "generation \(number) of channel \(channel) has unknown values")
+                }
+                let version: Int = row[11]
+                guard version == KeySealer.version else {
+                    throw StoreError.corrupt(
+                        path: databasePath,
+                        reason: "generation \(number) of channel \(channel) is sealed with unknown version \(version)")
+                }
+                SealingContext.generation(
+                    channel, number: number, spi: spi, cipher: kind, source: source, destination: destination,
+                    into: &associatedData)
+                let unsealStarted = ContinuousClock.now
+                let key = try row.withUnsafeData(atIndex: 12) { nonce in
+                    try row.withUnsafeData(atIndex: 13) { sealed in
+                        Self.unseal(nonce, sealed, associatedData, with: cipher)
+                    }
+                }
+                unsealing += ContinuousClock.now - unsealStarted
+                guard let key else { throw StoreError.sealedKeyInvalid(channel: channel, generation: number) }
+                current.append(
+                    Generation(
+                        channel: channel, number: number, spi: spi, cipher: kind, key: KeyMaterial(bytes: key),
+                        source: source, destination: destination, createdAt: Date(storedValue: row[6]),
+                        state: state, activatedAt: (row[8] as Double?).map(Date.init(storedValue:)),
+                        supersededAt: (row[9] as Double?).map(Date.init(storedValue:)),
+                        retiredAt: (row[10] as Double?).map(Date.init(storedValue:))))
+            }
+            flush()
+
+            var records: [ChannelID: ChannelRecord] = [:]
+            records.reserveCapacity(channelsByRow.count)
+            for record in channelsByRow.values { records[record.id] = record }
+            return records
+        }
+        logger.debug(
+            "loaded channels",
+            metadata: [
+                "store.channels": "\(records.count)",
+                "store.load_seconds": "\((ContinuousClock.now - started).seconds)",
+                "store.unseal_seconds": "\(unsealing.seconds)",
+            ])
+        return records
+    }
+
+    /// Issues a new generation of `channel`, creating the channel (step `ChannelRecord.initialStep`)
+    /// if the store does not hold it yet.
+    ///
+    /// The key is `cipher.keyLength` fresh bytes from OpenSSL's CSPRNG. The SPI is at least 0x100,
+    /// was never issued before for `destination` (by any channel, ever, including removed ones)
+    /// and is none of `avoiding` (foreign SPIs seen there). The generation starts `pending`; it is
+    /// sealed and committed before this returns.
+    public func issueGeneration(
+        for channel: ChannelID, cipher: Cipher, source: IPAddress, destination: IPAddress, avoiding: Set<SPI>,
+        now: Date
+    ) throws -> Generation {
+        let request = GenerationRequest(
+            channel: channel, cipher: cipher, source: source, destination: destination, avoiding: avoiding)
+        return try issueGenerations([request], now: now)[0]
+    }
+
+    /// Issues one generation per request in ONE transaction: all are committed, or none.
+    ///
+    /// Each is issued as `issueGeneration` describes; two requests for one channel give it two
+    /// consecutive generations. Returns them in the order of `requests`.
+    public func issueGenerations(_ requests: [GenerationRequest], now: Date) throws -> [Generation] {
+        for request in requests {
+            guard request.source.family == request.channel.family,
+                request.destination.family == request.channel.family
+            else {
+                throw StoreError.invalidRecord(
+                    channel: request.channel,
+                    reason: "addresses \(request.source) and \(request.destination) are not both "
+                        + "\(request.channel.family)")
+            }
+        }
+        let cipher = try sealer.makeCipher()
+        let issued = try write("issue generations") { db -> [Generation] in
+            var issued: [Generation] = []
+            issued.reserveCapacity(requests.count)
+            var associatedData: [UInt8] = []
+            for request in requests {
+                let channel = request.channel
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO channels (from_node, to_node, family, step, step_changed_at)
+                        VALUES (?, ?, ?, ?, ?) ON CONFLICT (from_node, to_node, family) DO NOTHING
+                        """
+                ).execute(arguments: [
+                    channel.from, channel.to, channel.family.rawValue, ChannelRecord.initialStep, now.storedValue,
+                ])
+                guard
+                    let row = try Row.fetchOne(
+                        db.cachedStatement(
+                            sql: """
+                                UPDATE channels SET last_generation = last_generation + 1
+                                WHERE from_node = ? AND to_node = ? AND family = ?
+                                RETURNING id, last_generation
+                                """),
+                        arguments: [channel.from, channel.to, channel.family.rawValue])
+                else {
+                    throw StoreError.unknownChannel(channel)
+                }
+                let channelRow: Int64 = row[0]
+                let number: Int = row[1]
+                let spi = try reserveSPI(db, for: request, now: now)
+                let key = try KeyMaterial.random(count: request.cipher.keyLength)
+                SealingContext.generation(
+                    channel, number: number, spi: spi, cipher: request.cipher, source: request.source,
+                    destination: request.destination, into: &associatedData)
+                let sealed = try cipher.seal(key.bytes, associatedData: associatedData)
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO generations (channel_id, number, spi, cipher, source, destination, created_at,
+                            state, seal_version, nonce, sealed_key)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """
+                ).execute(arguments: [
+                    channelRow, number, Int64(spi.rawValue), request.cipher.rawValue, Data(request.source.bytes),
+                    Data(request.destination.bytes), now.storedValue, GenerationState.pending.rawValue,
+                    KeySealer.version, Data(sealed.nonce), Data(sealed.ciphertext),
+                ])
+                issued.append(
+                    Generation(
+                        channel: channel, number: number, spi: spi, cipher: request.cipher, key: key,
+                        source: request.source, destination: request.destination, createdAt: now, state: .pending))
+            }
+            return issued
+        }
+        for generation in issued {
+            logger.debug(
+                "issued generation",
+                metadata: [
+                    "channel": "\(generation.channel)", "generation": "\(generation.number)",
+                    "sa.spi": "\(generation.spi.hex)", "sa.destination": "\(generation.destination)",
+                ])
+        }
+        return issued
+    }
+
+    /// Writes the steps and generation states (with their timestamps) of these channels in ONE
+    /// transaction.
+    ///
+    /// Keys, SPIs, ciphers and addresses are immutable: they are never written, and a record whose
+    /// generation names another SPI than the stored one is refused. A stored generation that a
+    /// record no longer lists is deleted if it is retired (pruning); if it is not retired the update
+    /// is refused, since its key may still be in a kernel. Throws `StoreError.unknownChannel` for a
+    /// channel the store does not hold; nothing is written then.
+    public func update(_ records: [ChannelRecord]) throws {
+        try write("update channels") { db in
+            for record in records {
+                let id = record.id
+                guard
+                    let channelRow = try Int64.fetchOne(
+                        db.cachedStatement(
+                            sql: "SELECT id FROM channels WHERE from_node = ? AND to_node = ? AND family = ?"),
+                        arguments: [id.from, id.to, id.family.rawValue])
+                else {
+                    throw StoreError.unknownChannel(id)
+                }
+                try db.cachedStatement(
+                    sql: """
+                        UPDATE channels SET step = ?1, step_changed_at = ?2
+                        WHERE id = ?3 AND (step IS NOT ?1 OR step_changed_at IS NOT ?2)
+                        """
+                ).execute(arguments: [record.step, record.stepChangedAt.storedValue, channelRow])
+
+                var stored: [Int: (spi: UInt32, state: String)] = [:]
+                let rows = try Row.fetchCursor(
+                    db.cachedStatement(sql: "SELECT number, spi, state FROM generations WHERE channel_id = ?"),
+                    arguments: [channelRow])
+                while let row = try rows.next() {
+                    stored[row[0]] = (UInt32(truncatingIfNeeded: row[1] as Int64), row[2])
+                }
+                for generation in record.generations {
+                    guard generation.channel == id else {
+                        throw StoreError.invalidRecord(
+                            channel: id, reason: "generation \(generation.number) belongs to \(generation.channel)")
+                    }
+                    guard let existing = stored.removeValue(forKey: generation.number) else {
+                        throw StoreError.invalidRecord(
+                            channel: id,
+                            reason: "generation \(generation.number) is not in the store; "
+                                + "only issueGeneration creates generations")
+                    }
+                    guard existing.spi == generation.spi.rawValue else {
+                        throw StoreError.invalidRecord(
+                            channel: id,
+                            reason: "generation \(generation.number) has SPI \(SPI(existing.spi)) in the store, "
+                                + "not \(generation.spi); SPIs never change")
+                    }
+                    try db.cachedStatement(
+                        sql: """
+                            UPDATE generations
+                            SET state = ?1, activated_at = ?2, superseded_at = ?3, retired_at = ?4
+                            WHERE channel_id = ?5 AND number = ?6
+                              AND (state IS NOT ?1 OR activated_at IS NOT ?2 OR superseded_at IS NOT ?3
+                                   OR retired_at IS NOT ?4)
+                            """
+                    ).execute(arguments: [
+                        generation.state.rawValue, generation.activatedAt?.storedValue,
+                        generation.supersededAt?.storedValue, generation.retiredAt?.storedValue, channelRow,
+                        generation.number,
+                    ])
+                }
+                for (number, existing) in stored {
+                    guard existing.state == GenerationState.retired.rawValue else {
+                        throw StoreError.invalidRecord(
+                            channel: id,
+                            reason: "generation \(number) is \(existing.state) in the store but missing from the "
+                                + "record; only retired generations may be pruned")
+                    }
+                    try db.cachedStatement(sql: "DELETE FROM generations WHERE channel_id = ? AND number = ?")
+                        .execute(arguments: [channelRow, number])
+                }
+            }
+        }
+    }
+
+    /// Forgets a channel that has left every kernel, with its generations and keys. Its SPIs stay
+    /// reserved forever. Does nothing when the store does not hold the channel.
+    public func removeChannel(_ id: ChannelID) throws {
+        let removed = try write("remove channel") { db -> Bool in
+            try db.execute(
+                sql: "DELETE FROM channels WHERE from_node = ? AND to_node = ? AND family = ?",
+                arguments: [id.from, id.to, id.family.rawValue])
+            return db.changesCount > 0
+        }
+        if removed { logger.info("removed channel", metadata: ["channel": "\(id)"]) }
+    }
+
+    /// Reserves an SPI for the request's destination: random, never issued there, not foreign.
+    private func reserveSPI(_ db: Database, for request: GenerationRequest, now: Date) throws -> SPI {
+        let destination = Data(request.destination.bytes)
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO issued_spis (destination, spi, channel, issued_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (destination, spi) DO NOTHING
+                """)
+        func tryReserve(_ candidate: UInt32) throws -> Bool {
+            guard !request.avoiding.contains(SPI(candidate)) else { return false }
+            try insert.execute(arguments: [destination, Int64(candidate), request.channel.description, now.storedValue])
+            return db.changesCount == 1
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<64 {
+            let candidate = UInt32.random(in: spiRange, using: &generator)
+            if try tryReserve(candidate) { return SPI(candidate) }
+        }
+        // The range is nearly full (only a narrowed range gets here): walk it once from a
+        // random point, skipping what is taken.
+        let taken = try Set(
+            Int64.fetchAll(
+                db, sql: "SELECT spi FROM issued_spis WHERE destination = ? AND spi BETWEEN ? AND ?",
+                arguments: [destination, Int64(spiRange.lowerBound), Int64(spiRange.upperBound)]
+            ).map { UInt32(truncatingIfNeeded: $0) })
+        let size = UInt64(spiRange.upperBound - spiRange.lowerBound) + 1
+        let start = UInt64(UInt32.random(in: spiRange, using: &generator) - spiRange.lowerBound)
+        var offset: UInt64 = 0
+        while offset < size {
+            let candidate = spiRange.lowerBound + UInt32((start + offset) % size)
+            if !taken.contains(candidate), try tryReserve(candidate) { return SPI(candidate) }
+            offset += 1
+        }
+        throw StoreError.spiSpaceExhausted(destination: request.destination)
+    }
+
+    static func unseal(_ nonce: Data?, _ sealed: Data?, _ associatedData: [UInt8], with cipher: SealingCipher)
+        -> [UInt8]?
+    {
+        guard let nonce, let sealed else { return nil }
+        return nonce.withUnsafeBytes { nonce in
+            sealed.withUnsafeBytes { sealed in
+                associatedData.withUnsafeBytes { ad in
+                    cipher.open(nonce: nonce, ciphertext: sealed, associatedData: ad)
+                }
+            }
+        }
+    }
+}
+
+/// Shares one copy of repeated values (node names, steps) across a bulk load.
+struct Interner<Value: Hashable> {
+    private var seen: Set<Value> = []
+
+    mutating func intern(_ value: Value) -> Value {
+        if let existing = seen.firstIndex(of: value) { return seen[existing] }
+        seen.insert(value)
+        return value
+    }
+}
+
+/// Shares one `IPAddress` (and its byte array) per distinct address across a bulk load.
+struct AddressInterner {
+    private var seen: [Data: IPAddress] = [:]
+
+    mutating func intern(_ bytes: Data?) -> IPAddress? {
+        guard let bytes else { return nil }
+        if let address = seen[bytes] { return address }
+        guard let address = IPAddress(bytes: Array(bytes)) else { return nil }
+        seen[Data(Array(bytes))] = address
+        return address
+    }
+}

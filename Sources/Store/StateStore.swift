@@ -1,0 +1,279 @@
+import Foundation
+import GRDB
+import Logging
+import MeshwardCore
+import Synchronization
+
+/// The controller's durable state: channels and their generations (keys sealed under the master
+/// key), the reconciler's per-channel step, applied spec revisions, a journal of kernel
+/// operations, a writer lease and a little metadata.
+///
+/// On disk it is one SQLite database in WAL mode, `state.sqlite`, in a 0700 directory, beside the
+/// 0600 master key `master.key`. Every call is one transaction, so a controller killed at any
+/// instant finds each channel exactly as the last completed call left it.
+///
+/// Once this instance has acquired the lease, every write first checks, inside its transaction,
+/// that the lease still names the same holder: a controller whose lease another one took over
+/// cannot write (`StoreError.leaseNotHeld`). Safe to use from any thread.
+public final class StateStore: Sendable {
+    /// The state directory; nil for an in-memory store.
+    public let directory: String?
+    /// The database file (`:memory:` for an in-memory store), for messages.
+    let databasePath: String
+    /// The master key file; nil for an in-memory store.
+    let masterKeyPath: String?
+    let writer: any DatabaseWriter
+    let sealer: KeySealer
+    let logger: Logger
+    /// The SPIs this store issues from. Narrowed only by tests, to reach exhaustion.
+    let spiRange: ClosedRange<UInt32>
+    /// The holder this instance acquired the lease for; writes are fenced by it.
+    let fence = Mutex<String?>(nil)
+
+    private init(
+        directory: String?, databasePath: String, masterKeyPath: String?, writer: any DatabaseWriter,
+        sealer: KeySealer, logger: Logger, spiRange: ClosedRange<UInt32>
+    ) {
+        self.directory = directory
+        self.databasePath = databasePath
+        self.masterKeyPath = masterKeyPath
+        self.writer = writer
+        self.sealer = sealer
+        self.logger = logger
+        self.spiRange = spiRange
+    }
+
+    /// Opens the state directory, creating it on first use.
+    ///
+    /// Creates the directory (0700), `state.sqlite` (0600, WAL mode) and, unless `masterKeyPath`
+    /// names the operator's own key file, `master.key` (0600, 32 bytes from OpenSSL's CSPRNG).
+    /// Refuses an existing directory, database or key file that group or others may access (the
+    /// error says which `chmod` fixes it), a missing or wrong master key while the database holds
+    /// sealed keys, and a database that fails SQLite's `quick_check`. Runs pending migrations.
+    public static func open(directory: String, masterKeyPath: String? = nil, logger: Logger) throws -> StateStore {
+        try open(directory: directory, masterKeyPath: masterKeyPath, logger: logger, spiRange: defaultSPIRange)
+    }
+
+    /// An in-memory store: nothing touches the disk. For tests and benchmarks.
+    public static func inMemory(masterKey: KeyMaterial, logger: Logger) throws -> StateStore {
+        try inMemory(masterKey: masterKey, logger: logger, spiRange: defaultSPIRange)
+    }
+
+    static let defaultSPIRange = SPI.minimumIssued...UInt32.max
+
+    static func open(
+        directory: String, masterKeyPath: String?, logger: Logger, spiRange: ClosedRange<UInt32>
+    ) throws -> StateStore {
+        let files = StateDirectory(path: directory, masterKeyPath: masterKeyPath)
+        try files.prepareDirectory()
+        let existed = try files.prepareDatabaseFile()
+        let path = files.databasePath
+        // Read the key before SQLite touches the files: a key file with loose permissions is
+        // refused before anything else happens.
+        let existingKey = try files.readMasterKey()
+
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration())
+        } catch let error as DatabaseError {
+            throw classify(error, path: path, operation: "open")
+        }
+        try checkQuickly(pool, path: path)
+        try migrate(pool, path: path)
+
+        let hasCheck = try perform(path: path, operation: "read the master key check") {
+            try pool.read { db in try Bool.fetchOne(db, sql: "SELECT COUNT(*) > 0 FROM master_key_check") ?? false }
+        }
+        let masterKey: KeyMaterial
+        if let existingKey {
+            masterKey = existingKey
+        } else if files.masterKeyIsExternal || hasCheck {
+            throw StoreError.masterKeyMissing(path: files.masterKeyPath)
+        } else {
+            masterKey = try KeyMaterial.random(count: KeySealer.masterKeyLength)
+            try files.writeMasterKey(masterKey)
+            logger.notice("created master key", metadata: ["store.master_key": "\(files.masterKeyPath)"])
+        }
+        let sealer: KeySealer
+        do {
+            sealer = try KeySealer(masterKey: masterKey)
+        } catch {
+            throw StoreError.masterKeyInvalid(path: files.masterKeyPath, reason: error.description)
+        }
+        let store = StateStore(
+            directory: files.path, databasePath: path, masterKeyPath: files.masterKeyPath, writer: pool,
+            sealer: sealer, logger: logger, spiRange: spiRange)
+        try store.verifyMasterKey()
+        logger.info(
+            "opened state store",
+            metadata: ["store.path": "\(path)", "store.created": "\(!existed)"])
+        return store
+    }
+
+    static func inMemory(masterKey: KeyMaterial, logger: Logger, spiRange: ClosedRange<UInt32>) throws -> StateStore {
+        let path = ":memory:"
+        let queue: DatabaseQueue
+        do {
+            queue = try DatabaseQueue(configuration: configuration())
+        } catch let error as DatabaseError {
+            throw classify(error, path: path, operation: "open")
+        }
+        try migrate(queue, path: path)
+        let sealer: KeySealer
+        do {
+            sealer = try KeySealer(masterKey: masterKey)
+        } catch {
+            throw StoreError.masterKeyInvalid(path: "(in memory)", reason: error.description)
+        }
+        let store = StateStore(
+            directory: nil, databasePath: path, masterKeyPath: nil, writer: queue, sealer: sealer, logger: logger,
+            spiRange: spiRange)
+        try store.verifyMasterKey()
+        return store
+    }
+
+    /// Runs SQLite's full `integrity_check` (every page and index; slow on a large store) and
+    /// throws `StoreError.corrupt` unless it reports `ok`. `open` runs the faster `quick_check`.
+    public func verifyIntegrity() throws {
+        let problems = try read("check integrity") { db in
+            try String.fetchAll(db, sql: "PRAGMA integrity_check")
+        }
+        guard problems == ["ok"] else {
+            throw StoreError.corrupt(path: databasePath, reason: problems.prefix(5).joined(separator: "; "))
+        }
+        let violations = try read("check foreign keys") { db in try Row.fetchAll(db, sql: "PRAGMA foreign_key_check") }
+        guard violations.isEmpty else {
+            throw StoreError.corrupt(path: databasePath, reason: "\(violations.count) rows refer to missing rows")
+        }
+    }
+
+    // MARK: - Plumbing
+
+    private static func configuration() -> Configuration {
+        var configuration = Configuration()
+        configuration.label = "meshward.store"
+        configuration.foreignKeysEnabled = true
+        // Another process (a second controller, `meshward status`) may hold the write lock briefly.
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            // A commit the controller reported must survive a power cut, not only a crash: the
+            // kernel may already hold the keys it committed.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        return configuration
+    }
+
+    private static func checkQuickly(_ pool: DatabasePool, path: String) throws {
+        let result = try perform(path: path, operation: "check integrity") {
+            try pool.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+        }
+        guard result == ["ok"] else {
+            throw StoreError.corrupt(path: path, reason: result.prefix(5).joined(separator: "; "))
+        }
+    }
+
+    private static func migrate(_ writer: any DatabaseWriter, path: String) throws {
+        let migrator = StoreSchema.migrator
+        try perform(path: path, operation: "migrate the schema") {
+            let superseded = try writer.read { db in try migrator.hasBeenSuperseded(db) }
+            guard !superseded else {
+                throw StoreError.corrupt(
+                    path: path,
+                    reason: "it was written by a newer Meshward (unknown schema migrations); upgrade Meshward")
+            }
+            try migrator.migrate(writer)
+        }
+    }
+
+    /// Checks the master key against the value sealed at creation, sealing that value on first use.
+    private func verifyMasterKey() throws {
+        let cipher = try sealer.makeCipher()
+        try writer.write { db in
+            if let row = try Row.fetchOne(db, sql: "SELECT nonce, sealed_value FROM master_key_check WHERE id = 1") {
+                let nonce: Data = row[0]
+                let sealed: Data = row[1]
+                let opened = nonce.withUnsafeBytes { nonce in
+                    sealed.withUnsafeBytes { sealed in
+                        SealingContext.masterKeyCheck.withUnsafeBytes { ad in
+                            cipher.open(nonce: nonce, ciphertext: sealed, associatedData: ad)
+                        }
+                    }
+                }
+                guard opened == SealingContext.masterKeyCheckPlaintext else {
+                    throw StoreError.masterKeyMismatch(path: masterKeyPath)
+                }
+                return
+            }
+            let keys = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM generations") ?? 0
+            guard keys == 0 else {
+                throw StoreError.corrupt(
+                    path: databasePath, reason: "the master key check is missing while \(keys) sealed keys exist")
+            }
+            let sealed = try cipher.seal(
+                SealingContext.masterKeyCheckPlaintext, associatedData: SealingContext.masterKeyCheck)
+            try db.execute(
+                sql: """
+                    INSERT INTO master_key_check (id, seal_version, nonce, sealed_value, created_at)
+                    VALUES (1, ?, ?, ?, ?)
+                    """,
+                arguments: [KeySealer.version, Data(sealed.nonce), Data(sealed.ciphertext), Date().storedValue])
+        }
+    }
+
+    /// Runs `body` in one write transaction, after checking the lease fence.
+    func write<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+        let holder = fence.withLock { $0 }
+        return try Self.perform(path: databasePath, operation: operation) {
+            try writer.write { db in
+                if let holder {
+                    let current = try Self.fetchLease(db)
+                    guard current?.holder == holder else {
+                        throw StoreError.leaseNotHeld(holder: holder, current: current)
+                    }
+                }
+                return try body(db)
+            }
+        }
+    }
+
+    /// Runs `body` in one write transaction without the lease fence (for the lease itself).
+    func writeUnfenced<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+        try Self.perform(path: databasePath, operation: operation) { try writer.write(body) }
+    }
+
+    /// Runs `body` in one read transaction: a consistent snapshot.
+    func read<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+        try Self.perform(path: databasePath, operation: operation) { try writer.read(body) }
+    }
+
+    /// Runs `body`, turning SQLite's errors into `StoreError`s that say what was being done.
+    static func perform<T>(path: String, operation: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as DatabaseError {
+            throw classify(error, path: path, operation: operation)
+        } catch let error as SealingError {
+            throw StoreError.database(path: path, operation: operation, message: error.description)
+        }
+    }
+
+    static func classify(_ error: DatabaseError, path: String, operation: String) -> StoreError {
+        switch error.resultCode {
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            return .corrupt(path: path, reason: error.message ?? "\(error.resultCode)")
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            return .database(
+                path: path, operation: operation,
+                message: "the database stayed locked by another process for 10 s; is another controller running?")
+        default:
+            return .database(path: path, operation: operation, message: error.message ?? "\(error.resultCode)")
+        }
+    }
+
+    static func fetchLease(_ db: Database) throws -> Lease? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT holder, acquired_at, expires_at FROM lease WHERE id = 1")
+        else { return nil }
+        return Lease(
+            holder: row[0], acquiredAt: Date(storedValue: row[1]), expiresAt: Date(storedValue: row[2]))
+    }
+}

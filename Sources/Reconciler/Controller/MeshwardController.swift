@@ -96,7 +96,7 @@ public final class MeshwardController: Sendable {
             let now = clock.now()
             for id in try rekey.channels(in: intent) { rekeyRequests[id.description] = now }
         }
-        let endpoints = endpoints(for: intent, remembered: previous?.endpoints ?? [:], records: records)
+        let endpoints = nodeEndpoints(for: intent, remembered: previous?.endpoints ?? [:], records: records)
         var settings = ControllerSettings(
             cluster: intent.cluster, reqid: intent.reqid, revision: intent.revision,
             rekeyEverySeconds: intent.channels.first?.rekey.every.timeInterval ?? previous?.rekeyEverySeconds ?? 86_400,
@@ -122,7 +122,7 @@ public final class MeshwardController: Sendable {
 
         // Forget endpoints of nodes that have nothing left, and requests that were honoured.
         let remaining = try store.loadChannels()
-        settings.endpoints = endpoints(for: intent, remembered: settings.endpoints, records: remaining)
+        settings.endpoints = nodeEndpoints(for: intent, remembered: settings.endpoints, records: remaining)
             .mapValues(\.description)
         settings.rekeyRequests = rekeyRequests.filter { key, requested in
             guard let record = remaining.values.first(where: { $0.id.description == key }) else { return false }
@@ -140,7 +140,7 @@ public final class MeshwardController: Sendable {
     }
 
     /// Nodes of the spec, plus remembered nodes that still have channels in the Store.
-    private func endpoints(for intent: FleetIntent, remembered: [String: String],
+    private func nodeEndpoints(for intent: FleetIntent, remembered: [String: String],
                            records: [ChannelID: ChannelRecord]) -> [String: KernelEndpoint] {
         var result: [String: KernelEndpoint] = [:]
         let involved = Set(records.keys.flatMap { [$0.from, $0.to] })
@@ -214,7 +214,7 @@ public final class MeshwardController: Sendable {
         let store = hasState ? try openStore() : nil
         let records = try store?.loadChannels() ?? [:]
         let settings = try store.flatMap { try ControllerSettings.load(from: $0) }
-        let endpoints = endpoints(for: intent, remembered: settings?.endpoints ?? [:], records: records)
+        let endpoints = nodeEndpoints(for: intent, remembered: settings?.endpoints ?? [:], records: records)
         let rekeyRequests = requests(settings?.rekeyRequests ?? [:], in: intent)
 
         // Read every node as it is now.

@@ -75,22 +75,21 @@ public final class FleetReconciler: Sendable {
             now: now)
         var plan = planner.plan(input)
 
-        var issued: [(channel: ChannelID, spi: SPI, reason: GenerationRequest.Reason)] = []
+        var issued: [(channel: ChannelID, spi: SPI, reason: GenerationNeed.Reason)] = []
         if !plan.generationRequests.isEmpty {
-            for request in plan.generationRequests {
-                let generation = try store.issueGeneration(
-                    for: request.channel, cipher: request.cipher, source: request.source,
-                    destination: request.destination, avoiding: request.avoiding, now: now)
-                var record = input.channels[request.channel]
-                    ?? ChannelRecord(id: request.channel, step: ChannelStep.new.rawValue, stepChangedAt: now, generations: [])
+            let needs = plan.generationRequests
+            let generations = try store.issueGenerations(needs.map(\.request), now: now)
+            for (need, generation) in zip(needs, generations) {
+                var record = input.channels[need.channel]
+                    ?? ChannelRecord(id: need.channel, step: ChannelStep.new.rawValue, stepChangedAt: now, generations: [])
                 record.generations.append(generation)
-                input.channels[request.channel] = record
-                issued.append((request.channel, generation.spi, request.reason))
+                input.channels[need.channel] = record
+                issued.append((need.channel, generation.spi, need.reason))
                 logger.info(
                     "issued generation",
                     metadata: [
-                        "channel": "\(request.channel)", "generation": "\(generation.number)",
-                        "sa.spi": "\(generation.spi.hex)", "reason": "\(request.reason.rawValue)",
+                        "channel": "\(need.channel)", "generation": "\(generation.number)",
+                        "sa.spi": "\(generation.spi.hex)", "reason": "\(need.reason.rawValue)",
                     ])
             }
             plan = planner.plan(input)

@@ -7,11 +7,11 @@ import Store
 /// keeps everything in memory for `plan`, which must not write.
 public protocol GenerationStore: Sendable {
     func loadChannels() throws -> [ChannelID: ChannelRecord]
-    func issueGeneration(for channel: ChannelID, cipher: Cipher, source: IPAddress, destination: IPAddress,
-                         avoiding: Set<SPI>, now: Date) throws -> Generation
+    /// Issues one generation per request, all or none, in the order of `requests`.
+    func issueGenerations(_ requests: [GenerationRequest], now: Date) throws -> [Generation]
     func update(_ records: [ChannelRecord]) throws
     func removeChannel(_ id: ChannelID) throws
-    func appendJournal(_ entries: [JournalEntry]) throws
+    @discardableResult func appendJournal(_ entries: [JournalEntry]) throws -> [JournalEntry]
 }
 
 extension StateStore: GenerationStore {}

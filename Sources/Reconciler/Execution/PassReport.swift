@@ -14,7 +14,7 @@ public struct PassReport: Sendable {
     /// Every operation sent, with the kernel's answer, in the order each node received them.
     public let results: [(planned: PlannedOperation, outcome: OperationOutcome)]
     /// Generations issued in this pass, by channel, with the reason.
-    public let issued: [(channel: ChannelID, spi: SPI, reason: GenerationRequest.Reason)]
+    public let issued: [(channel: ChannelID, spi: SPI, reason: GenerationNeed.Reason)]
     /// The plan the pass carried out (steps, deadline, blocked channels).
     public let plan: PassPlan
     /// The observations of the pass, for status and drift.

@@ -30,8 +30,16 @@ public final class ScratchGenerationStore: GenerationStore {
 
     public func loadChannels() throws -> [ChannelID: ChannelRecord] { state.withLock { $0.channels } }
 
-    public func issueGeneration(for channel: ChannelID, cipher: Cipher, source: IPAddress, destination: IPAddress,
-                                avoiding: Set<SPI>, now: Date) throws -> Generation {
+    public func issueGenerations(_ requests: [GenerationRequest], now: Date) throws -> [Generation] {
+        try requests.map { request in
+            try issue(
+                for: request.channel, cipher: request.cipher, source: request.source,
+                destination: request.destination, avoiding: request.avoiding, now: now)
+        }
+    }
+
+    private func issue(for channel: ChannelID, cipher: Cipher, source: IPAddress, destination: IPAddress,
+                       avoiding: Set<SPI>, now: Date) throws -> Generation {
         try state.withLock { state in
             var spi = SPI(state.nextSPI)
             while avoiding.contains(spi) { spi = SPI(spi.rawValue - 1) }
@@ -59,7 +67,8 @@ public final class ScratchGenerationStore: GenerationStore {
         _ = state.withLock { $0.channels.removeValue(forKey: id) }
     }
 
-    public func appendJournal(_ entries: [JournalEntry]) throws {
+    @discardableResult public func appendJournal(_ entries: [JournalEntry]) throws -> [JournalEntry] {
         state.withLock { $0.journal.append(contentsOf: entries) }
+        return entries
     }
 }

@@ -104,7 +104,7 @@ public struct FleetPlanner: Sendable {
         let id = record.id
         let sender = input.observations[id.from] != nil
         let receiver = input.observations[id.to] != nil
-        var burned: GenerationRequest.Reason?
+        var burned: GenerationNeed.Reason?
 
         for position in record.generations.indices {
             let generation = record.generations[position]
@@ -167,15 +167,17 @@ public struct FleetPlanner: Sendable {
             let avoiding = Set(
                 (input.observations[id.to]?.foreignSPIs ?? []).filter { $0.destination == intent.destination }
                     .map(\.spi))
-            plan.generationRequests.append(GenerationRequest(
-                channel: id, cipher: intent.cipher, source: intent.source, destination: intent.destination,
-                avoiding: avoiding, reason: reason))
+            plan.generationRequests.append(GenerationNeed(
+                request: GenerationRequest(
+                    channel: id, cipher: intent.cipher, source: intent.source, destination: intent.destination,
+                    avoiding: avoiding),
+                reason: reason))
         }
     }
 
     /// Why the channel needs a new generation now, or nil when its active one is good.
     private func rekeyReason(_ record: ChannelRecord, intent: ChannelIntent, index: FleetIndex,
-                             input: PlanningInput) -> GenerationRequest.Reason? {
+                             input: PlanningInput) -> GenerationNeed.Reason? {
         guard let active = record.generations.last(where: { $0.state == .active }) else { return .new }
         let id = record.id
         if active.source != intent.source || active.destination != intent.destination { return .readdressed }

@@ -21,7 +21,7 @@ public struct PlannedOperation: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A channel that needs a new generation before it can go on, and why.
-public struct GenerationRequest: Sendable, Hashable {
+public struct GenerationNeed: Sendable, Hashable {
     public enum Reason: String, Sendable, Hashable, Codable {
         case new
         case age
@@ -33,13 +33,11 @@ public struct GenerationRequest: Sendable, Hashable {
         case keyMismatch = "key-mismatch"
     }
 
-    public let channel: ChannelID
-    public let cipher: Cipher
-    public let source: IPAddress
-    public let destination: IPAddress
-    /// Foreign SPIs seen at the destination; the new SPI must avoid them.
-    public let avoiding: Set<SPI>
+    /// What the Store needs to issue it.
+    public let request: GenerationRequest
     public let reason: Reason
+
+    public var channel: ChannelID { request.channel }
 }
 
 /// Why a channel cannot advance in this pass.
@@ -58,7 +56,7 @@ public struct PassPlan: Sendable {
     /// Channels that have left every kernel and can be forgotten.
     public var removedChannels: [ChannelID] = []
     /// Channels that need a new generation issued before they can go on.
-    public var generationRequests: [GenerationRequest] = []
+    public var generationRequests: [GenerationNeed] = []
     /// The earliest time at which a time-gated step (drain) may go on; nil when nothing waits.
     public var nextDeadline: Date?
     /// Channels that cannot advance because a node they need did not answer.

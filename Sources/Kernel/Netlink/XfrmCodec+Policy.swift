@@ -48,11 +48,9 @@ extension XfrmCodec {
         }
     }
 
-    /// Appends the `XFRM_MSG_GETPOLICY` dump request.
+    /// Appends the `XFRM_MSG_GETPOLICY` dump request (no payload, as for SAs).
     static func appendDumpPolicies(sequence: UInt32, into buffer: inout NetlinkBuffer) {
-        buffer.appendMessage(type: getPolicy, flags: NetlinkHeader.request | NetlinkHeader.dump, sequence: sequence) { body in
-            body.appendZeros(userpolicyIDSize)
-        }
+        buffer.appendMessage(type: getPolicy, flags: NetlinkHeader.request | NetlinkHeader.dump, sequence: sequence) { _ in }
     }
 
     /// Decodes the payload of an `XFRM_MSG_NEWPOLICY` message (`xfrm_userpolicy_info` and
@@ -107,5 +105,18 @@ extension XfrmCodec {
             authenticationAlgorithms: try raw.uint32(52, "aalgos"),
             encryptionAlgorithms: try raw.uint32(56, "ealgos"),
             compressionAlgorithms: try raw.uint32(60, "calgos"))
+    }
+}
+
+extension XfrmCodec {
+    /// Decodes an `xfrm_userpolicy_id` (the payload of `XFRM_MSG_DELPOLICY`). Throws when its
+    /// selector or direction does not fit the model.
+    static func decodePolicyIdentifier(_ payload: NetlinkReader) throws -> PolicyIdentifier {
+        let raw = try payload.slice(0, userpolicyIDSize, context: "xfrm_userpolicy_id")
+        let directionNumber = try raw.uint8(60, "dir")
+        guard let direction = direction(number: directionNumber) else {
+            throw NetlinkDecodingError("xfrm_userpolicy_id", "direction \(directionNumber) is a per-socket policy")
+        }
+        return PolicyIdentifier(selector: try selector(raw, at: 0), direction: direction)
     }
 }

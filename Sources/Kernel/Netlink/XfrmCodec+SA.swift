@@ -60,11 +60,10 @@ extension XfrmCodec {
         }
     }
 
-    /// Appends the `XFRM_MSG_GETSA` dump request.
+    /// Appends the `XFRM_MSG_GETSA` dump request. It has no payload: the kernel parses what
+    /// follows the header as filter attributes, strictly.
     static func appendDumpSAs(sequence: UInt32, into buffer: inout NetlinkBuffer) {
-        buffer.appendMessage(type: getSA, flags: NetlinkHeader.request | NetlinkHeader.dump, sequence: sequence) { body in
-            body.appendZeros(usersaIDSize)
-        }
+        buffer.appendMessage(type: getSA, flags: NetlinkHeader.request | NetlinkHeader.dump, sequence: sequence) { _ in }
     }
 
     /// Decodes the payload of an `XFRM_MSG_NEWSA` message (`xfrm_usersa_info` and attributes).
@@ -104,5 +103,15 @@ extension XfrmCodec {
         }
         if let interface = attributes[attributeInterfaceID], try interface.uint32(0, "if_id") != 0 { return true }
         return false
+    }
+}
+
+extension XfrmCodec {
+    /// Decodes an `xfrm_usersa_id` (the payload of `XFRM_MSG_DELSA`).
+    static func decodeSAIdentifier(_ payload: NetlinkReader) throws -> SAIdentifier {
+        let raw = try payload.slice(0, usersaIDSize, context: "xfrm_usersa_id")
+        let family = try family(number: try raw.uint16(20, "family"), context: "xfrm_usersa_id")
+        return SAIdentifier(destination: try address(raw, at: 0, family: family, "daddr"),
+                            spi: SPI(try raw.bigEndianUInt32(16, "spi")))
     }
 }

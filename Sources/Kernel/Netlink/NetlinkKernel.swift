@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CXfrm
+import Dispatch
+import Logging
+import MeshwardCore
+import Synchronization
+
+/// A node's security databases reached over `NETLINK_XFRM`, in the controller's own network
+/// namespace or in a named one.
+///
+/// The socket is created inside the target namespace (on a short-lived thread of its own that
+/// switches back before it ends) and stays there, as sockets do; so does the open
+/// `xfrm_stat` file whose counters `observe` reports. Every blocking call runs on this kernel's
+/// own serial dispatch queue, never on the Swift cooperative pool, and no receive waits longer
+/// than 30 seconds.
+///
+/// Ownership: `observe` reports only SAs whose reqid is `reqid` and policies whose single ESP
+/// template carries it. `apply` refuses (as a `.failed` result with EPERM) an add or update of
+/// another reqid, an update that would replace a foreign policy, and a delete of anything the
+/// last observation did not report as owned. Meshward never touches a foreign object.
+public final class NetlinkKernel: NodeKernel {
+    /// The node's name, for messages and log metadata.
+    public let node: String
+    /// The reqid that marks Meshward's objects.
+    public let reqid: Reqid
+    /// Where the socket lives: `.local` or `.namespace(name)`.
+    public let endpoint: KernelEndpoint
+
+    let logger: Logger
+    let queue: DispatchQueue
+    let session: Mutex<NetlinkSession>
+
+    /// The most messages one `sendmsg` carries.
+    static let messagesPerDatagram = 256
+    /// The most bytes one `sendmsg` carries.
+    static let bytesPerDatagram = 64 * 1024
+
+    /// Opens the socket for `node` at `endpoint`.
+    ///
+    /// Blocks briefly (the namespace switch happens on a thread of its own). Throws
+    /// `KernelError.unreachable` when the namespace does not exist or the socket cannot be
+    /// opened, and for `.simulated`, which this backend cannot serve (a programming error).
+    public init(node: String, endpoint: KernelEndpoint, reqid: Reqid, logger: Logger) throws {
+        self.node = node
+        self.reqid = reqid
+        self.endpoint = endpoint
+        self.logger = logger
+        let opened: mw_netns_open_result
+        switch endpoint {
+        case .simulated:
+            throw KernelError.unreachable(
+                node: node, reason: "the netlink backend cannot serve endpoint `sim`; use the simulated kernel")
+        case .local:
+            opened = mw_open_in_netns(nil, NETLINK_XFRM)
+        case .namespace(let name):
+            opened = mw_open_in_netns("/var/run/netns/\(name)", NETLINK_XFRM)
+        }
+        guard opened.error == 0, opened.socket_fd >= 0 else {
+            let step = opened.failed_step.map { String(cString: $0) } ?? "open"
+            throw KernelError.unreachable(
+                node: node, reason: "\(endpoint): \(step): \(ErrnoName.name(opened.error)): \(Self.errorText(opened.error))")
+        }
+        let socket: NetlinkSocket
+        do {
+            socket = try NetlinkSocket(descriptor: opened.socket_fd)
+        } catch {
+            if opened.statistics_fd >= 0 { close(opened.statistics_fd) }
+            throw KernelError.unreachable(node: node, reason: "\(endpoint): \(error)")
+        }
+        self.session = Mutex(NetlinkSession(socket: socket, statisticsDescriptor: opened.statistics_fd))
+        self.queue = DispatchQueue(label: "meshward.netlink.\(node)")
+        logger.debug("opened XFRM netlink socket", metadata: ["node": "\(node)", "endpoint": "\(endpoint)"])
+    }
+
+    /// Runs `body` on this kernel's queue under its lock and resumes the caller with the result.
+    func perform<T: Sendable>(_ body: @escaping @Sendable (NetlinkSession) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(with: Result { try self.session.withLock { try body($0) } })
+            }
+        }
+    }
+
+    static func errorText(_ code: Int32) -> String {
+        String(cString: strerror(code))
+    }
+}

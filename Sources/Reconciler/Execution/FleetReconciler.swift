@@ -16,7 +16,7 @@ public final class FleetReconciler: Sendable {
     private let kernels: any FleetKernels
     private let clock: any ReconcilerClock
     private let logger: Logger
-    private let planner = FleetPlanner()
+    private let planner: FleetPlanner
     /// The reqid that marks Meshward's objects.
     public let reqid: Reqid
 
@@ -29,7 +29,8 @@ public final class FleetReconciler: Sendable {
     public static let failingPassLimit = 4
 
     public init(store: any GenerationStore, kernels: any FleetKernels, reqid: Reqid, clock: any ReconcilerClock,
-                logger: Logger) {
+                logger: Logger, planner: FleetPlanner = FleetPlanner()) {
+        self.planner = planner
         self.store = store
         self.kernels = kernels
         self.reqid = reqid
@@ -65,6 +66,18 @@ public final class FleetReconciler: Sendable {
     public func runPass(number: Int, intent: FleetIntent, records: inout [ChannelID: ChannelRecord],
                         rekeyRequests: [ChannelID: Date] = [:], defaultDrain: Duration = .seconds(5),
                         revision: Int64? = nil) async throws -> PassReport {
+        let prepared = try await preparePass(
+            number: number, intent: intent, records: &records, rekeyRequests: rekeyRequests,
+            defaultDrain: defaultDrain)
+        return try await execute(prepared, revision: revision)
+    }
+
+    /// The first half of a pass: observe every node, plan, issue the generations the plan asks
+    /// for and record the generation changes in the Store. No kernel is changed yet.
+    public func preparePass(number: Int, intent: FleetIntent, records: inout [ChannelID: ChannelRecord],
+                            rekeyRequests: [ChannelID: Date] = [:], defaultDrain: Duration = .seconds(5))
+        async throws -> PreparedPass
+    {
         let now = clock.now()
         let nodes = kernels.knownNodes.union(intent.nodes.map(\.name))
             .union(records.keys.flatMap { [$0.from, $0.to] })
@@ -101,11 +114,20 @@ public final class FleetReconciler: Sendable {
         for (id, record) in plan.recordUpdates { records[id] = record }
         for id in plan.removedChannels { records[id] = nil }
 
-        let results = await send(plan, plannedAt: now, revision: revision)
+        return PreparedPass(
+            number: number, startedAt: now, observations: observations, unreachable: unreachable, issued: issued,
+            plan: plan)
+    }
+
+    /// The second half of a pass: send each node its operations (nodes in parallel), journal
+    /// every answer, and persist the simulated fleet where there is one.
+    public func execute(_ prepared: PreparedPass, revision: Int64? = nil) async throws -> PassReport {
+        let results = await send(prepared.plan, plannedAt: prepared.startedAt, revision: revision)
         try kernels.persist()
         return PassReport(
-            number: number, startedAt: now, observed: observations.keys.sorted(), unreachable: unreachable,
-            results: results, issued: issued, plan: plan, observations: observations)
+            number: prepared.number, startedAt: prepared.startedAt, observed: prepared.observations.keys.sorted(),
+            unreachable: prepared.unreachable, results: results, issued: prepared.issued, plan: prepared.plan,
+            observations: prepared.observations)
     }
 
     private func send(_ plan: PassPlan, plannedAt: Date, revision: Int64?) async

@@ -2,6 +2,16 @@ import Foundation
 import Kernel
 import MeshwardCore
 
+/// A pass whose plan is made and recorded but not yet sent to any kernel.
+public struct PreparedPass: Sendable {
+    public let number: Int
+    public let startedAt: Date
+    public let observations: [String: NodeObservation]
+    public let unreachable: [String: String]
+    public let issued: [(channel: ChannelID, spi: SPI, reason: GenerationNeed.Reason)]
+    public let plan: PassPlan
+}
+
 /// What one pass did: whom it saw, what it sent, what the kernels answered.
 public struct PassReport: Sendable {
     /// 1 for the first pass of a run.

@@ -20,7 +20,23 @@ import Store
 /// - an SA of a generation that was ever active is never installed again: a missing one makes
 ///   a new generation (lost state), and so does a changed cipher, address or key.
 public struct FleetPlanner: Sendable {
-    public init() {}
+    /// A staging rule, named so that a test can switch one off and show that the continuity
+    /// check catches the broken order. Production code never switches any off.
+    enum Rule: Hashable, Sendable {
+        /// The sender installs and pins a new SA only once the receiver holds it.
+        case receiverFirst
+        /// An inbound policy becomes required only once the sender encrypts.
+        case enforceAfterSender
+        /// An old inbound SA goes only once its sender stopped using it.
+        case senderStopsFirst
+    }
+
+    /// Rules switched off (tests only).
+    let disabledRules: Set<Rule>
+
+    public init() { disabledRules = [] }
+
+    init(disabling rules: Set<Rule>) { disabledRules = rules }
 
     public func plan(_ input: PlanningInput) -> PassPlan {
         var plan = PassPlan()
@@ -200,9 +216,8 @@ public struct FleetPlanner: Sendable {
         case .addSA(let sa):
             // Only a pending generation is ever installed; an active one that went missing is burned.
             guard let generation = index.generationBySA[sa.identifier], generation.state == .pending else { return nil }
-            if node == generation.channel.to { return operation }
-            guard let receiver = observedPeer(generation.channel.to, input: input, plan: &plan, channel: generation.channel)
-            else { return nil }
+            if node == generation.channel.to || disabledRules.contains(.receiverFirst) { return operation }
+            let receiver = generation.channel.to
             return index.sa(sa.identifier, on: receiver)?.hasSameConfiguration(as: sa) == true ? operation : nil
 
         case .addPolicy(let policy), .updatePolicy(let policy):
@@ -210,13 +225,14 @@ public struct FleetPlanner: Sendable {
                 guard let spi = policy.template.spi else { return nil }
                 let saID = SAIdentifier(destination: policy.selector.destination.address, spi: spi)
                 guard index.sa(saID, on: node) != nil else { return nil }
+                if disabledRules.contains(.receiverFirst) { return operation }
                 guard case .observed(let receiver) = index.peer(owning: saID.destination, input: input),
                     index.sa(saID, on: receiver) != nil,
                     index.policy(PolicyIdentifier(selector: policy.selector, direction: .inbound), on: receiver) != nil
                 else { return nil }
                 return operation
             }
-            guard !policy.template.isOptional else { return operation }
+            guard !policy.template.isOptional, !disabledRules.contains(.enforceAfterSender) else { return operation }
             if case .observed(let sender) = index.peer(owning: policy.selector.source.address, input: input),
                 index.encrypts(policy.selector, sender: sender, receiver: node)
             {
@@ -265,7 +281,9 @@ public struct FleetPlanner: Sendable {
             switch index.peer(owning: existing.source, input: input) {
             case .unreachable: return nil
             case .observed(let sender):
-                if index.pins(id, on: sender) || index.sa(id, on: sender) != nil { return nil }
+                if !disabledRules.contains(.senderStopsFirst), index.pins(id, on: sender) || index.sa(id, on: sender) != nil {
+                    return nil
+                }
             case .gone: break
             }
             if let generation = index.generationBySA[id], let superseded = generation.supersededAt {
@@ -280,9 +298,6 @@ public struct FleetPlanner: Sendable {
         }
     }
 
-    private func observedPeer(_ node: String, input: PlanningInput, plan: inout PassPlan, channel: ChannelID) -> String? {
-        input.observations[node] != nil ? node : nil
-    }
 
     /// True when `node` is the sender or the receiver of the generation the SA belongs to.
     private func isHeld(by node: String, _ sa: SecurityAssociation, index: FleetIndex) -> Bool {

@@ -1,0 +1,230 @@
+import DesiredState
+import Foundation
+import Kernel
+import KernelSimulator
+import Logging
+import MeshwardCore
+@testable import Reconciler
+import Store
+
+/// Drives the reconciler on a simulated fleet and checks continuity after every single kernel
+/// operation, for every order in which a pass's operations can interleave across nodes
+/// (exhaustively up to `exhaustiveLimit` orders, else `sampledOrders` random ones).
+///
+/// Continuity: every channel of the intent (and every channel still being removed) delivers a
+/// probe packet; once a channel's receiver enforces (its inbound policy required) and the
+/// intent still wants it required, the probe is never delivered in plaintext. Channels that
+/// touch a node whose state was wiped are exempt until the fleet converges again: that outage
+/// is the lost state itself, and the design bounds it to one apply.
+final class ContinuityHarness {
+    let fleet = SimulatedFleet()
+    let store: ScratchGenerationStore
+    let clock = ManualClock()
+    let reconciler: FleetReconciler
+    let reqid = Reqid.meshwardDefault
+    var records: [ChannelID: ChannelRecord] = [:]
+    var random: SeededRandom
+    let exhaustiveLimit: Int
+    let sampledOrders: Int
+
+    private(set) var violations: [String] = []
+    private(set) var checkedOrders = 0
+    private(set) var checkedOperations = 0
+    /// Channels whose receiver has enforced since the channel last appeared.
+    private var enforced: Set<ChannelID> = []
+    /// Channels exempt from continuity until the next convergence (a node was wiped).
+    private var exempt: Set<String> = []
+    private var lastIntent: FleetIntent?
+    private var removing: [ChannelID: (source: IPAddress, destination: IPAddress, traffic: TrafficMatch)] = [:]
+
+    init(seed: UInt64, exhaustiveLimit: Int = 720, sampledOrders: Int = 40, rules: Set<FleetPlanner.Rule> = []) {
+        random = SeededRandom(seed: seed)
+        self.exhaustiveLimit = exhaustiveLimit
+        self.sampledOrders = sampledOrders
+        store = ScratchGenerationStore(channels: [:])
+        let kernels = SimulatedFleetKernels(fleet: fleet, reqid: reqid)
+        reconciler = FleetReconciler(
+            store: store, kernels: kernels, reqid: reqid, clock: clock,
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+            planner: FleetPlanner(disabling: rules))
+    }
+
+    /// Makes the spec's machines exist (a joining node is a machine with an empty kernel).
+    func provision(_ intent: FleetIntent) {
+        fleet.withState { state in
+            for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
+        }
+    }
+
+    func wipe(_ node: String) {
+        fleet.wipe(node: node)
+        exempt.insert(node)
+    }
+
+    /// Runs passes until converged; checks every pass. Returns the number of passes.
+    @discardableResult
+    func converge(_ intent: FleetIntent, rekeyRequests: [ChannelID: Date] = [:], passLimit: Int = 24) async throws -> Int {
+        provision(intent)
+        noteIntent(intent)
+        var passes = 0
+        var failing = 0
+        while passes < passLimit {
+            passes += 1
+            let prepared = try await reconciler.preparePass(
+                number: passes, intent: intent, records: &records, rekeyRequests: rekeyRequests)
+            checkInterleavings(prepared, intent: intent)
+            let report = try await reconciler.execute(prepared)
+            // Settle the enforcement bookkeeping on the real fleet after the pass.
+            noteEnforcement(intent)
+            if !report.failures.isEmpty {
+                failing += 1
+                if failing > 6 { throw HarnessError(message: "operations keep failing: \(report.failures.map(\.planned))") }
+                continue
+            }
+            failing = 0
+            if report.plan.hasWork || report.madeProgress { continue }
+            if let deadline = report.plan.nextDeadline {
+                try await clock.sleep(until: deadline)
+                continue
+            }
+            if report.plan.isConverged {
+                exempt.removeAll()
+                removing.removeAll()
+                return passes
+            }
+            throw HarnessError(message: "blocked: \(report.plan.blocked)")
+        }
+        throw HarnessError(message: "did not converge in \(passLimit) passes")
+    }
+
+    // MARK: - Checks
+
+    private func checkInterleavings(_ prepared: PreparedPass, intent: FleetIntent) {
+        let lists = prepared.plan.operations.sorted { $0.key < $1.key }.map { ($0.key, $0.value.map(\.operation)) }
+        guard !lists.isEmpty else { return }
+        let base = fleet.state
+        let orders = Interleavings.orders(of: lists.map(\.1.count), limit: exhaustiveLimit, samples: sampledOrders,
+                                          random: &random)
+        for order in orders {
+            checkedOrders += 1
+            var state = base
+            var cursor = [Int](repeating: 0, count: lists.count)
+            var enforcedHere = enforced
+            for list in order {
+                let (node, operations) = lists[list]
+                let operation = operations[cursor[list]]
+                cursor[list] += 1
+                _ = state.apply(operation, on: node, reqid: reqid)
+                checkedOperations += 1
+                probe(state, intent: intent, enforced: &enforcedHere, after: "\(node): \(operation)", pass: prepared.number)
+                if violations.count > 20 { return }
+            }
+        }
+    }
+
+    private func probe(_ state: SimulatedFleetState, intent: FleetIntent, enforced: inout Set<ChannelID>,
+                       after operation: String, pass: Int) {
+        for channel in intent.channels where !exempt.contains(channel.id.from) && !exempt.contains(channel.id.to) {
+            var copy = state
+            let traffic = channel.traffic.first ?? .any
+            let outcome = copy.send(
+                from: channel.id.from, to: channel.destination, transport: traffic.transport ?? .udp,
+                sourcePort: traffic.sourcePort ?? 40_000, destinationPort: traffic.destinationPort ?? 4_000)
+            switch outcome {
+            case .deliveredEncrypted:
+                if channel.enforcement == .required, receiverEnforces(state, channel) { enforced.insert(channel.id) }
+            case .deliveredPlaintext:
+                if channel.enforcement == .required, enforced.contains(channel.id) {
+                    violations.append("pass \(pass), after \(operation): \(channel.id) sent plaintext after enforcement")
+                }
+            case .dropped, .undeliverable:
+                violations.append("pass \(pass), after \(operation): \(channel.id) \(outcome)")
+            }
+        }
+        for (id, removed) in removing where !exempt.contains(id.from) && !exempt.contains(id.to) {
+            guard state.node(holding: removed.destination) == id.to else { continue }
+            var copy = state
+            let outcome = copy.send(
+                from: id.from, to: removed.destination, transport: removed.traffic.transport ?? .udp,
+                sourcePort: removed.traffic.sourcePort ?? 40_000, destinationPort: removed.traffic.destinationPort ?? 4_000)
+            if !outcome.isDelivered {
+                violations.append("pass \(pass), after \(operation): removed channel \(id) \(outcome)")
+            }
+        }
+    }
+
+    private func receiverEnforces(_ state: SimulatedFleetState, _ channel: ChannelIntent) -> Bool {
+        guard let observation = try? state.observe(node: channel.id.to, reqid: reqid) else { return false }
+        return observation.policies.contains {
+            $0.direction == .inbound && !$0.template.isOptional
+                && $0.selector.source.address == channel.source && $0.selector.destination.address == channel.destination
+        }
+    }
+
+    private func noteEnforcement(_ intent: FleetIntent) {
+        let state = fleet.state
+        var unused = enforced
+        probe(state, intent: intent, enforced: &unused, after: "the pass", pass: -1)
+        enforced = unused
+    }
+
+    private func noteIntent(_ intent: FleetIntent) {
+        if let lastIntent {
+            let now = Set(intent.channels.map(\.id))
+            for channel in lastIntent.channels where !now.contains(channel.id) {
+                removing[channel.id] = (channel.source, channel.destination, channel.traffic.first ?? .any)
+                enforced.remove(channel.id)
+            }
+            // A channel whose addresses, ports or enforcement changed starts over.
+            for channel in intent.channels {
+                if let old = lastIntent.channel(channel.id),
+                    old.source != channel.source || old.destination != channel.destination
+                        || old.enforcement != channel.enforcement || old.traffic != channel.traffic
+                {
+                    enforced.remove(channel.id)
+                }
+            }
+        }
+        lastIntent = intent
+    }
+
+    /// Every owned object in the fleet is one the intent wants, and every channel delivers
+    /// encrypted with its active generation.
+    func assertConverged(_ intent: FleetIntent) throws {
+        var state = fleet.state
+        for channel in intent.channels {
+            let traffic = channel.traffic.first ?? .any
+            let outcome = state.send(
+                from: channel.id.from, to: channel.destination, transport: traffic.transport ?? .udp,
+                sourcePort: traffic.sourcePort ?? 40_000, destinationPort: traffic.destinationPort ?? 4_000)
+            guard case .deliveredEncrypted(let spi) = outcome else {
+                throw HarnessError(message: "\(channel.id) after convergence: \(outcome)")
+            }
+            guard let active = records[channel.id]?.generations.last(where: { $0.state == .active }), active.spi == spi
+            else {
+                throw HarnessError(message: "\(channel.id) encrypts with \(spi.hex), not its active generation")
+            }
+        }
+        var expectedSAs = 0
+        var expectedPolicies = 0
+        for channel in intent.channels {
+            expectedSAs += 2
+            expectedPolicies += 2 * channel.traffic.count
+        }
+        var sas = 0
+        var policies = 0
+        for node in state.nodes.keys {
+            let observation = try state.observe(node: node, reqid: reqid)
+            sas += observation.securityAssociations.count
+            policies += observation.policies.count
+        }
+        if sas != expectedSAs || policies != expectedPolicies {
+            throw HarnessError(message: "orphans: \(sas) SAs (want \(expectedSAs)), \(policies) policies (want \(expectedPolicies))")
+        }
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}

@@ -19,11 +19,11 @@ struct MergedSpec: Sendable {
         let firstLocation = SourceLocation(file: files.first?.path ?? "<no file>")
 
         let version = agreed(files.compactMap(\.version), key: "version", log: &log)
-        if version == nil, !files.contains(where: { $0.present.contains("version") }) {
+        if version == nil, !files.isEmpty, !files.contains(where: { $0.present.contains("version") }) {
             log.error("no spec file sets 'version'; add 'version: 1'", at: firstLocation)
         }
         let cluster = agreed(files.compactMap(\.cluster), key: "cluster", log: &log)
-        if cluster == nil, !files.contains(where: { $0.present.contains("cluster") }) {
+        if cluster == nil, !files.isEmpty, !files.contains(where: { $0.present.contains("cluster") }) {
             log.error("no spec file sets 'cluster'; add e.g. 'cluster: shop'", at: firstLocation)
         }
         let reqid = agreed(files.compactMap(\.reqid), key: "reqid", log: &log) ?? Reqid.meshwardDefault.rawValue

@@ -193,7 +193,7 @@ struct SpecFileParser {
             else if address.isLoopback { "is a loopback address" }
             else if address.isMulticast { "is a multicast address" }
             else if address.isLimitedBroadcast { "is the broadcast address" }
-            else if address.isIPv4Mapped { "is an IPv4-mapped IPv6 address; give the IPv4 address itself" }
+            else if address.isIPv4Mapped { "is an IPv4-mapped IPv6 address (give the IPv4 address itself)" }
             else if !address.isUnicastHost { "is not a unicast host address" }
             else { nil }
         if let problem {

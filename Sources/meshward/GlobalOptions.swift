@@ -1,0 +1,35 @@
+import ArgumentParser
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The options every command accepts: `--state-dir`, `--output`, `--verbose`.
+///
+/// Include with `@OptionGroup var global: GlobalOptions`.
+struct GlobalOptions: ParsableArguments {
+    /// The environment variable that sets the state directory when `--state-dir` is absent.
+    static let stateDirectoryVariable = "MESHWARD_STATE_DIR"
+
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp(
+        "The directory holding Meshward's state (default: $MESHWARD_STATE_DIR, else ./.meshward).",
+        valueName: "dir"))
+    var stateDirectoryOption: String?
+
+    @Option(name: .long, help: "Output format: text or json.")
+    var output: OutputFormat = .text
+
+    @Flag(name: .long, help: "Print more detail.")
+    var verbose = false
+
+    /// The state directory: `--state-dir`, else `$MESHWARD_STATE_DIR`, else `./.meshward`.
+    var stateDirectory: String {
+        if let stateDirectoryOption { return stateDirectoryOption }
+        if let value = getenv(Self.stateDirectoryVariable), let text = String(validatingCString: value), !text.isEmpty {
+            return text
+        }
+        return "./.meshward"
+    }
+}

@@ -7,6 +7,9 @@ struct Meshward: AsyncParsableCommand {
         commandName: "meshward",
         abstract: "Keeps IPsec configured on every node of a fleet from a declared spec.",
         discussion: "Exit codes: 0 success, 1 failure (invalid spec, unreachable node, kernel error), 2 changes pending.",
-        subcommands: [ValidateCommand.self]
+        subcommands: [
+            ValidateCommand.self, PlanCommand.self, ApplyCommand.self, ReconcileCommand.self, RekeyCommand.self,
+            StatusCommand.self, HistoryCommand.self,
+        ]
     )
 }

@@ -26,7 +26,8 @@ struct ContinuityTests {
     static let changes: [Change] = [
         Change(name: "nothing") { _, _ in [:] },
         Change(name: "rekey every channel on request") { _, harness in
-            Dictionary(uniqueKeysWithValues: harness.records.keys.map { ($0, harness.clock.now()) })
+            harness.clock.advance(by: 1)
+            return Dictionary(uniqueKeysWithValues: harness.records.keys.map { ($0, harness.clock.now()) })
         },
         Change(name: "keys age past rekey.every") { _, harness in
             harness.clock.advance(by: 25 * 3600)
@@ -105,6 +106,7 @@ struct ContinuityTests {
         let harness = ContinuityHarness(seed: 3, rules: [rule])
         let intent = try Self.threeTier.compile()
         _ = try? await harness.converge(intent)
+        harness.clock.advance(by: 1)
         let requests = Dictionary(uniqueKeysWithValues: harness.records.keys.map { ($0, harness.clock.now()) })
         _ = try? await harness.converge(intent, rekeyRequests: requests)
         #expect(!harness.violations.isEmpty, "switching off \(rule) went unnoticed")

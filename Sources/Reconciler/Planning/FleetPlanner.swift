@@ -203,7 +203,7 @@ public struct FleetPlanner: Sendable {
         if index.sa(saID, on: id.to) == nil || outbound == nil { return .lostState }
         if active.createdAt.addingTimeInterval(intent.rekey.every.timeInterval) <= input.now { return .age }
         if let limit = intent.rekey.packets, let outbound, outbound.counters.packets >= limit { return .packets }
-        if let requested = input.rekeyRequests[id], requested >= active.createdAt { return .requested }
+        if let requested = input.rekeyRequests[id], requested > active.createdAt { return .requested }
         return nil
     }
 
@@ -224,8 +224,8 @@ public struct FleetPlanner: Sendable {
             if policy.direction == .outbound {
                 guard let spi = policy.template.spi else { return nil }
                 let saID = SAIdentifier(destination: policy.selector.destination.address, spi: spi)
-                guard index.sa(saID, on: node) != nil else { return nil }
                 if disabledRules.contains(.receiverFirst) { return operation }
+                guard index.sa(saID, on: node) != nil else { return nil }
                 guard case .observed(let receiver) = index.peer(owning: saID.destination, input: input),
                     index.sa(saID, on: receiver) != nil,
                     index.policy(PolicyIdentifier(selector: policy.selector, direction: .inbound), on: receiver) != nil

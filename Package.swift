@@ -111,7 +111,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["meshward", "MeshwardCore"],
+            dependencies: ["meshward", "MeshwardCore", "Store"],
             swiftSettings: strict
         ),
     ]

@@ -75,7 +75,7 @@ public struct FleetPlanner: Sendable {
                 }
             }
             records[id] = record
-            if record != original { plan.recordUpdates[id] = record }
+            if record != original, !record.generations.isEmpty { plan.recordUpdates[id] = record }
         }
 
         for node in input.observations.keys.sorted() {
@@ -94,7 +94,7 @@ public struct FleetPlanner: Sendable {
         for (id, record) in records {
             let step = step(of: record, plan: plan, input: input)
             plan.steps[id] = step
-            if record.step != step.rawValue {
+            if record.step != step.rawValue, !record.generations.isEmpty {
                 var updated = plan.recordUpdates[id] ?? record
                 updated.step = step.rawValue
                 updated.stepChangedAt = input.now

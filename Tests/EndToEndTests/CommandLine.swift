@@ -1,0 +1,73 @@
+import Foundation
+
+/// Runs the built `meshward` binary as an operator would, with its own state directory.
+struct MeshwardCLI {
+    struct Result {
+        let status: Int32
+        let output: String
+        let error: String
+    }
+
+    /// The repository root, for the example specs.
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// The binary next to the test bundle.
+    static let binary: URL = {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [bundle, bundle.deletingLastPathComponent()] {
+            let url = candidate.appendingPathComponent("meshward")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return root.appendingPathComponent(".build/debug/meshward")
+    }()
+
+    let stateDirectory: URL
+
+    init() throws {
+        stateDirectory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("meshward-e2e-\(UUID().uuidString)")
+    }
+
+    static func example(_ name: String) -> String { root.appendingPathComponent("specs/examples/\(name)").path }
+
+    @discardableResult
+    func run(_ arguments: String..., environment: [String: String] = [:]) throws -> Result {
+        try run(arguments, environment: environment)
+    }
+
+    func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments + ["--state-dir", stateDirectory.path]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let output = Pipe()
+        let error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        let outputData = output.fileHandleForReading.readDataToEndOfFile()
+        let errorData = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self),
+            error: String(decoding: errorData, as: UTF8.self))
+    }
+
+    func json(_ arguments: String...) throws -> (Int32, [String: Any]) {
+        let result = try run(arguments + ["--output", "json"])
+        let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any] ?? [:]
+        return (result.status, object)
+    }
+
+    func removeState() { try? FileManager.default.removeItem(at: stateDirectory) }
+
+    /// Writes a spec into a fresh temporary directory and returns its path.
+    static func writeSpec(_ text: String, name: String = "fleet.yaml") throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-spec-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let file = directory.appendingPathComponent(name)
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        return file.path
+    }
+}

@@ -12,8 +12,20 @@ import Darwin
 public struct IPAddress: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
     /// The address family.
     public let family: AddressFamily
+    /// The address as two big-endian halves, kept inline so that an address never allocates:
+    /// an IPv4 address sits in the top 32 bits of `high`, and `low` is 0.
+    private let high: UInt64
+    private let low: UInt64
+
     /// The address in network byte order: 4 bytes for IPv4, 16 for IPv6.
-    public let bytes: [UInt8]
+    public var bytes: [UInt8] {
+        var result = [UInt8](repeating: 0, count: family.addressLength)
+        for index in result.indices {
+            let word = index < 8 ? high : low
+            result[index] = UInt8(truncatingIfNeeded: word >> (56 - 8 * UInt64(index % 8)))
+        }
+        return result
+    }
 
     /// Creates an address from its network-order bytes; nil when the count fits neither family.
     public init?(bytes: [UInt8]) {
@@ -22,7 +34,17 @@ public struct IPAddress: Sendable, Hashable, Comparable, Codable, CustomStringCo
         case 16: family = .ipv6
         default: return nil
         }
-        self.bytes = bytes
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        for (index, byte) in bytes.enumerated() {
+            if index < 8 {
+                high |= UInt64(byte) << (56 - 8 * UInt64(index))
+            } else {
+                low |= UInt64(byte) << (56 - 8 * UInt64(index - 8))
+            }
+        }
+        self.high = high
+        self.low = low
     }
 
     /// Parses a textual address; nil when the text is not exactly one IPv4 or IPv6 address.
@@ -30,24 +52,23 @@ public struct IPAddress: Sendable, Hashable, Comparable, Codable, CustomStringCo
         if text.contains(":") {
             var storage = in6_addr()
             guard inet_pton(AF_INET6, text, &storage) == 1 else { return nil }
-            family = .ipv6
-            bytes = withUnsafeBytes(of: storage) { Array($0) }
+            self.init(bytes: withUnsafeBytes(of: storage) { Array($0) })
         } else {
             var storage = in_addr()
             guard inet_pton(AF_INET, text, &storage) == 1 else { return nil }
-            family = .ipv4
-            bytes = withUnsafeBytes(of: storage) { Array($0) }
+            self.init(bytes: withUnsafeBytes(of: storage) { Array($0) })
         }
     }
 
     /// The unspecified address of a family (`0.0.0.0` or `::`).
     public static func unspecified(_ family: AddressFamily) -> IPAddress {
-        IPAddress(uncheckedBytes: [UInt8](repeating: 0, count: family.addressLength), family: family)
+        IPAddress(bytes: [UInt8](repeating: 0, count: family.addressLength)) ?? IPAddress(family: family, high: 0, low: 0)
     }
 
-    private init(uncheckedBytes: [UInt8], family: AddressFamily) {
-        self.bytes = uncheckedBytes
+    private init(family: AddressFamily, high: UInt64, low: UInt64) {
         self.family = family
+        self.high = high
+        self.low = low
     }
 
     /// The canonical textual form.
@@ -62,7 +83,7 @@ public struct IPAddress: Sendable, Hashable, Comparable, Codable, CustomStringCo
     }
 
     /// True for `0.0.0.0` and `::`.
-    public var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }
+    public var isUnspecified: Bool { high == 0 && low == 0 }
 
     /// True for `224.0.0.0/4` and `ff00::/8`.
     public var isMulticast: Bool {
@@ -90,7 +111,7 @@ public struct IPAddress: Sendable, Hashable, Comparable, Codable, CustomStringCo
 
     public static func < (lhs: IPAddress, rhs: IPAddress) -> Bool {
         if lhs.family != rhs.family { return lhs.family < rhs.family }
-        return lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
+        return (lhs.high, lhs.low) < (rhs.high, rhs.low)
     }
 
     public init(from decoder: any Decoder) throws {

@@ -64,6 +64,8 @@ struct FleetCompiler {
         let anyTraffic = [TrafficMatch.any]
         let singleFlowNames = flows.map { [$0.name.value] }
         var channels: [ChannelIntent] = []
+        channels.reserveCapacity(capacityEstimate(active: active, sources: sources, destinations: destinations,
+                                                  addresses: addresses))
         var conflicts: [Pair: (from: Int, to: Int)] = [:]
         var slotOf = [Int32](repeating: -1, count: 2 * nodeCount)
         var row: [Accumulator] = []
@@ -143,6 +145,16 @@ struct FleetCompiler {
         guard !log.hasErrors, let cluster = spec.cluster else { return nil }
         return FleetIntent(cluster: cluster, reqid: spec.reqid, sortedNodes: nodeIntents, sortedChannels: channels,
                            flowCount: flows.count)
+    }
+
+    /// An upper bound of the channel count that is exact for a full mesh: the flows' ordered pairs
+    /// in both directions, at most every ordered pair of nodes, times the families in use.
+    private static func capacityEstimate(active: [Int], sources: [[Int]], destinations: [[Int]],
+                                         addresses: [[IPAddress?]]) -> Int {
+        let nodeCount = addresses[0].count
+        let familiesInUse = addresses.filter { $0.contains { $0 != nil } }.count
+        let pairs = active.reduce(0) { $0 + 2 * sources[$1].count * destinations[$1].count }
+        return min(pairs, nodeCount * max(0, nodeCount - 1)) * familiesInUse
     }
 
     private static func membership(_ indexes: [Int], count: Int) -> [Bool] {

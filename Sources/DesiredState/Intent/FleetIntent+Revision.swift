@@ -27,26 +27,28 @@ extension FleetIntent {
             writer.string(node.endpoint.description)
         }
         writer.integer(UInt64(channels.count))
-        for channel in channels {
-            writer.string(channel.id.from)
-            writer.string(channel.id.to)
-            writer.string(channel.id.family.rawValue)
-            writer.address(channel.source)
-            writer.address(channel.destination)
-            writer.integer(UInt64(channel.traffic.count))
-            for match in channel.traffic {
-                writer.integer(UInt64(match.transport?.number ?? 255))
-                writer.integer(UInt64(match.sourcePort.map { Int($0) + 1 } ?? 0))
-                writer.integer(UInt64(match.destinationPort.map { Int($0) + 1 } ?? 0))
+        channels.withUnsafeBufferPointer { channels in
+            for index in channels.indices {
+                writer.string(channels[index].id.from)
+                writer.string(channels[index].id.to)
+                writer.string(channels[index].id.family.rawValue)
+                writer.address(channels[index].source)
+                writer.address(channels[index].destination)
+                writer.integer(UInt64(channels[index].traffic.count))
+                for match in channels[index].traffic {
+                    writer.integer(UInt64(match.transport?.number ?? 255))
+                    writer.integer(UInt64(match.sourcePort.map { Int($0) + 1 } ?? 0))
+                    writer.integer(UInt64(match.destinationPort.map { Int($0) + 1 } ?? 0))
+                }
+                writer.string(channels[index].cipher.rawValue)
+                writer.duration(channels[index].rekey.every)
+                writer.integer(channels[index].rekey.packets == nil ? 0 : 1)
+                if let packets = channels[index].rekey.packets { writer.integer(packets) }
+                writer.duration(channels[index].drain)
+                writer.string(channels[index].enforcement.rawValue)
+                writer.integer(UInt64(channels[index].flows.count))
+                for flow in channels[index].flows { writer.string(flow) }
             }
-            writer.string(channel.cipher.rawValue)
-            writer.duration(channel.rekey.every)
-            writer.integer(channel.rekey.packets == nil ? 0 : 1)
-            if let packets = channel.rekey.packets { writer.integer(packets) }
-            writer.duration(channel.drain)
-            writer.string(channel.enforcement.rawValue)
-            writer.integer(UInt64(channel.flows.count))
-            for flow in channel.flows { writer.string(flow) }
         }
         return writer.finish()
     }

@@ -215,7 +215,7 @@ struct DiagnosticTests {
         DiagnosticCase("no shared family", header + "nodes:\n  - name: a\n    addresses: [198.18.0.1]\n  - name: b\n    addresses: ['2001:db8::2']\nflows:\n  - name: f\n    from: { name: a }\n    to: { name: b }\n",
                        [("spec.yaml:9:11:", "warning: flow 'f': nodes 'a' and 'b' share no address family, so no channel joins them")], compiles: true),
         DiagnosticCase("cipher conflict", twoNodes + "flows:\n  - name: f\n    from: { tier: web }\n    to: { tier: app }\n    cipher: aes-gcm-128\n  - name: g\n    from: { name: b }\n    to: { name: a }\n    ports: [tcp/22]\n",
-                       [("spec.yaml:15:11:", "flows 'f' (spec.yaml:11:11) and 'g' (spec.yaml:15:11) put different ciphers on nodes 'b' and 'a': aes-gcm-128 and aes-gcm-256; give both flows the same cipher")]),
+                       [("spec.yaml:15:11:", "flows 'f' (spec.yaml:11:11) and 'g' (spec.yaml:15:11) put different ciphers on nodes 'a' and 'b': aes-gcm-128 and aes-gcm-256; give both flows the same cipher")]),
 
         // Bounds.
         DiagnosticCase("alias expansion bomb", """

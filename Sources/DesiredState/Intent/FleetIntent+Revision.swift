@@ -27,58 +27,73 @@ extension FleetIntent {
             writer.string(node.endpoint.description)
         }
         writer.integer(UInt64(channels.count))
-        for channel in channels {
-            writer.string(channel.id.from)
-            writer.string(channel.id.to)
-            writer.string(channel.id.family.rawValue)
-            writer.address(channel.source)
-            writer.address(channel.destination)
-            writer.integer(UInt64(channel.traffic.count))
-            for match in channel.traffic {
-                writer.integer(UInt64(match.transport?.number ?? 255))
-                writer.integer(UInt64(match.sourcePort.map { Int($0) + 1 } ?? 0))
-                writer.integer(UInt64(match.destinationPort.map { Int($0) + 1 } ?? 0))
+        channels.withUnsafeBufferPointer { channels in
+            for index in channels.indices {
+                writer.string(channels[index].id.from)
+                writer.string(channels[index].id.to)
+                writer.string(channels[index].id.family.rawValue)
+                writer.address(channels[index].source)
+                writer.address(channels[index].destination)
+                writer.integer(UInt64(channels[index].traffic.count))
+                for match in channels[index].traffic {
+                    writer.integer(UInt64(match.transport?.number ?? 255))
+                    writer.integer(UInt64(match.sourcePort.map { Int($0) + 1 } ?? 0))
+                    writer.integer(UInt64(match.destinationPort.map { Int($0) + 1 } ?? 0))
+                }
+                writer.string(channels[index].cipher.rawValue)
+                writer.duration(channels[index].rekey.every)
+                writer.integer(channels[index].rekey.packets == nil ? 0 : 1)
+                if let packets = channels[index].rekey.packets { writer.integer(packets) }
+                writer.duration(channels[index].drain)
+                writer.string(channels[index].enforcement.rawValue)
+                writer.integer(UInt64(channels[index].flows.count))
+                for flow in channels[index].flows { writer.string(flow) }
             }
-            writer.string(channel.cipher.rawValue)
-            writer.duration(channel.rekey.every)
-            writer.integer(channel.rekey.packets.map { $0 == .max ? $0 : $0 + 1 } ?? 0)
-            writer.duration(channel.drain)
-            writer.string(channel.enforcement.rawValue)
-            writer.integer(UInt64(channel.flows.count))
-            for flow in channel.flows { writer.string(flow) }
         }
         return writer.finish()
     }
 }
 
-/// A SHA-256 digest fed through a buffer, so large serializations are hashed in chunks.
+/// A SHA-256 digest fed through a fixed buffer, so large serializations are hashed in chunks.
+///
+/// Integers are written as LEB128 varints and strings as a varint length and their UTF-8 bytes.
 private struct CanonicalDigest {
-    private var buffer: [UInt8] = []
+    private static let capacity = 1 << 16
+    private let buffer: UnsafeMutablePointer<UInt8>
+    private var count = 0
     private let context: OpaquePointer?
 
     init() {
         context = EVP_MD_CTX_new()
         EVP_DigestInit_ex(context, EVP_sha256(), nil)
-        buffer.reserveCapacity(1 << 16)
+        buffer = .allocate(capacity: Self.capacity)
     }
 
     mutating func integer(_ value: UInt64) {
-        withUnsafeBytes(of: value.bigEndian) { buffer.append(contentsOf: $0) }
-        flushIfFull()
+        if count > Self.capacity - 10 { flush() }
+        var rest = value
+        while rest >= 0x80 {
+            buffer[count] = UInt8(truncatingIfNeeded: rest) | 0x80
+            count += 1
+            rest >>= 7
+        }
+        buffer[count] = UInt8(rest)
+        count += 1
     }
 
     mutating func string(_ value: String) {
         var value = value
         value.withUTF8 { bytes in
             integer(UInt64(bytes.count))
-            buffer.append(contentsOf: bytes)
+            append(bytes)
         }
-        flushIfFull()
     }
 
     mutating func address(_ address: IPAddress) {
-        buffer.append(UInt8(address.bytes.count))
-        buffer.append(contentsOf: address.bytes)
+        address.bytes.withUnsafeBufferPointer { bytes in
+            integer(UInt64(bytes.count))
+            append(bytes)
+        }
     }
 
     mutating func duration(_ duration: Duration) {
@@ -87,19 +102,25 @@ private struct CanonicalDigest {
         integer(UInt64(bitPattern: attoseconds))
     }
 
-    private mutating func flushIfFull() {
-        if buffer.count >= 1 << 16 { flush() }
+    private mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let base = bytes.baseAddress else { return }
+        if count + bytes.count > Self.capacity { flush() }
+        if bytes.count > Self.capacity {
+            _ = EVP_DigestUpdate(context, base, bytes.count)
+            return
+        }
+        (buffer + count).update(from: base, count: bytes.count)
+        count += bytes.count
     }
 
     private mutating func flush() {
-        buffer.withUnsafeBufferPointer { bytes in
-            _ = EVP_DigestUpdate(context, bytes.baseAddress, bytes.count)
-        }
-        buffer.removeAll(keepingCapacity: true)
+        _ = EVP_DigestUpdate(context, buffer, count)
+        count = 0
     }
 
     mutating func finish() -> String {
         flush()
+        buffer.deallocate()
         var digest = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         EVP_DigestFinal_ex(context, &digest, &length)

@@ -365,7 +365,7 @@ struct SpecFileParser {
             log.error("\(what) must be a string\(hint), found \(describe(node))", at: location(node))
             return nil
         }
-        guard scalar.style != .plain || node.tagName == .str else {
+        guard node.isStringScalar else {
             log.error("\(what) must be a string\(hint), found \(describe(node)); quote it: \"\(scalar.string)\"",
                       at: location(node))
             return nil

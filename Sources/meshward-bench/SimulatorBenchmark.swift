@@ -5,9 +5,9 @@ import KernelSimulator
 import MeshwardCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `meshward-bench simulator`: observing a simulated hub node with many peers, applying one
@@ -46,7 +46,9 @@ struct SimulatorBenchmark: AsyncParsableCommand {
     mutating func run() async throws {
         let reqid = Reqid.meshwardDefault
         let hubAddress = Self.address(index: 0)
-        let peerOperations = try (1...peers).flatMap { try Self.channelOperations(hub: hubAddress, peer: Self.address(index: $0)) }
+        let peerOperations = try (1...peers).flatMap {
+            try Self.channelOperations(hub: hubAddress, peer: Self.address(index: $0))
+        }
         let observed = SimulatedFleet()
         observed.withState { state in
             state.addNode("hub", addresses: [hubAddress])
@@ -60,9 +62,10 @@ struct SimulatorBenchmark: AsyncParsableCommand {
         }
 
         let batchPeers = (operations + 3) / 4
-        let batch = Array(try (1...batchPeers).flatMap {
-            try Self.channelOperations(hub: hubAddress, peer: Self.address(index: $0))
-        }.prefix(operations))
+        let batch = Array(
+            try (1...batchPeers).flatMap {
+                try Self.channelOperations(hub: hubAddress, peer: Self.address(index: $0))
+            }.prefix(operations))
         var applied = 0
         let applySeconds = try await Self.median(repetitions) {
             let fleet = SimulatedFleet()
@@ -82,14 +85,18 @@ struct SimulatorBenchmark: AsyncParsableCommand {
         let loadSeconds = try await Self.median(repetitions) { _ = try SimulatedFleet.load(from: file) }
 
         let measurements = [
-            Measurement(name: "observe", objects: objectCount, medianSeconds: observeSeconds,
-                        objectsPerSecond: Double(objectCount) / observeSeconds),
-            Measurement(name: "apply", objects: batch.count, medianSeconds: applySeconds,
-                        objectsPerSecond: Double(batch.count) / applySeconds),
-            Measurement(name: "save", objects: peerOperations.count, medianSeconds: saveSeconds,
-                        objectsPerSecond: Double(peerOperations.count) / saveSeconds),
-            Measurement(name: "load", objects: peerOperations.count, medianSeconds: loadSeconds,
-                        objectsPerSecond: Double(peerOperations.count) / loadSeconds),
+            Measurement(
+                name: "observe", objects: objectCount, medianSeconds: observeSeconds,
+                objectsPerSecond: Double(objectCount) / observeSeconds),
+            Measurement(
+                name: "apply", objects: batch.count, medianSeconds: applySeconds,
+                objectsPerSecond: Double(batch.count) / applySeconds),
+            Measurement(
+                name: "save", objects: peerOperations.count, medianSeconds: saveSeconds,
+                objectsPerSecond: Double(peerOperations.count) / saveSeconds),
+            Measurement(
+                name: "load", objects: peerOperations.count, medianSeconds: loadSeconds,
+                objectsPerSecond: Double(peerOperations.count) / loadSeconds),
         ]
         let report = Report(
             benchmark: "simulator", peers: peers, operations: batch.count, repetitions: repetitions,
@@ -104,8 +111,12 @@ struct SimulatorBenchmark: AsyncParsableCommand {
     /// 198.18.0.0/15 host `index`.
     static func address(index: Int) -> IPAddress {
         let value = UInt32(index + 1)
-        guard let address = IPAddress(bytes: [198, 18 + UInt8((value >> 16) & 1), UInt8((value >> 8) & 0xFF),
-                                              UInt8(value & 0xFF)]) else { fatalError("unreachable") }
+        guard
+            let address = IPAddress(bytes: [
+                198, 18 + UInt8((value >> 16) & 1), UInt8((value >> 8) & 0xFF),
+                UInt8(value & 0xFF),
+            ])
+        else { fatalError("unreachable") }
         return address
     }
 
@@ -113,18 +124,24 @@ struct SimulatorBenchmark: AsyncParsableCommand {
     static func channelOperations(hub: IPAddress, peer: IPAddress) throws -> [KernelOperation] {
         let reqid = Reqid.meshwardDefault
         let spi = SPI(0x100 + UInt32(truncatingIfNeeded: peer.bytes[2]) << 8 + UInt32(peer.bytes[3]))
-        let outbound = SecurityAssociation(source: hub, destination: peer, spi: spi, reqid: reqid, cipher: .aesGCM256,
-                                           key: .material(try KeyMaterial.random(count: Cipher.aesGCM256.keyLength)))
-        let inbound = SecurityAssociation(source: peer, destination: hub, spi: spi, reqid: reqid, cipher: .aesGCM256,
-                                          key: .material(try KeyMaterial.random(count: Cipher.aesGCM256.keyLength)))
+        let outbound = SecurityAssociation(
+            source: hub, destination: peer, spi: spi, reqid: reqid, cipher: .aesGCM256,
+            key: .material(try KeyMaterial.random(count: Cipher.aesGCM256.keyLength)))
+        let inbound = SecurityAssociation(
+            source: peer, destination: hub, spi: spi, reqid: reqid, cipher: .aesGCM256,
+            key: .material(try KeyMaterial.random(count: Cipher.aesGCM256.keyLength)))
         let out = PolicySelector(source: IPPrefix(host: hub), destination: IPPrefix(host: peer))
         let into = PolicySelector(source: IPPrefix(host: peer), destination: IPPrefix(host: hub))
         return [
             .addSA(outbound), .addSA(inbound),
-            .addPolicy(SecurityPolicy(selector: out, direction: .outbound,
-                                      template: PolicyTemplate(family: .ipv4, spi: spi, reqid: reqid, isOptional: false))),
-            .addPolicy(SecurityPolicy(selector: into, direction: .inbound,
-                                      template: PolicyTemplate(family: .ipv4, spi: nil, reqid: reqid, isOptional: false))),
+            .addPolicy(
+                SecurityPolicy(
+                    selector: out, direction: .outbound,
+                    template: PolicyTemplate(family: .ipv4, spi: spi, reqid: reqid, isOptional: false))),
+            .addPolicy(
+                SecurityPolicy(
+                    selector: into, direction: .inbound,
+                    template: PolicyTemplate(family: .ipv4, spi: nil, reqid: reqid, isOptional: false))),
         ]
     }
 
@@ -143,9 +160,9 @@ struct SimulatorBenchmark: AsyncParsableCommand {
     static func peakResidentKiB() -> Int {
         var usage = rusage()
         #if canImport(Glibc)
-        getrusage(RUSAGE_SELF.rawValue, &usage)
+            getrusage(RUSAGE_SELF.rawValue, &usage)
         #else
-        getrusage(RUSAGE_SELF, &usage)
+            getrusage(RUSAGE_SELF, &usage)
         #endif
         return Int(usage.ru_maxrss)
     }

@@ -24,7 +24,9 @@ struct ContinuityTests {
         joining.flatMap { channel, generation in
             [channel.addInboundSA(generation), channel.addInboundPolicy(required: false)]
         },
-        joining.flatMap { channel, generation in [channel.addOutboundSA(generation), channel.addOutboundPolicy(generation)] },
+        joining.flatMap { channel, generation in
+            [channel.addOutboundSA(generation), channel.addOutboundPolicy(generation)]
+        },
         joining.map { channel, _ in channel.setInboundPolicy(required: true) },
     ]
 

@@ -1,22 +1,25 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Kernel
 import KernelSimulator
 import MeshwardCore
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 @Suite("Fault injection")
 struct FaultTests {
     static let policies = (1...4).map { index in
         SecurityPolicy(
-            selector: PolicySelector(source: IPPrefix(host: FleetValues.address(of: "a")),
-                                     destination: IPPrefix(host: FleetValues.address("198.18.2.\(index)"))),
+            selector: PolicySelector(
+                source: IPPrefix(host: FleetValues.address(of: "a")),
+                destination: IPPrefix(host: FleetValues.address("198.18.2.\(index)"))),
             direction: .outbound,
-            template: PolicyTemplate(family: .ipv4, spi: SPI(0x100 + UInt32(index)), reqid: FleetValues.reqid,
-                                     isOptional: false)
+            template: PolicyTemplate(
+                family: .ipv4, spi: SPI(0x100 + UInt32(index)), reqid: FleetValues.reqid,
+                isOptional: false)
         )
     }
     static let batch = policies.map { KernelOperation.addPolicy($0) }
@@ -49,7 +52,8 @@ struct FaultTests {
         let other = fleet.kernel(for: "b", reqid: FleetValues.reqid)
         #expect(try await other.apply([Self.batch[0], Self.batch[1]]).map(\.outcome) == [.applied, .applied])
         #expect(try await kernel.apply([Self.batch[0]]).map(\.outcome) == [.applied])
-        #expect(try await kernel.apply([Self.batch[1], Self.batch[2]]).map(\.outcome)
+        #expect(
+            try await kernel.apply([Self.batch[1], Self.batch[2]]).map(\.outcome)
                 == [.failed(errno: ENOBUFS, message: "injected fault"), .applied])
     }
 
@@ -80,10 +84,11 @@ struct FaultTests {
         let kernel = fleet.kernel(for: "a", reqid: FleetValues.reqid)
         let results = try await kernel.apply(Self.batch)
         #expect(results.prefix(answered).allSatisfy { $0.outcome == .applied })
-        #expect(results.dropFirst(answered).allSatisfy {
-            if case .notAttempted = $0.outcome { return true }
-            return false
-        })
+        #expect(
+            results.dropFirst(answered).allSatisfy {
+                if case .notAttempted = $0.outcome { return true }
+                return false
+            })
         #expect(fleet.state.nodes["a"]?.policies.count == answered)
         await #expect(throws: KernelError.self) { try await kernel.observe() }
         await #expect(throws: KernelError.self) { try await kernel.apply(Self.batch) }
@@ -93,7 +98,9 @@ struct FaultTests {
     func stopsAtOnce() async throws {
         let fleet = Self.fleet()
         fleet.stopAnswering(on: "a", afterOperations: 0)
-        await #expect(throws: KernelError.self) { try await fleet.kernel(for: "a", reqid: FleetValues.reqid).apply(Self.batch) }
+        await #expect(throws: KernelError.self) {
+            try await fleet.kernel(for: "a", reqid: FleetValues.reqid).apply(Self.batch)
+        }
     }
 
     @Test("the observer sees every operation with its outcome, in order")

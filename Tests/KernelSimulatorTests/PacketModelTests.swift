@@ -1,7 +1,8 @@
 import Kernel
-@testable import KernelSimulator
 import MeshwardCore
 import Testing
+
+@testable import KernelSimulator
 
 /// One packet from a to b after some operations on each node.
 struct PacketCase: Sendable, CustomTestStringConvertible {
@@ -21,69 +22,103 @@ struct PacketModelTests {
     static let g2 = Generation(0x102)
     static let tcp8080 = TrafficMatch(transport: .tcp, destinationPort: 8080)
 
-    static func outbound(spi: Generation?, optional: Bool = false, traffic: TrafficMatch = .any,
-                         priority: UInt32 = SecurityPolicy.defaultPriority, reqid: Reqid = FleetValues.reqid) -> Action {
-        .apply("a", .addPolicy(SecurityPolicy(
-            selector: PolicySelector(source: IPPrefix(host: ab.source), destination: IPPrefix(host: ab.destination),
-                                     traffic: traffic),
-            direction: .outbound, priority: priority,
-            template: PolicyTemplate(family: .ipv4, spi: spi?.spi, reqid: reqid, isOptional: optional)
-        )))
+    static func outbound(
+        spi: Generation?, optional: Bool = false, traffic: TrafficMatch = .any,
+        priority: UInt32 = SecurityPolicy.defaultPriority, reqid: Reqid = FleetValues.reqid
+    ) -> Action {
+        .apply(
+            "a",
+            .addPolicy(
+                SecurityPolicy(
+                    selector: PolicySelector(
+                        source: IPPrefix(host: ab.source), destination: IPPrefix(host: ab.destination),
+                        traffic: traffic),
+                    direction: .outbound, priority: priority,
+                    template: PolicyTemplate(family: .ipv4, spi: spi?.spi, reqid: reqid, isOptional: optional)
+                )))
     }
 
     static func inbound(spi: Generation? = nil, optional: Bool = false) -> Action {
-        .apply("b", .addPolicy(SecurityPolicy(
-            selector: ab.selector, direction: .inbound,
-            template: PolicyTemplate(family: .ipv4, spi: spi?.spi, reqid: FleetValues.reqid, isOptional: optional)
-        )))
+        .apply(
+            "b",
+            .addPolicy(
+                SecurityPolicy(
+                    selector: ab.selector, direction: .inbound,
+                    template: PolicyTemplate(
+                        family: .ipv4, spi: spi?.spi, reqid: FleetValues.reqid, isOptional: optional)
+                )))
     }
 
     static let bothSAs = [ab.addOutboundSA(g1), ab.addInboundSA(g1), ab.addOutboundSA(g2), ab.addInboundSA(g2)]
 
     static let cases: [PacketCase] = [
         PacketCase(name: "no policy sends plaintext", setup: [], expected: .deliveredPlaintext),
-        PacketCase(name: "a required template without an SA drops on the sender",
-                   setup: [outbound(spi: g1)], expected: .dropped(.outNoStates)),
-        PacketCase(name: "an optional template without an SA sends plaintext",
-                   setup: [outbound(spi: nil, optional: true)], expected: .deliveredPlaintext),
-        PacketCase(name: "an unpinned template takes the newest SA",
-                   setup: bothSAs + [outbound(spi: nil)], expected: .deliveredEncrypted(spi: g2.spi)),
-        PacketCase(name: "a pinned template takes its SA even when a newer one exists",
-                   setup: bothSAs + [outbound(spi: g1)], expected: .deliveredEncrypted(spi: g1.spi)),
-        PacketCase(name: "a template of another reqid finds no SA",
-                   setup: bothSAs + [outbound(spi: g1, reqid: FleetValues.foreignReqid)], expected: .dropped(.outNoStates)),
-        PacketCase(name: "a port selector takes its port", setup: bothSAs + [outbound(spi: g1, traffic: tcp8080)],
-                   transport: .tcp, destinationPort: 8080, expected: .deliveredEncrypted(spi: g1.spi)),
-        PacketCase(name: "a port selector leaves other ports alone", setup: bothSAs + [outbound(spi: g1, traffic: tcp8080)],
-                   transport: .tcp, destinationPort: 22, expected: .deliveredPlaintext),
-        PacketCase(name: "a port selector leaves other protocols alone",
-                   setup: bothSAs + [outbound(spi: g1, traffic: tcp8080)], transport: .udp, destinationPort: 8080,
-                   expected: .deliveredPlaintext),
-        PacketCase(name: "the lower priority value wins",
-                   setup: bothSAs + [outbound(spi: g1), outbound(spi: g2, traffic: tcp8080, priority: 10)],
-                   transport: .tcp, destinationPort: 8080, expected: .deliveredEncrypted(spi: g2.spi)),
-        PacketCase(name: "on equal priorities the first inserted wins",
-                   setup: bothSAs + [outbound(spi: g1), outbound(spi: g2, traffic: tcp8080)],
-                   transport: .tcp, destinationPort: 8080, expected: .deliveredEncrypted(spi: g1.spi)),
-        PacketCase(name: "ESP without an inbound policy is accepted",
-                   setup: bothSAs + [outbound(spi: g1)], expected: .deliveredEncrypted(spi: g1.spi)),
-        PacketCase(name: "plaintext into a required inbound template is dropped",
-                   setup: [inbound()], expected: .dropped(.inTemplateMismatch)),
-        PacketCase(name: "plaintext into an optional inbound template is accepted",
-                   setup: [inbound(optional: true)], expected: .deliveredPlaintext),
-        PacketCase(name: "ESP into an optional inbound template is accepted",
-                   setup: bothSAs + [outbound(spi: g1), inbound(optional: true)], expected: .deliveredEncrypted(spi: g1.spi)),
-        PacketCase(name: "an inbound template pinned to another SPI rejects the packet",
-                   setup: bothSAs + [outbound(spi: g1), inbound(spi: g2)], expected: .dropped(.inTemplateMismatch)),
-        PacketCase(name: "ESP for an SPI the receiver lacks is dropped there",
-                   setup: [ab.addOutboundSA(g1), outbound(spi: g1)], expected: .dropped(.inNoStates)),
+        PacketCase(
+            name: "a required template without an SA drops on the sender",
+            setup: [outbound(spi: g1)], expected: .dropped(.outNoStates)),
+        PacketCase(
+            name: "an optional template without an SA sends plaintext",
+            setup: [outbound(spi: nil, optional: true)], expected: .deliveredPlaintext),
+        PacketCase(
+            name: "an unpinned template takes the newest SA",
+            setup: bothSAs + [outbound(spi: nil)], expected: .deliveredEncrypted(spi: g2.spi)),
+        PacketCase(
+            name: "a pinned template takes its SA even when a newer one exists",
+            setup: bothSAs + [outbound(spi: g1)], expected: .deliveredEncrypted(spi: g1.spi)),
+        PacketCase(
+            name: "a template of another reqid finds no SA",
+            setup: bothSAs + [outbound(spi: g1, reqid: FleetValues.foreignReqid)], expected: .dropped(.outNoStates)),
+        PacketCase(
+            name: "a port selector takes its port", setup: bothSAs + [outbound(spi: g1, traffic: tcp8080)],
+            transport: .tcp, destinationPort: 8080, expected: .deliveredEncrypted(spi: g1.spi)),
+        PacketCase(
+            name: "a port selector leaves other ports alone", setup: bothSAs + [outbound(spi: g1, traffic: tcp8080)],
+            transport: .tcp, destinationPort: 22, expected: .deliveredPlaintext),
+        PacketCase(
+            name: "a port selector leaves other protocols alone",
+            setup: bothSAs + [outbound(spi: g1, traffic: tcp8080)], transport: .udp, destinationPort: 8080,
+            expected: .deliveredPlaintext),
+        PacketCase(
+            name: "the lower priority value wins",
+            setup: bothSAs + [outbound(spi: g1), outbound(spi: g2, traffic: tcp8080, priority: 10)],
+            transport: .tcp, destinationPort: 8080, expected: .deliveredEncrypted(spi: g2.spi)),
+        PacketCase(
+            name: "on equal priorities the first inserted wins",
+            setup: bothSAs + [outbound(spi: g1), outbound(spi: g2, traffic: tcp8080)],
+            transport: .tcp, destinationPort: 8080, expected: .deliveredEncrypted(spi: g1.spi)),
+        PacketCase(
+            name: "ESP without an inbound policy is accepted",
+            setup: bothSAs + [outbound(spi: g1)], expected: .deliveredEncrypted(spi: g1.spi)),
+        PacketCase(
+            name: "plaintext into a required inbound template is dropped",
+            setup: [inbound()], expected: .dropped(.inTemplateMismatch)),
+        PacketCase(
+            name: "plaintext into an optional inbound template is accepted",
+            setup: [inbound(optional: true)], expected: .deliveredPlaintext),
+        PacketCase(
+            name: "ESP into an optional inbound template is accepted",
+            setup: bothSAs + [outbound(spi: g1), inbound(optional: true)], expected: .deliveredEncrypted(spi: g1.spi)),
+        PacketCase(
+            name: "an inbound template pinned to another SPI rejects the packet",
+            setup: bothSAs + [outbound(spi: g1), inbound(spi: g2)], expected: .dropped(.inTemplateMismatch)),
+        PacketCase(
+            name: "ESP for an SPI the receiver lacks is dropped there",
+            setup: [ab.addOutboundSA(g1), outbound(spi: g1)], expected: .dropped(.inNoStates)),
         PacketCase(
             name: "ESP through a foreign SA does not satisfy a required template",
             setup: [
-                .apply("a", .addSA(SecurityAssociation(source: ab.source, destination: ab.destination, spi: g1.spi,
-                                                       reqid: FleetValues.foreignReqid, cipher: .aesGCM256, key: g1.key))),
-                .apply("b", .addSA(SecurityAssociation(source: ab.source, destination: ab.destination, spi: g1.spi,
-                                                       reqid: FleetValues.foreignReqid, cipher: .aesGCM256, key: g1.key))),
+                .apply(
+                    "a",
+                    .addSA(
+                        SecurityAssociation(
+                            source: ab.source, destination: ab.destination, spi: g1.spi,
+                            reqid: FleetValues.foreignReqid, cipher: .aesGCM256, key: g1.key))),
+                .apply(
+                    "b",
+                    .addSA(
+                        SecurityAssociation(
+                            source: ab.source, destination: ab.destination, spi: g1.spi,
+                            reqid: FleetValues.foreignReqid, cipher: .aesGCM256, key: g1.key))),
                 outbound(spi: g1, reqid: FleetValues.foreignReqid), inbound(),
             ],
             expected: .dropped(.inTemplateMismatch)
@@ -99,8 +134,9 @@ struct PacketModelTests {
                 #expect(state.apply(operation, on: node) == .applied, "\(action)")
             }
         }
-        let outcome = state.send(from: "a", to: Self.ab.destination, transport: testCase.transport,
-                                 destinationPort: testCase.destinationPort)
+        let outcome = state.send(
+            from: "a", to: Self.ab.destination, transport: testCase.transport,
+            destinationPort: testCase.destinationPort)
         #expect(outcome == testCase.expected)
     }
 
@@ -140,9 +176,12 @@ struct PacketModelTests {
     func wipe() {
         var state = FleetValues.state(["a", "b"])
         _ = state.apply(.addPolicy(Self.ab.outboundPolicy(Self.g1)), on: "a")
-        _ = state.apply(.addSA(SecurityAssociation(source: Self.ab.source, destination: Self.ab.destination,
-                                                  spi: Self.g2.spi, reqid: FleetValues.foreignReqid, cipher: .aesGCM256,
-                                                  key: Self.g2.key)), on: "a")
+        _ = state.apply(
+            .addSA(
+                SecurityAssociation(
+                    source: Self.ab.source, destination: Self.ab.destination,
+                    spi: Self.g2.spi, reqid: FleetValues.foreignReqid, cipher: .aesGCM256,
+                    key: Self.g2.key)), on: "a")
         _ = state.send(from: "a", to: Self.ab.destination)
         state.wipe(node: "a")
         #expect(state.nodes["a"]?.securityAssociations.isEmpty == true)

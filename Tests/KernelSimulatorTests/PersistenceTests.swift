@@ -56,7 +56,8 @@ struct PersistenceTests {
         try fleet.save(to: file)
         let loaded = try SimulatedFleet.load(from: file)
         #expect(loaded.state == fleet.state)
-        #expect(try loaded.state.observe(node: "a", reqid: FleetValues.reqid)
+        #expect(
+            try loaded.state.observe(node: "a", reqid: FleetValues.reqid)
                 == fleet.state.observe(node: "a", reqid: FleetValues.reqid))
         // The replay state survived: the next packet is accepted on both, and equally.
         let ab = Channel(from: "a", to: "b")

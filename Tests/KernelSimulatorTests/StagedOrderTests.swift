@@ -17,68 +17,89 @@ struct StagedOrderTests {
     static let g4 = Generation(0x104)
 
     static let scenarios: [Scenario] = [
-        Scenario(name: "new channel a->b, enforcement required", nodes: ["a", "b"], setup: [], steps: [
-            Step(action: ab.addInboundSA(g1), expected: both(plaintext, plaintext)),
-            Step(action: ab.addInboundPolicy(required: false), expected: both(plaintext, plaintext)),
-            Step(action: ab.addOutboundSA(g1), expected: both(plaintext, plaintext)),
-            Step(action: ab.addOutboundPolicy(g1), expected: both(encrypted(g1), plaintext)),
-            Step(action: ab.setInboundPolicy(required: true), expected: both(encrypted(g1), plaintext)),
-        ]),
-        Scenario(name: "new channel a->b, permissive", nodes: ["a", "b"], setup: [], steps: [
-            Step(action: ab.addInboundSA(g1), expected: both(plaintext, plaintext)),
-            Step(action: ab.addInboundPolicy(required: false), expected: both(plaintext, plaintext)),
-            Step(action: ab.addOutboundSA(g1), expected: both(plaintext, plaintext)),
-            Step(action: ab.addOutboundPolicy(g1), expected: both(encrypted(g1), plaintext)),
-        ]),
-        Scenario(name: "new channel b->a beside an established a->b", nodes: ["a", "b"], setup: ab.install(g1), steps: [
-            Step(action: ba.addInboundSA(g3), expected: both(encrypted(g1), plaintext)),
-            Step(action: ba.addInboundPolicy(required: false), expected: both(encrypted(g1), plaintext)),
-            Step(action: ba.addOutboundSA(g3), expected: both(encrypted(g1), plaintext)),
-            Step(action: ba.addOutboundPolicy(g3), expected: both(encrypted(g1), encrypted(g3))),
-            Step(action: ba.setInboundPolicy(required: true), expected: both(encrypted(g1), encrypted(g3))),
-        ]),
-        Scenario(name: "rekey a->b from g1 to g2", nodes: ["a", "b"], setup: ab.install(g1) + ba.install(g3), steps: [
-            Step(action: ab.addInboundSA(g2), expected: both(encrypted(g1), encrypted(g3))),
-            Step(action: ab.addOutboundSA(g2), expected: both(encrypted(g1), encrypted(g3))),
-            Step(action: ab.switchOutboundPolicy(g2), expected: both(encrypted(g2), encrypted(g3))),
-            Step(action: ab.deleteOutboundSA(g1), expected: both(encrypted(g2), encrypted(g3))),
-            Step(action: ab.deleteInboundSA(g1), expected: both(encrypted(g2), encrypted(g3))),
-        ]),
-        Scenario(name: "two rekeys in a row", nodes: ["a", "b"], setup: ab.install(g1) + ba.install(g3), steps: [
-            Step(action: ab.addInboundSA(g2), expected: both(encrypted(g1), encrypted(g3))),
-            Step(action: ab.addOutboundSA(g2), expected: both(encrypted(g1), encrypted(g3))),
-            Step(action: ab.switchOutboundPolicy(g2), expected: both(encrypted(g2), encrypted(g3))),
-            Step(action: ab.deleteOutboundSA(g1), expected: both(encrypted(g2), encrypted(g3))),
-            Step(action: ab.deleteInboundSA(g1), expected: both(encrypted(g2), encrypted(g3))),
-            Step(action: ab.addInboundSA(g4), expected: both(encrypted(g2), encrypted(g3))),
-            Step(action: ab.addOutboundSA(g4), expected: both(encrypted(g2), encrypted(g3))),
-            Step(action: ab.switchOutboundPolicy(g4), expected: both(encrypted(g4), encrypted(g3))),
-            Step(action: ab.deleteOutboundSA(g2), expected: both(encrypted(g4), encrypted(g3))),
-            Step(action: ab.deleteInboundSA(g2), expected: both(encrypted(g4), encrypted(g3))),
-        ]),
-        Scenario(name: "removal of a->b", nodes: ["a", "b"], setup: ab.install(g1) + ba.install(g3), steps: [
-            Step(action: ab.setInboundPolicy(required: false), expected: both(encrypted(g1), encrypted(g3))),
-            Step(action: ab.deleteOutboundPolicy, expected: both(plaintext, encrypted(g3))),
-            Step(action: ab.deleteOutboundSA(g1), expected: both(plaintext, encrypted(g3))),
-            Step(action: ab.deleteInboundPolicy, expected: both(plaintext, encrypted(g3))),
-            Step(action: ab.deleteInboundSA(g1), expected: both(plaintext, encrypted(g3))),
-        ]),
+        Scenario(
+            name: "new channel a->b, enforcement required", nodes: ["a", "b"], setup: [],
+            steps: [
+                Step(action: ab.addInboundSA(g1), expected: both(plaintext, plaintext)),
+                Step(action: ab.addInboundPolicy(required: false), expected: both(plaintext, plaintext)),
+                Step(action: ab.addOutboundSA(g1), expected: both(plaintext, plaintext)),
+                Step(action: ab.addOutboundPolicy(g1), expected: both(encrypted(g1), plaintext)),
+                Step(action: ab.setInboundPolicy(required: true), expected: both(encrypted(g1), plaintext)),
+            ]),
+        Scenario(
+            name: "new channel a->b, permissive", nodes: ["a", "b"], setup: [],
+            steps: [
+                Step(action: ab.addInboundSA(g1), expected: both(plaintext, plaintext)),
+                Step(action: ab.addInboundPolicy(required: false), expected: both(plaintext, plaintext)),
+                Step(action: ab.addOutboundSA(g1), expected: both(plaintext, plaintext)),
+                Step(action: ab.addOutboundPolicy(g1), expected: both(encrypted(g1), plaintext)),
+            ]),
+        Scenario(
+            name: "new channel b->a beside an established a->b", nodes: ["a", "b"], setup: ab.install(g1),
+            steps: [
+                Step(action: ba.addInboundSA(g3), expected: both(encrypted(g1), plaintext)),
+                Step(action: ba.addInboundPolicy(required: false), expected: both(encrypted(g1), plaintext)),
+                Step(action: ba.addOutboundSA(g3), expected: both(encrypted(g1), plaintext)),
+                Step(action: ba.addOutboundPolicy(g3), expected: both(encrypted(g1), encrypted(g3))),
+                Step(action: ba.setInboundPolicy(required: true), expected: both(encrypted(g1), encrypted(g3))),
+            ]),
+        Scenario(
+            name: "rekey a->b from g1 to g2", nodes: ["a", "b"], setup: ab.install(g1) + ba.install(g3),
+            steps: [
+                Step(action: ab.addInboundSA(g2), expected: both(encrypted(g1), encrypted(g3))),
+                Step(action: ab.addOutboundSA(g2), expected: both(encrypted(g1), encrypted(g3))),
+                Step(action: ab.switchOutboundPolicy(g2), expected: both(encrypted(g2), encrypted(g3))),
+                Step(action: ab.deleteOutboundSA(g1), expected: both(encrypted(g2), encrypted(g3))),
+                Step(action: ab.deleteInboundSA(g1), expected: both(encrypted(g2), encrypted(g3))),
+            ]),
+        Scenario(
+            name: "two rekeys in a row", nodes: ["a", "b"], setup: ab.install(g1) + ba.install(g3),
+            steps: [
+                Step(action: ab.addInboundSA(g2), expected: both(encrypted(g1), encrypted(g3))),
+                Step(action: ab.addOutboundSA(g2), expected: both(encrypted(g1), encrypted(g3))),
+                Step(action: ab.switchOutboundPolicy(g2), expected: both(encrypted(g2), encrypted(g3))),
+                Step(action: ab.deleteOutboundSA(g1), expected: both(encrypted(g2), encrypted(g3))),
+                Step(action: ab.deleteInboundSA(g1), expected: both(encrypted(g2), encrypted(g3))),
+                Step(action: ab.addInboundSA(g4), expected: both(encrypted(g2), encrypted(g3))),
+                Step(action: ab.addOutboundSA(g4), expected: both(encrypted(g2), encrypted(g3))),
+                Step(action: ab.switchOutboundPolicy(g4), expected: both(encrypted(g4), encrypted(g3))),
+                Step(action: ab.deleteOutboundSA(g2), expected: both(encrypted(g4), encrypted(g3))),
+                Step(action: ab.deleteInboundSA(g2), expected: both(encrypted(g4), encrypted(g3))),
+            ]),
+        Scenario(
+            name: "removal of a->b", nodes: ["a", "b"], setup: ab.install(g1) + ba.install(g3),
+            steps: [
+                Step(action: ab.setInboundPolicy(required: false), expected: both(encrypted(g1), encrypted(g3))),
+                Step(action: ab.deleteOutboundPolicy, expected: both(plaintext, encrypted(g3))),
+                Step(action: ab.deleteOutboundSA(g1), expected: both(plaintext, encrypted(g3))),
+                Step(action: ab.deleteInboundPolicy, expected: both(plaintext, encrypted(g3))),
+                Step(action: ab.deleteInboundSA(g1), expected: both(plaintext, encrypted(g3))),
+            ]),
         Scenario(
             name: "rekey a->b in a three-node fleet leaves a<->c alone", nodes: ["a", "b", "c"],
             setup: ab.install(g1) + ac.install(g3) + ca.install(g4),
             steps: [
-                Step(action: ab.addInboundSA(g2),
-                     expected: [.ab: encrypted(g1), .ba: plaintext, .ac: encrypted(g3), .ca: encrypted(g4),
-                                .bc: plaintext, .cb: plaintext]),
-                Step(action: ab.addOutboundSA(g2),
-                     expected: [.ab: encrypted(g1), .ac: encrypted(g3), .ca: encrypted(g4), .bc: plaintext]),
-                Step(action: ab.switchOutboundPolicy(g2),
-                     expected: [.ab: encrypted(g2), .ac: encrypted(g3), .ca: encrypted(g4), .bc: plaintext]),
-                Step(action: ab.deleteOutboundSA(g1),
-                     expected: [.ab: encrypted(g2), .ac: encrypted(g3), .ca: encrypted(g4), .cb: plaintext]),
-                Step(action: ab.deleteInboundSA(g1),
-                     expected: [.ab: encrypted(g2), .ba: plaintext, .ac: encrypted(g3), .ca: encrypted(g4),
-                                .bc: plaintext, .cb: plaintext]),
+                Step(
+                    action: ab.addInboundSA(g2),
+                    expected: [
+                        .ab: encrypted(g1), .ba: plaintext, .ac: encrypted(g3), .ca: encrypted(g4),
+                        .bc: plaintext, .cb: plaintext,
+                    ]),
+                Step(
+                    action: ab.addOutboundSA(g2),
+                    expected: [.ab: encrypted(g1), .ac: encrypted(g3), .ca: encrypted(g4), .bc: plaintext]),
+                Step(
+                    action: ab.switchOutboundPolicy(g2),
+                    expected: [.ab: encrypted(g2), .ac: encrypted(g3), .ca: encrypted(g4), .bc: plaintext]),
+                Step(
+                    action: ab.deleteOutboundSA(g1),
+                    expected: [.ab: encrypted(g2), .ac: encrypted(g3), .ca: encrypted(g4), .cb: plaintext]),
+                Step(
+                    action: ab.deleteInboundSA(g1),
+                    expected: [
+                        .ab: encrypted(g2), .ba: plaintext, .ac: encrypted(g3), .ca: encrypted(g4),
+                        .bc: plaintext, .cb: plaintext,
+                    ]),
             ]
         ),
         Scenario(
@@ -86,13 +107,16 @@ struct StagedOrderTests {
             setup: ab.install(g1) + ba.install(g2),
             steps: [
                 Step(action: ac.addInboundSA(g3), expected: [.ab: encrypted(g1), .ba: encrypted(g2), .ac: plaintext]),
-                Step(action: ac.addInboundPolicy(required: false),
-                     expected: [.ab: encrypted(g1), .ba: encrypted(g2), .ac: plaintext]),
+                Step(
+                    action: ac.addInboundPolicy(required: false),
+                    expected: [.ab: encrypted(g1), .ba: encrypted(g2), .ac: plaintext]),
                 Step(action: ac.addOutboundSA(g3), expected: [.ab: encrypted(g1), .ba: encrypted(g2), .ac: plaintext]),
-                Step(action: ac.addOutboundPolicy(g3),
-                     expected: [.ab: encrypted(g1), .ba: encrypted(g2), .ac: encrypted(g3), .ca: plaintext]),
-                Step(action: ac.setInboundPolicy(required: true),
-                     expected: [.ab: encrypted(g1), .ba: encrypted(g2), .ac: encrypted(g3), .ca: plaintext]),
+                Step(
+                    action: ac.addOutboundPolicy(g3),
+                    expected: [.ab: encrypted(g1), .ba: encrypted(g2), .ac: encrypted(g3), .ca: plaintext]),
+                Step(
+                    action: ac.setInboundPolicy(required: true),
+                    expected: [.ab: encrypted(g1), .ba: encrypted(g2), .ac: encrypted(g3), .ca: plaintext]),
             ]
         ),
     ]

@@ -97,8 +97,10 @@ struct Channel: Sendable, Hashable {
 
     /// The staged new-channel order of design section 4, ending required.
     func install(_ generation: Generation) -> [Action] {
-        [addInboundSA(generation), addInboundPolicy(required: false), addOutboundSA(generation),
-         addOutboundPolicy(generation), setInboundPolicy(required: true)]
+        [
+            addInboundSA(generation), addInboundPolicy(required: false), addOutboundSA(generation),
+            addOutboundPolicy(generation), setInboundPolicy(required: true),
+        ]
     }
 }
 

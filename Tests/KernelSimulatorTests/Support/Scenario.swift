@@ -49,8 +49,9 @@ struct Scenario: Sendable, CustomTestStringConvertible {
                 }
                 if let dropper, let counterBefore {
                     let counterAfter = counterValue(expected, on: dropper, in: state) ?? 0
-                    #expect(counterAfter - counterBefore == UInt64(Self.packetsPerProbe),
-                            "step \(index + 1): \(expected) counted on \(dropper)")
+                    #expect(
+                        counterAfter - counterBefore == UInt64(Self.packetsPerProbe),
+                        "step \(index + 1): \(expected) counted on \(dropper)")
                 }
             }
         }

@@ -26,11 +26,14 @@ extension SimulatedFleet {
     }
 
     /// Sends one packet; see `SimulatedFleetState.send(from:to:transport:sourcePort:destinationPort:)`.
-    public func send(from node: String, to destination: IPAddress, transport: TransportProtocol = .udp,
-                     sourcePort: UInt16? = nil, destinationPort: UInt16? = nil) -> PacketOutcome {
+    public func send(
+        from node: String, to destination: IPAddress, transport: TransportProtocol = .udp,
+        sourcePort: UInt16? = nil, destinationPort: UInt16? = nil
+    ) -> PacketOutcome {
         withState {
-            $0.send(from: node, to: destination, transport: transport, sourcePort: sourcePort,
-                    destinationPort: destinationPort)
+            $0.send(
+                from: node, to: destination, transport: transport, sourcePort: sourcePort,
+                destinationPort: destinationPort)
         }
     }
 }

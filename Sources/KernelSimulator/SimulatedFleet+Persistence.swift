@@ -3,9 +3,9 @@ import Kernel
 import MeshwardCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The simulated fleet could not be loaded or saved.
@@ -49,7 +49,8 @@ extension SimulatedFleet {
         let temporary = path + ".tmp-\(getpid())"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
-            throw SimulatedFleetPersistenceError(path: temporary, reason: "cannot be created: \(String(cString: strerror(errno)))")
+            throw SimulatedFleetPersistenceError(
+                path: temporary, reason: "cannot be created: \(String(cString: strerror(errno)))")
         }
         var failure: String?
         data.withUnsafeBytes { raw in

@@ -11,9 +11,11 @@ public final class SimulatedFleet: Sendable {
     /// Called with the fleet's state after every single operation (applied, failed or not
     /// attempted), under the fleet's lock: it may send packets and read or change the state it
     /// is given, but must not call back into the fleet.
-    public typealias OperationObserver = @Sendable (
-        _ node: String, _ operation: KernelOperation, _ outcome: OperationOutcome, _ state: inout SimulatedFleetState
-    ) -> Void
+    public typealias OperationObserver =
+        @Sendable (
+            _ node: String, _ operation: KernelOperation, _ outcome: OperationOutcome,
+            _ state: inout SimulatedFleetState
+        ) -> Void
 
     private struct Storage: Sendable {
         var state: SimulatedFleetState

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Kernel
 import MeshwardCore
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// One batch, the outcome expected for each operation (nil: applied; else the errno), and what
 /// the owner observes afterwards.
@@ -16,8 +17,10 @@ struct BatchCase: Sendable, CustomTestStringConvertible {
     let policies: Set<SecurityPolicy>
     let associations: Set<SecurityAssociation>
 
-    init(_ name: String, _ operations: [KernelOperation], errnos: [Int32?],
-         policies: Set<SecurityPolicy> = [], associations: Set<SecurityAssociation> = []) {
+    init(
+        _ name: String, _ operations: [KernelOperation], errnos: [Int32?],
+        policies: Set<SecurityPolicy> = [], associations: Set<SecurityAssociation> = []
+    ) {
         self.name = name
         self.operations = operations
         self.errnos = errnos
@@ -53,25 +56,32 @@ struct KernelBehaviourTests {
 
     static let policyCases: [BatchCase] = [
         BatchCase("NEWPOLICY on a free selector applies", [.addPolicy(pinned)], errnos: [nil], policies: [pinned]),
-        BatchCase("NEWPOLICY on a taken selector and direction fails EEXIST",
-                  [.addPolicy(pinned), .addPolicy(repinned)], errnos: [nil, EEXIST], policies: [pinned]),
-        BatchCase("the same selector in the other direction is another policy",
-                  [.addPolicy(pinned), .addPolicy(V.policy(.inbound, spi: nil))], errnos: [nil, nil],
-                  policies: [pinned, V.policy(.inbound, spi: nil)]),
-        BatchCase("a narrower selector is another policy",
-                  [.addPolicy(pinned), .addPolicy(narrower)], errnos: [nil, nil], policies: [pinned, narrower]),
+        BatchCase(
+            "NEWPOLICY on a taken selector and direction fails EEXIST",
+            [.addPolicy(pinned), .addPolicy(repinned)], errnos: [nil, EEXIST], policies: [pinned]),
+        BatchCase(
+            "the same selector in the other direction is another policy",
+            [.addPolicy(pinned), .addPolicy(V.policy(.inbound, spi: nil))], errnos: [nil, nil],
+            policies: [pinned, V.policy(.inbound, spi: nil)]),
+        BatchCase(
+            "a narrower selector is another policy",
+            [.addPolicy(pinned), .addPolicy(narrower)], errnos: [nil, nil], policies: [pinned, narrower]),
         BatchCase("UPDPOLICY inserts a missing policy", [.updatePolicy(pinned)], errnos: [nil], policies: [pinned]),
-        BatchCase("UPDPOLICY replaces the template", [.addPolicy(pinned), .updatePolicy(repinned)],
-                  errnos: [nil, nil], policies: [repinned]),
-        BatchCase("UPDPOLICY replaces the priority", [.addPolicy(pinned), .updatePolicy(reprioritised)],
-                  errnos: [nil, nil], policies: [reprioritised]),
+        BatchCase(
+            "UPDPOLICY replaces the template", [.addPolicy(pinned), .updatePolicy(repinned)],
+            errnos: [nil, nil], policies: [repinned]),
+        BatchCase(
+            "UPDPOLICY replaces the priority", [.addPolicy(pinned), .updatePolicy(reprioritised)],
+            errnos: [nil, nil], policies: [reprioritised]),
         BatchCase("DELPOLICY removes", [.addPolicy(pinned), .deletePolicy(pinned.identifier)], errnos: [nil, nil]),
         BatchCase("DELPOLICY on a missing policy fails ENOENT", [.deletePolicy(pinned.identifier)], errnos: [ENOENT]),
-        BatchCase("DELPOLICY names the direction", [.addPolicy(pinned), .deletePolicy(inbound.identifier)],
-                  errnos: [nil, ENOENT], policies: [pinned]),
-        BatchCase("a failed operation does not stop later ones",
-                  [.addPolicy(pinned), .addPolicy(pinned), .deletePolicy(narrower.identifier), .addPolicy(inbound)],
-                  errnos: [nil, EEXIST, ENOENT, nil], policies: [pinned, inbound]),
+        BatchCase(
+            "DELPOLICY names the direction", [.addPolicy(pinned), .deletePolicy(inbound.identifier)],
+            errnos: [nil, ENOENT], policies: [pinned]),
+        BatchCase(
+            "a failed operation does not stop later ones",
+            [.addPolicy(pinned), .addPolicy(pinned), .deletePolicy(narrower.identifier), .addPolicy(inbound)],
+            errnos: [nil, EEXIST, ENOENT, nil], policies: [pinned, inbound]),
     ]
 
     static let first = V.fixedAssociation(spi: 0x100, keyByte: 1)
@@ -82,20 +92,25 @@ struct KernelBehaviourTests {
 
     static let associationCases: [BatchCase] = [
         BatchCase("NEWSA applies", [.addSA(first)], errnos: [nil], associations: [first]),
-        BatchCase("NEWSA on an existing destination and SPI fails EEXIST", [.addSA(first), .addSA(sameSPIOtherKey)],
-                  errnos: [nil, EEXIST], associations: [first]),
-        BatchCase("another source does not make another SA", [.addSA(first), .addSA(sameSPIOtherSource)],
-                  errnos: [nil, EEXIST], associations: [first]),
-        BatchCase("the same SPI to another destination is another SA",
-                  [.addSA(first), .addSA(sameSPIOtherDestination)], errnos: [nil, nil],
-                  associations: [first, sameSPIOtherDestination]),
+        BatchCase(
+            "NEWSA on an existing destination and SPI fails EEXIST", [.addSA(first), .addSA(sameSPIOtherKey)],
+            errnos: [nil, EEXIST], associations: [first]),
+        BatchCase(
+            "another source does not make another SA", [.addSA(first), .addSA(sameSPIOtherSource)],
+            errnos: [nil, EEXIST], associations: [first]),
+        BatchCase(
+            "the same SPI to another destination is another SA",
+            [.addSA(first), .addSA(sameSPIOtherDestination)], errnos: [nil, nil],
+            associations: [first, sameSPIOtherDestination]),
         BatchCase("DELSA removes", [.addSA(first), .deleteSA(first.identifier)], errnos: [nil, nil]),
         BatchCase("DELSA on a missing SA fails ESRCH", [.deleteSA(first.identifier)], errnos: [ESRCH]),
-        BatchCase("an SPI deleted may be added again", [.addSA(first), .deleteSA(first.identifier), .addSA(sameSPIOtherKey)],
-                  errnos: [nil, nil, nil], associations: [sameSPIOtherKey]),
-        BatchCase("a failed SA operation does not stop later ones",
-                  [.addSA(first), .addSA(first), .deleteSA(second.identifier), .addSA(second)],
-                  errnos: [nil, EEXIST, ESRCH, nil], associations: [first, second]),
+        BatchCase(
+            "an SPI deleted may be added again", [.addSA(first), .deleteSA(first.identifier), .addSA(sameSPIOtherKey)],
+            errnos: [nil, nil, nil], associations: [sameSPIOtherKey]),
+        BatchCase(
+            "a failed SA operation does not stop later ones",
+            [.addSA(first), .addSA(first), .deleteSA(second.identifier), .addSA(second)],
+            errnos: [nil, EEXIST, ESRCH, nil], associations: [first, second]),
     ]
 
     @Test("a fresh node observes nothing owned", arguments: KernelBackend.allCases)
@@ -153,15 +168,18 @@ struct KernelBehaviourTests {
         await fixture.tearDown()
     }
 
-    static let writtenAssociations: [SecurityAssociation] = Cipher.allCases.enumerated().map { index, cipher in
-        SecurityAssociation(
-            source: V.alpha, destination: V.bravo, spi: SPI(0x400 + UInt32(index)), reqid: V.ownReqid, cipher: cipher,
-            key: V.fixedKey(UInt8(index + 1), cipher: cipher)
-        )
-    } + [V.fixedAssociation(from: V.ipv6Alpha, to: V.ipv6Bravo, spi: 0x500)]
+    static let writtenAssociations: [SecurityAssociation] =
+        Cipher.allCases.enumerated().map { index, cipher in
+            SecurityAssociation(
+                source: V.alpha, destination: V.bravo, spi: SPI(0x400 + UInt32(index)), reqid: V.ownReqid,
+                cipher: cipher,
+                key: V.fixedKey(UInt8(index + 1), cipher: cipher)
+            )
+        } + [V.fixedAssociation(from: V.ipv6Alpha, to: V.ipv6Bravo, spi: 0x500)]
 
-    @Test("an SA is observed as written, with a matching key and zero counters",
-          arguments: KernelBackend.withSAs, writtenAssociations)
+    @Test(
+        "an SA is observed as written, with a matching key and zero counters",
+        arguments: KernelBackend.withSAs, writtenAssociations)
     func associationObservedAsWritten(backend: KernelBackend, association: SecurityAssociation) async throws {
         let fixture = try await backend.makeFixture()
         let kernel = try await fixture.makeOwnedNode("node")
@@ -182,29 +200,36 @@ struct KernelBehaviourTests {
     static let foreignPolicyCases: [ForeignCase] = [
         ForeignCase(name: "adding our own policy", operation: .addPolicy(pinned), applies: true),
         ForeignCase(name: "updating our own policy", operation: .updatePolicy(pinned), applies: true),
-        ForeignCase(name: "adding on a foreign selector", operation: .addPolicy(V.policy(to: V.charlie, spi: 0x100)),
-                    applies: false),
-        ForeignCase(name: "updating a foreign selector", operation: .updatePolicy(V.policy(to: V.charlie, spi: 0x100)),
-                    applies: false),
-        ForeignCase(name: "deleting a foreign policy", operation: .deletePolicy(foreignOutbound.identifier),
-                    applies: false),
-        ForeignCase(name: "deleting a foreign inbound policy", operation: .deletePolicy(foreignInbound.identifier),
-                    applies: false),
+        ForeignCase(
+            name: "adding on a foreign selector", operation: .addPolicy(V.policy(to: V.charlie, spi: 0x100)),
+            applies: false),
+        ForeignCase(
+            name: "updating a foreign selector", operation: .updatePolicy(V.policy(to: V.charlie, spi: 0x100)),
+            applies: false),
+        ForeignCase(
+            name: "deleting a foreign policy", operation: .deletePolicy(foreignOutbound.identifier),
+            applies: false),
+        ForeignCase(
+            name: "deleting a foreign inbound policy", operation: .deletePolicy(foreignInbound.identifier),
+            applies: false),
     ]
 
     static let foreignAssociationCases: [ForeignCase] = [
         ForeignCase(name: "adding our own SA", operation: .addSA(first), applies: true),
-        ForeignCase(name: "adding on a foreign SPI",
-                    operation: .addSA(V.fixedAssociation(to: V.charlie, spi: 0x900, keyByte: 1)), applies: false),
+        ForeignCase(
+            name: "adding on a foreign SPI",
+            operation: .addSA(V.fixedAssociation(to: V.charlie, spi: 0x900, keyByte: 1)), applies: false),
         ForeignCase(name: "deleting a foreign SA", operation: .deleteSA(foreignAssociation.identifier), applies: false),
     ]
 
-    @Test("only owned policies are observed, and foreign ones survive every operation",
-          arguments: KernelBackend.allCases, foreignPolicyCases)
+    @Test(
+        "only owned policies are observed, and foreign ones survive every operation",
+        arguments: KernelBackend.allCases, foreignPolicyCases)
     func foreignPoliciesSurvive(backend: KernelBackend, attempt: ForeignCase) async throws {
         let fixture = try await backend.makeFixture()
         let kernel = try await fixture.makeOwnedNode("node")
-        try await fixture.installForeign([.addPolicy(Self.foreignOutbound), .addPolicy(Self.foreignInbound)], on: "node")
+        try await fixture.installForeign(
+            [.addPolicy(Self.foreignOutbound), .addPolicy(Self.foreignInbound)], on: "node")
         #expect(try await kernel.observe().policies.isEmpty)
 
         let results = try await kernel.apply([attempt.operation])
@@ -216,8 +241,9 @@ struct KernelBehaviourTests {
         await fixture.tearDown()
     }
 
-    @Test("only owned SAs are observed, foreign SPIs are reported, and foreign SAs survive every operation",
-          arguments: KernelBackend.withSAs, foreignAssociationCases)
+    @Test(
+        "only owned SAs are observed, foreign SPIs are reported, and foreign SAs survive every operation",
+        arguments: KernelBackend.withSAs, foreignAssociationCases)
     func foreignAssociationsSurvive(backend: KernelBackend, attempt: ForeignCase) async throws {
         let fixture = try await backend.makeFixture()
         let kernel = try await fixture.makeOwnedNode("node")

@@ -20,27 +20,34 @@ enum TestValues {
         try KeyMaterial.random(count: cipher.keyLength)
     }
 
-    static func association(from source: IPAddress = alpha, to destination: IPAddress = bravo, spi: UInt32,
-                            reqid: Reqid = ownReqid) throws -> SecurityAssociation {
+    static func association(
+        from source: IPAddress = alpha, to destination: IPAddress = bravo, spi: UInt32,
+        reqid: Reqid = ownReqid
+    ) throws -> SecurityAssociation {
         SecurityAssociation(
             source: source, destination: destination, spi: SPI(spi), reqid: reqid, cipher: .aesGCM256,
             key: .material(try key())
         )
     }
 
-    static func selector(from source: IPAddress = alpha, to destination: IPAddress = bravo,
-                         traffic: TrafficMatch = .any) -> PolicySelector {
+    static func selector(
+        from source: IPAddress = alpha, to destination: IPAddress = bravo,
+        traffic: TrafficMatch = .any
+    ) -> PolicySelector {
         PolicySelector(source: IPPrefix(host: source), destination: IPPrefix(host: destination), traffic: traffic)
     }
 
-    static func policy(_ direction: PolicyDirection = .outbound, from source: IPAddress = alpha,
-                       to destination: IPAddress = bravo, traffic: TrafficMatch = .any, spi: UInt32? = nil,
-                       optional: Bool = false, reqid: Reqid = ownReqid,
-                       priority: UInt32 = SecurityPolicy.defaultPriority) -> SecurityPolicy {
+    static func policy(
+        _ direction: PolicyDirection = .outbound, from source: IPAddress = alpha,
+        to destination: IPAddress = bravo, traffic: TrafficMatch = .any, spi: UInt32? = nil,
+        optional: Bool = false, reqid: Reqid = ownReqid,
+        priority: UInt32 = SecurityPolicy.defaultPriority
+    ) -> SecurityPolicy {
         SecurityPolicy(
             selector: selector(from: source, to: destination, traffic: traffic), direction: direction,
             priority: priority,
-            template: PolicyTemplate(family: source.family, spi: spi.map { SPI($0) }, reqid: reqid, isOptional: optional)
+            template: PolicyTemplate(
+                family: source.family, spi: spi.map { SPI($0) }, reqid: reqid, isOptional: optional)
         )
     }
 }
@@ -55,8 +62,10 @@ extension TestValues {
     }
 
     /// An SA with a fixed key, for table rows.
-    static func fixedAssociation(from source: IPAddress = alpha, to destination: IPAddress = bravo, spi: UInt32,
-                                 keyByte: UInt8 = 1, reqid: Reqid = ownReqid) -> SecurityAssociation {
+    static func fixedAssociation(
+        from source: IPAddress = alpha, to destination: IPAddress = bravo, spi: UInt32,
+        keyByte: UInt8 = 1, reqid: Reqid = ownReqid
+    ) -> SecurityAssociation {
         SecurityAssociation(
             source: source, destination: destination, spi: SPI(spi), reqid: reqid, cipher: .aesGCM256,
             key: fixedKey(keyByte)

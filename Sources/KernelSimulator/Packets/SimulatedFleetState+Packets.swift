@@ -17,8 +17,10 @@ extension SimulatedFleetState {
     /// that drops it counts the drop in its statistics.
     ///
     /// The source address is the sender's first address of the destination's family.
-    public mutating func send(from node: String, to destination: IPAddress, transport: TransportProtocol = .udp,
-                              sourcePort: UInt16? = nil, destinationPort: UInt16? = nil) -> PacketOutcome {
+    public mutating func send(
+        from node: String, to destination: IPAddress, transport: TransportProtocol = .udp,
+        sourcePort: UInt16? = nil, destinationPort: UInt16? = nil
+    ) -> PacketOutcome {
         guard let sender = nodes[node] else {
             return .undeliverable(reason: "the simulated fleet has no node named \(node)")
         }
@@ -34,20 +36,24 @@ extension SimulatedFleetState {
         )
         let now = currentTime
         guard let transmission = nodes[node]?.transmit(header, now: now),
-              let outcome = nodes[receiver]?.accept(transmission, header: header, now: now) else {
+            let outcome = nodes[receiver]?.accept(transmission, header: header, now: now)
+        else {
             return .undeliverable(reason: "node \(node) or \(receiver) vanished")
         }
         return outcome
     }
 
     /// Sends one packet from `node` to the first address of `peer` in `family`.
-    public mutating func send(from node: String, toNode peer: String, family: AddressFamily = .ipv4,
-                              transport: TransportProtocol = .udp, sourcePort: UInt16? = nil,
-                              destinationPort: UInt16? = nil) -> PacketOutcome {
+    public mutating func send(
+        from node: String, toNode peer: String, family: AddressFamily = .ipv4,
+        transport: TransportProtocol = .udp, sourcePort: UInt16? = nil,
+        destinationPort: UInt16? = nil
+    ) -> PacketOutcome {
         guard let destination = nodes[peer]?.address(of: family) else {
             return .undeliverable(reason: "node \(peer) has no \(family) address")
         }
-        return send(from: node, to: destination, transport: transport, sourcePort: sourcePort,
-                    destinationPort: destinationPort)
+        return send(
+            from: node, to: destination, transport: transport, sourcePort: sourcePort,
+            destinationPort: destinationPort)
     }
 }

@@ -26,10 +26,12 @@ extension SimulatedNode {
     func governingPolicy(_ direction: PolicyDirection, for header: PacketHeader) -> SimulatedPolicy? {
         var best: SimulatedPolicy?
         for policy in policyDatabase.values where policy.direction == direction {
-            guard policy.matches(
-                source: header.source, destination: header.destination, transport: header.transport,
-                sourcePort: header.sourcePort, destinationPort: header.destinationPort
-            ) else { continue }
+            guard
+                policy.matches(
+                    source: header.source, destination: header.destination, transport: header.transport,
+                    sourcePort: header.sourcePort, destinationPort: header.destinationPort
+                )
+            else { continue }
             if let current = best, !policy.precedes(current) { continue }
             best = policy
         }
@@ -45,13 +47,15 @@ extension SimulatedNode {
         if let spi = policy.templateSPI, spi.rawValue != 0 {
             let identifier = SAIdentifier(destination: destination, spi: spi)
             guard let association = securityAssociationDatabase[identifier], association.source == source,
-                  association.reqid == policy.templateReqid else { return nil }
+                association.reqid == policy.templateReqid
+            else { return nil }
             return identifier
         }
         var newest: SimulatedSecurityAssociation?
         for association in securityAssociationDatabase.values
         where association.destination == destination && association.source == source
-            && association.reqid == policy.templateReqid {
+            && association.reqid == policy.templateReqid
+        {
             if let current = newest, current.insertionOrder > association.insertionOrder { continue }
             newest = association
         }
@@ -62,7 +66,8 @@ extension SimulatedNode {
     mutating func transmit(_ header: PacketHeader, now: UInt64) -> Transmission {
         guard let policy = governingPolicy(.outbound, for: header) else { return .plaintext }
         guard let identifier = outboundAssociation(for: policy, header: header),
-              var association = securityAssociationDatabase[identifier] else {
+            var association = securityAssociationDatabase[identifier]
+        else {
             if policy.templateIsOptional { return .plaintext }
             count(.outNoStates)
             return .dropped(.outNoStates)
@@ -105,10 +110,11 @@ extension SimulatedNode {
             decryptedBy = association
         }
         if let policy = governingPolicy(.inbound, for: header), !policy.templateIsOptional {
-            let satisfied = decryptedBy.map { association in
-                (policy.templateReqid.rawValue == 0 || association.reqid == policy.templateReqid)
-                    && (policy.templateSPI.map { $0.rawValue == 0 || $0 == association.spi } ?? true)
-            } ?? false
+            let satisfied =
+                decryptedBy.map { association in
+                    (policy.templateReqid.rawValue == 0 || association.reqid == policy.templateReqid)
+                        && (policy.templateSPI.map { $0.rawValue == 0 || $0 == association.spi } ?? true)
+                } ?? false
             guard satisfied else {
                 count(.inTemplateMismatch)
                 return .dropped(.inTemplateMismatch)

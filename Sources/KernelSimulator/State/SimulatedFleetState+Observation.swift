@@ -3,7 +3,7 @@ import MeshwardCore
 
 extension SimulatedFleetState {
     /// What `node`'s owner of `reqid` sees: its own SAs (keys as fingerprints, with counters)
-    /// and policies, sorted by identifier, the SPIs of foreign SAs, and the node's statistics.
+    /// and policies, each in the order they were installed, the SPIs of foreign SAs, and the node's statistics.
     /// Throws `KernelError.unreachable` for an unknown or unreachable node.
     public func observe(node: String, reqid: Reqid) throws -> NodeObservation {
         guard let record = nodes[node] else {
@@ -12,23 +12,27 @@ extension SimulatedFleetState {
         guard record.isReachable else {
             throw KernelError.unreachable(node: node, reason: "the simulated node is not answering")
         }
-        var associations: [SecurityAssociation] = []
+        // Sorting cheap keys, not the reported values: comparing and moving whole selectors
+        // costs ten times the rest of an observation.
+        var owned: [(order: UInt64, identifier: SAIdentifier)] = []
         var foreign: Set<SAIdentifier> = []
-        associations.reserveCapacity(record.securityAssociationDatabase.count)
+        owned.reserveCapacity(record.securityAssociationDatabase.count)
         for (identifier, association) in record.securityAssociationDatabase {
             if association.reqid == reqid {
-                associations.append(association.reported)
+                owned.append((association.insertionOrder, identifier))
             } else {
                 foreign.insert(identifier)
             }
         }
-        associations.sort { $0.identifier < $1.identifier }
-        var policies: [SecurityPolicy] = []
-        policies.reserveCapacity(record.policyDatabase.count)
-        for policy in record.policyDatabase.values where policy.templateReqid == reqid {
-            policies.append(policy.reported)
+        owned.sort { $0.order < $1.order }
+        let associations = owned.compactMap { record.securityAssociationDatabase[$0.identifier]?.reported }
+        var ownedPolicies: [(order: UInt64, identifier: PolicyIdentifier)] = []
+        ownedPolicies.reserveCapacity(record.policyDatabase.count)
+        for (identifier, policy) in record.policyDatabase where policy.templateReqid == reqid {
+            ownedPolicies.append((policy.insertionOrder, identifier))
         }
-        policies.sort { $0.identifier < $1.identifier }
+        ownedPolicies.sort { $0.order < $1.order }
+        let policies = ownedPolicies.compactMap { record.policyDatabase[$0.identifier]?.reported }
         return NodeObservation(
             securityAssociations: associations, policies: policies,
             statistics: record.statistics, foreignSPIs: foreign

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Kernel
 import MeshwardCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 extension SimulatedNode {
     /// Applies one operation as the node's kernel would, after the node's pending faults have
@@ -40,23 +41,32 @@ extension SimulatedNode {
         switch operation {
         case .addSA(let association):
             guard association.reqid == owner else {
-                return .failed(errno: EINVAL, message: "SA reqid \(association.reqid) is not the owner's reqid \(owner)")
+                return .failed(
+                    errno: EINVAL, message: "SA reqid \(association.reqid) is not the owner's reqid \(owner)")
             }
         case .deleteSA(let identifier):
             if let existing = securityAssociationDatabase[identifier], existing.reqid != owner {
-                return .failed(errno: ESRCH, message: "no SA \(identifier) with reqid \(owner); one of reqid \(existing.reqid) is left alone")
+                return .failed(
+                    errno: ESRCH,
+                    message: "no SA \(identifier) with reqid \(owner); one of reqid \(existing.reqid) is left alone")
             }
         case .addPolicy(let policy), .updatePolicy(let policy):
             guard policy.template.reqid == owner else {
-                return .failed(errno: EINVAL, message: "policy reqid \(policy.template.reqid) is not the owner's reqid \(owner)")
+                return .failed(
+                    errno: EINVAL, message: "policy reqid \(policy.template.reqid) is not the owner's reqid \(owner)")
             }
             if case .updatePolicy = operation, let existing = policyDatabase[policy.identifier],
-               existing.templateReqid != owner {
-                return .failed(errno: EEXIST, message: "a policy of reqid \(existing.templateReqid) holds \(policy.identifier)")
+                existing.templateReqid != owner
+            {
+                return .failed(
+                    errno: EEXIST, message: "a policy of reqid \(existing.templateReqid) holds \(policy.identifier)")
             }
         case .deletePolicy(let identifier):
             if let existing = policyDatabase[identifier], existing.templateReqid != owner {
-                return .failed(errno: ENOENT, message: "no policy \(identifier) with reqid \(owner); one of reqid \(existing.templateReqid) is left alone")
+                return .failed(
+                    errno: ENOENT,
+                    message: "no policy \(identifier) with reqid \(owner); reqid \(existing.templateReqid) holds it"
+                )
             }
         }
         return nil
@@ -70,7 +80,8 @@ extension SimulatedNode {
                 return .failed(errno: EINVAL, message: "source and destination families differ")
             }
             if let key = association.key.material, key.count != association.cipher.keyLength {
-                return .failed(errno: EINVAL, message: "\(association.cipher) needs a \(association.cipher.keyLength)-byte key")
+                return .failed(
+                    errno: EINVAL, message: "\(association.cipher) needs a \(association.cipher.keyLength)-byte key")
             }
             guard securityAssociationDatabase[association.identifier] == nil else {
                 return .failed(errno: EEXIST, message: nil)
@@ -97,7 +108,8 @@ extension SimulatedNode {
             // A replacement of the same priority keeps its place among equals, as the kernel's
             // insert-after-last-not-greater does; a new priority goes last among its equals.
             let existing = policyDatabase[policy.identifier]
-            let order = existing.flatMap { $0.priority == policy.priority ? $0.insertionOrder : nil }
+            let order =
+                existing.flatMap { $0.priority == policy.priority ? $0.insertionOrder : nil }
                 ?? takeInsertionOrder()
             policyDatabase[policy.identifier] = SimulatedPolicy(policy, insertionOrder: order)
         case .deletePolicy(let identifier):

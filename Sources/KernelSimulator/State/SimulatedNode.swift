@@ -39,8 +39,10 @@ public struct SimulatedNode: Sendable, Hashable {
 
     /// Every policy on the node, ours and foreign, in order of precedence within each direction.
     public var policies: [SecurityPolicy] {
-        policyDatabase.values.sorted { ($0.direction, $0.priority, $0.insertionOrder) < ($1.direction, $1.priority, $1.insertionOrder) }
-            .map(\.reported)
+        policyDatabase.values.sorted {
+            ($0.direction, $0.priority, $0.insertionOrder) < ($1.direction, $1.priority, $1.insertionOrder)
+        }
+        .map(\.reported)
     }
 
     /// The node's first address of `family`.

@@ -47,8 +47,10 @@ struct SimulatedPolicy: Sendable, Hashable, Codable {
     }
 
     /// True when the selector takes a packet with these addresses, protocol and ports.
-    func matches(source packetSource: IPAddress, destination packetDestination: IPAddress,
-                 transport: TransportProtocol, sourcePort: UInt16?, destinationPort: UInt16?) -> Bool {
+    func matches(
+        source packetSource: IPAddress, destination packetDestination: IPAddress,
+        transport: TransportProtocol, sourcePort: UInt16?, destinationPort: UInt16?
+    ) -> Bool {
         source.contains(packetSource) && destination.contains(packetDestination)
             && traffic.matches(transport: transport, sourcePort: sourcePort, destinationPort: destinationPort)
     }

@@ -1,0 +1,114 @@
+import Foundation
+import Kernel
+import KernelSimulator
+import MeshwardCore
+import Testing
+
+@Suite("Persistence")
+struct PersistenceTests {
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-sim-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// A two-node fleet with a channel each way on random keys, traffic, faults and foreign objects.
+    static func busyFleet() throws -> (SimulatedFleet, [KeyMaterial]) {
+        let ciphers: [Cipher] = [.aesGCM256, .aesGCM256, .aesCBCHMACSHA256, .aesGCM256]
+        let keys = try ciphers.map { try KeyMaterial.random(count: $0.keyLength) }
+        let fleet = SimulatedFleet(state: FleetValues.state(["a", "b"]))
+        let ab = Channel(from: "a", to: "b")
+        let ba = Channel(from: "b", to: "a")
+        fleet.withState { state in
+            state.currentTime = 1_700_000_000
+            let generations = [ab: keys[0], ba: keys[1]]
+            for (channel, key) in generations {
+                let generation = Generation(channel == ab ? 0x101 : 0x102)
+                let association = SecurityAssociation(
+                    source: channel.source, destination: channel.destination, spi: generation.spi,
+                    reqid: FleetValues.reqid, cipher: .aesGCM256, key: .material(key)
+                )
+                #expect(state.apply(.addSA(association), on: channel.from) == .applied)
+                #expect(state.apply(.addSA(association), on: channel.to) == .applied)
+                #expect(state.apply(.addPolicy(channel.inboundPolicy(required: true)), on: channel.to) == .applied)
+                #expect(state.apply(.addPolicy(channel.outboundPolicy(generation)), on: channel.from) == .applied)
+            }
+            let foreign = SecurityAssociation(
+                source: ab.source, destination: FleetValues.address("198.18.7.7"), spi: SPI(0x999),
+                reqid: FleetValues.foreignReqid, cipher: .aesCBCHMACSHA256, key: .material(keys[2])
+            )
+            #expect(state.apply(.addSA(foreign), on: "a") == .applied)
+            for _ in 0..<10 {
+                _ = state.send(from: "a", to: ab.destination)
+                _ = state.send(from: "b", to: ab.source)
+            }
+            state.failOperation(on: "b", nth: 3, errno: 5)
+        }
+        return (fleet, keys)
+    }
+
+    @Test("a saved fleet loads back equal, and carries on where it stopped")
+    func roundTrip() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("fleet.json")
+        let (fleet, _) = try Self.busyFleet()
+        try fleet.save(to: file)
+        let loaded = try SimulatedFleet.load(from: file)
+        #expect(loaded.state == fleet.state)
+        #expect(
+            try loaded.state.observe(node: "a", reqid: FleetValues.reqid)
+                == fleet.state.observe(node: "a", reqid: FleetValues.reqid))
+        // The replay state survived: the next packet is accepted on both, and equally.
+        let ab = Channel(from: "a", to: "b")
+        #expect(loaded.send(from: "a", to: ab.destination) == fleet.send(from: "a", to: ab.destination))
+        #expect(loaded.state == fleet.state)
+    }
+
+    @Test("the saved file is private and holds no key bytes in any encoding")
+    func noKeysOnDisk() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("fleet.json")
+        let (fleet, keys) = try Self.busyFleet()
+        try fleet.save(to: file)
+        let attributes = try FileManager.default.attributesOfItem(atPath: file.path)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        let text = try String(contentsOf: file, encoding: .utf8)
+        for key in keys {
+            let hex = key.bytes.map { String(format: "%02x", $0) }.joined()
+            #expect(!text.lowercased().contains(hex))
+            #expect(!text.contains(Data(key.bytes).base64EncodedString()))
+            #expect(!text.contains(key.bytes.map(String.init).joined(separator: ",")))
+            // The fourth key was never installed: only installed keys leave a fingerprint.
+            #expect(text.contains(key.fingerprint) == (key != keys[3]), "the fingerprint is what is kept")
+        }
+        #expect(!FileManager.default.fileExists(atPath: file.path + ".tmp-\(getpid())"))
+    }
+
+    @Test("a missing file is an empty fleet; a corrupt file is an error that names it")
+    func missingAndCorrupt() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("fleet.json")
+        #expect(try SimulatedFleet.load(from: file).state == SimulatedFleetState())
+        try Data("{not json".utf8).write(to: file)
+        #expect {
+            try SimulatedFleet.load(from: file)
+        } throws: { error in
+            "\(error)".contains(file.path)
+        }
+    }
+
+    @Test("saving over an existing file replaces it")
+    func replaces() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("fleet.json")
+        let (fleet, _) = try Self.busyFleet()
+        try fleet.save(to: file)
+        fleet.wipe(node: "a")
+        try fleet.save(to: file)
+        #expect(try SimulatedFleet.load(from: file).state.nodes["a"]?.securityAssociations.isEmpty == true)
+    }
+}

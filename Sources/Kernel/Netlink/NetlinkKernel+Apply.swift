@@ -54,10 +54,10 @@ extension NetlinkKernel {
         }
     }
 
-    /// The operations that follow one another without an acknowledgement in between. An
-    /// operation whose permission depends on an earlier one of the same run taking effect (a
-    /// delete of something added earlier in the batch) starts a new run, so that it is checked
-    /// against acknowledged facts only.
+    /// Sends `operations` in runs: operations that follow one another without an
+    /// acknowledgement in between. A delete whose permission depends on an earlier operation of
+    /// the same run (a delete of something added or deleted earlier in the batch) starts a new
+    /// run, so that it is checked against acknowledged facts only.
     static func apply(_ operations: [KernelOperation], session: NetlinkSession, node: String, reqid: Reqid,
                       logger: Logger) throws -> [OperationResult] {
         var outcomes = [OperationOutcome?](repeating: nil, count: operations.count)
@@ -66,12 +66,12 @@ extension NetlinkKernel {
         var start = 0
         while start < operations.count {
             // Pass 1: decide this run's members.
-            var addedInRun: Set<AnyHashable> = []
+            var touchedInRun: Set<AnyHashable> = []
             var end = start
             while end < operations.count {
                 let operation = operations[end]
-                if end > start, let key = deleteKey(operation), addedInRun.contains(key) { break }
-                if let key = addKey(operation) { addedInRun.insert(key) }
+                if end > start, let key = deleteKey(operation), touchedInRun.contains(key) { break }
+                if let key = addKey(operation) ?? deleteKey(operation) { touchedInRun.insert(key) }
                 end += 1
             }
             // Pass 2: refuse, encode, send.

@@ -143,15 +143,17 @@ extension NetlinkKernel {
     }
 
     private static func log(_ operation: KernelOperation, _ outcome: OperationOutcome, node: String, logger: Logger) {
-        let metadata: Logger.Metadata = ["node": "\(node)", "operation": "\(operation.kind)", "target": "\(operation.target)"]
+        func metadata() -> Logger.Metadata {
+            ["node": "\(node)", "operation": "\(operation.kind)", "target": "\(operation.target)"]
+        }
         switch outcome {
         case .applied:
-            logger.info("applied kernel operation", metadata: metadata)
+            logger.info("applied kernel operation", metadata: metadata())
         case .failed(let errno, let message):
-            logger.notice("kernel operation failed", metadata: metadata.merging(
+            logger.notice("kernel operation failed", metadata: metadata().merging(
                 ["errno": "\(ErrnoName.name(errno))", "kernel.message": "\(message ?? "")"]) { $1 })
         case .notAttempted(let reason):
-            logger.notice("kernel operation not attempted", metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
+            logger.notice("kernel operation not attempted", metadata: metadata().merging(["reason": "\(reason)"]) { $1 })
         }
     }
 

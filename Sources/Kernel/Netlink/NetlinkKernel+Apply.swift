@@ -66,12 +66,22 @@ extension NetlinkKernel {
         var start = 0
         while start < operations.count {
             // Pass 1: decide this run's members.
-            var touchedInRun: Set<AnyHashable> = []
+            var touchedSAs: Set<SAIdentifier> = []
+            var touchedPolicies: Set<PolicyIdentifier> = []
             var end = start
-            while end < operations.count {
-                let operation = operations[end]
-                if end > start, let key = deleteKey(operation), touchedInRun.contains(key) { break }
-                if let key = addKey(operation) ?? deleteKey(operation) { touchedInRun.insert(key) }
+            runs: while end < operations.count {
+                switch operations[end] {
+                case .deleteSA(let identifier):
+                    if end > start, touchedSAs.contains(identifier) { break runs }
+                    touchedSAs.insert(identifier)
+                case .deletePolicy(let identifier):
+                    if end > start, touchedPolicies.contains(identifier) { break runs }
+                    touchedPolicies.insert(identifier)
+                case .addSA(let sa):
+                    touchedSAs.insert(sa.identifier)
+                case .addPolicy(let policy), .updatePolicy(let policy):
+                    touchedPolicies.insert(policy.identifier)
+                }
                 end += 1
             }
             // Pass 2: refuse, encode, send.
@@ -154,22 +164,6 @@ extension NetlinkKernel {
                 ["errno": "\(ErrnoName.name(errno))", "kernel.message": "\(message ?? "")"]) { $1 })
         case .notAttempted(let reason):
             logger.notice("kernel operation not attempted", metadata: metadata().merging(["reason": "\(reason)"]) { $1 })
-        }
-    }
-
-    private static func addKey(_ operation: KernelOperation) -> AnyHashable? {
-        switch operation {
-        case .addSA(let sa): AnyHashable(sa.identifier)
-        case .addPolicy(let policy), .updatePolicy(let policy): AnyHashable(policy.identifier)
-        default: nil
-        }
-    }
-
-    private static func deleteKey(_ operation: KernelOperation) -> AnyHashable? {
-        switch operation {
-        case .deleteSA(let identifier): AnyHashable(identifier)
-        case .deletePolicy(let identifier): AnyHashable(identifier)
-        default: nil
         }
     }
 

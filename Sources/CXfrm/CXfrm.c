@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     const char *namespace_path;
@@ -75,4 +77,23 @@ mw_netns_open_result mw_open_in_netns(const char *namespace_path, int protocol) 
         job.result.statistics_fd = -1;
     }
     return job.result;
+}
+
+int mw_receive_many(int fd, void *buffer, size_t slot_bytes, unsigned slots, unsigned *lengths, int *truncated) {
+    struct mmsghdr headers[slots];
+    struct iovec vectors[slots];
+    memset(headers, 0, sizeof(headers));
+    for (unsigned index = 0; index < slots; index++) {
+        vectors[index].iov_base = (char *)buffer + index * slot_bytes;
+        vectors[index].iov_len = slot_bytes;
+        headers[index].msg_hdr.msg_iov = &vectors[index];
+        headers[index].msg_hdr.msg_iovlen = 1;
+    }
+    int received = recvmmsg(fd, headers, slots, MSG_WAITFORONE, NULL);
+    *truncated = 0;
+    for (int index = 0; index < received; index++) {
+        lengths[index] = headers[index].msg_len;
+        if (headers[index].msg_hdr.msg_flags & MSG_TRUNC) *truncated = 1;
+    }
+    return received;
 }

@@ -5,6 +5,8 @@ struct MeshwardBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshward-bench",
         abstract: "Meshward's benchmarks; each prints its figures as a table and as JSON.",
-        subcommands: [CompileBenchmark.self, PlanScaleBenchmark.self, SimulatorBenchmark.self]
+        subcommands: [
+            CompileBenchmark.self, PlanScaleBenchmark.self, SimulatorBenchmark.self, NetlinkBenchmark.self,
+        ]
     )
 }

@@ -30,4 +30,10 @@ typedef struct {
 /// namespace in which it was created, and so does an open `/proc/.../net` file.
 mw_netns_open_result mw_open_in_netns(const char *namespace_path, int protocol);
 
+/// Receives up to `slots` datagrams into consecutive slots of `slot_bytes` each of `buffer`
+/// with one `recvmmsg`, waiting for the first only (`MSG_WAITFORONE`). Stores each datagram's
+/// length in `lengths` and sets `*truncated` when one did not fit its slot. Returns the number
+/// of datagrams, or -1 with `errno` set.
+int mw_receive_many(int fd, void *buffer, size_t slot_bytes, unsigned slots, unsigned *lengths, int *truncated);
+
 #endif

@@ -7,6 +7,12 @@ struct NetlinkAcknowledgement: Hashable {
     /// `NLMSGERR_ATTR_MSG`, when the kernel gave one.
     var message: String?
 
+    init(sequence: UInt32, errno: Int32, message: String?) {
+        self.sequence = sequence
+        self.errno = errno
+        self.message = message
+    }
+
     private static let attributeMessage: UInt16 = 1  // NLMSGERR_ATTR_MSG
 
     /// Decodes an `NLMSG_ERROR` message: `struct nlmsgerr` (the error, then the request's

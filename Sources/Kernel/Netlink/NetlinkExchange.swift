@@ -80,7 +80,7 @@ struct NetlinkExchange {
         while fence != nil || !pending.isEmpty {
             let messages: [NetlinkMessage]
             do {
-                messages = try transport.receive()
+                messages = try transport.receiveAcknowledgements()
             } catch {
                 return error as? NetlinkSocketError ?? NetlinkSocketError("recvmsg", errno: EIO)
             }

@@ -54,10 +54,10 @@ extension NetlinkKernel {
         }
     }
 
-    /// The operations that follow one another without an acknowledgement in between. An
-    /// operation whose permission depends on an earlier one of the same run taking effect (a
-    /// delete of something added earlier in the batch) starts a new run, so that it is checked
-    /// against acknowledged facts only.
+    /// Sends `operations` in runs: operations that follow one another without an
+    /// acknowledgement in between. A delete whose permission depends on an earlier operation of
+    /// the same run (a delete of something added or deleted earlier in the batch) starts a new
+    /// run, so that it is checked against acknowledged facts only.
     static func apply(_ operations: [KernelOperation], session: NetlinkSession, node: String, reqid: Reqid,
                       logger: Logger) throws -> [OperationResult] {
         var outcomes = [OperationOutcome?](repeating: nil, count: operations.count)
@@ -66,12 +66,22 @@ extension NetlinkKernel {
         var start = 0
         while start < operations.count {
             // Pass 1: decide this run's members.
-            var addedInRun: Set<AnyHashable> = []
+            var touchedSAs: Set<SAIdentifier> = []
+            var touchedPolicies: Set<PolicyIdentifier> = []
             var end = start
-            while end < operations.count {
-                let operation = operations[end]
-                if end > start, let key = deleteKey(operation), addedInRun.contains(key) { break }
-                if let key = addKey(operation) { addedInRun.insert(key) }
+            runs: while end < operations.count {
+                switch operations[end] {
+                case .deleteSA(let identifier):
+                    if end > start, touchedSAs.contains(identifier) { break runs }
+                    touchedSAs.insert(identifier)
+                case .deletePolicy(let identifier):
+                    if end > start, touchedPolicies.contains(identifier) { break runs }
+                    touchedPolicies.insert(identifier)
+                case .addSA(let sa):
+                    touchedSAs.insert(sa.identifier)
+                case .addPolicy(let policy), .updatePolicy(let policy):
+                    touchedPolicies.insert(policy.identifier)
+                }
                 end += 1
             }
             // Pass 2: refuse, encode, send.
@@ -143,31 +153,17 @@ extension NetlinkKernel {
     }
 
     private static func log(_ operation: KernelOperation, _ outcome: OperationOutcome, node: String, logger: Logger) {
-        let metadata: Logger.Metadata = ["node": "\(node)", "operation": "\(operation.kind)", "target": "\(operation.target)"]
+        func metadata() -> Logger.Metadata {
+            ["node": "\(node)", "operation": "\(operation.kind)", "target": "\(operation.target)"]
+        }
         switch outcome {
         case .applied:
-            logger.info("applied kernel operation", metadata: metadata)
+            logger.info("applied kernel operation", metadata: metadata())
         case .failed(let errno, let message):
-            logger.notice("kernel operation failed", metadata: metadata.merging(
+            logger.notice("kernel operation failed", metadata: metadata().merging(
                 ["errno": "\(ErrnoName.name(errno))", "kernel.message": "\(message ?? "")"]) { $1 })
         case .notAttempted(let reason):
-            logger.notice("kernel operation not attempted", metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
-        }
-    }
-
-    private static func addKey(_ operation: KernelOperation) -> AnyHashable? {
-        switch operation {
-        case .addSA(let sa): AnyHashable(sa.identifier)
-        case .addPolicy(let policy), .updatePolicy(let policy): AnyHashable(policy.identifier)
-        default: nil
-        }
-    }
-
-    private static func deleteKey(_ operation: KernelOperation) -> AnyHashable? {
-        switch operation {
-        case .deleteSA(let identifier): AnyHashable(identifier)
-        case .deletePolicy(let identifier): AnyHashable(identifier)
-        default: nil
+            logger.notice("kernel operation not attempted", metadata: metadata().merging(["reason": "\(reason)"]) { $1 })
         }
     }
 

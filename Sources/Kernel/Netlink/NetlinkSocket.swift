@@ -14,12 +14,18 @@ final class NetlinkSocket: NetlinkTransport {
     let descriptor: Int32
     private var sequence: UInt32
     private var receiveBuffer: [UInt8]
+    /// `acknowledgementSlots` slots of `acknowledgementSlotBytes` each, for `recvmmsg`.
+    private var acknowledgementBuffer: [UInt8]
 
     /// The receive queue the socket asks for: acknowledgements of a whole batch wait in it.
     static let receiveBufferBytes: Int32 = 8 << 20
     static let sendBufferBytes: Int32 = 4 << 20
     /// The largest datagram `receive` accepts (a dump skb is at most a few pages).
     static let largestDatagram = 1 << 20
+    /// Acknowledgements received per `recvmmsg` at most, and the room for each: a capped ack
+    /// with the kernel's text is well under a kilobyte.
+    static let acknowledgementSlots = 128
+    static let acknowledgementSlotBytes = 4096
     /// How long a receive waits before the socket is taken for dead.
     static let receiveTimeoutSeconds = 30
 
@@ -33,6 +39,7 @@ final class NetlinkSocket: NetlinkTransport {
         self.descriptor = descriptor
         self.sequence = UInt32.random(in: 1...0x7FFF_FFFF)
         self.receiveBuffer = [UInt8](repeating: 0, count: Self.largestDatagram)
+        self.acknowledgementBuffer = [UInt8](repeating: 0, count: Self.acknowledgementSlots * Self.acknowledgementSlotBytes)
         var address = sockaddr_nl()
         address.nl_family = sa_family_t(AF_NETLINK)
         let bound = withUnsafePointer(to: &address) { pointer in
@@ -128,6 +135,39 @@ final class NetlinkSocket: NetlinkTransport {
             } catch let error as NetlinkDecodingError {
                 throw NetlinkSocketError("recvmsg", errno: EPROTO, detail: error.description)
             }
+        }
+    }
+
+    /// Receives up to `acknowledgementSlots` datagrams with one `recvmmsg`, waiting for the
+    /// first only (`MSG_WAITFORONE`): one system call for many acknowledgements.
+    func receiveAcknowledgements() throws -> [NetlinkMessage] {
+        let slots = Self.acknowledgementSlots
+        let slotBytes = Self.acknowledgementSlotBytes
+        while true {
+            var lengths = [UInt32](repeating: 0, count: slots)
+            var truncatedFlag: Int32 = 0
+            let count = acknowledgementBuffer.withUnsafeMutableBytes { buffer in
+                mw_receive_many(descriptor, buffer.baseAddress, slotBytes, UInt32(slots), &lengths, &truncatedFlag)
+            }
+            let truncated = truncatedFlag != 0
+            if count < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                throw NetlinkSocketError("recvmmsg", errno: code)
+            }
+            guard !truncated else {
+                throw NetlinkSocketError("recvmmsg", errno: EMSGSIZE, detail: "an acknowledgement exceeded \(slotBytes) bytes")
+            }
+            var messages: [NetlinkMessage] = []
+            do {
+                for index in 0..<Int(count) {
+                    let start = index * slotBytes
+                    messages += try NetlinkMessage.split(Array(acknowledgementBuffer[start..<(start + Int(lengths[index]))]))
+                }
+            } catch let error as NetlinkDecodingError {
+                throw NetlinkSocketError("recvmmsg", errno: EPROTO, detail: error.description)
+            }
+            return messages
         }
     }
 }

@@ -7,8 +7,15 @@ protocol NetlinkTransport: AnyObject {
     /// Receives the messages of one datagram. Throws `NetlinkSocketError` (ENOBUFS when the
     /// receive queue overflowed and messages were lost).
     func receive() throws -> [NetlinkMessage]
+    /// Receives the messages of one or more small datagrams (acknowledgements), waiting for
+    /// the first only. Throws like `receive`.
+    func receiveAcknowledgements() throws -> [NetlinkMessage]
     /// The next sequence number (never 0).
     func nextSequence() -> UInt32
+}
+
+extension NetlinkTransport {
+    func receiveAcknowledgements() throws -> [NetlinkMessage] { try receive() }
 }
 
 /// A system call on the netlink socket failed.

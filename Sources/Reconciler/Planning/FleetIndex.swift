@@ -2,72 +2,140 @@ import DesiredState
 import Kernel
 import MeshwardCore
 import Store
+import Synchronization
 
-/// Lookups over one pass's input: who owns an address, what each node holds, which
-/// generation an SA belongs to.
+/// Lookups over one pass's input, built once per pass: nodes by number, what each reachable
+/// node holds (positions into its observation), who owns an address, and which generation an
+/// SA belongs to. Numbers instead of names keep the per-channel work free of string hashing.
 struct FleetIndex {
+    /// Node names by number.
+    private(set) var names: [String] = []
+    private var numbers: [String: Int] = [:]
+    /// Per node number: its observation, when it answered.
+    private(set) var observations: [NodeObservation?] = []
+    private var saPositions: [[SAIdentifier: Int]] = []
+    private var policyPositions: [[PolicyIdentifier: Int]] = []
+    private var pinned: [Set<SAIdentifier>] = []
+    private var known: [Bool] = []
     /// Which node an address belongs to: the intent first, then the Store's generations.
-    var addressOwner: [IPAddress: String] = [:]
-    /// Per reachable node: its SAs by identifier.
-    var sas: [String: [SAIdentifier: SecurityAssociation]] = [:]
-    /// Per reachable node: its policies by identifier.
-    var policies: [String: [PolicyIdentifier: SecurityPolicy]] = [:]
-    /// Per reachable node: the SAs its outbound policies pin.
-    var pinned: [String: Set<SAIdentifier>] = [:]
-    /// Every generation the Store knows, by the SA it describes.
-    var generationBySA: [SAIdentifier: Generation] = [:]
+    private(set) var addressOwner: [IPAddress: Int] = [:]
+    private let generations: GenerationIndex
 
     init(input: PlanningInput) {
-        for record in input.channels.values {
-            for generation in record.generations {
-                addressOwner[generation.source] = generation.channel.from
-                addressOwner[generation.destination] = generation.channel.to
-                generationBySA[SAIdentifier(destination: generation.destination, spi: generation.spi)] = generation
-            }
-        }
+        generations = GenerationIndex(channels: input.channels)
         for node in input.intent.nodes {
-            for address in node.addresses { addressOwner[address] = node.name }
+            let number = add(node.name, input: input)
+            for address in node.addresses { addressOwner[address] = number }
         }
-        for (node, observation) in input.observations {
-            var byID: [SAIdentifier: SecurityAssociation] = [:]
-            for sa in observation.securityAssociations { byID[sa.identifier] = sa }
-            sas[node] = byID
-            var policyByID: [PolicyIdentifier: SecurityPolicy] = [:]
-            var pins = Set<SAIdentifier>()
-            for policy in observation.policies {
-                policyByID[policy.identifier] = policy
+        for name in input.observations.keys.sorted() { add(name, input: input) }
+        for name in input.unreachable.keys.sorted() { add(name, input: input) }
+        for name in input.knownNodes.sorted() { add(name, input: input) }
+    }
+
+    /// The number of `name`, adding the node when it is new (a node only the Store remembers).
+    @discardableResult
+    mutating func add(_ name: String, input: PlanningInput) -> Int {
+        if let number = numbers[name] { return number }
+        let number = names.count
+        names.append(name)
+        numbers[name] = number
+        known.append(input.knownNodes.contains(name))
+        let observation = input.observations[name]
+        observations.append(observation)
+        var sas: [SAIdentifier: Int] = [:]
+        var policies: [PolicyIdentifier: Int] = [:]
+        var pins = Set<SAIdentifier>()
+        if let observation {
+            sas.reserveCapacity(observation.securityAssociations.count)
+            for (position, sa) in observation.securityAssociations.enumerated() { sas[sa.identifier] = position }
+            policies.reserveCapacity(observation.policies.count)
+            for (position, policy) in observation.policies.enumerated() {
+                policies[policy.identifier] = position
                 if policy.direction == .outbound, let spi = policy.template.spi {
                     pins.insert(SAIdentifier(destination: policy.selector.destination.address, spi: spi))
                 }
             }
-            policies[node] = policyByID
-            pinned[node] = pins
+        }
+        saPositions.append(sas)
+        policyPositions.append(policies)
+        pinned.append(pins)
+        return number
+    }
+
+    /// Records the addresses a generation used, for nodes the intent no longer names.
+    mutating func learnAddresses(of generation: Generation, input: PlanningInput) {
+        if addressOwner[generation.source] == nil {
+            addressOwner[generation.source] = add(generation.channel.from, input: input)
+        }
+        if addressOwner[generation.destination] == nil {
+            addressOwner[generation.destination] = add(generation.channel.to, input: input)
         }
     }
 
+    func number(_ name: String) -> Int? { numbers[name] }
+
+    func isObserved(_ node: Int) -> Bool { observations[node] != nil }
+
     /// What is known of a peer: observed, unreachable (blocks), or gone (nothing to wait for).
     enum PeerState {
-        case observed(String)
-        case unreachable(String)
+        case observed(Int)
+        case unreachable(Int)
         case gone
     }
 
-    func peer(owning address: IPAddress, input: PlanningInput) -> PeerState {
-        guard let node = addressOwner[address], input.knownNodes.contains(node) else { return .gone }
-        return input.observations[node] != nil ? .observed(node) : .unreachable(node)
+    func peer(owning address: IPAddress) -> PeerState {
+        guard let node = addressOwner[address], known[node] else { return .gone }
+        return observations[node] != nil ? .observed(node) : .unreachable(node)
     }
 
-    func sa(_ id: SAIdentifier, on node: String) -> SecurityAssociation? { sas[node]?[id] }
+    func saPosition(_ id: SAIdentifier, on node: Int) -> Int? { saPositions[node][id] }
 
-    func policy(_ id: PolicyIdentifier, on node: String) -> SecurityPolicy? { policies[node]?[id] }
+    func policyPosition(_ id: PolicyIdentifier, on node: Int) -> Int? { policyPositions[node][id] }
 
-    func pins(_ id: SAIdentifier, on node: String) -> Bool { pinned[node]?.contains(id) ?? false }
+    func sa(_ id: SAIdentifier, on node: Int) -> SecurityAssociation? {
+        guard let position = saPositions[node][id], let observation = observations[node] else { return nil }
+        return observation.securityAssociations[position]
+    }
 
-    /// True when `node` holds an outbound policy for `selector` pinning an SA that `receiver` holds.
-    func encrypts(_ selector: PolicySelector, sender node: String, receiver: String) -> Bool {
-        guard let policy = policy(PolicyIdentifier(selector: selector, direction: .outbound), on: node),
+    func policy(_ id: PolicyIdentifier, on node: Int) -> SecurityPolicy? {
+        guard let position = policyPositions[node][id], let observation = observations[node] else { return nil }
+        return observation.policies[position]
+    }
+
+    func pins(_ id: SAIdentifier, on node: Int) -> Bool { pinned[node].contains(id) }
+
+    /// True when `sender` holds an outbound policy for `selector` pinning an SA that `receiver` holds.
+    func encrypts(_ selector: PolicySelector, sender: Int, receiver: Int) -> Bool {
+        guard let policy = policy(PolicyIdentifier(selector: selector, direction: .outbound), on: sender),
             let spi = policy.template.spi
         else { return false }
-        return sa(SAIdentifier(destination: selector.destination.address, spi: spi), on: receiver) != nil
+        return saPositions[receiver][SAIdentifier(destination: selector.destination.address, spi: spi)] != nil
+    }
+
+    /// The generation an SA belongs to, if the Store issued it.
+    func generation(of id: SAIdentifier) -> Generation? { generations.generation(of: id) }
+}
+
+/// Generations by the SA they describe, built on first use: a pass with nothing to change
+/// never needs it.
+private final class GenerationIndex: Sendable {
+    private let channels: [ChannelID: ChannelRecord]
+    private let map = Mutex<[SAIdentifier: Generation]?>(nil)
+
+    init(channels: [ChannelID: ChannelRecord]) { self.channels = channels }
+
+    func generation(of id: SAIdentifier) -> Generation? {
+        map.withLock { map in
+            if map == nil {
+                var built: [SAIdentifier: Generation] = [:]
+                for record in channels.values {
+                    for generation in record.generations {
+                        built[SAIdentifier(destination: generation.destination, spi: generation.spi)] = generation
+                    }
+                }
+                map = built
+            }
+            return map?[id]
+        }
     }
 }

@@ -19,6 +19,10 @@ import Store
 ///   pins nor holds it, and its drain has passed;
 /// - an SA of a generation that was ever active is never installed again: a missing one makes
 ///   a new generation (lost state), and so does a changed cipher, address or key.
+///
+/// The diff is channel-centric: each channel looks up its own objects on its two nodes and
+/// claims them; whatever no channel claims is stale. Nothing is sorted or copied per object,
+/// so a pass costs one hash lookup per expected object.
 public struct FleetPlanner: Sendable {
     /// A staging rule, named so that a test can switch one off and show that the continuity
     /// check catches the broken order. Production code never switches any off.
@@ -38,61 +42,92 @@ public struct FleetPlanner: Sendable {
 
     init(disabling rules: Set<Rule>) { disabledRules = rules }
 
+    /// One node's share of a pass, in the order operations must be sent: SAs added, policies
+    /// added or replaced, policies removed, SAs removed.
+    private struct NodeWork {
+        var addSAs: [PlannedOperation] = []
+        var writePolicies: [PlannedOperation] = []
+        var deletePolicies: [PlannedOperation] = []
+        var deleteSAs: [PlannedOperation] = []
+        var claimedSAs: [Bool] = []
+        var claimedPolicies: [Bool] = []
+
+        var all: [PlannedOperation] { addSAs + writePolicies + deletePolicies + deleteSAs }
+    }
+
     public func plan(_ input: PlanningInput) -> PassPlan {
         var plan = PassPlan()
-        let index = FleetIndex(input: input)
-        var desired: [String: (sas: [SecurityAssociation], policies: [SecurityPolicy])] = [:]
-        var records: [ChannelID: ChannelRecord] = [:]
+        var index = FleetIndex(input: input)
+        var work: [NodeWork] = []
+        var context = Context()
 
-        let channelIDs = Set(input.channels.keys).union(input.intent.channels.map(\.id)).sorted()
-        for id in channelIDs {
-            var record = input.channels[id]
-                ?? ChannelRecord(id: id, step: ChannelStep.new.rawValue, stepChangedAt: input.now, generations: [])
-            let original = record
-            let intent = input.intent.channel(id)
-            advanceGenerations(&record, intent: intent, index: index, input: input, plan: &plan)
-
-            let live = record.generations.filter { $0.state == .pending || $0.state == .active }
-            if let intent, let final = live.first(where: { $0.state == .pending }) ?? live.first {
-                let inbound = securityAssociation(final, input: input)
-                desired[id.to, default: ([], [])].sas.append(inbound)
-                desired[id.from, default: ([], [])].sas.append(inbound)
-                for traffic in intent.traffic {
-                    let selector = PolicySelector(
-                        source: IPPrefix(host: intent.source), destination: IPPrefix(host: intent.destination),
-                        traffic: traffic)
-                    desired[id.from, default: ([], [])].policies.append(
-                        SecurityPolicy(
-                            selector: selector, direction: .outbound, priority: input.priority,
-                            template: PolicyTemplate(
-                                family: id.family, spi: final.spi, reqid: input.reqid, isOptional: false)))
-                    desired[id.to, default: ([], [])].policies.append(
-                        SecurityPolicy(
-                            selector: selector, direction: .inbound, priority: input.priority,
-                            template: PolicyTemplate(
-                                family: id.family, spi: nil, reqid: input.reqid,
-                                isOptional: intent.enforcement == .permissive)))
-                }
-            }
-            records[id] = record
-            if record != original, !record.generations.isEmpty { plan.recordUpdates[id] = record }
-        }
-
-        for node in input.observations.keys.sorted() {
-            guard let observation = input.observations[node] else { continue }
-            let wanted = desired[node] ?? ([], [])
-            let operations = NodeDiff.operations(
-                observed: observation, desiredSAs: wanted.sas.filter { isHeld(by: node, $0, index: index) },
-                desiredPolicies: wanted.policies)
-            for operation in operations {
-                if let staged = stage(operation, on: node, index: index, input: input, plan: &plan) {
-                    plan.append(PlannedOperation(node: node, operation: staged, channel: channel(of: staged, index: index)))
-                }
+        func prepareWork() {
+            while work.count < index.names.count {
+                let observation = index.observations[work.count]
+                work.append(NodeWork(
+                    claimedSAs: [Bool](repeating: false, count: observation?.securityAssociations.count ?? 0),
+                    claimedPolicies: [Bool](repeating: false, count: observation?.policies.count ?? 0)))
             }
         }
+        prepareWork()
 
-        for (id, record) in records {
-            let step = step(of: record, plan: plan, input: input)
+        // Channels the spec names, in order.
+        var matched = 0
+        for intent in input.intent.channels {
+            let id = intent.id
+            var record: ChannelRecord
+            if let stored = input.channels[id] {
+                record = stored
+                matched += 1
+            } else {
+                record = ChannelRecord(id: id, step: ChannelStep.new.rawValue, stepChangedAt: input.now, generations: [])
+            }
+            guard let from = index.number(id.from), let to = index.number(id.to) else { continue }
+            let changed = advanceGenerations(
+                &record, intent: intent, from: from, to: to, index: index, input: input, plan: &plan)
+            if let final = record.generations.last(where: { $0.state == .pending })
+                ?? record.generations.last(where: { $0.state == .active })
+            {
+                diffChannel(intent, final: final, from: from, to: to, index: index, input: input, work: &work,
+                            context: &context, plan: &plan)
+            }
+            finish(record, changed: changed, live: true, input: input, plan: &plan, context: &context)
+        }
+
+        // Channels only the Store still knows: the spec dropped them.
+        if matched < input.channels.count {
+            let live = Set(input.intent.channels.map(\.id))
+            for (id, stored) in input.channels where !live.contains(id) {
+                var record = stored
+                for generation in record.generations { index.learnAddresses(of: generation, input: input) }
+                prepareWork()
+                guard let from = index.number(id.from), let to = index.number(id.to) else { continue }
+                let changed = advanceGenerations(
+                    &record, intent: nil, from: from, to: to, index: index, input: input, plan: &plan)
+                finish(record, changed: changed, live: false, input: input, plan: &plan, context: &context)
+            }
+        }
+
+        // Whatever no channel claimed is stale.
+        for node in work.indices {
+            guard let observation = index.observations[node] else { continue }
+            for (position, sa) in observation.securityAssociations.enumerated() where !work[node].claimedSAs[position] {
+                stage(.deleteSA(sa.identifier), on: node, index: index, input: input, work: &work, context: &context,
+                      plan: &plan)
+            }
+            for (position, policy) in observation.policies.enumerated() where !work[node].claimedPolicies[position] {
+                stage(.deletePolicy(policy.identifier), on: node, index: index, input: input, work: &work,
+                      context: &context, plan: &plan)
+            }
+        }
+        for node in work.indices {
+            let operations = work[node].all
+            if !operations.isEmpty { plan.operations[index.names[node]] = operations }
+        }
+
+        // Steps, now that every channel's operations are known.
+        for (id, record) in context.finished {
+            let step = step(of: record, live: context.live.contains(id), context: context)
             plan.steps[id] = step
             if record.step != step.rawValue, !record.generations.isEmpty {
                 var updated = plan.recordUpdates[id] ?? record
@@ -100,61 +135,84 @@ public struct FleetPlanner: Sendable {
                 updated.stepChangedAt = input.now
                 plan.recordUpdates[id] = updated
             }
-            if input.intent.channel(id) == nil, record.generations.allSatisfy({ $0.state == .retired }) {
-                plan.removedChannels.append(id)
-                plan.recordUpdates[id] = nil
-            }
         }
         plan.generationRequests.sort { $0.channel < $1.channel }
         plan.blocked.sort { $0.channel < $1.channel }
         return plan
     }
 
+    /// What the planner learns about channels while it goes, for their steps.
+    private struct Context {
+        /// Channels in the order they were planned, with their records after this pass.
+        var finished: [(ChannelID, ChannelRecord)] = []
+        var live = Set<ChannelID>()
+        var withOperations = Set<ChannelID>()
+        var blocked = Set<ChannelID>()
+        var requested = Set<ChannelID>()
+    }
+
+    private func finish(_ record: ChannelRecord, changed: Bool, live: Bool, input: PlanningInput,
+                        plan: inout PassPlan, context: inout Context) {
+        let id = record.id
+        if live { context.live.insert(id) }
+        if !live, record.generations.allSatisfy({ $0.state == .retired }) {
+            plan.removedChannels.append(id)
+            return
+        }
+        if changed, !record.generations.isEmpty { plan.recordUpdates[id] = record }
+        if let last = plan.generationRequests.last, last.channel == id { context.requested.insert(id) }
+        if let last = plan.blocked.last, last.channel == id { context.blocked.insert(id) }
+        context.finished.append((id, record))
+    }
+
     // MARK: - Generations
 
     /// Moves generations along from what the kernels show: a pinned pending generation becomes
     /// active (the switch), a tampered one is burned, one gone from both nodes is retired; and
-    /// asks for a new generation where the channel needs one.
-    private func advanceGenerations(_ record: inout ChannelRecord, intent: ChannelIntent?, index: FleetIndex,
-                                    input: PlanningInput, plan: inout PassPlan) {
+    /// asks for a new generation where the channel needs one. Returns whether the record changed.
+    private func advanceGenerations(_ record: inout ChannelRecord, intent: ChannelIntent?, from: Int, to: Int,
+                                    index: FleetIndex, input: PlanningInput, plan: inout PassPlan) -> Bool {
         let id = record.id
-        let sender = input.observations[id.from] != nil
-        let receiver = input.observations[id.to] != nil
+        let senderObserved = index.isObserved(from)
+        let receiverObserved = index.isObserved(to)
         var burned: GenerationNeed.Reason?
+        var changed = false
 
         for position in record.generations.indices {
             let generation = record.generations[position]
             let saID = SAIdentifier(destination: generation.destination, spi: generation.spi)
-            let expected = securityAssociation(generation, input: input)
             switch generation.state {
             case .pending, .active:
                 // A tampered SA (same SPI, other key, cipher or addresses) burns the generation.
-                let tampered = [id.from, id.to].contains { node in
+                let expected = securityAssociation(generation, reqid: input.reqid)
+                let tampered = [from, to].contains { node in
                     index.sa(saID, on: node).map { !$0.hasSameConfiguration(as: expected) } ?? false
                 }
                 if tampered || intent == nil {
                     record.generations[position].state = .retiring
-                    record.generations[position].supersededAt = record.generations[position].supersededAt ?? input.now
+                    record.generations[position].supersededAt = generation.supersededAt ?? input.now
+                    changed = true
                     if tampered { burned = .keyMismatch }
                     continue
                 }
-                if generation.state == .pending, sender, index.pins(saID, on: id.from) {
+                if generation.state == .pending, senderObserved, index.pins(saID, on: from) {
                     for other in record.generations.indices where record.generations[other].state == .active {
                         record.generations[other].state = .retiring
                         record.generations[other].supersededAt = input.now
                     }
                     record.generations[position].state = .active
                     record.generations[position].activatedAt = input.now
+                    changed = true
                 }
             case .retiring:
                 let senderDone: Bool
-                switch index.peer(owning: generation.source, input: input) {
+                switch index.peer(owning: generation.source) {
                 case .observed(let node): senderDone = index.sa(saID, on: node) == nil && !index.pins(saID, on: node)
                 case .gone: senderDone = true
                 case .unreachable: senderDone = false
                 }
                 let receiverDone: Bool
-                switch index.peer(owning: generation.destination, input: input) {
+                switch index.peer(owning: generation.destination) {
                 case .observed(let node): receiverDone = index.sa(saID, on: node) == nil
                 case .gone: receiverDone = true
                 case .unreachable: receiverDone = false
@@ -162,24 +220,24 @@ public struct FleetPlanner: Sendable {
                 if senderDone && receiverDone {
                     record.generations[position].state = .retired
                     record.generations[position].retiredAt = input.now
+                    changed = true
                 }
             case .retired:
                 break
             }
         }
 
-        guard let intent else { return }
-        if !sender || !receiver {
+        guard let intent else { return changed }
+        if !senderObserved || !receiverObserved {
             let missing = [id.from, id.to].filter { input.observations[$0] == nil }
             plan.blocked.append(BlockedChannel(
                 channel: id,
                 reason: missing.map { "node \($0) did not answer: \(input.unreachable[$0] ?? "unreachable")" }
                     .joined(separator: "; ")))
-            return
+            return changed
         }
-        guard !record.generations.contains(where: { $0.state == .pending }) else { return }
-        let reason = burned ?? rekeyReason(record, intent: intent, index: index, input: input)
-        if let reason {
+        guard !record.generations.contains(where: { $0.state == .pending }) else { return changed }
+        if let reason = burned ?? rekeyReason(record, intent: intent, from: from, to: to, index: index, input: input) {
             let avoiding = Set(
                 (input.observations[id.to]?.foreignSPIs ?? []).filter { $0.destination == intent.destination }
                     .map(\.spi))
@@ -189,51 +247,115 @@ public struct FleetPlanner: Sendable {
                     avoiding: avoiding),
                 reason: reason))
         }
+        return changed
     }
 
     /// Why the channel needs a new generation now, or nil when its active one is good.
-    private func rekeyReason(_ record: ChannelRecord, intent: ChannelIntent, index: FleetIndex,
+    private func rekeyReason(_ record: ChannelRecord, intent: ChannelIntent, from: Int, to: Int, index: FleetIndex,
                              input: PlanningInput) -> GenerationNeed.Reason? {
         guard let active = record.generations.last(where: { $0.state == .active }) else { return .new }
-        let id = record.id
         if active.source != intent.source || active.destination != intent.destination { return .readdressed }
         if active.cipher != intent.cipher { return .cipherChanged }
         let saID = SAIdentifier(destination: active.destination, spi: active.spi)
-        let outbound = index.sa(saID, on: id.from)
-        if index.sa(saID, on: id.to) == nil || outbound == nil { return .lostState }
+        let outbound = index.sa(saID, on: from)
+        if index.sa(saID, on: to) == nil || outbound == nil { return .lostState }
         if active.createdAt.addingTimeInterval(intent.rekey.every.timeInterval) <= input.now { return .age }
         if let limit = intent.rekey.packets, let outbound, outbound.counters.packets >= limit { return .packets }
-        if let requested = input.rekeyRequests[id], requested > active.createdAt { return .requested }
+        if let requested = input.rekeyRequests[record.id], requested > active.createdAt { return .requested }
         return nil
+    }
+
+    // MARK: - Diff
+
+    /// Claims the channel's objects on its two nodes and stages whatever is missing or differs.
+    private func diffChannel(_ intent: ChannelIntent, final: Generation, from: Int, to: Int, index: FleetIndex,
+                             input: PlanningInput, work: inout [NodeWork], context: inout Context,
+                             plan: inout PassPlan) {
+        let expected = securityAssociation(final, reqid: input.reqid)
+        let saID = expected.identifier
+        for node in [to, from] where index.isObserved(node) {
+            if let position = index.saPosition(saID, on: node) {
+                work[node].claimedSAs[position] = true
+                if let held = index.sa(saID, on: node), !held.hasSameConfiguration(as: expected) {
+                    stage(.deleteSA(saID), on: node, index: index, input: input, work: &work, context: &context,
+                          plan: &plan)
+                }
+            } else {
+                stage(.addSA(expected), on: node, index: index, input: input, work: &work, context: &context,
+                      plan: &plan, generation: final)
+            }
+        }
+        for traffic in intent.traffic {
+            let selector = PolicySelector(
+                source: IPPrefix(host: intent.source), destination: IPPrefix(host: intent.destination), traffic: traffic)
+            let outbound = SecurityPolicy(
+                selector: selector, direction: .outbound, priority: input.priority,
+                template: PolicyTemplate(family: intent.id.family, spi: final.spi, reqid: input.reqid, isOptional: false))
+            let inbound = SecurityPolicy(
+                selector: selector, direction: .inbound, priority: input.priority,
+                template: PolicyTemplate(
+                    family: intent.id.family, spi: nil, reqid: input.reqid,
+                    isOptional: intent.enforcement == .permissive))
+            for (policy, node) in [(outbound, from), (inbound, to)] where index.isObserved(node) {
+                if let position = index.policyPosition(policy.identifier, on: node) {
+                    work[node].claimedPolicies[position] = true
+                    if let held = index.policy(policy.identifier, on: node), !held.hasSameConfiguration(as: policy) {
+                        stage(.updatePolicy(policy), on: node, index: index, input: input, work: &work,
+                              context: &context, plan: &plan)
+                    }
+                } else {
+                    stage(.addPolicy(policy), on: node, index: index, input: input, work: &work, context: &context,
+                          plan: &plan)
+                }
+            }
+        }
     }
 
     // MARK: - Staging
 
-    /// Decides whether an operation of the diff may go now, in another form, or not yet.
-    private func stage(_ operation: KernelOperation, on node: String, index: FleetIndex, input: PlanningInput,
-                       plan: inout PassPlan) -> KernelOperation? {
+    /// Decides whether an operation of the diff may go now, in another form, or not yet, and
+    /// files it in the node's work in its diff category.
+    private func stage(_ operation: KernelOperation, on node: Int, index: FleetIndex, input: PlanningInput,
+                       work: inout [NodeWork], context: inout Context, plan: inout PassPlan,
+                       generation: Generation? = nil) {
+        guard let staged = gate(operation, on: node, index: index, input: input, plan: &plan, generation: generation)
+        else { return }
+        let channel = channel(of: staged, index: index)
+        if let channel { context.withOperations.insert(channel) }
+        let planned = PlannedOperation(node: index.names[node], operation: staged, channel: channel)
+        switch operation {
+        case .addSA: work[node].addSAs.append(planned)
+        case .addPolicy, .updatePolicy: work[node].writePolicies.append(planned)
+        case .deletePolicy: work[node].deletePolicies.append(planned)
+        case .deleteSA: work[node].deleteSAs.append(planned)
+        }
+    }
+
+    private func gate(_ operation: KernelOperation, on node: Int, index: FleetIndex, input: PlanningInput,
+                      plan: inout PassPlan, generation known: Generation?) -> KernelOperation? {
         switch operation {
         case .addSA(let sa):
             // Only a pending generation is ever installed; an active one that went missing is burned.
-            guard let generation = index.generationBySA[sa.identifier], generation.state == .pending else { return nil }
-            if node == generation.channel.to || disabledRules.contains(.receiverFirst) { return operation }
-            let receiver = generation.channel.to
+            guard let generation = known ?? index.generation(of: sa.identifier), generation.state == .pending
+            else { return nil }
+            guard let receiver = index.number(generation.channel.to) else { return nil }
+            if node == receiver || disabledRules.contains(.receiverFirst) { return operation }
             return index.sa(sa.identifier, on: receiver)?.hasSameConfiguration(as: sa) == true ? operation : nil
 
         case .addPolicy(let policy), .updatePolicy(let policy):
             if policy.direction == .outbound {
                 guard let spi = policy.template.spi else { return nil }
-                let saID = SAIdentifier(destination: policy.selector.destination.address, spi: spi)
                 if disabledRules.contains(.receiverFirst) { return operation }
+                let saID = SAIdentifier(destination: policy.selector.destination.address, spi: spi)
                 guard index.sa(saID, on: node) != nil else { return nil }
-                guard case .observed(let receiver) = index.peer(owning: saID.destination, input: input),
+                guard case .observed(let receiver) = index.peer(owning: saID.destination),
                     index.sa(saID, on: receiver) != nil,
                     index.policy(PolicyIdentifier(selector: policy.selector, direction: .inbound), on: receiver) != nil
                 else { return nil }
                 return operation
             }
             guard !policy.template.isOptional, !disabledRules.contains(.enforceAfterSender) else { return operation }
-            if case .observed(let sender) = index.peer(owning: policy.selector.source.address, input: input),
+            if case .observed(let sender) = index.peer(owning: policy.selector.source.address),
                 index.encrypts(policy.selector, sender: sender, receiver: node)
             {
                 return operation
@@ -254,7 +376,7 @@ public struct FleetPlanner: Sendable {
                     relaxed.template.isOptional = true
                     return .updatePolicy(relaxed)
                 }
-                switch index.peer(owning: id.selector.source.address, input: input) {
+                switch index.peer(owning: id.selector.source.address) {
                 case .gone: return operation
                 case .unreachable: return nil
                 case .observed(let sender):
@@ -262,7 +384,7 @@ public struct FleetPlanner: Sendable {
                     return index.policy(outbound, on: sender) == nil ? operation : nil
                 }
             case .outbound:
-                switch index.peer(owning: id.selector.destination.address, input: input) {
+                switch index.peer(owning: id.selector.destination.address) {
                 case .gone: return operation
                 case .unreachable: return nil
                 case .observed(let receiver):
@@ -278,15 +400,17 @@ public struct FleetPlanner: Sendable {
             if index.addressOwner[id.destination] != node {
                 return index.pins(id, on: node) ? nil : operation
             }
-            switch index.peer(owning: existing.source, input: input) {
+            switch index.peer(owning: existing.source) {
             case .unreachable: return nil
             case .observed(let sender):
-                if !disabledRules.contains(.senderStopsFirst), index.pins(id, on: sender) || index.sa(id, on: sender) != nil {
+                if !disabledRules.contains(.senderStopsFirst),
+                    index.pins(id, on: sender) || index.sa(id, on: sender) != nil
+                {
                     return nil
                 }
             case .gone: break
             }
-            if let generation = index.generationBySA[id], let superseded = generation.supersededAt {
+            if let generation = index.generation(of: id), let superseded = generation.supersededAt {
                 let drain = input.intent.channel(generation.channel)?.drain ?? input.defaultDrain
                 let deadline = superseded.addingTimeInterval(drain.timeInterval)
                 if input.now < deadline {
@@ -298,25 +422,18 @@ public struct FleetPlanner: Sendable {
         }
     }
 
-
-    /// True when `node` is the sender or the receiver of the generation the SA belongs to.
-    private func isHeld(by node: String, _ sa: SecurityAssociation, index: FleetIndex) -> Bool {
-        guard let generation = index.generationBySA[sa.identifier] else { return false }
-        return node == generation.channel.from || node == generation.channel.to
-    }
-
     // MARK: - Helpers
 
-    private func securityAssociation(_ generation: Generation, input: PlanningInput) -> SecurityAssociation {
+    private func securityAssociation(_ generation: Generation, reqid: Reqid) -> SecurityAssociation {
         SecurityAssociation(
-            source: generation.source, destination: generation.destination, spi: generation.spi, reqid: input.reqid,
+            source: generation.source, destination: generation.destination, spi: generation.spi, reqid: reqid,
             cipher: generation.cipher, key: .material(generation.key))
     }
 
     private func channel(of operation: KernelOperation, index: FleetIndex) -> ChannelID? {
         switch operation {
-        case .addSA(let sa): return index.generationBySA[sa.identifier]?.channel
-        case .deleteSA(let id): return index.generationBySA[id]?.channel
+        case .addSA(let sa): return index.generation(of: sa.identifier)?.channel
+        case .deleteSA(let id): return index.generation(of: id)?.channel
         case .addPolicy(let policy), .updatePolicy(let policy): return channel(of: policy.selector, index: index)
         case .deletePolicy(let id): return channel(of: id.selector, index: index)
         }
@@ -326,19 +443,18 @@ public struct FleetPlanner: Sendable {
         guard let from = index.addressOwner[selector.source.address],
             let to = index.addressOwner[selector.destination.address]
         else { return nil }
-        return ChannelID(from: from, to: to, family: selector.family)
+        return ChannelID(from: index.names[from], to: index.names[to], family: selector.family)
     }
 
-    private func step(of record: ChannelRecord, plan: PassPlan, input: PlanningInput) -> ChannelStep {
+    private func step(of record: ChannelRecord, live: Bool, context: Context) -> ChannelStep {
         let id = record.id
-        guard input.intent.channel(id) != nil else { return .removing }
-        if plan.blocked.contains(where: { $0.channel == id }) { return .blocked }
+        guard live else { return .removing }
+        if context.blocked.contains(id) { return .blocked }
         let states = record.generations.map(\.state)
         if states.contains(.pending) { return states.contains(.active) ? .rekeying : .creating }
-        if !states.contains(.active) { return plan.generationRequests.contains { $0.channel == id } ? .new : .creating }
+        if !states.contains(.active) { return context.requested.contains(id) ? .new : .creating }
         if states.contains(.retiring) { return .draining }
-        let busy = plan.operations.values.contains { $0.contains { $0.channel == id } }
-        guard busy else { return .established }
+        guard context.withOperations.contains(id) else { return .established }
         let previous = ChannelStep(rawValue: record.step)
         return previous == .new || previous == .creating ? .creating : .updating
     }

@@ -41,6 +41,21 @@ struct StateDirectory {
         try Self.requirePrivate(path, mode: mode, fix: "chmod 700 \(path)")
     }
 
+    /// Holds an exclusive `flock` on the directory until `body` returns, so that two processes
+    /// opening one state directory for the first time do not both create the master key or both
+    /// run the migrations. (Not the database file: closing another descriptor of it would drop
+    /// SQLite's own POSIX locks.)
+    func withSetupLock<T>(_ body: () throws -> T) throws -> T {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw StoreError.fileSystem(path: path, operation: "open", errno: errno) }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw StoreError.fileSystem(path: path, operation: "lock", errno: errno) }
+        }
+        defer { flock(descriptor, LOCK_UN) }
+        return try body()
+    }
+
     /// Creates the database file (0600, empty) if it is missing, so that SQLite never creates it
     /// with its default 0644; refuses an existing database or WAL file that others can access.
     /// Returns true when the database already existed.

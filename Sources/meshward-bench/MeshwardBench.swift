@@ -4,6 +4,7 @@ import ArgumentParser
 struct MeshwardBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshward-bench",
-        abstract: "Meshward's benchmarks; each prints its figures as a table and as JSON."
+        abstract: "Meshward's benchmarks; each prints its figures as a table and as JSON.",
+        subcommands: [StoreBenchmark.self]
     )
 }

@@ -327,7 +327,9 @@ extension StateStore {
         throw StoreError.spiSpaceExhausted(destination: request.destination)
     }
 
-    static func unseal(_ nonce: Data?, _ sealed: Data?, _ associatedData: [UInt8], with cipher: SealingCipher)
+    static func unseal(
+        _ nonce: Data?, _ sealed: Data?, _ associatedData: [UInt8], with cipher: SealingCipher
+    )
         -> [UInt8]?
     {
         guard let nonce, let sealed else { return nil }

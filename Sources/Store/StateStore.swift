@@ -71,7 +71,9 @@ public final class StateStore: Sendable {
         }
     }
 
-    private static func open(_ files: StateDirectory, logger: Logger, spiRange: ClosedRange<UInt32>) throws -> StateStore {
+    private static func open(
+        _ files: StateDirectory, logger: Logger, spiRange: ClosedRange<UInt32>
+    ) throws -> StateStore {
         let existed = try files.prepareDatabaseFile()
         let path = files.databasePath
         // Read the key before SQLite touches the files: a key file with loose permissions is

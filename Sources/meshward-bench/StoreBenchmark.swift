@@ -53,7 +53,8 @@ struct StoreBenchmark: ParsableCommand {
         defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
 
         let channelCount = nodes * (nodes - 1)
-        print("filling \(channelCount) channels of a \(nodes)-node full mesh (\(inMemory ? "in memory" : "on disk"))...")
+        print(
+            "filling \(channelCount) channels of a \(nodes)-node full mesh (\(inMemory ? "in memory" : "on disk"))...")
         let fillSeconds = try measure { try fill(store, channelCount: channelCount) }
 
         var reopenSeconds: Double?
@@ -73,7 +74,8 @@ struct StoreBenchmark: ParsableCommand {
         guard loaded.count == channelCount, keys == channelCount,
             loaded.values.allSatisfy({ $0.active?.key.count == Cipher.aesGCM256.keyLength })
         else {
-            throw ValidationError("loadChannels returned \(loaded.count) channels and \(keys) keys; expected \(channelCount)")
+            throw ValidationError(
+                "loadChannels returned \(loaded.count) channels and \(keys) keys; expected \(channelCount)")
         }
         let databaseBytes = store.directory.map { directorySize($0) }
 
@@ -95,7 +97,9 @@ struct StoreBenchmark: ParsableCommand {
         let addresses = (0..<nodes).map { index -> IPAddress in
             let host = index + 1
             // 198.18.0.0/15: room for 131,070 nodes.
-            return IPAddress(bytes: [198, UInt8(18 + host >> 16), UInt8((host >> 8) & 0xFF), UInt8(host & 0xFF)])!
+            let bytes: [UInt8] = [198, UInt8(18 + host >> 16), UInt8((host >> 8) & 0xFF), UInt8(host & 0xFF)]
+            guard let address = IPAddress(bytes: bytes) else { fatalError("four bytes are an IPv4 address") }
+            return address
         }
         var requests: [GenerationRequest] = []
         requests.reserveCapacity(batch)
@@ -189,7 +193,9 @@ struct StoreBenchmarkResult: Encodable {
         rows.append(row("loadChannels", "\(number(loadSeconds)) s (\(number(loadChannelsPerSecond, 0)) channels/s)"))
         if let unsealSeconds {
             rows.append(
-                row("  of which unsealing keys", "\(number(unsealSeconds)) s (\(number(100 * unsealSeconds / loadSeconds, 0))%)"))
+                row(
+                    "  of which unsealing keys",
+                    "\(number(unsealSeconds)) s (\(number(100 * unsealSeconds / loadSeconds, 0))%)"))
         }
         rows += [
             row("resident before load", "\(number(residentBeforeLoadMiB, 0)) MiB"),

@@ -31,7 +31,7 @@ struct StoreCrashWriter {
     }
 
     static func write(_ store: StateStore) throws {
-        let source = IPAddress("198.18.0.1")!
+        let source = address("198.18.0.1")
         var round = 0
         while true {
             round += 1
@@ -39,7 +39,7 @@ struct StoreCrashWriter {
             let requests = (0..<count).map { index in
                 let node = (round * 31 + index) % 40
                 let channel = ChannelID(from: "node-\(node)", to: "node-\(node + 1)", family: .ipv4)
-                let destination = IPAddress("198.18.1.\(node + 1)")!
+                let destination = address("198.18.1.\(node + 1)")
                 return GenerationRequest(channel: channel, cipher: .aesGCM256, source: source, destination: destination)
             }
             let issued = try store.issueGenerations(requests, now: Date())
@@ -80,11 +80,16 @@ struct StoreCrashWriter {
         }
         let channel = ChannelID(from: holder, to: "peer", family: .ipv4)
         _ = try store.issueGeneration(
-            for: channel, cipher: .aesGCM128, source: IPAddress("198.18.0.1")!, destination: IPAddress("198.18.0.2")!,
+            for: channel, cipher: .aesGCM128, source: address("198.18.0.1"), destination: address("198.18.0.2"),
             avoiding: [], now: Date())
         emit("wrote")
         Thread.sleep(forTimeInterval: Double(holdMilliseconds) / 1000)
         try store.releaseLease(holder: holder)
+    }
+
+    static func address(_ text: String) -> IPAddress {
+        guard let address = IPAddress(text) else { fatalError("not an address: \(text)") }
+        return address
     }
 
     /// Writes one line straight to standard output (no buffering: the process may die next).

@@ -53,7 +53,8 @@ struct ChannelRoundTripTests {
             let id = channel("n\(index)", "m\(index)", .ipv6)
             issued.append(
                 try test.store.issueGeneration(
-                    for: id, cipher: cipher, source: address("2001:db8::1"), destination: address("2001:db8::\(index + 2)"),
+                    for: id, cipher: cipher, source: address("2001:db8::1"),
+                    destination: address("2001:db8::\(index + 2)"),
                     avoiding: [], now: t0))
         }
         let loaded = try test.store.loadChannels()
@@ -169,7 +170,8 @@ struct ChannelRoundTripTests {
         let test = try TestStore(kind)
         let requests = (0..<50).map { index in
             GenerationRequest(
-                channel: channel("n\(index)", "hub"), cipher: .chacha20Poly1305, source: address("198.18.2.\(index + 1)"),
+                channel: channel("n\(index)", "hub"), cipher: .chacha20Poly1305,
+                source: address("198.18.2.\(index + 1)"),
                 destination: address("198.18.1.1"))
         }
         let issued = try test.store.issueGenerations(requests, now: t0)
@@ -204,7 +206,8 @@ struct ChannelRoundTripTests {
 
         let loaded = try test.store.loadChannels()
         #expect(Array(loaded.keys) == [b])
-        let keyRows = try test.store.read("count") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM generations") }
+        let keyRows = try test.store.read("count") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM generations")
+        }
         #expect(keyRows == 1)
         // A channel that comes back starts again at generation 1.
         #expect(try test.store.issue(a).number == 1)

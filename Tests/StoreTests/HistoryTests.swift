@@ -24,12 +24,15 @@ struct HistoryTests {
         let revision = try test.store.recordRevision(hash: "h", source: "s", summary: "", at: t0)
         let entries = [
             JournalEntry(
-                node: "web-1", operation: "add-sa", target: "SA 198.18.1.2 spi 0x00001234", channel: channel("web-1", "app-1"),
+                node: "web-1", operation: "add-sa", target: "SA 198.18.1.2 spi 0x00001234",
+                channel: channel("web-1", "app-1"),
                 plannedAt: t0, appliedAt: t0.addingTimeInterval(0.5), result: "ok", revision: revision.id),
             JournalEntry(
                 node: "app-1", operation: "update-policy", target: "policy in web-1->app-1", plannedAt: t0,
                 result: "EEXIST: File exists"),
-            JournalEntry(node: "web-1", operation: "delete-sa", target: "SA 198.18.1.2 spi 0x00000999", plannedAt: t0, result: "ok"),
+            JournalEntry(
+                node: "web-1", operation: "delete-sa", target: "SA 198.18.1.2 spi 0x00000999", plannedAt: t0,
+                result: "ok"),
         ]
         let stored = try test.store.appendJournal(entries)
         #expect(stored.allSatisfy { $0.id != nil })

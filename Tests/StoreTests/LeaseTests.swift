@@ -6,14 +6,17 @@ import Testing
 
 @Suite("Writer lease")
 struct LeaseTests {
-    @Test("a live lease keeps others out; its holder renews; expiry lets another take over", arguments: StoreKind.allCases)
+    @Test(
+        "a live lease keeps others out; its holder renews; expiry lets another take over", arguments: StoreKind.allCases
+    )
     func leaseRules(kind: StoreKind) throws {
         let test = try TestStore(kind)
         let store = test.store
         #expect(try store.currentLease() == nil)
 
         try store.acquireLease(holder: "ctl-a", ttl: .seconds(30), now: t0)
-        #expect(try store.currentLease() == Lease(holder: "ctl-a", acquiredAt: t0, expiresAt: t0.addingTimeInterval(30)))
+        #expect(
+            try store.currentLease() == Lease(holder: "ctl-a", acquiredAt: t0, expiresAt: t0.addingTimeInterval(30)))
 
         let error = #expect(throws: StoreError.self) {
             try store.acquireLease(holder: "ctl-b", ttl: .seconds(30), now: t0.addingTimeInterval(10))

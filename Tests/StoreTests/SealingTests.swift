@@ -16,14 +16,15 @@ struct SealingTests {
         _ = try test.store.issue(thief, destination: "198.18.1.4")
         try test.store.write("tamper") { db in
             try db.execute(sql: "DROP TRIGGER generations_are_immutable")
-            try db.execute(sql: """
-                UPDATE generations SET
-                    nonce = (SELECT nonce FROM generations g JOIN channels c ON c.id = g.channel_id
-                             WHERE c.from_node = 'a'),
-                    sealed_key = (SELECT sealed_key FROM generations g JOIN channels c ON c.id = g.channel_id
-                                  WHERE c.from_node = 'a')
-                WHERE channel_id = (SELECT id FROM channels WHERE from_node = 'c')
-                """)
+            try db.execute(
+                sql: """
+                    UPDATE generations SET
+                        nonce = (SELECT nonce FROM generations g JOIN channels c ON c.id = g.channel_id
+                                 WHERE c.from_node = 'a'),
+                        sealed_key = (SELECT sealed_key FROM generations g JOIN channels c ON c.id = g.channel_id
+                                      WHERE c.from_node = 'a')
+                    WHERE channel_id = (SELECT id FROM channels WHERE from_node = 'c')
+                    """)
         }
         let error = #expect(throws: StoreError.self) { try test.store.loadChannels() }
         guard case .sealedKeyInvalid(let channel, let generation) = error else {
@@ -43,12 +44,13 @@ struct SealingTests {
         _ = try test.store.issue(a)
         try test.store.write("tamper") { db in
             try db.execute(sql: "DROP TRIGGER generations_are_immutable")
-            try db.execute(sql: """
-                UPDATE generations SET
-                    nonce = (SELECT nonce FROM generations WHERE number = 1),
-                    sealed_key = (SELECT sealed_key FROM generations WHERE number = 1)
-                WHERE number = 2
-                """)
+            try db.execute(
+                sql: """
+                    UPDATE generations SET
+                        nonce = (SELECT nonce FROM generations WHERE number = 1),
+                        sealed_key = (SELECT sealed_key FROM generations WHERE number = 1)
+                    WHERE number = 2
+                    """)
         }
         let error = #expect(throws: StoreError.self) { try test.store.loadChannels() }
         guard case .sealedKeyInvalid(_, 2) = error else {
@@ -140,7 +142,9 @@ struct SealingTests {
 
         func open(_ sealed: SealedKey, _ ad: [UInt8]) -> [UInt8]? {
             sealed.nonce.withUnsafeBytes { n in
-                sealed.ciphertext.withUnsafeBytes { c in ad.withUnsafeBytes { cipher.open(nonce: n, ciphertext: c, associatedData: $0) } }
+                sealed.ciphertext.withUnsafeBytes { c in
+                    ad.withUnsafeBytes { cipher.open(nonce: n, ciphertext: c, associatedData: $0) }
+                }
             }
         }
         #expect(open(sealed, [1, 2, 3]) == plaintext)

@@ -1,9 +1,10 @@
+import MeshwardCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import MeshwardCore
 
 /// The files of an on-disk store and the permission rules they must follow.
 ///
@@ -86,7 +87,9 @@ struct StateDirectory {
         var bytes = [UInt8](repeating: 0, count: KeySealer.masterKeyLength + 1)
         var total = 0
         while total < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + total, $0.count - total) }
+            let count = bytes.withUnsafeMutableBytes { buffer in
+                read(descriptor, buffer.baseAddress.map { $0 + total }, buffer.count - total)
+            }
             if count < 0 {
                 if errno == EINTR { continue }
                 throw .fileSystem(path: masterKeyPath, operation: "read", errno: errno)

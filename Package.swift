@@ -85,6 +85,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // A child process for the Store's crash-consistency and lease tests: writes until killed.
+        .executableTarget(
+            name: "store-crash-writer",
+            dependencies: ["Store", "MeshwardCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
 
         .testTarget(name: "MeshwardCoreTests", dependencies: ["MeshwardCore"], swiftSettings: strict),
         .testTarget(
@@ -103,7 +109,14 @@ let package = Package(
             dependencies: ["KernelSimulator", "Kernel", "MeshwardCore"],
             swiftSettings: strict
         ),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "MeshwardCore"], swiftSettings: strict),
+        .testTarget(
+            name: "StoreTests",
+            dependencies: [
+                "Store", "MeshwardCore", "store-crash-writer",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "ReconcilerTests",
             dependencies: ["Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store", "MeshwardCore"],

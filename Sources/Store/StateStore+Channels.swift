@@ -5,39 +5,37 @@ import MeshwardCore
 extension StateStore {
     /// Every channel with its step and generations, keys unsealed.
     ///
-    /// One consistent snapshot, read with one query per table (never one per channel). Throws
+    /// One consistent snapshot, read with one query per table (never one per channel): both are
+    /// walked in channel order and merged, so no intermediate map is built. Throws
     /// `StoreError.sealedKeyInvalid` for a key that does not open under its own row's identity.
     public func loadChannels() throws -> [ChannelID: ChannelRecord] {
         let started = ContinuousClock.now
         let cipher = try sealer.makeCipher()
         var unsealing = Duration.zero
         let records = try read("load channels") { db -> [ChannelID: ChannelRecord] in
-            var channelsByRow: [Int64: ChannelRecord] = [:]
-            let channelCount = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM channels") ?? 0
-            channelsByRow.reserveCapacity(channelCount)
+            var records: [ChannelID: ChannelRecord] = [:]
+            records.reserveCapacity(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM channels") ?? 0)
             var names = Interner<String>()
+            var addresses = AddressInterner()
+            var associatedData: [UInt8] = []
+            associatedData.reserveCapacity(128)
+
             let channels = try Row.fetchCursor(
-                db, sql: "SELECT id, from_node, to_node, family, step, step_changed_at FROM channels")
-            while let row = try channels.next() {
+                db, sql: "SELECT id, from_node, to_node, family, step, step_changed_at FROM channels ORDER BY id")
+            /// The next channel row as a value (cursor rows are only valid until the next step).
+            func nextChannel() throws -> (row: Int64, record: ChannelRecord)? {
+                guard let row = try channels.next() else { return nil }
                 let familyText: String = row[3]
                 guard let family = AddressFamily(rawValue: familyText) else {
                     throw StoreError.corrupt(path: databasePath, reason: "channel family '\(familyText)' is unknown")
                 }
                 let id = ChannelID(from: names.intern(row[1]), to: names.intern(row[2]), family: family)
-                channelsByRow[row[0]] = ChannelRecord(
+                let record = ChannelRecord(
                     id: id, step: names.intern(row[4]), stepChangedAt: Date(storedValue: row[5]), generations: [])
+                return (row[0], record)
             }
 
-            var addresses = AddressInterner()
-            var associatedData: [UInt8] = []
-            associatedData.reserveCapacity(128)
-            var currentRow: Int64 = -1
-            var current: [Generation] = []
-            func flush() {
-                guard currentRow >= 0, !current.isEmpty else { return }
-                channelsByRow[currentRow]?.generations = current
-                current = []
-            }
+            var current = try nextChannel()
             let generations = try Row.fetchCursor(
                 db,
                 sql: """
@@ -47,11 +45,12 @@ extension StateStore {
                     """)
             while let row = try generations.next() {
                 let channelRow: Int64 = row[0]
-                if channelRow != currentRow {
-                    flush()
-                    currentRow = channelRow
+                // Channels before this generation's own are complete (or have no generations).
+                while let channel = current, channel.row < channelRow {
+                    records[channel.record.id] = channel.record
+                    current = try nextChannel()
                 }
-                guard let channel = channelsByRow[channelRow]?.id else {
+                guard current?.row == channelRow, let channel = current?.record.id else {
                     throw StoreError.corrupt(path: databasePath, reason: "a generation refers to a missing channel")
                 }
                 let number: Int = row[1]
@@ -82,7 +81,7 @@ extension StateStore {
                 }
                 unsealing += ContinuousClock.now - unsealStarted
                 guard let key else { throw StoreError.sealedKeyInvalid(channel: channel, generation: number) }
-                current.append(
+                current?.record.generations.append(
                     Generation(
                         channel: channel, number: number, spi: spi, cipher: kind, key: KeyMaterial(bytes: key),
                         source: source, destination: destination, createdAt: Date(storedValue: row[6]),
@@ -90,11 +89,10 @@ extension StateStore {
                         supersededAt: (row[9] as Double?).map(Date.init(storedValue:)),
                         retiredAt: (row[10] as Double?).map(Date.init(storedValue:))))
             }
-            flush()
-
-            var records: [ChannelID: ChannelRecord] = [:]
-            records.reserveCapacity(channelsByRow.count)
-            for record in channelsByRow.values { records[record.id] = record }
+            while let channel = current {
+                records[channel.record.id] = channel.record
+                current = try nextChannel()
+            }
             return records
         }
         logger.debug(
@@ -329,7 +327,9 @@ extension StateStore {
         throw StoreError.spiSpaceExhausted(destination: request.destination)
     }
 
-    static func unseal(_ nonce: Data?, _ sealed: Data?, _ associatedData: [UInt8], with cipher: SealingCipher)
+    static func unseal(
+        _ nonce: Data?, _ sealed: Data?, _ associatedData: [UInt8], with cipher: SealingCipher
+    )
         -> [UInt8]?
     {
         guard let nonce, let sealed else { return nil }

@@ -68,7 +68,8 @@ extension StateStore {
                 var channel: ChannelID?
                 if let from: String = row[4], let to: String = row[5], let familyText: String = row[6] {
                     guard let family = AddressFamily(rawValue: familyText) else {
-                        throw StoreError.corrupt(path: databasePath, reason: "journal family '\(familyText)' is unknown")
+                        throw StoreError.corrupt(
+                            path: databasePath, reason: "journal family '\(familyText)' is unknown")
                     }
                     channel = ChannelID(from: from, to: to, family: family)
                 }

@@ -66,6 +66,14 @@ public final class StateStore: Sendable {
     ) throws -> StateStore {
         let files = StateDirectory(path: directory, masterKeyPath: masterKeyPath)
         try files.prepareDirectory()
+        return try files.withSetupLock {
+            try open(files, logger: logger, spiRange: spiRange)
+        }
+    }
+
+    private static func open(
+        _ files: StateDirectory, logger: Logger, spiRange: ClosedRange<UInt32>
+    ) throws -> StateStore {
         let existed = try files.prepareDatabaseFile()
         let path = files.databasePath
         // Read the key before SQLite touches the files: a key file with loose permissions is

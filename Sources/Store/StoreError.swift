@@ -40,7 +40,8 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
             return "the state store is leased to '\(holder)' until \(Self.format(expires)); "
                 + "only one controller writes at a time: stop it, or wait for its lease to expire"
         case .leaseNotHeld(let holder, let current):
-            let now = current.map { "it is held by '\($0.holder)' until \(Self.format($0.expiresAt))" }
+            let now =
+                current.map { "it is held by '\($0.holder)' until \(Self.format($0.expiresAt))" }
                 ?? "nobody holds it"
             return "'\(holder)' does not hold the state store's lease (\(now)); acquire it again before writing"
         case .insecurePermissions(let path, let mode, let fix):

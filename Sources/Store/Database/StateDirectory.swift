@@ -1,9 +1,10 @@
+import MeshwardCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import MeshwardCore
 
 /// The files of an on-disk store and the permission rules they must follow.
 ///
@@ -41,6 +42,21 @@ struct StateDirectory {
         try Self.requirePrivate(path, mode: mode, fix: "chmod 700 \(path)")
     }
 
+    /// Holds an exclusive `flock` on the directory until `body` returns, so that two processes
+    /// opening one state directory for the first time do not both create the master key or both
+    /// run the migrations. (Not the database file: closing another descriptor of it would drop
+    /// SQLite's own POSIX locks.)
+    func withSetupLock<T>(_ body: () throws -> T) throws -> T {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw StoreError.fileSystem(path: path, operation: "open", errno: errno) }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw StoreError.fileSystem(path: path, operation: "lock", errno: errno) }
+        }
+        defer { flock(descriptor, LOCK_UN) }
+        return try body()
+    }
+
     /// Creates the database file (0600, empty) if it is missing, so that SQLite never creates it
     /// with its default 0644; refuses an existing database or WAL file that others can access.
     /// Returns true when the database already existed.
@@ -71,7 +87,9 @@ struct StateDirectory {
         var bytes = [UInt8](repeating: 0, count: KeySealer.masterKeyLength + 1)
         var total = 0
         while total < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + total, $0.count - total) }
+            let count = bytes.withUnsafeMutableBytes { buffer in
+                read(descriptor, buffer.baseAddress.map { $0 + total }, buffer.count - total)
+            }
             if count < 0 {
                 if errno == EINTR { continue }
                 throw .fileSystem(path: masterKeyPath, operation: "read", errno: errno)

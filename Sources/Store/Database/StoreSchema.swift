@@ -10,115 +10,119 @@ enum StoreSchema {
         var migrator = DatabaseMigrator()
 
         migrator.registerMigration("1-channels-and-generations") { db in
-            try db.execute(sql: """
-                CREATE TABLE channels (
-                    id INTEGER PRIMARY KEY,
-                    from_node TEXT NOT NULL,
-                    to_node TEXT NOT NULL,
-                    family TEXT NOT NULL CHECK (family IN ('ipv4', 'ipv6')),
-                    step TEXT NOT NULL,
-                    step_changed_at REAL NOT NULL,
-                    -- The number of the newest generation ever issued; never decreases.
-                    last_generation INTEGER NOT NULL DEFAULT 0,
-                    UNIQUE (from_node, to_node, family)
-                );
-                CREATE TABLE generations (
-                    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
-                    number INTEGER NOT NULL CHECK (number >= 1),
-                    spi INTEGER NOT NULL CHECK (spi BETWEEN 256 AND 4294967295),
-                    cipher TEXT NOT NULL,
-                    source BLOB NOT NULL,
-                    destination BLOB NOT NULL,
-                    created_at REAL NOT NULL,
-                    state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'retiring', 'retired')),
-                    activated_at REAL,
-                    superseded_at REAL,
-                    retired_at REAL,
-                    -- AES-256-GCM under the master key; see SealingContext for the associated data.
-                    seal_version INTEGER NOT NULL,
-                    nonce BLOB NOT NULL,
-                    sealed_key BLOB NOT NULL,
-                    PRIMARY KEY (channel_id, number)
-                ) WITHOUT ROWID;
-                -- Keys and SPIs are fixed at issue: a generation's identity and key never change.
-                CREATE TRIGGER generations_are_immutable
-                BEFORE UPDATE OF channel_id, number, spi, cipher, source, destination, created_at,
-                    seal_version, nonce, sealed_key ON generations
-                BEGIN
-                    SELECT RAISE(ABORT, 'a generation''s key, SPI and addresses are immutable');
-                END;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE channels (
+                        id INTEGER PRIMARY KEY,
+                        from_node TEXT NOT NULL,
+                        to_node TEXT NOT NULL,
+                        family TEXT NOT NULL CHECK (family IN ('ipv4', 'ipv6')),
+                        step TEXT NOT NULL,
+                        step_changed_at REAL NOT NULL,
+                        -- The number of the newest generation ever issued; never decreases.
+                        last_generation INTEGER NOT NULL DEFAULT 0,
+                        UNIQUE (from_node, to_node, family)
+                    );
+                    CREATE TABLE generations (
+                        channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+                        number INTEGER NOT NULL CHECK (number >= 1),
+                        spi INTEGER NOT NULL CHECK (spi BETWEEN 256 AND 4294967295),
+                        cipher TEXT NOT NULL,
+                        source BLOB NOT NULL,
+                        destination BLOB NOT NULL,
+                        created_at REAL NOT NULL,
+                        state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'retiring', 'retired')),
+                        activated_at REAL,
+                        superseded_at REAL,
+                        retired_at REAL,
+                        -- AES-256-GCM under the master key; see SealingContext for the associated data.
+                        seal_version INTEGER NOT NULL,
+                        nonce BLOB NOT NULL,
+                        sealed_key BLOB NOT NULL,
+                        PRIMARY KEY (channel_id, number)
+                    ) WITHOUT ROWID;
+                    -- Keys and SPIs are fixed at issue: a generation's identity and key never change.
+                    CREATE TRIGGER generations_are_immutable
+                    BEFORE UPDATE OF channel_id, number, spi, cipher, source, destination, created_at,
+                        seal_version, nonce, sealed_key ON generations
+                    BEGIN
+                        SELECT RAISE(ABORT, 'a generation''s key, SPI and addresses are immutable');
+                    END;
+                    """)
         }
 
         migrator.registerMigration("2-issued-spis") { db in
-            try db.execute(sql: """
-                -- Every SPI ever issued per destination address. Never deleted, so never reissued.
-                CREATE TABLE issued_spis (
-                    destination BLOB NOT NULL,
-                    spi INTEGER NOT NULL,
-                    channel TEXT NOT NULL,
-                    issued_at REAL NOT NULL,
-                    PRIMARY KEY (destination, spi)
-                ) WITHOUT ROWID;
-                CREATE TRIGGER issued_spis_are_permanent BEFORE DELETE ON issued_spis
-                BEGIN
-                    SELECT RAISE(ABORT, 'issued SPIs are never deleted: they stay reserved forever');
-                END;
-                CREATE TRIGGER issued_spis_are_immutable BEFORE UPDATE ON issued_spis
-                BEGIN
-                    SELECT RAISE(ABORT, 'issued SPIs are never changed');
-                END;
-                """)
+            try db.execute(
+                sql: """
+                    -- Every SPI ever issued per destination address. Never deleted, so never reissued.
+                    CREATE TABLE issued_spis (
+                        destination BLOB NOT NULL,
+                        spi INTEGER NOT NULL,
+                        channel TEXT NOT NULL,
+                        issued_at REAL NOT NULL,
+                        PRIMARY KEY (destination, spi)
+                    ) WITHOUT ROWID;
+                    CREATE TRIGGER issued_spis_are_permanent BEFORE DELETE ON issued_spis
+                    BEGIN
+                        SELECT RAISE(ABORT, 'issued SPIs are never deleted: they stay reserved forever');
+                    END;
+                    CREATE TRIGGER issued_spis_are_immutable BEFORE UPDATE ON issued_spis
+                    BEGIN
+                        SELECT RAISE(ABORT, 'issued SPIs are never changed');
+                    END;
+                    """)
         }
 
         migrator.registerMigration("3-revisions-and-journal") { db in
-            try db.execute(sql: """
-                CREATE TABLE revisions (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    hash TEXT NOT NULL,
-                    source TEXT NOT NULL,
-                    summary TEXT NOT NULL,
-                    applied_at REAL NOT NULL
-                );
-                CREATE TABLE journal (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    node TEXT NOT NULL,
-                    operation TEXT NOT NULL,
-                    target TEXT NOT NULL,
-                    channel_from TEXT,
-                    channel_to TEXT,
-                    channel_family TEXT,
-                    planned_at REAL NOT NULL,
-                    applied_at REAL,
-                    result TEXT NOT NULL,
-                    revision_id INTEGER REFERENCES revisions(id)
-                );
-                CREATE INDEX journal_by_node ON journal (node, id);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE revisions (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        hash TEXT NOT NULL,
+                        source TEXT NOT NULL,
+                        summary TEXT NOT NULL,
+                        applied_at REAL NOT NULL
+                    );
+                    CREATE TABLE journal (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        node TEXT NOT NULL,
+                        operation TEXT NOT NULL,
+                        target TEXT NOT NULL,
+                        channel_from TEXT,
+                        channel_to TEXT,
+                        channel_family TEXT,
+                        planned_at REAL NOT NULL,
+                        applied_at REAL,
+                        result TEXT NOT NULL,
+                        revision_id INTEGER REFERENCES revisions(id)
+                    );
+                    CREATE INDEX journal_by_node ON journal (node, id);
+                    """)
         }
 
         migrator.registerMigration("4-lease-metadata-sealing") { db in
-            try db.execute(sql: """
-                CREATE TABLE lease (
-                    id INTEGER PRIMARY KEY CHECK (id = 1),
-                    holder TEXT NOT NULL,
-                    acquired_at REAL NOT NULL,
-                    expires_at REAL NOT NULL
-                );
-                CREATE TABLE metadata (
-                    key TEXT PRIMARY KEY NOT NULL,
-                    value TEXT NOT NULL
-                ) WITHOUT ROWID;
-                -- A known value sealed under the master key when the store was created: a master
-                -- key that does not open it is the wrong key.
-                CREATE TABLE master_key_check (
-                    id INTEGER PRIMARY KEY CHECK (id = 1),
-                    seal_version INTEGER NOT NULL,
-                    nonce BLOB NOT NULL,
-                    sealed_value BLOB NOT NULL,
-                    created_at REAL NOT NULL
-                );
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE lease (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        holder TEXT NOT NULL,
+                        acquired_at REAL NOT NULL,
+                        expires_at REAL NOT NULL
+                    );
+                    CREATE TABLE metadata (
+                        key TEXT PRIMARY KEY NOT NULL,
+                        value TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    -- A known value sealed under the master key when the store was created: a master
+                    -- key that does not open it is the wrong key.
+                    CREATE TABLE master_key_check (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        seal_version INTEGER NOT NULL,
+                        nonce BLOB NOT NULL,
+                        sealed_value BLOB NOT NULL,
+                        created_at REAL NOT NULL
+                    );
+                    """)
         }
 
         return migrator

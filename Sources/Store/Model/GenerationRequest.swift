@@ -11,7 +11,8 @@ public struct GenerationRequest: Sendable, Hashable {
     /// Foreign SPIs observed on `destination`: the new SPI is none of them.
     public var avoiding: Set<SPI>
 
-    public init(channel: ChannelID, cipher: Cipher, source: IPAddress, destination: IPAddress, avoiding: Set<SPI> = []) {
+    public init(channel: ChannelID, cipher: Cipher, source: IPAddress, destination: IPAddress, avoiding: Set<SPI> = [])
+    {
         self.channel = channel
         self.cipher = cipher
         self.source = source

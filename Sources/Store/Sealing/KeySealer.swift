@@ -86,14 +86,15 @@ final class SealingCipher {
             associatedData.withUnsafeBufferPointer { ad in
                 plaintext.withUnsafeBufferPointer { input in
                     output.withUnsafeMutableBufferPointer { out in
-                        guard EVP_EncryptInit_ex(encryptor, nil, nil, nil, nonce.baseAddress) == 1,
-                            EVP_EncryptUpdate(encryptor, nil, &length, ad.baseAddress, Int32(ad.count)) == 1,
-                            EVP_EncryptUpdate(encryptor, out.baseAddress, &length, input.baseAddress,
-                                              Int32(input.count)) == 1,
-                            EVP_EncryptFinal_ex(encryptor, out.baseAddress! + Int(length), &length) == 1
-                        else { return false }
-                        return EVP_CIPHER_CTX_ctrl(encryptor, EVP_CTRL_GCM_GET_TAG, Int32(KeySealer.tagLength),
-                                                   out.baseAddress! + plaintext.count) == 1
+                        guard let output = out.baseAddress else { return false }
+                        return EVP_EncryptInit_ex(encryptor, nil, nil, nil, nonce.baseAddress) == 1
+                            && EVP_EncryptUpdate(encryptor, nil, &length, ad.baseAddress, Int32(ad.count)) == 1
+                            && EVP_EncryptUpdate(
+                                encryptor, output, &length, input.baseAddress, Int32(input.count)) == 1
+                            && EVP_EncryptFinal_ex(encryptor, output + Int(length), &length) == 1
+                            && EVP_CIPHER_CTX_ctrl(
+                                encryptor, EVP_CTRL_GCM_GET_TAG, Int32(KeySealer.tagLength),
+                                output + plaintext.count) == 1
                     }
                 }
             }
@@ -116,9 +117,11 @@ final class SealingCipher {
         plaintext.withUnsafeMutableBufferPointer { out in
             let input = ciphertext.bindMemory(to: UInt8.self)
             guard let output = out.baseAddress else { return }
-            authenticated = EVP_DecryptInit_ex(decryptor, nil, nil, nil, nonce.bindMemory(to: UInt8.self).baseAddress) == 1
-                && EVP_DecryptUpdate(decryptor, nil, &length, associatedData.bindMemory(to: UInt8.self).baseAddress,
-                                     Int32(associatedData.count)) == 1
+            authenticated =
+                EVP_DecryptInit_ex(decryptor, nil, nil, nil, nonce.bindMemory(to: UInt8.self).baseAddress) == 1
+                && EVP_DecryptUpdate(
+                    decryptor, nil, &length, associatedData.bindMemory(to: UInt8.self).baseAddress,
+                    Int32(associatedData.count)) == 1
                 && EVP_DecryptUpdate(decryptor, output, &length, input.baseAddress, Int32(plaintextCount)) == 1
                 && EVP_CIPHER_CTX_ctrl(decryptor, EVP_CTRL_GCM_SET_TAG, Int32(KeySealer.tagLength), &tag) == 1
                 && EVP_DecryptFinal_ex(decryptor, output + Int(length), &length) == 1

@@ -62,13 +62,23 @@ public struct IPAddress: Sendable, Hashable, Comparable, Codable, CustomStringCo
 
     /// The unspecified address of a family (`0.0.0.0` or `::`).
     public static func unspecified(_ family: AddressFamily) -> IPAddress {
-        IPAddress(bytes: [UInt8](repeating: 0, count: family.addressLength)) ?? IPAddress(family: family, high: 0, low: 0)
+        IPAddress(family: family, high: 0, low: 0)
     }
 
     private init(family: AddressFamily, high: UInt64, low: UInt64) {
         self.family = family
         self.high = high
         self.low = low
+    }
+
+    /// A 64-bit mix of the address, for hashing compound keys with one `Hasher.combine`.
+    public var mixedBits: UInt64 {
+        Bits.mix(high ^ Bits.mix(low &+ (family == .ipv4 ? 4 : 6)))
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(high)
+        hasher.combine(low)
     }
 
     /// The canonical textual form.
@@ -126,5 +136,17 @@ public struct IPAddress: Sendable, Hashable, Comparable, Codable, CustomStringCo
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)
+    }
+}
+
+/// A fast 64-bit mixer (the SplitMix64 finalizer), for folding several fields into one value
+/// before handing it to `Hasher`.
+public enum Bits {
+    @inlinable
+    public static func mix(_ value: UInt64) -> UInt64 {
+        var z = value &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

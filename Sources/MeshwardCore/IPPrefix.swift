@@ -48,6 +48,11 @@ public struct IPPrefix: Sendable, Hashable, Comparable, Codable, CustomStringCon
 
     public var description: String { "\(address)/\(length)" }
 
+    /// A 64-bit mix of the prefix, for hashing compound keys.
+    public var mixedBits: UInt64 { Bits.mix(address.mixedBits &+ UInt64(length)) }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(mixedBits) }
+
     public static func < (lhs: IPPrefix, rhs: IPPrefix) -> Bool {
         (lhs.address, lhs.length) < (rhs.address, rhs.length)
     }

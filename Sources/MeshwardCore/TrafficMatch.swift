@@ -71,6 +71,14 @@ public struct TrafficMatch: Sendable, Hashable, Comparable, Codable, CustomStrin
         return true
     }
 
+    /// A 64-bit value that differs for every distinct match, for hashing compound keys.
+    public var mixedBits: UInt64 {
+        UInt64(transport?.number ?? 0) << 48 | UInt64(sourcePort.map { UInt32($0) + 1 } ?? 0) << 24
+            | UInt64(destinationPort.map { UInt32($0) + 1 } ?? 0)
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(mixedBits) }
+
     public var description: String {
         guard let transport else { return "any" }
         var text = transport.rawValue

@@ -52,6 +52,21 @@ extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
+/// The CPU time this thread has used so far: unlike wall time, it does not grow when other
+/// processes compete for the machine.
+func threadCPUTime() -> Duration {
+    var spec = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
+    return .seconds(spec.tv_sec) + .nanoseconds(spec.tv_nsec)
+}
+
+/// Times `body` in CPU time of the calling thread (for single-threaded work).
+func measureCPU<T>(_ body: () throws -> T) rethrows -> (T, Duration) {
+    let start = threadCPUTime()
+    let result = try body()
+    return (result, threadCPUTime() - start)
+}
+
 /// Times `body` on the continuous clock.
 func measure<T>(_ body: () async throws -> T) async rethrows -> (T, Duration) {
     let clock = ContinuousClock()

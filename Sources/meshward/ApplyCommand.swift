@@ -65,8 +65,7 @@ struct ProgressLine {
     init(_ pass: PassReport) {
         let applied = pass.results.filter { $0.outcome.isApplied }.count
         let failed = pass.results.count - applied
-        var counts: [ChannelStep: Int] = [:]
-        for step in pass.plan.steps.values { counts[step, default: 0] += 1 }
+        let counts = pass.plan.stepCounts
         let steps = ChannelStep.allCases.compactMap { step in counts[step].map { "\($0) \(step.rawValue)" } }
         var line = "pass \(pass.number): \(applied) operation\(applied == 1 ? "" : "s") applied"
         if failed > 0 { line += ", \(failed) failed" }

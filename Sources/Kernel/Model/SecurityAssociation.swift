@@ -12,6 +12,10 @@ public struct SAIdentifier: Sendable, Hashable, Comparable, CustomStringConverti
 
     public var description: String { "esp \(destination) spi \(spi.hex)" }
 
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(destination.mixedBits ^ UInt64(spi.rawValue))
+    }
+
     public static func < (lhs: SAIdentifier, rhs: SAIdentifier) -> Bool {
         (lhs.destination, lhs.spi) < (rhs.destination, rhs.spi)
     }

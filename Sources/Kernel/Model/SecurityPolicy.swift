@@ -26,6 +26,13 @@ public struct PolicySelector: Sendable, Hashable, Comparable, CustomStringConver
 
     public var family: AddressFamily { destination.family }
 
+    /// A 64-bit mix of the selector, for hashing.
+    public var mixedBits: UInt64 {
+        Bits.mix(source.mixedBits ^ Bits.mix(destination.mixedBits ^ Bits.mix(traffic.mixedBits)))
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(mixedBits) }
+
     public var description: String { "src \(source) dst \(destination) \(traffic)" }
 
     public static func < (lhs: PolicySelector, rhs: PolicySelector) -> Bool {
@@ -77,6 +84,10 @@ public struct PolicyIdentifier: Sendable, Hashable, Comparable, CustomStringConv
     }
 
     public var description: String { "\(selector) dir \(direction)" }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(selector.mixedBits &+ (direction == .inbound ? 1 : direction == .outbound ? 2 : 3))
+    }
 
     public static func < (lhs: PolicyIdentifier, rhs: PolicyIdentifier) -> Bool {
         (lhs.selector, lhs.direction) < (rhs.selector, rhs.direction)

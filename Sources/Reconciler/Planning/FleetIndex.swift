@@ -13,6 +13,11 @@ struct FleetIndex {
     private var numbers: [String: Int] = [:]
     /// Per node number: its observation, when it answered.
     private(set) var observations: [NodeObservation?] = []
+    /// Per node number: whether it answered, and what it holds (kept apart from `observations`
+    /// so that a lookup never copies a whole observation).
+    private var observed: [Bool] = []
+    private var heldSAs: [[SecurityAssociation]] = []
+    private var heldPolicies: [[SecurityPolicy]] = []
     private var saPositions: [[SAIdentifier: Int]] = []
     private var policyPositions: [[PolicyIdentifier: Int]] = []
     private var pinned: [Set<SAIdentifier>] = []
@@ -42,6 +47,9 @@ struct FleetIndex {
         known.append(input.knownNodes.contains(name))
         let observation = input.observations[name]
         observations.append(observation)
+        observed.append(observation != nil)
+        heldSAs.append(observation?.securityAssociations ?? [])
+        heldPolicies.append(observation?.policies ?? [])
         var sas: [SAIdentifier: Int] = [:]
         var policies: [PolicyIdentifier: Int] = [:]
         var pins = Set<SAIdentifier>()
@@ -74,7 +82,7 @@ struct FleetIndex {
 
     func number(_ name: String) -> Int? { numbers[name] }
 
-    func isObserved(_ node: Int) -> Bool { observations[node] != nil }
+    func isObserved(_ node: Int) -> Bool { observed[node] }
 
     /// What is known of a peer: observed, unreachable (blocks), or gone (nothing to wait for).
     enum PeerState {
@@ -85,7 +93,7 @@ struct FleetIndex {
 
     func peer(owning address: IPAddress) -> PeerState {
         guard let node = addressOwner[address], known[node] else { return .gone }
-        return observations[node] != nil ? .observed(node) : .unreachable(node)
+        return observed[node] ? .observed(node) : .unreachable(node)
     }
 
     func saPosition(_ id: SAIdentifier, on node: Int) -> Int? { saPositions[node][id] }
@@ -93,13 +101,21 @@ struct FleetIndex {
     func policyPosition(_ id: PolicyIdentifier, on node: Int) -> Int? { policyPositions[node][id] }
 
     func sa(_ id: SAIdentifier, on node: Int) -> SecurityAssociation? {
-        guard let position = saPositions[node][id], let observation = observations[node] else { return nil }
-        return observation.securityAssociations[position]
+        guard let position = saPositions[node][id] else { return nil }
+        return heldSAs[node][position]
     }
 
     func policy(_ id: PolicyIdentifier, on node: Int) -> SecurityPolicy? {
-        guard let position = policyPositions[node][id], let observation = observations[node] else { return nil }
-        return observation.policies[position]
+        guard let position = policyPositions[node][id] else { return nil }
+        return heldPolicies[node][position]
+    }
+
+    func policy(at position: Int, on node: Int) -> SecurityPolicy { heldPolicies[node][position] }
+
+    /// True when `node` holds an SA under `id` that differs from `expected` (a tampered SA).
+    func holdsDifferent(_ id: SAIdentifier, _ expected: SecurityAssociation, on node: Int) -> Bool {
+        guard let held = sa(id, on: node) else { return false }
+        return !held.hasSameConfiguration(as: expected)
     }
 
     func pins(_ id: SAIdentifier, on node: Int) -> Bool { pinned[node].contains(id) }

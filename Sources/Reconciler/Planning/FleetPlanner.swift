@@ -71,10 +71,20 @@ public struct FleetPlanner: Sendable {
         }
         prepareWork()
 
-        // Channels the spec names, in order.
+        // Channels the spec names, in order (so consecutive channels share their sender).
         var matched = 0
+        var sender: (name: String, number: Int)?
         for intent in input.intent.channels {
             let id = intent.id
+            let from: Int
+            if let sender, sender.name == id.from {
+                from = sender.number
+            } else {
+                guard let number = index.number(id.from) else { continue }
+                from = number
+                sender = (id.from, number)
+            }
+            guard let to = index.number(id.to) else { continue }
             var record: ChannelRecord
             if let stored = input.channels[id] {
                 record = stored
@@ -82,16 +92,19 @@ public struct FleetPlanner: Sendable {
             } else {
                 record = ChannelRecord(id: id, step: ChannelStep.new.rawValue, stepChangedAt: input.now, generations: [])
             }
-            guard let from = index.number(id.from), let to = index.number(id.to) else { continue }
             let changed = advanceGenerations(
                 &record, intent: intent, from: from, to: to, index: index, input: input, plan: &plan)
+            let operationsBefore = context.operations
             if let final = record.generations.last(where: { $0.state == .pending })
                 ?? record.generations.last(where: { $0.state == .active })
             {
                 diffChannel(intent, final: final, from: from, to: to, index: index, input: input, work: &work,
                             context: &context, plan: &plan)
             }
-            finish(record, changed: changed, live: true, input: input, plan: &plan, context: &context)
+            let step = step(
+                of: record, live: true, busy: context.operations > operationsBefore,
+                blocked: plan.blocked.last?.channel == id, requested: plan.generationRequests.last?.channel == id)
+            finish(record, step: step, changed: changed, input: input, plan: &plan)
         }
 
         // Channels only the Store still knows: the spec dropped them.
@@ -104,11 +117,16 @@ public struct FleetPlanner: Sendable {
                 guard let from = index.number(id.from), let to = index.number(id.to) else { continue }
                 let changed = advanceGenerations(
                     &record, intent: nil, from: from, to: to, index: index, input: input, plan: &plan)
-                finish(record, changed: changed, live: false, input: input, plan: &plan, context: &context)
+                if record.generations.allSatisfy({ $0.state == .retired }) {
+                    plan.removedChannels.append(id)
+                    continue
+                }
+                finish(record, step: .removing, changed: changed, input: input, plan: &plan)
             }
         }
 
         // Whatever no channel claimed is stale.
+        context.stalePass = true
         for node in work.indices {
             guard let observation = index.observations[node] else { continue }
             for (position, sa) in observation.securityAssociations.enumerated() where !work[node].claimedSAs[position] {
@@ -125,44 +143,44 @@ public struct FleetPlanner: Sendable {
             if !operations.isEmpty { plan.operations[index.names[node]] = operations }
         }
 
-        // Steps, now that every channel's operations are known.
-        for (id, record) in context.finished {
-            let step = step(of: record, live: context.live.contains(id), context: context)
-            plan.steps[id] = step
-            if record.step != step.rawValue, !record.generations.isEmpty {
-                var updated = plan.recordUpdates[id] ?? record
-                updated.step = step.rawValue
-                updated.stepChangedAt = input.now
-                plan.recordUpdates[id] = updated
-            }
+        // A live, established channel that only stale objects keep busy is updating.
+        for id in context.staleChannels where plan.recordUpdates[id] != nil || input.channels[id] != nil {
+            guard var record = plan.recordUpdates[id] ?? input.channels[id], record.step == ChannelStep.established.rawValue,
+                input.intent.channel(id) != nil
+            else { continue }
+            record.step = ChannelStep.updating.rawValue
+            record.stepChangedAt = input.now
+            plan.recordUpdates[id] = record
+            plan.stepCounts[.established, default: 1] -= 1
+            plan.stepCounts[.updating, default: 0] += 1
         }
         plan.generationRequests.sort { $0.channel < $1.channel }
         plan.blocked.sort { $0.channel < $1.channel }
         return plan
     }
 
-    /// What the planner learns about channels while it goes, for their steps.
+    /// What the planner counts while it goes.
     private struct Context {
-        /// Channels in the order they were planned, with their records after this pass.
-        var finished: [(ChannelID, ChannelRecord)] = []
-        var live = Set<ChannelID>()
-        var withOperations = Set<ChannelID>()
-        var blocked = Set<ChannelID>()
-        var requested = Set<ChannelID>()
+        /// Operations staged so far.
+        var operations = 0
+        /// Channels that got operations for objects no channel claimed (old selectors, old addresses).
+        var staleChannels = Set<ChannelID>()
+        /// True while the stale objects are being staged.
+        var stalePass = false
     }
 
-    private func finish(_ record: ChannelRecord, changed: Bool, live: Bool, input: PlanningInput,
-                        plan: inout PassPlan, context: inout Context) {
-        let id = record.id
-        if live { context.live.insert(id) }
-        if !live, record.generations.allSatisfy({ $0.state == .retired }) {
-            plan.removedChannels.append(id)
-            return
+    private func finish(_ record: ChannelRecord, step: ChannelStep, changed: Bool, input: PlanningInput,
+                        plan: inout PassPlan) {
+        plan.stepCounts[step, default: 0] += 1
+        guard !record.generations.isEmpty else { return }
+        if record.step != step.rawValue {
+            var updated = record
+            updated.step = step.rawValue
+            updated.stepChangedAt = input.now
+            plan.recordUpdates[record.id] = updated
+        } else if changed {
+            plan.recordUpdates[record.id] = record
         }
-        if changed, !record.generations.isEmpty { plan.recordUpdates[id] = record }
-        if let last = plan.generationRequests.last, last.channel == id { context.requested.insert(id) }
-        if let last = plan.blocked.last, last.channel == id { context.blocked.insert(id) }
-        context.finished.append((id, record))
     }
 
     // MARK: - Generations
@@ -177,6 +195,7 @@ public struct FleetPlanner: Sendable {
         let receiverObserved = index.isObserved(to)
         var burned: GenerationNeed.Reason?
         var changed = false
+        var activeHeld: (sender: SecurityAssociation?, receiver: SecurityAssociation?) = (nil, nil)
 
         for position in record.generations.indices {
             let generation = record.generations[position]
@@ -184,10 +203,12 @@ public struct FleetPlanner: Sendable {
             switch generation.state {
             case .pending, .active:
                 // A tampered SA (same SPI, other key, cipher or addresses) burns the generation.
+                let onSender = index.sa(saID, on: from)
+                let onReceiver = index.sa(saID, on: to)
                 let expected = securityAssociation(generation, reqid: input.reqid)
-                let tampered = [from, to].contains { node in
-                    index.sa(saID, on: node).map { !$0.hasSameConfiguration(as: expected) } ?? false
-                }
+                let tampered = onSender.map { !$0.hasSameConfiguration(as: expected) } ?? false
+                    || onReceiver.map { !$0.hasSameConfiguration(as: expected) } ?? false
+                if generation.state == .active { activeHeld = (onSender, onReceiver) }
                 if tampered || intent == nil {
                     record.generations[position].state = .retiring
                     record.generations[position].supersededAt = generation.supersededAt ?? input.now
@@ -237,7 +258,7 @@ public struct FleetPlanner: Sendable {
             return changed
         }
         guard !record.generations.contains(where: { $0.state == .pending }) else { return changed }
-        if let reason = burned ?? rekeyReason(record, intent: intent, from: from, to: to, index: index, input: input) {
+        if let reason = burned ?? rekeyReason(record, intent: intent, held: activeHeld, input: input) {
             let avoiding = Set(
                 (input.observations[id.to]?.foreignSPIs ?? []).filter { $0.destination == intent.destination }
                     .map(\.spi))
@@ -251,16 +272,15 @@ public struct FleetPlanner: Sendable {
     }
 
     /// Why the channel needs a new generation now, or nil when its active one is good.
-    private func rekeyReason(_ record: ChannelRecord, intent: ChannelIntent, from: Int, to: Int, index: FleetIndex,
+    private func rekeyReason(_ record: ChannelRecord, intent: ChannelIntent,
+                             held: (sender: SecurityAssociation?, receiver: SecurityAssociation?),
                              input: PlanningInput) -> GenerationNeed.Reason? {
         guard let active = record.generations.last(where: { $0.state == .active }) else { return .new }
         if active.source != intent.source || active.destination != intent.destination { return .readdressed }
         if active.cipher != intent.cipher { return .cipherChanged }
-        let saID = SAIdentifier(destination: active.destination, spi: active.spi)
-        let outbound = index.sa(saID, on: from)
-        if index.sa(saID, on: to) == nil || outbound == nil { return .lostState }
+        guard let outbound = held.sender, held.receiver != nil else { return .lostState }
         if active.createdAt.addingTimeInterval(intent.rekey.every.timeInterval) <= input.now { return .age }
-        if let limit = intent.rekey.packets, let outbound, outbound.counters.packets >= limit { return .packets }
+        if let limit = intent.rekey.packets, outbound.counters.packets >= limit { return .packets }
         if let requested = input.rekeyRequests[record.id], requested > active.createdAt { return .requested }
         return nil
     }
@@ -273,16 +293,32 @@ public struct FleetPlanner: Sendable {
                              plan: inout PassPlan) {
         let expected = securityAssociation(final, reqid: input.reqid)
         let saID = expected.identifier
-        for node in [to, from] where index.isObserved(node) {
+        func claimOrAdd(on node: Int) {
+            guard index.isObserved(node) else { return }
             if let position = index.saPosition(saID, on: node) {
                 work[node].claimedSAs[position] = true
-                if let held = index.sa(saID, on: node), !held.hasSameConfiguration(as: expected) {
+                if index.holdsDifferent(saID, expected, on: node) {
                     stage(.deleteSA(saID), on: node, index: index, input: input, work: &work, context: &context,
                           plan: &plan)
                 }
             } else {
                 stage(.addSA(expected), on: node, index: index, input: input, work: &work, context: &context,
                       plan: &plan, generation: final)
+            }
+        }
+        claimOrAdd(on: to)
+        claimOrAdd(on: from)
+        func claimOrWrite(_ policy: SecurityPolicy, on node: Int) {
+            guard index.isObserved(node) else { return }
+            if let position = index.policyPosition(policy.identifier, on: node) {
+                work[node].claimedPolicies[position] = true
+                if !index.policy(at: position, on: node).hasSameConfiguration(as: policy) {
+                    stage(.updatePolicy(policy), on: node, index: index, input: input, work: &work, context: &context,
+                          plan: &plan)
+                }
+            } else {
+                stage(.addPolicy(policy), on: node, index: index, input: input, work: &work, context: &context,
+                      plan: &plan)
             }
         }
         for traffic in intent.traffic {
@@ -296,18 +332,8 @@ public struct FleetPlanner: Sendable {
                 template: PolicyTemplate(
                     family: intent.id.family, spi: nil, reqid: input.reqid,
                     isOptional: intent.enforcement == .permissive))
-            for (policy, node) in [(outbound, from), (inbound, to)] where index.isObserved(node) {
-                if let position = index.policyPosition(policy.identifier, on: node) {
-                    work[node].claimedPolicies[position] = true
-                    if let held = index.policy(policy.identifier, on: node), !held.hasSameConfiguration(as: policy) {
-                        stage(.updatePolicy(policy), on: node, index: index, input: input, work: &work,
-                              context: &context, plan: &plan)
-                    }
-                } else {
-                    stage(.addPolicy(policy), on: node, index: index, input: input, work: &work, context: &context,
-                          plan: &plan)
-                }
-            }
+            claimOrWrite(outbound, on: from)
+            claimOrWrite(inbound, on: to)
         }
     }
 
@@ -321,7 +347,8 @@ public struct FleetPlanner: Sendable {
         guard let staged = gate(operation, on: node, index: index, input: input, plan: &plan, generation: generation)
         else { return }
         let channel = channel(of: staged, index: index)
-        if let channel { context.withOperations.insert(channel) }
+        context.operations += 1
+        if context.stalePass, let channel { context.staleChannels.insert(channel) }
         let planned = PlannedOperation(node: index.names[node], operation: staged, channel: channel)
         switch operation {
         case .addSA: work[node].addSAs.append(planned)
@@ -446,15 +473,24 @@ public struct FleetPlanner: Sendable {
         return ChannelID(from: index.names[from], to: index.names[to], family: selector.family)
     }
 
-    private func step(of record: ChannelRecord, live: Bool, context: Context) -> ChannelStep {
-        let id = record.id
+    private func step(of record: ChannelRecord, live: Bool, busy: Bool, blocked: Bool, requested: Bool) -> ChannelStep {
         guard live else { return .removing }
-        if context.blocked.contains(id) { return .blocked }
-        let states = record.generations.map(\.state)
-        if states.contains(.pending) { return states.contains(.active) ? .rekeying : .creating }
-        if !states.contains(.active) { return context.requested.contains(id) ? .new : .creating }
-        if states.contains(.retiring) { return .draining }
-        guard context.withOperations.contains(id) else { return .established }
+        if blocked { return .blocked }
+        var pending = false
+        var active = false
+        var retiring = false
+        for generation in record.generations {
+            switch generation.state {
+            case .pending: pending = true
+            case .active: active = true
+            case .retiring: retiring = true
+            case .retired: break
+            }
+        }
+        if pending { return active ? .rekeying : .creating }
+        if !active { return requested ? .new : .creating }
+        if retiring { return .draining }
+        guard busy else { return .established }
         let previous = ChannelStep(rawValue: record.step)
         return previous == .new || previous == .creating ? .creating : .updating
     }

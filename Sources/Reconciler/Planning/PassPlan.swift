@@ -61,8 +61,9 @@ public struct PassPlan: Sendable {
     public var nextDeadline: Date?
     /// Channels that cannot advance because a node they need did not answer.
     public var blocked: [BlockedChannel] = []
-    /// The step each channel is in after this pass's planning, for status and progress.
-    public var steps: [ChannelID: ChannelStep] = [:]
+    /// How many channels are in each step after this pass's planning, for progress. Each
+    /// channel's own step is in its record (`recordUpdates` carries those that moved).
+    public var stepCounts: [ChannelStep: Int] = [:]
 
     public init() {}
 

@@ -91,12 +91,14 @@ struct NetlinkNamespaceTests {
                 .deleteSA(SAIdentifier(destination: Fixtures.address("198.18.0.1"), spi: SPI(0x999))),
                 .addPolicy(takeover),
             ])
-            #expect(results.map(\.outcome).prefix(5).allSatisfy {
-                if case .failed(let errno, let message) = $0 { errno == EPERM && message?.contains("refusing") == true } else { false }
-            })
-            // NEWPOLICY is exclusive: the kernel itself refuses to overwrite the foreign policy.
-            #expect(results.last?.outcome == .failed(errno: EEXIST, message: nil)
-                    || { if case .failed(EEXIST, _)? = results.last?.outcome { true } else { false } }())
+            // From the owner's view the foreign objects do not exist: deletes fail as for missing
+            // objects, an update of the foreign selector as NEWPOLICY would, writes of another
+            // reqid are refused; none of these reaches the kernel, and NEWPOLICY is exclusive.
+            let errnos = results.map { result -> Int32? in
+                if case .failed(let errno, _) = result.outcome { return errno }
+                return nil
+            }
+            #expect(errnos == [ENOENT, EEXIST, EPERM, EPERM, ESRCH, EEXIST], "\(results.map(\.outcome))")
             #expect(try namespace.ip("xfrm", "policy") == before)
             #expect(try await kernel.observe().policies.isEmpty)
         }
@@ -147,9 +149,31 @@ struct NetlinkNamespaceTests {
             }
             #expect(errno == EEXIST)
             #expect(results[1].outcome == .applied)
-            // The second delete is refused before it reaches the kernel: once the first is
-            // acknowledged, the policy is no longer Meshward's to delete.
-            if case .failed(EPERM, _) = results[2].outcome {} else { Issue.record("\(results[2].outcome)") }
+            // The second delete is answered before it reaches the kernel: once the first is
+            // acknowledged, the policy is gone, and nothing else at that selector is Meshward's.
+            if case .failed(ENOENT, _) = results[2].outcome {} else { Issue.record("\(results[2].outcome)") }
+        }
+    }
+
+    @Test("an update never replaces a foreign policy that appeared after the last observation")
+    func foreignPolicyAfterObservation() async throws {
+        try await TestNamespace.with { namespace in
+            let kernel = try kernel(namespace)
+            #expect(try await kernel.observe().policies.isEmpty)
+            try namespace.ip("xfrm", "policy", "add", "src", "198.18.9.9/32", "dst", "198.18.0.1/32", "dir", "in",
+                             "tmpl", "proto", "esp", "reqid", "7", "mode", "transport")
+            let before = try namespace.ip("xfrm", "policy")
+            let selector = PolicySelector(source: IPPrefix(host: Fixtures.address("198.18.9.9")),
+                                          destination: IPPrefix(host: Fixtures.address("198.18.0.1")))
+            let takeover = SecurityPolicy(selector: selector, direction: .inbound,
+                                          template: PolicyTemplate(family: .ipv4, spi: nil, reqid: Fixtures.reqid, isOptional: true))
+            let results = try await kernel.apply([.updatePolicy(takeover), .deletePolicy(takeover.identifier)])
+            guard case .failed(EEXIST, _) = results[0].outcome else {
+                Issue.record("the update was not refused: \(results[0].outcome)")
+                return
+            }
+            if case .failed(ENOENT, _) = results[1].outcome {} else { Issue.record("\(results[1].outcome)") }
+            #expect(try namespace.ip("xfrm", "policy") == before)
         }
     }
 

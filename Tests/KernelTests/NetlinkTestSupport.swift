@@ -38,6 +38,12 @@ struct TestNamespace {
     /// `ip -n NAME ARGS...`; throws with stderr when it fails.
     @discardableResult
     func ip(_ arguments: String...) throws -> String {
+        try ip(arguments)
+    }
+
+    /// `ip -n NAME ARGS...`; throws with stderr when it fails.
+    @discardableResult
+    func ip(_ arguments: [String]) throws -> String {
         try Self.run(["-n", name] + arguments)
     }
 

@@ -3,9 +3,9 @@ import MeshwardCore
 import Testing
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// One batch, the outcome expected for each operation (nil: applied; else the errno), and what

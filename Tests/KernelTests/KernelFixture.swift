@@ -42,10 +42,13 @@ extension KernelFixture {
         }
     }
 
-    /// Skips the current test case, with the reason, when this backend cannot hold SAs.
-    func requireSASupport() throws {
+    /// Skips the current test case when this backend cannot hold SAs. The reason is recorded
+    /// as a warning first, because the console reports a cancelled test case as passed.
+    func requireSASupport(sourceLocation: SourceLocation = #_sourceLocation) throws {
         if let missingSASupport {
-            try Test.cancel("skipped: \(missingSASupport)")
+            let reason = Comment(rawValue: "skipped: \(missingSASupport)")
+            Issue.record(reason, severity: .warning, sourceLocation: sourceLocation)
+            try Test.cancel(reason, sourceLocation: sourceLocation)
         }
     }
 }
@@ -74,7 +77,10 @@ enum KernelBackend: String, Sendable, CaseIterable, CustomTestStringConvertible 
         case .simulated:
             fixture = SimulatedKernelFixture()
         case .netlink:
-            guard TestNamespace.isPermitted else { try Test.cancel(TestNamespace.skipReason) }
+            guard TestNamespace.isPermitted else {
+                Issue.record(TestNamespace.skipReason, severity: .warning)
+                try Test.cancel(TestNamespace.skipReason)
+            }
             fixture = NetlinkKernelFixture()
         }
         do {

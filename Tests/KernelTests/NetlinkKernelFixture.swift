@@ -33,6 +33,10 @@ final class NetlinkKernelFixture: KernelFixture {
                 "reqid", "1", "mode", "transport", "aead", "rfc4106(gcm(aes))", hex(key.bytes), "128",
             ])
             return nil
+        } catch let failure as TestNamespace.CommandFailed {
+            let answer = failure.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            return "this kernel cannot hold ESP SAs (`ip xfrm state add` answered: \(answer)); "
+                + "SA cases need a kernel with ESP"
         } catch {
             return "this kernel cannot hold ESP SAs (\(error)); SA cases need a kernel with ESP"
         }
@@ -82,7 +86,9 @@ final class NetlinkKernelFixture: KernelFixture {
 
     /// `ip xfrm policy add` for `policy`.
     static func ipArguments(adding policy: SecurityPolicy) -> [String] {
-        var arguments = ["xfrm", "policy", "add", "src", "\(policy.selector.source)", "dst", "\(policy.selector.destination)"]
+        var arguments = [
+            "xfrm", "policy", "add", "src", "\(policy.selector.source)", "dst", "\(policy.selector.destination)",
+        ]
         let traffic = policy.selector.traffic
         if let transport = traffic.transport {
             arguments += ["proto", transport.rawValue]

@@ -1,10 +1,11 @@
+import Logging
+import MeshwardCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import Logging
-import MeshwardCore
 
 extension NetlinkKernel {
     /// Applies `operations` in order: NEWSA, DELSA, NEWPOLICY, UPDPOLICY, DELPOLICY, each with
@@ -47,7 +48,8 @@ extension NetlinkKernel {
         case .addSA(let sa):
             guard sa.reqid != reqid else { return nil }
             return .failed(
-                errno: EPERM, message: "refusing to add an SA with reqid \(sa.reqid): this controller owns reqid \(reqid)")
+                errno: EPERM,
+                message: "refusing to add an SA with reqid \(sa.reqid): this controller owns reqid \(reqid)")
         case .addPolicy(let policy), .updatePolicy(let policy):
             if policy.template.reqid != reqid {
                 return .failed(
@@ -83,8 +85,10 @@ extension NetlinkKernel {
     /// An update of a policy that the ledger does not hold as Meshward's travels as NEWPOLICY:
     /// the kernel inserts it where the selector is free and refuses (EEXIST) where anything
     /// holds it, so a foreign policy that appeared since the last observation is never replaced.
-    static func apply(_ operations: [KernelOperation], session: NetlinkSession, node: String, reqid: Reqid,
-                      logger: Logger) throws -> [OperationResult] {
+    static func apply(
+        _ operations: [KernelOperation], session: NetlinkSession, node: String, reqid: Reqid,
+        logger: Logger
+    ) throws -> [OperationResult] {
         var outcomes = [OperationOutcome?](repeating: nil, count: operations.count)
         var anySent = false
         var firstSendFailure: String?
@@ -192,10 +196,13 @@ extension NetlinkKernel {
         case .applied:
             logger.info("applied kernel operation", metadata: metadata())
         case .failed(let errno, let message):
-            logger.notice("kernel operation failed", metadata: metadata().merging(
-                ["errno": "\(ErrnoName.name(errno))", "kernel.message": "\(message ?? "")"]) { $1 })
+            logger.notice(
+                "kernel operation failed",
+                metadata: metadata().merging(
+                    ["errno": "\(ErrnoName.name(errno))", "kernel.message": "\(message ?? "")"]) { $1 })
         case .notAttempted(let reason):
-            logger.notice("kernel operation not attempted", metadata: metadata().merging(["reason": "\(reason)"]) { $1 })
+            logger.notice(
+                "kernel operation not attempted", metadata: metadata().merging(["reason": "\(reason)"]) { $1 })
         }
     }
 

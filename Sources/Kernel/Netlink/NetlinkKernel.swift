@@ -1,13 +1,14 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import CXfrm
 import Dispatch
 import Logging
 import MeshwardCore
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// A node's security databases reached over `NETLINK_XFRM`, in the controller's own network
 /// namespace or in a named one.
@@ -62,7 +63,8 @@ public final class NetlinkKernel: NodeKernel {
         guard opened.error == 0, opened.socket_fd >= 0 else {
             let step = opened.failed_step.map { String(cString: $0) } ?? "open"
             throw KernelError.unreachable(
-                node: node, reason: "\(endpoint): \(step): \(ErrnoName.name(opened.error)): \(Self.errorText(opened.error))")
+                node: node,
+                reason: "\(endpoint): \(step): \(ErrnoName.name(opened.error)): \(Self.errorText(opened.error))")
         }
         let socket: NetlinkSocket
         do {

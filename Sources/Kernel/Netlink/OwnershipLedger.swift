@@ -15,8 +15,10 @@ struct OwnershipLedger {
     var hasObserved = false
 
     /// Replaces the ledger with what an observation showed.
-    mutating func record(ownedSAs: Set<SAIdentifier>, ownedPolicies: Set<PolicyIdentifier>,
-                         foreignPolicies: Set<PolicyIdentifier>) {
+    mutating func record(
+        ownedSAs: Set<SAIdentifier>, ownedPolicies: Set<PolicyIdentifier>,
+        foreignPolicies: Set<PolicyIdentifier>
+    ) {
         self.ownedSAs = ownedSAs
         self.ownedPolicies = ownedPolicies
         self.foreignPolicies = foreignPolicies

@@ -35,8 +35,10 @@ struct BatchCase: Sendable, CustomTestStringConvertible {
 struct ForeignCase: Sendable, CustomTestStringConvertible {
     let name: String
     let operation: KernelOperation
-    /// Whether the owner's operation itself should apply (it touches only owned objects).
-    let applies: Bool
+    /// nil when the owner's operation itself should apply (it touches only owned objects);
+    /// else the errno it fails with. To its owner a foreign object does not exist: a delete
+    /// fails as for a missing object, an add or update on a taken selector or SPI fails EEXIST.
+    let errno: Int32?
 
     var testDescription: String { name }
 }
@@ -142,11 +144,7 @@ struct KernelBehaviourTests {
         let kernel = try await fixture.makeOwnedNode("node")
         let results = try await kernel.apply(batch.operations)
         #expect(results.map(\.operation) == batch.operations, "results come back in the batch's order")
-        let errnos = results.map { result -> Int32? in
-            if case .failed(let errno, _) = result.outcome { return errno }
-            return result.outcome == .applied ? nil : -1
-        }
-        #expect(errnos == batch.errnos, "\(results.map(\.outcome))")
+        #expect(results.map(\.errno) == batch.errnos, "\(results.map(\.outcome))")
         let observation = try await kernel.observe()
         #expect(Set(observation.policies) == batch.policies)
         #expect(Set(observation.securityAssociations) == batch.associations)
@@ -202,28 +200,28 @@ struct KernelBehaviourTests {
     static let foreignAssociation = V.fixedAssociation(to: V.charlie, spi: 0x900, keyByte: 9, reqid: V.foreignReqid)
 
     static let foreignPolicyCases: [ForeignCase] = [
-        ForeignCase(name: "adding our own policy", operation: .addPolicy(pinned), applies: true),
-        ForeignCase(name: "updating our own policy", operation: .updatePolicy(pinned), applies: true),
+        ForeignCase(name: "adding our own policy", operation: .addPolicy(pinned), errno: nil),
+        ForeignCase(name: "updating our own policy", operation: .updatePolicy(pinned), errno: nil),
         ForeignCase(
             name: "adding on a foreign selector", operation: .addPolicy(V.policy(to: V.charlie, spi: 0x100)),
-            applies: false),
+            errno: EEXIST),
         ForeignCase(
             name: "updating a foreign selector", operation: .updatePolicy(V.policy(to: V.charlie, spi: 0x100)),
-            applies: false),
+            errno: EEXIST),
         ForeignCase(
             name: "deleting a foreign policy", operation: .deletePolicy(foreignOutbound.identifier),
-            applies: false),
+            errno: ENOENT),
         ForeignCase(
             name: "deleting a foreign inbound policy", operation: .deletePolicy(foreignInbound.identifier),
-            applies: false),
+            errno: ENOENT),
     ]
 
     static let foreignAssociationCases: [ForeignCase] = [
-        ForeignCase(name: "adding our own SA", operation: .addSA(first), applies: true),
+        ForeignCase(name: "adding our own SA", operation: .addSA(first), errno: nil),
         ForeignCase(
             name: "adding on a foreign SPI",
-            operation: .addSA(V.fixedAssociation(to: V.charlie, spi: 0x900, keyByte: 1)), applies: false),
-        ForeignCase(name: "deleting a foreign SA", operation: .deleteSA(foreignAssociation.identifier), applies: false),
+            operation: .addSA(V.fixedAssociation(to: V.charlie, spi: 0x900, keyByte: 1)), errno: EEXIST),
+        ForeignCase(name: "deleting a foreign SA", operation: .deleteSA(foreignAssociation.identifier), errno: ESRCH),
     ]
 
     @Test(
@@ -237,7 +235,7 @@ struct KernelBehaviourTests {
             #expect(try await kernel.observe().policies.isEmpty)
 
             let results = try await kernel.apply([attempt.operation])
-            #expect(results.map(\.outcome.isApplied) == [attempt.applies], "\(results.map(\.outcome))")
+            #expect(results.map(\.errno) == [attempt.errno], "\(results.map(\.outcome))")
 
             let foreign = try await fixture.kernel(for: "node", reqid: V.foreignReqid).observe()
             #expect(Set(foreign.policies) == [Self.foreignOutbound, Self.foreignInbound])
@@ -258,10 +256,21 @@ struct KernelBehaviourTests {
             #expect(before.foreignSPIs == [Self.foreignAssociation.identifier])
 
             let results = try await kernel.apply([attempt.operation])
-            #expect(results.map(\.outcome.isApplied) == [attempt.applies], "\(results.map(\.outcome))")
+            #expect(results.map(\.errno) == [attempt.errno], "\(results.map(\.outcome))")
 
             let foreign = try await fixture.kernel(for: "node", reqid: V.foreignReqid).observe()
             #expect(foreign.securityAssociations == [Self.foreignAssociation])
+        }
+    }
+}
+
+extension OperationResult {
+    /// nil when applied, the errno when failed, -1 when not attempted.
+    fileprivate var errno: Int32? {
+        switch outcome {
+        case .applied: nil
+        case .failed(let errno, _): errno
+        case .notAttempted: -1
         }
     }
 }

@@ -20,9 +20,11 @@ import Musl
 /// than 30 seconds.
 ///
 /// Ownership: `observe` reports only SAs whose reqid is `reqid` and policies whose single ESP
-/// template carries it. `apply` refuses (as a `.failed` result with EPERM) an add or update of
-/// another reqid, an update that would replace a foreign policy, and a delete of anything the
-/// last observation did not report as owned. Meshward never touches a foreign object.
+/// template carries it. `apply` refuses, without sending, an add or update of another reqid
+/// (EPERM), an update of a selector a foreign policy holds (EEXIST), and a delete of anything
+/// the last observation did not report as owned (ESRCH or ENOENT, as for a missing object). An
+/// update of a policy not known as owned travels as NEWPOLICY, which the kernel refuses where
+/// anything holds the selector. Meshward never touches a foreign object.
 public final class NetlinkKernel: NodeKernel {
     /// The node's name, for messages and log metadata.
     public let node: String

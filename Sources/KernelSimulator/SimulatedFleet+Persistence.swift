@@ -3,9 +3,9 @@ import Kernel
 import MeshwardCore
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// The simulated fleet could not be loaded or saved.

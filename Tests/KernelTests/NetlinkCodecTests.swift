@@ -15,9 +15,11 @@ struct NetlinkCodecTests {
 
     static let saCases: [SACase] = AddressFamily.allCases.flatMap { family in
         Cipher.allCases.flatMap { cipher in
-            [SACase(family: family, cipher: cipher, esn: true, window: 128),
-             SACase(family: family, cipher: cipher, esn: false, window: 32),
-             SACase(family: family, cipher: cipher, esn: false, window: 1024)]
+            [
+                SACase(family: family, cipher: cipher, esn: true, window: 128),
+                SACase(family: family, cipher: cipher, esn: false, window: 32),
+                SACase(family: family, cipher: cipher, esn: false, window: 1024),
+            ]
         }
     }
 
@@ -95,8 +97,10 @@ struct NetlinkCodecTests {
     static let policyCases: [PolicyCase] = AddressFamily.allCases.flatMap { family in
         [PolicyDirection.outbound, .inbound].flatMap { direction in
             [false, true].flatMap { optional in
-                [TrafficMatch.any, TrafficMatch(transport: .tcp, destinationPort: 8080),
-                 TrafficMatch(transport: .udp, sourcePort: 53)].map {
+                [
+                    TrafficMatch.any, TrafficMatch(transport: .tcp, destinationPort: 8080),
+                    TrafficMatch(transport: .udp, sourcePort: 53),
+                ].map {
                     PolicyCase(family: family, direction: direction, optional: optional, traffic: $0)
                 }
             }
@@ -105,8 +109,9 @@ struct NetlinkCodecTests {
 
     @Test("policy round trip (NEWPOLICY and UPDPOLICY)", arguments: policyCases)
     func policyRoundTrip(_ testCase: PolicyCase) throws {
-        let policy = Fixtures.policy(testCase.family, 3, direction: testCase.direction, optional: testCase.optional,
-                                     traffic: testCase.traffic)
+        let policy = Fixtures.policy(
+            testCase.family, 3, direction: testCase.direction, optional: testCase.optional,
+            traffic: testCase.traffic)
         for type in [XfrmCodec.newPolicy, XfrmCodec.updatePolicy] {
             var buffer = NetlinkBuffer()
             XfrmCodec.appendPolicy(policy, type: type, flags: NetlinkHeader.request, sequence: 1, into: &buffer)
@@ -148,8 +153,9 @@ struct NetlinkCodecTests {
     func batchFraming() throws {
         var buffer = NetlinkBuffer()
         for index in 0..<50 {
-            XfrmCodec.appendPolicy(Fixtures.policy(index % 2 == 0 ? .ipv4 : .ipv6, index), type: XfrmCodec.newPolicy,
-                                   flags: NetlinkHeader.request | NetlinkHeader.ack, sequence: UInt32(100 + index), into: &buffer)
+            XfrmCodec.appendPolicy(
+                Fixtures.policy(index % 2 == 0 ? .ipv4 : .ipv6, index), type: XfrmCodec.newPolicy,
+                flags: NetlinkHeader.request | NetlinkHeader.ack, sequence: UInt32(100 + index), into: &buffer)
         }
         let messages = try NetlinkMessage.split(buffer.bytes)
         #expect(messages.map(\.header.sequence) == (100..<150).map(UInt32.init))
@@ -164,31 +170,39 @@ struct NetlinkCodecTests {
     /// `... src 198.18.1.10/32 dst 198.18.2.20/32 dir out priority 1000 tmpl proto esp spi 0x1234
     /// reqid 0x4d57 mode transport`, then (foreign) `src 198.18.3.0/24 dst 198.18.4.4/32 dir in
     /// tmpl proto esp reqid 7 mode transport`.
-    static let kernelPolicyInbound6 = "0801000013000200010000001458000020010db800000000000000000000001020010db80000000000000000000000201f90ffff000000000a008080060000000000000000000000ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000b159086b000000000000000000000000e8030000080000000000000000000000440005000000000000000000000000000000000000000000320000000a00000000000000000000000000000000000000574d000000000100ffffffffffffffffffffffff0a0010000000000000000000"
-    static let kernelPolicyOutbound4 = "08010000130002000100000014580000c6120214000000000000000000000000c612010a000000000000000000000000000000000000000002002020000000000000000000000000ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000b159086b000000000000000000000000e8030000010000000100000000000000440005000000000000000000000000000000000000001234320000000200000000000000000000000000000000000000574d000000000000ffffffffffffffffffffffff0a0010000000000000000000"
-    static let kernelPolicyForeign = "08010000130002000100000014580000c6120404000000000000000000000000c6120300000000000000000000000000000000000000000002002018000000000000000000000000ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000b159086b000000000000000000000000000000001000000000000000000000004400050000000000000000000000000000000000000000003200000002000000000000000000000000000000000000000700000000000000ffffffffffffffffffffffff0a0010000000000000000000"
+    static let kernelPolicyInbound6 =
+        "0801000013000200010000001458000020010db800000000000000000000001020010db80000000000000000000000201f90ffff000000000a008080060000000000000000000000ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000b159086b000000000000000000000000e8030000080000000000000000000000440005000000000000000000000000000000000000000000320000000a00000000000000000000000000000000000000574d000000000100ffffffffffffffffffffffff0a0010000000000000000000"
+    static let kernelPolicyOutbound4 =
+        "08010000130002000100000014580000c6120214000000000000000000000000c612010a000000000000000000000000000000000000000002002020000000000000000000000000ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000b159086b000000000000000000000000e8030000010000000100000000000000440005000000000000000000000000000000000000001234320000000200000000000000000000000000000000000000574d000000000000ffffffffffffffffffffffff0a0010000000000000000000"
+    static let kernelPolicyForeign =
+        "08010000130002000100000014580000c6120404000000000000000000000000c6120300000000000000000000000000000000000000000002002018000000000000000000000000ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000b159086b000000000000000000000000000000001000000000000000000000004400050000000000000000000000000000000000000000003200000002000000000000000000000000000000000000000700000000000000ffffffffffffffffffffffff0a0010000000000000000000"
 
     @Test("decodes policies as the kernel dumps them")
     func kernelFixtures() throws {
-        let inbound = try XfrmCodec.decodePolicy(try #require(try NetlinkMessage.split(Fixtures.bytes(hex: Self.kernelPolicyInbound6)).first).payload)
+        let inbound = try XfrmCodec.decodePolicy(
+            try #require(try NetlinkMessage.split(Fixtures.bytes(hex: Self.kernelPolicyInbound6)).first).payload)
         let expectedInbound = SecurityPolicy(
-            selector: PolicySelector(source: IPPrefix(host: Fixtures.address("2001:db8::20")),
-                                     destination: IPPrefix(host: Fixtures.address("2001:db8::10")),
-                                     traffic: TrafficMatch(transport: .tcp, destinationPort: 8080)),
+            selector: PolicySelector(
+                source: IPPrefix(host: Fixtures.address("2001:db8::20")),
+                destination: IPPrefix(host: Fixtures.address("2001:db8::10")),
+                traffic: TrafficMatch(transport: .tcp, destinationPort: 8080)),
             direction: .inbound, priority: 1000,
             template: PolicyTemplate(family: .ipv6, spi: nil, reqid: Fixtures.reqid, isOptional: true))
         #expect(try inbound.securityPolicy().get() == expectedInbound)
 
-        let outbound = try XfrmCodec.decodePolicy(try #require(try NetlinkMessage.split(Fixtures.bytes(hex: Self.kernelPolicyOutbound4)).first).payload)
+        let outbound = try XfrmCodec.decodePolicy(
+            try #require(try NetlinkMessage.split(Fixtures.bytes(hex: Self.kernelPolicyOutbound4)).first).payload)
         let expectedOutbound = SecurityPolicy(
-            selector: PolicySelector(source: IPPrefix(host: Fixtures.address("198.18.1.10")),
-                                     destination: IPPrefix(host: Fixtures.address("198.18.2.20"))),
+            selector: PolicySelector(
+                source: IPPrefix(host: Fixtures.address("198.18.1.10")),
+                destination: IPPrefix(host: Fixtures.address("198.18.2.20"))),
             direction: .outbound, priority: 1000,
             template: PolicyTemplate(family: .ipv4, spi: SPI(0x1234), reqid: Fixtures.reqid, isOptional: false))
         #expect(try outbound.securityPolicy().get() == expectedOutbound)
         #expect(outbound.index != 0)
 
-        let foreign = try XfrmCodec.decodePolicy(try #require(try NetlinkMessage.split(Fixtures.bytes(hex: Self.kernelPolicyForeign)).first).payload)
+        let foreign = try XfrmCodec.decodePolicy(
+            try #require(try NetlinkMessage.split(Fixtures.bytes(hex: Self.kernelPolicyForeign)).first).payload)
         #expect(foreign.templates.first?.reqid == Reqid(7))
         #expect(!foreign.mentions(Fixtures.reqid))
         #expect(foreign.selector?.source.length == 24)
@@ -232,19 +246,25 @@ struct NetlinkCodecTests {
                 #expect(throws: (any Error).self, "length \(length)") {
                     let messages = try NetlinkMessage.split(truncated)
                     guard let first = messages.first else { throw NetlinkDecodingError("test", "no message") }
-                    if type == 16 { _ = try XfrmCodec.decodeSA(first.payload) } else { _ = try XfrmCodec.decodePolicy(first.payload) }
+                    if type == 16 {
+                        _ = try XfrmCodec.decodeSA(first.payload)
+                    } else {
+                        _ = try XfrmCodec.decodePolicy(first.payload)
+                    }
                 }
             }
         }
     }
 
-    @Test("bad lengths throw", arguments: [
-        ("nlmsg_len below the header", 0, UInt32(8)),
-        ("nlmsg_len past the datagram", 0, UInt32(4096)),
-        ("attribute length below 4", 16 + 168, UInt32(0x0005_0002)),
-        ("attribute length past the message", 16 + 168, UInt32(0x0005_0400)),
-        ("template attribute not a whole template", 16 + 168, UInt32(0x0005_0030)),
-    ])
+    @Test(
+        "bad lengths throw",
+        arguments: [
+            ("nlmsg_len below the header", 0, UInt32(8)),
+            ("nlmsg_len past the datagram", 0, UInt32(4096)),
+            ("attribute length below 4", 16 + 168, UInt32(0x0005_0002)),
+            ("attribute length past the message", 16 + 168, UInt32(0x0005_0400)),
+            ("template attribute not a whole template", 16 + 168, UInt32(0x0005_0030)),
+        ])
     func badLengths(_ name: String, _ offset: Int, _ value: UInt32) {
         var bytes = Fixtures.bytes(hex: Self.kernelPolicyOutbound4)
         withUnsafeBytes(of: value) { for index in 0..<4 { bytes[offset + index] = $0[index] } }
@@ -266,8 +286,10 @@ struct NetlinkCodecTests {
     @Test("acknowledgements carry the errno and the kernel's extended-ack text")
     func extendedAck() throws {
         var buffer = NetlinkBuffer()
-        buffer.appendMessage(type: NetlinkHeader.error, flags: NetlinkHeader.capped | NetlinkHeader.acknowledgementTLVs,
-                             sequence: 77) { body in
+        buffer.appendMessage(
+            type: NetlinkHeader.error, flags: NetlinkHeader.capped | NetlinkHeader.acknowledgementTLVs,
+            sequence: 77
+        ) { body in
             body.setUInt32(UInt32(bitPattern: -22), at: body.appendZeros(4))
             let original = body.appendZeros(16)
             body.setUInt32(236, at: original)

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Testing
 
 @testable import Kernel
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A transport that acknowledges requests like the kernel (errno per sequence number as
 /// scripted) and fails at a chosen point.
@@ -103,8 +104,10 @@ struct NetlinkExchangeTests {
             for _ in 0..<3 {
                 let sequence = transport.nextSequence()
                 sequences.append(sequence)
-                buffer.appendMessage(type: XfrmCodec.newPolicy, flags: NetlinkHeader.request | NetlinkHeader.ack,
-                                     sequence: sequence) { _ in }
+                buffer.appendMessage(
+                    type: XfrmCodec.newPolicy, flags: NetlinkHeader.request | NetlinkHeader.ack,
+                    sequence: sequence
+                ) { _ in }
             }
             return NetlinkExchange.Batch(datagram: buffer.bytes, sequences: sequences)
         }
@@ -159,7 +162,9 @@ struct NetlinkExchangeTests {
     func multipartDump() throws {
         let transport = ScriptedTransport()
         let part = ScriptedTransport.dumpMessage(type: XfrmCodec.newPolicy, payload: [1, 2, 3, 4])
-        transport.dumpReplies = [[part + part, part, ScriptedTransport.dumpMessage(type: NetlinkHeader.done, payload: [0, 0, 0, 0])]]
+        transport.dumpReplies = [
+            [part + part, part, ScriptedTransport.dumpMessage(type: NetlinkHeader.done, payload: [0, 0, 0, 0])]
+        ]
         let messages = try NetlinkExchange(transport: transport).dump { sequence in
             var buffer = NetlinkBuffer()
             XfrmCodec.appendDumpPolicies(sequence: sequence, into: &buffer)
@@ -172,8 +177,9 @@ struct NetlinkExchangeTests {
     func interruptedDump() throws {
         let transport = ScriptedTransport()
         let part = ScriptedTransport.dumpMessage(type: XfrmCodec.newPolicy, payload: [1, 2, 3, 4])
-        let interrupted = ScriptedTransport.dumpMessage(type: XfrmCodec.newPolicy,
-                                                        flags: NetlinkHeader.multi | NetlinkHeader.dumpInterrupted, payload: [9])
+        let interrupted = ScriptedTransport.dumpMessage(
+            type: XfrmCodec.newPolicy,
+            flags: NetlinkHeader.multi | NetlinkHeader.dumpInterrupted, payload: [9])
         let done = ScriptedTransport.dumpMessage(type: NetlinkHeader.done, payload: [0, 0, 0, 0])
         transport.dumpReplies = [[part, interrupted, done], [part, done]]
         let messages = try NetlinkExchange(transport: transport).dump { sequence in

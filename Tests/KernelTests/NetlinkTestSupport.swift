@@ -16,7 +16,8 @@ struct TestNamespace {
         return true
     }()
 
-    static let skipReason: Comment = "needs root and `ip netns add` (creating a network namespace is not permitted here)"
+    static let skipReason: Comment =
+        "needs root and `ip netns add` (creating a network namespace is not permitted here)"
 
     static func create() throws -> TestNamespace {
         let name = "mwtest-\(UInt32.random(in: 0...UInt32.max))"
@@ -38,6 +39,12 @@ struct TestNamespace {
     /// `ip -n NAME ARGS...`; throws with stderr when it fails.
     @discardableResult
     func ip(_ arguments: String...) throws -> String {
+        try ip(arguments)
+    }
+
+    /// `ip -n NAME ARGS...`; throws with stderr when it fails.
+    @discardableResult
+    func ip(_ arguments: [String]) throws -> String {
         try Self.run(["-n", name] + arguments)
     }
 
@@ -80,8 +87,9 @@ struct TestNamespace {
         process.waitUntilExit()
         let text = String(decoding: outData, as: UTF8.self)
         guard process.terminationStatus == 0 else {
-            throw CommandFailed(command: ([executable] + arguments).joined(separator: " "), status: process.terminationStatus,
-                                output: text + String(decoding: errData, as: UTF8.self))
+            throw CommandFailed(
+                command: ([executable] + arguments).joined(separator: " "), status: process.terminationStatus,
+                output: text + String(decoding: errData, as: UTF8.self))
         }
         return text
     }
@@ -97,7 +105,8 @@ enum Fixtures {
     }
 
     static func hosts(_ family: AddressFamily) -> (IPAddress, IPAddress) {
-        family == .ipv4 ? (address("198.18.1.10"), address("198.18.2.20")) : (address("2001:db8::10"), address("2001:db8::20"))
+        family == .ipv4
+            ? (address("198.18.1.10"), address("198.18.2.20")) : (address("2001:db8::10"), address("2001:db8::20"))
     }
 
     /// The `index`-th host of a family inside the test ranges.
@@ -108,25 +117,33 @@ enum Fixtures {
         }
     }
 
-    static func policy(_ family: AddressFamily, _ index: Int, direction: PolicyDirection = .outbound,
-                       spi: SPI? = SPI(0x1000), optional: Bool = false, reqid: Reqid = reqid,
-                       traffic: TrafficMatch = .any) -> SecurityPolicy {
+    static func policy(
+        _ family: AddressFamily, _ index: Int, direction: PolicyDirection = .outbound,
+        spi: SPI? = SPI(0x1000), optional: Bool = false, reqid: Reqid = reqid,
+        traffic: TrafficMatch = .any
+    ) -> SecurityPolicy {
         let local = host(family, 0)
         let remote = host(family, index + 1)
-        let selector = direction == .outbound
+        let selector =
+            direction == .outbound
             ? PolicySelector(source: IPPrefix(host: local), destination: IPPrefix(host: remote), traffic: traffic)
             : PolicySelector(source: IPPrefix(host: remote), destination: IPPrefix(host: local), traffic: traffic)
-        return SecurityPolicy(selector: selector, direction: direction,
-                              template: PolicyTemplate(family: family, spi: direction == .outbound ? spi : nil,
-                                                       reqid: reqid, isOptional: optional))
+        return SecurityPolicy(
+            selector: selector, direction: direction,
+            template: PolicyTemplate(
+                family: family, spi: direction == .outbound ? spi : nil,
+                reqid: reqid, isOptional: optional))
     }
 
-    static func sa(_ family: AddressFamily, cipher: Cipher, esn: Bool = true, window: UInt32 = 128,
-                   spi: SPI = SPI(0x4242), reqid: Reqid = reqid) -> SecurityAssociation {
+    static func sa(
+        _ family: AddressFamily, cipher: Cipher, esn: Bool = true, window: UInt32 = 128,
+        spi: SPI = SPI(0x4242), reqid: Reqid = reqid
+    ) -> SecurityAssociation {
         let (source, destination) = hosts(family)
         let key = KeyMaterial(bytes: (0..<cipher.keyLength).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) })
-        return SecurityAssociation(source: source, destination: destination, spi: spi, reqid: reqid, cipher: cipher,
-                                   key: .material(key), replayWindow: window, extendedSequenceNumbers: esn)
+        return SecurityAssociation(
+            source: source, destination: destination, spi: spi, reqid: reqid, cipher: cipher,
+            key: .material(key), replayWindow: window, extendedSequenceNumbers: esn)
     }
 
     static func bytes(hex: String) -> [UInt8] {
@@ -183,8 +200,10 @@ struct IPRoutePolicy: Hashable, CustomStringConvertible {
             if let port = policy.selector.traffic.sourcePort { selector += " sport \(port)" }
             if let port = policy.selector.traffic.destinationPort { selector += " dport \(port)" }
         }
-        self.init(selector: selector, direction: policy.direction.rawValue, priority: "\(policy.priority)",
-                  spi: policy.template.spi?.hex, reqid: "\(policy.template.reqid.rawValue)", optional: policy.template.isOptional)
+        self.init(
+            selector: selector, direction: policy.direction.rawValue, priority: "\(policy.priority)",
+            spi: policy.template.spi?.hex, reqid: "\(policy.template.reqid.rawValue)",
+            optional: policy.template.isOptional)
     }
 
     init(selector: String, direction: String, priority: String, spi: String?, reqid: String, optional: Bool) {

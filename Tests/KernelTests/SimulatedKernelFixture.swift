@@ -6,13 +6,13 @@ import MeshwardCore
 struct SimulatedKernelFixture: KernelFixture {
     let fleet = SimulatedFleet()
 
-    var supportsSAs: Bool { true }
+    var missingSASupport: String? { nil }
 
     func makeNode(_ name: String, addresses: [IPAddress]) async throws {
         fleet.withState { $0.addNode(name, addresses: addresses) }
     }
 
-    func kernel(for node: String, reqid: Reqid) -> any NodeKernel {
+    func kernel(for node: String, reqid: Reqid) throws -> any NodeKernel {
         fleet.kernel(for: node, reqid: reqid)
     }
 

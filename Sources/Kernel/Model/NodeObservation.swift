@@ -10,8 +10,10 @@ public struct NodeObservation: Sendable, Hashable {
     /// SPIs of foreign SAs, per destination address: Meshward never issues one of these.
     public var foreignSPIs: Set<SAIdentifier>
 
-    public init(securityAssociations: [SecurityAssociation] = [], policies: [SecurityPolicy] = [],
-                statistics: [String: UInt64] = [:], foreignSPIs: Set<SAIdentifier> = []) {
+    public init(
+        securityAssociations: [SecurityAssociation] = [], policies: [SecurityPolicy] = [],
+        statistics: [String: UInt64] = [:], foreignSPIs: Set<SAIdentifier> = []
+    ) {
         self.securityAssociations = securityAssociations
         self.policies = policies
         self.statistics = statistics

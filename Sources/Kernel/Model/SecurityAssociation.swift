@@ -62,9 +62,11 @@ public struct SecurityAssociation: Sendable, CustomStringConvertible {
     /// Counters as last observed; ignored by equality.
     public var counters: SACounters
 
-    public init(source: IPAddress, destination: IPAddress, spi: SPI, reqid: Reqid, cipher: Cipher,
-                key: SAKey, replayWindow: UInt32 = 128, extendedSequenceNumbers: Bool = true,
-                counters: SACounters = .zero) {
+    public init(
+        source: IPAddress, destination: IPAddress, spi: SPI, reqid: Reqid, cipher: Cipher,
+        key: SAKey, replayWindow: UInt32 = 128, extendedSequenceNumbers: Bool = true,
+        counters: SACounters = .zero
+    ) {
         self.source = source
         self.destination = destination
         self.spi = spi

@@ -69,7 +69,8 @@ public struct PolicyTemplate: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        "tmpl esp transport reqid \(reqid)" + (spi.map { " spi \($0.hex)" } ?? "") + (isOptional ? " level use" : " level required")
+        "tmpl esp transport reqid \(reqid)" + (spi.map { " spi \($0.hex)" } ?? "")
+            + (isOptional ? " level use" : " level required")
     }
 }
 
@@ -107,8 +108,10 @@ public struct SecurityPolicy: Sendable, Hashable, CustomStringConvertible {
     /// values for wider selectors), below nothing an operator would put in front of it on purpose.
     public static let defaultPriority: UInt32 = 1_000
 
-    public init(selector: PolicySelector, direction: PolicyDirection, priority: UInt32 = defaultPriority,
-                template: PolicyTemplate) {
+    public init(
+        selector: PolicySelector, direction: PolicyDirection, priority: UInt32 = defaultPriority,
+        template: PolicyTemplate
+    ) {
         self.selector = selector
         self.direction = direction
         self.priority = priority

@@ -27,7 +27,8 @@ struct NetlinkAcknowledgement: Hashable {
         }
         var text: String?
         if message.header.flags & NetlinkHeader.acknowledgementTLVs != 0, tlvOffset < payload.count {
-            let attributes = try NetlinkAttributes(try payload.tail(from: (tlvOffset + 3) & ~3, context: "extended ack"))
+            let attributes = try NetlinkAttributes(
+                try payload.tail(from: (tlvOffset + 3) & ~3, context: "extended ack"))
             if let field = attributes[Self.attributeMessage] {
                 let bytes = try field.byteArray(0, field.count, "NLMSGERR_ATTR_MSG")
                 text = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)

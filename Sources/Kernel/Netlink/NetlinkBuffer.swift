@@ -68,8 +68,10 @@ struct NetlinkBuffer {
 
     /// Writes one netlink message: the 16-byte header, then whatever `body` appends, then the
     /// length patched in and padding to 4 bytes.
-    mutating func appendMessage(type: UInt16, flags: UInt16, sequence: UInt32,
-                                body: (inout NetlinkBuffer) -> Void) {
+    mutating func appendMessage(
+        type: UInt16, flags: UInt16, sequence: UInt32,
+        body: (inout NetlinkBuffer) -> Void
+    ) {
         let start = appendZeros(NetlinkHeader.size)
         body(&self)
         setUInt32(UInt32(bytes.count - start), at: start)

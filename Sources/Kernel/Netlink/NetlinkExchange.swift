@@ -66,7 +66,9 @@ struct NetlinkExchange {
                 for sequence in pending {
                     outcomes[sequence] = .unacknowledged(
                         errno: error.errno,
-                        reason: "sent, but its acknowledgement was lost (\(error)); the next observation shows whether it took effect")
+                        reason:
+                            "sent, but its acknowledgement was lost (\(error)); the next observation shows whether it took effect"
+                    )
                 }
             }
         }
@@ -75,8 +77,10 @@ struct NetlinkExchange {
 
     /// Receives acknowledgements until every pending request has one, or until the ack of
     /// `fence` arrives. Returns the socket error that stopped it, if any.
-    private func collect(_ pending: inout Set<UInt32>, into outcomes: inout [UInt32: Outcome],
-                         until fence: UInt32?) -> NetlinkSocketError? {
+    private func collect(
+        _ pending: inout Set<UInt32>, into outcomes: inout [UInt32: Outcome],
+        until fence: UInt32?
+    ) -> NetlinkSocketError? {
         while fence != nil || !pending.isEmpty {
             let messages: [NetlinkMessage]
             do {
@@ -92,7 +96,8 @@ struct NetlinkExchange {
                 do {
                     outcomes[sequence] = .acknowledged(try NetlinkAcknowledgement(message))
                 } catch {
-                    outcomes[sequence] = .unacknowledged(errno: EPROTO, reason: "the kernel's acknowledgement could not be decoded: \(error)")
+                    outcomes[sequence] = .unacknowledged(
+                        errno: EPROTO, reason: "the kernel's acknowledgement could not be decoded: \(error)")
                 }
             }
         }

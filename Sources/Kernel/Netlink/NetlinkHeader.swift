@@ -60,15 +60,18 @@ struct NetlinkMessage {
                 throw NetlinkDecodingError("nlmsghdr", "length \(length) is shorter than the header")
             }
             guard length <= datagram.count - offset else {
-                throw NetlinkDecodingError("nlmsghdr", "length \(length) runs past the datagram (\(datagram.count - offset) bytes left)")
+                throw NetlinkDecodingError(
+                    "nlmsghdr", "length \(length) runs past the datagram (\(datagram.count - offset) bytes left)")
             }
-            let payload = try reader.slice(offset + NetlinkHeader.size, length - NetlinkHeader.size,
-                                           context: "message type \(header.type)")
+            let payload = try reader.slice(
+                offset + NetlinkHeader.size, length - NetlinkHeader.size,
+                context: "message type \(header.type)")
             messages.append(NetlinkMessage(header: header, payload: payload))
             offset += (length + 3) & ~3
         }
         guard offset >= datagram.count else {
-            throw NetlinkDecodingError("netlink datagram", "\(datagram.count - offset) trailing bytes are not a message")
+            throw NetlinkDecodingError(
+                "netlink datagram", "\(datagram.count - offset) trailing bytes are not a message")
         }
         return messages
     }

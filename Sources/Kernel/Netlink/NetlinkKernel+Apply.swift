@@ -1,17 +1,20 @@
+import Logging
+import MeshwardCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import Logging
-import MeshwardCore
 
 extension NetlinkKernel {
     /// Applies `operations` in order: NEWSA, DELSA, NEWPOLICY, UPDPOLICY, DELPOLICY, each with
     /// `NLM_F_ACK`, up to 256 messages or 64 KiB per `sendmsg`. Returns one result per
     /// operation, in order; a failed operation does not stop later ones.
     ///
-    /// - An operation refused by the ownership rules fails with EPERM and is not sent.
+    /// - An operation refused by the ownership rules is not sent: a write of another reqid
+    ///   fails EPERM; a delete of an object not observed as Meshward's fails ESRCH or ENOENT,
+    ///   as for a missing object; an update over a foreign policy fails EEXIST.
     /// - An operation whose datagram could not be sent, or that came after the socket failed,
     ///   is `.notAttempted`: it did not take effect.
     /// - An operation that was sent but whose acknowledgement was lost fails with that errno
@@ -32,34 +35,60 @@ extension NetlinkKernel {
         }
     }
 
-    /// Why the ownership rules refuse `operation`, or nil when it may be sent.
-    static func refusal(of operation: KernelOperation, reqid: Reqid, ledger: OwnershipLedger) -> String? {
+    /// The outcome the ownership rules give `operation` without sending it, or nil when it may
+    /// be sent.
+    ///
+    /// A write of another reqid fails with EPERM. A delete of anything the ledger does not hold
+    /// as Meshward's fails as the kernel would fail a delete of a missing object (ESRCH for an
+    /// SA, ENOENT for a policy): from the owner's view it does not exist, and a foreign object
+    /// there is left alone. An update of a selector a foreign policy holds fails EEXIST, as
+    /// NEWPOLICY would.
+    static func refusal(of operation: KernelOperation, reqid: Reqid, ledger: OwnershipLedger) -> OperationOutcome? {
         switch operation {
         case .addSA(let sa):
-            sa.reqid == reqid ? nil : "refusing to add an SA with reqid \(sa.reqid): this controller owns reqid \(reqid)"
+            guard sa.reqid != reqid else { return nil }
+            return .failed(
+                errno: EPERM,
+                message: "refusing to add an SA with reqid \(sa.reqid): this controller owns reqid \(reqid)")
         case .addPolicy(let policy), .updatePolicy(let policy):
             if policy.template.reqid != reqid {
-                "refusing to write a policy with reqid \(policy.template.reqid): this controller owns reqid \(reqid)"
-            } else if case .updatePolicy = operation, ledger.foreignPolicies.contains(policy.identifier) {
-                "refusing to replace a foreign policy at \(policy.identifier)"
-            } else {
-                nil
+                return .failed(
+                    errno: EPERM,
+                    message: "refusing to write a policy with reqid \(policy.template.reqid): "
+                        + "this controller owns reqid \(reqid)")
             }
+            if case .updatePolicy = operation, ledger.foreignPolicies.contains(policy.identifier) {
+                return .failed(
+                    errno: EEXIST, message: "a foreign policy holds \(policy.identifier); it is left alone")
+            }
+            return nil
         case .deleteSA(let identifier):
-            ledger.ownedSAs.contains(identifier)
-                ? nil : "refusing to delete \(identifier): the last observation did not report it as Meshward's"
+            guard !ledger.ownedSAs.contains(identifier) else { return nil }
+            return .failed(
+                errno: ESRCH,
+                message: "no SA \(identifier) with reqid \(reqid) (the last observation showed none; "
+                    + "a foreign SA there is left alone)")
         case .deletePolicy(let identifier):
-            ledger.ownedPolicies.contains(identifier)
-                ? nil : "refusing to delete the policy \(identifier): the last observation did not report it as Meshward's"
+            guard !ledger.ownedPolicies.contains(identifier) else { return nil }
+            return .failed(
+                errno: ENOENT,
+                message: "no policy \(identifier) with reqid \(reqid) (the last observation showed none; "
+                    + "a foreign policy there is left alone)")
         }
     }
 
     /// Sends `operations` in runs: operations that follow one another without an
-    /// acknowledgement in between. A delete whose permission depends on an earlier operation of
-    /// the same run (a delete of something added or deleted earlier in the batch) starts a new
-    /// run, so that it is checked against acknowledged facts only.
-    static func apply(_ operations: [KernelOperation], session: NetlinkSession, node: String, reqid: Reqid,
-                      logger: Logger) throws -> [OperationResult] {
+    /// acknowledgement in between. A delete or update whose permission depends on an earlier
+    /// operation of the same run (one that touches an object added, updated or deleted earlier
+    /// in the batch) starts a new run, so that it is checked against acknowledged facts only.
+    ///
+    /// An update of a policy that the ledger does not hold as Meshward's travels as NEWPOLICY:
+    /// the kernel inserts it where the selector is free and refuses (EEXIST) where anything
+    /// holds it, so a foreign policy that appeared since the last observation is never replaced.
+    static func apply(
+        _ operations: [KernelOperation], session: NetlinkSession, node: String, reqid: Reqid,
+        logger: Logger
+    ) throws -> [OperationResult] {
         var outcomes = [OperationOutcome?](repeating: nil, count: operations.count)
         var anySent = false
         var firstSendFailure: String?
@@ -77,9 +106,12 @@ extension NetlinkKernel {
                 case .deletePolicy(let identifier):
                     if end > start, touchedPolicies.contains(identifier) { break runs }
                     touchedPolicies.insert(identifier)
+                case .updatePolicy(let policy):
+                    if end > start, touchedPolicies.contains(policy.identifier) { break runs }
+                    touchedPolicies.insert(policy.identifier)
                 case .addSA(let sa):
                     touchedSAs.insert(sa.identifier)
-                case .addPolicy(let policy), .updatePolicy(let policy):
+                case .addPolicy(let policy):
                     touchedPolicies.insert(policy.identifier)
                 }
                 end += 1
@@ -97,14 +129,18 @@ extension NetlinkKernel {
             }
             for index in start..<end {
                 let operation = operations[index]
-                if let reason = refusal(of: operation, reqid: reqid, ledger: session.ledger) {
-                    outcomes[index] = .failed(errno: EPERM, message: reason)
+                if let refused = refusal(of: operation, reqid: reqid, ledger: session.ledger) {
+                    outcomes[index] = refused
                     continue
                 }
                 let sequence = session.socket.nextSequence()
                 let mark = buffer.count
                 do {
-                    try encode(operation, sequence: sequence, into: &buffer)
+                    var exclusive = false
+                    if case .updatePolicy(let policy) = operation {
+                        exclusive = !session.ledger.ownedPolicies.contains(policy.identifier)
+                    }
+                    try encode(operation, sequence: sequence, exclusive: exclusive, into: &buffer)
                 } catch {
                     buffer.truncate(to: mark)
                     outcomes[index] = .failed(errno: EINVAL, message: "\(error)")
@@ -160,15 +196,21 @@ extension NetlinkKernel {
         case .applied:
             logger.info("applied kernel operation", metadata: metadata())
         case .failed(let errno, let message):
-            logger.notice("kernel operation failed", metadata: metadata().merging(
-                ["errno": "\(ErrnoName.name(errno))", "kernel.message": "\(message ?? "")"]) { $1 })
+            logger.notice(
+                "kernel operation failed",
+                metadata: metadata().merging(
+                    ["errno": "\(ErrnoName.name(errno))", "kernel.message": "\(message ?? "")"]) { $1 })
         case .notAttempted(let reason):
-            logger.notice("kernel operation not attempted", metadata: metadata().merging(["reason": "\(reason)"]) { $1 })
+            logger.notice(
+                "kernel operation not attempted", metadata: metadata().merging(["reason": "\(reason)"]) { $1 })
         }
     }
 
-    /// Appends the message for `operation` with `NLM_F_REQUEST | NLM_F_ACK`.
-    static func encode(_ operation: KernelOperation, sequence: UInt32, into buffer: inout NetlinkBuffer) throws {
+    /// Appends the message for `operation` with `NLM_F_REQUEST | NLM_F_ACK`. With `exclusive`,
+    /// an update travels as NEWPOLICY (insert only).
+    static func encode(
+        _ operation: KernelOperation, sequence: UInt32, exclusive: Bool = false, into buffer: inout NetlinkBuffer
+    ) throws {
         let flags = NetlinkHeader.request | NetlinkHeader.ack
         switch operation {
         case .addSA(let sa):
@@ -178,7 +220,8 @@ extension NetlinkKernel {
         case .addPolicy(let policy):
             XfrmCodec.appendPolicy(policy, type: XfrmCodec.newPolicy, flags: flags, sequence: sequence, into: &buffer)
         case .updatePolicy(let policy):
-            XfrmCodec.appendPolicy(policy, type: XfrmCodec.updatePolicy, flags: flags, sequence: sequence, into: &buffer)
+            let type = exclusive ? XfrmCodec.newPolicy : XfrmCodec.updatePolicy
+            XfrmCodec.appendPolicy(policy, type: type, flags: flags, sequence: sequence, into: &buffer)
         case .deletePolicy(let identifier):
             XfrmCodec.appendDeletePolicy(identifier, flags: flags, sequence: sequence, into: &buffer)
         }

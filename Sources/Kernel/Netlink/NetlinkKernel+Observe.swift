@@ -28,7 +28,8 @@ extension NetlinkKernel {
             XfrmCodec.appendDumpSAs(sequence: sequence, into: &buffer)
             return buffer.bytes
         }
-        let policyMessages = try dump(exchange, node: node, operation: "dump policies (XFRM_MSG_GETPOLICY)") { sequence in
+        let policyMessages = try dump(exchange, node: node, operation: "dump policies (XFRM_MSG_GETPOLICY)") {
+            sequence in
             var buffer = NetlinkBuffer(capacity: NetlinkHeader.size)
             XfrmCodec.appendDumpPolicies(sequence: sequence, into: &buffer)
             return buffer.bytes
@@ -50,8 +51,9 @@ extension NetlinkKernel {
                     // Carries our reqid but is nothing Meshward writes: leave it alone, and
                     // keep its SPI out of the ones Meshward issues.
                     observation.foreignSPIs.insert(record.identifier)
-                    logger.warning("SA with Meshward's reqid is not one Meshward writes; leaving it alone",
-                                   metadata: ["node": "\(node)", "sa": "\(record.identifier)", "reason": "\(problem)"])
+                    logger.warning(
+                        "SA with Meshward's reqid is not one Meshward writes; leaving it alone",
+                        metadata: ["node": "\(node)", "sa": "\(record.identifier)", "reason": "\(problem)"])
                 }
             }
             var foreignPolicies: Set<PolicyIdentifier> = []
@@ -64,8 +66,9 @@ extension NetlinkKernel {
                 }
                 if let identifier = record.identifier { foreignPolicies.insert(identifier) }
                 if record.mentions(reqid), case .failure(let problem) = record.securityPolicy() {
-                    logger.warning("policy with Meshward's reqid is not one Meshward writes; leaving it alone",
-                                   metadata: ["node": "\(node)", "reason": "\(problem)"])
+                    logger.warning(
+                        "policy with Meshward's reqid is not one Meshward writes; leaving it alone",
+                        metadata: ["node": "\(node)", "reason": "\(problem)"])
                 }
             }
             session.ledger.record(
@@ -80,17 +83,23 @@ extension NetlinkKernel {
         do {
             observation.statistics = try XfrmStatistics.read(descriptor: session.statisticsDescriptor)
         } catch {
-            throw KernelError.transport(node: node, operation: "read xfrm_stat", errno: error.errno, message: error.description)
+            throw KernelError.transport(
+                node: node, operation: "read xfrm_stat", errno: error.errno, message: error.description)
         }
-        logger.debug("observed", metadata: [
-            "node": "\(node)", "sa.count": "\(observation.securityAssociations.count)",
-            "policy.count": "\(observation.policies.count)", "foreign.spi.count": "\(observation.foreignSPIs.count)",
-        ])
+        logger.debug(
+            "observed",
+            metadata: [
+                "node": "\(node)", "sa.count": "\(observation.securityAssociations.count)",
+                "policy.count": "\(observation.policies.count)",
+                "foreign.spi.count": "\(observation.foreignSPIs.count)",
+            ])
         return observation
     }
 
-    private static func dump(_ exchange: NetlinkExchange, node: String, operation: String,
-                             request: (UInt32) -> [UInt8]) throws -> [NetlinkMessage] {
+    private static func dump(
+        _ exchange: NetlinkExchange, node: String, operation: String,
+        request: (UInt32) -> [UInt8]
+    ) throws -> [NetlinkMessage] {
         do {
             return try exchange.dump(request)
         } catch {

@@ -1,13 +1,14 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import CXfrm
 import Dispatch
 import Logging
 import MeshwardCore
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// A node's security databases reached over `NETLINK_XFRM`, in the controller's own network
 /// namespace or in a named one.
@@ -19,9 +20,11 @@ import Synchronization
 /// than 30 seconds.
 ///
 /// Ownership: `observe` reports only SAs whose reqid is `reqid` and policies whose single ESP
-/// template carries it. `apply` refuses (as a `.failed` result with EPERM) an add or update of
-/// another reqid, an update that would replace a foreign policy, and a delete of anything the
-/// last observation did not report as owned. Meshward never touches a foreign object.
+/// template carries it. `apply` refuses, without sending, an add or update of another reqid
+/// (EPERM), an update of a selector a foreign policy holds (EEXIST), and a delete of anything
+/// the last observation did not report as owned (ESRCH or ENOENT, as for a missing object). An
+/// update of a policy not known as owned travels as NEWPOLICY, which the kernel refuses where
+/// anything holds the selector. Meshward never touches a foreign object.
 public final class NetlinkKernel: NodeKernel {
     /// The node's name, for messages and log metadata.
     public let node: String
@@ -62,7 +65,8 @@ public final class NetlinkKernel: NodeKernel {
         guard opened.error == 0, opened.socket_fd >= 0 else {
             let step = opened.failed_step.map { String(cString: $0) } ?? "open"
             throw KernelError.unreachable(
-                node: node, reason: "\(endpoint): \(step): \(ErrnoName.name(opened.error)): \(Self.errorText(opened.error))")
+                node: node,
+                reason: "\(endpoint): \(step): \(ErrnoName.name(opened.error)): \(Self.errorText(opened.error))")
         }
         let socket: NetlinkSocket
         do {

@@ -1,9 +1,10 @@
+import CXfrm
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CXfrm
 
 /// A blocking `NETLINK_XFRM` socket, bound, with extended acks, capped acks and large buffers.
 ///
@@ -39,7 +40,8 @@ final class NetlinkSocket: NetlinkTransport {
         self.descriptor = descriptor
         self.sequence = UInt32.random(in: 1...0x7FFF_FFFF)
         self.receiveBuffer = [UInt8](repeating: 0, count: Self.largestDatagram)
-        self.acknowledgementBuffer = [UInt8](repeating: 0, count: Self.acknowledgementSlots * Self.acknowledgementSlotBytes)
+        self.acknowledgementBuffer = [UInt8](
+            repeating: 0, count: Self.acknowledgementSlots * Self.acknowledgementSlotBytes)
         var address = sockaddr_nl()
         address.nl_family = sa_family_t(AF_NETLINK)
         let bound = withUnsafePointer(to: &address) { pointer in
@@ -89,15 +91,17 @@ final class NetlinkSocket: NetlinkTransport {
             let sent = datagram.withUnsafeBytes { bytes in
                 withUnsafePointer(to: &destination) { pointer in
                     pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(descriptor, bytes.baseAddress, bytes.count, 0, $0,
-                               socklen_t(MemoryLayout<sockaddr_nl>.size))
+                        sendto(
+                            descriptor, bytes.baseAddress, bytes.count, 0, $0,
+                            socklen_t(MemoryLayout<sockaddr_nl>.size))
                     }
                 }
             }
             if sent >= 0 {
                 guard sent == datagram.count else {
-                    throw NetlinkSocketError("sendmsg", errno: EMSGSIZE,
-                                             detail: "sent \(sent) of \(datagram.count) bytes")
+                    throw NetlinkSocketError(
+                        "sendmsg", errno: EMSGSIZE,
+                        detail: "sent \(sent) of \(datagram.count) bytes")
                 }
                 return
             }
@@ -127,8 +131,9 @@ final class NetlinkSocket: NetlinkTransport {
                 throw NetlinkSocketError("recvmsg", errno: code)
             }
             guard flags & Int32(MSG_TRUNC) == 0 else {
-                throw NetlinkSocketError("recvmsg", errno: EMSGSIZE,
-                                         detail: "a datagram exceeded \(Self.largestDatagram) bytes")
+                throw NetlinkSocketError(
+                    "recvmsg", errno: EMSGSIZE,
+                    detail: "a datagram exceeded \(Self.largestDatagram) bytes")
             }
             do {
                 return try NetlinkMessage.split(Array(receiveBuffer[0..<received]))
@@ -156,13 +161,15 @@ final class NetlinkSocket: NetlinkTransport {
                 throw NetlinkSocketError("recvmmsg", errno: code)
             }
             guard !truncated else {
-                throw NetlinkSocketError("recvmmsg", errno: EMSGSIZE, detail: "an acknowledgement exceeded \(slotBytes) bytes")
+                throw NetlinkSocketError(
+                    "recvmmsg", errno: EMSGSIZE, detail: "an acknowledgement exceeded \(slotBytes) bytes")
             }
             var messages: [NetlinkMessage] = []
             do {
                 for index in 0..<Int(count) {
                     let start = index * slotBytes
-                    messages += try NetlinkMessage.split(Array(acknowledgementBuffer[start..<(start + Int(lengths[index]))]))
+                    messages += try NetlinkMessage.split(
+                        Array(acknowledgementBuffer[start..<(start + Int(lengths[index]))]))
                 }
             } catch let error as NetlinkDecodingError {
                 throw NetlinkSocketError("recvmmsg", errno: EPROTO, detail: error.description)

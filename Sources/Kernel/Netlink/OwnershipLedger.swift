@@ -15,20 +15,24 @@ struct OwnershipLedger {
     var hasObserved = false
 
     /// Replaces the ledger with what an observation showed.
-    mutating func record(ownedSAs: Set<SAIdentifier>, ownedPolicies: Set<PolicyIdentifier>,
-                         foreignPolicies: Set<PolicyIdentifier>) {
+    mutating func record(
+        ownedSAs: Set<SAIdentifier>, ownedPolicies: Set<PolicyIdentifier>,
+        foreignPolicies: Set<PolicyIdentifier>
+    ) {
         self.ownedSAs = ownedSAs
         self.ownedPolicies = ownedPolicies
         self.foreignPolicies = foreignPolicies
         hasObserved = true
     }
 
-    /// Accounts for an operation that took effect (or may have: an unacknowledged add is
-    /// counted as owned, which only ever permits a later delete of Meshward's own reqid).
+    /// Accounts for an operation that took effect (`certain`) or may have (its acknowledgement
+    /// was lost). An unacknowledged add or update is not counted as owned: it may have failed
+    /// EEXIST on a foreign object, which a later delete would then remove. The next
+    /// observation tells.
     mutating func recordEffect(of operation: KernelOperation, certain: Bool) {
         switch operation {
-        case .addSA(let sa): ownedSAs.insert(sa.identifier)
-        case .addPolicy(let policy), .updatePolicy(let policy): ownedPolicies.insert(policy.identifier)
+        case .addSA(let sa): if certain { ownedSAs.insert(sa.identifier) }
+        case .addPolicy(let policy), .updatePolicy(let policy): if certain { ownedPolicies.insert(policy.identifier) }
         case .deleteSA(let identifier): if certain { ownedSAs.remove(identifier) }
         case .deletePolicy(let identifier): if certain { ownedPolicies.remove(identifier) }
         }

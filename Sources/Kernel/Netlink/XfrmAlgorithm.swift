@@ -42,13 +42,18 @@ struct XfrmAlgorithm: Hashable, CustomStringConvertible {
         }
         let encryptionKey = Array(key.prefix(cipher.encryptionKeyLength))
         if cipher.isAEAD {
-            return [XfrmAlgorithm(kind: .aead, name: cipher.kernelEncryptionName, key: encryptionKey,
-                                  lengthBits: UInt32(cipher.icvBits))]
+            return [
+                XfrmAlgorithm(
+                    kind: .aead, name: cipher.kernelEncryptionName, key: encryptionKey,
+                    lengthBits: UInt32(cipher.icvBits))
+            ]
         }
         return [
             XfrmAlgorithm(kind: .crypt, name: cipher.kernelEncryptionName, key: encryptionKey, lengthBits: 0),
-            XfrmAlgorithm(kind: .authTruncated, name: cipher.kernelIntegrityName ?? "", key: Array(key.dropFirst(cipher.encryptionKeyLength)),
-                          lengthBits: UInt32(cipher.icvBits)),
+            XfrmAlgorithm(
+                kind: .authTruncated, name: cipher.kernelIntegrityName ?? "",
+                key: Array(key.dropFirst(cipher.encryptionKeyLength)),
+                lengthBits: UInt32(cipher.icvBits)),
         ]
     }
 

@@ -8,8 +8,10 @@ extension XfrmCodec {
     /// The template is ESP in transport mode with the policy's reqid; an outbound template pins
     /// its SPI, an inbound one carries SPI 0; `optional` mirrors `isOptional`; the algorithm
     /// masks are `~0` as iproute2 writes them.
-    static func appendPolicy(_ policy: SecurityPolicy, type: UInt16, flags: UInt16, sequence: UInt32,
-                             into buffer: inout NetlinkBuffer) {
+    static func appendPolicy(
+        _ policy: SecurityPolicy, type: UInt16, flags: UInt16, sequence: UInt32,
+        into buffer: inout NetlinkBuffer
+    ) {
         buffer.appendMessage(type: type, flags: flags, sequence: sequence) { body in
             let info = body.appendZeros(userpolicyInfoSize)
             setSelector(policy.selector, into: &body, at: info)
@@ -23,7 +25,9 @@ extension XfrmCodec {
         }
     }
 
-    private static func appendTemplate(_ template: PolicyTemplate, family: AddressFamily, into buffer: inout NetlinkBuffer) {
+    private static func appendTemplate(
+        _ template: PolicyTemplate, family: AddressFamily, into buffer: inout NetlinkBuffer
+    ) {
         let start = buffer.appendZeros(userTemplateSize)
         setAddress(template.destination, into: &buffer, at: start)
         buffer.setBigEndianUInt32(template.spi?.rawValue ?? 0, at: start + 16)
@@ -39,8 +43,10 @@ extension XfrmCodec {
     }
 
     /// Appends `XFRM_MSG_DELPOLICY` for `identifier` (`xfrm_userpolicy_id` by selector and direction).
-    static func appendDeletePolicy(_ identifier: PolicyIdentifier, flags: UInt16, sequence: UInt32,
-                                   into buffer: inout NetlinkBuffer) {
+    static func appendDeletePolicy(
+        _ identifier: PolicyIdentifier, flags: UInt16, sequence: UInt32,
+        into buffer: inout NetlinkBuffer
+    ) {
         buffer.appendMessage(type: deletePolicy, flags: flags, sequence: sequence) { body in
             let start = body.appendZeros(userpolicyIDSize)
             setSelector(identifier.selector, into: &body, at: start)
@@ -50,7 +56,9 @@ extension XfrmCodec {
 
     /// Appends the `XFRM_MSG_GETPOLICY` dump request (no payload, as for SAs).
     static func appendDumpPolicies(sequence: UInt32, into buffer: inout NetlinkBuffer) {
-        buffer.appendMessage(type: getPolicy, flags: NetlinkHeader.request | NetlinkHeader.dump, sequence: sequence) { _ in }
+        buffer.appendMessage(type: getPolicy, flags: NetlinkHeader.request | NetlinkHeader.dump, sequence: sequence) {
+            _ in
+        }
     }
 
     /// Decodes the payload of an `XFRM_MSG_NEWPOLICY` message (`xfrm_userpolicy_info` and
@@ -69,11 +77,15 @@ extension XfrmCodec {
         var templates: [XfrmTemplateRecord] = []
         if let attribute = attributes[attributeTemplate] {
             guard attribute.count % userTemplateSize == 0 else {
-                throw NetlinkDecodingError("XFRMA_TMPL", "length \(attribute.count) is not a multiple of \(userTemplateSize)")
+                throw NetlinkDecodingError(
+                    "XFRMA_TMPL", "length \(attribute.count) is not a multiple of \(userTemplateSize)")
             }
             for index in 0..<(attribute.count / userTemplateSize) {
-                templates.append(try template(try attribute.slice(index * userTemplateSize, userTemplateSize,
-                                                                  context: "xfrm_user_tmpl")))
+                templates.append(
+                    try template(
+                        try attribute.slice(
+                            index * userTemplateSize, userTemplateSize,
+                            context: "xfrm_user_tmpl")))
             }
         }
         let policyType = try attributes[attributePolicyType].map { try $0.uint8(0, "xfrm_userpolicy_type.type") }

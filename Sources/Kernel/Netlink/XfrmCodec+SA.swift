@@ -8,8 +8,10 @@ extension XfrmCodec {
     ///
     /// Throws `XfrmEncodingError` (and appends nothing) when the key is only a fingerprint or
     /// its length does not fit the cipher.
-    static func appendNewSA(_ sa: SecurityAssociation, extraFlags: UInt32 = 0, flags: UInt16, sequence: UInt32,
-                            into buffer: inout NetlinkBuffer) throws {
+    static func appendNewSA(
+        _ sa: SecurityAssociation, extraFlags: UInt32 = 0, flags: UInt16, sequence: UInt32,
+        into buffer: inout NetlinkBuffer
+    ) throws {
         guard let key = sa.key.material else {
             throw XfrmEncodingError("the SA's key is known only by its fingerprint; the kernel needs the bytes")
         }
@@ -49,8 +51,10 @@ extension XfrmCodec {
     }
 
     /// Appends `XFRM_MSG_DELSA` for `identifier` (`xfrm_usersa_id`, ESP).
-    static func appendDeleteSA(_ identifier: SAIdentifier, flags: UInt16, sequence: UInt32,
-                               into buffer: inout NetlinkBuffer) {
+    static func appendDeleteSA(
+        _ identifier: SAIdentifier, flags: UInt16, sequence: UInt32,
+        into buffer: inout NetlinkBuffer
+    ) {
         buffer.appendMessage(type: deleteSA, flags: flags, sequence: sequence) { body in
             let start = body.appendZeros(usersaIDSize)
             setAddress(identifier.destination, into: &body, at: start)
@@ -63,7 +67,8 @@ extension XfrmCodec {
     /// Appends the `XFRM_MSG_GETSA` dump request. It has no payload: the kernel parses what
     /// follows the header as filter attributes, strictly.
     static func appendDumpSAs(sequence: UInt32, into buffer: inout NetlinkBuffer) {
-        buffer.appendMessage(type: getSA, flags: NetlinkHeader.request | NetlinkHeader.dump, sequence: sequence) { _ in }
+        buffer.appendMessage(type: getSA, flags: NetlinkHeader.request | NetlinkHeader.dump, sequence: sequence) { _ in
+        }
     }
 
     /// Decodes the payload of an `XFRM_MSG_NEWSA` message (`xfrm_usersa_info` and attributes).
@@ -91,8 +96,9 @@ extension XfrmCodec {
             esnReplayWindow: esnWindow,
             extraFlags: extraFlags,
             algorithms: algorithms,
-            counters: SACounters(bytes: try info.uint64(160, "curlft.bytes"), packets: try info.uint64(168, "curlft.packets"),
-                                 addTime: try info.uint64(176, "curlft.add_time"), useTime: try info.uint64(184, "curlft.use_time")),
+            counters: SACounters(
+                bytes: try info.uint64(160, "curlft.bytes"), packets: try info.uint64(168, "curlft.packets"),
+                addTime: try info.uint64(176, "curlft.add_time"), useTime: try info.uint64(184, "curlft.use_time")),
             isMarked: try isMarked(attributes))
     }
 
@@ -111,7 +117,8 @@ extension XfrmCodec {
     static func decodeSAIdentifier(_ payload: NetlinkReader) throws -> SAIdentifier {
         let raw = try payload.slice(0, usersaIDSize, context: "xfrm_usersa_id")
         let family = try family(number: try raw.uint16(20, "family"), context: "xfrm_usersa_id")
-        return SAIdentifier(destination: try address(raw, at: 0, family: family, "daddr"),
-                            spi: SPI(try raw.bigEndianUInt32(16, "spi")))
+        return SAIdentifier(
+            destination: try address(raw, at: 0, family: family, "daddr"),
+            spi: SPI(try raw.bigEndianUInt32(16, "spi")))
     }
 }

@@ -21,10 +21,13 @@ extension XfrmCodec {
     }
 
     /// Writes a host-to-host selector for a transport-mode SA, as strongSwan does.
-    static func setHostSelector(source: IPAddress, destination: IPAddress, into buffer: inout NetlinkBuffer,
-                                at offset: Int) {
-        setSelector(PolicySelector(source: IPPrefix(host: source), destination: IPPrefix(host: destination)),
-                    into: &buffer, at: offset)
+    static func setHostSelector(
+        source: IPAddress, destination: IPAddress, into buffer: inout NetlinkBuffer,
+        at offset: Int
+    ) {
+        setSelector(
+            PolicySelector(source: IPPrefix(host: source), destination: IPPrefix(host: destination)),
+            into: &buffer, at: offset)
     }
 
     /// Reads an `xfrm_selector`. Throws when it cannot be expressed as a `PolicySelector`: an
@@ -38,9 +41,10 @@ extension XfrmCodec {
         let destinationLength = Int(try raw.uint8(42, "prefixlen_d"))
         let sourceLength = Int(try raw.uint8(43, "prefixlen_s"))
         guard let destinationPrefix = IPPrefix(address: destination, length: destinationLength),
-              let sourcePrefix = IPPrefix(address: source, length: sourceLength)
+            let sourcePrefix = IPPrefix(address: source, length: sourceLength)
         else {
-            throw NetlinkDecodingError("xfrm_selector", "prefix length \(destinationLength) or \(sourceLength) is out of range for \(family)")
+            throw NetlinkDecodingError(
+                "xfrm_selector", "prefix length \(destinationLength) or \(sourceLength) is out of range for \(family)")
         }
         let protocolNumber = try raw.uint8(44, "proto")
         let destinationPort = try port(raw, value: 32, mask: 34, "dport")

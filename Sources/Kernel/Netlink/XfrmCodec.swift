@@ -88,8 +88,10 @@ enum XfrmCodec {
     }
 
     /// Reads an `xfrm_address_t` of `family`.
-    static func address(_ reader: NetlinkReader, at offset: Int, family: AddressFamily,
-                        _ what: String) throws -> IPAddress {
+    static func address(
+        _ reader: NetlinkReader, at offset: Int, family: AddressFamily,
+        _ what: String
+    ) throws -> IPAddress {
         let bytes = try reader.byteArray(offset, family.addressLength, what)
         guard let address = IPAddress(bytes: bytes) else {
             throw NetlinkDecodingError(reader.context, "\(what) is not an address")

@@ -33,7 +33,9 @@ struct XfrmPolicyRecord: Hashable {
         guard let direction = XfrmCodec.direction(number: directionNumber) else {
             return .failure(XfrmEncodingError("direction \(directionNumber) is a per-socket policy"))
         }
-        guard action == XfrmCodec.actionAllow else { return .failure(XfrmEncodingError("action \(action) is not allow")) }
+        guard action == XfrmCodec.actionAllow else {
+            return .failure(XfrmEncodingError("action \(action) is not allow"))
+        }
         guard policyType == XfrmCodec.policyTypeMain else {
             return .failure(XfrmEncodingError("policy type \(policyType) is not main"))
         }
@@ -42,16 +44,20 @@ struct XfrmPolicyRecord: Hashable {
             return .failure(XfrmEncodingError("\(templates.count) templates, not one"))
         }
         guard template.protocolNumber == XfrmCodec.protocolESP, template.mode == XfrmCodec.modeTransport else {
-            return .failure(XfrmEncodingError("template protocol \(template.protocolNumber) mode \(template.mode) is not ESP transport"))
+            return .failure(
+                XfrmEncodingError(
+                    "template protocol \(template.protocolNumber) mode \(template.mode) is not ESP transport"))
         }
         guard template.family == selector.family, template.source.family == selector.family else {
             return .failure(XfrmEncodingError("template family differs from the selector's"))
         }
-        return .success(SecurityPolicy(
-            selector: selector, direction: direction, priority: priority,
-            template: PolicyTemplate(source: template.source, destination: template.destination,
-                                     spi: template.spi == 0 ? nil : SPI(template.spi), reqid: template.reqid,
-                                     isOptional: template.optional != 0)))
+        return .success(
+            SecurityPolicy(
+                selector: selector, direction: direction, priority: priority,
+                template: PolicyTemplate(
+                    source: template.source, destination: template.destination,
+                    spi: template.spi == 0 ? nil : SPI(template.spi), reqid: template.reqid,
+                    isOptional: template.optional != 0)))
     }
 }
 

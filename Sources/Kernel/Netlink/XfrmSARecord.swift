@@ -39,9 +39,10 @@ struct XfrmSARecord: Hashable {
             return .failure(XfrmEncodingError("algorithms \(algorithms.map(\.name)) are not a Meshward cipher"))
         }
         let esn = flags & XfrmCodec.stateFlagESN != 0
-        return .success(SecurityAssociation(
-            source: source, destination: destination, spi: spi, reqid: reqid, cipher: cipher,
-            key: .material(KeyMaterial(bytes: key)), replayWindow: esnReplayWindow ?? UInt32(legacyReplayWindow),
-            extendedSequenceNumbers: esn, counters: counters))
+        return .success(
+            SecurityAssociation(
+                source: source, destination: destination, spi: spi, reqid: reqid, cipher: cipher,
+                key: .material(KeyMaterial(bytes: key)), replayWindow: esnReplayWindow ?? UInt32(legacyReplayWindow),
+                extendedSequenceNumbers: esn, counters: counters))
     }
 }

@@ -18,9 +18,9 @@ struct FleetIndex {
     private var observed: [Bool] = []
     private var heldSAs: [[SecurityAssociation]] = []
     private var heldPolicies: [[SecurityPolicy]] = []
-    private var saPositions: [[SAIdentifier: Int]] = []
-    private var policyPositions: [[PolicyIdentifier: Int]] = []
-    private var pinned: [Set<SAIdentifier>] = []
+    private var saPositions: [PositionTable] = []
+    private var policyPositions: [PositionTable] = []
+    private var pinned: [PositionTable] = []
     private var known: [Bool] = []
     /// Which node an address belongs to: the intent first, then the Store's generations.
     private(set) var addressOwner: [IPAddress: Int] = [:]
@@ -50,22 +50,21 @@ struct FleetIndex {
         observed.append(observation != nil)
         heldSAs.append(observation?.securityAssociations ?? [])
         heldPolicies.append(observation?.policies ?? [])
-        var sas: [SAIdentifier: Int] = [:]
-        var policies: [PolicyIdentifier: Int] = [:]
-        var pins = Set<SAIdentifier>()
-        if let observation {
-            sas.reserveCapacity(observation.securityAssociations.count)
-            for (position, sa) in observation.securityAssociations.enumerated() { sas[sa.identifier] = position }
-            policies.reserveCapacity(observation.policies.count)
-            for (position, policy) in observation.policies.enumerated() {
-                policies[policy.identifier] = position
-                if policy.direction == .outbound, let spi = policy.template.spi {
-                    pins.insert(SAIdentifier(destination: policy.selector.destination.address, spi: spi))
-                }
+        let held = observation?.securityAssociations ?? []
+        let policies = observation?.policies ?? []
+        var sas = PositionTable(capacity: held.count)
+        for (position, sa) in held.enumerated() { sas.insert(Self.key(sa.identifier), position: position) }
+        var policyTable = PositionTable(capacity: policies.count)
+        var pins = PositionTable(capacity: policies.count)
+        for (position, policy) in policies.enumerated() {
+            policyTable.insert(Self.key(policy.identifier), position: position)
+            if policy.direction == .outbound, let spi = policy.template.spi {
+                pins.insert(Self.key(SAIdentifier(destination: policy.selector.destination.address, spi: spi)),
+                            position: position)
             }
         }
         saPositions.append(sas)
-        policyPositions.append(policies)
+        policyPositions.append(policyTable)
         pinned.append(pins)
         return number
     }
@@ -96,18 +95,29 @@ struct FleetIndex {
         return observed[node] ? .observed(node) : .unreachable(node)
     }
 
-    func saPosition(_ id: SAIdentifier, on node: Int) -> Int? { saPositions[node][id] }
+    static func key(_ id: SAIdentifier) -> UInt64 { Bits.mix(id.destination.mixedBits ^ UInt64(id.spi.rawValue)) }
 
-    func policyPosition(_ id: PolicyIdentifier, on node: Int) -> Int? { policyPositions[node][id] }
+    static func key(_ id: PolicyIdentifier) -> UInt64 {
+        Bits.mix(id.selector.mixedBits &+ (id.direction == .inbound ? 1 : id.direction == .outbound ? 2 : 3))
+    }
+
+    func saPosition(_ id: SAIdentifier, on node: Int) -> Int? {
+        saPositions[node].first(Self.key(id)) { heldSAs[node][$0].identifier == id }
+    }
+
+    func policyPosition(_ id: PolicyIdentifier, on node: Int) -> Int? {
+        policyPositions[node].first(Self.key(id)) { position in
+            let policy = heldPolicies[node][position]
+            return policy.direction == id.direction && policy.selector == id.selector
+        }
+    }
 
     func sa(_ id: SAIdentifier, on node: Int) -> SecurityAssociation? {
-        guard let position = saPositions[node][id] else { return nil }
-        return heldSAs[node][position]
+        saPosition(id, on: node).map { heldSAs[node][$0] }
     }
 
     func policy(_ id: PolicyIdentifier, on node: Int) -> SecurityPolicy? {
-        guard let position = policyPositions[node][id] else { return nil }
-        return heldPolicies[node][position]
+        policyPosition(id, on: node).map { heldPolicies[node][$0] }
     }
 
     func policy(at position: Int, on node: Int) -> SecurityPolicy { heldPolicies[node][position] }
@@ -118,14 +128,20 @@ struct FleetIndex {
         return !held.hasSameConfiguration(as: expected)
     }
 
-    func pins(_ id: SAIdentifier, on node: Int) -> Bool { pinned[node].contains(id) }
+    /// True when an outbound policy of `node` pins the SA `id`.
+    func pins(_ id: SAIdentifier, on node: Int) -> Bool {
+        pinned[node].first(Self.key(id)) { position in
+            let policy = heldPolicies[node][position]
+            return policy.template.spi == id.spi && policy.selector.destination.address == id.destination
+        } != nil
+    }
 
     /// True when `sender` holds an outbound policy for `selector` pinning an SA that `receiver` holds.
     func encrypts(_ selector: PolicySelector, sender: Int, receiver: Int) -> Bool {
         guard let policy = policy(PolicyIdentifier(selector: selector, direction: .outbound), on: sender),
             let spi = policy.template.spi
         else { return false }
-        return saPositions[receiver][SAIdentifier(destination: selector.destination.address, spi: spi)] != nil
+        return saPosition(SAIdentifier(destination: selector.destination.address, spi: spi), on: receiver) != nil
     }
 
     /// The generation an SA belongs to, if the Store issued it.

@@ -223,6 +223,7 @@ public struct FleetPlanner: Sendable {
                     }
                     record.generations[position].state = .active
                     record.generations[position].activatedAt = input.now
+                    activeHeld = (onSender, onReceiver)
                     changed = true
                 }
             case .retiring:

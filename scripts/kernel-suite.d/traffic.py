@@ -30,6 +30,7 @@ Standard library only.
 """
 
 import argparse
+import array
 import json
 import os
 import signal
@@ -47,6 +48,7 @@ UDP_PAYLOAD = 96  # bytes on the wire per datagram (header padded)
 TCP_FORMAT = "!Qd"  # sequence, send time
 TCP_SIZE = struct.calcsize(TCP_FORMAT)
 TCP_RATE = 20  # messages per second per direction on each TCP connection
+SO_RCVBUFFORCE = 33  # beyond net.core.rmem_max (root only): a starved guest must not drop at the socket
 
 
 def now():
@@ -103,13 +105,16 @@ class Agent:
         self.outgoing = [c for c in topo["channels"] if c["src"] == node]
         self.incoming = {c["id"]: c for c in topo["channels"] if c["dst"] == node}
         self.sent = {c["name"]: 0 for c in self.outgoing}
+        self.sent_last = {c["name"]: None for c in self.outgoing}
         self.send_errors = {c["name"]: {} for c in self.outgoing}
         self.send_start = None
         # receiver state per incoming channel id
         self.seen = {cid: bytearray() for cid in self.incoming}
+        self.stamp = {cid: array.array("d") for cid in self.incoming}  # send time of each received seq
         self.recv = {cid: {"received": 0, "duplicates": 0, "out_of_order": 0, "highest": -1}
                      for cid in self.incoming}
-        self.tcp = {}  # pair/direction name -> stats
+        self.tcp_tx = {}  # "src>dst/fam/tcp" -> what this node wrote
+        self.tcp_rx = {}  # "src>dst/fam/tcp" -> what this node read
         self.counters_before = read_counters()
         self.threads = []
 
@@ -117,7 +122,10 @@ class Agent:
     def udp_socket(self, family, bind_addr):
         fam = socket.AF_INET if family == 4 else socket.AF_INET6
         s = socket.socket(fam, socket.SOCK_DGRAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
+        except OSError:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         if family == 6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -135,12 +143,15 @@ class Agent:
                 continue
             if len(data) < UDP_SIZE:
                 continue
-            magic, cid, seq, _ = struct.unpack_from(UDP_FORMAT, data)
+            magic, cid, seq, sent_at = struct.unpack_from(UDP_FORMAT, data)
             if magic != MAGIC or cid not in self.seen:
                 continue
             seen, st = self.seen[cid], self.recv[cid]
             if seq >= len(seen):
-                seen.extend(b"\0" * (seq + 1 - len(seen) + 4096))
+                grow = seq + 1 - len(seen) + 4096
+                seen.extend(b"\0" * grow)
+                self.stamp[cid].extend([0.0] * grow)
+            self.stamp[cid][seq] = sent_at
             if seen[seq]:
                 st["duplicates"] += 1
                 continue
@@ -154,7 +165,8 @@ class Agent:
     def sender(self, socks):
         interval = 1.0 / self.rate
         pad = b"\0" * (UDP_PAYLOAD - UDP_SIZE)
-        start = self.send_start = now()
+        self.send_start = now()
+        due = self.send_start
         seq = 0
         while self.sending:
             t = now()
@@ -167,21 +179,27 @@ class Agent:
                     key = errno_name(e.errno)
                     errs[key] = errs.get(key, 0) + 1
                 self.sent[c["name"]] = seq + 1
+                self.sent_last[c["name"]] = t
             seq += 1
-            delay = start + seq * interval - now()
+            # Paced, never bursting to catch up: a starved guest sends less, it
+            # does not flood the receivers. Sequence numbers stay dense, so only
+            # a datagram that left and never arrived counts as lost.
+            due = max(due + interval, now())
+            delay = due - now()
             if delay > 0:
                 time.sleep(delay)
-            # When late (a slow guest), the next datagram goes out immediately: the
-            # sequence stays dense, so late never reads as lost.
 
     # TCP -----------------------------------------------------------------------
-    def tcp_stats(self, name):
+    def tcp_stats(self, name, side):
+        table = self.tcp_tx if side == "tx" else self.tcp_rx
         with self.lock:
-            return self.tcp.setdefault(name, {"sent": 0, "received": 0, "sequence_errors": 0,
-                                              "max_stall_ms": 0.0, "error": None})
+            if side == "tx":
+                return table.setdefault(name, {"sent": 0, "error": None})
+            return table.setdefault(name, {"received": 0, "sequence_errors": 0, "max_stall_ms": 0.0,
+                                           "error": None})
 
     def tcp_reader(self, conn, name):
-        st = self.tcp_stats(name)
+        st = self.tcp_stats(name, "rx")
         buf = b""
         expect = 0
         last = now()
@@ -214,7 +232,7 @@ class Agent:
                 st["received"] += 1
 
     def tcp_writer(self, conn, name):
-        st = self.tcp_stats(name)
+        st = self.tcp_stats(name, "tx")
         seq = 0
         start = now()
         while self.sending and self.running:
@@ -259,7 +277,7 @@ class Agent:
             except OSError:
                 time.sleep(0.1)
         else:
-            self.tcp_stats(f"{self.node}>{pair['b']}/{fam}/tcp")["error"] = "connect failed"
+            self.tcp_stats(f"{self.node}>{pair['b']}/{fam}/tcp", "tx")["error"] = "connect failed"
             return
         self.spawn(self.tcp_reader, s, f"{pair['b']}>{self.node}/{fam}/tcp")
         self.spawn(self.tcp_writer, s, f"{self.node}>{pair['b']}/{fam}/tcp")
@@ -318,9 +336,11 @@ class Agent:
             "rate": self.rate,
             "sent": self.sent,
             "send_errors": self.send_errors,
-            "received": {self.incoming[cid]["name"]: dict(st, missing=missing_runs(self.seen[cid]))
+            "sent_last": self.sent_last,
+            "received": {self.incoming[cid]["name"]: dict(st, missing=missing_runs(self.seen[cid], self.stamp[cid]))
                          for cid, st in self.recv.items()},
-            "tcp": self.tcp,
+            "tcp_tx": self.tcp_tx,
+            "tcp_rx": self.tcp_rx,
             "counters_before": self.counters_before,
             "counters_after": after,
         }
@@ -330,9 +350,12 @@ class Agent:
         os.rename(path + ".tmp", path)
 
 
-def missing_runs(seen):
-    """Runs of sequence numbers never received, as [first, last] pairs, up to the
-    highest received (the tail is added by analysis once the sent count is known)."""
+def missing_runs(seen, stamp):
+    """Runs of sequence numbers never received, as [first, last, t_before, t_after]:
+    t_before/t_after are the send times of the datagrams received just before and
+    just after the run (None at the start), so the outage is timed by the sender's
+    clock. Only up to the highest received; analysis adds the tail once the sent
+    count is known."""
     runs, start = [], None
     top = len(seen) - 1
     while top >= 0 and not seen[top]:
@@ -342,9 +365,9 @@ def missing_runs(seen):
             if start is None:
                 start = i
         elif start is not None:
-            runs.append([start, i - 1])
+            runs.append([start, i - 1, stamp[start - 1] if start > 0 else None, stamp[i]])
             start = None
-    return {"runs": runs, "highest": top}
+    return {"runs": runs, "highest": top, "last_stamp": stamp[top] if top >= 0 else None}
 
 
 def errno_name(num):
@@ -554,27 +577,46 @@ def analyze(topo, out_dir):
         if sender and receiver:
             sent = sender["sent"].get(c["name"], 0)
             r = receiver["received"].get(c["name"], {})
-            runs = [list(x) for x in r.get("missing", {}).get("runs", [])]
-            top = r.get("missing", {}).get("highest", -1)
+            missing = r.get("missing", {})
+            runs = [list(x) for x in missing.get("runs", [])]
+            top = missing.get("highest", -1)
             if top < sent - 1:
-                runs.append([top + 1, sent - 1])
-            rate = sender["rate"]
+                runs.append([top + 1, sent - 1, missing.get("last_stamp"), sender["sent_last"].get(c["name"])])
             start = sender["send_start"] or 0
-            lost = sum(b - a + 1 for a, b in runs)
+            lost = sum(x[1] - x[0] + 1 for x in runs)
             s.update(sent=sent, received=r.get("received", 0), lost=lost,
                      duplicates=r.get("duplicates", 0), out_of_order=r.get("out_of_order", 0),
                      send_errors=sender["send_errors"].get(c["name"], {}))
-            s["max_gap_ms"] = max([(b - a + 1) * 1000.0 / rate for a, b in runs], default=0.0)
-            s["loss_windows"] = [[round(start + a / rate, 3), round(start + (b + 1) / rate, 3), b - a + 1]
-                                 for a, b in runs][:20]
-            tail = int(rate)  # the last second of the stream
-            s["tail_ok"] = not any(b >= sent - tail for a, b in runs)
+            # A loss window runs from the last datagram that arrived before the run
+            # to the first that arrived after it (sender's clock).
+            windows = [[x[2] if x[2] is not None else start, x[3] if x[3] is not None else start, x[1] - x[0] + 1]
+                       for x in runs]
+            if sender["sent_last"].get(c["name"]) and sent > 1:
+                s["rate_achieved"] = round((sent - 1) / max(1e-6, sender["sent_last"][c["name"]] - start), 1)
+            s["max_gap_ms"] = round(max([(b - a) * 1000.0 for a, b, _ in windows], default=0.0), 1)
+            s["loss_windows"] = [[round(a, 3), round(b, 3), n] for a, b, n in windows][:20]
+            # Healthy at the end: nothing lost in the last two seconds of sending.
+            end = sender["sent_last"].get(c["name"]) or 0
+            s["tail_ok"] = not any(b >= end - 2.0 for a, b, _ in windows)
         streams.append(s)
 
     tcp = {}
     for node, a in agents.items():
-        if a:
-            tcp.update(a.get("tcp", {}))
+        if not a:
+            continue
+        for name, st in a.get("tcp_tx", {}).items():
+            tcp.setdefault(name, {})["sent"] = st["sent"]
+            if st.get("error"):
+                tcp[name]["error"] = f"writer: {st['error']}"
+        for name, st in a.get("tcp_rx", {}).items():
+            t = tcp.setdefault(name, {})
+            t.update(received=st["received"], sequence_errors=st["sequence_errors"],
+                     max_stall_ms=round(st["max_stall_ms"], 1))
+            if st.get("error") and not t.get("error"):
+                t["error"] = f"reader: {st['error']}"
+    for t in tcp.values():
+        if t.get("sequence_errors") and not t.get("error"):
+            t["error"] = f"{t['sequence_errors']} out-of-sequence records"
     counters = {}
     for node, a in agents.items():
         if not a:

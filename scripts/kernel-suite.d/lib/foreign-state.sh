@@ -21,15 +21,13 @@ key_in=0x$(printf 'f0%.0s' {1..36})
 key_out=0x$(printf '0f%.0s' {1..36})
 
 install() {
-    ip -n "$node" xfrm state add src $peer4 dst "$addr4" proto esp spi 0xc0ffee01 reqid 0x1234 \
-        mode transport aead 'rfc4106(gcm(aes))' "$key_in" 128
-    ip -n "$node" xfrm state add src "$addr4" dst $peer4 proto esp spi 0xc0ffee02 reqid 0x1234 \
-        mode transport aead 'rfc4106(gcm(aes))' "$key_out" 128
-    ip -n "$node" xfrm policy add src "$addr4/32" dst $peer4/32 dir out priority 1000 \
-        tmpl src "$addr4" dst $peer4 proto esp reqid 0x1234 mode transport
-    ip -n "$node" xfrm policy add src $peer4/32 dst "$addr4/32" dir in priority 1000 \
-        tmpl src $peer4 dst "$addr4" proto esp reqid 0x1234 mode transport
-    ip -n "$node" xfrm policy add src $peer6/128 dst ::/0 dir in priority 2000 action allow
+    ip -n "$node" -batch - <<EOB
+xfrm state add src $peer4 dst $addr4 proto esp spi 0xc0ffee01 reqid 0x1234 mode transport aead rfc4106(gcm(aes)) $key_in 128
+xfrm state add src $addr4 dst $peer4 proto esp spi 0xc0ffee02 reqid 0x1234 mode transport aead rfc4106(gcm(aes)) $key_out 128
+xfrm policy add src $addr4/32 dst $peer4/32 dir out priority 1000 tmpl src $addr4 dst $peer4 proto esp reqid 0x1234 mode transport
+xfrm policy add src $peer4/32 dst $addr4/32 dir in priority 1000 tmpl src $peer4 dst $addr4 proto esp reqid 0x1234 mode transport
+xfrm policy add src $peer6/128 dst ::/0 dir in priority 2000 action allow
+EOB
 }
 
 # The foreign objects as `ip xfrm` prints them (every block that names a foreign

@@ -57,8 +57,41 @@ x() {
     "$@"
 }
 
+# Batching, because every process start is expensive in an emulated guest:
+# ks_q NS ARGS... queues one `ip` command for namespace NS (and echoes it, so the
+# log documents the exact order); ks_flush runs each namespace's queue as one
+# `ip -n NS -batch -` (in order, stopping at the first error) and empties the
+# queues. Flush between steps that must be confirmed before the next starts.
+declare -a KS_Q_ORDER=()
+declare -A KS_Q=()
+ks_q() {
+    local ns=$1
+    shift
+    echo "+ ip -n $ns $*"
+    [[ -v "KS_Q[$ns]" ]] || KS_Q_ORDER+=("$ns")
+    KS_Q[$ns]+="$*"$'\n'
+}
+ks_flush() {
+    local ns
+    for ns in "${KS_Q_ORDER[@]}"; do
+        printf '%s' "${KS_Q[$ns]}" | ip -n "$ns" -batch - || ks_fail "ip -n $ns -batch failed"
+    done
+    KS_Q_ORDER=()
+    KS_Q=()
+}
+
 # A fresh AEAD key for rfc4106(gcm(aes)): 32 key bytes + 4 salt bytes.
 ks_key() { echo "0x$(od -An -tx1 -N36 /dev/urandom | tr -d ' \n')"; }
+# ks_keys N: N fresh keys into the array KS_KEYS with one read (a process start
+# costs tens of milliseconds in a loaded emulated guest).
+ks_keys() {
+    mapfile -t KS_KEYS < <(od -An -tx1 -v -w36 -N$((36 * $1)) /dev/urandom | tr -d ' ' | sed 's/^/0x/')
+}
+# ks_addr_to VAR NODE FAMILY: like ks_addr, without a subshell.
+ks_addr_to() {
+    local v="KS_ADDR${3}_${2//-/_}"
+    printf -v "$1" '%s' "${!v}"
+}
 
 # Number of Meshward-owned SAs / policies in a node's kernel.
 ks_owned_sa_count() { ip -n "$1" xfrm state | grep -c "reqid $MESHWARD_REQID_DEC " || true; }

@@ -214,3 +214,31 @@ ks_spec_pairs() {
     fi
     echo "$out"
 }
+
+# ks_expect_counts "web-1:2 app-1:6 ...": each node holds exactly that many owned
+# SAs and owned policies (one of each per channel end).
+ks_expect_counts() {
+    local e n want sas pols
+    for e in $1; do
+        n=${e%%:*} want=${e#*:}
+        sas=$(ks_owned_sa_count "$n")
+        pols=$(ks_owned_policy_count "$n")
+        [[ $sas -eq $want && $pols -eq $want ]] ||
+            ks_fail "$n holds $sas owned SAs and $pols owned policies, expected $want of each"
+    done
+}
+
+# Fails unless every owned SA in every node uses the given algorithm text
+# (as `ip xfrm state` prints it, e.g. "rfc4106(gcm(aes))").
+ks_expect_algorithm() {
+    local n bad
+    for n in $KS_NODES; do
+        bad=$(ip -n "$n" xfrm state | awk -v r="reqid $MESHWARD_REQID_DEC " -v alg="$1" '
+            /^src/ { owned = 0 } index($0, r) { owned = 1 }
+            owned && /^\t(aead|enc|auth-trunc)/ && index($0, alg) == 0 && $1 != "auth-trunc" { print $2 }')
+        [[ -z $bad ]] || ks_fail "$n: owned SA with algorithm $bad, expected $1"
+    done
+}
+
+# The current time as seconds with fractions, without a process start.
+ks_now() { printf -v "$1" '%s' "$EPOCHREALTIME"; }

@@ -7,6 +7,7 @@ prints one row per scenario and kernel, writes RESULTS_DIR/report.json and exits
 1 if any scenario failed or a boot produced no summary. Standard library only.
 """
 
+import glob
 import json
 import os
 import sys
@@ -37,8 +38,16 @@ def main():
             summary = json.load(open(path))
         except (OSError, ValueError):
             failed = True
-            problems.append(f"{kver}: no summary (the boot failed or timed out; see {root}/{kver}/console.log)")
-            continue
+            problems.append(f"{kver}: the boot did not complete (crash or boot time limit); "
+                            f"see {root}/{kver}/console.log")
+            # Show what did finish before the boot ended.
+            done = []
+            for f in sorted(glob.glob(os.path.join(root, kver, "[0-9]*.json"))):
+                try:
+                    done.append(json.load(open(f)))
+                except (OSError, ValueError):
+                    pass
+            summary = {"kernel": kver, "results": done, "esp_ok": True, "incomplete": True}
         report["kernels"][kver] = summary
         if not summary.get("esp_ok"):
             failed = True
@@ -72,8 +81,11 @@ def main():
         for p in problems:
             print(f"FAIL {p}")
     report["failed"] = failed
-    with open(os.path.join(root, "report.json"), "w") as f:
-        json.dump(report, f, indent=1, sort_keys=True)
+    try:
+        with open(os.path.join(root, "report.json"), "w") as f:
+            json.dump(report, f, indent=1, sort_keys=True)
+    except OSError as e:
+        print(f"cannot write report.json: {e}", file=sys.stderr)
     sys.exit(1 if failed else 0)
 
 

@@ -300,11 +300,11 @@ public struct FleetPlanner: Sendable {
                 work[node].claimedSAs[position] = true
                 if index.holdsDifferent(saID, expected, on: node) {
                     stage(.deleteSA(saID), on: node, index: index, input: input, work: &work, context: &context,
-                          plan: &plan)
+                          plan: &plan, channel: intent.id)
                 }
             } else {
                 stage(.addSA(expected), on: node, index: index, input: input, work: &work, context: &context,
-                      plan: &plan, generation: final)
+                      plan: &plan, generation: final, channel: intent.id)
             }
         }
         claimOrAdd(on: to)
@@ -315,11 +315,11 @@ public struct FleetPlanner: Sendable {
                 work[node].claimedPolicies[position] = true
                 if !index.policy(at: position, on: node).hasSameConfiguration(as: policy) {
                     stage(.updatePolicy(policy), on: node, index: index, input: input, work: &work, context: &context,
-                          plan: &plan)
+                          plan: &plan, channel: intent.id)
                 }
             } else {
                 stage(.addPolicy(policy), on: node, index: index, input: input, work: &work, context: &context,
-                      plan: &plan)
+                      plan: &plan, channel: intent.id)
             }
         }
         for traffic in intent.traffic {
@@ -344,10 +344,10 @@ public struct FleetPlanner: Sendable {
     /// files it in the node's work in its diff category.
     private func stage(_ operation: KernelOperation, on node: Int, index: FleetIndex, input: PlanningInput,
                        work: inout [NodeWork], context: inout Context, plan: inout PassPlan,
-                       generation: Generation? = nil) {
+                       generation: Generation? = nil, channel known: ChannelID? = nil) {
         guard let staged = gate(operation, on: node, index: index, input: input, plan: &plan, generation: generation)
         else { return }
-        let channel = channel(of: staged, index: index)
+        let channel = known ?? channel(of: staged, index: index)
         context.operations += 1
         if context.stalePass, let channel { context.staleChannels.insert(channel) }
         let planned = PlannedOperation(node: index.names[node], operation: staged, channel: channel)

@@ -52,19 +52,19 @@ extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
-/// The CPU time this thread has used so far: unlike wall time, it does not grow when other
-/// processes compete for the machine.
-func threadCPUTime() -> Duration {
+/// The CPU time this process has used so far, on all its threads: unlike wall time, it does
+/// not grow when other processes compete for the machine.
+func processCPUTime() -> Duration {
     var spec = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &spec)
     return .seconds(spec.tv_sec) + .nanoseconds(spec.tv_nsec)
 }
 
-/// Times `body` in CPU time of the calling thread (for single-threaded work).
+/// Times `body` in CPU time of the whole process (all threads).
 func measureCPU<T>(_ body: () throws -> T) rethrows -> (T, Duration) {
-    let start = threadCPUTime()
+    let start = processCPUTime()
     let result = try body()
-    return (result, threadCPUTime() - start)
+    return (result, processCPUTime() - start)
 }
 
 /// Times `body` on the continuous clock.

@@ -7,7 +7,7 @@ import Synchronization
 /// Lookups over one pass's input, built once per pass: nodes by number, what each reachable
 /// node holds (positions into its observation), who owns an address, and which generation an
 /// SA belongs to. Numbers instead of names keep the per-channel work free of string hashing.
-struct FleetIndex {
+struct FleetIndex: Sendable {
     /// Node names by number.
     private(set) var names: [String] = []
     private var numbers: [String: Int] = [:]

@@ -1,8 +1,10 @@
 import DesiredState
+import Dispatch
 import Foundation
 import Kernel
 import MeshwardCore
 import Store
+import Synchronization
 
 /// Plans one pass: from the intent, the Store's generations and one observation of every
 /// reachable node, the operations each node gets now, the generation changes to record, and
@@ -37,14 +39,26 @@ public struct FleetPlanner: Sendable {
 
     /// Rules switched off (tests only).
     let disabledRules: Set<Rule>
+    /// The fewest channels worth splitting across threads.
+    let parallelThreshold: Int
+    /// How many chunks to split into; nil for one per processor (at most 8).
+    let chunks: Int?
 
-    public init() { disabledRules = [] }
+    public init() {
+        disabledRules = []
+        parallelThreshold = 20_000
+        chunks = nil
+    }
 
-    init(disabling rules: Set<Rule>) { disabledRules = rules }
+    init(disabling rules: Set<Rule> = [], parallelThreshold: Int = 20_000, chunks: Int? = nil) {
+        disabledRules = rules
+        self.parallelThreshold = parallelThreshold
+        self.chunks = chunks
+    }
 
     /// One node's share of a pass, in the order operations must be sent: SAs added, policies
     /// added or replaced, policies removed, SAs removed.
-    private struct NodeWork {
+    private struct NodeWork: Sendable {
         var addSAs: [PlannedOperation] = []
         var writePolicies: [PlannedOperation] = []
         var deletePolicies: [PlannedOperation] = []
@@ -56,10 +70,30 @@ public struct FleetPlanner: Sendable {
     }
 
     public func plan(_ input: PlanningInput) -> PassPlan {
-        var plan = PassPlan()
         var index = FleetIndex(input: input)
-        var work: [NodeWork] = []
-        var context = Context()
+
+        // Channels the spec names, in contiguous chunks (so consecutive channels share their sender).
+        let channels = input.intent.channels
+        // Below `parallelThreshold` channels a pass is planned on one thread; above it the
+        // channels are split into contiguous chunks planned in parallel and merged in order, so
+        // the result is the same either way.
+        let chunkCount = channels.count < parallelThreshold
+            ? 1 : max(1, min(channels.count, chunks ?? min(8, ProcessInfo.processInfo.activeProcessorCount)))
+        let bounds = (0...chunkCount).map { channels.count * $0 / chunkCount }
+        let results = Mutex<[ChunkResult?]>([ChunkResult?](repeating: nil, count: chunkCount))
+        let frozen = index
+        DispatchQueue.concurrentPerform(iterations: chunkCount) { chunk in
+            let result = planLive(channels[bounds[chunk]..<bounds[chunk + 1]], index: frozen, input: input)
+            results.withLock { $0[chunk] = result }
+        }
+        var merged = ChunkResult(index: index)
+        for result in results.withLock({ $0 }) {
+            if let result { merged.absorb(result) }
+        }
+        var plan = merged.plan
+        var work = merged.work
+        var context = merged.context
+        let matched = merged.matched
 
         func prepareWork() {
             while work.count < index.names.count {
@@ -68,43 +102,6 @@ public struct FleetPlanner: Sendable {
                     claimedSAs: [Bool](repeating: false, count: observation?.securityAssociations.count ?? 0),
                     claimedPolicies: [Bool](repeating: false, count: observation?.policies.count ?? 0)))
             }
-        }
-        prepareWork()
-
-        // Channels the spec names, in order (so consecutive channels share their sender).
-        var matched = 0
-        var sender: (name: String, number: Int)?
-        for intent in input.intent.channels {
-            let id = intent.id
-            let from: Int
-            if let sender, sender.name == id.from {
-                from = sender.number
-            } else {
-                guard let number = index.number(id.from) else { continue }
-                from = number
-                sender = (id.from, number)
-            }
-            guard let to = index.number(id.to) else { continue }
-            var record: ChannelRecord
-            if let stored = input.channels[id] {
-                record = stored
-                matched += 1
-            } else {
-                record = ChannelRecord(id: id, step: ChannelStep.new.rawValue, stepChangedAt: input.now, generations: [])
-            }
-            let changed = advanceGenerations(
-                &record, intent: intent, from: from, to: to, index: index, input: input, plan: &plan)
-            let operationsBefore = context.operations
-            if let final = record.generations.last(where: { $0.state == .pending })
-                ?? record.generations.last(where: { $0.state == .active })
-            {
-                diffChannel(intent, final: final, from: from, to: to, index: index, input: input, work: &work,
-                            context: &context, plan: &plan)
-            }
-            let step = step(
-                of: record, live: true, busy: context.operations > operationsBefore,
-                blocked: plan.blocked.last?.channel == id, requested: plan.generationRequests.last?.channel == id)
-            finish(record, step: step, changed: changed, input: input, plan: &plan)
         }
 
         // Channels only the Store still knows: the spec dropped them.
@@ -159,8 +156,87 @@ public struct FleetPlanner: Sendable {
         return plan
     }
 
+    /// One chunk's share of a pass: its plan, its operations per node, its claims.
+    private struct ChunkResult: Sendable {
+        var plan = PassPlan()
+        var work: [NodeWork]
+        var context = Context()
+        var matched = 0
+
+        init(index: FleetIndex) {
+            work = index.observations.map { observation in
+                NodeWork(
+                    claimedSAs: [Bool](repeating: false, count: observation?.securityAssociations.count ?? 0),
+                    claimedPolicies: [Bool](repeating: false, count: observation?.policies.count ?? 0))
+            }
+        }
+
+        /// Appends a later chunk: operations keep channel order within each category.
+        mutating func absorb(_ other: ChunkResult) {
+            for node in work.indices {
+                work[node].addSAs += other.work[node].addSAs
+                work[node].writePolicies += other.work[node].writePolicies
+                work[node].deletePolicies += other.work[node].deletePolicies
+                work[node].deleteSAs += other.work[node].deleteSAs
+                for position in work[node].claimedSAs.indices where other.work[node].claimedSAs[position] {
+                    work[node].claimedSAs[position] = true
+                }
+                for position in work[node].claimedPolicies.indices where other.work[node].claimedPolicies[position] {
+                    work[node].claimedPolicies[position] = true
+                }
+            }
+            plan.recordUpdates.merge(other.plan.recordUpdates) { $1 }
+            plan.generationRequests += other.plan.generationRequests
+            plan.blocked += other.plan.blocked
+            if let deadline = other.plan.nextDeadline { plan.wait(until: deadline) }
+            plan.stepCounts.merge(other.plan.stepCounts, uniquingKeysWith: +)
+            context.operations += other.context.operations
+            matched += other.matched
+        }
+    }
+
+    /// Plans the channels of `slice`: generations, claims, staged operations, steps.
+    private func planLive(_ slice: ArraySlice<ChannelIntent>, index: FleetIndex, input: PlanningInput) -> ChunkResult {
+        var result = ChunkResult(index: index)
+        var sender: (name: String, number: Int)?
+        for intent in slice {
+            let id = intent.id
+            let from: Int
+            if let sender, sender.name == id.from {
+                from = sender.number
+            } else {
+                guard let number = index.number(id.from) else { continue }
+                from = number
+                sender = (id.from, number)
+            }
+            guard let to = index.number(id.to) else { continue }
+            var record: ChannelRecord
+            if let stored = input.channels[id] {
+                record = stored
+                result.matched += 1
+            } else {
+                record = ChannelRecord(id: id, step: ChannelStep.new.rawValue, stepChangedAt: input.now, generations: [])
+            }
+            let changed = advanceGenerations(
+                &record, intent: intent, from: from, to: to, index: index, input: input, plan: &result.plan)
+            let operationsBefore = result.context.operations
+            if let final = record.generations.last(where: { $0.state == .pending })
+                ?? record.generations.last(where: { $0.state == .active })
+            {
+                diffChannel(intent, final: final, from: from, to: to, index: index, input: input,
+                            work: &result.work, context: &result.context, plan: &result.plan)
+            }
+            let step = step(
+                of: record, live: true, busy: result.context.operations > operationsBefore,
+                blocked: result.plan.blocked.last?.channel == id,
+                requested: result.plan.generationRequests.last?.channel == id)
+            finish(record, step: step, changed: changed, input: input, plan: &result.plan)
+        }
+        return result
+    }
+
     /// What the planner counts while it goes.
-    private struct Context {
+    private struct Context: Sendable {
         /// Operations staged so far.
         var operations = 0
         /// Channels that got operations for objects no channel claimed (old selectors, old addresses).

@@ -9,6 +9,8 @@ public enum ReconcileError: Error, Sendable, CustomStringConvertible {
     case didNotConverge(passes: Int, remaining: [String])
     /// A node's endpoint in the spec cannot be used.
     case endpoint(node: String, reason: String)
+    /// A reconcile cycle ended blocked by unreachable nodes or with refused operations.
+    case incomplete(outcome: String, failures: Int)
 
     public var description: String {
         switch self {
@@ -21,6 +23,8 @@ public enum ReconcileError: Error, Sendable, CustomStringConvertible {
                 + remaining.prefix(20).map { "  \($0)" }.joined(separator: "\n")
         case .endpoint(let node, let reason):
             "node \(node): \(reason)"
+        case .incomplete(let outcome, let failures):
+            "the cycle did not converge: \(outcome), \(failures) operations refused"
         }
     }
 }

@@ -61,8 +61,12 @@ public struct ReconcileService: Service {
             }
             await onCycle(result)
             if once {
-                if case .failure(let error) = result { throw error }
-                return
+                switch result {
+                case .failure(let error): throw error
+                case .success(let document) where document.outcome == "blocked" || !document.failures.isEmpty:
+                    throw ReconcileError.incomplete(outcome: document.outcome, failures: document.failures.count)
+                case .success: return
+                }
             }
             let wait = consecutiveFailures == 0
                 ? interval : min(interval, .seconds(1 << min(consecutiveFailures - 1, 16)))

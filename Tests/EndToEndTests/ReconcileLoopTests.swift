@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The controller loop as a long-running process: it converges, notices a changed spec and
+/// SIGHUP, and exits cleanly on SIGTERM.
+@Suite("Reconcile loop", .serialized)
+struct ReconcileLoopTests {
+    static let twoNodes = """
+        version: 1
+        cluster: loop
+        defaults: { drain: 1s, cipher: aes-gcm-256 }
+        nodes:
+          - { name: a, addresses: [198.18.5.1] }
+          - { name: b, addresses: [198.18.5.2] }
+        flows:
+          - { name: ab, from: { name: a }, to: { name: b } }
+
+        """
+
+    static let threeNodes = twoNodes.replacingOccurrences(
+        of: "  - { name: b, addresses: [198.18.5.2] }\n",
+        with: "  - { name: b, addresses: [198.18.5.2] }\n  - { name: c, addresses: [198.18.5.3] }\n")
+        + "  - { name: bc, from: { name: b }, to: { name: c } }\n"
+
+    @Test("reconcile --once converges and exits 0; a blocked cycle exits 1")
+    func once() throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let spec = try MeshwardCLI.writeSpec(Self.twoNodes)
+        let result = try cli.run("reconcile", spec, "--once")
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output.contains("converged"))
+        #expect(try cli.run("plan", spec, "--detailed-exitcode").status == 0)
+
+        let blocked = try MeshwardCLI.writeSpec(
+            Self.twoNodes.replacingOccurrences(
+                of: "{ name: b, addresses: [198.18.5.2] }",
+                with: "{ name: b, addresses: [198.18.5.2], endpoint: \"netns:meshward-absent-ns\" }"))
+        #expect(try cli.run("reconcile", blocked, "--once").status == 1)
+    }
+
+    @Test("the loop picks up an edited spec, reloads on SIGHUP, and stops on SIGTERM")
+    func loop() async throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let spec = try MeshwardCLI.writeSpec(Self.twoNodes)
+        let process = Process()
+        process.executableURL = MeshwardCLI.binary
+        process.arguments = ["reconcile", spec, "--interval", "1h", "--state-dir", cli.stateDirectory.path]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = Pipe()
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        #expect(try await waitFor { try channelCount(cli) == 2 }, "the first cycle did not converge")
+
+        // An edit to the spec file starts a cycle without waiting for the interval.
+        try Self.threeNodes.write(toFile: spec, atomically: true, encoding: .utf8)
+        let whole = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down) - 60)
+        try FileManager.default.setAttributes([.modificationDate: whole], ofItemAtPath: spec)
+        #expect(try await waitFor { try channelCount(cli) == 4 }, "the edited spec was not picked up")
+
+        // SIGHUP starts a cycle too. The edit below keeps the file's size and modification time,
+        // so only the signal can make the loop notice it.
+        try Self.threeNodes.replacingOccurrences(of: "aes-gcm-256", with: "aes-gcm-128")
+            .write(toFile: spec, atomically: false, encoding: .utf8)
+        try FileManager.default.setAttributes([.modificationDate: whole], ofItemAtPath: spec)
+        try await Task.sleep(for: .seconds(2))
+        #expect(try ciphers(cli) == ["aes-gcm-256"], "the loop saw an edit it cannot have noticed")
+        kill(process.processIdentifier, SIGHUP)
+        #expect(try await waitFor { try ciphers(cli) == ["aes-gcm-128"] }, "SIGHUP did not reload the spec")
+
+        kill(process.processIdentifier, SIGTERM)
+        #expect(try await waitFor(seconds: 20) { !process.isRunning }, "SIGTERM did not stop the loop")
+        #expect(process.terminationStatus == 0)
+    }
+
+    private func channelCount(_ cli: MeshwardCLI) throws -> Int {
+        let (_, status) = try cli.json("status")
+        let channels = status["channels"] as? [[String: Any]] ?? []
+        return channels.filter { $0["step"] as? String == "established" }.count
+    }
+
+    private func ciphers(_ cli: MeshwardCLI) throws -> Set<String> {
+        let (_, status) = try cli.json("status")
+        return Set((status["channels"] as? [[String: Any]] ?? []).compactMap { $0["cipher"] as? String })
+    }
+
+    private func waitFor(seconds: Double = 30, _ condition: () throws -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if (try? condition()) == true { return true }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return try condition()
+    }
+}

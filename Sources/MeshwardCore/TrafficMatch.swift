@@ -53,8 +53,10 @@ public struct TrafficMatch: Sendable, Hashable, Comparable, Codable, CustomStrin
     }
 
     /// True when a packet of `transport` from `sourcePort` to `destinationPort` falls inside.
-    public func matches(transport packetTransport: TransportProtocol, sourcePort packetSource: UInt16?,
-                        destinationPort packetDestination: UInt16?) -> Bool {
+    public func matches(
+        transport packetTransport: TransportProtocol, sourcePort packetSource: UInt16?,
+        destinationPort packetDestination: UInt16?
+    ) -> Bool {
         guard let transport else { return true }
         guard transport == packetTransport else { return false }
         if let sourcePort, sourcePort != packetSource { return false }

@@ -70,7 +70,9 @@ struct ProgressLine {
         var line = "pass \(pass.number): \(applied) operation\(applied == 1 ? "" : "s") applied"
         if failed > 0 { line += ", \(failed) failed" }
         if !pass.issued.isEmpty { line += ", \(pass.issued.count) new generation\(pass.issued.count == 1 ? "" : "s")" }
-        if !pass.unreachable.isEmpty { line += ", unreachable: \(pass.unreachable.keys.sorted().joined(separator: ", "))" }
+        if !pass.unreachable.isEmpty {
+            line += ", unreachable: \(pass.unreachable.keys.sorted().joined(separator: ", "))"
+        }
         line += " | channels: " + (steps.isEmpty ? "none" : steps.joined(separator: ", "))
         text = line
     }
@@ -85,18 +87,22 @@ struct ApplyText {
         let head = "cluster \(document.cluster) (revision \(document.revision.prefix(12))): "
         switch document.outcome {
         case "converged":
-            lines.append(head + "converged in \(document.passes) pass\(document.passes == 1 ? "" : "es"), "
-                + "\(document.operations) kernel operation\(document.operations == 1 ? "" : "s")")
+            lines.append(
+                head + "converged in \(document.passes) pass\(document.passes == 1 ? "" : "es"), "
+                    + "\(document.operations) kernel operation\(document.operations == 1 ? "" : "s")")
         case "waiting-for-drain":
-            lines.append(head + "applied \(document.operations) kernel operations; old inbound SAs drain until "
-                + "\(document.waitingUntil.map(CommandSupport.timestamp) ?? "later"); run apply again to finish")
+            lines.append(
+                head + "applied \(document.operations) kernel operations; old inbound SAs drain until "
+                    + "\(document.waitingUntil.map(CommandSupport.timestamp) ?? "later"); run apply again to finish")
         default:
             lines.append(head + "blocked after \(document.operations) kernel operations: nodes did not answer")
         }
         let reasons = Dictionary(grouping: document.generationsIssued, by: \.reason).mapValues(\.count)
         if !reasons.isEmpty {
-            lines.append("  new generations: " + reasons.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
-                .joined(separator: ", "))
+            lines.append(
+                "  new generations: "
+                    + reasons.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
+                    .joined(separator: ", "))
         }
         for problem in document.unreachable { lines.append("  unreachable: \(problem.node): \(problem.reason)") }
         for failure in document.failures {

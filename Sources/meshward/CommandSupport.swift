@@ -14,7 +14,9 @@ enum CommandSupport {
     /// or the level in `MESHWARD_LOG_LEVEL` (trace, debug, info, notice, warning, error).
     static func logger(_ global: GlobalOptions) -> Logger {
         let level: Logger.Level
-        if let text = ProcessInfo.processInfo.environment["MESHWARD_LOG_LEVEL"], let parsed = Logger.Level(rawValue: text) {
+        if let text = ProcessInfo.processInfo.environment["MESHWARD_LOG_LEVEL"],
+            let parsed = Logger.Level(rawValue: text)
+        {
             level = parsed
         } else {
             level = global.verbose ? .info : .warning

@@ -13,9 +13,11 @@ struct GlobalOptions: ParsableArguments {
     /// The environment variable that sets the state directory when `--state-dir` is absent.
     static let stateDirectoryVariable = "MESHWARD_STATE_DIR"
 
-    @Option(name: .customLong("state-dir"), help: ArgumentHelp(
-        "The directory holding Meshward's state (default: $MESHWARD_STATE_DIR, else ./.meshward).",
-        valueName: "dir"))
+    @Option(
+        name: .customLong("state-dir"),
+        help: ArgumentHelp(
+            "The directory holding Meshward's state (default: $MESHWARD_STATE_DIR, else ./.meshward).",
+            valueName: "dir"))
     var stateDirectoryOption: String?
 
     @Option(name: .long, help: "Output format: text or json.")

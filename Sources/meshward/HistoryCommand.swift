@@ -21,8 +21,9 @@ struct HistoryCommand: AsyncParsableCommand {
         case .text:
             if document.revisions.isEmpty { print("no revisions applied yet") }
             for revision in document.revisions {
-                print("\(revision.id)  \(CommandSupport.timestamp(revision.appliedAt))  \(revision.hash.prefix(12))  "
-                    + "\(revision.source)  \(revision.summary)")
+                print(
+                    "\(revision.id)  \(CommandSupport.timestamp(revision.appliedAt))  \(revision.hash.prefix(12))  "
+                        + "\(revision.source)  \(revision.summary)")
             }
         }
     }

@@ -80,12 +80,14 @@ struct ReconcileCommand: AsyncParsableCommand {
                         print(ApplyText(document).text)
                     }
                 case .failure(let error):
-                    CommandSupport.printError("\(error)", prefixed: !((error as? ControllerError)?.isInvalidSpec ?? false))
+                    CommandSupport.printError(
+                        "\(error)", prefixed: !((error as? ControllerError)?.isInvalidSpec ?? false))
                 }
             })
-        let group = ServiceGroup(configuration: .init(
-            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {

@@ -13,8 +13,11 @@ struct RekeyCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("Spec files or directories.", valueName: "spec"))
     var specs: [String]
 
-    @Option(name: .long, help: ArgumentHelp("The channels from one node to another (both families).",
-                                            valueName: "from:to"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The channels from one node to another (both families).",
+            valueName: "from:to"))
     var channel: String?
 
     @Option(name: .long, help: ArgumentHelp("Every channel to or from this node.", valueName: "name"))

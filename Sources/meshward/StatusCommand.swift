@@ -39,10 +39,14 @@ struct StatusText {
         lines.append("nodes:")
         for node in document.nodes {
             var line = "  \(node.name) [\(node.endpoint)] "
-            line += node.reachable ? "reachable, \(node.securityAssociations) SAs, \(node.policies) policies" : "UNREACHABLE"
+            line +=
+                node.reachable
+                ? "reachable, \(node.securityAssociations) SAs, \(node.policies) policies" : "UNREACHABLE"
             if let error = node.error { line += ": \(error)" }
             if !node.dropCounters.isEmpty {
-                line += "; drops: " + node.dropCounters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                line +=
+                    "; drops: "
+                    + node.dropCounters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                     .joined(separator: " ")
             }
             lines.append(line)

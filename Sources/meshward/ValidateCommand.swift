@@ -15,8 +15,10 @@ struct ValidateCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: ArgumentHelp("Spec files or directories (every *.yaml, *.yml, *.json in a directory).",
-                                 valueName: "spec"))
+    @Argument(
+        help: ArgumentHelp(
+            "Spec files or directories (every *.yaml, *.yml, *.json in a directory).",
+            valueName: "spec"))
     var specs: [String]
 
     func run() async throws {
@@ -43,17 +45,19 @@ struct ValidateCommand: AsyncParsableCommand {
             return
         }
         let summary = ValidationSummary(intent)
-        print("valid: cluster \(summary.cluster), \(summary.nodes) node\(summary.nodes == 1 ? "" : "s"), "
-            + "\(summary.flows) flow\(summary.flows == 1 ? "" : "s"), \(summary.channels) "
-            + "channel\(summary.channels == 1 ? "" : "s") (revision \(intent.shortRevision))")
+        print(
+            "valid: cluster \(summary.cluster), \(summary.nodes) node\(summary.nodes == 1 ? "" : "s"), "
+                + "\(summary.flows) flow\(summary.flows == 1 ? "" : "s"), \(summary.channels) "
+                + "channel\(summary.channels == 1 ? "" : "s") (revision \(intent.shortRevision))")
         if global.verbose {
             for channel in intent.channels { print("  \(channel)") }
         }
     }
 
     private func printJSON(_ result: SpecLoadResult) throws {
-        let document = ValidationReport(valid: result.isValid, summary: result.intent.map(ValidationSummary.init),
-                                        diagnostics: result.diagnostics)
+        let document = ValidationReport(
+            valid: result.isValid, summary: result.intent.map(ValidationSummary.init),
+            diagnostics: result.diagnostics)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = try encoder.encode(document)

@@ -39,8 +39,9 @@ struct OperatorWorkflowTests {
         #expect(document["changes"] as? Bool == true)
         let stages = document["stages"] as? [[String: Any]] ?? []
         #expect(stages.count == 4, "receiver, sender SA, sender policy, enforcement")
-        #expect(!FileManager.default.fileExists(atPath: cli.stateDirectory.appendingPathComponent("state.sqlite").path),
-                "plan wrote state")
+        #expect(
+            !FileManager.default.fileExists(atPath: cli.stateDirectory.appendingPathComponent("state.sqlite").path),
+            "plan wrote state")
     }
 
     @Test("rekey rotates the selected channels and history records each apply")
@@ -69,7 +70,8 @@ struct OperatorWorkflowTests {
     func invalidSpec() throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        let path = try MeshwardCLI.writeSpec("version: 1\ncluster: x\nnodes:\n  - name: a\n    adresses: [198.18.0.1]\n")
+        let path = try MeshwardCLI.writeSpec(
+            "version: 1\ncluster: x\nnodes:\n  - name: a\n    adresses: [198.18.0.1]\n")
         let result = try cli.run("apply", path)
         #expect(result.status == 1)
         #expect(result.error.contains("\(path):5:5:"), "\(result.error)")
@@ -80,7 +82,8 @@ struct OperatorWorkflowTests {
     func unreachableNode() throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        let path = try MeshwardCLI.writeSpec("""
+        let path = try MeshwardCLI.writeSpec(
+            """
             version: 1
             cluster: lab
             nodes:
@@ -104,7 +107,8 @@ struct OperatorWorkflowTests {
 
     private func journalCount(_ cli: MeshwardCLI) throws -> Int {
         let store = try StateStore.open(
-            directory: cli.stateDirectory.path, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            directory: cli.stateDirectory.path,
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         return try store.journal(limit: nil, node: nil).count
     }
 }

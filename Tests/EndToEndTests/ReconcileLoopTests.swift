@@ -21,9 +21,10 @@ struct ReconcileLoopTests {
 
         """
 
-    static let threeNodes = twoNodes.replacingOccurrences(
-        of: "  - { name: b, addresses: [198.18.5.2] }\n",
-        with: "  - { name: b, addresses: [198.18.5.2] }\n  - { name: c, addresses: [198.18.5.3] }\n")
+    static let threeNodes =
+        twoNodes.replacingOccurrences(
+            of: "  - { name: b, addresses: [198.18.5.2] }\n",
+            with: "  - { name: b, addresses: [198.18.5.2] }\n  - { name: c, addresses: [198.18.5.3] }\n")
         + "  - { name: bc, from: { name: b }, to: { name: c } }\n"
 
     @Test("reconcile --once converges and exits 0; a blocked cycle exits 1")

@@ -2,15 +2,18 @@ import DesiredState
 import Foundation
 import KernelSimulator
 import MeshwardCore
-@testable import Reconciler
 import Testing
+
+@testable import Reconciler
 
 /// Continuity, checked after every single kernel operation and for every interleaving of a
 /// pass's operations across nodes (design.md section 4).
 @Suite("Continuity")
 struct ContinuityTests {
     static let threeTier = FleetSpec(
-        nodes: [FleetSpec.node(1, tier: "web"), FleetSpec.node(2, tier: "app"), FleetSpec.node(3, tier: "db", ipv6: false)],
+        nodes: [
+            FleetSpec.node(1, tier: "web"), FleetSpec.node(2, tier: "app"), FleetSpec.node(3, tier: "db", ipv6: false),
+        ],
         flows: [
             .init(name: "web-app", from: "n1", to: "n2", ports: ["tcp/8080"], cipher: nil),
             .init(name: "app-db", from: "n2", to: "n3", ports: [], cipher: nil),
@@ -99,9 +102,11 @@ struct ContinuityTests {
     }
 
     /// Breaking one staging rule must be caught: the check is not vacuous.
-    @Test("a broken staging rule is caught", arguments: [
-        FleetPlanner.Rule.receiverFirst, .enforceAfterSender, .senderStopsFirst,
-    ])
+    @Test(
+        "a broken staging rule is caught",
+        arguments: [
+            FleetPlanner.Rule.receiverFirst, .enforceAfterSender, .senderStopsFirst,
+        ])
     func brokenRuleIsCaught(_ rule: FleetPlanner.Rule) async throws {
         let harness = ContinuityHarness(seed: 3, rules: [rule])
         let intent = try Self.threeTier.compile()

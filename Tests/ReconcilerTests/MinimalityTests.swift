@@ -2,8 +2,9 @@ import Foundation
 import Kernel
 import KernelSimulator
 import MeshwardCore
-@testable import Reconciler
 import Testing
+
+@testable import Reconciler
 
 /// The diff is minimal: one operation per object that differs, and applying it yields the
 /// desired state.
@@ -34,10 +35,11 @@ struct MinimalityTests {
 
             let wantedSAs = Set(desiredSAs.map(\.identifier))
             let wantedPolicies = Dictionary(uniqueKeysWithValues: desiredPolicies.map { ($0.identifier, $0) })
-            let differing = observedSAs.filter { sa in
-                !wantedSAs.contains(sa.identifier)
-                    || desiredSAs.contains { $0.identifier == sa.identifier && !$0.hasSameConfiguration(as: sa) }
-            }.count + desiredSAs.filter { sa in !observedSAs.contains { $0.identifier == sa.identifier } }.count
+            let differing =
+                observedSAs.filter { sa in
+                    !wantedSAs.contains(sa.identifier)
+                        || desiredSAs.contains { $0.identifier == sa.identifier && !$0.hasSameConfiguration(as: sa) }
+                }.count + desiredSAs.filter { sa in !observedSAs.contains { $0.identifier == sa.identifier } }.count
                 + observedPolicies.filter { policy in
                     wantedPolicies[policy.identifier].map { !$0.hasSameConfiguration(as: policy) } ?? true
                 }.count
@@ -59,8 +61,9 @@ struct MinimalityTests {
             let final = try state.observe(node: "n", reqid: .meshwardDefault)
             #expect(Set(final.securityAssociations.map(\.identifier)) == wantedSAs)
             #expect(Set(final.policies.map(\.identifier)) == Set(wantedPolicies.keys))
-            #expect(NodeDiff.operations(observed: final, desiredSAs: desiredSAs, desiredPolicies: desiredPolicies)
-                .isEmpty)
+            #expect(
+                NodeDiff.operations(observed: final, desiredSAs: desiredSAs, desiredPolicies: desiredPolicies)
+                    .isEmpty)
         }
     }
 
@@ -74,9 +77,10 @@ struct MinimalityTests {
         let intent = try ContinuityTests.threeTier.compile()
         try await harness.converge(intent)
         let nodes = intent.nodes.map(\.name)
-        let converged = Dictionary(uniqueKeysWithValues: try nodes.map { node in
-            (node, try harness.fleet.state.observe(node: node, reqid: harness.reqid))
-        })
+        let converged = Dictionary(
+            uniqueKeysWithValues: try nodes.map { node in
+                (node, try harness.fleet.state.observe(node: node, reqid: harness.reqid))
+            })
 
         var drift = 0
         for node in nodes {

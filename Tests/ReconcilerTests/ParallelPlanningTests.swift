@@ -2,9 +2,10 @@ import DesiredState
 import Foundation
 import Kernel
 import MeshwardCore
-@testable import Reconciler
 import Store
 import Testing
+
+@testable import Reconciler
 
 /// Planning in parallel chunks gives exactly what planning on one thread gives.
 @Suite("Parallel planning")
@@ -16,8 +17,10 @@ struct ParallelPlanningTests {
         var spec = FleetSpec(nodes: (1...8).map { FleetSpec.node($0, ipv6: $0 % 2 == 0) }, flows: [])
         for from in 1...8 {
             for to in 1...8 where from < to && random.next() % 3 != 0 {
-                spec.flows.append(.init(name: "f\(from)-\(to)", from: "n\(from)", to: "n\(to)",
-                                        ports: random.next() % 2 == 0 ? ["tcp/8080"] : [], cipher: nil))
+                spec.flows.append(
+                    .init(
+                        name: "f\(from)-\(to)", from: "n\(from)", to: "n\(to)",
+                        ports: random.next() % 2 == 0 ? ["tcp/8080"] : [], cipher: nil))
             }
         }
         let intent = try spec.compile()
@@ -29,9 +32,10 @@ struct ParallelPlanningTests {
         harness.wipe("n3")
         spec.flows.removeLast()
         let changed = try spec.compile()
-        let observations = Dictionary(uniqueKeysWithValues: try changed.nodes.map { node in
-            (node.name, try harness.fleet.state.observe(node: node.name, reqid: harness.reqid))
-        })
+        let observations = Dictionary(
+            uniqueKeysWithValues: try changed.nodes.map { node in
+                (node.name, try harness.fleet.state.observe(node: node.name, reqid: harness.reqid))
+            })
         let input = PlanningInput(
             intent: changed, channels: harness.records, observations: observations,
             knownNodes: Set(changed.nodes.map(\.name)), rekeyRequests: requests, reqid: harness.reqid,

@@ -1,8 +1,9 @@
 import DesiredState
 import Foundation
 import MeshwardCore
-@testable import Reconciler
 import Testing
+
+@testable import Reconciler
 
 /// Random spec histories (nodes joining, leaving and re-addressed; flows and ports added and
 /// removed; ciphers and enforcement changed; rekeys; re-images; refused operations), each step
@@ -38,8 +39,9 @@ struct RandomHistoryTests {
             }
             do {
                 let passes = try await harness.converge(intent, rekeyRequests: requests)
-                #expect(passes <= ConvergenceBound.passesPerChange + (faulty ? 2 : 0),
-                        "step \(step) took \(passes) passes\n\(log.joined(separator: "\n"))")
+                #expect(
+                    passes <= ConvergenceBound.passesPerChange + (faulty ? 2 : 0),
+                    "step \(step) took \(passes) passes\n\(log.joined(separator: "\n"))")
                 try harness.assertConverged(intent)
             } catch {
                 Issue.record("\(error)\n\(log.joined(separator: "\n"))")
@@ -73,13 +75,16 @@ enum RandomSpec {
         let ported = random.next() % 2 == 0
         let name = "f\(random.next() % 100_000)"
         guard !spec.flows.contains(where: { Set([$0.from, $0.to]) == Set([from.name, to.name]) }) else { return }
-        spec.flows.append(.init(
-            name: name, from: from.name, to: to.name,
-            ports: ported ? [ports.randomElement(using: &random)!] : [], cipher: nil))
+        spec.flows.append(
+            .init(
+                name: name, from: from.name, to: to.name,
+                ports: ported ? [ports.randomElement(using: &random)!] : [], cipher: nil))
     }
 
-    static func mutate(_ spec: inout FleetSpec, harness: ContinuityHarness, requests: inout [ChannelID: Date],
-                       random: inout SeededRandom) -> String {
+    static func mutate(
+        _ spec: inout FleetSpec, harness: ContinuityHarness, requests: inout [ChannelID: Date],
+        random: inout SeededRandom
+    ) -> String {
         switch random.next() % 10 {
         case 0:
             let index = (spec.nodes.map { Int($0.name.dropFirst()) ?? 0 }.max() ?? 0) + 1
@@ -117,7 +122,9 @@ enum RandomSpec {
         case 7:
             let index = Int(random.next() % UInt64(spec.nodes.count))
             spec.nodes[index].ipv4 = "198.18.1.\(Int(random.next() % 200) + 10)"
-            if spec.nodes.filter({ $0.ipv4 == spec.nodes[index].ipv4 }).count > 1 { spec.nodes[index].ipv4 = "198.18.2.\(index)" }
+            if spec.nodes.filter({ $0.ipv4 == spec.nodes[index].ipv4 }).count > 1 {
+                spec.nodes[index].ipv4 = "198.18.2.\(index)"
+            }
             return "node \(spec.nodes[index].name) re-addressed to \(spec.nodes[index].ipv4 ?? "-")"
         case 8:
             guard let node = spec.nodes.randomElement(using: &random) else { return "no wipe" }

@@ -28,8 +28,10 @@ public final class FleetReconciler: Sendable {
     /// How many passes in a row may see refused operations before a run gives up.
     public static let failingPassLimit = 4
 
-    public init(store: any GenerationStore, kernels: any FleetKernels, reqid: Reqid, clock: any ReconcilerClock,
-                logger: Logger, planner: FleetPlanner = FleetPlanner()) {
+    public init(
+        store: any GenerationStore, kernels: any FleetKernels, reqid: Reqid, clock: any ReconcilerClock,
+        logger: Logger, planner: FleetPlanner = FleetPlanner()
+    ) {
         self.planner = planner
         self.store = store
         self.kernels = kernels
@@ -39,7 +41,9 @@ public final class FleetReconciler: Sendable {
     }
 
     /// Observes `nodes` concurrently; a node that throws is reported unreachable.
-    public func observe(_ nodes: Set<String>) async -> (observations: [String: NodeObservation], unreachable: [String: String]) {
+    public func observe(
+        _ nodes: Set<String>
+    ) async -> (observations: [String: NodeObservation], unreachable: [String: String]) {
         await withTaskGroup(of: (String, Result<NodeObservation, any Error>).self) { group in
             for node in nodes {
                 group.addTask { [kernels] in
@@ -63,9 +67,11 @@ public final class FleetReconciler: Sendable {
     }
 
     /// Runs one pass against `records` (the Store's channels, kept current by the caller).
-    public func runPass(number: Int, intent: FleetIntent, records: inout [ChannelID: ChannelRecord],
-                        rekeyRequests: [ChannelID: Date] = [:], defaultDrain: Duration = .seconds(5),
-                        revision: Int64? = nil) async throws -> PassReport {
+    public func runPass(
+        number: Int, intent: FleetIntent, records: inout [ChannelID: ChannelRecord],
+        rekeyRequests: [ChannelID: Date] = [:], defaultDrain: Duration = .seconds(5),
+        revision: Int64? = nil
+    ) async throws -> PassReport {
         let prepared = try await preparePass(
             number: number, intent: intent, records: &records, rekeyRequests: rekeyRequests,
             defaultDrain: defaultDrain)
@@ -74,8 +80,10 @@ public final class FleetReconciler: Sendable {
 
     /// The first half of a pass: observe every node, plan, issue the generations the plan asks
     /// for and record the generation changes in the Store. No kernel is changed yet.
-    public func preparePass(number: Int, intent: FleetIntent, records: inout [ChannelID: ChannelRecord],
-                            rekeyRequests: [ChannelID: Date] = [:], defaultDrain: Duration = .seconds(5))
+    public func preparePass(
+        number: Int, intent: FleetIntent, records: inout [ChannelID: ChannelRecord],
+        rekeyRequests: [ChannelID: Date] = [:], defaultDrain: Duration = .seconds(5)
+    )
         async throws -> PreparedPass
     {
         let now = clock.now()
@@ -93,8 +101,10 @@ public final class FleetReconciler: Sendable {
             let needs = plan.generationRequests
             let generations = try store.issueGenerations(needs.map(\.request), now: now)
             for (need, generation) in zip(needs, generations) {
-                var record = input.channels[need.channel]
-                    ?? ChannelRecord(id: need.channel, step: ChannelStep.new.rawValue, stepChangedAt: now, generations: [])
+                var record =
+                    input.channels[need.channel]
+                    ?? ChannelRecord(
+                        id: need.channel, step: ChannelStep.new.rawValue, stepChangedAt: now, generations: [])
                 record.generations.append(generation)
                 input.channels[need.channel] = record
                 issued.append((need.channel, generation.spi, need.reason))
@@ -130,7 +140,9 @@ public final class FleetReconciler: Sendable {
             observations: prepared.observations)
     }
 
-    private func send(_ plan: PassPlan, plannedAt: Date, revision: Int64?) async
+    private func send(
+        _ plan: PassPlan, plannedAt: Date, revision: Int64?
+    ) async
         -> [(planned: PlannedOperation, outcome: OperationOutcome)]
     {
         let batches = plan.operations
@@ -160,19 +172,24 @@ public final class FleetReconciler: Sendable {
             let operations = batches[node] ?? []
             let outcomes = answered[node] ?? []
             for (position, planned) in operations.enumerated() {
-                let outcome = position < outcomes.count
+                let outcome =
+                    position < outcomes.count
                     ? outcomes[position] : .notAttempted(reason: "the kernel gave no answer for it")
                 results.append((planned, outcome))
-                journal.append(JournalEntry(
-                    node: node, operation: planned.operation.kind, target: planned.operation.target,
-                    channel: planned.channel, plannedAt: plannedAt, appliedAt: outcome.isApplied ? appliedAt : nil,
-                    result: "\(outcome)", revision: revision))
+                journal.append(
+                    JournalEntry(
+                        node: node, operation: planned.operation.kind, target: planned.operation.target,
+                        channel: planned.channel, plannedAt: plannedAt, appliedAt: outcome.isApplied ? appliedAt : nil,
+                        result: "\(outcome)", revision: revision))
                 if outcome.isApplied {
                     logger.info("applied", metadata: ["node": "\(node)", "operation": "\(planned.operation)"])
                 } else {
                     logger.warning(
-                        "kernel refused", metadata: ["node": "\(node)", "operation": "\(planned.operation)",
-                                                     "outcome": "\(outcome)"])
+                        "kernel refused",
+                        metadata: [
+                            "node": "\(node)", "operation": "\(planned.operation)",
+                            "outcome": "\(outcome)",
+                        ])
                 }
             }
         }
@@ -189,9 +206,11 @@ public final class FleetReconciler: Sendable {
     /// Runs passes until the fleet converges, only drain waits remain (`waitForDrain` false),
     /// or only blocked channels remain. With `waitForDrain`, sleeps on the clock until the
     /// next drain deadline and goes on.
-    public func converge(intent: FleetIntent, waitForDrain: Bool, rekeyRequests: [ChannelID: Date] = [:],
-                         defaultDrain: Duration = .seconds(5), revision: Int64? = nil,
-                         onPass: (PassReport) async throws -> Void = { _ in }) async throws -> ConvergeReport {
+    public func converge(
+        intent: FleetIntent, waitForDrain: Bool, rekeyRequests: [ChannelID: Date] = [:],
+        defaultDrain: Duration = .seconds(5), revision: Int64? = nil,
+        onPass: (PassReport) async throws -> Void = { _ in }
+    ) async throws -> ConvergeReport {
         var records = try store.loadChannels()
         var passes: [PassReport] = []
         var failingPasses = 0

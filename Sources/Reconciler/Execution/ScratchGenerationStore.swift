@@ -38,14 +38,17 @@ public final class ScratchGenerationStore: GenerationStore {
         }
     }
 
-    private func issue(for channel: ChannelID, cipher: Cipher, source: IPAddress, destination: IPAddress,
-                       avoiding: Set<SPI>, now: Date) throws -> Generation {
+    private func issue(
+        for channel: ChannelID, cipher: Cipher, source: IPAddress, destination: IPAddress,
+        avoiding: Set<SPI>, now: Date
+    ) throws -> Generation {
         try state.withLock { state in
             var spi = SPI(state.nextSPI)
             while avoiding.contains(spi) { spi = SPI(spi.rawValue - 1) }
             state.nextSPI = spi.rawValue - 1
             state.placeholders[spi] = state.placeholders.count + 1
-            var record = state.channels[channel]
+            var record =
+                state.channels[channel]
                 ?? ChannelRecord(id: channel, step: ChannelStep.new.rawValue, stepChangedAt: now, generations: [])
             let generation = Generation(
                 channel: channel, number: (record.generations.map(\.number).max() ?? 0) + 1, spi: spi, cipher: cipher,

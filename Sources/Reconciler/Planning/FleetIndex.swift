@@ -59,8 +59,9 @@ struct FleetIndex: Sendable {
         for (position, policy) in policies.enumerated() {
             policyTable.insert(Self.key(policy.identifier), position: position)
             if policy.direction == .outbound, let spi = policy.template.spi {
-                pins.insert(Self.key(SAIdentifier(destination: policy.selector.destination.address, spi: spi)),
-                            position: position)
+                pins.insert(
+                    Self.key(SAIdentifier(destination: policy.selector.destination.address, spi: spi)),
+                    position: position)
             }
         }
         saPositions.append(sas)

@@ -77,7 +77,8 @@ public struct FleetPlanner: Sendable {
         // Below `parallelThreshold` channels a pass is planned on one thread; above it the
         // channels are split into contiguous chunks planned in parallel and merged in order, so
         // the result is the same either way.
-        let chunkCount = channels.count < parallelThreshold
+        let chunkCount =
+            channels.count < parallelThreshold
             ? 1 : max(1, min(channels.count, chunks ?? min(8, ProcessInfo.processInfo.activeProcessorCount)))
         let bounds = (0...chunkCount).map { channels.count * $0 / chunkCount }
         let results = Mutex<[ChunkResult?]>([ChunkResult?](repeating: nil, count: chunkCount))
@@ -98,9 +99,10 @@ public struct FleetPlanner: Sendable {
         func prepareWork() {
             while work.count < index.names.count {
                 let observation = index.observations[work.count]
-                work.append(NodeWork(
-                    claimedSAs: [Bool](repeating: false, count: observation?.securityAssociations.count ?? 0),
-                    claimedPolicies: [Bool](repeating: false, count: observation?.policies.count ?? 0)))
+                work.append(
+                    NodeWork(
+                        claimedSAs: [Bool](repeating: false, count: observation?.securityAssociations.count ?? 0),
+                        claimedPolicies: [Bool](repeating: false, count: observation?.policies.count ?? 0)))
             }
         }
 
@@ -127,12 +129,14 @@ public struct FleetPlanner: Sendable {
         for node in work.indices {
             guard let observation = index.observations[node] else { continue }
             for (position, sa) in observation.securityAssociations.enumerated() where !work[node].claimedSAs[position] {
-                stage(.deleteSA(sa.identifier), on: node, index: index, input: input, work: &work, context: &context,
-                      plan: &plan)
+                stage(
+                    .deleteSA(sa.identifier), on: node, index: index, input: input, work: &work, context: &context,
+                    plan: &plan)
             }
             for (position, policy) in observation.policies.enumerated() where !work[node].claimedPolicies[position] {
-                stage(.deletePolicy(policy.identifier), on: node, index: index, input: input, work: &work,
-                      context: &context, plan: &plan)
+                stage(
+                    .deletePolicy(policy.identifier), on: node, index: index, input: input, work: &work,
+                    context: &context, plan: &plan)
             }
         }
         for node in work.indices {
@@ -142,7 +146,8 @@ public struct FleetPlanner: Sendable {
 
         // A live, established channel that only stale objects keep busy is updating.
         for id in context.staleChannels where plan.recordUpdates[id] != nil || input.channels[id] != nil {
-            guard var record = plan.recordUpdates[id] ?? input.channels[id], record.step == ChannelStep.established.rawValue,
+            guard var record = plan.recordUpdates[id] ?? input.channels[id],
+                record.step == ChannelStep.established.rawValue,
                 input.intent.channel(id) != nil
             else { continue }
             record.step = ChannelStep.updating.rawValue
@@ -215,7 +220,8 @@ public struct FleetPlanner: Sendable {
                 record = stored
                 result.matched += 1
             } else {
-                record = ChannelRecord(id: id, step: ChannelStep.new.rawValue, stepChangedAt: input.now, generations: [])
+                record = ChannelRecord(
+                    id: id, step: ChannelStep.new.rawValue, stepChangedAt: input.now, generations: [])
             }
             let changed = advanceGenerations(
                 &record, intent: intent, from: from, to: to, index: index, input: input, plan: &result.plan)
@@ -223,8 +229,9 @@ public struct FleetPlanner: Sendable {
             if let final = record.generations.last(where: { $0.state == .pending })
                 ?? record.generations.last(where: { $0.state == .active })
             {
-                diffChannel(intent, final: final, from: from, to: to, index: index, input: input,
-                            work: &result.work, context: &result.context, plan: &result.plan)
+                diffChannel(
+                    intent, final: final, from: from, to: to, index: index, input: input,
+                    work: &result.work, context: &result.context, plan: &result.plan)
             }
             let step = step(
                 of: record, live: true, busy: result.context.operations > operationsBefore,
@@ -245,8 +252,10 @@ public struct FleetPlanner: Sendable {
         var stalePass = false
     }
 
-    private func finish(_ record: ChannelRecord, step: ChannelStep, changed: Bool, input: PlanningInput,
-                        plan: inout PassPlan) {
+    private func finish(
+        _ record: ChannelRecord, step: ChannelStep, changed: Bool, input: PlanningInput,
+        plan: inout PassPlan
+    ) {
         plan.stepCounts[step, default: 0] += 1
         guard !record.generations.isEmpty else { return }
         if record.step != step.rawValue {
@@ -264,8 +273,10 @@ public struct FleetPlanner: Sendable {
     /// Moves generations along from what the kernels show: a pinned pending generation becomes
     /// active (the switch), a tampered one is burned, one gone from both nodes is retired; and
     /// asks for a new generation where the channel needs one. Returns whether the record changed.
-    private func advanceGenerations(_ record: inout ChannelRecord, intent: ChannelIntent?, from: Int, to: Int,
-                                    index: FleetIndex, input: PlanningInput, plan: inout PassPlan) -> Bool {
+    private func advanceGenerations(
+        _ record: inout ChannelRecord, intent: ChannelIntent?, from: Int, to: Int,
+        index: FleetIndex, input: PlanningInput, plan: inout PassPlan
+    ) -> Bool {
         let id = record.id
         let senderObserved = index.isObserved(from)
         let receiverObserved = index.isObserved(to)
@@ -282,7 +293,8 @@ public struct FleetPlanner: Sendable {
                 let onSender = index.sa(saID, on: from)
                 let onReceiver = index.sa(saID, on: to)
                 let expected = securityAssociation(generation, reqid: input.reqid)
-                let tampered = onSender.map { !$0.hasSameConfiguration(as: expected) } ?? false
+                let tampered =
+                    onSender.map { !$0.hasSameConfiguration(as: expected) } ?? false
                     || onReceiver.map { !$0.hasSameConfiguration(as: expected) } ?? false
                 if generation.state == .active { activeHeld = (onSender, onReceiver) }
                 if tampered || intent == nil {
@@ -328,10 +340,11 @@ public struct FleetPlanner: Sendable {
         guard let intent else { return changed }
         if !senderObserved || !receiverObserved {
             let missing = [id.from, id.to].filter { input.observations[$0] == nil }
-            plan.blocked.append(BlockedChannel(
-                channel: id,
-                reason: missing.map { "node \($0) did not answer: \(input.unreachable[$0] ?? "unreachable")" }
-                    .joined(separator: "; ")))
+            plan.blocked.append(
+                BlockedChannel(
+                    channel: id,
+                    reason: missing.map { "node \($0) did not answer: \(input.unreachable[$0] ?? "unreachable")" }
+                        .joined(separator: "; ")))
             return changed
         }
         guard !record.generations.contains(where: { $0.state == .pending }) else { return changed }
@@ -339,19 +352,22 @@ public struct FleetPlanner: Sendable {
             let avoiding = Set(
                 (input.observations[id.to]?.foreignSPIs ?? []).filter { $0.destination == intent.destination }
                     .map(\.spi))
-            plan.generationRequests.append(GenerationNeed(
-                request: GenerationRequest(
-                    channel: id, cipher: intent.cipher, source: intent.source, destination: intent.destination,
-                    avoiding: avoiding),
-                reason: reason))
+            plan.generationRequests.append(
+                GenerationNeed(
+                    request: GenerationRequest(
+                        channel: id, cipher: intent.cipher, source: intent.source, destination: intent.destination,
+                        avoiding: avoiding),
+                    reason: reason))
         }
         return changed
     }
 
     /// Why the channel needs a new generation now, or nil when its active one is good.
-    private func rekeyReason(_ record: ChannelRecord, intent: ChannelIntent,
-                             held: (sender: SecurityAssociation?, receiver: SecurityAssociation?),
-                             input: PlanningInput) -> GenerationNeed.Reason? {
+    private func rekeyReason(
+        _ record: ChannelRecord, intent: ChannelIntent,
+        held: (sender: SecurityAssociation?, receiver: SecurityAssociation?),
+        input: PlanningInput
+    ) -> GenerationNeed.Reason? {
         guard let active = record.generations.last(where: { $0.state == .active }) else { return .new }
         if active.source != intent.source || active.destination != intent.destination { return .readdressed }
         if active.cipher != intent.cipher { return .cipherChanged }
@@ -365,9 +381,11 @@ public struct FleetPlanner: Sendable {
     // MARK: - Diff
 
     /// Claims the channel's objects on its two nodes and stages whatever is missing or differs.
-    private func diffChannel(_ intent: ChannelIntent, final: Generation, from: Int, to: Int, index: FleetIndex,
-                             input: PlanningInput, work: inout [NodeWork], context: inout Context,
-                             plan: inout PassPlan) {
+    private func diffChannel(
+        _ intent: ChannelIntent, final: Generation, from: Int, to: Int, index: FleetIndex,
+        input: PlanningInput, work: inout [NodeWork], context: inout Context,
+        plan: inout PassPlan
+    ) {
         let expected = securityAssociation(final, reqid: input.reqid)
         let saID = expected.identifier
         func claimOrAdd(on node: Int) {
@@ -375,12 +393,14 @@ public struct FleetPlanner: Sendable {
             if let position = index.saPosition(saID, on: node) {
                 work[node].claimedSAs[position] = true
                 if index.holdsDifferent(saID, expected, on: node) {
-                    stage(.deleteSA(saID), on: node, index: index, input: input, work: &work, context: &context,
-                          plan: &plan, channel: intent.id)
+                    stage(
+                        .deleteSA(saID), on: node, index: index, input: input, work: &work, context: &context,
+                        plan: &plan, channel: intent.id)
                 }
             } else {
-                stage(.addSA(expected), on: node, index: index, input: input, work: &work, context: &context,
-                      plan: &plan, generation: final, channel: intent.id)
+                stage(
+                    .addSA(expected), on: node, index: index, input: input, work: &work, context: &context,
+                    plan: &plan, generation: final, channel: intent.id)
             }
         }
         claimOrAdd(on: to)
@@ -390,20 +410,24 @@ public struct FleetPlanner: Sendable {
             if let position = index.policyPosition(policy.identifier, on: node) {
                 work[node].claimedPolicies[position] = true
                 if !index.policy(at: position, on: node).hasSameConfiguration(as: policy) {
-                    stage(.updatePolicy(policy), on: node, index: index, input: input, work: &work, context: &context,
-                          plan: &plan, channel: intent.id)
+                    stage(
+                        .updatePolicy(policy), on: node, index: index, input: input, work: &work, context: &context,
+                        plan: &plan, channel: intent.id)
                 }
             } else {
-                stage(.addPolicy(policy), on: node, index: index, input: input, work: &work, context: &context,
-                      plan: &plan, channel: intent.id)
+                stage(
+                    .addPolicy(policy), on: node, index: index, input: input, work: &work, context: &context,
+                    plan: &plan, channel: intent.id)
             }
         }
         for traffic in intent.traffic {
             let selector = PolicySelector(
-                source: IPPrefix(host: intent.source), destination: IPPrefix(host: intent.destination), traffic: traffic)
+                source: IPPrefix(host: intent.source), destination: IPPrefix(host: intent.destination), traffic: traffic
+            )
             let outbound = SecurityPolicy(
                 selector: selector, direction: .outbound, priority: input.priority,
-                template: PolicyTemplate(family: intent.id.family, spi: final.spi, reqid: input.reqid, isOptional: false))
+                template: PolicyTemplate(
+                    family: intent.id.family, spi: final.spi, reqid: input.reqid, isOptional: false))
             let inbound = SecurityPolicy(
                 selector: selector, direction: .inbound, priority: input.priority,
                 template: PolicyTemplate(
@@ -418,9 +442,11 @@ public struct FleetPlanner: Sendable {
 
     /// Decides whether an operation of the diff may go now, in another form, or not yet, and
     /// files it in the node's work in its diff category.
-    private func stage(_ operation: KernelOperation, on node: Int, index: FleetIndex, input: PlanningInput,
-                       work: inout [NodeWork], context: inout Context, plan: inout PassPlan,
-                       generation: Generation? = nil, channel known: ChannelID? = nil) {
+    private func stage(
+        _ operation: KernelOperation, on node: Int, index: FleetIndex, input: PlanningInput,
+        work: inout [NodeWork], context: inout Context, plan: inout PassPlan,
+        generation: Generation? = nil, channel known: ChannelID? = nil
+    ) {
         guard let staged = gate(operation, on: node, index: index, input: input, plan: &plan, generation: generation)
         else { return }
         let channel = known ?? channel(of: staged, index: index)
@@ -435,8 +461,10 @@ public struct FleetPlanner: Sendable {
         }
     }
 
-    private func gate(_ operation: KernelOperation, on node: Int, index: FleetIndex, input: PlanningInput,
-                      plan: inout PassPlan, generation known: Generation?) -> KernelOperation? {
+    private func gate(
+        _ operation: KernelOperation, on node: Int, index: FleetIndex, input: PlanningInput,
+        plan: inout PassPlan, generation known: Generation?
+    ) -> KernelOperation? {
         switch operation {
         case .addSA(let sa):
             // Only a pending generation is ever installed; an active one that went missing is burned.
@@ -492,7 +520,8 @@ public struct FleetPlanner: Sendable {
                 case .gone: return operation
                 case .unreachable: return nil
                 case .observed(let receiver):
-                    let inbound = index.policy(PolicyIdentifier(selector: id.selector, direction: .inbound), on: receiver)
+                    let inbound = index.policy(
+                        PolicyIdentifier(selector: id.selector, direction: .inbound), on: receiver)
                     return inbound == nil || inbound?.template.isOptional == true ? operation : nil
                 }
             case .forward:

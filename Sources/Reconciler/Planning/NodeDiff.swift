@@ -10,8 +10,10 @@ import MeshwardCore
 public enum NodeDiff {
     /// One entry per object that differs, in a stable order: SAs to add, policies to add or
     /// replace, policies to delete, SAs to delete.
-    public static func operations(observed: NodeObservation, desiredSAs: [SecurityAssociation],
-                                  desiredPolicies: [SecurityPolicy]) -> [KernelOperation] {
+    public static func operations(
+        observed: NodeObservation, desiredSAs: [SecurityAssociation],
+        desiredPolicies: [SecurityPolicy]
+    ) -> [KernelOperation] {
         var observedSAs: [SAIdentifier: SecurityAssociation] = [:]
         for sa in observed.securityAssociations { observedSAs[sa.identifier] = sa }
         var observedPolicies: [PolicyIdentifier: SecurityPolicy] = [:]

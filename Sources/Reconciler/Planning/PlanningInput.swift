@@ -29,10 +29,12 @@ public struct PlanningInput: Sendable {
     /// The time of this pass.
     public var now: Date
 
-    public init(intent: FleetIntent, channels: [ChannelID: ChannelRecord], observations: [String: NodeObservation],
-                unreachable: [String: String] = [:], knownNodes: Set<String>, rekeyRequests: [ChannelID: Date] = [:],
-                reqid: Reqid, defaultDrain: Duration = .seconds(5), priority: UInt32 = SecurityPolicy.defaultPriority,
-                now: Date) {
+    public init(
+        intent: FleetIntent, channels: [ChannelID: ChannelRecord], observations: [String: NodeObservation],
+        unreachable: [String: String] = [:], knownNodes: Set<String>, rekeyRequests: [ChannelID: Date] = [:],
+        reqid: Reqid, defaultDrain: Duration = .seconds(5), priority: UInt32 = SecurityPolicy.defaultPriority,
+        now: Date
+    ) {
         self.intent = intent
         self.channels = channels
         self.observations = observations

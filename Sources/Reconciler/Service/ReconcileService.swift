@@ -18,9 +18,11 @@ public struct ReconcileService: Service {
     private let logger: Logger
     private let onCycle: @Sendable (Result<ApplyDocument, any Error>) async -> Void
 
-    public init(controller: MeshwardController, specPaths: [String], interval: Duration, once: Bool,
-                reload: ReloadTrigger, logger: Logger,
-                onCycle: @escaping @Sendable (Result<ApplyDocument, any Error>) async -> Void = { _ in }) {
+    public init(
+        controller: MeshwardController, specPaths: [String], interval: Duration, once: Bool,
+        reload: ReloadTrigger, logger: Logger,
+        onCycle: @escaping @Sendable (Result<ApplyDocument, any Error>) async -> Void = { _ in }
+    ) {
         self.controller = controller
         self.specPaths = specPaths
         self.interval = interval
@@ -43,15 +45,18 @@ public struct ReconcileService: Service {
                     lastGood = intent
                 } catch {
                     guard let lastGood, !once else { throw error }
-                    logger.error("the spec does not validate; keeping the last good one", metadata: ["error": "\(error)"])
+                    logger.error(
+                        "the spec does not validate; keeping the last good one", metadata: ["error": "\(error)"])
                     intent = lastGood
                 }
                 let document = try await controller.apply(
                     intent, source: specPaths.joined(separator: " "), waitForDrain: false)
                 logger.notice(
                     "cycle done",
-                    metadata: ["outcome": "\(document.outcome)", "operations": "\(document.operations)",
-                               "passes": "\(document.passes)"])
+                    metadata: [
+                        "outcome": "\(document.outcome)", "operations": "\(document.operations)",
+                        "passes": "\(document.passes)",
+                    ])
                 result = .success(document)
                 consecutiveFailures = 0
             } catch {
@@ -68,7 +73,8 @@ public struct ReconcileService: Service {
                 case .success: return
                 }
             }
-            let wait = consecutiveFailures == 0
+            let wait =
+                consecutiveFailures == 0
                 ? interval : min(interval, .seconds(1 << min(consecutiveFailures - 1, 16)))
             await waitForNextCycle(after: wait, fingerprint: fingerprint)
         }

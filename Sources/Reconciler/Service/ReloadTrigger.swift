@@ -11,5 +11,9 @@ public final class ReloadTrigger: Sendable {
     public func fire() { pending.withLock { $0 = true } }
 
     /// True once per `fire()`.
-    func consume() -> Bool { pending.withLock { state in defer { state = false }; return state } }
+    func consume() -> Bool {
+        pending.withLock { state in
+            defer { state = false }; return state
+        }
+    }
 }

@@ -57,7 +57,8 @@ struct FleetSpec: Hashable, CustomStringConvertible {
 
     /// Compiles the spec through `SpecLoader`, failing the test with the diagnostics if it does not validate.
     func compile() throws -> FleetIntent {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-spec-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "meshward-spec-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("fleet.yaml")
@@ -70,7 +71,8 @@ struct FleetSpec: Hashable, CustomStringConvertible {
     }
 
     static func node(_ index: Int, tier: String = "app", ipv6: Bool = true) -> Node {
-        Node(name: "n\(index)", ipv4: "198.18.0.\(10 + index)", ipv6: ipv6 ? "2001:db8::\(10 + index)" : nil, tier: tier)
+        Node(
+            name: "n\(index)", ipv4: "198.18.0.\(10 + index)", ipv6: ipv6 ? "2001:db8::\(10 + index)" : nil, tier: tier)
     }
 }
 

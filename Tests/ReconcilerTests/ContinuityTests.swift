@@ -36,6 +36,15 @@ struct ContinuityTests {
             harness.clock.advance(by: 25 * 3600)
             return [:]
         },
+        Change(name: "a channel's packet counter passes rekey.packets") { spec, harness in
+            spec.rekeyPackets = 50
+            for _ in 0..<60 {
+                _ = harness.fleet.send(
+                    from: "n2", to: IPAddress("198.18.0.13")!, transport: .udp, sourcePort: 40_000,
+                    destinationPort: 4_000)
+            }
+            return [:]
+        },
         Change(name: "a node joins") { spec, _ in
             spec.nodes.append(FleetSpec.node(4, tier: "web"))
             spec.flows.append(.init(name: "web2-app", from: "n4", to: "n2", ports: ["tcp/8080"], cipher: nil))
@@ -83,8 +92,16 @@ struct ContinuityTests {
         try await harness.converge(try spec.compile())
         let requests = change.apply(&spec, harness)
         let intent = try spec.compile()
+        let before = harness.records
         let passes = try await harness.converge(intent, rekeyRequests: requests)
         #expect(harness.violations == [], "\(change.name)")
+        if change.name.contains("rekey.packets") {
+            let rotated = harness.records.filter { id, record in
+                record.generations.last { $0.state == .active }?.number != before[id]?.generations
+                    .last { $0.state == .active }?.number
+            }
+            #expect(rotated.keys.map(\.description) == ["n2->n3/ipv4"], "only the busy channel rotates")
+        }
         try harness.assertConverged(intent)
         #expect(passes <= ConvergenceBound.passesPerChange, "\(change.name) took \(passes) passes")
         #expect(harness.checkedOperations > 0 || change.name == "nothing")

@@ -26,12 +26,14 @@ struct FleetSpec: Hashable, CustomStringConvertible {
     var enforcement = "required"
     var rekeyEvery = "24h"
     var drain = "5s"
+    var rekeyPackets: Int?
 
     var yaml: String {
         var lines = [
             "version: 1", "cluster: test", "defaults:", "  cipher: \(cipher)", "  rekey:", "    every: \(rekeyEvery)",
             "  drain: \(drain)", "  enforcement: \(enforcement)", "  endpoint: sim", "nodes:",
         ]
+        if let rekeyPackets { lines.insert("    packets: \(rekeyPackets)", at: 6) }
         for node in nodes {
             let addresses = [node.ipv4, node.ipv6].compactMap { $0 }.map { "\"\($0)\"" }.joined(separator: ", ")
             lines.append("  - name: \(node.name)")

@@ -3,10 +3,13 @@ import Yams
 /// Bounds the work a spec file can cause before and after Yams composes it.
 ///
 /// Before composing, a lexical scan refuses nesting deeper than `maximumDepth` (Yams composes
-/// recursively) and aliases used as mapping keys (Yams hashes keys whole, so an alias to an
-/// expanded structure would cost exponential time). After composing, `checkExpansion` walks the
-/// tree as the parser will see it, aliases expanded, and stops at `nodeBudget` nodes: a
-/// "billion laughs" document is refused with a located error in bounded time and memory.
+/// recursively) and any key that is not a scalar: aliases, lists and mappings used as keys, and
+/// explicit `? ` keys. Yams hashes every key whole to find duplicates, so a key holding an alias
+/// to an expanded structure would cost exponential time. After composing, `checkExpansion` walks
+/// the tree as the parser will see it, aliases expanded, and stops at `nodeBudget` nodes or at a
+/// nesting deeper than `maximumDepth` (block collections nested by indentation, which the scan
+/// does not count): a "billion laughs" document is refused with a located error in bounded time
+/// and memory.
 enum YAMLGuard {
     /// The largest spec file read, in bytes.
     static let maximumFileSize = 16 << 20
@@ -25,8 +28,12 @@ enum YAMLGuard {
         var line = 1
         var column = 0
         var flowDepth = 0
+        // Where each open flow collection started, innermost last (at most `maximumDepth + 1`).
+        var flowStarts: [(line: Int, column: Int)] = []
         var dashRun = 0
         var atLineStart = true
+        // The last byte on this line that is not a space, outside quotes and comments.
+        var lastSignificant: UInt8 = 0x0A
         var quote: UInt8? = nil
         var inComment = false
         var previous: UInt8 = 0x0A
@@ -46,6 +53,7 @@ enum YAMLGuard {
                 column = 0
                 inComment = false
                 atLineStart = true
+                lastSignificant = 0x0A
                 dashRun = 0
                 continue
             }
@@ -72,16 +80,24 @@ enum YAMLGuard {
                 quote = byte
             } else if byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{"), tokenStart {
                 flowDepth += 1
+                flowStarts.append((line, column))
             } else if byte == UInt8(ascii: "]") || byte == UInt8(ascii: "}") {
                 flowDepth = max(0, flowDepth - 1)
-            } else if byte == UInt8(ascii: "-"), atLineStart, isSpace(next) {
-                dashRun += 1
-            } else if byte == UInt8(ascii: "?"), tokenStart, isSpace(next) {
+                let start = flowStarts.popLast() ?? (line, column)
                 var probe = index + 1
                 while probe < bytes.count - 1, bytes[probe] == 0x20 || bytes[probe] == 0x09 { probe += 1 }
-                if bytes[probe] == UInt8(ascii: "*") {
-                    return Refusal(line: line, column: column, message: aliasKeyMessage)
+                if bytes[probe] == UInt8(ascii: ":"), flowDepth > 0 || isSpace(bytes[probe + 1]) {
+                    return Refusal(line: start.line, column: start.column, message: collectionKeyMessage)
                 }
+            } else if byte == UInt8(ascii: "-"), atLineStart, isSpace(next) {
+                dashRun += 1
+            } else if byte == UInt8(ascii: "?"), isSpace(next),
+                atLineStart || (flowDepth > 0 && isFlowEntryStart(lastSignificant))
+            {
+                var probe = index + 1
+                while probe < bytes.count - 1, bytes[probe] == 0x20 || bytes[probe] == 0x09 { probe += 1 }
+                let message = bytes[probe] == UInt8(ascii: "*") ? aliasKeyMessage : explicitKeyMessage
+                return Refusal(line: line, column: column, message: message)
             } else if byte == UInt8(ascii: "*"), tokenStart {
                 var probe = index + 1
                 while probe < bytes.count - 1, !isSpace(bytes[probe]), !isFlowIndicator(bytes[probe]) { probe += 1 }
@@ -91,16 +107,28 @@ enum YAMLGuard {
                 }
             }
             if !isSpace(byte), !(byte == UInt8(ascii: "-") && atLineStart) { atLineStart = false }
+            if !isSpace(byte) { lastSignificant = byte }
             if flowDepth + dashRun > maximumDepth {
-                return Refusal(line: line, column: column,
-                               message: "collections are nested more than \(maximumDepth) levels deep; "
-                                   + "a spec needs only a few levels")
+                return Refusal(line: line, column: column, message: depthMessage)
             }
         }
         return nil
     }
 
     private static let aliasKeyMessage = "an alias may not be used as a mapping key; write the key out"
+    private static let collectionKeyMessage =
+        "a list or mapping may not be used as a mapping key; a key is a plain name such as 'nodes'"
+    private static let explicitKeyMessage =
+        "explicit mapping keys ('? ') are not supported; write 'key: value' with a plain key"
+
+    /// The message for a nesting deeper than `maximumDepth`.
+    static let depthMessage =
+        "collections are nested more than \(maximumDepth) levels deep; a spec needs only a few levels"
+
+    /// True for the bytes after which, inside a flow collection, a new entry (or key) starts.
+    private static func isFlowEntryStart(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{") || byte == UInt8(ascii: ",") || byte == 0x0A
+    }
 
     private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
 
@@ -112,30 +140,38 @@ enum YAMLGuard {
     /// The number of nodes a document of `byteCount` bytes may expand to through aliases.
     static func nodeBudget(byteCount: Int) -> Int { max(1_000_000, 4 * byteCount) }
 
-    /// Walks `root` with aliases expanded; a refusal at the node where the budget ran out.
+    /// Walks `root` with aliases expanded; a refusal at the node where the budget ran out or
+    /// where the nesting went deeper than `maximumDepth`.
     static func checkExpansion(_ root: Node, budget: Int) -> Refusal? {
         var remaining = budget
-        var stoppedAt: Mark?
-        func visit(_ node: Node) -> Bool {
+        var refusal: Refusal?
+        func refuse(_ node: Node, _ message: String) -> Bool {
+            refusal = Refusal(line: node.mark?.line ?? 1, column: node.mark?.column ?? 1, message: message)
+            return false
+        }
+        func visit(_ node: Node, depth: Int) -> Bool {
             remaining -= 1
             guard remaining >= 0 else {
-                stoppedAt = node.mark
-                return false
+                return refuse(
+                    node,
+                    "the document expands to more than \(budget) nodes through aliases; "
+                        + "refusing to read it (write the repeated parts out, or split the spec)")
             }
             switch node {
             case .scalar, .alias:
                 return true
             case .sequence(let sequence):
-                for child in sequence where !visit(child) { return false }
+                guard depth < maximumDepth else { return refuse(node, depthMessage) }
+                for child in sequence where !visit(child, depth: depth + 1) { return false }
                 return true
             case .mapping(let mapping):
-                for (key, value) in mapping where !visit(key) || !visit(value) { return false }
+                guard depth < maximumDepth else { return refuse(node, depthMessage) }
+                for (key, value) in mapping where !visit(key, depth: depth + 1) || !visit(value, depth: depth + 1) {
+                    return false
+                }
                 return true
             }
         }
-        if visit(root) { return nil }
-        return Refusal(line: stoppedAt?.line ?? 1, column: stoppedAt?.column ?? 1,
-                       message: "the document expands to more than \(budget) nodes through aliases; "
-                           + "refusing to read it (write the repeated parts out, or split the spec)")
+        return visit(root, depth: 0) ? nil : refusal
     }
 }

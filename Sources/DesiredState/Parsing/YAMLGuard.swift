@@ -72,7 +72,8 @@ enum YAMLGuard {
                 }
                 continue
             }
-            let tokenStart = isSpace(previous) || previous == UInt8(ascii: "[") || previous == UInt8(ascii: "{")
+            let tokenStart =
+                isSpace(previous) || previous == UInt8(ascii: "[") || previous == UInt8(ascii: "{")
                 || previous == UInt8(ascii: ",")
             if byte == UInt8(ascii: "#"), isSpace(previous) {
                 inComment = true
@@ -140,38 +141,64 @@ enum YAMLGuard {
     /// The number of nodes a document of `byteCount` bytes may expand to through aliases.
     static func nodeBudget(byteCount: Int) -> Int { max(1_000_000, 4 * byteCount) }
 
-    /// Walks `root` with aliases expanded; a refusal at the node where the budget ran out or
-    /// where the nesting went deeper than `maximumDepth`.
+    /// Counts the nodes of `root` with aliases expanded, and its depth; a refusal at the node
+    /// where the budget ran out or where the nesting went deeper than `maximumDepth`.
+    ///
+    /// An alias repeats the node it names, which Yams shares rather than copies. The size and
+    /// height of each collection walked are remembered by where it was written, so a repeated
+    /// node is counted without being walked again: the work is linear in the document, however
+    /// far its aliases expand.
     static func checkExpansion(_ root: Node, budget: Int) -> Refusal? {
-        var remaining = budget
-        var refusal: Refusal?
-        func refuse(_ node: Node, _ message: String) -> Bool {
-            refusal = Refusal(line: node.mark?.line ?? 1, column: node.mark?.column ?? 1, message: message)
-            return false
+        struct Place: Hashable {
+            let line: Int
+            let column: Int
+            let isMapping: Bool
         }
-        func visit(_ node: Node, depth: Int) -> Bool {
-            remaining -= 1
-            guard remaining >= 0 else {
-                return refuse(
-                    node,
-                    "the document expands to more than \(budget) nodes through aliases; "
-                        + "refusing to read it (write the repeated parts out, or split the spec)")
-            }
+        var remaining = budget
+        var walked: [Place: (size: Int, height: Int)] = [:]
+        var refusal: Refusal?
+        func refuse(_ node: Node, _ message: String) -> Int? {
+            refusal = Refusal(line: node.mark?.line ?? 1, column: node.mark?.column ?? 1, message: message)
+            return nil
+        }
+        func budgetMessage() -> String {
+            "the document expands to more than \(budget) nodes through aliases; "
+                + "refusing to read it (write the repeated parts out, or split the spec)"
+        }
+        // The height of `node` (1 for a scalar), or nil once refused.
+        func visit(_ node: Node, depth: Int) -> Int? {
+            let children: [Node]
+            let isMapping: Bool
             switch node {
             case .scalar, .alias:
-                return true
+                remaining -= 1
+                return remaining >= 0 ? 1 : refuse(node, budgetMessage())
             case .sequence(let sequence):
-                guard depth < maximumDepth else { return refuse(node, depthMessage) }
-                for child in sequence where !visit(child, depth: depth + 1) { return false }
-                return true
+                children = Array(sequence)
+                isMapping = false
             case .mapping(let mapping):
-                guard depth < maximumDepth else { return refuse(node, depthMessage) }
-                for (key, value) in mapping where !visit(key, depth: depth + 1) || !visit(value, depth: depth + 1) {
-                    return false
-                }
-                return true
+                children = mapping.flatMap { [$0.key, $0.value] }
+                isMapping = true
             }
+            guard depth < maximumDepth else { return refuse(node, depthMessage) }
+            let place = node.mark.map { Place(line: $0.line, column: $0.column, isMapping: isMapping) }
+            if let place, let known = walked[place] {
+                remaining -= known.size
+                guard remaining >= 0 else { return refuse(node, budgetMessage()) }
+                guard depth + known.height <= maximumDepth else { return refuse(node, depthMessage) }
+                return known.height
+            }
+            let before = remaining
+            remaining -= 1
+            guard remaining >= 0 else { return refuse(node, budgetMessage()) }
+            var height = 1
+            for child in children {
+                guard let childHeight = visit(child, depth: depth + 1) else { return nil }
+                height = max(height, childHeight + 1)
+            }
+            if let place { walked[place] = (before - remaining, height) }
+            return height
         }
-        return visit(root, depth: 0) ? nil : refusal
+        return visit(root, depth: 0) == nil ? refusal : nil
     }
 }

@@ -167,6 +167,10 @@ public struct SpecLoader: Sendable {
         case .scanner(let context, let problem, let mark, _),
              .parser(let context, let problem, let mark, _),
              .composer(let context, let problem, let mark, _):
+            if problem.hasPrefix("Maximum nesting level") {
+                // libyaml's own limit, reached before the composed tree can be checked.
+                return (at(mark), YAMLGuard.depthMessage)
+            }
             return (at(mark), withContext(problem, context))
         case .duplicatedKeysInMapping(let duplicates, let context):
             let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")

@@ -163,7 +163,7 @@ struct DiagnosticTests {
         DiagnosticCase("labels not a mapping", header + "nodes:\n  - name: a\n    addresses: [198.18.0.1]\n    labels: [web]\n",
                        [("spec.yaml:6:13:", "'labels' of node 'a' must be a mapping, found a list")]),
         DiagnosticCase("label key not a string", header + "nodes:\n  - name: a\n    addresses: [198.18.0.1]\n    labels: { [x]: y }\n",
-                       [("spec.yaml:6:15:", "keys in 'labels' of node 'a' must be strings, found a list")]),
+                       [("spec.yaml:6:15:", "a list or mapping may not be used as a mapping key")]),
         DiagnosticCase("duplicate node name", twoNodes + "  - name: a\n    addresses: [198.18.0.3]\n",
                        [("spec.yaml:10:11:", "duplicate node name 'a'; it is first defined at spec.yaml:4:11")]),
         DiagnosticCase("duplicate address", twoNodes + "  - name: c\n    addresses: [198.18.0.2]\n",

@@ -374,8 +374,12 @@ struct SpecFileParser {
     }
 
     private mutating func integer(_ node: Node, what: String) -> Int? {
-        guard case .scalar = node, node.tagName == .int, let value = node.int else {
+        guard case .scalar(let scalar) = node, node.tagName == .int else {
             log.error("\(what) must be an integer, found \(describe(node))", at: location(node))
+            return nil
+        }
+        guard let value = node.int else {
+            log.error("\(what) is out of range, found \(scalar.string)", at: location(node))
             return nil
         }
         return value

@@ -1,0 +1,179 @@
+import Foundation
+import Logging
+import MeshwardCore
+import Store
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Keys never leave the sealed store: not in any output, log line or file of the state directory,
+/// and the state directory itself is private.
+@Suite("Secrets", .serialized)
+struct SecretsTests {
+    /// Everything a command printed, labelled by the command.
+    struct Capture {
+        let label: String
+        let bytes: Data
+    }
+
+    @Test("no key appears in any output, log or state file, through apply, rekey, plan, status and history")
+    func keysNeverLeak() throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let spec = MeshwardCLI.example("three-tier.yaml")
+        let trace = ["MESHWARD_LOG_LEVEL": "trace"]
+        var captures: [Capture] = []
+        func run(_ arguments: [String]) throws -> MeshwardCLI.Result {
+            let result = try cli.run(arguments, environment: trace)
+            let label = arguments.joined(separator: " ")
+            captures.append(Capture(label: label + " (stdout)", bytes: Data(result.output.utf8)))
+            captures.append(Capture(label: label + " (stderr)", bytes: Data(result.error.utf8)))
+            return result
+        }
+
+        for output in ["text", "json"] {
+            #expect(try run(["plan", spec, "--detailed-exitcode", "--output", output, "--verbose"]).status == 2)
+        }
+        #expect(try run(["apply", spec, "--verbose"]).status == 0)
+        var keys = try storedKeys(cli)
+        #expect(try run(["rekey", spec, "--all", "--output", "json", "--verbose"]).status == 0)
+        keys.formUnion(try storedKeys(cli))
+        for output in ["text", "json"] {
+            for command in [["plan", spec], ["status"], ["history"], ["validate", spec]] {
+                let result = try run(command + ["--output", output, "--verbose"])
+                #expect(result.status == 0, "\(command) --output \(output): \(result.error)")
+            }
+            let rekey = ["rekey", spec, "--channel", "web-1:app-1", "--no-wait", "--output", output, "--verbose"]
+            #expect(try run(rekey).status == 0)
+        }
+        keys.formUnion(try storedKeys(cli))
+
+        // 48 channels keyed by apply and again by rekey --all, and more for web-1 to app-1.
+        #expect(keys.count >= 96, "too few keys found to make the search meaningful")
+        #expect(captures.contains { $0.label.hasPrefix("apply") && $0.bytes.count > 1_000 }, "trace logs missing")
+        let files = try stateFiles(cli)
+        #expect(files.keys.contains("state.sqlite") && files.keys.contains("simulated-fleet.json"))
+
+        let masterKey = try #require(files["master.key"])
+        #expect(masterKey.count == 32)
+        let outputs = captures.map { ("the output of \($0.label)", $0.bytes) }
+        let stateFiles = files.map { ($0.key, $0.value) }
+        for finding in Self.findings(of: [UInt8](masterKey), in: outputs + stateFiles.filter { $0.0 != "master.key" }) {
+            Issue.record("the master key appears as \(finding)")
+        }
+        for key in keys {
+            for finding in Self.findings(of: key, in: outputs + stateFiles) {
+                Issue.record("a key appears as \(finding)")
+            }
+        }
+    }
+
+    @Test("the search finds a planted key in each encoding, so the leak test can fail")
+    func searchFindsPlantedKeys() throws {
+        let key = try KeyMaterial.random(count: 36).bytes
+        let forms = Self.encodings(of: key)
+        #expect(forms.count == 6)
+        for (form, bytes) in forms {
+            var planted = Data("key=".utf8)
+            planted.append(bytes)
+            planted.append(Data(" end\n".utf8))
+            let findings = Self.findings(of: key, in: [("clean", Data("nothing here\n".utf8)), ("planted", planted)])
+            #expect(findings.contains("\(form) in planted"), "\(form): \(findings)")
+            #expect(!findings.contains { $0.hasSuffix("in clean") })
+        }
+    }
+
+    @Test("the master key and the database are 0600 in a 0700 directory")
+    func stateFilesArePrivate() throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        #expect(try cli.run("apply", MeshwardCLI.example("minimal.yaml")).status == 0)
+        let directory = cli.stateDirectory.path
+        #expect(try Self.permissions(directory) == 0o700)
+        for name in ["master.key", "state.sqlite", "state.sqlite-wal", "state.sqlite-shm", "simulated-fleet.json"] {
+            let path = directory + "/" + name
+            guard FileManager.default.fileExists(atPath: path) else {
+                #expect(!["master.key", "state.sqlite"].contains(name), "\(name) is missing")
+                continue
+            }
+            #expect(try Self.permissions(path) == 0o600, "\(name)")
+        }
+    }
+
+    @Test("a state directory or key file that others can read is refused, with the chmod that fixes it")
+    func loosePermissionsRefused() throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let spec = MeshwardCLI.example("minimal.yaml")
+        #expect(try cli.run("apply", spec).status == 0)
+        let directory = cli.stateDirectory.path
+
+        for (path, mode, fix) in [
+            (directory, mode_t(0o750), "chmod 700 \(directory)"),
+            (directory, mode_t(0o705), "chmod 700 \(directory)"),
+            (directory + "/master.key", mode_t(0o644), "chmod 600 \(directory)/master.key"),
+            (directory + "/state.sqlite", mode_t(0o640), "chmod 600 \(directory)/state.sqlite"),
+        ] {
+            let original = try Self.permissions(path)
+            #expect(chmod(path, mode) == 0)
+            for command in [["status"], ["apply", spec]] {
+                let result = try cli.run(command)
+                #expect(result.status == 1, "\(command) with \(path) at \(String(mode, radix: 8))")
+                #expect(result.error.contains(fix), "\(command): \(result.error)")
+                #expect(result.error.contains("lets other users read or change it"), "\(result.error)")
+            }
+            #expect(try Self.permissions(path) == mode, "the refusal repaired the mode instead of reporting it")
+            #expect(chmod(path, original) == 0)
+        }
+        #expect(try cli.run("status").status == 0, "the state directory does not work again once fixed")
+    }
+
+    // MARK: Helpers
+
+    /// Every key of every generation the store holds.
+    private func storedKeys(_ cli: MeshwardCLI) throws -> Set<[UInt8]> {
+        let store = try StateStore.open(
+            directory: cli.stateDirectory.path,
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let generations = try store.loadChannels().values.flatMap(\.generations)
+        return Set(generations.map(\.key.bytes))
+    }
+
+    /// Every file of the state directory, by name, read before the store is opened again.
+    private func stateFiles(_ cli: MeshwardCLI) throws -> [String: Data] {
+        let directory = cli.stateDirectory.path
+        var files: [String: Data] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory) {
+            files[name] = try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name))
+        }
+        return files
+    }
+
+    /// `<encoding> in <source>` for every encoding of `key` found in one of `sources`.
+    static func findings(of key: [UInt8], in sources: [(String, Data)]) -> [String] {
+        let forms = encodings(of: key)
+        return sources.flatMap { name, contents in
+            forms.filter { contents.range(of: $0.1) != nil }.map { "\($0.0) in \(name)" }
+        }
+    }
+
+    /// The ways a key could be written out: raw, hex in both cases, and base64 in its variants.
+    static func encodings(of key: [UInt8]) -> [(String, Data)] {
+        let hex = key.map { String(format: "%02x", $0) }.joined()
+        let base64 = Data(key).base64EncodedString()
+        let unpadded = base64.trimmingCharacters(in: CharacterSet(charactersIn: "="))
+        let url = unpadded.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        return [
+            ("raw bytes", Data(key)), ("lowercase hex", Data(hex.utf8)), ("uppercase hex", Data(hex.uppercased().utf8)),
+            ("base64", Data(base64.utf8)), ("unpadded base64", Data(unpadded.utf8)), ("base64url", Data(url.utf8)),
+        ]
+    }
+
+    static func permissions(_ path: String) throws -> mode_t {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw CocoaError(.fileReadNoSuchFile) }
+        return info.st_mode & 0o777
+    }
+}

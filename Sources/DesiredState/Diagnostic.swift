@@ -33,8 +33,9 @@ public struct Diagnostic: Sendable, Hashable, Codable, Comparable, CustomStringC
     }
 
     init(_ severity: Severity, at location: SourceLocation, _ message: String) {
-        self.init(severity: severity, file: location.file, line: location.line, column: location.column,
-                  message: message)
+        self.init(
+            severity: severity, file: location.file, line: location.line, column: location.column,
+            message: message)
     }
 
     /// `path:line:column: message`, with `warning: ` before the message of a warning.

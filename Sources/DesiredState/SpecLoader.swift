@@ -21,7 +21,8 @@ public struct SpecLoader: Sendable {
         var log = DiagnosticLog()
         var sources: [(path: String, text: String)] = []
         if paths.isEmpty {
-            log.error("no spec given; name at least one spec file or directory", at: SourceLocation(file: "<command line>"))
+            log.error(
+                "no spec given; name at least one spec file or directory", at: SourceLocation(file: "<command line>"))
         }
         var seen = Set<String>()
         for path in paths {
@@ -35,7 +36,9 @@ public struct SpecLoader: Sendable {
     }
 
     /// Loads a spec from texts already in memory, each named by the path its diagnostics will carry.
-    func load(sources: [(path: String, text: String)], log initialLog: DiagnosticLog = DiagnosticLog())
+    func load(
+        sources: [(path: String, text: String)], log initialLog: DiagnosticLog = DiagnosticLog()
+    )
         -> SpecLoadResult
     {
         var log = initialLog
@@ -71,7 +74,8 @@ public struct SpecLoader: Sendable {
             let ext = String(name[name.index(after: dot)...]).lowercased()
             guard Self.specExtensions.contains(ext) else { return false }
             var isDirectory: ObjCBool = false
-            return FileManager.default.fileExists(atPath: base + name, isDirectory: &isDirectory) && !isDirectory.boolValue
+            return FileManager.default.fileExists(atPath: base + name, isDirectory: &isDirectory)
+                && !isDirectory.boolValue
         }.sorted().map { base + $0 }
         if files.isEmpty {
             log.error("directory has no spec files (*.yaml, *.yml, *.json)", at: SourceLocation(file: path))
@@ -82,9 +86,11 @@ public struct SpecLoader: Sendable {
     private func read(_ path: String, log: inout DiagnosticLog) -> String? {
         let location = SourceLocation(file: path)
         if let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-           let size = attributes[.size] as? NSNumber, size.intValue > YAMLGuard.maximumFileSize {
-            log.error("spec file is \(size.intValue) bytes, over the limit of \(YAMLGuard.maximumFileSize) bytes "
-                + "(16 MiB); split it into several files", at: location)
+            let size = attributes[.size] as? NSNumber, size.intValue > YAMLGuard.maximumFileSize
+        {
+            log.error(
+                "spec file is \(size.intValue) bytes, over the limit of \(YAMLGuard.maximumFileSize) bytes "
+                    + "(16 MiB); split it into several files", at: location)
             return nil
         }
         guard let handle = FileHandle(forReadingAtPath: path) else {
@@ -101,8 +107,9 @@ public struct SpecLoader: Sendable {
             return nil
         }
         if data.count > YAMLGuard.maximumFileSize {
-            log.error("spec file is over the limit of \(YAMLGuard.maximumFileSize) bytes (16 MiB); split it into "
-                + "several files", at: location)
+            log.error(
+                "spec file is over the limit of \(YAMLGuard.maximumFileSize) bytes (16 MiB); split it into "
+                    + "several files", at: location)
             return nil
         }
         guard var text = String(data: data, encoding: .utf8) else {
@@ -118,8 +125,9 @@ public struct SpecLoader: Sendable {
     private func parse(_ text: String, path: String, log: inout DiagnosticLog) -> SpecFile? {
         let start = SourceLocation(file: path)
         if text.utf8.count > YAMLGuard.maximumFileSize {
-            log.error("spec file is over the limit of \(YAMLGuard.maximumFileSize) bytes (16 MiB); split it into "
-                + "several files", at: start)
+            log.error(
+                "spec file is over the limit of \(YAMLGuard.maximumFileSize) bytes (16 MiB); split it into "
+                    + "several files", at: start)
             return nil
         }
         if let refusal = YAMLGuard.scan(text) {
@@ -138,8 +146,9 @@ public struct SpecLoader: Sendable {
             return nil
         }
         guard let root, !Self.isNull(root) else {
-            log.error("spec file is empty; a spec file is a mapping with keys such as 'version', 'cluster', "
-                + "'nodes' and 'flows'", at: start)
+            log.error(
+                "spec file is empty; a spec file is a mapping with keys such as 'version', 'cluster', "
+                    + "'nodes' and 'flows'", at: start)
             return nil
         }
         if let refusal = YAMLGuard.checkExpansion(root, budget: YAMLGuard.nodeBudget(byteCount: text.utf8.count)) {
@@ -161,12 +170,13 @@ public struct SpecLoader: Sendable {
         func at(_ mark: Mark) -> SourceLocation { SourceLocation(file: path, line: mark.line, column: mark.column) }
         func withContext(_ problem: String, _ context: YamlError.Context?) -> String {
             guard let context else { return "not valid YAML: \(problem)" }
-            return "not valid YAML: \(problem) (\(context.text) at line \(context.mark.line), column \(context.mark.column))"
+            return
+                "not valid YAML: \(problem) (\(context.text) at line \(context.mark.line), column \(context.mark.column))"
         }
         switch error {
         case .scanner(let context, let problem, let mark, _),
-             .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
+            .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
             if problem.hasPrefix("Maximum nesting level") {
                 // libyaml's own limit, reached before the composed tree can be checked.
                 return (at(mark), YAMLGuard.depthMessage)

@@ -49,8 +49,9 @@ struct ExampleSpecTests {
         let intent = try #require(SpecLoader().load(paths: [path]).intent)
         #expect(intent.cluster == "shop")
         #expect(Set(intent.channels.map(\.id.family)) == [.ipv4, .ipv6])
-        #expect(intent.nodes.allSatisfy { node in
-            node.addresses.allSatisfy { $0.description.hasPrefix("198.1") || $0.description.hasPrefix("2001:db8:") }
-        })
+        #expect(
+            intent.nodes.allSatisfy { node in
+                node.addresses.allSatisfy { $0.description.hasPrefix("198.1") || $0.description.hasPrefix("2001:db8:") }
+            })
     }
 }

@@ -1,6 +1,7 @@
-@testable import DesiredState
 import Foundation
 import Testing
+
+@testable import DesiredState
 
 @Suite("Loading files and directories")
 struct FileLoadingTests {
@@ -26,15 +27,17 @@ struct FileLoadingTests {
     @Test("a directory without spec files is an error")
     func emptyDirectory() {
         let result = SpecLoader().load(paths: [fixtures + "/no-specs"])
-        #expect(result.diagnostics.map(\.description)
-            == ["\(fixtures)/no-specs:1:1: directory has no spec files (*.yaml, *.yml, *.json)"])
+        #expect(
+            result.diagnostics.map(\.description)
+                == ["\(fixtures)/no-specs:1:1: directory has no spec files (*.yaml, *.yml, *.json)"])
     }
 
     @Test("a missing file is an error naming it")
     func missingFile() {
         let result = SpecLoader().load(paths: ["/nonexistent/meshward.yaml"])
-        #expect(result.diagnostics.map(\.description)
-            == ["/nonexistent/meshward.yaml:1:1: cannot read spec: no such file or directory"])
+        #expect(
+            result.diagnostics.map(\.description)
+                == ["/nonexistent/meshward.yaml:1:1: cannot read spec: no such file or directory"])
     }
 
     @Test("no path at all is an error")
@@ -62,7 +65,10 @@ struct FileLoadingTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("latin1.yaml").path
         try Data([0x63, 0x3A, 0x20, 0xE9, 0xFF, 0x0A]).write(to: URL(fileURLWithPath: path))
-        #expect(SpecLoader().load(paths: [path]).diagnostics.map(\.description) == ["\(path):1:1: spec file is not UTF-8 text"])
+        #expect(
+            SpecLoader().load(paths: [path]).diagnostics.map(\.description) == [
+                "\(path):1:1: spec file is not UTF-8 text"
+            ])
     }
 
     @Test("an unreadable file is an error", .enabled(if: getuid() != 0, "root reads every file"))

@@ -1,5 +1,6 @@
-@testable import DesiredState
 import Testing
+
+@testable import DesiredState
 
 /// A small deterministic generator (SplitMix64), so a failing seed can be replayed.
 struct SeededGenerator: RandomNumberGenerator {
@@ -17,7 +18,9 @@ struct SeededGenerator: RandomNumberGenerator {
 @Suite("Merging files")
 struct MergePropertyTests {
     /// A random spec as YAML fragments: the header, one fragment per node and one per flow.
-    private static func randomSpec(using random: inout SeededGenerator) -> (header: String, nodes: [String], flows: [String]) {
+    private static func randomSpec(
+        using random: inout SeededGenerator
+    ) -> (header: String, nodes: [String], flows: [String]) {
         let tiers = ["web", "app", "db", "cache"]
         let nodeCount = Int.random(in: 2...14, using: &random)
         var names: [String] = []
@@ -31,7 +34,8 @@ struct MergePropertyTests {
             if shape != 0 { addresses.append("\"2001:db8::\(String(index + 1, radix: 16))\"") }
             addresses.shuffle(using: &random)
             let tier = tiers.randomElement(using: &random) ?? "web"
-            nodes.append("""
+            nodes.append(
+                """
                   - name: \(name)
                     addresses: [\(addresses.joined(separator: ", "))]
                     labels: { tier: \(tier), zone: z\(Int.random(in: 0...1, using: &random)) }
@@ -62,8 +66,9 @@ struct MergePropertyTests {
         return (header, nodes, flows)
     }
 
-    @Test("a spec split across files in any order compiles to the same intent and revision",
-          arguments: [UInt64(1), 2, 3, 0x4d57, 20_240_601, 987_654_321])
+    @Test(
+        "a spec split across files in any order compiles to the same intent and revision",
+        arguments: [UInt64(1), 2, 3, 0x4d57, 20_240_601, 987_654_321])
     func splitAnyOrder(seed: UInt64) throws {
         print("merge property seed: \(seed)")
         var random = SeededGenerator(seed: seed)
@@ -73,8 +78,9 @@ struct MergePropertyTests {
             let reference = SpecTesting.load(whole)
             // A flow whose selectors pick one node on both sides is an error; such specs are skipped.
             guard let expected = reference.intent else {
-                #expect(reference.errors.allSatisfy { $0.message.contains("on both sides") },
-                        "seed \(seed): \(reference.diagnostics.map(\.description))")
+                #expect(
+                    reference.errors.allSatisfy { $0.message.contains("on both sides") },
+                    "seed \(seed): \(reference.diagnostics.map(\.description))")
                 continue
             }
             for _ in 0..<4 {

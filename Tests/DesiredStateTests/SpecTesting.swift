@@ -1,5 +1,6 @@
-@testable import DesiredState
 import Foundation
+
+@testable import DesiredState
 
 /// Helpers shared by the DesiredState suites.
 enum SpecTesting {
@@ -23,6 +24,7 @@ enum SpecTesting {
 
     /// The repository root, found from this file's path.
     static var repositoryRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
     }
 }

@@ -77,7 +77,8 @@ struct MeshwardCLI {
 
     /// Writes a spec into a fresh temporary directory and returns its path.
     static func writeSpec(_ text: String, name: String = "fleet.yaml") throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-spec-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "meshward-spec-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let file = directory.appendingPathComponent(name)
         try text.write(to: file, atomically: true, encoding: .utf8)

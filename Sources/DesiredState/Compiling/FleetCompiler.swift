@@ -29,8 +29,9 @@ struct FleetCompiler {
         let nodes = spec.nodes.sorted { $0.name.value < $1.name.value }
         let flows = spec.flows.sorted { $0.name.value < $1.name.value }
         let nodeIntents = nodes.map { node in
-            NodeIntent(name: node.name.value, addresses: node.addresses.map(\.value), labels: node.labels,
-                       endpoint: node.endpoint ?? spec.endpoint)
+            NodeIntent(
+                name: node.name.value, addresses: node.addresses.map(\.value), labels: node.labels,
+                endpoint: node.endpoint ?? spec.endpoint)
         }
         let nodeCount = nodeIntents.count
         let families: [AddressFamily] = [.ipv4, .ipv6]
@@ -53,8 +54,9 @@ struct FleetCompiler {
             isDestination.append(membership(to, count: nodeCount))
             traffic.append(FlowTraffic(ports: flow.ports))
             if from.count == 1, to == from {
-                log.error("flow '\(flow.name.value)' selects only node '\(nodeIntents[from[0]].name)' on both "
-                    + "sides; a node needs no channel to itself", at: flow.name.location)
+                log.error(
+                    "flow '\(flow.name.value)' selects only node '\(nodeIntents[from[0]].name)' on both "
+                        + "sides; a node needs no channel to itself", at: flow.name.location)
                 continue
             }
             active.append(flowIndex)
@@ -64,8 +66,10 @@ struct FleetCompiler {
         let anyTraffic = [TrafficMatch.any]
         let singleFlowNames = flows.map { [$0.name.value] }
         var channels: [ChannelIntent] = []
-        channels.reserveCapacity(capacityEstimate(active: active, sources: sources, destinations: destinations,
-                                                  addresses: addresses))
+        channels.reserveCapacity(
+            capacityEstimate(
+                active: active, sources: sources, destinations: destinations,
+                addresses: addresses))
         var conflicts: [Pair: (from: Int, to: Int)] = [:]
         var slotOf = [Int32](repeating: -1, count: 2 * nodeCount)
         var row: [Accumulator] = []
@@ -116,16 +120,19 @@ struct FleetCompiler {
                 let destination = slot / 2
                 let family = slot % 2
                 guard let from = addresses[family][source], let to = addresses[family][destination] else { continue }
-                let flowNames = accumulator.laterFlows.isEmpty
+                let flowNames =
+                    accumulator.laterFlows.isEmpty
                     ? singleFlowNames[Int(accumulator.cipherFlow)]
                     : ([accumulator.cipherFlow] + accumulator.laterFlows).sorted().map { flows[Int($0)].name.value }
-                channels.append(ChannelIntent(
-                    id: ChannelID(from: nodeIntents[source].name, to: nodeIntents[destination].name,
-                                  family: families[family]),
-                    source: from, destination: to,
-                    traffic: accumulator.any ? anyTraffic : TrafficSet.normalize(accumulator.traffic),
-                    cipher: ciphers[Int(accumulator.cipherFlow)], rekey: spec.rekey, drain: spec.drain,
-                    enforcement: spec.enforcement, flows: flowNames))
+                channels.append(
+                    ChannelIntent(
+                        id: ChannelID(
+                            from: nodeIntents[source].name, to: nodeIntents[destination].name,
+                            family: families[family]),
+                        source: from, destination: to,
+                        traffic: accumulator.any ? anyTraffic : TrafficSet.normalize(accumulator.traffic),
+                        cipher: ciphers[Int(accumulator.cipherFlow)], rekey: spec.rekey, drain: spec.drain,
+                        enforcement: spec.enforcement, flows: flowNames))
             }
             row.removeAll(keepingCapacity: true)
             touched.removeAll(keepingCapacity: true)
@@ -136,21 +143,25 @@ struct FleetCompiler {
             let second = flows[pair.high]
             let ordered = first.name.location < second.name.location ? (first, second) : (second, first)
             let cipherOf = { (flow: SpecFile.Flow) in (flow.cipher?.value ?? spec.cipher).rawValue }
-            log.error("flows '\(ordered.0.name.value)' (\(ordered.0.name.location)) and '\(ordered.1.name.value)' "
-                + "(\(ordered.1.name.location)) put different ciphers on nodes '\(nodeIntents[nodesOfPair.from].name)' "
-                + "and '\(nodeIntents[nodesOfPair.to].name)': \(cipherOf(ordered.0)) and \(cipherOf(ordered.1)); "
-                + "give both flows the same cipher", at: ordered.1.cipher?.location ?? ordered.1.name.location)
+            log.error(
+                "flows '\(ordered.0.name.value)' (\(ordered.0.name.location)) and '\(ordered.1.name.value)' "
+                    + "(\(ordered.1.name.location)) put different ciphers on nodes '\(nodeIntents[nodesOfPair.from].name)' "
+                    + "and '\(nodeIntents[nodesOfPair.to].name)': \(cipherOf(ordered.0)) and \(cipherOf(ordered.1)); "
+                    + "give both flows the same cipher", at: ordered.1.cipher?.location ?? ordered.1.name.location)
         }
 
         guard !log.hasErrors, let cluster = spec.cluster else { return nil }
-        return FleetIntent(cluster: cluster, reqid: spec.reqid, sortedNodes: nodeIntents, sortedChannels: channels,
-                           flowCount: flows.count)
+        return FleetIntent(
+            cluster: cluster, reqid: spec.reqid, sortedNodes: nodeIntents, sortedChannels: channels,
+            flowCount: flows.count)
     }
 
     /// An upper bound of the channel count that is exact for a full mesh: the flows' ordered pairs
     /// in both directions, at most every ordered pair of nodes, times the families in use.
-    private static func capacityEstimate(active: [Int], sources: [[Int]], destinations: [[Int]],
-                                         addresses: [[IPAddress?]]) -> Int {
+    private static func capacityEstimate(
+        active: [Int], sources: [[Int]], destinations: [[Int]],
+        addresses: [[IPAddress?]]
+    ) -> Int {
         let nodeCount = addresses[0].count
         let familiesInUse = addresses.filter { $0.contains { $0 != nil } }.count
         let pairs = active.reduce(0) { $0 + 2 * sources[$1].count * destinations[$1].count }
@@ -164,8 +175,10 @@ struct FleetCompiler {
     }
 
     /// Warns once per flow when some of the node pairs it selects share no address family.
-    private static func warnAboutDisjointPairs(flow: SpecFile.Flow, from: [Int], to: [Int], addresses: [[IPAddress?]],
-                                               nodes: [NodeIntent], log: inout DiagnosticLog) {
+    private static func warnAboutDisjointPairs(
+        flow: SpecFile.Flow, from: [Int], to: [Int], addresses: [[IPAddress?]],
+        nodes: [NodeIntent], log: inout DiagnosticLog
+    ) {
         var count = 0
         var example: (Int, Int)?
         for source in from {
@@ -179,17 +192,21 @@ struct FleetCompiler {
         }
         guard let (source, destination) = example else { return }
         let more = count > 1 ? " (and \(count - 1) more node pairs)" : ""
-        log.warning("flow '\(flow.name.value)': nodes '\(nodes[source].name)' and '\(nodes[destination].name)' "
-            + "share no address family\(more), so no channel joins them", at: flow.name.location)
+        log.warning(
+            "flow '\(flow.name.value)': nodes '\(nodes[source].name)' and '\(nodes[destination].name)' "
+                + "share no address family\(more), so no channel joins them", at: flow.name.location)
     }
 
     /// The indexes of the nodes `selector` picks; warns when it picks none.
-    private static func select(_ selector: Located<LabelSelector>, in nodes: [NodeIntent], flow: String, side: String,
-                               log: inout DiagnosticLog) -> [Int] {
+    private static func select(
+        _ selector: Located<LabelSelector>, in nodes: [NodeIntent], flow: String, side: String,
+        log: inout DiagnosticLog
+    ) -> [Int] {
         let picked = nodes.indices.filter { selector.value.matches(name: nodes[$0].name, labels: nodes[$0].labels) }
         if picked.isEmpty {
-            log.warning("'\(side)' of flow '\(flow)' matches no node: \(selector.value.description)",
-                        at: selector.location)
+            log.warning(
+                "'\(side)' of flow '\(flow)' matches no node: \(selector.value.description)",
+                at: selector.location)
         }
         return picked
     }

@@ -39,30 +39,35 @@ struct MergedSpec: Sendable {
         var addressOwners: [IPAddress: (node: String, location: SourceLocation)] = [:]
         for node in files.flatMap(\.nodes) {
             if let first = nodeNames[node.name.value] {
-                log.error("duplicate node name '\(node.name.value)'; it is first defined at \(first)",
-                          at: node.name.location)
+                log.error(
+                    "duplicate node name '\(node.name.value)'; it is first defined at \(first)",
+                    at: node.name.location)
                 continue
             }
             nodeNames[node.name.value] = node.name.location
             var addresses: [Located<IPAddress>] = []
             for address in node.addresses {
                 if let owner = addressOwners[address.value] {
-                    log.error("address \(address.value) of node '\(node.name.value)' is already used by node "
-                        + "'\(owner.node)' at \(owner.location)", at: address.location)
+                    log.error(
+                        "address \(address.value) of node '\(node.name.value)' is already used by node "
+                            + "'\(owner.node)' at \(owner.location)", at: address.location)
                     continue
                 }
                 addressOwners[address.value] = (node.name.value, address.location)
                 addresses.append(address)
             }
-            merged.nodes.append(SpecFile.Node(name: node.name, addresses: addresses, labels: node.labels,
-                                              endpoint: node.endpoint))
+            merged.nodes.append(
+                SpecFile.Node(
+                    name: node.name, addresses: addresses, labels: node.labels,
+                    endpoint: node.endpoint))
         }
 
         var flowNames: [String: SourceLocation] = [:]
         for flow in files.flatMap(\.flows) {
             if let first = flowNames[flow.name.value] {
-                log.error("duplicate flow name '\(flow.name.value)'; it is first defined at \(first)",
-                          at: flow.name.location)
+                log.error(
+                    "duplicate flow name '\(flow.name.value)'; it is first defined at \(first)",
+                    at: flow.name.location)
                 continue
             }
             flowNames[flow.name.value] = flow.name.location
@@ -72,13 +77,16 @@ struct MergedSpec: Sendable {
     }
 
     /// The one value every file that sets `key` agrees on; logs each file that disagrees with the first.
-    private static func agreed<Value: Equatable>(_ values: [Located<Value>], key: String,
-                                                 log: inout DiagnosticLog) -> Value? {
+    private static func agreed<Value: Equatable>(
+        _ values: [Located<Value>], key: String,
+        log: inout DiagnosticLog
+    ) -> Value? {
         let ordered = values.sorted { $0.location < $1.location }
         guard let first = ordered.first else { return nil }
         for other in ordered.dropFirst() where other.value != first.value {
-            log.error("'\(key)' differs from the one at \(first.location); every file that sets '\(key)' must "
-                + "set it alike", at: other.location)
+            log.error(
+                "'\(key)' differs from the one at \(first.location); every file that sets '\(key)' must "
+                    + "set it alike", at: other.location)
         }
         return first.value
     }

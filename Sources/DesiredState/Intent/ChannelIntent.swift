@@ -23,8 +23,10 @@ public struct ChannelIntent: Sendable, Hashable, CustomStringConvertible {
     public let flows: [String]
 
     /// Creates a channel intent; the values are taken as given.
-    public init(id: ChannelID, source: IPAddress, destination: IPAddress, traffic: [TrafficMatch], cipher: Cipher,
-                rekey: RekeyPolicy, drain: Duration, enforcement: Enforcement, flows: [String]) {
+    public init(
+        id: ChannelID, source: IPAddress, destination: IPAddress, traffic: [TrafficMatch], cipher: Cipher,
+        rekey: RekeyPolicy, drain: Duration, enforcement: Enforcement, flows: [String]
+    ) {
         self.id = id
         self.source = source
         self.destination = destination

@@ -7,8 +7,10 @@ extension FleetIntent {
     /// Every string is written as its UTF-8 length and bytes, every collection as its count and
     /// elements in their sorted order, so no two different intents serialize alike. Labels are
     /// written sorted by key. The serialization is streamed into the digest, never built whole.
-    static func revision(cluster: String, reqid: UInt32, nodes: [NodeIntent], channels: [ChannelIntent],
-                         flowCount: Int) -> String {
+    static func revision(
+        cluster: String, reqid: UInt32, nodes: [NodeIntent], channels: [ChannelIntent],
+        flowCount: Int
+    ) -> String {
         var writer = CanonicalDigest()
         writer.string("meshward-intent/1")
         writer.string(cluster)

@@ -23,8 +23,9 @@ public struct FleetIntent: Sendable, Hashable {
         let sortedNodes = nodes.sorted { $0.name < $1.name }
         var sortedChannels = channels
         if !FleetIntent.isSorted(sortedChannels) { sortedChannels.sort { $0.id < $1.id } }
-        self.init(cluster: cluster, reqid: reqid, sortedNodes: sortedNodes, sortedChannels: sortedChannels,
-                  flowCount: flowCount)
+        self.init(
+            cluster: cluster, reqid: reqid, sortedNodes: sortedNodes, sortedChannels: sortedChannels,
+            flowCount: flowCount)
     }
 
     init(cluster: String, reqid: UInt32, sortedNodes: [NodeIntent], sortedChannels: [ChannelIntent], flowCount: Int) {
@@ -33,8 +34,9 @@ public struct FleetIntent: Sendable, Hashable {
         self.nodes = sortedNodes
         self.channels = sortedChannels
         self.flowCount = flowCount
-        self.revision = FleetIntent.revision(cluster: cluster, reqid: reqid, nodes: sortedNodes,
-                                             channels: sortedChannels, flowCount: flowCount)
+        self.revision = FleetIntent.revision(
+            cluster: cluster, reqid: reqid, nodes: sortedNodes,
+            channels: sortedChannels, flowCount: flowCount)
     }
 
     private static func isSorted(_ channels: [ChannelIntent]) -> Bool {

@@ -14,9 +14,10 @@ extension Node {
         guard case .scalar(let scalar) = self else { return false }
         if scalar.style != .plain { return true }
         if let first = scalar.string.utf8.first,
-           (first >= 0x61 && first <= 0x7A) || (first >= 0x41 && first <= 0x5A),
-           scalar.string.utf8.count > 5 || !Self.typedWords.contains(scalar.string),
-           scalar.tag.rawValue.isEmpty || scalar.tag.rawValue == Tag.Name.str.rawValue {
+            (first >= 0x61 && first <= 0x7A) || (first >= 0x41 && first <= 0x5A),
+            scalar.string.utf8.count > 5 || !Self.typedWords.contains(scalar.string),
+            scalar.tag.rawValue.isEmpty || scalar.tag.rawValue == Tag.Name.str.rawValue
+        {
             return true
         }
         return tagName == .str

@@ -9,8 +9,10 @@ enum PortSpec {
         let protocolName = String(parts[0])
         guard let transport = TransportProtocol(rawValue: protocolName) else {
             let known = TransportProtocol.allCases.map(\.rawValue).joined(separator: ", ")
-            return .failure(.init("unknown protocol '\(protocolName)' in port '\(text)'; use one of \(known), "
-                + "as in 'tcp/8080' or 'icmp'"))
+            return .failure(
+                .init(
+                    "unknown protocol '\(protocolName)' in port '\(text)'; use one of \(known), "
+                        + "as in 'tcp/8080' or 'icmp'"))
         }
         guard parts.count == 2 else { return .success(TrafficMatch(transport: transport)) }
         let portText = String(parts[1])
@@ -18,10 +20,12 @@ enum PortSpec {
             return .failure(.init("'\(transport)' has no ports; write '\(transport)' alone"))
         }
         if portText.contains("-") || portText.contains(":") {
-            return .failure(.init("port ranges are not supported in '\(text)'; list each port, e.g. '\(transport)/8080'"))
+            return .failure(
+                .init("port ranges are not supported in '\(text)'; list each port, e.g. '\(transport)/8080'"))
         }
         guard !portText.isEmpty, portText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
-            return .failure(.init("malformed port '\(text)': '\(portText)' is not a number; write e.g. '\(transport)/8080'"))
+            return .failure(
+                .init("malformed port '\(text)': '\(portText)' is not a number; write e.g. '\(transport)/8080'"))
         }
         guard portText.utf8.count <= 5, let port = Int(portText), (1...65535).contains(port) else {
             return .failure(.init("port \(portText) in '\(text)' is out of range; ports are 1 to 65535"))

@@ -21,12 +21,16 @@ enum SpecDuration {
         while index < scalars.count {
             var digits = ""
             while index < scalars.count, scalars[index].properties.numericType == .decimal,
-                  scalars[index].isASCII {
+                scalars[index].isASCII
+            {
                 digits.unicodeScalars.append(scalars[index])
                 index += 1
             }
             guard !digits.isEmpty else {
-                return .failure(.init("malformed duration '\(text)': expected a number at '\(String(String.UnicodeScalarView(scalars[index...])))'"))
+                return .failure(
+                    .init(
+                        "malformed duration '\(text)': expected a number at '\(String(String.UnicodeScalarView(scalars[index...])))'"
+                    ))
             }
             var unit = ""
             while index < scalars.count, scalars[index].properties.isAlphabetic {
@@ -34,20 +38,28 @@ enum SpecDuration {
                 index += 1
             }
             guard !unit.isEmpty else {
-                return .failure(.init("malformed duration '\(text)': '\(digits)' has no unit (use d, h, m, s or ms, e.g. '\(digits)s')"))
+                return .failure(
+                    .init(
+                        "malformed duration '\(text)': '\(digits)' has no unit (use d, h, m, s or ms, e.g. '\(digits)s')"
+                    ))
             }
             guard let entry = units.first(where: { $0.suffix == unit }), let unitRank = rank[unit] else {
                 return .failure(.init("malformed duration '\(text)': unknown unit '\(unit)' (use d, h, m, s or ms)"))
             }
             guard unitRank > lastRank else {
-                return .failure(.init("malformed duration '\(text)': units must go from largest to smallest, each once (e.g. '1h30m')"))
+                return .failure(
+                    .init(
+                        "malformed duration '\(text)': units must go from largest to smallest, each once (e.g. '1h30m')"
+                    ))
             }
             lastRank = unitRank
             guard digits.count <= 12, let value = Int64(digits) else {
                 return .failure(.init("duration '\(text)' is too long (at most 3650d)"))
             }
             total += value * entry.milliseconds
-            if total > maximumSeconds * 1000 { return .failure(.init("duration '\(text)' is too long (at most 3650d)")) }
+            if total > maximumSeconds * 1000 {
+                return .failure(.init("duration '\(text)' is too long (at most 3650d)"))
+            }
         }
         return .success(.milliseconds(total))
     }

@@ -40,7 +40,8 @@ struct SpecFileParser {
             }
         }
         if let entry = entries["cluster"], let cluster = string(entry.value, what: "'cluster'") {
-            if cluster.isEmpty || cluster.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            if cluster.isEmpty || cluster.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            {
                 log.error("'cluster' must be a non-empty name without control characters", at: location(entry.value))
             } else {
                 file.cluster = Located(value: cluster, location: location(entry.value))
@@ -126,8 +127,9 @@ struct SpecFileParser {
         if let entry = entries["addresses"] {
             if let items = sequence(entry.value, what: "'addresses' of node '\(name)'") {
                 if items.isEmpty || items.count > 2 {
-                    log.error("node '\(name)' must have 1 or 2 addresses (one IPv4, one IPv6), found \(items.count)",
-                              at: location(entry.value))
+                    log.error(
+                        "node '\(name)' must have 1 or 2 addresses (one IPv4, one IPv6), found \(items.count)",
+                        at: location(entry.value))
                 }
                 for item in items {
                     guard let address = address(item, node: name) else { continue }
@@ -135,9 +137,10 @@ struct SpecFileParser {
                         if twin.value == address.value {
                             log.error("node '\(name)' lists address \(address.value) twice", at: address.location)
                         } else {
-                            log.error("node '\(name)' has a second \(familyName(address.value.family)) address "
-                                + "\(address.value) (first: \(twin.value) at \(twin.location)); a node has at most "
-                                + "one address per family, since each channel is per family", at: address.location)
+                            log.error(
+                                "node '\(name)' has a second \(familyName(address.value.family)) address "
+                                    + "\(address.value) (first: \(twin.value) at \(twin.location)); a node has at most "
+                                    + "one address per family, since each channel is per family", at: address.location)
                         }
                         continue
                     }
@@ -148,7 +151,9 @@ struct SpecFileParser {
             log.error("node '\(name)' needs 'addresses' (one IPv4 and/or one IPv6 address)", at: location(node))
         }
         var labels: [String: String] = [:]
-        if let entry = entries["labels"], let pairs = mapping(entry.value, allowed: nil, what: "'labels' of node '\(name)'") {
+        if let entry = entries["labels"],
+            let pairs = mapping(entry.value, allowed: nil, what: "'labels' of node '\(name)'")
+        {
             for (key, pair) in pairs {
                 guard let value = string(pair.value, what: "label '\(key)' of node '\(name)'") else { continue }
                 if key.isEmpty {
@@ -162,26 +167,30 @@ struct SpecFileParser {
         if let entry = entries["endpoint"] {
             nodeEndpoint = endpoint(entry.value)
         }
-        return SpecFile.Node(name: Located(value: name, location: location(nameEntry.value)), addresses: addresses,
-                             labels: labels, endpoint: nodeEndpoint)
+        return SpecFile.Node(
+            name: Located(value: name, location: location(nameEntry.value)), addresses: addresses,
+            labels: labels, endpoint: nodeEndpoint)
     }
 
     private mutating func address(_ node: Node, node name: String) -> Located<IPAddress>? {
         let where_ = location(node)
         guard case .scalar(let scalar) = node, node.tagName != .null else {
-            log.error("an address of node '\(name)' must be a string like 198.18.1.10 or \"2001:db8::10\", "
-                + "found \(describe(node))", at: where_)
+            log.error(
+                "an address of node '\(name)' must be a string like 198.18.1.10 or \"2001:db8::10\", "
+                    + "found \(describe(node))", at: where_)
             return nil
         }
         let text = scalar.string
         if text.contains("%") {
-            log.error("address '\(text)' of node '\(name)' has a zone; zones are not allowed, give a global "
-                + "unicast address", at: where_)
+            log.error(
+                "address '\(text)' of node '\(name)' has a zone; zones are not allowed, give a global "
+                    + "unicast address", at: where_)
             return nil
         }
         if text.contains("/") {
-            log.error("address '\(text)' of node '\(name)' is a prefix; give the node's own address without "
-                + "a length", at: where_)
+            log.error(
+                "address '\(text)' of node '\(name)' is a prefix; give the node's own address without "
+                    + "a length", at: where_)
             return nil
         }
         guard let address = IPAddress(text) else {
@@ -189,16 +198,17 @@ struct SpecFileParser {
             return nil
         }
         let problem: String? =
-            if address.isUnspecified { "is the unspecified address" }
-            else if address.isLoopback { "is a loopback address" }
-            else if address.isMulticast { "is a multicast address" }
-            else if address.isLimitedBroadcast { "is the broadcast address" }
-            else if address.isIPv4Mapped { "is an IPv4-mapped IPv6 address (give the IPv4 address itself)" }
-            else if !address.isUnicastHost { "is not a unicast host address" }
-            else { nil }
+            if address.isUnspecified { "is the unspecified address" } else if address.isLoopback {
+                "is a loopback address"
+            } else if address.isMulticast { "is a multicast address" } else if address.isLimitedBroadcast {
+                "is the broadcast address"
+            } else if address.isIPv4Mapped {
+                "is an IPv4-mapped IPv6 address (give the IPv4 address itself)"
+            } else if !address.isUnicastHost { "is not a unicast host address" } else { nil }
         if let problem {
-            log.error("address \(text) of node '\(name)' \(problem); a node needs a unicast host address",
-                      at: where_)
+            log.error(
+                "address \(text) of node '\(name)' \(problem); a node needs a unicast host address",
+                at: where_)
             return nil
         }
         return Located(value: address, location: where_)
@@ -230,8 +240,9 @@ struct SpecFileParser {
         var ports: [TrafficMatch]?
         if let entry = entries["ports"], let items = sequence(entry.value, what: "'ports' of flow '\(name)'") {
             if items.isEmpty {
-                log.error("flow '\(name)' has an empty 'ports' list; remove 'ports' to protect all traffic",
-                          at: location(entry.value))
+                log.error(
+                    "flow '\(name)' has an empty 'ports' list; remove 'ports' to protect all traffic",
+                    at: location(entry.value))
                 valid = false
             }
             var matches: [TrafficMatch] = []
@@ -257,8 +268,9 @@ struct SpecFileParser {
             flowCipher = Located(value: value, location: location(entry.value))
         }
         guard valid, let from, let to else { return nil }
-        return SpecFile.Flow(name: Located(value: name, location: location(nameEntry.value)), from: from, to: to,
-                             ports: ports, cipher: flowCipher)
+        return SpecFile.Flow(
+            name: Located(value: name, location: location(nameEntry.value)), from: from, to: to,
+            ports: ports, cipher: flowCipher)
     }
 
     private mutating func selector(_ node: Node, flow: String, side: String) -> Located<LabelSelector>? {
@@ -317,8 +329,9 @@ struct SpecFileParser {
     private mutating func endpoint(_ node: Node) -> NodeEndpoint? {
         guard let text = string(node, what: "'endpoint'") else { return nil }
         guard let endpoint = NodeEndpoint(text) else {
-            log.error("unknown endpoint '\(text)'; use 'sim', 'local' or 'netns:NAME' (NAME of letters, digits, "
-                + "'.', '_', '-')", at: location(node))
+            log.error(
+                "unknown endpoint '\(text)'; use 'sim', 'local' or 'netns:NAME' (NAME of letters, digits, "
+                    + "'.', '_', '-')", at: location(node))
             return nil
         }
         return endpoint
@@ -328,7 +341,9 @@ struct SpecFileParser {
 
     /// The entries of a mapping by key text; logs a type error, non-string keys and unknown keys.
     /// `allowed` nil accepts any key.
-    private mutating func mapping(_ node: Node, allowed: [String]?, what: String)
+    private mutating func mapping(
+        _ node: Node, allowed: [String]?, what: String
+    )
         -> [String: (key: Node, value: Node)]?
     {
         guard case .mapping(let mapping) = node else {
@@ -343,8 +358,9 @@ struct SpecFileParser {
             }
             let text = scalar.string
             if let allowed, !allowed.contains(text) {
-                log.error("unknown key '\(text)' in \(what); allowed keys: \(allowed.joined(separator: ", "))",
-                          at: location(key))
+                log.error(
+                    "unknown key '\(text)' in \(what); allowed keys: \(allowed.joined(separator: ", "))",
+                    at: location(key))
                 continue
             }
             entries[text] = (key, value)
@@ -366,8 +382,9 @@ struct SpecFileParser {
             return nil
         }
         guard node.isStringScalar else {
-            log.error("\(what) must be a string\(hint), found \(describe(node)); quote it: \"\(scalar.string)\"",
-                      at: location(node))
+            log.error(
+                "\(what) must be a string\(hint), found \(describe(node)); quote it: \"\(scalar.string)\"",
+                at: location(node))
             return nil
         }
         return scalar.string

@@ -139,9 +139,11 @@ final class ContinuityHarness {
             policies: record.policies.filter { $0.template.reqid == Self.foreignReqid })
     }
 
-    /// Runs passes until converged; checks every pass. Returns the number of passes.
+    /// Runs passes until converged; checks every pass. Returns the number of passes. `onPass` sees
+    /// each pass's report once it ran, with `records` already updated.
     @discardableResult
-    func converge(_ intent: FleetIntent, rekeyRequests: [ChannelID: Date] = [:], passLimit: Int = 24) async throws -> Int {
+    func converge(_ intent: FleetIntent, rekeyRequests: [ChannelID: Date] = [:], passLimit: Int = 24,
+                  onPass: (PassReport) -> Void = { _ in }) async throws -> Int {
         provision(intent)
         noteIntent(intent)
         var passes = 0
@@ -152,6 +154,7 @@ final class ContinuityHarness {
                 number: passes, intent: intent, records: &records, rekeyRequests: rekeyRequests)
             checkInterleavings(prepared, intent: intent)
             let report = try await reconciler.execute(prepared)
+            onPass(report)
             // Settle the enforcement bookkeeping on the real fleet after the pass.
             noteEnforcement(intent)
             if !report.failures.isEmpty {

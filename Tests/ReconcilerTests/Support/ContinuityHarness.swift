@@ -25,9 +25,10 @@ import Store
 /// every one of them is still there, unchanged.
 final class ContinuityHarness {
     let fleet = SimulatedFleet()
-    let store: ScratchGenerationStore
+    private(set) var store: ScratchGenerationStore
     let clock = ManualClock()
-    let reconciler: FleetReconciler
+    private(set) var reconciler: FleetReconciler
+    private let rules: Set<FleetPlanner.Rule>
     let reqid = Reqid.meshwardDefault
     var records: [ChannelID: ChannelRecord] = [:]
     var random: SeededRandom
@@ -57,12 +58,26 @@ final class ContinuityHarness {
         foreignRandom = SeededRandom(seed: seed ^ 0xF0E1_D2C3_B4A5_9687)
         self.exhaustiveLimit = exhaustiveLimit
         self.sampledOrders = sampledOrders
+        self.rules = rules
         store = ScratchGenerationStore(channels: [:])
-        let kernels = SimulatedFleetKernels(fleet: fleet, reqid: reqid)
-        reconciler = FleetReconciler(
-            store: store, kernels: kernels, reqid: reqid, clock: clock,
+        reconciler = Self.makeReconciler(store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules)
+    }
+
+    private static func makeReconciler(store: ScratchGenerationStore, fleet: SimulatedFleet, reqid: Reqid,
+                                       clock: ManualClock, rules: Set<FleetPlanner.Rule>) -> FleetReconciler {
+        FleetReconciler(
+            store: store, kernels: SimulatedFleetKernels(fleet: fleet, reqid: reqid), reqid: reqid, clock: clock,
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
             planner: FleetPlanner(disabling: rules))
+    }
+
+    /// The state directory is lost: a controller with an empty Store takes over the same kernels.
+    /// Its scratch store hands out SPIs from `firstSPI` down (by default the same ones the lost
+    /// store began with, so that a new generation's SPI meets a stale object's).
+    func forgetStore(firstSPI: UInt32 = 0xFFFF_FFFF) {
+        store = ScratchGenerationStore(channels: [:], firstSPI: firstSPI)
+        reconciler = Self.makeReconciler(store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules)
+        records = [:]
     }
 
     /// Makes the spec's machines exist (a joining node is a machine with an empty kernel).

@@ -100,8 +100,9 @@ struct CrashScenario {
         for crashAfter in firstApply.points(total: applyTotal, label: "\(intent.cluster) first apply") {
             let cli = try MeshwardCLI()
             defer { cli.removeState() }
-            try crashThenRecover(cli, command: ["apply", spec], crashAfter: crashAfter, ledger: &fingerprints,
-                                 label: "first apply, killed after operation \(crashAfter) of \(applyTotal)")
+            try crashThenRecover(
+                cli, command: ["apply", spec], crashAfter: crashAfter, ledger: &fingerprints,
+                label: "first apply, killed after operation \(crashAfter) of \(applyTotal)")
             runs += 1
         }
         for crashAfter in rekey.points(total: rekeyTotal, label: "\(intent.cluster) rekey") {
@@ -109,15 +110,17 @@ struct CrashScenario {
             defer { cli.removeState() }
             try restore(converged, into: cli)
             let label = "rekey --all, killed after operation \(crashAfter) of \(rekeyTotal)"
-            try crashThenRecover(cli, command: ["rekey", spec, "--all"], crashAfter: crashAfter,
-                                 ledger: &fingerprints, spis: baseline, label: label)
+            try crashThenRecover(
+                cli, command: ["rekey", spec, "--all"], crashAfter: crashAfter,
+                ledger: &fingerprints, spis: baseline, label: label)
             let after = try activeSPIs(cli)
             for (channel, spi) in baselineSPIs where after[channel] == spi {
                 Issue.record("\(label): \(channel) still uses \(spi) after the restart")
             }
             runs += 1
         }
-        print("""
+        print(
+            """
             \(intent.cluster): \(applyTotal) operations to apply, \(rekeyTotal) to rekey; \
             \(runs) crash runs checked in \(ContinuousClock.now - started)
             """)
@@ -125,9 +128,11 @@ struct CrashScenario {
 
     /// Kills the command after operation `crashAfter`, records what the Store and the fleet
     /// hold, restarts with a plain `apply`, and checks the result.
-    private func crashThenRecover(_ cli: MeshwardCLI, command: [String], crashAfter: Int,
-                                  ledger fingerprints: inout FingerprintLedger, spis: SPILedger = SPILedger(),
-                                  label: String) throws {
+    private func crashThenRecover(
+        _ cli: MeshwardCLI, command: [String], crashAfter: Int,
+        ledger fingerprints: inout FingerprintLedger, spis: SPILedger = SPILedger(),
+        label: String
+    ) throws {
         let crashed = try cli.run(command, environment: ["MESHWARD_SIMULATED_CRASH_AFTER": "\(crashAfter)"])
         try #require(crashed.status == Self.killedStatus, "\(label): exited \(crashed.status): \(crashed.error)")
         var spis = try record(cli, ledger: &fingerprints, spis: spis, label: label)
@@ -152,8 +157,10 @@ struct CrashScenario {
         #expect(status == 0, "\(label): status exited \(status)")
         let channels = document["channels"] as? [[String: Any]] ?? []
         #expect(channels.count == intent.channels.count, "\(label): status shows \(channels.count) channels")
-        for channel in channels where channel["step"] as? String != "established" || channel["drift"] as? Bool != false {
-            Issue.record("\(label): \(channel["channel"] ?? "?") is \(channel["step"] ?? "?"): \(channel["drift_detail"] ?? "")")
+        for channel in channels where channel["step"] as? String != "established" || channel["drift"] as? Bool != false
+        {
+            Issue.record(
+                "\(label): \(channel["channel"] ?? "?") is \(channel["step"] ?? "?"): \(channel["drift_detail"] ?? "")")
         }
         let nodes = document["nodes"] as? [[String: Any]] ?? []
         let sas = nodes.reduce(0) { $0 + ($1["security_associations"] as? Int ?? 0) }
@@ -200,8 +207,10 @@ struct CrashScenario {
     /// Records every generation the Store holds and every owned SA in the fleet: an SPI names
     /// one generation per destination, and a key fingerprint one generation, ever.
     @discardableResult
-    private func record(_ cli: MeshwardCLI, ledger fingerprints: inout FingerprintLedger, spis: SPILedger = SPILedger(),
-                        label: String = "clean run") throws -> SPILedger {
+    private func record(
+        _ cli: MeshwardCLI, ledger fingerprints: inout FingerprintLedger, spis: SPILedger = SPILedger(),
+        label: String = "clean run"
+    ) throws -> SPILedger {
         var spis = spis
         let store = try StateStore.open(directory: cli.stateDirectory.path, logger: logger)
         for record in try store.loadChannels().values {
@@ -210,7 +219,9 @@ struct CrashScenario {
                 if let clash = spis.note(generation.destination, spi: generation.spi.hex, identity: identity) {
                     Issue.record("\(label): spi \(generation.spi.hex) at \(generation.destination) reused: \(clash)")
                 }
-                if let clash = fingerprints.note(generation.key.fingerprint, identity: "\(identity) spi \(generation.spi.hex)") {
+                if let clash = fingerprints.note(
+                    generation.key.fingerprint, identity: "\(identity) spi \(generation.spi.hex)")
+                {
                     Issue.record("\(label): a key of \(identity) repeats one of \(clash)")
                 }
             }
@@ -242,7 +253,8 @@ struct CrashScenario {
     // MARK: - State directory copies
 
     private func snapshot(_ cli: MeshwardCLI) throws -> URL {
-        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-converged-\(UUID().uuidString)")
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "meshward-converged-\(UUID().uuidString)")
         try FileManager.default.copyItem(at: cli.stateDirectory, to: copy)
         return copy
     }

@@ -10,7 +10,8 @@ struct UnreachableNodeStatusTests {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let namespace = "meshward-absent-\(UUID().uuidString.prefix(8).lowercased())"
-        let path = try MeshwardCLI.writeSpec("""
+        let path = try MeshwardCLI.writeSpec(
+            """
             version: 1
             cluster: lab
             nodes:
@@ -32,8 +33,9 @@ struct UnreachableNodeStatusTests {
         #expect(c["endpoint"] as? String == "netns:\(namespace)")
         let error = c["error"] as? String ?? ""
         #expect(error.contains(namespace), "the error does not name the namespace: \(error)")
-        #expect(error.lowercased().contains("no such file") || error.contains("does not exist"),
-                "the error does not give the cause: \(error)")
+        #expect(
+            error.lowercased().contains("no such file") || error.contains("does not exist"),
+            "the error does not give the cause: \(error)")
         for name in ["a", "b"] {
             let node = nodes.first { $0["name"] as? String == name }
             #expect(node?["reachable"] as? Bool == true, "\(name) should answer")

@@ -3,8 +3,9 @@ import Foundation
 import Kernel
 import KernelSimulator
 import MeshwardCore
-@testable import Reconciler
 import Testing
+
+@testable import Reconciler
 
 /// Kernels that refuse an operation or stop answering in the middle of a batch, at seeded random
 /// points: no step runs ahead of an unconfirmed one (continuity is checked after every
@@ -22,7 +23,8 @@ struct KernelFaultTests {
 
     static let faults = [
         Fault(name: "EEXIST", errno: EEXIST), Fault(name: "ENOENT", errno: ENOENT), Fault(name: "ESRCH", errno: ESRCH),
-        Fault(name: "ENOBUFS", errno: ENOBUFS), Fault(name: "EPERM", errno: EPERM), Fault(name: "EINVAL", errno: EINVAL),
+        Fault(name: "ENOBUFS", errno: ENOBUFS), Fault(name: "EPERM", errno: EPERM),
+        Fault(name: "EINVAL", errno: EINVAL),
     ]
 
     /// What the fleet is doing when the fault strikes.
@@ -41,7 +43,8 @@ struct KernelFaultTests {
 
     static let spec = ContinuityTests.threeTier
 
-    @Test("a refused operation holds back only its own channel, and the run converges", arguments: faults, Phase.allCases)
+    @Test(
+        "a refused operation holds back only its own channel, and the run converges", arguments: faults, Phase.allCases)
     func refusedOperation(fault: Fault, phase: Phase) async throws {
         let seed = Self.seed ^ UInt64(fault.errno) << 8 ^ (phase == .rekey ? 1 : 0)
         var random = SeededRandom(seed: seed)
@@ -137,8 +140,9 @@ struct KernelFaultTests {
         try harness.assertConverged(intent)
     }
 
-    @Test("a node that stops answering mid-batch blocks only its channels; they finish once it answers",
-          arguments: Phase.allCases)
+    @Test(
+        "a node that stops answering mid-batch blocks only its channels; they finish once it answers",
+        arguments: Phase.allCases)
     func stopsAnswering(phase: Phase) async throws {
         let seed = Self.seed ^ 0xA5A5 ^ (phase == .rekey ? 1 : 0)
         var random = SeededRandom(seed: seed)
@@ -163,7 +167,9 @@ struct KernelFaultTests {
         for channel in intent.channels.map(\.id) {
             let touches = channel.from == node || channel.to == node
             if touches {
-                #expect(records[channel]?.step == ChannelStep.blocked.rawValue, "\(channel) is \(records[channel]?.step ?? "-")")
+                #expect(
+                    records[channel]?.step == ChannelStep.blocked.rawValue,
+                    "\(channel) is \(records[channel]?.step ?? "-")")
             } else {
                 #expect(faulty.milestones[channel] == clean.milestones[channel], "\(channel) was disturbed")
             }
@@ -195,8 +201,10 @@ final class PhaseRun {
     private(set) var firstBatches: [String: Int] = [:]
     private(set) var failures: [(planned: PlannedOperation, outcome: OperationOutcome)] = []
 
-    private init(harness: ContinuityHarness, intent: FleetIntent, phase: KernelFaultTests.Phase,
-                 requests: [ChannelID: Date]) {
+    private init(
+        harness: ContinuityHarness, intent: FleetIntent, phase: KernelFaultTests.Phase,
+        requests: [ChannelID: Date]
+    ) {
         self.harness = harness
         self.intent = intent
         self.phase = phase

@@ -3,8 +3,9 @@ import Foundation
 import Kernel
 import KernelSimulator
 import MeshwardCore
-@testable import Reconciler
 import Testing
+
+@testable import Reconciler
 
 /// The state directory is lost while the kernels keep what Meshward installed: a controller with
 /// an empty Store treats the owned objects it has no record of as stale. It installs new
@@ -12,9 +13,11 @@ import Testing
 /// interleaving) and removes the stale objects once nothing uses them.
 @Suite("Lost state directory")
 struct LostStoreTests {
-    @Test("owned objects without a record are replaced make-before-break", arguments: [
-        ("new SPIs meet the stale ones", UInt32(0xFFFF_FFFF)), ("new SPIs differ", UInt32(0x8000_0000)),
-    ])
+    @Test(
+        "owned objects without a record are replaced make-before-break",
+        arguments: [
+            ("new SPIs meet the stale ones", UInt32(0xFFFF_FFFF)), ("new SPIs differ", UInt32(0x8000_0000)),
+        ])
     func lostStore(_ name: String, firstSPI: UInt32) async throws {
         let harness = ContinuityHarness(seed: 5)
         let intent = try ContinuityTests.threeTier.compile()

@@ -23,8 +23,10 @@ enum SimulatedCrashFault {
     static let variable = "MESHWARD_SIMULATED_CRASH_AFTER"
 
     /// Arms the fault on `fleet` when the environment asks for it; does nothing otherwise.
-    static func install(on fleet: SimulatedFleet, savingTo file: URL,
-                        environment: [String: String] = ProcessInfo.processInfo.environment) {
+    static func install(
+        on fleet: SimulatedFleet, savingTo file: URL,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) {
         guard let text = environment[variable], let limit = Int(text), limit >= 1 else { return }
         let applied = Mutex(0)
         fleet.setOperationObserver { _, _, outcome, state in

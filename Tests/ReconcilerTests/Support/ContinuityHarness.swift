@@ -63,8 +63,10 @@ final class ContinuityHarness {
         reconciler = Self.makeReconciler(store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules)
     }
 
-    private static func makeReconciler(store: ScratchGenerationStore, fleet: SimulatedFleet, reqid: Reqid,
-                                       clock: ManualClock, rules: Set<FleetPlanner.Rule>) -> FleetReconciler {
+    private static func makeReconciler(
+        store: ScratchGenerationStore, fleet: SimulatedFleet, reqid: Reqid, clock: ManualClock,
+        rules: Set<FleetPlanner.Rule>
+    ) -> FleetReconciler {
         FleetReconciler(
             store: store, kernels: SimulatedFleetKernels(fleet: fleet, reqid: reqid), reqid: reqid, clock: clock,
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
@@ -113,13 +115,15 @@ final class ContinuityHarness {
             guard let peer = Self.foreignPeers.first(where: { $0.family == address.family }) else { continue }
             let spis = (0..<2).map { _ in SPI(UInt32.max - UInt32(foreignRandom.next() % 48)) }
             let key = KeyMaterial(bytes: (0..<36).map { _ in UInt8(truncatingIfNeeded: foreignRandom.next()) })
-            objects.securityAssociations.append(SecurityAssociation(
+            let inboundSA = SecurityAssociation(
                 source: peer, destination: address, spi: spis[0], reqid: Self.foreignReqid, cipher: .aesGCM256,
-                key: .material(key)))
+                key: .material(key))
+            objects.securityAssociations.append(inboundSA)
             if foreignRandom.next() % 2 == 0 {
-                objects.securityAssociations.append(SecurityAssociation(
+                let outboundSA = SecurityAssociation(
                     source: address, destination: peer, spi: spis[1], reqid: Self.foreignReqid, cipher: .aesGCM256,
-                    key: .material(key)))
+                    key: .material(key))
+                objects.securityAssociations.append(outboundSA)
             }
             let outbound = PolicySelector(
                 source: IPPrefix(host: address), destination: IPPrefix(host: peer),
@@ -128,10 +132,10 @@ final class ContinuityHarness {
                 source: IPPrefix(host: peer), destination: IPPrefix(host: address),
                 traffic: TrafficMatch(transport: .udp, sourcePort: 4_500))
             for (selector, direction) in [(outbound, PolicyDirection.outbound), (inbound, .inbound)] {
-                objects.policies.append(SecurityPolicy(
-                    selector: selector, direction: direction, priority: 2_000,
-                    template: PolicyTemplate(
-                        family: address.family, spi: nil, reqid: Self.foreignReqid, isOptional: false)))
+                let template = PolicyTemplate(
+                    family: address.family, spi: nil, reqid: Self.foreignReqid, isOptional: false)
+                objects.policies.append(
+                    SecurityPolicy(selector: selector, direction: direction, priority: 2_000, template: template))
             }
         }
         return objects
@@ -157,8 +161,10 @@ final class ContinuityHarness {
     /// Runs passes until converged; checks every pass. Returns the number of passes. `onPass` sees
     /// each pass's report once it ran, with `records` already updated.
     @discardableResult
-    func converge(_ intent: FleetIntent, rekeyRequests: [ChannelID: Date] = [:], passLimit: Int = 24,
-                  onPass: (PassReport) -> Void = { _ in }) async throws -> Int {
+    func converge(
+        _ intent: FleetIntent, rekeyRequests: [ChannelID: Date] = [:], passLimit: Int = 24,
+        onPass: (PassReport) -> Void = { _ in }
+    ) async throws -> Int {
         provision(intent)
         noteIntent(intent)
         var passes = 0

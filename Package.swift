@@ -124,7 +124,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["meshward", "MeshwardCore", "Store"],
+            dependencies: ["meshward", "MeshwardCore", "Store", "DesiredState", "Kernel", "KernelSimulator"],
             swiftSettings: strict
         ),
     ]

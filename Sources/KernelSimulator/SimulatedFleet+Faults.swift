@@ -8,6 +8,11 @@ extension SimulatedFleet {
         withState { $0.failOperation(on: node, nth: nth, errno: errno) }
     }
 
+    /// Drops every failure still scheduled on `node` and any pending `stopAnswering`.
+    public func clearFaults(on node: String) {
+        withState { $0.clearFaults(on: node) }
+    }
+
     /// Makes `node`'s kernel reachable or not: an unreachable node's `observe` and `apply` throw
     /// `KernelError.unreachable`. Its packets still flow.
     public func setReachable(_ node: String, _ reachable: Bool) {

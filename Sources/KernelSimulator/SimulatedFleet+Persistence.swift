@@ -42,9 +42,17 @@ extension SimulatedFleet {
     /// Saves the fleet as JSON, atomically: a 0600 temporary file beside `url`, flushed, then
     /// renamed over it. The file holds key fingerprints, never keys.
     public func save(to url: URL) throws {
+        try state.save(to: url)
+    }
+}
+
+extension SimulatedFleetState {
+    /// Saves the state as `SimulatedFleet.save(to:)` does, for code that holds the state itself
+    /// (an operation observer, which runs under the fleet's lock and must not call back into it).
+    public func save(to url: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let data = try encoder.encode(state)
+        let data = try encoder.encode(self)
         let path = url.path
         let temporary = path + ".tmp-\(getpid())"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)

@@ -29,6 +29,26 @@ extension StateStore {
         }
     }
 
+    /// Takes the lease from `previous` for `holder` until `now + ttl`, even while `previous`'s
+    /// lease is live: for a holder the caller knows is gone (a controller process on this host
+    /// that has exited). Throws `StoreError.leaseHeld` when anyone but `previous` or `holder`
+    /// holds a live lease by now, so a lease that changed hands meanwhile is never broken.
+    public func takeOverLease(from previous: String, holder: String, ttl: Duration, now: Date) throws {
+        try writeUnfenced("take over the lease") { db in
+            let current = try Self.fetchLease(db)
+            if let current, current.holder != previous, current.holder != holder, current.isLive(at: now) {
+                throw StoreError.leaseHeld(holder: current.holder, expires: current.expiresAt)
+            }
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO lease (id, holder, acquired_at, expires_at) VALUES (1, ?, ?, ?)",
+                arguments: [holder, now.storedValue, now.addingTimeInterval(ttl.seconds).storedValue])
+        }
+        fence.withLock { $0 = holder }
+        logger.notice(
+            "took over the lease of a controller that exited",
+            metadata: ["lease.holder": "\(holder)", "lease.previous": "\(previous)"])
+    }
+
     /// Extends `holder`'s lease to `now + ttl`. Throws `StoreError.leaseNotHeld` when another
     /// holder took it over or it was released; an expired lease nobody took over is renewed.
     public func renewLease(holder: String, ttl: Duration, now: Date) throws {

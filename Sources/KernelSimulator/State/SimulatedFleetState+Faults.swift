@@ -28,3 +28,12 @@ extension SimulatedFleetState {
         }
     }
 }
+
+extension SimulatedFleetState {
+    /// Drops every failure still scheduled on `node` and any pending `stopAnswering`; the node's
+    /// reachability stays as it is.
+    public mutating func clearFaults(on node: String) {
+        nodes[node]?.faults.failures = []
+        nodes[node]?.faults.answersLeft = nil
+    }
+}

@@ -53,6 +53,27 @@ public final class MeshwardController: Sendable {
         "\(ProcessInfo.processInfo.hostName) pid \(ProcessInfo.processInfo.processIdentifier)"
     }
 
+    /// Acquires the lease; a live lease whose holder is a controller on this host that has
+    /// exited (killed, crashed) is taken over at once instead of waiting out its TTL.
+    private func acquireLease(_ store: StateStore, holder: String, ttl: Duration) throws {
+        do {
+            try store.acquireLease(holder: holder, ttl: ttl, now: clock.now())
+        } catch StoreError.leaseHeld(let current, _) where Self.isExitedLocalController(current) {
+            try store.takeOverLease(from: current, holder: holder, ttl: ttl, now: clock.now())
+        }
+    }
+
+    /// Whether `holder` names a controller process on this host (`HOST pid N`, as `leaseHolder`
+    /// writes it) that no longer exists. Another host's holder, or a process that still exists
+    /// (even an unrelated one that reused the pid), is never judged exited.
+    static func isExitedLocalController(_ holder: String) -> Bool {
+        let prefix = "\(ProcessInfo.processInfo.hostName) pid "
+        guard holder.hasPrefix(prefix), let pid = Int32(holder.dropFirst(prefix.count)), pid > 0,
+            pid != getpid()
+        else { return false }
+        return kill(pid, 0) != 0 && errno == ESRCH
+    }
+
     private func leaseTTL(_ intent: FleetIntent) -> Duration {
         let longestDrain = intent.channels.map(\.drain).max() ?? .seconds(5)
         return max(.seconds(60), longestDrain * 3)
@@ -72,7 +93,7 @@ public final class MeshwardController: Sendable {
         let store = try openStore()
         let holder = leaseHolder
         let ttl = leaseTTL(intent)
-        try store.acquireLease(holder: holder, ttl: ttl, now: clock.now())
+        try acquireLease(store, holder: holder, ttl: ttl)
         do {
             let document = try await applyHoldingLease(
                 intent, store: store, source: source, waitForDrain: waitForDrain, rekey: rekey,
@@ -106,6 +127,7 @@ public final class MeshwardController: Sendable {
         try settings.save(to: store)
 
         let simulated = try loadSimulatedFleet(intent: intent)
+        SimulatedCrashFault.install(on: simulated, savingTo: simulatedFleetURL)
         let kernels = EndpointKernels(
             endpoints: endpoints, simulated: simulated, simulatedFile: simulatedFleetURL,
             reqid: Reqid(intent.reqid), logger: logger)

@@ -18,8 +18,9 @@ public final class ScratchGenerationStore: GenerationStore {
 
     private let state: Mutex<State>
 
-    public init(channels: [ChannelID: ChannelRecord]) {
-        state = Mutex(State(channels: channels))
+    /// - Parameter firstSPI: the SPI of the first placeholder; the next ones count down from it.
+    public init(channels: [ChannelID: ChannelRecord], firstSPI: UInt32 = 0xFFFF_FFFF) {
+        state = Mutex(State(channels: channels, nextSPI: firstSPI))
     }
 
     /// SPIs issued here, each with its ordinal (1 for the first placeholder, ...).

@@ -16,11 +16,19 @@ import Store
 /// intent still wants it required, the probe is never delivered in plaintext. Channels that
 /// touch a node whose state was wiped are exempt until the fleet converges again: that outage
 /// is the lost state itself, and the design bounds it to one apply.
+///
+/// Every node also holds foreign objects (another reqid, as strongSwan or an operator would
+/// leave them): SAs on the node's own addresses, one with an SPI near the ones the scratch
+/// store hands out, and udp/4500 policies to a peer outside the fleet at another priority.
+/// They are installed through the raw kernel when the node is provisioned (and again after a
+/// wipe, as the re-imaged machine's own IKE daemon would), and `assertConverged` checks that
+/// every one of them is still there, unchanged.
 final class ContinuityHarness {
     let fleet = SimulatedFleet()
-    let store: ScratchGenerationStore
+    private(set) var store: ScratchGenerationStore
     let clock = ManualClock()
-    let reconciler: FleetReconciler
+    private(set) var reconciler: FleetReconciler
+    private let rules: Set<FleetPlanner.Rule>
     let reqid = Reqid.meshwardDefault
     var records: [ChannelID: ChannelRecord] = [:]
     var random: SeededRandom
@@ -37,33 +45,126 @@ final class ContinuityHarness {
     private var lastIntent: FleetIntent?
     private var removing: [ChannelID: (source: IPAddress, destination: IPAddress, traffic: TrafficMatch)] = [:]
 
+    /// The reqid of the foreign objects every node holds.
+    static let foreignReqid = Reqid(0x1234)
+    /// The peer outside the fleet that the foreign objects talk to.
+    static let foreignPeers = [IPAddress("203.0.113.7"), IPAddress("2001:db8:ffff::7")].compactMap { $0 }
+    /// The foreign objects installed on each node, as installed.
+    private(set) var foreign: [String: ForeignObjects] = [:]
+    private var foreignRandom: SeededRandom
+
     init(seed: UInt64, exhaustiveLimit: Int = 720, sampledOrders: Int = 40, rules: Set<FleetPlanner.Rule> = []) {
         random = SeededRandom(seed: seed)
+        foreignRandom = SeededRandom(seed: seed ^ 0xF0E1_D2C3_B4A5_9687)
         self.exhaustiveLimit = exhaustiveLimit
         self.sampledOrders = sampledOrders
+        self.rules = rules
         store = ScratchGenerationStore(channels: [:])
-        let kernels = SimulatedFleetKernels(fleet: fleet, reqid: reqid)
-        reconciler = FleetReconciler(
-            store: store, kernels: kernels, reqid: reqid, clock: clock,
+        reconciler = Self.makeReconciler(store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules)
+    }
+
+    private static func makeReconciler(
+        store: ScratchGenerationStore, fleet: SimulatedFleet, reqid: Reqid, clock: ManualClock,
+        rules: Set<FleetPlanner.Rule>
+    ) -> FleetReconciler {
+        FleetReconciler(
+            store: store, kernels: SimulatedFleetKernels(fleet: fleet, reqid: reqid), reqid: reqid, clock: clock,
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
             planner: FleetPlanner(disabling: rules))
     }
 
+    /// The state directory is lost: a controller with an empty Store takes over the same kernels.
+    /// Its scratch store hands out SPIs from `firstSPI` down (by default the same ones the lost
+    /// store began with, so that a new generation's SPI meets a stale object's).
+    func forgetStore(firstSPI: UInt32 = 0xFFFF_FFFF) {
+        store = ScratchGenerationStore(channels: [:], firstSPI: firstSPI)
+        reconciler = Self.makeReconciler(store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules)
+        records = [:]
+    }
+
     /// Makes the spec's machines exist (a joining node is a machine with an empty kernel).
+    /// Nodes new to the fleet get their foreign objects.
     func provision(_ intent: FleetIntent) {
-        fleet.withState { state in
-            for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
+        let fresh = fleet.withState { state in
+            var fresh: [String] = []
+            for node in intent.nodes {
+                if state.nodes[node.name] == nil { fresh.append(node.name) }
+                state.addNode(node.name, addresses: node.addresses)
+            }
+            return fresh
+        }
+        for node in fresh.sorted() {
+            let addresses = intent.nodes.first { $0.name == node }?.addresses ?? []
+            foreign[node] = makeForeignObjects(addresses: addresses)
+            installForeign(on: node)
         }
     }
 
     func wipe(_ node: String) {
         fleet.wipe(node: node)
         exempt.insert(node)
+        installForeign(on: node)
     }
 
-    /// Runs passes until converged; checks every pass. Returns the number of passes.
+    /// A few foreign SAs and policies for a node with `addresses`: per address, an inbound SA from
+    /// the outside peer (SPI drawn near the scratch store's, so that SPI avoidance is exercised),
+    /// an outbound SA to it, and udp/4500 policies both ways at priority 2000.
+    private func makeForeignObjects(addresses: [IPAddress]) -> ForeignObjects {
+        var objects = ForeignObjects()
+        for address in addresses {
+            guard let peer = Self.foreignPeers.first(where: { $0.family == address.family }) else { continue }
+            let spis = (0..<2).map { _ in SPI(UInt32.max - UInt32(foreignRandom.next() % 48)) }
+            let key = KeyMaterial(bytes: (0..<36).map { _ in UInt8(truncatingIfNeeded: foreignRandom.next()) })
+            let inboundSA = SecurityAssociation(
+                source: peer, destination: address, spi: spis[0], reqid: Self.foreignReqid, cipher: .aesGCM256,
+                key: .material(key))
+            objects.securityAssociations.append(inboundSA)
+            if foreignRandom.next() % 2 == 0 {
+                let outboundSA = SecurityAssociation(
+                    source: address, destination: peer, spi: spis[1], reqid: Self.foreignReqid, cipher: .aesGCM256,
+                    key: .material(key))
+                objects.securityAssociations.append(outboundSA)
+            }
+            let outbound = PolicySelector(
+                source: IPPrefix(host: address), destination: IPPrefix(host: peer),
+                traffic: TrafficMatch(transport: .udp, destinationPort: 4_500))
+            let inbound = PolicySelector(
+                source: IPPrefix(host: peer), destination: IPPrefix(host: address),
+                traffic: TrafficMatch(transport: .udp, sourcePort: 4_500))
+            for (selector, direction) in [(outbound, PolicyDirection.outbound), (inbound, .inbound)] {
+                let template = PolicyTemplate(
+                    family: address.family, spi: nil, reqid: Self.foreignReqid, isOptional: false)
+                objects.policies.append(
+                    SecurityPolicy(selector: selector, direction: direction, priority: 2_000, template: template))
+            }
+        }
+        return objects
+    }
+
+    private func installForeign(on node: String) {
+        guard let objects = foreign[node] else { return }
+        fleet.withState { state in
+            for sa in objects.securityAssociations { _ = state.apply(.addSA(sa), on: node) }
+            for policy in objects.policies { _ = state.apply(.addPolicy(policy), on: node) }
+        }
+        // What the kernel reports for them (keys as fingerprints) is the reference from now on.
+        foreign[node] = foreignObjects(on: node, in: fleet.state)
+    }
+
+    private func foreignObjects(on node: String, in state: SimulatedFleetState) -> ForeignObjects {
+        guard let record = state.nodes[node] else { return ForeignObjects() }
+        return ForeignObjects(
+            securityAssociations: record.securityAssociations.filter { $0.reqid == Self.foreignReqid },
+            policies: record.policies.filter { $0.template.reqid == Self.foreignReqid })
+    }
+
+    /// Runs passes until converged; checks every pass. Returns the number of passes. `onPass` sees
+    /// each pass's report once it ran, with `records` already updated.
     @discardableResult
-    func converge(_ intent: FleetIntent, rekeyRequests: [ChannelID: Date] = [:], passLimit: Int = 24) async throws -> Int {
+    func converge(
+        _ intent: FleetIntent, rekeyRequests: [ChannelID: Date] = [:], passLimit: Int = 24,
+        onPass: (PassReport) -> Void = { _ in }
+    ) async throws -> Int {
         provision(intent)
         noteIntent(intent)
         var passes = 0
@@ -74,6 +175,7 @@ final class ContinuityHarness {
                 number: passes, intent: intent, records: &records, rekeyRequests: rekeyRequests)
             checkInterleavings(prepared, intent: intent)
             let report = try await reconciler.execute(prepared)
+            onPass(report)
             // Settle the enforcement bookkeeping on the real fleet after the pass.
             noteEnforcement(intent)
             if !report.failures.isEmpty {
@@ -221,6 +323,41 @@ final class ContinuityHarness {
         if sas != expectedSAs || policies != expectedPolicies {
             throw HarnessError(message: "orphans: \(sas) SAs (want \(expectedSAs)), \(policies) policies (want \(expectedPolicies))")
         }
+        try assertForeignUntouched()
+    }
+
+    /// Every foreign object installed is still on its node, identical (counters included).
+    func assertForeignUntouched() throws {
+        let state = fleet.state
+        for (node, installed) in foreign.sorted(by: { $0.key < $1.key }) {
+            let now = foreignObjects(on: node, in: state)
+            guard now.isIdentical(to: installed) else {
+                throw HarnessError(message: "foreign objects on \(node) changed: had \(installed), now \(now)")
+            }
+        }
+    }
+
+    /// How many foreign objects the fleet holds in all.
+    var foreignObjectCount: Int {
+        foreign.values.reduce(0) { $0 + $1.securityAssociations.count + $1.policies.count }
+    }
+}
+
+/// The objects of another owner on one node, as the kernel reports them.
+struct ForeignObjects: CustomStringConvertible {
+    var securityAssociations: [SecurityAssociation] = []
+    var policies: [SecurityPolicy] = []
+
+    /// Same objects in the same order, with the same counters and key fingerprints.
+    func isIdentical(to other: ForeignObjects) -> Bool {
+        securityAssociations == other.securityAssociations && policies == other.policies
+            && securityAssociations.map(\.counters) == other.securityAssociations.map(\.counters)
+            && securityAssociations.map(\.key.fingerprint) == other.securityAssociations.map(\.key.fingerprint)
+            && securityAssociations.map(\.reqid) == other.securityAssociations.map(\.reqid)
+    }
+
+    var description: String {
+        "\(securityAssociations.map(\.description)) \(policies.map(\.description))"
     }
 }
 

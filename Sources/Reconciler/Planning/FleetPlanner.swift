@@ -114,8 +114,10 @@ public struct FleetPlanner: Sendable {
                 for generation in record.generations { index.learnAddresses(of: generation, input: input) }
                 prepareWork()
                 guard let from = index.number(id.from), let to = index.number(id.to) else { continue }
+                var unused = SPIsInUse()
                 let changed = advanceGenerations(
-                    &record, intent: nil, from: from, to: to, index: index, input: input, plan: &plan)
+                    &record, intent: nil, from: from, to: to, index: index, input: input, plan: &plan,
+                    spisInUse: &unused)
                 if record.generations.allSatisfy({ $0.state == .retired }) {
                     plan.removedChannels.append(id)
                     continue
@@ -167,6 +169,7 @@ public struct FleetPlanner: Sendable {
         var work: [NodeWork]
         var context = Context()
         var matched = 0
+        var spisInUse = SPIsInUse()
 
         init(index: FleetIndex) {
             work = index.observations.map { observation in
@@ -224,7 +227,8 @@ public struct FleetPlanner: Sendable {
                     id: id, step: ChannelStep.new.rawValue, stepChangedAt: input.now, generations: [])
             }
             let changed = advanceGenerations(
-                &record, intent: intent, from: from, to: to, index: index, input: input, plan: &result.plan)
+                &record, intent: intent, from: from, to: to, index: index, input: input, plan: &result.plan,
+                spisInUse: &result.spisInUse)
             let operationsBefore = result.context.operations
             if let final = record.generations.last(where: { $0.state == .pending })
                 ?? record.generations.last(where: { $0.state == .active })
@@ -240,6 +244,24 @@ public struct FleetPlanner: Sendable {
             finish(record, step: step, changed: changed, input: input, plan: &result.plan)
         }
         return result
+    }
+
+    /// The SPIs a new generation must not take at a destination: foreign SPIs seen there and
+    /// the SPIs of every SA of ours there (a stale SA the Store no longer knows included).
+    /// Built once per destination per chunk, and only for channels that need a generation.
+    struct SPIsInUse: Sendable {
+        private var cache: [IPAddress: Set<SPI>] = [:]
+
+        mutating func at(_ destination: IPAddress, on node: Int, input: PlanningInput, index: FleetIndex) -> Set<SPI> {
+            if let known = cache[destination] { return known }
+            var spis = Set<SPI>()
+            if let observation = index.observations[node] {
+                for id in observation.foreignSPIs where id.destination == destination { spis.insert(id.spi) }
+                for sa in observation.securityAssociations where sa.destination == destination { spis.insert(sa.spi) }
+            }
+            cache[destination] = spis
+            return spis
+        }
     }
 
     /// What the planner counts while it goes.
@@ -275,7 +297,7 @@ public struct FleetPlanner: Sendable {
     /// asks for a new generation where the channel needs one. Returns whether the record changed.
     private func advanceGenerations(
         _ record: inout ChannelRecord, intent: ChannelIntent?, from: Int, to: Int,
-        index: FleetIndex, input: PlanningInput, plan: inout PassPlan
+        index: FleetIndex, input: PlanningInput, plan: inout PassPlan, spisInUse: inout SPIsInUse
     ) -> Bool {
         let id = record.id
         let senderObserved = index.isObserved(from)
@@ -349,9 +371,8 @@ public struct FleetPlanner: Sendable {
         }
         guard !record.generations.contains(where: { $0.state == .pending }) else { return changed }
         if let reason = burned ?? rekeyReason(record, intent: intent, held: activeHeld, input: input) {
-            let avoiding = Set(
-                (input.observations[id.to]?.foreignSPIs ?? []).filter { $0.destination == intent.destination }
-                    .map(\.spi))
+            // Neither a foreign SPI nor one of our own stale SAs at the destination may be reused.
+            let avoiding = spisInUse.at(intent.destination, on: to, input: input, index: index)
             plan.generationRequests.append(
                 GenerationNeed(
                     request: GenerationRequest(

@@ -97,7 +97,8 @@ struct ContinuityTests {
         #expect(harness.violations == [], "\(change.name)")
         if change.name.contains("rekey.packets") {
             let rotated = harness.records.filter { id, record in
-                record.generations.last { $0.state == .active }?.number != before[id]?.generations
+                record.generations.last { $0.state == .active }?.number
+                    != before[id]?.generations
                     .last { $0.state == .active }?.number
             }
             #expect(rotated.keys.map(\.description) == ["n2->n3/ipv4"], "only the busy channel rotates")

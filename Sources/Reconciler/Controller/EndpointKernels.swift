@@ -23,8 +23,10 @@ public final class EndpointKernels: FleetKernels {
     ///   - endpoints: every node to reach, with its endpoint.
     ///   - simulated: the simulated fleet for `sim` nodes; saved to `simulatedFile` by `persist()`
     ///     when that is given.
-    public init(endpoints: [String: KernelEndpoint], simulated: SimulatedFleet?, simulatedFile: URL?, reqid: Reqid,
-                logger: Logger) {
+    public init(
+        endpoints: [String: KernelEndpoint], simulated: SimulatedFleet?, simulatedFile: URL?, reqid: Reqid,
+        logger: Logger
+    ) {
         self.endpoints = endpoints
         self.simulated = simulated
         self.simulatedFile = simulatedFile

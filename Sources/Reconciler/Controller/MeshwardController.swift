@@ -16,8 +16,10 @@ public final class MeshwardController: Sendable {
     private let logger: Logger
     private let clock: any ReconcilerClock
 
-    public init(stateDirectory: String, masterKeyPath: String? = nil, logger: Logger,
-                clock: any ReconcilerClock = SystemClock()) {
+    public init(
+        stateDirectory: String, masterKeyPath: String? = nil, logger: Logger,
+        clock: any ReconcilerClock = SystemClock()
+    ) {
         self.stateDirectory = stateDirectory
         self.masterKeyPath = masterKeyPath
         self.logger = logger
@@ -42,7 +44,8 @@ public final class MeshwardController: Sendable {
     }
 
     private var hasState: Bool {
-        FileManager.default.fileExists(atPath: URL(fileURLWithPath: stateDirectory).appendingPathComponent("state.sqlite").path)
+        FileManager.default.fileExists(
+            atPath: URL(fileURLWithPath: stateDirectory).appendingPathComponent("state.sqlite").path)
     }
 
     private func openStore() throws -> StateStore {
@@ -88,8 +91,10 @@ public final class MeshwardController: Sendable {
     ///   - source: where the spec came from, for the history.
     ///   - rekey: channels to rotate now, on top of whatever is due.
     ///   - onPass: called after each pass, for progress.
-    public func apply(_ intent: FleetIntent, source: String, waitForDrain: Bool, rekey: RekeySelection? = nil,
-                      onPass: @escaping @Sendable (PassReport) async -> Void = { _ in }) async throws -> ApplyDocument {
+    public func apply(
+        _ intent: FleetIntent, source: String, waitForDrain: Bool, rekey: RekeySelection? = nil,
+        onPass: @escaping @Sendable (PassReport) async -> Void = { _ in }
+    ) async throws -> ApplyDocument {
         let store = try openStore()
         let holder = leaseHolder
         let ttl = leaseTTL(intent)
@@ -162,8 +167,10 @@ public final class MeshwardController: Sendable {
     }
 
     /// Nodes of the spec, plus remembered nodes that still have channels in the Store.
-    private func nodeEndpoints(for intent: FleetIntent, remembered: [String: String],
-                           records: [ChannelID: ChannelRecord]) -> [String: KernelEndpoint] {
+    private func nodeEndpoints(
+        for intent: FleetIntent, remembered: [String: String],
+        records: [ChannelID: ChannelRecord]
+    ) -> [String: KernelEndpoint] {
         var result: [String: KernelEndpoint] = [:]
         let involved = Set(records.keys.flatMap { [$0.from, $0.to] })
         for (node, text) in remembered where involved.contains(node) {
@@ -261,7 +268,8 @@ public final class MeshwardController: Sendable {
         let scratchStore = ScratchGenerationStore(channels: records)
         let scratchKernels = EndpointKernels(
             endpoints: endpoints.mapValues { _ in .simulated }, simulated: scratchFleet, simulatedFile: nil,
-            reqid: Reqid(intent.reqid), logger: Logger(label: "meshward.plan", factory: { _ in SwiftLogNoOpLogHandler() }))
+            reqid: Reqid(intent.reqid),
+            logger: Logger(label: "meshward.plan", factory: { _ in SwiftLogNoOpLogHandler() }))
         let planClock = ManualClock(clock.now())
         let rehearsal = FleetReconciler(
             store: scratchStore, kernels: scratchKernels, reqid: Reqid(intent.reqid), clock: planClock,
@@ -281,14 +289,15 @@ public final class MeshwardController: Sendable {
             }
             guard !pass.results.isEmpty else { continue }
             let waited = previousDeadline != nil && previousStart.map { pass.startedAt > $0 } == true
-            stages.append(PlanDocument.Stage(
-                stage: stages.count + 1, waitsUntil: waited ? pass.startedAt : nil,
-                operations: pass.results.map { result in
-                    PlanDocument.Operation(
-                        node: result.planned.node, operation: result.planned.operation.kind,
-                        target: Self.label(result.planned.operation.target, placeholders: placeholders),
-                        channel: result.planned.channel?.description)
-                }))
+            stages.append(
+                PlanDocument.Stage(
+                    stage: stages.count + 1, waitsUntil: waited ? pass.startedAt : nil,
+                    operations: pass.results.map { result in
+                        PlanDocument.Operation(
+                            node: result.planned.node, operation: result.planned.operation.kind,
+                            target: Self.label(result.planned.operation.target, placeholders: placeholders),
+                            channel: result.planned.channel?.description)
+                    }))
         }
         let issued = report.passes.flatMap(\.issued)
         let created = issued.filter { $0.reason == .new }.count
@@ -364,8 +373,10 @@ public final class MeshwardController: Sendable {
             cluster: settings?.cluster, revision: settings?.revision, observedAt: now, nodes: nodes, channels: channels)
     }
 
-    private func channelStatus(_ record: ChannelRecord, observations: [String: NodeObservation],
-                               settings: ControllerSettings?, now: Date) -> StatusDocument.Channel {
+    private func channelStatus(
+        _ record: ChannelRecord, observations: [String: NodeObservation],
+        settings: ControllerSettings?, now: Date
+    ) -> StatusDocument.Channel {
         let active = record.generations.last { $0.state == .active }
         var drift: [String] = []
         for generation in record.generations where generation.state == .active || generation.state == .pending {
@@ -389,7 +400,9 @@ public final class MeshwardController: Sendable {
                     $0.direction == .outbound && $0.template.spi == generation.spi
                         && $0.selector.destination.address == generation.destination
                 }
-                if !pinned { drift.append("\(record.id.from) has no outbound policy pinning spi \(generation.spi.hex)") }
+                if !pinned {
+                    drift.append("\(record.id.from) has no outbound policy pinning spi \(generation.spi.hex)")
+                }
             }
         }
         let nextRekey = active.map { $0.createdAt.addingTimeInterval(settings?.rekeyEverySeconds ?? 86_400) }
@@ -404,9 +417,10 @@ public final class MeshwardController: Sendable {
     public func history(limit: Int? = nil) throws -> HistoryDocument {
         guard hasState else { throw ControllerError.noState(directory: stateDirectory) }
         let revisions = try openStore().revisions(limit: limit)
-        return HistoryDocument(revisions: revisions.map {
-            .init(id: $0.id, hash: $0.hash, source: $0.source, appliedAt: $0.appliedAt, summary: $0.summary)
-        })
+        return HistoryDocument(
+            revisions: revisions.map {
+                .init(id: $0.id, hash: $0.hash, source: $0.source, appliedAt: $0.appliedAt, summary: $0.summary)
+            })
     }
 }
 

@@ -4,8 +4,9 @@ import Kernel
 import KernelSimulator
 import Logging
 import MeshwardCore
-@testable import Reconciler
 import Store
+
+@testable import Reconciler
 
 /// Drives the reconciler on a simulated fleet and checks continuity after every single kernel
 /// operation, for every order in which a pass's operations can interleave across nodes
@@ -180,7 +181,9 @@ final class ContinuityHarness {
             noteEnforcement(intent)
             if !report.failures.isEmpty {
                 failing += 1
-                if failing > 6 { throw HarnessError(message: "operations keep failing: \(report.failures.map(\.planned))") }
+                if failing > 6 {
+                    throw HarnessError(message: "operations keep failing: \(report.failures.map(\.planned))")
+                }
                 continue
             }
             failing = 0
@@ -205,8 +208,9 @@ final class ContinuityHarness {
         let lists = prepared.plan.operations.sorted { $0.key < $1.key }.map { ($0.key, $0.value.map(\.operation)) }
         guard !lists.isEmpty else { return }
         let base = fleet.state
-        let orders = Interleavings.orders(of: lists.map(\.1.count), limit: exhaustiveLimit, samples: sampledOrders,
-                                          random: &random)
+        let orders = Interleavings.orders(
+            of: lists.map(\.1.count), limit: exhaustiveLimit, samples: sampledOrders,
+            random: &random)
         for order in orders {
             checkedOrders += 1
             var state = base
@@ -218,14 +222,18 @@ final class ContinuityHarness {
                 cursor[list] += 1
                 _ = state.apply(operation, on: node, reqid: reqid)
                 checkedOperations += 1
-                probe(state, intent: intent, enforced: &enforcedHere, after: "\(node): \(operation)", pass: prepared.number)
+                probe(
+                    state, intent: intent, enforced: &enforcedHere, after: "\(node): \(operation)",
+                    pass: prepared.number)
                 if violations.count > 20 { return }
             }
         }
     }
 
-    private func probe(_ state: SimulatedFleetState, intent: FleetIntent, enforced: inout Set<ChannelID>,
-                       after operation: String, pass: Int) {
+    private func probe(
+        _ state: SimulatedFleetState, intent: FleetIntent, enforced: inout Set<ChannelID>,
+        after operation: String, pass: Int
+    ) {
         for channel in intent.channels where !exempt.contains(channel.id.from) && !exempt.contains(channel.id.to) {
             var copy = state
             let traffic = channel.traffic.first ?? .any
@@ -237,7 +245,8 @@ final class ContinuityHarness {
                 if channel.enforcement == .required, receiverEnforces(state, channel) { enforced.insert(channel.id) }
             case .deliveredPlaintext:
                 if channel.enforcement == .required, enforced.contains(channel.id) {
-                    violations.append("pass \(pass), after \(operation): \(channel.id) sent plaintext after enforcement")
+                    violations.append(
+                        "pass \(pass), after \(operation): \(channel.id) sent plaintext after enforcement")
                 }
             case .dropped, .undeliverable:
                 violations.append("pass \(pass), after \(operation): \(channel.id) \(outcome)")
@@ -248,7 +257,8 @@ final class ContinuityHarness {
             var copy = state
             let outcome = copy.send(
                 from: id.from, to: removed.destination, transport: removed.traffic.transport ?? .udp,
-                sourcePort: removed.traffic.sourcePort ?? 40_000, destinationPort: removed.traffic.destinationPort ?? 4_000)
+                sourcePort: removed.traffic.sourcePort ?? 40_000,
+                destinationPort: removed.traffic.destinationPort ?? 4_000)
             if !outcome.isDelivered {
                 violations.append("pass \(pass), after \(operation): removed channel \(id) \(outcome)")
             }
@@ -259,7 +269,8 @@ final class ContinuityHarness {
         guard let observation = try? state.observe(node: channel.id.to, reqid: reqid) else { return false }
         return observation.policies.contains {
             $0.direction == .inbound && !$0.template.isOptional
-                && $0.selector.source.address == channel.source && $0.selector.destination.address == channel.destination
+                && $0.selector.source.address == channel.source
+                && $0.selector.destination.address == channel.destination
         }
     }
 
@@ -321,7 +332,8 @@ final class ContinuityHarness {
             policies += observation.policies.count
         }
         if sas != expectedSAs || policies != expectedPolicies {
-            throw HarnessError(message: "orphans: \(sas) SAs (want \(expectedSAs)), \(policies) policies (want \(expectedPolicies))")
+            throw HarnessError(
+                message: "orphans: \(sas) SAs (want \(expectedSAs)), \(policies) policies (want \(expectedPolicies))")
         }
         try assertForeignUntouched()
     }

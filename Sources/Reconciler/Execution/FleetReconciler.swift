@@ -4,6 +4,7 @@ import Kernel
 import Logging
 import MeshwardCore
 import Store
+import Synchronization
 
 /// Runs passes: observe every node once, plan, issue the generations the plan asks for, record
 /// the generation changes, then send each node its operations (nodes in parallel) and journal
@@ -17,6 +18,8 @@ public final class FleetReconciler: Sendable {
     private let clock: any ReconcilerClock
     private let logger: Logger
     private let planner: FleetPlanner
+    /// When each unaccounted inbound SA was first seen free, for as long as this reconciler lives.
+    private let unaccountedFreedAt = Mutex<[SAIdentifier: Date]>([:])
     /// The reqid that marks Meshward's objects.
     public let reqid: Reqid
 
@@ -94,6 +97,7 @@ public final class FleetReconciler: Sendable {
             intent: intent, channels: records, observations: observations, unreachable: unreachable,
             knownNodes: kernels.knownNodes, rekeyRequests: rekeyRequests, reqid: reqid, defaultDrain: defaultDrain,
             now: now)
+        input.unaccountedSAsFreedAt = unaccountedFreedAt.withLock { $0 }
         var plan = planner.plan(input)
 
         var issued: [(channel: ChannelID, spi: SPI, reason: GenerationNeed.Reason)] = []
@@ -123,6 +127,9 @@ public final class FleetReconciler: Sendable {
         records = input.channels
         for (id, record) in plan.recordUpdates { records[id] = record }
         for id in plan.removedChannels { records[id] = nil }
+        unaccountedFreedAt.withLock { freed in
+            for id in plan.freedUnaccountedSAs where freed[id] == nil { freed[id] = now }
+        }
 
         return PreparedPass(
             number: number, startedAt: now, observations: observations, unreachable: unreachable, issued: issued,
@@ -218,8 +225,10 @@ public final class FleetReconciler: Sendable {
             let report = try await runPass(
                 number: passes.count + 1, intent: intent, records: &records, rekeyRequests: rekeyRequests,
                 defaultDrain: defaultDrain, revision: revision)
-            passes.append(report)
             try await onPass(report)
+            // Only the last pass keeps its observations: a long run must not hold every one.
+            if !passes.isEmpty { passes[passes.count - 1].observations = [:] }
+            passes.append(report)
             if !report.failures.isEmpty {
                 failingPasses += 1
                 if failingPasses >= Self.failingPassLimit {

@@ -27,8 +27,8 @@ public struct PassReport: Sendable {
     public let issued: [(channel: ChannelID, spi: SPI, reason: GenerationNeed.Reason)]
     /// The plan the pass carried out (steps, deadline, blocked channels).
     public let plan: PassPlan
-    /// The observations of the pass, for status and drift.
-    public let observations: [String: NodeObservation]
+    /// The observations of the pass. A run of passes keeps them for its last pass only.
+    public internal(set) var observations: [String: NodeObservation]
 
     /// Operations the kernels refused or never got.
     public var failures: [(planned: PlannedOperation, outcome: OperationOutcome)] {

@@ -554,6 +554,7 @@ public struct FleetPlanner: Sendable {
             if index.addressOwner[id.destination] != node {
                 return index.pins(id, on: node) ? nil : operation
             }
+            var senderIsGone = false
             switch index.peer(owning: existing.source) {
             case .unreachable: return nil
             case .observed(let sender):
@@ -562,15 +563,31 @@ public struct FleetPlanner: Sendable {
                 {
                     return nil
                 }
-            case .gone: break
+            case .gone: senderIsGone = true
             }
-            if let generation = index.generation(of: id), let superseded = generation.supersededAt {
-                let drain = input.intent.channel(generation.channel)?.drain ?? input.defaultDrain
-                let deadline = superseded.addingTimeInterval(drain.timeInterval)
-                if input.now < deadline {
-                    plan.wait(until: deadline)
-                    return nil
+            if let generation = index.generation(of: id) {
+                if let superseded = generation.supersededAt {
+                    let drain = input.intent.channel(generation.channel)?.drain ?? input.defaultDrain
+                    let deadline = superseded.addingTimeInterval(drain.timeInterval)
+                    if input.now < deadline {
+                        plan.wait(until: deadline)
+                        return nil
+                    }
                 }
+                return operation
+            }
+            // An SA no generation accounts for (the Store was lost): its drain runs from the
+            // first pass that saw its sender stop using it. A sender that is gone sends nothing.
+            if senderIsGone { return operation }
+            guard let freed = input.unaccountedSAsFreedAt[id] else {
+                plan.freedUnaccountedSAs.append(id)
+                plan.wait(until: input.now.addingTimeInterval(input.defaultDrain.timeInterval))
+                return nil
+            }
+            let deadline = freed.addingTimeInterval(input.defaultDrain.timeInterval)
+            if input.now < deadline {
+                plan.wait(until: deadline)
+                return nil
             }
             return operation
         }

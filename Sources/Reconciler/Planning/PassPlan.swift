@@ -59,6 +59,9 @@ public struct PassPlan: Sendable {
     public var generationRequests: [GenerationNeed] = []
     /// The earliest time at which a time-gated step (drain) may go on; nil when nothing waits.
     public var nextDeadline: Date?
+    /// Inbound SAs no generation accounts for whose sender stopped using them in this pass:
+    /// their drain starts now.
+    public var freedUnaccountedSAs: [SAIdentifier] = []
     /// Channels that cannot advance because a node they need did not answer.
     public var blocked: [BlockedChannel] = []
     /// How many channels are in each step after this pass's planning, for progress. Each

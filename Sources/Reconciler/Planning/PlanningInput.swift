@@ -26,6 +26,9 @@ public struct PlanningInput: Sendable {
     public var defaultDrain: Duration
     /// The policy priority Meshward writes.
     public var priority: UInt32
+    /// Inbound SAs that no generation accounts for (left by a lost Store), with the time a pass
+    /// first saw their sender stop using them: their drain runs from then.
+    public var unaccountedSAsFreedAt: [SAIdentifier: Date] = [:]
     /// The time of this pass.
     public var now: Date
 

@@ -2,6 +2,7 @@ import DesiredState
 import Foundation
 import Kernel
 import MeshwardCore
+import Reconciler
 import Store
 
 /// A fleet as a converged controller finds it: one active generation per channel in the

@@ -59,7 +59,8 @@ struct ApplySimBenchmark: AsyncParsableCommand {
             let operations = result["operations"] as? Int ?? 0
             let cpu = result["converge_cpu_seconds"] as? Double ?? 0
             table.add([
-                result["shape"] as? String ?? "", "\(result["nodes"] as? Int ?? 0)", "\(result["channels"] as? Int ?? 0)",
+                result["shape"] as? String ?? "", "\(result["nodes"] as? Int ?? 0)",
+                "\(result["channels"] as? Int ?? 0)",
                 result["store"] as? String ?? "", "\(result["passes"] as? Int ?? 0)", "\(operations)",
                 String(format: "%.2f", result["converge_seconds"] as? Double ?? 0), String(format: "%.2f", cpu),
                 String(format: "%.2f", operations > 0 ? cpu / Double(operations) * 1e6 : 0),
@@ -118,7 +119,8 @@ struct ApplySimBenchmark: AsyncParsableCommand {
             }
         }
         guard objects == 4 * intent.channels.count else {
-            throw BenchFailure("the kernels hold \(objects) objects, expected 4 per channel (\(4 * intent.channels.count))")
+            throw BenchFailure(
+                "the kernels hold \(objects) objects, expected 4 per channel (\(4 * intent.channels.count))")
         }
 
         var report = BenchmarkReport("apply-sim \(shape) \(nodes)")

@@ -29,7 +29,8 @@ struct BenchNamespace {
     }
 
     func writeBatch(_ lines: [String]) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString).batch").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString).batch")
+            .path
         try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -48,8 +49,9 @@ struct BenchNamespace {
         let errorData = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw BenchFailure("\(executable) \(arguments.prefix(6).joined(separator: " ")) exited \(process.terminationStatus): "
-                               + String(decoding: errorData.prefix(300), as: UTF8.self))
+            throw BenchFailure(
+                "\(executable) \(arguments.prefix(6).joined(separator: " ")) exited \(process.terminationStatus): "
+                    + String(decoding: errorData.prefix(300), as: UTF8.self))
         }
         return String(decoding: data, as: UTF8.self)
     }

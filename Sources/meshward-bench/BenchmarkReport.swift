@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// Figures of one benchmark run, printed as an aligned table (rows of label and value, then

@@ -44,7 +44,8 @@ struct ConvergedFleet {
                 policies[channel.id.from, default: []].append(
                     SecurityPolicy(
                         selector: selector, direction: .outbound,
-                        template: PolicyTemplate(family: channel.id.family, spi: SPI(spi), reqid: reqid, isOptional: false)
+                        template: PolicyTemplate(
+                            family: channel.id.family, spi: SPI(spi), reqid: reqid, isOptional: false)
                     ))
                 policies[channel.id.to, default: []].append(
                     SecurityPolicy(

@@ -8,7 +8,8 @@ enum FleetGenerator {
         let tiers = ["web", "app", "db", "cache"]
         var text = "version: 1\ncluster: bench\ndefaults:\n  cipher: aes-gcm-256\n  rekey: { every: 24h }\nnodes:\n"
         for index in 0..<nodes {
-            text += "  - name: node-\(index)\n    addresses: [\(addresses(index, dualStack: dualStack))]\n"
+            text +=
+                "  - name: node-\(index)\n    addresses: [\(addresses(index, dualStack: dualStack))]\n"
                 + "    labels: { tier: \(tiers[index % tiers.count]) }\n"
         }
         text += "flows:\n  - name: full-mesh\n    from: {}\n    to: {}\n"
@@ -21,7 +22,8 @@ enum FleetGenerator {
         let tiers = ["web", "app", "db"]
         var text = "version: 1\ncluster: bench\ndefaults:\n  cipher: aes-gcm-256\n  rekey: { every: 24h }\nnodes:\n"
         for index in 0..<nodes {
-            text += "  - name: node-\(index)\n    addresses: [\(addresses(index, dualStack: dualStack))]\n"
+            text +=
+                "  - name: node-\(index)\n    addresses: [\(addresses(index, dualStack: dualStack))]\n"
                 + "    labels: { tier: \(tiers[index % 3]) }\n"
         }
         text += """
@@ -39,7 +41,8 @@ enum FleetGenerator {
         var text = "version: 1\ncluster: bench\ndefaults:\n  cipher: aes-gcm-256\n  rekey: { every: 24h }\nnodes:\n"
         text += "  - name: hub\n    addresses: [\(addresses(0, dualStack: false))]\n    labels: { role: hub }\n"
         for index in 1...max(1, peers) {
-            text += "  - name: peer-\(index)\n    addresses: [\(addresses(index, dualStack: false))]\n"
+            text +=
+                "  - name: peer-\(index)\n    addresses: [\(addresses(index, dualStack: false))]\n"
                 + "    labels: { role: peer }\n"
         }
         text += "flows:\n  - { name: hub-to-peers, from: { role: hub }, to: { role: peer } }\n"

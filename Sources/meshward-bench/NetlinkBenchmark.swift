@@ -26,7 +26,9 @@ struct NetlinkBenchmark: AsyncParsableCommand {
     var ipPath = "/usr/sbin/ip"
 
     func validate() throws {
-        guard policies > 0, policies <= 120_000 else { throw ValidationError("--policies must be 1...120000 (the test range 198.18.0.0/15).") }
+        guard policies > 0, policies <= 120_000 else {
+            throw ValidationError("--policies must be 1...120000 (the test range 198.18.0.0/15).")
+        }
         guard sample > 0, runs > 0 else { throw ValidationError("--sample and --runs must be positive.") }
     }
 
@@ -37,7 +39,9 @@ struct NetlinkBenchmark: AsyncParsableCommand {
         var backend: [Phase: [Timing]] = [:]
         var batch: [Phase: [Timing]] = [:]
         for _ in 0..<runs {
-            for (phase, timing) in try await timeBackend(set, logger: logger) { backend[phase, default: []].append(timing) }
+            for (phase, timing) in try await timeBackend(set, logger: logger) {
+                backend[phase, default: []].append(timing)
+            }
             for (phase, timing) in try timeIPBatch(set) { batch[phase, default: []].append(timing) }
         }
         let perProcess = try timeIPPerOperation(sampleSet)

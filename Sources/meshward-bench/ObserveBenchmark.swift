@@ -100,7 +100,8 @@ struct ObserveBenchmark: AsyncParsableCommand {
         ])
         for result in results {
             table.add([
-                result.backend, "\(result.sas)", "\(result.policies)", format(result.observe), format(result.observeCPU),
+                result.backend, "\(result.sas)", "\(result.policies)", format(result.observe),
+                format(result.observeCPU),
                 format(result.diff), format(result.diffCPU), format(result.total), format(result.totalCPU),
                 format(result.medianTotal), result.total < Self.targetMilliseconds ? "met" : "missed",
             ])
@@ -148,7 +149,8 @@ struct ObserveBenchmark: AsyncParsableCommand {
             else {
                 throw BenchFailure(
                     "\(backend) observed \(observed.result.securityAssociations.count) SAs and "
-                        + "\(observed.result.policies.count) policies, expected \(expecting.sas) and \(expecting.policies)")
+                        + "\(observed.result.policies.count) policies, expected \(expecting.sas) and \(expecting.policies)"
+                )
             }
             var input = template
             input.observations = ["hub": observed.result]

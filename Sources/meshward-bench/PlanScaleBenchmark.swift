@@ -22,14 +22,18 @@ struct PlanScaleBenchmark: AsyncParsableCommand {
     @Option(name: .customLong("three-tier"), parsing: .upToNextOption, help: "Three-tier fleet sizes (nodes).")
     var threeTierSizes: [Int] = [3000]
 
-    @Option(help: ArgumentHelp("Run one case in this process: SHAPE:NODES:SCENARIO (mesh|three-tier, steady|rekey).",
-                               visibility: .hidden))
+    @Option(
+        help: ArgumentHelp(
+            "Run one case in this process: SHAPE:NODES:SCENARIO (mesh|three-tier, steady|rekey).",
+            visibility: .hidden))
     var only: String?
 
     func run() async throws {
         if let only {
             let parts = only.split(separator: ":").map(String.init)
-            guard parts.count == 3, let nodes = Int(parts[1]) else { throw ValidationError("--only SHAPE:NODES:SCENARIO") }
+            guard parts.count == 3, let nodes = Int(parts[1]) else {
+                throw ValidationError("--only SHAPE:NODES:SCENARIO")
+            }
             try await PlanScaleCase(shape: parts[0], nodes: nodes, scenario: parts[2]).run()
             return
         }
@@ -46,7 +50,8 @@ struct PlanScaleBenchmark: AsyncParsableCommand {
             let cpu = result["plan_cpu_seconds"] as? Double ?? 0
             table.add([
                 result["shape"] as? String ?? "", "\(result["nodes"] as? Int ?? 0)", "\(channels)",
-                result["scenario"] as? String ?? "", String(format: "%.3f", result["compile_cpu_seconds"] as? Double ?? 0),
+                result["scenario"] as? String ?? "",
+                String(format: "%.3f", result["compile_cpu_seconds"] as? Double ?? 0),
                 String(format: "%.3f", result["plan_seconds"] as? Double ?? 0), String(format: "%.3f", cpu),
                 String(format: "%.2f", channels > 0 ? cpu / Double(channels) * 1e6 : 0),
                 String(format: "%.1f", result["peak_rss_mib"] as? Double ?? 0),
@@ -68,7 +73,9 @@ struct PlanScaleCase {
         let written = try FleetGenerator.write(text)
         defer { try? FileManager.default.removeItem(at: written.directory) }
         let (loaded, compileTime) = measureCPU { SpecLoader().load(paths: [written.file]) }
-        guard let intent = loaded.intent else { throw ValidationError("generated spec invalid: \(loaded.diagnostics.prefix(2))") }
+        guard let intent = loaded.intent else {
+            throw ValidationError("generated spec invalid: \(loaded.diagnostics.prefix(2))")
+        }
 
         // The fleet as a converged controller would find it: one active generation per channel,
         // every kernel holding exactly its objects.
@@ -81,7 +88,8 @@ struct PlanScaleCase {
             for id in records.keys { requests[id] = now }
         }
         let input = PlanningInput(
-            intent: intent, channels: records, observations: fleet.observations, knownNodes: Set(intent.nodes.map(\.name)),
+            intent: intent, channels: records, observations: fleet.observations,
+            knownNodes: Set(intent.nodes.map(\.name)),
             rekeyRequests: requests, reqid: reqid, now: now.addingTimeInterval(1))
         let setupPeak = BenchmarkReport.peakResidentMiB()
 
@@ -97,8 +105,9 @@ struct PlanScaleCase {
         report.seconds("plan (desired state + diff + staging)", planTime, key: "plan_seconds")
         report.seconds("plan, CPU time of a second run (all threads)", planCPU, key: "plan_cpu_seconds")
         report.add("operations planned", "\(plan.operationCount)", key: "operations", value: plan.operationCount)
-        report.add("generations requested", "\(plan.generationRequests.count)", key: "generations_requested",
-                   value: plan.generationRequests.count)
+        report.add(
+            "generations requested", "\(plan.generationRequests.count)", key: "generations_requested",
+            value: plan.generationRequests.count)
         switch scenario {
         case "steady":
             guard plan.operationCount == 0, plan.generationRequests.isEmpty else {
@@ -117,14 +126,17 @@ struct PlanScaleCase {
             for generation in issued { second.channels[generation.channel]?.generations.append(generation) }
             let (staged, stageTime) = measureCPU { planner.plan(second) }
             guard staged.operationCount == intent.channels.count else {
-                throw ValidationError("the first rekey stage has \(staged.operationCount) operations, not one per channel")
+                throw ValidationError(
+                    "the first rekey stage has \(staged.operationCount) operations, not one per channel")
             }
             report.seconds("issue generations (in memory, CPU)", issueTime, key: "issue_cpu_seconds")
             report.seconds("plan first rekey stage (CPU)", stageTime, key: "stage_cpu_seconds")
-            report.add("first stage operations", "\(staged.operationCount)", key: "stage_operations",
-                       value: staged.operationCount)
+            report.add(
+                "first stage operations", "\(staged.operationCount)", key: "stage_operations",
+                value: staged.operationCount)
         }
-        report.add("peak memory after setup", String(format: "%.1f MiB", setupPeak), key: "setup_rss_mib", value: setupPeak)
+        report.add(
+            "peak memory after setup", String(format: "%.1f MiB", setupPeak), key: "setup_rss_mib", value: setupPeak)
         report.peakMemory()
         try report.print()
     }

@@ -71,7 +71,8 @@ struct SimulatorBenchmark: AsyncParsableCommand {
         let load = try await Self.medianTimes(repetitions) { _ = try SimulatedFleet.load(from: file) }
 
         let measurements = [
-            Measurement(name: "observe", objects: objectCount, medianSeconds: observe.wall, medianCPUSeconds: observe.cpu),
+            Measurement(
+                name: "observe", objects: objectCount, medianSeconds: observe.wall, medianCPUSeconds: observe.cpu),
             Measurement(name: "apply", objects: batch.count, medianSeconds: apply.wall, medianCPUSeconds: apply.cpu),
             Measurement(
                 name: "save", objects: peerOperations.count, medianSeconds: save.wall, medianCPUSeconds: save.cpu),

@@ -60,7 +60,8 @@ struct StoreBenchmark: AsyncParsableCommand {
         var loadStore = store
         if let directory = store.directory {
             // Load from a freshly opened store, as a restarted controller would.
-            reopenSeconds = try await measure { loadStore = try StateStore.open(directory: directory, logger: logger) }.1
+            reopenSeconds = try await measure { loadStore = try StateStore.open(directory: directory, logger: logger) }
+                .1
                 .seconds
         }
 
@@ -182,13 +183,15 @@ struct StoreBenchmarkResult: Encodable {
             row("storage", storage),
             row(
                 "fill",
-                "\(number(fillSeconds)) s, \(number(fillCPUSeconds)) s CPU (\(number(fillChannelsPerSecond, 0)) channels/s)"),
+                "\(number(fillSeconds)) s, \(number(fillCPUSeconds)) s CPU (\(number(fillChannelsPerSecond, 0)) channels/s)"
+            ),
         ]
         if let reopenSeconds { rows.append(row("reopen (migrate, quick_check)", "\(number(reopenSeconds)) s")) }
         rows.append(
             row(
                 "loadChannels",
-                "\(number(loadSeconds)) s, \(number(loadCPUSeconds)) s CPU (\(number(loadChannelsPerSecond, 0)) channels/s)"))
+                "\(number(loadSeconds)) s, \(number(loadCPUSeconds)) s CPU (\(number(loadChannelsPerSecond, 0)) channels/s)"
+            ))
         if let unsealSeconds {
             rows.append(
                 row(

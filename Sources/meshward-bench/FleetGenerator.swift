@@ -1,4 +1,5 @@
 import Foundation
+import MeshwardCore
 
 /// Generated specs for benchmarks: addresses from 198.18.0.0/15 and 2001:db8::/32 only.
 enum FleetGenerator {
@@ -7,7 +8,8 @@ enum FleetGenerator {
         let tiers = ["web", "app", "db", "cache"]
         var text = "version: 1\ncluster: bench\ndefaults:\n  cipher: aes-gcm-256\n  rekey: { every: 24h }\nnodes:\n"
         for index in 0..<nodes {
-            text += "  - name: node-\(index)\n    addresses: [\(addresses(index, dualStack: dualStack))]\n"
+            text +=
+                "  - name: node-\(index)\n    addresses: [\(addresses(index, dualStack: dualStack))]\n"
                 + "    labels: { tier: \(tiers[index % tiers.count]) }\n"
         }
         text += "flows:\n  - name: full-mesh\n    from: {}\n    to: {}\n"
@@ -20,7 +22,8 @@ enum FleetGenerator {
         let tiers = ["web", "app", "db"]
         var text = "version: 1\ncluster: bench\ndefaults:\n  cipher: aes-gcm-256\n  rekey: { every: 24h }\nnodes:\n"
         for index in 0..<nodes {
-            text += "  - name: node-\(index)\n    addresses: [\(addresses(index, dualStack: dualStack))]\n"
+            text +=
+                "  - name: node-\(index)\n    addresses: [\(addresses(index, dualStack: dualStack))]\n"
                 + "    labels: { tier: \(tiers[index % 3]) }\n"
         }
         text += """
@@ -32,6 +35,29 @@ enum FleetGenerator {
         return text
     }
 
+    /// One hub and `peers` peers, and one flow between the hub and every peer: 2 × `peers`
+    /// channels, all touching the hub (the hub is node 0, the peers `peer-1` ...).
+    static func hubAndSpoke(peers: Int) -> String {
+        var text = "version: 1\ncluster: bench\ndefaults:\n  cipher: aes-gcm-256\n  rekey: { every: 24h }\nnodes:\n"
+        text += "  - name: hub\n    addresses: [\(addresses(0, dualStack: false))]\n    labels: { role: hub }\n"
+        for index in 1...max(1, peers) {
+            text +=
+                "  - name: peer-\(index)\n    addresses: [\(addresses(index, dualStack: false))]\n"
+                + "    labels: { role: peer }\n"
+        }
+        text += "flows:\n  - { name: hub-to-peers, from: { role: hub }, to: { role: peer } }\n"
+        return text
+    }
+
+    /// Host `host` of 198.18.0.0/15 (0 ..< 131,072).
+    static func hostAddress(_ host: Int) -> IPAddress {
+        let bytes = [198, UInt8(18 + (host >> 16) & 1), UInt8((host >> 8) & 0xFF), UInt8(host & 0xFF)]
+        guard let address = IPAddress(bytes: bytes) else { preconditionFailure("four bytes are an IPv4 address") }
+        return address
+    }
+
+    /// The spec text of node `index`'s addresses: host `index` of 198.18.0.0/15, and with
+    /// `dualStack` also 2001:db8::(index + 1).
     static func addresses(_ index: Int, dualStack: Bool) -> String {
         let v4 = "198.\(18 + index / 65_536).\((index / 256) % 256).\(index % 256)"
         let v6 = "\"2001:db8::\(String(index + 1, radix: 16))\""
@@ -40,11 +66,17 @@ enum FleetGenerator {
 
     /// Writes `text` to a fresh temporary file; the caller removes its directory.
     static func write(_ text: String) throws -> (file: String, directory: URL) {
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("meshward-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try temporaryDirectory()
         let file = directory.appendingPathComponent("fleet.yaml").path
         try text.write(toFile: file, atomically: true, encoding: .utf8)
         return (file, directory)
+    }
+
+    /// A fresh temporary directory; the caller removes it.
+    static func temporaryDirectory() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("meshward-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
     }
 }

@@ -6,8 +6,8 @@ struct MeshwardBench: AsyncParsableCommand {
         commandName: "meshward-bench",
         abstract: "Meshward's benchmarks; each prints its figures as a table and as JSON.",
         subcommands: [
-            CompileBenchmark.self, PlanScaleBenchmark.self, SimulatorBenchmark.self, NetlinkBenchmark.self,
-            StoreBenchmark.self,
+            CompileBenchmark.self, PlanScaleBenchmark.self, ObserveBenchmark.self, ApplySimBenchmark.self,
+            SimulatorBenchmark.self, NetlinkBenchmark.self, StoreBenchmark.self,
         ]
     )
 }

@@ -26,7 +26,9 @@ struct NetlinkBenchmark: AsyncParsableCommand {
     var ipPath = "/usr/sbin/ip"
 
     func validate() throws {
-        guard policies > 0, policies <= 120_000 else { throw ValidationError("--policies must be 1...120000 (the test range 198.18.0.0/15).") }
+        guard policies > 0, policies <= 120_000 else {
+            throw ValidationError("--policies must be 1...120000 (the test range 198.18.0.0/15).")
+        }
         guard sample > 0, runs > 0 else { throw ValidationError("--sample and --runs must be positive.") }
     }
 
@@ -34,48 +36,63 @@ struct NetlinkBenchmark: AsyncParsableCommand {
         let logger = Logger(label: "meshward.bench", factory: { _ in SwiftLogNoOpLogHandler() })
         let set = Self.policies(count: policies)
         let sampleSet = Array(set.prefix(sample))
-        var backend: [Phase: [Double]] = [:]
-        var batch: [Phase: [Double]] = [:]
+        var backend: [Phase: [Timing]] = [:]
+        var batch: [Phase: [Timing]] = [:]
         for _ in 0..<runs {
-            for (phase, seconds) in try await timeBackend(set, logger: logger) { backend[phase, default: []].append(seconds) }
-            for (phase, seconds) in try timeIPBatch(set) { batch[phase, default: []].append(seconds) }
+            for (phase, timing) in try await timeBackend(set, logger: logger) {
+                backend[phase, default: []].append(timing)
+            }
+            for (phase, timing) in try timeIPBatch(set) { batch[phase, default: []].append(timing) }
         }
         let perProcess = try timeIPPerOperation(sampleSet)
 
+        let count = Double(policies)
         let rows: [Row] = Phase.allCases.map { phase in
-            Row(phase: phase,
-                backend: Double(policies) / median(backend[phase] ?? []),
-                ipBatch: Double(policies) / median(batch[phase] ?? []),
-                ipPerOperation: phase == .dump ? nil : perProcess[phase].map { Double(sample) / $0 })
+            Row(
+                phase: phase,
+                backend: count / median(backend[phase]?.map(\.wall) ?? []),
+                ipBatch: count / median(batch[phase]?.map(\.wall) ?? []),
+                ipPerOperation: phase == .dump ? nil : perProcess[phase].map { Double(sample) / $0 },
+                backendCPU: count / median(backend[phase]?.map(\.cpu) ?? []),
+                ipBatchCPU: count / median(batch[phase]?.map(\.cpu) ?? []))
         }
-        printTable(rows)
-        try printJSON(rows)
+        try printReport(rows)
     }
 
     enum Phase: String, CaseIterable, Codable {
         case install, dump, delete
     }
 
-    struct Row: Codable {
+    /// One phase of one method: wall seconds, and CPU seconds (this process's for the backend,
+    /// the `ip` child's for iproute2; both include the kernel's work in their system calls).
+    struct Timing {
+        var wall: Double
+        var cpu: Double
+    }
+
+    struct Row {
         var phase: Phase
-        /// Policies per second.
+        /// Policies per second of wall time.
         var backend: Double
         var ipBatch: Double
         var ipPerOperation: Double?
+        /// Policies per second of CPU time.
+        var backendCPU: Double
+        var ipBatchCPU: Double
         var backendOverBatch: Double { backend / ipBatch }
+        var backendOverBatchCPU: Double { backendCPU / ipBatchCPU }
     }
 
+    /// Outbound policies from 198.18.0.1 to hosts 198.18.0.2 ..., each pinning its own SPI.
     static func policies(count: Int) -> [SecurityPolicy] {
-        let local = IPAddress(bytes: [198, 18, 0, 1]) ?? .unspecified(.ipv4)
+        let local = FleetGenerator.hostAddress(1)
         return (0..<count).map { index in
-            let host = index + 2
-            let remote = IPAddress(bytes: [198, UInt8(18 + host / 65536), UInt8(host / 256 % 256), UInt8(host % 256)])
-                ?? .unspecified(.ipv4)
-            return SecurityPolicy(
-                selector: PolicySelector(source: IPPrefix(host: local), destination: IPPrefix(host: remote)),
+            SecurityPolicy(
+                selector: PolicySelector(
+                    source: IPPrefix(host: local), destination: IPPrefix(host: FleetGenerator.hostAddress(index + 2))),
                 direction: .outbound,
-                template: PolicyTemplate(family: .ipv4, spi: SPI(UInt32(0x1000 + index)), reqid: .meshwardDefault,
-                                         isOptional: false))
+                template: PolicyTemplate(
+                    family: .ipv4, spi: SPI(UInt32(0x1000 + index)), reqid: .meshwardDefault, isOptional: false))
         }
     }
 
@@ -88,36 +105,28 @@ struct NetlinkBenchmark: AsyncParsableCommand {
         "xfrm policy delete src \(policy.selector.source) dst \(policy.selector.destination) dir out"
     }
 
-    private func timeBackend(_ set: [SecurityPolicy], logger: Logger) async throws -> [Phase: Double] {
+    private func timeBackend(_ set: [SecurityPolicy], logger: Logger) async throws -> [Phase: Timing] {
         let namespace = try BenchNamespace(ipPath: ipPath)
         defer { namespace.delete() }
-        let kernel = try NetlinkKernel(node: "bench", endpoint: .namespace(namespace.name), reqid: .meshwardDefault, logger: logger)
+        let kernel = try NetlinkKernel(
+            node: "bench", endpoint: .namespace(namespace.name), reqid: .meshwardDefault, logger: logger)
         _ = try await kernel.observe()
-        var times: [Phase: Double] = [:]
-        var start = ContinuousClock.now
-        let added = try await kernel.apply(set.map { .addPolicy($0) })
-        times[.install] = seconds(since: start)
-        try check(added)
-        start = ContinuousClock.now
-        let observed = try await kernel.observe()
-        times[.dump] = seconds(since: start)
-        guard observed.policies.count == set.count else {
-            throw BenchFailure("the backend observed \(observed.policies.count) policies, expected \(set.count)")
+        var times: [Phase: Timing] = [:]
+        let added = try await measureBoth { try await kernel.apply(set.map { .addPolicy($0) }) }
+        times[.install] = Timing(wall: added.wall.seconds, cpu: added.cpu.seconds)
+        try requireApplied(added.result)
+        let observed = try await measureBoth { try await kernel.observe() }
+        times[.dump] = Timing(wall: observed.wall.seconds, cpu: observed.cpu.seconds)
+        guard observed.result.policies.count == set.count else {
+            throw BenchFailure("the backend observed \(observed.result.policies.count) policies, expected \(set.count)")
         }
-        start = ContinuousClock.now
-        let deleted = try await kernel.apply(set.map { .deletePolicy($0.identifier) })
-        times[.delete] = seconds(since: start)
-        try check(deleted)
+        let deleted = try await measureBoth { try await kernel.apply(set.map { .deletePolicy($0.identifier) }) }
+        times[.delete] = Timing(wall: deleted.wall.seconds, cpu: deleted.cpu.seconds)
+        try requireApplied(deleted.result)
         return times
     }
 
-    private func check(_ results: [OperationResult]) throws {
-        if let failure = results.first(where: { !$0.outcome.isApplied }) {
-            throw BenchFailure("\(failure.operation): \(failure.outcome)")
-        }
-    }
-
-    private func timeIPBatch(_ set: [SecurityPolicy]) throws -> [Phase: Double] {
+    private func timeIPBatch(_ set: [SecurityPolicy]) throws -> [Phase: Timing] {
         let namespace = try BenchNamespace(ipPath: ipPath)
         defer { namespace.delete() }
         let addFile = try namespace.writeBatch(set.map(Self.ipLine(add:)))
@@ -126,18 +135,22 @@ struct NetlinkBenchmark: AsyncParsableCommand {
             try? FileManager.default.removeItem(atPath: addFile)
             try? FileManager.default.removeItem(atPath: deleteFile)
         }
-        var times: [Phase: Double] = [:]
-        var start = ContinuousClock.now
-        try namespace.ip(["-batch", addFile])
-        times[.install] = seconds(since: start)
-        start = ContinuousClock.now
-        let listing = try namespace.ip(["xfrm", "policy"], captureOutput: true)
-        times[.dump] = seconds(since: start)
+        /// Runs `body` (one `ip` process) and times it on the clock and in the child's CPU time.
+        func timed<T>(_ body: () throws -> T) rethrows -> (T, Timing) {
+            let clock = ContinuousClock()
+            let cpuStart = childrenCPUTime()
+            let start = clock.now
+            let result = try body()
+            let wall = clock.now - start
+            return (result, Timing(wall: wall.seconds, cpu: (childrenCPUTime() - cpuStart).seconds))
+        }
+        var times: [Phase: Timing] = [:]
+        (_, times[.install]) = try timed { try namespace.ip(["-batch", addFile]) }
+        let listing: String
+        (listing, times[.dump]) = try timed { try namespace.ip(["xfrm", "policy"], captureOutput: true) }
         let count = listing.components(separatedBy: "\n\tdir out").count - 1
         guard count == set.count else { throw BenchFailure("ip listed \(count) policies, expected \(set.count)") }
-        start = ContinuousClock.now
-        try namespace.ip(["-batch", deleteFile])
-        times[.delete] = seconds(since: start)
+        (_, times[.delete]) = try timed { try namespace.ip(["-batch", deleteFile]) }
         return times
     }
 
@@ -155,107 +168,40 @@ struct NetlinkBenchmark: AsyncParsableCommand {
     }
 
     private func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        (ContinuousClock.now - start).seconds
     }
 
-    private func median(_ values: [Double]) -> Double {
-        let sorted = values.sorted()
-        guard !sorted.isEmpty else { return .nan }
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-    }
-
-    private func printTable(_ rows: [Row]) {
-        func rate(_ value: Double?) -> String {
-            guard let value else { return "-" }
-            return String(format: "%.0f/s", value)
-        }
-        func pad(_ text: String, _ width: Int) -> String {
-            String(repeating: " ", count: max(0, width - text.count)) + text
-        }
-        print("netlink benchmark: \(policies) IPv4 policies per method, median of \(runs) runs; ip per operation on \(sample)")
-        print(pad("phase", 8) + pad("backend", 14) + pad("ip -batch", 14) + pad("ip per op", 14) + pad("backend/batch", 16))
+    private func printReport(_ rows: [Row]) throws {
+        func rate(_ value: Double?) -> String { value.map { String(format: "%.0f/s", $0) } ?? "-" }
+        var report = BenchmarkReport("netlink")
+        report.add("policies per method", "\(policies) IPv4 policies", key: "policies", value: policies)
+        report.add("repetitions", "\(runs) (median reported)", key: "runs", value: runs)
+        report.add("ip per operation sample", "\(sample) operations", key: "sample", value: sample)
+        report.record("unit", "policies per second")
+        var table = TextTable([
+            "phase", "backend", "ip -batch", "ip per op", "backend/batch", "backend cpu", "ip -batch cpu",
+            "backend/batch cpu",
+        ])
         for row in rows {
-            print(pad(row.phase.rawValue, 8) + pad(rate(row.backend), 14) + pad(rate(row.ipBatch), 14)
-                  + pad(rate(row.ipPerOperation), 14) + pad(String(format: "%.2fx", row.backendOverBatch), 16))
+            table.add([
+                row.phase.rawValue, rate(row.backend), rate(row.ipBatch), rate(row.ipPerOperation),
+                String(format: "%.2fx", row.backendOverBatch), rate(row.backendCPU), rate(row.ipBatchCPU),
+                String(format: "%.2fx", row.backendOverBatchCPU),
+            ])
         }
-    }
-
-    private func printJSON(_ rows: [Row]) throws {
-        struct Report: Codable {
-            var benchmark = "netlink"
-            var policies: Int
-            var runs: Int
-            var sample: Int
-            var unit = "policies per second"
-            var phases: [Entry]
-        }
-        struct Entry: Codable {
-            var phase: Phase
-            var backend: Double
-            var ipBatch: Double
-            var ipPerOperation: Double?
-            var backendOverBatch: Double
-        }
-        let report = Report(policies: policies, runs: runs, sample: sample, phases: rows.map {
-            Entry(phase: $0.phase, backend: ($0.backend).rounded(), ipBatch: $0.ipBatch.rounded(),
-                  ipPerOperation: $0.ipPerOperation?.rounded(), backendOverBatch: ($0.backendOverBatch * 100).rounded() / 100)
-        })
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        print(String(decoding: try encoder.encode(report), as: UTF8.self))
-    }
-}
-
-/// The benchmark could not measure what it set out to (a failed operation, a wrong count).
-struct BenchFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// A network namespace made for one measurement (`mwtest-bench-<random>`), deleted afterwards.
-struct BenchNamespace {
-    let name: String
-    let ipPath: String
-
-    init(ipPath: String) throws {
-        self.ipPath = ipPath
-        self.name = "mwtest-bench-\(UInt32.random(in: 0...UInt32.max))"
-        try Self.run(ipPath, ["netns", "add", name], captureOutput: false)
-    }
-
-    func delete() {
-        _ = try? Self.run(ipPath, ["netns", "del", name], captureOutput: false)
-    }
-
-    @discardableResult
-    func ip(_ arguments: [String], captureOutput: Bool = false) throws -> String {
-        try Self.run(ipPath, ["-n", name] + arguments, captureOutput: captureOutput)
-    }
-
-    func writeBatch(_ lines: [String]) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString).batch").path
-        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
-    @discardableResult
-    static func run(_ executable: String, _ arguments: [String], captureOutput: Bool) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = captureOutput ? output : FileHandle.nullDevice
-        let errors = Pipe()
-        process.standardError = errors
-        try process.run()
-        let data = captureOutput ? output.fileHandleForReading.readDataToEndOfFile() : Data()
-        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw BenchFailure("\(executable) \(arguments.prefix(6).joined(separator: " ")) exited \(process.terminationStatus): "
-                               + String(decoding: errorData.prefix(300), as: UTF8.self))
-        }
-        return String(decoding: data, as: UTF8.self)
+        report.add(table)
+        func hundredths(_ value: Double) -> Double { (value * 100).rounded() / 100 }
+        report.record(
+            "phases",
+            rows.map { row -> [String: Any] in
+                var entry: [String: Any] = [
+                    "phase": row.phase.rawValue, "backend": row.backend.rounded(), "ipBatch": row.ipBatch.rounded(),
+                    "backendOverBatch": hundredths(row.backendOverBatch), "backendCPU": row.backendCPU.rounded(),
+                    "ipBatchCPU": row.ipBatchCPU.rounded(), "backendOverBatchCPU": hundredths(row.backendOverBatchCPU),
+                ]
+                if let perOperation = row.ipPerOperation { entry["ipPerOperation"] = perOperation.rounded() }
+                return entry
+            })
+        try report.print()
     }
 }

@@ -4,12 +4,6 @@ import Kernel
 import KernelSimulator
 import MeshwardCore
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// `meshward-bench simulator`: observing a simulated hub node with many peers, applying one
 /// large batch, and saving and loading the fleet, with the peak resident memory.
 struct SimulatorBenchmark: AsyncParsableCommand {
@@ -27,20 +21,13 @@ struct SimulatorBenchmark: AsyncParsableCommand {
     @Option(help: "Repetitions of each measurement; the median is reported.")
     var repetitions = 5
 
-    struct Measurement: Codable {
+    /// One measurement: median wall and CPU seconds over the repetitions.
+    struct Measurement {
         let name: String
         let objects: Int
         let medianSeconds: Double
-        let objectsPerSecond: Double
-    }
-
-    struct Report: Codable {
-        let benchmark: String
-        let peers: Int
-        let operations: Int
-        let repetitions: Int
-        let measurements: [Measurement]
-        let peakResidentKiB: Int
+        let medianCPUSeconds: Double
+        var objectsPerSecond: Double { Double(objects) / medianSeconds }
     }
 
     mutating func run() async throws {
@@ -56,7 +43,7 @@ struct SimulatorBenchmark: AsyncParsableCommand {
         }
         let hub = observed.kernel(for: "hub", reqid: reqid)
         var objectCount = 0
-        let observeSeconds = try await Self.median(repetitions) {
+        let observe = try await Self.medianTimes(repetitions) {
             let observation = try await hub.observe()
             objectCount = observation.securityAssociations.count + observation.policies.count
         }
@@ -67,7 +54,7 @@ struct SimulatorBenchmark: AsyncParsableCommand {
                 try Self.channelOperations(hub: hubAddress, peer: Self.address(index: $0))
             }.prefix(operations))
         var applied = 0
-        let applySeconds = try await Self.median(repetitions) {
+        let apply = try await Self.medianTimes(repetitions) {
             let fleet = SimulatedFleet()
             fleet.withState { $0.addNode("hub", addresses: [hubAddress]) }
             let results = try await fleet.kernel(for: "hub", reqid: reqid).apply(batch)
@@ -77,48 +64,49 @@ struct SimulatorBenchmark: AsyncParsableCommand {
             throw ValidationError("only \(applied) of \(batch.count) operations applied")
         }
 
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-bench-\(getpid())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try FleetGenerator.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("fleet.json")
-        let saveSeconds = try await Self.median(repetitions) { try observed.save(to: file) }
-        let loadSeconds = try await Self.median(repetitions) { _ = try SimulatedFleet.load(from: file) }
+        let save = try await Self.medianTimes(repetitions) { try observed.save(to: file) }
+        let load = try await Self.medianTimes(repetitions) { _ = try SimulatedFleet.load(from: file) }
 
         let measurements = [
             Measurement(
-                name: "observe", objects: objectCount, medianSeconds: observeSeconds,
-                objectsPerSecond: Double(objectCount) / observeSeconds),
+                name: "observe", objects: objectCount, medianSeconds: observe.wall, medianCPUSeconds: observe.cpu),
+            Measurement(name: "apply", objects: batch.count, medianSeconds: apply.wall, medianCPUSeconds: apply.cpu),
             Measurement(
-                name: "apply", objects: batch.count, medianSeconds: applySeconds,
-                objectsPerSecond: Double(batch.count) / applySeconds),
+                name: "save", objects: peerOperations.count, medianSeconds: save.wall, medianCPUSeconds: save.cpu),
             Measurement(
-                name: "save", objects: peerOperations.count, medianSeconds: saveSeconds,
-                objectsPerSecond: Double(peerOperations.count) / saveSeconds),
-            Measurement(
-                name: "load", objects: peerOperations.count, medianSeconds: loadSeconds,
-                objectsPerSecond: Double(peerOperations.count) / loadSeconds),
+                name: "load", objects: peerOperations.count, medianSeconds: load.wall, medianCPUSeconds: load.cpu),
         ]
-        let report = Report(
-            benchmark: "simulator", peers: peers, operations: batch.count, repetitions: repetitions,
-            measurements: measurements, peakResidentKiB: Self.peakResidentKiB()
-        )
-        print(Self.table(report))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        var report = BenchmarkReport("simulator")
+        report.add("hub peers", "\(peers)", key: "peers", value: peers)
+        report.add("applied batch", "\(batch.count) operations", key: "operations", value: batch.count)
+        report.add("repetitions", "\(repetitions) (median reported)", key: "repetitions", value: repetitions)
+        var table = TextTable(["measurement", "objects", "median ms", "median cpu ms", "objects/s"])
+        for measurement in measurements {
+            table.add([
+                measurement.name, "\(measurement.objects)", String(format: "%.2f", measurement.medianSeconds * 1_000),
+                String(format: "%.2f", measurement.medianCPUSeconds * 1_000),
+                String(format: "%.0f", measurement.objectsPerSecond),
+            ])
+        }
+        report.add(table)
+        report.record(
+            "measurements",
+            measurements.map {
+                [
+                    "name": $0.name, "objects": $0.objects, "medianSeconds": $0.medianSeconds,
+                    "medianCPUSeconds": $0.medianCPUSeconds, "objectsPerSecond": $0.objectsPerSecond,
+                ] as [String: Any]
+            })
+        let peakKiB = BenchmarkReport.peakResidentKiB()
+        report.add("peak resident memory", "\(peakKiB) KiB", key: "peakResidentKiB", value: peakKiB)
+        try report.print()
     }
 
-    /// 198.18.0.0/15 host `index`.
-    static func address(index: Int) -> IPAddress {
-        let value = UInt32(index + 1)
-        guard
-            let address = IPAddress(bytes: [
-                198, 18 + UInt8((value >> 16) & 1), UInt8((value >> 8) & 0xFF),
-                UInt8(value & 0xFF),
-            ])
-        else { fatalError("unreachable") }
-        return address
-    }
+    /// 198.18.0.0/15 host `index + 1`.
+    static func address(index: Int) -> IPAddress { FleetGenerator.hostAddress(index + 1) }
 
     /// The hub's objects of the two channels with one peer: 2 SAs (fresh keys), 2 policies.
     static func channelOperations(hub: IPAddress, peer: IPAddress) throws -> [KernelOperation] {
@@ -145,46 +133,15 @@ struct SimulatorBenchmark: AsyncParsableCommand {
         ]
     }
 
-    /// The median wall time of `count` runs of `body`, in seconds.
-    static func median(_ count: Int, _ body: () async throws -> Void) async throws -> Double {
-        let clock = ContinuousClock()
-        var samples: [Double] = []
+    /// The median wall and CPU seconds of `count` runs of `body`.
+    static func medianTimes(_ count: Int, _ body: () async throws -> Void) async throws -> (wall: Double, cpu: Double) {
+        var wall: [Double] = []
+        var cpu: [Double] = []
         for _ in 0..<max(1, count) {
-            let elapsed = try await clock.measure { try await body() }
-            samples.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            let timed = try await measureBoth { try await body() }
+            wall.append(timed.wall.seconds)
+            cpu.append(timed.cpu.seconds)
         }
-        return samples.sorted()[samples.count / 2]
-    }
-
-    /// `ru_maxrss` of this process, in KiB (Linux reports KiB).
-    static func peakResidentKiB() -> Int {
-        var usage = rusage()
-        #if canImport(Glibc)
-            getrusage(RUSAGE_SELF.rawValue, &usage)
-        #else
-            getrusage(RUSAGE_SELF, &usage)
-        #endif
-        return Int(usage.ru_maxrss)
-    }
-
-    static func table(_ report: Report) -> String {
-        func pad(_ text: String, _ width: Int) -> String {
-            String(repeating: " ", count: max(0, width - text.count)) + text
-        }
-        var lines = [
-            "simulator: hub with \(report.peers) peers, batch of \(report.operations) operations, "
-                + "median of \(report.repetitions)",
-            "measurement   objects   median ms   objects/s",
-        ]
-        for measurement in report.measurements {
-            lines.append(
-                measurement.name.padding(toLength: 12, withPad: " ", startingAt: 0)
-                    + pad("\(measurement.objects)", 9)
-                    + pad(String(format: "%.2f", measurement.medianSeconds * 1_000), 12)
-                    + pad(String(format: "%.0f", measurement.objectsPerSecond), 12)
-            )
-        }
-        lines.append("peak resident memory: \(report.peakResidentKiB) KiB")
-        return lines.joined(separator: "\n")
+        return (median(wall), median(cpu))
     }
 }

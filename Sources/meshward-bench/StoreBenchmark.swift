@@ -10,7 +10,7 @@ import Store
 /// first `apply` on the fleet would. The load is `StateStore.loadChannels()`, which unseals
 /// every key. Peak memory is the process's resident high-water mark during the load alone
 /// (the mark is reset through `/proc/self/clear_refs` before it starts).
-struct StoreBenchmark: ParsableCommand {
+struct StoreBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store",
         abstract: "Fill a state store with a full mesh, then time loading every channel and key."
@@ -28,7 +28,7 @@ struct StoreBenchmark: ParsableCommand {
     @Option(help: "The state directory to fill (default: a temporary one, removed afterwards).")
     var stateDir: String?
 
-    mutating func run() throws {
+    func run() async throws {
         guard nodes >= 2 else { throw ValidationError("--nodes must be at least 2") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         let capture = LoadProfile()
@@ -43,8 +43,7 @@ struct StoreBenchmark: ParsableCommand {
             if let stateDir {
                 directory = stateDir
             } else {
-                let base = FileManager.default.temporaryDirectory.path + "/meshward-bench-\(UUID().uuidString)"
-                try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+                let base = try FleetGenerator.temporaryDirectory().path
                 temporary = base
                 directory = base + "/state"
             }
@@ -55,19 +54,21 @@ struct StoreBenchmark: ParsableCommand {
         let channelCount = nodes * (nodes - 1)
         print(
             "filling \(channelCount) channels of a \(nodes)-node full mesh (\(inMemory ? "in memory" : "on disk"))...")
-        let fillSeconds = try measure { try fill(store, channelCount: channelCount) }
+        let filled = try await measureBoth { try fill(store, channelCount: channelCount) }
 
         var reopenSeconds: Double?
         var loadStore = store
         if let directory = store.directory {
             // Load from a freshly opened store, as a restarted controller would.
-            reopenSeconds = try measure { loadStore = try StateStore.open(directory: directory, logger: logger) }
+            reopenSeconds = try await measure { loadStore = try StateStore.open(directory: directory, logger: logger) }
+                .1
+                .seconds
         }
 
         let before = MemoryStatus.read()
         MemoryStatus.resetPeak()
-        var loaded: [ChannelID: ChannelRecord] = [:]
-        let loadSeconds = try measure { loaded = try loadStore.loadChannels() }
+        let timedLoad = try await measureBoth { try loadStore.loadChannels() }
+        let loaded = timedLoad.result
         let after = MemoryStatus.read()
 
         let keys = loaded.values.reduce(0) { $0 + $1.generations.count }
@@ -81,9 +82,10 @@ struct StoreBenchmark: ParsableCommand {
 
         let result = StoreBenchmarkResult(
             nodes: nodes, channels: channelCount, storage: inMemory ? "memory" : "disk",
-            fillSeconds: fillSeconds, fillChannelsPerSecond: Double(channelCount) / fillSeconds,
-            reopenSeconds: reopenSeconds, loadSeconds: loadSeconds,
-            unsealSeconds: capture.unsealSeconds, loadChannelsPerSecond: Double(channelCount) / loadSeconds,
+            fillSeconds: filled.wall.seconds, fillCPUSeconds: filled.cpu.seconds,
+            fillChannelsPerSecond: Double(channelCount) / filled.wall.seconds,
+            reopenSeconds: reopenSeconds, loadSeconds: timedLoad.wall.seconds, loadCPUSeconds: timedLoad.cpu.seconds,
+            unsealSeconds: capture.unsealSeconds, loadChannelsPerSecond: Double(channelCount) / timedLoad.wall.seconds,
             residentBeforeLoadMiB: before.residentMiB, peakDuringLoadMiB: after.peakMiB,
             retainedByResultMiB: after.residentMiB - before.residentMiB,
             databaseMiB: databaseBytes.map { Double($0) / 1_048_576 })
@@ -94,13 +96,8 @@ struct StoreBenchmark: ParsableCommand {
 
     private func fill(_ store: StateStore, channelCount: Int) throws {
         let names = (0..<nodes).map { "node-\($0)" }
-        let addresses = (0..<nodes).map { index -> IPAddress in
-            let host = index + 1
-            // 198.18.0.0/15: room for 131,070 nodes.
-            let bytes: [UInt8] = [198, UInt8(18 + host >> 16), UInt8((host >> 8) & 0xFF), UInt8(host & 0xFF)]
-            guard let address = IPAddress(bytes: bytes) else { fatalError("four bytes are an IPv4 address") }
-            return address
-        }
+        // 198.18.0.0/15: room for 131,070 nodes.
+        let addresses = (0..<nodes).map { FleetGenerator.hostAddress($0 + 1) }
         var requests: [GenerationRequest] = []
         requests.reserveCapacity(batch)
         let now = Date()
@@ -131,13 +128,6 @@ struct StoreBenchmark: ParsableCommand {
         try flush()
     }
 
-    private func measure(_ body: () throws -> Void) rethrows -> Double {
-        let start = ContinuousClock.now
-        try body()
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    }
-
     private func directorySize(_ path: String) -> Int {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         return files.reduce(0) { total, file in
@@ -154,9 +144,11 @@ struct StoreBenchmarkResult: Encodable {
     let channels: Int
     let storage: String
     let fillSeconds: Double
+    let fillCPUSeconds: Double
     let fillChannelsPerSecond: Double
     let reopenSeconds: Double?
     let loadSeconds: Double
+    let loadCPUSeconds: Double
     let unsealSeconds: Double?
     let loadChannelsPerSecond: Double
     let residentBeforeLoadMiB: Double
@@ -167,9 +159,11 @@ struct StoreBenchmarkResult: Encodable {
     enum CodingKeys: String, CodingKey {
         case benchmark, nodes, channels, storage
         case fillSeconds = "fill_seconds"
+        case fillCPUSeconds = "fill_cpu_seconds"
         case fillChannelsPerSecond = "fill_channels_per_second"
         case reopenSeconds = "reopen_seconds"
         case loadSeconds = "load_seconds"
+        case loadCPUSeconds = "load_cpu_seconds"
         case unsealSeconds = "unseal_seconds"
         case loadChannelsPerSecond = "load_channels_per_second"
         case residentBeforeLoadMiB = "resident_before_load_mib"
@@ -187,10 +181,17 @@ struct StoreBenchmarkResult: Encodable {
             row("nodes", "\(nodes)"),
             row("channels (one active key each)", "\(channels)"),
             row("storage", storage),
-            row("fill", "\(number(fillSeconds)) s (\(number(fillChannelsPerSecond, 0)) channels/s)"),
+            row(
+                "fill",
+                "\(number(fillSeconds)) s, \(number(fillCPUSeconds)) s CPU (\(number(fillChannelsPerSecond, 0)) channels/s)"
+            ),
         ]
         if let reopenSeconds { rows.append(row("reopen (migrate, quick_check)", "\(number(reopenSeconds)) s")) }
-        rows.append(row("loadChannels", "\(number(loadSeconds)) s (\(number(loadChannelsPerSecond, 0)) channels/s)"))
+        rows.append(
+            row(
+                "loadChannels",
+                "\(number(loadSeconds)) s, \(number(loadCPUSeconds)) s CPU (\(number(loadChannelsPerSecond, 0)) channels/s)"
+            ))
         if let unsealSeconds {
             rows.append(
                 row(

@@ -29,6 +29,9 @@ let package = Package(
         ),
         .target(name: "CXfrm"),
 
+        // A seedable generator shared by tests, fuzzers and benchmarks.
+        .target(name: "MeshwardTestSupport", swiftSettings: strict),
+
         // Values every module speaks: addresses, ciphers, SPIs, keys, traffic selectors.
         .target(name: "MeshwardCore", dependencies: ["COpenSSL"], swiftSettings: strict),
 
@@ -80,6 +83,7 @@ let package = Package(
             name: "meshward-bench",
             dependencies: [
                 "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "Reconciler",
+                "MeshwardTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -95,7 +99,7 @@ let package = Package(
         .testTarget(name: "MeshwardCoreTests", dependencies: ["MeshwardCore"], swiftSettings: strict),
         .testTarget(
             name: "DesiredStateTests",
-            dependencies: ["DesiredState", "MeshwardCore"],
+            dependencies: ["DesiredState", "MeshwardCore", "MeshwardTestSupport"],
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
@@ -112,19 +116,24 @@ let package = Package(
         .testTarget(
             name: "StoreTests",
             dependencies: [
-                "Store", "MeshwardCore", "store-crash-writer",
+                "Store", "MeshwardCore", "MeshwardTestSupport", "store-crash-writer",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "ReconcilerTests",
-            dependencies: ["Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store", "MeshwardCore"],
+            dependencies: [
+                "Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store", "MeshwardCore",
+                "MeshwardTestSupport",
+            ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["meshward", "MeshwardCore", "Store", "DesiredState", "Kernel", "KernelSimulator"],
+            dependencies: [
+                "meshward", "MeshwardCore", "Store", "DesiredState", "Kernel", "KernelSimulator", "MeshwardTestSupport",
+            ],
             swiftSettings: strict
         ),
     ]

@@ -2,6 +2,7 @@ import DesiredState
 import Foundation
 import Kernel
 import MeshwardCore
+import MeshwardTestSupport
 import Reconciler
 import Store
 
@@ -21,7 +22,7 @@ struct ConvergedFleet {
         var sas: [String: [SecurityAssociation]] = [:]
         var policies: [String: [SecurityPolicy]] = [:]
         var spi: UInt32 = SPI.minimumIssued
-        var keySource = SplitMix(seed: 42)
+        var keySource = SeededRandom(seed: 42)
         for channel in intent.channels {
             spi += 1
             let key = KeyMaterial(
@@ -62,18 +63,5 @@ struct ConvergedFleet {
         }
         self.records = records
         self.observations = observations
-    }
-}
-
-/// A fast generator for benchmark key bytes (not for real keys: those come from OpenSSL).
-struct SplitMix {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,25 +1,13 @@
+import MeshwardTestSupport
 import Testing
 
 @testable import DesiredState
-
-/// A small deterministic generator (SplitMix64), so a failing seed can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var value = state
-        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
-        return value ^ (value >> 31)
-    }
-}
 
 @Suite("Merging files")
 struct MergePropertyTests {
     /// A random spec as YAML fragments: the header, one fragment per node and one per flow.
     private static func randomSpec(
-        using random: inout SeededGenerator
+        using random: inout SeededRandom
     ) -> (header: String, nodes: [String], flows: [String]) {
         let tiers = ["web", "app", "db", "cache"]
         let nodeCount = Int.random(in: 2...14, using: &random)
@@ -71,7 +59,7 @@ struct MergePropertyTests {
         arguments: [UInt64(1), 2, 3, 0x4d57, 20_240_601, 987_654_321])
     func splitAnyOrder(seed: UInt64) throws {
         print("merge property seed: \(seed)")
-        var random = SeededGenerator(seed: seed)
+        var random = SeededRandom(seed: seed)
         for _ in 0..<10 {
             let spec = Self.randomSpec(using: &random)
             let whole = spec.header + "nodes:\n" + spec.nodes.joined() + "flows:\n" + spec.flows.joined()

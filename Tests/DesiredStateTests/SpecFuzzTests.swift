@@ -1,4 +1,5 @@
 import Foundation
+import MeshwardTestSupport
 import Testing
 
 @testable import DesiredState
@@ -36,7 +37,7 @@ struct SpecFuzzTests {
             "spec fuzz: seed \(seed), \(iterations) inputs from \(seeds.count) seeds; "
                 + "the input being loaded is \(path) (replay with MESHWARD_FUZZ_SEED=\(seed))")
 
-        var generator = SplitMix64(seed: seed)
+        var generator = SeededRandom(seed: seed)
         var mutator = SpecMutator(seeds: seeds, validSeeds: validSeeds)
         let clock = ContinuousClock()
         var slowest: Duration = .zero
@@ -105,21 +106,6 @@ struct SpecFuzzTests {
     }
 }
 
-/// A small, fast, seedable generator (SplitMix64), so a run is the same on every platform.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Makes fuzz inputs from seed files: byte, line and token mutations, and splices of two seeds.
 struct SpecMutator {
     let seeds: [[UInt8]]
@@ -154,7 +140,7 @@ struct SpecMutator {
     }
 
     /// One input: a random seed with one to four mutations.
-    mutating func mutate(using generator: inout SplitMix64) -> [UInt8] {
+    mutating func mutate(using generator: inout SeededRandom) -> [UInt8] {
         // Half the inputs start from a valid spec, so that mutations reach the compiler too.
         let pool = Bool.random(using: &generator) && !validSeeds.isEmpty ? validSeeds : seeds
         var bytes = pool.randomElement(using: &generator) ?? []
@@ -164,7 +150,7 @@ struct SpecMutator {
         return bytes.count > Self.largestInput ? Array(bytes.prefix(Self.largestInput)) : bytes
     }
 
-    private func mutation(of input: [UInt8], using generator: inout SplitMix64) -> [UInt8] {
+    private func mutation(of input: [UInt8], using generator: inout SeededRandom) -> [UInt8] {
         var bytes = input
         func position(inclusive: Bool = true) -> Int {
             let upper = inclusive ? bytes.count : max(0, bytes.count - 1)

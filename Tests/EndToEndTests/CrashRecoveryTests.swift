@@ -4,6 +4,7 @@ import Kernel
 import KernelSimulator
 import Logging
 import MeshwardCore
+import MeshwardTestSupport
 import Store
 import Testing
 
@@ -46,7 +47,7 @@ enum CrashPoints {
             return Array(1...max(total, 1))
         case .sample(let count, let seed):
             guard count < total else { return Array(1...max(total, 1)) }
-            var random = SplitMix(seed: seed)
+            var random = SeededRandom(seed: seed)
             var chosen: Set<Int> = [1, total]
             while chosen.count < count { chosen.insert(Int.random(in: 1...total, using: &random)) }
             print("\(label): crash points sampled with seed 0x\(String(seed, radix: 16)) from 1...\(total)")
@@ -290,19 +291,4 @@ struct FingerprintLedger {
     }
 
     func identity(of fingerprint: String) -> String? { owners[fingerprint] }
-}
-
-/// A small seeded generator (SplitMix64), so that a sampled run can be replayed.
-struct SplitMix: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Kernel
 import KernelSimulator
 import MeshwardCore
+import MeshwardTestSupport
 import Testing
 
 @testable import Reconciler

@@ -2,6 +2,7 @@ import DesiredState
 import Foundation
 import Kernel
 import MeshwardCore
+import MeshwardTestSupport
 import Store
 import Testing
 

@@ -1,6 +1,7 @@
 import DesiredState
 import Foundation
 import MeshwardCore
+import MeshwardTestSupport
 import Testing
 
 @testable import Reconciler

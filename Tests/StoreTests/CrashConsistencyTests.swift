@@ -1,5 +1,6 @@
 import Foundation
 import MeshwardCore
+import MeshwardTestSupport
 import Testing
 
 @testable import Store
@@ -16,7 +17,7 @@ struct CrashConsistencyTests {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let state = directory + "/state"
-        var random = SplitMix64(seed: Self.seed)
+        var random = SeededRandom(seed: Self.seed)
         print("crash consistency: seed 0x\(String(Self.seed, radix: 16)), \(Self.kills) kills")
 
         var committedTotal = 0
@@ -56,20 +57,5 @@ struct CrashConsistencyTests {
             }
         }
         print("crash consistency: \(committedTotal) reported commits checked after \(Self.kills) kills")
-    }
-}
-
-/// A small seeded generator, so that kill instants replay from the printed seed.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -4,6 +4,7 @@ import Kernel
 import KernelSimulator
 import Logging
 import MeshwardCore
+import MeshwardTestSupport
 import Store
 
 @testable import Reconciler

@@ -237,7 +237,9 @@ def run_scenario(path, args, topo, meshward, has_apply, results):
     shutil.rmtree(work, ignore_errors=True)
     tdir = os.path.join(work, "traffic")
     os.makedirs(tdir)
-    os.makedirs(os.path.join(work, "state"))
+    # Meshward refuses a state directory that other users can read (it holds the keys).
+    os.makedirs(os.path.join(work, "state"), mode=0o700)
+    os.chmod(os.path.join(work, "state"), 0o700)
     keep = os.path.join(results, name)
     shutil.rmtree(keep, ignore_errors=True)
     os.makedirs(keep)
@@ -372,7 +374,8 @@ def main():
     ap.add_argument("--meshward", default="")
     ap.add_argument("--has-apply", default="0")
     ap.add_argument("--rate", type=float, default=500)
-    ap.add_argument("--only", default="", help="run only scenarios whose file name contains this")
+    ap.add_argument("--only", default="",
+                    help="run only scenarios whose file name contains one of these (comma or space separated)")
     args = ap.parse_args()
     os.makedirs(args.results, exist_ok=True)
     boot = time.time()
@@ -385,7 +388,8 @@ def main():
     topo = topology()
     if ok:
         for path in sorted(glob.glob(os.path.join(HERE, "scenarios", "[0-9]*.sh"))):
-            if args.only and args.only not in os.path.basename(path):
+            only = args.only.replace(",", " ").split()
+            if only and not any(o in os.path.basename(path) for o in only):
                 continue
             try:
                 res = run_scenario(path, args, topo, args.meshward, args.has_apply == "1", args.results)

@@ -17,6 +17,9 @@
 # shellcheck shell=bash
 set -euo pipefail
 
+# Meshward logs every kernel operation it applies (info) into the scenario log.
+export MESHWARD_LOG_LEVEL=${MESHWARD_LOG_LEVEL:-info}
+
 MESHWARD_REQID=0x4d57
 MESHWARD_REQID_DEC=19799
 

@@ -345,6 +345,47 @@ def run_scenario(path, args, topo, meshward, has_apply, results):
     return result
 
 
+BEHAVIOUR = "kernel-behaviour"
+
+
+def run_behaviour(binary, results):
+    """The shared kernel behaviour suite (Tests/KernelTests/KernelBehaviourTests.swift) against
+    this kernel through the XFRM netlink backend, with real ESP SAs: the test binary is the
+    host's debug build, which the guest sees through the shared filesystem. Its tests make and
+    delete their own namespaces (mwtest-*). Fails when any test fails or when the SA cases
+    were skipped (the probe for ESP failed)."""
+    result = {"scenario": BEHAVIOUR, "kernel": os.uname().release, "expect": "tests pass"}
+    log(f"{BEHAVIOUR}: running {os.path.basename(binary)} --filter KernelBehaviourTests")
+    out_path = os.path.join(results, f"{BEHAVIOUR}.log")
+    t0 = time.time()
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen([binary, "--testing-library", "swift-testing", "--filter", "KernelBehaviourTests"],
+                                cwd="/tmp", stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=dict(os.environ, NO_COLOR="1"))
+        try:
+            code = proc.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            code = 124
+    secs = time.time() - t0
+    text = open(out_path, errors="replace").read()
+    reasons = []
+    if code != 0:
+        reasons.append(f"test binary exited {code}" + (" (timed out after 600 s)" if code == 124 else "")
+                       + f"; see {BEHAVIOUR}.log")
+    if "cannot hold ESP SAs" in text:
+        reasons.append("SA cases were skipped: the test fixture found no ESP in this kernel")
+    summary = [line.strip() for line in text.splitlines() if "Test run with" in line]
+    failed_tests = [line.strip() for line in text.splitlines() if "\u2718" in line]  # swift-testing's failure mark
+    result.update(status="pass" if not reasons else "fail", reasons=reasons, exit_code=code,
+                  scenario_seconds=round(secs, 1), notes={"summary": summary[-1] if summary else ""},
+                  failed_tests=failed_tests[:50])
+    json.dump(result, open(os.path.join(results, f"{BEHAVIOUR}.json"), "w"), indent=1, sort_keys=True)
+    log(f"{BEHAVIOUR}: {result['status']} in {secs:.1f} s {'; '.join(reasons)}")
+    return result
+
+
 def load_modules():
     loaded, missing = [], []
     for m in MODULES + OPTIONAL_MODULES:
@@ -374,6 +415,7 @@ def main():
     ap.add_argument("--meshward", default="")
     ap.add_argument("--has-apply", default="0")
     ap.add_argument("--rate", type=float, default=500)
+    ap.add_argument("--behaviour", default="", help="the test binary for the kernel behaviour suite ('' skips it)")
     ap.add_argument("--only", default="",
                     help="run only scenarios whose file name contains one of these (comma or space separated)")
     args = ap.parse_args()
@@ -386,9 +428,17 @@ def main():
     summary["esp_ok"] = ok
     log(f"kernel {summary['kernel']}: modules missing {missing or 'none'}; rfc4106 SA {'ok' if ok else msg}")
     topo = topology()
+    only = args.only.replace(",", " ").split()
+    if ok and args.behaviour and (not only or any(o in BEHAVIOUR for o in only)):
+        try:
+            summary["results"].append(run_behaviour(args.behaviour, args.results))
+        except Exception as e:
+            res = {"scenario": BEHAVIOUR, "kernel": summary["kernel"], "status": "fail",
+                   "reasons": [f"runner error: {e}"]}
+            summary["results"].append(res)
+            log(f"{BEHAVIOUR}: runner error: {e}")
     if ok:
         for path in sorted(glob.glob(os.path.join(HERE, "scenarios", "[0-9]*.sh"))):
-            only = args.only.replace(",", " ").split()
             if only and not any(o in os.path.basename(path) for o in only):
                 continue
             try:

@@ -60,6 +60,8 @@ def main():
                 failed = True
                 for reason in r.get("reasons", []):
                     problems.append(f"{r['scenario']} on {kver}: {reason}")
+                for test in r.get("failed_tests", [])[:20]:
+                    problems.append(f"{r['scenario']} on {kver}: {test}")
             shown = status if status != "skipped" else "skipped: meshward lacks apply"
             rows.append([r["scenario"], summary["kernel"], shown,
                          str(t.get("sent", "-")), str(t.get("received", "-")), str(t.get("lost", "-")),

@@ -4,16 +4,24 @@ import Kernel
 import Logging
 import MeshwardCore
 
-/// `meshward-bench netlink`: installs, dumps and deletes policies through `NetlinkKernel` and
-/// through iproute2 (`ip -batch`, and one `ip` process per operation on a sample), each in a
-/// fresh network namespace of its own, and prints the rates.
+/// `meshward-bench netlink`: installs, dumps and deletes policies (or, with `--objects sas`,
+/// ESP SAs, which need a kernel with ESP) through `NetlinkKernel` and through iproute2
+/// (`ip -batch`, and one `ip` process per operation on a sample), each in a fresh network
+/// namespace of its own, and prints the rates.
 struct NetlinkBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "netlink",
-        abstract: "Policy install/dump/delete rates: the netlink backend against iproute2 (needs root)."
+        abstract: "Policy or SA install/dump/delete rates: the netlink backend against iproute2 (needs root)."
     )
 
-    @Option(help: "Policies to install, dump and delete per method.")
+    enum Objects: String, ExpressibleByArgument, Codable {
+        case policies, sas
+    }
+
+    @Option(help: "What to install: policies, or sas (ESP SAs with aes-gcm-256; needs ESP in the kernel).")
+    var objects: Objects = .policies
+
+    @Option(help: "Policies (or SAs) to install, dump and delete per method.")
     var policies = 20_000
 
     @Option(help: "Operations timed for one `ip` process per operation (extrapolated).")
@@ -32,7 +40,8 @@ struct NetlinkBenchmark: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "meshward.bench", factory: { _ in SwiftLogNoOpLogHandler() })
-        let set = Self.policies(count: policies)
+        let set: [Item] = objects == .sas
+            ? Self.associations(count: policies).map(Item.sa) : Self.policies(count: policies).map(Item.policy)
         let sampleSet = Array(set.prefix(sample))
         var backend: [Phase: [Double]] = [:]
         var batch: [Phase: [Double]] = [:]
@@ -56,9 +65,43 @@ struct NetlinkBenchmark: AsyncParsableCommand {
         case install, dump, delete
     }
 
+    /// One object of the measured set.
+    enum Item {
+        case policy(SecurityPolicy)
+        case sa(SecurityAssociation)
+
+        var add: KernelOperation {
+            switch self {
+            case .policy(let policy): .addPolicy(policy)
+            case .sa(let sa): .addSA(sa)
+            }
+        }
+
+        var delete: KernelOperation {
+            switch self {
+            case .policy(let policy): .deletePolicy(policy.identifier)
+            case .sa(let sa): .deleteSA(sa.identifier)
+            }
+        }
+
+        var addLine: String {
+            switch self {
+            case .policy(let policy): NetlinkBenchmark.ipLine(add: policy)
+            case .sa(let sa): NetlinkBenchmark.ipLine(add: sa)
+            }
+        }
+
+        var deleteLine: String {
+            switch self {
+            case .policy(let policy): NetlinkBenchmark.ipLine(delete: policy)
+            case .sa(let sa): "xfrm state delete src \(sa.source) dst \(sa.destination) proto esp spi \(sa.spi.hex)"
+            }
+        }
+    }
+
     struct Row: Codable {
         var phase: Phase
-        /// Policies per second.
+        /// Objects (policies or SAs) per second.
         var backend: Double
         var ipBatch: Double
         var ipPerOperation: Double?
@@ -79,6 +122,31 @@ struct NetlinkBenchmark: AsyncParsableCommand {
         }
     }
 
+    /// `count` outbound ESP SAs (aes-gcm-256, ESN, replay window 128) from 198.18.0.1, each to
+    /// its own address of 198.18.0.0/15, with a fixed key: the key's content does not change
+    /// the cost of an install.
+    static func associations(count: Int) -> [SecurityAssociation] {
+        let local = IPAddress(bytes: [198, 18, 0, 1]) ?? .unspecified(.ipv4)
+        let key = KeyMaterial(bytes: (0..<Cipher.aesGCM256.keyLength).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) })
+        return (0..<count).map { index in
+            let host = index + 2
+            let remote = IPAddress(bytes: [198, UInt8(18 + host / 65536), UInt8(host / 256 % 256), UInt8(host % 256)])
+                ?? .unspecified(.ipv4)
+            return SecurityAssociation(
+                source: local, destination: remote, spi: SPI(UInt32(0x1000 + index)), reqid: .meshwardDefault,
+                cipher: .aesGCM256, key: .material(key))
+        }
+    }
+
+    /// The iproute2 line that installs `sa` as the backend does (see the behaviour suite's fixture).
+    static func ipLine(add sa: SecurityAssociation) -> String {
+        let key = sa.key.material?.bytes ?? []
+        let hex = "0x" + key.map { String(format: "%02x", $0) }.joined()
+        return "xfrm state add src \(sa.source) dst \(sa.destination) proto esp spi \(sa.spi.hex) "
+            + "reqid \(sa.reqid.rawValue) mode transport aead \(sa.cipher.kernelEncryptionName) \(hex) \(sa.cipher.icvBits) "
+            + "replay-window \(sa.replayWindow)" + (sa.extendedSequenceNumbers ? " flag esn" : "")
+    }
+
     static func ipLine(add policy: SecurityPolicy) -> String {
         "xfrm policy add src \(policy.selector.source) dst \(policy.selector.destination) dir out priority \(policy.priority) "
             + "tmpl proto esp spi \(policy.template.spi?.hex ?? "0") reqid \(policy.template.reqid.rawValue) mode transport"
@@ -88,24 +156,25 @@ struct NetlinkBenchmark: AsyncParsableCommand {
         "xfrm policy delete src \(policy.selector.source) dst \(policy.selector.destination) dir out"
     }
 
-    private func timeBackend(_ set: [SecurityPolicy], logger: Logger) async throws -> [Phase: Double] {
+    private func timeBackend(_ set: [Item], logger: Logger) async throws -> [Phase: Double] {
         let namespace = try BenchNamespace(ipPath: ipPath)
         defer { namespace.delete() }
         let kernel = try NetlinkKernel(node: "bench", endpoint: .namespace(namespace.name), reqid: .meshwardDefault, logger: logger)
         _ = try await kernel.observe()
         var times: [Phase: Double] = [:]
         var start = ContinuousClock.now
-        let added = try await kernel.apply(set.map { .addPolicy($0) })
+        let added = try await kernel.apply(set.map(\.add))
         times[.install] = seconds(since: start)
         try check(added)
         start = ContinuousClock.now
         let observed = try await kernel.observe()
         times[.dump] = seconds(since: start)
-        guard observed.policies.count == set.count else {
-            throw BenchFailure("the backend observed \(observed.policies.count) policies, expected \(set.count)")
+        let seen = objects == .sas ? observed.securityAssociations.count : observed.policies.count
+        guard seen == set.count else {
+            throw BenchFailure("the backend observed \(seen) \(objects.rawValue), expected \(set.count)")
         }
         start = ContinuousClock.now
-        let deleted = try await kernel.apply(set.map { .deletePolicy($0.identifier) })
+        let deleted = try await kernel.apply(set.map(\.delete))
         times[.delete] = seconds(since: start)
         try check(deleted)
         return times
@@ -117,11 +186,11 @@ struct NetlinkBenchmark: AsyncParsableCommand {
         }
     }
 
-    private func timeIPBatch(_ set: [SecurityPolicy]) throws -> [Phase: Double] {
+    private func timeIPBatch(_ set: [Item]) throws -> [Phase: Double] {
         let namespace = try BenchNamespace(ipPath: ipPath)
         defer { namespace.delete() }
-        let addFile = try namespace.writeBatch(set.map(Self.ipLine(add:)))
-        let deleteFile = try namespace.writeBatch(set.map(Self.ipLine(delete:)))
+        let addFile = try namespace.writeBatch(set.map(\.addLine))
+        let deleteFile = try namespace.writeBatch(set.map(\.deleteLine))
         defer {
             try? FileManager.default.removeItem(atPath: addFile)
             try? FileManager.default.removeItem(atPath: deleteFile)
@@ -131,25 +200,25 @@ struct NetlinkBenchmark: AsyncParsableCommand {
         try namespace.ip(["-batch", addFile])
         times[.install] = seconds(since: start)
         start = ContinuousClock.now
-        let listing = try namespace.ip(["xfrm", "policy"], captureOutput: true)
+        let listing = try namespace.ip(["xfrm", objects == .sas ? "state" : "policy"], captureOutput: true)
         times[.dump] = seconds(since: start)
-        let count = listing.components(separatedBy: "\n\tdir out").count - 1
-        guard count == set.count else { throw BenchFailure("ip listed \(count) policies, expected \(set.count)") }
+        let count = listing.components(separatedBy: objects == .sas ? "\n\tproto esp spi" : "\n\tdir out").count - 1
+        guard count == set.count else { throw BenchFailure("ip listed \(count) \(objects.rawValue), expected \(set.count)") }
         start = ContinuousClock.now
         try namespace.ip(["-batch", deleteFile])
         times[.delete] = seconds(since: start)
         return times
     }
 
-    private func timeIPPerOperation(_ set: [SecurityPolicy]) throws -> [Phase: Double] {
+    private func timeIPPerOperation(_ set: [Item]) throws -> [Phase: Double] {
         let namespace = try BenchNamespace(ipPath: ipPath)
         defer { namespace.delete() }
         var times: [Phase: Double] = [:]
         var start = ContinuousClock.now
-        for policy in set { try namespace.ip(Self.ipLine(add: policy).split(separator: " ").map(String.init)) }
+        for item in set { try namespace.ip(item.addLine.split(separator: " ").map(String.init)) }
         times[.install] = seconds(since: start)
         start = ContinuousClock.now
-        for policy in set { try namespace.ip(Self.ipLine(delete: policy).split(separator: " ").map(String.init)) }
+        for item in set { try namespace.ip(item.deleteLine.split(separator: " ").map(String.init)) }
         times[.delete] = seconds(since: start)
         return times
     }
@@ -173,7 +242,8 @@ struct NetlinkBenchmark: AsyncParsableCommand {
         func pad(_ text: String, _ width: Int) -> String {
             String(repeating: " ", count: max(0, width - text.count)) + text
         }
-        print("netlink benchmark: \(policies) IPv4 policies per method, median of \(runs) runs; ip per operation on \(sample)")
+        let what = objects == .sas ? "ESP SAs (aes-gcm-256)" : "policies"
+        print("netlink benchmark: \(policies) IPv4 \(what) per method, median of \(runs) runs; ip per operation on \(sample)")
         print(pad("phase", 8) + pad("backend", 14) + pad("ip -batch", 14) + pad("ip per op", 14) + pad("backend/batch", 16))
         for row in rows {
             print(pad(row.phase.rawValue, 8) + pad(rate(row.backend), 14) + pad(rate(row.ipBatch), 14)
@@ -184,10 +254,11 @@ struct NetlinkBenchmark: AsyncParsableCommand {
     private func printJSON(_ rows: [Row]) throws {
         struct Report: Codable {
             var benchmark = "netlink"
+            var objects: Objects
             var policies: Int
             var runs: Int
             var sample: Int
-            var unit = "policies per second"
+            var unit: String
             var phases: [Entry]
         }
         struct Entry: Codable {
@@ -197,7 +268,8 @@ struct NetlinkBenchmark: AsyncParsableCommand {
             var ipPerOperation: Double?
             var backendOverBatch: Double
         }
-        let report = Report(policies: policies, runs: runs, sample: sample, phases: rows.map {
+        let report = Report(objects: objects, policies: policies, runs: runs, sample: sample,
+                            unit: "\(objects == .sas ? "SAs" : "policies") per second", phases: rows.map {
             Entry(phase: $0.phase, backend: ($0.backend).rounded(), ipBatch: $0.ipBatch.rounded(),
                   ipPerOperation: $0.ipPerOperation?.rounded(), backendOverBatch: ($0.backendOverBatch * 100).rounded() / 100)
         })

@@ -386,6 +386,37 @@ def run_behaviour(binary, results):
     return result
 
 
+BENCH = "netlink-sa-bench"
+
+
+def run_bench(binary, results, count):
+    """`meshward-bench netlink --objects sas`: ESP SA install/dump/delete rates of the netlink
+    backend against `ip -batch` and one `ip` per operation, in namespaces of its own
+    (mwtest-bench-*). Informational: it fails only when the benchmark itself fails. The guest
+    is emulated (no KVM), so the rates are far below a real machine's; the ratio is what
+    compares."""
+    result = {"scenario": BENCH, "kernel": os.uname().release, "expect": "runs"}
+    log(f"{BENCH}: {count} SAs per method")
+    t0 = time.time()
+    r = subprocess.run([binary, "netlink", "--objects", "sas", "--policies", str(count), "--runs", "1",
+                        "--sample", str(max(1, count // 20))], cwd="/tmp", stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=600)
+    secs = time.time() - t0
+    with open(os.path.join(results, f"{BENCH}.txt"), "w") as f:
+        f.write(r.stdout)
+    table = []
+    for line in r.stdout.splitlines():
+        if line.startswith("{"):
+            break
+        table.append(line)
+        log(f"{BENCH}: {line}")
+    reasons = [] if r.returncode == 0 else [f"meshward-bench exited {r.returncode}: {r.stdout.strip()[-300:]}"]
+    result.update(status="pass" if not reasons else "fail", reasons=reasons, exit_code=r.returncode,
+                  scenario_seconds=round(secs, 1), notes={"table": table})
+    json.dump(result, open(os.path.join(results, f"{BENCH}.json"), "w"), indent=1, sort_keys=True)
+    return result
+
+
 def load_modules():
     loaded, missing = [], []
     for m in MODULES + OPTIONAL_MODULES:
@@ -416,6 +447,8 @@ def main():
     ap.add_argument("--has-apply", default="0")
     ap.add_argument("--rate", type=float, default=500)
     ap.add_argument("--behaviour", default="", help="the test binary for the kernel behaviour suite ('' skips it)")
+    ap.add_argument("--bench", default="", help="meshward-bench, for the SA install comparison ('' skips it)")
+    ap.add_argument("--bench-sas", type=int, default=2000, help="SAs per method in the SA install comparison")
     ap.add_argument("--only", default="",
                     help="run only scenarios whose file name contains one of these (comma or space separated)")
     args = ap.parse_args()
@@ -437,6 +470,13 @@ def main():
                    "reasons": [f"runner error: {e}"]}
             summary["results"].append(res)
             log(f"{BEHAVIOUR}: runner error: {e}")
+    if ok and args.bench and (not only or any(o in BENCH for o in only)):
+        try:
+            summary["results"].append(run_bench(args.bench, args.results, args.bench_sas))
+        except Exception as e:
+            summary["results"].append({"scenario": BENCH, "kernel": summary["kernel"], "status": "fail",
+                                       "reasons": [f"runner error: {e}"]})
+            log(f"{BENCH}: runner error: {e}")
     if ok:
         for path in sorted(glob.glob(os.path.join(HERE, "scenarios", "[0-9]*.sh"))):
             if only and not any(o in os.path.basename(path) for o in only):

@@ -4,7 +4,8 @@ import Kernel
 import Logging
 import MeshwardCore
 
-/// `meshward-bench netlink`: installs, dumps and deletes policies through `NetlinkKernel` and
+/// `meshward-bench netlink`: installs, dumps and deletes policies (or, with `--objects sas`,
+/// ESP SAs, which need a kernel with ESP) through `NetlinkKernel` and
 /// through iproute2 (`ip -batch`, and one `ip` process per operation on a sample), each in a
 /// fresh network namespace of its own, and prints the rates.
 struct NetlinkBenchmark: AsyncParsableCommand {
@@ -15,6 +16,14 @@ struct NetlinkBenchmark: AsyncParsableCommand {
 
     @Option(help: "Policies to install, dump and delete per method.")
     var policies = 20_000
+
+    /// What the benchmark installs.
+    enum Objects: String, ExpressibleByArgument, Codable {
+        case policies, sas
+    }
+
+    @Option(help: "What to install: policies, or sas (ESP SAs with aes-gcm-256; needs ESP in the kernel).")
+    var objects: Objects = .policies
 
     @Option(help: "Operations timed for one `ip` process per operation (extrapolated).")
     var sample = 1_000
@@ -34,7 +43,9 @@ struct NetlinkBenchmark: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "meshward.bench", factory: { _ in SwiftLogNoOpLogHandler() })
-        let set = Self.policies(count: policies)
+        let set: [Item] =
+            objects == .sas
+            ? Self.associations(count: policies).map(Item.sa) : Self.policies(count: policies).map(Item.policy)
         let sampleSet = Array(set.prefix(sample))
         var backend: [Phase: [Timing]] = [:]
         var batch: [Phase: [Timing]] = [:]
@@ -83,6 +94,67 @@ struct NetlinkBenchmark: AsyncParsableCommand {
         var backendOverBatchCPU: Double { backendCPU / ipBatchCPU }
     }
 
+    /// One object of the measured set.
+    enum Item {
+        case policy(SecurityPolicy)
+        case sa(SecurityAssociation)
+
+        var add: KernelOperation {
+            switch self {
+            case .policy(let policy): .addPolicy(policy)
+            case .sa(let sa): .addSA(sa)
+            }
+        }
+
+        var delete: KernelOperation {
+            switch self {
+            case .policy(let policy): .deletePolicy(policy.identifier)
+            case .sa(let sa): .deleteSA(sa.identifier)
+            }
+        }
+
+        var addLine: String {
+            switch self {
+            case .policy(let policy): NetlinkBenchmark.ipLine(add: policy)
+            case .sa(let sa): NetlinkBenchmark.ipLine(add: sa)
+            }
+        }
+
+        var deleteLine: String {
+            switch self {
+            case .policy(let policy): NetlinkBenchmark.ipLine(delete: policy)
+            case .sa(let sa): "xfrm state delete src \(sa.source) dst \(sa.destination) proto esp spi \(sa.spi.hex)"
+            }
+        }
+    }
+
+    /// `count` outbound ESP SAs (aes-gcm-256, ESN, replay window 128) from 198.18.0.1, each to
+    /// its own address of 198.18.0.0/15, with a fixed key: the key's content does not change
+    /// the cost of an install.
+    static func associations(count: Int) -> [SecurityAssociation] {
+        let local = IPAddress(bytes: [198, 18, 0, 1]) ?? .unspecified(.ipv4)
+        let key = KeyMaterial(
+            bytes: (0..<Cipher.aesGCM256.keyLength).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) })
+        return (0..<count).map { index in
+            let host = index + 2
+            let remote =
+                IPAddress(bytes: [198, UInt8(18 + host / 65536), UInt8(host / 256 % 256), UInt8(host % 256)])
+                ?? .unspecified(.ipv4)
+            return SecurityAssociation(
+                source: local, destination: remote, spi: SPI(UInt32(0x1000 + index)), reqid: .meshwardDefault,
+                cipher: .aesGCM256, key: .material(key))
+        }
+    }
+
+    /// The iproute2 line that installs `sa` as the backend does.
+    static func ipLine(add sa: SecurityAssociation) -> String {
+        let key = sa.key.material?.bytes ?? []
+        let hex = "0x" + key.map { String(format: "%02x", $0) }.joined()
+        return "xfrm state add src \(sa.source) dst \(sa.destination) proto esp spi \(sa.spi.hex) "
+            + "reqid \(sa.reqid.rawValue) mode transport aead \(sa.cipher.kernelEncryptionName) \(hex) "
+            + "\(sa.cipher.icvBits) replay-window \(sa.replayWindow)" + (sa.extendedSequenceNumbers ? " flag esn" : "")
+    }
+
     /// Outbound policies from 198.18.0.1 to hosts 198.18.0.2 ..., each pinning its own SPI.
     static func policies(count: Int) -> [SecurityPolicy] {
         let local = FleetGenerator.hostAddress(1)
@@ -105,32 +177,33 @@ struct NetlinkBenchmark: AsyncParsableCommand {
         "xfrm policy delete src \(policy.selector.source) dst \(policy.selector.destination) dir out"
     }
 
-    private func timeBackend(_ set: [SecurityPolicy], logger: Logger) async throws -> [Phase: Timing] {
+    private func timeBackend(_ set: [Item], logger: Logger) async throws -> [Phase: Timing] {
         let namespace = try BenchNamespace(ipPath: ipPath)
         defer { namespace.delete() }
         let kernel = try NetlinkKernel(
             node: "bench", endpoint: .namespace(namespace.name), reqid: .meshwardDefault, logger: logger)
         _ = try await kernel.observe()
         var times: [Phase: Timing] = [:]
-        let added = try await measureBoth { try await kernel.apply(set.map { .addPolicy($0) }) }
+        let added = try await measureBoth { try await kernel.apply(set.map(\.add)) }
         times[.install] = Timing(wall: added.wall.seconds, cpu: added.cpu.seconds)
         try requireApplied(added.result)
         let observed = try await measureBoth { try await kernel.observe() }
         times[.dump] = Timing(wall: observed.wall.seconds, cpu: observed.cpu.seconds)
-        guard observed.result.policies.count == set.count else {
-            throw BenchFailure("the backend observed \(observed.result.policies.count) policies, expected \(set.count)")
+        let seen = objects == .sas ? observed.result.securityAssociations.count : observed.result.policies.count
+        guard seen == set.count else {
+            throw BenchFailure("the backend observed \(seen) \(objects.rawValue), expected \(set.count)")
         }
-        let deleted = try await measureBoth { try await kernel.apply(set.map { .deletePolicy($0.identifier) }) }
+        let deleted = try await measureBoth { try await kernel.apply(set.map(\.delete)) }
         times[.delete] = Timing(wall: deleted.wall.seconds, cpu: deleted.cpu.seconds)
         try requireApplied(deleted.result)
         return times
     }
 
-    private func timeIPBatch(_ set: [SecurityPolicy]) throws -> [Phase: Timing] {
+    private func timeIPBatch(_ set: [Item]) throws -> [Phase: Timing] {
         let namespace = try BenchNamespace(ipPath: ipPath)
         defer { namespace.delete() }
-        let addFile = try namespace.writeBatch(set.map(Self.ipLine(add:)))
-        let deleteFile = try namespace.writeBatch(set.map(Self.ipLine(delete:)))
+        let addFile = try namespace.writeBatch(set.map(\.addLine))
+        let deleteFile = try namespace.writeBatch(set.map(\.deleteLine))
         defer {
             try? FileManager.default.removeItem(atPath: addFile)
             try? FileManager.default.removeItem(atPath: deleteFile)
@@ -147,22 +220,26 @@ struct NetlinkBenchmark: AsyncParsableCommand {
         var times: [Phase: Timing] = [:]
         (_, times[.install]) = try timed { try namespace.ip(["-batch", addFile]) }
         let listing: String
-        (listing, times[.dump]) = try timed { try namespace.ip(["xfrm", "policy"], captureOutput: true) }
-        let count = listing.components(separatedBy: "\n\tdir out").count - 1
-        guard count == set.count else { throw BenchFailure("ip listed \(count) policies, expected \(set.count)") }
+        (listing, times[.dump]) = try timed {
+            try namespace.ip(["xfrm", objects == .sas ? "state" : "policy"], captureOutput: true)
+        }
+        let count = listing.components(separatedBy: objects == .sas ? "\n\tproto esp spi" : "\n\tdir out").count - 1
+        guard count == set.count else {
+            throw BenchFailure("ip listed \(count) \(objects.rawValue), expected \(set.count)")
+        }
         (_, times[.delete]) = try timed { try namespace.ip(["-batch", deleteFile]) }
         return times
     }
 
-    private func timeIPPerOperation(_ set: [SecurityPolicy]) throws -> [Phase: Double] {
+    private func timeIPPerOperation(_ set: [Item]) throws -> [Phase: Double] {
         let namespace = try BenchNamespace(ipPath: ipPath)
         defer { namespace.delete() }
         var times: [Phase: Double] = [:]
         var start = ContinuousClock.now
-        for policy in set { try namespace.ip(Self.ipLine(add: policy).split(separator: " ").map(String.init)) }
+        for item in set { try namespace.ip(item.addLine.split(separator: " ").map(String.init)) }
         times[.install] = seconds(since: start)
         start = ContinuousClock.now
-        for policy in set { try namespace.ip(Self.ipLine(delete: policy).split(separator: " ").map(String.init)) }
+        for item in set { try namespace.ip(item.deleteLine.split(separator: " ").map(String.init)) }
         times[.delete] = seconds(since: start)
         return times
     }
@@ -174,10 +251,12 @@ struct NetlinkBenchmark: AsyncParsableCommand {
     private func printReport(_ rows: [Row]) throws {
         func rate(_ value: Double?) -> String { value.map { String(format: "%.0f/s", $0) } ?? "-" }
         var report = BenchmarkReport("netlink")
-        report.add("policies per method", "\(policies) IPv4 policies", key: "policies", value: policies)
+        let what = objects == .sas ? "ESP SAs (aes-gcm-256)" : "policies"
+        report.add("objects per method", "\(policies) IPv4 \(what)", key: "policies", value: policies)
+        report.record("objects", objects.rawValue)
         report.add("repetitions", "\(runs) (median reported)", key: "runs", value: runs)
         report.add("ip per operation sample", "\(sample) operations", key: "sample", value: sample)
-        report.record("unit", "policies per second")
+        report.record("unit", "\(objects == .sas ? "SAs" : "policies") per second")
         var table = TextTable([
             "phase", "backend", "ip -batch", "ip per op", "backend/batch", "backend cpu", "ip -batch cpu",
             "backend/batch cpu",

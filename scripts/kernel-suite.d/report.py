@@ -30,7 +30,7 @@ def moved_text(counters):
 
 def main():
     root, kvers = sys.argv[1], sys.argv[2:]
-    rows, failed, problems = [], False, []
+    rows, failed, problems, extras = [], False, [], []
     report = {"kernels": {}}
     for kver in kvers:
         path = os.path.join(root, kver, "summary.json")
@@ -54,12 +54,17 @@ def main():
             problems.append(f"{kver}: rfc4106 SA could not be installed (modules missing: "
                             f"{summary.get('modules_missing')})")
         for r in summary["results"]:
+            if r.get("scenario") == "netlink-sa-bench" and (r.get("notes") or {}).get("table"):
+                extras.append(f"{summary['kernel']}:")
+                extras.extend("  " + line for line in r["notes"]["table"])
             t = r.get("totals") or {}
             status = r.get("status", "fail")
             if status == "fail":
                 failed = True
                 for reason in r.get("reasons", []):
                     problems.append(f"{r['scenario']} on {kver}: {reason}")
+                for test in r.get("failed_tests", [])[:20]:
+                    problems.append(f"{r['scenario']} on {kver}: {test}")
             shown = status if status != "skipped" else "skipped: meshward lacks apply"
             rows.append([r["scenario"], summary["kernel"], shown,
                          str(t.get("sent", "-")), str(t.get("received", "-")), str(t.get("lost", "-")),
@@ -76,6 +81,11 @@ def main():
     print("-" * len(line))
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    if extras:
+        print()
+        print("SA install comparison (meshward-bench netlink --objects sas; emulated guest, compare the ratio):")
+        for line in extras:
+            print(line)
     if problems:
         print()
         for p in problems:

@@ -17,6 +17,9 @@
 # shellcheck shell=bash
 set -euo pipefail
 
+# Meshward logs every kernel operation it applies (info) into the scenario log.
+export MESHWARD_LOG_LEVEL=${MESHWARD_LOG_LEVEL:-info}
+
 MESHWARD_REQID=0x4d57
 MESHWARD_REQID_DEC=19799
 
@@ -124,12 +127,16 @@ ks_dump() {
 
 # --------------------------------------------------------------------- meshward
 
-# mw SUBCOMMAND ARGS...: the binary with this scenario's state directory.
+# mw SUBCOMMAND ARGS...: the binary with this scenario's state directory; the log
+# shows when it started and how long it ran.
 mw() {
-    local sub=$1
+    local sub=$1 t0=$EPOCHREALTIME rc=0
     shift
-    echo "+ meshward $sub $* --state-dir \$KS_STATE"
-    "$MESHWARD" "$sub" "$@" --state-dir "$KS_STATE"
+    printf '[%(%T)T] + meshward %s --state-dir $KS_STATE\n' -1 "$sub $*"
+    "$MESHWARD" "$sub" "$@" --state-dir "$KS_STATE" || rc=$?
+    local us=$((${EPOCHREALTIME/./} - ${t0/./}))
+    printf '[meshward %s: exit %d after %d.%02d s]\n' "$sub" "$rc" $((us / 1000000)) $((us % 1000000 / 10000))
+    return $rc
 }
 
 # Fails unless `plan --detailed-exitcode` reports nothing to change.

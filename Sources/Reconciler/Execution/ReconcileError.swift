@@ -7,8 +7,6 @@ public enum ReconcileError: Error, Sendable, CustomStringConvertible {
     case operationsFailed([String])
     /// The fleet did not converge within the pass bound: a defect, never expected.
     case didNotConverge(passes: Int, remaining: [String])
-    /// A node's endpoint in the spec cannot be used.
-    case endpoint(node: String, reason: String)
     /// A reconcile cycle ended blocked by unreachable nodes or with refused operations.
     case incomplete(outcome: String, failures: Int)
 
@@ -21,8 +19,6 @@ public enum ReconcileError: Error, Sendable, CustomStringConvertible {
         case .didNotConverge(let passes, let remaining):
             "the fleet did not converge within \(passes) passes; still to do:\n"
                 + remaining.prefix(20).map { "  \($0)" }.joined(separator: "\n")
-        case .endpoint(let node, let reason):
-            "node \(node): \(reason)"
         case .incomplete(let outcome, let failures):
             "the cycle did not converge: \(outcome), \(failures) operations refused"
         }

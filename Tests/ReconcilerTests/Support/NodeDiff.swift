@@ -1,16 +1,17 @@
 import Kernel
 import MeshwardCore
+import Reconciler
 
-/// The minimal operations that turn what a node holds into what it must hold: add what is
+/// The reference diff the planner's minimality is checked against: the minimal operations that turn what a node holds into what it must hold: add what is
 /// missing, replace (UPDPOLICY) a policy that differs, delete what is stale.
 ///
 /// Pure and unstaged: it says what differs, not when it may change. An SA that differs (another
 /// key, cipher or address under the same SPI) cannot be changed in place, so it is deleted; the
 /// generation planner has already put a new generation in its place.
-public enum NodeDiff {
+enum NodeDiff {
     /// One entry per object that differs, in a stable order: SAs to add, policies to add or
     /// replace, policies to delete, SAs to delete.
-    public static func operations(
+    static func operations(
         observed: NodeObservation, desiredSAs: [SecurityAssociation],
         desiredPolicies: [SecurityPolicy]
     ) -> [KernelOperation] {
@@ -47,23 +48,5 @@ public enum NodeDiff {
         let deletePolicies = observedPolicies.keys.sorted().filter { !wantedPolicies.contains($0) }
             .map { KernelOperation.deletePolicy($0) }
         return addSAs + writePolicies + deletePolicies + deleteSAs
-    }
-}
-
-extension SecurityAssociation {
-    /// True when the two describe the same SA as far as traffic is concerned: addresses, SPI,
-    /// reqid, cipher and key. Counters and replay settings are not compared.
-    public func hasSameConfiguration(as other: SecurityAssociation) -> Bool {
-        source == other.source && destination == other.destination && spi == other.spi && reqid == other.reqid
-            && cipher == other.cipher && key == other.key
-    }
-}
-
-extension SecurityPolicy {
-    /// True when the two policies would treat every packet alike: same selector, direction,
-    /// priority, and template SPI, reqid and level.
-    public func hasSameConfiguration(as other: SecurityPolicy) -> Bool {
-        identifier == other.identifier && priority == other.priority && template.spi == other.template.spi
-            && template.reqid == other.template.reqid && template.isOptional == other.template.isOptional
     }
 }

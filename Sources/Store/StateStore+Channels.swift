@@ -40,7 +40,8 @@ extension StateStore {
                 db,
                 sql: """
                     SELECT channel_id, number, spi, cipher, source, destination, created_at, state,
-                           activated_at, superseded_at, retired_at, seal_version, nonce, sealed_key
+                           activated_at, superseded_at, retired_at, seal_version, nonce, sealed_key,
+                           switch_sent_at, drain_packets, drain_packets_at
                     FROM generations ORDER BY channel_id, number
                     """)
             while let row = try generations.next() {
@@ -87,7 +88,10 @@ extension StateStore {
                         source: source, destination: destination, createdAt: Date(storedValue: row[6]),
                         state: state, activatedAt: (row[8] as Double?).map(Date.init(storedValue:)),
                         supersededAt: (row[9] as Double?).map(Date.init(storedValue:)),
-                        retiredAt: (row[10] as Double?).map(Date.init(storedValue:))))
+                        retiredAt: (row[10] as Double?).map(Date.init(storedValue:)),
+                        switchSentAt: (row[14] as Double?).map(Date.init(storedValue:)),
+                        drainPackets: (row[15] as Int64?).map { UInt64(bitPattern: $0) },
+                        drainPacketsAt: (row[16] as Double?).map(Date.init(storedValue:))))
             }
             while let channel = current {
                 records[channel.record.id] = channel.record
@@ -254,15 +258,18 @@ extension StateStore {
                     try db.cachedStatement(
                         sql: """
                             UPDATE generations
-                            SET state = ?1, activated_at = ?2, superseded_at = ?3, retired_at = ?4
+                            SET state = ?1, activated_at = ?2, superseded_at = ?3, retired_at = ?4,
+                                switch_sent_at = ?7, drain_packets = ?8, drain_packets_at = ?9
                             WHERE channel_id = ?5 AND number = ?6
                               AND (state IS NOT ?1 OR activated_at IS NOT ?2 OR superseded_at IS NOT ?3
-                                   OR retired_at IS NOT ?4)
+                                   OR retired_at IS NOT ?4 OR switch_sent_at IS NOT ?7 OR drain_packets IS NOT ?8
+                                   OR drain_packets_at IS NOT ?9)
                             """
                     ).execute(arguments: [
                         generation.state.rawValue, generation.activatedAt?.storedValue,
                         generation.supersededAt?.storedValue, generation.retiredAt?.storedValue, channelRow,
-                        generation.number,
+                        generation.number, generation.switchSentAt?.storedValue,
+                        generation.drainPackets.map { Int64(bitPattern: $0) }, generation.drainPacketsAt?.storedValue,
                     ])
                 }
                 for (number, existing) in stored {

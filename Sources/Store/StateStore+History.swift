@@ -50,6 +50,19 @@ extension StateStore {
         }
     }
 
+    /// Writes the outcome of journal entries appended before their operations were sent: each
+    /// entry's `appliedAt` and `result`, by its id, in one transaction.
+    public func completeJournal(_ entries: [JournalEntry]) throws {
+        guard !entries.isEmpty else { return }
+        try write("complete journal entries") { db in
+            let update = try db.cachedStatement(sql: "UPDATE journal SET applied_at = ?, result = ? WHERE id = ?")
+            for entry in entries {
+                guard let id = entry.id else { continue }
+                try update.execute(arguments: [entry.appliedAt?.storedValue, entry.result, id])
+            }
+        }
+    }
+
     /// Journal entries, newest first; only `node`'s when given, at most `limit` when given.
     public func journal(limit: Int?, node: String?) throws -> [JournalEntry] {
         try read("read the journal") { db in

@@ -27,8 +27,14 @@ public final class StateStore: Sendable {
     let logger: Logger
     /// The SPIs this store issues from. Narrowed only by tests, to reach exhaustion.
     let spiRange: ClosedRange<UInt32>
-    /// The holder this instance acquired the lease for; writes are fenced by it.
-    let fence = Mutex<String?>(nil)
+    /// The holder and epoch this instance acquired the lease under; writes are fenced by them.
+    let fence = Mutex<LeaseFence?>(nil)
+
+    /// The lease this instance writes under.
+    struct LeaseFence: Sendable, Hashable {
+        var holder: String
+        var epoch: Int64
+    }
 
     private init(
         directory: String?, databasePath: String, masterKeyPath: String?, writer: any DatabaseWriter,
@@ -230,13 +236,13 @@ public final class StateStore: Sendable {
 
     /// Runs `body` in one write transaction, after checking the lease fence.
     func write<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
-        let holder = fence.withLock { $0 }
+        let fenced = fence.withLock { $0 }
         return try Self.perform(path: databasePath, operation: operation) {
             try writer.write { db in
-                if let holder {
+                if let fenced {
                     let current = try Self.fetchLease(db)
-                    guard current?.holder == holder else {
-                        throw StoreError.leaseNotHeld(holder: holder, current: current)
+                    guard let current, current.holder == fenced.holder, current.epoch == fenced.epoch else {
+                        throw StoreError.leaseNotHeld(holder: fenced.holder, current: current)
                     }
                 }
                 return try body(db)
@@ -279,9 +285,12 @@ public final class StateStore: Sendable {
     }
 
     static func fetchLease(_ db: Database) throws -> Lease? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT holder, acquired_at, expires_at FROM lease WHERE id = 1")
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT holder, acquired_at, expires_at, epoch FROM lease WHERE id = 1")
         else { return nil }
         return Lease(
-            holder: row[0], acquiredAt: Date(storedValue: row[1]), expiresAt: Date(storedValue: row[2]))
+            holder: row[0], acquiredAt: Date(storedValue: row[1]), expiresAt: Date(storedValue: row[2]),
+            epoch: row[3])
     }
 }

@@ -16,7 +16,8 @@ struct LeaseTests {
 
         try store.acquireLease(holder: "ctl-a", ttl: .seconds(30), now: t0)
         #expect(
-            try store.currentLease() == Lease(holder: "ctl-a", acquiredAt: t0, expiresAt: t0.addingTimeInterval(30)))
+            try store.currentLease()
+                == Lease(holder: "ctl-a", acquiredAt: t0, expiresAt: t0.addingTimeInterval(30), epoch: 1))
 
         let error = #expect(throws: StoreError.self) {
             try store.acquireLease(holder: "ctl-b", ttl: .seconds(30), now: t0.addingTimeInterval(10))
@@ -49,6 +50,42 @@ struct LeaseTests {
         try store.releaseLease(holder: "ctl-b")
         #expect(try store.currentLease() == nil)
         try store.acquireLease(holder: "ctl-c", ttl: .seconds(30), now: t0.addingTimeInterval(44))
+    }
+
+    @Test(
+        "the epoch rises with every change of holder, never with a renewal, and survives a release",
+        arguments: StoreKind.allCases)
+    func epochs(kind: StoreKind) throws {
+        let store = try TestStore(kind).store
+        #expect(try store.acquireLease(holder: "ctl-a", ttl: .seconds(30), now: t0).epoch == 1)
+        #expect(try store.renewLease(holder: "ctl-a", ttl: .seconds(30), now: t0.addingTimeInterval(10)).epoch == 1)
+        #expect(try store.acquireLease(holder: "ctl-a", ttl: .seconds(30), now: t0.addingTimeInterval(20)).epoch == 1)
+        // Expired and taken by another holder: the next epoch.
+        #expect(try store.acquireLease(holder: "ctl-b", ttl: .seconds(30), now: t0.addingTimeInterval(60)).epoch == 2)
+        // Released, then taken again, even by the same holder: the epoch keeps rising.
+        try store.releaseLease(holder: "ctl-b")
+        #expect(try store.acquireLease(holder: "ctl-b", ttl: .seconds(30), now: t0.addingTimeInterval(61)).epoch == 3)
+        #expect(
+            try store.takeOverLease(from: "ctl-b", holder: "ctl-c", ttl: .seconds(30), now: t0.addingTimeInterval(62))
+                .epoch == 4)
+        #expect(try store.currentLease()?.epoch == 4)
+    }
+
+    @Test("a holder whose lease moved to a later epoch under its own name can neither write nor renew")
+    func fencedByEpoch() throws {
+        let test = try TestStore(.onDisk)
+        let a = channel("a", "b")
+        try test.store.acquireLease(holder: "ctl", ttl: .seconds(5), now: t0)
+        _ = try test.store.issue(a)
+        // Another process with the same holder name took the lease after a release: a new epoch.
+        let other = try StateStore.open(directory: test.stateDirectory, logger: testLogger)
+        try other.releaseLease(holder: "ctl")
+        try other.acquireLease(holder: "ctl", ttl: .seconds(5), now: t0.addingTimeInterval(1))
+        #expect(throws: StoreError.self) { try test.store.issue(a) }
+        #expect(throws: StoreError.self) {
+            try test.store.renewLease(holder: "ctl", ttl: .seconds(5), now: t0.addingTimeInterval(2))
+        }
+        #expect(try test.store.loadChannels()[a]?.generations.count == 1)
     }
 
     @Test("two stores on one database: exactly one writes, the other learns who holds the lease")

@@ -113,7 +113,7 @@ public final class MeshwardController: Sendable {
 
     private func applyHoldingLease(
         _ intent: FleetIntent, store: StateStore, source: String, waitForDrain: Bool, rekey: RekeySelection?,
-        renew: @escaping @Sendable (Date) throws -> Void, onPass: @escaping @Sendable (PassReport) async -> Void
+        renew: @escaping @Sendable (Date) throws -> Lease, onPass: @escaping @Sendable (PassReport) async -> Void
     ) async throws -> ApplyDocument {
         let previous = try ControllerSettings.load(from: store)
         let records = try store.loadChannels()
@@ -137,13 +137,14 @@ public final class MeshwardController: Sendable {
             endpoints: endpoints, simulated: simulated, simulatedFile: simulatedFleetURL,
             reqid: Reqid(intent.reqid), logger: logger)
         let reconciler = FleetReconciler(
-            store: store, kernels: kernels, reqid: Reqid(intent.reqid), clock: clock, logger: logger)
+            store: store, kernels: kernels, reqid: Reqid(intent.reqid), clock: clock, logger: logger,
+            fence: LeaseWriteFence(renew: renew))
         let clock = self.clock
         let report = try await reconciler.converge(
             intent: intent, waitForDrain: waitForDrain, rekeyRequests: requests(rekeyRequests, in: intent),
             defaultDrain: .seconds(settings.drainSeconds),
             onPass: { pass in
-                try renew(clock.now())
+                _ = try renew(clock.now())
                 await onPass(pass)
             })
 

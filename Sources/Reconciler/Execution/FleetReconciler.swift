@@ -18,10 +18,13 @@ public final class FleetReconciler: Sendable {
     private let clock: any ReconcilerClock
     private let logger: Logger
     private let planner: FleetPlanner
-    /// When each unaccounted inbound SA was first seen free, for as long as this reconciler lives.
-    private let unaccountedFreedAt = Mutex<[SAIdentifier: Date]>([:])
+    private let fence: any WriteFence
     /// The reqid that marks Meshward's objects.
     public let reqid: Reqid
+
+    /// The longest one node's batch may take (the netlink receive timeout and a margin): a pass
+    /// sends a batch only while at least this much of the confirmed lease is left.
+    public static let kernelCallBound: TimeInterval = 35
 
     /// The most passes one run makes before it calls the fleet unconvergeable. A channel needs
     /// at most 6 passes for any one change (docs/architecture.md); the rest is margin for
@@ -33,9 +36,10 @@ public final class FleetReconciler: Sendable {
 
     public init(
         store: any GenerationStore, kernels: any FleetKernels, reqid: Reqid, clock: any ReconcilerClock,
-        logger: Logger, planner: FleetPlanner = FleetPlanner()
+        logger: Logger, planner: FleetPlanner = FleetPlanner(), fence: any WriteFence = UnfencedWrites()
     ) {
         self.planner = planner
+        self.fence = fence
         self.store = store
         self.kernels = kernels
         self.reqid = reqid
@@ -97,7 +101,9 @@ public final class FleetReconciler: Sendable {
             intent: intent, channels: records, observations: observations, unreachable: unreachable,
             knownNodes: kernels.knownNodes, rekeyRequests: rekeyRequests, reqid: reqid, defaultDrain: defaultDrain,
             now: now)
-        input.unaccountedSAsFreedAt = unaccountedFreedAt.withLock { $0 }
+        for sa in try store.unaccountedSAs() {
+            input.unaccountedSAsFreedAt[SAIdentifier(destination: sa.destination, spi: sa.spi)] = sa.freedAt
+        }
         var plan = planner.plan(input)
 
         var issued: [(channel: ChannelID, spi: SPI, reason: GenerationNeed.Reason)] = []
@@ -127,8 +133,15 @@ public final class FleetReconciler: Sendable {
         records = input.channels
         for (id, record) in plan.recordUpdates { records[id] = record }
         for id in plan.removedChannels { records[id] = nil }
-        unaccountedFreedAt.withLock { freed in
-            for id in plan.freedUnaccountedSAs where freed[id] == nil { freed[id] = now }
+        try store.recordUnaccountedSAs(
+            freed: plan.freedUnaccountedSAs.map {
+                UnaccountedSA(destination: $0.destination, spi: $0.spi, freedAt: now)
+            },
+            forgotten: plan.forgottenUnaccountedSAs.map { ($0.destination, $0.spi) })
+        for id in plan.drainsCutShort {
+            logger.notice(
+                "deleting an inbound SA whose packet counter is still moving: its drain reached its bound",
+                metadata: ["sa.destination": "\(id.destination)", "sa.spi": "\(id.spi.hex)"])
         }
 
         return PreparedPass(
@@ -139,7 +152,7 @@ public final class FleetReconciler: Sendable {
     /// The second half of a pass: send each node its operations (nodes in parallel), journal
     /// every answer, and persist the simulated fleet where there is one.
     public func execute(_ prepared: PreparedPass, revision: Int64? = nil) async throws -> PassReport {
-        let results = await send(prepared.plan, plannedAt: prepared.startedAt, revision: revision)
+        let results = try await send(prepared.plan, plannedAt: prepared.startedAt, revision: revision)
         try kernels.persist()
         return PassReport(
             number: prepared.number, startedAt: prepared.startedAt, observed: prepared.observations.keys.sorted(),
@@ -147,17 +160,56 @@ public final class FleetReconciler: Sendable {
             observations: prepared.observations)
     }
 
+    /// Journals every operation as planned, confirms the fence, sends each node its batch
+    /// (nodes in parallel; a node whose batch could outlive the confirmed lease gets none), and
+    /// journals every answer. A journal that refuses either record fails the run.
     private func send(
         _ plan: PassPlan, plannedAt: Date, revision: Int64?
-    ) async
+    ) async throws
         -> [(planned: PlannedOperation, outcome: OperationOutcome)]
     {
         let batches = plan.operations
+        guard !batches.isEmpty else { return [] }
+        let nodes = batches.keys.sorted()
+
+        // What may reach a kernel is on record before anything is sent.
+        var planned: [JournalEntry] = []
+        for node in nodes {
+            for operation in batches[node] ?? [] {
+                planned.append(
+                    JournalEntry(
+                        node: node, operation: operation.operation.kind, target: operation.operation.target,
+                        channel: operation.channel, plannedAt: plannedAt, result: "planned", revision: revision))
+            }
+        }
+        let journaled: [JournalEntry]
+        do {
+            journaled = try store.appendJournal(planned)
+        } catch {
+            throw ReconcileError.journalRefused("\(error)")
+        }
+
+        let validUntil: Date
+        do {
+            validUntil = try fence.confirm(at: clock.now())
+        } catch {
+            throw ReconcileError.leaseLost("\(error)")
+        }
+        let sendBy = validUntil.addingTimeInterval(-Self.kernelCallBound)
+        guard clock.now() < sendBy else {
+            throw ReconcileError.leaseLost(
+                "the lease expires at \(validUntil), too soon to send a batch that may take "
+                    + "\(Int(Self.kernelCallBound)) s")
+        }
+
         let answered = await withTaskGroup(of: (String, [OperationOutcome]).self) { group in
             for (node, operations) in batches {
-                group.addTask { [kernels, logger] in
+                group.addTask { [kernels, logger, clock] in
                     for operation in operations {
                         logger.debug("planned", metadata: ["node": "\(node)", "operation": "\(operation.operation)"])
+                    }
+                    guard clock.now() < sendBy else {
+                        return (node, operations.map { _ in .notAttempted(reason: "the lease could expire before it") })
                     }
                     do {
                         let results = try await kernels.kernel(for: node).apply(operations.map(\.operation))
@@ -173,9 +225,10 @@ public final class FleetReconciler: Sendable {
         }
 
         var results: [(planned: PlannedOperation, outcome: OperationOutcome)] = []
-        var journal: [JournalEntry] = []
+        var completed: [JournalEntry] = []
+        var entries = journaled.makeIterator()
         let appliedAt = clock.now()
-        for node in batches.keys.sorted() {
+        for node in nodes {
             let operations = batches[node] ?? []
             let outcomes = answered[node] ?? []
             for (position, planned) in operations.enumerated() {
@@ -183,11 +236,11 @@ public final class FleetReconciler: Sendable {
                     position < outcomes.count
                     ? outcomes[position] : .notAttempted(reason: "the kernel gave no answer for it")
                 results.append((planned, outcome))
-                journal.append(
-                    JournalEntry(
-                        node: node, operation: planned.operation.kind, target: planned.operation.target,
-                        channel: planned.channel, plannedAt: plannedAt, appliedAt: outcome.isApplied ? appliedAt : nil,
-                        result: "\(outcome)", revision: revision))
+                if var entry = entries.next() {
+                    entry.appliedAt = outcome.isApplied ? appliedAt : nil
+                    entry.result = "\(outcome)"
+                    completed.append(entry)
+                }
                 if outcome.isApplied {
                     logger.info("applied", metadata: ["node": "\(node)", "operation": "\(planned.operation)"])
                 } else {
@@ -200,12 +253,10 @@ public final class FleetReconciler: Sendable {
                 }
             }
         }
-        if !journal.isEmpty {
-            do {
-                try store.appendJournal(journal)
-            } catch {
-                logger.error("could not write the journal", metadata: ["error": "\(error)"])
-            }
+        do {
+            try store.completeJournal(completed)
+        } catch {
+            throw ReconcileError.journalRefused("\(error)")
         }
         return results
     }
@@ -247,6 +298,10 @@ public final class FleetReconciler: Sendable {
                     continue
                 }
                 return ConvergeReport(outcome: .waitingForDrain(until: deadline), passes: passes)
+            }
+            if report.plan.blocked.isEmpty, report.plan.heldCount > 0 {
+                throw ReconcileError.stalled(
+                    held: report.plan.held.map(\.description), count: report.plan.heldCount)
             }
             return ConvergeReport(outcome: report.plan.blocked.isEmpty ? .converged : .blocked, passes: passes)
         }

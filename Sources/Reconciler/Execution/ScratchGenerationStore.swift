@@ -14,6 +14,12 @@ public final class ScratchGenerationStore: GenerationStore {
         var nextSPI: UInt32 = 0xFFFF_FFFF
         var placeholders: [SPI: Int] = [:]
         var journal: [JournalEntry] = []
+        var unaccounted: [SAKey: UnaccountedSA] = [:]
+    }
+
+    private struct SAKey: Hashable {
+        var destination: IPAddress
+        var spi: SPI
     }
 
     private let state: Mutex<State>
@@ -72,7 +78,34 @@ public final class ScratchGenerationStore: GenerationStore {
     }
 
     @discardableResult public func appendJournal(_ entries: [JournalEntry]) throws -> [JournalEntry] {
-        state.withLock { $0.journal.append(contentsOf: entries) }
-        return entries
+        state.withLock { state in
+            let numbered = entries.enumerated().map { offset, entry in
+                var entry = entry
+                entry.id = Int64(state.journal.count + offset + 1)
+                return entry
+            }
+            state.journal.append(contentsOf: numbered)
+            return numbered
+        }
+    }
+
+    public func completeJournal(_ entries: [JournalEntry]) throws {
+        state.withLock { state in
+            for entry in entries {
+                guard let id = entry.id, id >= 1, Int(id) <= state.journal.count else { continue }
+                state.journal[Int(id) - 1] = entry
+            }
+        }
+    }
+
+    public func unaccountedSAs() throws -> [UnaccountedSA] { state.withLock { Array($0.unaccounted.values) } }
+
+    public func recordUnaccountedSAs(freed: [UnaccountedSA], forgotten: [(destination: IPAddress, spi: SPI)]) throws {
+        state.withLock { state in
+            for sa in freed where state.unaccounted[SAKey(destination: sa.destination, spi: sa.spi)] == nil {
+                state.unaccounted[SAKey(destination: sa.destination, spi: sa.spi)] = sa
+            }
+            for sa in forgotten { state.unaccounted[SAKey(destination: sa.destination, spi: sa.spi)] = nil }
+        }
     }
 }

@@ -82,6 +82,14 @@ struct FleetIndex: Sendable {
 
     func number(_ name: String) -> Int? { numbers[name] }
 
+    /// The node an address belongs to: the intent's (and removed channels') addresses first,
+    /// then the addresses of the Store's live generations, so that objects on a re-addressed
+    /// node's old address are staged like any other.
+    func owner(of address: IPAddress) -> Int? {
+        if let node = addressOwner[address] { return node }
+        return generations.owner(of: address).flatMap { numbers[$0] }
+    }
+
     func isObserved(_ node: Int) -> Bool { observed[node] }
 
     /// What is known of a peer: observed, unreachable (blocks), or gone (nothing to wait for).
@@ -92,7 +100,7 @@ struct FleetIndex: Sendable {
     }
 
     func peer(owning address: IPAddress) -> PeerState {
-        guard let node = addressOwner[address], known[node] else { return .gone }
+        guard let node = owner(of: address), known[node] else { return .gone }
         return observed[node] ? .observed(node) : .unreachable(node)
     }
 
@@ -156,6 +164,25 @@ private final class GenerationIndex: Sendable {
     private let map = Mutex<[SAIdentifier: Generation]?>(nil)
 
     init(channels: [ChannelID: ChannelRecord]) { self.channels = channels }
+
+    private let owners = Mutex<[IPAddress: String]?>(nil)
+
+    /// The node that used `address` in a generation not yet retired, if any.
+    func owner(of address: IPAddress) -> String? {
+        owners.withLock { owners in
+            if owners == nil {
+                var built: [IPAddress: String] = [:]
+                for record in channels.values {
+                    for generation in record.generations where generation.state != .retired {
+                        built[generation.source] = record.id.from
+                        built[generation.destination] = record.id.to
+                    }
+                }
+                owners = built
+            }
+            return owners?[address]
+        }
+    }
 
     func generation(of id: SAIdentifier) -> Generation? {
         map.withLock { map in

@@ -35,7 +35,36 @@ public struct FleetPlanner: Sendable {
         case enforceAfterSender
         /// An old inbound SA goes only once its sender stopped using it.
         case senderStopsFirst
+        /// An old inbound SA goes only once `drain` has passed since the sender switched away.
+        case drainWait
+        /// ... and only once its packet counter stopped moving between two observations.
+        case counterStopped
+        /// Only a pending generation whose switch was never sent is ever installed.
+        case installOnlyUnusedPending
+        /// An SA goes only once no policy of its node pins it.
+        case unpinnedBeforeDelete
+        /// On the way out the receiver's inbound policy becomes optional before the sender's
+        /// outbound policy goes, and the inbound policy goes only after it.
+        case removalReceiverLast
     }
+
+    /// What a gate decides for one operation of the diff.
+    enum Decision {
+        /// Send it (possibly another operation than the diff's: a relaxed policy instead of a
+        /// required one).
+        case send(KernelOperation)
+        /// Not now: the step before it is not yet seen in the kernels.
+        case hold(String)
+        /// Not now: a peer it depends on did not answer.
+        case blockedBy(String)
+        /// Not before this time (a drain).
+        case waitUntil(Date)
+        /// Nothing to do: the kernel already holds what this pass would send.
+        case skip
+    }
+
+    /// How many times `drain` an inbound SA whose packet counter keeps moving is kept at most.
+    static let drainBound = 10.0
 
     /// Rules switched off (tests only).
     let disabledRules: Set<Rule>
@@ -158,8 +187,18 @@ public struct FleetPlanner: Sendable {
             plan.stepCounts[.established, default: 1] -= 1
             plan.stepCounts[.updating, default: 0] += 1
         }
+        // Recorded drains of unaccounted SAs that their node no longer holds are done.
+        for id in input.unaccountedSAsFreedAt.keys {
+            if let owner = index.owner(of: id.destination), index.isObserved(owner), index.sa(id, on: owner) == nil {
+                plan.forgottenUnaccountedSAs.append(id)
+            }
+        }
         plan.generationRequests.sort { $0.channel < $1.channel }
         plan.blocked.sort { $0.channel < $1.channel }
+        plan.blocked = plan.blocked.enumerated().filter {
+            $0.offset == 0 || plan.blocked[$0.offset - 1].channel != $0.element.channel
+        }
+        .map(\.element)
         return plan
     }
 
@@ -196,6 +235,8 @@ public struct FleetPlanner: Sendable {
             plan.recordUpdates.merge(other.plan.recordUpdates) { $1 }
             plan.generationRequests += other.plan.generationRequests
             plan.blocked += other.plan.blocked
+            plan.heldCount += other.plan.heldCount
+            plan.held += other.plan.held.prefix(max(0, PassPlan.heldSampleLimit - plan.held.count))
             if let deadline = other.plan.nextDeadline { plan.wait(until: deadline) }
             plan.stepCounts.merge(other.plan.stepCounts, uniquingKeysWith: +)
             context.operations += other.context.operations
@@ -226,16 +267,22 @@ public struct FleetPlanner: Sendable {
                 record = ChannelRecord(
                     id: id, step: ChannelStep.new.rawValue, stepChangedAt: input.now, generations: [])
             }
-            let changed = advanceGenerations(
+            var changed = advanceGenerations(
                 &record, intent: intent, from: from, to: to, index: index, input: input, plan: &result.plan,
                 spisInUse: &result.spisInUse)
             let operationsBefore = result.context.operations
-            if let final = record.generations.last(where: { $0.state == .pending })
-                ?? record.generations.last(where: { $0.state == .active })
+            if let position = record.generations.lastIndex(where: { $0.state == .pending })
+                ?? record.generations.lastIndex(where: { $0.state == .active })
             {
-                diffChannel(
+                let final = record.generations[position]
+                let switchStaged = diffChannel(
                     intent, final: final, from: from, to: to, index: index, input: input,
                     work: &result.work, context: &result.context, plan: &result.plan)
+                // The switch is recorded before it is sent: from then on the key counts as used.
+                if switchStaged, final.state == .pending, final.switchSentAt == nil {
+                    record.generations[position].switchSentAt = input.now
+                    changed = true
+                }
             }
             let step = step(
                 of: record, live: true, busy: result.context.operations > operationsBefore,
@@ -293,8 +340,11 @@ public struct FleetPlanner: Sendable {
     // MARK: - Generations
 
     /// Moves generations along from what the kernels show: a pinned pending generation becomes
-    /// active (the switch), a tampered one is burned, one gone from both nodes is retired; and
-    /// asks for a new generation where the channel needs one. Returns whether the record changed.
+    /// active (the switch); a tampered one, or one whose addresses or cipher the spec no longer
+    /// names, is superseded; a used one (its switch was sent) that lost an SA is burned; one gone
+    /// from both nodes is retired. A superseded generation's drain starts when its sender is
+    /// seen to no longer pin it, and while it drains the receiver's packet counter is recorded.
+    /// Asks for a new generation where the channel needs one. Returns whether the record changed.
     private func advanceGenerations(
         _ record: inout ChannelRecord, intent: ChannelIntent?, from: Int, to: Int,
         index: FleetIndex, input: PlanningInput, plan: inout PassPlan, spisInUse: inout SPIsInUse
@@ -305,13 +355,20 @@ public struct FleetPlanner: Sendable {
         var burned: GenerationNeed.Reason?
         var changed = false
         var activeHeld: (sender: SecurityAssociation?, receiver: SecurityAssociation?) = (nil, nil)
+        let drain = (intent?.drain ?? input.intent.channel(id)?.drain ?? input.defaultDrain).timeInterval
+
+        /// Marks a generation superseded; its drain starts once the sender no longer pins it.
+        func supersede(_ position: Int) {
+            record.generations[position].state = .retiring
+            changed = true
+        }
 
         for position in record.generations.indices {
             let generation = record.generations[position]
             let saID = SAIdentifier(destination: generation.destination, spi: generation.spi)
             switch generation.state {
             case .pending, .active:
-                // A tampered SA (same SPI, other key, cipher or addresses) burns the generation.
+                // A tampered SA (same SPI, other key, cipher, addresses or replay settings) burns it.
                 let onSender = index.sa(saID, on: from)
                 let onReceiver = index.sa(saID, on: to)
                 let expected = securityAssociation(generation, reqid: input.reqid)
@@ -319,17 +376,45 @@ public struct FleetPlanner: Sendable {
                     onSender.map { !$0.hasSameConfiguration(as: expected) } ?? false
                     || onReceiver.map { !$0.hasSameConfiguration(as: expected) } ?? false
                 if generation.state == .active { activeHeld = (onSender, onReceiver) }
-                if tampered || intent == nil {
-                    record.generations[position].state = .retiring
-                    record.generations[position].supersededAt = generation.supersededAt ?? input.now
-                    changed = true
-                    if tampered { burned = .keyMismatch }
+                guard let intent else {
+                    supersede(position)
                     continue
+                }
+                if tampered {
+                    supersede(position)
+                    burned = .keyMismatch
+                    continue
+                }
+                if generation.state == .pending {
+                    // A pending generation the spec no longer describes (the receiver was
+                    // re-addressed, the cipher changed) is superseded by a new one.
+                    if generation.source != intent.source || generation.destination != intent.destination {
+                        supersede(position)
+                        burned = burned ?? .readdressed
+                        continue
+                    }
+                    if generation.cipher != intent.cipher {
+                        supersede(position)
+                        burned = burned ?? .cipherChanged
+                        continue
+                    }
+                    // A generation whose switch was sent may have carried traffic: a node that
+                    // lost one of its SAs never gets that key again (lost state).
+                    if generation.switchSentAt != nil, senderObserved, receiverObserved,
+                        onSender == nil || onReceiver == nil
+                    {
+                        supersede(position)
+                        burned = .lostState
+                        continue
+                    }
                 }
                 if generation.state == .pending, senderObserved, index.pins(saID, on: from) {
                     for other in record.generations.indices where record.generations[other].state == .active {
                         record.generations[other].state = .retiring
                         record.generations[other].supersededAt = input.now
+                        record.generations[other].drainPackets = nil
+                        record.generations[other].drainPacketsAt = nil
+                        noteDrainCounter(&record.generations[other], on: to, index: index, now: input.now)
                     }
                     record.generations[position].state = .active
                     record.generations[position].activatedAt = input.now
@@ -338,10 +423,17 @@ public struct FleetPlanner: Sendable {
                 }
             case .retiring:
                 let senderDone: Bool
+                let senderStopped: Bool
                 switch index.peer(owning: generation.source) {
-                case .observed(let node): senderDone = index.sa(saID, on: node) == nil && !index.pins(saID, on: node)
-                case .gone: senderDone = true
-                case .unreachable: senderDone = false
+                case .observed(let node):
+                    senderStopped = !index.pins(saID, on: node)
+                    senderDone = senderStopped && index.sa(saID, on: node) == nil
+                case .gone:
+                    senderStopped = true
+                    senderDone = true
+                case .unreachable:
+                    senderStopped = false
+                    senderDone = false
                 }
                 let receiverDone: Bool
                 switch index.peer(owning: generation.destination) {
@@ -352,6 +444,18 @@ public struct FleetPlanner: Sendable {
                 if senderDone && receiverDone {
                     record.generations[position].state = .retired
                     record.generations[position].retiredAt = input.now
+                    changed = true
+                    continue
+                }
+                // The drain runs from the pass that first sees the sender no longer pin it.
+                if generation.supersededAt == nil, senderStopped {
+                    record.generations[position].supersededAt = input.now
+                    noteDrainCounter(&record.generations[position], on: to, index: index, now: input.now)
+                    changed = true
+                } else if let superseded = generation.supersededAt,
+                    input.now >= superseded.addingTimeInterval(drain),
+                    noteDrainCounter(&record.generations[position], on: to, index: index, now: input.now)
+                {
                     changed = true
                 }
             case .retired:
@@ -383,6 +487,23 @@ public struct FleetPlanner: Sendable {
         return changed
     }
 
+    /// Records on a draining generation the receiver's inbound SA packet counter when it moved
+    /// or was never recorded. Returns whether the generation changed.
+    @discardableResult
+    private func noteDrainCounter(
+        _ generation: inout Generation, on receiver: Int, index: FleetIndex, now: Date
+    )
+        -> Bool
+    {
+        guard index.isObserved(receiver),
+            let sa = index.sa(SAIdentifier(destination: generation.destination, spi: generation.spi), on: receiver),
+            generation.drainPackets != sa.counters.packets || generation.drainPacketsAt == nil
+        else { return false }
+        generation.drainPackets = sa.counters.packets
+        generation.drainPacketsAt = now
+        return true
+    }
+
     /// Why the channel needs a new generation now, or nil when its active one is good.
     private func rekeyReason(
         _ record: ChannelRecord, intent: ChannelIntent,
@@ -402,11 +523,13 @@ public struct FleetPlanner: Sendable {
     // MARK: - Diff
 
     /// Claims the channel's objects on its two nodes and stages whatever is missing or differs.
+    /// Returns whether an outbound policy pinning `final` was staged (the switch, for a pending
+    /// generation).
     private func diffChannel(
         _ intent: ChannelIntent, final: Generation, from: Int, to: Int, index: FleetIndex,
         input: PlanningInput, work: inout [NodeWork], context: inout Context,
         plan: inout PassPlan
-    ) {
+    ) -> Bool {
         let expected = securityAssociation(final, reqid: input.reqid)
         let saID = expected.identifier
         func claimOrAdd(on node: Int) {
@@ -426,20 +549,22 @@ public struct FleetPlanner: Sendable {
         }
         claimOrAdd(on: to)
         claimOrAdd(on: from)
+        var switchStaged = false
         func claimOrWrite(_ policy: SecurityPolicy, on node: Int) {
             guard index.isObserved(node) else { return }
+            let staged: KernelOperation?
             if let position = index.policyPosition(policy.identifier, on: node) {
                 work[node].claimedPolicies[position] = true
-                if !index.policy(at: position, on: node).hasSameConfiguration(as: policy) {
-                    stage(
-                        .updatePolicy(policy), on: node, index: index, input: input, work: &work, context: &context,
-                        plan: &plan, channel: intent.id)
-                }
+                guard !index.policy(at: position, on: node).hasSameConfiguration(as: policy) else { return }
+                staged = stage(
+                    .updatePolicy(policy), on: node, index: index, input: input, work: &work, context: &context,
+                    plan: &plan, channel: intent.id)
             } else {
-                stage(
+                staged = stage(
                     .addPolicy(policy), on: node, index: index, input: input, work: &work, context: &context,
                     plan: &plan, channel: intent.id)
             }
+            if policy.direction == .outbound, staged != nil { switchStaged = true }
         }
         for traffic in intent.traffic {
             let selector = PolicySelector(
@@ -457,19 +582,45 @@ public struct FleetPlanner: Sendable {
             claimOrWrite(outbound, on: from)
             claimOrWrite(inbound, on: to)
         }
+        return switchStaged
     }
 
     // MARK: - Staging
 
-    /// Decides whether an operation of the diff may go now, in another form, or not yet, and
-    /// files it in the node's work in its diff category.
+    /// Asks the gate whether an operation of the diff may go now, in another form, or not yet;
+    /// files what goes in the node's work in its diff category and what is held in the plan.
+    /// Returns the operation staged, if any.
+    @discardableResult
     private func stage(
         _ operation: KernelOperation, on node: Int, index: FleetIndex, input: PlanningInput,
         work: inout [NodeWork], context: inout Context, plan: inout PassPlan,
         generation: Generation? = nil, channel known: ChannelID? = nil
-    ) {
-        guard let staged = gate(operation, on: node, index: index, input: input, plan: &plan, generation: generation)
-        else { return }
+    ) -> KernelOperation? {
+        let staged: KernelOperation
+        switch gate(operation, on: node, index: index, input: input, plan: &plan, generation: generation) {
+        case .send(let decided):
+            staged = decided
+        case .skip:
+            return nil
+        case .waitUntil(let deadline):
+            plan.wait(until: deadline)
+            return nil
+        case .hold(let reason):
+            plan.hold(
+                HeldOperation(
+                    node: index.names[node], operation: operation,
+                    channel: known ?? channel(of: operation, index: index), reason: reason))
+            return nil
+        case .blockedBy(let reason):
+            if let channel = known ?? channel(of: operation, index: index) {
+                if plan.blocked.last?.channel != channel {
+                    plan.blocked.append(BlockedChannel(channel: channel, reason: reason))
+                }
+            } else {
+                plan.hold(HeldOperation(node: index.names[node], operation: operation, channel: nil, reason: reason))
+            }
+            return nil
+        }
         let channel = known ?? channel(of: staged, index: index)
         context.operations += 1
         if context.stalePass, let channel { context.staleChannels.insert(channel) }
@@ -480,117 +631,165 @@ public struct FleetPlanner: Sendable {
         case .deletePolicy: work[node].deletePolicies.append(planned)
         case .deleteSA: work[node].deleteSAs.append(planned)
         }
+        return staged
     }
 
+    /// The staging rules, one operation at a time, against this pass's observation.
     private func gate(
         _ operation: KernelOperation, on node: Int, index: FleetIndex, input: PlanningInput,
         plan: inout PassPlan, generation known: Generation?
-    ) -> KernelOperation? {
+    ) -> Decision {
+        func unreachable(_ peer: Int) -> Decision {
+            .blockedBy(
+                "node \(index.names[peer]) did not answer: \(input.unreachable[index.names[peer]] ?? "unreachable")")
+        }
         switch operation {
         case .addSA(let sa):
-            // Only a pending generation is ever installed; an active one that went missing is burned.
-            guard let generation = known ?? index.generation(of: sa.identifier), generation.state == .pending
-            else { return nil }
-            guard let receiver = index.number(generation.channel.to) else { return nil }
-            if node == receiver || disabledRules.contains(.receiverFirst) { return operation }
-            return index.sa(sa.identifier, on: receiver)?.hasSameConfiguration(as: sa) == true ? operation : nil
+            // Only a pending generation whose key was never used is installed; an active one
+            // that went missing, or one whose switch was sent, is burned (a new generation).
+            guard let generation = known ?? index.generation(of: sa.identifier) else {
+                return .hold("no generation issued for this SA")
+            }
+            if !disabledRules.contains(.installOnlyUnusedPending) {
+                guard generation.state == .pending else {
+                    return .hold("generation is \(generation.state), not pending")
+                }
+                guard generation.switchSentAt == nil else { return .hold("generation's key was used; it is burned") }
+            }
+            guard let receiver = index.number(generation.channel.to) else { return .hold("receiver unknown") }
+            if node == receiver || disabledRules.contains(.receiverFirst) { return .send(operation) }
+            guard index.isObserved(receiver) else { return unreachable(receiver) }
+            return index.sa(sa.identifier, on: receiver)?.hasSameConfiguration(as: sa) == true
+                ? .send(operation) : .hold("the receiver does not hold the inbound SA yet")
 
         case .addPolicy(let policy), .updatePolicy(let policy):
             if policy.direction == .outbound {
-                guard let spi = policy.template.spi else { return nil }
-                if disabledRules.contains(.receiverFirst) { return operation }
+                guard let spi = policy.template.spi else { return .hold("outbound template pins no SPI") }
+                if disabledRules.contains(.receiverFirst) { return .send(operation) }
                 let saID = SAIdentifier(destination: policy.selector.destination.address, spi: spi)
-                guard index.sa(saID, on: node) != nil else { return nil }
-                guard case .observed(let receiver) = index.peer(owning: saID.destination),
-                    index.sa(saID, on: receiver) != nil,
-                    index.policy(PolicyIdentifier(selector: policy.selector, direction: .inbound), on: receiver) != nil
-                else { return nil }
-                return operation
+                guard index.sa(saID, on: node) != nil else { return .hold("the sender does not hold the SA yet") }
+                switch index.peer(owning: saID.destination) {
+                case .gone: return .hold("no node owns the destination")
+                case .unreachable(let receiver): return unreachable(receiver)
+                case .observed(let receiver):
+                    guard index.sa(saID, on: receiver) != nil,
+                        index.policy(PolicyIdentifier(selector: policy.selector, direction: .inbound), on: receiver)
+                            != nil
+                    else { return .hold("the receiver does not hold the inbound SA and policy yet") }
+                    return .send(operation)
+                }
             }
-            guard !policy.template.isOptional, !disabledRules.contains(.enforceAfterSender) else { return operation }
+            guard !policy.template.isOptional, !disabledRules.contains(.enforceAfterSender) else {
+                return .send(operation)
+            }
             if case .observed(let sender) = index.peer(owning: policy.selector.source.address),
                 index.encrypts(policy.selector, sender: sender, receiver: node)
             {
-                return operation
+                return .send(operation)
             }
             var relaxed = policy
             relaxed.template.isOptional = true
             if let existing = index.policy(policy.identifier, on: node) {
-                return existing.hasSameConfiguration(as: relaxed) ? nil : .updatePolicy(relaxed)
+                return existing.hasSameConfiguration(as: relaxed)
+                    ? .hold("the sender does not encrypt yet")
+                    : .send(.updatePolicy(relaxed))
             }
-            return .addPolicy(relaxed)
+            return .send(.addPolicy(relaxed))
 
         case .deletePolicy(let id):
-            guard let existing = index.policy(id, on: node) else { return nil }
+            guard let existing = index.policy(id, on: node) else { return .skip }
             switch id.direction {
             case .inbound:
-                if !existing.template.isOptional {
+                if !existing.template.isOptional, !disabledRules.contains(.removalReceiverLast) {
                     var relaxed = existing
                     relaxed.template.isOptional = true
-                    return .updatePolicy(relaxed)
+                    return .send(.updatePolicy(relaxed))
                 }
+                if disabledRules.contains(.removalReceiverLast) { return .send(operation) }
                 switch index.peer(owning: id.selector.source.address) {
-                case .gone: return operation
-                case .unreachable: return nil
+                case .gone: return .send(operation)
+                case .unreachable(let sender): return unreachable(sender)
                 case .observed(let sender):
                     let outbound = PolicyIdentifier(selector: id.selector, direction: .outbound)
-                    return index.policy(outbound, on: sender) == nil ? operation : nil
+                    return index.policy(outbound, on: sender) == nil
+                        ? .send(operation) : .hold("the sender still has its outbound policy")
                 }
             case .outbound:
+                if disabledRules.contains(.removalReceiverLast) { return .send(operation) }
                 switch index.peer(owning: id.selector.destination.address) {
-                case .gone: return operation
-                case .unreachable: return nil
+                case .gone: return .send(operation)
+                case .unreachable(let receiver): return unreachable(receiver)
                 case .observed(let receiver):
                     let inbound = index.policy(
                         PolicyIdentifier(selector: id.selector, direction: .inbound), on: receiver)
-                    return inbound == nil || inbound?.template.isOptional == true ? operation : nil
+                    return inbound == nil || inbound?.template.isOptional == true
+                        ? .send(operation) : .hold("the receiver still requires ESP")
                 }
             case .forward:
-                return operation
+                return .send(operation)
             }
 
         case .deleteSA(let id):
-            guard let existing = index.sa(id, on: node) else { return nil }
-            if index.addressOwner[id.destination] != node {
-                return index.pins(id, on: node) ? nil : operation
+            guard let existing = index.sa(id, on: node) else { return .skip }
+            if index.owner(of: id.destination) != node {
+                if disabledRules.contains(.unpinnedBeforeDelete) { return .send(operation) }
+                return index.pins(id, on: node) ? .hold("a policy of the sender still pins it") : .send(operation)
             }
             var senderIsGone = false
             switch index.peer(owning: existing.source) {
-            case .unreachable: return nil
+            case .unreachable(let sender): return unreachable(sender)
             case .observed(let sender):
                 if !disabledRules.contains(.senderStopsFirst),
                     index.pins(id, on: sender) || index.sa(id, on: sender) != nil
                 {
-                    return nil
+                    return .hold("the sender still pins or holds it")
                 }
             case .gone: senderIsGone = true
             }
             if let generation = index.generation(of: id) {
-                if let superseded = generation.supersededAt {
-                    let drain = input.intent.channel(generation.channel)?.drain ?? input.defaultDrain
-                    let deadline = superseded.addingTimeInterval(drain.timeInterval)
-                    if input.now < deadline {
-                        plan.wait(until: deadline)
-                        return nil
-                    }
-                }
-                return operation
+                return drainGate(
+                    operation, held: existing, generation: generation, senderIsGone: senderIsGone, input: input,
+                    plan: &plan)
             }
             // An SA no generation accounts for (the Store was lost): its drain runs from the
-            // first pass that saw its sender stop using it. A sender that is gone sends nothing.
-            if senderIsGone { return operation }
+            // first pass that saw its sender stop using it, as recorded in the Store.
+            if senderIsGone || disabledRules.contains(.drainWait) { return .send(operation) }
             guard let freed = input.unaccountedSAsFreedAt[id] else {
                 plan.freedUnaccountedSAs.append(id)
-                plan.wait(until: input.now.addingTimeInterval(input.defaultDrain.timeInterval))
-                return nil
+                return .waitUntil(input.now.addingTimeInterval(input.defaultDrain.timeInterval))
             }
             let deadline = freed.addingTimeInterval(input.defaultDrain.timeInterval)
-            if input.now < deadline {
-                plan.wait(until: deadline)
-                return nil
-            }
-            return operation
+            return input.now < deadline ? .waitUntil(deadline) : .send(operation)
         }
+    }
+
+    /// The drain of an inbound SA of a known generation: it goes once `drain` has passed since
+    /// the sender was seen to switch away and its packet counter stopped moving between two
+    /// observations at least `recheck` apart; after `drainBound` times `drain` it goes anyway.
+    private func drainGate(
+        _ operation: KernelOperation, held: SecurityAssociation, generation: Generation, senderIsGone: Bool,
+        input: PlanningInput, plan: inout PassPlan
+    ) -> Decision {
+        if disabledRules.contains(.drainWait) { return .send(operation) }
+        let drain = (input.intent.channel(generation.channel)?.drain ?? input.defaultDrain).timeInterval
+        guard let superseded = generation.supersededAt else {
+            // This pass is the first to see the sender stop: the drain starts now.
+            return senderIsGone ? .send(operation) : .waitUntil(input.now.addingTimeInterval(drain))
+        }
+        let deadline = superseded.addingTimeInterval(drain)
+        if input.now < deadline { return .waitUntil(deadline) }
+        if disabledRules.contains(.counterStopped) { return .send(operation) }
+        let bound = superseded.addingTimeInterval(drain * Self.drainBound)
+        if input.now >= bound {
+            if generation.drainPackets != held.counters.packets { plan.drainsCutShort.append(held.identifier) }
+            return .send(operation)
+        }
+        let recheck = min(drain, 1)
+        if generation.drainPackets == held.counters.packets, let seen = generation.drainPacketsAt {
+            let settled = seen.addingTimeInterval(recheck)
+            return input.now >= settled ? .send(operation) : .waitUntil(min(settled, bound))
+        }
+        return .waitUntil(min(input.now.addingTimeInterval(recheck), bound))
     }
 
     // MARK: - Helpers
@@ -611,8 +810,8 @@ public struct FleetPlanner: Sendable {
     }
 
     private func channel(of selector: PolicySelector, index: FleetIndex) -> ChannelID? {
-        guard let from = index.addressOwner[selector.source.address],
-            let to = index.addressOwner[selector.destination.address]
+        guard let from = index.owner(of: selector.source.address),
+            let to = index.owner(of: selector.destination.address)
         else { return nil }
         return ChannelID(from: index.names[from], to: index.names[to], family: selector.family)
     }

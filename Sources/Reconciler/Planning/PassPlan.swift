@@ -46,6 +46,21 @@ public struct BlockedChannel: Sendable, Hashable {
     public let reason: String
 }
 
+/// An operation of the diff that a gate keeps back in this pass, and why. In a pass that has
+/// other work it is the next step waiting for this one; in a pass with nothing else to do it is
+/// a stall, and the fleet is not converged.
+public struct HeldOperation: Sendable, Hashable, CustomStringConvertible {
+    public let node: String
+    public let operation: KernelOperation
+    public let channel: ChannelID?
+    /// What the gate waits for, in a few words.
+    public let reason: String
+
+    public var description: String {
+        "\(node): \(operation) held: \(reason)" + (channel.map { " (channel \($0))" } ?? "")
+    }
+}
+
 /// The outcome of planning one pass: what to do to each node, what to write to the Store, and
 /// what waits.
 public struct PassPlan: Sendable {
@@ -62,6 +77,14 @@ public struct PassPlan: Sendable {
     /// Inbound SAs no generation accounts for whose sender stopped using them in this pass:
     /// their drain starts now.
     public var freedUnaccountedSAs: [SAIdentifier] = []
+    /// Unaccounted SAs with a recorded drain that no node holds any more: forget them.
+    public var forgottenUnaccountedSAs: [SAIdentifier] = []
+    /// Inbound SAs deleted although their packet counter was still moving, because their drain
+    /// had lasted `FleetPlanner.drainBound` times `drain`: logged by the executor.
+    public var drainsCutShort: [SAIdentifier] = []
+    /// How many operations gates kept back without a deadline, and the first few of them.
+    public var heldCount = 0
+    public var held: [HeldOperation] = []
     /// Channels that cannot advance because a node they need did not answer.
     public var blocked: [BlockedChannel] = []
     /// How many channels are in each step after this pass's planning, for progress. Each
@@ -76,8 +99,17 @@ public struct PassPlan: Sendable {
     /// True when nothing is left to do now (there may still be a deadline or blocked channels).
     public var hasWork: Bool { operationCount > 0 || !generationRequests.isEmpty }
 
-    /// True when the fleet matches the intent: nothing to do, nothing waiting, nothing blocked.
-    public var isConverged: Bool { !hasWork && nextDeadline == nil && blocked.isEmpty }
+    /// True when the fleet matches the intent: nothing to do, nothing waiting, nothing blocked,
+    /// nothing held back.
+    public var isConverged: Bool { !hasWork && nextDeadline == nil && blocked.isEmpty && heldCount == 0 }
+
+    /// The most held operations a plan keeps for messages.
+    static let heldSampleLimit = 20
+
+    mutating func hold(_ operation: HeldOperation) {
+        heldCount += 1
+        if held.count < Self.heldSampleLimit { held.append(operation) }
+    }
 
     mutating func append(_ operation: PlannedOperation) {
         operations[operation.node, default: []].append(operation)

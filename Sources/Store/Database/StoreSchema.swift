@@ -125,6 +125,40 @@ enum StoreSchema {
                     """)
         }
 
+        migrator.registerMigration("5-switches-drains-epochs") { db in
+            try db.execute(
+                sql: """
+                    -- When the sender was first sent the policy that pins this generation: from then on its
+                    -- key material counts as used and is never installed again.
+                    ALTER TABLE generations ADD COLUMN switch_sent_at REAL;
+                    -- The receiver's inbound SA packet counter as last seen while the generation drains,
+                    -- and when: the SA goes only once the counter stopped moving.
+                    ALTER TABLE generations ADD COLUMN drain_packets INTEGER;
+                    ALTER TABLE generations ADD COLUMN drain_packets_at REAL;
+                    -- Inbound SAs of ours that no generation accounts for (left by a lost Store), with the
+                    -- time a pass first saw their sender stop using them: their drain runs from then.
+                    CREATE TABLE unaccounted_sas (
+                        destination BLOB NOT NULL,
+                        spi INTEGER NOT NULL,
+                        freed_at REAL NOT NULL,
+                        PRIMARY KEY (destination, spi)
+                    ) WITHOUT ROWID;
+                    -- The lease's epoch: one more every time the lease changes hands, never lower. Kept
+                    -- apart from the lease row, which a release deletes.
+                    ALTER TABLE lease ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+                    CREATE TABLE lease_epoch (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        epoch INTEGER NOT NULL
+                    );
+                    INSERT INTO lease_epoch (id, epoch) VALUES (1, 0);
+                    CREATE TRIGGER lease_epoch_never_decreases BEFORE UPDATE ON lease_epoch
+                    WHEN NEW.epoch < OLD.epoch
+                    BEGIN
+                        SELECT RAISE(ABORT, 'the lease epoch never decreases');
+                    END;
+                    """)
+        }
+
         return migrator
     }
 }

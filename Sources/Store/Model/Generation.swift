@@ -29,13 +29,22 @@ public struct Generation: Sendable, Hashable {
     public var supersededAt: Date?
     /// When the generation's SAs were deleted from both kernels.
     public var retiredAt: Date?
+    /// When the sender was first sent the policy that pins this generation (the switch). From
+    /// then on the key material counts as used: the sender may have encrypted under it, so its
+    /// SAs are never installed again (a lost one makes a new generation).
+    public var switchSentAt: Date?
+    /// While the generation drains: the receiver's inbound SA packet counter as last observed,
+    /// and when. The inbound SA goes only once a later observation shows the same count.
+    public var drainPackets: UInt64?
+    public var drainPacketsAt: Date?
 
     /// Creates a generation value. Only `StateStore.issueGeneration` makes new key material;
     /// this initializer exists for tests and for planning code that builds expected values.
     public init(
         channel: ChannelID, number: Int, spi: SPI, cipher: Cipher, key: KeyMaterial,
         source: IPAddress, destination: IPAddress, createdAt: Date, state: GenerationState,
-        activatedAt: Date? = nil, supersededAt: Date? = nil, retiredAt: Date? = nil
+        activatedAt: Date? = nil, supersededAt: Date? = nil, retiredAt: Date? = nil, switchSentAt: Date? = nil,
+        drainPackets: UInt64? = nil, drainPacketsAt: Date? = nil
     ) {
         self.channel = channel
         self.number = number
@@ -49,5 +58,8 @@ public struct Generation: Sendable, Hashable {
         self.activatedAt = activatedAt
         self.supersededAt = supersededAt
         self.retiredAt = retiredAt
+        self.switchSentAt = switchSentAt
+        self.drainPackets = drainPackets
+        self.drainPacketsAt = drainPacketsAt
     }
 }

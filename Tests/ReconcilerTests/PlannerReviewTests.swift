@@ -352,9 +352,11 @@ struct PlannerReviewTests {
         try await Self.passes(
             fixture, intent, step: 1, rekeyRequests: [Self.forward: fixture.clock.now()],
             before: { fixture in
-                if switchedAt == nil, let retiring = fixture.records[Self.forward]?.generations.first(where: {
-                    $0.number == old.number && $0.supersededAt != nil
-                }) {
+                if switchedAt == nil,
+                    let retiring = fixture.records[Self.forward]?.generations.first(where: {
+                        $0.number == old.number && $0.supersededAt != nil
+                    })
+                {
                     switchedAt = retiring.supersededAt
                 }
                 // Late packets keep arriving under the old SPI for 8 s after the switch.

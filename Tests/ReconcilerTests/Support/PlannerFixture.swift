@@ -31,7 +31,8 @@ final class PlannerFixture {
         store: any GenerationStore, fleet: SimulatedFleet, clock: ManualClock, fence: any WriteFence
     ) -> FleetReconciler {
         FleetReconciler(
-            store: store, kernels: SimulatedFleetKernels(fleet: fleet, reqid: .meshwardDefault), reqid: .meshwardDefault,
+            store: store, kernels: SimulatedFleetKernels(fleet: fleet, reqid: .meshwardDefault),
+            reqid: .meshwardDefault,
             clock: clock, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), fence: fence)
     }
 

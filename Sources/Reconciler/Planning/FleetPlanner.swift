@@ -606,10 +606,15 @@ public struct FleetPlanner: Sendable {
             plan.wait(until: deadline)
             return nil
         case .hold(let reason):
-            plan.hold(
-                HeldOperation(
-                    node: index.names[node], operation: operation,
-                    channel: known ?? channel(of: operation, index: index), reason: reason))
+            // Most holds are the next step waiting for this one: count them all, keep a few.
+            if plan.held.count < PassPlan.heldSampleLimit {
+                plan.hold(
+                    HeldOperation(
+                        node: index.names[node], operation: operation,
+                        channel: known ?? channel(of: operation, index: index), reason: reason))
+            } else {
+                plan.heldCount += 1
+            }
             return nil
         case .blockedBy(let reason):
             if let channel = known ?? channel(of: operation, index: index) {

@@ -1,0 +1,277 @@
+import DesiredState
+import Foundation
+import Kernel
+import MeshwardCore
+import Store
+
+/// The state of planning one pass, or one chunk of its channels: the pass's read-only input and
+/// index, the plan so far, each node's work and claims. `FleetPlanner.plan(_:)` makes one per
+/// chunk, merges them in channel order, and stages the objects no channel claimed on the result.
+///
+/// Its methods are split by concern: generations (`PassPlanning+Generations.swift`), the
+/// per-channel diff (`+Diff`) and the staging gates (`+Gates`).
+struct PassPlanning: Sendable {
+    /// The staging rules switched off (tests only).
+    let rules: Set<FleetPlanner.Rule>
+    let input: PlanningInput
+    /// Lookups over `input`; grows only when a channel the spec dropped names a node or an
+    /// address the spec no longer has.
+    var index: FleetIndex
+    var plan = PassPlan()
+    /// Per node number, in the index's numbering.
+    var work: [NodeWork]
+    var context = Context()
+    var spisInUse = SPIsInUse()
+    /// How many of the Store's channels the spec still names (the rest are being removed).
+    var matched = 0
+
+    init(rules: Set<FleetPlanner.Rule>, input: PlanningInput, index: FleetIndex) {
+        self.rules = rules
+        self.input = input
+        self.index = index
+        work = []
+        prepareWork()
+    }
+
+    /// One node's share of a pass, in the order operations must be sent: SAs added, policies
+    /// added or replaced, policies removed, SAs removed.
+    struct NodeWork: Sendable {
+        var addSAs: [PlannedOperation] = []
+        var writePolicies: [PlannedOperation] = []
+        var deletePolicies: [PlannedOperation] = []
+        var deleteSAs: [PlannedOperation] = []
+        var claimedSAs: [Bool] = []
+        var claimedPolicies: [Bool] = []
+
+        var all: [PlannedOperation] { addSAs + writePolicies + deletePolicies + deleteSAs }
+    }
+
+    /// What the planner counts while it goes.
+    struct Context: Sendable {
+        /// Operations staged so far.
+        var operations = 0
+        /// Channels that got operations for objects no channel claimed (old selectors, old addresses).
+        var staleChannels = Set<ChannelID>()
+        /// True while the stale objects are being staged.
+        var stalePass = false
+    }
+
+    /// The SPIs a new generation must not take at a destination: foreign SPIs seen there and
+    /// the SPIs of every SA of ours there (a stale SA the Store no longer knows included).
+    /// Built once per destination per chunk, and only for channels that need a generation.
+    struct SPIsInUse: Sendable {
+        private var cache: [IPAddress: Set<SPI>] = [:]
+
+        mutating func at(_ destination: IPAddress, on node: Int, input: PlanningInput, index: FleetIndex) -> Set<SPI> {
+            if let known = cache[destination] { return known }
+            var spis = Set<SPI>()
+            if let observation = index.observations[node] {
+                for id in observation.foreignSPIs where id.destination == destination { spis.insert(id.spi) }
+                for sa in observation.securityAssociations where sa.destination == destination { spis.insert(sa.spi) }
+            }
+            cache[destination] = spis
+            return spis
+        }
+    }
+
+    /// Gives every node the index knows (nodes added since included) its work and claims.
+    mutating func prepareWork() {
+        while work.count < index.names.count {
+            let observation = index.observations[work.count]
+            work.append(
+                NodeWork(
+                    claimedSAs: [Bool](repeating: false, count: observation?.securityAssociations.count ?? 0),
+                    claimedPolicies: [Bool](repeating: false, count: observation?.policies.count ?? 0)))
+        }
+    }
+
+    /// Appends a later chunk: operations keep channel order within each category.
+    mutating func absorb(_ other: PassPlanning) {
+        for node in work.indices {
+            work[node].addSAs += other.work[node].addSAs
+            work[node].writePolicies += other.work[node].writePolicies
+            work[node].deletePolicies += other.work[node].deletePolicies
+            work[node].deleteSAs += other.work[node].deleteSAs
+            for position in work[node].claimedSAs.indices where other.work[node].claimedSAs[position] {
+                work[node].claimedSAs[position] = true
+            }
+            for position in work[node].claimedPolicies.indices where other.work[node].claimedPolicies[position] {
+                work[node].claimedPolicies[position] = true
+            }
+        }
+        plan.recordUpdates.merge(other.plan.recordUpdates) { $1 }
+        plan.generationRequests += other.plan.generationRequests
+        plan.blocked += other.plan.blocked
+        plan.heldCount += other.plan.heldCount
+        plan.held += other.plan.held.prefix(max(0, PassPlan.heldSampleLimit - plan.held.count))
+        plan.freedUnaccountedSAs += other.plan.freedUnaccountedSAs
+        plan.drainsCutShort += other.plan.drainsCutShort
+        if let deadline = other.plan.nextDeadline { plan.wait(until: deadline) }
+        plan.stepCounts.merge(other.plan.stepCounts, uniquingKeysWith: +)
+        context.operations += other.context.operations
+        matched += other.matched
+    }
+
+    // MARK: - Channels
+
+    /// Plans one channel the spec names: its generations, claims, staged operations and step.
+    /// `sender` caches the last sender's number (consecutive channels share their sender).
+    mutating func planChannel(_ intent: ChannelIntent, sender: inout (name: String, number: Int)?) {
+        let id = intent.id
+        let from: Int
+        if let sender, sender.name == id.from {
+            from = sender.number
+        } else {
+            guard let number = index.number(id.from) else { return }
+            from = number
+            sender = (id.from, number)
+        }
+        guard let to = index.number(id.to) else { return }
+        var record: ChannelRecord
+        if let stored = input.channels[id] {
+            record = stored
+            matched += 1
+        } else {
+            record = ChannelRecord(id: id, step: ChannelStep.new.rawValue, stepChangedAt: input.now, generations: [])
+        }
+        var changed = advanceGenerations(&record, intent: intent, from: from, to: to)
+        let operationsBefore = context.operations
+        if let position = record.generations.lastIndex(where: { $0.state == .pending })
+            ?? record.generations.lastIndex(where: { $0.state == .active })
+        {
+            let final = record.generations[position]
+            let switchStaged = diffChannel(intent, final: final, from: from, to: to)
+            // The switch is recorded before it is sent: from then on the key counts as used.
+            if switchStaged, final.state == .pending, final.switchSentAt == nil {
+                record.generations[position].switchSentAt = input.now
+                changed = true
+            }
+        }
+        let step = Self.step(
+            of: record, live: true, busy: context.operations > operationsBefore,
+            blocked: plan.blocked.last?.channel == id, requested: plan.generationRequests.last?.channel == id)
+        finish(record, step: step, changed: changed)
+    }
+
+    /// Plans one channel only the Store still knows (the spec dropped it): its generations are
+    /// superseded and retired as the kernels let go of them; its objects are stale.
+    mutating func planRemovedChannel(_ stored: ChannelRecord) {
+        var record = stored
+        for generation in record.generations { index.learnAddresses(of: generation, input: input) }
+        prepareWork()
+        guard let from = index.number(record.id.from), let to = index.number(record.id.to) else { return }
+        let changed = advanceGenerations(&record, intent: nil, from: from, to: to)
+        if record.generations.allSatisfy({ $0.state == .retired }) {
+            plan.removedChannels.append(record.id)
+            return
+        }
+        finish(record, step: .removing, changed: changed)
+    }
+
+    /// Stages the deletion of every observed object no channel claimed.
+    mutating func stageStaleObjects() {
+        context.stalePass = true
+        for node in work.indices {
+            guard let observation = index.observations[node] else { continue }
+            for (position, sa) in observation.securityAssociations.enumerated() where !work[node].claimedSAs[position] {
+                stage(.deleteSA(sa.identifier), on: node)
+            }
+            for (position, policy) in observation.policies.enumerated() where !work[node].claimedPolicies[position] {
+                stage(.deletePolicy(policy.identifier), on: node)
+            }
+        }
+    }
+
+    /// The pass's plan, once every channel and the stale objects are staged: operations per
+    /// node in sending order, established channels that stale objects keep busy marked
+    /// updating, finished drains of unaccounted SAs, and stable orders.
+    mutating func finishedPlan() -> PassPlan {
+        for node in work.indices {
+            let operations = work[node].all
+            if !operations.isEmpty { plan.operations[index.names[node]] = operations }
+        }
+        for id in context.staleChannels where plan.recordUpdates[id] != nil || input.channels[id] != nil {
+            guard var record = plan.recordUpdates[id] ?? input.channels[id],
+                record.step == ChannelStep.established.rawValue,
+                input.intent.channel(id) != nil
+            else { continue }
+            record.step = ChannelStep.updating.rawValue
+            record.stepChangedAt = input.now
+            plan.recordUpdates[id] = record
+            plan.stepCounts[.established, default: 1] -= 1
+            plan.stepCounts[.updating, default: 0] += 1
+        }
+        // Recorded drains of unaccounted SAs that their node no longer holds are done.
+        for id in input.unaccountedSAsFreedAt.keys {
+            if let owner = index.owner(of: id.destination), index.isObserved(owner), index.sa(id, on: owner) == nil {
+                plan.forgottenUnaccountedSAs.append(id)
+            }
+        }
+        plan.generationRequests.sort { $0.channel < $1.channel }
+        plan.blocked.sort { $0.channel < $1.channel }
+        // A channel blocked by both of its nodes, or by several operations, is listed once.
+        var deduplicated: [BlockedChannel] = []
+        for blocked in plan.blocked where deduplicated.last?.channel != blocked.channel { deduplicated.append(blocked) }
+        plan.blocked = deduplicated
+        return plan
+    }
+
+    mutating func finish(_ record: ChannelRecord, step: ChannelStep, changed: Bool) {
+        plan.stepCounts[step, default: 0] += 1
+        guard !record.generations.isEmpty else { return }
+        if record.step != step.rawValue {
+            var updated = record
+            updated.step = step.rawValue
+            updated.stepChangedAt = input.now
+            plan.recordUpdates[record.id] = updated
+        } else if changed {
+            plan.recordUpdates[record.id] = record
+        }
+    }
+
+    static func step(of record: ChannelRecord, live: Bool, busy: Bool, blocked: Bool, requested: Bool) -> ChannelStep {
+        guard live else { return .removing }
+        if blocked { return .blocked }
+        var pending = false
+        var active = false
+        var retiring = false
+        for generation in record.generations {
+            switch generation.state {
+            case .pending: pending = true
+            case .active: active = true
+            case .retiring: retiring = true
+            case .retired: break
+            }
+        }
+        if pending { return active ? .rekeying : .creating }
+        if !active { return requested ? .new : .creating }
+        if retiring { return .draining }
+        guard busy else { return .established }
+        let previous = ChannelStep(rawValue: record.step)
+        return previous == .new || previous == .creating ? .creating : .updating
+    }
+
+    // MARK: - Helpers
+
+    static func securityAssociation(_ generation: Generation, reqid: Reqid) -> SecurityAssociation {
+        SecurityAssociation(
+            source: generation.source, destination: generation.destination, spi: generation.spi, reqid: reqid,
+            cipher: generation.cipher, key: .material(generation.key))
+    }
+
+    func channel(of operation: KernelOperation) -> ChannelID? {
+        switch operation {
+        case .addSA(let sa): return index.generation(of: sa.identifier)?.channel
+        case .deleteSA(let id): return index.generation(of: id)?.channel
+        case .addPolicy(let policy), .updatePolicy(let policy): return channel(of: policy.selector)
+        case .deletePolicy(let id): return channel(of: id.selector)
+        }
+    }
+
+    func channel(of selector: PolicySelector) -> ChannelID? {
+        guard let from = index.owner(of: selector.source.address),
+            let to = index.owner(of: selector.destination.address)
+        else { return nil }
+        return ChannelID(from: index.names[from], to: index.names[to], family: selector.family)
+    }
+}

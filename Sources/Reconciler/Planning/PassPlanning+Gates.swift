@@ -197,8 +197,10 @@ extension PassPlanning {
         if rules.contains(.drainWait) { return .send(operation) }
         let drain = (input.intent.channel(generation.channel)?.drain ?? input.defaultDrain).timeInterval
         guard let superseded = generation.supersededAt else {
-            // This pass is the first to see the sender stop: the drain starts now.
-            return senderIsGone ? .send(operation) : .waitUntil(input.now.addingTimeInterval(drain))
+            // The sender neither pins nor holds the SA, and no earlier pass saw it pin the SA
+            // without holding it: it lost the SA at once (re-imaged, flushed) rather than
+            // switching away, so nothing it sent under it can still be on the way.
+            return .send(operation)
         }
         let deadline = superseded.addingTimeInterval(drain)
         if input.now < deadline { return .waitUntil(deadline) }

@@ -30,6 +30,7 @@ extension PassPlanning {
             changed = true
         }
 
+        let hasPending = record.generations.contains { $0.state == .pending }
         for position in record.generations.indices {
             let generation = record.generations[position]
             let saID = SAIdentifier(destination: generation.destination, spi: generation.spi)
@@ -75,13 +76,23 @@ extension PassPlanning {
                         continue
                     }
                 }
+                // An active generation a newer one is replacing, that its sender no longer pins
+                // although no switch was seen (the policy of an old selector went, or the sender
+                // lost its state): its drain runs from this observation.
+                if generation.state == .active, hasPending, generation.supersededAt == nil, senderObserved,
+                    !index.pins(saID, on: from)
+                {
+                    record.generations[position].supersededAt = input.now
+                    noteDrainCounter(&record.generations[position], on: to)
+                    changed = true
+                }
                 if generation.state == .pending, senderObserved, index.pins(saID, on: from) {
                     for other in record.generations.indices where record.generations[other].state == .active {
                         record.generations[other].state = .retiring
-                        record.generations[other].supersededAt = input.now
-                        record.generations[other].drainPackets = nil
-                        record.generations[other].drainPacketsAt = nil
-                        noteDrainCounter(&record.generations[other], on: to)
+                        if record.generations[other].supersededAt == nil {
+                            record.generations[other].supersededAt = input.now
+                            noteDrainCounter(&record.generations[other], on: to)
+                        }
                     }
                     record.generations[position].state = .active
                     record.generations[position].activatedAt = input.now

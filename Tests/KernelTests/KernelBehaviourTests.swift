@@ -270,7 +270,7 @@ extension OperationResult {
         switch outcome {
         case .applied: nil
         case .failed(let errno, _): errno
-        case .notAttempted: -1
+        case .notAttempted, .indeterminate: -1
         }
     }
 }

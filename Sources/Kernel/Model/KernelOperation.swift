@@ -50,8 +50,20 @@ public enum OperationOutcome: Sendable, Hashable, CustomStringConvertible {
     /// The operation was not attempted because the node became unreachable or an earlier
     /// operation of the batch stopped it. It did not take effect.
     case notAttempted(reason: String)
+    /// The operation was sent but its answer was lost (a timeout, a connection that broke
+    /// after sending): it may or may not have taken effect. Never resent blindly: the next
+    /// observation decides.
+    case indeterminate(reason: String)
 
     public var isApplied: Bool { self == .applied }
+
+    /// True when the operation may have reached the kernel: applied, or sent and unanswered.
+    public var mayHaveTakenEffect: Bool {
+        switch self {
+        case .applied, .indeterminate: true
+        case .failed, .notAttempted: false
+        }
+    }
 
     public var description: String {
         switch self {
@@ -59,6 +71,7 @@ public enum OperationOutcome: Sendable, Hashable, CustomStringConvertible {
         case .failed(let errno, let message):
             "failed: \(ErrnoName.name(errno))" + (message.map { " (\($0))" } ?? "")
         case .notAttempted(let reason): "not attempted: \(reason)"
+        case .indeterminate(let reason): "indeterminate: \(reason)"
         }
     }
 }

@@ -17,8 +17,8 @@ extension NetlinkKernel {
     ///   as for a missing object; an update over a foreign policy fails EEXIST.
     /// - An operation whose datagram could not be sent, or that came after the socket failed,
     ///   is `.notAttempted`: it did not take effect.
-    /// - An operation that was sent but whose acknowledgement was lost fails with that errno
-    ///   and a message saying the next observation will tell whether it took effect.
+    /// - An operation that was sent but whose acknowledgement was lost is `.indeterminate`: the
+    ///   next observation tells whether it took effect.
     ///
     /// Observes first when this kernel has not observed yet, so that refusals rest on what the
     /// node holds. Throws when that observation fails, or when no datagram could be sent at all.
@@ -169,7 +169,7 @@ extension NetlinkKernel {
                     outcomes[index] = .notAttempted(reason: reason)
                 case .unacknowledged(let errno, let reason):
                     anySent = true
-                    outcomes[index] = .failed(errno: errno, message: reason)
+                    outcomes[index] = .indeterminate(reason: "\(reason) (\(ErrnoName.name(errno)))")
                     session.ledger.recordEffect(of: operation, certain: false)
                 }
             }
@@ -203,6 +203,9 @@ extension NetlinkKernel {
         case .notAttempted(let reason):
             logger.notice(
                 "kernel operation not attempted", metadata: metadata().merging(["reason": "\(reason)"]) { $1 })
+        case .indeterminate(let reason):
+            logger.warning(
+                "kernel operation sent, answer lost", metadata: metadata().merging(["reason": "\(reason)"]) { $1 })
         }
     }
 

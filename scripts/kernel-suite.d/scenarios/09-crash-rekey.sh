@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# 09: the controller is killed (SIGKILL) at four points of `rekey --all` under traffic and
+# 09: the controller is killed (SIGKILL) at five points of `rekey --all` under traffic and
 # started again (`apply`, which takes over the dead controller's lease at once and finishes
 # the rotation it finds recorded). After every restart: nothing lost, no plaintext, every
 # channel on a new SPI that was never used before, no orphaned SA or policy.
 # The kill points are counted in kernel operations the killed controller had logged as
 # applied when the signal went ("0": once it had issued the new generations, before any
-# kernel operation). Operations reach a node in batches, so a point means "at least N".
+# kernel operation). Each node gets a pass's operations as one batch and the kill lands a few
+# milliseconds after the line, so a point means "at least N"; the notes record the count.
 # ks-requires: meshward-apply
 # ks-expect: clean
 # ks-timeout: 900
@@ -18,20 +19,31 @@ ks_mark_pairs enforce "$(ks_spec_pairs "web-1 app-1 db-1" "web-app app-db")"
 ks_expect_converged "$SPEC"
 seen=" $(ks_all_pinned_spis) "
 
-for point in 0 4 12 24; do
+for point in 0 3 9 15 27; do
     log=$KS_WORK/rekey-killed-$point.log
     before=$(ks_all_pinned_spis)
     ks_log "rekey --all, to be killed after $point applied operations"
     "$MESHWARD" rekey "$SPEC" --all --state-dir "$KS_STATE" >/dev/null 2>"$log" &
     pid=$!
+    # Follow the log line by line and kill the moment the point's line is written (or stop
+    # following once the rekey has ended by itself).
     if [[ $point -eq 0 ]]; then
-        until ! kill -0 "$pid" 2>/dev/null || grep -q 'issued generation' "$log"; do sleep 0.01; done
+        pattern='*issued generation*' count=1
     else
-        until ! kill -0 "$pid" 2>/dev/null || [[ $(grep -c '\] applied$\| applied$' "$log") -ge $point ]]; do
-            sleep 0.01
-        done
+        pattern='* applied' count=$point
     fi
+    seen_lines=0
+    while true; do
+        if IFS= read -r -t 1 line; then
+            # shellcheck disable=SC2053 # the pattern is a glob on purpose
+            [[ $line == $pattern ]] && ((++seen_lines >= count)) && break
+        elif ! kill -0 "$pid" 2>/dev/null; then
+            break
+        fi
+    done < <(exec timeout 600 tail -n +1 -f "$log" 2>/dev/null)
+    follower=$!
     kill -9 "$pid" 2>/dev/null || ks_log "the rekey had already finished"
+    kill "$follower" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     ks_log "killed with $(grep -c ' applied$' "$log") operations applied"
     ks_note "kill_${point}_applied" "$(grep -c ' applied$' "$log")"

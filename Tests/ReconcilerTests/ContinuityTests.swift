@@ -1,5 +1,6 @@
 import DesiredState
 import Foundation
+import Kernel
 import KernelSimulator
 import MeshwardCore
 import Testing
@@ -126,7 +127,9 @@ struct ContinuityTests {
         #expect(first.fleetStates == 105)
         #expect(harness.searches.contains { $0.operationCounts.count > 1 }, "more than one node was changed in a pass")
         for search in harness.searches {
-            print("from nothing: pass \(search.pass), \(search.fleetStates) fleet states, \(search.checkedStates) checked")
+            print(
+                "from nothing: pass \(search.pass), \(search.fleetStates) fleet states, \(search.checkedStates) checked"
+            )
         }
     }
 
@@ -141,6 +144,71 @@ struct ContinuityTests {
             let product = search.operationCounts.values.reduce(1) { $0 * ($1 + 1) }
             #expect(search.fleetStates == product, "pass \(search.pass)", sourceLocation: sourceLocation)
         }
+    }
+
+    /// The three-tier fleet and a second web node talking to the database on two ports (two
+    /// selectors per direction), so that a re-image always leaves some pairs untouched.
+    static var fourNodes: FleetSpec {
+        var spec = threeTier
+        spec.nodes.append(FleetSpec.node(4, tier: "web", ipv6: false))
+        spec.flows.append(.init(name: "web2-db", from: "n4", to: "n3", ports: ["tcp/5432", "udp/53"], cipher: nil))
+        return spec
+    }
+
+    @Test(
+        "a re-imaged node is restored within one apply, never in plaintext, and other pairs are untouched",
+        arguments: ["n1", "n2", "n3", "n4"])
+    func restore(node: String) async throws {
+        let harness = ContinuityHarness(seed: 6)
+        let intent = try Self.fourNodes.compile()
+        try await harness.converge(intent)
+        let before = harness.records
+        let searchesBefore = harness.searches.count
+        harness.wipe(node)
+        let touching = Set(intent.channels.map(\.id).filter { $0.from == node || $0.to == node })
+        #expect(harness.down == touching)
+        let passes = try await harness.converge(intent)
+        #expect(harness.violations == [])
+        try harness.assertConverged(intent)
+        Self.expectEveryStateChecked(harness)
+        // Restoring starts in the very next pass, and every channel of the node is back within
+        // this one converge (one apply).
+        let first = try #require(harness.searches.dropFirst(searchesBefore).first)
+        #expect(first.pass == 1 && first.operationCounts[node] != nil, "the first pass did not start restoring")
+        #expect(Set(harness.restoredAfter.keys) == touching)
+        #expect(harness.restoredAfter.values.allSatisfy { $0 <= passes && $0 <= 3 }, "\(harness.restoredAfter)")
+        // The lost generations are burned; every other pair keeps its generation.
+        for id in intent.channels.map(\.id) {
+            let old = before[id]?.generations.last { $0.state == .active }
+            let now = harness.records[id]?.generations.last { $0.state == .active }
+            if touching.contains(id) {
+                #expect(now?.number != old?.number && now?.spi != old?.spi, "\(id) reinstalled lost material")
+            } else {
+                #expect(now == old, "\(id) does not touch \(node) but was changed")
+            }
+        }
+        print(
+            "restore of \(node): \(harness.restoredAfter.sorted { $0.key < $1.key }.map { "\($0.key) after pass \($0.value)" })"
+        )
+    }
+
+    /// The restore check is not vacuous: plaintext on a channel that is down is still caught.
+    @Test("plaintext while a channel is being restored is caught")
+    func plaintextWhileRestoringIsCaught() async throws {
+        let harness = ContinuityHarness(seed: 7)
+        let intent = try Self.threeTier.compile()
+        try await harness.converge(intent)
+        harness.wipe("n3")
+        // As a broken restore would: n2 stops encrypting to n3, and n3 accepts plaintext.
+        let channel = try #require(intent.channel(ChannelID(from: "n2", to: "n3", family: .ipv4)))
+        let selector = PolicySelector(
+            source: IPPrefix(host: channel.source), destination: IPPrefix(host: channel.destination))
+        harness.fleet.withState { state in
+            _ = state.apply(.deletePolicy(PolicyIdentifier(selector: selector, direction: .outbound)), on: "n2")
+        }
+        _ = try? await harness.converge(intent)
+        #expect(
+            harness.violations.contains { $0.contains("n2->n3") && $0.contains("plaintext") }, "\(harness.violations)")
     }
 
     /// One rekey of the three-tier fleet with packets in flight, for the drain table.

@@ -35,6 +35,8 @@ private struct ProbedChannel {
     /// Plaintext after enforcement counts (the intent wants the channel required).
     let requiresEnforcement: Bool
     let isRemoved: Bool
+    /// Lost state took it down: drops are the outage, plaintext still counts.
+    let isDown: Bool
 }
 
 extension ContinuityHarness {
@@ -75,16 +77,26 @@ extension ContinuityHarness {
     }
 
     /// Checks the fleet as it is after a pass (the order the executor really took, and any
-    /// failure it met) and carries its traffic on: enforcement seen there counts from now on.
+    /// failure it met) and carries its traffic on: enforcement seen there counts from now on, and
+    /// a channel that was down is up again once every selector of it delivers encrypted.
     func noteEnforcement(_ intent: FleetIntent) {
         let state = fleet.state
         let now = clock.now()
         expireInFlight(now: now)
         let counted = checkedStates
         for channel in probedChannels(intent, in: state) {
-            walk(channel, base: state, operations: [:], now: now, pass: "after the pass")
+            let delivers = walk(channel, base: state, operations: [:], now: now, pass: "after pass \(passNumber)")
+            if channel.isDown, delivers {
+                down.remove(channel.id)
+                restoredAfter[channel.id] = passNumber
+            }
         }
         checkedStates = counted
+    }
+
+    private static func isEncrypted(_ outcome: PacketOutcome) -> Bool {
+        if case .deliveredEncrypted = outcome { return true }
+        return false
     }
 
     private func expireInFlight(now: Date) {
@@ -96,22 +108,23 @@ extension ContinuityHarness {
 
     private func probedChannels(_ intent: FleetIntent, in state: SimulatedFleetState) -> [ProbedChannel] {
         var channels: [ProbedChannel] = []
-        for channel in intent.channels where !exempt.contains(channel.id.from) && !exempt.contains(channel.id.to) {
+        for channel in intent.channels {
             channels.append(
                 ProbedChannel(
                     id: channel.id, destination: channel.destination,
                     traffic: channel.traffic.isEmpty ? [.any] : channel.traffic,
-                    requiresEnforcement: channel.enforcement == .required, isRemoved: false))
+                    requiresEnforcement: channel.enforcement == .required, isRemoved: false,
+                    isDown: down.contains(channel.id)))
         }
         for (id, removed) in removing.sorted(by: { $0.key < $1.key })
-        where !exempt.contains(id.from) && !exempt.contains(id.to) {
+        where !wiped.contains(id.from) && !wiped.contains(id.to) {
             // A re-addressed receiver no longer holds the old address: nothing to deliver to.
             guard state.node(holding: removed.destination) == id.to else { continue }
             channels.append(
                 ProbedChannel(
                     id: id, destination: removed.destination,
                     traffic: removed.traffic.isEmpty ? [.any] : removed.traffic,
-                    requiresEnforcement: false, isRemoved: true))
+                    requiresEnforcement: false, isRemoved: true, isDown: false))
         }
         return channels
     }
@@ -119,10 +132,12 @@ extension ContinuityHarness {
     /// Walks every pair (k_from, k_to) of prefixes of the two nodes' operations in this pass, in an
     /// order where each pair comes after the two it can be reached from, and probes each selector
     /// in each. Enforcement and packets in flight flow from a pair to the pairs after it.
+    @discardableResult
     private func walk(
         _ channel: ProbedChannel, base: SimulatedFleetState, operations: [String: [KernelOperation]], now: Date,
         pass: String
-    ) {
+    ) -> Bool {
+        var deliversEncrypted = true
         let (from, to) = (channel.id.from, channel.id.to)
         let senderOperations = operations[from] ?? []
         let receiverOperations = operations[to] ?? []
@@ -154,8 +169,10 @@ extension ContinuityHarness {
                         sent.merge(sentAt[index - 1]) { older, _ in older }
                     }
                     let place = "\(pass), \(from) after \(k) and \(to) after \(j) of its operations"
-                    checkArrivals(
-                        Array(carried.values) + Array(sent.values), in: state, probe: probe, at: place)
+                    if !channel.isDown {
+                        checkArrivals(
+                            Array(carried.values) + Array(sent.values), in: state, probe: probe, at: place)
+                    }
                     var copy = state
                     let departure = copy.transmit(
                         from: from, to: channel.destination, transport: traffic.transport ?? .udp,
@@ -165,10 +182,12 @@ extension ContinuityHarness {
                     case .ended(let ended):
                         outcome = ended
                     case .inFlight(let packet):
-                        if latency > 0, let spi = packet.spi, sent[spi] == nil { sent[spi] = packet }
+                        // What a channel sends while it is down belongs to the outage.
+                        if latency > 0, !channel.isDown, let spi = packet.spi, sent[spi] == nil { sent[spi] = packet }
                         outcome = copy.deliver(packet)
                     }
                     judge(outcome, of: channel, probe: probe, in: state, enforced: &enforcedHere, at: place)
+                    if index == size - 1, !Self.isEncrypted(outcome) { deliversEncrypted = false }
                     enforcedAt[index] = enforcedHere
                     sentAt[index] = sent
                 }
@@ -179,6 +198,7 @@ extension ContinuityHarness {
             for (spi, packet) in sentAt[size - 1] { left[spi] = (packet, now) }
             inFlight[probe] = left.isEmpty ? nil : left
         }
+        return deliversEncrypted
     }
 
     /// Packets sent in earlier states arrive in `state`: each needs its SA still there.
@@ -214,10 +234,10 @@ extension ContinuityHarness {
             }
         case .deliveredPlaintext:
             if channel.requiresEnforcement, enforced {
-                record("\(place): \(probe) sent plaintext after enforcement")
+                record("\(place): \(probe) sent plaintext after enforcement\(channel.isDown ? " (restoring)" : "")")
             }
         case .dropped, .undeliverable:
-            record("\(place): \(probe) \(outcome)")
+            if !channel.isDown { record("\(place): \(probe) \(outcome)") }
         }
     }
 

@@ -29,9 +29,15 @@ import Store
 /// plaintext. Packets take `latency` seconds on the wire: a packet encrypted under SPI s in
 /// one state arrives in every later state of the pass (the pass's operations happen at one
 /// instant of the clock) and in later passes until `latency` has passed, and the receiver must
-/// still hold s (else `XfrmInNoStates`): this is what the drain protects. Channels that touch
-/// a node whose state was wiped are exempt until the fleet converges again: that outage is the
-/// lost state itself, and the design bounds it to one apply.
+/// still hold s (else `XfrmInNoStates`): this is what the drain protects.
+///
+/// A wipe (lost state) takes down every channel touching the wiped node: that outage is the
+/// lost state itself. The restore is checked: a channel that is down may drop packets, but it
+/// never delivers plaintext once its enforcement was required (that survives the wipe); it is
+/// up again as soon as the fleet after a pass delivers every selector encrypted, which must
+/// happen within the converge (one apply, design section 4), and from then on it is checked as
+/// any other channel. `restoredAfter` says after which pass each one came back. Channels being
+/// removed that touch a wiped node are not probed until the fleet converges.
 ///
 /// Every node also holds foreign objects (another reqid, as strongSwan or an operator would
 /// leave them): SAs on the node's own addresses, one with an SPI near the ones the scratch
@@ -69,8 +75,14 @@ final class ContinuityHarness {
     var enforced: Set<TrafficProbe> = []
     /// Packets still on the wire after the last state checked, per selector, with their sending time.
     var inFlight: [TrafficProbe: [SPI: (packet: PacketInFlight, sentAt: Date)]] = [:]
-    /// Channels exempt from continuity until the next convergence (a node was wiped).
-    var exempt: Set<String> = []
+    /// Nodes wiped since the last convergence.
+    var wiped: Set<String> = []
+    /// Channels down because a node they touch was wiped, until the fleet delivers them again.
+    var down: Set<ChannelID> = []
+    /// Per channel that went down: the pass of its converge after which it delivered again.
+    var restoredAfter: [ChannelID: Int] = [:]
+    /// The pass being checked, counted from 1 in each converge.
+    var passNumber = 0
     private var lastIntent: FleetIntent?
     var removing: [ChannelID: (source: IPAddress, destination: IPAddress, traffic: [TrafficMatch])] = [:]
 
@@ -133,7 +145,11 @@ final class ContinuityHarness {
 
     func wipe(_ node: String) {
         fleet.wipe(node: node)
-        exempt.insert(node)
+        wiped.insert(node)
+        for id in records.keys where id.from == node || id.to == node {
+            down.insert(id)
+            restoredAfter[id] = nil
+        }
         installForeign(on: node)
     }
 
@@ -205,6 +221,7 @@ final class ContinuityHarness {
         var failing = 0
         while passes < passLimit {
             passes += 1
+            passNumber = passes
             let prepared = try await reconciler.preparePass(
                 number: passes, intent: intent, records: &records, rekeyRequests: rekeyRequests)
             checkReachableStates(prepared, intent: intent)
@@ -226,7 +243,10 @@ final class ContinuityHarness {
                 continue
             }
             if report.plan.isConverged {
-                exempt.removeAll()
+                if !down.isEmpty {
+                    throw HarnessError(message: "converged, but still down: \(down.sorted())")
+                }
+                wiped.removeAll()
                 removing.removeAll()
                 return passes
             }

@@ -220,7 +220,8 @@ struct CrashScenario {
         let established = command.first == "rekey"
         let crashed = try cli.run(command, environment: ["MESHWARD_SIMULATED_CRASH_AFTER": crashAt])
         try #require(
-            crashed.status == Self.killedStatus, "\(label): exited \(crashed.status): \(crashed.error) \(crashed.output)")
+            crashed.status == Self.killedStatus,
+            "\(label): exited \(crashed.status): \(crashed.error) \(crashed.output)")
         try checkContinuity(cli, established: established, label: "\(label), the fleet the crash left")
         var spis = try record(cli, ledger: &fingerprints, spis: spis, label: label)
 

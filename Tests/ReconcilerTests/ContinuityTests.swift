@@ -211,6 +211,63 @@ struct ContinuityTests {
             harness.violations.contains { $0.contains("n2->n3") && $0.contains("plaintext") }, "\(harness.violations)")
     }
 
+    /// A planner with some rules switched off, for the cross-check of the two searches.
+    struct SearchCase: CustomTestStringConvertible, Sendable {
+        let rules: Set<FleetPlanner.Rule>
+        var drain = "5s"
+        var testDescription: String {
+            rules.isEmpty && drain == "5s"
+                ? "the real planner" : "rules off: \(rules.map { "\($0)" }.sorted()), drain \(drain)"
+        }
+    }
+
+    @Test(
+        "the per-channel search finds exactly what building every state of the whole product finds",
+        arguments: [
+            SearchCase(rules: []), SearchCase(rules: [.receiverFirst]), SearchCase(rules: [.enforceAfterSender]),
+            SearchCase(rules: [.senderStopsFirst]), SearchCase(rules: [], drain: "0s"),
+        ])
+    func searchesAgree(_ testCase: SearchCase) async throws {
+        var verdicts: [ContinuityHarness.Search: Set<String>] = [:]
+        var fleetStates: [ContinuityHarness.Search: Int] = [:]
+        for search in [ContinuityHarness.Search.perChannel, .wholeFleet] {
+            let harness = ContinuityHarness(seed: 8, rules: testCase.rules, search: search)
+            var spec = Self.fourNodes
+            spec.drain = testCase.drain
+            let intent = try spec.compile()
+            // Creation, a rekey of everything, a re-image, then a flow gone and a port added.
+            _ = try? await harness.converge(intent)
+            harness.clock.advance(by: 1)
+            let requests = Dictionary(uniqueKeysWithValues: harness.records.keys.map { ($0, harness.clock.now()) })
+            _ = try? await harness.converge(intent, rekeyRequests: requests)
+            harness.wipe("n2")
+            _ = try? await harness.converge(intent)
+            spec.flows.removeAll { $0.name == "app-db" }
+            spec.flows[0].ports.append("udp/53")
+            _ = try? await harness.converge(try spec.compile())
+            verdicts[search] = harness.verdicts
+            fleetStates[search] = harness.fleetStates
+            if search == .wholeFleet {
+                #expect(harness.checkedFleetStates == harness.fleetStates, "every state of the product was built")
+                print("whole-fleet search (\(testCase.testDescription)): \(harness.checkedFleetStates) fleet states")
+            } else {
+                Self.expectEveryStateChecked(harness)
+            }
+        }
+        let perChannel = verdicts[.perChannel] ?? []
+        let wholeFleet = verdicts[.wholeFleet] ?? []
+        #expect(
+            perChannel == wholeFleet,
+            "only per channel: \(perChannel.subtracting(wholeFleet).sorted()); only whole fleet: \(wholeFleet.subtracting(perChannel).sorted())"
+        )
+        #expect(fleetStates[.perChannel] == fleetStates[.wholeFleet])
+        if testCase.rules.isEmpty && testCase.drain == "5s" {
+            #expect(verdicts[.perChannel] == [])
+        } else {
+            #expect(verdicts[.perChannel]?.isEmpty == false, "the broken planner went unnoticed")
+        }
+    }
+
     /// One rekey of the three-tier fleet with packets in flight, for the drain table.
     struct InFlightCase: CustomTestStringConvertible, Sendable {
         let drain: String

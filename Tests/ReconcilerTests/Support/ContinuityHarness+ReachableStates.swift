@@ -28,7 +28,7 @@ struct PassSearch: Sendable, Hashable {
 }
 
 /// A channel the search probes in one pass: one of the intent, or one being removed.
-private struct ProbedChannel {
+struct ProbedChannel {
     let id: ChannelID
     let destination: IPAddress
     let traffic: [TrafficMatch]
@@ -63,8 +63,13 @@ extension ContinuityHarness {
         let base = fleet.state
         let now = clock.now()
         expireInFlight(now: now)
-        for channel in channels {
-            walk(channel, base: base, operations: operations, now: now, pass: "pass \(prepared.number)")
+        switch search {
+        case .perChannel:
+            for channel in channels {
+                walk(channel, base: base, operations: operations, now: now, pass: "pass \(prepared.number)")
+            }
+        case .wholeFleet:
+            walkWholeFleet(channels, base: base, operations: operations, now: now, pass: "pass \(prepared.number)")
         }
         let products = Self.productOfPrefixes(operations.values.map(\.count))
         existingStates += existing
@@ -169,24 +174,9 @@ extension ContinuityHarness {
                         sent.merge(sentAt[index - 1]) { older, _ in older }
                     }
                     let place = "\(pass), \(from) after \(k) and \(to) after \(j) of its operations"
-                    if !channel.isDown {
-                        checkArrivals(
-                            Array(carried.values) + Array(sent.values), in: state, probe: probe, at: place)
-                    }
-                    var copy = state
-                    let departure = copy.transmit(
-                        from: from, to: channel.destination, transport: traffic.transport ?? .udp,
-                        sourcePort: traffic.sourcePort ?? 40_000, destinationPort: traffic.destinationPort ?? 4_000)
-                    let outcome: PacketOutcome
-                    switch departure {
-                    case .ended(let ended):
-                        outcome = ended
-                    case .inFlight(let packet):
-                        // What a channel sends while it is down belongs to the outage.
-                        if latency > 0, !channel.isDown, let spi = packet.spi, sent[spi] == nil { sent[spi] = packet }
-                        outcome = copy.deliver(packet)
-                    }
-                    judge(outcome, of: channel, probe: probe, in: state, enforced: &enforcedHere, at: place)
+                    let outcome = probeState(
+                        state, channel: channel, probe: probe, carried: carried, enforced: &enforcedHere, sent: &sent,
+                        pass: pass, at: place)
                     if index == size - 1, !Self.isEncrypted(outcome) { deliversEncrypted = false }
                     enforcedAt[index] = enforcedHere
                     sentAt[index] = sent
@@ -201,9 +191,95 @@ extension ContinuityHarness {
         return deliversEncrypted
     }
 
+    /// Probes one selector of `channel` in `state`: packets sent in the states before it arrive,
+    /// and one more is sent. `enforced` and `sent` come in as what flowed from the states before
+    /// and leave as this state's.
+    private func probeState(
+        _ state: SimulatedFleetState, channel: ProbedChannel, probe: TrafficProbe, carried: [SPI: PacketInFlight],
+        enforced: inout Bool, sent: inout [SPI: PacketInFlight], pass: String, at place: String
+    ) -> PacketOutcome {
+        if !channel.isDown {
+            checkArrivals(
+                Array(carried.values) + Array(sent.values), in: state, probe: probe, pass: pass, at: place)
+        }
+        var copy = state
+        let traffic = probe.traffic
+        let departure = copy.transmit(
+            from: channel.id.from, to: channel.destination, transport: traffic.transport ?? .udp,
+            sourcePort: traffic.sourcePort ?? 40_000, destinationPort: traffic.destinationPort ?? 4_000)
+        let outcome: PacketOutcome
+        switch departure {
+        case .ended(let ended):
+            outcome = ended
+        case .inFlight(let packet):
+            // What a channel sends while it is down belongs to the outage.
+            if latency > 0, !channel.isDown, let spi = packet.spi, sent[spi] == nil { sent[spi] = packet }
+            outcome = copy.deliver(packet)
+        }
+        judge(outcome, of: channel, probe: probe, in: state, enforced: &enforced, pass: pass, at: place)
+        return outcome
+    }
+
+    /// The cross-check of `walk`: builds every state of the product of per-node prefixes of the
+    /// pass (each from a state before it, one operation further) and probes every channel in
+    /// each, with enforcement and packets in flight flowing from each state to those after it.
+    /// Costs the product of (n_i + 1) fleet states, so it is for small fleets only.
+    func walkWholeFleet(
+        _ channels: [ProbedChannel], base: SimulatedFleetState, operations: [String: [KernelOperation]], now: Date,
+        pass: String
+    ) {
+        let nodes = operations.keys.sorted()
+        let counts = nodes.map { operations[$0]?.count ?? 0 }
+        // Mixed radix, the last node's digit fastest: index = sum of k_i * stride_i.
+        var strides = [Int](repeating: 1, count: nodes.count)
+        for i in stride(from: nodes.count - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * (counts[i + 1] + 1) }
+        let total = Self.productOfPrefixes(counts)
+        precondition(total <= 1_000_000, "the whole-fleet walk is for small passes (\(total) states)")
+        var states: [SimulatedFleetState] = []
+        states.reserveCapacity(total)
+        let probes = channels.flatMap { channel in
+            channel.traffic.map { (channel, TrafficProbe(channel: channel.id, traffic: $0)) }
+        }
+        var enforcedAt = [[Bool]](repeating: [Bool](repeating: false, count: total), count: probes.count)
+        var sentAt = [[[SPI: PacketInFlight]]](
+            repeating: [[SPI: PacketInFlight]](repeating: [:], count: total), count: probes.count)
+        let carried = probes.map { (inFlight[$0.1] ?? [:]).mapValues(\.packet) }
+        for index in 0..<total {
+            let digits = nodes.indices.map { (index / strides[$0]) % (counts[$0] + 1) }
+            var state = base
+            if let last = digits.indices.last(where: { digits[$0] > 0 }) {
+                state = states[index - strides[last]]
+                _ = state.apply(operations[nodes[last]]![digits[last] - 1], on: nodes[last], reqid: reqid)
+            }
+            states.append(state)
+            checkedFleetStates += 1
+            let place = "\(pass), state \(zip(nodes, digits).map { "\($0):\($1)" }.joined(separator: " "))"
+            for (number, (channel, probe)) in probes.enumerated() {
+                var enforcedHere = enforced.contains(probe)
+                var sent: [SPI: PacketInFlight] = [:]
+                for i in digits.indices where digits[i] > 0 {
+                    enforcedHere = enforcedHere || enforcedAt[number][index - strides[i]]
+                    sent.merge(sentAt[number][index - strides[i]]) { older, _ in older }
+                }
+                _ = probeState(
+                    state, channel: channel, probe: probe, carried: carried[number], enforced: &enforcedHere,
+                    sent: &sent, pass: pass, at: place)
+                enforcedAt[number][index] = enforcedHere
+                sentAt[number][index] = sent
+            }
+        }
+        for (number, (_, probe)) in probes.enumerated() {
+            if enforcedAt[number][total - 1] { enforced.insert(probe) }
+            var left = inFlight[probe] ?? [:]
+            for (spi, packet) in sentAt[number][total - 1] { left[spi] = (packet, now) }
+            inFlight[probe] = left.isEmpty ? nil : left
+        }
+    }
+
     /// Packets sent in earlier states arrive in `state`: each needs its SA still there.
     private func checkArrivals(
-        _ packets: some Sequence<PacketInFlight>, in state: SimulatedFleetState, probe: TrafficProbe, at place: String
+        _ packets: some Sequence<PacketInFlight>, in state: SimulatedFleetState, probe: TrafficProbe, pass: String,
+        at place: String
     ) {
         for packet in packets {
             var copy = state
@@ -214,17 +290,18 @@ extension ContinuityHarness {
             case .dropped(let counter) where counter == XfrmStatistic.inStateSequenceError.rawValue: continue
             case .dropped:
                 record(
-                    "\(place): \(probe) lost a packet in flight under spi \(packet.spi?.hex ?? "-"): \(outcome)")
+                    "lost a packet in flight: \(outcome)", detail: " (spi \(packet.spi?.hex ?? "-"))", probe: probe,
+                    pass: pass, at: place)
             }
         }
     }
 
     private func judge(
         _ outcome: PacketOutcome, of channel: ProbedChannel, probe: TrafficProbe, in state: SimulatedFleetState,
-        enforced: inout Bool, at place: String
+        enforced: inout Bool, pass: String, at place: String
     ) {
         if channel.isRemoved {
-            if !outcome.isDelivered { record("\(place): removed channel \(probe) \(outcome)") }
+            if !outcome.isDelivered { record("(removed) \(outcome)", probe: probe, pass: pass, at: place) }
             return
         }
         switch outcome {
@@ -234,10 +311,11 @@ extension ContinuityHarness {
             }
         case .deliveredPlaintext:
             if channel.requiresEnforcement, enforced {
-                record("\(place): \(probe) sent plaintext after enforcement\(channel.isDown ? " (restoring)" : "")")
+                let restoring = channel.isDown ? " (restoring)" : ""
+                record("sent plaintext after enforcement\(restoring)", probe: probe, pass: pass, at: place)
             }
         case .dropped, .undeliverable:
-            if !channel.isDown { record("\(place): \(probe) \(outcome)") }
+            if !channel.isDown { record("\(outcome)", probe: probe, pass: pass, at: place) }
         }
     }
 
@@ -257,7 +335,12 @@ extension ContinuityHarness {
         }
     }
 
-    private func record(_ violation: String) {
+    /// Notes a violation: `what` happened to `probe` in a state of `pass`, described by `place`.
+    /// `detail` (an SPI: which one a generation gets depends on the order the Store hands them
+    /// out) goes into the message only, not into the verdict.
+    private func record(_ what: String, detail: String = "", probe: TrafficProbe, pass: String, at place: String) {
+        verdicts.insert("\(pass): \(probe) \(what)")
+        let violation = "\(place): \(probe) \(what)\(detail)"
         guard violations.count < Self.violationLimit, !violations.contains(violation) else { return }
         violations.append(violation)
     }

@@ -56,8 +56,23 @@ final class ContinuityHarness {
     /// Seconds a packet travels between two nodes (0: delivered at once).
     let latency: TimeInterval
 
+    /// How the states of a pass are searched.
+    enum Search {
+        /// Every pair of prefixes of each channel's two nodes (the default: linear in channels).
+        case perChannel
+        /// Every state of the product of all nodes' prefixes, built one by one (a cross-check of
+        /// the per-channel search for small fleets: the product grows exponentially).
+        case wholeFleet
+    }
+
+    let search: Search
     /// What went wrong, in the order found (at most `violationLimit` kept).
     var violations: [String] = []
+    /// Every violation as "pass: selector what", without the state it was found in: the same for
+    /// both searches.
+    var verdicts: Set<String> = []
+    /// Fleet states built and probed by the whole-fleet search, over all passes.
+    var checkedFleetStates = 0
     static let violationLimit = 40
     /// Per-channel pairs of node prefixes walked, over all passes.
     var checkedStates = 0
@@ -98,7 +113,11 @@ final class ContinuityHarness {
     /// above zero.
     static let defaultLatency: TimeInterval = 0.05
 
-    init(seed: UInt64, latency: TimeInterval = ContinuityHarness.defaultLatency, rules: Set<FleetPlanner.Rule> = []) {
+    init(
+        seed: UInt64, latency: TimeInterval = ContinuityHarness.defaultLatency, rules: Set<FleetPlanner.Rule> = [],
+        search: Search = .perChannel
+    ) {
+        self.search = search
         foreignRandom = SeededRandom(seed: seed ^ 0xF0E1_D2C3_B4A5_9687)
         self.latency = latency
         self.rules = rules

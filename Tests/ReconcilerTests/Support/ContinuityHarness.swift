@@ -135,6 +135,14 @@ final class ContinuityHarness {
             planner: FleetPlanner(disabling: rules))
     }
 
+    /// The crash armed by `armCrash`, if any.
+    var crashLatch: CrashLatch?
+
+    /// A new reconciler (nothing in memory) over the same Store and kernels.
+    func restartReconciler() {
+        reconciler = Self.makeReconciler(store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules)
+    }
+
     /// The state directory is lost: a controller with an empty Store takes over the same kernels.
     /// Its scratch store hands out SPIs from `firstSPI` down (by default the same ones the lost
     /// store began with, so that a new generation's SPI meets a stale object's).
@@ -248,6 +256,7 @@ final class ContinuityHarness {
             onPass(report)
             // Settle the enforcement bookkeeping on the real fleet after the pass.
             noteEnforcement(intent)
+            if crashLatch?.hasFired == true { throw HarnessError(message: "the controller crashed in pass \(passes)") }
             if !report.failures.isEmpty {
                 failing += 1
                 if failing > 6 {

@@ -232,19 +232,8 @@ struct ContinuityTests {
         var fleetStates: [ContinuityHarness.Search: Int] = [:]
         for search in [ContinuityHarness.Search.perChannel, .wholeFleet] {
             let harness = ContinuityHarness(seed: 8, rules: testCase.rules, search: search)
-            var spec = Self.fourNodes
-            spec.drain = testCase.drain
-            let intent = try spec.compile()
-            // Creation, a rekey of everything, a re-image, then a flow gone and a port added.
-            _ = try? await harness.converge(intent)
-            harness.clock.advance(by: 1)
-            let requests = Dictionary(uniqueKeysWithValues: harness.records.keys.map { ($0, harness.clock.now()) })
-            _ = try? await harness.converge(intent, rekeyRequests: requests)
-            harness.wipe("n2")
-            _ = try? await harness.converge(intent)
-            spec.flows.removeAll { $0.name == "app-db" }
-            spec.flows[0].ports.append("udp/53")
-            _ = try? await harness.converge(try spec.compile())
+            let converged = await StagingExercise.run(harness, drain: testCase.drain)
+            if testCase.rules.isEmpty { #expect(converged == 5) }
             verdicts[search] = harness.verdicts
             fleetStates[search] = harness.fleetStates
             if search == .wholeFleet {
@@ -322,11 +311,16 @@ struct ContinuityTests {
         ])
     func brokenRuleIsCaught(_ rule: FleetPlanner.Rule) async throws {
         let harness = ContinuityHarness(seed: 3, rules: [rule])
-        let intent = try Self.threeTier.compile()
-        _ = try? await harness.converge(intent)
-        harness.clock.advance(by: 1)
-        let requests = Dictionary(uniqueKeysWithValues: harness.records.keys.map { ($0, harness.clock.now()) })
-        _ = try? await harness.converge(intent, rekeyRequests: requests)
+        await StagingExercise.run(harness)
         #expect(!harness.violations.isEmpty, "switching off \(rule) went unnoticed")
+        #expect(harness.checkedStates == harness.existingStates)
+    }
+
+    @Test("the staging exercise keeps continuity with every rule on")
+    func exerciseIsClean() async throws {
+        let harness = ContinuityHarness(seed: 3)
+        #expect(await StagingExercise.run(harness) == 5)
+        #expect(harness.violations == [])
+        Self.expectEveryStateChecked(harness)
     }
 }

@@ -23,12 +23,6 @@ struct CrashRecoveryTests {
         try scenario.run(firstApply: .every, rekey: .every)
     }
 
-    @Test("minimal: killed right after a refused operation of the first apply and of a rekey, apply recovers")
-    func minimalRefused() throws {
-        let scenario = try CrashScenario(example: "minimal.yaml")
-        try scenario.runRefused()
-    }
-
     /// 40 points of each run by default (about 80 s); `MESHWARD_TEST_CRASH_POINTS=all` tries every
     /// one of the 336 + 272 (about 10 minutes).
     @Test("three-tier: killed before the first and after a seeded sample of operations (apply, rekey)")
@@ -40,6 +34,17 @@ struct CrashRecoveryTests {
             try scenario.run(
                 firstApply: .sample(count: 40, seed: 0x4d57_0001), rekey: .sample(count: 40, seed: 0x4d57_0002))
         }
+    }
+}
+
+/// The crash right after a refusal, in a suite of its own so that it runs beside the long
+/// serialized one (it uses its own state directories).
+@Suite("Crash recovery after a refusal")
+struct RefusalCrashRecoveryTests {
+    @Test("minimal: killed right after a refused operation of the first apply and of a rekey, apply recovers")
+    func minimalRefused() throws {
+        let scenario = try CrashScenario(example: "minimal.yaml")
+        try scenario.runRefused()
     }
 }
 

@@ -8,13 +8,16 @@ import MeshwardTestSupport
 import Store
 import Testing
 
-/// The controller killed after its Nth kernel operation (`MESHWARD_SIMULATED_CRASH_AFTER`, the
-/// simulated fleet's crash fault), for every N of a run or a seeded sample, then restarted with
-/// a plain `apply`: the fleet converges, holds no orphaned object, every channel delivers, and
-/// no SPI or key is ever issued twice (design.md sections 4 and 6).
+/// The controller killed at a kernel operation (`MESHWARD_SIMULATED_CRASH_AFTER`, the simulated
+/// fleet's crash fault): before the first one, after every Nth one of a run or a seeded sample,
+/// and right after one the kernel refused; then restarted with a plain `apply`. Continuity holds
+/// across the crash (in the fleet the dead controller left, every channel delivers on every
+/// selector, and a channel that was established still encrypts), the fleet converges, holds no
+/// orphaned object, every channel delivers, and no SPI or key is ever issued twice (design.md
+/// sections 4 and 6).
 @Suite("Crash recovery", .serialized)
 struct CrashRecoveryTests {
-    @Test("minimal: killed after every operation of the first apply and of a rekey, apply recovers")
+    @Test("minimal: killed before the first and after every operation of the first apply and of a rekey")
     func minimalEveryStep() throws {
         let scenario = try CrashScenario(example: "minimal.yaml")
         try scenario.run(firstApply: .every, rekey: .every)
@@ -22,7 +25,7 @@ struct CrashRecoveryTests {
 
     /// 40 points of each run by default (about 80 s); `MESHWARD_TEST_CRASH_POINTS=all` tries every
     /// one of the 336 + 272 (about 10 minutes).
-    @Test("three-tier: killed after a seeded sample of operations of the first apply and of a rekey")
+    @Test("three-tier: killed before the first and after a seeded sample of operations (apply, rekey)")
     func threeTierSampled() throws {
         let scenario = try CrashScenario(example: "three-tier.yaml")
         if ProcessInfo.processInfo.environment["MESHWARD_TEST_CRASH_POINTS"] == "all" {
@@ -34,23 +37,34 @@ struct CrashRecoveryTests {
     }
 }
 
+/// The crash right after a refusal, in a suite of its own so that it runs beside the long
+/// serialized one (it uses its own state directories).
+@Suite("Crash recovery after a refusal")
+struct RefusalCrashRecoveryTests {
+    @Test("minimal: killed right after a refused operation of the first apply and of a rekey, apply recovers")
+    func minimalRefused() throws {
+        let scenario = try CrashScenario(example: "minimal.yaml")
+        try scenario.runRefused()
+    }
+}
+
 /// Which crash points of a run to try.
 enum CrashPoints {
-    /// Every N from 1 to the run's operation count.
+    /// 0 (before the first operation) and every N from 1 to the run's operation count.
     case every
-    /// `count` distinct N drawn with a fixed seed (printed, for replay).
+    /// 0, 1, the last, and distinct N up to `count` in all drawn with a fixed seed (printed, for replay).
     case sample(count: Int, seed: UInt64)
 
     func points(total: Int, label: String) -> [Int] {
         switch self {
         case .every:
-            return Array(1...max(total, 1))
+            return Array(0...max(total, 1))
         case .sample(let count, let seed):
-            guard count < total else { return Array(1...max(total, 1)) }
+            guard count < total else { return Array(0...max(total, 1)) }
             var random = SeededRandom(seed: seed)
-            var chosen: Set<Int> = [1, total]
+            var chosen: Set<Int> = [0, 1, total]
             while chosen.count < count { chosen.insert(Int.random(in: 1...total, using: &random)) }
-            print("\(label): crash points sampled with seed 0x\(String(seed, radix: 16)) from 1...\(total)")
+            print("\(label): crash points sampled with seed 0x\(String(seed, radix: 16)) from 0...\(total)")
             return chosen.sorted()
         }
     }
@@ -103,14 +117,14 @@ struct CrashScenario {
             defer { cli.removeState() }
             try crashThenRecover(
                 cli, command: ["apply", spec], crashAfter: crashAfter, ledger: &fingerprints,
-                label: "first apply, killed after operation \(crashAfter) of \(applyTotal)")
+                label: "first apply, killed \(Self.crashText(crashAfter, of: applyTotal))")
             runs += 1
         }
         for crashAfter in rekey.points(total: rekeyTotal, label: "\(intent.cluster) rekey") {
             let cli = try MeshwardCLI()
             defer { cli.removeState() }
             try restore(converged, into: cli)
-            let label = "rekey --all, killed after operation \(crashAfter) of \(rekeyTotal)"
+            let label = "rekey --all, killed \(Self.crashText(crashAfter, of: rekeyTotal))"
             try crashThenRecover(
                 cli, command: ["rekey", spec, "--all"], crashAfter: crashAfter,
                 ledger: &fingerprints, spis: baseline, label: label)
@@ -127,6 +141,67 @@ struct CrashScenario {
             """)
     }
 
+    /// The kernel refuses one operation (a fault stored in the simulated fleet's file) and the
+    /// controller dies right after the refusal: once in the first apply, once in a rekey.
+    func runRefused() throws {
+        var fingerprints = FingerprintLedger()
+        let clean = try MeshwardCLI()
+        defer { clean.removeState() }
+        let (applyStatus, _) = try clean.json("apply", spec)
+        #expect(applyStatus == 0)
+        let baseline = try record(clean, ledger: &fingerprints)
+        let converged = try snapshot(clean)
+        let refusing = try #require(intent.nodes.last?.name)
+
+        let first = try MeshwardCLI()
+        defer { first.removeState() }
+        try FileManager.default.createDirectory(
+            at: first.stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try refuse(operation: 2, on: refusing, in: first, creating: true)
+        try crashThenRecover(
+            first, command: ["apply", spec], crashAt: "refused:1", ledger: &fingerprints,
+            label: "first apply, killed after \(refusing) refused its operation 2")
+
+        let rekey = try MeshwardCLI()
+        defer { rekey.removeState() }
+        try restore(converged, into: rekey)
+        try refuse(operation: 1, on: refusing, in: rekey, creating: false)
+        try crashThenRecover(
+            rekey, command: ["rekey", spec, "--all"], crashAt: "refused:1", ledger: &fingerprints, spis: baseline,
+            label: "rekey --all, killed after \(refusing) refused its operation 1")
+    }
+
+    /// Stores in `cli`'s simulated fleet a fault: `node` refuses its `nth` next operation (ENOBUFS).
+    private func refuse(operation nth: Int, on node: String, in cli: MeshwardCLI, creating: Bool) throws {
+        let file = cli.stateDirectory.appendingPathComponent("simulated-fleet.json")
+        let fleet = try SimulatedFleet.load(from: file)
+        fleet.withState { state in
+            if creating {
+                for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
+            }
+            state.failOperation(on: node, nth: nth, errno: ENOBUFS)
+        }
+        try fleet.save(to: file)
+    }
+
+    /// Continuity in the fleet as saved: every channel delivers on every selector; with
+    /// `established`, encrypted (a rekey never sends a packet in plaintext).
+    private func checkContinuity(_ cli: MeshwardCLI, established: Bool, label: String) throws {
+        let fleet = try SimulatedFleet.load(from: cli.stateDirectory.appendingPathComponent("simulated-fleet.json"))
+        for channel in intent.channels where fleet.state.nodes[channel.id.from] != nil {
+            for traffic in channel.traffic {
+                let outcome = fleet.send(
+                    from: channel.id.from, to: channel.destination, transport: traffic.transport ?? .udp,
+                    sourcePort: traffic.sourcePort ?? 40_000, destinationPort: traffic.destinationPort ?? 4_000)
+                switch outcome {
+                case .deliveredEncrypted: continue
+                case .deliveredPlaintext where !established: continue
+                default: Issue.record("\(label): \(channel.id) \(traffic): \(outcome)")
+                }
+            }
+        }
+    }
+
     /// Kills the command after operation `crashAfter`, records what the Store and the fleet
     /// hold, restarts with a plain `apply`, and checks the result.
     private func crashThenRecover(
@@ -134,8 +209,25 @@ struct CrashScenario {
         ledger fingerprints: inout FingerprintLedger, spis: SPILedger = SPILedger(),
         label: String
     ) throws {
-        let crashed = try cli.run(command, environment: ["MESHWARD_SIMULATED_CRASH_AFTER": "\(crashAfter)"])
-        try #require(crashed.status == Self.killedStatus, "\(label): exited \(crashed.status): \(crashed.error)")
+        try crashThenRecover(
+            cli, command: command, crashAt: "\(crashAfter)", ledger: &fingerprints, spis: spis, label: label)
+    }
+
+    static func crashText(_ crashAfter: Int, of total: Int) -> String {
+        crashAfter == 0 ? "before its first operation (of \(total))" : "after operation \(crashAfter) of \(total)"
+    }
+
+    private func crashThenRecover(
+        _ cli: MeshwardCLI, command: [String], crashAt: String,
+        ledger fingerprints: inout FingerprintLedger, spis: SPILedger = SPILedger(),
+        label: String
+    ) throws {
+        let established = command.first == "rekey"
+        let crashed = try cli.run(command, environment: ["MESHWARD_SIMULATED_CRASH_AFTER": crashAt])
+        try #require(
+            crashed.status == Self.killedStatus,
+            "\(label): exited \(crashed.status): \(crashed.error) \(crashed.output)")
+        try checkContinuity(cli, established: established, label: "\(label), the fleet the crash left")
         var spis = try record(cli, ledger: &fingerprints, spis: spis, label: label)
 
         let restarted = try cli.run("apply", spec, "--output", "json")

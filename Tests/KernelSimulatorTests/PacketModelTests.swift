@@ -140,6 +140,29 @@ struct PacketModelTests {
         #expect(outcome == testCase.expected)
     }
 
+    @Test("a packet in flight meets the receiver as it is on arrival: a deleted SA drops it")
+    func packetInFlight() {
+        var state = FleetValues.state(["a", "b"])
+        for action in Self.ab.install(Self.g1) { _ = action.perform(on: &state) }
+        state.currentTime = 100
+        guard case .inFlight(let early) = state.transmit(from: "a", to: Self.ab.destination),
+            case .inFlight(let late) = state.transmit(from: "a", to: Self.ab.destination)
+        else {
+            Issue.record("the packets did not leave a")
+            return
+        }
+        #expect(early.spi == Self.g1.spi && early.receiver == "b" && early.sentAt == 100)
+        // Delivered while b still holds the SA; then b deletes it under the second packet.
+        #expect(state.deliver(early) == .deliveredEncrypted(spi: Self.g1.spi))
+        #expect(Self.ab.deleteInboundSA(Self.g1).perform(on: &state) == .applied)
+        let before = state.nodes["b"]?.statistics["XfrmInNoStates"] ?? 0
+        #expect(state.deliver(late) == .dropped(.inNoStates))
+        #expect(state.nodes["b"]?.statistics["XfrmInNoStates"] == before + 1)
+        // A sender-side drop never leaves.
+        #expect(Self.ab.switchOutboundPolicy(Self.g2).perform(on: &state) == .applied)
+        #expect(state.transmit(from: "a", to: Self.ab.destination) == .ended(.dropped(.outNoStates)))
+    }
+
     @Test("an address no node holds is undeliverable")
     func unknownDestination() {
         var state = FleetValues.state(["a", "b"])

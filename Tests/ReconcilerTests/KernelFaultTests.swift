@@ -214,7 +214,7 @@ final class PhaseRun {
 
     /// A harness brought to where the phase starts: empty, or converged and asked to rekey.
     static func start(_ phase: KernelFaultTests.Phase, intent: FleetIntent, seed: UInt64) async throws -> PhaseRun {
-        let harness = ContinuityHarness(seed: seed, exhaustiveLimit: 120, sampledOrders: 12)
+        let harness = ContinuityHarness(seed: seed)
         var requests: [ChannelID: Date] = [:]
         harness.provision(intent)
         if phase == .rekey {

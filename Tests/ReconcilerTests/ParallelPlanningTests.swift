@@ -14,7 +14,7 @@ struct ParallelPlanningTests {
     @Test("chunked and single-threaded plans are equal", arguments: [UInt64(1), 2, 3])
     func chunkedEqualsSerial(seed: UInt64) async throws {
         var random = SeededRandom(seed: seed)
-        let harness = ContinuityHarness(seed: seed, exhaustiveLimit: 8, sampledOrders: 2)
+        let harness = ContinuityHarness(seed: seed)
         var spec = FleetSpec(nodes: (1...8).map { FleetSpec.node($0, ipv6: $0 % 2 == 0) }, flows: [])
         for from in 1...8 {
             for to in 1...8 where from < to && random.next() % 3 != 0 {

@@ -166,9 +166,12 @@ struct PlannerReviewTests {
 
     // MARK: 2. A used generation is burned
 
-    @Test("2: the switch is recorded before it is sent, and a sender that then loses state never gets that key again")
-    func switchedGenerationIsBurned() async throws {
-        let fixture = PlannerFixture()
+    @Test(
+        "2: a switch recorded before sending; a sender that then loses state never gets that key again",
+        arguments: [false, true])
+    /// With `ruleOff` the rule is switched off and the test expects the failure (negative control).
+    func switchedGenerationIsBurned(ruleOff: Bool) async throws {
+        let fixture = PlannerFixture(rules: ruleOff ? [.installOnlyUnusedPending] : [])
         let intent = try Self.pair().compile()
         #expect(try await fixture.apply(intent) == .converged)
         fixture.clock.advance(by: 1)
@@ -201,6 +204,10 @@ struct PlannerReviewTests {
         let reinstalled = fixture.applied.dropFirst(appliedBefore).filter { entry in
             if case .addSA(let sa) = entry.planned.operation { return sa.spi == used }
             return false
+        }
+        if ruleOff {
+            #expect(!reinstalled.isEmpty, "switching off the rule went unnoticed")
+            return
         }
         #expect(reinstalled.isEmpty, "the used generation's SA was installed again: \(reinstalled.map(\.planned))")
         #expect(fixture.records[Self.forward]?.active?.spi != used)
@@ -339,9 +346,12 @@ struct PlannerReviewTests {
 
     // MARK: 7. The old SA's counter must stop moving
 
-    @Test("7: an old inbound SA whose packet counter still moves stays past the drain until it stops")
-    func movingCounterDelaysDeletion() async throws {
-        let fixture = PlannerFixture()
+    @Test(
+        "7: an old inbound SA whose packet counter still moves stays past the drain until it stops",
+        arguments: [false, true])
+    /// With `ruleOff` the check is switched off and the test expects the failure (negative control).
+    func movingCounterDelaysDeletion(ruleOff: Bool) async throws {
+        let fixture = PlannerFixture(rules: ruleOff ? [.counterStopped] : [])
         let intent = try Self.pair().compile()
         #expect(try await fixture.apply(intent) == .converged)
         let old = try #require(fixture.records[Self.forward]?.active)
@@ -367,6 +377,10 @@ struct PlannerReviewTests {
             })
         let bumped = try #require(lastBump)
         let deleted = try #require(Self.deletion(of: old.spi, on: "n2", in: fixture))
+        if ruleOff {
+            #expect(deleted <= bumped, "switching off the counter check went unnoticed")
+            return
+        }
         #expect(deleted > bumped, "deleted at \(deleted), the counter last moved at \(bumped)")
         #expect(fixture.reports.allSatisfy { $0.plan.drainsCutShort.isEmpty })
     }

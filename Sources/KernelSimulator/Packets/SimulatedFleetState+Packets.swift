@@ -21,24 +21,54 @@ extension SimulatedFleetState {
         from node: String, to destination: IPAddress, transport: TransportProtocol = .udp,
         sourcePort: UInt16? = nil, destinationPort: UInt16? = nil
     ) -> PacketOutcome {
+        switch transmit(
+            from: node, to: destination, transport: transport, sourcePort: sourcePort,
+            destinationPort: destinationPort)
+        {
+        case .ended(let outcome): return outcome
+        case .inFlight(let packet): return deliver(packet)
+        }
+    }
+
+    /// The first half of `send`: the packet goes through the sender's output path only and is
+    /// left in flight (or ends there, dropped by the sender or undeliverable). The sender's SA
+    /// counts it now.
+    public mutating func transmit(
+        from node: String, to destination: IPAddress, transport: TransportProtocol = .udp,
+        sourcePort: UInt16? = nil, destinationPort: UInt16? = nil
+    ) -> PacketDeparture {
         guard let sender = nodes[node] else {
-            return .undeliverable(reason: "the simulated fleet has no node named \(node)")
+            return .ended(.undeliverable(reason: "the simulated fleet has no node named \(node)"))
         }
         guard let source = sender.address(of: destination.family) else {
-            return .undeliverable(reason: "node \(node) has no \(destination.family) address")
+            return .ended(.undeliverable(reason: "node \(node) has no \(destination.family) address"))
         }
         guard let receiver = addressOwners[destination] else {
-            return .undeliverable(reason: "no node has the address \(destination)")
+            return .ended(.undeliverable(reason: "no node has the address \(destination)"))
         }
         let header = PacketHeader(
             source: source, destination: destination, transport: transport,
             sourcePort: sourcePort, destinationPort: destinationPort
         )
-        let now = currentTime
-        guard let transmission = nodes[node]?.transmit(header, now: now),
-            let outcome = nodes[receiver]?.accept(transmission, header: header, now: now)
+        guard let transmission = nodes[node]?.transmit(header, now: currentTime) else {
+            return .ended(.undeliverable(reason: "node \(node) vanished"))
+        }
+        if case .dropped(let statistic) = transmission { return .ended(.dropped(statistic)) }
+        return .inFlight(
+            PacketInFlight(receiver: receiver, sentAt: currentTime, header: header, transmission: transmission))
+    }
+
+    /// The second half of `send`: `packet` arrives now and goes through its receiver's input
+    /// path as the receiver's kernel is now (an SA deleted since the packet left is missing).
+    /// A receiver that no longer holds the destination address never sees it.
+    public mutating func deliver(_ packet: PacketInFlight) -> PacketOutcome {
+        guard addressOwners[packet.header.destination] == packet.receiver else {
+            return .undeliverable(
+                reason: "node \(packet.receiver) no longer has the address \(packet.header.destination)")
+        }
+        guard let outcome = nodes[packet.receiver]?.accept(packet.transmission, header: packet.header, now: currentTime)
         else {
-            return .undeliverable(reason: "node \(node) or \(receiver) vanished")
+            return .undeliverable(reason: "node \(packet.receiver) vanished")
         }
         return outcome
     }

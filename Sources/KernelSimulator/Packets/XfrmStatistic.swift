@@ -12,8 +12,9 @@ public enum XfrmStatistic: String, Sendable, Hashable, Codable, CaseIterable, Cu
     case inStateProtoError = "XfrmInStateProtoError"
     /// The sequence number was outside the replay window or already seen.
     case inStateSequenceError = "XfrmInStateSeqError"
-    /// An SA was deleted under a packet in flight (kept for completeness; the packet model is
-    /// instantaneous and never moves it).
+    /// An SA was deleted while a packet was being transformed by it (kept for completeness; the
+    /// model never moves it: a packet in flight that arrives after its SA went finds no SA for
+    /// its SPI and counts `inNoStates`, as the kernel's lookup does).
     case outStateInvalid = "XfrmOutStateInvalid"
     /// As `outStateInvalid`, inbound.
     case inStateInvalid = "XfrmInStateInvalid"

@@ -8,30 +8,70 @@ import Glibc
 import Darwin
 #endif
 
-/// A fault for testing crash recovery on the simulated fleet: the controller dies right after
-/// its Nth kernel operation, as if killed.
+/// A fault for testing crash recovery on the simulated fleet: the controller dies at a chosen
+/// kernel operation, as if killed.
 ///
-/// Set `MESHWARD_SIMULATED_CRASH_AFTER=N` (N ≥ 1) in the environment of `meshward apply`,
-/// `rekey` or `reconcile`. After the Nth operation that the simulated fleet applies in this
-/// process, the fleet is saved to its file (a real kernel keeps what it was told) and the
-/// process ends at once with `_exit(137)`, the status of a SIGKILL: no lease release, no
-/// journal write, no cleanup, so the next run must recover from the Store alone.
+/// Set `MESHWARD_SIMULATED_CRASH_AFTER` in the environment of `meshward apply`, `rekey` or
+/// `reconcile`:
+/// - `N` (N ≥ 1): right after the Nth operation that the simulated fleet applies in this process;
+/// - `0`: before the first operation takes effect (the Store may already have recorded what it
+///   was about to do; no kernel has been told anything);
+/// - `refused:N` (N ≥ 1): right after the Nth operation the kernel refused (an injected fault),
+///   before the controller could react to the refusal.
+///
+/// The fleet is then saved to its file (a real kernel keeps what it was told; with `0` the file
+/// keeps what it held before this process) and the process ends at once with `_exit(137)`, the
+/// status of a SIGKILL: no lease release, no journal write, no cleanup, so the next run must
+/// recover from the Store alone.
 ///
 /// Only the simulated fleet has this hook; netlink endpoints never read the variable.
 enum SimulatedCrashFault {
     /// The environment variable that arms the fault.
     static let variable = "MESHWARD_SIMULATED_CRASH_AFTER"
 
+    /// Where the controller dies.
+    enum CrashPoint: Equatable, Sendable {
+        /// At the first operation, before it takes effect.
+        case beforeFirstOperation
+        /// Right after the Nth applied operation (from 1).
+        case afterApplied(Int)
+        /// Right after the Nth refused operation (from 1).
+        case afterRefused(Int)
+
+        /// `0`, `N` or `refused:N`; nil for anything else (the fault stays off).
+        init?(_ text: String) {
+            if text.hasPrefix("refused:") {
+                guard let count = Int(text.dropFirst("refused:".count)), count >= 1 else { return nil }
+                self = .afterRefused(count)
+            } else if let count = Int(text), count >= 0 {
+                self = count == 0 ? .beforeFirstOperation : .afterApplied(count)
+            } else {
+                return nil
+            }
+        }
+    }
+
     /// Arms the fault on `fleet` when the environment asks for it; does nothing otherwise.
     static func install(
         on fleet: SimulatedFleet, savingTo file: URL,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) {
-        guard let text = environment[variable], let limit = Int(text), limit >= 1 else { return }
-        let applied = Mutex(0)
+        guard let text = environment[variable], let point = CrashPoint(text) else { return }
+        let counted = Mutex(0)
         fleet.setOperationObserver { _, _, outcome, state in
-            guard outcome.isApplied else { return }
-            let count = applied.withLock { count -> Int in
+            let limit: Int
+            switch point {
+            case .beforeFirstOperation:
+                // The operation is in this process's memory only: dying unsaved undoes it.
+                _exit(137)
+            case .afterApplied(let count):
+                guard outcome.isApplied else { return }
+                limit = count
+            case .afterRefused(let count):
+                guard case .failed = outcome else { return }
+                limit = count
+            }
+            let count = counted.withLock { count -> Int in
                 count += 1
                 return count
             }

@@ -39,7 +39,8 @@ public struct FleetPlanner: Sendable {
         case drainWait
         /// ... and only once its packet counter stopped moving between two observations.
         case counterStopped
-        /// Only a pending generation whose switch was never sent is ever installed.
+        /// Only a pending generation whose switch was never sent is ever installed; a used one
+        /// that lost an SA is burned.
         case installOnlyUnusedPending
         /// An SA goes only once no policy of its node pins it.
         case unpinnedBeforeDelete

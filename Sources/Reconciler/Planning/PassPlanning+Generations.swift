@@ -68,7 +68,8 @@ extension PassPlanning {
                     }
                     // A generation whose switch was sent may have carried traffic: a node that
                     // lost one of its SAs never gets that key again (lost state).
-                    if generation.switchSentAt != nil, senderObserved, receiverObserved,
+                    if !rules.contains(.installOnlyUnusedPending), generation.switchSentAt != nil, senderObserved,
+                        receiverObserved,
                         onSender == nil || onReceiver == nil
                     {
                         supersede(position)

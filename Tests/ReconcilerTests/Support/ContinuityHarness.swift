@@ -9,15 +9,35 @@ import Store
 
 @testable import Reconciler
 
-/// Drives the reconciler on a simulated fleet and checks continuity after every single kernel
-/// operation, for every order in which a pass's operations can interleave across nodes
-/// (exhaustively up to `exhaustiveLimit` orders, else `sampledOrders` random ones).
+/// Drives the reconciler on a simulated fleet and checks continuity in every kernel state that a
+/// pass can reach, whatever the order in which its operations interleave across nodes.
+///
+/// The search (`ContinuityHarness+ReachableStates.swift`): each node applies its share of a
+/// pass in order, so the states a pass can pass through are the products of per-node prefixes
+/// — node i after its first k_i operations, for every 0 <= k_i <= n_i, (n_i + 1) states per
+/// node, the product of them over the fleet — and every interleaving visits only such states.
+/// A probe of channel A->B reads only A's output path and B's input path, so continuity in one
+/// fleet state is continuity of every channel in the (k_A, k_B) projection of that state: the
+/// search walks, per channel, all (n_A + 1)(n_B + 1) pairs of prefixes, which checks every one
+/// of the product's states (counted in `fleetStates`) without building them. `checkedStates`
+/// counts the pairs walked and `existingStates` the pairs that exist; they must be equal.
 ///
 /// Continuity: every channel of the intent (and every channel still being removed) delivers a
-/// probe packet; once a channel's receiver enforces (its inbound policy required) and the
-/// intent still wants it required, the probe is never delivered in plaintext. Channels that
-/// touch a node whose state was wiped are exempt until the fleet converges again: that outage
-/// is the lost state itself, and the design bounds it to one apply.
+/// probe packet on every one of its traffic selectors; once a selector of a channel has been
+/// delivered encrypted under a required inbound policy (in this state or in any state before
+/// it on some interleaving) and the intent still wants it required, it is never delivered in
+/// plaintext. Packets take `latency` seconds on the wire: a packet encrypted under SPI s in
+/// one state arrives in every later state of the pass (the pass's operations happen at one
+/// instant of the clock) and in later passes until `latency` has passed, and the receiver must
+/// still hold s (else `XfrmInNoStates`): this is what the drain protects.
+///
+/// A wipe (lost state) takes down every channel touching the wiped node: that outage is the
+/// lost state itself. The restore is checked: a channel that is down may drop packets, but it
+/// never delivers plaintext once its enforcement was required (that survives the wipe); it is
+/// up again as soon as the fleet after a pass delivers every selector encrypted, which must
+/// happen within the converge (one apply, design section 4), and from then on it is checked as
+/// any other channel. `restoredAfter` says after which pass each one came back. Channels being
+/// removed that touch a wiped node are not probed until the fleet converges.
 ///
 /// Every node also holds foreign objects (another reqid, as strongSwan or an operator would
 /// leave them): SAs on the node's own addresses, one with an SPI near the ones the scratch
@@ -33,19 +53,53 @@ final class ContinuityHarness {
     private let rules: Set<FleetPlanner.Rule>
     let reqid = Reqid.meshwardDefault
     var records: [ChannelID: ChannelRecord] = [:]
-    var random: SeededRandom
-    let exhaustiveLimit: Int
-    let sampledOrders: Int
+    /// Seconds a packet travels between two nodes (0: delivered at once).
+    let latency: TimeInterval
 
-    private(set) var violations: [String] = []
-    private(set) var checkedOrders = 0
-    private(set) var checkedOperations = 0
-    /// Channels whose receiver has enforced since the channel last appeared.
-    private var enforced: Set<ChannelID> = []
-    /// Channels exempt from continuity until the next convergence (a node was wiped).
-    private var exempt: Set<String> = []
+    /// How the states of a pass are searched.
+    enum Search {
+        /// Every pair of prefixes of each channel's two nodes (the default: linear in channels).
+        case perChannel
+        /// Every state of the product of all nodes' prefixes, built one by one (a cross-check of
+        /// the per-channel search for small fleets: the product grows exponentially).
+        case wholeFleet
+    }
+
+    let search: Search
+    /// What went wrong, in the order found (at most `violationLimit` kept).
+    var violations: [String] = []
+    /// Every violation as "pass: selector what", without the state it was found in: the same for
+    /// both searches.
+    var verdicts: Set<String> = []
+    /// Fleet states built and probed by the whole-fleet search, over all passes.
+    var checkedFleetStates = 0
+    static let violationLimit = 40
+    /// Per-channel pairs of node prefixes walked, over all passes.
+    var checkedStates = 0
+    /// Per-channel pairs of node prefixes that exist, over all passes: the sum over passes and
+    /// probed channels of (n_from + 1)(n_to + 1), counted from the plans before the walk.
+    var existingStates = 0
+    /// Fleet states covered, over all passes: the sum over passes of the product of (n_i + 1)
+    /// over the nodes that received operations (saturating at Int.max).
+    var fleetStates = 0
+    /// Planned operations whose every prefix state was checked.
+    var checkedOperations = 0
+    /// One entry per pass that planned operations: how many each node got, and the states.
+    var searches: [PassSearch] = []
+    /// Selectors of channels whose receiver has enforced since the selector last appeared.
+    var enforced: Set<TrafficProbe> = []
+    /// Packets still on the wire after the last state checked, per selector, with their sending time.
+    var inFlight: [TrafficProbe: [SPI: (packet: PacketInFlight, sentAt: Date)]] = [:]
+    /// Nodes wiped since the last convergence.
+    var wiped: Set<String> = []
+    /// Channels down because a node they touch was wiped, until the fleet delivers them again.
+    var down: Set<ChannelID> = []
+    /// Per channel that went down: the pass of its converge after which it delivered again.
+    var restoredAfter: [ChannelID: Int] = [:]
+    /// The pass being checked, counted from 1 in each converge.
+    var passNumber = 0
     private var lastIntent: FleetIntent?
-    private var removing: [ChannelID: (source: IPAddress, destination: IPAddress, traffic: TrafficMatch)] = [:]
+    var removing: [ChannelID: (source: IPAddress, destination: IPAddress, traffic: [TrafficMatch])] = [:]
 
     /// The reqid of the foreign objects every node holds.
     static let foreignReqid = Reqid(0x1234)
@@ -55,11 +109,17 @@ final class ContinuityHarness {
     private(set) var foreign: [String: ForeignObjects] = [:]
     private var foreignRandom: SeededRandom
 
-    init(seed: UInt64, exhaustiveLimit: Int = 720, sampledOrders: Int = 40, rules: Set<FleetPlanner.Rule> = []) {
-        random = SeededRandom(seed: seed)
+    /// The default time on the wire: 50 ms, a long-haul path, well under any drain a spec may set
+    /// above zero.
+    static let defaultLatency: TimeInterval = 0.05
+
+    init(
+        seed: UInt64, latency: TimeInterval = ContinuityHarness.defaultLatency, rules: Set<FleetPlanner.Rule> = [],
+        search: Search = .perChannel
+    ) {
+        self.search = search
         foreignRandom = SeededRandom(seed: seed ^ 0xF0E1_D2C3_B4A5_9687)
-        self.exhaustiveLimit = exhaustiveLimit
-        self.sampledOrders = sampledOrders
+        self.latency = latency
         self.rules = rules
         store = ScratchGenerationStore(channels: [:])
         reconciler = Self.makeReconciler(store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules)
@@ -73,6 +133,14 @@ final class ContinuityHarness {
             store: store, kernels: SimulatedFleetKernels(fleet: fleet, reqid: reqid), reqid: reqid, clock: clock,
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
             planner: FleetPlanner(disabling: rules))
+    }
+
+    /// The crash armed by `armCrash`, if any.
+    var crashLatch: CrashLatch?
+
+    /// A new reconciler (nothing in memory) over the same Store and kernels.
+    func restartReconciler() {
+        reconciler = Self.makeReconciler(store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules)
     }
 
     /// The state directory is lost: a controller with an empty Store takes over the same kernels.
@@ -104,7 +172,11 @@ final class ContinuityHarness {
 
     func wipe(_ node: String) {
         fleet.wipe(node: node)
-        exempt.insert(node)
+        wiped.insert(node)
+        for id in records.keys where id.from == node || id.to == node {
+            down.insert(id)
+            restoredAfter[id] = nil
+        }
         installForeign(on: node)
     }
 
@@ -169,17 +241,22 @@ final class ContinuityHarness {
     ) async throws -> Int {
         provision(intent)
         noteIntent(intent)
+        // Whatever happened since the last converge (a spec edit, a re-addressed or re-imaged
+        // machine) took longer than a packet's flight: what was on the wire has landed.
+        inFlight = [:]
         var passes = 0
         var failing = 0
         while passes < passLimit {
             passes += 1
+            passNumber = passes
             let prepared = try await reconciler.preparePass(
                 number: passes, intent: intent, records: &records, rekeyRequests: rekeyRequests)
-            checkInterleavings(prepared, intent: intent)
+            checkReachableStates(prepared, intent: intent)
             let report = try await reconciler.execute(prepared)
             onPass(report)
             // Settle the enforcement bookkeeping on the real fleet after the pass.
             noteEnforcement(intent)
+            if crashLatch?.hasFired == true { throw HarnessError(message: "the controller crashed in pass \(passes)") }
             if !report.failures.isEmpty {
                 failing += 1
                 if failing > 6 {
@@ -194,7 +271,10 @@ final class ContinuityHarness {
                 continue
             }
             if report.plan.isConverged {
-                exempt.removeAll()
+                if !down.isEmpty {
+                    throw HarnessError(message: "converged, but still down: \(down.sorted())")
+                }
+                wiped.removeAll()
                 removing.removeAll()
                 return passes
             }
@@ -203,103 +283,32 @@ final class ContinuityHarness {
         throw HarnessError(message: "did not converge in \(passLimit) passes")
     }
 
-    // MARK: - Checks
-
-    private func checkInterleavings(_ prepared: PreparedPass, intent: FleetIntent) {
-        let lists = prepared.plan.operations.sorted { $0.key < $1.key }.map { ($0.key, $0.value.map(\.operation)) }
-        guard !lists.isEmpty else { return }
-        let base = fleet.state
-        let orders = Interleavings.orders(
-            of: lists.map(\.1.count), limit: exhaustiveLimit, samples: sampledOrders,
-            random: &random)
-        for order in orders {
-            checkedOrders += 1
-            var state = base
-            var cursor = [Int](repeating: 0, count: lists.count)
-            var enforcedHere = enforced
-            for list in order {
-                let (node, operations) = lists[list]
-                let operation = operations[cursor[list]]
-                cursor[list] += 1
-                _ = state.apply(operation, on: node, reqid: reqid)
-                checkedOperations += 1
-                probe(
-                    state, intent: intent, enforced: &enforcedHere, after: "\(node): \(operation)",
-                    pass: prepared.number)
-                if violations.count > 20 { return }
-            }
-        }
-    }
-
-    private func probe(
-        _ state: SimulatedFleetState, intent: FleetIntent, enforced: inout Set<ChannelID>,
-        after operation: String, pass: Int
-    ) {
-        for channel in intent.channels where !exempt.contains(channel.id.from) && !exempt.contains(channel.id.to) {
-            var copy = state
-            let traffic = channel.traffic.first ?? .any
-            let outcome = copy.send(
-                from: channel.id.from, to: channel.destination, transport: traffic.transport ?? .udp,
-                sourcePort: traffic.sourcePort ?? 40_000, destinationPort: traffic.destinationPort ?? 4_000)
-            switch outcome {
-            case .deliveredEncrypted:
-                if channel.enforcement == .required, receiverEnforces(state, channel) { enforced.insert(channel.id) }
-            case .deliveredPlaintext:
-                if channel.enforcement == .required, enforced.contains(channel.id) {
-                    violations.append(
-                        "pass \(pass), after \(operation): \(channel.id) sent plaintext after enforcement")
-                }
-            case .dropped, .undeliverable:
-                violations.append("pass \(pass), after \(operation): \(channel.id) \(outcome)")
-            }
-        }
-        for (id, removed) in removing where !exempt.contains(id.from) && !exempt.contains(id.to) {
-            guard state.node(holding: removed.destination) == id.to else { continue }
-            var copy = state
-            let outcome = copy.send(
-                from: id.from, to: removed.destination, transport: removed.traffic.transport ?? .udp,
-                sourcePort: removed.traffic.sourcePort ?? 40_000,
-                destinationPort: removed.traffic.destinationPort ?? 4_000)
-            if !outcome.isDelivered {
-                violations.append("pass \(pass), after \(operation): removed channel \(id) \(outcome)")
-            }
-        }
-    }
-
-    private func receiverEnforces(_ state: SimulatedFleetState, _ channel: ChannelIntent) -> Bool {
-        guard let observation = try? state.observe(node: channel.id.to, reqid: reqid) else { return false }
-        return observation.policies.contains {
-            $0.direction == .inbound && !$0.template.isOptional
-                && $0.selector.source.address == channel.source
-                && $0.selector.destination.address == channel.destination
-        }
-    }
-
-    private func noteEnforcement(_ intent: FleetIntent) {
-        let state = fleet.state
-        var unused = enforced
-        probe(state, intent: intent, enforced: &unused, after: "the pass", pass: -1)
-        enforced = unused
-    }
-
     private func noteIntent(_ intent: FleetIntent) {
         if let lastIntent {
             let now = Set(intent.channels.map(\.id))
             for channel in lastIntent.channels where !now.contains(channel.id) {
-                removing[channel.id] = (channel.source, channel.destination, channel.traffic.first ?? .any)
-                enforced.remove(channel.id)
+                removing[channel.id] = (channel.source, channel.destination, channel.traffic)
+                forgetEnforcement(of: channel.id) { _ in true }
             }
-            // A channel whose addresses, ports or enforcement changed starts over.
+            // A channel whose addresses or enforcement changed starts over; one whose selectors
+            // changed starts over on the selectors it lost or gained.
             for channel in intent.channels {
-                if let old = lastIntent.channel(channel.id),
-                    old.source != channel.source || old.destination != channel.destination
-                        || old.enforcement != channel.enforcement || old.traffic != channel.traffic
+                guard let old = lastIntent.channel(channel.id) else { continue }
+                if old.source != channel.source || old.destination != channel.destination
+                    || old.enforcement != channel.enforcement
                 {
-                    enforced.remove(channel.id)
+                    forgetEnforcement(of: channel.id) { _ in true }
+                } else if old.traffic != channel.traffic {
+                    let kept = Set(old.traffic).intersection(channel.traffic)
+                    forgetEnforcement(of: channel.id) { !kept.contains($0) }
                 }
             }
         }
         lastIntent = intent
+    }
+
+    private func forgetEnforcement(of channel: ChannelID, where forget: (TrafficMatch) -> Bool) {
+        enforced = enforced.filter { $0.channel != channel || !forget($0.traffic) }
     }
 
     /// Every owned object in the fleet is one the intent wants, and every channel delivers
@@ -307,16 +316,18 @@ final class ContinuityHarness {
     func assertConverged(_ intent: FleetIntent) throws {
         var state = fleet.state
         for channel in intent.channels {
-            let traffic = channel.traffic.first ?? .any
-            let outcome = state.send(
-                from: channel.id.from, to: channel.destination, transport: traffic.transport ?? .udp,
-                sourcePort: traffic.sourcePort ?? 40_000, destinationPort: traffic.destinationPort ?? 4_000)
-            guard case .deliveredEncrypted(let spi) = outcome else {
-                throw HarnessError(message: "\(channel.id) after convergence: \(outcome)")
-            }
-            guard let active = records[channel.id]?.generations.last(where: { $0.state == .active }), active.spi == spi
-            else {
-                throw HarnessError(message: "\(channel.id) encrypts with \(spi.hex), not its active generation")
+            for traffic in channel.traffic.isEmpty ? [.any] : channel.traffic {
+                let outcome = state.send(
+                    from: channel.id.from, to: channel.destination, transport: traffic.transport ?? .udp,
+                    sourcePort: traffic.sourcePort ?? 40_000, destinationPort: traffic.destinationPort ?? 4_000)
+                guard case .deliveredEncrypted(let spi) = outcome else {
+                    throw HarnessError(message: "\(channel.id) \(traffic) after convergence: \(outcome)")
+                }
+                guard let active = records[channel.id]?.generations.last(where: { $0.state == .active }),
+                    active.spi == spi
+                else {
+                    throw HarnessError(message: "\(channel.id) encrypts with \(spi.hex), not its active generation")
+                }
             }
         }
         var expectedSAs = 0

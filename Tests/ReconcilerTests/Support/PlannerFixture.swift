@@ -20,32 +20,39 @@ final class PlannerFixture {
     /// Every pass run so far, oldest first.
     private(set) var reports: [PassReport] = []
     private let fence: any WriteFence
+    private let rules: Set<FleetPlanner.Rule>
 
-    init(store: any GenerationStore = ScratchGenerationStore(channels: [:]), fence: any WriteFence = UnfencedWrites()) {
+    /// - Parameter rules: staging rules to switch off (negative controls).
+    init(
+        store: any GenerationStore = ScratchGenerationStore(channels: [:]), fence: any WriteFence = UnfencedWrites(),
+        rules: Set<FleetPlanner.Rule> = []
+    ) {
         self.store = store
         self.fence = fence
-        reconciler = Self.makeReconciler(store: store, fleet: fleet, clock: clock, fence: fence)
+        self.rules = rules
+        reconciler = Self.makeReconciler(store: store, fleet: fleet, clock: clock, fence: fence, rules: rules)
     }
 
     private static func makeReconciler(
-        store: any GenerationStore, fleet: SimulatedFleet, clock: ManualClock, fence: any WriteFence
+        store: any GenerationStore, fleet: SimulatedFleet, clock: ManualClock, fence: any WriteFence,
+        rules: Set<FleetPlanner.Rule>
     ) -> FleetReconciler {
         FleetReconciler(
-            store: store, kernels: SimulatedFleetKernels(fleet: fleet, reqid: .meshwardDefault),
-            reqid: .meshwardDefault,
-            clock: clock, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), fence: fence)
+            store: store, kernels: SimulatedFleetKernels(fleet: fleet, reqid: .meshwardDefault), reqid: .meshwardDefault,
+            clock: clock, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+            planner: FleetPlanner(disabling: rules), fence: fence)
     }
 
     /// A new controller process on the same Store and kernels: nothing kept in memory survives.
     func restartController() throws {
-        reconciler = Self.makeReconciler(store: store, fleet: fleet, clock: clock, fence: fence)
+        reconciler = Self.makeReconciler(store: store, fleet: fleet, clock: clock, fence: fence, rules: rules)
         records = try store.loadChannels()
     }
 
     /// The state directory is lost: an empty Store (issuing other SPIs) on the same kernels.
     func loseStore() {
         store = ScratchGenerationStore(channels: [:], firstSPI: 0x8000_0000)
-        reconciler = Self.makeReconciler(store: store, fleet: fleet, clock: clock, fence: fence)
+        reconciler = Self.makeReconciler(store: store, fleet: fleet, clock: clock, fence: fence, rules: rules)
         records = [:]
     }
 

@@ -38,7 +38,8 @@ final class PlannerFixture {
         rules: Set<FleetPlanner.Rule>
     ) -> FleetReconciler {
         FleetReconciler(
-            store: store, kernels: SimulatedFleetKernels(fleet: fleet, reqid: .meshwardDefault), reqid: .meshwardDefault,
+            store: store, kernels: SimulatedFleetKernels(fleet: fleet, reqid: .meshwardDefault),
+            reqid: .meshwardDefault,
             clock: clock, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
             planner: FleetPlanner(disabling: rules), fence: fence)
     }

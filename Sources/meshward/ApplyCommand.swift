@@ -22,8 +22,15 @@ struct ApplyCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Do not wait for drains; the next apply or reconcile cycle finishes them.")
     var noWait = false
 
+    @Flag(
+        name: .long,
+        help: ArgumentHelp(
+            "Proceed although the Store is empty while kernels hold Meshward's objects (lost-Store recovery: "
+                + "every channel is rekeyed and the history starts again)."))
+    var force = false
+
     func run() async throws {
-        try await ApplyRunner(global: global, specs: specs, waitForDrain: !noWait, rekey: nil).run()
+        try await ApplyRunner(global: global, specs: specs, waitForDrain: !noWait, rekey: nil, force: force).run()
     }
 }
 
@@ -33,10 +40,11 @@ struct ApplyRunner {
     let specs: [String]
     let waitForDrain: Bool
     let rekey: RekeySelection?
+    var force = false
 
     func run() async throws {
         let logger = CommandSupport.logger(global)
-        let document = try await CommandSupport.reportingErrors {
+        let document = try await CommandSupport.reportingErrors(global) {
             let (intent, warnings) = try MeshwardController.loadSpec(specs)
             if global.output == .text {
                 for warning in warnings { CommandSupport.printError(warning.description, prefixed: false) }
@@ -44,7 +52,7 @@ struct ApplyRunner {
             let controller = MeshwardController(stateDirectory: global.stateDirectory, logger: logger)
             let showProgress = global.output == .text && CommandSupport.isInteractive
             return try await controller.apply(
-                intent, source: specs.joined(separator: " "), waitForDrain: waitForDrain, rekey: rekey,
+                intent, source: specs.joined(separator: " "), waitForDrain: waitForDrain, rekey: rekey, force: force,
                 onPass: { pass in
                     guard showProgress else { return }
                     CommandSupport.printError(ProgressLine(pass).text, prefixed: false)
@@ -84,7 +92,7 @@ struct ApplyText {
 
     init(_ document: ApplyDocument) {
         var lines: [String] = []
-        let head = "cluster \(document.cluster) (revision \(document.revision.prefix(12))): "
+        let head = "cluster \(TerminalText.escaped(document.cluster)) (revision \(document.revision.prefix(12))): "
         switch document.outcome {
         case "converged":
             lines.append(

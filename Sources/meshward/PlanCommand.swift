@@ -23,7 +23,7 @@ struct PlanCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = CommandSupport.logger(global)
-        let document = try await CommandSupport.reportingErrors {
+        let document = try await CommandSupport.reportingErrors(global) {
             let (intent, warnings) = try MeshwardController.loadSpec(specs)
             if global.output == .text {
                 for warning in warnings { CommandSupport.printError(warning.description, prefixed: false) }
@@ -32,41 +32,13 @@ struct PlanCommand: AsyncParsableCommand {
         }
         switch global.output {
         case .json: try CommandSupport.printJSON(document)
-        case .text: print(PlanText(document).text)
+        case .text:
+            for warning in document.warnings {
+                CommandSupport.printError("warning: \(TerminalText.escaped(warning))", prefixed: false)
+            }
+            print(PlanText(document).text)
         }
         if !document.unreachable.isEmpty { throw ExitCode.failure }
         if detailedExitcode && document.changes { throw ExitCode(2) }
-    }
-}
-
-/// The text form of a plan.
-struct PlanText {
-    let text: String
-
-    init(_ document: PlanDocument) {
-        var lines: [String] = []
-        let summary = document.summary
-        if !document.changes {
-            lines.append("cluster \(document.cluster) (revision \(document.revision.prefix(12))): no changes")
-        } else {
-            lines.append(
-                "cluster \(document.cluster) (revision \(document.revision.prefix(12))): "
-                    + "\(summary.channelsCreated) channels to create, \(summary.channelsRekeyed) to rekey, "
-                    + "\(summary.channelsRemoved) to remove; \(summary.operations) kernel operations in "
-                    + "\(document.stages.count) stages")
-        }
-        for stage in document.stages {
-            var header = "stage \(stage.stage)"
-            if let until = stage.waitsUntil { header += " (after the drain, at \(CommandSupport.timestamp(until)))" }
-            lines.append(header)
-            let byNode = Dictionary(grouping: stage.operations, by: \.node)
-            for node in byNode.keys.sorted() {
-                for operation in byNode[node] ?? [] {
-                    lines.append("  \(node): \(operation.operation) \(operation.target)")
-                }
-            }
-        }
-        for problem in document.unreachable { lines.append("unreachable: \(problem.node): \(problem.reason)") }
-        text = lines.joined(separator: "\n")
     }
 }

@@ -6,11 +6,15 @@ import Reconciler
 struct PlanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
-        abstract: "Show the staged changes apply would make, per stage and node. Keys are never shown.",
+        abstract: "Show the changes apply would make: one line per channel, the settings that change, the counts; "
+            + "with --verbose the kernel operations per stage and node. Keys are never shown.",
         discussion: """
-            Reads every node and the state, then rehearses the passes on copies, so the stages are the ones \
-            apply would run. SPIs of generations not yet issued show as new-N. With --detailed-exitcode: \
-            0 nothing to change, 2 changes pending, 1 failure.
+            Reads every node and the state, then rehearses the passes on copies, so the changes are the ones \
+            apply would make. Each channel is one line: + create, ~ rekey or update (with the reason and what \
+            changes), - remove; then the fleet-wide settings that change and the counts. --verbose adds the \
+            kernel operations per stage and node (JSON always has them). SPIs of generations not yet issued \
+            show as new-N. With --detailed-exitcode: 0 nothing to change, 2 changes pending (a changed \
+            revision included), 1 failure.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -36,7 +40,7 @@ struct PlanCommand: AsyncParsableCommand {
             for warning in document.warnings {
                 CommandSupport.printError("warning: \(TerminalText.escaped(warning))", prefixed: false)
             }
-            print(PlanText(document).text)
+            print(PlanText(document, verbose: global.verbose).text)
         }
         if !document.unreachable.isEmpty { throw ExitCode.failure }
         if detailedExitcode && document.changes { throw ExitCode(2) }

@@ -63,6 +63,7 @@ struct PlanRenderingTests {
             generations: [.init(channel: "a->b/ipv4", reason: "new")],
             stages: (1...stages).map { .init(stage: $0, operations: Array(repeating: operation, count: perStage)) },
             unreachable: [], previousRevision: nil, revisionChanged: true, settingsChanged: [], updatedChannels: [],
+            channelChanges: [.init(channel: "a->b/ipv4", action: "create", reason: nil, differences: [])],
             warnings: [])
     }
 
@@ -74,7 +75,7 @@ struct PlanRenderingTests {
         ])
     func grammar(operations: Int, stages: Int, expected: String) {
         let text = PlanText(Self.document(operations: operations, stages: stages)).text
-        #expect(text.hasPrefix("cluster lab (revision abc): " + expected), "\(text)")
+        #expect(text.contains("\nplan: " + expected), "\(text)")
     }
 
     @Test("a hidden character in a name from the Store is escaped in the text")
@@ -82,9 +83,46 @@ struct PlanRenderingTests {
         var document = Self.document(operations: 1, stages: 1)
         document.cluster = "lab\u{202E}x"
         document.stages[0].operations[0].node = "a\u{1B}[31m"
-        let text = PlanText(document).text
+        let text = PlanText(document, verbose: true).text
         #expect(!text.unicodeScalars.contains { TerminalText.isHidden($0) && $0 != "\n" }, "\(text)")
         #expect(text.contains("lab\\u{202E}x"))
         #expect(text.contains("a\\u{1B}[31m: add-sa"))
+    }
+
+    @Test(
+        "each channel change reads as one line",
+        arguments: [
+            (PlanChannelChange(channel: "a->b/ipv4", action: "create", reason: nil, differences: []), "+ a->b/ipv4"),
+            (
+                PlanChannelChange(
+                    channel: "a->b/ipv4", action: "rekey", reason: "cipher-changed",
+                    differences: [.init(property: "cipher", from: "aes-gcm-128", to: "aes-gcm-256")]),
+                "~ a->b/ipv4  rekey (cipher-changed): cipher aes-gcm-128 → aes-gcm-256"
+            ),
+            (
+                PlanChannelChange(channel: "a->b/ipv4", action: "rekey", reason: "age", differences: []),
+                "~ a->b/ipv4  rekey (age)"
+            ),
+            (
+                PlanChannelChange(
+                    channel: "a->b/ipv6", action: "update", reason: "traffic",
+                    differences: [.init(property: "traffic", from: "any", to: "tcp dport 80")]),
+                "~ a->b/ipv6  update: traffic any → tcp dport 80"
+            ),
+            (
+                PlanChannelChange(channel: "a->c/ipv4", action: "remove", reason: "not in the spec", differences: []),
+                "- a->c/ipv4  remove (not in the spec)"
+            ),
+        ])
+    func channelLine(_ change: PlanChannelChange, expected: String) {
+        #expect(PlanText.line(change) == expected)
+    }
+
+    @Test("operations per stage appear only with verbose")
+    func verboseStages() {
+        let document = Self.document(operations: 2, stages: 2)
+        #expect(!PlanText(document).text.contains("stage 1"))
+        #expect(PlanText(document, verbose: true).text.contains("stage 1\n  a: add-sa x"))
+        #expect(PlanText(document).text.contains("\n  + a->b/ipv4\n"))
     }
 }

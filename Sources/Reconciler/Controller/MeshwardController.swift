@@ -339,6 +339,9 @@ public final class MeshwardController: Sendable {
             unreachable: unreachable.sorted { $0.key < $1.key }.map { NodeProblem(node: $0.key, reason: $0.value) },
             previousRevision: settings?.revision, revisionChanged: revisionChanged,
             settingsChanged: settingChanges, updatedChannels: updated.sorted().map(\.description),
+            channelChanges: PlanChannelChange.changes(
+                intent: intent, records: records, observations: observations, issued: issued, updated: updated,
+                removed: removedChannels),
             warnings: warnings)
     }
 

@@ -51,6 +51,9 @@ public struct PlanDocument: Codable, Sendable, Equatable {
     public var settingsChanged: [PlanSettingChange]
     /// The channels counted in `summary.channels_updated`.
     public var updatedChannels: [String]
+    /// One entry per channel the plan touches, sorted by channel: what happens to it and what
+    /// changes (the lines of the text plan).
+    public var channelChanges: [PlanChannelChange]
     /// Problems that do not stop the plan but need a person (an empty Store beside kernels
     /// holding Meshward's objects).
     public var warnings: [String]

@@ -32,7 +32,6 @@ struct PlanCommandCase {
         defer { try? FileManager.default.removeItem(at: stateDirectory.deletingLastPathComponent()) }
         let silent = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
         let now = Date()
-        let reqid = Reqid(intent.reqid)
 
         var report = BenchmarkReport("plan-scale mesh \(nodes) \(scenario)")
         report.add("shape", "mesh", key: "shape")
@@ -40,49 +39,16 @@ struct PlanCommandCase {
         report.add("scenario", scenario, key: "scenario")
         report.add("channels", "\(intent.channels.count)", key: "channels", value: intent.channels.count)
 
-        let coreInput: PlanningInput
-        switch scenario {
-        case "command-empty":
-            var empty: [String: NodeObservation] = [:]
-            for node in intent.nodes { empty[node.name] = NodeObservation() }
-            coreInput = PlanningInput(
-                intent: intent, channels: [:], observations: empty, knownNodes: Set(intent.nodes.map(\.name)),
-                reqid: reqid, now: now)
-        case "command-steady":
-            let (seeded, seedTime, _) = try await measureBoth { try seedConvergedState(intent, at: stateDirectory) }
-            report.seconds("seed the state directory (not part of the plan)", seedTime, key: "seed_seconds")
-            coreInput = PlanningInput(
-                intent: intent, channels: seeded.records, observations: seeded.observations,
-                knownNodes: Set(intent.nodes.map(\.name)), reqid: reqid, now: now.addingTimeInterval(1))
-        default:
-            throw ValidationError("unknown scenario \(scenario)")
-        }
-
-        // The core figure, as plan-scale measures it: steady, the planner on the converged fleet;
-        // from empty, the pass that asks for every generation, issuing them in memory, and the
-        // pass that plans the first stage (plan-scale's rekey-everything case, from nothing).
-        let planner = FleetPlanner()
-        let ((coreOperations, coreRequests), coreCPU) = try measureCPU { () throws -> (Int, Int) in
-            let first = planner.plan(coreInput)
-            guard !first.generationRequests.isEmpty else { return (first.operationCount, 0) }
-            let scratch = ScratchGenerationStore(channels: coreInput.channels)
-            let issued = try scratch.issueGenerations(first.generationRequests.map(\.request), now: coreInput.now)
-            var second = coreInput
-            for generation in issued {
-                second.channels[
-                    generation.channel,
-                    default: ChannelRecord(
-                        id: generation.channel, step: ChannelStep.new.rawValue, stepChangedAt: coreInput.now,
-                        generations: [])
-                ]
-                .generations.append(generation)
-            }
-            return (planner.plan(second).operationCount, first.generationRequests.count)
-        }
+        // The core figure first, in its own scope, so that its inputs are freed before the
+        // command runs and the command's peak memory (VmHWM, reset in between) is its own.
+        let (coreCPU, coreOperations, coreRequests) = try await measureCore(
+            intent, stateDirectory: stateDirectory, now: now, report: &report)
         report.seconds("core: planner on the same input (CPU)", coreCPU, key: "core_plan_cpu_seconds")
         report.add("core: operations planned", "\(coreOperations)", key: "core_operations", value: coreOperations)
         report.add(
             "core: generations requested", "\(coreRequests)", key: "core_generations_requested", value: coreRequests)
+        let beforeCommand = MemoryStatus.read().residentMiB
+        MemoryStatus.resetPeak()
 
         let controller = MeshwardController(stateDirectory: stateDirectory.path, logger: silent)
         let (rendered, wall, cpu) = try await measureBoth {
@@ -120,8 +86,61 @@ struct PlanCommandCase {
                 throw ValidationError("steady plan has \(document.summary.operations) operations: a defect")
             }
         }
+        let commandPeak = MemoryStatus.read().peakMiB
+        report.add(
+            "command: peak memory (VmHWM since the command started)", String(format: "%.1f MiB", commandPeak),
+            key: "command_peak_mib", value: commandPeak)
+        report.add(
+            "resident before the command", String(format: "%.1f MiB", beforeCommand), key: "resident_before_mib",
+            value: beforeCommand)
         report.peakMemory()
         try report.print()
+    }
+
+    /// The core planner's CPU time on the command's input, as plan-scale measures it: steady,
+    /// the planner on the converged fleet (seeded into `stateDirectory` first); from empty, the
+    /// pass that asks for every generation, issuing them in memory, and the pass that plans the
+    /// first stage (plan-scale's rekey-everything case, from nothing).
+    private func measureCore(
+        _ intent: FleetIntent, stateDirectory: URL, now: Date, report: inout BenchmarkReport
+    ) async throws -> (Duration, Int, Int) {
+        let reqid = Reqid(intent.reqid)
+        let input: PlanningInput
+        switch scenario {
+        case "command-empty":
+            var empty: [String: NodeObservation] = [:]
+            for node in intent.nodes { empty[node.name] = NodeObservation() }
+            input = PlanningInput(
+                intent: intent, channels: [:], observations: empty, knownNodes: Set(intent.nodes.map(\.name)),
+                reqid: reqid, now: now)
+        case "command-steady":
+            let (seeded, seedTime, _) = try await measureBoth { try seedConvergedState(intent, at: stateDirectory) }
+            report.seconds("seed the state directory (not part of the plan)", seedTime, key: "seed_seconds")
+            input = PlanningInput(
+                intent: intent, channels: seeded.records, observations: seeded.observations,
+                knownNodes: Set(intent.nodes.map(\.name)), reqid: reqid, now: now.addingTimeInterval(1))
+        default:
+            throw ValidationError("unknown scenario \(scenario)")
+        }
+        let planner = FleetPlanner()
+        let ((operations, requests), cpu) = try measureCPU { () throws -> (Int, Int) in
+            let first = planner.plan(input)
+            guard !first.generationRequests.isEmpty else { return (first.operationCount, 0) }
+            let scratch = ScratchGenerationStore(channels: input.channels)
+            let issued = try scratch.issueGenerations(first.generationRequests.map(\.request), now: input.now)
+            var second = input
+            for generation in issued {
+                second.channels[
+                    generation.channel,
+                    default: ChannelRecord(
+                        id: generation.channel, step: ChannelStep.new.rawValue, stepChangedAt: input.now,
+                        generations: [])
+                ]
+                .generations.append(generation)
+            }
+            return (planner.plan(second).operationCount, first.generationRequests.count)
+        }
+        return (cpu, operations, requests)
     }
 
     /// Writes a converged fleet into `directory`: the Store issues one generation per channel

@@ -27,6 +27,9 @@ struct PlanScaleBenchmark: AsyncParsableCommand {
         help: "Full-mesh sizes (nodes) for the plan command itself, from empty and steady; none to skip.")
     var commandMeshSizes: [Int] = [50, 100, 200, 300, 1000]
 
+    @Flag(help: "Run only the plan command's cases (each still prints the core planner's figure beside it).")
+    var commandOnly = false
+
     @Option(
         help: ArgumentHelp(
             "Run one case in this process: SHAPE:NODES:SCENARIO (mesh|three-tier, steady|rekey|command-empty|"
@@ -48,8 +51,10 @@ struct PlanScaleBenchmark: AsyncParsableCommand {
             return
         }
         var cases: [String] = []
-        for size in meshSizes { cases += ["mesh:\(size):steady", "mesh:\(size):rekey"] }
-        for size in threeTierSizes { cases += ["three-tier:\(size):steady", "three-tier:\(size):rekey"] }
+        for size in commandOnly ? [] : meshSizes { cases += ["mesh:\(size):steady", "mesh:\(size):rekey"] }
+        for size in commandOnly ? [] : threeTierSizes {
+            cases += ["three-tier:\(size):steady", "three-tier:\(size):rekey"]
+        }
         let commandCases = commandMeshSizes.flatMap { ["mesh:\($0):command-empty", "mesh:\($0):command-steady"] }
         let all = try ChildCases.run("plan-scale", cases: cases + commandCases)
         let results = Array(all.prefix(cases.count))
@@ -70,8 +75,10 @@ struct PlanScaleBenchmark: AsyncParsableCommand {
                 String(format: "%.1f", result["peak_rss_mib"] as? Double ?? 0),
             ])
         }
-        print("\n== plan-scale summary")
-        print(table.rendered)
+        if !results.isEmpty {
+            print("\n== plan-scale summary")
+            print(table.rendered)
+        }
         guard !commandResults.isEmpty else { return }
         var commands = TextTable([
             "nodes", "channels", "scenario", "core planner cpu s", "plan command s", "plan command cpu s",

@@ -20,7 +20,7 @@ extension MeshwardController {
     /// channel and restart the history, which only an operator who knows the Store was lost
     /// should ask for (`apply --force`). Reads the kernels; changes nothing.
     func refuseLostStore(_ intent: FleetIntent, store: StateStore) async throws {
-        guard try store.loadChannels().isEmpty else { return }
+        guard try !store.hasChannels() else { return }
         var endpoints: [String: KernelEndpoint] = [:]
         for node in intent.nodes { endpoints[node.name] = KernelEndpoint(node.endpoint) }
         let simulated = try SimulatedFleet.load(from: simulatedFleetURL)

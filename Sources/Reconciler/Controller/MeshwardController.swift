@@ -386,7 +386,7 @@ public final class MeshwardController: Sendable {
         // With --node: that node, and every peer of its channels (a channel's drift needs both ends).
         var shown = Set(endpoints.keys)
         if let filter {
-            let peers = records.keys.filter { $0.from == filter || $0.to == filter }.flatMap { [$0.from, $0.to] }
+            let peers = Set(records.keys.filter { $0.from == filter || $0.to == filter }.flatMap { [$0.from, $0.to] })
             guard endpoints[filter] != nil || !peers.isEmpty else {
                 throw ControllerError.unknownNode(filter, known: endpoints.keys.sorted())
             }

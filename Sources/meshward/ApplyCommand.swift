@@ -47,7 +47,9 @@ struct ApplyRunner {
         let document = try await CommandSupport.reportingErrors(global) {
             let (intent, warnings) = try MeshwardController.loadSpec(specs)
             if global.output == .text {
-                for warning in warnings { CommandSupport.printError(warning.description, prefixed: false) }
+                for warning in warnings {
+                    CommandSupport.printError(TerminalText.escaped(lines: warning.description), prefixed: false)
+                }
             }
             let controller = MeshwardController(stateDirectory: global.stateDirectory, logger: logger)
             let showProgress = global.output == .text && CommandSupport.isInteractive
@@ -79,7 +81,8 @@ struct ProgressLine {
         if failed > 0 { line += ", \(failed) failed" }
         if !pass.issued.isEmpty { line += ", \(pass.issued.count) new generation\(pass.issued.count == 1 ? "" : "s")" }
         if !pass.unreachable.isEmpty {
-            line += ", unreachable: \(pass.unreachable.keys.sorted().joined(separator: ", "))"
+            line +=
+                ", unreachable: \(pass.unreachable.keys.sorted().map { TerminalText.escaped($0) }.joined(separator: ", "))"
         }
         line += " | channels: " + (steps.isEmpty ? "none" : steps.joined(separator: ", "))
         text = line
@@ -112,9 +115,14 @@ struct ApplyText {
                     + reasons.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
                     .joined(separator: ", "))
         }
-        for problem in document.unreachable { lines.append("  unreachable: \(problem.node): \(problem.reason)") }
+        for problem in document.unreachable {
+            lines.append(
+                "  unreachable: \(TerminalText.escaped(problem.node)): \(TerminalText.escaped(problem.reason))")
+        }
         for failure in document.failures {
-            lines.append("  failed: \(failure.node): \(failure.operation) \(failure.target): \(failure.error)")
+            lines.append(
+                "  failed: \(TerminalText.escaped(failure.node)): \(failure.operation) \(failure.target): "
+                    + TerminalText.escaped(failure.error))
         }
         text = lines.joined(separator: "\n")
     }

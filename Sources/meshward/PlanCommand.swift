@@ -30,7 +30,9 @@ struct PlanCommand: AsyncParsableCommand {
         let document = try await CommandSupport.reportingErrors(global) {
             let (intent, warnings) = try MeshwardController.loadSpec(specs)
             if global.output == .text {
-                for warning in warnings { CommandSupport.printError(warning.description, prefixed: false) }
+                for warning in warnings {
+                    CommandSupport.printError(TerminalText.escaped(lines: warning.description), prefixed: false)
+                }
             }
             return try await MeshwardController(stateDirectory: global.stateDirectory, logger: logger).plan(intent)
         }

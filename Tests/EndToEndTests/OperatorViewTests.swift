@@ -174,4 +174,15 @@ struct OperatorViewTests {
         #expect(result.error.contains("\(spec):2:10: 'cluster' contains U+202E"), "\(result.error)")
         #expect(!result.error.unicodeScalars.contains("\u{202E}"))
     }
+
+    @Test("validate escapes hidden characters that a diagnostic quotes from the spec")
+    func validateEscapesQuotedText() throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let spec = try MeshwardCLI.writeSpec("version: 1\ncluster: x\n\"no\\u202edes\": []\n")
+        let result = try cli.run("validate", spec)
+        #expect(result.status == 1)
+        #expect(result.error.contains("unknown key 'no\\u{202E}des'"), "\(result.error)")
+        #expect(!result.error.unicodeScalars.contains("\u{202E}"), "printed raw")
+    }
 }

@@ -297,7 +297,8 @@ struct SpecFileParser {
             }
             if let hidden = SpecName.hiddenCharacter(in: key + value) {
                 log.error(
-                    SpecName.hiddenCharacterMessage("selector label '\(key)' of flow '\(flow)'", hidden),
+                    SpecName.hiddenCharacterMessage(
+                        "selector label '\(SpecName.escaped(key))' of flow '\(flow)'", hidden),
                     at: location(SpecName.hiddenCharacter(in: key) != nil ? pair.key : pair.value))
                 valid = false
                 continue

@@ -33,6 +33,20 @@ extension SpecName {
         return "U+" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 
+    /// `text` with every hidden scalar written as `\u{202E}`, for quoting it in a message.
+    static func escaped(_ text: String) -> String {
+        guard hiddenCharacter(in: text) != nil else { return text }
+        var result = ""
+        for scalar in text.unicodeScalars {
+            if hiddenCharacter(in: String(scalar)) != nil {
+                result += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            } else {
+                result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
+    }
+
     /// The message for `what` holding `scalar`.
     static func hiddenCharacterMessage(_ what: String, _ scalar: Unicode.Scalar) -> String {
         "\(what) contains \(codePoint(scalar)), an invisible control or bidirectional-formatting character "

@@ -114,10 +114,22 @@ struct PlanCommandCase {
                 intent: intent, channels: [:], observations: empty, knownNodes: Set(intent.nodes.map(\.name)),
                 reqid: reqid, now: now)
         case "command-steady":
-            let (seeded, seedTime, _) = try await measureBoth { try seedConvergedState(intent, at: stateDirectory) }
-            report.seconds("seed the state directory (not part of the plan)", seedTime, key: "seed_seconds")
+            // Seeded by a child process, so that what seeding allocates is not in this one.
+            let (_, seedTime, _) = try await measureBoth {
+                _ = try ChildCases.run(
+                    "plan-scale", cases: ["mesh:\(nodes):command-seed"],
+                    extraArguments: ["--seed-directory", stateDirectory.path])
+            }
+            report.seconds(
+                "seed the state directory (child process, not part of the plan)", seedTime, key: "seed_seconds")
+            let silent = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
+            let records = try StateStore.open(directory: stateDirectory.path, logger: silent).loadChannels()
+            let fleet = try SimulatedFleet.load(from: stateDirectory.appendingPathComponent("simulated-fleet.json"))
+            let state = fleet.state
+            var observations: [String: NodeObservation] = [:]
+            for node in intent.nodes { observations[node.name] = try state.observe(node: node.name, reqid: reqid) }
             input = PlanningInput(
-                intent: intent, channels: seeded.records, observations: seeded.observations,
+                intent: intent, channels: records, observations: observations,
                 knownNodes: Set(intent.nodes.map(\.name)), reqid: reqid, now: now.addingTimeInterval(1))
         default:
             throw ValidationError("unknown scenario \(scenario)")
@@ -143,10 +155,28 @@ struct PlanCommandCase {
         return (cpu, operations, requests)
     }
 
+    /// `command-seed`: writes the converged fleet of `nodes` into `directory` and prints a
+    /// one-line report (the parent of a `command-steady` case runs this as its child).
+    static func seed(nodes: Int, into directory: String) async throws {
+        let written = try FleetGenerator.write(FleetGenerator.fullMesh(nodes: nodes))
+        defer { try? FileManager.default.removeItem(at: written.directory) }
+        guard let intent = SpecLoader().load(paths: [written.file]).intent else {
+            throw ValidationError("generated spec invalid")
+        }
+        let (_, time) = try measureCPU {
+            try PlanCommandCase(nodes: nodes, scenario: "command-seed")
+                .seedConvergedState(intent, at: URL(fileURLWithPath: directory))
+        }
+        var report = BenchmarkReport("plan-scale mesh \(nodes) seed")
+        report.seconds("seed (CPU)", time, key: "seed_cpu_seconds")
+        report.peakMemory()
+        try report.print()
+    }
+
     /// Writes a converged fleet into `directory`: the Store issues one generation per channel
     /// (sealed, as `apply` would) and marks it active; the simulated fleet file holds each
     /// channel's two SAs and two policies.
-    private func seedConvergedState(
+    func seedConvergedState(
         _ intent: FleetIntent, at directory: URL
     ) throws -> (records: [ChannelID: ChannelRecord], observations: [String: NodeObservation]) {
         let silent = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })

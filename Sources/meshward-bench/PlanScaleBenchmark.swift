@@ -27,6 +27,9 @@ struct PlanScaleBenchmark: AsyncParsableCommand {
         help: "Full-mesh sizes (nodes) for the plan command itself, from empty and steady; none to skip.")
     var commandMeshSizes: [Int] = [50, 100, 200, 300, 1000]
 
+    @Option(help: ArgumentHelp("With --only mesh:N:command-seed: the state directory to fill.", visibility: .hidden))
+    var seedDirectory: String?
+
     @Flag(help: "Run only the plan command's cases (each still prints the core planner's figure beside it).")
     var commandOnly = false
 
@@ -43,7 +46,9 @@ struct PlanScaleBenchmark: AsyncParsableCommand {
             guard parts.count == 3, let nodes = Int(parts[1]) else {
                 throw ValidationError("--only SHAPE:NODES:SCENARIO")
             }
-            if parts[2].hasPrefix("command-") {
+            if parts[2] == "command-seed", let seedDirectory {
+                try await PlanCommandCase.seed(nodes: nodes, into: seedDirectory)
+            } else if parts[2].hasPrefix("command-") {
                 try await PlanCommandCase(nodes: nodes, scenario: parts[2]).run()
             } else {
                 try await PlanScaleCase(shape: parts[0], nodes: nodes, scenario: parts[2]).run()

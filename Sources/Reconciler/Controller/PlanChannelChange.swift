@@ -65,17 +65,40 @@ public struct PlanChannelChange: Codable, Sendable, Equatable {
             changes[channel] = PlanChannelChange(
                 channel: channel.description, action: "rekey", reason: reason.rawValue, differences: differences)
         }
+        // Policies by (node, direction, source, destination), built once: a lookup per updated
+        // channel, so that a change to every channel of a large fleet stays linear.
+        struct PolicyKey: Hashable {
+            var node: String
+            var direction: PolicyDirection
+            var source: IPAddress
+            var destination: IPAddress
+        }
+        var policies: [PolicyKey: [SecurityPolicy]] = [:]
+        if !updated.isEmpty {
+            let nodes = Set(updated.flatMap { [$0.from, $0.to] })
+            for node in nodes {
+                for policy in observations[node]?.policies ?? [] {
+                    let key = PolicyKey(
+                        node: node, direction: policy.direction, source: policy.selector.source.address,
+                        destination: policy.selector.destination.address)
+                    policies[key, default: []].append(policy)
+                }
+            }
+        }
         for channel in updated where changes[channel] == nil {
             var differences: [Difference] = []
             if let want = desired[channel] {
-                let outbound = (observations[channel.from]?.policies ?? []).filter {
-                    $0.direction == .outbound && $0.selector.source.address == want.source
-                        && $0.selector.destination.address == want.destination
-                }
-                let inbound = (observations[channel.to]?.policies ?? []).filter {
-                    $0.direction == .inbound && $0.selector.source.address == want.source
-                        && $0.selector.destination.address == want.destination
-                }
+                let outbound =
+                    policies[
+                        PolicyKey(
+                            node: channel.from, direction: .outbound, source: want.source, destination: want.destination
+                        )
+                    ] ?? []
+                let inbound =
+                    policies[
+                        PolicyKey(
+                            node: channel.to, direction: .inbound, source: want.source, destination: want.destination)
+                    ] ?? []
                 let had = Set(outbound.map(\.selector.traffic)).union(inbound.map(\.selector.traffic))
                 let wanted = Set(want.traffic)
                 if had != wanted {

@@ -20,7 +20,18 @@ public struct SimulatedFleetPersistenceError: Error, Sendable, CustomStringConve
 
 extension SimulatedFleet {
     /// Loads a fleet saved by `save(to:)`; a missing file gives an empty fleet.
+    ///
+    /// Refuses a file that group or others may read or write, as the state directory's other
+    /// files are refused (the error says which `chmod` fixes it): it lists every SA and key
+    /// fingerprint of the fleet, and a file someone loosened must be noticed, not rewritten.
     public static func load(from url: URL) throws -> SimulatedFleet {
+        var info = stat()
+        if stat(url.path, &info) == 0, info.st_mode & 0o077 != 0 {
+            throw SimulatedFleetPersistenceError(
+                path: url.path,
+                reason: "has mode \(String(info.st_mode & 0o7777, radix: 8)), which lets other users read or change "
+                    + "it; run 'chmod 600 \(url.path)' and retry")
+        }
         let data: Data
         do {
             data = try Data(contentsOf: url)

@@ -4,25 +4,31 @@ import MeshwardCore
 
 extension StateStore {
     /// Records an applied spec revision and returns it with its id.
-    public func recordRevision(hash: String, source: String, summary: String, at: Date) throws -> RevisionRecord {
+    ///
+    /// - Parameter command: what made it (`apply`, `rekey --all`, `reconcile`), when known.
+    public func recordRevision(
+        hash: String, source: String, summary: String, at: Date, command: String? = nil
+    ) throws -> RevisionRecord {
         let id = try write("record revision") { db -> Int64 in
             try db.execute(
-                sql: "INSERT INTO revisions (hash, source, summary, applied_at) VALUES (?, ?, ?, ?)",
-                arguments: [hash, source, summary, at.storedValue])
+                sql: "INSERT INTO revisions (hash, source, summary, applied_at, command) VALUES (?, ?, ?, ?, ?)",
+                arguments: [hash, source, summary, at.storedValue, command])
             return db.lastInsertedRowID
         }
-        return RevisionRecord(id: id, hash: hash, source: source, summary: summary, appliedAt: at)
+        return RevisionRecord(id: id, hash: hash, source: source, summary: summary, appliedAt: at, command: command)
     }
 
     /// Applied revisions, newest first; at most `limit` of them when given.
     public func revisions(limit: Int?) throws -> [RevisionRecord] {
         try read("read revisions") { db in
             try Row.fetchAll(
-                db, sql: "SELECT id, hash, source, summary, applied_at FROM revisions ORDER BY id DESC LIMIT ?",
+                db,
+                sql: "SELECT id, hash, source, summary, applied_at, command FROM revisions ORDER BY id DESC LIMIT ?",
                 arguments: [limit ?? -1]
             ).map { row in
                 RevisionRecord(
-                    id: row[0], hash: row[1], source: row[2], summary: row[3], appliedAt: Date(storedValue: row[4]))
+                    id: row[0], hash: row[1], source: row[2], summary: row[3], appliedAt: Date(storedValue: row[4]),
+                    command: row[5])
             }
         }
     }

@@ -23,8 +23,20 @@ struct PlanScaleBenchmark: AsyncParsableCommand {
     var threeTierSizes: [Int] = [3000]
 
     @Option(
+        name: .customLong("command-mesh"), parsing: .upToNextOption,
+        help: "Full-mesh sizes (nodes) for the plan command itself, from empty and steady; none to skip.")
+    var commandMeshSizes: [Int] = [50, 100, 200, 300, 1000]
+
+    @Option(help: ArgumentHelp("With --only mesh:N:command-seed: the state directory to fill.", visibility: .hidden))
+    var seedDirectory: String?
+
+    @Flag(help: "Run only the plan command's cases (each still prints the core planner's figure beside it).")
+    var commandOnly = false
+
+    @Option(
         help: ArgumentHelp(
-            "Run one case in this process: SHAPE:NODES:SCENARIO (mesh|three-tier, steady|rekey).",
+            "Run one case in this process: SHAPE:NODES:SCENARIO (mesh|three-tier, steady|rekey|command-empty|"
+                + "command-steady).",
             visibility: .hidden))
     var only: String?
 
@@ -34,13 +46,24 @@ struct PlanScaleBenchmark: AsyncParsableCommand {
             guard parts.count == 3, let nodes = Int(parts[1]) else {
                 throw ValidationError("--only SHAPE:NODES:SCENARIO")
             }
-            try await PlanScaleCase(shape: parts[0], nodes: nodes, scenario: parts[2]).run()
+            if parts[2] == "command-seed", let seedDirectory {
+                try await PlanCommandCase.seed(nodes: nodes, into: seedDirectory)
+            } else if parts[2].hasPrefix("command-") {
+                try await PlanCommandCase(nodes: nodes, scenario: parts[2]).run()
+            } else {
+                try await PlanScaleCase(shape: parts[0], nodes: nodes, scenario: parts[2]).run()
+            }
             return
         }
         var cases: [String] = []
-        for size in meshSizes { cases += ["mesh:\(size):steady", "mesh:\(size):rekey"] }
-        for size in threeTierSizes { cases += ["three-tier:\(size):steady", "three-tier:\(size):rekey"] }
-        let results = try ChildCases.run("plan-scale", cases: cases)
+        for size in commandOnly ? [] : meshSizes { cases += ["mesh:\(size):steady", "mesh:\(size):rekey"] }
+        for size in commandOnly ? [] : threeTierSizes {
+            cases += ["three-tier:\(size):steady", "three-tier:\(size):rekey"]
+        }
+        let commandCases = commandMeshSizes.flatMap { ["mesh:\($0):command-empty", "mesh:\($0):command-steady"] }
+        let all = try ChildCases.run("plan-scale", cases: cases + commandCases)
+        let results = Array(all.prefix(cases.count))
+        let commandResults = Array(all.dropFirst(cases.count))
         var table = TextTable([
             "shape", "nodes", "channels", "scenario", "compile cpu s", "plan s", "plan cpu s", "µs/channel (cpu)",
             "peak MiB",
@@ -57,8 +80,30 @@ struct PlanScaleBenchmark: AsyncParsableCommand {
                 String(format: "%.1f", result["peak_rss_mib"] as? Double ?? 0),
             ])
         }
-        print("\n== plan-scale summary")
-        print(table.rendered)
+        if !results.isEmpty {
+            print("\n== plan-scale summary")
+            print(table.rendered)
+        }
+        guard !commandResults.isEmpty else { return }
+        var commands = TextTable([
+            "nodes", "channels", "scenario", "core planner cpu s", "plan command s", "plan command cpu s",
+            "command/core (cpu)", "µs/channel (cpu)", "operations", "peak MiB",
+        ])
+        for result in commandResults {
+            commands.add([
+                "\(result["nodes"] as? Int ?? 0)", "\(result["channels"] as? Int ?? 0)",
+                result["scenario"] as? String ?? "",
+                String(format: "%.3f", result["core_plan_cpu_seconds"] as? Double ?? 0),
+                String(format: "%.3f", result["command_seconds"] as? Double ?? 0),
+                String(format: "%.3f", result["command_cpu_seconds"] as? Double ?? 0),
+                String(format: "%.1f×", result["command_to_core_ratio"] as? Double ?? 0),
+                String(format: "%.2f", result["command_cpu_us_per_channel"] as? Double ?? 0),
+                "\(result["command_operations"] as? Int ?? 0)",
+                String(format: "%.1f", result["peak_rss_mib"] as? Double ?? 0),
+            ])
+        }
+        print("\n== plan command (meshward plan) beside the core planner")
+        print(commands.rendered)
     }
 }
 

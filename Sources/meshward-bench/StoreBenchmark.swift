@@ -223,7 +223,10 @@ struct MemoryStatus {
         let text = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
         func field(_ name: String) -> Double {
             guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return 0 }
-            let kilobytes = line.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0
+            // `VmHWM:\t  954556 kB`: a tab, then padding that vanishes at eight digits.
+            let kilobytes =
+                line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first
+                .flatMap { Double($0) } ?? 0
             return kilobytes / 1024
         }
         return MemoryStatus(residentMiB: field("VmRSS"), peakMiB: field("VmHWM"))

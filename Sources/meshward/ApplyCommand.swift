@@ -22,8 +22,15 @@ struct ApplyCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Do not wait for drains; the next apply or reconcile cycle finishes them.")
     var noWait = false
 
+    @Flag(
+        name: .long,
+        help: ArgumentHelp(
+            "Proceed although the Store is empty while kernels hold Meshward's objects (lost-Store recovery: "
+                + "every channel is rekeyed and the history starts again)."))
+    var force = false
+
     func run() async throws {
-        try await ApplyRunner(global: global, specs: specs, waitForDrain: !noWait, rekey: nil).run()
+        try await ApplyRunner(global: global, specs: specs, waitForDrain: !noWait, rekey: nil, force: force).run()
     }
 }
 
@@ -33,18 +40,21 @@ struct ApplyRunner {
     let specs: [String]
     let waitForDrain: Bool
     let rekey: RekeySelection?
+    var force = false
 
     func run() async throws {
         let logger = CommandSupport.logger(global)
-        let document = try await CommandSupport.reportingErrors {
+        let document = try await CommandSupport.reportingErrors(global) {
             let (intent, warnings) = try MeshwardController.loadSpec(specs)
             if global.output == .text {
-                for warning in warnings { CommandSupport.printError(warning.description, prefixed: false) }
+                for warning in warnings {
+                    CommandSupport.printError(TerminalText.escaped(lines: warning.description), prefixed: false)
+                }
             }
             let controller = MeshwardController(stateDirectory: global.stateDirectory, logger: logger)
             let showProgress = global.output == .text && CommandSupport.isInteractive
             return try await controller.apply(
-                intent, source: specs.joined(separator: " "), waitForDrain: waitForDrain, rekey: rekey,
+                intent, source: specs.joined(separator: " "), waitForDrain: waitForDrain, rekey: rekey, force: force,
                 onPass: { pass in
                     guard showProgress else { return }
                     CommandSupport.printError(ProgressLine(pass).text, prefixed: false)
@@ -71,7 +81,8 @@ struct ProgressLine {
         if failed > 0 { line += ", \(failed) failed" }
         if !pass.issued.isEmpty { line += ", \(pass.issued.count) new generation\(pass.issued.count == 1 ? "" : "s")" }
         if !pass.unreachable.isEmpty {
-            line += ", unreachable: \(pass.unreachable.keys.sorted().joined(separator: ", "))"
+            line +=
+                ", unreachable: \(pass.unreachable.keys.sorted().map { TerminalText.escaped($0) }.joined(separator: ", "))"
         }
         line += " | channels: " + (steps.isEmpty ? "none" : steps.joined(separator: ", "))
         text = line
@@ -84,7 +95,7 @@ struct ApplyText {
 
     init(_ document: ApplyDocument) {
         var lines: [String] = []
-        let head = "cluster \(document.cluster) (revision \(document.revision.prefix(12))): "
+        let head = "cluster \(TerminalText.escaped(document.cluster)) (revision \(document.revision.prefix(12))): "
         switch document.outcome {
         case "converged":
             lines.append(
@@ -104,9 +115,14 @@ struct ApplyText {
                     + reasons.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
                     .joined(separator: ", "))
         }
-        for problem in document.unreachable { lines.append("  unreachable: \(problem.node): \(problem.reason)") }
+        for problem in document.unreachable {
+            lines.append(
+                "  unreachable: \(TerminalText.escaped(problem.node)): \(TerminalText.escaped(problem.reason))")
+        }
         for failure in document.failures {
-            lines.append("  failed: \(failure.node): \(failure.operation) \(failure.target): \(failure.error)")
+            lines.append(
+                "  failed: \(TerminalText.escaped(failure.node)): \(failure.operation) \(failure.target): "
+                    + TerminalText.escaped(failure.error))
         }
         text = lines.joined(separator: "\n")
     }

@@ -31,19 +31,28 @@ enum CommandSupport {
         return logger
     }
 
-    /// Runs `body`; any error is printed as one clear message and becomes exit code 1.
-    static func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
+    /// Runs `body`; any error is printed as one clear message on standard error and becomes
+    /// exit code 1. With `--output json` an error document (`ErrorDocument`) also goes to
+    /// standard output, so a pipeline that parses standard output always gets JSON.
+    static func reportingErrors<T>(_ global: GlobalOptions, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let exit as ExitCode {
             throw exit
-        } catch let error as ControllerError {
-            printError(error.description, prefixed: !(error.isInvalidSpec))
-            throw ExitCode.failure
         } catch {
-            printError("\(error)")
+            report(error, output: global.output)
             throw ExitCode.failure
         }
+    }
+
+    /// Prints `error` as `reportingErrors` does.
+    static func report(_ error: any Error, output: OutputFormat) {
+        if let error = error as? ControllerError {
+            printError(TerminalText.escaped(lines: error.description), prefixed: !(error.isInvalidSpec))
+        } else {
+            printError(TerminalText.escaped(lines: "\(error)"))
+        }
+        if output == .json, let text = try? DocumentEncoding.json(ErrorDocument(error)) { print(text) }
     }
 
     static func printError(_ message: String, prefixed: Bool = true) {

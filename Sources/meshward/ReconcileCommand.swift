@@ -72,16 +72,25 @@ struct ReconcileCommand: AsyncParsableCommand {
             specPaths: specs, interval: Self.parse(duration: interval) ?? .seconds(30), once: once, reload: reload,
             logger: logger,
             onCycle: { result in
+                // One cycle, one flush: standard output is block-buffered when it is a file or a
+                // pipe, and a log collector must see each cycle as it ends.
+                defer { fflush(nil) }
+                let now = Date()
                 switch result {
                 case .success(let document):
                     if output == .json {
-                        if let text = try? DocumentEncoding.json(document) { print(text) }
+                        if let line = try? DocumentEncoding.jsonLine(document, timestamp: now) { print(line) }
                     } else {
                         print(ApplyText(document).text)
                     }
                 case .failure(let error):
                     CommandSupport.printError(
-                        "\(error)", prefixed: !((error as? ControllerError)?.isInvalidSpec ?? false))
+                        TerminalText.escaped(lines: "\(error)"),
+                        prefixed: !((error as? ControllerError)?.isInvalidSpec ?? false))
+                    if output == .json, let line = try? DocumentEncoding.jsonLine(ErrorDocument(error), timestamp: now)
+                    {
+                        print(line)
+                    }
                 }
             })
         let group = ServiceGroup(

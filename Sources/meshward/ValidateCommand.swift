@@ -1,6 +1,7 @@
 import ArgumentParser
 import DesiredState
 import Foundation
+import Reconciler
 
 /// `meshward validate SPEC...`: checks a spec and prints every problem, or a one-line summary.
 struct ValidateCommand: AsyncParsableCommand {
@@ -33,10 +34,12 @@ struct ValidateCommand: AsyncParsableCommand {
     private func printText(_ result: SpecLoadResult) {
         var errorOutput = StandardError()
         for diagnostic in result.diagnostics {
+            // Escaped: a diagnostic may quote an unknown key or a value that holds hidden characters.
+            let line = TerminalText.escaped(lines: diagnostic.description)
             if result.isValid {
-                print(diagnostic.description)
+                print(line)
             } else {
-                print(diagnostic.description, to: &errorOutput)
+                print(line, to: &errorOutput)
             }
         }
         guard let intent = result.intent else {
@@ -46,7 +49,7 @@ struct ValidateCommand: AsyncParsableCommand {
         }
         let summary = ValidationSummary(intent)
         print(
-            "valid: cluster \(summary.cluster), \(summary.nodes) node\(summary.nodes == 1 ? "" : "s"), "
+            "valid: cluster \(TerminalText.escaped(summary.cluster)), \(summary.nodes) node\(summary.nodes == 1 ? "" : "s"), "
                 + "\(summary.flows) flow\(summary.flows == 1 ? "" : "s"), \(summary.channels) "
                 + "channel\(summary.channels == 1 ? "" : "s") (revision \(intent.shortRevision))")
         if global.verbose {

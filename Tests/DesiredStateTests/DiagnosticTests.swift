@@ -123,7 +123,7 @@ struct DiagnosticTests {
             [("spec.yaml:4:10:", "malformed duration '5x': unknown unit 'x'")]),
         DiagnosticCase(
             "duration without unit", header + "defaults:\n  drain: 90\n",
-            [("spec.yaml:4:10:", "'drain' must be a string like '24h', '90s' or '1h30m', found the integer 90")]),
+            [("spec.yaml:4:10:", "'drain' needs a unit: write '90s' (or with d, h, m or ms), found the number 90")]),
         DiagnosticCase(
             "duration negative", header + "defaults:\n  drain: -5s\n",
             [("spec.yaml:4:10:", "negative duration '-5s'")]),

@@ -12,8 +12,12 @@ struct MeshwardCLI {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
-    /// The binary next to the test bundle.
+    /// The binary next to the test bundle, or the one `MESHWARD_TEST_BINARY` names (to run the
+    /// suites against another build, e.g. to check that a new test fails on the code before a fix).
     static let binary: URL = {
+        if let path = ProcessInfo.processInfo.environment["MESHWARD_TEST_BINARY"], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
         let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for candidate in [bundle, bundle.deletingLastPathComponent()] {
             let url = candidate.appendingPathComponent("meshward")

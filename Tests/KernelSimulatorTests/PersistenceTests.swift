@@ -93,11 +93,31 @@ struct PersistenceTests {
         let file = directory.appendingPathComponent("fleet.json")
         #expect(try SimulatedFleet.load(from: file).state == SimulatedFleetState())
         try Data("{not json".utf8).write(to: file)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
         #expect {
             try SimulatedFleet.load(from: file)
         } throws: { error in
-            "\(error)".contains(file.path)
+            "\(error)".contains(file.path) && "\(error)".contains("is not a simulated fleet")
         }
+    }
+
+    @Test(
+        "a fleet file that group or others may read is refused with the chmod that fixes it",
+        arguments: [0o644, 0o640, 0o604, 0o660])
+    func refusesLooseFile(mode: Int) throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("fleet.json")
+        let (fleet, _) = try Self.busyFleet()
+        try fleet.save(to: file)
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: file.path)
+        #expect {
+            try SimulatedFleet.load(from: file)
+        } throws: { error in
+            "\(error)".contains("has mode \(String(mode, radix: 8))") && "\(error)".contains("chmod 600 \(file.path)")
+        }
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+        #expect(try SimulatedFleet.load(from: file).state == fleet.state)
     }
 
     @Test("saving over an existing file replaces it")

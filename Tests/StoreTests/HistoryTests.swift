@@ -18,6 +18,27 @@ struct HistoryTests {
         #expect(try test.store.revisions(limit: 1) == [second])
     }
 
+    @Test(
+        "each revision keeps the command that made it; one recorded without it has none", arguments: StoreKind.allCases)
+    func revisionCommand(kind: StoreKind) throws {
+        let test = try TestStore(kind)
+        let old = try test.store.recordRevision(hash: "h1", source: "s", summary: "", at: t0)
+        let rekey = try test.store.recordRevision(
+            hash: "h1", source: "s", summary: "", at: t0.addingTimeInterval(1), command: "rekey --node web-1")
+        #expect(try test.store.revisions(limit: nil).map(\.command) == ["rekey --node web-1", nil])
+        #expect(rekey.command == "rekey --node web-1")
+        #expect(old.command == nil)
+    }
+
+    @Test(
+        "hasChannels is false for a new store and true once a channel has a generation", arguments: StoreKind.allCases)
+    func hasChannels(kind: StoreKind) throws {
+        let test = try TestStore(kind)
+        #expect(try !test.store.hasChannels())
+        _ = try test.store.issue(channel("web-1", "app-1"))
+        #expect(try test.store.hasChannels())
+    }
+
     @Test("journal entries come back newest first, per node", arguments: StoreKind.allCases)
     func journal(kind: StoreKind) throws {
         let test = try TestStore(kind)

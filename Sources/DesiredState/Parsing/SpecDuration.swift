@@ -32,6 +32,9 @@ enum SpecDuration {
                         "malformed duration '\(text)': expected a number at '\(String(String.UnicodeScalarView(scalars[index...])))'"
                     ))
             }
+            if index < scalars.count, scalars[index] == "." {
+                return .failure(.init(fractionMessage(text, whole: digits, from: scalars[(index + 1)...])))
+            }
             var unit = ""
             while index < scalars.count, scalars[index].properties.isAlphabetic {
                 unit.unicodeScalars.append(scalars[index])
@@ -40,7 +43,7 @@ enum SpecDuration {
             guard !unit.isEmpty else {
                 return .failure(
                     .init(
-                        "malformed duration '\(text)': '\(digits)' has no unit (use d, h, m, s or ms, e.g. '\(digits)s')"
+                        "malformed duration '\(text)': add a unit: '\(digits)s' (or d, h, m, ms)"
                     ))
             }
             guard let entry = units.first(where: { $0.suffix == unit }), let unitRank = rank[unit] else {
@@ -62,6 +65,26 @@ enum SpecDuration {
             }
         }
         return .success(.milliseconds(total))
+    }
+
+    /// Fractions such as `1.5h` are not read; the message offers the whole-unit spelling when the
+    /// fraction is a whole number of milliseconds (`1.5h` -> `1h30m`).
+    private static func fractionMessage(
+        _ text: String, whole: String, from rest: ArraySlice<Unicode.Scalar>
+    ) -> String {
+        let base = "malformed duration '\(text)': fractions are not supported"
+        let fraction = String(
+            String.UnicodeScalarView(rest.prefix { $0.isASCII && $0.properties.numericType == .decimal }))
+        let unit = String(String.UnicodeScalarView(rest.dropFirst(fraction.count)))
+        guard !fraction.isEmpty, fraction.count <= 9, whole.count <= 6, let integer = Int64(whole),
+            let numerator = Int64(fraction), let size = units.first(where: { $0.suffix == unit })?.milliseconds
+        else { return base + "; combine whole units instead, e.g. '1h30m'" }
+        var scale: Int64 = 1
+        for _ in fraction { scale *= 10 }
+        let product = numerator * size
+        guard product % scale == 0 else { return base + "; combine whole units instead, e.g. '1h30m'" }
+        let milliseconds = integer * size + product / scale
+        return base + "; write '\(format(.milliseconds(milliseconds)))'"
     }
 
     /// The shortest spec spelling of `duration`, e.g. `1h30m`, `5s`, `0s`, `250ms`.

@@ -40,9 +40,10 @@ struct SpecFileParser {
             }
         }
         if let entry = entries["cluster"], let cluster = string(entry.value, what: "'cluster'") {
-            if cluster.isEmpty || cluster.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-            {
-                log.error("'cluster' must be a non-empty name without control characters", at: location(entry.value))
+            if cluster.isEmpty {
+                log.error("'cluster' must be a non-empty name", at: location(entry.value))
+            } else if let hidden = SpecName.hiddenCharacter(in: cluster) {
+                log.error(SpecName.hiddenCharacterMessage("'cluster'", hidden), at: location(entry.value))
             } else {
                 file.cluster = Located(value: cluster, location: location(entry.value))
             }
@@ -158,6 +159,18 @@ struct SpecFileParser {
                 guard let value = string(pair.value, what: "label '\(key)' of node '\(name)'") else { continue }
                 if key.isEmpty {
                     log.error("node '\(name)' has an empty label key", at: location(pair.key))
+                    continue
+                }
+                if let hidden = SpecName.hiddenCharacter(in: key) {
+                    log.error(
+                        SpecName.hiddenCharacterMessage("a label key of node '\(name)'", hidden), at: location(pair.key)
+                    )
+                    continue
+                }
+                if let hidden = SpecName.hiddenCharacter(in: value) {
+                    log.error(
+                        SpecName.hiddenCharacterMessage("label '\(key)' of node '\(name)'", hidden),
+                        at: location(pair.value))
                     continue
                 }
                 labels[key] = value
@@ -282,6 +295,14 @@ struct SpecFileParser {
                 valid = false
                 continue
             }
+            if let hidden = SpecName.hiddenCharacter(in: key + value) {
+                log.error(
+                    SpecName.hiddenCharacterMessage(
+                        "selector label '\(SpecName.escaped(key))' of flow '\(flow)'", hidden),
+                    at: location(SpecName.hiddenCharacter(in: key) != nil ? pair.key : pair.value))
+                valid = false
+                continue
+            }
             requirements[key] = value
         }
         return valid ? Located(value: LabelSelector(requirements: requirements), location: location(node)) : nil
@@ -300,6 +321,17 @@ struct SpecFileParser {
     }
 
     private mutating func duration(_ node: Node, what: String, allowZero: Bool) -> Duration? {
+        if case .scalar(let scalar) = node, node.tagName == .int || node.tagName == .float {
+            // A bare number: quoting it would only move the error, so say what is missing.
+            let message =
+                node.tagName == .int
+                ? "\(what) needs a unit: write '\(scalar.string)s' (or with d, h, m or ms), found the number "
+                    + scalar.string
+                : "\(what) needs a unit, and fractions are not supported: combine units instead, e.g. '1h30m', "
+                    + "found the number \(scalar.string)"
+            log.error(message, at: location(node))
+            return nil
+        }
         guard let text = string(node, what: what, hint: " like '24h', '90s' or '1h30m'") else { return nil }
         switch SpecDuration.parse(text) {
         case .success(let value):
@@ -322,6 +354,14 @@ struct SpecFileParser {
         let digits = String(scalar.string.filter { $0 != "_" })
         if let count = UInt64(digits), count > 0 { return count }
         if let count = node.int, count > 0 { return UInt64(count) }
+        let unsigned = digits.hasPrefix("+") ? String(digits.dropFirst()) : digits
+        if !unsigned.isEmpty, unsigned.allSatisfy({ $0.isASCII && $0.isNumber }),
+            unsigned.contains(where: { $0 != "0" })
+        {
+            log.error(
+                "'rekey.packets' is too large: at most \(UInt64.max), found \(scalar.string)", at: location(node))
+            return nil
+        }
         log.error("'rekey.packets' must be a positive integer, found \(scalar.string)", at: location(node))
         return nil
     }

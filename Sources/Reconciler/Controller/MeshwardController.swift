@@ -43,9 +43,11 @@ public final class MeshwardController: Sendable {
         URL(fileURLWithPath: stateDirectory).appendingPathComponent("simulated-fleet.json")
     }
 
-    private var hasState: Bool {
-        FileManager.default.fileExists(
-            atPath: URL(fileURLWithPath: stateDirectory).appendingPathComponent("state.sqlite").path)
+    /// Whether the state directory holds a Store. Throws `permissionDenied` (naming the path)
+    /// when the directory or the database exists but this user may not read it, so that a
+    /// state directory this user cannot see into is never taken for an empty one.
+    private func hasState() throws -> Bool {
+        try StateAccess.storeExists(in: stateDirectory)
     }
 
     private func openStore() throws -> StateStore {
@@ -91,17 +93,24 @@ public final class MeshwardController: Sendable {
     ///   - source: where the spec came from, for the history.
     ///   - rekey: channels to rotate now, on top of whatever is due.
     ///   - onPass: called after each pass, for progress.
+    ///   - force: proceed although the Store is empty while kernels hold Meshward's objects
+    ///     (the lost-Store recovery); without it that case is refused with `lostStore`.
+    ///   - command: what made the run, for the history (`apply`, `reconcile`); a `rekey` run
+    ///     records its selector.
     public func apply(
         _ intent: FleetIntent, source: String, waitForDrain: Bool, rekey: RekeySelection? = nil,
+        force: Bool = false, command: String = "apply",
         onPass: @escaping @Sendable (PassReport) async -> Void = { _ in }
     ) async throws -> ApplyDocument {
         let store = try openStore()
+        if !force { try await refuseLostStore(intent, store: store) }
+        let command = rekey.map { "rekey \($0.commandLine)" } ?? command
         let holder = leaseHolder
         let ttl = leaseTTL(intent)
         try acquireLease(store, holder: holder, ttl: ttl)
         do {
             let document = try await applyHoldingLease(
-                intent, store: store, source: source, waitForDrain: waitForDrain, rekey: rekey,
+                intent, store: store, source: source, command: command, waitForDrain: waitForDrain, rekey: rekey,
                 renew: { try store.renewLease(holder: holder, ttl: ttl, now: $0) }, onPass: onPass)
             try store.releaseLease(holder: holder)
             return document
@@ -112,7 +121,8 @@ public final class MeshwardController: Sendable {
     }
 
     private func applyHoldingLease(
-        _ intent: FleetIntent, store: StateStore, source: String, waitForDrain: Bool, rekey: RekeySelection?,
+        _ intent: FleetIntent, store: StateStore, source: String, command: String, waitForDrain: Bool,
+        rekey: RekeySelection?,
         renew: @escaping @Sendable (Date) throws -> Lease, onPass: @escaping @Sendable (PassReport) async -> Void
     ) async throws -> ApplyDocument {
         let previous = try ControllerSettings.load(from: store)
@@ -162,7 +172,8 @@ public final class MeshwardController: Sendable {
         let latest = try store.revisions(limit: 1).first
         if latest?.hash != intent.revision || document.operations > 0 {
             _ = try store.recordRevision(
-                hash: intent.revision, source: source, summary: summary(of: report), at: clock.now())
+                hash: intent.revision, source: source, summary: summary(of: report), at: clock.now(),
+                command: command)
         }
         return document
     }
@@ -241,7 +252,7 @@ public final class MeshwardController: Sendable {
     /// What `apply` would do, stage by stage, without writing anything: the passes run against
     /// a copy of every node's kernel and of the Store, with the clock jumping over drains.
     public func plan(_ intent: FleetIntent) async throws -> PlanDocument {
-        let store = hasState ? try openStore() : nil
+        let store = try hasState() ? try openStore() : nil
         let records = try store?.loadChannels() ?? [:]
         let settings = try store.flatMap { try ControllerSettings.load(from: $0) }
         let endpoints = nodeEndpoints(for: intent, remembered: settings?.endpoints ?? [:], records: records)
@@ -296,31 +307,52 @@ public final class MeshwardController: Sendable {
                     operations: pass.results.map { result in
                         PlanDocument.Operation(
                             node: result.planned.node, operation: result.planned.operation.kind,
-                            target: Self.label(result.planned.operation.target, placeholders: placeholders),
+                            target: Self.label(result.planned.operation, placeholders: placeholders),
                             channel: result.planned.channel?.description)
                     }))
         }
         let issued = report.passes.flatMap(\.issued)
         let created = issued.filter { $0.reason == .new }.count
-        let removed = Set(records.keys).subtracting(intent.channels.map(\.id)).count
+        let removedChannels = Set(records.keys).subtracting(intent.channels.map(\.id))
         let operations = stages.reduce(0) { $0 + $1.operations.count }
+        // Channels whose kernel objects change without a new generation (traffic added to a
+        // flow, enforcement changed): every channel with operations that is neither issued a
+        // generation nor removed.
+        let touched = Set(report.passes.flatMap { $0.results.compactMap(\.planned.channel) })
+        let updated = touched.subtracting(issued.map(\.channel)).subtracting(removedChannels)
+        let settingChanges = settings.map { PlanSettingChange.changes(from: $0, to: intent) } ?? []
+        let revisionChanged = settings?.revision != intent.revision
+        var warnings: [String] = []
+        if records.isEmpty {
+            let owned = Self.ownedObjects(observations)
+            if !owned.isEmpty {
+                warnings.append(ControllerError.lostStore(directory: stateDirectory, owned: owned).description)
+            }
+        }
         return PlanDocument(
-            cluster: intent.cluster, revision: intent.revision, changes: operations > 0 || !issued.isEmpty,
+            cluster: intent.cluster, revision: intent.revision,
+            changes: operations > 0 || !issued.isEmpty || revisionChanged,
             summary: .init(
-                channelsCreated: created, channelsRekeyed: issued.count - created, channelsRemoved: removed,
-                operations: operations),
+                channelsCreated: created, channelsRekeyed: issued.count - created, channelsUpdated: updated.count,
+                channelsRemoved: removedChannels.count, operations: operations),
             generations: issued.map { .init(channel: $0.channel.description, reason: $0.reason.rawValue) },
             stages: stages,
-            unreachable: unreachable.sorted { $0.key < $1.key }.map { NodeProblem(node: $0.key, reason: $0.value) })
+            unreachable: unreachable.sorted { $0.key < $1.key }.map { NodeProblem(node: $0.key, reason: $0.value) },
+            previousRevision: settings?.revision, revisionChanged: revisionChanged,
+            settingsChanged: settingChanges, updatedChannels: updated.sorted().map(\.description),
+            channelChanges: PlanChannelChange.changes(
+                intent: intent, records: records, observations: observations, issued: issued, updated: updated,
+                removed: removedChannels),
+            warnings: warnings)
     }
 
-    /// Replaces the SPIs of placeholder generations with `new-N`: the real SPI is chosen by `apply`.
-    static func label(_ target: String, placeholders: [SPI: Int]) -> String {
-        var text = target
-        for (spi, ordinal) in placeholders where text.contains(spi.hex) {
-            text = text.replacingOccurrences(of: spi.hex, with: "new-\(ordinal)")
-        }
-        return text
+    /// The target of `operation` with a placeholder generation's SPI shown as `new-N` (the real
+    /// SPI is chosen by `apply`). One dictionary lookup on the operation's own SPI, so labelling
+    /// a plan costs time linear in its operations, whatever the number of placeholders.
+    static func label(_ operation: KernelOperation, placeholders: [SPI: Int]) -> String {
+        let target = operation.target
+        guard let spi = operation.spi, let ordinal = placeholders[spi] else { return target }
+        return target.replacingOccurrences(of: spi.hex, with: "new-\(ordinal)")
     }
 
     private func nodeAddresses(intent: FleetIntent, records: [ChannelID: ChannelRecord]) -> [String: [IPAddress]] {
@@ -340,14 +372,28 @@ public final class MeshwardController: Sendable {
     /// Per node and per channel, as the kernels and the Store show them now. Needs no spec:
     /// what it knows of the fleet comes from the last `apply`.
     public func status(node filter: String? = nil) async throws -> StatusDocument {
-        guard hasState else { throw ControllerError.noState(directory: stateDirectory) }
+        guard try hasState() else { throw ControllerError.noState(directory: stateDirectory) }
         let store = try openStore()
         let records = try store.loadChannels()
         let settings = try ControllerSettings.load(from: store)
+        let simulated = try SimulatedFleet.load(from: simulatedFleetURL)
         var endpoints: [String: KernelEndpoint] = [:]
         for (node, text) in settings?.endpoints ?? [:] { endpoints[node] = KernelEndpoint(text) }
-        if let filter { endpoints = endpoints.filter { $0.key == filter } }
-        let simulated = try SimulatedFleet.load(from: simulatedFleetURL)
+        if settings == nil {
+            // An empty Store (lost, truncated): look at the simulated kernels it would have
+            // known, so that what they still hold is reported rather than hidden.
+            for node in simulated.state.nodes.keys { endpoints[node] = .simulated }
+        }
+        // With --node: that node, and every peer of its channels (a channel's drift needs both ends).
+        var shown = Set(endpoints.keys)
+        if let filter {
+            let peers = Set(records.keys.filter { $0.from == filter || $0.to == filter }.flatMap { [$0.from, $0.to] })
+            guard endpoints[filter] != nil || !peers.isEmpty else {
+                throw ControllerError.unknownNode(filter, known: endpoints.keys.sorted())
+            }
+            shown = [filter]
+            endpoints = endpoints.filter { $0.key == filter || peers.contains($0.key) }
+        }
         let reqid = settings.map { Reqid($0.reqid) } ?? .meshwardDefault
         let kernels = EndpointKernels(
             endpoints: endpoints, simulated: simulated, simulatedFile: nil, reqid: reqid, logger: logger)
@@ -356,8 +402,15 @@ public final class MeshwardController: Sendable {
             logger: logger)
         let now = clock.now()
         let (observations, unreachable) = await reader.observe(Set(endpoints.keys))
+        var warnings: [String] = []
+        if records.isEmpty {
+            let owned = Self.ownedObjects(observations)
+            if !owned.isEmpty {
+                warnings.append(ControllerError.lostStore(directory: stateDirectory, owned: owned).description)
+            }
+        }
 
-        let nodes = endpoints.keys.sorted().map { name in
+        let nodes = endpoints.keys.filter(shown.contains).sorted().map { name in
             let observation = observations[name]
             return StatusDocument.Node(
                 name: name, endpoint: endpoints[name]?.description ?? "unknown", reachable: observation != nil,
@@ -371,7 +424,8 @@ public final class MeshwardController: Sendable {
                 channelStatus(record, observations: observations, settings: settings, now: now)
             }
         return StatusDocument(
-            cluster: settings?.cluster, revision: settings?.revision, observedAt: now, nodes: nodes, channels: channels)
+            cluster: settings?.cluster, revision: settings?.revision, observedAt: now, nodes: nodes, channels: channels,
+            warnings: warnings)
     }
 
     private func channelStatus(
@@ -416,11 +470,13 @@ public final class MeshwardController: Sendable {
 
     /// Applied revisions, newest first.
     public func history(limit: Int? = nil) throws -> HistoryDocument {
-        guard hasState else { throw ControllerError.noState(directory: stateDirectory) }
+        guard try hasState() else { throw ControllerError.noState(directory: stateDirectory) }
         let revisions = try openStore().revisions(limit: limit)
         return HistoryDocument(
             revisions: revisions.map {
-                .init(id: $0.id, hash: $0.hash, source: $0.source, appliedAt: $0.appliedAt, summary: $0.summary)
+                .init(
+                    id: $0.id, hash: $0.hash, source: $0.source, appliedAt: $0.appliedAt, summary: $0.summary,
+                    command: $0.command)
             })
     }
 }

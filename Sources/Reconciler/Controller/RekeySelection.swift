@@ -31,3 +31,15 @@ public enum RekeySelection: Sendable, Hashable {
         return selected
     }
 }
+
+extension RekeySelection {
+    /// The selector as `meshward rekey` takes it (`--all`, `--node web-1`, `--channel web-1:app-1`),
+    /// for the history.
+    public var commandLine: String {
+        switch self {
+        case .all: "--all"
+        case .node(let name): "--node \(name)"
+        case .channel(let from, let to): "--channel \(from):\(to)"
+        }
+    }
+}

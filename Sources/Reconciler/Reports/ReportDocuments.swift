@@ -28,18 +28,35 @@ public struct PlanDocument: Codable, Sendable, Equatable {
     public struct Summary: Codable, Sendable, Equatable {
         public var channelsCreated: Int
         public var channelsRekeyed: Int
+        /// Channels whose kernel objects change without a new generation (a port added to a flow).
+        public var channelsUpdated: Int
         public var channelsRemoved: Int
         public var operations: Int
     }
 
     public var cluster: String
     public var revision: String
-    /// True when applying would change something.
+    /// True when applying would change something: a kernel object, a generation, or the
+    /// recorded revision (a changed `rekey.every` moves every next rekey).
     public var changes: Bool
     public var summary: Summary
     public var generations: [GenerationChange]
     public var stages: [Stage]
     public var unreachable: [NodeProblem]
+    /// The revision the last `apply` recorded; nil when the Store holds none.
+    public var previousRevision: String?
+    /// True when the spec's revision differs from the recorded one.
+    public var revisionChanged: Bool
+    /// Fleet-wide settings that differ from the recorded ones.
+    public var settingsChanged: [PlanSettingChange]
+    /// The channels counted in `summary.channels_updated`.
+    public var updatedChannels: [String]
+    /// One entry per channel the plan touches, sorted by channel: what happens to it and what
+    /// changes (the lines of the text plan).
+    public var channelChanges: [PlanChannelChange]
+    /// Problems that do not stop the plan but need a person (an empty Store beside kernels
+    /// holding Meshward's objects).
+    public var warnings: [String]
 }
 
 /// A node that could not be reached, and why.
@@ -111,6 +128,9 @@ public struct StatusDocument: Codable, Sendable, Equatable {
     public var observedAt: Date
     public var nodes: [Node]
     public var channels: [Channel]
+    /// Problems a person must look at (an empty Store beside kernels holding Meshward's
+    /// objects); `status` exits 1 when there is one.
+    public var warnings: [String]
 }
 
 /// `meshward history`: applied revisions, newest first.
@@ -121,6 +141,9 @@ public struct HistoryDocument: Codable, Sendable, Equatable {
         public var source: String
         public var appliedAt: Date
         public var summary: String
+        /// What made the revision: `apply`, `rekey --node web-1`, `reconcile`; nil for revisions
+        /// recorded before Meshward kept it.
+        public var command: String?
     }
 
     public var revisions: [Revision]
@@ -134,5 +157,21 @@ public enum DocumentEncoding {
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    /// `value` as one line of JSON (JSON Lines) with a `timestamp` member added at the top
+    /// level: what `reconcile --output json` prints per cycle.
+    public static func jsonLine<T: Encodable>(_ value: T, timestamp: Date) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let encoded = try encoder.encode(value)
+        guard var object = try JSONSerialization.jsonObject(with: encoded) as? [String: Any] else {
+            return String(decoding: encoded, as: UTF8.self)
+        }
+        object["timestamp"] = timestamp.formatted(.iso8601)
+        let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: line, as: UTF8.self)
     }
 }

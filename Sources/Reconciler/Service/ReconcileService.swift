@@ -50,7 +50,7 @@ public struct ReconcileService: Service {
                     intent = lastGood
                 }
                 let document = try await controller.apply(
-                    intent, source: specPaths.joined(separator: " "), waitForDrain: false)
+                    intent, source: specPaths.joined(separator: " "), waitForDrain: false, command: "reconcile")
                 logger.notice(
                     "cycle done",
                     metadata: [

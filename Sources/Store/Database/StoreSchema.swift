@@ -159,6 +159,15 @@ enum StoreSchema {
                     """)
         }
 
+        migrator.registerMigration("6-revision-command") { db in
+            try db.execute(
+                sql: """
+                    -- What made the revision: 'apply', 'rekey --node web-1', 'reconcile'. NULL for
+                    -- revisions recorded before this column existed.
+                    ALTER TABLE revisions ADD COLUMN command TEXT;
+                    """)
+        }
+
         return migrator
     }
 }

@@ -11,12 +11,15 @@ public struct RevisionRecord: Sendable, Hashable, Codable {
     /// A one-line account of what the revision changed.
     public var summary: String
     public var appliedAt: Date
+    /// What made the revision (`apply`, `rekey --all`, `reconcile`); nil when not recorded.
+    public var command: String?
 
-    public init(id: Int64, hash: String, source: String, summary: String, appliedAt: Date) {
+    public init(id: Int64, hash: String, source: String, summary: String, appliedAt: Date, command: String? = nil) {
         self.id = id
         self.hash = hash
         self.source = source
         self.summary = summary
         self.appliedAt = appliedAt
+        self.command = command
     }
 }

@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+
+/// The plan as people read it: one line per channel with `+`, `~` or `-`, the reason and what
+/// changes, then the settings and the counts; kernel operations only with `--verbose`.
+@Suite("Readable plan", .serialized)
+struct ReadablePlanTests {
+    static let spec = """
+        version: 1
+        cluster: read
+        defaults: { drain: 1s, cipher: aes-gcm-256 }
+        nodes:
+          - { name: alpha, addresses: [198.18.8.1] }
+          - { name: beta, addresses: [198.18.8.2] }
+          - { name: delta, addresses: [198.18.8.3] }
+        flows:
+          - { name: ab, from: { name: alpha }, to: { name: beta }, ports: [tcp/8080] }
+          - { name: bd, from: { name: beta }, to: { name: delta } }
+
+        """
+
+    @Test("from empty: one + line per channel and the counts; stages only with --verbose")
+    func fromEmpty() throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let spec = try MeshwardCLI.writeSpec(Self.spec)
+        let plain = try cli.run("plan", spec)
+        let lines = plain.output.split(separator: "\n").map(String.init)
+        #expect(
+            lines == [
+                "cluster read (revision \(lines.first?.dropFirst(23).prefix(12) ?? ""))",
+                "  + alpha->beta/ipv4", "  + beta->alpha/ipv4", "  + beta->delta/ipv4", "  + delta->beta/ipv4",
+                "plan: 4 channels to create, 0 to rekey, 0 to update, 0 to remove; 20 kernel operations in 4 stages",
+            ], "\(plain.output)")
+        #expect(!plain.output.contains("stage 1"))
+
+        let verbose = try cli.run("plan", spec, "--verbose")
+        #expect(verbose.output.contains("\nstage 1\n  alpha: add-sa "), "\(verbose.output)")
+        #expect(verbose.output.contains("spi new-"))
+
+        let (_, document) = try cli.json("plan", spec)
+        let changes = document["channel_changes"] as? [[String: Any]] ?? []
+        #expect(changes.map { $0["action"] as? String } == Array(repeating: "create", count: 4))
+        #expect((document["stages"] as? [Any])?.count == 4, "JSON always has the operations")
+    }
+
+    @Test("a cipher change, an added port and a removed flow show as ~ rekey, ~ update and - remove")
+    func changes() throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        #expect(try cli.run("apply", try MeshwardCLI.writeSpec(Self.spec)).status == 0)
+        let edited = try MeshwardCLI.writeSpec(
+            Self.spec
+                .replacingOccurrences(of: "ports: [tcp/8080] }", with: "ports: [tcp/8080, tcp/9090] }")
+                .replacingOccurrences(
+                    of: "  - { name: bd, from: { name: beta }, to: { name: delta } }\n",
+                    with: "  - { name: bd, from: { name: beta }, to: { name: delta }, cipher: chacha20-poly1305 }\n"
+                ))
+        let text = try cli.run("plan", edited).output
+        #expect(
+            text.contains(
+                "  ~ alpha->beta/ipv4  update: traffic tcp dport 8080 → tcp dport 8080, tcp dport 9090"),
+            "\(text)")
+        #expect(
+            text.contains("  ~ beta->delta/ipv4  rekey (cipher-changed): cipher aes-gcm-256 → chacha20-poly1305"),
+            "\(text)")
+        #expect(text.contains("0 channels to create, 2 to rekey, 2 to update, 0 to remove"), "\(text)")
+
+        let removed = try MeshwardCLI.writeSpec(
+            Self.spec.replacingOccurrences(
+                of: "  - { name: bd, from: { name: beta }, to: { name: delta } }\n", with: ""))
+        let removal = try cli.run("plan", removed).output
+        #expect(removal.contains("  - beta->delta/ipv4  remove (not in the spec)"), "\(removal)")
+        #expect(removal.contains("  - delta->beta/ipv4  remove (not in the spec)"), "\(removal)")
+        let (_, document) = try cli.json("plan", removed)
+        let actions = (document["channel_changes"] as? [[String: Any]] ?? []).compactMap { $0["action"] as? String }
+        #expect(actions == ["remove", "remove"], "\(actions)")
+    }
+}

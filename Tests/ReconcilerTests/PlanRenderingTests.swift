@@ -1,0 +1,128 @@
+import DesiredState
+import Foundation
+import Kernel
+import Logging
+import MeshwardCore
+import Testing
+
+@testable import Reconciler
+
+/// How a plan is rendered for people: placeholder SPIs named from each operation's own SPI,
+/// counts in correct English.
+@Suite("Plan rendering")
+struct PlanRenderingTests {
+    static let a = IPAddress("198.18.0.1")!
+    static let b = IPAddress("198.18.0.2")!
+    static let placeholder = SPI(0xFFFF_FFF0)
+    static let real = SPI(0x0000_1234)
+
+    static func sa(_ spi: SPI) -> SecurityAssociation {
+        SecurityAssociation(
+            source: a, destination: b, spi: spi, reqid: .meshwardDefault, cipher: .aesGCM256,
+            key: .material(KeyMaterial(bytes: Array(repeating: 7, count: Cipher.aesGCM256.keyLength))))
+    }
+
+    static func policy(pinning spi: SPI?) -> SecurityPolicy {
+        SecurityPolicy(
+            selector: PolicySelector(source: IPPrefix(host: a), destination: IPPrefix(host: b)),
+            direction: spi == nil ? .inbound : .outbound,
+            template: PolicyTemplate(family: .ipv4, spi: spi, reqid: .meshwardDefault, isOptional: false))
+    }
+
+    /// `(case, operation, expected target part, text that must not appear)`.
+    static let cases: [(String, KernelOperation, String, String?)] = [
+        ("add-sa of a placeholder", .addSA(sa(placeholder)), "spi new-3", placeholder.hex),
+        ("delete-sa of a placeholder", .deleteSA(SAIdentifier(destination: b, spi: placeholder)), "spi new-3", nil),
+        ("outbound policy pinning a placeholder", .updatePolicy(policy(pinning: placeholder)), "spi new-3", nil),
+        ("add-sa of an issued SPI", .addSA(sa(real)), "spi 0x00001234", "new-"),
+        ("inbound policy without SPI", .addPolicy(policy(pinning: nil)), "dir in required", "new-"),
+        (
+            "delete-policy",
+            .deletePolicy(PolicyIdentifier(selector: policy(pinning: nil).selector, direction: .inbound)),
+            "dir in", "new-"
+        ),
+    ]
+
+    @Test("an operation's placeholder SPI is named new-N from the operation's own SPI", arguments: cases.indices)
+    func placeholderLabels(_ index: Int) {
+        let (name, operation, expected, absent) = Self.cases[index]
+        let placeholders: [SPI: Int] = [Self.placeholder: 3, SPI(0xFFFF_FFFF): 1, SPI(0xFFFF_FFFE): 2]
+        let label = MeshwardController.label(operation, placeholders: placeholders)
+        #expect(label.contains(expected), "\(name): \(label)")
+        if let absent { #expect(!label.contains(absent), "\(name): \(label)") }
+    }
+
+    static func document(operations: Int, stages: Int) -> PlanDocument {
+        let operation = PlanDocument.Operation(node: "a", operation: "add-sa", target: "x", channel: "a->b/ipv4")
+        let perStage = max(1, operations / max(1, stages))
+        return PlanDocument(
+            cluster: "lab", revision: "abc", changes: true,
+            summary: .init(
+                channelsCreated: 1, channelsRekeyed: 0, channelsUpdated: 0, channelsRemoved: 0,
+                operations: operations),
+            generations: [.init(channel: "a->b/ipv4", reason: "new")],
+            stages: (1...stages).map { .init(stage: $0, operations: Array(repeating: operation, count: perStage)) },
+            unreachable: [], previousRevision: nil, revisionChanged: true, settingsChanged: [], updatedChannels: [],
+            channelChanges: [.init(channel: "a->b/ipv4", action: "create", reason: nil, differences: [])],
+            warnings: [])
+    }
+
+    @Test(
+        "counts read as English",
+        arguments: [
+            (1, 1, "1 channel to create, 0 to rekey, 0 to update, 0 to remove; 1 kernel operation in 1 stage"),
+            (4, 2, "1 channel to create, 0 to rekey, 0 to update, 0 to remove; 4 kernel operations in 2 stages"),
+        ])
+    func grammar(operations: Int, stages: Int, expected: String) {
+        let text = PlanText(Self.document(operations: operations, stages: stages)).text
+        #expect(text.contains("\nplan: " + expected), "\(text)")
+    }
+
+    @Test("a hidden character in a name from the Store is escaped in the text")
+    func escapesNames() {
+        var document = Self.document(operations: 1, stages: 1)
+        document.cluster = "lab\u{202E}x"
+        document.stages[0].operations[0].node = "a\u{1B}[31m"
+        let text = PlanText(document, verbose: true).text
+        #expect(!text.unicodeScalars.contains { TerminalText.isHidden($0) && $0 != "\n" }, "\(text)")
+        #expect(text.contains("lab\\u{202E}x"))
+        #expect(text.contains("a\\u{1B}[31m: add-sa"))
+    }
+
+    @Test(
+        "each channel change reads as one line",
+        arguments: [
+            (PlanChannelChange(channel: "a->b/ipv4", action: "create", reason: nil, differences: []), "+ a->b/ipv4"),
+            (
+                PlanChannelChange(
+                    channel: "a->b/ipv4", action: "rekey", reason: "cipher-changed",
+                    differences: [.init(property: "cipher", from: "aes-gcm-128", to: "aes-gcm-256")]),
+                "~ a->b/ipv4  rekey (cipher-changed): cipher aes-gcm-128 → aes-gcm-256"
+            ),
+            (
+                PlanChannelChange(channel: "a->b/ipv4", action: "rekey", reason: "age", differences: []),
+                "~ a->b/ipv4  rekey (age)"
+            ),
+            (
+                PlanChannelChange(
+                    channel: "a->b/ipv6", action: "update", reason: "traffic",
+                    differences: [.init(property: "traffic", from: "any", to: "tcp dport 80")]),
+                "~ a->b/ipv6  update: traffic any → tcp dport 80"
+            ),
+            (
+                PlanChannelChange(channel: "a->c/ipv4", action: "remove", reason: "not in the spec", differences: []),
+                "- a->c/ipv4  remove (not in the spec)"
+            ),
+        ])
+    func channelLine(_ change: PlanChannelChange, expected: String) {
+        #expect(PlanText.line(change) == expected)
+    }
+
+    @Test("operations per stage appear only with verbose")
+    func verboseStages() {
+        let document = Self.document(operations: 2, stages: 2)
+        #expect(!PlanText(document).text.contains("stage 1"))
+        #expect(PlanText(document, verbose: true).text.contains("stage 1\n  a: add-sa x"))
+        #expect(PlanText(document).text.contains("\n  + a->b/ipv4\n"))
+    }
+}

@@ -193,32 +193,10 @@ struct AutomationContractTests {
     static func runAsNobody(_ arguments: [String]) throws -> MeshwardCLI.Result {
         let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
         let tool = try #require(setpriv, "setpriv is needed to run as nobody")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments =
-            ["--reuid=65534", "--regid=65534", "--clear-groups", MeshwardCLI.binary.path] + arguments
-        let capture = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-nobody-\(UUID())")
-        try FileManager.default.createDirectory(at: capture, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: capture) }
-        let outputURL = capture.appendingPathComponent("stdout")
-        let errorURL = capture.appendingPathComponent("stderr")
-        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
-        let output = try FileHandle(forWritingTo: outputURL)
-        let error = try FileHandle(forWritingTo: errorURL)
-        defer {
-            try? output.close()
-            try? error.close()
-        }
-        process.standardOutput = output
-        process.standardError = error
-        process.currentDirectoryURL = URL(fileURLWithPath: "/")
-        try process.run()
-        process.waitUntilExit()
-        return MeshwardCLI.Result(
-            status: process.terminationStatus,
-            output: String(decoding: try Data(contentsOf: outputURL), as: UTF8.self),
-            error: String(decoding: try Data(contentsOf: errorURL), as: UTF8.self))
+        return try MeshwardCLI.capture(
+            URL(fileURLWithPath: tool),
+            ["--reuid=65534", "--regid=65534", "--clear-groups", MeshwardCLI.binary.path] + arguments,
+            directory: URL(fileURLWithPath: "/"))
     }
 }
 

@@ -41,12 +41,22 @@ struct MeshwardCLI {
     }
 
     func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        try Self.capture(
+            Self.binary, arguments + ["--state-dir", stateDirectory.path],
+            environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
+    }
+
+    /// Runs `executable` to its end and returns its status and what it wrote. Output goes to
+    /// files, not pipes: a command that fills one pipe while the other is being read to its end
+    /// would wait forever (trace logging writes far more than a pipe buffer to stderr).
+    static func capture(
+        _ executable: URL, _ arguments: [String], environment: [String: String]? = nil, directory: URL? = nil
+    ) throws -> Result {
         let process = Process()
-        process.executableURL = Self.binary
-        process.arguments = arguments + ["--state-dir", stateDirectory.path]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        // Files, not pipes: a command that fills one pipe while the other is being read to its
-        // end would wait forever (trace logging writes far more than a pipe buffer to stderr).
+        process.executableURL = executable
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        if let directory { process.currentDirectoryURL = directory }
         let capture = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: capture, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: capture) }
@@ -64,11 +74,9 @@ struct MeshwardCLI {
         process.standardError = error
         try process.run()
         process.waitUntilExit()
-        let outputData = try Data(contentsOf: outputURL)
-        let errorData = try Data(contentsOf: errorURL)
         return Result(
-            status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self),
-            error: String(decoding: errorData, as: UTF8.self))
+            status: process.terminationStatus, output: String(decoding: try Data(contentsOf: outputURL), as: UTF8.self),
+            error: String(decoding: try Data(contentsOf: errorURL), as: UTF8.self))
     }
 
     func json(_ arguments: String...) throws -> (Int32, [String: Any]) {

@@ -222,6 +222,16 @@ ks_spec_pairs() {
     echo "$out"
 }
 
+# ks_expect_fresh_spis "SPIS SEEN" WHAT: fails when web-1, app-1 or db-1 pins an SPI in the list.
+ks_expect_fresh_spis() {
+    local n spi
+    for n in web-1 app-1 db-1; do
+        for spi in $(ks_pinned_spis "$n"); do
+            [[ $1 != *"$spi"* ]] || ks_fail "$2: $n pins $spi, an SPI used before"
+        done
+    done
+}
+
 # ks_expect_counts "web-1:2 app-1:6 ...": each node holds exactly that many owned
 # SAs and owned policies (one of each per channel end).
 ks_expect_counts() {

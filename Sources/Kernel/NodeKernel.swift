@@ -25,34 +25,3 @@ public protocol NodeKernel: Sendable {
     /// Throws only when nothing could be sent at all (the node is unreachable).
     func apply(_ operations: [KernelOperation]) async throws -> [OperationResult]
 }
-
-/// How the controller reaches a node's kernel, as a spec's `endpoint` says.
-public enum KernelEndpoint: Sendable, Hashable, CustomStringConvertible {
-    /// The simulated fleet kept in the state directory.
-    case simulated
-    /// The current network namespace of the controller.
-    case local
-    /// The network namespace `/var/run/netns/NAME`.
-    case namespace(String)
-
-    /// Parses `sim`, `local` or `netns:NAME`; nil for anything else.
-    public init?(_ text: String) {
-        switch text {
-        case "sim": self = .simulated
-        case "local": self = .local
-        default:
-            guard text.hasPrefix("netns:") else { return nil }
-            let name = String(text.dropFirst("netns:".count))
-            guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else { return nil }
-            self = .namespace(name)
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .simulated: "sim"
-        case .local: "local"
-        case .namespace(let name): "netns:\(name)"
-        }
-    }
-}

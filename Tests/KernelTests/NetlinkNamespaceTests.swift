@@ -236,7 +236,7 @@ struct NetlinkNamespaceTests {
     @Test("endpoints the backend cannot serve are reported, not crashed on")
     func badEndpoints() {
         #expect(throws: KernelError.self) {
-            try NetlinkKernel(node: "n", endpoint: .simulated, reqid: Fixtures.reqid, logger: Fixtures.logger)
+            try NetlinkKernel(node: "n", endpoint: .sim, reqid: Fixtures.reqid, logger: Fixtures.logger)
         }
         #expect(throws: KernelError.self) {
             try NetlinkKernel(

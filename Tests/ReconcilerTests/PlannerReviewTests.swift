@@ -449,7 +449,7 @@ private final class PartlyKnownKernels: FleetKernels {
         knownNodes = known
     }
 
-    func kernel(for node: String) throws -> any NodeKernel { fleet.kernel(for: node, reqid: .meshwardDefault) }
+    func kernel(for node: String) async throws -> any NodeKernel { fleet.kernel(for: node, reqid: .meshwardDefault) }
     func persist() throws {}
 }
 
@@ -469,7 +469,7 @@ private final class JournalCheckingKernels: FleetKernels, @unchecked Sendable {
 
     var knownNodes: Set<String> { Set(fleet.withState { $0.nodes.keys }) }
 
-    func kernel(for node: String) throws -> any NodeKernel {
+    func kernel(for node: String) async throws -> any NodeKernel {
         CheckingKernel(inner: fleet.kernel(for: node, reqid: .meshwardDefault), owner: self)
     }
 
@@ -564,7 +564,7 @@ private final class LostAnswerKernels: FleetKernels, @unchecked Sendable {
 
     var knownNodes: Set<String> { Set(fleet.withState { $0.nodes.keys }) }
 
-    func kernel(for node: String) throws -> any NodeKernel {
+    func kernel(for node: String) async throws -> any NodeKernel {
         LosingKernel(inner: fleet.kernel(for: node, reqid: .meshwardDefault), owner: self)
     }
 

@@ -31,7 +31,7 @@ public final class NetlinkKernel: NodeKernel {
     /// The reqid that marks Meshward's objects.
     public let reqid: Reqid
     /// Where the socket lives: `.local` or `.namespace(name)`.
-    public let endpoint: KernelEndpoint
+    public let endpoint: NodeEndpoint
 
     let logger: Logger
     let queue: DispatchQueue
@@ -46,15 +46,15 @@ public final class NetlinkKernel: NodeKernel {
     ///
     /// Blocks briefly (the namespace switch happens on a thread of its own). Throws
     /// `KernelError.unreachable` when the namespace does not exist or the socket cannot be
-    /// opened, and for `.simulated`, which this backend cannot serve (a programming error).
-    public init(node: String, endpoint: KernelEndpoint, reqid: Reqid, logger: Logger) throws {
+    /// opened, and for `.sim`, which this backend cannot serve (a programming error).
+    public init(node: String, endpoint: NodeEndpoint, reqid: Reqid, logger: Logger) throws {
         self.node = node
         self.reqid = reqid
         self.endpoint = endpoint
         self.logger = logger
         let opened: mw_netns_open_result
         switch endpoint {
-        case .simulated:
+        case .sim:
             throw KernelError.unreachable(
                 node: node, reason: "the netlink backend cannot serve endpoint `sim`; use the simulated kernel")
         case .local:

@@ -6,67 +6,71 @@ import Logging
 import MeshwardCore
 import Synchronization
 
-/// Reaches each node through its endpoint: the simulated fleet kept in the state directory
-/// (`sim`), the controller's own namespace (`local`), or a named namespace (`netns:NAME`).
+/// Reaches each node through its endpoint, by the connector of the endpoint's scheme: the
+/// simulated fleet kept in the state directory (`sim`), XFRM netlink in the controller's own
+/// namespace (`local`) or a named one (`netns:NAME`).
 ///
-/// Netlink kernels are opened on first use and kept; a node whose namespace cannot be opened
-/// is reported unreachable by the pass, with the reason, and retried on the next pass.
+/// Kernels are connected on first use and kept; a node whose kernel cannot be connected is
+/// reported unreachable by the pass, with the reason, and tried again on the next pass.
 public final class EndpointKernels: FleetKernels {
-    private let endpoints: [String: KernelEndpoint]
+    private let endpoints: [String: NodeEndpoint]
+    private let connectors: [NodeEndpoint.Scheme: any KernelConnector]
     private let simulated: SimulatedFleet?
     private let simulatedFile: URL?
     private let reqid: Reqid
-    private let logger: Logger
     private let opened = Mutex<[String: any NodeKernel]>([:])
 
     /// - Parameters:
     ///   - endpoints: every node to reach, with its endpoint.
     ///   - simulated: the simulated fleet for `sim` nodes; saved to `simulatedFile` by `persist()`
     ///     when that is given.
-    public init(
-        endpoints: [String: KernelEndpoint], simulated: SimulatedFleet?, simulatedFile: URL?, reqid: Reqid,
+    public convenience init(
+        endpoints: [String: NodeEndpoint], simulated: SimulatedFleet?, simulatedFile: URL?, reqid: Reqid,
         logger: Logger
     ) {
+        var connectors: [any KernelConnector] = [NetlinkConnector(logger: logger)]
+        if let simulated { connectors.append(SimulatedConnector(fleet: simulated)) }
+        self.init(
+            endpoints: endpoints, connectors: connectors, simulated: simulated, simulatedFile: simulatedFile,
+            reqid: reqid)
+    }
+
+    /// - Parameter connectors: one per scheme; a later connector for a scheme replaces an earlier one.
+    public init(
+        endpoints: [String: NodeEndpoint], connectors: [any KernelConnector], simulated: SimulatedFleet? = nil,
+        simulatedFile: URL? = nil, reqid: Reqid
+    ) {
         self.endpoints = endpoints
+        var byScheme: [NodeEndpoint.Scheme: any KernelConnector] = [:]
+        for connector in connectors {
+            for scheme in connector.schemes { byScheme[scheme] = connector }
+        }
+        self.connectors = byScheme
         self.simulated = simulated
         self.simulatedFile = simulatedFile
         self.reqid = reqid
-        self.logger = logger
     }
 
     public var knownNodes: Set<String> { Set(endpoints.keys) }
 
-    public func kernel(for node: String) throws -> any NodeKernel {
+    public func kernel(for node: String) async throws -> any NodeKernel {
         if let kernel = opened.withLock({ $0[node] }) { return kernel }
         guard let endpoint = endpoints[node] else {
             throw KernelError.unreachable(node: node, reason: "no endpoint is known for it")
         }
-        let kernel: any NodeKernel
-        switch endpoint {
-        case .simulated:
-            guard let simulated else {
-                throw KernelError.unreachable(node: node, reason: "the simulated fleet is not loaded")
-            }
-            kernel = simulated.kernel(for: node, reqid: reqid)
-        case .local, .namespace:
-            kernel = try NetlinkKernel(node: node, endpoint: endpoint, reqid: reqid, logger: logger)
+        guard let connector = connectors[endpoint.scheme] else {
+            throw KernelError.unreachable(
+                node: node, reason: "nothing here connects to `\(endpoint.scheme.rawValue)` endpoints (\(endpoint))")
         }
-        opened.withLock { $0[node] = kernel }
-        return kernel
+        let kernel = try await connector.connect(node: node, endpoint: endpoint, reqid: reqid)
+        return opened.withLock { opened in
+            if let raced = opened[node] { return raced }
+            opened[node] = kernel
+            return kernel
+        }
     }
 
     public func persist() throws {
         if let simulated, let simulatedFile { try simulated.save(to: simulatedFile) }
-    }
-}
-
-extension KernelEndpoint {
-    /// The kernel endpoint a spec's node endpoint names.
-    public init(_ endpoint: NodeEndpoint) {
-        switch endpoint {
-        case .sim: self = .simulated
-        case .local: self = .local
-        case .namespace(let name): self = .namespace(name)
-        }
     }
 }

@@ -21,8 +21,8 @@ extension MeshwardController {
     /// should ask for (`apply --force`). Reads the kernels; changes nothing.
     func refuseLostStore(_ intent: FleetIntent, store: StateStore) async throws {
         guard try !store.hasChannels() else { return }
-        var endpoints: [String: KernelEndpoint] = [:]
-        for node in intent.nodes { endpoints[node.name] = KernelEndpoint(node.endpoint) }
+        var endpoints: [String: NodeEndpoint] = [:]
+        for node in intent.nodes { endpoints[node.name] = node.endpoint }
         let simulated = try SimulatedFleet.load(from: simulatedFleetURL)
         let reqid = Reqid(intent.reqid)
         let kernels = EndpointKernels(

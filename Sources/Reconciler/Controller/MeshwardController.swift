@@ -182,13 +182,13 @@ public final class MeshwardController: Sendable {
     private func nodeEndpoints(
         for intent: FleetIntent, remembered: [String: String],
         records: [ChannelID: ChannelRecord]
-    ) -> [String: KernelEndpoint] {
-        var result: [String: KernelEndpoint] = [:]
+    ) -> [String: NodeEndpoint] {
+        var result: [String: NodeEndpoint] = [:]
         let involved = Set(records.keys.flatMap { [$0.from, $0.to] })
         for (node, text) in remembered where involved.contains(node) {
-            if let endpoint = KernelEndpoint(text) { result[node] = endpoint }
+            if let endpoint = NodeEndpoint(text) { result[node] = endpoint }
         }
-        for node in intent.nodes { result[node.name] = KernelEndpoint(node.endpoint) }
+        for node in intent.nodes { result[node.name] = node.endpoint }
         return result
     }
 
@@ -279,7 +279,7 @@ public final class MeshwardController: Sendable {
         let scratchFleet = SimulatedFleet(state: scratch)
         let scratchStore = ScratchGenerationStore(channels: records)
         let scratchKernels = EndpointKernels(
-            endpoints: endpoints.mapValues { _ in .simulated }, simulated: scratchFleet, simulatedFile: nil,
+            endpoints: endpoints.mapValues { _ in .sim }, simulated: scratchFleet, simulatedFile: nil,
             reqid: Reqid(intent.reqid),
             logger: Logger(label: "meshward.plan", factory: { _ in SwiftLogNoOpLogHandler() }))
         let planClock = ManualClock(clock.now())
@@ -377,12 +377,12 @@ public final class MeshwardController: Sendable {
         let records = try store.loadChannels()
         let settings = try ControllerSettings.load(from: store)
         let simulated = try SimulatedFleet.load(from: simulatedFleetURL)
-        var endpoints: [String: KernelEndpoint] = [:]
-        for (node, text) in settings?.endpoints ?? [:] { endpoints[node] = KernelEndpoint(text) }
+        var endpoints: [String: NodeEndpoint] = [:]
+        for (node, text) in settings?.endpoints ?? [:] { endpoints[node] = NodeEndpoint(text) }
         if settings == nil {
             // An empty Store (lost, truncated): look at the simulated kernels it would have
             // known, so that what they still hold is reported rather than hidden.
-            for node in simulated.state.nodes.keys { endpoints[node] = .simulated }
+            for node in simulated.state.nodes.keys { endpoints[node] = .sim }
         }
         // With --node: that node, and every peer of its channels (a channel's drift needs both ends).
         var shown = Set(endpoints.keys)

@@ -40,7 +40,7 @@ public struct PlanSettingChange: Codable, Sendable, Equatable {
         add("reqid", Reqid(settings.reqid).description, Reqid(intent.reqid).description)
         for node in intent.nodes {
             if let recorded = settings.endpoints[node.name] {
-                add("endpoint of \(node.name)", recorded, KernelEndpoint(node.endpoint).description)
+                add("endpoint of \(node.name)", recorded, node.endpoint.description)
             }
         }
         return changes

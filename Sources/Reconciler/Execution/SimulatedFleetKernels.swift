@@ -19,7 +19,7 @@ public final class SimulatedFleetKernels: FleetKernels {
 
     public var knownNodes: Set<String> { Set(fleet.withState { $0.nodes.keys }) }
 
-    public func kernel(for node: String) throws -> any NodeKernel { fleet.kernel(for: node, reqid: reqid) }
+    public func kernel(for node: String) async throws -> any NodeKernel { fleet.kernel(for: node, reqid: reqid) }
 
     public func persist() throws {
         if let file { try fleet.save(to: file) }

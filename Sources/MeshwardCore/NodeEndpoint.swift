@@ -1,4 +1,6 @@
-/// How the controller reaches a node's kernel.
+/// How the controller reaches a node's kernel, as a spec's `endpoint` says: one type for the
+/// spec, the Store's remembered endpoints and the kernel connectors. Resolving an endpoint to a
+/// kernel goes through the connector of its scheme (`EndpointKernels`).
 public enum NodeEndpoint: Sendable, Hashable, CustomStringConvertible {
     /// The simulated kernel, kept in the state directory.
     case sim
@@ -29,6 +31,22 @@ public enum NodeEndpoint: Sendable, Hashable, CustomStringConvertible {
         return name.unicodeScalars.allSatisfy { scalar in
             (scalar >= "a" && scalar <= "z") || (scalar >= "A" && scalar <= "Z") || (scalar >= "0" && scalar <= "9")
                 || scalar == "." || scalar == "_" || scalar == "-"
+        }
+    }
+
+    /// The scheme of an endpoint: which connector opens its kernel.
+    public enum Scheme: String, Sendable, Hashable, CaseIterable {
+        case sim
+        case local
+        case netns
+    }
+
+    /// The endpoint's scheme.
+    public var scheme: Scheme {
+        switch self {
+        case .sim: .sim
+        case .local: .local
+        case .namespace: .netns
         }
     }
 

@@ -14,14 +14,31 @@ public protocol NodeKernel: Sendable {
     var reqid: Reqid { get }
 
     /// Dumps the owned SAs (with counters) and policies, the foreign SPIs, and the statistics.
-    /// Throws `KernelError.unreachable` when the node cannot be reached.
-    func observe() async throws -> NodeObservation
+    /// Throws `KernelError.unreachable` when the node cannot be reached, or has not answered
+    /// by `deadline`.
+    func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation
 
     /// Applies `operations` in order and returns one result per operation, in the same order.
     ///
     /// The batch is not a transaction: a failed operation does not undo earlier ones and does
     /// not stop later ones (each stands alone, as netlink processes them). When the node stops
-    /// answering midway, the operations after the last acknowledged one are `.notAttempted`.
-    /// Throws only when nothing could be sent at all (the node is unreachable).
-    func apply(_ operations: [KernelOperation]) async throws -> [OperationResult]
+    /// answering midway, the operations after the last acknowledged one are `.notAttempted`;
+    /// those sent whose answer had not come by `deadline` are `.indeterminate`. Throws only
+    /// when nothing could be sent at all (the node is unreachable, or its deadline passed first).
+    func apply(_ operations: [KernelOperation], deadline: ContinuousClock.Instant) async throws -> [OperationResult]
+}
+
+extension NodeKernel {
+    /// How long a call waits for a kernel unless the caller gives a deadline.
+    public static var defaultCallTimeout: Duration { .seconds(30) }
+
+    /// `observe(deadline:)` with the default timeout.
+    public func observe() async throws -> NodeObservation {
+        try await observe(deadline: .now + Self.defaultCallTimeout)
+    }
+
+    /// `apply(_:deadline:)` with the default timeout.
+    public func apply(_ operations: [KernelOperation]) async throws -> [OperationResult] {
+        try await apply(operations, deadline: .now + Self.defaultCallTimeout)
+    }
 }

@@ -22,13 +22,25 @@ public struct SimulatedKernel: NodeKernel {
         self.fleet = fleet
     }
 
-    public func observe() async throws -> NodeObservation {
-        try fleet.withState { state in
+    /// The simulated kernel answers at once; a call whose deadline has already passed fails as
+    /// a kernel that did not answer would.
+    public func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
+        guard ContinuousClock.now < deadline else {
+            throw KernelError.unreachable(node: node, reason: "did not answer before its deadline")
+        }
+        return try fleet.withState { state in
             try state.observe(node: node, reqid: reqid)
         }
     }
 
-    public func apply(_ operations: [KernelOperation]) async throws -> [OperationResult] {
+    public func apply(
+        _ operations: [KernelOperation], deadline: ContinuousClock.Instant
+    ) async throws
+        -> [OperationResult]
+    {
+        guard ContinuousClock.now < deadline else {
+            throw KernelError.unreachable(node: node, reason: "did not answer before its deadline")
+        }
         if let reason = fleet.unreachableReason(node) {
             throw KernelError.unreachable(node: node, reason: reason)
         }

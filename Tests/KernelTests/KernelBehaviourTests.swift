@@ -193,6 +193,23 @@ struct KernelBehaviourTests {
         }
     }
 
+    // MARK: Deadlines
+
+    @Test(
+        "a call whose deadline has already passed fails as unreachable and changes nothing",
+        arguments: KernelBackend.allCases)
+    func passedDeadline(backend: KernelBackend) async throws {
+        try await backend.withFixture { fixture in
+            let kernel = try await fixture.makeOwnedNode("node")
+            let past = ContinuousClock.now - .seconds(1)
+            await #expect(throws: KernelError.self) { _ = try await kernel.observe(deadline: past) }
+            await #expect(throws: KernelError.self) {
+                _ = try await kernel.apply([.addPolicy(Self.pinned)], deadline: past)
+            }
+            #expect(try await kernel.observe().policies.isEmpty)
+        }
+    }
+
     // MARK: Ownership
 
     static let foreignOutbound = V.policy(to: V.charlie, spi: 0x900, reqid: V.foreignReqid)

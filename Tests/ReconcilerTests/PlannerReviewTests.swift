@@ -495,10 +495,16 @@ private final class JournalCheckingKernels: FleetKernels, @unchecked Sendable {
         let owner: JournalCheckingKernels
         var node: String { inner.node }
         var reqid: Reqid { inner.reqid }
-        func observe() async throws -> NodeObservation { try await inner.observe() }
-        func apply(_ operations: [KernelOperation]) async throws -> [OperationResult] {
+        func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
+            try await inner.observe(deadline: deadline)
+        }
+        func apply(
+            _ operations: [KernelOperation], deadline: ContinuousClock.Instant
+        ) async throws
+            -> [OperationResult]
+        {
             owner.check(operations, on: node)
-            return try await inner.apply(operations)
+            return try await inner.apply(operations, deadline: deadline)
         }
     }
 }
@@ -579,12 +585,16 @@ private final class LostAnswerKernels: FleetKernels, @unchecked Sendable {
         let owner: LostAnswerKernels
         var node: String { inner.node }
         var reqid: Reqid { inner.reqid }
-        func observe() async throws -> NodeObservation {
+        func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
             owner.noteObservation()
-            return try await inner.observe()
+            return try await inner.observe(deadline: deadline)
         }
-        func apply(_ operations: [KernelOperation]) async throws -> [OperationResult] {
-            let results = try await inner.apply(operations)
+        func apply(
+            _ operations: [KernelOperation], deadline: ContinuousClock.Instant
+        ) async throws
+            -> [OperationResult]
+        {
+            let results = try await inner.apply(operations, deadline: deadline)
             guard owner.pass == owner.losingPass else { return results }
             return results.map {
                 OperationResult(operation: $0.operation, outcome: .indeterminate(reason: "reply lost"))

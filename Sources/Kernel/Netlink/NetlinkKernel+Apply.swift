@@ -22,12 +22,16 @@ extension NetlinkKernel {
     ///
     /// Observes first when this kernel has not observed yet, so that refusals rest on what the
     /// node holds. Throws when that observation fails, or when no datagram could be sent at all.
-    public func apply(_ operations: [KernelOperation]) async throws -> [OperationResult] {
+    public func apply(
+        _ operations: [KernelOperation], deadline: ContinuousClock.Instant
+    ) async throws
+        -> [OperationResult]
+    {
         guard !operations.isEmpty else { return [] }
         let node = self.node
         let reqid = self.reqid
         let logger = self.logger
-        return try await perform { session in
+        return try await perform(until: deadline) { session in
             if !session.ledger.hasObserved {
                 _ = try Self.observe(session: session, node: node, reqid: reqid, logger: logger)
             }

@@ -11,11 +11,11 @@ extension NetlinkKernel {
     ///
     /// Throws `KernelError.transport` when a dump fails (with the errno and the kernel's text)
     /// and `KernelError.observationFailed` when the kernel's reply cannot be decoded.
-    public func observe() async throws -> NodeObservation {
+    public func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
         let node = self.node
         let reqid = self.reqid
         let logger = self.logger
-        return try await perform { session in
+        return try await perform(until: deadline) { session in
             try Self.observe(session: session, node: node, reqid: reqid, logger: logger)
         }
     }

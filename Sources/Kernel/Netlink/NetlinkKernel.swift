@@ -81,10 +81,27 @@ public final class NetlinkKernel: NodeKernel {
     }
 
     /// Runs `body` on this kernel's queue under its lock and resumes the caller with the result.
-    func perform<T: Sendable>(_ body: @escaping @Sendable (NetlinkSession) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
+    /// No receive of `body` waits past `deadline` (nor longer than 30 seconds); a call whose
+    /// deadline passed while it waited for the queue fails without touching the socket.
+    func perform<T: Sendable>(
+        until deadline: ContinuousClock.Instant, _ body: @escaping @Sendable (NetlinkSession) throws -> T
+    ) async throws -> T {
+        let node = self.node
+        return try await withCheckedThrowingContinuation { continuation in
             queue.async {
-                continuation.resume(with: Result { try self.session.withLock { try body($0) } })
+                continuation.resume(
+                    with: Result {
+                        try self.session.withLock { session in
+                            let remaining = deadline - .now
+                            guard remaining > .zero else {
+                                throw KernelError.unreachable(
+                                    node: node, reason: "its deadline passed before the netlink socket was free")
+                            }
+                            session.socket.setReceiveTimeout(
+                                min(remaining, .seconds(NetlinkSocket.receiveTimeoutSeconds)))
+                            return try body(session)
+                        }
+                    })
             }
         }
     }

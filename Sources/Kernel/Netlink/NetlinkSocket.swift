@@ -74,6 +74,14 @@ final class NetlinkSocket: NetlinkTransport {
         close(descriptor)
     }
 
+    /// Sets how long one receive may wait (at least a millisecond).
+    func setReceiveTimeout(_ duration: Duration) {
+        let parts = max(duration, .milliseconds(1)).components
+        var timeout = timeval(
+            tv_sec: Int(parts.seconds), tv_usec: Int(parts.attoseconds / 1_000_000_000_000))
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     private func setOption(_ level: Int32, _ name: Int32, _ value: Int32) -> Bool {
         var value = value
         return setsockopt(descriptor, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) == 0

@@ -22,8 +22,12 @@ public final class FleetReconciler: Sendable {
     /// The reqid that marks Meshward's objects.
     public let reqid: Reqid
 
-    /// The longest one node's batch may take (the netlink receive timeout and a margin): a pass
-    /// sends a batch only while at least this much of the confirmed lease is left.
+    /// How long one call to a node's kernel (an observation, a batch) may wait for its answer: a
+    /// slow or hung node costs one deadline, never a stuck pass.
+    public static let kernelCallTimeout: Duration = .seconds(30)
+
+    /// The longest one node's batch may take (its deadline and a margin): a pass sends a batch
+    /// only while at least this much of the confirmed lease is left.
     public static let kernelCallBound: TimeInterval = 35
 
     /// The most passes one run makes before it calls the fleet unconvergeable. A channel needs
@@ -55,7 +59,8 @@ public final class FleetReconciler: Sendable {
             for node in nodes {
                 group.addTask { [kernels] in
                     do {
-                        return (node, .success(try await kernels.kernel(for: node).observe()))
+                        let deadline = ContinuousClock.now + Self.kernelCallTimeout
+                        return (node, .success(try await kernels.kernel(for: node).observe(deadline: deadline)))
                     } catch {
                         return (node, .failure(error))
                     }
@@ -212,7 +217,8 @@ public final class FleetReconciler: Sendable {
                         return (node, operations.map { _ in .notAttempted(reason: "the lease could expire before it") })
                     }
                     do {
-                        let results = try await kernels.kernel(for: node).apply(operations.map(\.operation))
+                        let results = try await kernels.kernel(for: node).apply(
+                            operations.map(\.operation), deadline: ContinuousClock.now + Self.kernelCallTimeout)
                         return (node, results.map(\.outcome))
                     } catch {
                         return (node, operations.map { _ in .notAttempted(reason: "\(error)") })

@@ -62,9 +62,12 @@ struct ReconcileCommand: AsyncParsableCommand {
         let reload = ReloadTrigger()
         signal(SIGHUP, SIG_IGN)
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        hangup.setEventHandler { reload.fire() }
+        hangup.setEventHandler { reload.fire("SIGHUP") }
         hangup.resume()
         defer { hangup.cancel() }
+        let watcher = SpecWatcher(paths: specs, trigger: reload, logger: logger)
+        watcher.start()
+        defer { watcher.stop() }
 
         let output = global.output
         let service = ReconcileService(

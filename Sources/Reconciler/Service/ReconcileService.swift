@@ -4,8 +4,10 @@ import Logging
 import ServiceLifecycle
 
 /// The controller loop, run under `ServiceGroup` (which turns SIGTERM into a graceful
-/// shutdown): every `interval`, and at once on SIGHUP or when a spec file changes, reload the
-/// spec and run passes until the fleet converges or only drain waits remain.
+/// shutdown): every `interval` on its clock, and at once when `reload` fires (SIGHUP, a spec
+/// file changed: `SpecWatcher`), reload the spec and run passes until the fleet converges or
+/// only drain waits remain. Between cycles it waits on the clock and the trigger together:
+/// nothing polls, and tests advance the clock instead of sleeping.
 ///
 /// A spec that stops validating is reported and the last good one is kept; a failing cycle is
 /// retried with backoff (1 s, 2 s, 4 s ... up to the interval).
@@ -15,14 +17,16 @@ public struct ReconcileService: Service {
     private let interval: Duration
     private let once: Bool
     private let reload: ReloadTrigger
+    private let clock: any ReconcilerClock
     private let logger: Logger
     private let onCycle: @Sendable (Result<ApplyDocument, any Error>) async -> Void
 
     public init(
         controller: MeshwardController, specPaths: [String], interval: Duration, once: Bool,
-        reload: ReloadTrigger, logger: Logger,
+        reload: ReloadTrigger, clock: any ReconcilerClock = SystemClock(), logger: Logger,
         onCycle: @escaping @Sendable (Result<ApplyDocument, any Error>) async -> Void = { _ in }
     ) {
+        self.clock = clock
         self.controller = controller
         self.specPaths = specPaths
         self.interval = interval
@@ -36,7 +40,6 @@ public struct ReconcileService: Service {
         var lastGood: FleetIntent?
         var consecutiveFailures = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let fingerprint = SpecFingerprint(paths: specPaths)
             let result: Result<ApplyDocument, any Error>
             do {
                 let intent: FleetIntent
@@ -76,27 +79,21 @@ public struct ReconcileService: Service {
             let wait =
                 consecutiveFailures == 0
                 ? interval : min(interval, .seconds(1 << min(consecutiveFailures - 1, 16)))
-            await waitForNextCycle(after: wait, fingerprint: fingerprint)
+            await waitForNextCycle(after: wait)
         }
     }
 
-    /// Returns when `wait` has passed, a reload was asked for, a spec file changed, or the
-    /// service is shutting down; checks every 200 ms.
-    private func waitForNextCycle(after wait: Duration, fingerprint: SpecFingerprint) async {
-        let deadline = ContinuousClock.now.advanced(by: wait)
-        var ticks = 0
-        while ContinuousClock.now < deadline {
-            if Task.isCancelled || Task.isShuttingDownGracefully { return }
-            if reload.consume() {
-                logger.notice("reload requested")
-                return
-            }
-            ticks += 1
-            if ticks % 5 == 0, SpecFingerprint(paths: specPaths) != fingerprint {
-                logger.notice("spec changed; reloading")
-                return
-            }
-            try? await Task.sleep(for: .milliseconds(200))
+    /// Returns when `wait` has passed on the clock, the trigger fired, or the service is
+    /// shutting down.
+    private func waitForNextCycle(after wait: Duration) async {
+        let deadline = clock.now().addingTimeInterval(wait.timeInterval)
+        let reload = self.reload
+        let clock = self.clock
+        let reason = await withGracefulShutdownHandler {
+            await reload.wait(until: deadline, on: clock)
+        } onGracefulShutdown: {
+            reload.fire("shutting down")
         }
+        if let reason, !Task.isShuttingDownGracefully { logger.notice("\(reason); reloading") }
     }
 }

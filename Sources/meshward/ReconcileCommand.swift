@@ -1,4 +1,5 @@
 import ArgumentParser
+import DesiredState
 import Dispatch
 import Foundation
 import Logging
@@ -22,39 +23,22 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("Spec files or directories.", valueName: "spec"))
     var specs: [String]
 
-    @Option(name: .long, help: ArgumentHelp("Time between cycles, e.g. 30s, 5m.", valueName: "duration"))
-    var interval: String = "30s"
+    @Option(
+        name: .long, help: ArgumentHelp("Time between cycles, e.g. 30s, 5m, 1h30m.", valueName: "duration"),
+        transform: Self.interval(from:))
+    var interval: Duration = .seconds(30)
 
     @Flag(name: .long, help: "Run one cycle and exit.")
     var once = false
 
-    func validate() throws {
-        guard Self.parse(duration: interval) != nil else {
-            throw ValidationError("--interval takes a duration such as 30s, 5m or 1h, not '\(interval)'.")
+    /// Reads `--interval` with the spec's duration syntax (units from largest to smallest,
+    /// each once), so the two never disagree on what a duration is.
+    static func interval(from text: String) throws -> Duration {
+        switch SpecDuration.parse(text) {
+        case .success(let duration) where duration > .zero: return duration
+        case .success: throw ValidationError("--interval must be longer than zero, not '\(text)'.")
+        case .failure(let error): throw ValidationError("--interval: \(error.message).")
         }
-    }
-
-    /// Parses `90s`, `5m`, `1h`, `1h30m`; nil for anything else or zero.
-    static func parse(duration text: String) -> Duration? {
-        var total: Int64 = 0
-        var digits = ""
-        for character in text {
-            if character.isASCII && character.isNumber {
-                digits.append(character)
-                continue
-            }
-            guard let value = Int64(digits) else { return nil }
-            switch character {
-            case "s": total += value
-            case "m": total += value * 60
-            case "h": total += value * 3_600
-            case "d": total += value * 86_400
-            default: return nil
-            }
-            digits = ""
-        }
-        guard digits.isEmpty, total > 0 else { return nil }
-        return .seconds(total)
     }
 
     func run() async throws {
@@ -72,7 +56,7 @@ struct ReconcileCommand: AsyncParsableCommand {
         let output = global.output
         let service = ReconcileService(
             controller: MeshwardController(stateDirectory: global.stateDirectory, logger: logger),
-            specPaths: specs, interval: Self.parse(duration: interval) ?? .seconds(30), once: once, reload: reload,
+            specPaths: specs, interval: interval, once: once, reload: reload,
             logger: logger,
             onCycle: { result in
                 // One cycle, one flush: standard output is block-buffered when it is a file or a

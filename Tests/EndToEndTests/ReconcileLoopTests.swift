@@ -27,6 +27,22 @@ struct ReconcileLoopTests {
             with: "  - { name: b, addresses: [198.18.5.2] }\n  - { name: c, addresses: [198.18.5.3] }\n")
         + "  - { name: bc, from: { name: b }, to: { name: c } }\n"
 
+    @Test(
+        "--interval reads the spec's durations: it refuses a repeated unit, a fraction and zero, saying why",
+        arguments: [
+            ("1h1h", "units must go from largest to smallest"), ("1.5h", "fractions are not supported"),
+            ("0s", "longer than zero"), ("30", "add a unit"),
+        ])
+    func intervalSyntax(_ text: String, _ reason: String) throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let spec = try MeshwardCLI.writeSpec(Self.twoNodes)
+        let result = try cli.run("reconcile", spec, "--once", "--interval", text)
+        #expect(result.status == 1)
+        #expect(result.error.contains(reason), "\(result.error)")
+        #expect(!FileManager.default.fileExists(atPath: cli.stateDirectory.path), "nothing ran")
+    }
+
     @Test("reconcile --once converges and exits 0; a blocked cycle exits 1")
     func once() throws {
         let cli = try MeshwardCLI()

@@ -1,6 +1,6 @@
 /// Reads and writes the spec's durations: `90s`, `5m`, `24h`, `7d`, `500ms`, or combinations
 /// such as `1h30m`, units from largest to smallest, each at most once.
-enum SpecDuration {
+public enum SpecDuration {
     /// The longest duration a spec may hold: ten years.
     static let maximumSeconds: Int64 = 3650 * 86_400
 
@@ -11,7 +11,7 @@ enum SpecDuration {
     private static let rank: [String: Int] = ["d": 0, "h": 1, "m": 2, "s": 3, "ms": 4]
 
     /// Parses `text`; the error is a message that says what is wrong and shows valid forms.
-    static func parse(_ text: String) -> Result<Duration, DurationError> {
+    public static func parse(_ text: String) -> Result<Duration, DurationError> {
         let scalars = Array(text.unicodeScalars)
         guard !scalars.isEmpty else { return .failure(.init("empty duration")) }
         if scalars.first == "-" { return .failure(.init("negative duration '\(text)'")) }
@@ -105,7 +105,9 @@ enum SpecDuration {
 }
 
 /// Why a duration could not be read.
-struct DurationError: Error, Equatable {
-    let message: String
+public struct DurationError: Error, Equatable, CustomStringConvertible {
+    public let message: String
     init(_ message: String) { self.message = message }
+
+    public var description: String { message }
 }

@@ -28,6 +28,13 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Run one cycle and exit.")
     var once = false
 
+    @Flag(
+        name: .long,
+        help:
+            "Let every cycle remove more than half of the Store's channels, or recover a lost Store (as apply --force)."
+    )
+    var force = false
+
     func validate() throws {
         guard Self.parse(duration: interval) != nil else {
             throw ValidationError("--interval takes a duration such as 30s, 5m or 1h, not '\(interval)'.")
@@ -70,7 +77,7 @@ struct ReconcileCommand: AsyncParsableCommand {
         let service = ReconcileService(
             controller: MeshwardController(stateDirectory: global.stateDirectory, logger: logger),
             specPaths: specs, interval: Self.parse(duration: interval) ?? .seconds(30), once: once, reload: reload,
-            logger: logger,
+            logger: logger, force: force,
             onCycle: { result in
                 // One cycle, one flush: standard output is block-buffered when it is a file or a
                 // pipe, and a log collector must see each cycle as it ends.

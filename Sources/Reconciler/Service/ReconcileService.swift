@@ -17,10 +17,11 @@ public struct ReconcileService: Service {
     private let reload: ReloadTrigger
     private let logger: Logger
     private let onCycle: @Sendable (Result<ApplyDocument, any Error>) async -> Void
+    private let force: Bool
 
     public init(
         controller: MeshwardController, specPaths: [String], interval: Duration, once: Bool,
-        reload: ReloadTrigger, logger: Logger,
+        reload: ReloadTrigger, logger: Logger, force: Bool = false,
         onCycle: @escaping @Sendable (Result<ApplyDocument, any Error>) async -> Void = { _ in }
     ) {
         self.controller = controller
@@ -30,6 +31,7 @@ public struct ReconcileService: Service {
         self.reload = reload
         self.logger = logger
         self.onCycle = onCycle
+        self.force = force
     }
 
     public func run() async throws {
@@ -50,7 +52,8 @@ public struct ReconcileService: Service {
                     intent = lastGood
                 }
                 let document = try await controller.apply(
-                    intent, source: specPaths.joined(separator: " "), waitForDrain: false, command: "reconcile")
+                    intent, source: specPaths.joined(separator: " "), waitForDrain: false, force: force,
+                    command: "reconcile")
                 logger.notice(
                     "cycle done",
                     metadata: [

@@ -351,6 +351,32 @@ struct GuardTests {
         #expect(unknown.error.contains("no channel from alpha to delta"), "\(unknown.error)")
     }
 
+    @Test("plan --target --out saves the target; apply FILE applies only it, and refuses another --target beside it")
+    func savedPlanKeepsItsTarget() throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let file = Self.planFile()
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        #expect(try cli.run("apply", try Self.spec()).status == 0)
+        let chacha = try Self.spec(
+            Self.fleet.replacingOccurrences(of: "drain: 1s", with: "drain: 1s, cipher: chacha20-poly1305"))
+        let (planned, plan) = try cli.json("plan", chacha, "--target", "beta:delta", "--out", file)
+        #expect(planned == 0)
+        #expect(plan["target"] as? String == "beta:delta")
+        #expect((plan["summary"] as? [String: Any])?["channels_rekeyed"] as? Int == 1)
+
+        let beside = try cli.run("apply", file, "--target", "alpha")
+        #expect(beside.status == 1)
+        #expect(beside.error.contains("a saved plan keeps its own target"), "\(beside.error)")
+
+        #expect(try cli.run("apply", file).status == 0)
+        let ciphers = Dictionary(
+            try Self.channels(cli).map { ($0["channel"] as? String ?? "", $0["cipher"] as? String ?? "") },
+            uniquingKeysWith: { first, _ in first })
+        #expect(ciphers["beta->delta/ipv4"] == "chacha20-poly1305", "\(ciphers)")
+        #expect(ciphers.filter { $0.key != "beta->delta/ipv4" }.values.allSatisfy { $0 == "aes-gcm-256" }, "\(ciphers)")
+    }
+
     @Test("a malformed --target is a usage error that exits 1")
     func malformedTarget() throws {
         let cli = try MeshwardCLI()

@@ -22,7 +22,8 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
     /// The spec removes more than half of the Store's channels and `--force` was not given.
     case massRemoval(removed: Int, held: Int, directory: String)
     /// A saved plan (`plan --out`) no longer describes what `apply` would do.
-    case stalePlan(file: String, reasons: [String])
+    /// `file` is nil for the plan shown at the confirmation prompt.
+    case stalePlan(file: String?, reasons: [String])
     /// A saved plan file could not be read or is not a plan this version understands.
     case unreadablePlan(file: String, reason: String)
     /// The operator answered no (or nothing) at apply's confirmation prompt.
@@ -59,8 +60,10 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
                 + "changed. A flow or a spec file may be missing by mistake; run `meshward plan SPEC` to see what "
                 + "goes, and pass --force if the removal is meant"
         case .stalePlan(let file, let reasons):
-            "the saved plan \(file) is out of date, nothing was changed: "
-                + reasons.joined(separator: "; ") + ". Run `meshward plan --out FILE SPEC` again and review it"
+            (file.map { "the saved plan \($0) is out of date" }
+                ?? "the plan shown moved on while apply waited for the answer")
+                + ", nothing was changed: " + reasons.joined(separator: "; ")
+                + (file == nil ? ". Run apply again" : ". Run `meshward plan --out FILE SPEC` again and review it")
         case .unreadablePlan(let file, let reason):
             "cannot use the saved plan \(file): \(reason)"
         case .declined:

@@ -105,7 +105,7 @@ public final class MeshwardController: Sendable {
     ///   - expected: a plan made earlier (`plan --out`, or the one shown at the confirmation
     ///     prompt). Once the lease is held the plan is made again; when the Store, the kernels
     ///     or the changes differ, nothing is done and `stalePlan` is thrown.
-    ///   - planFile: the saved plan's path, for that message.
+    ///   - planFile: the saved plan's path, for that message; nil for the plan shown at the prompt.
     public func apply(
         _ intent: FleetIntent, source: String, waitForDrain: Bool, rekey: RekeySelection? = nil,
         force: Bool = false, command: String = "apply", target: ApplyTarget? = nil,
@@ -132,7 +132,7 @@ public final class MeshwardController: Sendable {
             if let expected {
                 let now = try await plan(intent, target: target)
                 let reasons = PlanComparison.differences(saved: expected, now: now)
-                if !reasons.isEmpty { throw ControllerError.stalePlan(file: planFile ?? "shown", reasons: reasons) }
+                if !reasons.isEmpty { throw ControllerError.stalePlan(file: planFile, reasons: reasons) }
             }
             let document = try await applyHoldingLease(
                 intent, store: store, source: source, command: command, waitForDrain: waitForDrain, rekey: rekey,

@@ -111,6 +111,9 @@ struct ApplyRunner {
             if ask && rekey == nil {
                 let shown = try await controller.plan(intent, target: target)
                 if shown.changes {
+                    for warning in shown.warnings {
+                        CommandSupport.printError("warning: \(TerminalText.escaped(warning))", prefixed: false)
+                    }
                     print(PlanText(shown, verbose: global.verbose).text)
                     print(ApplyConfirmation.prompt, terminator: "")
                     fflush(nil)

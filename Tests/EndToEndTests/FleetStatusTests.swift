@@ -146,6 +146,34 @@ struct FleetStatusTests {
         #expect(StatusText(late).text.contains("rekey overdue 4m"))
     }
 
+    @Test("a plan made before a rekey fell due is refused by apply: the changes differ")
+    func planStaleOnceARekeyFallsDue() async throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let clock = ManualClock(Date())
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let controller = MeshwardController(stateDirectory: cli.stateDirectory.path, logger: logger, clock: clock)
+        let intent = try MeshwardController.loadSpec([try GuardTests.spec()]).intent
+        _ = try await controller.apply(intent, source: "test", waitForDrain: true)
+        let plan = try await controller.plan(intent)
+        #expect(!plan.changes)
+
+        clock.advance(by: 86_400 + 1)
+        await #expect {
+            _ = try await controller.apply(
+                intent, source: "test", waitForDrain: true, expected: plan, planFile: "p.json")
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("the saved plan p.json is out of date")
+                && text.contains("the changes differ; now also: rekey alpha->beta/ipv4")
+        }
+        let unchanged = try await controller.status()
+        #expect(unchanged.channels.allSatisfy { $0.generation == 1 }, "nothing was rekeyed")
+        // The same plan still applies while nothing moved on (so the refusal above can fail).
+        clock.advance(by: -(86_400 + 1))
+        _ = try await controller.apply(intent, source: "test", waitForDrain: true, expected: plan, planFile: "p.json")
+    }
+
     @Test("a draining channel shows when its old inbound SA may go")
     func drainDeadline() throws {
         let cli = try MeshwardCLI()

@@ -2,14 +2,16 @@ import ArgumentParser
 import Foundation
 import Reconciler
 
-/// `meshward status [--node NAME]`: per channel and per node, as the kernels show them now.
+/// `meshward status [--node NAME] [--step STEP] [--drift] [--channel FROM:TO]`: a fleet summary,
+/// then per node and per channel, as the kernels show them now.
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show each channel's generation, SPI, key age, next rekey, step and drift, and each node's "
-            + "reachability and drop counters.",
+        abstract: "Show a fleet summary, then each channel's generation, SPI, key age, time to the next rekey, "
+            + "drain deadline, SA counters, step and drift, and each node's reachability and drop counters.",
         discussion:
-            "Exits 1 when a node did not answer, a channel drifted from what it should be, --node names no node "
+            "--step, --drift and --channel narrow the channel list, never the summary. Exits 1 when a node did "
+            + "not answer, a channel drifted from what it should be (whatever the filters), --node names no node "
             + "of the fleet, or the Store is empty while kernels hold Meshward's objects.")
 
     @OptionGroup var global: GlobalOptions

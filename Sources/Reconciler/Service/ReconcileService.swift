@@ -17,6 +17,8 @@ public struct ReconcileService: Service {
     private let reload: ReloadTrigger
     private let logger: Logger
     private let onCycle: @Sendable (Result<ApplyDocument, any Error>) async -> Void
+    /// Passed to every cycle's `apply`: lets a cycle remove more than half of the Store's
+    /// channels, or recover a lost Store (`reconcile --force`).
     private let force: Bool
 
     public init(

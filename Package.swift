@@ -63,7 +63,7 @@ let package = Package(
         .target(
             name: "Reconciler",
             dependencies: [
-                "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store",
+                "COpenSSL", "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -133,6 +133,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "meshward", "MeshwardCore", "Store", "DesiredState", "Kernel", "KernelSimulator", "MeshwardTestSupport",
+                "Reconciler",
             ],
             swiftSettings: strict
         ),

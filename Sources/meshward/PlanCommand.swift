@@ -13,7 +13,8 @@ struct PlanCommand: AsyncParsableCommand {
             apply would make. Each channel is one line: + create, ~ rekey or update (with the reason and what \
             changes), - remove; then the fleet-wide settings that change and the counts. --verbose adds the \
             kernel operations per stage and node (JSON always has them). SPIs of generations not yet issued \
-            show as new-N. With --detailed-exitcode: 0 nothing to change, 2 changes pending (a changed \
+            show as new-N. --out FILE saves the plan (with the spec's text and fingerprints of the Store and \
+            the kernels, never keys) for `meshward apply FILE`. With --detailed-exitcode: 0 nothing to change, 2 changes pending (a changed \
             revision included), 1 failure.
             """)
 
@@ -25,6 +26,23 @@ struct PlanCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Exit 2 when there are changes, 0 when there are none.")
     var detailedExitcode = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Save the plan to this file (0600, no key material) for `meshward apply FILE`.", valueName: "file"))
+    var out: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Plan only what `apply --target` would do for this node or FROM:TO.", valueName: "target"))
+    var target: String?
+
+    func validate() throws {
+        if let target, ApplyTarget(argument: target) == nil {
+            throw ValidationError("--target takes a node name or FROM:TO, for example web-1 or web-1:app-1.")
+        }
+    }
+
     func run() async throws {
         let logger = CommandSupport.logger(global)
         let document = try await CommandSupport.reportingErrors(global) {
@@ -34,7 +52,16 @@ struct PlanCommand: AsyncParsableCommand {
                     CommandSupport.printError(TerminalText.escaped(lines: warning.description), prefixed: false)
                 }
             }
-            return try await MeshwardController(stateDirectory: global.stateDirectory, logger: logger).plan(intent)
+            let document = try await MeshwardController(stateDirectory: global.stateDirectory, logger: logger).plan(
+                intent, target: target.flatMap(ApplyTarget.init(argument:)))
+            if let out {
+                let saved = SavedPlan(
+                    createdAt: Date(),
+                    madeBy: "meshward plan " + CommandLine.arguments.dropFirst(2).joined(separator: " "),
+                    specFiles: try MeshwardController.specFiles(specs), plan: document)
+                try MeshwardController.write(saved, to: out)
+            }
+            return document
         }
         switch global.output {
         case .json: try CommandSupport.printJSON(document)
@@ -43,6 +70,11 @@ struct PlanCommand: AsyncParsableCommand {
                 CommandSupport.printError("warning: \(TerminalText.escaped(warning))", prefixed: false)
             }
             print(PlanText(document, verbose: global.verbose).text)
+            if let out {
+                print(
+                    "Saved the plan to \(TerminalText.escaped(out)); apply exactly it with `meshward apply \(TerminalText.escaped(out))`."
+                )
+            }
         }
         if !document.unreachable.isEmpty { throw ExitCode.failure }
         if detailedExitcode && document.changes { throw ExitCode(2) }

@@ -31,6 +31,13 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Run one cycle and exit.")
     var once = false
 
+    @Flag(
+        name: .long,
+        help:
+            "Let every cycle remove more than half of the Store's channels, or recover a lost Store (as apply --force)."
+    )
+    var force = false
+
     /// Reads `--interval` with the spec's duration syntax (units from largest to smallest,
     /// each once), so the two never disagree on what a duration is.
     static func interval(from text: String) throws -> Duration {
@@ -57,7 +64,7 @@ struct ReconcileCommand: AsyncParsableCommand {
         let service = ReconcileService(
             controller: MeshwardController(stateDirectory: global.stateDirectory, logger: logger),
             specPaths: specs, interval: interval, once: once, reload: reload,
-            logger: logger,
+            logger: logger, force: force,
             onCycle: { result in
                 // One cycle, one flush: standard output is block-buffered when it is a file or a
                 // pipe, and a log collector must see each cycle as it ends.

@@ -6,7 +6,8 @@ struct RekeyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rekey",
         abstract: "Rotate the keys of some channels now, make-before-break, then converge as apply does.",
-        discussion: "Exactly one of --channel, --node or --all. Exit codes as for apply.")
+        discussion: "Exactly one of --channel, --node or --all. Never asks for confirmation. Refuses as apply does "
+            + "(another cluster; more than half of the channels removed without --force). Exit codes as for apply.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -29,6 +30,11 @@ struct RekeyCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Do not wait for drains.")
     var noWait = false
 
+    @Flag(
+        name: .long,
+        help: "Proceed although the spec removes more than half of the Store's channels (rekey applies the spec too).")
+    var force = false
+
     func validate() throws {
         let chosen = [channel != nil, node != nil, all].filter { $0 }.count
         guard chosen == 1 else { throw ValidationError("Give exactly one of --channel FROM:TO, --node NAME or --all.") }
@@ -50,6 +56,6 @@ struct RekeyCommand: AsyncParsableCommand {
         } else {
             selection = .all
         }
-        try await ApplyRunner(global: global, specs: specs, waitForDrain: !noWait, rekey: selection).run()
+        try await ApplyRunner(global: global, specs: specs, waitForDrain: !noWait, rekey: selection, force: force).run()
     }
 }

@@ -2,14 +2,16 @@ import ArgumentParser
 import Foundation
 import Reconciler
 
-/// `meshward status [--node NAME]`: per channel and per node, as the kernels show them now.
+/// `meshward status [--node NAME] [--step STEP] [--drift] [--channel FROM:TO]`: a fleet summary,
+/// then per node and per channel, as the kernels show them now.
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show each channel's generation, SPI, key age, next rekey, step and drift, and each node's "
-            + "reachability and drop counters.",
+        abstract: "Show a fleet summary, then each channel's generation, SPI, key age, time to the next rekey, "
+            + "drain deadline, SA counters, step and drift, and each node's reachability and drop counters.",
         discussion:
-            "Exits 1 when a node did not answer, a channel drifted from what it should be, --node names no node "
+            "--step, --drift and --channel narrow the channel list, never the summary. Exits 1 when a node did "
+            + "not answer, a channel drifted from what it should be (whatever the filters), --node names no node "
             + "of the fleet, or the Store is empty while kernels hold Meshward's objects.")
 
     @OptionGroup var global: GlobalOptions
@@ -20,10 +22,37 @@ struct StatusCommand: AsyncParsableCommand {
             "Only this node and its channels (its peers are read too, to check both ends).", valueName: "name"))
     var node: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Only channels in this step: "
+                + ChannelStep.allCases.map(\.rawValue).joined(separator: ", ") + ".", valueName: "step"))
+    var step: String?
+
+    @Flag(name: .long, help: "Only channels that drifted.")
+    var drift = false
+
+    @Option(name: .long, help: ArgumentHelp("Only the channels from one node to another.", valueName: "from:to"))
+    var channel: String?
+
+    func validate() throws {
+        if let step, ChannelStep(rawValue: step) == nil {
+            throw ValidationError(
+                "--step takes one of " + ChannelStep.allCases.map(\.rawValue).joined(separator: ", ")
+                    + ", not '\(step)'.")
+        }
+        if let channel, ChannelArgument(channel) == nil {
+            throw ValidationError("--channel takes FROM:TO, two node names, for example web-1:app-1.")
+        }
+    }
+
     func run() async throws {
         let logger = CommandSupport.logger(global)
+        let filter = StatusFilter(
+            step: step, driftOnly: drift, channel: channel.flatMap(ChannelArgument.init).map { ($0.from, $0.to) })
         let document = try await CommandSupport.reportingErrors(global) {
-            try await MeshwardController(stateDirectory: global.stateDirectory, logger: logger).status(node: node)
+            try await MeshwardController(stateDirectory: global.stateDirectory, logger: logger).status(
+                node: node, channels: filter)
         }
         switch global.output {
         case .json: try CommandSupport.printJSON(document)
@@ -33,7 +62,8 @@ struct StatusCommand: AsyncParsableCommand {
             }
             print(StatusText(document).text)
         }
-        if document.nodes.contains(where: { !$0.reachable }) || document.channels.contains(where: \.drift)
+        let drifted = (document.summary?.channelsDrifted ?? 0) > 0 || document.channels.contains(where: \.drift)
+        if document.nodes.contains(where: { !$0.reachable }) || drifted
             || !document.warnings.isEmpty
         {
             throw ExitCode.failure
@@ -41,48 +71,15 @@ struct StatusCommand: AsyncParsableCommand {
     }
 }
 
-/// The text form of a status document.
-struct StatusText {
-    let text: String
+/// A `FROM:TO` argument: two node names.
+struct ChannelArgument {
+    let from: String
+    let to: String
 
-    init(_ document: StatusDocument) {
-        var lines = [
-            "cluster \(TerminalText.escaped(document.cluster ?? "?")) (revision \(document.revision?.prefix(12) ?? "?"))"
-        ]
-        lines.append("nodes:")
-        for node in document.nodes {
-            var line = "  \(TerminalText.escaped(node.name)) [\(TerminalText.escaped(node.endpoint))] "
-            line +=
-                node.reachable
-                ? "reachable, \(node.securityAssociations) SAs, \(node.policies) policies" : "UNREACHABLE"
-            if let error = node.error { line += ": \(TerminalText.escaped(error))" }
-            if !node.dropCounters.isEmpty {
-                line +=
-                    "; drops: "
-                    + node.dropCounters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-                    .joined(separator: " ")
-            }
-            lines.append(line)
-        }
-        lines.append("channels:")
-        for channel in document.channels {
-            var line = "  \(TerminalText.escaped(channel.channel)) \(channel.step)"
-            if let generation = channel.generation, let spi = channel.spi {
-                line += " gen \(generation) spi \(spi) \(channel.cipher ?? "")"
-            }
-            if let age = channel.keyAgeSeconds { line += " key age \(Self.duration(age))" }
-            if let next = channel.nextRekey { line += " next rekey \(CommandSupport.timestamp(next))" }
-            if channel.drift {
-                line += " DRIFT: " + channel.driftDetail.map { TerminalText.escaped($0) }.joined(separator: "; ")
-            }
-            lines.append(line)
-        }
-        text = lines.joined(separator: "\n")
-    }
-
-    static func duration(_ seconds: Int) -> String {
-        if seconds < 120 { return "\(seconds)s" }
-        if seconds < 7_200 { return "\(seconds / 60)m" }
-        return "\(seconds / 3_600)h\(seconds % 3_600 / 60)m"
+    init?(_ text: String) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
+        from = String(parts[0])
+        to = String(parts[1])
     }
 }

@@ -50,6 +50,15 @@ struct SecretsTests {
         }
         keys.formUnion(try storedKeys(cli))
 
+        // A saved plan (plan --out) of a rekey is a file that leaves the state directory.
+        let planFile = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-plan-\(UUID()).json")
+        defer { try? FileManager.default.removeItem(at: planFile) }
+        let rekeyed = try MeshwardCLI.writeSpec(
+            try String(contentsOfFile: spec, encoding: .utf8).replacingOccurrences(
+                of: "aes-gcm-256", with: "chacha20-poly1305"))
+        #expect(try run(["plan", rekeyed, "--out", planFile.path, "--verbose"]).status == 0)
+        captures.append(Capture(label: "the saved plan file", bytes: try Data(contentsOf: planFile)))
+
         // 48 channels keyed by apply and again by rekey --all, and more for web-1 to app-1.
         #expect(keys.count >= 96, "too few keys found to make the search meaningful")
         #expect(captures.contains { $0.label.hasPrefix("apply") && $0.bytes.count > 1_000 }, "trace logs missing")

@@ -17,6 +17,17 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
     /// The Store holds no channel while kernels hold objects with Meshward's reqid: the state
     /// database was lost, truncated or replaced. `owned` counts the objects per node.
     case lostStore(directory: String, owned: [String: Int])
+    /// The spec names another cluster than the one the Store belongs to.
+    case clusterMismatch(spec: String, store: String, directory: String)
+    /// The spec removes more than half of the Store's channels and `--force` was not given.
+    case massRemoval(removed: Int, held: Int, directory: String)
+    /// A saved plan (`plan --out`) no longer describes what `apply` would do.
+    /// `file` is nil for the plan shown at the confirmation prompt.
+    case stalePlan(file: String?, reasons: [String])
+    /// A saved plan file could not be read or is not a plan this version understands.
+    case unreadablePlan(file: String, reason: String)
+    /// The operator answered no (or nothing) at apply's confirmation prompt.
+    case declined
 
     public var description: String {
         switch self {
@@ -41,6 +52,22 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
                 + "the history, or run `meshward apply --force SPEC` to recover: every channel gets a new "
                 + "generation make-before-break, the objects without a record are removed once nothing uses "
                 + "them, and the history starts again"
+        case .clusterMismatch(let spec, let store, let directory):
+            "the spec is for cluster '\(spec)', but the Store in \(directory) belongs to cluster '\(store)': "
+                + "nothing was changed. Pass the --state-dir of cluster '\(spec)', or fix `cluster:` in the spec"
+        case .massRemoval(let removed, let held, _):
+            "this spec removes \(removed) of the \(held) channels the Store holds (more than half): nothing was "
+                + "changed. A flow or a spec file may be missing by mistake; run `meshward plan SPEC` to see what "
+                + "goes, and pass --force if the removal is meant"
+        case .stalePlan(let file, let reasons):
+            (file.map { "the saved plan \($0) is out of date" }
+                ?? "the plan shown moved on while apply waited for the answer")
+                + ", nothing was changed: " + reasons.joined(separator: "; ")
+                + (file == nil ? ". Run apply again" : ". Run `meshward plan --out FILE SPEC` again and review it")
+        case .unreadablePlan(let file, let reason):
+            "cannot use the saved plan \(file): \(reason)"
+        case .declined:
+            "apply cancelled: nothing was changed"
         }
     }
 

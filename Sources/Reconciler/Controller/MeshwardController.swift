@@ -94,24 +94,49 @@ public final class MeshwardController: Sendable {
     ///   - rekey: channels to rotate now, on top of whatever is due.
     ///   - onPass: called after each pass, for progress.
     ///   - force: proceed although the Store is empty while kernels hold Meshward's objects
-    ///     (the lost-Store recovery); without it that case is refused with `lostStore`.
+    ///     (the lost-Store recovery), or although the spec removes more than half of the Store's
+    ///     channels; without it those are refused with `lostStore` and `massRemoval`. A spec of
+    ///     another cluster (`clusterMismatch`) is refused even with it.
     ///   - command: what made the run, for the history (`apply`, `reconcile`); a `rekey` run
-    ///     records its selector.
+    ///     records its selector, a targeted run its target.
+    ///   - target: limit the run to one node's channels or one `FROM:TO` (`apply --target`):
+    ///     every other channel, and every kernel object between other address pairs (stale
+    ///     ones included), is left exactly as it is, and the recorded revision does not change.
+    ///   - expected: a plan made earlier (`plan --out`, or the one shown at the confirmation
+    ///     prompt). Once the lease is held the plan is made again; when the Store, the kernels
+    ///     or the changes differ, nothing is done and `stalePlan` is thrown.
+    ///   - planFile: the saved plan's path, for that message; nil for the plan shown at the prompt.
     public func apply(
         _ intent: FleetIntent, source: String, waitForDrain: Bool, rekey: RekeySelection? = nil,
-        force: Bool = false, command: String = "apply",
+        force: Bool = false, command: String = "apply", target: ApplyTarget? = nil,
+        expected: PlanDocument? = nil, planFile: String? = nil,
         onPass: @escaping @Sendable (PassReport) async -> Void = { _ in }
     ) async throws -> ApplyDocument {
         let store = try openStore()
-        if !force { try await refuseLostStore(intent, store: store) }
-        let command = rekey.map { "rekey \($0.commandLine)" } ?? command
+        try Self.refuseOtherCluster(
+            intent, recorded: try ControllerSettings.load(from: store)?.cluster, directory: stateDirectory)
+        if !force {
+            try await refuseLostStore(intent, store: store)
+            let records = try store.loadChannels()
+            let scope = try target.map { try FleetScope(target: $0, intent: intent, records: records) }
+            try Self.refuseMassRemoval(
+                scope?.intent ?? intent, records: scope?.records ?? records, held: records.count,
+                directory: stateDirectory)
+        }
+        var command = rekey.map { "rekey \($0.commandLine)" } ?? command
+        if let target { command += " --target \(target.argument)" }
         let holder = leaseHolder
         let ttl = leaseTTL(intent)
         try acquireLease(store, holder: holder, ttl: ttl)
         do {
+            if let expected {
+                let now = try await plan(intent, target: target)
+                let reasons = PlanComparison.differences(saved: expected, now: now)
+                if !reasons.isEmpty { throw ControllerError.stalePlan(file: planFile, reasons: reasons) }
+            }
             let document = try await applyHoldingLease(
                 intent, store: store, source: source, command: command, waitForDrain: waitForDrain, rekey: rekey,
-                renew: { try store.renewLease(holder: holder, ttl: ttl, now: $0) }, onPass: onPass)
+                target: target, renew: { try store.renewLease(holder: holder, ttl: ttl, now: $0) }, onPass: onPass)
             try store.releaseLease(holder: holder)
             return document
         } catch {
@@ -122,19 +147,22 @@ public final class MeshwardController: Sendable {
 
     private func applyHoldingLease(
         _ intent: FleetIntent, store: StateStore, source: String, command: String, waitForDrain: Bool,
-        rekey: RekeySelection?,
+        rekey: RekeySelection?, target: ApplyTarget?,
         renew: @escaping @Sendable (Date) throws -> Lease, onPass: @escaping @Sendable (PassReport) async -> Void
     ) async throws -> ApplyDocument {
         let previous = try ControllerSettings.load(from: store)
         let records = try store.loadChannels()
+        let scope = try target.map { try FleetScope(target: $0, intent: intent, records: records) }
         var rekeyRequests = previous?.rekeyRequests ?? [:]
         if let rekey {
             let now = clock.now()
             for id in try rekey.channels(in: intent) { rekeyRequests[id.description] = now }
         }
         let endpoints = nodeEndpoints(for: intent, remembered: previous?.endpoints ?? [:], records: records)
+        // A targeted run leaves the rest of the fleet on the old revision: it records none.
+        let revision = scope == nil ? intent.revision : (previous?.revision ?? intent.revision)
         var settings = ControllerSettings(
-            cluster: intent.cluster, reqid: intent.reqid, revision: intent.revision,
+            cluster: intent.cluster, reqid: intent.reqid, revision: revision,
             rekeyEverySeconds: intent.channels.first?.rekey.every.timeInterval ?? previous?.rekeyEverySeconds ?? 86_400,
             rekeyPackets: intent.channels.first?.rekey.packets,
             drainSeconds: intent.channels.first?.drain.timeInterval ?? previous?.drainSeconds ?? 5,
@@ -147,11 +175,13 @@ public final class MeshwardController: Sendable {
             endpoints: endpoints, simulated: simulated, simulatedFile: simulatedFleetURL,
             reqid: Reqid(intent.reqid), logger: logger)
         let reconciler = FleetReconciler(
-            store: store, kernels: kernels, reqid: Reqid(intent.reqid), clock: clock, logger: logger,
-            fence: LeaseWriteFence(renew: renew))
+            store: scope.map { ScopedGenerationStore(store, scope: $0) } ?? store,
+            kernels: scope.map { ScopedKernels(kernels, scope: $0) } ?? kernels, reqid: Reqid(intent.reqid),
+            clock: clock, logger: logger, fence: LeaseWriteFence(renew: renew))
         let clock = self.clock
+        let runIntent = scope?.intent ?? intent
         let report = try await reconciler.converge(
-            intent: intent, waitForDrain: waitForDrain, rekeyRequests: requests(rekeyRequests, in: intent),
+            intent: runIntent, waitForDrain: waitForDrain, rekeyRequests: requests(rekeyRequests, in: runIntent),
             defaultDrain: .seconds(settings.drainSeconds),
             onPass: { pass in
                 _ = try renew(clock.now())
@@ -251,17 +281,26 @@ public final class MeshwardController: Sendable {
 
     /// What `apply` would do, stage by stage, without writing anything: the passes run against
     /// a copy of every node's kernel and of the Store, with the clock jumping over drains.
-    public func plan(_ intent: FleetIntent) async throws -> PlanDocument {
+    ///
+    /// With `target`, only the target's channels are planned (what `apply --target` would do);
+    /// the document's `target` says so, and a changed revision alone is no change (a targeted
+    /// run does not record it).
+    public func plan(_ spec: FleetIntent, target: ApplyTarget? = nil) async throws -> PlanDocument {
         let store = try hasState() ? try openStore() : nil
-        let records = try store?.loadChannels() ?? [:]
+        let allRecords = try store?.loadChannels() ?? [:]
         let settings = try store.flatMap { try ControllerSettings.load(from: $0) }
-        let endpoints = nodeEndpoints(for: intent, remembered: settings?.endpoints ?? [:], records: records)
+        try Self.refuseOtherCluster(spec, recorded: settings?.cluster, directory: stateDirectory)
+        let scope = try target.map { try FleetScope(target: $0, intent: spec, records: allRecords) }
+        let intent = scope?.intent ?? spec
+        let records = scope?.records ?? allRecords
+        let endpoints = nodeEndpoints(for: spec, remembered: settings?.endpoints ?? [:], records: allRecords)
         let rekeyRequests = requests(settings?.rekeyRequests ?? [:], in: intent)
 
         // Read every node as it is now.
-        let live = EndpointKernels(
-            endpoints: endpoints, simulated: try loadSimulatedFleet(intent: intent), simulatedFile: nil,
+        let everything = EndpointKernels(
+            endpoints: endpoints, simulated: try loadSimulatedFleet(intent: spec), simulatedFile: nil,
             reqid: Reqid(intent.reqid), logger: logger)
+        let live: any FleetKernels = scope.map { ScopedKernels(everything, scope: $0) } ?? everything
         let reader = FleetReconciler(
             store: ScratchGenerationStore(channels: records), kernels: live, reqid: Reqid(intent.reqid), clock: clock,
             logger: logger)
@@ -320,8 +359,8 @@ public final class MeshwardController: Sendable {
         // generation nor removed.
         let touched = Set(report.passes.flatMap { $0.results.compactMap(\.planned.channel) })
         let updated = touched.subtracting(issued.map(\.channel)).subtracting(removedChannels)
-        let settingChanges = settings.map { PlanSettingChange.changes(from: $0, to: intent) } ?? []
-        let revisionChanged = settings?.revision != intent.revision
+        let settingChanges = settings.map { PlanSettingChange.changes(from: $0, to: spec) } ?? []
+        let revisionChanged = settings?.revision != spec.revision
         var warnings: [String] = []
         if records.isEmpty {
             let owned = Self.ownedObjects(observations)
@@ -329,9 +368,16 @@ public final class MeshwardController: Sendable {
                 warnings.append(ControllerError.lostStore(directory: stateDirectory, owned: owned).description)
             }
         }
+        let removal = RemovalCount(
+            held: allRecords.count, removed: RemovalCount(intent: intent, records: records).removed)
+        if removal.isMassRemoval {
+            warnings.append(
+                "this plan removes \(removal.removed) of the \(removal.held) channels the Store holds (more than "
+                    + "half): apply refuses it without --force")
+        }
         return PlanDocument(
-            cluster: intent.cluster, revision: intent.revision,
-            changes: operations > 0 || !issued.isEmpty || revisionChanged,
+            cluster: spec.cluster, revision: spec.revision,
+            changes: operations > 0 || !issued.isEmpty || (revisionChanged && target == nil),
             summary: .init(
                 channelsCreated: created, channelsRekeyed: issued.count - created, channelsUpdated: updated.count,
                 channelsRemoved: removedChannels.count, operations: operations),
@@ -343,7 +389,9 @@ public final class MeshwardController: Sendable {
             channelChanges: PlanChannelChange.changes(
                 intent: intent, records: records, observations: observations, issued: issued, updated: updated,
                 removed: removedChannels),
-            warnings: warnings)
+            warnings: warnings, target: target?.argument,
+            stateFingerprint: StateFingerprint.store(records: allRecords, revision: settings?.revision),
+            fleetFingerprint: StateFingerprint.fleet(observations: observations, unreachable: unreachable))
     }
 
     /// The target of `operation` with a placeholder generation's SPI shown as `new-N` (the real
@@ -371,7 +419,14 @@ public final class MeshwardController: Sendable {
 
     /// Per node and per channel, as the kernels and the Store show them now. Needs no spec:
     /// what it knows of the fleet comes from the last `apply`.
-    public func status(node filter: String? = nil) async throws -> StatusDocument {
+    ///
+    /// `channelFilter` narrows the channel list (`--step`, `--drift`, `--channel`); the summary
+    /// always counts every channel read.
+    public func status(
+        node filter: String? = nil, channels channelFilter: StatusFilter = StatusFilter()
+    )
+        async throws -> StatusDocument
+    {
         guard try hasState() else { throw ControllerError.noState(directory: stateDirectory) }
         let store = try openStore()
         let records = try store.loadChannels()
@@ -424,8 +479,9 @@ public final class MeshwardController: Sendable {
                 channelStatus(record, observations: observations, settings: settings, now: now)
             }
         return StatusDocument(
-            cluster: settings?.cluster, revision: settings?.revision, observedAt: now, nodes: nodes, channels: channels,
-            warnings: warnings)
+            cluster: settings?.cluster, revision: settings?.revision, observedAt: now, nodes: nodes,
+            channels: channels.filter(channelFilter.includes), warnings: warnings,
+            summary: StatusDocument.Summary(nodes: nodes, channels: channels))
     }
 
     private func channelStatus(
@@ -461,11 +517,25 @@ public final class MeshwardController: Sendable {
             }
         }
         let nextRekey = active.map { $0.createdAt.addingTimeInterval(settings?.rekeyEverySeconds ?? 86_400) }
+        let rekeyIn = nextRekey.map { Int($0.timeIntervalSince(now).rounded(.down)) }
+        func counters(on node: String) -> StatusDocument.SACounterReport? {
+            guard let active else { return nil }
+            let id = SAIdentifier(destination: active.destination, spi: active.spi)
+            guard let sa = observations[node]?.securityAssociations.first(where: { $0.identifier == id }) else {
+                return nil
+            }
+            return StatusDocument.SACounterReport(
+                packets: sa.counters.packets, bytes: sa.counters.bytes,
+                firstUsed: sa.counters.useTime == 0 ? nil : Date(timeIntervalSince1970: Double(sa.counters.useTime)))
+        }
+        let draining = record.generations.last { $0.state == .retiring && $0.supersededAt != nil }
         return StatusDocument.Channel(
             channel: record.id.description, from: record.id.from, to: record.id.to, family: record.id.family.rawValue,
             step: record.step, generation: active?.number, spi: active?.spi.hex, cipher: active?.cipher.rawValue,
             keyAgeSeconds: active.map { Int(now.timeIntervalSince($0.createdAt)) }, nextRekey: nextRekey,
-            drift: !drift.isEmpty, driftDetail: drift)
+            drift: !drift.isEmpty, driftDetail: drift, rekeyInSeconds: rekeyIn, rekeyOverdue: (rekeyIn ?? 0) < 0,
+            outbound: counters(on: record.id.from), inbound: counters(on: record.id.to),
+            drainUntil: draining?.supersededAt?.addingTimeInterval(settings?.drainSeconds ?? 5))
     }
 
     /// Applied revisions, newest first.

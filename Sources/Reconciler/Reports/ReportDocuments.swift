@@ -57,6 +57,14 @@ public struct PlanDocument: Codable, Sendable, Equatable {
     /// Problems that do not stop the plan but need a person (an empty Store beside kernels
     /// holding Meshward's objects).
     public var warnings: [String]
+    /// With `plan --target`: the node or `FROM:TO` the plan is limited to.
+    public var target: String?
+    /// SHA-256 over the Store's channel records and recorded revision when the plan was made;
+    /// `apply PLANFILE` refuses when it changed. Carries no key material.
+    public var stateFingerprint: String?
+    /// SHA-256 over the kernel objects the plan read (addresses, SPIs, ciphers, policies; never
+    /// keys, never counters) and which nodes answered.
+    public var fleetFingerprint: String?
 }
 
 /// A node that could not be reached, and why.
@@ -121,6 +129,41 @@ public struct StatusDocument: Codable, Sendable, Equatable {
         /// True when the kernels differ from what the spec and the Store say they should hold.
         public var drift: Bool
         public var driftDetail: [String]
+        /// Seconds until `next_rekey`; negative when the rekey is overdue (the next `apply` or
+        /// reconcile cycle does it). Nil without an active generation.
+        public var rekeyInSeconds: Int?
+        /// True when `next_rekey` has passed.
+        public var rekeyOverdue: Bool = false
+        /// The active generation's SA counters as the kernels report them (`xfrm_lifetime_cur`):
+        /// `outbound` from the sender's SA, `inbound` from the receiver's. Nil for an end that did
+        /// not answer or lacks the SA.
+        public var outbound: SACounterReport?
+        public var inbound: SACounterReport?
+        /// While a generation drains: when its old inbound SA may go (the switch plus `drain`).
+        public var drainUntil: Date?
+    }
+
+    /// One SA's counters.
+    public struct SACounterReport: Codable, Sendable, Equatable {
+        public var packets: UInt64
+        public var bytes: UInt64
+        /// The SA's first use as the kernel reports it (`use_time`); nil when never used.
+        public var firstUsed: Date?
+    }
+
+    /// The fleet at a glance, over every node and channel `status` read (with `--node`, that
+    /// node's part); `--step`, `--drift` and `--channel` narrow only the channel list, never this.
+    public struct Summary: Codable, Sendable, Equatable {
+        public var nodesReachable: Int
+        public var nodesUnreachable: Int
+        /// Step name -> number of channels in it.
+        public var channelsByStep: [String: Int]
+        public var channelsDrifted: Int
+        public var rekeysOverdue: Int
+        /// Nodes whose drop counters are not zero (kernel counters start at zero at boot).
+        public var nodesWithDrops: [String]
+        /// Counter name -> sum over the nodes read.
+        public var dropCounters: [String: UInt64]
     }
 
     public var cluster: String?
@@ -131,6 +174,8 @@ public struct StatusDocument: Codable, Sendable, Equatable {
     /// Problems a person must look at (an empty Store beside kernels holding Meshward's
     /// objects); `status` exits 1 when there is one.
     public var warnings: [String]
+    /// The header of the text form. Added in 0.2 of the status document; older readers ignore it.
+    public var summary: Summary?
 }
 
 /// `meshward history`: applied revisions, newest first.

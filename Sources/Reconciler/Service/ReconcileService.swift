@@ -20,10 +20,13 @@ public struct ReconcileService: Service {
     private let clock: any ReconcilerClock
     private let logger: Logger
     private let onCycle: @Sendable (Result<ApplyDocument, any Error>) async -> Void
+    /// Passed to every cycle's `apply`: lets a cycle remove more than half of the Store's
+    /// channels, or recover a lost Store (`reconcile --force`).
+    private let force: Bool
 
     public init(
         controller: MeshwardController, specPaths: [String], interval: Duration, once: Bool,
-        reload: ReloadTrigger, clock: any ReconcilerClock = SystemClock(), logger: Logger,
+        reload: ReloadTrigger, clock: any ReconcilerClock = SystemClock(), logger: Logger, force: Bool = false,
         onCycle: @escaping @Sendable (Result<ApplyDocument, any Error>) async -> Void = { _ in }
     ) {
         self.clock = clock
@@ -34,6 +37,7 @@ public struct ReconcileService: Service {
         self.reload = reload
         self.logger = logger
         self.onCycle = onCycle
+        self.force = force
     }
 
     public func run() async throws {
@@ -53,7 +57,8 @@ public struct ReconcileService: Service {
                     intent = lastGood
                 }
                 let document = try await controller.apply(
-                    intent, source: specPaths.joined(separator: " "), waitForDrain: false, command: "reconcile")
+                    intent, source: specPaths.joined(separator: " "), waitForDrain: false, force: force,
+                    command: "reconcile")
                 logger.notice(
                     "cycle done",
                     metadata: [

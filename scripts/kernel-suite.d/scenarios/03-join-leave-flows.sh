@@ -25,6 +25,7 @@ step "web-1 web-2 app-1 db-1" "web-app app-db" "web-1:2 web-2:2 app-1:8 db-1:4"
 ks_mark_pairs enforce "web-2~app-1/4"
 
 ks_log "flow app-to-db removed"
+# 4 of the 8 channels go: exactly half, which apply allows without --force.
 ks_mark_pairs relax "app-1~db-1/4 app-1~db-1/6"
 step "web-1 web-2 app-1 db-1" "web-app" "web-1:2 web-2:2 app-1:4 db-1:0"
 

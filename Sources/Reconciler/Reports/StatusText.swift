@@ -1,0 +1,72 @@
+import Foundation
+
+/// The text form of a status document.
+public struct StatusText {
+    /// The lines, joined by newlines.
+    public let text: String
+
+    public init(_ document: StatusDocument) {
+        var lines = [
+            "cluster \(TerminalText.escaped(document.cluster ?? "?")) (revision \(document.revision?.prefix(12) ?? "?"))"
+        ]
+        if let summary = document.summary { lines.append(contentsOf: Self.header(summary)) }
+        lines.append("nodes:")
+        for node in document.nodes {
+            var line = "  \(TerminalText.escaped(node.name)) [\(TerminalText.escaped(node.endpoint))] "
+            line +=
+                node.reachable
+                ? "reachable, \(node.securityAssociations) SAs, \(node.policies) policies" : "UNREACHABLE"
+            if let error = node.error { line += ": \(TerminalText.escaped(error))" }
+            if !node.dropCounters.isEmpty {
+                line +=
+                    "; drops: "
+                    + node.dropCounters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                    .joined(separator: " ")
+            }
+            lines.append(line)
+        }
+        lines.append("channels:")
+        for channel in document.channels {
+            var line = "  \(TerminalText.escaped(channel.channel)) \(channel.step)"
+            if let generation = channel.generation, let spi = channel.spi {
+                line += " gen \(generation) spi \(spi) \(channel.cipher ?? "")"
+            }
+            if let age = channel.keyAgeSeconds { line += " key age \(Self.duration(age))" }
+            if let seconds = channel.rekeyInSeconds {
+                line +=
+                    seconds < 0 ? " rekey overdue \(Self.duration(-seconds))" : " rekey in \(Self.duration(seconds))"
+            }
+            if let until = channel.drainUntil {
+                let left = Int(until.timeIntervalSince(document.observedAt).rounded(.up))
+                line +=
+                    " draining until \(Self.timestamp(until))"
+                    + (left > 0 ? " (\(Self.duration(left)) left)" : " (drain over; the next run removes it)")
+            }
+            if let outbound = channel.outbound { line += " out " + Self.counters(outbound) }
+            if let inbound = channel.inbound { line += " in " + Self.counters(inbound) }
+            if channel.drift {
+                line += " DRIFT: " + channel.driftDetail.map { TerminalText.escaped($0) }.joined(separator: "; ")
+            }
+            lines.append(line)
+        }
+        text = lines.joined(separator: "\n")
+    }
+
+    static func timestamp(_ date: Date) -> String { date.formatted(.iso8601) }
+
+    static func duration(_ seconds: Int) -> String {
+        StatusWording.duration(seconds)
+    }
+
+    /// `12 packets 1.5 KiB, first used 2026-...` (swanctl's `bytes_in (packets_in)` in words).
+    static func counters(_ counters: StatusDocument.SACounterReport) -> String {
+        var text = "\(counters.packets) packet\(counters.packets == 1 ? "" : "s") \(counters.bytes) bytes"
+        if let used = counters.firstUsed { text += " (first used \(Self.timestamp(used)))" }
+        return text
+    }
+
+    /// The summary lines at the top of the text form.
+    static func header(_ summary: StatusDocument.Summary) -> [String] {
+        StatusWording.header(summary)
+    }
+}

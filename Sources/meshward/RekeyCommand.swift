@@ -38,19 +38,15 @@ struct RekeyCommand: AsyncParsableCommand {
     func validate() throws {
         let chosen = [channel != nil, node != nil, all].filter { $0 }.count
         guard chosen == 1 else { throw ValidationError("Give exactly one of --channel FROM:TO, --node NAME or --all.") }
-        if let channel {
-            let parts = channel.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                throw ValidationError("--channel takes FROM:TO, two node names, for example web-1:app-1.")
-            }
+        if let channel, ChannelArgument(channel) == nil {
+            throw ValidationError("--channel takes FROM:TO, two node names, for example web-1:app-1.")
         }
     }
 
     func run() async throws {
         let selection: RekeySelection
-        if let channel {
-            let parts = channel.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            selection = .channel(from: parts[0], to: parts[1])
+        if let channel = channel.flatMap(ChannelArgument.init) {
+            selection = .channel(from: channel.from, to: channel.to)
         } else if let node {
             selection = .node(node)
         } else {

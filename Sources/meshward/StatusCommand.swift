@@ -71,15 +71,15 @@ struct StatusCommand: AsyncParsableCommand {
     }
 }
 
-/// A `FROM:TO` argument: two node names.
+/// A `FROM:TO` argument: two node names, read as `apply --target` reads one (the one parser of
+/// the syntax, `ApplyTarget(argument:)`).
 struct ChannelArgument {
     let from: String
     let to: String
 
     init?(_ text: String) {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
-        from = String(parts[0])
-        to = String(parts[1])
+        guard case .channel(let from, let to) = ApplyTarget(argument: text) else { return nil }
+        self.from = from
+        self.to = to
     }
 }

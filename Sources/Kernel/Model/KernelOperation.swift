@@ -57,14 +57,6 @@ public enum OperationOutcome: Sendable, Hashable, CustomStringConvertible {
 
     public var isApplied: Bool { self == .applied }
 
-    /// True when the operation may have reached the kernel: applied, or sent and unanswered.
-    public var mayHaveTakenEffect: Bool {
-        switch self {
-        case .applied, .indeterminate: true
-        case .failed, .notAttempted: false
-        }
-    }
-
     public var description: String {
         switch self {
         case .applied: "applied"

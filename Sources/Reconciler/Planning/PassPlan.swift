@@ -111,10 +111,6 @@ public struct PassPlan: Sendable {
         if held.count < Self.heldSampleLimit { held.append(operation) }
     }
 
-    mutating func append(_ operation: PlannedOperation) {
-        operations[operation.node, default: []].append(operation)
-    }
-
     mutating func wait(until deadline: Date) {
         nextDeadline = min(nextDeadline ?? deadline, deadline)
     }

@@ -69,8 +69,9 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .executableTarget(
-            name: "meshward",
+        // The commands: parse arguments, call the controller, print what it returns.
+        .target(
+            name: "MeshwardCommands",
             dependencies: [
                 "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "Reconciler",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -79,11 +80,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .executableTarget(name: "meshward", dependencies: ["MeshwardCommands"], swiftSettings: strict),
+
+        // Test doubles that several test targets and the benchmarks share; production code does
+        // not link it. `meshward-faulty` is `meshward` with its crash fault, for the crash tests.
+        .target(
+            name: "MeshwardTestKit",
+            dependencies: ["MeshwardCore", "Kernel", "KernelSimulator", "Reconciler"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "meshward-faulty", dependencies: ["MeshwardCommands", "MeshwardTestKit"], swiftSettings: strict),
         .executableTarget(
             name: "meshward-bench",
             dependencies: [
                 "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "Reconciler",
-                "MeshwardTestSupport",
+                "MeshwardTestSupport", "MeshwardTestKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -125,15 +137,15 @@ let package = Package(
             name: "ReconcilerTests",
             dependencies: [
                 "Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store", "MeshwardCore",
-                "MeshwardTestSupport",
+                "MeshwardTestSupport", "MeshwardTestKit",
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "meshward", "MeshwardCore", "Store", "DesiredState", "Kernel", "KernelSimulator", "MeshwardTestSupport",
-                "Reconciler",
+                "meshward", "meshward-faulty", "MeshwardCore", "Store", "DesiredState", "Kernel", "KernelSimulator",
+                "MeshwardTestSupport", "MeshwardTestKit", "Reconciler",
             ],
             swiftSettings: strict
         ),

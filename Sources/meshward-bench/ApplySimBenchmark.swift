@@ -5,6 +5,7 @@ import Kernel
 import KernelSimulator
 import Logging
 import MeshwardCore
+import MeshwardTestKit
 import Reconciler
 import Store
 

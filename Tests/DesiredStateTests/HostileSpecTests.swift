@@ -27,10 +27,11 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
     }
 }
 
-/// Malformed and hostile specs: each is refused, with a located diagnostic inside it, quickly.
+/// Malformed and hostile specs: each is refused, with a located diagnostic inside it.
 ///
-/// Serialized so that the time measured for one file is that file's alone.
-@Suite("Hostile specs", .serialized)
+/// How fast each is refused is a figure of `meshward-bench hostile-specs`, not a test: a wall-clock
+/// bound fails on a loaded machine. The suite's time limit only stops a loader that hangs.
+@Suite("Hostile specs", .timeLimit(.minutes(2)))
 struct HostileSpecTests {
     /// The corpus directory inside the test bundle.
     static let corpus: String = {
@@ -38,16 +39,10 @@ struct HostileSpecTests {
         return fixtures + "/hostile"
     }()
 
-    /// How long loading one hostile spec may take: generous, for a debug build on a loaded machine.
-    static let timeLimit: Duration = .seconds(2)
-
-    @Test("each hostile spec is refused with a located diagnostic, in bounded time", arguments: cases)
+    @Test("each hostile spec is refused with a located diagnostic inside it", arguments: cases)
     func refused(_ hostile: HostileCase) {
         let path = Self.corpus + "/" + hostile.path
-        let clock = ContinuousClock()
-        var result: SpecLoadResult?
-        let elapsed = clock.measure { result = SpecLoader().load(paths: [path]) }
-        guard let result else { return }
+        let result = SpecLoader().load(paths: [path])
 
         #expect(result.intent == nil, "a hostile spec compiled")
         #expect(!result.errors.isEmpty, "no error reported")
@@ -60,7 +55,6 @@ struct HostileSpecTests {
         #expect(
             descriptions.contains { $0.hasPrefix(prefix) && $0.contains(hostile.message) },
             "expected \(prefix)...\(hostile.message)\ngot:\n\(descriptions.prefix(5).joined(separator: "\n"))")
-        #expect(elapsed < Self.timeLimit, "loading took \(elapsed)")
     }
 
     @Test("the table names every file and directory of the corpus, and only those")
@@ -83,12 +77,9 @@ struct HostileSpecTests {
         let path = directory.appendingPathComponent("huge.yaml").path
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
 
-        let clock = ContinuousClock()
-        var fromDisk: SpecLoadResult?
-        let elapsed = clock.measure { fromDisk = SpecLoader().load(paths: [path]) }
-        #expect(fromDisk?.intent == nil)
-        #expect(fromDisk?.diagnostics.map(\.description).first?.hasPrefix("\(path):1:1: spec file is") == true)
-        #expect(elapsed < Self.timeLimit, "refusing took \(elapsed)")
+        let fromDisk = SpecLoader().load(paths: [path])
+        #expect(fromDisk.intent == nil)
+        #expect(fromDisk.diagnostics.map(\.description).first?.hasPrefix("\(path):1:1: spec file is") == true)
 
         let fromMemory = SpecTesting.load([("huge.yaml", text)])
         #expect(fromMemory.intent == nil)

@@ -9,20 +9,20 @@ import Testing
 /// Starts from the example specs and the hostile corpus, applies random byte, line and token
 /// mutations, and loads each result from a file as `meshward` would. Every input must give either
 /// a compiled intent without errors, or at least one error, every diagnostic located inside the
-/// input; and loading must finish within `HostileSpecTests.timeLimit`.
+/// input. The slowest load is printed; the suite's time limit only stops a loader that hangs.
 ///
 /// The run is fixed by its seed, printed at the start: replay a failure with
 /// `MESHWARD_FUZZ_SEED=<seed> swift test --filter SpecFuzzTests`, and search longer with
 /// `MESHWARD_FUZZ_ITERATIONS=100000`. The input being loaded is kept in the file named at the
 /// start, so that after a crash or a hang it is the input that caused it.
-@Suite("Spec fuzzing")
+@Suite("Spec fuzzing", .timeLimit(.minutes(5)))
 struct SpecFuzzTests {
     static let defaultSeed: UInt64 = 0x4D57_2F5A_5EED
     static let defaultIterations = 2_000
     /// Seed files larger than this are left out, to keep the default budget at a few seconds.
     static let largestSeed = 16 << 10
 
-    @Test("mutated specs load to an intent or to located errors, in bounded time")
+    @Test("mutated specs load to an intent or to located errors (seeded; the seed is printed)")
     func mutatedSpecs() throws {
         let environment = ProcessInfo.processInfo.environment
         let seed = environment["MESHWARD_FUZZ_SEED"].flatMap { UInt64($0) } ?? Self.defaultSeed
@@ -51,7 +51,7 @@ struct SpecFuzzTests {
             guard let result = loaded else { continue }
             slowest = max(slowest, elapsed)
             if result.intent != nil { valid += 1 }
-            let problems = Self.problems(with: result, path: path, input: input, elapsed: elapsed)
+            let problems = Self.problems(with: result, path: path, input: input)
             if !problems.isEmpty {
                 failures += 1
                 let kept = directory.appendingPathComponent("failure-\(iteration).yaml")
@@ -69,9 +69,8 @@ struct SpecFuzzTests {
     }
 
     /// What is wrong with `result` for `input`; empty when it is acceptable.
-    static func problems(with result: SpecLoadResult, path: String, input: [UInt8], elapsed: Duration) -> [String] {
+    static func problems(with result: SpecLoadResult, path: String, input: [UInt8]) -> [String] {
         var problems: [String] = []
-        if elapsed >= HostileSpecTests.timeLimit { problems.append("loading took \(elapsed)") }
         if result.intent == nil && result.errors.isEmpty { problems.append("no intent and no error") }
         if result.intent != nil && !result.errors.isEmpty { problems.append("an intent despite errors") }
         let lineCount = input.reduce(1) { $0 + ($1 == 0x0A ? 1 : 0) }

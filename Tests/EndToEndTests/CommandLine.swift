@@ -14,17 +14,23 @@ struct MeshwardCLI {
 
     /// The binary next to the test bundle, or the one `MESHWARD_TEST_BINARY` names (to run the
     /// suites against another build, e.g. to check that a new test fails on the code before a fix).
-    static let binary: URL = {
+    static let binary = built("meshward")
+
+    /// `meshward-faulty`, the same commands with the test kit's crash fault armed from the
+    /// environment, from the same build as `binary`.
+    static let faultyBinary = binary.deletingLastPathComponent().appendingPathComponent("meshward-faulty")
+
+    private static func built(_ name: String) -> URL {
         if let path = ProcessInfo.processInfo.environment["MESHWARD_TEST_BINARY"], !path.isEmpty {
             return URL(fileURLWithPath: path)
         }
         let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for candidate in [bundle, bundle.deletingLastPathComponent()] {
-            let url = candidate.appendingPathComponent("meshward")
+            let url = candidate.appendingPathComponent(name)
             if FileManager.default.isExecutableFile(atPath: url.path) { return url }
         }
-        return root.appendingPathComponent(".build/debug/meshward")
-    }()
+        return root.appendingPathComponent(".build/debug/\(name)")
+    }
 
     let stateDirectory: URL
 
@@ -44,6 +50,16 @@ struct MeshwardCLI {
         try Self.capture(
             Self.binary, arguments + ["--state-dir", stateDirectory.path],
             environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
+    }
+
+    /// Runs `meshward-faulty`: `meshward` that dies where `crashAfter` says
+    /// (`MESHWARD_SIMULATED_CRASH_AFTER`: `0`, `N` or `refused:N`).
+    func runCrashing(_ arguments: [String], crashAfter: String) throws -> Result {
+        try Self.capture(
+            Self.faultyBinary, arguments + ["--state-dir", stateDirectory.path],
+            environment: ProcessInfo.processInfo.environment.merging(["MESHWARD_SIMULATED_CRASH_AFTER": crashAfter]) {
+                $1
+            })
     }
 
     /// Runs `executable` to its end and returns its status and what it wrote. Output goes to

@@ -48,6 +48,24 @@ struct RefusalCrashRecoveryTests {
     }
 }
 
+/// The fault lives in the test kit's `meshward-faulty` only.
+@Suite("Crash fault only in the test build")
+struct CrashFaultAbsentTests {
+    @Test("the installed meshward ignores MESHWARD_SIMULATED_CRASH_AFTER and applies to the end")
+    func releasedCommandHasNoFault() throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let spec = MeshwardCLI.example("minimal.yaml")
+        let applied = try cli.run(
+            ["apply", spec, "--output", "json"], environment: ["MESHWARD_SIMULATED_CRASH_AFTER": "1"])
+        #expect(applied.status == 0, "meshward exited \(applied.status): \(applied.error)")
+        // The same run under meshward-faulty dies at its first operation: the variable is read there.
+        let other = try MeshwardCLI()
+        defer { other.removeState() }
+        #expect(try other.runCrashing(["apply", spec], crashAfter: "1").status == CrashScenario.killedStatus)
+    }
+}
+
 /// Which crash points of a run to try.
 enum CrashPoints {
     /// 0 (before the first operation) and every N from 1 to the run's operation count.
@@ -223,7 +241,7 @@ struct CrashScenario {
         label: String
     ) throws {
         let established = command.first == "rekey"
-        let crashed = try cli.run(command, environment: ["MESHWARD_SIMULATED_CRASH_AFTER": crashAt])
+        let crashed = try cli.runCrashing(command, crashAfter: crashAt)
         try #require(
             crashed.status == Self.killedStatus,
             "\(label): exited \(crashed.status): \(crashed.error) \(crashed.output)")

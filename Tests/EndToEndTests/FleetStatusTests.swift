@@ -2,6 +2,7 @@ import Foundation
 import KernelSimulator
 import Logging
 import MeshwardCore
+import MeshwardTestKit
 import Reconciler
 import Testing
 

@@ -3,6 +3,7 @@ import Foundation
 import Kernel
 import Logging
 import MeshwardCore
+import MeshwardTestKit
 import MeshwardTestSupport
 import Store
 import Testing

@@ -73,8 +73,11 @@ struct ReconcileServiceTests {
         let loop = Task { try await service.run() }
         defer { loop.cancel() }
 
+        // Waits for the loop's task on the real clock; a generous bound, since a debug build on a
+        // loaded machine can take seconds over a cycle. The loop's own time is the stepped clock.
         func settle(until condition: () -> Bool) async {
-            for _ in 0..<2_000 where !condition() { try? await Task.sleep(for: .milliseconds(5)) }
+            let giveUp = ContinuousClock.now + .seconds(60)
+            while !condition(), ContinuousClock.now < giveUp { try? await Task.sleep(for: .milliseconds(5)) }
         }
         await settle { cycles.withLock { $0 } == 1 && clock.sleeping == 1 }
         #expect(cycles.withLock { $0 } == 1, "the first cycle runs at once")

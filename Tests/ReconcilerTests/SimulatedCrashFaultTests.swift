@@ -1,3 +1,4 @@
+import MeshwardTestKit
 import Testing
 
 @testable import Reconciler

@@ -170,7 +170,7 @@ public final class MeshwardController: Sendable {
         try settings.save(to: store)
 
         let simulated = try loadSimulatedFleet(intent: intent)
-        SimulatedCrashFault.install(on: simulated, savingTo: simulatedFleetURL)
+        SimulatedFleetHooks.fleetOpenedForApply(simulated, file: simulatedFleetURL)
         let kernels = EndpointKernels(
             endpoints: endpoints, simulated: simulated, simulatedFile: simulatedFleetURL,
             reqid: Reqid(intent.reqid), logger: logger)
@@ -321,7 +321,7 @@ public final class MeshwardController: Sendable {
             endpoints: endpoints.mapValues { _ in .sim }, simulated: scratchFleet, simulatedFile: nil,
             reqid: Reqid(intent.reqid),
             logger: Logger(label: "meshward.plan", factory: { _ in SwiftLogNoOpLogHandler() }))
-        let planClock = ManualClock(clock.now())
+        let planClock = RehearsalClock(startingAt: clock.now())
         let rehearsal = FleetReconciler(
             store: scratchStore, kernels: scratchKernels, reqid: Reqid(intent.reqid), clock: planClock,
             logger: Logger(label: "meshward.plan", factory: { _ in SwiftLogNoOpLogHandler() }))

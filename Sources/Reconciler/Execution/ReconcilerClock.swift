@@ -20,21 +20,18 @@ public struct SystemClock: ReconcilerClock {
     }
 }
 
-/// A clock that moves only when told to; `sleep(until:)` jumps straight to the deadline.
-public final class ManualClock: ReconcilerClock {
+/// The clock of a rehearsal (`plan`): it starts at the real time and moves only when the
+/// passes sleep, jumping straight to each deadline, so that drains cost no waiting.
+final class RehearsalClock: ReconcilerClock {
     private let current: Mutex<Date>
 
-    public init(_ start: Date = Date(timeIntervalSince1970: 1_800_000_000)) {
+    init(startingAt start: Date) {
         current = Mutex(start)
     }
 
-    public func now() -> Date { current.withLock { $0 } }
+    func now() -> Date { current.withLock { $0 } }
 
-    public func advance(by interval: TimeInterval) {
-        current.withLock { $0 = $0.addingTimeInterval(interval) }
-    }
-
-    public func sleep(until deadline: Date) async throws {
+    func sleep(until deadline: Date) async throws {
         current.withLock { $0 = max($0, deadline) }
     }
 }

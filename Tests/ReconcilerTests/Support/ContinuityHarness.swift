@@ -4,6 +4,7 @@ import Kernel
 import KernelSimulator
 import Logging
 import MeshwardCore
+import MeshwardTestKit
 import MeshwardTestSupport
 import Store
 

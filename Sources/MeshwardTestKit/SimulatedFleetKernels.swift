@@ -2,6 +2,7 @@ import Foundation
 import Kernel
 import KernelSimulator
 import MeshwardCore
+import Reconciler
 
 /// Every node of a simulated fleet, reached directly: for tests and benchmarks that build a
 /// fleet in memory. (The command-line tool goes through `EndpointKernels`.)

@@ -1,5 +1,6 @@
 import Foundation
 import KernelSimulator
+import Reconciler
 import Synchronization
 
 #if canImport(Glibc)
@@ -11,8 +12,9 @@ import Darwin
 /// A fault for testing crash recovery on the simulated fleet: the controller dies at a chosen
 /// kernel operation, as if killed.
 ///
-/// Set `MESHWARD_SIMULATED_CRASH_AFTER` in the environment of `meshward apply`, `rekey` or
-/// `reconcile`:
+/// `meshward-faulty` (the `meshward` command with this fault, built for the tests; the released
+/// `meshward` has no fault at all) arms it when `MESHWARD_SIMULATED_CRASH_AFTER` is set in the
+/// environment of its `apply`, `rekey` or `reconcile`:
 /// - `N` (N ≥ 1): right after the Nth operation that the simulated fleet applies in this process;
 /// - `0`: before the first operation takes effect (the Store may already have recorded what it
 ///   was about to do; no kernel has been told anything);
@@ -25,12 +27,12 @@ import Darwin
 /// recover from the Store alone.
 ///
 /// Only the simulated fleet has this hook; netlink endpoints never read the variable.
-enum SimulatedCrashFault {
+public enum SimulatedCrashFault {
     /// The environment variable that arms the fault.
-    static let variable = "MESHWARD_SIMULATED_CRASH_AFTER"
+    public static let variable = "MESHWARD_SIMULATED_CRASH_AFTER"
 
     /// Where the controller dies.
-    enum CrashPoint: Equatable, Sendable {
+    public enum CrashPoint: Equatable, Sendable {
         /// At the first operation, before it takes effect.
         case beforeFirstOperation
         /// Right after the Nth applied operation (from 1).
@@ -39,7 +41,7 @@ enum SimulatedCrashFault {
         case afterRefused(Int)
 
         /// `0`, `N` or `refused:N`; nil for anything else (the fault stays off).
-        init?(_ text: String) {
+        public init?(_ text: String) {
             if text.hasPrefix("refused:") {
                 guard let count = Int(text.dropFirst("refused:".count)), count >= 1 else { return nil }
                 self = .afterRefused(count)
@@ -51,8 +53,17 @@ enum SimulatedCrashFault {
         }
     }
 
+    /// Arms the fault on every simulated fleet the controllers of this process open for an
+    /// apply, when the environment asks for it; does nothing otherwise.
+    public static func installForProcess(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        guard environment[variable].flatMap(CrashPoint.init) != nil else { return }
+        SimulatedFleetHooks.setApplyObserver { fleet, file in
+            install(on: fleet, savingTo: file, environment: environment)
+        }
+    }
+
     /// Arms the fault on `fleet` when the environment asks for it; does nothing otherwise.
-    static func install(
+    public static func install(
         on fleet: SimulatedFleet, savingTo file: URL,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) {

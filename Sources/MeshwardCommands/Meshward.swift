@@ -3,9 +3,11 @@ import Foundation
 import Reconciler
 
 /// The `meshward` command: keeps IPsec configured on every node of a fleet from a declared spec.
-@main
-struct Meshward: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+///
+/// A library, so that the `meshward` executable is one line and the test kit's `meshward-faulty`
+/// runs exactly these commands with a fault armed.
+public struct Meshward: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "meshward",
         abstract: "Keeps IPsec configured on every node of a fleet from a declared spec.",
         discussion:
@@ -17,10 +19,12 @@ struct Meshward: AsyncParsableCommand {
         ]
     )
 
+    public init() {}
+
     /// Parses and runs the subcommand. A usage error (unknown option, missing or malformed value)
     /// exits 1 like every other failure (argument-parser's default would be 64), with its message
     /// on standard error and, under `--output json`, an error document on standard output.
-    static func main() async {
+    public static func runCommandLine() async {
         let command: any ParsableCommand
         do {
             command = try parseAsRoot()

@@ -1,0 +1,3 @@
+import MeshwardCommands
+
+await Meshward.runCommandLine()

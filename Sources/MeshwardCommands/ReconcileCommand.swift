@@ -61,10 +61,13 @@ struct ReconcileCommand: AsyncParsableCommand {
         defer { watcher.stop() }
 
         let output = global.output
+        let controller = MeshwardController(stateDirectory: global.stateDirectory, logger: logger)
+        // A loop holds the lease for its whole run, renewing it between cycles; `--once` takes
+        // it for its one cycle, as `apply` does.
+        let keeper = once ? nil : try await CommandSupport.reportingErrors(global) { try controller.leaseKeeper() }
         let service = ReconcileService(
-            controller: MeshwardController(stateDirectory: global.stateDirectory, logger: logger),
-            specPaths: specs, interval: interval, once: once, reload: reload,
-            logger: logger, force: force,
+            controller: controller, specPaths: specs, interval: interval, once: once, reload: reload,
+            logger: logger, force: force, lease: keeper,
             onCycle: { result in
                 // One cycle, one flush: standard output is block-buffered when it is a file or a
                 // pipe, and a log collector must see each cycle as it ends.
@@ -87,10 +90,12 @@ struct ReconcileCommand: AsyncParsableCommand {
                     }
                 }
             })
+        // Shut down in reverse order: the loop stops first, then the keeper gives the lease back.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let keeper { services.append(.init(service: keeper, successTerminationBehavior: .gracefullyShutdownGroup)) }
+        services.append(.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {

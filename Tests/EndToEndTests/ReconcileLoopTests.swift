@@ -61,7 +61,8 @@ struct ReconcileLoopTests {
     }
 
     @Test(
-        "the loop picks up an edited spec, even one that keeps its size and time, reloads on SIGHUP, stops on SIGTERM")
+        "the loop keeps the lease, picks up an edited spec (even one that keeps its size and time), reloads on SIGHUP, stops on SIGTERM and gives the lease back"
+    )
     func loop() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
@@ -83,6 +84,13 @@ struct ReconcileLoopTests {
         defer { if process.isRunning { process.terminate() } }
 
         #expect(try await waitFor { try channelCount(cli) == 2 }, "the first cycle did not converge")
+
+        // Between cycles the loop keeps the lease: an apply beside it is refused and names it.
+        let beside = try cli.run("apply", spec)
+        #expect(beside.status == 1)
+        #expect(
+            beside.error.contains("leased to '") && beside.error.contains("pid \(process.processIdentifier)'"),
+            "\(beside.error)")
 
         // An edit to the spec file starts a cycle without waiting for the interval.
         try Self.threeNodes.write(toFile: spec, atomically: true, encoding: .utf8)
@@ -108,6 +116,9 @@ struct ReconcileLoopTests {
         kill(process.processIdentifier, SIGTERM)
         #expect(try await waitFor(seconds: 20) { !process.isRunning }, "SIGTERM did not stop the loop")
         #expect(process.terminationStatus == 0)
+        // Stopping gave the lease back: an apply now runs at once.
+        let after = try cli.run("apply", spec)
+        #expect(after.status == 0, "\(after.error)")
     }
 
     private func channelCount(_ cli: MeshwardCLI) throws -> Int {

@@ -10,6 +10,13 @@ import Testing
 struct ReconcileServiceTests {
     /// A clock whose sleeps wait until the test moves it past their deadline.
     final class SteppedClock: ReconcilerClock {
+        /// Told each time a sleep starts.
+        let events: LoopEvents
+
+        init(events: LoopEvents) {
+            self.events = events
+        }
+
         private struct State {
             var now = Date(timeIntervalSince1970: 1_800_000_000)
             var sleepers: [(deadline: Date, continuation: CheckedContinuation<Void, any Error>)] = []
@@ -41,7 +48,7 @@ struct ReconcileServiceTests {
                         state.sleepers.append((deadline, continuation))
                         return false
                     }
-                    if due { continuation.resume() }
+                    if due { continuation.resume() } else { events.changed() }
                 }
             } onCancel: {
                 let cancelled = state.withLock { state in
@@ -54,7 +61,8 @@ struct ReconcileServiceTests {
         }
     }
 
-    @Test("the loop waits its interval on its clock, and a reload starts the next cycle at once")
+    @Test(
+        "the loop waits its interval on its clock, and a reload starts the next cycle at once", .timeLimit(.minutes(5)))
     func intervalAndReload() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-loop-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -62,23 +70,25 @@ struct ReconcileServiceTests {
         let spec = directory.appendingPathComponent("fleet.yaml")
         try PlannerReviewTests.pair().yaml.write(to: spec, atomically: true, encoding: .utf8)
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-        let clock = SteppedClock()
+        let events = LoopEvents()
+        let clock = SteppedClock(events: events)
         let reload = ReloadTrigger()
         let cycles = Mutex(0)
         let service = ReconcileService(
             controller: MeshwardController(
                 stateDirectory: directory.appendingPathComponent("state").path, logger: logger),
             specPaths: [spec.path], interval: .seconds(3_600), once: false, reload: reload, clock: clock,
-            logger: logger, onCycle: { _ in cycles.withLock { $0 += 1 } })
+            logger: logger,
+            onCycle: { _ in
+                cycles.withLock { $0 += 1 }
+                events.changed()
+            })
         let loop = Task { try await service.run() }
         defer { loop.cancel() }
 
-        // Waits for the loop's task on the real clock; a generous bound, since a debug build on a
-        // loaded machine can take seconds over a cycle. The loop's own time is the stepped clock.
-        func settle(until condition: () -> Bool) async {
-            let giveUp = ContinuousClock.now + .seconds(60)
-            while !condition(), ContinuousClock.now < giveUp { try? await Task.sleep(for: .milliseconds(5)) }
-        }
+        // Waits for what the loop does next, woken by its events (a cycle ended, a sleep
+        // started): no real-time bound, which a loaded machine would break.
+        func settle(until condition: @escaping @Sendable () -> Bool) async { await events.wait(until: condition) }
         await settle { cycles.withLock { $0 } == 1 && clock.sleeping == 1 }
         #expect(cycles.withLock { $0 } == 1, "the first cycle runs at once")
 
@@ -96,5 +106,33 @@ struct ReconcileServiceTests {
         clock.advance(by: 3_600)
         await settle { cycles.withLock { $0 } == 3 }
         #expect(cycles.withLock { $0 } == 3)
+    }
+}
+
+/// What the loop under test did, for a test to wait on: each change wakes the waiters whose
+/// condition now holds.
+final class LoopEvents: Sendable {
+    private let waiters = Mutex<[(condition: @Sendable () -> Bool, continuation: CheckedContinuation<Void, Never>)]>([])
+
+    /// Returns once `condition` holds; checked now and after every change.
+    func wait(until condition: @escaping @Sendable () -> Bool) async {
+        await withCheckedContinuation { continuation in
+            let holds = waiters.withLock { waiters -> Bool in
+                if condition() { return true }
+                waiters.append((condition, continuation))
+                return false
+            }
+            if holds { continuation.resume() }
+        }
+    }
+
+    /// Something happened: wakes every waiter whose condition holds now.
+    func changed() {
+        let woken = waiters.withLock { waiters -> [CheckedContinuation<Void, Never>] in
+            let ready = waiters.filter { $0.condition() }
+            waiters.removeAll { $0.condition() }
+            return ready.map(\.continuation)
+        }
+        for continuation in woken { continuation.resume() }
     }
 }

@@ -23,12 +23,17 @@ public struct ReconcileService: Service {
     /// Passed to every cycle's `apply`: lets a cycle remove more than half of the Store's
     /// channels, or recover a lost Store (`reconcile --force`).
     private let force: Bool
+    /// The lease held for the whole run (a `LeaseKeeper` running beside this service); nil
+    /// takes it for each cycle.
+    private let lease: LeaseKeeper?
 
     public init(
         controller: MeshwardController, specPaths: [String], interval: Duration, once: Bool,
         reload: ReloadTrigger, clock: any ReconcilerClock = SystemClock(), logger: Logger, force: Bool = false,
+        lease: LeaseKeeper? = nil,
         onCycle: @escaping @Sendable (Result<ApplyDocument, any Error>) async -> Void = { _ in }
     ) {
+        self.lease = lease
         self.clock = clock
         self.controller = controller
         self.specPaths = specPaths
@@ -58,7 +63,7 @@ public struct ReconcileService: Service {
                 }
                 let document = try await controller.apply(
                     intent, source: specPaths.joined(separator: " "), waitForDrain: false, force: force,
-                    command: "reconcile")
+                    command: "reconcile", lease: lease)
                 logger.notice(
                     "cycle done",
                     metadata: [

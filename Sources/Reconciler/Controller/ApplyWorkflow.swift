@@ -1,0 +1,119 @@
+import DesiredState
+import Foundation
+import Kernel
+import KernelSimulator
+import Logging
+import MeshwardCore
+import Store
+
+/// One `apply` of a spec while the lease is held: the settings recorded, the passes run until
+/// the fleet converges (or only drains or unreachable nodes remain), the revision recorded,
+/// and the document that says what happened.
+struct ApplyWorkflow {
+    let context: ControllerContext
+    let store: StateStore
+
+    /// Records the settings, runs the passes under `fence`, and records the revision.
+    func run(
+        _ intent: FleetIntent, source: String, command: String, waitForDrain: Bool,
+        rekey: RekeySelection?, target: ApplyTarget?,
+        fence: any WriteFence, onPass: @escaping @Sendable (PassReport) async -> Void
+    ) async throws -> ApplyDocument {
+        let previous = try ControllerSettings.load(from: store)
+        let records = try store.loadChannels()
+        let scope = try target.map { try FleetScope(target: $0, intent: intent, records: records) }
+        var rekeyRequests = previous?.rekeyRequests ?? [:]
+        if let rekey {
+            let now = context.clock.now()
+            for id in try rekey.channels(in: intent) { rekeyRequests[id.description] = now }
+        }
+        let endpoints = ControllerContext.nodeEndpoints(
+            for: intent, remembered: previous?.endpoints ?? [:], records: records)
+        // A targeted run leaves the rest of the fleet on the old revision: it records none.
+        let revision = scope == nil ? intent.revision : (previous?.revision ?? intent.revision)
+        var settings = ControllerSettings(
+            cluster: intent.cluster, reqid: intent.reqid, revision: revision,
+            rekeyEverySeconds: intent.channels.first?.rekey.every.timeInterval ?? previous?.rekeyEverySeconds ?? 86_400,
+            rekeyPackets: intent.channels.first?.rekey.packets,
+            drainSeconds: intent.channels.first?.drain.timeInterval ?? previous?.drainSeconds ?? 5,
+            endpoints: endpoints.mapValues(\.description), rekeyRequests: rekeyRequests)
+        try settings.save(to: store)
+
+        let simulated = try context.loadSimulatedFleet(intent: intent)
+        SimulatedFleetHooks.fleetOpenedForApply(simulated, file: context.simulatedFleetURL)
+        let kernels = EndpointKernels(
+            endpoints: endpoints, simulated: simulated, simulatedFile: context.simulatedFleetURL,
+            reqid: Reqid(intent.reqid), logger: context.logger)
+        let reconciler = FleetReconciler(
+            store: scope.map { ScopedGenerationStore(store, scope: $0) } ?? store,
+            kernels: scope.map { ScopedKernels(kernels, scope: $0) } ?? kernels, reqid: Reqid(intent.reqid),
+            clock: context.clock, logger: context.logger, fence: fence)
+        let clock = context.clock
+        let runIntent = scope?.intent ?? intent
+        let report = try await reconciler.converge(
+            intent: runIntent, waitForDrain: waitForDrain,
+            rekeyRequests: ControllerContext.requests(rekeyRequests, in: runIntent),
+            defaultDrain: .seconds(settings.drainSeconds),
+            onPass: { pass in
+                _ = try fence.confirm(at: clock.now())
+                await onPass(pass)
+            })
+
+        // Forget endpoints of nodes that have nothing left, and requests that were honoured.
+        let remaining = try store.loadChannels()
+        settings.endpoints = ControllerContext.nodeEndpoints(
+            for: intent, remembered: settings.endpoints, records: remaining
+        )
+        .mapValues(\.description)
+        settings.rekeyRequests = rekeyRequests.filter { key, requested in
+            guard let record = remaining.values.first(where: { $0.id.description == key }) else { return false }
+            return !record.generations.contains { $0.state == .active && $0.createdAt >= requested }
+        }
+        try settings.save(to: store)
+
+        let document = applyDocument(intent, report: report)
+        let latest = try store.revisions(limit: 1).first
+        if latest?.hash != intent.revision || document.operations > 0 {
+            _ = try store.recordRevision(
+                hash: intent.revision, source: source, summary: summary(of: report), at: context.clock.now(),
+                command: command)
+        }
+        return document
+    }
+
+    private func applyDocument(_ intent: FleetIntent, report: ConvergeReport) -> ApplyDocument {
+        let outcome: String
+        var waitingUntil: Date?
+        switch report.outcome {
+        case .converged: outcome = "converged"
+        case .waitingForDrain(let until):
+            outcome = "waiting-for-drain"
+            waitingUntil = until
+        case .blocked: outcome = "blocked"
+        }
+        let failures = report.passes.flatMap(\.failures).map {
+            ApplyDocument.Failure(
+                node: $0.planned.node, operation: $0.planned.operation.kind, target: $0.planned.operation.target,
+                error: "\($0.outcome)")
+        }
+        let issued = report.passes.flatMap(\.issued).map {
+            ApplyDocument.Issued(channel: $0.channel.description, spi: $0.spi.hex, reason: $0.reason.rawValue)
+        }
+        let unreachable = (report.last?.unreachable ?? [:]).sorted { $0.key < $1.key }
+            .map { NodeProblem(node: $0.key, reason: $0.value) }
+        return ApplyDocument(
+            cluster: intent.cluster, revision: intent.revision, outcome: outcome, passes: report.passes.count,
+            operations: report.passes.reduce(0) { $0 + $1.results.filter { $0.outcome.isApplied }.count },
+            failures: failures, generationsIssued: issued, unreachable: unreachable, waitingUntil: waitingUntil)
+    }
+
+    private func summary(of report: ConvergeReport) -> String {
+        let issued = report.passes.flatMap(\.issued)
+        let created = issued.filter { $0.reason == .new }.count
+        let removed = report.passes.reduce(0) { $0 + $1.plan.removedChannels.count }
+        let applied = report.passes.reduce(0) { $0 + $1.results.filter { $0.outcome.isApplied }.count }
+        return "\(created) channels created, \(issued.count - created) rekeyed, \(removed) removed; "
+            + "\(applied) kernel operations"
+    }
+
+}

@@ -1,0 +1,154 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Store
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Holds the Store's lease for one controller: acquires it, renews it, gives it back.
+///
+/// A single `apply` acquires it for its run and releases it at the end; every pass confirms it
+/// (renewing, same epoch) before sending anything, as its `WriteFence`. `reconcile` runs it as a
+/// long-lived `Service` beside the loop (as controller-runtime's leader election does): it keeps
+/// the lease across cycles and the waits between them, renewing every third of its TTL, tries
+/// to take a free lease whenever it holds none, and releases it when the group shuts down.
+/// Every write the Store makes under it is fenced by holder and epoch, so a controller whose
+/// lease another took over can no longer write.
+public final class LeaseKeeper: Service, WriteFence {
+    /// This controller: `HOST pid N`.
+    public let holder: String
+    /// The Store the lease fences; the controller's runs use this very instance.
+    let store: StateStore
+    private let ttl: Duration
+    private let clock: any ReconcilerClock
+    private let sleeper: any ReconcilerClock
+    private let logger: Logger
+    /// The lease as last acquired or renewed; nil while this controller holds none.
+    private let held = Mutex<Lease?>(nil)
+    /// The holder last reported as holding the lease, so that waiting is logged once.
+    private let reportedHolder = Mutex<String?>(nil)
+
+    /// - Parameters:
+    ///   - clock: the controller's clock, for the lease's times.
+    ///   - sleeper: what the renewal loop waits on (the wall clock; a test's manual clock would
+    ///     jump straight through the waits).
+    init(
+        store: StateStore, holder: String, ttl: Duration, clock: any ReconcilerClock,
+        sleeper: any ReconcilerClock = SystemClock(), logger: Logger
+    ) {
+        self.store = store
+        self.holder = holder
+        self.ttl = ttl
+        self.clock = clock
+        self.sleeper = sleeper
+        self.logger = logger
+    }
+
+    /// The lease while this controller holds it.
+    public var lease: Lease? { held.withLock { $0 } }
+
+    /// Acquires the lease, or renews it when this controller holds it already. A live lease
+    /// whose holder is a controller on this host that has exited (killed, crashed) is taken over
+    /// at once instead of waiting out its TTL. Throws `StoreError.leaseHeld` while another live
+    /// controller holds it.
+    @discardableResult
+    public func acquire() throws -> Lease {
+        let lease: Lease
+        do {
+            lease = try store.acquireLease(holder: holder, ttl: ttl, now: clock.now())
+        } catch StoreError.leaseHeld(let current, _) where Self.isExitedLocalController(current) {
+            lease = try store.takeOverLease(from: current, holder: holder, ttl: ttl, now: clock.now())
+        }
+        held.withLock { $0 = lease }
+        reportedHolder.withLock { $0 = nil }
+        return lease
+    }
+
+    /// Renews the lease (same holder, same epoch) and answers with its new expiry; throws
+    /// `StoreError.leaseNotHeld` when another controller took it over, so the pass sends nothing.
+    public func confirm(at now: Date) throws -> Date {
+        do {
+            let lease = try store.renewLease(holder: holder, ttl: ttl, now: now)
+            held.withLock { $0 = lease }
+            return lease.expiresAt
+        } catch {
+            held.withLock { $0 = nil }
+            throw error
+        }
+    }
+
+    /// Gives the lease back so that another controller can start at once.
+    public func release() {
+        held.withLock { $0 = nil }
+        do {
+            try store.releaseLease(holder: holder)
+        } catch {
+            logger.warning(
+                "could not release the lease; it expires by itself",
+                metadata: ["lease.holder": "\(holder)", "error": "\(error)"])
+        }
+    }
+
+    /// Keeps the lease until the service group shuts down, then releases it.
+    public func run() async throws {
+        let interval = ttl / 3
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            keepOnce()
+            let wake = sleeper.now().addingTimeInterval(interval.timeInterval)
+            let sleeper = self.sleeper
+            try? await cancelWhenGracefulShutdown { try await sleeper.sleep(until: wake) }
+        }
+        if lease != nil { release() }
+    }
+
+    /// One turn of the loop: renew a held lease, or try to take a free one.
+    func keepOnce() {
+        do {
+            if lease != nil {
+                _ = try confirm(at: clock.now())
+            } else {
+                let lease = try acquire()
+                logger.notice(
+                    "leading: holds the lease",
+                    metadata: ["lease.holder": "\(holder)", "lease.epoch": "\(lease.epoch)"])
+            }
+        } catch StoreError.leaseHeld(let current, let expires) {
+            let first = reportedHolder.withLock { reported in
+                defer { reported = current }
+                return reported != current
+            }
+            if first {
+                logger.notice(
+                    "standing by: another controller holds the lease",
+                    metadata: ["lease.current": "\(current)", "lease.expires": "\(expires)"])
+            }
+        } catch StoreError.leaseNotHeld(_, let current) {
+            logger.error(
+                "lost the lease; this controller writes no kernel until it holds it again",
+                metadata: ["lease.holder": "\(holder)", "lease.current": "\(current?.holder ?? "nobody")"])
+        } catch {
+            logger.error("could not keep the lease", metadata: ["lease.holder": "\(holder)", "error": "\(error)"])
+        }
+    }
+
+    /// `HOST pid N` for this process.
+    static var thisController: String {
+        "\(ProcessInfo.processInfo.hostName) pid \(ProcessInfo.processInfo.processIdentifier)"
+    }
+
+    /// Whether `holder` names a controller process on this host (`HOST pid N`, as
+    /// `thisController` writes it) that no longer exists. Another host's holder, or a process
+    /// that still exists (even an unrelated one that reused the pid), is never judged exited.
+    static func isExitedLocalController(_ holder: String) -> Bool {
+        let prefix = "\(ProcessInfo.processInfo.hostName) pid "
+        guard holder.hasPrefix(prefix), let pid = Int32(holder.dropFirst(prefix.count)), pid > 0,
+            pid != getpid()
+        else { return false }
+        return kill(pid, 0) != 0 && errno == ESRCH
+    }
+}

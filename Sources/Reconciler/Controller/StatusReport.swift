@@ -1,0 +1,146 @@
+import DesiredState
+import Foundation
+import Kernel
+import KernelSimulator
+import Logging
+import MeshwardCore
+import Store
+
+/// `status` and `history`: what the kernels and the Store show now, and what was applied.
+/// Reads only; needs no spec and no lease.
+struct StatusReport {
+    let context: ControllerContext
+
+    /// Per node and per channel, as the kernels and the Store show them now. Needs no spec:
+    /// what it knows of the fleet comes from the last `apply`.
+    ///
+    /// `channelFilter` narrows the channel list (`--step`, `--drift`, `--channel`); the summary
+    /// always counts every channel read.
+    func status(
+        node filter: String? = nil, channels channelFilter: StatusFilter = StatusFilter()
+    )
+        async throws -> StatusDocument
+    {
+        guard try context.hasState() else { throw ControllerError.noState(directory: context.stateDirectory) }
+        let store = try context.openStore()
+        let records = try store.loadChannels()
+        let settings = try ControllerSettings.load(from: store)
+        let simulated = try SimulatedFleet.load(from: context.simulatedFleetURL)
+        var endpoints: [String: NodeEndpoint] = [:]
+        for (node, text) in settings?.endpoints ?? [:] { endpoints[node] = NodeEndpoint(text) }
+        if settings == nil {
+            // An empty Store (lost, truncated): look at the simulated kernels it would have
+            // known, so that what they still hold is reported rather than hidden.
+            for node in simulated.state.nodes.keys { endpoints[node] = .sim }
+        }
+        // With --node: that node, and every peer of its channels (a channel's drift needs both ends).
+        var shown = Set(endpoints.keys)
+        if let filter {
+            let peers = Set(records.keys.filter { $0.from == filter || $0.to == filter }.flatMap { [$0.from, $0.to] })
+            guard endpoints[filter] != nil || !peers.isEmpty else {
+                throw ControllerError.unknownNode(filter, known: endpoints.keys.sorted())
+            }
+            shown = [filter]
+            endpoints = endpoints.filter { $0.key == filter || peers.contains($0.key) }
+        }
+        let reqid = settings.map { Reqid($0.reqid) } ?? .meshwardDefault
+        let kernels = EndpointKernels(
+            endpoints: endpoints, simulated: simulated, simulatedFile: nil, reqid: reqid, logger: context.logger)
+        let reader = FleetReconciler(
+            store: ScratchGenerationStore(channels: records), kernels: kernels, reqid: reqid, clock: context.clock,
+            logger: context.logger)
+        let now = context.clock.now()
+        let (observations, unreachable) = await reader.observe(Set(endpoints.keys))
+        var warnings: [String] = []
+        if records.isEmpty {
+            let owned = MeshwardController.ownedObjects(observations)
+            if !owned.isEmpty {
+                warnings.append(ControllerError.lostStore(directory: context.stateDirectory, owned: owned).description)
+            }
+        }
+
+        let nodes = endpoints.keys.filter(shown.contains).sorted().map { name in
+            let observation = observations[name]
+            return StatusDocument.Node(
+                name: name, endpoint: endpoints[name]?.description ?? "unknown", reachable: observation != nil,
+                error: unreachable[name], securityAssociations: observation?.securityAssociations.count ?? 0,
+                policies: observation?.policies.count ?? 0,
+                dropCounters: (observation?.statistics ?? [:]).filter { $0.value > 0 })
+        }
+        let channels = records.values.sorted { $0.id < $1.id }
+            .filter { filter == nil || $0.id.from == filter || $0.id.to == filter }
+            .map { record in
+                channelStatus(record, observations: observations, settings: settings, now: now)
+            }
+        return StatusDocument(
+            cluster: settings?.cluster, revision: settings?.revision, observedAt: now, nodes: nodes,
+            channels: channels.filter(channelFilter.includes), warnings: warnings,
+            summary: StatusDocument.Summary(nodes: nodes, channels: channels))
+    }
+
+    private func channelStatus(
+        _ record: ChannelRecord, observations: [String: NodeObservation],
+        settings: ControllerSettings?, now: Date
+    ) -> StatusDocument.Channel {
+        let active = record.generations.last { $0.state == .active }
+        var drift: [String] = []
+        for generation in record.generations where generation.state == .active || generation.state == .pending {
+            let id = SAIdentifier(destination: generation.destination, spi: generation.spi)
+            let nodes = generation.state == .active ? [record.id.from, record.id.to] : [record.id.to]
+            for node in nodes {
+                guard let observation = observations[node] else {
+                    drift.append("node \(node) did not answer")
+                    continue
+                }
+                guard let sa = observation.securityAssociations.first(where: { $0.identifier == id }) else {
+                    drift.append("\(node) lacks the SA spi \(generation.spi.hex) of generation \(generation.number)")
+                    continue
+                }
+                if sa.key.fingerprint != generation.key.fingerprint || sa.cipher != generation.cipher {
+                    drift.append("\(node) holds another key or cipher under spi \(generation.spi.hex)")
+                }
+            }
+            if generation.state == .active, let observation = observations[record.id.from] {
+                let pinned = observation.policies.contains {
+                    $0.direction == .outbound && $0.template.spi == generation.spi
+                        && $0.selector.destination.address == generation.destination
+                }
+                if !pinned {
+                    drift.append("\(record.id.from) has no outbound policy pinning spi \(generation.spi.hex)")
+                }
+            }
+        }
+        let nextRekey = active.map { $0.createdAt.addingTimeInterval(settings?.rekeyEverySeconds ?? 86_400) }
+        let rekeyIn = nextRekey.map { Int($0.timeIntervalSince(now).rounded(.down)) }
+        func counters(on node: String) -> StatusDocument.SACounterReport? {
+            guard let active else { return nil }
+            let id = SAIdentifier(destination: active.destination, spi: active.spi)
+            guard let sa = observations[node]?.securityAssociations.first(where: { $0.identifier == id }) else {
+                return nil
+            }
+            return StatusDocument.SACounterReport(
+                packets: sa.counters.packets, bytes: sa.counters.bytes,
+                firstUsed: sa.counters.useTime == 0 ? nil : Date(timeIntervalSince1970: Double(sa.counters.useTime)))
+        }
+        let draining = record.generations.last { $0.state == .retiring && $0.supersededAt != nil }
+        return StatusDocument.Channel(
+            channel: record.id.description, from: record.id.from, to: record.id.to, family: record.id.family.rawValue,
+            step: record.step, generation: active?.number, spi: active?.spi.hex, cipher: active?.cipher.rawValue,
+            keyAgeSeconds: active.map { Int(now.timeIntervalSince($0.createdAt)) }, nextRekey: nextRekey,
+            drift: !drift.isEmpty, driftDetail: drift, rekeyInSeconds: rekeyIn, rekeyOverdue: (rekeyIn ?? 0) < 0,
+            outbound: counters(on: record.id.from), inbound: counters(on: record.id.to),
+            drainUntil: draining?.supersededAt?.addingTimeInterval(settings?.drainSeconds ?? 5))
+    }
+
+    /// Applied revisions, newest first.
+    func history(limit: Int? = nil) throws -> HistoryDocument {
+        guard try context.hasState() else { throw ControllerError.noState(directory: context.stateDirectory) }
+        let revisions = try context.openStore().revisions(limit: limit)
+        return HistoryDocument(
+            revisions: revisions.map {
+                .init(
+                    id: $0.id, hash: $0.hash, source: $0.source, appliedAt: $0.appliedAt, summary: $0.summary,
+                    command: $0.command)
+            })
+    }
+}

@@ -62,7 +62,7 @@ struct ReconcileCommand: AsyncParsableCommand {
 
         let output = global.output
         let service = ReconcileService(
-            controller: MeshwardController(stateDirectory: global.stateDirectory, logger: logger),
+            controller: global.controller(logger: logger),
             specPaths: specs, interval: interval, once: once, reload: reload,
             logger: logger, force: force,
             onCycle: { result in

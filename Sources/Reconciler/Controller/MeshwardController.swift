@@ -50,7 +50,10 @@ public final class MeshwardController: Sendable {
         try StateAccess.storeExists(in: stateDirectory)
     }
 
-    private func openStore() throws -> StateStore {
+    /// Opens the Store: SQLite in the state directory, its keys sealed under `masterKeyPath` or
+    /// the directory's own `master.key`. The one place that names a conformer; everything else
+    /// speaks to the Store's roles.
+    private func openStore() throws -> any ControllerStore {
         try StateStore.open(directory: stateDirectory, masterKeyPath: masterKeyPath, logger: logger)
     }
 
@@ -60,11 +63,11 @@ public final class MeshwardController: Sendable {
 
     /// Acquires the lease; a live lease whose holder is a controller on this host that has
     /// exited (killed, crashed) is taken over at once instead of waiting out its TTL.
-    private func acquireLease(_ store: StateStore, holder: String, ttl: Duration) throws {
+    private func acquireLease(_ store: any LeaseStore, holder: String, ttl: Duration) async throws {
         do {
-            try store.acquireLease(holder: holder, ttl: ttl, now: clock.now())
+            try await store.acquireLease(holder: holder, ttl: ttl, now: clock.now())
         } catch StoreError.leaseHeld(let current, _) where Self.isExitedLocalController(current) {
-            try store.takeOverLease(from: current, holder: holder, ttl: ttl, now: clock.now())
+            try await store.takeOverLease(from: current, holder: holder, ttl: ttl, now: clock.now())
         }
     }
 
@@ -114,10 +117,10 @@ public final class MeshwardController: Sendable {
     ) async throws -> ApplyDocument {
         let store = try openStore()
         try Self.refuseOtherCluster(
-            intent, recorded: try ControllerSettings.load(from: store)?.cluster, directory: stateDirectory)
+            intent, recorded: try await ControllerSettings.load(from: store)?.cluster, directory: stateDirectory)
         if !force {
             try await refuseLostStore(intent, store: store)
-            let records = try store.loadChannels()
+            let records = try await store.loadChannels()
             let scope = try target.map { try FleetScope(target: $0, intent: intent, records: records) }
             try Self.refuseMassRemoval(
                 scope?.intent ?? intent, records: scope?.records ?? records, held: records.count,
@@ -127,7 +130,7 @@ public final class MeshwardController: Sendable {
         if let target { command += " --target \(target.argument)" }
         let holder = leaseHolder
         let ttl = leaseTTL(intent)
-        try acquireLease(store, holder: holder, ttl: ttl)
+        try await acquireLease(store, holder: holder, ttl: ttl)
         do {
             if let expected {
                 let now = try await plan(intent, target: target)
@@ -136,22 +139,24 @@ public final class MeshwardController: Sendable {
             }
             let document = try await applyHoldingLease(
                 intent, store: store, source: source, command: command, waitForDrain: waitForDrain, rekey: rekey,
-                target: target, renew: { try store.renewLease(holder: holder, ttl: ttl, now: $0) }, onPass: onPass)
-            try store.releaseLease(holder: holder)
+                target: target, renew: { try await store.renewLease(holder: holder, ttl: ttl, now: $0) },
+                onPass: onPass)
+            try await store.releaseLease(holder: holder)
             return document
         } catch {
-            try? store.releaseLease(holder: holder)
+            try? await store.releaseLease(holder: holder)
             throw error
         }
     }
 
     private func applyHoldingLease(
-        _ intent: FleetIntent, store: StateStore, source: String, command: String, waitForDrain: Bool,
+        _ intent: FleetIntent, store: any ControllerStore, source: String, command: String, waitForDrain: Bool,
         rekey: RekeySelection?, target: ApplyTarget?,
-        renew: @escaping @Sendable (Date) throws -> Lease, onPass: @escaping @Sendable (PassReport) async -> Void
+        renew: @escaping @Sendable (Date) async throws -> Lease,
+        onPass: @escaping @Sendable (PassReport) async -> Void
     ) async throws -> ApplyDocument {
-        let previous = try ControllerSettings.load(from: store)
-        let records = try store.loadChannels()
+        let previous = try await ControllerSettings.load(from: store)
+        let records = try await store.loadChannels()
         let scope = try target.map { try FleetScope(target: $0, intent: intent, records: records) }
         var rekeyRequests = previous?.rekeyRequests ?? [:]
         if let rekey {
@@ -167,7 +172,7 @@ public final class MeshwardController: Sendable {
             rekeyPackets: intent.channels.first?.rekey.packets,
             drainSeconds: intent.channels.first?.drain.timeInterval ?? previous?.drainSeconds ?? 5,
             endpoints: endpoints.mapValues(\.description), rekeyRequests: rekeyRequests)
-        try settings.save(to: store)
+        try await settings.save(to: store)
 
         let simulated = try loadSimulatedFleet(intent: intent)
         SimulatedCrashFault.install(on: simulated, savingTo: simulatedFleetURL)
@@ -184,24 +189,24 @@ public final class MeshwardController: Sendable {
             intent: runIntent, waitForDrain: waitForDrain, rekeyRequests: requests(rekeyRequests, in: runIntent),
             defaultDrain: .seconds(settings.drainSeconds),
             onPass: { pass in
-                _ = try renew(clock.now())
+                _ = try await renew(clock.now())
                 await onPass(pass)
             })
 
         // Forget endpoints of nodes that have nothing left, and requests that were honoured.
-        let remaining = try store.loadChannels()
+        let remaining = try await store.loadChannels()
         settings.endpoints = nodeEndpoints(for: intent, remembered: settings.endpoints, records: remaining)
             .mapValues(\.description)
         settings.rekeyRequests = rekeyRequests.filter { key, requested in
             guard let record = remaining.values.first(where: { $0.id.description == key }) else { return false }
             return !record.generations.contains { $0.state == .active && $0.createdAt >= requested }
         }
-        try settings.save(to: store)
+        try await settings.save(to: store)
 
         let document = applyDocument(intent, report: report)
-        let latest = try store.revisions(limit: 1).first
+        let latest = try await store.revisions(limit: 1).first
         if latest?.hash != intent.revision || document.operations > 0 {
-            _ = try store.recordRevision(
+            _ = try await store.recordRevision(
                 hash: intent.revision, source: source, summary: summary(of: report), at: clock.now(),
                 command: command)
         }
@@ -243,14 +248,14 @@ public final class MeshwardController: Sendable {
     }
 
     private func applyDocument(_ intent: FleetIntent, report: ConvergeReport) -> ApplyDocument {
-        let outcome: String
+        let outcome: ApplyOutcome
         var waitingUntil: Date?
         switch report.outcome {
-        case .converged: outcome = "converged"
+        case .converged: outcome = .converged
         case .waitingForDrain(let until):
-            outcome = "waiting-for-drain"
+            outcome = .waitingForDrain
             waitingUntil = until
-        case .blocked: outcome = "blocked"
+        case .blocked: outcome = .blocked
         }
         let failures = report.passes.flatMap(\.failures).map {
             ApplyDocument.Failure(
@@ -287,8 +292,8 @@ public final class MeshwardController: Sendable {
     /// run does not record it).
     public func plan(_ spec: FleetIntent, target: ApplyTarget? = nil) async throws -> PlanDocument {
         let store = try hasState() ? try openStore() : nil
-        let allRecords = try store?.loadChannels() ?? [:]
-        let settings = try store.flatMap { try ControllerSettings.load(from: $0) }
+        let allRecords = try await store?.loadChannels() ?? [:]
+        let settings: ControllerSettings? = if let store { try await ControllerSettings.load(from: store) } else { nil }
         try Self.refuseOtherCluster(spec, recorded: settings?.cluster, directory: stateDirectory)
         let scope = try target.map { try FleetScope(target: $0, intent: spec, records: allRecords) }
         let intent = scope?.intent ?? spec
@@ -429,8 +434,8 @@ public final class MeshwardController: Sendable {
     {
         guard try hasState() else { throw ControllerError.noState(directory: stateDirectory) }
         let store = try openStore()
-        let records = try store.loadChannels()
-        let settings = try ControllerSettings.load(from: store)
+        let records = try await store.loadChannels()
+        let settings = try await ControllerSettings.load(from: store)
         let simulated = try SimulatedFleet.load(from: simulatedFleetURL)
         var endpoints: [String: NodeEndpoint] = [:]
         for (node, text) in settings?.endpoints ?? [:] { endpoints[node] = NodeEndpoint(text) }
@@ -531,7 +536,8 @@ public final class MeshwardController: Sendable {
         let draining = record.generations.last { $0.state == .retiring && $0.supersededAt != nil }
         return StatusDocument.Channel(
             channel: record.id.description, from: record.id.from, to: record.id.to, family: record.id.family.rawValue,
-            step: record.step, generation: active?.number, spi: active?.spi.hex, cipher: active?.cipher.rawValue,
+            step: record.step.rawValue, generation: active?.number, spi: active?.spi.hex,
+            cipher: active?.cipher.rawValue,
             keyAgeSeconds: active.map { Int(now.timeIntervalSince($0.createdAt)) }, nextRekey: nextRekey,
             drift: !drift.isEmpty, driftDetail: drift, rekeyInSeconds: rekeyIn, rekeyOverdue: (rekeyIn ?? 0) < 0,
             outbound: counters(on: record.id.from), inbound: counters(on: record.id.to),
@@ -539,9 +545,9 @@ public final class MeshwardController: Sendable {
     }
 
     /// Applied revisions, newest first.
-    public func history(limit: Int? = nil) throws -> HistoryDocument {
+    public func history(limit: Int? = nil) async throws -> HistoryDocument {
         guard try hasState() else { throw ControllerError.noState(directory: stateDirectory) }
-        let revisions = try openStore().revisions(limit: limit)
+        let revisions = try await openStore().revisions(limit: limit)
         return HistoryDocument(
             revisions: revisions.map {
                 .init(
@@ -550,5 +556,3 @@ public final class MeshwardController: Sendable {
             })
     }
 }
-
-extension StateStore: SettingsStore {}

@@ -7,7 +7,7 @@ import Glibc
 
 /// `--master-key-file`: the operator's own master key, shared by controllers on one Store, and
 /// every way a key file can be wrong, refused by every command that opens the Store.
-@Suite("Master key file", .serialized)
+@Suite("Master key file")
 struct MasterKeyFileTests {
     /// A private temporary directory for key files, outside the state directory.
     final class KeyDirectory {

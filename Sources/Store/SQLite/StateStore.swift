@@ -11,7 +11,8 @@ import Synchronization
 /// the roles' `async` requirements.
 ///
 /// On disk it is one SQLite database in WAL mode, `state.sqlite`, in a 0700 directory, beside the
-/// 0600 master key `master.key`. Every call is one transaction, so a controller killed at any
+/// 0600 master key `master.key` (or with the operator's key file elsewhere); keys are sealed by
+/// its `KeySealer`, which alone holds the master key. Every call is one transaction, so a controller killed at any
 /// instant finds each channel exactly as the last completed call left it.
 ///
 /// Once this instance has acquired the lease, every write first checks, inside its transaction,
@@ -56,8 +57,11 @@ public final class StateStore: Sendable {
     /// Creates the directory (0700), `state.sqlite` (0600, WAL mode) and, unless `masterKeyPath`
     /// names the operator's own key file, `master.key` (0600, 32 bytes from OpenSSL's CSPRNG).
     /// Refuses an existing directory, database or key file that group or others may access (the
-    /// error says which `chmod` fixes it), a missing or wrong master key while the database holds
-    /// sealed keys, and a database that fails SQLite's `quick_check`. Runs pending migrations.
+    /// error says which `chmod` fixes it), an operator's key file that is missing (it is never
+    /// created), unreadable or not 32 bytes, a missing `master.key` while the database holds
+    /// sealed keys, a master key the database's keys were not sealed under (told by a value
+    /// sealed at creation, before any key is unsealed), and a database that fails SQLite's
+    /// `quick_check`. Runs pending migrations.
     public static func open(directory: String, masterKeyPath: String? = nil, logger: Logger) throws -> StateStore {
         try open(directory: directory, masterKeyPath: masterKeyPath, logger: logger, spiRange: defaultSPIRange)
     }

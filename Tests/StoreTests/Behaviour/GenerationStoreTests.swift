@@ -220,4 +220,13 @@ struct GenerationStoreTests {
         // A channel that comes back starts again at generation 1.
         #expect(try await test.store.issue(a).number == 1)
     }
+
+    @Test(
+        "hasChannels is false for a new store and true once a channel has a generation", arguments: StoreConformer.all)
+    func hasChannels(conformer: StoreConformer) async throws {
+        let test = try conformer.make()
+        #expect(try await !test.store.hasChannels())
+        _ = try await test.store.issue(channel("web-1", "app-1"))
+        #expect(try await test.store.hasChannels())
+    }
 }

@@ -33,15 +33,6 @@ struct JournalRevisionMetadataTests {
     }
 
     @Test(
-        "hasChannels is false for a new store and true once a channel has a generation", arguments: StoreConformer.all)
-    func hasChannels(conformer: StoreConformer) async throws {
-        let test = try conformer.make()
-        #expect(try await !test.store.hasChannels())
-        _ = try await test.store.issue(channel("web-1", "app-1"))
-        #expect(try await test.store.hasChannels())
-    }
-
-    @Test(
         "journal entries come back newest first, per node; completing one writes only its outcome",
         arguments: StoreConformer.all)
     func journal(conformer: StoreConformer) async throws {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DesiredState
 import Foundation
+import MeshwardCore
 import Reconciler
 
 #if canImport(Glibc)
@@ -81,7 +82,7 @@ struct ApplyRunner {
         let logger = CommandSupport.logger(global)
         let countdown = CountdownLine()
         let document = try await CommandSupport.reportingErrors(global) {
-            let controller = MeshwardController(stateDirectory: global.stateDirectory, logger: logger)
+            let controller = global.controller(logger: logger)
             var target = self.target
             let intent: FleetIntent
             var expected: PlanDocument?
@@ -144,7 +145,7 @@ struct ApplyRunner {
         case .json: try CommandSupport.printJSON(document)
         case .text: print(ApplyText(document).text)
         }
-        if document.outcome == "blocked" || !document.failures.isEmpty { throw ExitCode.failure }
+        if document.outcome == .blocked || !document.failures.isEmpty { throw ExitCode.failure }
     }
 }
 
@@ -177,15 +178,15 @@ struct ApplyText {
         var lines: [String] = []
         let head = "cluster \(TerminalText.escaped(document.cluster)) (revision \(document.revision.prefix(12))): "
         switch document.outcome {
-        case "converged":
+        case .converged:
             lines.append(
                 head + "converged in \(document.passes) pass\(document.passes == 1 ? "" : "es"), "
                     + "\(document.operations) kernel operation\(document.operations == 1 ? "" : "s")")
-        case "waiting-for-drain":
+        case .waitingForDrain:
             lines.append(
                 head + "applied \(document.operations) kernel operations; old inbound SAs drain until "
                     + "\(document.waitingUntil.map(CommandSupport.timestamp) ?? "later"); run apply again to finish")
-        default:
+        case .blocked:
             lines.append(head + "blocked after \(document.operations) kernel operations: nodes did not answer")
         }
         let reasons = Dictionary(grouping: document.generationsIssued, by: \.reason).mapValues(\.count)

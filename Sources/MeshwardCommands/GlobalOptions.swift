@@ -1,4 +1,6 @@
 import ArgumentParser
+import Logging
+import Reconciler
 
 #if canImport(Glibc)
 import Glibc
@@ -6,7 +8,7 @@ import Glibc
 import Darwin
 #endif
 
-/// The options every command accepts: `--state-dir`, `--output`, `--verbose`.
+/// The options every command accepts: `--state-dir`, `--master-key-file`, `--output`, `--verbose`.
 ///
 /// Include with `@OptionGroup var global: GlobalOptions`.
 struct GlobalOptions: ParsableArguments {
@@ -19,6 +21,14 @@ struct GlobalOptions: ParsableArguments {
             "The directory holding Meshward's state (default: $MESHWARD_STATE_DIR, else ./.meshward).",
             valueName: "dir"))
     var stateDirectoryOption: String?
+
+    @Option(
+        name: .customLong("master-key-file"),
+        help: ArgumentHelp(
+            "The master key that seals the Store's keys: an existing 32-byte file of mode 0600 "
+                + "(default: master.key in the state directory, created on first use).",
+            valueName: "file"))
+    var masterKeyFile: String?
 
     @Option(name: .long, help: "Output format: text or json.")
     var output: OutputFormat = .text
@@ -33,5 +43,10 @@ struct GlobalOptions: ParsableArguments {
             return text
         }
         return "./.meshward"
+    }
+
+    /// The controller for these options: the state directory and the master key file.
+    func controller(logger: Logger) -> MeshwardController {
+        MeshwardController(stateDirectory: stateDirectory, masterKeyPath: masterKeyFile, logger: logger)
     }
 }

@@ -25,7 +25,7 @@ struct HistoryCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = CommandSupport.logger(global)
         let document = try await CommandSupport.reportingErrors(global) {
-            try MeshwardController(stateDirectory: global.stateDirectory, logger: logger).history(limit: limit)
+            try await global.controller(logger: logger).history(limit: limit)
         }
         switch global.output {
         case .json: try CommandSupport.printJSON(document)

@@ -52,7 +52,7 @@ struct PlanCommand: AsyncParsableCommand {
                     CommandSupport.printError(TerminalText.escaped(lines: warning.description), prefixed: false)
                 }
             }
-            let document = try await MeshwardController(stateDirectory: global.stateDirectory, logger: logger).plan(
+            let document = try await global.controller(logger: logger).plan(
                 intent, target: target.flatMap(ApplyTarget.init(argument:)))
             if let out {
                 let saved = SavedPlan(

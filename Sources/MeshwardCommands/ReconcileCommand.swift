@@ -61,7 +61,7 @@ struct ReconcileCommand: AsyncParsableCommand {
         defer { watcher.stop() }
 
         let output = global.output
-        let controller = MeshwardController(stateDirectory: global.stateDirectory, logger: logger)
+        let controller = global.controller(logger: logger)
         // A loop holds the lease for its whole run, renewing it between cycles; `--once` takes
         // it for its one cycle, as `apply` does.
         let keeper = once ? nil : try await CommandSupport.reportingErrors(global) { try controller.leaseKeeper() }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshwardCore
 import Reconciler
 
 /// `meshward status [--node NAME] [--step STEP] [--drift] [--channel FROM:TO]`: a fleet summary,
@@ -51,7 +52,7 @@ struct StatusCommand: AsyncParsableCommand {
         let filter = StatusFilter(
             step: step, driftOnly: drift, channel: channel.flatMap(ChannelArgument.init).map { ($0.from, $0.to) })
         let document = try await CommandSupport.reportingErrors(global) {
-            try await MeshwardController(stateDirectory: global.stateDirectory, logger: logger).status(
+            try await global.controller(logger: logger).status(
                 node: node, channels: filter)
         }
         switch global.output {

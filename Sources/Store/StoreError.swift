@@ -13,7 +13,12 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
     case insecurePermissions(path: String, mode: UInt32, fix: String)
     /// The master key file is missing while the database holds keys sealed under it.
     case masterKeyMissing(path: String)
-    /// The master key file exists but is not a master key (wrong size, unreadable).
+    /// The master key file the operator named (`--master-key-file`) does not exist. It is never
+    /// created: replicas that share one key must not each make their own.
+    case masterKeyFileMissing(path: String)
+    /// The master key file exists but this user cannot read it.
+    case masterKeyUnreadable(path: String, reason: String)
+    /// The master key file exists but is not a master key (wrong size, not a regular file).
     case masterKeyInvalid(path: String, reason: String)
     /// The master key does not open the keys in the database: it is not the key they were
     /// sealed under. `path` is the key file, nil for an in-memory store.
@@ -50,6 +55,12 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
         case .masterKeyMissing(let path):
             return "master key \(path) is missing, but the database holds keys sealed under it; restore the file "
                 + "from backup (or, to start over, move the state directory aside: every channel will be rekeyed)"
+        case .masterKeyFileMissing(let path):
+            return "master key file \(path) does not exist; give the path of the cluster's master key (32 bytes, "
+                + "mode 0600), or leave out --master-key-file to use master.key in the state directory"
+        case .masterKeyUnreadable(let path, let reason):
+            return "master key file \(path) cannot be read: \(reason); run meshward as the file's owner, "
+                + "or fix its ownership (it must stay mode 0600)"
         case .masterKeyInvalid(let path, let reason):
             return "master key \(path) is unusable: \(reason); restore it from backup"
         case .masterKeyMismatch(let path):

@@ -86,7 +86,7 @@ struct ApplySimBenchmark: AsyncParsableCommand {
         fleet.withState { state in
             for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
         }
-        let generations: any GenerationStore
+        let generations: any PassStore
         switch store {
         case .scratch: generations = ScratchGenerationStore(channels: [:])
         case .sqliteMemory:

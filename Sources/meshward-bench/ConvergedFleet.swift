@@ -32,7 +32,7 @@ struct ConvergedFleet {
                 destination: channel.destination, createdAt: now.addingTimeInterval(-3600), state: .active,
                 activatedAt: now.addingTimeInterval(-3600))
             records[channel.id] = ChannelRecord(
-                id: channel.id, step: ChannelStep.established.rawValue, stepChangedAt: now, generations: [generation])
+                id: channel.id, step: .established, stepChangedAt: now, generations: [generation])
             let sa = SecurityAssociation(
                 source: channel.source, destination: channel.destination, spi: SPI(spi), reqid: reqid,
                 cipher: channel.cipher, key: .material(key))

@@ -145,7 +145,7 @@ struct PlanCommandCase {
                 second.channels[
                     generation.channel,
                     default: ChannelRecord(
-                        id: generation.channel, step: ChannelStep.new.rawValue, stepChangedAt: input.now,
+                        id: generation.channel, step: .new, stepChangedAt: input.now,
                         generations: [])
                 ]
                 .generations.append(generation)
@@ -197,7 +197,7 @@ struct PlanCommandCase {
                 generation.state = .active
                 generation.activatedAt = created
                 return ChannelRecord(
-                    id: generation.channel, step: ChannelStep.established.rawValue, stepChangedAt: created,
+                    id: generation.channel, step: .established, stepChangedAt: created,
                     generations: [generation])
             }
             try store.update(active)

@@ -109,7 +109,8 @@ struct StoreBenchmark: AsyncParsableCommand {
                 var active = generation
                 active.state = .active
                 active.activatedAt = now
-                return ChannelRecord(id: generation.channel, step: "steady", stepChangedAt: now, generations: [active])
+                return ChannelRecord(
+                    id: generation.channel, step: .established, stepChangedAt: now, generations: [active])
             }
             try store.update(records)
             done += requests.count

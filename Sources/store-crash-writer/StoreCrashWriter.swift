@@ -58,7 +58,7 @@ struct StoreCrashWriter {
                 else { continue }
                 record.generations[index].state = .active
                 record.generations[index].activatedAt = Date()
-                record.step = "steady"
+                record.step = .established
                 record.stepChangedAt = Date()
                 records.append(record)
             }

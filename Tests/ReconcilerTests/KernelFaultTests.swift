@@ -169,8 +169,8 @@ struct KernelFaultTests {
             let touches = channel.from == node || channel.to == node
             if touches {
                 #expect(
-                    records[channel]?.step == ChannelStep.blocked.rawValue,
-                    "\(channel) is \(records[channel]?.step ?? "-")")
+                    records[channel]?.step == .blocked,
+                    "\(channel) is \(records[channel].map { $0.step.rawValue } ?? "-")")
             } else {
                 #expect(faulty.milestones[channel] == clean.milestones[channel], "\(channel) was disturbed")
             }
@@ -248,7 +248,7 @@ final class PhaseRun {
             guard let record = harness.records[channel] else { continue }
             switch phase {
             case .creation:
-                if record.step == ChannelStep.established.rawValue { milestones[channel] = pass }
+                if record.step == .established { milestones[channel] = pass }
             case .rekey:
                 if record.generations.contains(where: { $0.state == .active && $0.number > 1 }) {
                     milestones[channel] = pass

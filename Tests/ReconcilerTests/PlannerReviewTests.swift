@@ -188,7 +188,7 @@ struct PlannerReviewTests {
             }
             if switches {
                 // On record before any kernel sees it.
-                let stored = try fixture.store.loadChannels()[Self.forward]?.pending
+                let stored = try await fixture.store.loadChannels()[Self.forward]?.pending
                 #expect(stored?.switchSentAt != nil, "the switch is in the Store before it is sent")
                 burned = pending?.spi
                 _ = try await fixture.reconciler.execute(prepared)
@@ -309,7 +309,7 @@ struct PlannerReviewTests {
         var outcome: ConvergeReport.Outcome?
         for _ in 0..<6 {
             // Each run is a new controller process (as `apply --no-wait` or a `reconcile --once` is).
-            try fixture.restartController()
+            try await fixture.restartController()
             outcome = try await fixture.apply(intent, waitForDrain: false)
             if outcome == .converged { break }
             fixture.clock.advance(by: 3)
@@ -511,17 +511,20 @@ private final class JournalCheckingKernels: FleetKernels, @unchecked Sendable {
 }
 
 /// A generation store whose journal refuses every write.
-private final class RefusingJournalStore: GenerationStore {
+private final class RefusingJournalStore: GenerationStore, JournalStore {
     let inner = ScratchGenerationStore(channels: [:])
     struct Refused: Error {}
     func loadChannels() throws -> [ChannelID: ChannelRecord] { try inner.loadChannels() }
+    func hasChannels() throws -> Bool { try inner.hasChannels() }
     func issueGenerations(_ requests: [GenerationRequest], now: Date) throws -> [Generation] {
         try inner.issueGenerations(requests, now: now)
     }
     func update(_ records: [ChannelRecord]) throws { try inner.update(records) }
-    func removeChannel(_ id: ChannelID) throws { try inner.removeChannel(id) }
+    func removeChannels(_ ids: [ChannelID]) throws { try inner.removeChannels(ids) }
     func appendJournal(_ entries: [JournalEntry]) throws -> [JournalEntry] { throw Refused() }
     func completeJournal(_ entries: [JournalEntry]) throws { throw Refused() }
+    func journal(limit: Int?, node: String?) throws -> [JournalEntry] { throw Refused() }
+    func pruneJournal(plannedBefore date: Date) throws -> Int { throw Refused() }
     func unaccountedSAs() throws -> [UnaccountedSA] { try inner.unaccountedSAs() }
     func recordUnaccountedSAs(freed: [UnaccountedSA], forgotten: [(destination: IPAddress, spi: SPI)]) throws {
         try inner.recordUnaccountedSAs(freed: freed, forgotten: forgotten)

@@ -7,7 +7,7 @@ import Testing
 @Suite("Keys at rest")
 struct KeyAtRestTests {
     @Test("no key bytes appear in the database file or its WAL")
-    func noPlaintextKeys() throws {
+    func noPlaintextKeys() async throws {
         let test = try TestStore(.onDisk)
         var keys: [KeyMaterial] = []
         let requests = (0..<200).map { index in
@@ -16,7 +16,7 @@ struct KeyAtRestTests {
                 source: address("198.18.2.1"), destination: address("198.18.1.1"))
         }
         keys += try test.store.issueGenerations(requests, now: t0).map(\.key)
-        for index in 0..<20 { keys.append(try test.store.issue(channel("single-\(index)", "hub")).key) }
+        for index in 0..<20 { keys.append(try await test.store.issue(channel("single-\(index)", "hub")).key) }
         // Loading unseals every key; nothing of that may reach the files either.
         #expect(try test.store.loadChannels().count == 220)
 
@@ -38,9 +38,9 @@ struct KeyAtRestTests {
     }
 
     @Test("keys never print")
-    func keysNeverPrint() throws {
+    func keysNeverPrint() async throws {
         let test = try TestStore(.inMemory)
-        let generation = try test.store.issue(channel("a", "b"))
+        let generation = try await test.store.issue(channel("a", "b"))
         let hex = generation.key.bytes.map { String(format: "%02x", $0) }.joined()
         for text in ["\(generation)", String(reflecting: generation), "\(try test.store.loadChannels())"] {
             #expect(!text.contains(hex))

@@ -7,9 +7,9 @@ import Testing
 @Suite("State directory permissions")
 struct PermissionTests {
     @Test("a new state directory is 0700 with 0600 files")
-    func createdPrivate() throws {
+    func createdPrivate() async throws {
         let test = try TestStore(.onDisk)
-        _ = try test.store.issue(channel("a", "b"))
+        _ = try await test.store.issue(channel("a", "b"))
         #expect(try mode(test.stateDirectory) == 0o700)
         #expect(try mode(test.stateDirectory + "/state.sqlite") == 0o600)
         #expect(try mode(test.stateDirectory + "/master.key") == 0o600)
@@ -19,13 +19,13 @@ struct PermissionTests {
     }
 
     @Test("files stay private under a permissive umask")
-    func permissiveUmask() throws {
+    func permissiveUmask() async throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let previous = umask(0)
         defer { umask(previous) }
         let store = try StateStore.open(directory: directory + "/state", logger: testLogger)
-        _ = try store.issue(channel("a", "b"))
+        _ = try await store.issue(channel("a", "b"))
         #expect(try mode(directory + "/state") == 0o700)
         #expect(try mode(directory + "/state/state.sqlite") == 0o600)
         #expect(try mode(directory + "/state/master.key") == 0o600)
@@ -47,9 +47,9 @@ struct PermissionTests {
             Loosened(file: "state.sqlite", mode: 0o660, fix: "chmod 600"),
             Loosened(file: "master.key", mode: 0o604, fix: "chmod 600"),
         ])
-    func looserRefused(loosened: Loosened) throws {
+    func looserRefused(loosened: Loosened) async throws {
         let test = try TestStore(.onDisk)
-        _ = try test.store.issue(channel("a", "b"))
+        _ = try await test.store.issue(channel("a", "b"))
         let path = loosened.file.isEmpty ? test.stateDirectory : test.stateDirectory + "/" + loosened.file
         #expect(chmod(path, mode_t(loosened.mode)) == 0)
 
@@ -71,7 +71,7 @@ struct PermissionTests {
     }
 
     @Test("an operator-named master key file with loose permissions is refused")
-    func externalKeyChecked() throws {
+    func externalKeyChecked() async throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let keyPath = directory + "/operator.key"
@@ -82,7 +82,7 @@ struct PermissionTests {
         }
         #expect(chmod(keyPath, 0o600) == 0)
         let store = try StateStore.open(directory: directory + "/state", masterKeyPath: keyPath, logger: testLogger)
-        _ = try store.issue(channel("a", "b"))
+        _ = try await store.issue(channel("a", "b"))
         #expect(!FileManager.default.fileExists(atPath: directory + "/state/master.key"))
     }
 

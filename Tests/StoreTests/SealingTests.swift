@@ -8,12 +8,12 @@ import Testing
 @Suite("Key sealing")
 struct SealingTests {
     @Test("a sealed key copied to another row does not open", arguments: StoreKind.allCases)
-    func movedKeyFails(kind: StoreKind) throws {
+    func movedKeyFails(kind: StoreKind) async throws {
         let test = try TestStore(kind)
         let victim = channel("a", "b")
         let thief = channel("c", "d")
-        _ = try test.store.issue(victim)
-        _ = try test.store.issue(thief, destination: "198.18.1.4")
+        _ = try await test.store.issue(victim)
+        _ = try await test.store.issue(thief, destination: "198.18.1.4")
         try test.store.write("tamper") { db in
             try db.execute(sql: "DROP TRIGGER generations_are_immutable")
             try db.execute(
@@ -37,11 +37,11 @@ struct SealingTests {
     }
 
     @Test("a key moved to another generation of the same channel does not open", arguments: StoreKind.allCases)
-    func movedAcrossGenerationsFails(kind: StoreKind) throws {
+    func movedAcrossGenerationsFails(kind: StoreKind) async throws {
         let test = try TestStore(kind)
         let a = channel("a", "b")
-        _ = try test.store.issue(a)
-        _ = try test.store.issue(a)
+        _ = try await test.store.issue(a)
+        _ = try await test.store.issue(a)
         try test.store.write("tamper") { db in
             try db.execute(sql: "DROP TRIGGER generations_are_immutable")
             try db.execute(
@@ -60,18 +60,18 @@ struct SealingTests {
     }
 
     @Test("the database refuses to change a key or SPI in place", arguments: StoreKind.allCases)
-    func keysAreImmutable(kind: StoreKind) throws {
+    func keysAreImmutable(kind: StoreKind) async throws {
         let test = try TestStore(kind)
-        _ = try test.store.issue(channel("a", "b"))
+        _ = try await test.store.issue(channel("a", "b"))
         #expect(throws: (any Error).self) {
             try test.store.write("tamper") { db in try db.execute(sql: "UPDATE generations SET spi = spi + 1") }
         }
     }
 
     @Test("a wrong master key is refused at open, naming the key file")
-    func wrongMasterKey() throws {
+    func wrongMasterKey() async throws {
         let test = try TestStore(.onDisk)
-        let original = try test.store.issue(channel("a", "b"))
+        let original = try await test.store.issue(channel("a", "b"))
         let otherKey = test.directory + "/other.key"
         _ = FileManager.default.createFile(
             atPath: otherKey, contents: Data(try SecureRandom.bytes(count: 32)), attributes: [.posixPermissions: 0o600])
@@ -92,9 +92,9 @@ struct SealingTests {
     }
 
     @Test("a missing master key is refused while sealed keys exist")
-    func missingMasterKey() throws {
+    func missingMasterKey() async throws {
         let test = try TestStore(.onDisk)
-        _ = try test.store.issue(channel("a", "b"))
+        _ = try await test.store.issue(channel("a", "b"))
         try FileManager.default.removeItem(atPath: test.stateDirectory + "/master.key")
 
         let error = #expect(throws: StoreError.self) {
@@ -133,7 +133,7 @@ struct SealingTests {
 
     @Test("sealing round-trips and authenticates the associated data")
     func sealerRoundTrip() throws {
-        let cipher = try KeySealer(masterKey: try KeyMaterial.random(count: 32)).makeCipher()
+        let cipher = try AESGCMKeySealer(masterKey: try KeyMaterial.random(count: 32)).makeCipher()
         let plaintext = try SecureRandom.bytes(count: 36)
         let sealed = try cipher.seal(plaintext, associatedData: [1, 2, 3])
         let again = try cipher.seal(plaintext, associatedData: [1, 2, 3])

@@ -5,7 +5,7 @@ import Testing
 
 @testable import Store
 
-/// Where a test's store lives: every behavioural test runs against both.
+/// Where a SQLite-specific test's store lives (the role tests run on `StoreConformer.all`).
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case inMemory = "in-memory"
     case onDisk = "on-disk"
@@ -61,18 +61,6 @@ func channel(_ from: String, _ to: String, _ family: AddressFamily = .ipv4) -> C
 }
 
 let t0 = Date(timeIntervalSinceReferenceDate: 800_000_000.25)
-
-extension StateStore {
-    /// Issues a generation of `from->to/ipv4` between 198.18.0.x addresses, for brevity.
-    func issue(
-        _ id: ChannelID, cipher: Cipher = .aesGCM256, destination: String = "198.18.1.2", avoiding: Set<SPI> = [],
-        now: Date = t0
-    ) throws -> Generation {
-        try issueGeneration(
-            for: id, cipher: cipher, source: address("198.18.1.1"), destination: address(destination),
-            avoiding: avoiding, now: now)
-    }
-}
 
 /// Where the helper executables the tests run were built: beside the test bundle.
 func builtProduct(_ name: String) -> String? {

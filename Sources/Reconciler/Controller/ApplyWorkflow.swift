@@ -11,7 +11,7 @@ import Store
 /// and the document that says what happened.
 struct ApplyWorkflow {
     let context: ControllerContext
-    let store: StateStore
+    let store: any ControllerStore
 
     /// Records the settings, runs the passes under `fence`, and records the revision.
     func run(
@@ -19,8 +19,8 @@ struct ApplyWorkflow {
         rekey: RekeySelection?, target: ApplyTarget?,
         fence: any WriteFence, onPass: @escaping @Sendable (PassReport) async -> Void
     ) async throws -> ApplyDocument {
-        let previous = try ControllerSettings.load(from: store)
-        let records = try store.loadChannels()
+        let previous = try await ControllerSettings.load(from: store)
+        let records = try await store.loadChannels()
         let scope = try target.map { try FleetScope(target: $0, intent: intent, records: records) }
         var rekeyRequests = previous?.rekeyRequests ?? [:]
         if let rekey {
@@ -37,7 +37,7 @@ struct ApplyWorkflow {
             rekeyPackets: intent.channels.first?.rekey.packets,
             drainSeconds: intent.channels.first?.drain.timeInterval ?? previous?.drainSeconds ?? 5,
             endpoints: endpoints.mapValues(\.description), rekeyRequests: rekeyRequests)
-        try settings.save(to: store)
+        try await settings.save(to: store)
 
         let simulated = try context.loadSimulatedFleet(intent: intent)
         SimulatedFleetHooks.fleetOpenedForApply(simulated, file: context.simulatedFleetURL)
@@ -55,12 +55,12 @@ struct ApplyWorkflow {
             rekeyRequests: ControllerContext.requests(rekeyRequests, in: runIntent),
             defaultDrain: .seconds(settings.drainSeconds),
             onPass: { pass in
-                _ = try fence.confirm(at: clock.now())
+                _ = try await fence.confirm(at: clock.now())
                 await onPass(pass)
             })
 
         // Forget endpoints of nodes that have nothing left, and requests that were honoured.
-        let remaining = try store.loadChannels()
+        let remaining = try await store.loadChannels()
         settings.endpoints = ControllerContext.nodeEndpoints(
             for: intent, remembered: settings.endpoints, records: remaining
         )
@@ -69,12 +69,12 @@ struct ApplyWorkflow {
             guard let record = remaining.values.first(where: { $0.id.description == key }) else { return false }
             return !record.generations.contains { $0.state == .active && $0.createdAt >= requested }
         }
-        try settings.save(to: store)
+        try await settings.save(to: store)
 
         let document = applyDocument(intent, report: report)
-        let latest = try store.revisions(limit: 1).first
+        let latest = try await store.revisions(limit: 1).first
         if latest?.hash != intent.revision || document.operations > 0 {
-            _ = try store.recordRevision(
+            _ = try await store.recordRevision(
                 hash: intent.revision, source: source, summary: summary(of: report), at: context.clock.now(),
                 command: command)
         }
@@ -82,14 +82,14 @@ struct ApplyWorkflow {
     }
 
     private func applyDocument(_ intent: FleetIntent, report: ConvergeReport) -> ApplyDocument {
-        let outcome: String
+        let outcome: ApplyOutcome
         var waitingUntil: Date?
         switch report.outcome {
-        case .converged: outcome = "converged"
+        case .converged: outcome = .converged
         case .waitingForDrain(let until):
-            outcome = "waiting-for-drain"
+            outcome = .waitingForDrain
             waitingUntil = until
-        case .blocked: outcome = "blocked"
+        case .blocked: outcome = .blocked
         }
         let failures = report.passes.flatMap(\.failures).map {
             ApplyDocument.Failure(

@@ -26,7 +26,10 @@ struct ControllerContext: Sendable {
         try StateAccess.storeExists(in: stateDirectory)
     }
 
-    func openStore() throws -> StateStore {
+    /// Opens the Store: SQLite in the state directory, its keys sealed under `masterKeyPath` or
+    /// the directory's own `master.key`. The one place that names a conformer; everything else
+    /// speaks to the Store's roles.
+    func openStore() throws -> any ControllerStore {
         try StateStore.open(directory: stateDirectory, masterKeyPath: masterKeyPath, logger: logger)
     }
 

@@ -1,6 +1,7 @@
 import DesiredState
 import Foundation
 import MeshwardCore
+import Store
 
 /// What the controller remembers of the last applied spec, in the Store's metadata, so that
 /// `status` (which takes no spec) can say when keys rotate and where removed nodes live.
@@ -20,23 +21,17 @@ struct ControllerSettings: Codable, Sendable, Equatable {
 
     static let metadataKey = "controller.settings"
 
-    static func load(from store: some SettingsStore) throws -> ControllerSettings? {
-        guard let text = try store.metadata(metadataKey) else { return nil }
+    static func load(from store: any MetadataStore) async throws -> ControllerSettings? {
+        guard let text = try await store.metadata(metadataKey) else { return nil }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return try decoder.decode(ControllerSettings.self, from: Data(text.utf8))
     }
 
-    func save(to store: some SettingsStore) throws {
+    func save(to store: any MetadataStore) async throws {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.sortedKeys]
-        try store.setMetadata(Self.metadataKey, String(decoding: try encoder.encode(self), as: UTF8.self))
+        try await store.setMetadata(Self.metadataKey, String(decoding: try encoder.encode(self), as: UTF8.self))
     }
-}
-
-/// The metadata part of the Store.
-protocol SettingsStore {
-    func metadata(_ key: String) throws -> String?
-    func setMetadata(_ key: String, _ value: String?) throws
 }

@@ -23,7 +23,7 @@ public final class LeaseKeeper: Service, WriteFence {
     /// This controller: `HOST pid N`.
     public let holder: String
     /// The Store the lease fences; the controller's runs use this very instance.
-    let store: StateStore
+    let store: any ControllerStore
     private let ttl: Duration
     private let clock: any ReconcilerClock
     private let sleeper: any ReconcilerClock
@@ -38,7 +38,7 @@ public final class LeaseKeeper: Service, WriteFence {
     ///   - sleeper: what the renewal loop waits on (the wall clock; a test's manual clock would
     ///     jump straight through the waits).
     init(
-        store: StateStore, holder: String, ttl: Duration, clock: any ReconcilerClock,
+        store: any ControllerStore, holder: String, ttl: Duration, clock: any ReconcilerClock,
         sleeper: any ReconcilerClock = SystemClock(), logger: Logger
     ) {
         self.store = store
@@ -57,12 +57,12 @@ public final class LeaseKeeper: Service, WriteFence {
     /// at once instead of waiting out its TTL. Throws `StoreError.leaseHeld` while another live
     /// controller holds it.
     @discardableResult
-    public func acquire() throws -> Lease {
+    public func acquire() async throws -> Lease {
         let lease: Lease
         do {
-            lease = try store.acquireLease(holder: holder, ttl: ttl, now: clock.now())
+            lease = try await store.acquireLease(holder: holder, ttl: ttl, now: clock.now())
         } catch StoreError.leaseHeld(let current, _) where Self.isExitedLocalController(current) {
-            lease = try store.takeOverLease(from: current, holder: holder, ttl: ttl, now: clock.now())
+            lease = try await store.takeOverLease(from: current, holder: holder, ttl: ttl, now: clock.now())
         }
         held.withLock { $0 = lease }
         reportedHolder.withLock { $0 = nil }
@@ -71,9 +71,9 @@ public final class LeaseKeeper: Service, WriteFence {
 
     /// Renews the lease (same holder, same epoch) and answers with its new expiry; throws
     /// `StoreError.leaseNotHeld` when another controller took it over, so the pass sends nothing.
-    public func confirm(at now: Date) throws -> Date {
+    public func confirm(at now: Date) async throws -> Date {
         do {
-            let lease = try store.renewLease(holder: holder, ttl: ttl, now: now)
+            let lease = try await store.renewLease(holder: holder, ttl: ttl, now: now)
             held.withLock { $0 = lease }
             return lease.expiresAt
         } catch {
@@ -83,10 +83,10 @@ public final class LeaseKeeper: Service, WriteFence {
     }
 
     /// Gives the lease back so that another controller can start at once.
-    public func release() {
+    public func release() async {
         held.withLock { $0 = nil }
         do {
-            try store.releaseLease(holder: holder)
+            try await store.releaseLease(holder: holder)
         } catch {
             logger.warning(
                 "could not release the lease; it expires by itself",
@@ -98,21 +98,21 @@ public final class LeaseKeeper: Service, WriteFence {
     public func run() async throws {
         let interval = ttl / 3
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            keepOnce()
+            await keepOnce()
             let wake = sleeper.now().addingTimeInterval(interval.timeInterval)
             let sleeper = self.sleeper
             try? await cancelWhenGracefulShutdown { try await sleeper.sleep(until: wake) }
         }
-        if lease != nil { release() }
+        if lease != nil { await release() }
     }
 
     /// One turn of the loop: renew a held lease, or try to take a free one.
-    func keepOnce() {
+    func keepOnce() async {
         do {
             if lease != nil {
-                _ = try confirm(at: clock.now())
+                _ = try await confirm(at: clock.now())
             } else {
-                let lease = try acquire()
+                let lease = try await acquire()
                 logger.notice(
                     "leading: holds the lease",
                     metadata: ["lease.holder": "\(holder)", "lease.epoch": "\(lease.epoch)"])

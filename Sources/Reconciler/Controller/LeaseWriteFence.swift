@@ -5,7 +5,7 @@ import Store
 /// holder, same epoch) and answers with its new expiry; a lease another controller took over
 /// throws `StoreError.leaseNotHeld`, so the pass sends nothing.
 struct LeaseWriteFence: WriteFence {
-    let renew: @Sendable (Date) throws -> Lease
+    let renew: @Sendable (Date) async throws -> Lease
 
-    func confirm(at now: Date) throws -> Date { try renew(now).expiresAt }
+    func confirm(at now: Date) async throws -> Date { try await renew(now).expiresAt }
 }

@@ -46,7 +46,7 @@ public struct RemovalCount: Sendable, Equatable {
         let wanted = Set(intent.channels.map(\.id))
         self.init(
             held: records.count,
-            removed: records.values.filter { !wanted.contains($0.id) && $0.step != ChannelStep.removing.rawValue }
+            removed: records.values.filter { !wanted.contains($0.id) && $0.step != .removing }
                 .count)
     }
 

@@ -19,8 +19,8 @@ extension MeshwardController {
     /// the spec's nodes hold objects with Meshward's reqid: applying would silently rekey every
     /// channel and restart the history, which only an operator who knows the Store was lost
     /// should ask for (`apply --force`). Reads the kernels; changes nothing.
-    func refuseLostStore(_ intent: FleetIntent, store: StateStore) async throws {
-        guard try !store.hasChannels() else { return }
+    func refuseLostStore(_ intent: FleetIntent, store: any GenerationStore) async throws {
+        guard try await !store.hasChannels() else { return }
         var endpoints: [String: NodeEndpoint] = [:]
         for node in intent.nodes { endpoints[node.name] = node.endpoint }
         let simulated = try SimulatedFleet.load(from: simulatedFleetURL)

@@ -96,10 +96,10 @@ public final class MeshwardController: Sendable {
                 logger: logger)
         let store = keeper.store
         try Self.refuseOtherCluster(
-            intent, recorded: try ControllerSettings.load(from: store)?.cluster, directory: stateDirectory)
+            intent, recorded: try await ControllerSettings.load(from: store)?.cluster, directory: stateDirectory)
         if !force {
             try await refuseLostStore(intent, store: store)
-            let records = try store.loadChannels()
+            let records = try await store.loadChannels()
             let scope = try target.map { try FleetScope(target: $0, intent: intent, records: records) }
             try Self.refuseMassRemoval(
                 scope?.intent ?? intent, records: scope?.records ?? records, held: records.count,
@@ -107,7 +107,7 @@ public final class MeshwardController: Sendable {
         }
         var command = rekey.map { "rekey \($0.commandLine)" } ?? command
         if let target { command += " --target \(target.argument)" }
-        try keeper.acquire()
+        try await keeper.acquire()
         do {
             if let expected {
                 let now = try await plan(intent, target: target)
@@ -117,10 +117,10 @@ public final class MeshwardController: Sendable {
             let document = try await ApplyWorkflow(context: context, store: store).run(
                 intent, source: source, command: command, waitForDrain: waitForDrain, rekey: rekey,
                 target: target, fence: keeper, onPass: onPass)
-            if lease == nil { keeper.release() }
+            if lease == nil { await keeper.release() }
             return document
         } catch {
-            if lease == nil { keeper.release() }
+            if lease == nil { await keeper.release() }
             throw error
         }
     }
@@ -148,8 +148,8 @@ public final class MeshwardController: Sendable {
     }
 
     /// Applied revisions, newest first.
-    public func history(limit: Int? = nil) throws -> HistoryDocument {
-        try StatusReport(context: context).history(limit: limit)
+    public func history(limit: Int? = nil) async throws -> HistoryDocument {
+        try await StatusReport(context: context).history(limit: limit)
     }
 
     /// The target of `operation` with a placeholder generation's SPI shown as `new-N`.
@@ -157,5 +157,3 @@ public final class MeshwardController: Sendable {
         PlanRehearsal.label(operation, placeholders: placeholders)
     }
 }
-
-extension StateStore: SettingsStore {}

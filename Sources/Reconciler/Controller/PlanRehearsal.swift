@@ -20,8 +20,8 @@ struct PlanRehearsal {
     /// run does not record it).
     func plan(_ spec: FleetIntent, target: ApplyTarget? = nil) async throws -> PlanDocument {
         let store = try context.hasState() ? try context.openStore() : nil
-        let allRecords = try store?.loadChannels() ?? [:]
-        let settings = try store.flatMap { try ControllerSettings.load(from: $0) }
+        let allRecords = try await store?.loadChannels() ?? [:]
+        let settings: ControllerSettings? = if let store { try await ControllerSettings.load(from: store) } else { nil }
         try MeshwardController.refuseOtherCluster(spec, recorded: settings?.cluster, directory: context.stateDirectory)
         let scope = try target.map { try FleetScope(target: $0, intent: spec, records: allRecords) }
         let intent = scope?.intent ?? spec

@@ -44,38 +44,48 @@ struct ScopedNodeKernel: NodeKernel {
 /// The Store as a targeted run sees it: only the target's channel records. An unaccounted SA
 /// that the scope hid from the run is never forgotten (the run did not see it go; it is
 /// another channel's). Writes to the target's records go through.
-final class ScopedGenerationStore: GenerationStore {
-    private let base: any GenerationStore
+final class ScopedGenerationStore: GenerationStore, JournalStore {
+    private let base: any PassStore
     private let scope: FleetScope
 
-    init(_ base: any GenerationStore, scope: FleetScope) {
+    init(_ base: any PassStore, scope: FleetScope) {
         self.base = base
         self.scope = scope
     }
 
-    func loadChannels() throws -> [ChannelID: ChannelRecord] {
-        try base.loadChannels().filter { scope.target.covers($0.key) }
+    func loadChannels() async throws -> [ChannelID: ChannelRecord] {
+        try await base.loadChannels().filter { scope.target.covers($0.key) }
     }
 
-    func issueGenerations(_ requests: [GenerationRequest], now: Date) throws -> [Generation] {
-        try base.issueGenerations(requests, now: now)
+    func hasChannels() async throws -> Bool { try await !loadChannels().isEmpty }
+
+    func issueGenerations(_ requests: [GenerationRequest], now: Date) async throws -> [Generation] {
+        try await base.issueGenerations(requests, now: now)
     }
 
-    func update(_ records: [ChannelRecord]) throws { try base.update(records) }
+    func update(_ records: [ChannelRecord]) async throws { try await base.update(records) }
 
-    func removeChannel(_ id: ChannelID) throws { try base.removeChannel(id) }
+    func removeChannels(_ ids: [ChannelID]) async throws { try await base.removeChannels(ids) }
 
-    @discardableResult func appendJournal(_ entries: [JournalEntry]) throws -> [JournalEntry] {
-        try base.appendJournal(entries)
+    @discardableResult func appendJournal(_ entries: [JournalEntry]) async throws -> [JournalEntry] {
+        try await base.appendJournal(entries)
     }
 
-    func completeJournal(_ entries: [JournalEntry]) throws { try base.completeJournal(entries) }
+    func completeJournal(_ entries: [JournalEntry]) async throws { try await base.completeJournal(entries) }
 
-    func unaccountedSAs() throws -> [UnaccountedSA] { try base.unaccountedSAs() }
+    func journal(limit: Int?, node: String?) async throws -> [JournalEntry] {
+        try await base.journal(limit: limit, node: node)
+    }
 
-    func recordUnaccountedSAs(freed: [UnaccountedSA], forgotten: [(destination: IPAddress, spi: SPI)]) throws {
+    @discardableResult func pruneJournal(plannedBefore date: Date) async throws -> Int {
+        try await base.pruneJournal(plannedBefore: date)
+    }
+
+    func unaccountedSAs() async throws -> [UnaccountedSA] { try await base.unaccountedSAs() }
+
+    func recordUnaccountedSAs(freed: [UnaccountedSA], forgotten: [(destination: IPAddress, spi: SPI)]) async throws {
         let hidden = scope.hidden.all
-        try base.recordUnaccountedSAs(
+        try await base.recordUnaccountedSAs(
             freed: freed,
             forgotten: forgotten.filter { !hidden.contains(SAIdentifier(destination: $0.destination, spi: $0.spi)) })
     }

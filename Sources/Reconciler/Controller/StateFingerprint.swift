@@ -14,7 +14,8 @@ enum StateFingerprint {
     static func store(records: [ChannelID: ChannelRecord], revision: String?) -> String {
         var lines = ["meshward-store/1", "revision \(revision ?? "none")"]
         for record in records.values.sorted(by: { $0.id < $1.id }) {
-            lines.append("channel \(record.id) step \(record.step) since \(record.stepChangedAt.timeIntervalSince1970)")
+            lines.append(
+                "channel \(record.id) step \(record.step.rawValue) since \(record.stepChangedAt.timeIntervalSince1970)")
             for generation in record.generations {
                 lines.append(
                     "  generation \(generation.number) spi \(generation.spi.hex) \(generation.cipher.rawValue) "

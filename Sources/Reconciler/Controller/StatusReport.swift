@@ -23,8 +23,8 @@ struct StatusReport {
     {
         guard try context.hasState() else { throw ControllerError.noState(directory: context.stateDirectory) }
         let store = try context.openStore()
-        let records = try store.loadChannels()
-        let settings = try ControllerSettings.load(from: store)
+        let records = try await store.loadChannels()
+        let settings = try await ControllerSettings.load(from: store)
         let simulated = try SimulatedFleet.load(from: context.simulatedFleetURL)
         var endpoints: [String: NodeEndpoint] = [:]
         for (node, text) in settings?.endpoints ?? [:] { endpoints[node] = NodeEndpoint(text) }
@@ -125,7 +125,8 @@ struct StatusReport {
         let draining = record.generations.last { $0.state == .retiring && $0.supersededAt != nil }
         return StatusDocument.Channel(
             channel: record.id.description, from: record.id.from, to: record.id.to, family: record.id.family.rawValue,
-            step: record.step, generation: active?.number, spi: active?.spi.hex, cipher: active?.cipher.rawValue,
+            step: record.step.rawValue, generation: active?.number, spi: active?.spi.hex,
+            cipher: active?.cipher.rawValue,
             keyAgeSeconds: active.map { Int(now.timeIntervalSince($0.createdAt)) }, nextRekey: nextRekey,
             drift: !drift.isEmpty, driftDetail: drift, rekeyInSeconds: rekeyIn, rekeyOverdue: (rekeyIn ?? 0) < 0,
             outbound: counters(on: record.id.from), inbound: counters(on: record.id.to),
@@ -133,9 +134,9 @@ struct StatusReport {
     }
 
     /// Applied revisions, newest first.
-    func history(limit: Int? = nil) throws -> HistoryDocument {
+    func history(limit: Int? = nil) async throws -> HistoryDocument {
         guard try context.hasState() else { throw ControllerError.noState(directory: context.stateDirectory) }
-        let revisions = try context.openStore().revisions(limit: limit)
+        let revisions = try await context.openStore().revisions(limit: limit)
         return HistoryDocument(
             revisions: revisions.map {
                 .init(

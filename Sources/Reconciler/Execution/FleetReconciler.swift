@@ -13,7 +13,7 @@ import Synchronization
 /// The Store is written before any kernel is touched, so a controller killed at any instant
 /// restarts from a state that covers everything a kernel may hold.
 public final class FleetReconciler: Sendable {
-    private let store: any GenerationStore
+    private let store: any PassStore
     private let kernels: any FleetKernels
     private let clock: any ReconcilerClock
     private let logger: Logger
@@ -39,7 +39,7 @@ public final class FleetReconciler: Sendable {
     public static let failingPassLimit = 4
 
     public init(
-        store: any GenerationStore, kernels: any FleetKernels, reqid: Reqid, clock: any ReconcilerClock,
+        store: any PassStore, kernels: any FleetKernels, reqid: Reqid, clock: any ReconcilerClock,
         logger: Logger, planner: FleetPlanner = FleetPlanner(), fence: any WriteFence = UnfencedWrites()
     ) {
         self.planner = planner
@@ -106,7 +106,7 @@ public final class FleetReconciler: Sendable {
             intent: intent, channels: records, observations: observations, unreachable: unreachable,
             knownNodes: kernels.knownNodes, rekeyRequests: rekeyRequests, reqid: reqid, defaultDrain: defaultDrain,
             now: now)
-        for sa in try store.unaccountedSAs() {
+        for sa in try await store.unaccountedSAs() {
             input.unaccountedSAsFreedAt[SAIdentifier(destination: sa.destination, spi: sa.spi)] = sa.freedAt
         }
         var plan = planner.plan(input)
@@ -114,12 +114,12 @@ public final class FleetReconciler: Sendable {
         var issued: [(channel: ChannelID, spi: SPI, reason: GenerationNeed.Reason)] = []
         if !plan.generationRequests.isEmpty {
             let needs = plan.generationRequests
-            let generations = try store.issueGenerations(needs.map(\.request), now: now)
+            let generations = try await store.issueGenerations(needs.map(\.request), now: now)
             for (need, generation) in zip(needs, generations) {
                 var record =
                     input.channels[need.channel]
                     ?? ChannelRecord(
-                        id: need.channel, step: ChannelStep.new.rawValue, stepChangedAt: now, generations: [])
+                        id: need.channel, step: .new, stepChangedAt: now, generations: [])
                 record.generations.append(generation)
                 input.channels[need.channel] = record
                 issued.append((need.channel, generation.spi, need.reason))
@@ -133,12 +133,12 @@ public final class FleetReconciler: Sendable {
             plan = planner.plan(input)
         }
 
-        if !plan.recordUpdates.isEmpty { try store.update(Array(plan.recordUpdates.values)) }
-        for id in plan.removedChannels { try store.removeChannel(id) }
+        if !plan.recordUpdates.isEmpty { try await store.update(Array(plan.recordUpdates.values)) }
+        if !plan.removedChannels.isEmpty { try await store.removeChannels(Array(plan.removedChannels)) }
         records = input.channels
         for (id, record) in plan.recordUpdates { records[id] = record }
         for id in plan.removedChannels { records[id] = nil }
-        try store.recordUnaccountedSAs(
+        try await store.recordUnaccountedSAs(
             freed: plan.freedUnaccountedSAs.map {
                 UnaccountedSA(destination: $0.destination, spi: $0.spi, freedAt: now)
             },
@@ -189,14 +189,14 @@ public final class FleetReconciler: Sendable {
         }
         let journaled: [JournalEntry]
         do {
-            journaled = try store.appendJournal(planned)
+            journaled = try await store.appendJournal(planned)
         } catch {
             throw ReconcileError.journalRefused("\(error)")
         }
 
         let validUntil: Date
         do {
-            validUntil = try fence.confirm(at: clock.now())
+            validUntil = try await fence.confirm(at: clock.now())
         } catch {
             throw ReconcileError.leaseLost("\(error)")
         }
@@ -260,7 +260,7 @@ public final class FleetReconciler: Sendable {
             }
         }
         do {
-            try store.completeJournal(completed)
+            try await store.completeJournal(completed)
         } catch {
             throw ReconcileError.journalRefused("\(error)")
         }
@@ -275,7 +275,7 @@ public final class FleetReconciler: Sendable {
         defaultDrain: Duration = .seconds(5), revision: Int64? = nil,
         onPass: (PassReport) async throws -> Void = { _ in }
     ) async throws -> ConvergeReport {
-        var records = try store.loadChannels()
+        var records = try await store.loadChannels()
         var passes: [PassReport] = []
         var failingPasses = 0
         while passes.count < Self.passLimit {

@@ -3,12 +3,12 @@ import MeshwardCore
 import Store
 import Synchronization
 
-/// An in-memory generation store seeded from the real one, for planning without writing.
+/// An in-memory pass store seeded from the real one, for planning without writing.
 ///
 /// Generations it issues are placeholders: their SPIs come from the top of the SPI space and
 /// are listed in `placeholderSPIs`, so a rendered plan can say "new" instead of showing an SPI
 /// that will never exist.
-public final class ScratchGenerationStore: GenerationStore {
+public final class ScratchGenerationStore: GenerationStore, JournalStore {
     private struct State {
         var channels: [ChannelID: ChannelRecord]
         var nextSPI: UInt32 = 0xFFFF_FFFF
@@ -37,6 +37,8 @@ public final class ScratchGenerationStore: GenerationStore {
 
     public func loadChannels() throws -> [ChannelID: ChannelRecord] { state.withLock { $0.channels } }
 
+    public func hasChannels() throws -> Bool { state.withLock { !$0.channels.isEmpty } }
+
     public func issueGenerations(_ requests: [GenerationRequest], now: Date) throws -> [Generation] {
         try requests.map { request in
             try issue(
@@ -56,7 +58,7 @@ public final class ScratchGenerationStore: GenerationStore {
             state.placeholders[spi] = state.placeholders.count + 1
             var record =
                 state.channels[channel]
-                ?? ChannelRecord(id: channel, step: ChannelStep.new.rawValue, stepChangedAt: now, generations: [])
+                ?? ChannelRecord(id: channel, step: .new, stepChangedAt: now, generations: [])
             let generation = Generation(
                 channel: channel, number: (record.generations.map(\.number).max() ?? 0) + 1, spi: spi, cipher: cipher,
                 key: try KeyMaterial.random(count: cipher.keyLength), source: source, destination: destination,
@@ -73,8 +75,10 @@ public final class ScratchGenerationStore: GenerationStore {
         }
     }
 
-    public func removeChannel(_ id: ChannelID) throws {
-        _ = state.withLock { $0.channels.removeValue(forKey: id) }
+    public func removeChannels(_ ids: [ChannelID]) throws {
+        state.withLock { state in
+            for id in ids { state.channels[id] = nil }
+        }
     }
 
     @discardableResult public func appendJournal(_ entries: [JournalEntry]) throws -> [JournalEntry] {
@@ -95,6 +99,19 @@ public final class ScratchGenerationStore: GenerationStore {
                 guard let id = entry.id, id >= 1, Int(id) <= state.journal.count else { continue }
                 state.journal[Int(id) - 1] = entry
             }
+        }
+    }
+
+    public func journal(limit: Int?, node: String?) throws -> [JournalEntry] {
+        let entries = state.withLock { $0.journal }.reversed().filter { node == nil || $0.node == node }
+        return Array(entries.prefix(limit ?? entries.count))
+    }
+
+    @discardableResult public func pruneJournal(plannedBefore date: Date) throws -> Int {
+        state.withLock { state in
+            let before = state.journal.count
+            state.journal.removeAll { $0.plannedAt < date }
+            return before - state.journal.count
         }
     }
 

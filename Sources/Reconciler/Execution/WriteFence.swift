@@ -9,7 +9,7 @@ import Foundation
 public protocol WriteFence: Sendable {
     /// Confirms that this controller may write kernels now and returns until when; throws when
     /// it may not (the lease was lost).
-    func confirm(at now: Date) throws -> Date
+    func confirm(at now: Date) async throws -> Date
 }
 
 /// No fence: for tests, benchmarks and the plan rehearsal, which write no real kernel.

@@ -132,7 +132,7 @@ struct PassPlanning: Sendable {
             record = stored
             matched += 1
         } else {
-            record = ChannelRecord(id: id, step: ChannelStep.new.rawValue, stepChangedAt: input.now, generations: [])
+            record = ChannelRecord(id: id, step: .new, stepChangedAt: input.now, generations: [])
         }
         var changed = advanceGenerations(&record, intent: intent, from: from, to: to)
         let operationsBefore = context.operations
@@ -192,10 +192,10 @@ struct PassPlanning: Sendable {
         }
         for id in context.staleChannels where plan.recordUpdates[id] != nil || input.channels[id] != nil {
             guard var record = plan.recordUpdates[id] ?? input.channels[id],
-                record.step == ChannelStep.established.rawValue,
+                record.step == .established,
                 input.intent.channel(id) != nil
             else { continue }
-            record.step = ChannelStep.updating.rawValue
+            record.step = .updating
             record.stepChangedAt = input.now
             plan.recordUpdates[id] = record
             plan.stepCounts[.established, default: 1] -= 1
@@ -219,9 +219,9 @@ struct PassPlanning: Sendable {
     mutating func finish(_ record: ChannelRecord, step: ChannelStep, changed: Bool) {
         plan.stepCounts[step, default: 0] += 1
         guard !record.generations.isEmpty else { return }
-        if record.step != step.rawValue {
+        if record.step != step {
             var updated = record
-            updated.step = step.rawValue
+            updated.step = step
             updated.stepChangedAt = input.now
             plan.recordUpdates[record.id] = updated
         } else if changed {
@@ -247,7 +247,7 @@ struct PassPlanning: Sendable {
         if !active { return requested ? .new : .creating }
         if retiring { return .draining }
         guard busy else { return .established }
-        let previous = ChannelStep(rawValue: record.step)
+        let previous = record.step
         return previous == .new || previous == .creating ? .creating : .updating
     }
 

@@ -90,8 +90,8 @@ public struct ApplyDocument: Codable, Sendable, Equatable {
 
     public var cluster: String
     public var revision: String
-    /// `converged`, `waiting-for-drain` or `blocked`.
-    public var outcome: String
+    /// How the run ended; encoded as `converged`, `waiting-for-drain` or `blocked`.
+    public var outcome: ApplyOutcome
     public var passes: Int
     public var operations: Int
     public var failures: [Failure]

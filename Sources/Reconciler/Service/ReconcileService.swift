@@ -67,7 +67,7 @@ public struct ReconcileService: Service {
                 logger.notice(
                     "cycle done",
                     metadata: [
-                        "outcome": "\(document.outcome)", "operations": "\(document.operations)",
+                        "outcome": "\(document.outcome.rawValue)", "operations": "\(document.operations)",
                         "passes": "\(document.passes)",
                     ])
                 result = .success(document)
@@ -81,8 +81,9 @@ public struct ReconcileService: Service {
             if once {
                 switch result {
                 case .failure(let error): throw error
-                case .success(let document) where document.outcome == "blocked" || !document.failures.isEmpty:
-                    throw ReconcileError.incomplete(outcome: document.outcome, failures: document.failures.count)
+                case .success(let document) where document.outcome == .blocked || !document.failures.isEmpty:
+                    throw ReconcileError.incomplete(
+                        outcome: document.outcome.rawValue, failures: document.failures.count)
                 case .success: return
                 }
             }

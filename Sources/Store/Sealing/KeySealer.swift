@@ -1,144 +1,17 @@
-import COpenSSL
 import MeshwardCore
 
-/// Seals and opens generation keys with AES-256-GCM under the master key.
+/// The role that seals generation keys at rest and opens them again: the only holder of the
+/// master key.
 ///
-/// Each seal draws a fresh 12-byte nonce from OpenSSL's CSPRNG. The associated data binds a
-/// sealed key to its row (see `SealingContext`), so a sealed key copied to another channel or
-/// generation does not open. A value holds only the master key; OpenSSL contexts are made per
-/// call (`seal`) or per batch (`makeCipher`), never shared between threads.
-struct KeySealer: Sendable {
-    /// The master key's length in bytes (AES-256).
-    static let masterKeyLength = 32
-    static let nonceLength = 12
-    static let tagLength = 16
+/// A store never sees the master key, only this role; so a store on a database server keeps
+/// sealed keys in rows while the key that opens them stays in a file on the controller's host
+/// (`--master-key-file`). Sealing binds each key to its row through associated data
+/// (`SealingContext`), so a sealed key copied to another row does not open.
+public protocol KeySealer: Sendable {
     /// Written beside every sealed key, so that a later algorithm can coexist with this one.
-    static let version = 1
+    var sealVersion: Int { get }
 
-    let masterKey: KeyMaterial
-
-    init(masterKey: KeyMaterial) throws(SealingError) {
-        guard masterKey.count == Self.masterKeyLength else {
-            throw .wrongMasterKeyLength(masterKey.count)
-        }
-        self.masterKey = masterKey
-    }
-
-    /// A cipher context keyed with the master key, for sealing or opening many keys in a row.
-    func makeCipher() throws(SealingError) -> SealingCipher {
-        try SealingCipher(masterKey: masterKey)
-    }
-}
-
-/// Sealing failed for a reason other than a key that does not open.
-enum SealingError: Error, CustomStringConvertible {
-    case wrongMasterKeyLength(Int)
-    case openSSL(String)
-
-    var description: String {
-        switch self {
-        case .wrongMasterKeyLength(let count):
-            "a master key is \(KeySealer.masterKeyLength) bytes, this one is \(count)"
-        case .openSSL(let call):
-            "OpenSSL's \(call) failed: \(SealingCipher.lastOpenSSLError())"
-        }
-    }
-}
-
-/// The nonce and the ciphertext-with-tag of one sealed key.
-struct SealedKey: Sendable, Hashable {
-    var nonce: [UInt8]
-    /// The ciphertext followed by the 16-byte GCM tag.
-    var ciphertext: [UInt8]
-}
-
-/// One OpenSSL AES-256-GCM context keyed with the master key. Not thread-safe: one per batch.
-final class SealingCipher {
-    private let encryptor: OpaquePointer
-    private let decryptor: OpaquePointer
-
-    init(masterKey: KeyMaterial) throws(SealingError) {
-        guard let encryptor = EVP_CIPHER_CTX_new() else { throw .openSSL("EVP_CIPHER_CTX_new") }
-        guard let decryptor = EVP_CIPHER_CTX_new() else {
-            EVP_CIPHER_CTX_free(encryptor)
-            throw .openSSL("EVP_CIPHER_CTX_new")
-        }
-        self.encryptor = encryptor
-        self.decryptor = decryptor
-        let keyed = masterKey.bytes.withUnsafeBufferPointer { key in
-            EVP_EncryptInit_ex(encryptor, EVP_aes_256_gcm(), nil, key.baseAddress, nil) == 1
-                && EVP_DecryptInit_ex(decryptor, EVP_aes_256_gcm(), nil, key.baseAddress, nil) == 1
-        }
-        guard keyed else { throw .openSSL("EVP_CipherInit_ex(aes-256-gcm)") }
-    }
-
-    deinit {
-        EVP_CIPHER_CTX_free(encryptor)
-        EVP_CIPHER_CTX_free(decryptor)
-    }
-
-    /// Seals `plaintext` under a fresh random nonce, authenticating `associatedData` with it.
-    func seal(_ plaintext: [UInt8], associatedData: [UInt8]) throws -> SealedKey {
-        let nonce = try SecureRandom.bytes(count: KeySealer.nonceLength)
-        var output = [UInt8](repeating: 0, count: plaintext.count + KeySealer.tagLength)
-        var length: Int32 = 0
-        let ok = nonce.withUnsafeBufferPointer { nonce in
-            associatedData.withUnsafeBufferPointer { ad in
-                plaintext.withUnsafeBufferPointer { input in
-                    output.withUnsafeMutableBufferPointer { out in
-                        guard let output = out.baseAddress else { return false }
-                        return EVP_EncryptInit_ex(encryptor, nil, nil, nil, nonce.baseAddress) == 1
-                            && EVP_EncryptUpdate(encryptor, nil, &length, ad.baseAddress, Int32(ad.count)) == 1
-                            && EVP_EncryptUpdate(
-                                encryptor, output, &length, input.baseAddress, Int32(input.count)) == 1
-                            && EVP_EncryptFinal_ex(encryptor, output + Int(length), &length) == 1
-                            && EVP_CIPHER_CTX_ctrl(
-                                encryptor, EVP_CTRL_GCM_GET_TAG, Int32(KeySealer.tagLength),
-                                output + plaintext.count) == 1
-                    }
-                }
-            }
-        }
-        guard ok else { throw SealingError.openSSL("AES-256-GCM seal") }
-        return SealedKey(nonce: nonce, ciphertext: output)
-    }
-
-    /// Opens a sealed key; nil when it does not authenticate (wrong master key, wrong associated
-    /// data, altered bytes) or is empty. Never returns unauthenticated bytes.
-    func open(
-        nonce: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer, associatedData: UnsafeRawBufferPointer
-    ) -> [UInt8]? {
-        guard nonce.count == KeySealer.nonceLength, ciphertext.count > KeySealer.tagLength else { return nil }
-        let plaintextCount = ciphertext.count - KeySealer.tagLength
-        var tag = [UInt8](ciphertext[plaintextCount...])
-        var length: Int32 = 0
-        var authenticated = false
-        var plaintext = [UInt8](repeating: 0, count: plaintextCount)
-        plaintext.withUnsafeMutableBufferPointer { out in
-            let input = ciphertext.bindMemory(to: UInt8.self)
-            guard let output = out.baseAddress else { return }
-            authenticated =
-                EVP_DecryptInit_ex(decryptor, nil, nil, nil, nonce.bindMemory(to: UInt8.self).baseAddress) == 1
-                && EVP_DecryptUpdate(
-                    decryptor, nil, &length, associatedData.bindMemory(to: UInt8.self).baseAddress,
-                    Int32(associatedData.count)) == 1
-                && EVP_DecryptUpdate(decryptor, output, &length, input.baseAddress, Int32(plaintextCount)) == 1
-                && EVP_CIPHER_CTX_ctrl(decryptor, EVP_CTRL_GCM_SET_TAG, Int32(KeySealer.tagLength), &tag) == 1
-                && EVP_DecryptFinal_ex(decryptor, output + Int(length), &length) == 1
-        }
-        guard authenticated else {
-            for index in plaintext.indices { plaintext[index] = 0 }
-            return nil
-        }
-        return plaintext
-    }
-
-    /// The newest error on OpenSSL's error queue, as text.
-    static func lastOpenSSLError() -> String {
-        let code = ERR_get_error()
-        guard code != 0 else { return "no detail from OpenSSL" }
-        var buffer = [CChar](repeating: 0, count: 256)
-        ERR_error_string_n(code, &buffer, buffer.count)
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+    /// A context for sealing or opening many keys in a row (one transaction's, one bulk load):
+    /// the cost of keying the cipher is paid once per batch. Used on one thread, then dropped.
+    func makeCipher() throws -> any KeySealingCipher
 }

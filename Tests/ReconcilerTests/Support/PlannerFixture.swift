@@ -15,7 +15,7 @@ final class PlannerFixture {
     let fleet = SimulatedFleet()
     let clock = ManualClock()
     let reqid = Reqid.meshwardDefault
-    private(set) var store: any GenerationStore
+    private(set) var store: any PassStore
     private(set) var reconciler: FleetReconciler
     var records: [ChannelID: ChannelRecord] = [:]
     /// Every pass run so far, oldest first.
@@ -25,7 +25,7 @@ final class PlannerFixture {
 
     /// - Parameter rules: staging rules to switch off (negative controls).
     init(
-        store: any GenerationStore = ScratchGenerationStore(channels: [:]), fence: any WriteFence = UnfencedWrites(),
+        store: any PassStore = ScratchGenerationStore(channels: [:]), fence: any WriteFence = UnfencedWrites(),
         rules: Set<FleetPlanner.Rule> = []
     ) {
         self.store = store
@@ -35,7 +35,7 @@ final class PlannerFixture {
     }
 
     private static func makeReconciler(
-        store: any GenerationStore, fleet: SimulatedFleet, clock: ManualClock, fence: any WriteFence,
+        store: any PassStore, fleet: SimulatedFleet, clock: ManualClock, fence: any WriteFence,
         rules: Set<FleetPlanner.Rule>
     ) -> FleetReconciler {
         FleetReconciler(
@@ -46,9 +46,9 @@ final class PlannerFixture {
     }
 
     /// A new controller process on the same Store and kernels: nothing kept in memory survives.
-    func restartController() throws {
+    func restartController() async throws {
         reconciler = Self.makeReconciler(store: store, fleet: fleet, clock: clock, fence: fence, rules: rules)
-        records = try store.loadChannels()
+        records = try await store.loadChannels()
     }
 
     /// The state directory is lost: an empty Store (issuing other SPIs) on the same kernels.
@@ -85,7 +85,7 @@ final class PlannerFixture {
         let report = try await reconciler.converge(
             intent: intent, waitForDrain: waitForDrain, rekeyRequests: rekeyRequests)
         reports += report.passes
-        records = try store.loadChannels()
+        records = try await store.loadChannels()
         return report.outcome
     }
 

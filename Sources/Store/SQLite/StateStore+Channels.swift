@@ -10,7 +10,8 @@ extension StateStore {
     /// `StoreError.sealedKeyInvalid` for a key that does not open under its own row's identity.
     public func loadChannels() throws -> [ChannelID: ChannelRecord] {
         let started = ContinuousClock.now
-        let cipher = try sealer.makeCipher()
+        let cipher = try Self.perform(path: databasePath, operation: "load channels") { try sealer.makeCipher() }
+        let sealVersion = sealer.sealVersion
         var unsealing = Duration.zero
         let records = try read("load channels") { db -> [ChannelID: ChannelRecord] in
             var records: [ChannelID: ChannelRecord] = [:]
@@ -29,9 +30,13 @@ extension StateStore {
                 guard let family = AddressFamily(rawValue: familyText) else {
                     throw StoreError.corrupt(path: databasePath, reason: "channel family '\(familyText)' is unknown")
                 }
+                let stepText: String = row[4]
+                guard let step = ChannelStep(rawValue: stepText) else {
+                    throw StoreError.corrupt(path: databasePath, reason: "channel step '\(stepText)' is unknown")
+                }
                 let id = ChannelID(from: names.intern(row[1]), to: names.intern(row[2]), family: family)
                 let record = ChannelRecord(
-                    id: id, step: names.intern(row[4]), stepChangedAt: Date(storedValue: row[5]), generations: [])
+                    id: id, step: step, stepChangedAt: Date(storedValue: row[5]), generations: [])
                 return (row[0], record)
             }
 
@@ -66,7 +71,7 @@ extension StateStore {
                         path: databasePath, reason: "generation \(number) of channel \(channel) has unknown values")
                 }
                 let version: Int = row[11]
-                guard version == KeySealer.version else {
+                guard version == sealVersion else {
                     throw StoreError.corrupt(
                         path: databasePath,
                         reason: "generation \(number) of channel \(channel) is sealed with unknown version \(version)")
@@ -140,7 +145,7 @@ extension StateStore {
                         + "\(request.channel.family)")
             }
         }
-        let cipher = try sealer.makeCipher()
+        let cipher = try Self.perform(path: databasePath, operation: "issue generations") { try sealer.makeCipher() }
         let issued = try write("issue generations") { db -> [Generation] in
             var issued: [Generation] = []
             issued.reserveCapacity(requests.count)
@@ -153,7 +158,8 @@ extension StateStore {
                         VALUES (?, ?, ?, ?, ?) ON CONFLICT (from_node, to_node, family) DO NOTHING
                         """
                 ).execute(arguments: [
-                    channel.from, channel.to, channel.family.rawValue, ChannelRecord.initialStep, now.storedValue,
+                    channel.from, channel.to, channel.family.rawValue, ChannelRecord.initialStep.rawValue,
+                    now.storedValue,
                 ])
                 guard
                     let row = try Row.fetchOne(
@@ -184,7 +190,7 @@ extension StateStore {
                 ).execute(arguments: [
                     channelRow, number, Int64(spi.rawValue), request.cipher.rawValue, Data(request.source.bytes),
                     Data(request.destination.bytes), now.storedValue, GenerationState.pending.rawValue,
-                    KeySealer.version, Data(sealed.nonce), Data(sealed.ciphertext),
+                    sealer.sealVersion, Data(sealed.nonce), Data(sealed.ciphertext),
                 ])
                 issued.append(
                     Generation(
@@ -229,7 +235,7 @@ extension StateStore {
                         UPDATE channels SET step = ?1, step_changed_at = ?2
                         WHERE id = ?3 AND (step IS NOT ?1 OR step_changed_at IS NOT ?2)
                         """
-                ).execute(arguments: [record.step, record.stepChangedAt.storedValue, channelRow])
+                ).execute(arguments: [record.step.rawValue, record.stepChangedAt.storedValue, channelRow])
 
                 var stored: [Int: (spi: UInt32, state: String)] = [:]
                 let rows = try Row.fetchCursor(
@@ -289,13 +295,33 @@ extension StateStore {
     /// Forgets a channel that has left every kernel, with its generations and keys. Its SPIs stay
     /// reserved forever. Does nothing when the store does not hold the channel.
     public func removeChannel(_ id: ChannelID) throws {
-        let removed = try write("remove channel") { db -> Bool in
-            try db.execute(
-                sql: "DELETE FROM channels WHERE from_node = ? AND to_node = ? AND family = ?",
-                arguments: [id.from, id.to, id.family.rawValue])
-            return db.changesCount > 0
+        try removeChannels([id])
+    }
+
+    /// Forgets channels that have left every kernel, with their generations and keys, in ONE
+    /// transaction. Their SPIs stay reserved forever. Channels the store does not hold are skipped.
+    public func removeChannels(_ ids: [ChannelID]) throws {
+        guard !ids.isEmpty else { return }
+        let removed = try write("remove channels") { db -> [ChannelID] in
+            let delete = try db.cachedStatement(
+                sql: "DELETE FROM channels WHERE from_node = ? AND to_node = ? AND family = ?")
+            return try ids.filter { id in
+                try delete.execute(arguments: [id.from, id.to, id.family.rawValue])
+                return db.changesCount > 0
+            }
         }
-        if removed { logger.info("removed channel", metadata: ["channel": "\(id)"]) }
+        for id in removed { logger.info("removed channel", metadata: ["channel": "\(id)"]) }
+    }
+
+    /// Every SPI ever issued for `destination`, by any channel, live or removed.
+    public func reservedSPIs(for destination: IPAddress) throws -> Set<SPI> {
+        try read("read reserved SPIs") { db in
+            try Set(
+                Int64.fetchAll(
+                    db, sql: "SELECT spi FROM issued_spis WHERE destination = ?",
+                    arguments: [Data(destination.bytes)]
+                ).map { SPI(UInt32(truncatingIfNeeded: $0)) })
+        }
     }
 
     /// Reserves an SPI for the request's destination: random, never issued there, not foreign.
@@ -335,7 +361,7 @@ extension StateStore {
     }
 
     static func unseal(
-        _ nonce: Data?, _ sealed: Data?, _ associatedData: [UInt8], with cipher: SealingCipher
+        _ nonce: Data?, _ sealed: Data?, _ associatedData: [UInt8], with cipher: any KeySealingCipher
     )
         -> [UInt8]?
     {

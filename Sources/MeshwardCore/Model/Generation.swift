@@ -1,5 +1,4 @@
 import Foundation
-import MeshwardCore
 
 /// The key material of one channel at one point in time: SPI, cipher, key and addresses.
 ///
@@ -38,7 +37,7 @@ public struct Generation: Sendable, Hashable {
     public var drainPackets: UInt64?
     public var drainPacketsAt: Date?
 
-    /// Creates a generation value. Only `StateStore.issueGeneration` makes new key material;
+    /// Creates a generation value. Only the Store's `issueGenerations` makes new key material;
     /// this initializer exists for tests and for planning code that builds expected values.
     public init(
         channel: ChannelID, number: Int, spi: SPI, cipher: Cipher, key: KeyMaterial,

@@ -4,12 +4,15 @@ import Logging
 import MeshwardCore
 import Synchronization
 
-/// The controller's durable state: channels and their generations (keys sealed under the master
-/// key), the reconciler's per-channel step, applied spec revisions, a journal of kernel
-/// operations, a writer lease and a little metadata.
+/// The controller's durable state in SQLite: channels and their generations (keys sealed under
+/// the master key), the reconciler's per-channel step, applied spec revisions, a journal of
+/// kernel operations, a writer lease and a little metadata. The first `ControllerStore`: it
+/// plays every role, and its methods are synchronous (SQLite is on this host), which satisfies
+/// the roles' `async` requirements.
 ///
 /// On disk it is one SQLite database in WAL mode, `state.sqlite`, in a 0700 directory, beside the
-/// 0600 master key `master.key`. Every call is one transaction, so a controller killed at any
+/// 0600 master key `master.key` (or with the operator's key file elsewhere); keys are sealed by
+/// its `KeySealer`, which alone holds the master key. Every call is one transaction, so a controller killed at any
 /// instant finds each channel exactly as the last completed call left it.
 ///
 /// Once this instance has acquired the lease, every write first checks, inside its transaction,
@@ -23,7 +26,7 @@ public final class StateStore: Sendable {
     /// The master key file; nil for an in-memory store.
     let masterKeyPath: String?
     let writer: any DatabaseWriter
-    let sealer: KeySealer
+    let sealer: any KeySealer
     let logger: Logger
     /// The SPIs this store issues from. Narrowed only by tests, to reach exhaustion.
     let spiRange: ClosedRange<UInt32>
@@ -38,7 +41,7 @@ public final class StateStore: Sendable {
 
     private init(
         directory: String?, databasePath: String, masterKeyPath: String?, writer: any DatabaseWriter,
-        sealer: KeySealer, logger: Logger, spiRange: ClosedRange<UInt32>
+        sealer: any KeySealer, logger: Logger, spiRange: ClosedRange<UInt32>
     ) {
         self.directory = directory
         self.databasePath = databasePath
@@ -54,8 +57,11 @@ public final class StateStore: Sendable {
     /// Creates the directory (0700), `state.sqlite` (0600, WAL mode) and, unless `masterKeyPath`
     /// names the operator's own key file, `master.key` (0600, 32 bytes from OpenSSL's CSPRNG).
     /// Refuses an existing directory, database or key file that group or others may access (the
-    /// error says which `chmod` fixes it), a missing or wrong master key while the database holds
-    /// sealed keys, and a database that fails SQLite's `quick_check`. Runs pending migrations.
+    /// error says which `chmod` fixes it), an operator's key file that is missing (it is never
+    /// created), unreadable or not 32 bytes, a missing `master.key` while the database holds
+    /// sealed keys, a master key the database's keys were not sealed under (told by a value
+    /// sealed at creation, before any key is unsealed), and a database that fails SQLite's
+    /// `quick_check`. Runs pending migrations.
     public static func open(directory: String, masterKeyPath: String? = nil, logger: Logger) throws -> StateStore {
         try open(directory: directory, masterKeyPath: masterKeyPath, logger: logger, spiRange: defaultSPIRange)
     }
@@ -63,6 +69,11 @@ public final class StateStore: Sendable {
     /// An in-memory store: nothing touches the disk. For tests and benchmarks.
     public static func inMemory(masterKey: KeyMaterial, logger: Logger) throws -> StateStore {
         try inMemory(masterKey: masterKey, logger: logger, spiRange: defaultSPIRange)
+    }
+
+    /// An in-memory store whose keys `sealer` seals: nothing touches the disk.
+    public static func inMemory(sealer: any KeySealer, logger: Logger) throws -> StateStore {
+        try inMemory(sealer: sealer, logger: logger, spiRange: defaultSPIRange)
     }
 
     static let defaultSPIRange = SPI.minimumIssued...UInt32.max
@@ -84,7 +95,7 @@ public final class StateStore: Sendable {
         let path = files.databasePath
         // Read the key before SQLite touches the files: a key file with loose permissions is
         // refused before anything else happens.
-        let existingKey = try files.readMasterKey()
+        let existingKey = try files.masterKey.load()
 
         let pool: DatabasePool
         do {
@@ -99,23 +110,26 @@ public final class StateStore: Sendable {
             try pool.read { db in try Bool.fetchOne(db, sql: "SELECT COUNT(*) > 0 FROM master_key_check") ?? false }
         }
         let masterKey: KeyMaterial
+        let keyPath = files.masterKey.path
         if let existingKey {
             masterKey = existingKey
-        } else if files.masterKeyIsExternal || hasCheck {
-            throw StoreError.masterKeyMissing(path: files.masterKeyPath)
+        } else if files.masterKey.isExternal {
+            throw StoreError.masterKeyFileMissing(path: keyPath)
+        } else if hasCheck {
+            throw StoreError.masterKeyMissing(path: keyPath)
         } else {
-            masterKey = try KeyMaterial.random(count: KeySealer.masterKeyLength)
-            try files.writeMasterKey(masterKey)
-            logger.notice("created master key", metadata: ["store.master_key": "\(files.masterKeyPath)"])
+            masterKey = try KeyMaterial.random(count: AESGCMKeySealer.masterKeyLength)
+            try files.masterKey.create(masterKey)
+            logger.notice("created master key", metadata: ["store.master_key": "\(keyPath)"])
         }
-        let sealer: KeySealer
+        let sealer: any KeySealer
         do {
-            sealer = try KeySealer(masterKey: masterKey)
+            sealer = try AESGCMKeySealer(masterKey: masterKey)
         } catch {
-            throw StoreError.masterKeyInvalid(path: files.masterKeyPath, reason: error.description)
+            throw StoreError.masterKeyInvalid(path: keyPath, reason: error.description)
         }
         let store = StateStore(
-            directory: files.path, databasePath: path, masterKeyPath: files.masterKeyPath, writer: pool,
+            directory: files.path, databasePath: path, masterKeyPath: keyPath, writer: pool,
             sealer: sealer, logger: logger, spiRange: spiRange)
         try store.verifyMasterKey()
         logger.info(
@@ -125,6 +139,16 @@ public final class StateStore: Sendable {
     }
 
     static func inMemory(masterKey: KeyMaterial, logger: Logger, spiRange: ClosedRange<UInt32>) throws -> StateStore {
+        let sealer: any KeySealer
+        do {
+            sealer = try AESGCMKeySealer(masterKey: masterKey)
+        } catch {
+            throw StoreError.masterKeyInvalid(path: "(in memory)", reason: error.description)
+        }
+        return try inMemory(sealer: sealer, logger: logger, spiRange: spiRange)
+    }
+
+    static func inMemory(sealer: any KeySealer, logger: Logger, spiRange: ClosedRange<UInt32>) throws -> StateStore {
         let path = ":memory:"
         let queue: DatabaseQueue
         do {
@@ -133,17 +157,20 @@ public final class StateStore: Sendable {
             throw classify(error, path: path, operation: "open")
         }
         try migrate(queue, path: path)
-        let sealer: KeySealer
-        do {
-            sealer = try KeySealer(masterKey: masterKey)
-        } catch {
-            throw StoreError.masterKeyInvalid(path: "(in memory)", reason: error.description)
-        }
         let store = StateStore(
             directory: nil, databasePath: path, masterKeyPath: nil, writer: queue, sealer: sealer, logger: logger,
             spiRange: spiRange)
         try store.verifyMasterKey()
         return store
+    }
+
+    /// Another instance on this store's database, as a second controller process holds one: the
+    /// same database and sealer, its own lease fence. For an in-memory store, which no second
+    /// `open` can reach.
+    func sharingDatabase() -> StateStore {
+        StateStore(
+            directory: directory, databasePath: databasePath, masterKeyPath: masterKeyPath, writer: writer,
+            sealer: sealer, logger: logger, spiRange: spiRange)
     }
 
     /// Runs SQLite's full `integrity_check` (every page and index; slow on a large store) and
@@ -230,7 +257,7 @@ public final class StateStore: Sendable {
                     INSERT INTO master_key_check (id, seal_version, nonce, sealed_value, created_at)
                     VALUES (1, ?, ?, ?, ?)
                     """,
-                arguments: [KeySealer.version, Data(sealed.nonce), Data(sealed.ciphertext), Date().storedValue])
+                arguments: [sealer.sealVersion, Data(sealed.nonce), Data(sealed.ciphertext), Date().storedValue])
         }
     }
 

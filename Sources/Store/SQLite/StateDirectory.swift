@@ -14,15 +14,14 @@ import Darwin
 /// the operator must notice that someone loosened it.
 struct StateDirectory {
     let path: String
-    let masterKeyPath: String
-    /// True when the operator named the master key file (then the store never creates it).
-    let masterKeyIsExternal: Bool
+    /// The master key: `master.key` in the directory, or the operator's own file.
+    let masterKey: MasterKeyFile
 
     init(path: String, masterKeyPath: String?) {
         let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
         self.path = trimmed
-        self.masterKeyPath = masterKeyPath ?? trimmed + "/master.key"
-        self.masterKeyIsExternal = masterKeyPath != nil
+        self.masterKey = MasterKeyFile(
+            path: masterKeyPath ?? trimmed + "/master.key", isExternal: masterKeyPath != nil)
     }
 
     var databasePath: String { path + "/state.sqlite" }
@@ -76,67 +75,6 @@ struct StateDirectory {
         return existed
     }
 
-    /// Reads the master key, or nil when the file does not exist. Refuses a file that others can
-    /// access or that is not exactly one master key.
-    func readMasterKey() throws(StoreError) -> KeyMaterial? {
-        guard let mode = try Self.modeIfExists(of: masterKeyPath) else { return nil }
-        try Self.requirePrivate(masterKeyPath, mode: mode, fix: "chmod 600 \(masterKeyPath)")
-        let descriptor = open(masterKeyPath, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw .fileSystem(path: masterKeyPath, operation: "open", errno: errno) }
-        defer { close(descriptor) }
-        var bytes = [UInt8](repeating: 0, count: KeySealer.masterKeyLength + 1)
-        var total = 0
-        while total < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { buffer in
-                read(descriptor, buffer.baseAddress.map { $0 + total }, buffer.count - total)
-            }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw .fileSystem(path: masterKeyPath, operation: "read", errno: errno)
-            }
-            if count == 0 { break }
-            total += count
-        }
-        guard total == KeySealer.masterKeyLength else {
-            throw .masterKeyInvalid(
-                path: masterKeyPath,
-                reason: total > KeySealer.masterKeyLength
-                    ? "it is longer than \(KeySealer.masterKeyLength) bytes"
-                    : "it holds \(total) bytes, a master key is \(KeySealer.masterKeyLength)")
-        }
-        return KeyMaterial(bytes: Array(bytes.prefix(total)))
-    }
-
-    /// Creates the master key file (0600) holding `key`. Written to a temporary file, flushed,
-    /// then linked into place, so a crash leaves either no key file or a whole one, and a key
-    /// file that appeared meanwhile is never overwritten.
-    func writeMasterKey(_ key: KeyMaterial) throws(StoreError) {
-        let temporary = masterKeyPath + ".new-\(getpid())"
-        unlink(temporary)
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw .fileSystem(path: temporary, operation: "create", errno: errno) }
-        defer { unlink(temporary) }
-        let written = key.bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        let synced = fsync(descriptor) == 0
-        let error = errno
-        close(descriptor)
-        guard written == key.count, synced else {
-            throw .fileSystem(path: temporary, operation: "write", errno: error)
-        }
-        guard link(temporary, masterKeyPath) == 0 else {
-            throw .fileSystem(path: masterKeyPath, operation: "create", errno: errno)
-        }
-        Self.syncDirectory(of: masterKeyPath)
-    }
-
-    private static func syncDirectory(of file: String) {
-        let parent = file.lastIndex(of: "/").map { String(file[..<$0]) } ?? "."
-        let descriptor = open(parent.isEmpty ? "/" : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard descriptor >= 0 else { return }
-        fsync(descriptor)
-        close(descriptor)
-    }
-
     static func mode(of path: String) throws(StoreError) -> mode_t {
         guard let mode = try modeIfExists(of: path) else {
             throw .fileSystem(path: path, operation: "stat", errno: ENOENT)
@@ -153,7 +91,7 @@ struct StateDirectory {
         return info.st_mode
     }
 
-    private static func requirePrivate(_ path: String, mode: mode_t, fix: String) throws(StoreError) {
+    static func requirePrivate(_ path: String, mode: mode_t, fix: String) throws(StoreError) {
         guard mode & 0o077 == 0 else {
             throw .insecurePermissions(path: path, mode: UInt32(mode & 0o7777), fix: fix)
         }

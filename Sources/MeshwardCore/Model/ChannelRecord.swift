@@ -1,21 +1,23 @@
 import Foundation
-import MeshwardCore
 
-/// What the store knows of one channel: the reconciler's step and the channel's generations.
+/// What the Store knows of one channel: the reconciler's step and the channel's generations.
+///
+/// The planner reads and returns these values; the Store keeps them. Both see this one type, so
+/// the Store never needs the planner and the planner never needs a database.
 public struct ChannelRecord: Sendable, Hashable {
-    /// The step a channel is in when the store creates it, before the reconciler writes one.
-    public static let initialStep = "new"
+    /// The step a channel is in when the Store creates it, before the reconciler writes one.
+    public static let initialStep = ChannelStep.new
 
     public var id: ChannelID
-    /// The reconciler's state machine step. Opaque to the store: written and read back verbatim.
-    public var step: String
+    /// The reconciler's state machine step. The Store writes and reads it back as it is.
+    public var step: ChannelStep
     /// When `step` last changed.
     public var stepChangedAt: Date
-    /// Ascending by `number`. Retired generations may be pruned: `StateStore.update(_:)` deletes
+    /// Ascending by `number`. Retired generations may be pruned: the Store's `update(_:)` deletes
     /// a stored generation that is missing here only when it is retired.
     public var generations: [Generation]
 
-    public init(id: ChannelID, step: String, stepChangedAt: Date, generations: [Generation]) {
+    public init(id: ChannelID, step: ChannelStep, stepChangedAt: Date, generations: [Generation]) {
         self.id = id
         self.step = step
         self.stepChangedAt = stepChangedAt

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Telemetry
 
 #if canImport(Glibc)
 import Glibc
@@ -6,7 +7,7 @@ import Glibc
 import Darwin
 #endif
 
-/// The options every command accepts: `--state-dir`, `--output`, `--verbose`.
+/// The options every command accepts: `--state-dir`, `--output`, `--verbose`, `--log-format`.
 ///
 /// Include with `@OptionGroup var global: GlobalOptions`.
 struct GlobalOptions: ParsableArguments {
@@ -25,6 +26,11 @@ struct GlobalOptions: ParsableArguments {
 
     @Flag(name: .long, help: "Print more detail.")
     var verbose = false
+
+    @Option(
+        name: .customLong("log-format"),
+        help: "Log lines on standard error: text (for people) or json (one object per line, for machines).")
+    var logFormat: LogFormat = .text
 
     /// The state directory: `--state-dir`, else `$MESHWARD_STATE_DIR`, else `./.meshward`.
     var stateDirectory: String {

@@ -5,12 +5,14 @@ import Foundation
 import Logging
 import Reconciler
 import ServiceLifecycle
+import Telemetry
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `meshward reconcile SPEC... [--interval 30s] [--once]`: the controller loop.
+/// `meshward reconcile SPEC... [--interval 30s] [--once] [--metrics-address HOST:PORT]`: the
+/// controller loop, optionally serving `/metrics`, `/healthz` and `/readyz`.
 struct ReconcileCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reconcile",
@@ -31,6 +33,14 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Run one cycle and exit.")
     var once = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Serve /metrics (Prometheus), /healthz and /readyz on this address, e.g. 127.0.0.1:9464 (default: off).",
+            valueName: "host:port"),
+        transform: Self.listenAddress(from:))
+    var metricsAddress: ListenAddress?
+
     @Flag(
         name: .long,
         help:
@@ -48,8 +58,28 @@ struct ReconcileCommand: AsyncParsableCommand {
         }
     }
 
+    /// Reads `--metrics-address` (`HOST:PORT`, `[IPV6]:PORT`).
+    static func listenAddress(from text: String) throws -> ListenAddress {
+        do {
+            return try ListenAddress(parsing: text)
+        } catch {
+            throw ValidationError("\(error).")
+        }
+    }
+
     func run() async throws {
         let logger = CommandSupport.logger(global)
+        let telemetry = ControllerTelemetry()
+        var server: TelemetryServer?
+        if let metricsAddress {
+            do {
+                server = try await TelemetryServer.bind(metricsAddress, routes: telemetry.routes)
+            } catch {
+                CommandSupport.report(error, output: global.output)
+                throw ExitCode.failure
+            }
+            logger.notice("serving metrics", metadata: ["http.address": "\(server?.address.description ?? "")"])
+        }
         let reload = ReloadTrigger()
         signal(SIGHUP, SIG_IGN)
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
@@ -62,9 +92,10 @@ struct ReconcileCommand: AsyncParsableCommand {
 
         let output = global.output
         let service = ReconcileService(
-            controller: MeshwardController(stateDirectory: global.stateDirectory, logger: logger),
+            controller: MeshwardController(
+                stateDirectory: global.stateDirectory, logger: logger, recorder: telemetry.recorder),
             specPaths: specs, interval: interval, once: once, reload: reload,
-            logger: logger, force: force,
+            logger: logger, force: force, recorder: telemetry.recorder,
             onCycle: { result in
                 // One cycle, one flush: standard output is block-buffered when it is a file or a
                 // pipe, and a log collector must see each cycle as it ends.
@@ -87,10 +118,13 @@ struct ReconcileCommand: AsyncParsableCommand {
                     }
                 }
             })
+        // The server first: a group shuts its services down in reverse order, so /metrics and
+        // /readyz answer until the loop's last pass has ended.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let server { services.append(.init(service: server)) }
+        services.append(.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {

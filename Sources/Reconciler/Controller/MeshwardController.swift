@@ -15,11 +15,15 @@ public final class MeshwardController: Sendable {
     private let masterKeyPath: String?
     private let logger: Logger
     private let clock: any ReconcilerClock
+    private let recorder: any ReconcileRecorder
 
+    /// - Parameter recorder: where `apply` reports every pass and the lease (metrics); only
+    ///   the reconcile loop passes one.
     public init(
         stateDirectory: String, masterKeyPath: String? = nil, logger: Logger,
-        clock: any ReconcilerClock = SystemClock()
+        clock: any ReconcilerClock = SystemClock(), recorder: any ReconcileRecorder = DiscardingRecorder()
     ) {
+        self.recorder = recorder
         self.stateDirectory = stateDirectory
         self.masterKeyPath = masterKeyPath
         self.logger = logger
@@ -60,12 +64,18 @@ public final class MeshwardController: Sendable {
 
     /// Acquires the lease; a live lease whose holder is a controller on this host that has
     /// exited (killed, crashed) is taken over at once instead of waiting out its TTL.
+    /// Tells the recorder where the lease stands.
     private func acquireLease(_ store: StateStore, holder: String, ttl: Duration) throws {
+        let lease: Lease
         do {
-            try store.acquireLease(holder: holder, ttl: ttl, now: clock.now())
+            lease = try store.acquireLease(holder: holder, ttl: ttl, now: clock.now())
         } catch StoreError.leaseHeld(let current, _) where Self.isExitedLocalController(current) {
-            try store.takeOverLease(from: current, holder: holder, ttl: ttl, now: clock.now())
+            lease = try store.takeOverLease(from: current, holder: holder, ttl: ttl, now: clock.now())
+        } catch StoreError.leaseHeld(let current, let expires) {
+            recorder.record(lease: .standby(holder: current))
+            throw StoreError.leaseHeld(holder: current, expires: expires)
         }
+        recorder.record(lease: .leading(epoch: lease.epoch))
     }
 
     /// Whether `holder` names a controller process on this host (`HOST pid N`, as `leaseHolder`
@@ -177,7 +187,7 @@ public final class MeshwardController: Sendable {
         let reconciler = FleetReconciler(
             store: scope.map { ScopedGenerationStore(store, scope: $0) } ?? store,
             kernels: scope.map { ScopedKernels(kernels, scope: $0) } ?? kernels, reqid: Reqid(intent.reqid),
-            clock: clock, logger: logger, fence: LeaseWriteFence(renew: renew))
+            clock: clock, logger: logger, fence: LeaseWriteFence(renew: renew), recorder: recorder)
         let clock = self.clock
         let runIntent = scope?.intent ?? intent
         let report = try await reconciler.converge(
@@ -489,33 +499,7 @@ public final class MeshwardController: Sendable {
         settings: ControllerSettings?, now: Date
     ) -> StatusDocument.Channel {
         let active = record.generations.last { $0.state == .active }
-        var drift: [String] = []
-        for generation in record.generations where generation.state == .active || generation.state == .pending {
-            let id = SAIdentifier(destination: generation.destination, spi: generation.spi)
-            let nodes = generation.state == .active ? [record.id.from, record.id.to] : [record.id.to]
-            for node in nodes {
-                guard let observation = observations[node] else {
-                    drift.append("node \(node) did not answer")
-                    continue
-                }
-                guard let sa = observation.securityAssociations.first(where: { $0.identifier == id }) else {
-                    drift.append("\(node) lacks the SA spi \(generation.spi.hex) of generation \(generation.number)")
-                    continue
-                }
-                if sa.key.fingerprint != generation.key.fingerprint || sa.cipher != generation.cipher {
-                    drift.append("\(node) holds another key or cipher under spi \(generation.spi.hex)")
-                }
-            }
-            if generation.state == .active, let observation = observations[record.id.from] {
-                let pinned = observation.policies.contains {
-                    $0.direction == .outbound && $0.template.spi == generation.spi
-                        && $0.selector.destination.address == generation.destination
-                }
-                if !pinned {
-                    drift.append("\(record.id.from) has no outbound policy pinning spi \(generation.spi.hex)")
-                }
-            }
-        }
+        let drift = record.drift(observations: observations)
         let nextRekey = active.map { $0.createdAt.addingTimeInterval(settings?.rekeyEverySeconds ?? 86_400) }
         let rekeyIn = nextRekey.map { Int($0.timeIntervalSince(now).rounded(.down)) }
         func counters(on node: String) -> StatusDocument.SACounterReport? {

@@ -23,12 +23,16 @@ public struct ReconcileService: Service {
     /// Passed to every cycle's `apply`: lets a cycle remove more than half of the Store's
     /// channels, or recover a lost Store (`reconcile --force`).
     private let force: Bool
+    /// Told how every cycle ended (metrics, readiness).
+    private let recorder: any ReconcileRecorder
 
     public init(
         controller: MeshwardController, specPaths: [String], interval: Duration, once: Bool,
         reload: ReloadTrigger, clock: any ReconcilerClock = SystemClock(), logger: Logger, force: Bool = false,
+        recorder: any ReconcileRecorder = DiscardingRecorder(),
         onCycle: @escaping @Sendable (Result<ApplyDocument, any Error>) async -> Void = { _ in }
     ) {
+        self.recorder = recorder
         self.clock = clock
         self.controller = controller
         self.specPaths = specPaths
@@ -72,6 +76,7 @@ public struct ReconcileService: Service {
                 result = .failure(error)
                 consecutiveFailures += 1
             }
+            recorder.record(cycle: CycleOutcome(result))
             await onCycle(result)
             if once {
                 switch result {

@@ -16,7 +16,8 @@ public struct LineLogHandler: LogHandler {
 
     private let label: String
     private let format: LogFormat
-    /// Under journald: no timestamp in text lines (the journal records the time).
+    /// Under journald: text lines carry no timestamp (the journal records the time) and start
+    /// with the syslog priority (`<6>` for info), which journald reads as the entry's priority.
     private let journal: Bool
     private let sink: Sink
     private let now: @Sendable () -> Date
@@ -71,8 +72,23 @@ public struct LineLogHandler: LogHandler {
             return String(decoding: data, as: UTF8.self)
         case .text:
             let fields = metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.text($0.value))" }
-            let head = journal ? "\(level.rawValue) \(label):" : "\(Self.timestamp(time)) \(level.rawValue) \(label):"
+            let head =
+                journal
+                ? "<\(Self.priority(level))>\(level.rawValue) \(label):"
+                : "\(Self.timestamp(time)) \(level.rawValue) \(label):"
             return ([head, Self.escaped(message)] + fields).joined(separator: " ")
+        }
+    }
+
+    /// The syslog priority of `level` (sd-daemon(3)): debug 7 … critical 2.
+    static func priority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: 7
+        case .info: 6
+        case .notice: 5
+        case .warning: 4
+        case .error: 3
+        case .critical: 2
         }
     }
 

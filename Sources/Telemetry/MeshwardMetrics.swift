@@ -90,9 +90,7 @@ public final class MeshwardMetrics: ReconcileRecorder {
         Gauge(label: Name.unreachableNodes, factory: factory).record(pass.unreachableNodes)
         Gauge(label: Name.blockedNodes, factory: factory).record(pass.blockedNodes)
         Gauge(label: Name.driftedChannels, factory: factory).record(pass.driftedChannels)
-        if let oldest = pass.oldestKeyAgeSeconds {
-            Gauge(label: Name.oldestKeyAge, factory: factory).record(oldest)
-        }
+        Gauge(label: Name.oldestKeyAge, factory: factory).record(pass.oldestKeyAgeSeconds ?? 0)
         if let next = pass.secondsUntilNextRekey {
             Gauge(label: Name.nextRekey, factory: factory).record(next)
         }

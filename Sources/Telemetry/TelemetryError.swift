@@ -8,7 +8,7 @@ public enum TelemetryError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .badAddress(let text, let reason):
-            "--metrics-address '\(text)' is not HOST:PORT (\(reason)); for example 127.0.0.1:9464"
+            "'\(text)' is not HOST:PORT (\(reason)); for example 127.0.0.1:9464"
         case .cannotListen(let address, let reason):
             "cannot serve metrics on \(address): \(reason). Choose another --metrics-address, or stop what "
                 + "listens there"

@@ -110,4 +110,9 @@ final class TelemetryHTTPHandler: ChannelInboundHandler {
             }
         }
     }
+
+    /// A connection that failed (reset, a malformed request past the HTTP error handler) is closed.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
 }

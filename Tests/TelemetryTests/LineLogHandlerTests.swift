@@ -47,7 +47,9 @@ struct LineLogHandlerTests {
         #expect(second["message"] as? String == "kernel refused\nsecond line")
     }
 
-    @Test("text: time, level, label, message, then the metadata sorted as key=value; under journald no time")
+    @Test(
+        "text: time, level, label, message, then the metadata sorted as key=value; under journald the priority instead of the time"
+    )
     func text() {
         let lines = Lines()
         Self.logger(.text, into: lines).info("applied", metadata: ["sa.spi": "0x1234", "node": "alpha beta"])
@@ -55,7 +57,7 @@ struct LineLogHandlerTests {
         #expect(
             lines.all == [
                 "2027-01-15T08:00:00.250Z info meshward: applied node=\"alpha beta\" sa.spi=0x1234\n",
-                "info meshward: applied\\nagain node=alpha\n",
+                "<6>info meshward: applied\\nagain node=alpha\n",
             ])
     }
 }

@@ -26,7 +26,7 @@ struct ListenAddressTests {
         #expect {
             try ListenAddress(parsing: text)
         } throws: { error in
-            "\(error)".contains("--metrics-address '\(text)' is not HOST:PORT") && "\(error)".contains(reason)
+            "\(error)".contains("'\(text)' is not HOST:PORT") && "\(error)".contains(reason)
         }
     }
 }

@@ -13,19 +13,3 @@ public protocol ReconcileRecorder: Sendable {
     /// The controller learned where the lease stands: it took or renewed it, or another holds it.
     func record(lease: LeaseState)
 }
-
-/// Records nothing: the default for every command but `reconcile --metrics-address`.
-public struct DiscardingRecorder: ReconcileRecorder {
-    public init() {}
-    public func record(pass: PassMeasurement) {}
-    public func record(cycle: CycleOutcome) {}
-    public func record(lease: LeaseState) {}
-}
-
-/// Where the Store's lease stands for this controller.
-public enum LeaseState: Sendable, Hashable {
-    /// This controller holds the lease at `epoch`.
-    case leading(epoch: Int64)
-    /// Another controller holds it; this one waits (a standby).
-    case standby(holder: String)
-}

@@ -15,10 +15,13 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
     ],
     targets: [
         // System libraries and C shims.
@@ -69,11 +72,26 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // What operators run next to the controller: metrics, health endpoints, log formats.
+        .target(
+            name: "Telemetry",
+            dependencies: [
+                "Reconciler", "MeshwardCore", "Kernel",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         // The commands: parse arguments, call the controller, print what it returns.
         .target(
             name: "MeshwardCommands",
             dependencies: [
-                "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "Reconciler",
+                "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "Reconciler", "Telemetry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -142,10 +160,21 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "TelemetryTests",
+            dependencies: [
+                "Telemetry", "Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store", "MeshwardCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "EndToEndTests",
             dependencies: [
                 "meshward", "meshward-faulty", "MeshwardCore", "Store", "DesiredState", "Kernel", "KernelSimulator",
-                "MeshwardTestSupport", "MeshwardTestKit", "Reconciler",
+                "MeshwardTestSupport", "MeshwardTestKit", "Reconciler", "Telemetry",
             ],
             swiftSettings: strict
         ),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Reconciler
+import Telemetry
 
 #if canImport(Glibc)
 import Glibc
@@ -11,7 +12,9 @@ import Glibc
 /// `meshward: error: ...` with exit code 1, documents printed as text or JSON.
 enum CommandSupport {
     /// Sets up logging to standard error: warnings by default, info with `--verbose`,
-    /// or the level in `MESHWARD_LOG_LEVEL` (trace, debug, info, notice, warning, error).
+    /// or the level in `MESHWARD_LOG_LEVEL` (trace, debug, info, notice, warning, error); in
+    /// `--log-format` (text lines leave the time out under systemd, where `JOURNAL_STREAM` is
+    /// set and the journal stamps each line).
     static func logger(_ global: GlobalOptions) -> Logger {
         let level: Logger.Level
         if let text = ProcessInfo.processInfo.environment["MESHWARD_LOG_LEVEL"],
@@ -21,8 +24,10 @@ enum CommandSupport {
         } else {
             level = global.verbose ? .info : .warning
         }
+        let format = global.logFormat
+        let journal = ProcessInfo.processInfo.environment["JOURNAL_STREAM"].map { !$0.isEmpty } ?? false
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = LineLogHandler(label: label, format: format, journal: journal)
             handler.logLevel = level
             return handler
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import Reconciler
+import Telemetry
 
 #if canImport(Glibc)
 import Glibc
@@ -8,7 +9,8 @@ import Glibc
 import Darwin
 #endif
 
-/// The options every command accepts: `--state-dir`, `--master-key-file`, `--output`, `--verbose`.
+/// The options every command accepts: `--state-dir`, `--master-key-file`, `--output`,
+/// `--verbose`, `--log-format`.
 ///
 /// Include with `@OptionGroup var global: GlobalOptions`.
 struct GlobalOptions: ParsableArguments {
@@ -36,6 +38,11 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .long, help: "Print more detail.")
     var verbose = false
 
+    @Option(
+        name: .customLong("log-format"),
+        help: "Log lines on standard error: text (for people) or json (one object per line, for machines).")
+    var logFormat: LogFormat = .text
+
     /// The state directory: `--state-dir`, else `$MESHWARD_STATE_DIR`, else `./.meshward`.
     var stateDirectory: String {
         if let stateDirectoryOption { return stateDirectoryOption }
@@ -46,7 +53,8 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// The controller for these options: the state directory and the master key file.
-    func controller(logger: Logger) -> MeshwardController {
-        MeshwardController(stateDirectory: stateDirectory, masterKeyPath: masterKeyFile, logger: logger)
+    func controller(logger: Logger, recorder: any ReconcileRecorder = DiscardingRecorder()) -> MeshwardController {
+        MeshwardController(
+            stateDirectory: stateDirectory, masterKeyPath: masterKeyFile, logger: logger, recorder: recorder)
     }
 }

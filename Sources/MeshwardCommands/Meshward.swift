@@ -13,6 +13,7 @@ public struct Meshward: AsyncParsableCommand {
         discussion:
             "Exit codes: 0 success, 1 failure (invalid spec, unreachable node, kernel error, usage error), "
             + "2 changes pending.",
+        version: MeshwardVersion.current,
         subcommands: [
             ValidateCommand.self, PlanCommand.self, ApplyCommand.self, ReconcileCommand.self, RekeyCommand.self,
             StatusCommand.self, HistoryCommand.self,

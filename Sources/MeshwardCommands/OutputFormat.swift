@@ -1,4 +1,5 @@
 import ArgumentParser
+import Telemetry
 
 /// How a command prints its result: for people, or as one stable JSON document for pipelines.
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
@@ -7,3 +8,5 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
     /// One JSON document on standard output, documented in docs/cli.md.
     case json
 }
+
+extension LogFormat: ExpressibleByArgument {}

@@ -5,12 +5,14 @@ import Foundation
 import Logging
 import Reconciler
 import ServiceLifecycle
+import Telemetry
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `meshward reconcile SPEC... [--interval 30s] [--once]`: the controller loop.
+/// `meshward reconcile SPEC... [--interval 30s] [--once] [--metrics-address HOST:PORT]`: the
+/// controller loop, optionally serving `/metrics`, `/healthz` and `/readyz`.
 struct ReconcileCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reconcile",
@@ -31,6 +33,14 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Run one cycle and exit.")
     var once = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Serve /metrics (Prometheus), /healthz and /readyz on this address, e.g. 127.0.0.1:9464 (default: off).",
+            valueName: "host:port"),
+        transform: Self.listenAddress(from:))
+    var metricsAddress: ListenAddress?
+
     @Flag(
         name: .long,
         help:
@@ -48,8 +58,28 @@ struct ReconcileCommand: AsyncParsableCommand {
         }
     }
 
+    /// Reads `--metrics-address` (`HOST:PORT`, `[IPV6]:PORT`).
+    static func listenAddress(from text: String) throws -> ListenAddress {
+        do {
+            return try ListenAddress(parsing: text)
+        } catch {
+            throw ValidationError("\(error).")
+        }
+    }
+
     func run() async throws {
         let logger = CommandSupport.logger(global)
+        let telemetry = ControllerTelemetry()
+        var server: TelemetryServer?
+        if let metricsAddress {
+            do {
+                server = try await TelemetryServer.bind(metricsAddress, routes: telemetry.routes)
+            } catch {
+                CommandSupport.report(error, output: global.output)
+                throw ExitCode.failure
+            }
+            logger.notice("serving metrics", metadata: ["http.address": "\(server?.address.description ?? "")"])
+        }
         let reload = ReloadTrigger()
         signal(SIGHUP, SIG_IGN)
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
@@ -61,13 +91,13 @@ struct ReconcileCommand: AsyncParsableCommand {
         defer { watcher.stop() }
 
         let output = global.output
-        let controller = global.controller(logger: logger)
+        let controller = global.controller(logger: logger, recorder: telemetry.recorder)
         // A loop holds the lease for its whole run, renewing it between cycles; `--once` takes
         // it for its one cycle, as `apply` does.
         let keeper = once ? nil : try await CommandSupport.reportingErrors(global) { try controller.leaseKeeper() }
         let service = ReconcileService(
             controller: controller, specPaths: specs, interval: interval, once: once, reload: reload,
-            logger: logger, force: force, lease: keeper,
+            logger: logger, force: force, lease: keeper, recorder: telemetry.recorder,
             onCycle: { result in
                 // One cycle, one flush: standard output is block-buffered when it is a file or a
                 // pipe, and a log collector must see each cycle as it ends.
@@ -90,8 +120,11 @@ struct ReconcileCommand: AsyncParsableCommand {
                     }
                 }
             })
-        // Shut down in reverse order: the loop stops first, then the keeper gives the lease back.
+        // A group shuts its services down in reverse order: the loop stops first, then the keeper
+        // gives the lease back, and the server goes last, so /metrics and /readyz answer until
+        // the loop's last pass has ended.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let server { services.append(.init(service: server)) }
         if let keeper { services.append(.init(service: keeper, successTerminationBehavior: .gracefullyShutdownGroup)) }
         services.append(.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(

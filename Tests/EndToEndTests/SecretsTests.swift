@@ -18,7 +18,9 @@ struct SecretsTests {
         let bytes: Data
     }
 
-    @Test("no key appears in any output, log or state file, through apply, rekey, plan, status and history")
+    @Test(
+        "no key appears in any output, log (text and json formats) or state file, through apply, rekey, plan, reconcile, status and history"
+    )
     func keysNeverLeak() throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
@@ -33,20 +35,25 @@ struct SecretsTests {
             return result
         }
 
+        // Both log formats, at trace level: text for people, JSON lines for machines.
         for output in ["text", "json"] {
-            #expect(try run(["plan", spec, "--detailed-exitcode", "--output", output, "--verbose"]).status == 2)
+            let plan = ["plan", spec, "--detailed-exitcode", "--output", output, "--log-format", output, "--verbose"]
+            #expect(try run(plan).status == 2)
         }
-        #expect(try run(["apply", spec, "--verbose"]).status == 0)
+        #expect(try run(["apply", spec, "--verbose", "--log-format", "json"]).status == 0)
         var keys = try storedKeys(cli)
-        #expect(try run(["rekey", spec, "--all", "--output", "json", "--verbose"]).status == 0)
+        #expect(try run(["rekey", spec, "--all", "--output", "json", "--verbose", "--log-format", "text"]).status == 0)
         keys.formUnion(try storedKeys(cli))
         for output in ["text", "json"] {
+            let logs = ["--log-format", output]
             for command in [["plan", spec], ["status"], ["history"], ["validate", spec]] {
-                let result = try run(command + ["--output", output, "--verbose"])
+                let result = try run(command + ["--output", output, "--verbose"] + logs)
                 #expect(result.status == 0, "\(command) --output \(output): \(result.error)")
             }
             let rekey = ["rekey", spec, "--channel", "web-1:app-1", "--no-wait", "--output", output, "--verbose"]
-            #expect(try run(rekey).status == 0)
+            #expect(try run(rekey + logs).status == 0)
+            let reconcile = ["reconcile", spec, "--once", "--output", output, "--verbose"]
+            #expect(try run(reconcile + logs + ["--metrics-address", "127.0.0.1:0"]).status == 0)
         }
         keys.formUnion(try storedKeys(cli))
 
@@ -62,6 +69,13 @@ struct SecretsTests {
         // 48 channels keyed by apply and again by rekey --all, and more for web-1 to app-1.
         #expect(keys.count >= 96, "too few keys found to make the search meaningful")
         #expect(captures.contains { $0.label.hasPrefix("apply") && $0.bytes.count > 1_000 }, "trace logs missing")
+        for (format, marker) in [("json", #""level":"debug""#), ("text", "debug meshward: ")] {
+            let logged = captures.filter {
+                $0.label.contains("--log-format \(format)") && $0.label.hasSuffix("(stderr)")
+                    && $0.bytes.range(of: Data(marker.utf8)) != nil
+            }
+            #expect(logged.count >= 5, "too few debug logs in the \(format) format to make the search meaningful")
+        }
         let files = try stateFiles(cli)
         #expect(files.keys.contains("state.sqlite") && files.keys.contains("simulated-fleet.json"))
 

@@ -47,7 +47,7 @@ struct ApplyWorkflow {
         let reconciler = FleetReconciler(
             store: scope.map { ScopedGenerationStore(store, scope: $0) } ?? store,
             kernels: scope.map { ScopedKernels(kernels, scope: $0) } ?? kernels, reqid: Reqid(intent.reqid),
-            clock: context.clock, logger: context.logger, fence: fence)
+            clock: context.clock, logger: context.logger, fence: fence, recorder: context.recorder)
         let clock = context.clock
         let runIntent = scope?.intent ?? intent
         let report = try await reconciler.converge(

@@ -13,6 +13,8 @@ struct ControllerContext: Sendable {
     let masterKeyPath: String?
     let logger: Logger
     let clock: any ReconcilerClock
+    /// Where passes and the lease are reported (metrics); discards unless the loop gives one.
+    let recorder: any ReconcileRecorder
 
     /// The simulated fleet's file in the state directory.
     var simulatedFleetURL: URL {

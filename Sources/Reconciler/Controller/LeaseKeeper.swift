@@ -28,6 +28,7 @@ public final class LeaseKeeper: Service, WriteFence {
     private let clock: any ReconcilerClock
     private let sleeper: any ReconcilerClock
     private let logger: Logger
+    private let recorder: any ReconcileRecorder
     /// The lease as last acquired or renewed; nil while this controller holds none.
     private let held = Mutex<Lease?>(nil)
     /// The holder last reported as holding the lease, so that waiting is logged once.
@@ -39,8 +40,10 @@ public final class LeaseKeeper: Service, WriteFence {
     ///     jump straight through the waits).
     init(
         store: any ControllerStore, holder: String, ttl: Duration, clock: any ReconcilerClock,
-        sleeper: any ReconcilerClock = SystemClock(), logger: Logger
+        sleeper: any ReconcilerClock = SystemClock(), recorder: any ReconcileRecorder = DiscardingRecorder(),
+        logger: Logger
     ) {
+        self.recorder = recorder
         self.store = store
         self.holder = holder
         self.ttl = ttl
@@ -55,7 +58,7 @@ public final class LeaseKeeper: Service, WriteFence {
     /// Acquires the lease, or renews it when this controller holds it already. A live lease
     /// whose holder is a controller on this host that has exited (killed, crashed) is taken over
     /// at once instead of waiting out its TTL. Throws `StoreError.leaseHeld` while another live
-    /// controller holds it.
+    /// controller holds it. Tells the recorder where the lease stands.
     @discardableResult
     public func acquire() async throws -> Lease {
         let lease: Lease
@@ -63,7 +66,11 @@ public final class LeaseKeeper: Service, WriteFence {
             lease = try await store.acquireLease(holder: holder, ttl: ttl, now: clock.now())
         } catch StoreError.leaseHeld(let current, _) where Self.isExitedLocalController(current) {
             lease = try await store.takeOverLease(from: current, holder: holder, ttl: ttl, now: clock.now())
+        } catch StoreError.leaseHeld(let current, let expires) {
+            recorder.record(lease: .standby(holder: current))
+            throw StoreError.leaseHeld(holder: current, expires: expires)
         }
+        recorder.record(lease: .leading(epoch: lease.epoch))
         held.withLock { $0 = lease }
         reportedHolder.withLock { $0 = nil }
         return lease
@@ -128,6 +135,7 @@ public final class LeaseKeeper: Service, WriteFence {
                     metadata: ["lease.current": "\(current)", "lease.expires": "\(expires)"])
             }
         } catch StoreError.leaseNotHeld(_, let current) {
+            if let current { recorder.record(lease: .standby(holder: current.holder)) }
             logger.error(
                 "lost the lease; this controller writes no kernel until it holds it again",
                 metadata: ["lease.holder": "\(holder)", "lease.current": "\(current?.holder ?? "nobody")"])

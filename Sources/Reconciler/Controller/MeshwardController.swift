@@ -15,11 +15,15 @@ public final class MeshwardController: Sendable {
     private let masterKeyPath: String?
     private let logger: Logger
     private let clock: any ReconcilerClock
+    private let recorder: any ReconcileRecorder
 
+    /// - Parameter recorder: where `apply` reports every pass and the lease (metrics); only
+    ///   the reconcile loop passes one.
     public init(
         stateDirectory: String, masterKeyPath: String? = nil, logger: Logger,
-        clock: any ReconcilerClock = SystemClock()
+        clock: any ReconcilerClock = SystemClock(), recorder: any ReconcileRecorder = DiscardingRecorder()
     ) {
+        self.recorder = recorder
         self.stateDirectory = stateDirectory
         self.masterKeyPath = masterKeyPath
         self.logger = logger
@@ -42,7 +46,9 @@ public final class MeshwardController: Sendable {
     public var simulatedFleetURL: URL { context.simulatedFleetURL }
 
     private var context: ControllerContext {
-        ControllerContext(stateDirectory: stateDirectory, masterKeyPath: masterKeyPath, logger: logger, clock: clock)
+        ControllerContext(
+            stateDirectory: stateDirectory, masterKeyPath: masterKeyPath, logger: logger, clock: clock,
+            recorder: recorder)
     }
 
     /// A keeper of the Store's lease for this controller, for `reconcile` to run as a service
@@ -51,7 +57,7 @@ public final class MeshwardController: Sendable {
     public func leaseKeeper(ttl: Duration = .seconds(60)) throws -> LeaseKeeper {
         LeaseKeeper(
             store: try context.openStore(), holder: LeaseKeeper.thisController, ttl: ttl, clock: clock,
-            logger: logger)
+            recorder: recorder, logger: logger)
     }
 
     private func leaseTTL(_ intent: FleetIntent) -> Duration {
@@ -93,7 +99,7 @@ public final class MeshwardController: Sendable {
             try lease
             ?? LeaseKeeper(
                 store: context.openStore(), holder: LeaseKeeper.thisController, ttl: leaseTTL(intent), clock: clock,
-                logger: logger)
+                recorder: recorder, logger: logger)
         let store = keeper.store
         try Self.refuseOtherCluster(
             intent, recorded: try await ControllerSettings.load(from: store)?.cluster, directory: stateDirectory)

@@ -19,6 +19,7 @@ public final class FleetReconciler: Sendable {
     private let logger: Logger
     private let planner: FleetPlanner
     private let fence: any WriteFence
+    private let recorder: any ReconcileRecorder
     /// The reqid that marks Meshward's objects.
     public let reqid: Reqid
 
@@ -40,8 +41,10 @@ public final class FleetReconciler: Sendable {
 
     public init(
         store: any PassStore, kernels: any FleetKernels, reqid: Reqid, clock: any ReconcilerClock,
-        logger: Logger, planner: FleetPlanner = FleetPlanner(), fence: any WriteFence = UnfencedWrites()
+        logger: Logger, planner: FleetPlanner = FleetPlanner(), fence: any WriteFence = UnfencedWrites(),
+        recorder: any ReconcileRecorder = DiscardingRecorder()
     ) {
+        self.recorder = recorder
         self.planner = planner
         self.fence = fence
         self.store = store
@@ -269,7 +272,7 @@ public final class FleetReconciler: Sendable {
 
     /// Runs passes until the fleet converges, only drain waits remain (`waitForDrain` false),
     /// or only blocked channels remain. With `waitForDrain`, sleeps on the clock until the
-    /// next drain deadline and goes on.
+    /// next drain deadline and goes on. Every pass is measured for the recorder.
     public func converge(
         intent: FleetIntent, waitForDrain: Bool, rekeyRequests: [ChannelID: Date] = [:],
         defaultDrain: Duration = .seconds(5), revision: Int64? = nil,
@@ -279,9 +282,12 @@ public final class FleetReconciler: Sendable {
         var passes: [PassReport] = []
         var failingPasses = 0
         while passes.count < Self.passLimit {
+            let before = records
             let report = try await runPass(
                 number: passes.count + 1, intent: intent, records: &records, rekeyRequests: rekeyRequests,
                 defaultDrain: defaultDrain, revision: revision)
+            recorder.record(
+                pass: PassMeasurement(report: report, before: before, after: records, intent: intent, now: clock.now()))
             try await onPass(report)
             // Only the last pass keeps its observations: a long run must not hold every one.
             if !passes.isEmpty { passes[passes.count - 1].observations = [:] }

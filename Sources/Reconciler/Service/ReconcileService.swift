@@ -26,14 +26,17 @@ public struct ReconcileService: Service {
     /// The lease held for the whole run (a `LeaseKeeper` running beside this service); nil
     /// takes it for each cycle.
     private let lease: LeaseKeeper?
+    /// Told how every cycle ended (metrics, readiness).
+    private let recorder: any ReconcileRecorder
 
     public init(
         controller: MeshwardController, specPaths: [String], interval: Duration, once: Bool,
         reload: ReloadTrigger, clock: any ReconcilerClock = SystemClock(), logger: Logger, force: Bool = false,
-        lease: LeaseKeeper? = nil,
+        lease: LeaseKeeper? = nil, recorder: any ReconcileRecorder = DiscardingRecorder(),
         onCycle: @escaping @Sendable (Result<ApplyDocument, any Error>) async -> Void = { _ in }
     ) {
         self.lease = lease
+        self.recorder = recorder
         self.clock = clock
         self.controller = controller
         self.specPaths = specPaths
@@ -77,6 +80,7 @@ public struct ReconcileService: Service {
                 result = .failure(error)
                 consecutiveFailures += 1
             }
+            recorder.record(cycle: CycleOutcome(result))
             await onCycle(result)
             if once {
                 switch result {

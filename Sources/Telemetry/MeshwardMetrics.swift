@@ -1,0 +1,151 @@
+import MeshwardCore
+import Metrics
+import Reconciler
+import Synchronization
+
+/// The controller's metrics, reported through swift-metrics into the factory it is given (the
+/// Prometheus registry that `/metrics` serves). Conforms to `ReconcileRecorder`, so the
+/// reconciler reports plain values (`PassMeasurement`) and never imports a metrics library.
+///
+/// Labels are bounded: `node` (one per node of the fleet), `step`, `reason`, `kind`,
+/// `outcome`, `counter` (fixed sets). No metric carries a channel or an SPI; docs/metrics.md
+/// lists every metric with its cardinality.
+public final class MeshwardMetrics: ReconcileRecorder {
+    /// Every metric's name, as Prometheus shows it.
+    public enum Name {
+        public static let channels = "meshward_channels"
+        public static let generationsIssued = "meshward_generations_issued_total"
+        public static let oldestKeyAge = "meshward_oldest_key_age_seconds"
+        public static let keyAge = "meshward_key_age_seconds"
+        public static let nextRekey = "meshward_next_rekey_seconds"
+        public static let passes = "meshward_passes_total"
+        public static let operationsApplied = "meshward_operations_applied_total"
+        public static let operationsRefused = "meshward_operations_refused_total"
+        public static let passDuration = "meshward_pass_duration_seconds"
+        public static let unreachableNodes = "meshward_nodes_unreachable"
+        public static let blockedNodes = "meshward_nodes_blocked"
+        public static let driftedChannels = "meshward_channels_drifted"
+        public static let xfrmDrops = "meshward_xfrm_drops_total"
+        public static let cycles = "meshward_cycles_total"
+        public static let leaseLeading = "meshward_lease_leading"
+        public static let leaseEpoch = "meshward_lease_epoch"
+    }
+
+    /// Buckets of `meshward_pass_duration_seconds`: a pass of a small fleet takes milliseconds,
+    /// one that waits out a node's 30 s deadline takes half a minute.
+    public static let passDurationBuckets: [Duration] = [
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+        .seconds(30), .seconds(60),
+    ]
+
+    /// Buckets of `meshward_key_age_seconds`: minutes to days (the default `rekey.every` is 24 h).
+    public static let keyAgeBuckets: [Double] = [
+        60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600, 2 * 86_400, 7 * 86_400, 30 * 86_400,
+    ]
+
+    private let factory: any MetricsFactory
+    /// The drop counters last observed per node, to turn the kernel's absolute values into
+    /// increments (a value that went down means the node rebooted: the counter starts over).
+    private let lastDrops = Mutex<[String: [String: UInt64]]>([:])
+    /// The active keys' ages of the last pass, sampled into the histogram when a cycle ends.
+    private let lastKeyAges = Mutex<[Double]>([])
+
+    /// - Parameter factory: where the metrics go; `MetricsSystem.factory` when the process
+    ///   bootstrapped one.
+    public init(factory: any MetricsFactory) {
+        self.factory = factory
+        // Present from the first scrape, so dashboards and alerts see zeros rather than gaps.
+        for step in ChannelStep.allCases {
+            Gauge(label: Name.channels, dimensions: [("step", step.rawValue)], factory: factory).record(0)
+        }
+        for name in [Name.unreachableNodes, Name.blockedNodes, Name.driftedChannels, Name.leaseLeading] {
+            Gauge(label: name, factory: factory).record(0)
+        }
+        Counter(label: Name.passes, factory: factory).increment(by: 0)
+        _ = Recorder(label: Name.keyAge, aggregate: true, factory: factory)
+        _ = CoreMetrics.Timer(label: Name.passDuration, factory: factory)
+        for outcome in CycleOutcome.allCases {
+            Counter(label: Name.cycles, dimensions: [("outcome", outcome.rawValue)], factory: factory).increment(by: 0)
+        }
+    }
+
+    public func record(pass: PassMeasurement) {
+        Counter(label: Name.passes, factory: factory).increment()
+        CoreMetrics.Timer(label: Name.passDuration, factory: factory)
+            .recordNanoseconds(Int64((pass.durationSeconds * 1e9).rounded()))
+        for (step, count) in pass.channelsByStep {
+            Gauge(label: Name.channels, dimensions: [("step", step.rawValue)], factory: factory).record(count)
+        }
+        for (reason, count) in pass.generationsIssued {
+            Counter(label: Name.generationsIssued, dimensions: [("reason", reason.rawValue)], factory: factory)
+                .increment(by: count)
+        }
+        for tally in pass.operations {
+            Counter(
+                label: tally.applied ? Name.operationsApplied : Name.operationsRefused,
+                dimensions: [("node", tally.node), ("kind", tally.kind)], factory: factory
+            )
+            .increment(by: tally.count)
+        }
+        Gauge(label: Name.unreachableNodes, factory: factory).record(pass.unreachableNodes)
+        Gauge(label: Name.blockedNodes, factory: factory).record(pass.blockedNodes)
+        Gauge(label: Name.driftedChannels, factory: factory).record(pass.driftedChannels)
+        Gauge(label: Name.oldestKeyAge, factory: factory).record(pass.oldestKeyAgeSeconds ?? 0)
+        if let next = pass.secondsUntilNextRekey {
+            Gauge(label: Name.nextRekey, factory: factory).record(next)
+        }
+        recordDrops(pass.dropCounters)
+        lastKeyAges.withLock { $0 = pass.activeKeyAges }
+    }
+
+    /// Counts the cycle, and samples every active key's age (as the cycle's last pass left
+    /// them) into `meshward_key_age_seconds`: once per cycle, so a cycle of many passes weighs
+    /// no more than a cycle of one.
+    public func record(cycle: CycleOutcome) {
+        Counter(label: Name.cycles, dimensions: [("outcome", cycle.rawValue)], factory: factory).increment()
+        let ages = lastKeyAges.withLock { ages in
+            defer { ages = [] }
+            return ages
+        }
+        let histogram = Recorder(label: Name.keyAge, aggregate: true, factory: factory)
+        for age in ages { histogram.record(age) }
+    }
+
+    public func record(lease: LeaseState) {
+        switch lease {
+        case .leading(let epoch):
+            Gauge(label: Name.leaseLeading, factory: factory).record(1)
+            Gauge(label: Name.leaseEpoch, factory: factory).record(epoch)
+        case .standby:
+            Gauge(label: Name.leaseLeading, factory: factory).record(0)
+        }
+    }
+
+    /// Adds to `meshward_xfrm_drops_total{node,counter}` what each counter moved since the last
+    /// observation, so the exported value follows the kernel's (a node seen for the first time
+    /// contributes its whole value; a counter that went down, as after a reboot, starts over
+    /// from its new value).
+    private func recordDrops(_ observed: [String: [String: UInt64]]) {
+        let previous = lastDrops.withLock { last -> [String: [String: UInt64]] in
+            let previous = last
+            for (node, counters) in observed { last[node] = counters }
+            return previous
+        }
+        for (node, counters) in observed {
+            // A counter that never moved is not exported: a fleet's nodes times the kernel's
+            // 28 counters would be mostly zeros. It appears when it first moves.
+            for (name, value) in counters where value > 0 || previous[node]?[name].map({ $0 > 0 }) == true {
+                let counter = Counter(
+                    label: Name.xfrmDrops, dimensions: [("node", node), ("counter", name)], factory: factory)
+                let before = previous[node]?[name]
+                if let before, value >= before {
+                    if value > before { counter.increment(by: value - before) }
+                } else {
+                    if before != nil { counter.reset() }
+                    counter.increment(by: value)
+                }
+            }
+        }
+    }
+}

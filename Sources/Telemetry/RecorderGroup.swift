@@ -1,0 +1,22 @@
+import Reconciler
+
+/// Hands everything recorded to each of its recorders, in order (metrics and health).
+public struct RecorderGroup: ReconcileRecorder {
+    private let recorders: [any ReconcileRecorder]
+
+    public init(_ recorders: [any ReconcileRecorder]) {
+        self.recorders = recorders
+    }
+
+    public func record(pass: PassMeasurement) {
+        for recorder in recorders { recorder.record(pass: pass) }
+    }
+
+    public func record(cycle: CycleOutcome) {
+        for recorder in recorders { recorder.record(cycle: cycle) }
+    }
+
+    public func record(lease: LeaseState) {
+        for recorder in recorders { recorder.record(lease: lease) }
+    }
+}

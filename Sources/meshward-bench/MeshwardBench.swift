@@ -7,7 +7,7 @@ struct MeshwardBench: AsyncParsableCommand {
         abstract: "Meshward's benchmarks; each prints its figures as a table and as JSON.",
         subcommands: [
             CompileBenchmark.self, PlanScaleBenchmark.self, ObserveBenchmark.self, ApplySimBenchmark.self,
-            SimulatorBenchmark.self, NetlinkBenchmark.self, StoreBenchmark.self,
+            SimulatorBenchmark.self, NetlinkBenchmark.self, StoreBenchmark.self, AgentsBenchmark.self,
         ]
     )
 }

@@ -12,9 +12,9 @@ import Store
 public final class MeshwardController: Sendable {
     /// The state directory (Store, master key, simulated fleet).
     public let stateDirectory: String
-    private let masterKeyPath: String?
-    private let logger: Logger
-    private let clock: any ReconcilerClock
+    let masterKeyPath: String?
+    let logger: Logger
+    let clock: any ReconcilerClock
 
     public init(
         stateDirectory: String, masterKeyPath: String? = nil, logger: Logger,
@@ -171,9 +171,11 @@ public final class MeshwardController: Sendable {
 
         let simulated = try loadSimulatedFleet(intent: intent)
         SimulatedCrashFault.install(on: simulated, savingTo: simulatedFleetURL)
+        let agents = try agentConnector(
+            for: endpoints, intent: intent, store: store, epoch: try store.currentLease()?.epoch ?? 0)
         let kernels = EndpointKernels(
             endpoints: endpoints, simulated: simulated, simulatedFile: simulatedFleetURL,
-            reqid: Reqid(intent.reqid), logger: logger)
+            reqid: Reqid(intent.reqid), agents: agents, logger: logger)
         let reconciler = FleetReconciler(
             store: scope.map { ScopedGenerationStore(store, scope: $0) } ?? store,
             kernels: scope.map { ScopedKernels(kernels, scope: $0) } ?? kernels, reqid: Reqid(intent.reqid),
@@ -187,6 +189,8 @@ public final class MeshwardController: Sendable {
                 _ = try renew(clock.now())
                 await onPass(pass)
             })
+
+        if scope == nil { await markAgentsReady(after: report, kernels: kernels, endpoints: endpoints) }
 
         // Forget endpoints of nodes that have nothing left, and requests that were honoured.
         let remaining = try store.loadChannels()
@@ -299,7 +303,8 @@ public final class MeshwardController: Sendable {
         // Read every node as it is now.
         let everything = EndpointKernels(
             endpoints: endpoints, simulated: try loadSimulatedFleet(intent: spec), simulatedFile: nil,
-            reqid: Reqid(intent.reqid), logger: logger)
+            reqid: Reqid(intent.reqid),
+            agents: try agentConnector(for: endpoints, intent: spec, store: store, epoch: 0), logger: logger)
         let live: any FleetKernels = scope.map { ScopedKernels(everything, scope: $0) } ?? everything
         let reader = FleetReconciler(
             store: ScratchGenerationStore(channels: records), kernels: live, reqid: Reqid(intent.reqid), clock: clock,
@@ -450,8 +455,22 @@ public final class MeshwardController: Sendable {
             endpoints = endpoints.filter { $0.key == filter || peers.contains($0.key) }
         }
         let reqid = settings.map { Reqid($0.reqid) } ?? .meshwardDefault
+        var firstAddresses: [String: IPAddress] = [:]
+        for record in records.values {
+            for generation in record.generations {
+                firstAddresses[record.id.from] = min(
+                    firstAddresses[record.id.from] ?? generation.source, generation.source)
+                firstAddresses[record.id.to] = min(
+                    firstAddresses[record.id.to] ?? generation.destination, generation.destination)
+            }
+        }
+        let agents = try settings.flatMap { settings in
+            try agentConnector(
+                for: endpoints, cluster: settings.cluster, addresses: firstAddresses, store: store, epoch: 0)
+        }
         let kernels = EndpointKernels(
-            endpoints: endpoints, simulated: simulated, simulatedFile: nil, reqid: reqid, logger: logger)
+            endpoints: endpoints, simulated: simulated, simulatedFile: nil, reqid: reqid, agents: agents,
+            logger: logger)
         let reader = FleetReconciler(
             store: ScratchGenerationStore(channels: records), kernels: kernels, reqid: reqid, clock: clock,
             logger: logger)

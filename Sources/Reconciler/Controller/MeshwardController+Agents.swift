@@ -1,0 +1,89 @@
+import Agent
+import DesiredState
+import Foundation
+import Kernel
+import MeshwardCore
+import Store
+
+extension MeshwardController {
+    /// The connector for the fleet's `agent` endpoints, with the controller's credentials from
+    /// the Store (made on first use); nil when no endpoint is an agent, so a fleet without agents
+    /// never creates a CA.
+    ///
+    /// - Parameter epoch: the lease epoch every apply carries; 0 for commands that only observe.
+    func agentConnector(
+        for endpoints: [String: NodeEndpoint], intent: FleetIntent, store: StateStore?, epoch: Int64
+    ) throws -> (any KernelConnector)? {
+        var addresses: [String: IPAddress] = [:]
+        for node in intent.nodes {
+            if let first = node.addresses.first { addresses[node.name] = first }
+        }
+        return try agentConnector(
+            for: endpoints, cluster: intent.cluster, addresses: addresses, store: store, epoch: epoch)
+    }
+
+    /// The same, for a command without a spec (`status`): `addresses` are each node's first address.
+    func agentConnector(
+        for endpoints: [String: NodeEndpoint], cluster: String, addresses: [String: IPAddress], store: StateStore?,
+        epoch: Int64
+    ) throws -> (any KernelConnector)? {
+        guard endpoints.values.contains(where: { $0.scheme == .agent }), let store else { return nil }
+        let credentials = try ClusterCredentials(store: store, cluster: cluster).controller(now: clock.now())
+        let fixedEpoch = UInt64(max(0, epoch))
+        return AgentConnector(
+            credentials: credentials, cluster: cluster, addresses: addresses, epoch: { fixedEpoch }, logger: logger)
+    }
+
+    /// `meshward agent credentials`: a ready agent directory for `node` of the spec, issued by
+    /// the cluster CA (created and sealed in the Store on first use).
+    public func writeAgentCredentials(
+        _ intent: FleetIntent, node: String, to directory: AgentDirectory
+    ) throws
+        -> AgentCredentials
+    {
+        guard let spec = intent.node(named: node) else {
+            throw ControllerError.unknownNode(node, known: intent.nodes.map(\.name).sorted())
+        }
+        let store = try StateStore.open(directory: stateDirectory, masterKeyPath: masterKeyPath, logger: logger)
+        try Self.refuseOtherCluster(
+            intent, recorded: try ControllerSettings.load(from: store)?.cluster, directory: stateDirectory)
+        let credentials = try ClusterCredentials(store: store, cluster: intent.cluster)
+            .agent(node: node, addresses: spec.addresses, now: clock.now())
+        try directory.prepare()
+        try directory.writeCredentials(credentials)
+        return credentials
+    }
+}
+
+extension MeshwardController {
+    /// After a run in which every channel is established (converged, or only drains left),
+    /// tells each agent so for the boot its last observation reported; the agent then reports
+    /// ready (sd_notify, `meshward agent wait-ready`). A node whose mark fails is logged and
+    /// marked by a later run.
+    func markAgentsReady(
+        after report: ConvergeReport, kernels: any FleetKernels, endpoints: [String: NodeEndpoint]
+    )
+        async
+    {
+        guard report.outcome != .blocked, let last = report.last else { return }
+        let agentNodes = endpoints.filter { $0.value.scheme == .agent }.keys
+        let logger = self.logger
+        await withTaskGroup(of: Void.self) { group in
+            for node in agentNodes {
+                guard let boot = last.observations[node]?.bootID else { continue }
+                group.addTask {
+                    do {
+                        guard let kernel = try await kernels.kernel(for: node) as? AgentKernel else { return }
+                        let taken = try await kernel.markReady(bootID: boot, deadline: .now + .seconds(10))
+                        if !taken {
+                            logger.notice("agent booted again since its observation", metadata: ["node": "\(node)"])
+                        }
+                    } catch {
+                        logger.warning(
+                            "could not mark the agent ready", metadata: ["node": "\(node)", "error": "\(error)"])
+                    }
+                }
+            }
+        }
+    }
+}

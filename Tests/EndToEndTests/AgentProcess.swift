@@ -14,7 +14,11 @@ final class AgentProcess {
     private(set) var port = 0
 
     /// Starts the agent on `directory` and waits (up to 20 s) until it logs its port.
-    init(directory: String, extraArguments: [String] = []) throws {
+    ///
+    /// - Parameters:
+    ///   - listen: where it listens; port 0 picks a free one.
+    ///   - namespace: runs it inside this network namespace (`ip netns exec`).
+    init(directory: String, listen: String = "127.0.0.1:0", namespace: String? = nil) throws {
         self.directory = directory
         let capture = FileManager.default.temporaryDirectory.appendingPathComponent(
             "meshward-agent-\(UUID().uuidString)")
@@ -23,9 +27,14 @@ final class AgentProcess {
         errorURL = capture.appendingPathComponent("stderr")
         try Data().write(to: outputURL)
         try Data().write(to: errorURL)
-        process.executableURL = MeshwardCLI.binary
-        process.arguments =
-            ["agent", "run", "--agent-dir", directory, "--listen", "127.0.0.1:0", "--simulated"] + extraArguments
+        let agent = ["agent", "run", "--agent-dir", directory, "--listen", listen, "--simulated"]
+        if let namespace {
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", namespace, MeshwardCLI.binary.path] + agent
+        } else {
+            process.executableURL = MeshwardCLI.binary
+            process.arguments = agent
+        }
         process.environment = ProcessInfo.processInfo.environment.merging(["MESHWARD_LOG_LEVEL": "trace"]) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: outputURL)
         process.standardError = try FileHandle(forWritingTo: errorURL)
@@ -48,6 +57,12 @@ final class AgentProcess {
         ((try? Data(contentsOf: outputURL)) ?? Data()) + ((try? Data(contentsOf: errorURL)) ?? Data())
     }
 
+    /// Kills the agent at once (SIGKILL), as a crash or a power cut would.
+    func kill() {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
     /// Ends the agent with SIGTERM and waits for it.
     func stop() {
         if process.isRunning { process.terminate() }
@@ -55,7 +70,7 @@ final class AgentProcess {
     }
 
     static func port(in log: String) -> Int? {
-        guard let range = log.range(of: #"listen=127\.0\.0\.1:[0-9]+"#, options: .regularExpression) else { return nil }
+        guard let range = log.range(of: #"listen=[0-9.]+:[0-9]+"#, options: .regularExpression) else { return nil }
         return Int(log[range].split(separator: ":").last ?? "")
     }
 }

@@ -22,6 +22,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // System libraries and C shims.
@@ -66,7 +74,7 @@ let package = Package(
         .target(
             name: "Reconciler",
             dependencies: [
-                "COpenSSL", "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store",
+                "COpenSSL", "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "Agent", "Identity",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -87,11 +95,57 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The agent's wire: generated protobuf + gRPC code and the codec to Kernel's values.
+        .target(
+            name: "AgentWire",
+            dependencies: [
+                "MeshwardCore", "Kernel",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["Protos"],
+            swiftSettings: strict
+        ),
+        // The cluster CA, certificates and peer verification.
+        .target(
+            name: "Identity",
+            dependencies: [
+                "MeshwardCore",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
+        // The agent's server (on hosts) and AgentConnector, the controller's client.
+        .target(
+            name: "Agent",
+            dependencies: [
+                "MeshwardCore", "Kernel", "AgentWire", "Identity",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // In-process agents on loopback for tests and benchmarks; production links none of it.
+        .target(
+            name: "AgentTestSupport",
+            dependencies: [
+                "Agent", "Identity", "Kernel", "MeshwardCore", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // The commands: parse arguments, call the controller, print what it returns.
         .target(
             name: "MeshwardCommands",
             dependencies: [
                 "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "Reconciler", "Telemetry",
+                "Agent", "Identity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -113,7 +167,7 @@ let package = Package(
             name: "meshward-bench",
             dependencies: [
                 "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "Reconciler",
-                "MeshwardTestSupport", "MeshwardTestKit",
+                "MeshwardTestSupport", "MeshwardTestKit", "AgentTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -155,7 +209,7 @@ let package = Package(
             name: "ReconcilerTests",
             dependencies: [
                 "Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store", "MeshwardCore",
-                "MeshwardTestSupport", "MeshwardTestKit",
+                "MeshwardTestSupport", "MeshwardTestKit", "AgentTestSupport", "Agent",
             ],
             swiftSettings: strict
         ),
@@ -167,6 +221,14 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: [
+                "Agent", "AgentWire", "AgentTestSupport", "Identity", "Kernel", "KernelSimulator", "MeshwardCore",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

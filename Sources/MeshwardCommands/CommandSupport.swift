@@ -1,4 +1,5 @@
 import ArgumentParser
+import DesiredState
 import Foundation
 import Logging
 import Reconciler
@@ -16,15 +17,19 @@ enum CommandSupport {
     /// `--log-format` (text lines leave the time out under systemd, where `JOURNAL_STREAM` is
     /// set and the journal stamps each line).
     static func logger(_ global: GlobalOptions) -> Logger {
+        logger(verbose: global.verbose, format: global.logFormat)
+    }
+
+    /// The same, for commands without the global options (`agent run`).
+    static func logger(verbose: Bool, format: LogFormat = .text) -> Logger {
         let level: Logger.Level
         if let text = ProcessInfo.processInfo.environment["MESHWARD_LOG_LEVEL"],
             let parsed = Logger.Level(rawValue: text)
         {
             level = parsed
         } else {
-            level = global.verbose ? .info : .warning
+            level = verbose ? .info : .warning
         }
-        let format = global.logFormat
         let journal = ProcessInfo.processInfo.environment["JOURNAL_STREAM"].map { !$0.isEmpty } ?? false
         LoggingSystem.bootstrap { label in
             var handler = LineLogHandler(label: label, format: format, journal: journal)
@@ -40,12 +45,17 @@ enum CommandSupport {
     /// exit code 1. With `--output json` an error document (`ErrorDocument`) also goes to
     /// standard output, so a pipeline that parses standard output always gets JSON.
     static func reportingErrors<T>(_ global: GlobalOptions, _ body: () async throws -> T) async throws -> T {
+        try await reportingErrors(output: global.output, body)
+    }
+
+    /// The same, for commands without the global options (`agent run`, `agent wait-ready`).
+    static func reportingErrors<T>(output: OutputFormat, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            report(error, output: global.output)
+            report(error, output: output)
             throw ExitCode.failure
         }
     }
@@ -72,6 +82,16 @@ enum CommandSupport {
 
     /// True when standard error is a terminal, so progress lines help someone watching.
     static var isInteractive: Bool { isatty(STDERR_FILENO) == 1 }
+
+    /// Reads a duration option with the spec's duration syntax (units from largest to smallest,
+    /// each once), so the two never disagree on what a duration is; zero or less is refused.
+    static func positiveDuration(_ text: String, option: String) throws -> Duration {
+        switch SpecDuration.parse(text) {
+        case .success(let duration) where duration > .zero: return duration
+        case .success: throw ValidationError("\(option) must be longer than zero, not '\(text)'.")
+        case .failure(let error): throw ValidationError("\(option): \(error.message).")
+        }
+    }
 
     static func timestamp(_ date: Date) -> String {
         date.formatted(.iso8601)

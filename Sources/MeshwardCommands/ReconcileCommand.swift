@@ -51,11 +51,7 @@ struct ReconcileCommand: AsyncParsableCommand {
     /// Reads `--interval` with the spec's duration syntax (units from largest to smallest,
     /// each once), so the two never disagree on what a duration is.
     static func interval(from text: String) throws -> Duration {
-        switch SpecDuration.parse(text) {
-        case .success(let duration) where duration > .zero: return duration
-        case .success: throw ValidationError("--interval must be longer than zero, not '\(text)'.")
-        case .failure(let error): throw ValidationError("--interval: \(error.message).")
-        }
+        try CommandSupport.positiveDuration(text, option: "--interval")
     }
 
     /// Reads `--metrics-address` (`HOST:PORT`, `[IPV6]:PORT`).

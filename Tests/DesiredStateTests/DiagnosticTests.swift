@@ -150,7 +150,7 @@ struct DiagnosticTests {
             [("spec.yaml:4:16:", "unknown enforcement 'strict'; use 'required' or 'permissive'")]),
         DiagnosticCase(
             "unknown endpoint", header + "defaults:\n  endpoint: ssh\n",
-            [("spec.yaml:4:13:", "unknown endpoint 'ssh'; use 'sim', 'local' or 'netns:NAME'")]),
+            [("spec.yaml:4:13:", "unknown endpoint 'ssh'; use 'sim', 'local', 'netns:NAME'")]),
         DiagnosticCase(
             "namespace with a slash", header + "defaults:\n  endpoint: netns:../etc\n",
             [("spec.yaml:4:13:", "unknown endpoint 'netns:../etc'")]),

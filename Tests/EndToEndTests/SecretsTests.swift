@@ -93,6 +93,64 @@ struct SecretsTests {
         }
     }
 
+    @Test("no key appears in an agent's output, log or directory, nor in the controller's, through apply and rekey")
+    func agentsNeverLeakKeys() throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        func spec(_ endpoints: [String: String]) -> String {
+            """
+            version: 1
+            cluster: secrets
+            nodes:
+              - { name: a, addresses: [198.18.0.1], endpoint: "\(endpoints["a"] ?? "agent")" }
+              - { name: b, addresses: [198.18.0.2], endpoint: "\(endpoints["b"] ?? "agent")" }
+            flows:
+              - { name: ab, from: { name: a }, to: { name: b } }
+            """
+        }
+        let draft = try MeshwardCLI.writeSpec(spec([:]))
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agents-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        var agents: [String: AgentProcess] = [:]
+        defer { for agent in agents.values { agent.stop() } }
+        for node in ["a", "b"] {
+            let made = try cli.run(["agent", "credentials", draft, "--node", node, "--out", base + "/" + node])
+            try #require(made.status == 0, "\(made.error)")
+            agents[node] = try AgentProcess(directory: base + "/" + node)
+        }
+        let endpoints = agents.mapValues { "agent:127.0.0.1:\($0.port)" }
+        let fleet = try MeshwardCLI.writeSpec(spec(endpoints))
+        let trace = ["MESHWARD_LOG_LEVEL": "trace"]
+        var captures: [(String, Data)] = []
+        for command in [["apply", fleet], ["rekey", fleet, "--all"], ["status"], ["plan", fleet]] {
+            let result = try cli.run(command + ["--verbose"], environment: trace)
+            #expect(result.status == 0, "\(command): \(result.error)")
+            captures.append(("the output of \(command)", Data((result.output + result.error).utf8)))
+        }
+        let ready = try MeshwardCLI.capture(
+            MeshwardCLI.binary, ["agent", "wait-ready", "--agent-dir", base + "/a", "--timeout", "10s"])
+        #expect(ready.status == 0, "wait-ready: \(ready.error)")
+        let keys = try storedKeys(cli)
+        #expect(keys.count >= 2, "too few keys found to make the search meaningful")
+        for agent in agents.values { agent.stop() }
+        for (node, agent) in agents {
+            #expect(agent.errorText.contains("applied a batch"), "agent \(node) logged no batch")
+            captures.append(("the output of agent \(node)", agent.output))
+            for file in try FileManager.default.contentsOfDirectory(atPath: agent.directory) {
+                let path = agent.directory + "/" + file
+                captures.append(("\(path)", try Data(contentsOf: URL(fileURLWithPath: path))))
+                #expect(try Self.permissions(path) == 0o600, "\(path)")
+            }
+        }
+        captures += try stateFiles(cli).map { ($0.key, $0.value) }
+        for key in keys {
+            for finding in Self.findings(of: key, in: captures) {
+                Issue.record("a key appears as \(finding)")
+            }
+        }
+    }
+
     @Test("the search finds a planted key in each encoding, so the leak test can fail")
     func searchFindsPlantedKeys() throws {
         let key = try KeyMaterial.random(count: 36).bytes

@@ -370,8 +370,8 @@ struct SpecFileParser {
         guard let text = string(node, what: "'endpoint'") else { return nil }
         guard let endpoint = NodeEndpoint(text) else {
             log.error(
-                "unknown endpoint '\(text)'; use 'sim', 'local' or 'netns:NAME' (NAME of letters, digits, "
-                    + "'.', '_', '-')", at: location(node))
+                "unknown endpoint '\(text)'; use 'sim', 'local', 'netns:NAME' (NAME of letters, digits, "
+                    + "'.', '_', '-'), 'agent' or 'agent:HOST[:PORT]' (IPv6 as '[ADDRESS]:PORT')", at: location(node))
             return nil
         }
         return endpoint

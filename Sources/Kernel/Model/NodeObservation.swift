@@ -9,6 +9,9 @@ public struct NodeObservation: Sendable, Hashable {
     public var statistics: [String: UInt64]
     /// SPIs of foreign SAs, per destination address: Meshward never issues one of these.
     public var foreignSPIs: Set<SAIdentifier>
+    /// The host's boot ID (`/proc/sys/kernel/random/boot_id`) when the backend reports one (an
+    /// agent does): it changes on every boot, so a changed one says the kernel started empty.
+    public var bootID: String?
 
     public init(
         securityAssociations: [SecurityAssociation] = [], policies: [SecurityPolicy] = [],

@@ -54,9 +54,10 @@ public final class NetlinkKernel: NodeKernel {
         self.logger = logger
         let opened: mw_netns_open_result
         switch endpoint {
-        case .sim:
+        case .sim, .agent:
             throw KernelError.unreachable(
-                node: node, reason: "the netlink backend cannot serve endpoint `sim`; use the simulated kernel")
+                node: node,
+                reason: "the netlink backend cannot serve endpoint `\(endpoint)`; it opens `local` and `netns:`")
         case .local:
             opened = mw_open_in_netns(nil, NETLINK_XFRM)
         case .namespace(let name):

@@ -17,7 +17,7 @@ struct ApplyWorkflow {
     func run(
         _ intent: FleetIntent, source: String, command: String, waitForDrain: Bool,
         rekey: RekeySelection?, target: ApplyTarget?,
-        fence: any WriteFence, onPass: @escaping @Sendable (PassReport) async -> Void
+        fence: any WriteFence, epoch: Int64, onPass: @escaping @Sendable (PassReport) async -> Void
     ) async throws -> ApplyDocument {
         let previous = try await ControllerSettings.load(from: store)
         let records = try await store.loadChannels()
@@ -41,9 +41,11 @@ struct ApplyWorkflow {
 
         let simulated = try context.loadSimulatedFleet(intent: intent)
         SimulatedFleetHooks.fleetOpenedForApply(simulated, file: context.simulatedFleetURL)
+        let agents = try await context.agentConnector(
+            for: endpoints, intent: intent, store: store, epoch: epoch)
         let kernels = EndpointKernels(
             endpoints: endpoints, simulated: simulated, simulatedFile: context.simulatedFleetURL,
-            reqid: Reqid(intent.reqid), logger: context.logger)
+            reqid: Reqid(intent.reqid), agents: agents, logger: context.logger)
         let reconciler = FleetReconciler(
             store: scope.map { ScopedGenerationStore(store, scope: $0) } ?? store,
             kernels: scope.map { ScopedKernels(kernels, scope: $0) } ?? kernels, reqid: Reqid(intent.reqid),
@@ -58,6 +60,8 @@ struct ApplyWorkflow {
                 _ = try await fence.confirm(at: clock.now())
                 await onPass(pass)
             })
+
+        if scope == nil { await context.markAgentsReady(after: report, kernels: kernels, endpoints: endpoints) }
 
         // Forget endpoints of nodes that have nothing left, and requests that were honoured.
         let remaining = try await store.loadChannels()

@@ -28,6 +28,8 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
     case unreadablePlan(file: String, reason: String)
     /// The operator answered no (or nothing) at apply's confirmation prompt.
     case declined
+    /// The fleet has `agent` endpoints but the Store in use keeps no TLS credentials.
+    case noCredentialStore(store: String)
 
     public var description: String {
         switch self {
@@ -66,6 +68,9 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
                 + (file == nil ? ". Run apply again" : ". Run `meshward plan --out FILE SPEC` again and review it")
         case .unreadablePlan(let file, let reason):
             "cannot use the saved plan \(file): \(reason)"
+        case .noCredentialStore(let store):
+            "the fleet has agent endpoints, but the Store \(store) keeps no TLS credentials for the cluster CA; "
+                + "run the controller with the SQLite Store in its state directory"
         case .declined:
             "apply cancelled: nothing was changed"
         }

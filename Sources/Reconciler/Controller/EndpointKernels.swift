@@ -8,7 +8,7 @@ import Synchronization
 
 /// Reaches each node through its endpoint, by the connector of the endpoint's scheme: the
 /// simulated fleet kept in the state directory (`sim`), XFRM netlink in the controller's own
-/// namespace (`local`) or a named one (`netns:NAME`).
+/// namespace (`local`) or a named one (`netns:NAME`), or the agent on another host (`agent`).
 ///
 /// Kernels are connected on first use and kept; a node whose kernel cannot be connected is
 /// reported unreachable by the pass, with the reason, and tried again on the next pass.
@@ -24,12 +24,14 @@ public final class EndpointKernels: FleetKernels {
     ///   - endpoints: every node to reach, with its endpoint.
     ///   - simulated: the simulated fleet for `sim` nodes; saved to `simulatedFile` by `persist()`
     ///     when that is given.
+    ///   - agents: the connector for `agent` endpoints, when the fleet has any.
     public convenience init(
         endpoints: [String: NodeEndpoint], simulated: SimulatedFleet?, simulatedFile: URL?, reqid: Reqid,
-        logger: Logger
+        agents: (any KernelConnector)? = nil, logger: Logger
     ) {
         var connectors: [any KernelConnector] = [NetlinkConnector(logger: logger)]
         if let simulated { connectors.append(SimulatedConnector(fleet: simulated)) }
+        if let agents { connectors.append(agents) }
         self.init(
             endpoints: endpoints, connectors: connectors, simulated: simulated, simulatedFile: simulatedFile,
             reqid: reqid)

@@ -14,7 +14,7 @@ public final class MeshwardController: Sendable {
     public let stateDirectory: String
     private let masterKeyPath: String?
     private let logger: Logger
-    private let clock: any ReconcilerClock
+    let clock: any ReconcilerClock
     private let recorder: any ReconcileRecorder
 
     /// - Parameter recorder: where `apply` reports every pass and the lease (metrics); only
@@ -45,7 +45,7 @@ public final class MeshwardController: Sendable {
     /// The simulated fleet's file in the state directory.
     public var simulatedFleetURL: URL { context.simulatedFleetURL }
 
-    private var context: ControllerContext {
+    var context: ControllerContext {
         ControllerContext(
             stateDirectory: stateDirectory, masterKeyPath: masterKeyPath, logger: logger, clock: clock,
             recorder: recorder)
@@ -122,7 +122,7 @@ public final class MeshwardController: Sendable {
             }
             let document = try await ApplyWorkflow(context: context, store: store).run(
                 intent, source: source, command: command, waitForDrain: waitForDrain, rekey: rekey,
-                target: target, fence: keeper, onPass: onPass)
+                target: target, fence: keeper, epoch: keeper.lease?.epoch ?? 0, onPass: onPass)
             if lease == nil { await keeper.release() }
             return document
         } catch {

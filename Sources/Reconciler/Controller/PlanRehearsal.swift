@@ -33,7 +33,9 @@ struct PlanRehearsal {
         // Read every node as it is now.
         let everything = EndpointKernels(
             endpoints: endpoints, simulated: try context.loadSimulatedFleet(intent: spec), simulatedFile: nil,
-            reqid: Reqid(intent.reqid), logger: context.logger)
+            reqid: Reqid(intent.reqid),
+            agents: try await context.agentConnector(for: endpoints, intent: spec, store: store, epoch: 0),
+            logger: context.logger)
         let live: any FleetKernels = scope.map { ScopedKernels(everything, scope: $0) } ?? everything
         let reader = FleetReconciler(
             store: ScratchGenerationStore(channels: records), kernels: live, reqid: Reqid(intent.reqid),

@@ -44,8 +44,23 @@ struct StatusReport {
             endpoints = endpoints.filter { $0.key == filter || peers.contains($0.key) }
         }
         let reqid = settings.map { Reqid($0.reqid) } ?? .meshwardDefault
+        var firstAddresses: [String: IPAddress] = [:]
+        for record in records.values {
+            for generation in record.generations {
+                firstAddresses[record.id.from] = min(
+                    firstAddresses[record.id.from] ?? generation.source, generation.source)
+                firstAddresses[record.id.to] = min(
+                    firstAddresses[record.id.to] ?? generation.destination, generation.destination)
+            }
+        }
+        var agents: (any KernelConnector)?
+        if let settings {
+            agents = try await context.agentConnector(
+                for: endpoints, cluster: settings.cluster, addresses: firstAddresses, store: store, epoch: 0)
+        }
         let kernels = EndpointKernels(
-            endpoints: endpoints, simulated: simulated, simulatedFile: nil, reqid: reqid, logger: context.logger)
+            endpoints: endpoints, simulated: simulated, simulatedFile: nil, reqid: reqid, agents: agents,
+            logger: context.logger)
         let reader = FleetReconciler(
             store: ScratchGenerationStore(channels: records), kernels: kernels, reqid: reqid, clock: context.clock,
             logger: context.logger)

@@ -39,12 +39,17 @@ public final class FleetReconciler: Sendable {
     /// How many passes in a row may see refused operations before a run gives up.
     public static let failingPassLimit = 4
 
+    /// The deadline this reconciler gives each kernel call (`kernelCallTimeout` unless a test
+    /// shortens it).
+    let callTimeout: Duration
+
     public init(
         store: any PassStore, kernels: any FleetKernels, reqid: Reqid, clock: any ReconcilerClock,
         logger: Logger, planner: FleetPlanner = FleetPlanner(), fence: any WriteFence = UnfencedWrites(),
-        recorder: any ReconcileRecorder = DiscardingRecorder()
+        recorder: any ReconcileRecorder = DiscardingRecorder(), callTimeout: Duration = kernelCallTimeout
     ) {
         self.recorder = recorder
+        self.callTimeout = min(callTimeout, Self.kernelCallTimeout)
         self.planner = planner
         self.fence = fence
         self.store = store
@@ -60,9 +65,9 @@ public final class FleetReconciler: Sendable {
     ) async -> (observations: [String: NodeObservation], unreachable: [String: String]) {
         await withTaskGroup(of: (String, Result<NodeObservation, any Error>).self) { group in
             for node in nodes {
-                group.addTask { [kernels] in
+                group.addTask { [kernels, callTimeout] in
                     do {
-                        let deadline = ContinuousClock.now + Self.kernelCallTimeout
+                        let deadline = ContinuousClock.now + callTimeout
                         return (node, .success(try await kernels.kernel(for: node).observe(deadline: deadline)))
                     } catch {
                         return (node, .failure(error))
@@ -212,7 +217,7 @@ public final class FleetReconciler: Sendable {
 
         let answered = await withTaskGroup(of: (String, [OperationOutcome]).self) { group in
             for (node, operations) in batches {
-                group.addTask { [kernels, logger, clock] in
+                group.addTask { [kernels, logger, clock, callTimeout] in
                     for operation in operations {
                         logger.debug("planned", metadata: ["node": "\(node)", "operation": "\(operation.operation)"])
                     }
@@ -221,7 +226,7 @@ public final class FleetReconciler: Sendable {
                     }
                     do {
                         let results = try await kernels.kernel(for: node).apply(
-                            operations.map(\.operation), deadline: ContinuousClock.now + Self.kernelCallTimeout)
+                            operations.map(\.operation), deadline: ContinuousClock.now + callTimeout)
                         return (node, results.map(\.outcome))
                     } catch {
                         return (node, operations.map { _ in .notAttempted(reason: "\(error)") })

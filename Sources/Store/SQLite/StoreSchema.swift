@@ -168,6 +168,22 @@ enum StoreSchema {
                     """)
         }
 
+        migrator.registerMigration("7-credentials") { db in
+            try db.execute(
+                sql: """
+                    -- The cluster CA and the controller's TLS credential: a certificate (public) and
+                    -- its private key sealed under the master key, bound to the credential's name.
+                    CREATE TABLE credentials (
+                        name TEXT PRIMARY KEY,
+                        certificate_pem TEXT NOT NULL,
+                        seal_version INTEGER NOT NULL,
+                        nonce BLOB NOT NULL,
+                        sealed_key BLOB NOT NULL,
+                        created_at REAL NOT NULL
+                    );
+                    """)
+        }
+
         return migrator
     }
 }

@@ -126,12 +126,23 @@ final class ContinuityHarness {
         reconciler = Self.makeReconciler(store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules)
     }
 
+    /// Kernels that replace the fleet's own, such as agents serving it (`routeThroughAgents`).
+    private var kernelsOverride: (any FleetKernels)?
+
+    /// Every later pass reaches the fleet through `kernels` (agents over gRPC serving this
+    /// same simulated fleet), so the same checks run with a transport in between.
+    func routeThroughAgents(_ kernels: any FleetKernels) {
+        kernelsOverride = kernels
+        restartReconciler()
+    }
+
     private static func makeReconciler(
         store: ScratchGenerationStore, fleet: SimulatedFleet, reqid: Reqid, clock: ManualClock,
-        rules: Set<FleetPlanner.Rule>
+        rules: Set<FleetPlanner.Rule>, kernels: (any FleetKernels)? = nil
     ) -> FleetReconciler {
         FleetReconciler(
-            store: store, kernels: SimulatedFleetKernels(fleet: fleet, reqid: reqid), reqid: reqid, clock: clock,
+            store: store, kernels: kernels ?? SimulatedFleetKernels(fleet: fleet, reqid: reqid), reqid: reqid,
+            clock: clock,
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
             planner: FleetPlanner(disabling: rules))
     }
@@ -141,7 +152,8 @@ final class ContinuityHarness {
 
     /// A new reconciler (nothing in memory) over the same Store and kernels.
     func restartReconciler() {
-        reconciler = Self.makeReconciler(store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules)
+        reconciler = Self.makeReconciler(
+            store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules, kernels: kernelsOverride)
     }
 
     /// The state directory is lost: a controller with an empty Store takes over the same kernels.
@@ -149,7 +161,8 @@ final class ContinuityHarness {
     /// store began with, so that a new generation's SPI meets a stale object's).
     func forgetStore(firstSPI: UInt32 = 0xFFFF_FFFF) {
         store = ScratchGenerationStore(channels: [:], firstSPI: firstSPI)
-        reconciler = Self.makeReconciler(store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules)
+        reconciler = Self.makeReconciler(
+            store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules, kernels: kernelsOverride)
         records = [:]
     }
 

@@ -1,0 +1,144 @@
+import Foundation
+import Identity
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The agent's small state directory (default `/var/lib/meshward-agent`): its key and
+/// certificate, the cluster CA certificate, the highest controller epoch it has accepted, and
+/// the boot the controller marked ready. Never a channel key: the kernel holds those.
+///
+/// The directory is 0700 and every file 0600; looser modes are refused, as the state directory's are.
+public struct AgentDirectory: Sendable {
+    public let path: String
+
+    public static let defaultPath = "/var/lib/meshward-agent"
+
+    public init(path: String) { self.path = path }
+
+    public var caCertificatePath: String { path + "/ca.pem" }
+    public var certificatePath: String { path + "/agent.pem" }
+    public var privateKeyPath: String { path + "/agent.key" }
+    public var epochPath: String { path + "/epoch" }
+    public var readyPath: String { path + "/ready" }
+
+    /// Creates the directory 0700 when missing; refuses one that others can read or write.
+    public func prepare() throws(AgentError) {
+        if mkdir(path, 0o700) != 0 {
+            let error = errno
+            guard error == EEXIST else { throw .fileSystem(path: path, operation: "create directory", errno: error) }
+        }
+        guard let mode = try Self.modeIfExists(of: path) else {
+            throw .fileSystem(path: path, operation: "stat", errno: ENOENT)
+        }
+        guard mode & S_IFMT == S_IFDIR else {
+            throw .fileSystem(path: path, operation: "use as the agent directory", errno: ENOTDIR)
+        }
+        try Self.requirePrivate(path, mode: mode, fix: "chmod 700 \(path)")
+    }
+
+    /// Reads the agent's credentials; every file must exist and be 0600.
+    public func readCredentials() throws(AgentError) -> AgentCredentials {
+        AgentCredentials(
+            caCertificatePEM: try read(caCertificatePath, what: "the cluster CA certificate"),
+            certificatePEM: try read(certificatePath, what: "the agent certificate"),
+            privateKeyPEM: try read(privateKeyPath, what: "the agent key"))
+    }
+
+    /// Writes the credentials, each file 0600, replacing what was there.
+    public func writeCredentials(_ credentials: AgentCredentials) throws(AgentError) {
+        try write(credentials.caCertificatePEM, to: caCertificatePath)
+        try write(credentials.certificatePEM, to: certificatePath)
+        try write(credentials.privateKeyPEM, to: privateKeyPath)
+    }
+
+    /// The highest epoch this agent accepted; 0 before the first apply.
+    public func readHighestEpoch() throws(AgentError) -> UInt64 {
+        guard try Self.modeIfExists(of: epochPath) != nil else { return 0 }
+        let text = try read(epochPath, what: "the highest epoch").trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let epoch = UInt64(text) else {
+            throw .credentials(path: epochPath, reason: "holds '\(text)', not an epoch number")
+        }
+        return epoch
+    }
+
+    /// Records `epoch` durably (written, synced, renamed into place) before it is relied on.
+    public func writeHighestEpoch(_ epoch: UInt64) throws(AgentError) {
+        try write("\(epoch)\n", to: epochPath)
+    }
+
+    /// The boot ID the controller last marked ready, if any.
+    public func readReadyBoot() throws(AgentError) -> String? {
+        guard try Self.modeIfExists(of: readyPath) != nil else { return nil }
+        return try read(readyPath, what: "the ready mark").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    public func writeReadyBoot(_ bootID: String) throws(AgentError) {
+        try write(bootID + "\n", to: readyPath)
+    }
+
+    func read(_ file: String, what: String) throws(AgentError) -> String {
+        guard let mode = try Self.modeIfExists(of: file) else {
+            throw .credentials(path: file, reason: "\(what) is missing")
+        }
+        try Self.requirePrivate(file, mode: mode, fix: "chmod 600 \(file)")
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw .fileSystem(path: file, operation: "read", errno: errno)
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func write(_ text: String, to file: String) throws(AgentError) {
+        let temporary = file + ".tmp"
+        unlink(temporary)
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw .fileSystem(path: temporary, operation: "create", errno: errno) }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        let error = errno
+        guard written == bytes.count, fsync(descriptor) == 0 else {
+            close(descriptor)
+            unlink(temporary)
+            throw .fileSystem(path: temporary, operation: "write", errno: error)
+        }
+        close(descriptor)
+        guard rename(temporary, file) == 0 else { throw .fileSystem(path: file, operation: "rename", errno: errno) }
+    }
+
+    static func modeIfExists(of path: String) throws(AgentError) -> mode_t? {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT { return nil }
+            throw .fileSystem(path: path, operation: "stat", errno: errno)
+        }
+        return info.st_mode
+    }
+
+    static func requirePrivate(_ path: String, mode: mode_t, fix: String) throws(AgentError) {
+        guard mode & 0o077 == 0 else {
+            throw .insecurePermissions(path: path, mode: UInt32(mode & 0o7777), fix: fix)
+        }
+    }
+}
+
+/// A party's TLS credentials: the cluster CA certificate (the only trust root), its own
+/// certificate and its private key, all PEM.
+public struct AgentCredentials: Sendable {
+    public var caCertificatePEM: String
+    public var certificatePEM: String
+    public var privateKeyPEM: String
+
+    public init(caCertificatePEM: String, certificatePEM: String, privateKeyPEM: String) {
+        self.caCertificatePEM = caCertificatePEM
+        self.certificatePEM = certificatePEM
+        self.privateKeyPEM = privateKeyPEM
+    }
+
+    /// Credentials for `issued`, signed by `ca`.
+    public init(ca: ClusterCA, issued: IssuedCredential) throws {
+        self.caCertificatePEM = try ca.certificatePEM
+        self.certificatePEM = try issued.certificatePEM
+        self.privateKeyPEM = issued.privateKeyPEM
+    }
+}

@@ -1,0 +1,36 @@
+import Kernel
+
+/// A failure of the agent or of talking to one, said so that an operator can act on it.
+public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The agent directory or one of its files lets other users read or change it.
+    case insecurePermissions(path: String, mode: UInt32, fix: String)
+    /// A file operation failed.
+    case fileSystem(path: String, operation: String, errno: Int32)
+    /// A credential file is missing or unreadable.
+    case credentials(path: String, reason: String)
+    /// An apply came with a lease epoch lower than one the agent already accepted: it is from a
+    /// deposed controller.
+    case staleEpoch(node: String, presented: UInt64, highest: UInt64)
+    /// The two sides speak different wire versions.
+    case protocolMismatch(node: String, ours: UInt32, theirs: UInt32)
+    /// `--listen` or a similar address is malformed.
+    case invalidAddress(String)
+
+    public var description: String {
+        switch self {
+        case .insecurePermissions(let path, let mode, let fix):
+            "\(path) has mode \(String(mode, radix: 8)), which lets other users read or change it; run '\(fix)' and retry"
+        case .fileSystem(let path, let operation, let errno):
+            "\(path): \(operation) failed: \(ErrnoName.name(errno))"
+        case .credentials(let path, let reason):
+            "\(path): \(reason); write the agent directory with `meshward agent credentials SPEC --node NAME --out DIR`"
+        case .staleEpoch(let node, let presented, let highest):
+            "agent of node \(node) refused an apply with lease epoch \(presented): it has already accepted epoch "
+                + "\(highest), so the sender is a deposed controller"
+        case .protocolMismatch(let node, let ours, let theirs):
+            "agent of node \(node) speaks wire version \(theirs), this controller \(ours); run the same Meshward release on both"
+        case .invalidAddress(let text):
+            "invalid address '\(text)'; use ADDRESS:PORT, with an IPv6 address in brackets ([::1]:7443)"
+        }
+    }
+}

@@ -1,0 +1,195 @@
+import AgentWire
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Identity
+import Kernel
+import Logging
+import MeshwardCore
+
+/// The controller's `NodeKernel` for a node behind an agent: observe and apply as gRPC calls
+/// over mutual TLS.
+///
+/// The agent must present a certificate of the cluster CA naming `spiffe://CLUSTER/node/NODE`
+/// for the node dialled; any other is refused, and the error says which node was expected and
+/// which certificate answered. Every call carries its deadline as the gRPC timeout, so a slow
+/// or hung agent costs one deadline. An apply whose answer is lost (timeout, broken connection)
+/// is `.indeterminate` for every operation of the batch: it is never resent blindly, and the
+/// next observation decides.
+public final class AgentKernel: NodeKernel {
+    public let node: String
+    public let reqid: Reqid
+    /// `HOST:PORT` dialled, for messages and `status`.
+    public let address: String
+    private let epoch: @Sendable () -> UInt64
+    private let client: GRPCClient<HTTP2ClientTransport.Posix>
+    private let service: Meshward_Agent_V1_NodeKernelService.Client<HTTP2ClientTransport.Posix>
+    private let check: PeerCheck
+    private let connections: Task<Void, Never>
+    private let executor: (any TaskExecutor)?
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - epoch: the controller's lease epoch, read at each apply.
+    ///   - executor: where the connection and the calls run; nil for the shared pool (tests give
+    ///     one of their own, see `AgentConnector`).
+    public init(
+        node: String, host: String, port: UInt16, reqid: Reqid, credentials: AgentCredentials, cluster: String,
+        epoch: @escaping @Sendable () -> UInt64, now: @escaping @Sendable () -> Date = { Date() },
+        executor: (any TaskExecutor)? = nil, logger: Logger
+    ) throws {
+        self.executor = executor
+        self.node = node
+        self.reqid = reqid
+        self.epoch = epoch
+        self.logger = logger
+        self.address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let ca = try ClusterCA.certificate(pem: credentials.caCertificatePEM)
+        let expected = SPIFFEIdentity.node(cluster: cluster, name: node)
+        let check = PeerCheck(
+            verifier: PeerVerifier(ca: ca, cluster: cluster), peer: "the agent at \(address)", now: now,
+            expected: { identity in identity == expected ? nil : "node \(node) (\(expected.uri))" })
+        self.check = check
+        let security = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
+            certificateChain: [.bytes(Array(credentials.certificatePEM.utf8), format: .pem)],
+            privateKey: .bytes(Array(credentials.privateKeyPEM.utf8), format: .pem)
+        ) { config in
+            config.trustRoots = .certificates([.bytes(Array(credentials.caCertificatePEM.utf8), format: .pem)])
+            config.serverCertificateVerification = .noHostnameVerification
+            config.customVerificationCallback = check.callback
+        }
+        let target: any ResolvableTarget
+        if let parsed = IPAddress(host) {
+            if parsed.family == .ipv6 {
+                target = ResolvableTargets.IPv6(addresses: [SocketAddress.IPv6(host: host, port: Int(port))])
+            } else {
+                target = ResolvableTargets.IPv4(addresses: [SocketAddress.IPv4(host: host, port: Int(port))])
+            }
+        } else {
+            target = ResolvableTargets.DNS(host: host, port: Int(port))
+        }
+        var config = HTTP2ClientTransport.Posix.Config.defaults
+        config.backoff.initial = .milliseconds(100)
+        config.backoff.max = .seconds(2)
+        let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: security, config: config)
+        let client = GRPCClient(transport: transport)
+        self.client = client
+        self.service = Meshward_Agent_V1_NodeKernelService.Client(wrapping: client)
+        self.connections = Task(executorPreference: executor) { try? await client.runConnections() }
+    }
+
+    deinit {
+        client.beginGracefulShutdown()
+    }
+
+    /// Closes the connection; calls after this fail.
+    public func close() { client.beginGracefulShutdown() }
+
+    public func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
+        var request = Meshward_Agent_V1_ObserveRequest()
+        request.protocolVersion = WireCodec.protocolVersion
+        request.reqid = reqid.rawValue
+        let reply: Meshward_Agent_V1_ObserveReply
+        do {
+            reply = try await onExecutor { [service, request, options = options(deadline)] in
+                try await service.observe(request, options: options)
+            }
+        } catch {
+            throw KernelError.unreachable(node: node, reason: "agent at \(address): \(describe(error))")
+        }
+        guard reply.protocolVersion == WireCodec.protocolVersion else {
+            throw KernelError.observationFailed(
+                node: node,
+                reason: AgentError.protocolMismatch(
+                    node: node, ours: WireCodec.protocolVersion, theirs: reply.protocolVersion
+                ).description)
+        }
+        do {
+            return try WireCodec.observation(from: reply)
+        } catch {
+            throw KernelError.observationFailed(node: node, reason: "agent at \(address): \(error)")
+        }
+    }
+
+    public func apply(
+        _ operations: [KernelOperation], deadline: ContinuousClock.Instant
+    ) async throws
+        -> [OperationResult]
+    {
+        guard !operations.isEmpty else { return [] }
+        var request = Meshward_Agent_V1_ApplyRequest()
+        request.protocolVersion = WireCodec.protocolVersion
+        request.reqid = reqid.rawValue
+        request.epoch = epoch()
+        request.operations = operations.map(WireCodec.encode)
+        let reply: Meshward_Agent_V1_ApplyReply
+        do {
+            reply = try await onExecutor { [service, request, options = options(deadline)] in
+                try await service.apply(request, options: options)
+            }
+        } catch let error as RPCError where error.code == .failedPrecondition || error.code == .invalidArgument {
+            // The agent answered and refused the whole batch before touching its kernel.
+            throw KernelError.transport(node: node, operation: "apply", errno: nil, message: error.message)
+        } catch {
+            if let refusal = check.refusal {
+                // The handshake failed: nothing reached the agent.
+                throw KernelError.unreachable(node: node, reason: "agent at \(address): \(refusal)")
+            }
+            let reason = "the agent at \(address) did not answer (\(describe(error))); the next observation decides"
+            logger.warning("apply outcome unknown", metadata: ["node": "\(node)", "operations": "\(operations.count)"])
+            return operations.map { OperationResult(operation: $0, outcome: .indeterminate(reason: reason)) }
+        }
+        guard reply.outcomes.count == operations.count else {
+            let reason =
+                "the agent at \(address) answered \(reply.outcomes.count) outcomes for \(operations.count) operations"
+            return operations.map { OperationResult(operation: $0, outcome: .indeterminate(reason: reason)) }
+        }
+        return zip(operations, reply.outcomes).map { operation, outcome in
+            let decoded =
+                (try? WireCodec.decode(outcome))
+                ?? .indeterminate(reason: "the agent at \(address) answered an outcome this controller cannot read")
+            return OperationResult(operation: operation, outcome: decoded)
+        }
+    }
+
+    /// Tells the agent that every channel of its node is established for `bootID`; returns
+    /// whether the agent took the mark (false when it has booted since).
+    public func markReady(bootID: String, deadline: ContinuousClock.Instant) async throws -> Bool {
+        var request = Meshward_Agent_V1_MarkReadyRequest()
+        request.protocolVersion = WireCodec.protocolVersion
+        request.bootID = bootID
+        request.epoch = epoch()
+        do {
+            return try await onExecutor { [service, request, options = options(deadline)] in
+                try await service.markReady(request, options: options).ready
+            }
+        } catch {
+            throw KernelError.unreachable(node: node, reason: "agent at \(address): \(describe(error))")
+        }
+    }
+
+    /// Runs a call on the kernel's executor when it has one.
+    private func onExecutor<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        try await withTaskExecutorPreference(executor) { try await body() }
+    }
+
+    private func options(_ deadline: ContinuousClock.Instant) -> CallOptions {
+        var options = CallOptions.defaults
+        let left = ContinuousClock.now.duration(to: deadline)
+        options.timeout = max(left, .milliseconds(1))
+        options.waitForReady = false
+        return options
+    }
+
+    private func describe(_ error: any Error) -> String {
+        if let refusal = check.refusal { return refusal.description }
+        if let error = error as? RPCError {
+            switch error.code {
+            case .deadlineExceeded: return "no answer before the deadline"
+            case .unavailable: return "unavailable: \(error.message)"
+            default: return "\(error.code): \(error.message)"
+            }
+        }
+        return "\(error)"
+    }
+}

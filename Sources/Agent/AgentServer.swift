@@ -1,0 +1,117 @@
+import AgentWire
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Identity
+import Kernel
+import Logging
+import MeshwardCore
+import Synchronization
+
+/// `meshward agent run`: serves one host's kernel to the cluster's controllers over gRPC with
+/// mutual TLS.
+///
+/// Its identity (node and cluster) comes from its own certificate. A client must present a
+/// certificate of the same cluster's CA naming `spiffe://CLUSTER/controller`, inside its
+/// validity window; anyone else fails the handshake, and the refusal is logged.
+public final class AgentServer: Sendable {
+    /// The node this agent serves, from its certificate.
+    public let node: String
+    public let cluster: String
+    private let transport: HTTP2ServerTransport.Posix
+    private let server: GRPCServer<HTTP2ServerTransport.Posix>
+    private let refusals = RefusalLog()
+
+    /// - Parameters:
+    ///   - credentials: the agent's certificate and key, and the cluster CA (the only trust root).
+    ///   - host, port: where to listen; port 0 picks a free one (`listeningPort()` tells which).
+    ///   - connector, endpoint: how the agent opens its own kernel (netlink `local` or
+    ///     `netns:NAME`, or a simulated kernel).
+    ///   - directory: where the highest epoch and the ready mark persist; nil keeps them in memory.
+    public init(
+        credentials: AgentCredentials, host: String, port: Int, connector: any KernelConnector,
+        endpoint: NodeEndpoint, directory: AgentDirectory?, bootID: String = HostFacts.bootID,
+        now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
+    ) throws {
+        let own = try IssuedCredential(
+            certificatePEM: credentials.certificatePEM, privateKeyPEM: credentials.privateKeyPEM)
+        guard case .node(let cluster, let node) = PeerVerifier.identity(of: own.certificate) else {
+            throw AgentError.credentials(
+                path: directory?.certificatePath ?? "the agent certificate",
+                reason: "it names no spiffe://CLUSTER/node/NAME identity")
+        }
+        self.node = node
+        self.cluster = cluster
+        let ca = try ClusterCA.certificate(pem: credentials.caCertificatePEM)
+        let highest = try directory?.readHighestEpoch() ?? 0
+        let epochs = EpochGate(node: node, highest: highest) { epoch in try directory?.writeHighestEpoch(epoch) }
+        let refusals = self.refusals
+        let check = PeerCheck(
+            verifier: PeerVerifier(ca: ca, cluster: cluster), peer: "a client", now: now,
+            expected: { identity in
+                identity == .controller(cluster: cluster) ? nil : SPIFFEIdentity.controller(cluster: cluster).uri
+            },
+            onRefusal: { error in
+                refusals.append(error)
+                logger.warning("refused a client", metadata: ["node": "\(node)", "reason": "\(error)"])
+            })
+        let security = HTTP2ServerTransport.Posix.TransportSecurity.mTLS(
+            certificateChain: [.bytes(Array(credentials.certificatePEM.utf8), format: .pem)],
+            privateKey: .bytes(Array(credentials.privateKeyPEM.utf8), format: .pem)
+        ) { config in
+            config.trustRoots = .certificates([.bytes(Array(credentials.caCertificatePEM.utf8), format: .pem)])
+            config.clientCertificateVerification = .noHostnameVerification
+            config.customVerificationCallback = check.callback
+        }
+        let address: GRPCNIOTransportCore.SocketAddress =
+            host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
+        let transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: security)
+        self.transport = transport
+        let notified = Mutex(false)
+        let service = AgentService(
+            node: node, connector: connector, endpoint: endpoint, epochs: epochs, directory: directory,
+            bootID: bootID,
+            onReady: { boot in
+                let first = notified.withLock { sent in
+                    defer { sent = true }
+                    return !sent
+                }
+                guard first else { return }
+                logger.notice(
+                    "the controller marked every channel established", metadata: ["node": "\(node)", "boot": "\(boot)"])
+                SystemdNotifier.notifyReady()
+            }, logger: logger)
+        self.server = GRPCServer(transport: transport, services: [service])
+    }
+
+    /// Serves until `shutdown()` or cancellation.
+    public func run() async throws { try await server.serve() }
+
+    /// The port the server listens on, once it is bound.
+    public func listeningPort() async throws -> Int {
+        let address = try await transport.listeningAddress
+        if let ipv4 = address.ipv4 { return ipv4.port }
+        if let ipv6 = address.ipv6 { return ipv6.port }
+        throw AgentError.invalidAddress("\(address)")
+    }
+
+    /// Stops accepting connections and returns from `run()` once open calls finish.
+    public func shutdown() { server.beginGracefulShutdown() }
+
+    /// The clients refused so far, for tests and diagnostics.
+    public var refusedClients: [IdentityError] { refusals.entries }
+}
+
+/// The clients an agent refused, kept for diagnostics (the most recent 100).
+final class RefusalLog: Sendable {
+    private let list = Mutex<[IdentityError]>([])
+
+    func append(_ error: IdentityError) {
+        list.withLock { list in
+            list.append(error)
+            if list.count > 100 { list.removeFirst(list.count - 100) }
+        }
+    }
+
+    var entries: [IdentityError] { list.withLock { $0 } }
+}

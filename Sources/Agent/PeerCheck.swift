@@ -1,0 +1,51 @@
+import Foundation
+import Identity
+import NIOCore
+import NIOSSL
+import Synchronization
+
+/// The TLS verification of one side of an agent connection: the peer's certificate must be
+/// issued by the cluster CA (the only trust root, never the system store), be inside its
+/// validity window, and name the expected identity. The last refusal is kept so that the
+/// caller's error can say why a handshake failed.
+final class PeerCheck: Sendable {
+    let verifier: PeerVerifier
+    let peer: String
+    let expected: @Sendable (SPIFFEIdentity) -> String?
+    let now: @Sendable () -> Date
+    let onRefusal: @Sendable (IdentityError) -> Void
+    private let lastRefusal = Mutex<IdentityError?>(nil)
+
+    init(
+        verifier: PeerVerifier, peer: String, now: @escaping @Sendable () -> Date,
+        expected: @escaping @Sendable (SPIFFEIdentity) -> String?,
+        onRefusal: @escaping @Sendable (IdentityError) -> Void = { _ in }
+    ) {
+        self.verifier = verifier
+        self.peer = peer
+        self.now = now
+        self.expected = expected
+        self.onRefusal = onRefusal
+    }
+
+    /// The most recent refusal, if any.
+    var refusal: IdentityError? { lastRefusal.withLock { $0 } }
+
+    func clearRefusal() { lastRefusal.withLock { $0 = nil } }
+
+    /// The callback NIOSSL runs in place of its own chain verification.
+    var callback: @Sendable ([NIOSSLCertificate], EventLoopPromise<NIOSSLVerificationResultWithMetadata>) -> Void {
+        { [self] certificates, promise in
+            let leaf = try? certificates.first?.toDERBytes()
+            switch verifier.verify(leafDER: leaf, peer: peer, now: now(), expected: expected) {
+            case .success:
+                lastRefusal.withLock { $0 = nil }
+                promise.succeed(.certificateVerified(VerificationMetadata(nil)))
+            case .failure(let error):
+                lastRefusal.withLock { $0 = error }
+                onRefusal(error)
+                promise.succeed(.failed)
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import Agent
+import ArgumentParser
+import Foundation
+import Identity
+import Kernel
+import KernelSimulator
+import MeshwardCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `meshward agent run`: serves this host's kernel (observe, apply) to the cluster's controllers
+/// over gRPC with mutual TLS, until SIGTERM or SIGINT.
+struct AgentRunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Serve this host's IPsec databases to the cluster's controllers over mutual TLS.",
+        discussion:
+            "The agent directory holds the agent's key and certificate, the cluster CA certificate and the highest "
+            + "controller epoch seen; write it with `meshward agent credentials`. It must be 0700 and its files 0600.")
+
+    @Option(name: .customLong("agent-dir"), help: ArgumentHelp("The agent directory.", valueName: "dir"))
+    var agentDirectory = AgentDirectory.defaultPath
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Where to listen, ADDRESS:PORT ([ADDRESS]:PORT for IPv6; [::]:7443 for every address).",
+            valueName: "address"))
+    var listen = "0.0.0.0:7443"
+
+    @Option(name: .long, help: ArgumentHelp("Serve the kernel of this network namespace (tests).", valueName: "name"))
+    var netns: String?
+
+    @Flag(
+        name: .long, help: "Back the agent with an in-memory simulated kernel instead of netlink (tests, benchmarks).")
+    var simulated = false
+
+    @Flag(name: .long, help: "Print more detail.")
+    var verbose = false
+
+    func validate() throws {
+        guard Self.listenAddress(listen) != nil else {
+            throw ValidationError(
+                "--listen '\(listen)': use ADDRESS:PORT, an IPv6 address in brackets ([::1]:7443), port 0-65535 (0 picks a free one)."
+            )
+        }
+        if let netns, !NodeEndpoint.isValidNamespaceName(netns) {
+            throw ValidationError("--netns '\(netns)': a namespace name is letters, digits, '.', '_' and '-'.")
+        }
+        if simulated, netns != nil { throw ValidationError("--simulated and --netns exclude each other.") }
+    }
+
+    /// Parses `ADDRESS:PORT` with a literal IP address (IPv6 in brackets); port 0 picks a free
+    /// one. Nil when malformed.
+    static func listenAddress(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port), text[text.index(after: colon)...].allSatisfy(\.isASCII)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+            guard IPAddress(host)?.family == .ipv6 else { return nil }
+        } else {
+            guard IPAddress(host)?.family == .ipv4 else { return nil }
+        }
+        return (host, port)
+    }
+
+    func run() async throws {
+        let logger = CommandSupport.logger(verbose: verbose)
+        let directory = AgentDirectory(path: agentDirectory)
+        try await CommandSupport.reportingErrors(output: .text) {
+            try directory.prepare()
+            let credentials = try directory.readCredentials()
+            let own = try IssuedCredential(
+                certificatePEM: credentials.certificatePEM, privateKeyPEM: credentials.privateKeyPEM)
+            let connector: any KernelConnector
+            let endpoint: NodeEndpoint
+            if simulated {
+                let fleet = SimulatedFleet()
+                if case .node(_, let name) = PeerVerifier.identity(of: own.certificate) {
+                    let addresses = PeerVerifier.addresses(of: own.certificate)
+                    fleet.withState { $0.addNode(name, addresses: addresses) }
+                }
+                connector = SimulatedConnector(fleet: fleet)
+                endpoint = .sim
+            } else {
+                connector = NetlinkConnector(logger: logger)
+                endpoint = netns.map { .namespace($0) } ?? .local
+            }
+            guard let (host, port) = Self.listenAddress(listen) else { throw ExitCode.failure }
+            let server = try AgentServer(
+                credentials: credentials, host: host, port: port, connector: connector, endpoint: endpoint,
+                directory: directory, logger: logger)
+            let signals = [SIGTERM, SIGINT].map { number in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler { server.shutdown() }
+                source.resume()
+                return source
+            }
+            defer { for source in signals { source.cancel() } }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await server.run() }
+                let bound = try await server.listeningPort()
+                logger.notice(
+                    "agent listening",
+                    metadata: [
+                        "node": "\(server.node)", "cluster": "\(server.cluster)", "listen": "\(host):\(bound)",
+                        "kernel": "\(endpoint)",
+                    ])
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import Agent
+import Foundation
+import Identity
+import MeshwardCore
+import Store
+
+/// The cluster's TLS identities, kept in the Store: the CA (made on first use, its key sealed
+/// under the master key) and the controller's own certificate (`spiffe://CLUSTER/controller`,
+/// renewed from the CA when a third of its life is left). Agent directories are issued from the
+/// same CA.
+public struct ClusterCredentials {
+    static let caName = "cluster-ca"
+    static let controllerName = "controller"
+    /// How long a controller certificate is valid; it is renewed well before.
+    public static let controllerValidity: Duration = .seconds(30 * 86_400)
+    /// How long an agent certificate written by `meshward agent credentials` is valid.
+    public static let agentValidity: Duration = .seconds(90 * 86_400)
+
+    let store: any CredentialStore
+    let cluster: String
+
+    public init(store: any CredentialStore, cluster: String) {
+        self.store = store
+        self.cluster = cluster
+    }
+
+    /// The cluster CA, created and sealed in the Store on first use.
+    public func certificateAuthority(now: Date) async throws -> ClusterCA {
+        if let stored = try await store.credential(named: Self.caName) {
+            return try ClusterCA(
+                cluster: cluster, certificatePEM: stored.certificatePEM, privateKeyDER: stored.privateKey.bytes)
+        }
+        let created = try ClusterCA.create(cluster: cluster, now: now)
+        let stored = try await store.storeCredentialIfAbsent(
+            StoredCredential(
+                certificatePEM: try created.certificatePEM, privateKey: KeyMaterial(bytes: created.privateKeyDER)),
+            named: Self.caName, now: now)
+        return try ClusterCA(
+            cluster: cluster, certificatePEM: stored.certificatePEM, privateKeyDER: stored.privateKey.bytes)
+    }
+
+    /// The controller's credentials for dialling agents.
+    public func controller(now: Date) async throws -> AgentCredentials {
+        let ca = try await certificateAuthority(now: now)
+        let name = Self.controllerName + ":" + cluster
+        if let stored = try await store.credential(named: name) {
+            let credential = try IssuedCredential(
+                certificatePEM: stored.certificatePEM,
+                privateKeyPEM: String(decoding: stored.privateKey.bytes, as: UTF8.self))
+            let left = credential.certificate.notValidAfter.timeIntervalSince(now)
+            if left > Self.controllerValidity.timeInterval / 3 {
+                return try AgentCredentials(ca: ca, issued: credential)
+            }
+        }
+        let issued = try ca.issue(for: .controller(cluster: cluster), now: now, validity: Self.controllerValidity)
+        try await store.replaceCredential(
+            StoredCredential(
+                certificatePEM: try issued.certificatePEM,
+                privateKey: KeyMaterial(bytes: Array(issued.privateKeyPEM.utf8))),
+            named: name, now: now)
+        return try AgentCredentials(ca: ca, issued: issued)
+    }
+
+    /// A new key and certificate for the agent of `node`, naming its addresses.
+    public func agent(
+        node: String, addresses: [IPAddress], now: Date, validity: Duration = agentValidity
+    ) async throws
+        -> AgentCredentials
+    {
+        let ca = try await certificateAuthority(now: now)
+        let issued = try ca.issue(
+            for: .node(cluster: cluster, name: node), addresses: addresses, now: now, validity: validity)
+        return try AgentCredentials(ca: ca, issued: issued)
+    }
+}

@@ -1,0 +1,28 @@
+import Agent
+import DesiredState
+import Foundation
+import MeshwardCore
+import Store
+
+extension MeshwardController {
+    /// `meshward agent credentials`: a ready agent directory for `node` of the spec, issued by
+    /// the cluster CA (created and sealed in the Store on first use).
+    public func writeAgentCredentials(
+        _ intent: FleetIntent, node: String, to directory: AgentDirectory
+    ) async throws -> AgentCredentials {
+        guard let spec = intent.node(named: node) else {
+            throw ControllerError.unknownNode(node, known: intent.nodes.map(\.name).sorted())
+        }
+        let store = try context.openStore()
+        try Self.refuseOtherCluster(
+            intent, recorded: try await ControllerSettings.load(from: store)?.cluster, directory: stateDirectory)
+        guard let credentialStore = store as? any CredentialStore else {
+            throw ControllerError.noCredentialStore(store: "\(type(of: store))")
+        }
+        let credentials = try await ClusterCredentials(store: credentialStore, cluster: intent.cluster)
+            .agent(node: node, addresses: spec.addresses, now: clock.now())
+        try directory.prepare()
+        try directory.writeCredentials(credentials)
+        return credentials
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `meshward agent run --simulated` as a separate process on a loopback port the kernel picks,
+/// with its output in files (trace logging writes more than a pipe holds).
+final class AgentProcess {
+    let directory: String
+    let process = Process()
+    let outputURL: URL
+    let errorURL: URL
+    private(set) var port = 0
+
+    /// Starts the agent on `directory` and waits (up to 20 s) until it logs its port.
+    ///
+    /// - Parameters:
+    ///   - listen: where it listens; port 0 picks a free one.
+    ///   - namespace: runs it inside this network namespace (`ip netns exec`).
+    init(directory: String, listen: String = "127.0.0.1:0", namespace: String? = nil) throws {
+        self.directory = directory
+        let capture = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "meshward-agent-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: capture, withIntermediateDirectories: true)
+        outputURL = capture.appendingPathComponent("stdout")
+        errorURL = capture.appendingPathComponent("stderr")
+        try Data().write(to: outputURL)
+        try Data().write(to: errorURL)
+        let agent = ["agent", "run", "--agent-dir", directory, "--listen", listen, "--simulated"]
+        if let namespace {
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", namespace, MeshwardCLI.binary.path] + agent
+        } else {
+            process.executableURL = MeshwardCLI.binary
+            process.arguments = agent
+        }
+        process.environment = ProcessInfo.processInfo.environment.merging(["MESHWARD_LOG_LEVEL": "trace"]) { $1 }
+        process.standardOutput = try FileHandle(forWritingTo: outputURL)
+        process.standardError = try FileHandle(forWritingTo: errorURL)
+        try process.run()
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let port = Self.port(in: errorText) {
+                self.port = port
+                return
+            }
+            guard process.isRunning else { break }
+            usleep(50_000)
+        }
+        stop()
+        throw AgentProcessError(message: "the agent did not report its port: \(errorText)")
+    }
+
+    var errorText: String { String(decoding: (try? Data(contentsOf: errorURL)) ?? Data(), as: UTF8.self) }
+    var output: Data {
+        ((try? Data(contentsOf: outputURL)) ?? Data()) + ((try? Data(contentsOf: errorURL)) ?? Data())
+    }
+
+    /// Kills the agent at once (SIGKILL), as a crash or a power cut would.
+    func kill() {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// Ends the agent with SIGTERM and waits for it.
+    func stop() {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+
+    static func port(in log: String) -> Int? {
+        guard let range = log.range(of: #"listen=[0-9.]+:[0-9]+"#, options: .regularExpression) else { return nil }
+        return Int(log[range].split(separator: ":").last ?? "")
+    }
+}
+
+struct AgentProcessError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}

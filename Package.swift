@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
     ],
     targets: [
         // System libraries and C shims.
@@ -59,11 +60,21 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The Store on PostgreSQL: the same role protocols, for controllers on several machines.
+        .target(
+            name: "StorePostgres",
+            dependencies: [
+                "MeshwardCore", "Store",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // Observe -> diff -> stage -> apply.
         .target(
             name: "Reconciler",
             dependencies: [
-                "COpenSSL", "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store",
+                "COpenSSL", "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "StorePostgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -116,8 +127,9 @@ let package = Package(
         .testTarget(
             name: "StoreTests",
             dependencies: [
-                "Store", "MeshwardCore", "MeshwardTestSupport", "store-crash-writer",
+                "Store", "StorePostgres", "MeshwardCore", "MeshwardTestSupport", "store-crash-writer",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strict
         ),

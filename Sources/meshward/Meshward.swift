@@ -13,7 +13,7 @@ struct Meshward: AsyncParsableCommand {
             + "2 changes pending.",
         subcommands: [
             ValidateCommand.self, PlanCommand.self, ApplyCommand.self, ReconcileCommand.self, RekeyCommand.self,
-            StatusCommand.self, HistoryCommand.self,
+            StatusCommand.self, HistoryCommand.self, StoreCommand.self,
         ]
     )
 

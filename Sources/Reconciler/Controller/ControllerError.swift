@@ -28,6 +28,8 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
     case unreadablePlan(file: String, reason: String)
     /// The operator answered no (or nothing) at apply's confirmation prompt.
     case declined
+    /// A Store on a database server needs the operator's master key file: it is never created there.
+    case masterKeyFileRequired(store: String)
 
     public var description: String {
         switch self {
@@ -68,6 +70,9 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
             "cannot use the saved plan \(file): \(reason)"
         case .declined:
             "apply cancelled: nothing was changed"
+        case .masterKeyFileRequired(let store):
+            "the Store at \(store) needs --master-key-file FILE: the 32-byte, mode 0600 master key every "
+                + "controller of this Store shares (it never enters the database, and is never created there)"
         }
     }
 

@@ -12,15 +12,18 @@ import Store
 public final class MeshwardController: Sendable {
     /// The state directory (Store, master key, simulated fleet).
     public let stateDirectory: String
+    /// Where the Store lives: the state directory, or a PostgreSQL server.
+    public let storeLocation: StoreLocation
     private let masterKeyPath: String?
     private let logger: Logger
     private let clock: any ReconcilerClock
 
     public init(
-        stateDirectory: String, masterKeyPath: String? = nil, logger: Logger,
-        clock: any ReconcilerClock = SystemClock()
+        stateDirectory: String, store: StoreLocation = .stateDirectory, masterKeyPath: String? = nil,
+        logger: Logger, clock: any ReconcilerClock = SystemClock()
     ) {
         self.stateDirectory = stateDirectory
+        self.storeLocation = store
         self.masterKeyPath = masterKeyPath
         self.logger = logger
         self.clock = clock
@@ -46,15 +49,16 @@ public final class MeshwardController: Sendable {
     /// Whether the state directory holds a Store. Throws `permissionDenied` (naming the path)
     /// when the directory or the database exists but this user may not read it, so that a
     /// state directory this user cannot see into is never taken for an empty one.
+    /// A Store on a database server always exists once migrated (opening it says when not).
     private func hasState() throws -> Bool {
-        try StateAccess.storeExists(in: stateDirectory)
+        guard storeLocation == .stateDirectory else { return true }
+        return try StateAccess.storeExists(in: stateDirectory)
     }
 
-    /// Opens the Store: SQLite in the state directory, its keys sealed under `masterKeyPath` or
-    /// the directory's own `master.key`. The one place that names a conformer; everything else
-    /// speaks to the Store's roles.
-    private func openStore() throws -> any ControllerStore {
-        try StateStore.open(directory: stateDirectory, masterKeyPath: masterKeyPath, logger: logger)
+    /// Opens the Store where `storeLocation` says (`StoreLocation.open`, the one place that
+    /// names a conformer); everything else speaks to the Store's roles.
+    private func openStore() async throws -> any ControllerStore {
+        try await storeLocation.open(stateDirectory: stateDirectory, masterKeyPath: masterKeyPath, logger: logger)
     }
 
     private var leaseHolder: String {
@@ -115,7 +119,7 @@ public final class MeshwardController: Sendable {
         expected: PlanDocument? = nil, planFile: String? = nil,
         onPass: @escaping @Sendable (PassReport) async -> Void = { _ in }
     ) async throws -> ApplyDocument {
-        let store = try openStore()
+        let store = try await openStore()
         try Self.refuseOtherCluster(
             intent, recorded: try await ControllerSettings.load(from: store)?.cluster, directory: stateDirectory)
         if !force {
@@ -291,7 +295,7 @@ public final class MeshwardController: Sendable {
     /// the document's `target` says so, and a changed revision alone is no change (a targeted
     /// run does not record it).
     public func plan(_ spec: FleetIntent, target: ApplyTarget? = nil) async throws -> PlanDocument {
-        let store = try hasState() ? try openStore() : nil
+        let store = try hasState() ? try await openStore() : nil
         let allRecords = try await store?.loadChannels() ?? [:]
         let settings: ControllerSettings? = if let store { try await ControllerSettings.load(from: store) } else { nil }
         try Self.refuseOtherCluster(spec, recorded: settings?.cluster, directory: stateDirectory)
@@ -433,7 +437,7 @@ public final class MeshwardController: Sendable {
         async throws -> StatusDocument
     {
         guard try hasState() else { throw ControllerError.noState(directory: stateDirectory) }
-        let store = try openStore()
+        let store = try await openStore()
         let records = try await store.loadChannels()
         let settings = try await ControllerSettings.load(from: store)
         let simulated = try SimulatedFleet.load(from: simulatedFleetURL)

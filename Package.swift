@@ -145,7 +145,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "meshward", "MeshwardCore", "Store", "DesiredState", "Kernel", "KernelSimulator", "MeshwardTestSupport",
-                "Reconciler",
+                "Reconciler", .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strict
         ),

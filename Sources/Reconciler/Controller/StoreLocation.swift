@@ -36,7 +36,10 @@ public enum StoreLocation: Sendable, Hashable, CustomStringConvertible {
             return try StateStore.open(directory: stateDirectory, masterKeyPath: masterKeyPath, logger: logger)
         case .postgres(let url):
             guard let masterKeyPath else { throw ControllerError.masterKeyFileRequired(store: url.description) }
-            return try await PostgresStore.open(url: url, masterKeyPath: masterKeyPath, logger: logger)
+            let store = try await PostgresStore.open(url: url, masterKeyPath: masterKeyPath, logger: logger)
+            // The state directory still holds the simulated fleet's kernels.
+            try StateDirectory(path: stateDirectory, masterKeyPath: masterKeyPath).prepareDirectory()
+            return store
         }
     }
 

@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
     ],
     targets: [
         // System libraries and C shims.
@@ -70,11 +71,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The Store on PostgreSQL: the same role protocols, for controllers on several machines.
+        .target(
+            name: "StorePostgres",
+            dependencies: [
+                "MeshwardCore", "Store",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // Observe -> diff -> stage -> apply.
         .target(
             name: "Reconciler",
             dependencies: [
-                "COpenSSL", "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "Agent", "Identity",
+                "COpenSSL", "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "StorePostgres",
+                "Agent", "Identity",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -200,8 +212,9 @@ let package = Package(
         .testTarget(
             name: "StoreTests",
             dependencies: [
-                "Store", "MeshwardCore", "MeshwardTestSupport", "store-crash-writer",
+                "Store", "StorePostgres", "MeshwardCore", "MeshwardTestSupport", "store-crash-writer",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strict
         ),
@@ -237,6 +250,7 @@ let package = Package(
             dependencies: [
                 "meshward", "meshward-faulty", "MeshwardCore", "Store", "DesiredState", "Kernel", "KernelSimulator",
                 "MeshwardTestSupport", "MeshwardTestKit", "Reconciler", "Telemetry",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strict
         ),

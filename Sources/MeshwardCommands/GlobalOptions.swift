@@ -9,13 +9,15 @@ import Glibc
 import Darwin
 #endif
 
-/// The options every command accepts: `--state-dir`, `--master-key-file`, `--output`,
+/// The options every command accepts: `--state-dir`, `--store`, `--master-key-file`, `--output`,
 /// `--verbose`, `--log-format`.
 ///
 /// Include with `@OptionGroup var global: GlobalOptions`.
 struct GlobalOptions: ParsableArguments {
     /// The environment variable that sets the state directory when `--state-dir` is absent.
     static let stateDirectoryVariable = "MESHWARD_STATE_DIR"
+    /// The environment variable that names the Store when `--store` is absent.
+    static let storeVariable = "MESHWARD_STORE"
 
     @Option(
         name: .customLong("state-dir"),
@@ -23,6 +25,15 @@ struct GlobalOptions: ParsableArguments {
             "The directory holding Meshward's state (default: $MESHWARD_STATE_DIR, else ./.meshward).",
             valueName: "dir"))
     var stateDirectoryOption: String?
+
+    @Option(
+        name: .customLong("store"),
+        help: ArgumentHelp(
+            "The Store on PostgreSQL, shared by controllers on several machines: postgres://USER@HOST:PORT/DB, "
+                + "with ?sslmode=require for TLS; the password comes from PGPASSWORD or a passfile, never the URL "
+                + "(default: $MESHWARD_STORE, else SQLite in the state directory). Needs --master-key-file.",
+            valueName: "url"))
+    var storeOption: String?
 
     @Option(
         name: .customLong("master-key-file"),
@@ -52,9 +63,39 @@ struct GlobalOptions: ParsableArguments {
         return "./.meshward"
     }
 
-    /// The controller for these options: the state directory and the master key file.
+    /// The Store's URL as given: `--store`, else `$MESHWARD_STORE`; nil for the state directory.
+    var storeText: String? {
+        if let storeOption { return storeOption }
+        if let value = getenv(Self.storeVariable), let text = String(validatingCString: value), !text.isEmpty {
+            return text
+        }
+        return nil
+    }
+
+    /// Where the Store lives; `validate()` refused a URL that does not parse.
+    var storeLocation: StoreLocation {
+        (try? StoreLocation(storeText)) ?? .stateDirectory
+    }
+
+    /// Refuses a malformed store URL, one with a password, and a PostgreSQL Store without
+    /// `--master-key-file` (the key never enters the database, so it is never created there).
+    func validate() throws {
+        let location: StoreLocation
+        do {
+            location = try StoreLocation(storeText)
+        } catch {
+            throw ValidationError(
+                "\(error.description)" + (storeOption == nil ? " (from $\(Self.storeVariable))" : ""))
+        }
+        if case .postgres(let url) = location, masterKeyFile == nil {
+            throw ValidationError(ControllerError.masterKeyFileRequired(store: url.description).description)
+        }
+    }
+
+    /// The controller for these options: the state directory, the Store and the master key file.
     func controller(logger: Logger, recorder: any ReconcileRecorder = DiscardingRecorder()) -> MeshwardController {
         MeshwardController(
-            stateDirectory: stateDirectory, masterKeyPath: masterKeyFile, logger: logger, recorder: recorder)
+            stateDirectory: stateDirectory, store: storeLocation, masterKeyPath: masterKeyFile, logger: logger,
+            recorder: recorder)
     }
 }

@@ -16,7 +16,7 @@ public struct Meshward: AsyncParsableCommand {
         version: MeshwardVersion.current,
         subcommands: [
             ValidateCommand.self, PlanCommand.self, ApplyCommand.self, ReconcileCommand.self, RekeyCommand.self,
-            StatusCommand.self, HistoryCommand.self, AgentCommand.self,
+            StatusCommand.self, HistoryCommand.self, AgentCommand.self, StoreCommand.self,
         ]
     )
 

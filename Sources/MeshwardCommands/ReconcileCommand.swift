@@ -90,7 +90,8 @@ struct ReconcileCommand: AsyncParsableCommand {
         let controller = global.controller(logger: logger, recorder: telemetry.recorder)
         // A loop holds the lease for its whole run, renewing it between cycles; `--once` takes
         // it for its one cycle, as `apply` does.
-        let keeper = once ? nil : try await CommandSupport.reportingErrors(global) { try controller.leaseKeeper() }
+        let keeper =
+            once ? nil : try await CommandSupport.reportingErrors(global) { try await controller.leaseKeeper() }
         let service = ReconcileService(
             controller: controller, specPaths: specs, interval: interval, once: once, reload: reload,
             logger: logger, force: force, lease: keeper, recorder: telemetry.recorder,

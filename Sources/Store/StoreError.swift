@@ -36,8 +36,15 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
     case invalidRecord(channel: ChannelID, reason: String)
     /// A file-system call failed.
     case fileSystem(path: String, operation: String, errno: Int32)
-    /// SQLite reported an error.
+    /// The database reported an error (SQLite's, or a server's). `path` names the database (a
+    /// file, or a `postgres://` URL without its password).
     case database(path: String, operation: String, message: String)
+    /// A database server holds no Meshward schema yet; `meshward store migrate` creates it.
+    case schemaMissing(database: String)
+    /// The database's schema lacks migrations this Meshward needs; `meshward store migrate` applies them.
+    case schemaBehind(database: String, missing: [String])
+    /// The database's schema has migrations this Meshward does not know: a newer one wrote it.
+    case schemaAhead(database: String, unknown: [String])
 
     public var description: String {
         switch self {
@@ -84,6 +91,15 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
             return "\(operation) \(path) failed: \(String(cString: strerror(errno)))"
         case .database(let path, let operation, let message):
             return "state database \(path): \(operation) failed: \(message)"
+        case .schemaMissing(let database):
+            return "state database \(database) holds no Meshward schema; create it with "
+                + "'meshward store migrate --store \(database)'"
+        case .schemaBehind(let database, let missing):
+            return "state database \(database) is older than this Meshward: it lacks migrations "
+                + "\(missing.joined(separator: ", ")); apply them with 'meshward store migrate --store \(database)'"
+        case .schemaAhead(let database, let unknown):
+            return "state database \(database) was migrated by a newer Meshward (unknown migrations "
+                + "\(unknown.joined(separator: ", "))); upgrade Meshward on this host"
         }
     }
 

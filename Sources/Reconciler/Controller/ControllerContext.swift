@@ -10,6 +10,8 @@ import Store
 struct ControllerContext: Sendable {
     /// The state directory (Store, master key, simulated fleet).
     let stateDirectory: String
+    /// Where the Store lives: the state directory, or a PostgreSQL server.
+    let storeLocation: StoreLocation
     let masterKeyPath: String?
     let logger: Logger
     let clock: any ReconcilerClock
@@ -24,15 +26,16 @@ struct ControllerContext: Sendable {
     /// Whether the state directory holds a Store. Throws `permissionDenied` (naming the path)
     /// when the directory or the database exists but this user may not read it, so that a
     /// state directory this user cannot see into is never taken for an empty one.
+    /// A Store on a database server always exists once migrated (opening it says when not).
     func hasState() throws -> Bool {
-        try StateAccess.storeExists(in: stateDirectory)
+        guard storeLocation == .stateDirectory else { return true }
+        return try StateAccess.storeExists(in: stateDirectory)
     }
 
-    /// Opens the Store: SQLite in the state directory, its keys sealed under `masterKeyPath` or
-    /// the directory's own `master.key`. The one place that names a conformer; everything else
-    /// speaks to the Store's roles.
-    func openStore() throws -> any ControllerStore {
-        try StateStore.open(directory: stateDirectory, masterKeyPath: masterKeyPath, logger: logger)
+    /// Opens the Store where `storeLocation` says (`StoreLocation.open`, the one place that
+    /// names a conformer); everything else speaks to the Store's roles.
+    func openStore() async throws -> any ControllerStore {
+        try await storeLocation.open(stateDirectory: stateDirectory, masterKeyPath: masterKeyPath, logger: logger)
     }
 
     /// The simulated fleet from the state directory, with every `sim` node of the spec in it

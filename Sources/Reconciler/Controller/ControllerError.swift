@@ -30,6 +30,8 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
     case declined
     /// The fleet has `agent` endpoints but the Store in use keeps no TLS credentials.
     case noCredentialStore(store: String)
+    /// A Store on a database server needs the operator's master key file: it is never created there.
+    case masterKeyFileRequired(store: String)
 
     public var description: String {
         switch self {
@@ -73,6 +75,9 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
                 + "run the controller with the SQLite Store in its state directory"
         case .declined:
             "apply cancelled: nothing was changed"
+        case .masterKeyFileRequired(let store):
+            "the Store at \(store) needs --master-key-file FILE: the 32-byte, mode 0600 master key every "
+                + "controller of this Store shares (it never enters the database, and is never created there)"
         }
     }
 

@@ -13,7 +13,7 @@ extension MeshwardController {
         guard let spec = intent.node(named: node) else {
             throw ControllerError.unknownNode(node, known: intent.nodes.map(\.name).sorted())
         }
-        let store = try context.openStore()
+        let store = try await context.openStore()
         try Self.refuseOtherCluster(
             intent, recorded: try await ControllerSettings.load(from: store)?.cluster, directory: stateDirectory)
         guard let credentialStore = store as? any CredentialStore else {

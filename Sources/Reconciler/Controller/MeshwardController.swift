@@ -12,6 +12,8 @@ import Store
 public final class MeshwardController: Sendable {
     /// The state directory (Store, master key, simulated fleet).
     public let stateDirectory: String
+    /// Where the Store lives: the state directory, or a PostgreSQL server.
+    public let storeLocation: StoreLocation
     private let masterKeyPath: String?
     private let logger: Logger
     let clock: any ReconcilerClock
@@ -20,9 +22,11 @@ public final class MeshwardController: Sendable {
     /// - Parameter recorder: where `apply` reports every pass and the lease (metrics); only
     ///   the reconcile loop passes one.
     public init(
-        stateDirectory: String, masterKeyPath: String? = nil, logger: Logger,
-        clock: any ReconcilerClock = SystemClock(), recorder: any ReconcileRecorder = DiscardingRecorder()
+        stateDirectory: String, store: StoreLocation = .stateDirectory, masterKeyPath: String? = nil,
+        logger: Logger, clock: any ReconcilerClock = SystemClock(),
+        recorder: any ReconcileRecorder = DiscardingRecorder()
     ) {
+        self.storeLocation = store
         self.recorder = recorder
         self.stateDirectory = stateDirectory
         self.masterKeyPath = masterKeyPath
@@ -47,16 +51,16 @@ public final class MeshwardController: Sendable {
 
     var context: ControllerContext {
         ControllerContext(
-            stateDirectory: stateDirectory, masterKeyPath: masterKeyPath, logger: logger, clock: clock,
-            recorder: recorder)
+            stateDirectory: stateDirectory, storeLocation: storeLocation, masterKeyPath: masterKeyPath,
+            logger: logger, clock: clock, recorder: recorder)
     }
 
     /// A keeper of the Store's lease for this controller, for `reconcile` to run as a service
     /// for its whole run: every `apply` given it runs under that lease instead of taking its own.
     /// Opens (or creates) the Store; takes nothing yet.
-    public func leaseKeeper(ttl: Duration = .seconds(60)) throws -> LeaseKeeper {
+    public func leaseKeeper(ttl: Duration = .seconds(60)) async throws -> LeaseKeeper {
         LeaseKeeper(
-            store: try context.openStore(), holder: LeaseKeeper.thisController, ttl: ttl, clock: clock,
+            store: try await context.openStore(), holder: LeaseKeeper.thisController, ttl: ttl, clock: clock,
             recorder: recorder, logger: logger)
     }
 
@@ -95,11 +99,14 @@ public final class MeshwardController: Sendable {
         expected: PlanDocument? = nil, planFile: String? = nil, lease: LeaseKeeper? = nil,
         onPass: @escaping @Sendable (PassReport) async -> Void = { _ in }
     ) async throws -> ApplyDocument {
-        let keeper =
-            try lease
-            ?? LeaseKeeper(
-                store: context.openStore(), holder: LeaseKeeper.thisController, ttl: leaseTTL(intent), clock: clock,
-                recorder: recorder, logger: logger)
+        let keeper: LeaseKeeper
+        if let lease {
+            keeper = lease
+        } else {
+            keeper = LeaseKeeper(
+                store: try await context.openStore(), holder: LeaseKeeper.thisController, ttl: leaseTTL(intent),
+                clock: clock, recorder: recorder, logger: logger)
+        }
         let store = keeper.store
         try Self.refuseOtherCluster(
             intent, recorded: try await ControllerSettings.load(from: store)?.cluster, directory: stateDirectory)

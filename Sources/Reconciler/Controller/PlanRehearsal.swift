@@ -19,7 +19,7 @@ struct PlanRehearsal {
     /// the document's `target` says so, and a changed revision alone is no change (a targeted
     /// run does not record it).
     func plan(_ spec: FleetIntent, target: ApplyTarget? = nil) async throws -> PlanDocument {
-        let store = try context.hasState() ? try context.openStore() : nil
+        let store = try context.hasState() ? try await context.openStore() : nil
         let allRecords = try await store?.loadChannels() ?? [:]
         let settings: ControllerSettings? = if let store { try await ControllerSettings.load(from: store) } else { nil }
         try MeshwardController.refuseOtherCluster(spec, recorded: settings?.cluster, directory: context.stateDirectory)

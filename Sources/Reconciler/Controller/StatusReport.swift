@@ -22,7 +22,7 @@ struct StatusReport {
         async throws -> StatusDocument
     {
         guard try context.hasState() else { throw ControllerError.noState(directory: context.stateDirectory) }
-        let store = try context.openStore()
+        let store = try await context.openStore()
         let records = try await store.loadChannels()
         let settings = try await ControllerSettings.load(from: store)
         let simulated = try SimulatedFleet.load(from: context.simulatedFleetURL)

@@ -12,12 +12,12 @@ import Darwin
 /// database names every SPI. Files are created with those modes (never widened by the umask),
 /// and an existing directory or file that group or others may access is refused, not repaired:
 /// the operator must notice that someone loosened it.
-struct StateDirectory {
+package struct StateDirectory {
     let path: String
     /// The master key: `master.key` in the directory, or the operator's own file.
     let masterKey: MasterKeyFile
 
-    init(path: String, masterKeyPath: String?) {
+    package init(path: String, masterKeyPath: String?) {
         let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
         self.path = trimmed
         self.masterKey = MasterKeyFile(
@@ -29,7 +29,7 @@ struct StateDirectory {
     var databaseCompanionPaths: [String] { [databasePath + "-wal", databasePath + "-shm"] }
 
     /// Creates the directory (0700) if it is missing; refuses one that others can access.
-    func prepareDirectory() throws(StoreError) {
+    package func prepareDirectory() throws(StoreError) {
         if mkdir(path, 0o700) != 0 {
             let error = errno
             guard error == EEXIST else { throw .fileSystem(path: path, operation: "create directory", errno: error) }

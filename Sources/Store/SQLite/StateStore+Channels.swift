@@ -237,30 +237,15 @@ extension StateStore {
                         """
                 ).execute(arguments: [record.step.rawValue, record.stepChangedAt.storedValue, channelRow])
 
-                var stored: [Int: (spi: UInt32, state: String)] = [:]
+                var stored: [Int: StoredGeneration] = [:]
                 let rows = try Row.fetchCursor(
                     db.cachedStatement(sql: "SELECT number, spi, state FROM generations WHERE channel_id = ?"),
                     arguments: [channelRow])
                 while let row = try rows.next() {
-                    stored[row[0]] = (UInt32(truncatingIfNeeded: row[1] as Int64), row[2])
+                    stored[row[0]] = StoredGeneration(spi: UInt32(truncatingIfNeeded: row[1] as Int64), state: row[2])
                 }
+                let pruned = try StoredGeneration.check(record, against: stored)
                 for generation in record.generations {
-                    guard generation.channel == id else {
-                        throw StoreError.invalidRecord(
-                            channel: id, reason: "generation \(generation.number) belongs to \(generation.channel)")
-                    }
-                    guard let existing = stored.removeValue(forKey: generation.number) else {
-                        throw StoreError.invalidRecord(
-                            channel: id,
-                            reason: "generation \(generation.number) is not in the store; "
-                                + "only issueGeneration creates generations")
-                    }
-                    guard existing.spi == generation.spi.rawValue else {
-                        throw StoreError.invalidRecord(
-                            channel: id,
-                            reason: "generation \(generation.number) has SPI \(SPI(existing.spi)) in the store, "
-                                + "not \(generation.spi); SPIs never change")
-                    }
                     try db.cachedStatement(
                         sql: """
                             UPDATE generations
@@ -278,13 +263,7 @@ extension StateStore {
                         generation.drainPackets.map { Int64(bitPattern: $0) }, generation.drainPacketsAt?.storedValue,
                     ])
                 }
-                for (number, existing) in stored {
-                    guard existing.state == GenerationState.retired.rawValue else {
-                        throw StoreError.invalidRecord(
-                            channel: id,
-                            reason: "generation \(number) is \(existing.state) in the store but missing from the "
-                                + "record; only retired generations may be pruned")
-                    }
+                for number in pruned {
                     try db.cachedStatement(sql: "DELETE FROM generations WHERE channel_id = ? AND number = ?")
                         .execute(arguments: [channelRow, number])
                 }
@@ -360,7 +339,7 @@ extension StateStore {
         throw StoreError.spiSpaceExhausted(destination: request.destination)
     }
 
-    static func unseal(
+    package static func unseal(
         _ nonce: Data?, _ sealed: Data?, _ associatedData: [UInt8], with cipher: any KeySealingCipher
     )
         -> [UInt8]?
@@ -377,10 +356,12 @@ extension StateStore {
 }
 
 /// Shares one copy of repeated values (node names, steps) across a bulk load.
-struct Interner<Value: Hashable> {
+package struct Interner<Value: Hashable> {
     private var seen: Set<Value> = []
 
-    mutating func intern(_ value: Value) -> Value {
+    package init() {}
+
+    package mutating func intern(_ value: Value) -> Value {
         if let existing = seen.firstIndex(of: value) { return seen[existing] }
         seen.insert(value)
         return value
@@ -388,10 +369,12 @@ struct Interner<Value: Hashable> {
 }
 
 /// Shares one `IPAddress` (and its byte array) per distinct address across a bulk load.
-struct AddressInterner {
+package struct AddressInterner {
     private var seen: [Data: IPAddress] = [:]
 
-    mutating func intern(_ bytes: Data?) -> IPAddress? {
+    package init() {}
+
+    package mutating func intern(_ bytes: Data?) -> IPAddress? {
         guard let bytes else { return nil }
         if let address = seen[bytes] { return address }
         guard let address = IPAddress(bytes: Array(bytes)) else { return nil }

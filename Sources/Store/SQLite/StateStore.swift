@@ -76,7 +76,7 @@ public final class StateStore: Sendable {
         try inMemory(sealer: sealer, logger: logger, spiRange: defaultSPIRange)
     }
 
-    static let defaultSPIRange = SPI.minimumIssued...UInt32.max
+    package static let defaultSPIRange = SPI.minimumIssued...UInt32.max
 
     static func open(
         directory: String, masterKeyPath: String?, logger: Logger, spiRange: ClosedRange<UInt32>

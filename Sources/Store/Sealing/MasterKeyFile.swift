@@ -12,15 +12,20 @@ import Darwin
 ///
 /// The file must be exactly 32 bytes and private to its owner (mode 0600 or stricter): it opens
 /// every key in the Store.
-struct MasterKeyFile {
-    let path: String
+package struct MasterKeyFile {
+    package let path: String
     /// True when the operator named the file (then the store never creates it).
-    let isExternal: Bool
+    package let isExternal: Bool
+
+    package init(path: String, isExternal: Bool) {
+        self.path = path
+        self.isExternal = isExternal
+    }
 
     /// Reads the master key, or nil when the file does not exist. Refuses a file that others can
     /// access (`insecurePermissions`), that this user cannot read (`masterKeyUnreadable`) or that
     /// is not exactly one master key (`masterKeyInvalid`).
-    func load() throws(StoreError) -> KeyMaterial? {
+    package func load() throws(StoreError) -> KeyMaterial? {
         let mode: mode_t
         do {
             guard let found = try StateDirectory.modeIfExists(of: path) else { return nil }

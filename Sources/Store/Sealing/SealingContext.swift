@@ -5,13 +5,13 @@ import MeshwardCore
 /// It covers everything fixed about a generation: the channel (from, to, family), the generation
 /// number, SPI, cipher and both addresses, each length-prefixed so that no two rows encode alike.
 /// A sealed key copied to any other row therefore fails to open.
-enum SealingContext {
+package enum SealingContext {
     private static let generationLabel = Array("meshward.generation-key.v1".utf8)
     private static let checkLabel = Array("meshward.master-key-check.v1".utf8)
 
     /// The associated data of a generation's key, written into `buffer` (cleared first) so that a
     /// bulk load reuses one allocation.
-    static func generation(
+    package static func generation(
         _ channel: ChannelID, number: Int, spi: SPI, cipher: Cipher, source: IPAddress, destination: IPAddress,
         into buffer: inout [UInt8]
     ) {
@@ -29,10 +29,10 @@ enum SealingContext {
 
     /// The associated data of the master key check: a known value sealed when the store is
     /// created, so that a wrong master key is told apart from a damaged row.
-    static var masterKeyCheck: [UInt8] { checkLabel }
+    package static var masterKeyCheck: [UInt8] { checkLabel }
 
     /// The plaintext of the master key check.
-    static let masterKeyCheckPlaintext = [UInt8](repeating: 0, count: 32)
+    package static let masterKeyCheckPlaintext = [UInt8](repeating: 0, count: 32)
 
     private static func append(_ field: some Collection<UInt8>, to buffer: inout [UInt8]) {
         withUnsafeBytes(of: UInt16(field.count).bigEndian) { buffer.append(contentsOf: $0) }

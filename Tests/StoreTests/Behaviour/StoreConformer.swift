@@ -1,6 +1,7 @@
 import Foundation
 import MeshwardCore
 import Store
+import StorePostgres
 import Testing
 
 @testable import Store
@@ -13,8 +14,9 @@ struct StoreConformer: Sendable, CustomTestStringConvertible {
     /// exhaustion; `defaultSPIRange` otherwise).
     let makeDatabase: @Sendable (_ spiRange: ClosedRange<UInt32>) throws -> StoreDatabase
 
-    /// Every conformer the suite runs against.
-    static let all: [StoreConformer] = [.sqliteFile, .sqliteMemory]
+    /// Every conformer the suite runs against: PostgreSQL too when `MESHWARD_TEST_POSTGRES`
+    /// names a server (`PostgresConformerTests` says when it is skipped).
+    static let all: [StoreConformer] = [.sqliteFile, .sqliteMemory] + (postgres.map { [$0] } ?? [])
 
     static let defaultSPIRange = StateStore.defaultSPIRange
 
@@ -33,6 +35,23 @@ struct StoreConformer: Sendable, CustomTestStringConvertible {
         let first = try StateStore.inMemory(
             masterKey: try KeyMaterial.random(count: 32), logger: testLogger, spiRange: spiRange)
         return try StoreDatabase(cleanup: {}) { first.sharingDatabase() }
+    }
+
+    /// PostgreSQL at `MESHWARD_TEST_POSTGRES`, each database a fresh schema of its own; the
+    /// lease runs on the suite's times (`LeaseClock.caller`) so that its rules are checked at
+    /// fixed instants. Every connection is a separate `PostgresStore`, as separate controller
+    /// processes hold; the schema is dropped with the database.
+    static let postgres: StoreConformer? = PostgresTestServer.url.map { url in
+        StoreConformer(testDescription: "PostgreSQL") { spiRange in
+            let schema = PostgresTestServer.freshSchema()
+            let sealer = try AESGCMKeySealer(masterKey: try KeyMaterial.random(count: 32))
+            return try StoreDatabase(cleanup: { PostgresTestServer.drop(schema: schema) }) {
+                try PostgresStore(
+                    url: url, environment: ProcessInfo.processInfo.environment, schema: schema,
+                    preparation: .migrate, leaseClock: .caller, sealer: sealer, masterKeyPath: nil,
+                    logger: testLogger, spiRange: spiRange)
+            }
+        }
     }
 
     /// A fresh, empty database and a first connection to it.

@@ -98,33 +98,8 @@ struct StatusReport {
         settings: ControllerSettings?, now: Date
     ) -> StatusDocument.Channel {
         let active = record.generations.last { $0.state == .active }
-        var drift: [String] = []
-        for generation in record.generations where generation.state == .active || generation.state == .pending {
-            let id = SAIdentifier(destination: generation.destination, spi: generation.spi)
-            let nodes = generation.state == .active ? [record.id.from, record.id.to] : [record.id.to]
-            for node in nodes {
-                guard let observation = observations[node] else {
-                    drift.append("node \(node) did not answer")
-                    continue
-                }
-                guard let sa = observation.securityAssociations.first(where: { $0.identifier == id }) else {
-                    drift.append("\(node) lacks the SA spi \(generation.spi.hex) of generation \(generation.number)")
-                    continue
-                }
-                if sa.key.fingerprint != generation.key.fingerprint || sa.cipher != generation.cipher {
-                    drift.append("\(node) holds another key or cipher under spi \(generation.spi.hex)")
-                }
-            }
-            if generation.state == .active, let observation = observations[record.id.from] {
-                let pinned = observation.policies.contains {
-                    $0.direction == .outbound && $0.template.spi == generation.spi
-                        && $0.selector.destination.address == generation.destination
-                }
-                if !pinned {
-                    drift.append("\(record.id.from) has no outbound policy pinning spi \(generation.spi.hex)")
-                }
-            }
-        }
+        // The same judgement the drift metric makes (`ChannelRecord.drift`).
+        let drift = record.drift(observations: observations)
         let nextRekey = active.map { $0.createdAt.addingTimeInterval(settings?.rekeyEverySeconds ?? 86_400) }
         let rekeyIn = nextRekey.map { Int($0.timeIntervalSince(now).rounded(.down)) }
         func counters(on node: String) -> StatusDocument.SACounterReport? {

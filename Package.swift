@@ -135,7 +135,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "MeshwardCore", "Kernel", "AgentWire", "Identity",
+                "MeshwardCore", "Kernel", "AgentWire", "Identity", "CXfrm",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -71,6 +71,10 @@ public final class AgentKernel: NodeKernel {
         var config = HTTP2ClientTransport.Posix.Config.defaults
         config.backoff.initial = .milliseconds(100)
         config.backoff.max = .seconds(2)
+        let role = "control connection to \(node) at \(address)"
+        config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
+            ControlSocketBypass.install(on: channel, role: role, logger: logger)
+        }
         let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: security, config: config)
         let client = GRPCClient(transport: transport)
         self.client = client

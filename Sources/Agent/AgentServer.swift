@@ -65,7 +65,16 @@ public final class AgentServer: Sendable {
         }
         let address: GRPCNIOTransportCore.SocketAddress =
             host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
-        let transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: security)
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        // The listener carries the bypass before it binds (the handshake of every connection is
+        // exempt); each accepted socket inherits it from the listener and sets it again.
+        config.channelDebuggingCallbacks.onBindTCPListener = { channel in
+            ControlSocketBypass.install(on: channel, role: "agent listener", logger: logger)
+        }
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+            ControlSocketBypass.install(on: channel, role: "accepted control connection", logger: logger)
+        }
+        let transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: security, config: config)
         self.transport = transport
         let notified = Mutex(false)
         let service = AgentService(

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+
+/// The control connection never depends on the SAs it manages (design.md §10): the controller's
+/// host is a node (`endpoint: local`), and between it and an agent's host both kernels hold
+/// policies that demand ESP for every packet, with no SA to give it — the state a controller
+/// host keeps toward a peer that lost its SAs. This kernel has no ESP, so no SA could exist:
+/// everything not exempt from IPsec is dropped, and only the bypass on the control sockets can
+/// carry the connection.
+@Suite("The control connection is exempt from IPsec", .serialized, .enabled(if: AgentLabAccess.isPermitted))
+struct ControlSocketBypassTests {
+    @Test(
+        "with ESP demanded both ways and no SA, a plain TCP connect to the agent's port fails and the controller, itself a node, still observes the agent"
+    )
+    func controlConnectionBypassesPolicies() throws {
+        let tag = String(UInt32.random(in: 0...0xFFFF), radix: 16)
+        let controllerHost = "mwbc-\(tag)"
+        let agentHost = "mwba-\(tag)"
+        let (controllerAddress, agentAddress) = ("198.18.121.1", "198.18.121.2")
+        let cli = try MeshwardCLI()
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-bypass-\(tag)").path
+        var agent: AgentProcess?
+        defer {
+            agent?.stop()
+            _ = try? AgentNamespaceTests.Lab.ip(["netns", "del", controllerHost])
+            _ = try? AgentNamespaceTests.Lab.ip(["netns", "del", agentHost])
+            cli.removeState()
+            try? FileManager.default.removeItem(atPath: base)
+        }
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        for namespace in [controllerHost, agentHost] {
+            try AgentNamespaceTests.Lab.ip(["netns", "add", namespace])
+            try AgentNamespaceTests.Lab.ip(["-n", namespace, "link", "set", "lo", "up"])
+        }
+        try AgentNamespaceTests.Lab.ip([
+            "-n", controllerHost, "link", "add", "mwbc0", "type", "veth", "peer", "name", "mwba0", "netns", agentHost,
+        ])
+        for (namespace, device, address) in [
+            (controllerHost, "mwbc0", controllerAddress), (agentHost, "mwba0", agentAddress),
+        ] {
+            try AgentNamespaceTests.Lab.ip(["-n", namespace, "addr", "add", "\(address)/24", "dev", device])
+            try AgentNamespaceTests.Lab.ip(["-n", namespace, "link", "set", device, "up"])
+        }
+
+        let spec = try MeshwardCLI.writeSpec(
+            """
+            version: 1
+            cluster: bypass
+            defaults: { drain: 1s }
+            nodes:
+              - { name: controller, addresses: [\(controllerAddress)], endpoint: local }
+              - { name: a, addresses: [\(agentAddress)], endpoint: agent }
+            flows:
+              - { name: both, from: { name: controller }, to: { name: a } }
+            """)
+        let directory = base + "/agent-a"
+        let made = try cli.run(["agent", "credentials", spec, "--node", "a", "--out", directory])
+        try #require(made.status == 0, "\(made.error)")
+        agent = try AgentProcess(directory: directory, listen: "\(agentAddress):7443", namespace: agentHost)
+
+        let connect = ": > /dev/tcp/\(agentAddress)/7443"
+        let open = try inNamespace(
+            controllerHost, "/usr/bin/timeout", ["--signal=KILL", "3", "/bin/bash", "-c", connect])
+        try #require(open.status == 0, "before any policy the agent's port must be reachable: \(open.error)")
+
+        // ESP required for every packet between the two hosts, in both kernels, both ways.
+        for (namespace, own, peer) in [
+            (controllerHost, controllerAddress, agentAddress), (agentHost, agentAddress, controllerAddress),
+        ] {
+            try AgentNamespaceTests.Lab.ip([
+                "-n", namespace, "xfrm", "policy", "add", "src", "\(own)/32", "dst", "\(peer)/32", "dir", "out",
+                "tmpl", "src", own, "dst", peer, "proto", "esp", "mode", "transport",
+            ])
+            try AgentNamespaceTests.Lab.ip([
+                "-n", namespace, "xfrm", "policy", "add", "src", "\(peer)/32", "dst", "\(own)/32", "dir", "in",
+                "tmpl", "src", peer, "dst", own, "proto", "esp", "mode", "transport",
+            ])
+        }
+        let blocked = try inNamespace(
+            controllerHost, "/usr/bin/timeout", ["--signal=KILL", "3", "/bin/bash", "-c", connect])
+        #expect(blocked.status != 0, "a socket without the bypass must not get through the policies")
+
+        let plan = try inNamespace(
+            controllerHost, MeshwardCLI.binary.path,
+            ["plan", spec, "--detailed-exitcode", "--state-dir", cli.stateDirectory.path])
+        #expect(plan.status == 2, "plan from the controller's host: \(plan.output)\n\(plan.error)")
+        let said = plan.output + plan.error
+        #expect(!said.contains("unreachable"), "\(said)")
+        #expect(said.contains("a"), "\(said)")
+    }
+
+    /// `ip netns exec NAMESPACE EXECUTABLE ARGUMENTS...`, to its end.
+    private func inNamespace(
+        _ namespace: String, _ executable: String, _ arguments: [String]
+    ) throws
+        -> MeshwardCLI.Result
+    {
+        try MeshwardCLI.capture(
+            URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "exec", namespace, executable] + arguments)
+    }
+}

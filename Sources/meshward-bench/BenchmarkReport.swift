@@ -15,6 +15,17 @@ struct BenchmarkReport {
     init(_ benchmark: String) {
         self.benchmark = benchmark
         json["benchmark"] = benchmark
+        add("build", Self.buildConfiguration, key: "build")
+    }
+
+    /// The configuration this binary was compiled in: figures of a debug build are not the
+    /// release figures docs/benchmarks.md quotes, and every report says which it is.
+    static var buildConfiguration: String {
+        #if DEBUG
+        return "debug"
+        #else
+        return "release"
+        #endif
     }
 
     /// Adds a row; `key` (snake_case) also goes into the JSON with `value`.

@@ -86,8 +86,28 @@ public final class AgentKernel: NodeKernel {
         client.beginGracefulShutdown()
     }
 
-    /// Closes the connection; calls after this fail.
-    public func close() { client.beginGracefulShutdown() }
+    /// Closes the connection cleanly and waits, up to `closeTimeout`, until it is closed; calls
+    /// after this fail.
+    ///
+    /// A controller process must not exit with its control connections open: the kernel would
+    /// reset a socket that still holds unread bytes, and the agent's last segments would then
+    /// reach a host where the socket, and with it the socket's IPsec bypass, is gone; they would
+    /// meet the node's own policies and count as drops (`XfrmInTmplMismatch`) although nothing
+    /// of the fleet's traffic was lost. Closed in order, the last segment of the connection
+    /// reaches a socket that still carries the bypass.
+    public func close() async {
+        client.beginGracefulShutdown()
+        let connections = self.connections
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await connections.value }
+            group.addTask { try? await Task.sleep(for: Self.closeTimeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// How long `close()` waits for a connection to close cleanly.
+    static let closeTimeout: Duration = .seconds(2)
 
     public func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
         var request = Meshward_Agent_V1_ObserveRequest()

@@ -18,6 +18,15 @@ import Glibc
 /// any policy in the SPD (strongSwan's `add_socket_bypass` does the same for IKE). They are set
 /// before the socket connects or binds, so the handshake is exempt too.
 ///
+/// The bypass lives on the socket, so it must outlast every segment of the connection. A side
+/// that closes first and has no descriptor left (an orphan) would otherwise turn into a
+/// timewait socket, which holds no policy, as soon as its FIN is acknowledged: the peer's own
+/// FIN, a moment later, would meet the node's policies instead and count as a drop
+/// (`XfrmInTmplMismatch`). `TCP_LINGER2` at its longest (120 s) keeps an orphan in FIN_WAIT2 a
+/// full socket for its first 60 s, so the peer's FIN reaches the bypass and is acknowledged
+/// from it; only a FIN retransmitted after that acknowledgement was lost can still meet a
+/// timewait socket.
+///
 /// Only traffic of these sockets is exempt; nothing else between the hosts is. Setting them
 /// needs CAP_NET_ADMIN, which a host that is a node has anyway (it writes its kernel's XFRM
 /// state); a controller without it is on no node, where no policy of Meshward's can stand in
@@ -26,6 +35,11 @@ public enum ControlSocketBypass {
     /// `IP_XFRM_POLICY` and `IPV6_XFRM_POLICY` (`<linux/in.h>`, `<linux/in6.h>`).
     static let ipv4Option: CInt = 17
     static let ipv6Option: CInt = 35
+    /// `TCP_LINGER2` (`<netinet/tcp.h>`) and the longest value the kernel takes, in seconds
+    /// (`TCP_FIN_TIMEOUT_MAX`): above `TCP_TIMEWAIT_LEN` (60 s), so an orphan in FIN_WAIT2 stays
+    /// a full socket until the peer's FIN or for 60 s.
+    static let lingerOption: CInt = 8
+    static let orphanFinWait2Seconds: CInt = 120
     /// `XFRM_POLICY_IN`, `XFRM_POLICY_OUT`; `XFRM_POLICY_ALLOW` is 0.
     static let directions: [UInt8] = [0, 1]
 
@@ -69,7 +83,9 @@ public enum ControlSocketBypass {
             default:
                 return channel.eventLoop.makeSucceededVoidFuture()
             }
-            var done = channel.eventLoop.makeSucceededVoidFuture()
+            var done = sockets.unsafeSetSocketOption(
+                level: SocketOptionLevel(IPPROTO_TCP), name: SocketOptionName(lingerOption),
+                value: orphanFinWait2Seconds)
             for direction in directions {
                 done = done.flatMap {
                     sockets.unsafeSetSocketOption(

@@ -26,9 +26,15 @@ public protocol NodeKernel: Sendable {
     /// those sent whose answer had not come by `deadline` are `.indeterminate`. Throws only
     /// when nothing could be sent at all (the node is unreachable, or its deadline passed first).
     func apply(_ operations: [KernelOperation], deadline: ContinuousClock.Instant) async throws -> [OperationResult]
+
+    /// Releases what the kernel holds open (a remote connection), in order; a no-op for local
+    /// kernels. The controller calls it when a command or a cycle is done with the fleet.
+    func close() async
 }
 
 extension NodeKernel {
+    public func close() async {}
+
     /// How long a call waits for a kernel unless the caller gives a deadline.
     public static var defaultCallTimeout: Duration { .seconds(30) }
 

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The control connection never depends on the SAs it manages (design.md §10): the controller's
 /// host is a node (`endpoint: local`), and between it and an agent's host both kernels hold
 /// policies that demand ESP for every packet, with no SA to give it — the state a controller
@@ -10,7 +14,7 @@ import Testing
 @Suite("The control connection is exempt from IPsec", .serialized, .enabled(if: AgentLabAccess.isPermitted))
 struct ControlSocketBypassTests {
     @Test(
-        "with ESP demanded both ways and no SA, a plain TCP connect to the agent's port fails and the controller, itself a node, still observes the agent"
+        "with ESP demanded both ways and no SA, a plain TCP connect to the agent's port fails; the controller, itself a node, still observes the agent and moves no drop counter"
     )
     func controlConnectionBypassesPolicies() throws {
         let tag = String(UInt32.random(in: 0...0xFFFF), radix: 16)
@@ -80,6 +84,7 @@ struct ControlSocketBypassTests {
             controllerHost, "/usr/bin/timeout", ["--signal=KILL", "3", "/bin/bash", "-c", connect])
         #expect(blocked.status != 0, "a socket without the bypass must not get through the policies")
 
+        let before = try [controllerHost, agentHost].map(xfrmCounters)
         let plan = try inNamespace(
             controllerHost, MeshwardCLI.binary.path,
             ["plan", spec, "--detailed-exitcode", "--state-dir", cli.stateDirectory.path])
@@ -87,6 +92,22 @@ struct ControlSocketBypassTests {
         let said = plan.output + plan.error
         #expect(!said.contains("unreachable"), "\(said)")
         #expect(said.contains("a"), "\(said)")
+        // The connection's whole life, its closing segments included, met only the bypass: no
+        // drop counter moved on either host (checked again after the peer's FIN had time to land).
+        sleep(1)
+        let after = try [controllerHost, agentHost].map(xfrmCounters)
+        #expect(after == before, "xfrm_stat moved: before \(before), after \(after)")
+    }
+
+    /// The namespace's nonzero `/proc/net/xfrm_stat` counters.
+    private func xfrmCounters(_ namespace: String) throws -> [String: Int] {
+        let read = try inNamespace(namespace, "/bin/cat", ["/proc/net/xfrm_stat"])
+        var counters: [String: Int] = [:]
+        for line in read.output.split(separator: "\n") {
+            let fields = line.split(whereSeparator: \.isWhitespace)
+            if fields.count == 2, let value = Int(fields[1]), value != 0 { counters[String(fields[0])] = value }
+        }
+        return counters
     }
 
     /// `ip netns exec NAMESPACE EXECUTABLE ARGUMENTS...`, to its end.

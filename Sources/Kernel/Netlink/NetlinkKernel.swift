@@ -73,7 +73,7 @@ public final class NetlinkKernel: NodeKernel {
         do {
             socket = try NetlinkSocket(descriptor: opened.socket_fd)
         } catch {
-            if opened.statistics_fd >= 0 { close(opened.statistics_fd) }
+            if opened.statistics_fd >= 0 { Glibc.close(opened.statistics_fd) }
             throw KernelError.unreachable(node: node, reason: "\(endpoint): \(error)")
         }
         self.session = Mutex(NetlinkSession(socket: socket, statisticsDescriptor: opened.statistics_fd))

@@ -52,16 +52,23 @@ struct ApplyWorkflow {
             clock: context.clock, logger: context.logger, fence: fence, recorder: context.recorder)
         let clock = context.clock
         let runIntent = scope?.intent ?? intent
-        let report = try await reconciler.converge(
-            intent: runIntent, waitForDrain: waitForDrain,
-            rekeyRequests: ControllerContext.requests(rekeyRequests, in: runIntent),
-            defaultDrain: .seconds(settings.drainSeconds),
-            onPass: { pass in
-                _ = try await fence.confirm(at: clock.now())
-                await onPass(pass)
-            })
+        let report: ConvergeReport
+        do {
+            report = try await reconciler.converge(
+                intent: runIntent, waitForDrain: waitForDrain,
+                rekeyRequests: ControllerContext.requests(rekeyRequests, in: runIntent),
+                defaultDrain: .seconds(settings.drainSeconds),
+                onPass: { pass in
+                    _ = try await fence.confirm(at: clock.now())
+                    await onPass(pass)
+                })
+        } catch {
+            await kernels.close()
+            throw error
+        }
 
         if scope == nil { await context.markAgentsReady(after: report, kernels: kernels, endpoints: endpoints) }
+        await kernels.close()
 
         // Forget endpoints of nodes that have nothing left, and requests that were honoured.
         let remaining = try await store.loadChannels()

@@ -72,6 +72,16 @@ public final class EndpointKernels: FleetKernels {
         }
     }
 
+    public func close() async {
+        let kernels = opened.withLock { opened in
+            defer { opened = [:] }
+            return Array(opened.values)
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for kernel in kernels { group.addTask { await kernel.close() } }
+        }
+    }
+
     public func persist() throws {
         if let simulated, let simulatedFile { try simulated.save(to: simulatedFile) }
     }

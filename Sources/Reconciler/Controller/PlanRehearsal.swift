@@ -42,6 +42,8 @@ struct PlanRehearsal {
             clock: context.clock,
             logger: context.logger)
         let (observations, unreachable) = await reader.observe(Set(endpoints.keys))
+        // Everything after this runs on the scratch fleet: the live kernels are done with.
+        await everything.close()
 
         // Copy them into a scratch fleet and run the passes there.
         var scratch = SimulatedFleetState()

@@ -22,6 +22,8 @@ final class ScopedKernels: FleetKernels {
     }
 
     func persist() throws { try base.persist() }
+
+    func close() async { await base.close() }
 }
 
 /// One node's kernel narrowed to a scope.

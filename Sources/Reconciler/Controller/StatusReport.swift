@@ -66,6 +66,7 @@ struct StatusReport {
             logger: context.logger)
         let now = context.clock.now()
         let (observations, unreachable) = await reader.observe(Set(endpoints.keys))
+        await kernels.close()
         var warnings: [String] = []
         if records.isEmpty {
             let owned = MeshwardController.ownedObjects(observations)

@@ -12,4 +12,11 @@ public protocol FleetKernels: Sendable {
     /// Makes what was applied durable where the backend needs it (the simulated fleet's file);
     /// a no-op for real kernels.
     func persist() throws
+
+    /// Closes every kernel connected so far (`NodeKernel.close()`), in parallel.
+    func close() async
+}
+
+extension FleetKernels {
+    public func close() async {}
 }

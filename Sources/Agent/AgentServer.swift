@@ -25,7 +25,7 @@ public final class AgentServer: Sendable {
     public let certificateValidity: ClosedRange<Date>
     /// The boot this agent serves (`/proc/sys/kernel/random/boot_id`).
     public let bootID: String
-    private let markedReady: Mutex<Bool>
+    private let markedReady: ReadyMark
     private let epochs: EpochGate
     private let now: @Sendable () -> Date
 
@@ -59,8 +59,7 @@ public final class AgentServer: Sendable {
         self.certificateValidity = PeerVerifier.validity(of: own.certificate)
         self.bootID = bootID
         self.now = now
-        let readyAtStart = try directory?.readReadyBoot() == bootID
-        let markedReady = Mutex(readyAtStart)
+        let markedReady = ReadyMark(try directory?.readReadyBoot() == bootID)
         self.markedReady = markedReady
         let ca = try ClusterCA.certificate(pem: credentials.caCertificatePEM)
         let highest = try directory?.readHighestEpoch() ?? 0
@@ -95,7 +94,7 @@ public final class AgentServer: Sendable {
             bootID: bootID, protocolVersion: protocolVersion,
             acceptedProtocolVersions: acceptedProtocolVersions ?? [protocolVersion], recorder: recorder,
             onReady: { boot in
-                markedReady.withLock { $0 = true }
+                markedReady.set()
                 let first = notified.withLock { sent in
                     defer { sent = true }
                     return !sent
@@ -130,7 +129,7 @@ public final class AgentServer: Sendable {
 
     /// Whether the controller marked every channel of this node established for this boot (as
     /// `meshward agent wait-ready` checks).
-    public var isMarkedReady: Bool { markedReady.withLock { $0 } }
+    public var isMarkedReady: Bool { markedReady.isSet }
 
     /// Whether the agent is ready, and why, in a line for `/readyz`: it is enrolled (its
     /// certificate is valid now) and the controller marked it ready for this boot.
@@ -157,6 +156,17 @@ public final class AgentServer: Sendable {
         }
         return (true, "enrolled; the controller marked every channel established for boot \(bootID)")
     }
+}
+
+/// Whether the controller marked this agent ready for its boot.
+final class ReadyMark: Sendable {
+    private let marked: Mutex<Bool>
+
+    init(_ marked: Bool) { self.marked = Mutex(marked) }
+
+    func set() { marked.withLock { $0 = true } }
+
+    var isSet: Bool { marked.withLock { $0 } }
 }
 
 /// The clients an agent refused, kept for diagnostics (the most recent 100).

@@ -74,7 +74,8 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     func observe(
         request: Meshward_Agent_V1_ObserveRequest, context: ServerContext
     ) async throws -> Meshward_Agent_V1_ObserveReply {
-        try await serving(.observe) { () async throws(Refusal) in
+        try await serving(.observe) {
+            () async throws(Refusal) -> (Meshward_Agent_V1_ObserveReply, AgentRequestResult) in
             try checkVersion(request.protocolVersion, kind: .observe)
             let kernel = try await kernel(reqid: Reqid(request.reqid))
             let observation: NodeObservation
@@ -96,7 +97,7 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     func apply(
         request: Meshward_Agent_V1_ApplyRequest, context: ServerContext
     ) async throws -> Meshward_Agent_V1_ApplyReply {
-        try await serving(.apply) { () async throws(Refusal) in
+        try await serving(.apply) { () async throws(Refusal) -> (Meshward_Agent_V1_ApplyReply, AgentRequestResult) in
             try checkVersion(request.protocolVersion, kind: .apply)
             let before = epochs.current
             do {
@@ -153,7 +154,8 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     func markReady(
         request: Meshward_Agent_V1_MarkReadyRequest, context: ServerContext
     ) async throws -> Meshward_Agent_V1_MarkReadyReply {
-        try await serving(.markReady) { () async throws(Refusal) in
+        try await serving(.markReady) {
+            () async throws(Refusal) -> (Meshward_Agent_V1_MarkReadyReply, AgentRequestResult) in
             try checkVersion(request.protocolVersion, kind: .markReady)
             var reply = Meshward_Agent_V1_MarkReadyReply()
             guard request.bootID == bootID, request.epoch >= epochs.current else {

@@ -16,8 +16,8 @@ struct AgentTelemetryCommandTests {
             version: 1
             cluster: telemetry
             nodes:
-              - { name: a, addresses: [198.18.0.1], endpoint: "\\(endpoints["a"] ?? "agent")" }
-              - { name: b, addresses: [198.18.0.2], endpoint: "\\(endpoints["b"] ?? "agent")" }
+              - { name: a, addresses: [198.18.0.1], endpoint: "\(endpoints["a"] ?? "agent")" }
+              - { name: b, addresses: [198.18.0.2], endpoint: "\(endpoints["b"] ?? "agent")" }
             flows:
               - { name: ab, from: { name: a }, to: { name: b } }
             """

@@ -1,5 +1,6 @@
 import Foundation
 import MeshwardTestSupport
+import Telemetry
 import Testing
 
 /// `meshward agent run --metrics-address` as an operator meets it: a process, scraped over HTTP.
@@ -57,6 +58,39 @@ struct AgentTelemetryCommandTests {
             .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(scrape.value("meshward_agent_highest_epoch") == Double(recorded), "the epoch file holds \(recorded)")
         #expect(scrape.all("meshward_agent_certificate_expiry_timestamp_seconds").count == 1)
+    }
+
+    @Test(
+        "an agent run --metrics-address whose port is in use ends the agent before it listens, exit 1, with the reason")
+    func portInUse() async throws {
+        let holder = try await TelemetryServer.bind(
+            ListenAddress(host: "127.0.0.1", port: 0), routes: ControllerTelemetry().routes)
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let draft = try MeshwardCLI.writeSpec(
+            """
+            version: 1
+            cluster: telemetry
+            nodes:
+              - { name: a, addresses: [198.18.0.1], endpoint: agent }
+            """)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agent-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let made = try cli.run(["agent", "credentials", draft, "--node", "a", "--out", directory])
+        try #require(made.status == 0, "\(made.error)")
+        let result = try MeshwardCLI.capture(
+            MeshwardCLI.binary,
+            [
+                "agent", "run", "--agent-dir", directory, "--listen", "127.0.0.1:0", "--simulated",
+                "--metrics-address", "\(holder.address)",
+            ], environment: ProcessInfo.processInfo.environment.merging(["MESHWARD_LOG_LEVEL": "info"]) { $1 })
+        await holder.close()
+        #expect(result.status == 1)
+        #expect(
+            result.error.contains("cannot serve metrics on \(holder.address): the port is already in use"),
+            "\(result.error)")
+        // At level info the agent logs `agent listening` once it serves: it never did.
+        #expect(!result.error.contains("agent listening"), "the agent served before its metrics failed")
     }
 
     @Test("a malformed agent run --metrics-address is a usage error naming the value, exit 1")

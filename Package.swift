@@ -96,7 +96,7 @@ let package = Package(
         .target(
             name: "Telemetry",
             dependencies: [
-                "Reconciler", "MeshwardCore", "Kernel",
+                "Reconciler", "MeshwardCore", "Kernel", "Agent",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -230,6 +230,8 @@ let package = Package(
             name: "TelemetryTests",
             dependencies: [
                 "Telemetry", "Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store", "MeshwardCore",
+                "Agent",
+                "MeshwardTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -241,6 +243,7 @@ let package = Package(
             name: "AgentTests",
             dependencies: [
                 "Agent", "AgentWire", "AgentTestSupport", "Identity", "Kernel", "KernelSimulator", "MeshwardCore",
+                "Telemetry", "MeshwardTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -1,5 +1,6 @@
 import Foundation
 import Identity
+import MeshwardCore
 
 #if canImport(Glibc)
 import Glibc
@@ -25,17 +26,11 @@ public struct AgentDirectory: Sendable {
 
     /// Creates the directory 0700 when missing; refuses one that others can read or write.
     public func prepare() throws(AgentError) {
-        if mkdir(path, 0o700) != 0 {
-            let error = errno
-            guard error == EEXIST else { throw .fileSystem(path: path, operation: "create directory", errno: error) }
+        do {
+            try PrivatePath.prepareDirectory(path, use: "use as the agent directory")
+        } catch {
+            throw Self.agentError(error, path: path)
         }
-        guard let mode = try Self.modeIfExists(of: path) else {
-            throw .fileSystem(path: path, operation: "stat", errno: ENOENT)
-        }
-        guard mode & S_IFMT == S_IFDIR else {
-            throw .fileSystem(path: path, operation: "use as the agent directory", errno: ENOTDIR)
-        }
-        try Self.requirePrivate(path, mode: mode, fix: "chmod 700 \(path)")
     }
 
     /// Reads the agent's credentials; every file must exist and be 0600.
@@ -107,17 +102,26 @@ public struct AgentDirectory: Sendable {
     }
 
     static func modeIfExists(of path: String) throws(AgentError) -> mode_t? {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            if errno == ENOENT { return nil }
-            throw .fileSystem(path: path, operation: "stat", errno: errno)
+        do {
+            return try PrivatePath.modeIfExists(of: path)
+        } catch {
+            throw agentError(error, path: path)
         }
-        return info.st_mode
     }
 
     static func requirePrivate(_ path: String, mode: mode_t, fix: String) throws(AgentError) {
-        guard mode & 0o077 == 0 else {
-            throw .insecurePermissions(path: path, mode: UInt32(mode & 0o7777), fix: fix)
+        do {
+            try PrivatePath.requirePrivate(mode: mode, fix: fix)
+        } catch {
+            throw agentError(error, path: path)
+        }
+    }
+
+    /// The agent's error for a `PrivatePath` problem with `path`.
+    static func agentError(_ problem: PrivatePath.Problem, path: String) -> AgentError {
+        switch problem {
+        case .fileSystem(let operation, let errno): .fileSystem(path: path, operation: operation, errno: errno)
+        case .insecurePermissions(let mode, let fix): .insecurePermissions(path: path, mode: mode, fix: fix)
         }
     }
 }

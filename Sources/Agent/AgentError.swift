@@ -11,8 +11,11 @@ public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
     /// An apply came with a lease epoch lower than one the agent already accepted: it is from a
     /// deposed controller.
     case staleEpoch(node: String, presented: UInt64, highest: UInt64)
-    /// The two sides speak different wire versions.
-    case protocolMismatch(node: String, ours: UInt32, theirs: UInt32)
+    /// The agent refused a request: the controller announced a wire version it does not speak.
+    case controllerVersionRefused(node: String, agent: UInt32, controller: UInt32)
+    /// The controller refused an agent's answer: it came in a wire version the controller does
+    /// not speak.
+    case agentVersionRefused(node: String, agent: UInt32, controller: UInt32)
     /// `--listen` or a similar address is malformed.
     case invalidAddress(String)
 
@@ -27,10 +30,17 @@ public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
         case .staleEpoch(let node, let presented, let highest):
             "agent of node \(node) refused an apply with lease epoch \(presented): it has already accepted epoch "
                 + "\(highest), so the sender is a deposed controller"
-        case .protocolMismatch(let node, let ours, let theirs):
-            "agent of node \(node) speaks wire version \(theirs), this controller \(ours); run the same Meshward release on both"
+        case .controllerVersionRefused(let node, let agent, let controller):
+            "agent of node \(node) refused the request: the controller speaks agent wire version \(controller), "
+                + "this agent speaks version \(agent), and they cannot talk; \(Self.upgradeAdvice)"
+        case .agentVersionRefused(let node, let agent, let controller):
+            "the agent of node \(node) answered in agent wire version \(agent), this controller speaks version "
+                + "\(controller), and they cannot talk; \(Self.upgradeAdvice)"
         case .invalidAddress(let text):
             "invalid address '\(text)'; use ADDRESS:PORT, with an IPv6 address in brackets ([::1]:7443)"
         }
     }
+
+    static let upgradeAdvice =
+        "upgrade the older of the two to a release that speaks the other's version (docs/deploy.md lists them)"
 }

@@ -27,18 +27,23 @@ public final class AgentKernel: NodeKernel {
     private let check: PeerCheck
     private let connections: Task<Void, Never>
     private let executor: (any TaskExecutor)?
+    /// The wire version this controller speaks (`WireCodec.protocolVersion`).
+    private let protocolVersion: UInt32
     private let logger: Logger
 
     /// - Parameters:
     ///   - epoch: the controller's lease epoch, read at each apply.
     ///   - executor: where the connection and the calls run; nil for the shared pool (tests give
     ///     one of their own, see `AgentConnector`).
+    ///   - protocolVersion: the wire version it speaks; another release's, in tests of what two
+    ///     releases say when they cannot talk.
     public init(
         node: String, host: String, port: UInt16, reqid: Reqid, credentials: AgentCredentials, cluster: String,
         epoch: @escaping @Sendable () -> UInt64, now: @escaping @Sendable () -> Date = { Date() },
-        executor: (any TaskExecutor)? = nil, logger: Logger
+        executor: (any TaskExecutor)? = nil, protocolVersion: UInt32 = WireCodec.protocolVersion, logger: Logger
     ) throws {
         self.executor = executor
+        self.protocolVersion = protocolVersion
         self.node = node
         self.reqid = reqid
         self.epoch = epoch
@@ -111,7 +116,7 @@ public final class AgentKernel: NodeKernel {
 
     public func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
         var request = Meshward_Agent_V1_ObserveRequest()
-        request.protocolVersion = WireCodec.protocolVersion
+        request.protocolVersion = protocolVersion
         request.reqid = reqid.rawValue
         let reply: Meshward_Agent_V1_ObserveReply
         do {
@@ -121,15 +126,17 @@ public final class AgentKernel: NodeKernel {
         } catch {
             throw KernelError.unreachable(node: node, reason: "agent at \(address): \(describe(error))")
         }
-        guard reply.protocolVersion == WireCodec.protocolVersion else {
+        guard reply.protocolVersion == protocolVersion else {
             throw KernelError.observationFailed(
                 node: node,
-                reason: AgentError.protocolMismatch(
-                    node: node, ours: WireCodec.protocolVersion, theirs: reply.protocolVersion
+                reason: AgentError.agentVersionRefused(
+                    node: node, agent: reply.protocolVersion, controller: protocolVersion
                 ).description)
         }
         do {
-            return try WireCodec.observation(from: reply)
+            var observation = try WireCodec.observation(from: reply)
+            observation.agentCertificateExpiry = check.acceptedValidity?.upperBound
+            return observation
         } catch {
             throw KernelError.observationFailed(node: node, reason: "agent at \(address): \(error)")
         }
@@ -142,7 +149,7 @@ public final class AgentKernel: NodeKernel {
     {
         guard !operations.isEmpty else { return [] }
         var request = Meshward_Agent_V1_ApplyRequest()
-        request.protocolVersion = WireCodec.protocolVersion
+        request.protocolVersion = protocolVersion
         request.reqid = reqid.rawValue
         request.epoch = epoch()
         request.operations = operations.map(WireCodec.encode)
@@ -163,6 +170,15 @@ public final class AgentKernel: NodeKernel {
             logger.warning("apply outcome unknown", metadata: ["node": "\(node)", "operations": "\(operations.count)"])
             return operations.map { OperationResult(operation: $0, outcome: .indeterminate(reason: reason)) }
         }
+        guard reply.protocolVersion == protocolVersion else {
+            // The agent took the batch but answered in a wire this controller cannot read: what
+            // it did is unknown, and the next observation decides.
+            let reason = AgentError.agentVersionRefused(
+                node: node, agent: reply.protocolVersion, controller: protocolVersion
+            ).description
+            logger.warning("apply outcome unknown", metadata: ["node": "\(node)", "reason": "\(reason)"])
+            return operations.map { OperationResult(operation: $0, outcome: .indeterminate(reason: reason)) }
+        }
         guard reply.outcomes.count == operations.count else {
             let reason =
                 "the agent at \(address) answered \(reply.outcomes.count) outcomes for \(operations.count) operations"
@@ -180,7 +196,7 @@ public final class AgentKernel: NodeKernel {
     /// whether the agent took the mark (false when it has booted since).
     public func markReady(bootID: String, deadline: ContinuousClock.Instant) async throws -> Bool {
         var request = Meshward_Agent_V1_MarkReadyRequest()
-        request.protocolVersion = WireCodec.protocolVersion
+        request.protocolVersion = protocolVersion
         request.bootID = bootID
         request.epoch = epoch()
         do {

@@ -21,6 +21,13 @@ public final class AgentServer: Sendable {
     private let transport: HTTP2ServerTransport.Posix
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let refusals = RefusalLog()
+    /// When the agent's own certificate is valid: it is enrolled inside this window only.
+    public let certificateValidity: ClosedRange<Date>
+    /// The boot this agent serves (`/proc/sys/kernel/random/boot_id`).
+    public let bootID: String
+    private let markedReady: ReadyMark
+    private let epochs: EpochGate
+    private let now: @Sendable () -> Date
 
     /// - Parameters:
     ///   - credentials: the agent's certificate and key, and the cluster CA (the only trust root).
@@ -28,10 +35,17 @@ public final class AgentServer: Sendable {
     ///   - connector, endpoint: how the agent opens its own kernel (netlink `local` or
     ///     `netns:NAME`, or a simulated kernel).
     ///   - directory: where the highest epoch and the ready mark persist; nil keeps them in memory.
+    ///   - protocolVersion: the wire version it answers in; another release's, in tests of what
+    ///     two releases say when they cannot talk.
+    ///   - acceptedProtocolVersions: the versions of requests it serves (others are refused,
+    ///     naming both versions); nil for `protocolVersion` alone.
+    ///   - recorder: where it reports the requests it serves (metrics).
     public init(
         credentials: AgentCredentials, host: String, port: Int, connector: any KernelConnector,
         endpoint: NodeEndpoint, directory: AgentDirectory?, bootID: String = HostFacts.bootID,
-        now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
+        now: @escaping @Sendable () -> Date = { Date() }, protocolVersion: UInt32 = WireCodec.protocolVersion,
+        acceptedProtocolVersions: Set<UInt32>? = nil, recorder: any AgentRecorder = DiscardingAgentRecorder(),
+        logger: Logger
     ) throws {
         let own = try IssuedCredential(
             certificatePEM: credentials.certificatePEM, privateKeyPEM: credentials.privateKeyPEM)
@@ -42,9 +56,16 @@ public final class AgentServer: Sendable {
         }
         self.node = node
         self.cluster = cluster
+        self.certificateValidity = PeerVerifier.validity(of: own.certificate)
+        self.bootID = bootID
+        self.now = now
+        let markedReady = ReadyMark(try directory?.readReadyBoot() == bootID)
+        self.markedReady = markedReady
         let ca = try ClusterCA.certificate(pem: credentials.caCertificatePEM)
         let highest = try directory?.readHighestEpoch() ?? 0
         let epochs = EpochGate(node: node, highest: highest) { epoch in try directory?.writeHighestEpoch(epoch) }
+        self.epochs = epochs
+        recorder.record(highestEpoch: highest)
         let refusals = self.refusals
         let check = PeerCheck(
             verifier: PeerVerifier(ca: ca, cluster: cluster), peer: "a client", now: now,
@@ -79,8 +100,10 @@ public final class AgentServer: Sendable {
         let notified = Mutex(false)
         let service = AgentService(
             node: node, connector: connector, endpoint: endpoint, epochs: epochs, directory: directory,
-            bootID: bootID,
+            bootID: bootID, protocolVersion: protocolVersion,
+            acceptedProtocolVersions: acceptedProtocolVersions ?? [protocolVersion], recorder: recorder,
             onReady: { boot in
+                markedReady.set()
                 let first = notified.withLock { sent in
                     defer { sent = true }
                     return !sent
@@ -109,6 +132,50 @@ public final class AgentServer: Sendable {
 
     /// The clients refused so far, for tests and diagnostics.
     public var refusedClients: [IdentityError] { refusals.entries }
+
+    /// The highest controller lease epoch this agent has accepted.
+    public var highestEpoch: UInt64 { epochs.current }
+
+    /// Whether the controller marked every channel of this node established for this boot (as
+    /// `meshward agent wait-ready` checks).
+    public var isMarkedReady: Bool { markedReady.isSet }
+
+    /// Whether the agent is ready, and why, in a line for `/readyz`: it is enrolled (its
+    /// certificate is valid now) and the controller marked it ready for this boot.
+    public var readiness: (ready: Bool, reason: String) {
+        let formatter = ISO8601DateFormatter()
+        let at = now()
+        if at < certificateValidity.lowerBound {
+            return (
+                false,
+                "not enrolled: the agent certificate is not valid until "
+                    + formatter.string(from: certificateValidity.lowerBound)
+            )
+        }
+        if at > certificateValidity.upperBound {
+            return (
+                false,
+                "not enrolled: the agent certificate expired at "
+                    + formatter.string(from: certificateValidity.upperBound)
+                    + "; reissue it with `meshward agent credentials`"
+            )
+        }
+        guard isMarkedReady else {
+            return (false, "enrolled, but the controller has not marked every channel established for boot \(bootID)")
+        }
+        return (true, "enrolled; the controller marked every channel established for boot \(bootID)")
+    }
+}
+
+/// Whether the controller marked this agent ready for its boot.
+final class ReadyMark: Sendable {
+    private let marked: Mutex<Bool>
+
+    init(_ marked: Bool) { self.marked = Mutex(marked) }
+
+    func set() { marked.withLock { $0 = true } }
+
+    var isSet: Bool { marked.withLock { $0 } }
 }
 
 /// The clients an agent refused, kept for diagnostics (the most recent 100).

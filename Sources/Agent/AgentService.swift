@@ -20,12 +20,20 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     let directory: AgentDirectory?
     let bootID: String
     let onReady: @Sendable (String) -> Void
+    /// The wire version this agent speaks and answers in (`WireCodec.protocolVersion`).
+    let protocolVersion: UInt32
+    /// The wire versions of requests it serves.
+    let acceptedProtocolVersions: Set<UInt32>
+    let recorder: any AgentRecorder
     let logger: Logger
     private let kernels = KernelCache()
 
     init(
         node: String, connector: any KernelConnector, endpoint: NodeEndpoint, epochs: EpochGate,
-        directory: AgentDirectory?, bootID: String, onReady: @escaping @Sendable (String) -> Void, logger: Logger
+        directory: AgentDirectory?, bootID: String, protocolVersion: UInt32 = WireCodec.protocolVersion,
+        acceptedProtocolVersions: Set<UInt32> = [WireCodec.protocolVersion],
+        recorder: any AgentRecorder = DiscardingAgentRecorder(), onReady: @escaping @Sendable (String) -> Void,
+        logger: Logger
     ) {
         self.node = node
         self.connector = connector
@@ -33,8 +41,31 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
         self.epochs = epochs
         self.directory = directory
         self.bootID = bootID
+        self.protocolVersion = protocolVersion
+        self.acceptedProtocolVersions = acceptedProtocolVersions
+        self.recorder = recorder
         self.onReady = onReady
         self.logger = logger
+    }
+
+    /// A request refused or failed, with the result it is recorded as.
+    struct Refusal: Error {
+        let result: AgentRequestResult
+        let error: RPCError
+    }
+
+    /// Runs one request's `body` and records how it was answered.
+    private func serving<Reply>(
+        _ kind: AgentRequestKind, _ body: () async throws(Refusal) -> (Reply, AgentRequestResult)
+    ) async throws -> Reply {
+        do {
+            let (reply, result) = try await body()
+            recorder.record(request: kind, result: result)
+            return reply
+        } catch {
+            recorder.record(request: kind, result: error.result)
+            throw error.error
+        }
     }
 
     /// How long the agent gives its own kernel for one call.
@@ -43,98 +74,129 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     func observe(
         request: Meshward_Agent_V1_ObserveRequest, context: ServerContext
     ) async throws -> Meshward_Agent_V1_ObserveReply {
-        try checkVersion(request.protocolVersion)
-        let kernel = try await kernel(reqid: Reqid(request.reqid))
-        do {
-            let observation = try await kernel.observe(deadline: .now + Self.kernelTimeout)
-            return WireCodec.reply(to: observation, bootID: bootID, highestEpoch: epochs.current)
-        } catch let error as KernelError {
-            throw RPCError(code: .unavailable, message: error.description)
+        try await serving(.observe) {
+            () async throws(Refusal) -> (Meshward_Agent_V1_ObserveReply, AgentRequestResult) in
+            try checkVersion(request.protocolVersion, kind: .observe)
+            let kernel = try await kernel(reqid: Reqid(request.reqid))
+            let observation: NodeObservation
+            do {
+                observation = try await kernel.observe(deadline: .now + Self.kernelTimeout)
+            } catch let error as KernelError {
+                throw Refusal(
+                    result: .kernelUnavailable, error: RPCError(code: .unavailable, message: error.description))
+            } catch {
+                throw Refusal(result: .kernelUnavailable, error: RPCError(code: .unavailable, message: "\(error)"))
+            }
+            recorder.record(statistics: observation.statistics)
+            var reply = WireCodec.reply(to: observation, bootID: bootID, highestEpoch: epochs.current)
+            reply.protocolVersion = protocolVersion
+            return (reply, .ok)
         }
     }
 
     func apply(
         request: Meshward_Agent_V1_ApplyRequest, context: ServerContext
     ) async throws -> Meshward_Agent_V1_ApplyReply {
-        try checkVersion(request.protocolVersion)
-        do {
-            try epochs.admit(request.epoch)
-        } catch let error as AgentError {
-            logger.warning(
-                "refused an apply from a deposed controller",
+        try await serving(.apply) { () async throws(Refusal) -> (Meshward_Agent_V1_ApplyReply, AgentRequestResult) in
+            try checkVersion(request.protocolVersion, kind: .apply)
+            let before = epochs.current
+            do {
+                try epochs.admit(request.epoch)
+            } catch {
+                logger.warning(
+                    "refused an apply from a deposed controller",
+                    metadata: [
+                        "node": "\(node)", "epoch.presented": "\(request.epoch)", "epoch.highest": "\(epochs.current)",
+                    ])
+                let result: AgentRequestResult
+                switch error {
+                case AgentError.staleEpoch: result = .staleEpoch
+                default: result = .failed
+                }
+                throw Refusal(result: result, error: RPCError(code: .failedPrecondition, message: "\(error)"))
+            }
+            if epochs.current != before { recorder.record(highestEpoch: epochs.current) }
+            let operations: [KernelOperation]
+            do {
+                operations = try request.operations.map(WireCodec.decode)
+            } catch {
+                throw Refusal(result: .invalid, error: RPCError(code: .invalidArgument, message: "\(error)"))
+            }
+            let kernel = try await kernel(reqid: Reqid(request.reqid))
+            let results: [OperationResult]
+            do {
+                results = try await kernel.apply(operations, deadline: .now + Self.kernelTimeout)
+            } catch let error as KernelError {
+                throw Refusal(
+                    result: .kernelUnavailable, error: RPCError(code: .unavailable, message: error.description))
+            } catch {
+                throw Refusal(result: .kernelUnavailable, error: RPCError(code: .unavailable, message: "\(error)"))
+            }
+            let failed = results.filter { !$0.outcome.isApplied }.count
+            logger.info(
+                "applied a batch",
                 metadata: [
-                    "node": "\(node)", "epoch.presented": "\(request.epoch)", "epoch.highest": "\(epochs.current)",
+                    "node": "\(node)", "epoch": "\(request.epoch)", "operations": "\(results.count)",
+                    "refused": "\(failed)",
                 ])
-            throw RPCError(code: .failedPrecondition, message: error.description)
+            for result in results where !result.outcome.isApplied {
+                logger.notice(
+                    "kernel refused an operation",
+                    metadata: ["node": "\(node)", "operation": "\(result.operation)", "outcome": "\(result.outcome)"])
+            }
+            var reply = Meshward_Agent_V1_ApplyReply()
+            reply.protocolVersion = protocolVersion
+            reply.outcomes = results.map { WireCodec.encode($0.outcome) }
+            return (reply, .ok)
         }
-        let operations: [KernelOperation]
-        do {
-            operations = try request.operations.map(WireCodec.decode)
-        } catch {
-            throw RPCError(code: .invalidArgument, message: "\(error)")
-        }
-        let kernel = try await kernel(reqid: Reqid(request.reqid))
-        let results: [OperationResult]
-        do {
-            results = try await kernel.apply(operations, deadline: .now + Self.kernelTimeout)
-        } catch let error as KernelError {
-            throw RPCError(code: .unavailable, message: error.description)
-        }
-        let failed = results.filter { !$0.outcome.isApplied }.count
-        logger.info(
-            "applied a batch",
-            metadata: [
-                "node": "\(node)", "epoch": "\(request.epoch)", "operations": "\(results.count)",
-                "refused": "\(failed)",
-            ])
-        for result in results where !result.outcome.isApplied {
-            logger.notice(
-                "kernel refused an operation",
-                metadata: ["node": "\(node)", "operation": "\(result.operation)", "outcome": "\(result.outcome)"])
-        }
-        var reply = Meshward_Agent_V1_ApplyReply()
-        reply.protocolVersion = WireCodec.protocolVersion
-        reply.outcomes = results.map { WireCodec.encode($0.outcome) }
-        return reply
     }
 
     func markReady(
         request: Meshward_Agent_V1_MarkReadyRequest, context: ServerContext
     ) async throws -> Meshward_Agent_V1_MarkReadyReply {
-        try checkVersion(request.protocolVersion)
-        var reply = Meshward_Agent_V1_MarkReadyReply()
-        guard request.bootID == bootID, request.epoch >= epochs.current else {
-            reply.ready = false
-            return reply
-        }
-        if let directory {
-            do {
-                if try directory.readReadyBoot() != bootID { try directory.writeReadyBoot(bootID) }
-            } catch {
-                throw RPCError(code: .internalError, message: "\(error)")
+        try await serving(.markReady) {
+            () async throws(Refusal) -> (Meshward_Agent_V1_MarkReadyReply, AgentRequestResult) in
+            try checkVersion(request.protocolVersion, kind: .markReady)
+            var reply = Meshward_Agent_V1_MarkReadyReply()
+            guard request.bootID == bootID, request.epoch >= epochs.current else {
+                reply.ready = false
+                return (reply, .otherBoot)
             }
-        }
-        onReady(bootID)
-        reply.ready = true
-        return reply
-    }
-
-    private func checkVersion(_ version: UInt32) throws {
-        guard version == WireCodec.protocolVersion else {
-            throw RPCError(
-                code: .failedPrecondition,
-                message: AgentError.protocolMismatch(node: node, ours: WireCodec.protocolVersion, theirs: version)
-                    .description)
+            if let directory {
+                do {
+                    if try directory.readReadyBoot() != bootID { try directory.writeReadyBoot(bootID) }
+                } catch {
+                    throw Refusal(result: .failed, error: RPCError(code: .internalError, message: "\(error)"))
+                }
+            }
+            onReady(bootID)
+            reply.ready = true
+            return (reply, .ok)
         }
     }
 
-    private func kernel(reqid: Reqid) async throws -> any NodeKernel {
+    /// Refuses a request in a wire version this agent does not serve, naming both versions.
+    private func checkVersion(_ version: UInt32, kind: AgentRequestKind) throws(Refusal) {
+        guard acceptedProtocolVersions.contains(version) else {
+            let error = AgentError.controllerVersionRefused(node: node, agent: protocolVersion, controller: version)
+            logger.warning(
+                "refused a request in another wire version",
+                metadata: [
+                    "node": "\(node)", "request": "\(kind.rawValue)", "version.agent": "\(protocolVersion)",
+                    "version.controller": "\(version)",
+                ])
+            throw Refusal(
+                result: .versionMismatch, error: RPCError(code: .failedPrecondition, message: error.description))
+        }
+    }
+
+    private func kernel(reqid: Reqid) async throws(Refusal) -> any NodeKernel {
         if let kernel = kernels.kernel(for: reqid) { return kernel }
         do {
             let kernel = try await connector.connect(node: node, endpoint: endpoint, reqid: reqid)
             return kernels.keep(kernel, for: reqid)
         } catch {
-            throw RPCError(code: .unavailable, message: "\(error)")
+            throw Refusal(result: .kernelUnavailable, error: RPCError(code: .unavailable, message: "\(error)"))
         }
     }
 }

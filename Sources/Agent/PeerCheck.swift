@@ -15,6 +15,7 @@ final class PeerCheck: Sendable {
     let now: @Sendable () -> Date
     let onRefusal: @Sendable (IdentityError) -> Void
     private let lastRefusal = Mutex<IdentityError?>(nil)
+    private let lastAccepted = Mutex<ClosedRange<Date>?>(nil)
 
     init(
         verifier: PeerVerifier, peer: String, now: @escaping @Sendable () -> Date,
@@ -31,6 +32,9 @@ final class PeerCheck: Sendable {
     /// The most recent refusal, if any.
     var refusal: IdentityError? { lastRefusal.withLock { $0 } }
 
+    /// When the certificate of the last peer accepted is valid; nil before one was.
+    var acceptedValidity: ClosedRange<Date>? { lastAccepted.withLock { $0 } }
+
     func clearRefusal() { lastRefusal.withLock { $0 = nil } }
 
     /// The callback NIOSSL runs in place of its own chain verification.
@@ -40,6 +44,9 @@ final class PeerCheck: Sendable {
             switch verifier.verify(leafDER: leaf, peer: peer, now: now(), expected: expected) {
             case .success:
                 lastRefusal.withLock { $0 = nil }
+                if let leaf, let validity = PeerVerifier.validity(ofDER: leaf) {
+                    lastAccepted.withLock { $0 = validity }
+                }
                 promise.succeed(.certificateVerified(VerificationMetadata(nil)))
             case .failure(let error):
                 lastRefusal.withLock { $0 = error }

@@ -27,10 +27,12 @@ public final class InProcessAgents: Sendable {
     ///     keep their epoch in memory.
     ///   - credentials: replaces the credentials of some nodes (a wrong node name, an expired
     ///     certificate); the others get a valid certificate from `ca`.
+    ///   - recorders: where some nodes' agents report what they serve (metrics).
     public static func start(
         nodes: [String], cluster: String = "test", connector: any KernelConnector, endpoint: NodeEndpoint = .sim,
         ca: ClusterCA? = nil, directories: [String: AgentDirectory] = [:],
         credentials overrides: [String: AgentCredentials] = [:],
+        recorders: [String: any AgentRecorder] = [:],
         executor: (any TaskExecutor)? = ThreadTaskExecutor.shared,
         logger: Logger = quietLogger
     ) async throws -> InProcessAgents {
@@ -49,7 +51,7 @@ public final class InProcessAgents: Sendable {
                     issued: ca.issue(for: .node(cluster: cluster, name: node), now: now, validity: .seconds(86_400)))
             let server = try AgentServer(
                 credentials: credentials, host: "127.0.0.1", port: 0, connector: connector, endpoint: endpoint,
-                directory: directories[node], logger: logger)
+                directory: directories[node], recorder: recorders[node] ?? DiscardingAgentRecorder(), logger: logger)
             servers[node] = server
             tasks.append(Task(executorPreference: executor) { try? await server.run() })
         }

@@ -77,3 +77,15 @@ extension PeerVerifier {
         }
     }
 }
+
+extension PeerVerifier {
+    /// When `certificate` starts and stops being valid.
+    public static func validity(of certificate: Certificate) -> ClosedRange<Date> {
+        certificate.notValidBefore...max(certificate.notValidBefore, certificate.notValidAfter)
+    }
+
+    /// The validity of the DER certificate `der`; nil when it does not parse.
+    public static func validity(ofDER der: [UInt8]) -> ClosedRange<Date>? {
+        (try? Certificate(derEncoded: der)).map(validity(of:))
+    }
+}

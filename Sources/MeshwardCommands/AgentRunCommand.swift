@@ -5,6 +5,7 @@ import Identity
 import Kernel
 import KernelSimulator
 import MeshwardCore
+import Telemetry
 
 #if canImport(Glibc)
 import Glibc
@@ -37,8 +38,21 @@ struct AgentRunCommand: AsyncParsableCommand {
         name: .long, help: "Back the agent with an in-memory simulated kernel instead of netlink (tests, benchmarks).")
     var simulated = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Serve /metrics (Prometheus), /healthz and /readyz on this address, e.g. 127.0.0.1:9465 (default: off).",
+            valueName: "host:port"),
+        transform: ReconcileCommand.listenAddress(from:))
+    var metricsAddress: ListenAddress?
+
     @Flag(name: .long, help: "Print more detail.")
     var verbose = false
+
+    @Option(
+        name: .customLong("log-format"),
+        help: "Log lines on standard error: text (for people) or json (one object per line, for machines).")
+    var logFormat: LogFormat = .text
 
     func validate() throws {
         guard Self.listenAddress(listen) != nil else {
@@ -69,7 +83,7 @@ struct AgentRunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = CommandSupport.logger(verbose: verbose)
+        let logger = CommandSupport.logger(verbose: verbose, format: logFormat)
         let directory = AgentDirectory(path: agentDirectory)
         try await CommandSupport.reportingErrors(output: .text) {
             try directory.prepare()
@@ -91,9 +105,16 @@ struct AgentRunCommand: AsyncParsableCommand {
                 endpoint = netns.map { .namespace($0) } ?? .local
             }
             guard let (host, port) = Self.listenAddress(listen) else { throw ExitCode.failure }
+            let telemetry = AgentTelemetry()
             let server = try AgentServer(
                 credentials: credentials, host: host, port: port, connector: connector, endpoint: endpoint,
-                directory: directory, logger: logger)
+                directory: directory, recorder: telemetry.recorder, logger: logger)
+            var metricsServer: TelemetryServer?
+            if let metricsAddress {
+                let bound = try await TelemetryServer.bind(metricsAddress, routes: telemetry.routes(for: server))
+                logger.notice("serving metrics", metadata: ["http.address": "\(bound.address)"])
+                metricsServer = bound
+            }
             let signals = [SIGTERM, SIGINT].map { number in
                 signal(number, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -114,6 +135,8 @@ struct AgentRunCommand: AsyncParsableCommand {
                 try await group.next()
                 group.cancelAll()
             }
+            // The metrics go last, so /metrics and /readyz answer until the agent stopped serving.
+            await metricsServer?.close()
         }
     }
 }

@@ -29,6 +29,7 @@ public final class MeshwardMetrics: ReconcileRecorder {
         public static let cycles = "meshward_cycles_total"
         public static let leaseLeading = "meshward_lease_leading"
         public static let leaseEpoch = "meshward_lease_epoch"
+        public static let agentCertificateExpiry = "meshward_agent_certificate_expiry_timestamp_seconds"
     }
 
     /// Buckets of `meshward_pass_duration_seconds`: a pass of a small fleet takes milliseconds,
@@ -47,7 +48,7 @@ public final class MeshwardMetrics: ReconcileRecorder {
     private let factory: any MetricsFactory
     /// The drop counters last observed per node, to turn the kernel's absolute values into
     /// increments (a value that went down means the node rebooted: the counter starts over).
-    private let lastDrops = Mutex<[String: [String: UInt64]]>([:])
+    private let drops = DropCounterFeed()
     /// The active keys' ages of the last pass, sampled into the histogram when a cycle ends.
     private let lastKeyAges = Mutex<[Double]>([])
 
@@ -96,6 +97,7 @@ public final class MeshwardMetrics: ReconcileRecorder {
             Gauge(label: Name.nextRekey, factory: factory).record(next)
         }
         recordDrops(pass.dropCounters)
+        recordCertificateExpiries(pass.agentCertificateExpiries)
         lastKeyAges.withLock { $0 = pass.activeKeyAges }
     }
 
@@ -123,29 +125,19 @@ public final class MeshwardMetrics: ReconcileRecorder {
     }
 
     /// Adds to `meshward_xfrm_drops_total{node,counter}` what each counter moved since the last
-    /// observation, so the exported value follows the kernel's (a node seen for the first time
-    /// contributes its whole value; a counter that went down, as after a reboot, starts over
-    /// from its new value).
+    /// observation (`DropCounterFeed`).
     private func recordDrops(_ observed: [String: [String: UInt64]]) {
-        let previous = lastDrops.withLock { last -> [String: [String: UInt64]] in
-            let previous = last
-            for (node, counters) in observed { last[node] = counters }
-            return previous
+        drops.feed(observed) { node, name in
+            Counter(label: Name.xfrmDrops, dimensions: [("node", node), ("counter", name)], factory: factory)
         }
-        for (node, counters) in observed {
-            // A counter that never moved is not exported: a fleet's nodes times the kernel's
-            // 28 counters would be mostly zeros. It appears when it first moves.
-            for (name, value) in counters where value > 0 || previous[node]?[name].map({ $0 > 0 }) == true {
-                let counter = Counter(
-                    label: Name.xfrmDrops, dimensions: [("node", node), ("counter", name)], factory: factory)
-                let before = previous[node]?[name]
-                if let before, value >= before {
-                    if value > before { counter.increment(by: value - before) }
-                } else {
-                    if before != nil { counter.reset() }
-                    counter.increment(by: value)
-                }
-            }
+    }
+
+    /// Sets `meshward_agent_certificate_expiry_timestamp_seconds{node}` for every node whose
+    /// agent answered with a certificate; a node's series stays at its last value while its agent
+    /// does not answer.
+    private func recordCertificateExpiries(_ expiries: [String: Double]) {
+        for (node, expiry) in expiries {
+            Gauge(label: Name.agentCertificateExpiry, dimensions: [("node", node)], factory: factory).record(expiry)
         }
     }
 }

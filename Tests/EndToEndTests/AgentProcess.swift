@@ -12,13 +12,16 @@ final class AgentProcess {
     let outputURL: URL
     let errorURL: URL
     private(set) var port = 0
+    /// The port of `/metrics`, when started with `--metrics-address`.
+    private(set) var metricsPort: Int?
 
     /// Starts the agent on `directory` and waits (up to 20 s) until it logs its port.
     ///
     /// - Parameters:
     ///   - listen: where it listens; port 0 picks a free one.
     ///   - namespace: runs it inside this network namespace (`ip netns exec`).
-    init(directory: String, listen: String = "127.0.0.1:0", namespace: String? = nil) throws {
+    ///   - arguments: more options (`--metrics-address`, `--log-format`).
+    init(directory: String, listen: String = "127.0.0.1:0", namespace: String? = nil, arguments: [String] = []) throws {
         self.directory = directory
         let capture = FileManager.default.temporaryDirectory.appendingPathComponent(
             "meshward-agent-\(UUID().uuidString)")
@@ -27,7 +30,7 @@ final class AgentProcess {
         errorURL = capture.appendingPathComponent("stderr")
         try Data().write(to: outputURL)
         try Data().write(to: errorURL)
-        let agent = ["agent", "run", "--agent-dir", directory, "--listen", listen, "--simulated"]
+        let agent = ["agent", "run", "--agent-dir", directory, "--listen", listen, "--simulated"] + arguments
         if let namespace {
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
             process.arguments = ["netns", "exec", namespace, MeshwardCLI.binary.path] + agent
@@ -41,8 +44,10 @@ final class AgentProcess {
         try process.run()
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if let port = Self.port(in: errorText) {
+            let log = errorText
+            if let port = Self.port(in: log) {
                 self.port = port
+                metricsPort = Self.metricsPort(in: log)
                 return
             }
             guard process.isRunning else { break }
@@ -69,8 +74,18 @@ final class AgentProcess {
         process.waitUntilExit()
     }
 
+    /// The agent's port, from its `agent listening` line (text or JSON).
     static func port(in log: String) -> Int? {
-        guard let range = log.range(of: #"listen=[0-9.]+:[0-9]+"#, options: .regularExpression) else { return nil }
+        guard let range = log.range(of: #""?listen"?[=:]"?[0-9.]+:[0-9]+"#, options: .regularExpression) else {
+            return nil
+        }
+        return Int(log[range].split(separator: ":").last ?? "")
+    }
+
+    /// The metrics port, from its `serving metrics` line (text or JSON), logged before the agent listens.
+    static func metricsPort(in log: String) -> Int? {
+        guard let range = log.range(of: #""?http\.address"?[=:]"?[0-9.]+:[0-9]+"#, options: .regularExpression)
+        else { return nil }
         return Int(log[range].split(separator: ":").last ?? "")
     }
 }

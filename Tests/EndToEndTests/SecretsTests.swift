@@ -93,7 +93,9 @@ struct SecretsTests {
         }
     }
 
-    @Test("no key appears in an agent's output, log or directory, nor in the controller's, through apply and rekey")
+    @Test(
+        "no key appears in an agent's output, log (text and json formats) or directory, nor in the controller's (both formats), through apply and rekey"
+    )
     func agentsNeverLeakKeys() throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
@@ -114,20 +116,37 @@ struct SecretsTests {
         defer { try? FileManager.default.removeItem(atPath: base) }
         var agents: [String: AgentProcess] = [:]
         defer { for agent in agents.values { agent.stop() } }
+        // One agent logs JSON lines, the other text.
+        let formats = ["a": "json", "b": "text"]
         for node in ["a", "b"] {
             let made = try cli.run(["agent", "credentials", draft, "--node", node, "--out", base + "/" + node])
             try #require(made.status == 0, "\(made.error)")
-            agents[node] = try AgentProcess(directory: base + "/" + node)
+            agents[node] = try AgentProcess(
+                directory: base + "/" + node, arguments: ["--log-format", formats[node] ?? "text", "--verbose"])
         }
         let endpoints = agents.mapValues { "agent:127.0.0.1:\($0.port)" }
         let fleet = try MeshwardCLI.writeSpec(spec(endpoints))
         let trace = ["MESHWARD_LOG_LEVEL": "trace"]
         var captures: [(String, Data)] = []
-        for command in [["apply", fleet], ["rekey", fleet, "--all"], ["status"], ["plan", fleet]] {
-            let result = try cli.run(command + ["--verbose"], environment: trace)
-            #expect(result.status == 0, "\(command): \(result.error)")
-            captures.append(("the output of \(command)", Data((result.output + result.error).utf8)))
+        var controllerLogs: [String: String] = [:]
+        for (format, commands) in [
+            ("json", [["apply", fleet], ["rekey", fleet, "--all"], ["status"], ["plan", fleet]]),
+            ("text", [["rekey", fleet, "--all"], ["status"], ["plan", fleet]]),
+        ] {
+            for command in commands {
+                let result = try cli.run(command + ["--verbose", "--log-format", format], environment: trace)
+                #expect(result.status == 0, "\(command) --log-format \(format): \(result.error)")
+                captures.append(
+                    ("the output of \(command) --log-format \(format)", Data((result.output + result.error).utf8)))
+                controllerLogs[format, default: ""] += result.error
+            }
         }
+        // Each format really logged at debug level, so the search covers what it writes.
+        #expect(
+            controllerLogs["json"]?.contains(#""level":"debug""#) == true, "no debug line in the controller's JSON logs"
+        )
+        #expect(
+            controllerLogs["text"]?.contains("debug meshward: ") == true, "no debug line in the controller's text logs")
         let ready = try MeshwardCLI.capture(
             MeshwardCLI.binary, ["agent", "wait-ready", "--agent-dir", base + "/a", "--timeout", "10s"])
         #expect(ready.status == 0, "wait-ready: \(ready.error)")
@@ -136,6 +155,8 @@ struct SecretsTests {
         for agent in agents.values { agent.stop() }
         for (node, agent) in agents {
             #expect(agent.errorText.contains("applied a batch"), "agent \(node) logged no batch")
+            let marker = formats[node] == "json" ? #""message":"applied a batch""# : "info meshward: applied a batch"
+            #expect(agent.errorText.contains(marker), "agent \(node) did not log in \(formats[node] ?? "")")
             captures.append(("the output of agent \(node)", agent.output))
             for file in try FileManager.default.contentsOfDirectory(atPath: agent.directory) {
                 let path = agent.directory + "/" + file

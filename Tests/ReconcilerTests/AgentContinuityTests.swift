@@ -39,6 +39,40 @@ struct AgentContinuityTests {
         #expect(harness.checkedOperations > 0 || change.name == "nothing")
     }
 
+    @Test(
+        "a pass over nodes behind agents measures when each agent's certificate expires, per node, as its handshake showed it"
+    )
+    func passMeasuresAgentCertificateExpiry() async throws {
+        let fleet = SimulatedFleet()
+        let intent = try PlannerReviewTests.pair().compile()
+        fleet.withState { state in
+            for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
+        }
+        // InProcessAgents issues every agent a certificate for 24 h from now; a certificate's
+        // times are whole seconds, rounded.
+        let issued = Date()
+        let agents = try await InProcessAgents.start(
+            nodes: intent.nodes.map(\.name), connector: SimulatedConnector(fleet: fleet))
+        let clock = ManualClock()
+        let reconciler = FleetReconciler(
+            store: ScratchGenerationStore(channels: [:]), kernels: AgentFleetKernels(fleet: fleet, agents: agents),
+            reqid: .meshwardDefault, clock: clock,
+            logger: .init(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        var records: [ChannelID: ChannelRecord] = [:]
+        let before = records
+        let report = try await reconciler.runPass(number: 1, intent: intent, records: &records)
+        await agents.stop()
+        let measurement = PassMeasurement(
+            report: report, before: before, after: records, intent: intent, now: clock.now())
+        #expect(Set(measurement.agentCertificateExpiries.keys) == ["n1", "n2"])
+        for (node, expiry) in measurement.agentCertificateExpiries {
+            #expect(
+                expiry >= issued.timeIntervalSince1970 + 86_400 - 1
+                    && expiry <= Date().timeIntervalSince1970 + 86_400 + 1,
+                "\(node): issued for 24 h at \(issued.timeIntervalSince1970), measured expiry \(expiry)")
+        }
+    }
+
     @Test("a batch whose reply a slow agent lost is journaled indeterminate, and the next pass does not resend it")
     func lostReply() async throws {
         let fleet = SimulatedFleet()

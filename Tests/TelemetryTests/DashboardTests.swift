@@ -1,7 +1,8 @@
 import Foundation
+import MeshwardTestSupport
 import Testing
 
-/// deploy/grafana/meshward.json queries only metrics the controller registers.
+/// deploy/grafana/meshward.json queries only metrics the controller or the agent registers.
 @Suite("Grafana dashboard")
 struct DashboardTests {
     static let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -28,16 +29,24 @@ struct DashboardTests {
         )
     }
 
-    @Test("every metric name the dashboard queries is one the controller's registry exposes")
+    /// Every name the controller's registry and an agent's expose, once each metric has a value.
+    static var registeredNames: Set<String> {
+        let controller = MeshwardMetricsTests.scrape([
+            MeshwardMetricsTests.measurement(
+                drops: ["beta": ["XfrmInNoStates": 1]], agentCertificateExpiries: ["beta": 1_900_000_000])
+        ])
+        return controller.queryableNames.union(AgentMetricsTests.scrape().queryableNames)
+    }
+
+    @Test("every metric name the dashboard queries is one the controller's or the agent's registry exposes")
     func namesExist() throws {
         let dashboard = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.file))
         let used = Self.queries(in: dashboard).reduce(into: Set<String>()) { $0.formUnion(Self.metricNames(in: $1)) }
         #expect(used.count >= 10, "too few metric names found to make the check meaningful: \(used.sorted())")
-        let registered = MeshwardMetricsTests.scrape([
-            MeshwardMetricsTests.measurement(drops: ["beta": ["XfrmInNoStates": 1]])
-        ]).queryableNames
+        #expect(used.contains { $0.hasPrefix("meshward_agent_") }, "the agent's metrics are not on the dashboard")
+        let registered = Self.registeredNames
         for name in used.sorted() where !registered.contains(name) {
-            Issue.record("the dashboard queries \(name), which the controller does not register")
+            Issue.record("the dashboard queries \(name), which neither the controller nor the agent registers")
         }
     }
 
@@ -45,8 +54,9 @@ struct DashboardTests {
     func checkCanFail() {
         let names = Self.metricNames(in: #"sum(rate(meshward_made_up_total[5m])) / meshward_channels"#)
         #expect(names == ["meshward_made_up_total", "meshward_channels"])
-        let registered = MeshwardMetricsTests.scrape([MeshwardMetricsTests.measurement()]).queryableNames
+        let registered = Self.registeredNames
         #expect(!registered.contains("meshward_made_up_total") && registered.contains("meshward_channels"))
+        #expect(registered.contains("meshward_agent_ready"))
     }
 
     @Test("the on-call panels are there: channels by step, oldest key, drops by node, unreachable nodes, pass duration")

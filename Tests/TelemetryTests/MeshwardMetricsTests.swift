@@ -1,5 +1,6 @@
 import Foundation
 import MeshwardCore
+import MeshwardTestSupport
 import Prometheus
 import Reconciler
 import Telemetry
@@ -8,7 +9,9 @@ import Testing
 /// What `MeshwardMetrics` makes of the measurements it is given.
 @Suite("Meshward metrics")
 struct MeshwardMetricsTests {
-    static func measurement(drops: [String: [String: UInt64]] = [:]) -> PassMeasurement {
+    static func measurement(
+        drops: [String: [String: UInt64]] = [:], agentCertificateExpiries: [String: Double] = [:]
+    ) -> PassMeasurement {
         var steps = Dictionary(uniqueKeysWithValues: ChannelStep.allCases.map { ($0, 0) })
         steps[.established] = 3
         steps[.rekeying] = 1
@@ -19,7 +22,7 @@ struct MeshwardMetricsTests {
                 .init(node: "beta", kind: "update-policy", applied: false, count: 1),
             ],
             unreachableNodes: 1, blockedNodes: 2, driftedChannels: 1, dropCounters: drops,
-            activeKeyAges: [10, 7200], secondsUntilNextRekey: -5)
+            activeKeyAges: [10, 7200], secondsUntilNextRekey: -5, agentCertificateExpiries: agentCertificateExpiries)
     }
 
     /// A registry after one pass, one cycle and a lease of every kind of metric.
@@ -52,6 +55,23 @@ struct MeshwardMetricsTests {
         #expect(scrape.value("meshward_cycles_total", ["outcome": "failed"]) == 0)
         #expect(scrape.value("meshward_lease_leading") == 1)
         #expect(scrape.value("meshward_lease_epoch") == 7)
+    }
+
+    @Test(
+        "each agent's certificate expiry is a gauge per node, in seconds since 1970, kept while the agent does not answer"
+    )
+    func agentCertificateExpiry() {
+        let telemetry = ControllerTelemetry()
+        #expect(
+            Exposition(telemetry.registry.emitToString()).all("meshward_agent_certificate_expiry_timestamp_seconds")
+                .isEmpty)
+        telemetry.recorder.record(
+            pass: Self.measurement(agentCertificateExpiries: ["alpha": 1_900_000_000, "beta": 1_900_086_400]))
+        telemetry.recorder.record(pass: Self.measurement(agentCertificateExpiries: ["alpha": 1_907_776_000]))
+        let scrape = Exposition(telemetry.registry.emitToString())
+        #expect(scrape.value("meshward_agent_certificate_expiry_timestamp_seconds", ["node": "alpha"]) == 1_907_776_000)
+        #expect(scrape.value("meshward_agent_certificate_expiry_timestamp_seconds", ["node": "beta"]) == 1_900_086_400)
+        #expect(scrape.types["meshward_agent_certificate_expiry_timestamp_seconds"] == "gauge")
     }
 
     @Test("drop counters follow the kernel's values across passes, and start over when a node's counter goes down")

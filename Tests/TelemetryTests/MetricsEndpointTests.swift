@@ -1,5 +1,6 @@
 import Foundation
 import MeshwardCore
+import MeshwardTestSupport
 import Reconciler
 import Synchronization
 import Telemetry
@@ -77,6 +78,8 @@ struct MetricsEndpointTests {
             #expect(scrape.value("meshward_cycles_total", ["outcome": "blocked"]) == 1)
             #expect(scrape.value("meshward_lease_leading") == 1)
             #expect((scrape.value("meshward_lease_epoch") ?? 0) >= 1)
+            // The fleet is simulated: no node is behind an agent, so no certificate expiry.
+            #expect(scrape.all("meshward_agent_certificate_expiry_timestamp_seconds").isEmpty)
             for sample in scrape.samples {
                 #expect(sample.labels["spi"] == nil && sample.labels["channel"] == nil, "\(sample)")
                 #expect(!sample.labels.values.contains { $0.hasPrefix("0x") || $0.contains("->") }, "\(sample)")

@@ -1,3 +1,4 @@
+import Foundation
 import MeshwardCore
 
 /// What one read of a node's kernel showed: the SAs and policies that carry Meshward's reqid
@@ -12,6 +13,9 @@ public struct NodeObservation: Sendable, Hashable {
     /// The host's boot ID (`/proc/sys/kernel/random/boot_id`) when the backend reports one (an
     /// agent does): it changes on every boot, so a changed one says the kernel started empty.
     public var bootID: String?
+    /// When the certificate the node's agent presented stops being valid (its `notValidAfter`),
+    /// when the kernel is behind an agent; nil for a kernel reached directly.
+    public var agentCertificateExpiry: Date?
 
     public init(
         securityAssociations: [SecurityAssociation] = [], policies: [SecurityPolicy] = [],

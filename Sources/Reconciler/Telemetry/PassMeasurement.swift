@@ -48,6 +48,9 @@ public struct PassMeasurement: Sendable, Hashable {
     /// Seconds until the first rekey by age falls due (negative when overdue); nil without an
     /// active generation the spec still names.
     public var secondsUntilNextRekey: Double?
+    /// For each node behind an agent that answered, when the certificate its agent presented
+    /// expires, in seconds since 1970-01-01 UTC.
+    public var agentCertificateExpiries: [String: Double]
 
     /// The age of the oldest active key, in seconds; nil without one.
     public var oldestKeyAgeSeconds: Double? { activeKeyAges.max() }
@@ -55,7 +58,8 @@ public struct PassMeasurement: Sendable, Hashable {
     public init(
         durationSeconds: Double, channelsByStep: [ChannelStep: Int], generationsIssued: [GenerationNeed.Reason: Int],
         operations: [OperationTally], unreachableNodes: Int, blockedNodes: Int, driftedChannels: Int,
-        dropCounters: [String: [String: UInt64]], activeKeyAges: [Double], secondsUntilNextRekey: Double?
+        dropCounters: [String: [String: UInt64]], activeKeyAges: [Double], secondsUntilNextRekey: Double?,
+        agentCertificateExpiries: [String: Double] = [:]
     ) {
         self.durationSeconds = durationSeconds
         self.channelsByStep = channelsByStep
@@ -67,6 +71,7 @@ public struct PassMeasurement: Sendable, Hashable {
         self.dropCounters = dropCounters
         self.activeKeyAges = activeKeyAges
         self.secondsUntilNextRekey = secondsUntilNextRekey
+        self.agentCertificateExpiries = agentCertificateExpiries
     }
 
     /// The measurement of `report`.
@@ -118,6 +123,9 @@ public struct PassMeasurement: Sendable, Hashable {
             .count
 
         dropCounters = report.observations.mapValues(\.statistics)
+        agentCertificateExpiries = report.observations.compactMapValues {
+            $0.agentCertificateExpiry?.timeIntervalSince1970
+        }
 
         let every = Dictionary(
             intent.channels.map { ($0.id, $0.rekey.every.timeInterval) }, uniquingKeysWith: { first, _ in first })

@@ -30,15 +30,11 @@ package struct StateDirectory {
 
     /// Creates the directory (0700) if it is missing; refuses one that others can access.
     package func prepareDirectory() throws(StoreError) {
-        if mkdir(path, 0o700) != 0 {
-            let error = errno
-            guard error == EEXIST else { throw .fileSystem(path: path, operation: "create directory", errno: error) }
+        do {
+            try PrivatePath.prepareDirectory(path, use: "use as the state directory")
+        } catch {
+            throw Self.storeError(error, path: path)
         }
-        let mode = try Self.mode(of: path)
-        guard mode & S_IFMT == S_IFDIR else {
-            throw .fileSystem(path: path, operation: "use as the state directory", errno: ENOTDIR)
-        }
-        try Self.requirePrivate(path, mode: mode, fix: "chmod 700 \(path)")
     }
 
     /// Holds an exclusive `flock` on the directory until `body` returns, so that two processes
@@ -75,25 +71,27 @@ package struct StateDirectory {
         return existed
     }
 
-    static func mode(of path: String) throws(StoreError) -> mode_t {
-        guard let mode = try modeIfExists(of: path) else {
-            throw .fileSystem(path: path, operation: "stat", errno: ENOENT)
-        }
-        return mode
-    }
-
     static func modeIfExists(of path: String) throws(StoreError) -> mode_t? {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            if errno == ENOENT { return nil }
-            throw .fileSystem(path: path, operation: "stat", errno: errno)
+        do {
+            return try PrivatePath.modeIfExists(of: path)
+        } catch {
+            throw storeError(error, path: path)
         }
-        return info.st_mode
     }
 
     static func requirePrivate(_ path: String, mode: mode_t, fix: String) throws(StoreError) {
-        guard mode & 0o077 == 0 else {
-            throw .insecurePermissions(path: path, mode: UInt32(mode & 0o7777), fix: fix)
+        do {
+            try PrivatePath.requirePrivate(mode: mode, fix: fix)
+        } catch {
+            throw storeError(error, path: path)
+        }
+    }
+
+    /// The Store's error for a `PrivatePath` problem with `path`.
+    static func storeError(_ problem: PrivatePath.Problem, path: String) -> StoreError {
+        switch problem {
+        case .fileSystem(let operation, let errno): .fileSystem(path: path, operation: operation, errno: errno)
+        case .insecurePermissions(let mode, let fix): .insecurePermissions(path: path, mode: mode, fix: fix)
         }
     }
 }

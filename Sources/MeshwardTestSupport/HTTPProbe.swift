@@ -6,18 +6,22 @@ import Glibc
 
 /// A minimal HTTP/1.1 client over a loopback TCP socket: one GET, the connection closed after
 /// it. Enough to scrape the telemetry server the way Prometheus does, without another library.
-enum HTTPProbe {
-    struct Response {
-        let status: Int
-        let headers: [String: String]
-        let body: String
+/// For tests only.
+public enum HTTPProbe {
+    /// One answer: its status code, its headers (names lowercased) and its body.
+    public struct Response: Sendable {
+        public let status: Int
+        public let headers: [String: String]
+        public let body: String
     }
 
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+    /// The request could not be made or the answer not read.
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
     }
 
-    static func get(port: Int, path: String, host: String = "127.0.0.1") throws -> Response {
+    /// `GET path` from the IPv4 `host` at `port`.
+    public static func get(port: Int, path: String, host: String = "127.0.0.1") throws -> Response {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw Failure(description: "socket: errno \(errno)") }
         defer { close(socket) }

@@ -1,18 +1,21 @@
 import Foundation
 
-/// The samples of a Prometheus text exposition, for checking values by name and labels.
-struct Exposition {
-    struct Sample: Hashable {
-        let name: String
-        let labels: [String: String]
-        let value: Double
+/// The samples of a Prometheus text exposition, for checking values by name and labels. For
+/// tests only.
+public struct Exposition: Sendable {
+    /// One line: a series and its value.
+    public struct Sample: Hashable, Sendable {
+        public let name: String
+        public let labels: [String: String]
+        public let value: Double
     }
 
-    let samples: [Sample]
+    public let samples: [Sample]
     /// The names declared by `# TYPE` lines, with their types.
-    let types: [String: String]
+    public let types: [String: String]
 
-    init(_ text: String) {
+    /// Reads the exposition `text`.
+    public init(_ text: String) {
         var samples: [Sample] = []
         var types: [String: String] = [:]
         for line in text.split(separator: "\n") {
@@ -47,7 +50,7 @@ struct Exposition {
 
     /// The value of the one sample with `name` whose labels include `labels`; nil when there is
     /// none or more than one.
-    func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
+    public func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
         let matching = samples.filter { sample in
             sample.name == name && labels.allSatisfy { sample.labels[$0.key] == $0.value }
         }
@@ -55,11 +58,11 @@ struct Exposition {
     }
 
     /// Every sample of `name`.
-    func all(_ name: String) -> [Sample] { samples.filter { $0.name == name } }
+    public func all(_ name: String) -> [Sample] { samples.filter { $0.name == name } }
 
     /// Every name a query may use: each declared metric, and a histogram's `_bucket`, `_sum`
     /// and `_count` series.
-    var queryableNames: Set<String> {
+    public var queryableNames: Set<String> {
         var names = Set(types.keys)
         for (name, type) in types where type == "histogram" {
             names.formUnion([name + "_bucket", name + "_sum", name + "_count"])

@@ -1,0 +1,48 @@
+import Foundation
+
+/// What one request to an agent was, for metrics: a bounded set of kinds.
+public enum AgentRequestKind: String, Sendable, Hashable, CaseIterable {
+    case observe
+    case apply
+    case markReady = "mark-ready"
+}
+
+/// How an agent answered one request: a bounded set of results.
+public enum AgentRequestResult: String, Sendable, Hashable, CaseIterable {
+    /// Served: an observation returned, a batch handed to the kernel (whatever the kernel said
+    /// of each operation), a ready mark taken.
+    case ok
+    /// An apply with a lease epoch lower than one already accepted (a deposed controller).
+    case staleEpoch = "stale-epoch"
+    /// The client announced a wire version this agent does not speak.
+    case versionMismatch = "version-mismatch"
+    /// The request did not decode (an operation the agent cannot read).
+    case invalid
+    /// The agent's own kernel could not be opened or did not answer.
+    case kernelUnavailable = "kernel-unavailable"
+    /// A ready mark for another boot than this one, or from a deposed controller: not taken.
+    case otherBoot = "other-boot"
+    /// The agent failed on its side (its directory could not be written).
+    case failed
+}
+
+/// Where an agent reports what it serves, for metrics. The agent never imports a metrics
+/// library: it reports plain values and the conformer (Telemetry's `AgentMetrics`) exports them.
+///
+/// A conformer must return quickly and never throw: it only records.
+public protocol AgentRecorder: Sendable {
+    /// One request was answered, with `result`.
+    func record(request: AgentRequestKind, result: AgentRequestResult)
+    /// The highest lease epoch the agent has accepted: once at start, then whenever it rises.
+    func record(highestEpoch: UInt64)
+    /// The XFRM statistics (`/proc/net/xfrm_stat`, counter name -> value) an observe read.
+    func record(statistics: [String: UInt64])
+}
+
+/// Records nothing: an agent run without `--metrics-address`.
+public struct DiscardingAgentRecorder: AgentRecorder {
+    public init() {}
+    public func record(request: AgentRequestKind, result: AgentRequestResult) {}
+    public func record(highestEpoch: UInt64) {}
+    public func record(statistics: [String: UInt64]) {}
+}

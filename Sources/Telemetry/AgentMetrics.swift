@@ -1,0 +1,75 @@
+import Agent
+import Foundation
+import Metrics
+
+/// An agent's metrics (`meshward agent run --metrics-address`), reported through swift-metrics
+/// into the factory it is given. Conforms to `AgentRecorder`, so the agent reports plain values
+/// and never imports a metrics library.
+///
+/// Labels are bounded: `kind` (3), `result` (7), `counter` (the kernel's XFRM counters, at most
+/// 28) and `node` (this agent's one node). docs/metrics.md lists every metric.
+public final class AgentMetrics: AgentRecorder {
+    /// Every metric's name, as Prometheus shows it.
+    public enum Name {
+        public static let requests = "meshward_agent_requests_total"
+        public static let epochsRefused = "meshward_agent_epochs_refused_total"
+        public static let highestEpoch = "meshward_agent_highest_epoch"
+        public static let certificateExpiry = MeshwardMetrics.Name.agentCertificateExpiry
+        public static let xfrmDrops = "meshward_agent_xfrm_drops_total"
+        public static let ready = "meshward_agent_ready"
+    }
+
+    private let factory: any MetricsFactory
+    private let drops = DropCounterFeed()
+
+    /// - Parameter factory: where the metrics go (a Prometheus registry's factory).
+    public init(factory: any MetricsFactory) {
+        self.factory = factory
+        // Present from the first scrape, so dashboards and alerts see zeros rather than gaps.
+        for kind in AgentRequestKind.allCases {
+            for result in AgentRequestResult.allCases {
+                Counter(
+                    label: Name.requests, dimensions: [("kind", kind.rawValue), ("result", result.rawValue)],
+                    factory: factory
+                )
+                .increment(by: 0)
+            }
+        }
+        Counter(label: Name.epochsRefused, factory: factory).increment(by: 0)
+        Gauge(label: Name.highestEpoch, factory: factory).record(0)
+        Gauge(label: Name.ready, factory: factory).record(0)
+    }
+
+    public func record(request: AgentRequestKind, result: AgentRequestResult) {
+        Counter(
+            label: Name.requests, dimensions: [("kind", request.rawValue), ("result", result.rawValue)],
+            factory: factory
+        )
+        .increment()
+        if result == .staleEpoch { Counter(label: Name.epochsRefused, factory: factory).increment() }
+    }
+
+    public func record(highestEpoch: UInt64) {
+        Gauge(label: Name.highestEpoch, factory: factory).record(Double(highestEpoch))
+    }
+
+    /// Adds to `meshward_agent_xfrm_drops_total{counter}` what each counter moved since the
+    /// last observe (`DropCounterFeed`).
+    public func record(statistics: [String: UInt64]) {
+        drops.feed(["": statistics]) { _, name in
+            Counter(label: Name.xfrmDrops, dimensions: [("counter", name)], factory: factory)
+        }
+    }
+
+    /// Sets `meshward_agent_certificate_expiry_timestamp_seconds{node}`: when the agent's own
+    /// certificate expires, in seconds since 1970-01-01 UTC.
+    public func record(certificateExpiry: Date, node: String) {
+        Gauge(label: Name.certificateExpiry, dimensions: [("node", node)], factory: factory)
+            .record(certificateExpiry.timeIntervalSince1970)
+    }
+
+    /// Sets `meshward_agent_ready` to 1 when ready (`/readyz` answers 200), 0 otherwise.
+    public func record(ready: Bool) {
+        Gauge(label: Name.ready, factory: factory).record(ready ? 1 : 0)
+    }
+}

@@ -82,6 +82,10 @@ public final class AgentKernel: NodeKernel {
         client.beginGracefulShutdown()
     }
 
+    /// When the certificate the agent presented at the last handshake expires; nil until a
+    /// handshake succeeded.
+    public var certificateNotValidAfter: Date? { check.acceptedNotValidAfter }
+
     /// Closes the connection; calls after this fail.
     public func close() { client.beginGracefulShutdown() }
 

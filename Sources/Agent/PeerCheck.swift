@@ -15,6 +15,7 @@ final class PeerCheck: Sendable {
     let now: @Sendable () -> Date
     let onRefusal: @Sendable (IdentityError) -> Void
     private let lastRefusal = Mutex<IdentityError?>(nil)
+    private let lastAccepted = Mutex<Date?>(nil)
 
     init(
         verifier: PeerVerifier, peer: String, now: @escaping @Sendable () -> Date,
@@ -33,6 +34,9 @@ final class PeerCheck: Sendable {
 
     func clearRefusal() { lastRefusal.withLock { $0 = nil } }
 
+    /// When the certificate of the peer last accepted expires; nil before any handshake.
+    var acceptedNotValidAfter: Date? { lastAccepted.withLock { $0 } }
+
     /// The callback NIOSSL runs in place of its own chain verification.
     var callback: @Sendable ([NIOSSLCertificate], EventLoopPromise<NIOSSLVerificationResultWithMetadata>) -> Void {
         { [self] certificates, promise in
@@ -40,6 +44,9 @@ final class PeerCheck: Sendable {
             switch verifier.verify(leafDER: leaf, peer: peer, now: now(), expected: expected) {
             case .success:
                 lastRefusal.withLock { $0 = nil }
+                if let leaf, let expiry = PeerVerifier.notValidAfter(leafDER: leaf) {
+                    lastAccepted.withLock { $0 = expiry }
+                }
                 promise.succeed(.certificateVerified(VerificationMetadata(nil)))
             case .failure(let error):
                 lastRefusal.withLock { $0 = error }

@@ -68,6 +68,11 @@ public struct PeerVerifier: Sendable {
 }
 
 extension PeerVerifier {
+    /// When the certificate `der` stops being valid; nil when it cannot be read.
+    public static func notValidAfter(leafDER der: [UInt8]) -> Date? {
+        (try? Certificate(derEncoded: der))?.notValidAfter
+    }
+
     /// The IP addresses a certificate names (an agent certificate names its node's).
     public static func addresses(of certificate: Certificate) -> [IPAddress] {
         guard let names = try? certificate.extensions.subjectAlternativeNames else { return [] }

@@ -52,14 +52,19 @@ struct ApplyWorkflow {
             clock: context.clock, logger: context.logger, fence: fence, recorder: context.recorder)
         let clock = context.clock
         let runIntent = scope?.intent ?? intent
+        let contacts = AgentContactLog()
         let report = try await reconciler.converge(
             intent: runIntent, waitForDrain: waitForDrain,
             rekeyRequests: ControllerContext.requests(rekeyRequests, in: runIntent),
             defaultDrain: .seconds(settings.drainSeconds),
             onPass: { pass in
                 _ = try await fence.confirm(at: clock.now())
+                await contacts.note(pass, kernels: kernels, endpoints: endpoints)
                 await onPass(pass)
             })
+        let agentNodes = Set(endpoints.filter { $0.value.scheme == .agent }.keys)
+        let gone = Set(try await store.agentContacts().keys).subtracting(agentNodes)
+        try await store.recordAgentContacts(contacts.all, forgetting: gone)
 
         if scope == nil { await context.markAgentsReady(after: report, kernels: kernels, endpoints: endpoints) }
 

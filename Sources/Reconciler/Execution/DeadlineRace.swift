@@ -4,30 +4,39 @@ import Synchronization
 /// caller gets the call's answer, or `DeadlinePassed` once the deadline has passed, whichever
 /// comes first. A call that ignores its deadline and cancellation keeps running on its own
 /// (cancelled), but never holds up the caller.
+///
+/// The deadline is `timeout` from when the call starts running, not from when it was asked
+/// for: time spent waiting for a thread on a loaded machine is not charged to the node.
 enum DeadlineRace {
-    /// The call had not answered when its deadline passed.
-    struct DeadlinePassed: Error {}
+    /// The call had not answered when its deadline passed; `underlying` is what it threw at or
+    /// after its deadline, nil when it had not answered at all.
+    struct DeadlinePassed: Error {
+        var underlying: (any Error)?
+    }
 
     static func run<T: Sendable>(
-        until deadline: ContinuousClock.Instant, _ body: @escaping @Sendable () async throws -> T
+        timeout: Duration, _ body: @escaping @Sendable (ContinuousClock.Instant) async throws -> T
     ) async throws -> T {
         let race = Race<T>()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 race.start(continuation)
                 let work = Task {
+                    let deadline = ContinuousClock.now + timeout
+                    let timer = Task {
+                        // A cancelled sleep means the call answered first.
+                        guard (try? await Task.sleep(until: deadline, clock: .continuous)) != nil else { return }
+                        race.finish(.failure(DeadlinePassed(underlying: nil)))
+                    }
+                    race.hold(timer)
                     do {
-                        race.finish(.success(try await body()))
+                        race.finish(.success(try await body(deadline)))
                     } catch {
-                        race.finish(.failure(error))
+                        let late = ContinuousClock.now >= deadline
+                        race.finish(.failure(late ? DeadlinePassed(underlying: error) : error))
                     }
                 }
-                let timer = Task {
-                    // A cancelled sleep means the call answered first.
-                    guard (try? await Task.sleep(until: deadline, clock: .continuous)) != nil else { return }
-                    race.finish(.failure(DeadlinePassed()))
-                }
-                race.hold(work: work, timer: timer)
+                race.hold(work)
             }
         } onCancel: {
             race.finish(.failure(CancellationError()))
@@ -54,16 +63,14 @@ enum DeadlineRace {
             if let early { continuation.resume(with: early) }
         }
 
-        func hold(work: Task<Void, Never>, timer: Task<Void, Never>) {
+        /// Keeps `task` to cancel when the race ends (at once when it has ended).
+        func hold(_ task: Task<Void, Never>) {
             let finished = state.withLock { state -> Bool in
                 if state.result != nil { return true }
-                state.tasks = [work, timer]
+                state.tasks.append(task)
                 return false
             }
-            if finished {
-                work.cancel()
-                timer.cancel()
-            }
+            if finished { task.cancel() }
         }
 
         func finish(_ result: Result<T, any Error>) {

@@ -110,18 +110,17 @@ public final class FleetReconciler: Sendable {
     private static func observe(
         _ node: String, kernels: any FleetKernels, timeout: Duration
     ) async -> Result<NodeObservation, NodeUnreachable> {
-        let deadline = ContinuousClock.now + timeout
         let limit = "its deadline of \(timeout.secondsText) for one observation"
         do {
             return .success(
-                try await DeadlineRace.run(until: deadline) {
+                try await DeadlineRace.run(timeout: timeout) { deadline in
                     try await kernels.kernel(for: node).observe(deadline: deadline)
                 })
-        } catch is DeadlineRace.DeadlinePassed {
-            return .failure(NodeUnreachable(reason: "node \(node) did not answer before \(limit)"))
+        } catch let late as DeadlineRace.DeadlinePassed {
+            let cause = late.underlying.map { ": \($0)" } ?? ""
+            return .failure(NodeUnreachable(reason: "node \(node) did not answer before \(limit)\(cause)"))
         } catch {
-            guard ContinuousClock.now >= deadline else { return .failure(NodeUnreachable(reason: "\(error)")) }
-            return .failure(NodeUnreachable(reason: "node \(node) did not answer before \(limit): \(error)"))
+            return .failure(NodeUnreachable(reason: "\(error)"))
         }
     }
 

@@ -179,7 +179,7 @@ let package = Package(
             name: "meshward-bench",
             dependencies: [
                 "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "Reconciler",
-                "MeshwardTestSupport", "MeshwardTestKit", "AgentTestSupport",
+                "MeshwardTestSupport", "MeshwardTestKit", "AgentTestSupport", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -91,6 +91,10 @@ public final class AgentKernel: NodeKernel {
         client.beginGracefulShutdown()
     }
 
+    /// When the certificate the agent presented at the last handshake expires; nil until a
+    /// handshake succeeded.
+    public var certificateNotValidAfter: Date? { check.acceptedNotValidAfter }
+
     /// Closes the connection cleanly and waits, up to `closeTimeout`, until it is closed; calls
     /// after this fail.
     ///
@@ -135,7 +139,7 @@ public final class AgentKernel: NodeKernel {
         }
         do {
             var observation = try WireCodec.observation(from: reply)
-            observation.agentCertificateExpiry = check.acceptedValidity?.upperBound
+            observation.agentCertificateExpiry = check.acceptedNotValidAfter
             return observation
         } catch {
             throw KernelError.observationFailed(node: node, reason: "agent at \(address): \(error)")

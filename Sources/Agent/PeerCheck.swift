@@ -37,6 +37,9 @@ final class PeerCheck: Sendable {
 
     func clearRefusal() { lastRefusal.withLock { $0 = nil } }
 
+    /// When the certificate of the peer last accepted expires; nil before any handshake.
+    var acceptedNotValidAfter: Date? { acceptedValidity?.upperBound }
+
     /// The callback NIOSSL runs in place of its own chain verification.
     var callback: @Sendable ([NIOSSLCertificate], EventLoopPromise<NIOSSLVerificationResultWithMetadata>) -> Void {
         { [self] certificates, promise in

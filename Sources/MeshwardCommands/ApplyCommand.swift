@@ -205,6 +205,12 @@ struct ApplyText {
                 "  failed: \(TerminalText.escaped(failure.node)): \(failure.operation) \(failure.target): "
                     + TerminalText.escaped(failure.error))
         }
+        for node in document.restored ?? [] {
+            lines.append(
+                "  restored: \(TerminalText.escaped(node.node)) after "
+                    + String(format: "%.1f s", node.restoreSeconds)
+                    + " (unreachable since \(CommandSupport.timestamp(node.unreachableSince)))")
+        }
         text = lines.joined(separator: "\n")
     }
 }

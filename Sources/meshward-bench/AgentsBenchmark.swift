@@ -1,3 +1,4 @@
+import Agent
 import AgentTestSupport
 import ArgumentParser
 import DesiredState
@@ -12,9 +13,12 @@ import Reconciler
 /// `meshward-bench agents`: a fleet of in-process agents on loopback (real gRPC and mutual TLS,
 /// simulated kernels behind them) against the same fleet reached in process with no transport.
 ///
-/// The fleet is first converged in process; then each figure is one steady pass (observe every
-/// node, plan, nothing to send) and a full rekey (every channel rotated on request, the passes
-/// of one `converge`), first in process, then through the agents.
+/// The fleet is first converged in process. The agents then run in a child process of this
+/// executable (`--serve-fleet`), serving a copy of the converged fleet, so that this process is
+/// the controller alone and its peak memory is the controller's. Each side has its own copy of
+/// the Store's records and of the fleet; each figure is one steady pass (observe every node,
+/// plan, nothing to send) and a full rekey (every channel rotated on request, the passes of one
+/// `converge` and the drain), first through the agents, then in process.
 struct AgentsBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agents",
@@ -26,7 +30,22 @@ struct AgentsBenchmark: AsyncParsableCommand {
     @Option(help: "Steady passes to time on each side (the median is reported).")
     var repeats = 5
 
+    @Option(
+        help: ArgumentHelp(
+            "Serve the saved fleet at this path with one agent per node (the child).", visibility: .private))
+    var serveFleet: String?
+
+    @Option(help: ArgumentHelp("Where the child writes the controller's credentials and ports.", visibility: .private))
+    var serveDirectory: String?
+
+    @Option(help: ArgumentHelp("The cluster the child's agents belong to.", visibility: .private))
+    var clusterName = "bench"
+
     func run() async throws {
+        if let serveFleet, let serveDirectory {
+            try await AgentsChild.serve(fleetFile: serveFleet, directory: serveDirectory, cluster: clusterName)
+            return
+        }
         let written = try FleetGenerator.write(FleetGenerator.threeTier(nodes: nodes))
         defer { try? FileManager.default.removeItem(at: written.directory) }
         let loaded = SpecLoader().load(paths: [written.file])
@@ -37,25 +56,29 @@ struct AgentsBenchmark: AsyncParsableCommand {
         fleet.withState { state in
             for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
         }
-        let store = ScratchGenerationStore(channels: [:])
+        let directStore = ScratchGenerationStore(channels: [:])
         let clock = ManualClock()
         let direct = FleetReconciler(
-            store: store, kernels: SimulatedFleetKernels(fleet: fleet, reqid: reqid), reqid: reqid, clock: clock,
-            logger: logger)
+            store: directStore, kernels: SimulatedFleetKernels(fleet: fleet, reqid: reqid), reqid: reqid,
+            clock: clock, logger: logger)
         let initial = try await direct.converge(intent: intent, waitForDrain: true)
         guard initial.outcome == .converged else { throw BenchFailure("the fleet ended \(initial.outcome)") }
+        let beforeAgents = BenchmarkReport.peakResidentMiB()
 
-        let setupClock = ContinuousClock()
-        let setupStart = setupClock.now
-        let agents = try await InProcessAgents.start(
-            nodes: intent.nodes.map(\.name), cluster: intent.cluster, connector: SimulatedConnector(fleet: fleet),
-            executor: nil)
-        let agentsStarted = setupClock.now - setupStart
+        let child = try AgentsChild.start(fleet: fleet, cluster: intent.cluster)
+        defer { child.stop() }
+        let agentStore = ScratchGenerationStore(channels: try directStore.loadChannels())
         let viaAgents = FleetReconciler(
-            store: store, kernels: BenchAgentKernels(fleet: fleet, agents: agents, reqid: reqid), reqid: reqid,
-            clock: clock, logger: logger)
+            store: agentStore,
+            kernels: BenchAgentKernels(
+                nodes: Set(intent.nodes.map(\.name)), child: child, reqid: reqid, logger: logger),
+            reqid: reqid, clock: clock, logger: logger)
 
-        func steady(_ reconciler: FleetReconciler) async throws -> (wall: Duration, cpu: Duration) {
+        func steady(
+            _ reconciler: FleetReconciler, store: ScratchGenerationStore
+        ) async throws -> (
+            wall: Duration, cpu: Duration
+        ) {
             var samples: [(Duration, Duration)] = []
             for number in 1...repeats {
                 var records = try store.loadChannels()
@@ -65,27 +88,21 @@ struct AgentsBenchmark: AsyncParsableCommand {
                 guard measured.result.results.isEmpty, measured.result.unreachable.isEmpty else {
                     throw BenchFailure(
                         "a steady pass sent \(measured.result.results.count) operations, "
-                            + "\(measured.result.unreachable.count) nodes unreachable")
+                            + "\(measured.result.unreachable.count) nodes unreachable: "
+                            + "\(measured.result.unreachable.first.map { "\($0.key): \($0.value)" } ?? "")")
                 }
                 samples.append((measured.wall, measured.cpu))
             }
             let sorted = samples.sorted { $0.0 < $1.0 }
             return sorted[sorted.count / 2]
         }
-        // The first pass through the agents also makes every TLS connection: timed on its own.
-        var warmRecords = try store.loadChannels()
-        let firstContact = try await measureBoth {
-            try await viaAgents.runPass(number: 0, intent: intent, records: &warmRecords)
-        }
-        let inProcess = try await steady(direct)
-        let overAgents = try await steady(viaAgents)
 
         func rekey(_ reconciler: FleetReconciler) async throws -> (passes: Int, operations: Int, wall: Duration) {
             clock.advance(by: 1)
             let requests = Dictionary(uniqueKeysWithValues: intent.channels.map { ($0.id, clock.now()) })
             let started = ContinuousClock.now
             let report = try await reconciler.converge(intent: intent, waitForDrain: false, rekeyRequests: requests)
-            // Finish the drains on the manual clock so the next rekey starts from a converged fleet.
+            // Finish the drains on the manual clock so that the fleet ends converged.
             clock.advance(by: 60)
             let drained = try await reconciler.converge(intent: intent, waitForDrain: true)
             guard drained.outcome == .converged else { throw BenchFailure("the rekey ended \(drained.outcome)") }
@@ -94,18 +111,31 @@ struct AgentsBenchmark: AsyncParsableCommand {
                 ContinuousClock.now - started
             )
         }
-        let rekeyInProcess = try await rekey(direct)
+
+        // The first pass through the agents also makes every TLS connection: timed on its own.
+        var warmRecords = try agentStore.loadChannels()
+        let firstContact = try await measureBoth {
+            try await viaAgents.runPass(number: 0, intent: intent, records: &warmRecords)
+        }
+        let overAgents = try await steady(viaAgents, store: agentStore)
         let rekeyOverAgents = try await rekey(viaAgents)
-        await agents.stop()
+        let controllerPeak = BenchmarkReport.peakResidentMiB()
+        let agentsPeak = try child.finish()
+
+        let inProcess = try await steady(direct, store: directStore)
+        let rekeyInProcess = try await rekey(direct)
 
         var report = BenchmarkReport("agents three-tier \(nodes)")
         report.add("nodes (one agent each)", "\(nodes)", key: "nodes", value: nodes)
         report.add("channels", "\(intent.channels.count)", key: "channels", value: intent.channels.count)
-        report.seconds("start every agent", agentsStarted, key: "agents_start_seconds")
+        report.add(
+            "observe parallelism", "\(FleetReconciler.observeParallelism)", key: "observe_parallelism",
+            value: FleetReconciler.observeParallelism)
+        report.seconds("start every agent (child)", child.started, key: "agents_start_seconds")
         report.seconds("first pass through agents (connects)", firstContact.wall, key: "first_contact_seconds")
         report.seconds("steady pass in process (wall)", inProcess.wall, key: "steady_in_process_seconds")
         report.seconds("steady pass over agents (wall)", overAgents.wall, key: "steady_agents_seconds")
-        report.seconds("steady pass over agents (CPU)", overAgents.cpu, key: "steady_agents_cpu_seconds")
+        report.seconds("steady pass over agents (controller CPU)", overAgents.cpu, key: "steady_agents_cpu_seconds")
         let ratio = overAgents.wall.seconds / max(inProcess.wall.seconds, 1e-9)
         report.add("transport overhead (wall ratio)", String(format: "%.2fx", ratio), key: "steady_ratio", value: ratio)
         report.add(
@@ -116,22 +146,160 @@ struct AgentsBenchmark: AsyncParsableCommand {
             "full rekey over agents", "\(rekeyOverAgents.passes) passes, \(rekeyOverAgents.operations) operations",
             key: "rekey_agents_passes", value: rekeyOverAgents.passes)
         report.seconds("full rekey over agents (wall)", rekeyOverAgents.wall, key: "rekey_agents_seconds")
+        report.add(
+            "controller peak memory before the agents", String(format: "%.1f MiB", beforeAgents),
+            key: "controller_before_agents_peak_rss_mib", value: beforeAgents)
+        report.add(
+            "controller peak memory after the agent passes", String(format: "%.1f MiB", controllerPeak),
+            key: "controller_peak_rss_mib", value: controllerPeak)
+        report.add(
+            "agents' process peak memory (all agents)", String(format: "%.1f MiB", agentsPeak),
+            key: "agents_peak_rss_mib", value: agentsPeak)
         report.peakMemory()
         try report.print()
     }
 }
 
-/// The fleet's nodes, each reached through its in-process agent.
-final class BenchAgentKernels: FleetKernels {
-    let fleet: SimulatedFleet
-    private let kernels: EndpointKernels
+/// The child process that runs every agent, and the controller's view of it: the port of each
+/// node's agent and the controller's credentials, read from a 0600 file in a 0700 directory
+/// (never from its output, which carries only `ready` and its peak memory).
+final class AgentsChild: Sendable {
+    let ports: [String: Int]
+    let cluster: String
+    let credentials: AgentCredentials
+    /// How long the child took to start every agent.
+    let started: Duration
+    private let process: Process
+    private let input: Pipe
+    private let output: Pipe
+    private let directory: URL
 
-    init(fleet: SimulatedFleet, agents: InProcessAgents, reqid: Reqid) {
-        self.fleet = fleet
-        kernels = EndpointKernels(endpoints: agents.endpoints, connectors: [agents.connector()], reqid: reqid)
+    private init(
+        ports: [String: Int], cluster: String, credentials: AgentCredentials, started: Duration, process: Process,
+        input: Pipe, output: Pipe, directory: URL
+    ) {
+        self.ports = ports
+        self.cluster = cluster
+        self.credentials = credentials
+        self.started = started
+        self.process = process
+        self.input = input
+        self.output = output
+        self.directory = directory
     }
 
-    var knownNodes: Set<String> { Set(fleet.withState { $0.nodes.keys }) }
+    /// What the child writes for the controller.
+    struct Handoff: Codable {
+        var ports: [String: Int]
+        var caCertificatePEM: String
+        var certificatePEM: String
+        var privateKeyPEM: String
+        var startSeconds: Double
+    }
+
+    /// Saves `fleet`, starts the child on it and waits until every agent listens.
+    static func start(fleet: SimulatedFleet, cluster: String) throws -> AgentsChild {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-bench-agents-\(UUID())")
+        try FileManager.default.createDirectory(
+            at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let fleetFile = directory.appendingPathComponent("fleet.json")
+        try fleet.save(to: fleetFile)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        process.arguments = [
+            "agents", "--serve-fleet", fleetFile.path, "--serve-directory", directory.path, "--cluster-name", cluster,
+        ]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        guard let line = readLine(from: output.fileHandleForReading), line == "ready" else {
+            process.waitUntilExit()
+            throw BenchFailure("the agents' child process did not start (exit \(process.terminationStatus))")
+        }
+        let handoff = try JSONDecoder().decode(
+            Handoff.self, from: Data(contentsOf: directory.appendingPathComponent("controller.json")))
+        return AgentsChild(
+            ports: handoff.ports, cluster: cluster,
+            credentials: AgentCredentials(
+                caCertificatePEM: handoff.caCertificatePEM, certificatePEM: handoff.certificatePEM,
+                privateKeyPEM: handoff.privateKeyPEM),
+            started: .milliseconds(Int64(handoff.startSeconds * 1000)), process: process, input: input,
+            output: output, directory: directory)
+    }
+
+    /// Tells the child to stop its agents and exit; returns its peak memory in MiB.
+    func finish() throws -> Double {
+        try input.fileHandleForWriting.close()
+        let peak = AgentsChild.readLine(from: output.fileHandleForReading).flatMap(Double.init)
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(at: directory)
+        guard let peak else { throw BenchFailure("the agents' child process did not report its memory") }
+        return peak
+    }
+
+    /// Ends the child if `finish` did not.
+    func stop() {
+        if process.isRunning { process.terminate() }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private static func readLine(from handle: FileHandle) -> String? {
+        var bytes: [UInt8] = []
+        while true {
+            let byte = handle.readData(ofLength: 1)
+            guard let first = byte.first else { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
+            if first == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
+            bytes.append(first)
+        }
+    }
+
+    /// The child: one agent per node of the saved fleet, until standard input closes.
+    static func serve(fleetFile: String, directory: String, cluster: String) async throws {
+        let fleet = try SimulatedFleet.load(from: URL(fileURLWithPath: fleetFile))
+        let clock = ContinuousClock()
+        let start = clock.now
+        let agents = try await InProcessAgents.start(
+            nodes: fleet.state.nodes.keys.sorted(), cluster: cluster, connector: SimulatedConnector(fleet: fleet),
+            executor: nil)
+        let handoff = Handoff(
+            ports: agents.ports, caCertificatePEM: agents.controller.caCertificatePEM,
+            certificatePEM: agents.controller.certificatePEM, privateKeyPEM: agents.controller.privateKeyPEM,
+            startSeconds: (clock.now - start).seconds)
+        let file = URL(fileURLWithPath: directory).appendingPathComponent("controller.json")
+        _ = FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600])
+        try JSONEncoder().encode(handoff).write(to: file)
+        print("ready")
+        fflush(nil)
+        // Serve until the controller closes our standard input.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                _ = FileHandle.standardInput.readDataToEndOfFile()
+                continuation.resume()
+            }
+        }
+        await agents.stop()
+        print(String(format: "%.1f", BenchmarkReport.peakResidentMiB()))
+        fflush(nil)
+    }
+}
+
+/// The fleet's nodes, each reached through its agent in the child process.
+final class BenchAgentKernels: FleetKernels {
+    let knownNodes: Set<String>
+    private let kernels: EndpointKernels
+
+    init(nodes: Set<String>, child: AgentsChild, reqid: Reqid, logger: Logger) {
+        knownNodes = nodes
+        kernels = EndpointKernels(
+            endpoints: child.ports.mapValues { .agent(host: "127.0.0.1", port: UInt16($0)) },
+            connectors: [
+                AgentConnector(
+                    credentials: child.credentials, cluster: child.cluster, addresses: [:], epoch: { 1 },
+                    logger: logger)
+            ], reqid: reqid)
+    }
 
     func kernel(for node: String) async throws -> any NodeKernel { try await kernels.kernel(for: node) }
 

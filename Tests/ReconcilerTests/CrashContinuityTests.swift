@@ -1,5 +1,7 @@
+import AgentTestSupport
 import DesiredState
 import Foundation
+import KernelSimulator
 import MeshwardCore
 import Testing
 
@@ -18,32 +20,59 @@ struct CrashContinuityTests {
     }
 
     /// A harness at the start of `phase` on the three-tier fleet, with the phase's rekey requests.
-    private static func start(
-        _ phase: Phase, seed: UInt64
+    /// With `agents`, every node is reached through an in-process agent (real gRPC and mutual TLS
+    /// on loopback) serving the harness's fleet; the caller stops them.
+    static func start(
+        _ phase: Phase, seed: UInt64, throughAgents: Bool = false
     ) async throws -> (
-        ContinuityHarness, FleetIntent, [ChannelID: Date]
+        ContinuityHarness, FleetIntent, [ChannelID: Date], InProcessAgents?
     ) {
         let harness = ContinuityHarness(seed: seed)
         let intent = try ContinuityTests.threeTier.compile()
         harness.provision(intent)
+        var agents: InProcessAgents?
+        if throughAgents {
+            let started = try await InProcessAgents.start(
+                nodes: intent.nodes.map(\.name), connector: SimulatedConnector(fleet: harness.fleet))
+            harness.routeThroughAgents(AgentFleetKernels(fleet: harness.fleet, agents: started))
+            agents = started
+        }
         var requests: [ChannelID: Date] = [:]
         if phase == .rekey {
             try await harness.converge(intent)
             harness.clock.advance(by: 1)
             requests = Dictionary(uniqueKeysWithValues: harness.records.keys.map { ($0, harness.clock.now()) })
         }
-        return (harness, intent, requests)
+        return (harness, intent, requests, agents)
     }
 
-    /// Dies at `point`, restarts, converges; every state on the way is checked.
-    private static func crashAndRestart(_ phase: Phase, at point: CrashPoint, seed: UInt64) async throws {
-        let (harness, intent, requests) = try await start(phase, seed: seed)
+    /// Dies at `point`, restarts, converges; every state on the way is checked. With
+    /// `throughAgents`, the new controller dials the agents afresh, as a new process would.
+    static func crashAndRestart(
+        _ phase: Phase, at point: CrashPoint, seed: UInt64, throughAgents: Bool = false
+    ) async throws {
+        let (harness, intent, requests, agents) = try await start(phase, seed: seed, throughAgents: throughAgents)
+        do {
+            try await crashAndRestart(
+                phase, at: point, harness: harness, intent: intent, requests: requests, agents: agents)
+            await agents?.stop()
+        } catch {
+            await agents?.stop()
+            throw error
+        }
+    }
+
+    private static func crashAndRestart(
+        _ phase: Phase, at point: CrashPoint, harness: ContinuityHarness, intent: FleetIntent,
+        requests: [ChannelID: Date], agents: InProcessAgents?
+    ) async throws {
         harness.armCrash(point)
         do {
             try await harness.converge(intent, rekeyRequests: requests)
             Issue.record("\(phase), killed \(point): the controller never reached its crash point")
             return
         } catch let error as HarnessError where error.message.hasPrefix("the controller crashed") {}
+        if let agents { harness.routeThroughAgents(AgentFleetKernels(fleet: harness.fleet, agents: agents)) }
         try harness.restartController()
         try await harness.converge(intent, rekeyRequests: requests)
         #expect(harness.violations == [], "\(phase), killed \(point)")
@@ -58,8 +87,8 @@ struct CrashContinuityTests {
     }
 
     /// How many operations the phase applies when nothing goes wrong, and which nodes get them.
-    private static func cleanRun(_ phase: Phase, seed: UInt64) async throws -> (applied: Int, nodes: [String]) {
-        let (harness, intent, requests) = try await start(phase, seed: seed)
+    static func cleanRun(_ phase: Phase, seed: UInt64) async throws -> (applied: Int, nodes: [String]) {
+        let (harness, intent, requests, _) = try await start(phase, seed: seed)
         var applied = 0
         var nodes: Set<String> = []
         try await harness.converge(intent, rekeyRequests: requests) { report in

@@ -1,4 +1,5 @@
 import Foundation
+import KernelSimulator
 import Logging
 import Synchronization
 import Testing
@@ -20,6 +21,8 @@ struct ReconcileServiceTests {
         private struct State {
             var now = Date(timeIntervalSince1970: 1_800_000_000)
             var sleepers: [(deadline: Date, continuation: CheckedContinuation<Void, any Error>)] = []
+            /// The length of every sleep that had to wait, in the order they started.
+            var lengths: [TimeInterval] = []
         }
 
         private let state = Mutex(State())
@@ -28,6 +31,9 @@ struct ReconcileServiceTests {
 
         /// How many sleeps wait right now.
         var sleeping: Int { state.withLock { $0.sleepers.count } }
+
+        /// The length of every sleep that had to wait so far.
+        var sleepLengths: [TimeInterval] { state.withLock { $0.lengths } }
 
         func advance(by interval: TimeInterval) {
             let woken = state.withLock { state in
@@ -46,6 +52,7 @@ struct ReconcileServiceTests {
                     let due = state.withLock { state -> Bool in
                         if deadline <= state.now { return true }
                         state.sleepers.append((deadline, continuation))
+                        state.lengths.append(deadline.timeIntervalSince(state.now))
                         return false
                     }
                     if due { continuation.resume() } else { events.changed() }
@@ -106,6 +113,77 @@ struct ReconcileServiceTests {
         clock.advance(by: 3_600)
         await settle { cycles.withLock { $0 } == 3 }
         #expect(cycles.withLock { $0 } == 3)
+    }
+}
+
+extension ReconcileServiceTests {
+    @Test(
+        "an unreachable node is retried alone after 1 s, 2 s, 4 s, 4 s, and the retry that finds it back restores it long before the interval, with its restore time",
+        .timeLimit(.minutes(5)))
+    func unreachableNodeRetriedBetweenCycles() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-retry-\(UUID())")
+        let state = directory.appendingPathComponent("state")
+        try FileManager.default.createDirectory(
+            at: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let spec = directory.appendingPathComponent("fleet.yaml")
+        let pair = PlannerReviewTests.pair()
+        try pair.yaml.write(to: spec, atomically: true, encoding: .utf8)
+        let intent = try pair.compile()
+        let fleetFile = state.appendingPathComponent("simulated-fleet.json")
+        let fleet = SimulatedFleet()
+        fleet.withState { fleet in
+            for node in intent.nodes { fleet.addNode(node.name, addresses: node.addresses) }
+        }
+        fleet.setReachable("n2", false)
+        try fleet.save(to: fleetFile)
+
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let events = LoopEvents()
+        let clock = SteppedClock(events: events)
+        let documents = Mutex<[ApplyDocument]>([])
+        let start = clock.now()
+        let service = ReconcileService(
+            controller: MeshwardController(stateDirectory: state.path, logger: logger, clock: clock),
+            specPaths: [spec.path], interval: .seconds(3_600), once: false, reload: ReloadTrigger(), clock: clock,
+            logger: logger,
+            onCycle: { result in
+                if case .success(let document) = result { documents.withLock { $0.append(document) } }
+                events.changed()
+            })
+        let loop = Task { try await service.run() }
+        defer { loop.cancel() }
+        func settle(until condition: @escaping @Sendable () -> Bool) async { await events.wait(until: condition) }
+
+        await settle { documents.withLock { $0.count } == 1 && clock.sleeping == 1 }
+        let first = try #require(documents.withLock { $0.first })
+        #expect(first.outcome == .blocked)
+        #expect(first.unreachable.map(\.node) == ["n2"])
+        #expect(first.restored == nil)
+
+        // n2 still does not answer: each retry finds it so and the next waits longer, to 4 s.
+        for (index, step) in [1.0, 2, 4, 4].enumerated() {
+            #expect(clock.sleepLengths.last == step, "retry \(index + 1) after \(clock.sleepLengths)")
+            clock.advance(by: step)
+            await settle { clock.sleepLengths.count == index + 2 && clock.sleeping == 1 }
+        }
+        #expect(documents.withLock { $0.count } == 1, "a retry that finds the node still out runs no cycle")
+
+        // n2 answers again: the next retry sees it and the cycle it starts restores it.
+        let back = try SimulatedFleet.load(from: fleetFile)
+        back.setReachable("n2", true)
+        try back.save(to: fleetFile)
+        #expect(clock.sleepLengths.last == 4)
+        clock.advance(by: 4)
+        await settle { documents.withLock { $0.count } == 2 && clock.sleeping == 1 }
+        let second = try #require(documents.withLock { $0.last })
+        #expect(second.outcome == .converged)
+        #expect(second.unreachable.isEmpty)
+        #expect(second.restored == [RestoredNode(node: "n2", unreachableSince: start, restoreSeconds: 15)])
+        #expect(clock.now().timeIntervalSince(start) == 15, "restored by a retry, not by the 3,600 s interval")
+        #expect(clock.sleepLengths.last == 3_600, "with every node reachable the loop waits its interval again")
+        let restoredFleet = try SimulatedFleet.load(from: fleetFile).state
+        #expect(!(restoredFleet.nodes["n2"]?.securityAssociations.isEmpty ?? true))
     }
 }
 

@@ -52,6 +52,7 @@ struct ApplyWorkflow {
             clock: context.clock, logger: context.logger, fence: fence, recorder: context.recorder)
         let clock = context.clock
         let runIntent = scope?.intent ?? intent
+        let contacts = AgentContactLog()
         let report: ConvergeReport
         do {
             report = try await reconciler.converge(
@@ -60,6 +61,7 @@ struct ApplyWorkflow {
                 defaultDrain: .seconds(settings.drainSeconds),
                 onPass: { pass in
                     _ = try await fence.confirm(at: clock.now())
+                    await contacts.note(pass, kernels: kernels, endpoints: endpoints)
                     await onPass(pass)
                 })
         } catch {
@@ -69,6 +71,9 @@ struct ApplyWorkflow {
 
         if scope == nil { await context.markAgentsReady(after: report, kernels: kernels, endpoints: endpoints) }
         await kernels.close()
+        let agentNodes = Set(endpoints.filter { $0.value.scheme == .agent }.keys)
+        let gone = Set(try await store.agentContacts().keys).subtracting(agentNodes)
+        try await store.recordAgentContacts(contacts.all, forgetting: gone)
 
         // Forget endpoints of nodes that have nothing left, and requests that were honoured.
         let remaining = try await store.loadChannels()

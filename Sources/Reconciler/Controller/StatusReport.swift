@@ -1,3 +1,4 @@
+import Agent
 import DesiredState
 import Foundation
 import Kernel
@@ -75,13 +76,20 @@ struct StatusReport {
             }
         }
 
-        let nodes = endpoints.keys.filter(shown.contains).sorted().map { name in
+        let contacts = endpoints.values.contains { $0.scheme == .agent } ? try await store.agentContacts() : [:]
+        var nodes: [StatusDocument.Node] = []
+        for name in endpoints.keys.filter(shown.contains).sorted() {
             let observation = observations[name]
-            return StatusDocument.Node(
+            var node = StatusDocument.Node(
                 name: name, endpoint: endpoints[name]?.description ?? "unknown", reachable: observation != nil,
                 error: unreachable[name], securityAssociations: observation?.securityAssociations.count ?? 0,
                 policies: observation?.policies.count ?? 0,
                 dropCounters: (observation?.statistics ?? [:]).filter { $0.value > 0 })
+            if endpoints[name]?.scheme == .agent {
+                node.agent = await agentStatus(
+                    name, observation: observation, recorded: contacts[name], kernels: kernels, now: now)
+            }
+            nodes.append(node)
         }
         let channels = records.values.sorted { $0.id < $1.id }
             .filter { filter == nil || $0.id.from == filter || $0.id.to == filter }
@@ -92,6 +100,23 @@ struct StatusReport {
             cluster: settings?.cluster, revision: settings?.revision, observedAt: now, nodes: nodes,
             channels: channels.filter(channelFilter.includes), warnings: warnings,
             summary: StatusDocument.Summary(nodes: nodes, channels: channels))
+    }
+
+    /// A node's agent as this status saw it when it answered, else as the Store recorded it.
+    private func agentStatus(
+        _ node: String, observation: NodeObservation?, recorded: AgentContact?, kernels: EndpointKernels, now: Date
+    ) async -> StatusDocument.AgentStatus? {
+        let kernel = try? await kernels.kernel(for: node) as? AgentKernel
+        if let observation, let kernel {
+            return StatusDocument.AgentStatus(
+                address: kernel.address,
+                certificateExpires: kernel.certificateNotValidAfter ?? recorded?.certificateNotValidAfter,
+                bootID: observation.bootID, lastContact: now, live: true)
+        }
+        guard let address = recorded?.address ?? kernel?.address else { return nil }
+        return StatusDocument.AgentStatus(
+            address: address, certificateExpires: recorded?.certificateNotValidAfter, bootID: recorded?.bootID,
+            lastContact: recorded?.lastContact, live: false)
     }
 
     private func channelStatus(

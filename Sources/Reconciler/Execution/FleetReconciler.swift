@@ -39,15 +39,26 @@ public final class FleetReconciler: Sendable {
     /// How many passes in a row may see refused operations before a run gives up.
     public static let failingPassLimit = 4
 
+    /// How many nodes a pass observes at once unless told otherwise: enough to keep a fleet of
+    /// thousands of agents within a second a pass, few enough that the connections, the
+    /// replies being decoded and the simulated kernels' locks stay bounded.
+    public static let observeParallelism = 64
+
     /// The deadline this reconciler gives each kernel call (`kernelCallTimeout` unless a test
     /// shortens it).
     let callTimeout: Duration
 
+    /// How many observations are in flight at most (`observeParallelism` unless told otherwise).
+    let observeLimit: Int
+
     public init(
         store: any PassStore, kernels: any FleetKernels, reqid: Reqid, clock: any ReconcilerClock,
         logger: Logger, planner: FleetPlanner = FleetPlanner(), fence: any WriteFence = UnfencedWrites(),
-        recorder: any ReconcileRecorder = DiscardingRecorder(), callTimeout: Duration = kernelCallTimeout
+        recorder: any ReconcileRecorder = DiscardingRecorder(), callTimeout: Duration = kernelCallTimeout,
+        observeParallelism: Int = observeParallelism
     ) {
+        precondition(observeParallelism > 0, "a pass must observe at least one node at a time")
+        self.observeLimit = observeParallelism
         self.recorder = recorder
         self.callTimeout = min(callTimeout, Self.kernelCallTimeout)
         self.planner = planner
@@ -59,30 +70,57 @@ public final class FleetReconciler: Sendable {
         self.logger = logger
     }
 
-    /// Observes `nodes` concurrently; a node that throws is reported unreachable.
+    /// Observes `nodes` concurrently, at most `observeLimit` at once, each under its own
+    /// deadline (`callTimeout` from the moment its call starts). A node that throws, or has not
+    /// answered by its deadline, is reported unreachable with the reason; a hung node costs one
+    /// deadline and never holds up the pass, even when its kernel ignores the deadline.
     public func observe(
         _ nodes: Set<String>
     ) async -> (observations: [String: NodeObservation], unreachable: [String: String]) {
-        await withTaskGroup(of: (String, Result<NodeObservation, any Error>).self) { group in
-            for node in nodes {
+        await withTaskGroup(of: (String, Result<NodeObservation, NodeUnreachable>).self) { group in
+            var waiting = nodes.sorted().makeIterator()
+            func start(_ node: String) {
                 group.addTask { [kernels, callTimeout] in
-                    do {
-                        let deadline = ContinuousClock.now + callTimeout
-                        return (node, .success(try await kernels.kernel(for: node).observe(deadline: deadline)))
-                    } catch {
-                        return (node, .failure(error))
-                    }
+                    (node, await Self.observe(node, kernels: kernels, timeout: callTimeout))
                 }
+            }
+            for _ in 0..<observeLimit {
+                guard let node = waiting.next() else { break }
+                start(node)
             }
             var observations: [String: NodeObservation] = [:]
             var unreachable: [String: String] = [:]
-            for await (node, result) in group {
+            while let (node, result) = await group.next() {
                 switch result {
                 case .success(let observation): observations[node] = observation
-                case .failure(let error): unreachable[node] = "\(error)"
+                case .failure(let problem): unreachable[node] = problem.reason
                 }
+                if let next = waiting.next() { start(next) }
             }
             return (observations, unreachable)
+        }
+    }
+
+    /// Why one node's observation failed, as the pass reports it.
+    struct NodeUnreachable: Error {
+        let reason: String
+    }
+
+    /// Observes one node (connecting it first when needed) under a deadline of `timeout`.
+    private static func observe(
+        _ node: String, kernels: any FleetKernels, timeout: Duration
+    ) async -> Result<NodeObservation, NodeUnreachable> {
+        let limit = "its deadline of \(timeout.secondsText) for one observation"
+        do {
+            return .success(
+                try await DeadlineRace.run(timeout: timeout) { deadline in
+                    try await kernels.kernel(for: node).observe(deadline: deadline)
+                })
+        } catch let late as DeadlineRace.DeadlinePassed {
+            let cause = late.underlying.map { ": \($0)" } ?? ""
+            return .failure(NodeUnreachable(reason: "node \(node) did not answer before \(limit)\(cause)"))
+        } catch {
+            return .failure(NodeUnreachable(reason: "\(error)"))
         }
     }
 

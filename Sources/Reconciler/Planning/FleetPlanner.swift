@@ -112,4 +112,10 @@ extension Duration {
         let parts = components
         return TimeInterval(parts.seconds) + TimeInterval(parts.attoseconds) / 1e18
     }
+
+    /// The duration for a message: `30 s`, `0.5 s`.
+    var secondsText: String {
+        let seconds = timeInterval
+        return seconds == seconds.rounded() ? "\(Int(seconds)) s" : "\(seconds) s"
+    }
 }

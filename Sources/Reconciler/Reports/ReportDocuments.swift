@@ -99,6 +99,24 @@ public struct ApplyDocument: Codable, Sendable, Equatable {
     public var unreachable: [NodeProblem]
     /// With `waiting-for-drain`: when the next run can finish.
     public var waitingUntil: Date?
+    /// `reconcile` only, and only when this cycle restored nodes that earlier cycles found
+    /// unreachable: each with how long it was out. Absent from `apply`.
+    public var restored: [RestoredNode]?
+}
+
+/// A node the reconcile loop found unreachable and has now reached and reconciled again.
+public struct RestoredNode: Codable, Sendable, Equatable {
+    public var node: String
+    /// The start of the first cycle that found it unreachable.
+    public var unreachableSince: Date
+    /// From `unreachable_since` to the end of the cycle that restored it, in seconds.
+    public var restoreSeconds: Double
+
+    public init(node: String, unreachableSince: Date, restoreSeconds: Double) {
+        self.node = node
+        self.unreachableSince = unreachableSince
+        self.restoreSeconds = restoreSeconds
+    }
 }
 
 /// `meshward status`: per node and per channel.
@@ -113,6 +131,24 @@ public struct StatusDocument: Codable, Sendable, Equatable {
         public var policies: Int
         /// Every non-zero `/proc/net/xfrm_stat` counter.
         public var dropCounters: [String: UInt64]
+        /// For a node behind an agent: what this status saw of it, or, when it cannot reach the
+        /// agent now, what the controller's last pass recorded. Nil for other endpoints.
+        public var agent: AgentStatus? = nil
+    }
+
+    /// A node's agent, as `status` shows it.
+    public struct AgentStatus: Codable, Sendable, Equatable {
+        /// `HOST:PORT` dialled.
+        public var address: String
+        /// When the certificate the agent presented expires; nil when never seen.
+        public var certificateExpires: Date?
+        /// The host's boot ID in its last observation.
+        public var bootID: String?
+        /// When the agent last answered: now, for an agent this status reached; else the start of
+        /// the controller's last pass that observed it; nil when none ever did.
+        public var lastContact: Date?
+        /// True when the values come from this status's own contact, false when from the Store.
+        public var live: Bool
     }
 
     public struct Channel: Codable, Sendable, Equatable {

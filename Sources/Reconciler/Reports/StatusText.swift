@@ -24,6 +24,7 @@ public struct StatusText {
                     .joined(separator: " ")
             }
             lines.append(line)
+            if let agent = node.agent { lines.append("    " + Self.agent(agent)) }
         }
         lines.append("channels:")
         for channel in document.channels {
@@ -63,6 +64,17 @@ public struct StatusText {
         var text = "\(counters.packets) packet\(counters.packets == 1 ? "" : "s") \(counters.bytes) bytes"
         if let used = counters.firstUsed { text += " (first used \(Self.timestamp(used)))" }
         return text
+    }
+
+    /// `agent 198.18.1.10:7443, certificate expires 2027-..., boot 6f1c..., last contact 2026-...`.
+    static func agent(_ agent: StatusDocument.AgentStatus) -> String {
+        var parts = ["agent \(TerminalText.escaped(agent.address))"]
+        parts.append("certificate expires " + (agent.certificateExpires.map(Self.timestamp) ?? "unknown"))
+        parts.append("boot " + (agent.bootID.map { TerminalText.escaped($0) } ?? "unknown"))
+        parts.append(
+            "last contact "
+                + (agent.lastContact.map { Self.timestamp($0) + (agent.live ? " (now)" : " (recorded)") } ?? "never"))
+        return parts.joined(separator: ", ")
     }
 
     /// The summary lines at the top of the text form.

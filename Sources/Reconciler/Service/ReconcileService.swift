@@ -11,7 +11,19 @@ import ServiceLifecycle
 ///
 /// A spec that stops validating is reported and the last good one is kept; a failing cycle is
 /// retried with backoff (1 s, 2 s, 4 s ... up to the interval).
+///
+/// While nodes are unreachable, the wait between full cycles is spent retrying them alone
+/// (design.md §10): after `firstRetry` (1 s), then backing off by doubling to `retryCeiling`
+/// (4 s), the loop observes only those nodes, and as soon as one answers it runs the next cycle
+/// at once, so a host that comes back is restored within seconds, not at the next interval.
+/// A node restored so is logged with the time from the cycle that first found it unreachable
+/// to the end of the cycle that restored it, and reported in that cycle's `restored`.
 public struct ReconcileService: Service {
+    /// The first retry of unreachable nodes after a cycle.
+    public static let firstRetry: Duration = .seconds(1)
+    /// The longest wait between two retries of unreachable nodes.
+    public static let retryCeiling: Duration = .seconds(4)
+
     private let controller: MeshwardController
     private let specPaths: [String]
     private let interval: Duration
@@ -51,8 +63,10 @@ public struct ReconcileService: Service {
     public func run() async throws {
         var lastGood: FleetIntent?
         var consecutiveFailures = 0
+        var unreachableSince: [String: Date] = [:]
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let result: Result<ApplyDocument, any Error>
+            let cycleStart = clock.now()
             do {
                 let intent: FleetIntent
                 do {
@@ -64,9 +78,13 @@ public struct ReconcileService: Service {
                         "the spec does not validate; keeping the last good one", metadata: ["error": "\(error)"])
                     intent = lastGood
                 }
-                let document = try await controller.apply(
+                var document = try await controller.apply(
                     intent, source: specPaths.joined(separator: " "), waitForDrain: false, force: force,
                     command: "reconcile", lease: lease)
+                let restored = track(
+                    &unreachableSince, unreachable: document.unreachable.map(\.node), nodes: intent.nodes.map(\.name),
+                    cycleStart: cycleStart)
+                if !restored.isEmpty { document.restored = restored }
                 logger.notice(
                     "cycle done",
                     metadata: [
@@ -94,14 +112,75 @@ public struct ReconcileService: Service {
             let wait =
                 consecutiveFailures == 0
                 ? interval : min(interval, .seconds(1 << min(consecutiveFailures - 1, 16)))
-            await waitForNextCycle(after: wait)
+            let nextCycle = clock.now().addingTimeInterval(wait.timeInterval)
+            if consecutiveFailures == 0, let intent = lastGood, !unreachableSince.isEmpty {
+                await retryUnreachable(Set(unreachableSince.keys), of: intent, until: nextCycle)
+            } else {
+                await waitForNextCycle(until: nextCycle)
+            }
         }
     }
 
-    /// Returns when `wait` has passed on the clock, the trigger fired, or the service is
-    /// shutting down.
-    private func waitForNextCycle(after wait: Duration) async {
-        let deadline = clock.now().addingTimeInterval(wait.timeInterval)
+    /// Updates `since` (each unreachable node and when it was first found so) after a cycle
+    /// that began at `cycleStart` and found `unreachable`, and returns the nodes it restored:
+    /// those found unreachable before that this cycle reached. A node the spec dropped is
+    /// forgotten, not restored.
+    private func track(
+        _ since: inout [String: Date], unreachable: [String], nodes: [String], cycleStart: Date
+    ) -> [RestoredNode] {
+        let now = clock.now()
+        let unreachable = Set(unreachable)
+        let inSpec = Set(nodes)
+        var restored: [RestoredNode] = []
+        for (node, first) in since.sorted(by: { $0.key < $1.key }) where !unreachable.contains(node) {
+            since[node] = nil
+            guard inSpec.contains(node) else { continue }
+            let seconds = now.timeIntervalSince(first)
+            restored.append(RestoredNode(node: node, unreachableSince: first, restoreSeconds: seconds))
+            logger.notice(
+                "node restored",
+                metadata: [
+                    "node": "\(node)", "restore.seconds": "\(String(format: "%.3f", seconds))",
+                    "unreachable.since": "\(first)",
+                ])
+        }
+        for node in unreachable where since[node] == nil { since[node] = cycleStart }
+        return restored
+    }
+
+    /// Spends the wait until `nextCycle` retrying the unreachable `nodes` alone: after
+    /// `firstRetry`, then doubling up to `retryCeiling`, observes only them, and returns as soon
+    /// as one answers (the next cycle restores it), the trigger fires, `nextCycle` comes, or the
+    /// service is shutting down.
+    private func retryUnreachable(_ nodes: Set<String>, of intent: FleetIntent, until nextCycle: Date) async {
+        var delay = Self.firstRetry
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let at = min(clock.now().addingTimeInterval(delay.timeInterval), nextCycle)
+            if await waitForNextCycle(until: at) || clock.now() >= nextCycle { return }
+            let answering: Set<String>
+            do {
+                answering = try await controller.answeringNodes(nodes, of: intent, lease: lease)
+            } catch {
+                logger.warning("could not retry the unreachable nodes", metadata: ["error": "\(error)"])
+                answering = []
+            }
+            if !answering.isEmpty {
+                logger.notice(
+                    "unreachable nodes answer again; reconciling now",
+                    metadata: ["nodes": "\(answering.sorted().joined(separator: ","))"])
+                return
+            }
+            logger.debug(
+                "unreachable nodes still do not answer",
+                metadata: ["nodes": "\(nodes.sorted().joined(separator: ","))", "retry.seconds": "\(delay)"])
+            delay = min(delay * 2, Self.retryCeiling)
+        }
+    }
+
+    /// Returns when `deadline` has passed on the clock (false), the trigger fired or the
+    /// service is shutting down (true).
+    @discardableResult
+    private func waitForNextCycle(until deadline: Date) async -> Bool {
         let reload = self.reload
         let clock = self.clock
         let reason = await withGracefulShutdownHandler {
@@ -110,5 +189,6 @@ public struct ReconcileService: Service {
             reload.fire("shutting down")
         }
         if let reason, !Task.isShuttingDownGracefully { logger.notice("\(reason); reloading") }
+        return reason != nil
     }
 }

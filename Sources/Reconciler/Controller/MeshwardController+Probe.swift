@@ -1,0 +1,35 @@
+import DesiredState
+import Foundation
+import MeshwardCore
+import Store
+
+extension MeshwardController {
+    /// Which of `nodes` answer an observation now: the reconcile loop's cheap check of the
+    /// nodes its last cycle could not reach, between full cycles. Observes only those nodes
+    /// (each under its deadline, as a pass does), through the endpoints the last `apply`
+    /// recorded and the spec's; writes nothing and touches no kernel.
+    ///
+    /// - Parameter lease: the loop's lease keeper, whose Store is reused; nil opens the Store.
+    public func answeringNodes(
+        _ nodes: Set<String>, of intent: FleetIntent, lease: LeaseKeeper? = nil
+    ) async throws -> Set<String> {
+        guard !nodes.isEmpty else { return [] }
+        let store: any ControllerStore
+        if let lease { store = lease.store } else { store = try await context.openStore() }
+        let settings = try await ControllerSettings.load(from: store)
+        let endpoints = ControllerContext.nodeEndpoints(
+            for: intent, remembered: settings?.endpoints ?? [:], records: try await store.loadChannels()
+        )
+        .filter { nodes.contains($0.key) }
+        let simulated =
+            endpoints.values.contains(.sim) ? try context.loadSimulatedFleet(intent: intent) : nil
+        let agents = try await context.agentConnector(for: endpoints, intent: intent, store: store, epoch: 0)
+        let kernels = EndpointKernels(
+            endpoints: endpoints, simulated: simulated, simulatedFile: nil, reqid: Reqid(intent.reqid),
+            agents: agents, logger: context.logger)
+        let reconciler = FleetReconciler(
+            store: store, kernels: kernels, reqid: Reqid(intent.reqid), clock: context.clock, logger: context.logger)
+        let (observations, _) = await reconciler.observe(nodes.intersection(endpoints.keys))
+        return Set(observations.keys)
+    }
+}

@@ -1,0 +1,91 @@
+import Synchronization
+
+/// Runs one call against a deadline of its own, without trusting the call to keep it: the
+/// caller gets the call's answer, or `DeadlinePassed` once the deadline has passed, whichever
+/// comes first. A call that ignores its deadline and cancellation keeps running on its own
+/// (cancelled), but never holds up the caller.
+///
+/// The deadline is `timeout` from when the call starts running, not from when it was asked
+/// for: time spent waiting for a thread on a loaded machine is not charged to the node.
+enum DeadlineRace {
+    /// The call had not answered when its deadline passed; `underlying` is what it threw at or
+    /// after its deadline, nil when it had not answered at all.
+    struct DeadlinePassed: Error {
+        var underlying: (any Error)?
+    }
+
+    static func run<T: Sendable>(
+        timeout: Duration, _ body: @escaping @Sendable (ContinuousClock.Instant) async throws -> T
+    ) async throws -> T {
+        let race = Race<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                race.start(continuation)
+                let work = Task {
+                    let deadline = ContinuousClock.now + timeout
+                    let timer = Task {
+                        // A cancelled sleep means the call answered first.
+                        guard (try? await Task.sleep(until: deadline, clock: .continuous)) != nil else { return }
+                        race.finish(.failure(DeadlinePassed(underlying: nil)))
+                    }
+                    race.hold(timer)
+                    do {
+                        race.finish(.success(try await body(deadline)))
+                    } catch {
+                        let late = ContinuousClock.now >= deadline
+                        race.finish(.failure(late ? DeadlinePassed(underlying: error) : error))
+                    }
+                }
+                race.hold(work)
+            }
+        } onCancel: {
+            race.finish(.failure(CancellationError()))
+        }
+    }
+
+    /// The continuation and the two tasks of one race: the first `finish` resumes the caller
+    /// and cancels both tasks; every later one is ignored.
+    private final class Race<T: Sendable>: Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<T, any Error>?
+            var result: Result<T, any Error>?
+            var tasks: [Task<Void, Never>] = []
+        }
+
+        private let state = Mutex(State())
+
+        func start(_ continuation: CheckedContinuation<T, any Error>) {
+            let early = state.withLock { state -> Result<T, any Error>? in
+                if let result = state.result { return result }
+                state.continuation = continuation
+                return nil
+            }
+            if let early { continuation.resume(with: early) }
+        }
+
+        /// Keeps `task` to cancel when the race ends (at once when it has ended).
+        func hold(_ task: Task<Void, Never>) {
+            let finished = state.withLock { state -> Bool in
+                if state.result != nil { return true }
+                state.tasks.append(task)
+                return false
+            }
+            if finished { task.cancel() }
+        }
+
+        func finish(_ result: Result<T, any Error>) {
+            let (continuation, tasks) = state.withLock {
+                state -> (CheckedContinuation<T, any Error>?, [Task<Void, Never>]) in
+                guard state.result == nil else { return (nil, []) }
+                state.result = result
+                defer {
+                    state.continuation = nil
+                    state.tasks = []
+                }
+                return (state.continuation, state.tasks)
+            }
+            for task in tasks { task.cancel() }
+            continuation?.resume(with: result)
+        }
+    }
+}

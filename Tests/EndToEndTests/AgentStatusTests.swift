@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+
+/// `status` per node behind an agent: the address dialled, the certificate's expiry, the boot
+/// ID and the last contact, live when the agent answers and as the last `apply` recorded them
+/// in the Store when it does not (status is a separate process).
+@Suite("Agent status", .serialized)
+struct AgentStatusTests {
+    @Test(
+        "status shows each agent's address, certificate expiry, boot ID and last contact, and the recorded ones for an agent that stopped"
+    )
+    func agentColumns() throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agent-status-\(UUID())")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: base) }
+        func spec(_ ports: [Int]) throws -> String {
+            try MeshwardCLI.writeSpec(
+                """
+                version: 1
+                cluster: lab
+                defaults: { drain: 1s }
+                nodes:
+                  - { name: a, addresses: [198.18.0.1], endpoint: "agent:127.0.0.1:\(ports[0])" }
+                  - { name: b, addresses: [198.18.0.2], endpoint: "agent:127.0.0.1:\(ports[1])" }
+                flows:
+                  - { name: ab, from: { name: a }, to: { name: b } }
+                """)
+        }
+        // Credentials first (they do not depend on the port), then the agents on free ports.
+        let draft = try spec([7443, 7443])
+        var agents: [AgentProcess] = []
+        defer { for agent in agents { agent.stop() } }
+        for node in ["a", "b"] {
+            let directory = base.appendingPathComponent("agent-\(node)").path
+            let made = try cli.run(["agent", "credentials", draft, "--node", node, "--out", directory])
+            #expect(made.status == 0, "\(made.error)")
+            agents.append(try AgentProcess(directory: directory))
+        }
+        let path = try spec(agents.map(\.port))
+        let apply = try cli.run("apply", path)
+        #expect(apply.status == 0, "\(apply.output) \(apply.error)")
+
+        let (live, document) = try cli.json("status")
+        #expect(live == 0)
+        let nodes = document["nodes"] as? [[String: Any]] ?? []
+        var recordedBoot: String?
+        for (index, name) in ["a", "b"].enumerated() {
+            let node = try #require(nodes.first { $0["name"] as? String == name }, "\(document)")
+            let agent = try #require(node["agent"] as? [String: Any], "no agent for \(name): \(node)")
+            #expect(agent["address"] as? String == "127.0.0.1:\(agents[index].port)")
+            #expect(agent["live"] as? Bool == true)
+            let boot = agent["boot_id"] as? String ?? ""
+            #expect(!boot.isEmpty, "\(agent)")
+            if name == "b" { recordedBoot = boot }
+            let expires = try #require(agent["certificate_expires"] as? String, "\(agent)")
+            let expiry = try #require(ISO8601DateFormatter().date(from: expires))
+            // `agent credentials` issues 90 days.
+            #expect(expiry.timeIntervalSinceNow > 80 * 86_400 && expiry.timeIntervalSinceNow < 91 * 86_400)
+            #expect(agent["last_contact"] is String)
+        }
+        let text = try cli.run("status")
+        #expect(text.output.contains("agent 127.0.0.1:\(agents[1].port), certificate expires "), "\(text.output)")
+
+        // b's agent stops: status cannot reach it and shows what the apply recorded.
+        agents[1].stop()
+        let (down, after) = try cli.json("status")
+        #expect(down == 1)
+        let b = try #require((after["nodes"] as? [[String: Any]])?.first { $0["name"] as? String == "b" })
+        #expect(b["reachable"] as? Bool == false)
+        let agent = try #require(b["agent"] as? [String: Any], "\(b)")
+        #expect(agent["live"] as? Bool == false)
+        #expect(agent["address"] as? String == "127.0.0.1:\(agents[1].port)")
+        #expect(agent["boot_id"] as? String == recordedBoot)
+        #expect(agent["certificate_expires"] is String)
+        let contact = try #require(agent["last_contact"] as? String)
+        let contacted = try #require(ISO8601DateFormatter().date(from: contact))
+        #expect(contacted <= Date())
+        let stoppedText = try cli.run("status")
+        #expect(stoppedText.output.contains("(recorded)"), "\(stoppedText.output)")
+    }
+}

@@ -248,7 +248,8 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "meshward", "meshward-faulty", "MeshwardCore", "Store", "DesiredState", "Kernel", "KernelSimulator",
+                "meshward", "meshward-faulty", "MeshwardCore", "Store", "StorePostgres", "DesiredState", "Kernel",
+                "KernelSimulator",
                 "MeshwardTestSupport", "MeshwardTestKit", "Reconciler", "Telemetry",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

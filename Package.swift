@@ -178,7 +178,7 @@ let package = Package(
         .executableTarget(
             name: "meshward-bench",
             dependencies: [
-                "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "Reconciler",
+                "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "StorePostgres", "Reconciler",
                 "MeshwardTestSupport", "MeshwardTestKit", "AgentTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

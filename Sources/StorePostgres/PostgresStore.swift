@@ -195,6 +195,9 @@ public final class PostgresStore: Sendable {
         let connection: PostgresConnection
         do {
             connection = try await openConnection()
+        } catch StoreError.database(let path, "connect", let message) {
+            // Name what could not be done, not only that the connection failed.
+            throw StoreError.database(path: path, operation: operation, message: message)
         } catch {
             throw classify(error, operation: operation)
         }

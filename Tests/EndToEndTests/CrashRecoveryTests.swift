@@ -105,10 +105,15 @@ struct CrashScenario {
         } else {
             text = text.replacingOccurrences(of: "cluster: lab\n", with: "cluster: lab\ndefaults:\n  drain: 0s\n")
         }
-        spec = try MeshwardCLI.writeSpec(text, name: example)
+        try self.init(specFile: try MeshwardCLI.writeSpec(text, name: example))
+        #expect(intent.channels.allSatisfy { $0.drain == .zero })
+    }
+
+    /// The checks for the spec in `specFile` as it is now.
+    init(specFile: String) throws {
+        spec = specFile
         let loaded = SpecLoader().load(paths: [spec])
         intent = try #require(loaded.intent, "\(loaded.diagnostics)")
-        #expect(intent.channels.allSatisfy { $0.drain == .zero })
     }
 
     func run(firstApply: CrashPoints, rekey: CrashPoints) async throws {

@@ -34,9 +34,13 @@ final class TestDatabase: Sendable {
         else { throw CocoaError(.fileWriteUnknown) }
     }
 
-    /// Creates the database and migrates it.
+    /// Creates the database on the test server and migrates it.
     static func make() async throws -> TestDatabase {
-        let server = try #require(Self.server, "MESHWARD_TEST_POSTGRES is not set")
+        try await make(on: try #require(Self.server, "MESHWARD_TEST_POSTGRES is not set"))
+    }
+
+    /// Creates the database on `server` (a `postgres://` URL of its default database) and migrates it.
+    static func make(on server: String) async throws -> TestDatabase {
         let name = "meshward_e2e_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         try await PostgresStoreCLITests.execute("CREATE DATABASE \(name)", on: server)
         var components = try #require(URLComponents(string: server))

@@ -72,8 +72,22 @@ public final class LeaseKeeper: Service, WriteFence {
             throw StoreError.leaseHeld(holder: current, expires: expires)
         }
         recorder.record(lease: .leading(epoch: lease.epoch))
-        held.withLock { $0 = lease }
-        reportedHolder.withLock { $0 = nil }
+        let before = held.withLock { held in
+            defer { held = lease }
+            return held
+        }
+        let waitedFor = reportedHolder.withLock { reported in
+            defer { reported = nil }
+            return reported
+        }
+        if before?.epoch != lease.epoch {
+            var metadata: Logger.Metadata = [
+                "lease.holder": "\(holder)", "lease.epoch": "\(lease.epoch)",
+                "lease.expires": "\(lease.expiresAt)",
+            ]
+            if let waitedFor { metadata["lease.previous"] = "\(waitedFor)" }
+            logger.notice("leading: holds the lease", metadata: metadata)
+        }
         return lease
     }
 
@@ -166,10 +180,7 @@ public final class LeaseKeeper: Service, WriteFence {
             if lease != nil {
                 _ = try await confirm(at: clock.now())
             } else {
-                let lease = try await acquire()
-                logger.notice(
-                    "leading: holds the lease",
-                    metadata: ["lease.holder": "\(holder)", "lease.epoch": "\(lease.epoch)"])
+                try await acquire()
             }
         } catch StoreError.leaseHeld(let current, let expires) {
             let first = reportedHolder.withLock { reported in

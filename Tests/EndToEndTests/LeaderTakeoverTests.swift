@@ -76,7 +76,9 @@ struct LeaderTakeoverTests {
             cli, ["reconcile", spec, "--interval", "1h"], executable: MeshwardCLI.faultyBinary,
             environment: Self.logLevel.merging([SimulatedCrashFault.variable: "\(crashAfter)"]) { $1 })
         try #require(
-            try await eventually { (try Self.lease(cli)?["holder"] as? String)?.hasSuffix("pid \(leader.pid)") == true },
+            try await eventually {
+                (try Self.lease(cli)?["holder"] as? String)?.hasSuffix("pid \(leader.pid)") == true
+            },
             "\(label): the first loop did not lead: \(leader.logText)")
         #expect(try await eventually { leader.logText.contains("leading: holds the lease") }, "\(leader.logText)")
 
@@ -125,6 +127,9 @@ struct LeaderTakeoverTests {
         #expect(acquired <= leaderExpiry, "\(label): taken over at \(acquired), the lease lapsed at \(leaderExpiry)")
         #expect(newLeader.logText.contains("leading: holds the lease"), "\(newLeader.logText)")
         #expect(other.process.isRunning, "\(label): the other standby stopped: \(other.logText)")
+        print(
+            "\(label): standby pid \(newLeader.pid) took over under epoch \(lease["epoch"] ?? "?") (was \(leaderEpoch))"
+        )
 
         try after.checkContinuity(cli, established: true, label: "\(label), after the takeover")
         let spis = try await after.record(cli, ledger: &fingerprints, spis: baseline, label: label)
@@ -137,7 +142,8 @@ struct LeaderTakeoverTests {
 
         for standby in standbys { standby.send(SIGTERM) }
         for standby in standbys {
-            #expect(try await standby.waitForExit() == 0, "\(label): a standby did not stop cleanly: \(standby.logText)")
+            #expect(
+                try await standby.waitForExit() == 0, "\(label): a standby did not stop cleanly: \(standby.logText)")
         }
         withExtendedLifetime(database) {}
     }

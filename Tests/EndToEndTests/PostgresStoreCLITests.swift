@@ -111,6 +111,7 @@ struct PostgresCredentialsCLITests {
             second.removeState()
         }
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agent-dirs-\(UUID())")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: out) }
         let spec = MeshwardCLI.example("three-tier.yaml")
         let web = try first.run("agent", "credentials", spec, "--node", "web-1", "--out", out.path + "/web-1")

@@ -178,7 +178,7 @@ let package = Package(
         .executableTarget(
             name: "meshward-bench",
             dependencies: [
-                "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "Reconciler",
+                "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "StorePostgres", "Reconciler",
                 "MeshwardTestSupport", "MeshwardTestKit", "AgentTestSupport", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -251,7 +251,8 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "meshward", "meshward-faulty", "MeshwardCore", "Store", "DesiredState", "Kernel", "KernelSimulator",
+                "meshward", "meshward-faulty", "MeshwardCore", "Store", "StorePostgres", "DesiredState", "Kernel",
+                "KernelSimulator",
                 "MeshwardTestSupport", "MeshwardTestKit", "Reconciler", "Telemetry",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

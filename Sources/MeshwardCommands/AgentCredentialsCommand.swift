@@ -29,7 +29,8 @@ struct AgentCredentialsCommand: AsyncParsableCommand {
         let logger = CommandSupport.logger(global)
         try await CommandSupport.reportingErrors(global) {
             let (intent, _) = try MeshwardController.loadSpec(specs)
-            let controller = MeshwardController(stateDirectory: global.stateDirectory, logger: logger)
+            // The Store, and the master key, the global options name (PostgreSQL too).
+            let controller = global.controller(logger: logger)
             _ = try await controller.writeAgentCredentials(intent, node: node, to: AgentDirectory(path: out))
             switch global.output {
             case .json: try CommandSupport.printJSON(["node": node, "directory": out, "cluster": intent.cluster])

@@ -19,7 +19,8 @@ struct ApplyCommand: AsyncParsableCommand {
             Runs passes (observe every node, advance each channel by at most one step) until every kernel \
             matches the spec. By default waits for old inbound SAs to drain; --no-wait leaves that to the \
             next run. On a terminal, shows the plan and asks first unless --yes (never off a terminal). \
-            Given one file saved by plan --out, applies exactly that plan, or refuses (exit 1) when the Store \
+            While another controller holds the Store's lease, waits up to --lock-timeout (default 60s), saying \
+            who holds it, then exits 1 naming the holder. Given one file saved by plan --out, applies exactly that plan, or refuses (exit 1) when the Store \
             or the kernels moved on since it was made. Refuses a spec of another cluster than the Store's, and \
             without --force a spec that removes more than half of the Store's channels. Exits 0 when \
             converged (or only drains remain with --no-wait), 1 when anything failed or a node could not be \
@@ -54,6 +55,14 @@ struct ApplyCommand: AsyncParsableCommand {
                 + "channel and its kernel objects are left as they are.", valueName: "node|from:to"))
     var target: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "How long to wait while another controller holds the Store's lease, e.g. 30s, 5m; 0s refuses at once.",
+            valueName: "duration"),
+        transform: CommandSupport.lockTimeout)
+    var lockTimeout: Duration = .seconds(60)
+
     func validate() throws {
         if let target, ApplyTarget(argument: target) == nil {
             throw ValidationError("--target takes a node name or FROM:TO, for example web-1 or web-1:app-1.")
@@ -63,7 +72,7 @@ struct ApplyCommand: AsyncParsableCommand {
     func run() async throws {
         try await ApplyRunner(
             global: global, specs: specs, waitForDrain: !noWait, rekey: nil, force: force, yes: yes,
-            target: target.flatMap(ApplyTarget.init(argument:))
+            target: target.flatMap(ApplyTarget.init(argument:)), lockTimeout: lockTimeout
         ).run()
     }
 }
@@ -77,6 +86,7 @@ struct ApplyRunner {
     var force = false
     var yes = false
     var target: ApplyTarget?
+    var lockTimeout: Duration = .seconds(60)
 
     func run() async throws {
         let logger = CommandSupport.logger(global)
@@ -129,7 +139,14 @@ struct ApplyRunner {
             defer { countdown.stop() }
             return try await controller.apply(
                 intent, source: planFile ?? specs.joined(separator: " "), waitForDrain: waitForDrain, rekey: rekey,
-                force: force, target: target, expected: expected, planFile: planFile,
+                force: force, target: target, expected: expected, planFile: planFile, lockTimeout: lockTimeout,
+                onLeaseWait: { wait in
+                    CommandSupport.printError(
+                        TerminalText.escaped(
+                            "waiting up to \(SpecDuration.format(wait.timeout)) for the Store's lease, held by \(wait.heldBy)"
+                        ),
+                        prefixed: false)
+                },
                 onPass: { pass in
                     countdown.stop()
                     guard showProgress else { return }

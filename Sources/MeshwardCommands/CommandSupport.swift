@@ -93,6 +93,15 @@ enum CommandSupport {
         }
     }
 
+    /// Reads `--lock-timeout`: a duration in the spec's syntax, zero (`0s`) included, which
+    /// refuses at once instead of waiting.
+    static func lockTimeout(_ text: String) throws -> Duration {
+        switch SpecDuration.parse(text) {
+        case .success(let duration): return duration
+        case .failure(let error): throw ValidationError("--lock-timeout: \(error.message).")
+        }
+    }
+
     static func timestamp(_ date: Date) -> String {
         date.formatted(.iso8601)
     }

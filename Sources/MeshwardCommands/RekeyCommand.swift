@@ -35,6 +35,14 @@ struct RekeyCommand: AsyncParsableCommand {
         help: "Proceed although the spec removes more than half of the Store's channels (rekey applies the spec too).")
     var force = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "How long to wait while another controller holds the Store's lease, e.g. 30s, 5m; 0s refuses at once.",
+            valueName: "duration"),
+        transform: CommandSupport.lockTimeout)
+    var lockTimeout: Duration = .seconds(60)
+
     func validate() throws {
         let chosen = [channel != nil, node != nil, all].filter { $0 }.count
         guard chosen == 1 else { throw ValidationError("Give exactly one of --channel FROM:TO, --node NAME or --all.") }
@@ -52,6 +60,9 @@ struct RekeyCommand: AsyncParsableCommand {
         } else {
             selection = .all
         }
-        try await ApplyRunner(global: global, specs: specs, waitForDrain: !noWait, rekey: selection, force: force).run()
+        try await ApplyRunner(
+            global: global, specs: specs, waitForDrain: !noWait, rekey: selection, force: force,
+            lockTimeout: lockTimeout
+        ).run()
     }
 }

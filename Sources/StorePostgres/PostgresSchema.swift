@@ -182,5 +182,20 @@ enum PostgresSchema {
                     PRIMARY KEY (destination, spi)
                 );
                 """),
+        Migration(
+            name: "5-credentials",
+            sql: """
+                -- The cluster's TLS credentials (the CA, the controller's certificate): the
+                -- certificate in the clear, the private key sealed under the master key with the
+                -- credential's name as associated data. No key byte is stored in the clear.
+                CREATE TABLE credentials (
+                    name text PRIMARY KEY,
+                    certificate_pem text NOT NULL,
+                    seal_version integer NOT NULL,
+                    nonce bytea NOT NULL,
+                    sealed_key bytea NOT NULL,
+                    created_at double precision NOT NULL
+                );
+                """),
     ]
 }

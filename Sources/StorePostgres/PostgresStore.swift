@@ -138,6 +138,33 @@ public final class PostgresStore: Sendable {
         _ = try await openConnection()
     }
 
+    /// Drops this instance's own schema with everything in it (a benchmark's scratch schema);
+    /// refuses without one, so the server's default schema is never dropped.
+    package func dropSchema() async throws {
+        guard let schema else {
+            throw StoreError.database(path: url.description, operation: "drop the schema", message: "no schema named")
+        }
+        try await transaction("drop schema \(schema)", .unfenced) { connection in
+            try await connection.query(
+                PostgresQuery(unsafeSQL: "DROP SCHEMA \"\(schema)\" CASCADE"), logger: logger)
+        }
+    }
+
+    /// The size of this instance's schema on the server (tables and indexes), in MiB.
+    package func schemaMiB() async throws -> Double {
+        try await transaction("measure the schema", .snapshot) { connection in
+            let rows = try await connection.query(
+                """
+                SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::float8 FROM pg_class c
+                JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = current_schema() AND c.relkind = 'r'
+                """, logger: logger)
+            var bytes = 0.0
+            for try await value in rows.decode(Double.self) { bytes = value }
+            return bytes / 1_048_576
+        }
+    }
+
     // MARK: - Transactions
 
     /// How a transaction begins.
@@ -168,6 +195,9 @@ public final class PostgresStore: Sendable {
         let connection: PostgresConnection
         do {
             connection = try await openConnection()
+        } catch StoreError.database(let path, "connect", let message) {
+            // Name what could not be done, not only that the connection failed.
+            throw StoreError.database(path: path, operation: operation, message: message)
         } catch {
             throw classify(error, operation: operation)
         }

@@ -33,10 +33,19 @@ struct MeshwardCLI {
     }
 
     let stateDirectory: URL
+    /// Given to every command after the state directory: `--store URL --master-key-file FILE`
+    /// for a Store on PostgreSQL (`TestDatabase`); empty for SQLite in the state directory.
+    var storeArguments: [String] = []
 
     init() throws {
         stateDirectory = FileManager.default.temporaryDirectory
             .appendingPathComponent("meshward-e2e-\(UUID().uuidString)")
+    }
+
+    /// The same, on the Store `database` names (nil: SQLite in the state directory).
+    init(database: TestDatabase?) throws {
+        try self.init()
+        storeArguments = database?.arguments ?? []
     }
 
     static func example(_ name: String) -> String { root.appendingPathComponent("specs/examples/\(name)").path }
@@ -48,7 +57,7 @@ struct MeshwardCLI {
 
     func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
         try Self.capture(
-            Self.binary, arguments + ["--state-dir", stateDirectory.path],
+            Self.binary, arguments + ["--state-dir", stateDirectory.path] + storeArguments,
             environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
     }
 
@@ -56,7 +65,7 @@ struct MeshwardCLI {
     /// (`MESHWARD_SIMULATED_CRASH_AFTER`: `0`, `N` or `refused:N`).
     func runCrashing(_ arguments: [String], crashAfter: String) throws -> Result {
         try Self.capture(
-            Self.faultyBinary, arguments + ["--state-dir", stateDirectory.path],
+            Self.faultyBinary, arguments + ["--state-dir", stateDirectory.path] + storeArguments,
             environment: ProcessInfo.processInfo.environment.merging(["MESHWARD_SIMULATED_CRASH_AFTER": crashAfter]) {
                 $1
             })

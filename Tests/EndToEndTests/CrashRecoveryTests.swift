@@ -6,6 +6,7 @@ import Logging
 import MeshwardCore
 import MeshwardTestSupport
 import Store
+import StorePostgres
 import Testing
 
 /// The controller killed at a kernel operation (`MESHWARD_SIMULATED_CRASH_AFTER`, the simulated
@@ -18,20 +19,20 @@ import Testing
 @Suite("Crash recovery", .serialized)
 struct CrashRecoveryTests {
     @Test("minimal: killed before the first and after every operation of the first apply and of a rekey")
-    func minimalEveryStep() throws {
+    func minimalEveryStep() async throws {
         let scenario = try CrashScenario(example: "minimal.yaml")
-        try scenario.run(firstApply: .every, rekey: .every)
+        try await scenario.run(firstApply: .every, rekey: .every)
     }
 
     /// 40 points of each run by default (about 80 s); `MESHWARD_TEST_CRASH_POINTS=all` tries every
     /// one of the 336 + 272 (about 10 minutes).
     @Test("three-tier: killed before the first and after a seeded sample of operations (apply, rekey)")
-    func threeTierSampled() throws {
+    func threeTierSampled() async throws {
         let scenario = try CrashScenario(example: "three-tier.yaml")
         if ProcessInfo.processInfo.environment["MESHWARD_TEST_CRASH_POINTS"] == "all" {
-            try scenario.run(firstApply: .every, rekey: .every)
+            try await scenario.run(firstApply: .every, rekey: .every)
         } else {
-            try scenario.run(
+            try await scenario.run(
                 firstApply: .sample(count: 40, seed: 0x4d57_0001), rekey: .sample(count: 40, seed: 0x4d57_0002))
         }
     }
@@ -42,9 +43,9 @@ struct CrashRecoveryTests {
 @Suite("Crash recovery after a refusal")
 struct RefusalCrashRecoveryTests {
     @Test("minimal: killed right after a refused operation of the first apply and of a rekey, apply recovers")
-    func minimalRefused() throws {
+    func minimalRefused() async throws {
         let scenario = try CrashScenario(example: "minimal.yaml")
-        try scenario.runRefused()
+        try await scenario.runRefused()
     }
 }
 
@@ -104,13 +105,18 @@ struct CrashScenario {
         } else {
             text = text.replacingOccurrences(of: "cluster: lab\n", with: "cluster: lab\ndefaults:\n  drain: 0s\n")
         }
-        spec = try MeshwardCLI.writeSpec(text, name: example)
-        let loaded = SpecLoader().load(paths: [spec])
-        intent = try #require(loaded.intent, "\(loaded.diagnostics)")
+        try self.init(specFile: try MeshwardCLI.writeSpec(text, name: example))
         #expect(intent.channels.allSatisfy { $0.drain == .zero })
     }
 
-    func run(firstApply: CrashPoints, rekey: CrashPoints) throws {
+    /// The checks for the spec in `specFile` as it is now.
+    init(specFile: String) throws {
+        spec = specFile
+        let loaded = SpecLoader().load(paths: [spec])
+        intent = try #require(loaded.intent, "\(loaded.diagnostics)")
+    }
+
+    func run(firstApply: CrashPoints, rekey: CrashPoints) async throws {
         let started = ContinuousClock.now
         var fingerprints = FingerprintLedger()
 
@@ -120,20 +126,20 @@ struct CrashScenario {
         let (applyStatus, applied) = try clean.json("apply", spec)
         #expect(applyStatus == 0)
         let applyTotal = try #require(applied["operations"] as? Int)
-        let baseline = try record(clean, ledger: &fingerprints)
+        let baseline = try await record(clean, ledger: &fingerprints)
         let baselineSPIs = try activeSPIs(clean)
         let converged = try snapshot(clean)
         let (rekeyStatus, rekeyed) = try clean.json("rekey", spec, "--all")
         #expect(rekeyStatus == 0)
         let rekeyTotal = try #require(rekeyed["operations"] as? Int)
-        _ = try record(clean, ledger: &fingerprints, spis: baseline)
+        _ = try await record(clean, ledger: &fingerprints, spis: baseline)
         try checkConverged(clean, label: "clean rekey")
 
         var runs = 0
         for crashAfter in firstApply.points(total: applyTotal, label: "\(intent.cluster) first apply") {
             let cli = try MeshwardCLI()
             defer { cli.removeState() }
-            try crashThenRecover(
+            try await crashThenRecover(
                 cli, command: ["apply", spec], crashAfter: crashAfter, ledger: &fingerprints,
                 label: "first apply, killed \(Self.crashText(crashAfter, of: applyTotal))")
             runs += 1
@@ -143,7 +149,7 @@ struct CrashScenario {
             defer { cli.removeState() }
             try restore(converged, into: cli)
             let label = "rekey --all, killed \(Self.crashText(crashAfter, of: rekeyTotal))"
-            try crashThenRecover(
+            try await crashThenRecover(
                 cli, command: ["rekey", spec, "--all"], crashAfter: crashAfter,
                 ledger: &fingerprints, spis: baseline, label: label)
             let after = try activeSPIs(cli)
@@ -161,13 +167,13 @@ struct CrashScenario {
 
     /// The kernel refuses one operation (a fault stored in the simulated fleet's file) and the
     /// controller dies right after the refusal: once in the first apply, once in a rekey.
-    func runRefused() throws {
+    func runRefused() async throws {
         var fingerprints = FingerprintLedger()
         let clean = try MeshwardCLI()
         defer { clean.removeState() }
         let (applyStatus, _) = try clean.json("apply", spec)
         #expect(applyStatus == 0)
-        let baseline = try record(clean, ledger: &fingerprints)
+        let baseline = try await record(clean, ledger: &fingerprints)
         let converged = try snapshot(clean)
         let refusing = try #require(intent.nodes.last?.name)
 
@@ -176,7 +182,7 @@ struct CrashScenario {
         try FileManager.default.createDirectory(
             at: first.stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try refuse(operation: 2, on: refusing, in: first, creating: true)
-        try crashThenRecover(
+        try await crashThenRecover(
             first, command: ["apply", spec], crashAt: "refused:1", ledger: &fingerprints,
             label: "first apply, killed after \(refusing) refused its operation 2")
 
@@ -184,7 +190,7 @@ struct CrashScenario {
         defer { rekey.removeState() }
         try restore(converged, into: rekey)
         try refuse(operation: 1, on: refusing, in: rekey, creating: false)
-        try crashThenRecover(
+        try await crashThenRecover(
             rekey, command: ["rekey", spec, "--all"], crashAt: "refused:1", ledger: &fingerprints, spis: baseline,
             label: "rekey --all, killed after \(refusing) refused its operation 1")
     }
@@ -204,7 +210,7 @@ struct CrashScenario {
 
     /// Continuity in the fleet as saved: every channel delivers on every selector; with
     /// `established`, encrypted (a rekey never sends a packet in plaintext).
-    private func checkContinuity(_ cli: MeshwardCLI, established: Bool, label: String) throws {
+    func checkContinuity(_ cli: MeshwardCLI, established: Bool, label: String) throws {
         let fleet = try SimulatedFleet.load(from: cli.stateDirectory.appendingPathComponent("simulated-fleet.json"))
         for channel in intent.channels where fleet.state.nodes[channel.id.from] != nil {
             for traffic in channel.traffic {
@@ -226,8 +232,8 @@ struct CrashScenario {
         _ cli: MeshwardCLI, command: [String], crashAfter: Int,
         ledger fingerprints: inout FingerprintLedger, spis: SPILedger = SPILedger(),
         label: String
-    ) throws {
-        try crashThenRecover(
+    ) async throws {
+        try await crashThenRecover(
             cli, command: command, crashAt: "\(crashAfter)", ledger: &fingerprints, spis: spis, label: label)
     }
 
@@ -239,20 +245,20 @@ struct CrashScenario {
         _ cli: MeshwardCLI, command: [String], crashAt: String,
         ledger fingerprints: inout FingerprintLedger, spis: SPILedger = SPILedger(),
         label: String
-    ) throws {
+    ) async throws {
         let established = command.first == "rekey"
         let crashed = try cli.runCrashing(command, crashAfter: crashAt)
         try #require(
             crashed.status == Self.killedStatus,
             "\(label): exited \(crashed.status): \(crashed.error) \(crashed.output)")
         try checkContinuity(cli, established: established, label: "\(label), the fleet the crash left")
-        var spis = try record(cli, ledger: &fingerprints, spis: spis, label: label)
+        var spis = try await record(cli, ledger: &fingerprints, spis: spis, label: label)
 
         let restarted = try cli.run("apply", spec, "--output", "json")
         try #require(restarted.status == 0, "\(label): restart exited \(restarted.status): \(restarted.error)")
-        spis = try record(cli, ledger: &fingerprints, spis: spis, label: label)
+        spis = try await record(cli, ledger: &fingerprints, spis: spis, label: label)
         try checkConverged(cli, label: label)
-        try checkJournal(cli, spis: spis, label: label)
+        try await checkJournal(cli, spis: spis, label: label)
     }
 
     // MARK: - Checks
@@ -260,7 +266,7 @@ struct CrashScenario {
     /// `plan --detailed-exitcode` exits 0, status shows every channel established without drift,
     /// the fleet holds exactly the channels' objects, and each channel delivers encrypted with
     /// its active SPI.
-    private func checkConverged(_ cli: MeshwardCLI, label: String) throws {
+    func checkConverged(_ cli: MeshwardCLI, label: String) throws {
         let plan = try cli.run("plan", spec, "--detailed-exitcode")
         #expect(plan.status == 0, "\(label): plan --detailed-exitcode exited \(plan.status): \(plan.output)")
 
@@ -300,9 +306,9 @@ struct CrashScenario {
     }
 
     /// Every SA the journal says was added is a generation the Store issued.
-    private func checkJournal(_ cli: MeshwardCLI, spis: SPILedger, label: String) throws {
-        let store = try StateStore.open(directory: cli.stateDirectory.path, logger: logger)
-        for entry in try store.journal(limit: nil, node: nil) where entry.operation == "add-sa" {
+    func checkJournal(_ cli: MeshwardCLI, spis: SPILedger, label: String) async throws {
+        let store = try await openStore(cli)
+        for entry in try await store.journal(limit: nil, node: nil) where entry.operation == "add-sa" {
             // "SOURCE -> DESTINATION spi 0x... cipher"
             let words = entry.target.split(separator: " ").map(String.init)
             guard words.count >= 5, let destination = IPAddress(words[2]) else {
@@ -318,13 +324,13 @@ struct CrashScenario {
     /// Records every generation the Store holds and every owned SA in the fleet: an SPI names
     /// one generation per destination, and a key fingerprint one generation, ever.
     @discardableResult
-    private func record(
+    func record(
         _ cli: MeshwardCLI, ledger fingerprints: inout FingerprintLedger, spis: SPILedger = SPILedger(),
         label: String = "clean run"
-    ) throws -> SPILedger {
+    ) async throws -> SPILedger {
         var spis = spis
-        let store = try StateStore.open(directory: cli.stateDirectory.path, logger: logger)
-        for record in try store.loadChannels().values {
+        let store = try await openStore(cli)
+        for record in try await store.loadChannels().values {
             for generation in record.generations {
                 let identity = "\(record.id) generation \(generation.number)"
                 if let clash = spis.note(generation.destination, spi: generation.spi.hex, identity: identity) {
@@ -352,13 +358,23 @@ struct CrashScenario {
         return spis
     }
 
-    private func activeSPIs(_ cli: MeshwardCLI) throws -> [String: String] {
+    func activeSPIs(_ cli: MeshwardCLI) throws -> [String: String] {
         let (_, document) = try cli.json("status")
         var result: [String: String] = [:]
         for channel in document["channels"] as? [[String: Any]] ?? [] {
             if let id = channel["channel"] as? String, let spi = channel["spi"] as? String { result[id] = spi }
         }
         return result
+    }
+
+    /// The Store `cli` runs on: SQLite in its state directory, or PostgreSQL at its `--store`.
+    func openStore(_ cli: MeshwardCLI) async throws -> any ControllerStore {
+        guard let at = cli.storeArguments.firstIndex(of: "--store"),
+            let keyAt = cli.storeArguments.firstIndex(of: "--master-key-file")
+        else { return try StateStore.open(directory: cli.stateDirectory.path, logger: logger) }
+        return try await PostgresStore.open(
+            url: try PostgresStoreURL(cli.storeArguments[at + 1]), masterKeyPath: cli.storeArguments[keyAt + 1],
+            logger: logger)
     }
 
     // MARK: - State directory copies

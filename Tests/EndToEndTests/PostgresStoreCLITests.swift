@@ -95,3 +95,36 @@ struct PostgresStoreCLITests {
         }
     }
 }
+
+/// The cluster's credentials on PostgreSQL: agent endpoints are no longer refused there.
+@Suite("Agent credentials on PostgreSQL")
+struct PostgresCredentialsCLITests {
+    @Test(
+        "agent credentials on PostgreSQL: two controllers with their own state directories issue from one cluster CA",
+        .enabled(if: TestDatabase.server != nil, TestDatabase.skipReason))
+    func oneClusterCA() async throws {
+        let database = try await TestDatabase.make()
+        let first = try MeshwardCLI(database: database)
+        let second = try MeshwardCLI(database: database)
+        defer {
+            first.removeState()
+            second.removeState()
+        }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agent-dirs-\(UUID())")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: out) }
+        let spec = MeshwardCLI.example("three-tier.yaml")
+        let web = try first.run("agent", "credentials", spec, "--node", "web-1", "--out", out.path + "/web-1")
+        #expect(web.status == 0, "\(web.error)")
+        let app = try second.run("agent", "credentials", spec, "--node", "app-1", "--out", out.path + "/app-1")
+        #expect(app.status == 0, "\(app.error)")
+        let webCA = try String(contentsOfFile: out.path + "/web-1/ca.pem", encoding: .utf8)
+        let appCA = try String(contentsOfFile: out.path + "/app-1/ca.pem", encoding: .utf8)
+        #expect(webCA.contains("BEGIN CERTIFICATE"))
+        #expect(webCA == appCA, "the two controllers made two cluster CAs")
+        // Nothing went to SQLite in either state directory.
+        #expect(!FileManager.default.fileExists(atPath: first.stateDirectory.path + "/state.sqlite"))
+        #expect(!FileManager.default.fileExists(atPath: second.stateDirectory.path + "/state.sqlite"))
+        withExtendedLifetime(database) {}
+    }
+}

@@ -86,7 +86,7 @@ struct ReconcileLoopTests {
         #expect(try await waitFor { try channelCount(cli) == 2 }, "the first cycle did not converge")
 
         // Between cycles the loop keeps the lease: an apply beside it is refused and names it.
-        let beside = try cli.run("apply", spec)
+        let beside = try cli.run("apply", spec, "--lock-timeout", "0s")
         #expect(beside.status == 1)
         #expect(
             beside.error.contains("leased to '") && beside.error.contains("pid \(process.processIdentifier)'"),

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MeshwardTestKit
 import Store
+import Synchronization
 import Testing
 
 @testable import Reconciler
@@ -85,5 +86,62 @@ struct LeaseKeeperTests {
         run.cancel()
         try await run.value
         #expect(try await store.currentLease() == nil)
+    }
+
+    /// A sleeper that records how far ahead each sleep aims, calls `onSleep` with the count so
+    /// far (the test looks at the lease, and cancels the keeper, from there), then moves its
+    /// time to the deadline at once.
+    final class RecordingSleeper: ReconcilerClock {
+        let manual: ManualClock
+        let intervals = Mutex<[TimeInterval]>([])
+        let onSleep: @Sendable (Int) -> Void
+
+        init(_ manual: ManualClock, onSleep: @escaping @Sendable (Int) -> Void) {
+            self.manual = manual
+            self.onSleep = onSleep
+        }
+
+        func now() -> Date { manual.now() }
+
+        func sleep(until deadline: Date) async throws {
+            let count = intervals.withLock { intervals in
+                intervals.append(deadline.timeIntervalSince(manual.now()))
+                return intervals.count
+            }
+            onSleep(count)
+            try await manual.sleep(until: deadline)
+        }
+    }
+
+    @Test("a keeper run as a service renews every third of its TTL, each renewal pushing the expiry a TTL ahead")
+    func renewsAtAThirdOfTheTTL() async throws {
+        let (store, directory) = try temporaryStore()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let clock = ManualClock()
+        let run = Mutex<Task<Void, any Error>?>(nil)
+        let keeperBox = Mutex<LeaseKeeper?>(nil)
+        // Per turn: the time left on the lease right after the turn, and its epoch.
+        let turns = Mutex<[(left: TimeInterval, epoch: Int64)]>([])
+        let sleeper = RecordingSleeper(clock) { count in
+            if let lease = keeperBox.withLock({ $0 })?.lease {
+                turns.withLock { $0.append((lease.expiresAt.timeIntervalSince(clock.now()), lease.epoch)) }
+            }
+            if count >= 6 { run.withLock { $0?.cancel() } }
+        }
+        let keeper = LeaseKeeper(
+            store: store, holder: "ctl-a", ttl: .seconds(45), clock: clock, sleeper: sleeper, logger: logger)
+        keeperBox.withLock { $0 = keeper }
+        let task = Task { try await keeper.run() }
+        run.withLock { $0 = task }
+        try await task.value
+
+        let intervals = sleeper.intervals.withLock { $0 }
+        #expect(intervals.count >= 6)
+        #expect(intervals.allSatisfy { $0 == 15 }, "sleeps between turns: \(intervals)")
+        let seen = turns.withLock { $0 }
+        #expect(seen.count >= 6)
+        #expect(seen.allSatisfy { $0.left == 45 }, "time left after each turn: \(seen.map(\.left))")
+        #expect(Set(seen.map(\.epoch)).count == 1, "the keeper held one epoch across its renewals")
+        #expect(try await store.currentLease() == nil, "the keeper gave the lease back when it stopped")
     }
 }

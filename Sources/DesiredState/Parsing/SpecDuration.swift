@@ -88,7 +88,7 @@ public enum SpecDuration {
     }
 
     /// The shortest spec spelling of `duration`, e.g. `1h30m`, `5s`, `0s`, `250ms`.
-    static func format(_ duration: Duration) -> String {
+    public static func format(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
         var milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
         guard milliseconds > 0 else { return "0s" }

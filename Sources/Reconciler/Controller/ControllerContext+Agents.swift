@@ -28,10 +28,7 @@ extension ControllerContext {
         store: (any ControllerStore)?, epoch: Int64
     ) async throws -> (any KernelConnector)? {
         guard endpoints.values.contains(where: { $0.scheme == .agent }), let store else { return nil }
-        guard let credentialStore = store as? any CredentialStore else {
-            throw ControllerError.noCredentialStore(store: "\(type(of: store))")
-        }
-        let credentials = try await ClusterCredentials(store: credentialStore, cluster: cluster)
+        let credentials = try await ClusterCredentials(store: store, cluster: cluster)
             .controller(now: clock.now())
         let fixedEpoch = UInt64(max(0, epoch))
         return AgentConnector(

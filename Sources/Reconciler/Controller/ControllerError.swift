@@ -28,8 +28,9 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
     case unreadablePlan(file: String, reason: String)
     /// The operator answered no (or nothing) at apply's confirmation prompt.
     case declined
-    /// The fleet has `agent` endpoints but the Store in use keeps no TLS credentials.
-    case noCredentialStore(store: String)
+    /// Another controller held the lease for the whole of `apply --lock-timeout`; nothing was
+    /// changed. `waited` is in seconds.
+    case leaseWaitTimedOut(LeaseWait, waited: Double)
     /// A Store on a database server needs the operator's master key file: it is never created there.
     case masterKeyFileRequired(store: String)
 
@@ -70,15 +71,21 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
                 + (file == nil ? ". Run apply again" : ". Run `meshward plan --out FILE SPEC` again and review it")
         case .unreadablePlan(let file, let reason):
             "cannot use the saved plan \(file): \(reason)"
-        case .noCredentialStore(let store):
-            "the fleet has agent endpoints, but the Store \(store) keeps no TLS credentials for the cluster CA; "
-                + "run the controller with the SQLite Store in its state directory"
         case .declined:
             "apply cancelled: nothing was changed"
+        case .leaseWaitTimedOut(let wait, let waited):
+            "the Store's lease is held by \(wait.heldBy); waited \(Self.seconds(waited)) for it "
+                + "(--lock-timeout \(SpecDuration.format(wait.timeout))) and nothing was changed: only one controller writes at a time. "
+                + "Stop that controller, or run again with a longer --lock-timeout"
         case .masterKeyFileRequired(let store):
             "the Store at \(store) needs --master-key-file FILE: the 32-byte, mode 0600 master key every "
                 + "controller of this Store shares (it never enters the database, and is never created there)"
         }
+    }
+
+    /// `12s`, `1.5s`.
+    static func seconds(_ value: Double) -> String {
+        value.rounded() == value ? "\(Int(value))s" : String(format: "%.1fs", value)
     }
 
     /// `node a holds 4 objects, node b holds 2 objects with Meshward's reqid`.

@@ -1,3 +1,4 @@
+import DesiredState
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -71,9 +72,69 @@ public final class LeaseKeeper: Service, WriteFence {
             throw StoreError.leaseHeld(holder: current, expires: expires)
         }
         recorder.record(lease: .leading(epoch: lease.epoch))
-        held.withLock { $0 = lease }
-        reportedHolder.withLock { $0 = nil }
+        let before = held.withLock { held in
+            defer { held = lease }
+            return held
+        }
+        let waitedFor = reportedHolder.withLock { reported in
+            defer { reported = nil }
+            return reported
+        }
+        if before?.epoch != lease.epoch {
+            var metadata: Logger.Metadata = [
+                "lease.holder": "\(holder)", "lease.epoch": "\(lease.epoch)",
+                "lease.expires": "\(lease.expiresAt)",
+            ]
+            if let waitedFor { metadata["lease.previous"] = "\(waitedFor)" }
+            logger.notice("leading: holds the lease", metadata: metadata)
+        }
         return lease
+    }
+
+    /// Acquires the lease as `acquire()` does, waiting while another live controller holds it:
+    /// tries again every `poll` (or at the holder's expiry, when sooner) until `timeout` has passed
+    /// on the sleeper's clock, then throws `ControllerError.leaseWaitTimedOut` naming the holder.
+    /// `onWait` is called once, when the first try finds the lease held, with who holds it; a zero
+    /// `timeout` never waits. Nothing is written while waiting.
+    @discardableResult
+    public func acquire(
+        waitingUpTo timeout: Duration, poll: Duration = .seconds(1),
+        onWait: @Sendable (LeaseWait) async -> Void = { _ in }
+    ) async throws -> Lease {
+        let started = sleeper.now()
+        let deadline = started.addingTimeInterval(timeout.timeInterval)
+        var reported = false
+        while true {
+            let seen: (holder: String, expires: Date)
+            do {
+                return try await acquire()
+            } catch StoreError.leaseHeld(let holder, let expires) {
+                seen = (holder, expires)
+            }
+            let current = try? await store.currentLease()
+            let wait = LeaseWait(
+                holder: seen.holder, epoch: current.flatMap { $0.holder == seen.holder ? $0.epoch : nil },
+                expiresAt: seen.expires, timeout: timeout)
+            let now = sleeper.now()
+            guard now < deadline else {
+                throw ControllerError.leaseWaitTimedOut(wait, waited: now.timeIntervalSince(started))
+            }
+            if !reported {
+                reported = true
+                logger.notice(
+                    "waiting for the lease another controller holds",
+                    metadata: [
+                        "lease.current": "\(wait.holder)", "lease.epoch": "\(wait.epoch.map(String.init) ?? "?")",
+                        "lease.expires": "\(wait.expiresAt)", "lease.timeout": "\(SpecDuration.format(timeout))",
+                    ])
+                await onWait(wait)
+            }
+            var wake = min(deadline, now.addingTimeInterval(poll.timeInterval))
+            // The holder's expiry is judged by the lease's clock; waking at it is only a hint.
+            let untilExpiry = seen.expires.timeIntervalSince(clock.now())
+            if untilExpiry > 0 { wake = min(wake, now.addingTimeInterval(untilExpiry)) }
+            try await sleeper.sleep(until: wake)
+        }
     }
 
     /// Renews the lease (same holder, same epoch) and answers with its new expiry; throws
@@ -119,10 +180,7 @@ public final class LeaseKeeper: Service, WriteFence {
             if lease != nil {
                 _ = try await confirm(at: clock.now())
             } else {
-                let lease = try await acquire()
-                logger.notice(
-                    "leading: holds the lease",
-                    metadata: ["lease.holder": "\(holder)", "lease.epoch": "\(lease.epoch)"])
+                try await acquire()
             }
         } catch StoreError.leaseHeld(let current, let expires) {
             let first = reportedHolder.withLock { reported in

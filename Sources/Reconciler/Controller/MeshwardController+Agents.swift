@@ -16,10 +16,7 @@ extension MeshwardController {
         let store = try await context.openStore()
         try Self.refuseOtherCluster(
             intent, recorded: try await ControllerSettings.load(from: store)?.cluster, directory: stateDirectory)
-        guard let credentialStore = store as? any CredentialStore else {
-            throw ControllerError.noCredentialStore(store: "\(type(of: store))")
-        }
-        let credentials = try await ClusterCredentials(store: credentialStore, cluster: intent.cluster)
+        let credentials = try await ClusterCredentials(store: store, cluster: intent.cluster)
             .agent(node: node, addresses: spec.addresses, now: clock.now())
         try directory.prepare()
         try directory.writeCredentials(credentials)

@@ -93,10 +93,15 @@ public final class MeshwardController: Sendable {
     ///   - planFile: the saved plan's path, for that message; nil for the plan shown at the prompt.
     ///   - lease: the keeper of a lease held for a longer run (`reconcile`); nil takes the
     ///     lease for this run alone and gives it back at the end.
+    ///   - lockTimeout: how long to wait while another controller holds the lease (`--lock-timeout`)
+    ///     before throwing `leaseWaitTimedOut`; zero refuses at once with `StoreError.leaseHeld`.
+    ///     Waits on the controller's clock. Unused with `lease`.
+    ///   - onLeaseWait: called once when the wait starts, with who holds the lease.
     public func apply(
         _ intent: FleetIntent, source: String, waitForDrain: Bool, rekey: RekeySelection? = nil,
         force: Bool = false, command: String = "apply", target: ApplyTarget? = nil,
         expected: PlanDocument? = nil, planFile: String? = nil, lease: LeaseKeeper? = nil,
+        lockTimeout: Duration = .zero, onLeaseWait: @escaping @Sendable (LeaseWait) async -> Void = { _ in },
         onPass: @escaping @Sendable (PassReport) async -> Void = { _ in }
     ) async throws -> ApplyDocument {
         let keeper: LeaseKeeper
@@ -105,7 +110,7 @@ public final class MeshwardController: Sendable {
         } else {
             keeper = LeaseKeeper(
                 store: try await context.openStore(), holder: LeaseKeeper.thisController, ttl: leaseTTL(intent),
-                clock: clock, recorder: recorder, logger: logger)
+                clock: clock, sleeper: clock, recorder: recorder, logger: logger)
         }
         let store = keeper.store
         try Self.refuseOtherCluster(
@@ -120,7 +125,11 @@ public final class MeshwardController: Sendable {
         }
         var command = rekey.map { "rekey \($0.commandLine)" } ?? command
         if let target { command += " --target \(target.argument)" }
-        try await keeper.acquire()
+        if lease != nil || lockTimeout == .zero {
+            try await keeper.acquire()
+        } else {
+            try await keeper.acquire(waitingUpTo: lockTimeout, onWait: onLeaseWait)
+        }
         do {
             if let expected {
                 let now = try await plan(intent, target: target)

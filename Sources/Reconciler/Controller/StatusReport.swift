@@ -96,10 +96,14 @@ struct StatusReport {
             .map { record in
                 channelStatus(record, observations: observations, settings: settings, now: now)
             }
+        let lease = try await store.currentLease().map {
+            StatusDocument.LeaseStatus(
+                holder: $0.holder, epoch: $0.epoch, acquiredAt: $0.acquiredAt, expiresAt: $0.expiresAt)
+        }
         return StatusDocument(
             cluster: settings?.cluster, revision: settings?.revision, observedAt: now, nodes: nodes,
             channels: channels.filter(channelFilter.includes), warnings: warnings,
-            summary: StatusDocument.Summary(nodes: nodes, channels: channels))
+            summary: StatusDocument.Summary(nodes: nodes, channels: channels), lease: lease)
     }
 
     /// A node's agent as this status saw it when it answered, else as the Store recorded it.

@@ -203,7 +203,15 @@ public final class FleetReconciler: Sendable {
     /// The second half of a pass: send each node its operations (nodes in parallel), journal
     /// every answer, and persist the simulated fleet where there is one.
     public func execute(_ prepared: PreparedPass, revision: Int64? = nil) async throws -> PassReport {
-        let results = try await send(prepared.plan, plannedAt: prepared.startedAt, revision: revision)
+        let results: [(planned: PlannedOperation, outcome: OperationOutcome)]
+        do {
+            results = try await send(prepared.plan, plannedAt: prepared.startedAt, revision: revision)
+        } catch {
+            // The kernels keep what they were told even when the Store could not record the
+            // answers (a lost database): the simulated fleet does too.
+            try? kernels.persist()
+            throw error
+        }
         try kernels.persist()
         return PassReport(
             number: prepared.number, startedAt: prepared.startedAt, observed: prepared.observations.keys.sorted(),

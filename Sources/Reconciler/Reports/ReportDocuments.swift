@@ -202,6 +202,17 @@ public struct StatusDocument: Codable, Sendable, Equatable {
         public var dropCounters: [String: UInt64]
     }
 
+    /// Who leads: the Store's lease as stored, whether or not it has expired.
+    public struct LeaseStatus: Codable, Sendable, Equatable {
+        /// The controller holding it (`HOST pid N`).
+        public var holder: String
+        public var epoch: Int64
+        /// When this holder took it (renewals keep it): leading since.
+        public var acquiredAt: Date
+        /// When it lapses unless renewed (the Store's clock: the server's on PostgreSQL).
+        public var expiresAt: Date
+    }
+
     public var cluster: String?
     public var revision: String?
     public var observedAt: Date
@@ -212,6 +223,8 @@ public struct StatusDocument: Codable, Sendable, Equatable {
     public var warnings: [String]
     /// The header of the text form. Added in 0.2 of the status document; older readers ignore it.
     public var summary: Summary?
+    /// The lease: which controller leads, since when, under which epoch; nil when none holds it.
+    public var lease: LeaseStatus?
 }
 
 /// `meshward history`: applied revisions, newest first.

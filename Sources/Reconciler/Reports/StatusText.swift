@@ -10,6 +10,13 @@ public struct StatusText {
             "cluster \(TerminalText.escaped(document.cluster ?? "?")) (revision \(document.revision?.prefix(12) ?? "?"))"
         ]
         if let summary = document.summary { lines.append(contentsOf: Self.header(summary)) }
+        if let lease = document.lease {
+            lines.append(
+                "lease: led by \(TerminalText.escaped(lease.holder)) (epoch \(lease.epoch)) since "
+                    + "\(lease.acquiredAt.formatted(.iso8601)), expires \(lease.expiresAt.formatted(.iso8601))")
+        } else {
+            lines.append("lease: no controller leads")
+        }
         lines.append("nodes:")
         for node in document.nodes {
             var line = "  \(TerminalText.escaped(node.name)) [\(TerminalText.escaped(node.endpoint))] "

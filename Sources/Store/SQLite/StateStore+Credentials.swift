@@ -14,7 +14,7 @@ extension StateStore: CredentialStore {
         let nonce: Data = row[1]
         let sealed: Data = row[2]
         let cipher = try sealer.makeCipher()
-        let associatedData = Self.credentialContext(name)
+        let associatedData = SealingContext.credential(name)
         let opened = nonce.withUnsafeBytes { nonce in
             sealed.withUnsafeBytes { sealed in
                 associatedData.withUnsafeBytes { ad in cipher.open(nonce: nonce, ciphertext: sealed, associatedData: ad)
@@ -52,7 +52,7 @@ extension StateStore: CredentialStore {
     /// `INSERT OR <conflict>` of a credential, its key sealed under the master key.
     private func insert(_ credential: StoredCredential, named name: String, now: Date, conflict: String) throws {
         let sealed = try sealer.makeCipher().seal(
-            credential.privateKey.bytes, associatedData: Self.credentialContext(name))
+            credential.privateKey.bytes, associatedData: SealingContext.credential(name))
         try writeUnfenced("store credential \(name)") { db in
             try db.execute(
                 sql: """
@@ -65,9 +65,5 @@ extension StateStore: CredentialStore {
                     now.storedValue,
                 ])
         }
-    }
-
-    private static func credentialContext(_ name: String) -> [UInt8] {
-        Array("meshward.credential.v1".utf8) + [0] + Array(name.utf8)
     }
 }

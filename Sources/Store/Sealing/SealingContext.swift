@@ -31,6 +31,12 @@ package enum SealingContext {
     /// created, so that a wrong master key is told apart from a damaged row.
     package static var masterKeyCheck: [UInt8] { checkLabel }
 
+    /// The associated data of a stored credential's private key: bound to its name, so a sealed
+    /// key moved to another credential's row does not open.
+    package static func credential(_ name: String) -> [UInt8] {
+        Array("meshward.credential.v1".utf8) + [0] + Array(name.utf8)
+    }
+
     /// The plaintext of the master key check.
     package static let masterKeyCheckPlaintext = [UInt8](repeating: 0, count: 32)
 

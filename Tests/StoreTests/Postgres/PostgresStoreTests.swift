@@ -131,7 +131,7 @@ struct PostgresStoreTests {
         #expect(error?.description.contains("master key /test/master.key does not open the keys") == true)
     }
 
-    @Test("no table holds a key's bytes: only sealed blobs, which the master key opens")
+    @Test("no table holds a channel's or a credential's key bytes: only sealed blobs, which the master key opens")
     func noKeyBytesInAnyTable() async throws {
         let schema = PostgresTestServer.freshSchema()
         defer { PostgresTestServer.drop(schema: schema) }
@@ -140,9 +140,12 @@ struct PostgresStoreTests {
         for index in 0..<20 {
             keys.append(try await store.issue(channel("n\(index)", "hub")).key.bytes)
         }
+        keys += try await Self.storeCredentials(in: store)
         let dump = try await PostgresTestServer.withConnection(schema: schema) { connection in
             var text = ""
-            for table in ["channels", "generations", "issued_spis", "master_key_check", "lease", "metadata"] {
+            for table in [
+                "channels", "generations", "issued_spis", "master_key_check", "lease", "metadata", "credentials",
+            ] {
                 for try await row in try await connection.query(
                     PostgresQuery(unsafeSQL: "SELECT encode(convert_to(t::text, 'UTF8'), 'hex') FROM \(table) AS t"),
                     logger: testLogger
@@ -161,7 +164,7 @@ struct PostgresStoreTests {
     }
 
     @Test(
-        "a pg_dump of the Store holds sealed keys only, never a key's bytes",
+        "a pg_dump of the Store holds sealed keys only, never a channel's or a credential's key bytes",
         .enabled(if: PostgresTestServer.pgDump != nil, "no pg_dump binary found"))
     func pgDumpHoldsNoKey() async throws {
         let schema = PostgresTestServer.freshSchema()
@@ -171,13 +174,29 @@ struct PostgresStoreTests {
         for index in 0..<20 {
             keys.append(try await store.issue(channel("n\(index)", "hub")).key.bytes)
         }
+        keys += try await Self.storeCredentials(in: store)
         let dump = try PostgresTestServer.dump(schema: schema)
         // bytea columns are dumped as hex: the sealed keys are there, the keys are not.
         #expect(dump.contains("COPY \(schema).generations"))
+        #expect(dump.contains("COPY \(schema).credentials"))
         #expect(dump.contains("\\x"))
         for key in keys {
             let hex = key.map { String(format: "%02x", $0) }.joined()
             #expect(!dump.lowercased().contains(hex), "a key's bytes appear in the dump")
         }
+    }
+
+    /// Stores two credentials (as the cluster CA and a controller's) and returns their private keys.
+    static func storeCredentials(in store: PostgresStore) async throws -> [[UInt8]] {
+        var keys: [[UInt8]] = []
+        for name in ["cluster-ca", "controller:prod"] {
+            let credential = StoredCredential(
+                certificatePEM: "-----BEGIN CERTIFICATE-----\n\(name)\n-----END CERTIFICATE-----\n",
+                privateKey: try KeyMaterial.random(count: 48))
+            _ = try await store.storeCredentialIfAbsent(credential, named: name, now: Date())
+            keys.append(credential.privateKey.bytes)
+        }
+        #expect(try await store.credential(named: "cluster-ca")?.privateKey.bytes == keys[0])
+        return keys
     }
 }

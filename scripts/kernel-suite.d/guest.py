@@ -12,6 +12,9 @@ Scenario header directives (comment lines near the top of the file):
   # ks-requires: meshward-apply     skipped unless the meshward binary has `apply`
   # ks-expect: clean|loss|outage    verdict rule (default clean), see docs/kernel-suite.md
   # ks-timeout: SECONDS             scenario script time limit (default 240)
+  # ks-outage-pairs: a~b/4 ...      with ks-expect: outage, the only pairs that may lose
+                                    packets; every other pair must be clean, and no xfrm
+                                    drop counter may move on a node outside these pairs
 """
 
 import argparse
@@ -67,7 +70,7 @@ def topology():
         for src, dst in ((a, b), (b, a)):
             channels.append({"id": len(channels), "name": f"{src}>{dst}/{fam}", "src": src, "dst": dst,
                              "family": fam, "src_addr": nodes[src][key], "dst_addr": nodes[dst][key]})
-    return {"switch": SWITCH, "udp_port": 5001, "tcp_port": 5002, "nodes": nodes,
+    return {"switch": SWITCH, "udp_port": 5001, "tcp_port": 5002, "control_tcp_port": 7443, "nodes": nodes,
             "channels": channels, "pairs": pairs}
 
 
@@ -159,7 +162,7 @@ def foreign(cmd, node, path=None):
 
 
 def directives(path):
-    d = {"requires": "", "expect": "clean", "timeout": "240"}
+    d = {"requires": "", "expect": "clean", "timeout": "240", "outage-pairs": ""}
     with open(path) as f:
         for i, line in enumerate(f):
             if i > 40:
@@ -170,8 +173,9 @@ def directives(path):
     return d
 
 
-def verdict(expect, exit_code, traffic, foreign_diffs, topo):
-    """Returns (status, reasons) for one scenario run."""
+def verdict(expect, exit_code, traffic, foreign_diffs, topo, outage_pairs=()):
+    """Returns (status, reasons) for one scenario run. `outage_pairs` (pair names, "a~b/4"),
+    with expect "outage": the only pairs allowed to lose; empty allows every pair."""
     reasons = []
     if exit_code != 0:
         reasons.append(f"scenario script exited {exit_code}")
@@ -221,6 +225,23 @@ def verdict(expect, exit_code, traffic, foreign_diffs, topo):
         if not t["lost"]:
             reasons.append("expected losses from the naive order, saw none: the suite cannot detect loss")
     elif expect == "outage":
+        if outage_pairs:
+            unknown = [p for p in outage_pairs if p not in {q["name"] for q in topo["pairs"]}]
+            if unknown:
+                reasons.append(f"ks-outage-pairs names pairs the topology lacks: {', '.join(unknown)}")
+            allowed = {c["name"] for c in topo["channels"]
+                       if f"{c['src']}~{c['dst']}/{c['family']}" in outage_pairs
+                       or f"{c['dst']}~{c['src']}/{c['family']}" in outage_pairs}
+            for s in traffic["streams"]:
+                if s["channel"] in allowed:
+                    continue
+                if s["lost"] or s["duplicates"]:
+                    reasons.append(f"{s['channel']}: {s['lost']} lost, {s['duplicates']} duplicated, "
+                                   "outside the pairs allowed an outage")
+            outage_nodes = {n for p in outage_pairs for n in p.split("/")[0].split("~")}
+            quiet = {n: c for n, c in xfrm_moved.items() if n not in outage_nodes}
+            if quiet:
+                reasons.append(f"xfrm drop counters moved outside the outage's nodes: {quiet}")
         if t["plaintext_after_enforcement"]:
             reasons.append(f"{t['plaintext_after_enforcement']} plaintext packets after enforcement")
         bad_tail = [s["channel"] for s in traffic["streams"] if s["tail_ok"] is False]
@@ -333,7 +354,7 @@ def run_scenario(path, args, topo, meshward, has_apply, results):
             f.write(f"== {node}\n")
             f.write(sh("ip", "-n", node, "-s", "xfrm", "state", check=False).stdout)
             f.write(sh("ip", "-n", node, "xfrm", "policy", check=False).stdout)
-    status, reasons = verdict(d["expect"], code, report, diffs, topo)
+    status, reasons = verdict(d["expect"], code, report, diffs, topo, d["outage-pairs"].split())
     notes = {}
     try:
         for line in open(os.path.join(work, "notes")):

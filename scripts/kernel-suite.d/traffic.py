@@ -25,7 +25,9 @@ The topology file (JSON) is written by guest.py:
 Enforcement marks (DIR/marks, appended by scenarios through ks_mark):
   <unix time> enforce|relax <channel name or "all">
 A plaintext packet of a channel captured while that channel is enforced counts as
-plaintext-after-enforcement.
+plaintext-after-enforcement. TCP to or from "control_tcp_port" (the agents' port, 7443) is the
+control connection, which is exempt from IPsec by design (its own TLS protects it): it is
+counted per channel as "control", never as plaintext.
 
 Standard library only.
 """
@@ -542,8 +544,9 @@ def windows_for(channel, marks):
 
 
 def parse_pcap(path):
-    """Yields (time, src, dst, protocol) for every IP packet in a tcpdump file
-    (link types: Linux cooked v1/v2, Ethernet)."""
+    """Yields (time, src, dst, protocol, ports) for every IP packet in a tcpdump file
+    (link types: Linux cooked v1/v2, Ethernet); ports is (source, destination) for TCP and
+    UDP without IPv6 extension headers, else None."""
     try:
         data = open(path, "rb").read()
     except OSError:
@@ -578,9 +581,18 @@ def parse_pcap(path):
         else:
             continue
         if proto == 0x0800 and len(l3) >= 20:
-            yield t, socket.inet_ntop(socket.AF_INET, l3[12:16]), socket.inet_ntop(socket.AF_INET, l3[16:20]), l3[9]
+            yield (t, socket.inet_ntop(socket.AF_INET, l3[12:16]), socket.inet_ntop(socket.AF_INET, l3[16:20]),
+                   l3[9], l4_ports(l3[9], l3[(l3[0] & 0x0F) * 4:]))
         elif proto == 0x86DD and len(l3) >= 40:
-            yield t, socket.inet_ntop(socket.AF_INET6, l3[8:24]), socket.inet_ntop(socket.AF_INET6, l3[24:40]), l3[6]
+            yield (t, socket.inet_ntop(socket.AF_INET6, l3[8:24]), socket.inet_ntop(socket.AF_INET6, l3[24:40]),
+                   l3[6], l4_ports(l3[6], l3[40:]))
+
+
+def l4_ports(protocol, l4):
+    """(source port, destination port) of a TCP (6) or UDP (17) header, else None."""
+    if protocol in (6, 17) and len(l4) >= 4:
+        return struct.unpack("!HH", l4[:4])
+    return None
 
 
 def analyze(topo, out_dir):
@@ -596,14 +608,18 @@ def analyze(topo, out_dir):
     for c in topo["channels"]:
         by_addr[(c["src_addr"], c["dst_addr"])] = c["name"]
     wire = {c["name"]: {"esp": 0, "plaintext": 0, "plaintext_after_enforcement": 0,
-                        "esp_after_enforcement": 0, "first_plaintext_violation": None}
+                        "esp_after_enforcement": 0, "first_plaintext_violation": None, "control": 0}
             for c in topo["channels"]}
     wins = {c["name"]: windows_for(c["name"], marks) for c in topo["channels"]}
-    for t, src, dst, proto in parse_pcap(os.path.join(out_dir, "switch.pcap")):
+    control_port = topo.get("control_tcp_port")
+    for t, src, dst, proto, ports in parse_pcap(os.path.join(out_dir, "switch.pcap")):
         name = by_addr.get((src, dst))
         if name is None:
             continue
         w = wire[name]
+        if proto == 6 and control_port is not None and ports is not None and control_port in ports:
+            w["control"] += 1
+            continue
         enforced = any(a <= t < b for a, b in wins[name])
         if proto == 50:
             w["esp"] += 1
@@ -695,7 +711,7 @@ def analyze(topo, out_dir):
             "sent": total("sent"), "received": total("received"), "lost": total("lost"),
             "duplicates": total("duplicates"), "out_of_order": total("out_of_order"),
             "plaintext_after_enforcement": total("plaintext_after_enforcement"),
-            "esp": total("esp"), "plaintext": total("plaintext"),
+            "esp": total("esp"), "plaintext": total("plaintext"), "control": total("control"),
             "max_gap_ms": max([s["max_gap_ms"] for s in streams], default=0.0),
         },
         "marks": marks,

@@ -139,6 +139,22 @@ mw() {
     return $rc
 }
 
+# The log line meshward writes (text format, info) for each kernel operation a pass applied,
+# as a glob for [[ == ]]: `... info meshward: applied node=NODE operation="..."`.
+KS_APPLIED_LINE='*: applied node=*'
+# ks_count_applied LOG: how many operations that log says were applied.
+ks_count_applied() { grep -c ': applied node=' "$1" || true; }
+
+# ks_xfrm_counters LABEL: logs every node's nonzero xfrm_stat counters (running totals since
+# the namespaces were made), so the log shows which step moved one.
+ks_xfrm_counters() {
+    local n line
+    for n in $KS_NODES; do
+        line=$(ip netns exec "$n" awk '$2 != 0 { printf "%s=%s ", $1, $2 }' /proc/net/xfrm_stat)
+        echo "[xfrm_stat $1] $n: ${line:-all zero}"
+    done
+}
+
 # Fails unless `plan --detailed-exitcode` reports nothing to change.
 ks_expect_converged() {
     local rc=0

@@ -30,7 +30,7 @@ for point in 0 3 9 15 27; do
     if [[ $point -eq 0 ]]; then
         pattern='*issued generation*' count=1
     else
-        pattern='* applied' count=$point
+        pattern="$KS_APPLIED_LINE" count=$point
     fi
     seen_lines=0
     while true; do
@@ -42,11 +42,14 @@ for point in 0 3 9 15 27; do
         fi
     done < <(exec timeout 600 tail -n +1 -f "$log" 2>/dev/null)
     follower=$!
-    kill -9 "$pid" 2>/dev/null || ks_log "the rekey had already finished"
+    # A rekey that ended before its kill point tests nothing: fail rather than pass hollow.
+    kill -9 "$pid" 2>/dev/null || ks_fail "kill point $point: the rekey had ended before it (log format changed?)"
     kill "$follower" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    ks_log "killed with $(grep -c ' applied$' "$log") operations applied"
-    ks_note "kill_${point}_applied" "$(grep -c ' applied$' "$log")"
+    applied=$(ks_count_applied "$log")
+    ks_log "killed with $applied operations applied"
+    ks_note "kill_${point}_applied" "$applied"
+    [[ $applied -ge $point ]] || ks_fail "kill point $point: killed with only $applied operations applied"
     mw apply "$SPEC"
     after=$(ks_all_pinned_spis)
     ks_log "after the restart: $before -> $after"

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# 10: the fleet behind agents. web-1 and db-1 each run `meshward agent run` in their own
+# namespace (netlink on that namespace's kernel, mutual TLS, port 7443); the controller runs
+# on app-1 (`ip netns exec app-1`), whose own kernel it reaches as `endpoint: local`: the
+# controller's host is a node. Under traffic on every pair: apply (and `agent wait-ready`
+# returns on both agents), three rekeys, db-1's agent killed with SIGKILL mid-rekey and
+# started again, then web-1 "re-imaged" (its kernel state flushed, its agent restarted) and
+# restored by `reconcile --once`. app-1 still demands ESP toward web-1 with SAs web-1 no
+# longer has, so the controller reaches web-1's agent only because its control sockets are
+# exempt from IPsec (design.md §10). Only web-1~app-1 may lose packets, and only in the
+# re-image window (reported); app-1~db-1 loses nothing, no pair sends plaintext once
+# enforced, and no drop counter moves on db-1.
+# ks-requires: meshward-apply
+# ks-expect: outage
+# ks-outage-pairs: web-1~app-1/4
+# ks-timeout: 900
+source "$KS_LIB/scenario.sh"
+
+CONTROLLER_HOST=app-1
+AGENT_NODES="web-1 db-1"
+
+# mwc SUBCOMMAND ARGS...: meshward on the controller's host, app-1.
+mwc() {
+    local sub=$1 t0=$EPOCHREALTIME rc=0
+    shift
+    printf '[%(%T)T] + ip netns exec %s meshward %s --state-dir $KS_STATE\n' -1 "$CONTROLLER_HOST" "$sub $*"
+    ip netns exec "$CONTROLLER_HOST" "$MESHWARD" "$sub" "$@" --state-dir "$KS_STATE" || rc=$?
+    local us=$((${EPOCHREALTIME/./} - ${t0/./}))
+    printf '[meshward %s: exit %d after %d.%02d s]\n' "$sub" "$rc" $((us / 1000000)) $((us % 1000000 / 10000))
+    return $rc
+}
+
+mwc_converged() {
+    local rc=0
+    mwc plan "$SPEC" --detailed-exitcode || rc=$?
+    [[ $rc -eq 0 ]] || ks_fail "plan --detailed-exitcode from $CONTROLLER_HOST exited $rc (0 expected)"
+}
+
+declare -A AGENT_PID=()
+# start_agent NODE: `meshward agent run` inside NODE's namespace, on its kernel, until it listens.
+start_agent() {
+    local node=$1 log=$KS_WORK/mwagent-$1.log
+    printf '[%(%T)T] + ip netns exec %s meshward agent run --agent-dir %s --listen %s:7443\n' -1 \
+        "$node" "$KS_WORK/agent-dir-$node" "$(ks_addr "$node" 4)"
+    ip netns exec "$node" "$MESHWARD" agent run --agent-dir "$KS_WORK/agent-dir-$node" \
+        --listen "$(ks_addr "$node" 4):7443" >>"$log" 2>&1 &
+    AGENT_PID[$node]=$!
+    local waited=0
+    until grep -q "agent listening" "$log" 2>/dev/null; do
+        kill -0 "${AGENT_PID[$node]}" 2>/dev/null || ks_fail "the agent of $node exited: $(tail -5 "$log")"
+        ((++waited <= 600)) || ks_fail "the agent of $node did not listen within 60 s"
+        sleep 0.1
+    done
+    ks_log "agent of $node listening (pid ${AGENT_PID[$node]})"
+}
+kill_agent() {
+    kill -9 "${AGENT_PID[$1]}" 2>/dev/null || true
+    wait "${AGENT_PID[$1]}" 2>/dev/null || true
+    ks_log "agent of $1 killed (SIGKILL)"
+}
+trap 'for n in "${!AGENT_PID[@]}"; do kill -9 "${AGENT_PID[$n]}" 2>/dev/null || true; done' EXIT
+
+SPEC=$KS_WORK/spec.yaml
+ks_spec "$SPEC"
+sed -i -e "s/endpoint: netns:$CONTROLLER_HOST\$/endpoint: local/" \
+    -e 's/endpoint: netns:web-1$/endpoint: agent/' -e 's/endpoint: netns:db-1$/endpoint: agent/' "$SPEC"
+grep -q "endpoint: netns" "$SPEC" && ks_fail "spec still names a netns endpoint"
+
+for node in $AGENT_NODES; do
+    mw agent credentials "$SPEC" --node "$node" --out "$KS_WORK/agent-dir-$node"
+    start_agent "$node"
+done
+
+ks_log "apply through the agents"
+mwc apply "$SPEC"
+ALL_PAIRS=$(ks_spec_pairs "web-1 app-1 db-1" "web-app app-db")
+ks_mark_pairs enforce "$ALL_PAIRS"
+ks_xfrm_counters "after apply"
+mwc_converged
+ks_xfrm_counters "after plan"
+ks_expect_counts "web-1:2 app-1:6 db-1:4"
+for node in $AGENT_NODES; do
+    ip netns exec "$node" "$MESHWARD" agent wait-ready --agent-dir "$KS_WORK/agent-dir-$node" --timeout 60s ||
+        ks_fail "agent wait-ready on $node did not return 0 after apply"
+done
+seen=" $(ks_all_pinned_spis) "
+
+for round in 1 2 3; do
+    ks_log "rekey --all, round $round"
+    mwc rekey "$SPEC" --all
+    ks_xfrm_counters "after rekey $round"
+    ks_expect_fresh_spis "$seen" "rekey round $round"
+    seen+=" $(ks_all_pinned_spis) "
+    ks_expect_counts "web-1:2 app-1:6 db-1:4"
+    mwc_converged
+done
+
+ks_log "rekey --all with db-1's agent killed after the 6th applied operation"
+log=$KS_WORK/rekey-agent-killed.log
+ip netns exec "$CONTROLLER_HOST" "$MESHWARD" rekey "$SPEC" --all --state-dir "$KS_STATE" >/dev/null 2>"$log" &
+pid=$!
+applied=0
+while true; do
+    if IFS= read -r -t 1 line; then
+        # shellcheck disable=SC2053 # the pattern is a glob on purpose
+        [[ $line == $KS_APPLIED_LINE ]] && ((++applied >= 6)) && break
+    elif ! kill -0 "$pid" 2>/dev/null; then
+        break
+    fi
+done < <(exec timeout 600 tail -n +1 -f "$log" 2>/dev/null)
+kill -0 "$pid" 2>/dev/null || ks_fail "the rekey ended before db-1's agent could be killed mid-rekey"
+kill_agent db-1
+rc=0
+wait "$pid" || rc=$?
+ks_note agent_kill_applied "$(ks_count_applied "$log")"
+ks_log "the rekey ended with exit $rc, $(ks_count_applied "$log") operations applied"
+ks_xfrm_counters "after the agent kill"
+start_agent db-1
+mwc apply "$SPEC"
+ks_xfrm_counters "after the apply that finished the rekey"
+ks_expect_fresh_spis "$seen" "rekey finished after the agent restart"
+seen+=" $(ks_all_pinned_spis) "
+ks_expect_counts "web-1:2 app-1:6 db-1:4"
+mwc_converged
+
+ks_log "re-image web-1: flush its kernel state, restart its agent"
+ks_mark_pairs relax "web-1~app-1/4"
+old_web=$(ks_pinned_spis web-1)
+ks_now t_flush
+kill_agent web-1
+x ip -n web-1 xfrm state flush
+x ip -n web-1 xfrm policy flush
+bash "$KS_LIB/foreign-state.sh" install web-1 "$KS_ADDR4_web_1"
+start_agent web-1
+sleep 2
+ks_log "reconcile --once from app-1, which still demands ESP toward web-1"
+ks_now t0
+mwc reconcile "$SPEC" --once
+ks_now t1
+ks_mark_pairs enforce "web-1~app-1/4"
+ks_xfrm_counters "after the restore"
+ks_note reconcile_seconds "$(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }")"
+ks_note outage_window_seconds "$(awk "BEGIN { printf \"%.1f\", $t1 - $t_flush }")"
+# Lost state comes back as a new generation: web-1 pins no SPI ever used before.
+for spi in $(ks_pinned_spis web-1); do
+    [[ $seen != *"$spi"* ]] || ks_fail "web-1 pins $spi, an SPI used before (old: $old_web)"
+done
+ks_expect_counts "web-1:2 app-1:6 db-1:4"
+mwc_converged
+sleep 4 # the end of the stream must be clean

@@ -55,13 +55,7 @@ struct ApplyCommand: AsyncParsableCommand {
                 + "channel and its kernel objects are left as they are.", valueName: "node|from:to"))
     var target: String?
 
-    @Option(
-        name: .long,
-        help: ArgumentHelp(
-            "How long to wait while another controller holds the Store's lease, e.g. 30s, 5m; 0s refuses at once.",
-            valueName: "duration"),
-        transform: CommandSupport.lockTimeout)
-    var lockTimeout: Duration = .seconds(60)
+    @OptionGroup var leaseWait: LeaseWaitOptions
 
     func validate() throws {
         if let target, ApplyTarget(argument: target) == nil {
@@ -72,7 +66,7 @@ struct ApplyCommand: AsyncParsableCommand {
     func run() async throws {
         try await ApplyRunner(
             global: global, specs: specs, waitForDrain: !noWait, rekey: nil, force: force, yes: yes,
-            target: target.flatMap(ApplyTarget.init(argument:)), lockTimeout: lockTimeout
+            target: target.flatMap(ApplyTarget.init(argument:)), lockTimeout: leaseWait.lockTimeout
         ).run()
     }
 }

@@ -95,7 +95,7 @@ enum CommandSupport {
 
     /// Reads `--lock-timeout`: a duration in the spec's syntax, zero (`0s`) included, which
     /// refuses at once instead of waiting.
-    static func lockTimeout(_ text: String) throws -> Duration {
+    fileprivate static func lockTimeout(_ text: String) throws -> Duration {
         switch SpecDuration.parse(text) {
         case .success(let duration): return duration
         case .failure(let error): throw ValidationError("--lock-timeout: \(error.message).")
@@ -112,4 +112,15 @@ extension ControllerError {
         if case .invalidSpec = self { return true }
         return false
     }
+}
+
+/// `--lock-timeout`, for the commands that take the Store's lease to change kernels.
+struct LeaseWaitOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "How long to wait while another controller holds the Store's lease, e.g. 30s, 5m; 0s refuses at once.",
+            valueName: "duration"),
+        transform: CommandSupport.lockTimeout)
+    var lockTimeout: Duration = .seconds(60)
 }

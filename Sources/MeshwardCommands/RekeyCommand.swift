@@ -35,13 +35,7 @@ struct RekeyCommand: AsyncParsableCommand {
         help: "Proceed although the spec removes more than half of the Store's channels (rekey applies the spec too).")
     var force = false
 
-    @Option(
-        name: .long,
-        help: ArgumentHelp(
-            "How long to wait while another controller holds the Store's lease, e.g. 30s, 5m; 0s refuses at once.",
-            valueName: "duration"),
-        transform: CommandSupport.lockTimeout)
-    var lockTimeout: Duration = .seconds(60)
+    @OptionGroup var leaseWait: LeaseWaitOptions
 
     func validate() throws {
         let chosen = [channel != nil, node != nil, all].filter { $0 }.count
@@ -62,7 +56,7 @@ struct RekeyCommand: AsyncParsableCommand {
         }
         try await ApplyRunner(
             global: global, specs: specs, waitForDrain: !noWait, rekey: selection, force: force,
-            lockTimeout: lockTimeout
+            lockTimeout: leaseWait.lockTimeout
         ).run()
     }
 }

@@ -8,7 +8,8 @@ import Glibc
 
 /// The agent's small state directory (default `/var/lib/meshward-agent`): its key and
 /// certificate, the cluster CA certificate, the highest controller epoch it has accepted, and
-/// the boot the controller marked ready. Never a channel key: the kernel holds those.
+/// the boot the controller marked ready, and the boot guard list (`boot-guard.json`: selectors,
+/// never keys or SPIs). Never a channel key: the kernel holds those.
 ///
 /// The directory is 0700 and every file 0600; looser modes are refused, as the state directory's are.
 public struct AgentDirectory: Sendable {
@@ -23,6 +24,7 @@ public struct AgentDirectory: Sendable {
     public var privateKeyPath: String { path + "/agent.key" }
     public var epochPath: String { path + "/epoch" }
     public var readyPath: String { path + "/ready" }
+    public var bootGuardPath: String { path + "/boot-guard.json" }
 
     /// Creates the directory 0700 when missing; refuses one that others can read or write.
     public func prepare() throws(AgentError) {
@@ -71,6 +73,17 @@ public struct AgentDirectory: Sendable {
 
     public func writeReadyBoot(_ bootID: String) throws(AgentError) {
         try write(bootID + "\n", to: readyPath)
+    }
+
+    /// The boot guard list; empty when the file does not exist (nothing was ever protected here).
+    public func readBootGuard() throws(AgentError) -> [BootGuardEntry] {
+        guard try Self.modeIfExists(of: bootGuardPath) != nil else { return [] }
+        return try BootGuard.decode(read(bootGuardPath, what: "the boot guard list"), path: bootGuardPath)
+    }
+
+    /// Writes the boot guard list (0600, synced, renamed into place).
+    public func writeBootGuard(_ entries: [BootGuardEntry]) throws(AgentError) {
+        try write(BootGuard.encode(entries), to: bootGuardPath)
     }
 
     func read(_ file: String, what: String) throws(AgentError) -> String {

@@ -18,6 +18,8 @@ public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
     case agentVersionRefused(node: String, agent: UInt32, controller: UInt32)
     /// `--listen` or a similar address is malformed.
     case invalidAddress(String)
+    /// The boot guard list in the agent directory cannot be read.
+    case bootGuard(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -38,6 +40,9 @@ public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
                 + "\(controller), and they cannot talk; \(Self.upgradeAdvice)"
         case .invalidAddress(let text):
             "invalid address '\(text)'; use ADDRESS:PORT, with an IPv6 address in brackets ([::1]:7443)"
+        case .bootGuard(let path, let reason):
+            "\(path) \(reason); the agent installs no guard from it. Fix or delete the file (docs/agents.md, "
+                + "\"The boot guard\") and start the agent again"
         }
     }
 

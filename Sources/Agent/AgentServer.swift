@@ -28,6 +28,7 @@ public final class AgentServer: Sendable {
     private let markedReady: ReadyMark
     private let epochs: EpochGate
     private let now: @Sendable () -> Date
+    private let service: AgentService
 
     /// - Parameters:
     ///   - credentials: the agent's certificate and key, and the cluster CA (the only trust root).
@@ -98,10 +99,12 @@ public final class AgentServer: Sendable {
         let transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: security, config: config)
         self.transport = transport
         let notified = Mutex(false)
+        let bootGuard = try BootGuardKeeper(node: node, directory: directory, logger: logger)
         let service = AgentService(
             node: node, connector: connector, endpoint: endpoint, epochs: epochs, directory: directory,
             bootID: bootID, protocolVersion: protocolVersion,
             acceptedProtocolVersions: acceptedProtocolVersions ?? [protocolVersion], recorder: recorder,
+            bootGuard: bootGuard,
             onReady: { boot in
                 markedReady.set()
                 let first = notified.withLock { sent in
@@ -113,11 +116,20 @@ public final class AgentServer: Sendable {
                     "the controller marked every channel established", metadata: ["node": "\(node)", "boot": "\(boot)"])
                 SystemdNotifier.notifyReady()
             }, logger: logger)
+        self.service = service
         self.server = GRPCServer(transport: transport, services: [service])
     }
 
-    /// Serves until `shutdown()` or cancellation.
-    public func run() async throws { try await server.serve() }
+    /// Installs the boot guard (`bootGuardEntries` that the kernel lost), then serves until
+    /// `shutdown()` or cancellation. Nothing is accepted, and so no controller can mark the agent
+    /// ready, before the guard is in the kernel.
+    public func run() async throws {
+        await service.installBootGuard()
+        try await server.serve()
+    }
+
+    /// The boot guard list as the agent last derived it from its kernel (or read it at start).
+    public var bootGuardEntries: [BootGuardEntry] { service.bootGuard.entries }
 
     /// The port the server listens on, once it is bound.
     public func listeningPort() async throws -> Int {

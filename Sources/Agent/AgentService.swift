@@ -11,7 +11,8 @@ import Synchronization
 ///
 /// Every apply passes the epoch gate first; a refused one touches nothing. Observations carry
 /// key fingerprints only. Keys in apply requests go to the kernel and nowhere else: they are
-/// never logged and never written to the agent directory.
+/// never logged and never written to the agent directory. After every apply that reached the
+/// kernel, and with every observation, the boot guard list follows the kernel.
 struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     let node: String
     let connector: any KernelConnector
@@ -25,6 +26,8 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     /// The wire versions of requests it serves.
     let acceptedProtocolVersions: Set<UInt32>
     let recorder: any AgentRecorder
+    /// The boot guard list, derived from the kernel after applies and observations.
+    let bootGuard: BootGuardKeeper
     let logger: Logger
     private let kernels = KernelCache()
 
@@ -32,8 +35,8 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
         node: String, connector: any KernelConnector, endpoint: NodeEndpoint, epochs: EpochGate,
         directory: AgentDirectory?, bootID: String, protocolVersion: UInt32 = WireCodec.protocolVersion,
         acceptedProtocolVersions: Set<UInt32> = [WireCodec.protocolVersion],
-        recorder: any AgentRecorder = DiscardingAgentRecorder(), onReady: @escaping @Sendable (String) -> Void,
-        logger: Logger
+        recorder: any AgentRecorder = DiscardingAgentRecorder(), bootGuard: BootGuardKeeper,
+        onReady: @escaping @Sendable (String) -> Void, logger: Logger
     ) {
         self.node = node
         self.connector = connector
@@ -44,6 +47,7 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
         self.protocolVersion = protocolVersion
         self.acceptedProtocolVersions = acceptedProtocolVersions
         self.recorder = recorder
+        self.bootGuard = bootGuard
         self.onReady = onReady
         self.logger = logger
     }
@@ -79,6 +83,7 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
             try checkVersion(request.protocolVersion, kind: .observe)
             let kernel = try await kernel(reqid: Reqid(request.reqid))
             let observation: NodeObservation
+            let ticket = bootGuard.ticket()
             do {
                 observation = try await kernel.observe(deadline: .now + Self.kernelTimeout)
             } catch let error as KernelError {
@@ -88,6 +93,7 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
                 throw Refusal(result: .kernelUnavailable, error: RPCError(code: .unavailable, message: "\(error)"))
             }
             recorder.record(statistics: observation.statistics)
+            bootGuard.follow(observation, reqid: kernel.reqid, ticket: ticket)
             var reply = WireCodec.reply(to: observation, bootID: bootID, highestEpoch: epochs.current)
             reply.protocolVersion = protocolVersion
             return (reply, .ok)
@@ -132,6 +138,7 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
             } catch {
                 throw Refusal(result: .kernelUnavailable, error: RPCError(code: .unavailable, message: "\(error)"))
             }
+            await followKernel(kernel)
             let failed = results.filter { !$0.outcome.isApplied }.count
             logger.info(
                 "applied a batch",
@@ -173,6 +180,58 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
             reply.ready = true
             return (reply, .ok)
         }
+    }
+
+    /// Reads the kernel after an apply so that the boot guard list follows it. A failed read is
+    /// logged; the list stays as it was until the next observation.
+    private func followKernel(_ kernel: any NodeKernel) async {
+        let ticket = bootGuard.ticket()
+        do {
+            let observation = try await kernel.observe(deadline: .now + Self.kernelTimeout)
+            bootGuard.follow(observation, reqid: kernel.reqid, ticket: ticket)
+        } catch {
+            logger.warning(
+                "could not read the kernel after an apply; the boot guard list follows at the next observation",
+                metadata: ["node": "\(node)", "reason": "\(error)"])
+        }
+    }
+
+    /// Installs the boot guard: for every selector in the list that the kernel has no owned
+    /// outbound policy for (a reboot, a flush), a guard policy that drops its packets. Runs once,
+    /// before the agent serves. Returns how many it installed; a kernel that cannot be opened or
+    /// read is logged as an error, and the agent serves anyway so that a controller can restore it.
+    @discardableResult
+    func installBootGuard() async -> Int {
+        var installed: [SecurityPolicy] = []
+        for reqid in bootGuard.reqids {
+            do {
+                let kernel = try await kernel(reqid: reqid)
+                installed += try await bootGuard.install(on: kernel, deadline: .now + Self.kernelTimeout)
+            } catch let refusal as Refusal {
+                logger.error(
+                    "could not install the boot guard",
+                    metadata: ["node": "\(node)", "reqid": "\(reqid)", "reason": "\(refusal.error.message)"])
+            } catch {
+                logger.error(
+                    "could not install the boot guard",
+                    metadata: ["node": "\(node)", "reqid": "\(reqid)", "reason": "\(error)"])
+            }
+        }
+        let listed = bootGuard.entries.count
+        if installed.isEmpty {
+            logger.info(
+                "boot guard: every listed selector has its policy",
+                metadata: ["node": "\(node)", "guard.listed": "\(listed)"])
+        } else {
+            let peers = Set(installed.map { $0.selector.destination.address }).sorted().map(\.description)
+            logger.notice(
+                "boot guard installed: traffic to these peers is dropped, never sent in plaintext, until the controller restores the channels",
+                metadata: [
+                    "node": "\(node)", "guard.installed": "\(installed.count)", "guard.listed": "\(listed)",
+                    "guard.peers": "\(peers.joined(separator: ","))",
+                ])
+        }
+        return installed.count
     }
 
     /// Refuses a request in a wire version this agent does not serve, naming both versions.

@@ -14,12 +14,19 @@ final class AgentFleetKernels: FleetKernels {
     let reqid: Reqid
     private let kernels: EndpointKernels
 
-    init(fleet: SimulatedFleet, agents: InProcessAgents, reqid: Reqid = .meshwardDefault, epoch: UInt64 = 1) {
+    /// - Parameter restarted: agents started again later (on the same CA) for some nodes; their
+    ///   endpoints replace those of `agents` for the nodes they serve.
+    init(
+        fleet: SimulatedFleet, agents: InProcessAgents, restarted: [InProcessAgents] = [],
+        reqid: Reqid = .meshwardDefault, epoch: UInt64 = 1
+    ) {
         self.fleet = fleet
         self.agents = agents
         self.reqid = reqid
+        var endpoints = agents.endpoints
+        for later in restarted { endpoints.merge(later.endpoints) { $1 } }
         kernels = EndpointKernels(
-            endpoints: agents.endpoints, connectors: [agents.connector(epoch: { epoch })], reqid: reqid)
+            endpoints: endpoints, connectors: [agents.connector(epoch: { epoch })], reqid: reqid)
     }
 
     var knownNodes: Set<String> { Set(fleet.withState { $0.nodes.keys }) }

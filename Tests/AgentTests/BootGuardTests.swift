@@ -143,7 +143,7 @@ struct BootGuardAgentTests {
         #expect(status.st_mode & 0o777 == 0o600)
         let text = try String(contentsOfFile: directory.bootGuardPath, encoding: .utf8)
         let fingerprint = try #require(fleet.state.nodes["a"]?.securityAssociations.first?.key.fingerprint)
-        #expect(!text.lowercased().contains("spi") && !text.contains("1000") && !text.contains("4096"), "\(text)")
+        #expect(!text.lowercased().contains("spi") && !text.contains("0x1000") && !text.contains("4096"), "\(text)")
         #expect(!text.contains(fingerprint) && !text.lowercased().contains("key"), "\(text)")
         #expect(!FileManager.default.fileExists(atPath: directory.bootGuardPath + ".tmp"))
     }

@@ -17,7 +17,7 @@ import Glibc
     .enabled(if: TestNamespace.isPermitted, TestNamespace.skipReason))
 struct NetlinkGuardPolicyTests {
     /// Outbound from 198.18.0.1 to 198.18.0.3, required, no SPI: what the boot guard installs.
-    static let guardPolicy = Fixtures.policy(.ipv4, 2, spi: nil)
+    static let guardPolicy = Fixtures.policy(.ipv4, 1, spi: nil)
 
     @Test("a guard-shaped policy encodes with SPI 0 and level required, and decodes back to the same policy")
     func encoding() throws {

@@ -303,6 +303,8 @@ final class ContinuityHarness {
             for channel in lastIntent.channels where !now.contains(channel.id) {
                 removing[channel.id] = (channel.source, channel.destination, channel.traffic)
                 forgetEnforcement(of: channel.id) { _ in true }
+                // A channel that left the spec is not restored: it is removed.
+                down.remove(channel.id)
             }
             // A channel whose addresses or enforcement changed starts over; one whose selectors
             // changed starts over on the selectors it lost or gained.

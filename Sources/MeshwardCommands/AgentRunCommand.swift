@@ -18,8 +18,10 @@ struct AgentRunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Serve this host's IPsec databases to the cluster's controllers over mutual TLS.",
         discussion:
-            "The agent directory holds the agent's key and certificate, the cluster CA certificate and the highest "
-            + "controller epoch seen; write it with `meshward agent credentials`. It must be 0700 and its files 0600.")
+            "The agent directory holds the agent's key and certificate, the cluster CA certificate, the highest "
+            + "controller epoch seen and the boot guard list; write it with `meshward agent credentials`. It must be "
+            + "0700 and its files 0600. At start, before it listens, the agent blocks traffic to the peers in the boot "
+            + "guard list that its kernel has no policy for (after a reboot), until the controller restores them.")
 
     @Option(name: .customLong("agent-dir"), help: ArgumentHelp("The agent directory.", valueName: "dir"))
     var agentDirectory = AgentDirectory.defaultPath

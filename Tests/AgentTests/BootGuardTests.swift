@@ -1,10 +1,12 @@
-import Agent
 import AgentTestSupport
 import Foundation
 import Kernel
 import KernelSimulator
+import Logging
 import MeshwardCore
 import Testing
+
+@testable import Agent
 
 #if canImport(Glibc)
 import Glibc
@@ -114,6 +116,26 @@ struct BootGuardListTests {
             [GuardFixtures.entry, second], reqid: GuardFixtures.reqid,
             observation: GuardFixtures.observation([GuardFixtures.outbound()]))
         #expect(missing == [second.guardPolicy])
+    }
+}
+
+@Suite("the boot guard keeper")
+struct BootGuardKeeperTests {
+    @Test("a kernel read that started before the last one applied does not overwrite the list")
+    func olderReadIgnored() throws {
+        let directory = AgentDirectory(path: try AgentFixtures.temporaryDirectory())
+        let keeper = try BootGuardKeeper(
+            node: "a", directory: directory, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let older = keeper.ticket()
+        let newer = keeper.ticket()
+        let enforced = GuardFixtures.observation([GuardFixtures.outbound(), GuardFixtures.inbound(optional: false)])
+        keeper.follow(enforced, reqid: GuardFixtures.reqid, ticket: newer)
+        keeper.follow(GuardFixtures.observation([]), reqid: GuardFixtures.reqid, ticket: older)
+        #expect(keeper.entries == [GuardFixtures.entry])
+        #expect(try directory.readBootGuard() == [GuardFixtures.entry])
+        keeper.follow(GuardFixtures.observation([]), reqid: GuardFixtures.reqid, ticket: keeper.ticket())
+        #expect(keeper.entries == [])
+        #expect(try directory.readBootGuard() == [])
     }
 }
 

@@ -4,6 +4,7 @@ import Foundation
 import Identity
 import Kernel
 import KernelSimulator
+import Logging
 import MeshwardCore
 import Telemetry
 
@@ -84,6 +85,21 @@ struct AgentRunCommand: AsyncParsableCommand {
         return (host, port)
     }
 
+    /// Exempts the listening port from IPsec in the kernel's SPD (`ControlPortBypass`), so a
+    /// controller that dials while no agent listens is refused at once instead of dropped.
+    static func installPortBypass(
+        host: String, port: Int, node: String, endpoint: NodeEndpoint, logger: Logger
+    ) async throws {
+        let address = IPAddress(host).flatMap { $0 == .unspecified($0.family) ? nil : $0 }
+        let bypass = ControlPortBypass(address: address, port: UInt16(port))
+        let kernel = try NetlinkKernel(node: node, endpoint: endpoint, reqid: .meshwardDefault, logger: logger)
+        try await kernel.installControlPortBypass(bypass, deadline: .now + .seconds(10))
+        await kernel.close()
+        logger.info(
+            "exempted the control port from IPsec",
+            metadata: ["node": "\(node)", "bypass": "\(bypass)", "priority": "\(ControlPortBypass.priority)"])
+    }
+
     func run() async throws {
         let logger = CommandSupport.logger(verbose: verbose, format: logFormat)
         let directory = AgentDirectory(path: agentDirectory)
@@ -128,6 +144,10 @@ struct AgentRunCommand: AsyncParsableCommand {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await server.run() }
                 let bound = try await server.listeningPort()
+                if !simulated {
+                    try await Self.installPortBypass(
+                        host: host, port: bound, node: server.node, endpoint: endpoint, logger: logger)
+                }
                 logger.notice(
                     "agent listening",
                     metadata: [

@@ -20,8 +20,13 @@ final class AgentProcess {
     /// - Parameters:
     ///   - listen: where it listens; port 0 picks a free one.
     ///   - namespace: runs it inside this network namespace (`ip netns exec`).
+    ///   - simulated: backs it with a simulated kernel (`--simulated`); false serves the kernel of
+    ///     the namespace it runs in over netlink.
     ///   - arguments: more options (`--metrics-address`, `--log-format`).
-    init(directory: String, listen: String = "127.0.0.1:0", namespace: String? = nil, arguments: [String] = []) throws {
+    init(
+        directory: String, listen: String = "127.0.0.1:0", namespace: String? = nil, simulated: Bool = true,
+        arguments: [String] = []
+    ) throws {
         self.directory = directory
         let capture = FileManager.default.temporaryDirectory.appendingPathComponent(
             "meshward-agent-\(UUID().uuidString)")
@@ -30,7 +35,9 @@ final class AgentProcess {
         errorURL = capture.appendingPathComponent("stderr")
         try Data().write(to: outputURL)
         try Data().write(to: errorURL)
-        let agent = ["agent", "run", "--agent-dir", directory, "--listen", listen, "--simulated"] + arguments
+        let agent =
+            ["agent", "run", "--agent-dir", directory, "--listen", listen] + (simulated ? ["--simulated"] : [])
+            + arguments
         if let namespace {
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
             process.arguments = ["netns", "exec", namespace, MeshwardCLI.binary.path] + agent

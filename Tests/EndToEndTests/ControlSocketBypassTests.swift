@@ -32,19 +32,7 @@ struct ControlSocketBypassTests {
             try? FileManager.default.removeItem(atPath: base)
         }
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
-        for namespace in [controllerHost, agentHost] {
-            try AgentNamespaceTests.Lab.ip(["netns", "add", namespace])
-            try AgentNamespaceTests.Lab.ip(["-n", namespace, "link", "set", "lo", "up"])
-        }
-        try AgentNamespaceTests.Lab.ip([
-            "-n", controllerHost, "link", "add", "mwbc0", "type", "veth", "peer", "name", "mwba0", "netns", agentHost,
-        ])
-        for (namespace, device, address) in [
-            (controllerHost, "mwbc0", controllerAddress), (agentHost, "mwba0", agentAddress),
-        ] {
-            try AgentNamespaceTests.Lab.ip(["-n", namespace, "addr", "add", "\(address)/24", "dev", device])
-            try AgentNamespaceTests.Lab.ip(["-n", namespace, "link", "set", device, "up"])
-        }
+        try Self.pair(controllerHost, controllerAddress, agentHost, agentAddress, devices: ("mwbc0", "mwba0"))
 
         let spec = try MeshwardCLI.writeSpec(
             """
@@ -67,19 +55,7 @@ struct ControlSocketBypassTests {
             controllerHost, "/usr/bin/timeout", ["--signal=KILL", "3", "/bin/bash", "-c", connect])
         try #require(open.status == 0, "before any policy the agent's port must be reachable: \(open.error)")
 
-        // ESP required for every packet between the two hosts, in both kernels, both ways.
-        for (namespace, own, peer) in [
-            (controllerHost, controllerAddress, agentAddress), (agentHost, agentAddress, controllerAddress),
-        ] {
-            try AgentNamespaceTests.Lab.ip([
-                "-n", namespace, "xfrm", "policy", "add", "src", "\(own)/32", "dst", "\(peer)/32", "dir", "out",
-                "tmpl", "src", own, "dst", peer, "proto", "esp", "mode", "transport",
-            ])
-            try AgentNamespaceTests.Lab.ip([
-                "-n", namespace, "xfrm", "policy", "add", "src", "\(peer)/32", "dst", "\(own)/32", "dir", "in",
-                "tmpl", "src", peer, "dst", own, "proto", "esp", "mode", "transport",
-            ])
-        }
+        try Self.demandESP(controllerHost, controllerAddress, agentHost, agentAddress)
         let blocked = try inNamespace(
             controllerHost, "/usr/bin/timeout", ["--signal=KILL", "3", "/bin/bash", "-c", connect])
         #expect(blocked.status != 0, "a socket without the bypass must not get through the policies")
@@ -97,6 +73,102 @@ struct ControlSocketBypassTests {
         sleep(1)
         let after = try [controllerHost, agentHost].map(xfrmCounters)
         #expect(after == before, "xfrm_stat moved: before \(before), after \(after)")
+    }
+
+    @Test(
+        "an agent on netlink exempts its port in the SPD: once it is killed, the controller's connect is refused at once, not dropped, and no drop counter moves"
+    )
+    func deadAgentPortRefusesInsteadOfDropping() throws {
+        let tag = String(UInt32.random(in: 0...0xFFFF), radix: 16)
+        let controllerHost = "mwpc-\(tag)"
+        let agentHost = "mwpa-\(tag)"
+        let (controllerAddress, agentAddress) = ("198.18.123.1", "198.18.123.2")
+        let cli = try MeshwardCLI()
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-portbypass-\(tag)").path
+        var agent: AgentProcess?
+        defer {
+            agent?.stop()
+            _ = try? AgentNamespaceTests.Lab.ip(["netns", "del", controllerHost])
+            _ = try? AgentNamespaceTests.Lab.ip(["netns", "del", agentHost])
+            cli.removeState()
+            try? FileManager.default.removeItem(atPath: base)
+        }
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        try Self.pair(controllerHost, controllerAddress, agentHost, agentAddress, devices: ("mwpc0", "mwpa0"))
+        let spec = try MeshwardCLI.writeSpec(
+            """
+            version: 1
+            cluster: portbypass
+            defaults: { drain: 1s }
+            nodes:
+              - { name: controller, addresses: [\(controllerAddress)], endpoint: local }
+              - { name: a, addresses: [\(agentAddress)], endpoint: agent }
+            flows:
+              - { name: both, from: { name: controller }, to: { name: a } }
+            """)
+        let directory = base + "/agent-a"
+        let made = try cli.run(["agent", "credentials", spec, "--node", "a", "--out", directory])
+        try #require(made.status == 0, "\(made.error)")
+        agent = try AgentProcess(
+            directory: directory, listen: "\(agentAddress):7443", namespace: agentHost, simulated: false)
+        #expect(agent?.errorText.contains("exempted the control port from IPsec") == true, "\(agent?.errorText ?? "")")
+        let policies = try inNamespace(agentHost, "/usr/sbin/ip", ["xfrm", "policy", "list"]).output
+        #expect(policies.contains("dst \(agentAddress)/32 proto tcp dport 7443"), "\(policies)")
+        #expect(policies.contains("src \(agentAddress)/32 dst 0.0.0.0/0 proto tcp sport 7443"), "\(policies)")
+        try Self.demandESP(controllerHost, controllerAddress, agentHost, agentAddress)
+
+        let plan = ["plan", spec, "--detailed-exitcode", "--state-dir", cli.stateDirectory.path]
+        let reached = try inNamespace(controllerHost, MeshwardCLI.binary.path, plan)
+        #expect(reached.status == 2, "plan through the live agent: \(reached.output)\n\(reached.error)")
+
+        agent?.kill()
+        let before = try [controllerHost, agentHost].map(xfrmCounters)
+        let refused = try inNamespace(controllerHost, MeshwardCLI.binary.path, plan)
+        #expect(refused.status == 1, "plan with the agent dead: \(refused.output)\n\(refused.error)")
+        let said = refused.output + refused.error
+        // Refused by TCP (RST): the SYN passed the SPD and the connection attempt failed; a
+        // dropped SYN would have left the call waiting out its deadline.
+        #expect(said.contains("unreachable"), "\(said)")
+        #expect(said.lowercased().contains("could not establish a connection"), "\(said)")
+        #expect(!said.contains("no answer before the deadline"), "\(said)")
+        sleep(1)
+        let after = try [controllerHost, agentHost].map(xfrmCounters)
+        #expect(after == before, "xfrm_stat moved: before \(before), after \(after)")
+    }
+
+    /// Two namespaces joined by a veth pair, each with its address on its end.
+    private static func pair(
+        _ first: String, _ firstAddress: String, _ second: String, _ secondAddress: String,
+        devices: (String, String)
+    ) throws {
+        for namespace in [first, second] {
+            try AgentNamespaceTests.Lab.ip(["netns", "add", namespace])
+            try AgentNamespaceTests.Lab.ip(["-n", namespace, "link", "set", "lo", "up"])
+        }
+        try AgentNamespaceTests.Lab.ip([
+            "-n", first, "link", "add", devices.0, "type", "veth", "peer", "name", devices.1, "netns", second,
+        ])
+        for (namespace, device, address) in [(first, devices.0, firstAddress), (second, devices.1, secondAddress)] {
+            try AgentNamespaceTests.Lab.ip(["-n", namespace, "addr", "add", "\(address)/24", "dev", device])
+            try AgentNamespaceTests.Lab.ip(["-n", namespace, "link", "set", device, "up"])
+        }
+    }
+
+    /// ESP required for every packet between the two hosts, in both kernels, both ways, at the
+    /// priority Meshward gives its channel policies.
+    private static func demandESP(
+        _ first: String, _ firstAddress: String, _ second: String, _ secondAddress: String
+    ) throws {
+        for (namespace, own, peer) in [(first, firstAddress, secondAddress), (second, secondAddress, firstAddress)] {
+            try AgentNamespaceTests.Lab.ip([
+                "-n", namespace, "xfrm", "policy", "add", "src", "\(own)/32", "dst", "\(peer)/32", "dir", "out",
+                "priority", "1000", "tmpl", "src", own, "dst", peer, "proto", "esp", "mode", "transport",
+            ])
+            try AgentNamespaceTests.Lab.ip([
+                "-n", namespace, "xfrm", "policy", "add", "src", "\(peer)/32", "dst", "\(own)/32", "dir", "in",
+                "priority", "1000", "tmpl", "src", peer, "dst", own, "proto", "esp", "mode", "transport",
+            ])
+        }
     }
 
     /// The namespace's nonzero `/proc/net/xfrm_stat` counters.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 09: the controller is killed (SIGKILL) at five points of `rekey --all` under traffic and
+# 09: the controller is killed (SIGKILL) at points of `rekey --all` under traffic and
 # started again (`apply`, which takes over the dead controller's lease at once and finishes
 # the rotation it finds recorded). After every restart: nothing lost, no plaintext, every
 # channel on a new SPI that was never used before, no orphaned SA or policy.
@@ -10,6 +10,10 @@
 # The last point, 21, falls in the pass that deletes the old outbound SAs (operations 19-24),
 # before the drain: a point in the final pass (25-30) races the controller's own exit, which
 # follows its last operation within milliseconds.
+# The five points are shared between the two kernels, each boot killing at its own: 0, 9 and
+# 21 on 6.1, 3 and 15 on 6.12 (every point costs about 30 s of an emulated boot; the kill is
+# the controller's, and every scenario beside this one runs the same staging on both kernels).
+# KS_KILL_POINTS="0 3 9 15 21" runs all of them on any kernel.
 # ks-requires: meshward-apply
 # ks-expect: clean
 # ks-timeout: 900
@@ -22,7 +26,12 @@ ks_mark_pairs enforce "$(ks_spec_pairs "web-1 app-1 db-1" "web-app app-db")"
 ks_expect_converged "$SPEC"
 seen=" $(ks_all_pinned_spis) "
 
-for point in 0 3 9 15 21; do
+case $(uname -r) in
+6.1.*) points=${KS_KILL_POINTS:-0 9 21} ;;
+*) points=${KS_KILL_POINTS:-3 15} ;;
+esac
+ks_note kill_points "$points"
+for point in $points; do
     log=$KS_WORK/rekey-killed-$point.log
     before=$(ks_all_pinned_spis)
     ks_log "rekey --all, to be killed after $point applied operations"

@@ -7,7 +7,8 @@ import Store
 /// The cluster's TLS identities, kept in the Store: the CA (made on first use, its key sealed
 /// under the master key) and the controller's own certificate (`spiffe://CLUSTER/controller`,
 /// renewed from the CA when a third of its life is left). Agent directories are issued from the
-/// same CA.
+/// same CA, and every serial issued to a node is recorded in the Store so that the node's
+/// certificates can be revoked.
 public struct ClusterCredentials {
     static let caName = "cluster-ca"
     static let controllerName = "controller"
@@ -16,10 +17,10 @@ public struct ClusterCredentials {
     /// How long an agent certificate written by `meshward agent credentials` is valid.
     public static let agentValidity: Duration = .seconds(90 * 86_400)
 
-    let store: any CredentialStore
+    let store: any CredentialStore & CertificateLedger
     let cluster: String
 
-    public init(store: any CredentialStore, cluster: String) {
+    public init(store: any CredentialStore & CertificateLedger, cluster: String) {
         self.store = store
         self.cluster = cluster
     }
@@ -61,7 +62,8 @@ public struct ClusterCredentials {
         return try AgentCredentials(ca: ca, issued: issued)
     }
 
-    /// A new key and certificate for the agent of `node`, naming its addresses.
+    /// A new key and certificate for the agent of `node`, naming its addresses; its serial is
+    /// recorded as issued to `node` before it is returned.
     public func agent(
         node: String, addresses: [IPAddress], now: Date, validity: Duration = agentValidity
     ) async throws
@@ -70,6 +72,20 @@ public struct ClusterCredentials {
         let ca = try await certificateAuthority(now: now)
         let issued = try ca.issue(
             for: .node(cluster: cluster, name: node), addresses: addresses, now: now, validity: validity)
+        try await store.recordIssuedCertificate(
+            IssuedCertificate(serial: issued.serial, node: node, issuedAt: now, notValidAfter: issued.notValidAfter))
         return try AgentCredentials(ca: ca, issued: issued)
+    }
+}
+
+extension ClusterCredentials {
+    /// The Store's revoked serials as the verifier reads them.
+    public static func revocationList(from store: any CertificateLedger) async throws -> RevocationList {
+        var entries: [String: RevocationList.Entry] = [:]
+        for revoked in try await store.revokedCertificates() {
+            entries[revoked.serial] = RevocationList.Entry(
+                node: revoked.node, revokedAt: revoked.revokedAt, reason: revoked.reason)
+        }
+        return RevocationList(entries: entries)
     }
 }

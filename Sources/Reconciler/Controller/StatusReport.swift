@@ -54,6 +54,9 @@ struct StatusReport {
                     firstAddresses[record.id.to] ?? generation.destination, generation.destination)
             }
         }
+        // A node whose every certificate is revoked is never dialled, by status neither.
+        let revoked = try await store.revokedNodes()
+        endpoints = endpoints.filter { !revoked.contains($0.key) }
         var agents: (any KernelConnector)?
         if let settings {
             agents = try await context.agentConnector(
@@ -69,6 +72,10 @@ struct StatusReport {
         let (observations, unreachable) = await reader.observe(Set(endpoints.keys))
         await kernels.close()
         var warnings: [String] = []
+        for node in revoked.intersection(shown).sorted() {
+            warnings.append(
+                "node \(node): every certificate of it is revoked; it is never dialled (new credentials bring it back)")
+        }
         if records.isEmpty {
             let owned = MeshwardController.ownedObjects(observations)
             if !owned.isEmpty {

@@ -14,8 +14,6 @@ public struct ClusterCredentials {
     static let controllerName = "controller"
     /// How long a controller certificate is valid; it is renewed well before.
     public static let controllerValidity: Duration = .seconds(30 * 86_400)
-    /// How long an agent certificate written by `meshward agent credentials` is valid.
-    public static let agentValidity: Duration = .seconds(90 * 86_400)
 
     let store: any CredentialStore & CertificateLedger
     let cluster: String
@@ -62,10 +60,11 @@ public struct ClusterCredentials {
         return try AgentCredentials(ca: ca, issued: issued)
     }
 
-    /// A new key and certificate for the agent of `node`, naming its addresses; its serial is
+    /// A new key and certificate for the agent of `node`, naming its addresses, valid for
+    /// `validity` (the spec's `defaults.certificates.lifetime`); its serial is
     /// recorded as issued to `node` before it is returned.
     public func agent(
-        node: String, addresses: [IPAddress], now: Date, validity: Duration = agentValidity
+        node: String, addresses: [IPAddress], now: Date, validity: Duration
     ) async throws
         -> AgentCredentials
     {

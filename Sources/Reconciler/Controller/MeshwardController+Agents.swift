@@ -6,7 +6,8 @@ import Store
 
 extension MeshwardController {
     /// `meshward agent credentials`: a ready agent directory for `node` of the spec, issued by
-    /// the cluster CA (created and sealed in the Store on first use).
+    /// the cluster CA (created and sealed in the Store on first use), valid for the spec's
+    /// `defaults.certificates.lifetime`.
     public func writeAgentCredentials(
         _ intent: FleetIntent, node: String, to directory: AgentDirectory
     ) async throws -> AgentCredentials {
@@ -17,7 +18,7 @@ extension MeshwardController {
         try Self.refuseOtherCluster(
             intent, recorded: try await ControllerSettings.load(from: store)?.cluster, directory: stateDirectory)
         let credentials = try await ClusterCredentials(store: store, cluster: intent.cluster)
-            .agent(node: node, addresses: spec.addresses, now: clock.now())
+            .agent(node: node, addresses: spec.addresses, now: clock.now(), validity: intent.certificateLifetime)
         try directory.prepare()
         try directory.writeCredentials(credentials)
         return credentials

@@ -18,7 +18,7 @@ public struct RevokedNodes: Sendable, Hashable {
         return FleetIntent(
             cluster: intent.cluster, reqid: intent.reqid, nodes: intent.nodes.filter { !names.contains($0.name) },
             channels: intent.channels.filter { !names.contains($0.id.from) && !names.contains($0.id.to) },
-            flowCount: intent.flowCount)
+            flowCount: intent.flowCount, certificateLifetime: intent.certificateLifetime)
     }
 
     /// `kernels` with the revoked nodes gone: not known (so the planner waits for nothing of

@@ -6,7 +6,8 @@ import Store
 
 /// The cluster's TLS identities, kept in the Store: the CA (made on first use, its key sealed
 /// under the master key) and the controller's own certificate (`spiffe://CLUSTER/controller`,
-/// renewed from the CA when a third of its life is left). Agent directories are issued from the
+/// renewed from the same CA, in the Store, once half its life has passed; agents accept the new
+/// one because it chains to the CA they hold). Agent directories are issued from the
 /// same CA, and every serial issued to a node is recorded in the Store so that the node's
 /// certificates can be revoked.
 public struct ClusterCredentials {
@@ -38,7 +39,15 @@ public struct ClusterCredentials {
             cluster: cluster, certificatePEM: stored.certificatePEM, privateKeyDER: stored.privateKey.bytes)
     }
 
-    /// The controller's credentials for dialling agents.
+    /// The instant half of `credential`'s validity has passed: from then on it is renewed.
+    static func halfLife(of credential: IssuedCredential) -> Date {
+        let start = credential.certificate.notValidBefore
+        let end = credential.certificate.notValidAfter
+        return start.addingTimeInterval(end.timeIntervalSince(start) / 2)
+    }
+
+    /// The controller's credentials for dialling agents: the stored ones until half their life
+    /// has passed, then a new key and certificate, stored in place of the old ones.
     public func controller(now: Date) async throws -> AgentCredentials {
         let ca = try await certificateAuthority(now: now)
         let name = Self.controllerName + ":" + cluster
@@ -46,8 +55,7 @@ public struct ClusterCredentials {
             let credential = try IssuedCredential(
                 certificatePEM: stored.certificatePEM,
                 privateKeyPEM: String(decoding: stored.privateKey.bytes, as: UTF8.self))
-            let left = credential.certificate.notValidAfter.timeIntervalSince(now)
-            if left > Self.controllerValidity.timeInterval / 3 {
+            if now < Self.halfLife(of: credential) {
                 return try AgentCredentials(ca: ca, issued: credential)
             }
         }

@@ -1,16 +1,21 @@
 import Foundation
+import Identity
 import Kernel
 import Logging
 import MeshwardCore
 
 /// Opens the kernels of `agent` endpoints: dials each node's agent over mutual TLS with the
 /// controller's credentials. `endpoint: agent` dials the node's first address.
+///
+/// Every connection loads the revocation list afresh (`revocations`), and its handshakes refuse
+/// an agent whose certificate serial is on it.
 public struct AgentConnector: KernelConnector {
     private let credentials: AgentCredentials
     private let cluster: String
     private let addresses: [String: IPAddress]
     private let epoch: @Sendable () -> UInt64
     private let now: @Sendable () -> Date
+    private let revocations: @Sendable () async throws -> RevocationList
     private let executor: (any TaskExecutor)?
     private let logger: Logger
 
@@ -18,12 +23,15 @@ public struct AgentConnector: KernelConnector {
     ///   - credentials: the controller's certificate and key and the cluster CA.
     ///   - addresses: each node's first address, for `endpoint: agent`.
     ///   - epoch: the controller's lease epoch, sent with every apply.
+    ///   - revocations: the cluster's revoked serials (from the Store), read at every connect.
     ///   - executor: where connections and calls run; nil (the shared pool) outside tests.
     public init(
         credentials: AgentCredentials, cluster: String, addresses: [String: IPAddress],
         epoch: @escaping @Sendable () -> UInt64, now: @escaping @Sendable () -> Date = { Date() },
+        revocations: @escaping @Sendable () async throws -> RevocationList = { .empty },
         executor: (any TaskExecutor)? = nil, logger: Logger
     ) {
+        self.revocations = revocations
         self.executor = executor
         self.credentials = credentials
         self.cluster = cluster
@@ -43,10 +51,16 @@ public struct AgentConnector: KernelConnector {
             throw KernelError.unreachable(
                 node: node, reason: "`endpoint: agent` dials the node's first address, and it has none")
         }
+        let revoked: RevocationList
+        do {
+            revoked = try await revocations()
+        } catch {
+            throw KernelError.unreachable(node: node, reason: "cannot read the revocation list: \(error)")
+        }
         do {
             return try AgentKernel(
                 node: node, host: host, port: port, reqid: reqid, credentials: credentials, cluster: cluster,
-                epoch: epoch, now: now, executor: executor, logger: logger)
+                epoch: epoch, now: now, revocations: revoked, executor: executor, logger: logger)
         } catch {
             throw KernelError.unreachable(node: node, reason: "cannot set up the connection to its agent: \(error)")
         }

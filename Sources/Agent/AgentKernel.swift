@@ -33,6 +33,7 @@ public final class AgentKernel: NodeKernel {
 
     /// - Parameters:
     ///   - epoch: the controller's lease epoch, read at each apply.
+    ///   - revocations: serials refused at every handshake of this connection.
     ///   - executor: where the connection and the calls run; nil for the shared pool (tests give
     ///     one of their own, see `AgentConnector`).
     ///   - protocolVersion: the wire version it speaks; another release's, in tests of what two
@@ -40,6 +41,7 @@ public final class AgentKernel: NodeKernel {
     public init(
         node: String, host: String, port: UInt16, reqid: Reqid, credentials: AgentCredentials, cluster: String,
         epoch: @escaping @Sendable () -> UInt64, now: @escaping @Sendable () -> Date = { Date() },
+        revocations: RevocationList = .empty,
         executor: (any TaskExecutor)? = nil, protocolVersion: UInt32 = WireCodec.protocolVersion, logger: Logger
     ) throws {
         self.executor = executor
@@ -52,7 +54,8 @@ public final class AgentKernel: NodeKernel {
         let ca = try ClusterCA.certificate(pem: credentials.caCertificatePEM)
         let expected = SPIFFEIdentity.node(cluster: cluster, name: node)
         let check = PeerCheck(
-            verifier: PeerVerifier(ca: ca, cluster: cluster), peer: "the agent at \(address)", now: now,
+            verifier: PeerVerifier(ca: ca, cluster: cluster, revocations: revocations),
+            peer: "the agent at \(address)", now: now,
             expected: { identity in identity == expected ? nil : "node \(node) (\(expected.uri))" })
         self.check = check
         let security = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(

@@ -82,11 +82,13 @@ public final class InProcessAgents: Sendable {
     /// A controller-side connector for these agents.
     public func connector(
         credentials: AgentCredentials? = nil, epoch: @escaping @Sendable () -> UInt64 = { 1 },
-        now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = quietLogger
+        now: @escaping @Sendable () -> Date = { Date() },
+        revocations: @escaping @Sendable () async throws -> RevocationList = { .empty },
+        logger: Logger = quietLogger
     ) -> AgentConnector {
         AgentConnector(
             credentials: credentials ?? controller, cluster: cluster, addresses: [:], epoch: epoch, now: now,
-            executor: executor, logger: logger)
+            revocations: revocations, executor: executor, logger: logger)
     }
 
     /// The kernel of `node` through its agent.

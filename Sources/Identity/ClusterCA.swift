@@ -139,6 +139,12 @@ public struct IssuedCredential: Sendable {
         get throws { try certificate.serializeAsPEM().pemString }
     }
 
+    /// The certificate's serial number as the revocation list names it (hex bytes).
+    public var serial: String { "\(certificate.serialNumber)" }
+
+    /// When the certificate stops being valid.
+    public var notValidAfter: Date { certificate.notValidAfter }
+
     /// The private key as PEM: written only to a 0600 file or sealed in the Store.
     public var privateKeyPEM: String { privateKey.pemRepresentation }
 }

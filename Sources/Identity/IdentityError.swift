@@ -13,6 +13,8 @@ public enum IdentityError: Error, Sendable, Equatable, CustomStringConvertible {
     case noIdentity(subject: String)
     /// The certificate speaks for someone other than expected.
     case wrongIdentity(expected: String, presented: String)
+    /// The certificate's serial is on the cluster's revocation list.
+    case revoked(serial: String, node: String, revokedAt: String, reason: String)
 
     public var description: String {
         switch self {
@@ -30,6 +32,8 @@ public enum IdentityError: Error, Sendable, Equatable, CustomStringConvertible {
             "certificate \(subject) carries no spiffe:// identity of a Meshward node or controller"
         case .wrongIdentity(let expected, let presented):
             "expected \(expected), but the certificate that answered is \(presented)"
+        case .revoked(let serial, let node, let revokedAt, let reason):
+            "certificate serial \(serial) of node \(node) was revoked at \(revokedAt) (\(reason))"
         }
     }
 }

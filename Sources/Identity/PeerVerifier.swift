@@ -3,14 +3,18 @@ import MeshwardCore
 import X509
 
 /// Checks a TLS peer's certificate against the cluster CA, the only trust root: issued and
-/// signed by the CA, inside its validity window, and carrying the expected SPIFFE identity.
+/// signed by the CA, not revoked, inside its validity window, and carrying the expected
+/// SPIFFE identity.
 public struct PeerVerifier: Sendable {
     public let ca: Certificate
     public let cluster: String
+    /// The serials refused although the CA signed them.
+    public let revocations: RevocationList
 
-    public init(ca: Certificate, cluster: String) {
+    public init(ca: Certificate, cluster: String, revocations: RevocationList = .empty) {
         self.ca = ca
         self.cluster = cluster
+        self.revocations = revocations
     }
 
     /// The identity of the certificate `der` (the leaf of the peer's chain), or the reason it is
@@ -30,6 +34,12 @@ public struct PeerVerifier: Sendable {
             return .failure(.untrusted(subject: subject, reason: "its signature does not verify with the cluster CA"))
         }
         let formatter = ISO8601DateFormatter()
+        if let revoked = revocations.revocation(of: "\(leaf.serialNumber)") {
+            return .failure(
+                .revoked(
+                    serial: "\(leaf.serialNumber)", node: revoked.node,
+                    revokedAt: formatter.string(from: revoked.revokedAt), reason: revoked.reason))
+        }
         if now < leaf.notValidBefore {
             return .failure(
                 .notYetValid(

@@ -10,7 +10,8 @@ struct AgentCredentialsCommand: AsyncParsableCommand {
         commandName: "credentials",
         abstract: "Write an agent directory for one node of the spec: key, certificate and cluster CA certificate.",
         discussion:
-            "The certificate names spiffe://CLUSTER/node/NAME and the node's addresses and is valid for 90 days. "
+            "The certificate names spiffe://CLUSTER/node/NAME and the node's addresses and is valid for the spec's "
+            + "defaults.certificates.lifetime (7d unless set). "
             + "The cluster CA is made on first use and kept sealed in the Store; copy DIR to the host "
             + "(/var/lib/meshward-agent) over a trusted channel.")
 

@@ -197,5 +197,24 @@ enum PostgresSchema {
                     created_at double precision NOT NULL
                 );
                 """),
+        Migration(
+            name: "6-revoked-certificates",
+            sql: """
+                -- Every node certificate the cluster CA issued (serial, node, validity), so that
+                -- `agent revoke --node` finds them all, and the serials revoked. Never deleted.
+                CREATE TABLE issued_certificates (
+                    serial text PRIMARY KEY,
+                    node text NOT NULL,
+                    issued_at double precision NOT NULL,
+                    not_valid_after double precision NOT NULL
+                );
+                CREATE INDEX issued_certificates_by_node ON issued_certificates (node);
+                CREATE TABLE revoked_certificates (
+                    serial text PRIMARY KEY,
+                    node text NOT NULL,
+                    revoked_at double precision NOT NULL,
+                    reason text NOT NULL
+                );
+                """),
     ]
 }

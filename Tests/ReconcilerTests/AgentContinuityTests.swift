@@ -40,6 +40,57 @@ struct AgentContinuityTests {
     }
 
     @Test(
+        "a revoked agent's channels are removed from its peers' side without a drop on the pairs that stay, and it is never dialled"
+    )
+    func revokedNodeLeavesForItsPeers() async throws {
+        let harness = ContinuityHarness(seed: 1)
+        let agents = try await InProcessAgents.start(
+            nodes: Self.nodes, connector: SimulatedConnector(fleet: harness.fleet))
+        harness.routeThroughAgents(AgentFleetKernels(fleet: harness.fleet, agents: agents))
+        let intent = try ContinuityTests.threeTier.compile()
+        try await harness.converge(intent)
+        let n3 = try #require(harness.fleet.state.nodes["n3"])
+        let n3Addresses = Set(n3.addresses)
+        #expect(
+            harness.fleet.state.nodes["n2"]?.securityAssociations.contains { n3Addresses.contains($0.source) } == true)
+
+        // Every certificate of n3 is revoked: the passes treat it as gone, as apply does.
+        let revoked = RevokedNodes(["n3"])
+        let dialled = DialCount()
+        harness.routeThroughAgents(
+            revoked.kernels(
+                CountingKernels(base: AgentFleetKernels(fleet: harness.fleet, agents: agents), count: dialled)))
+        let remaining = revoked.intent(intent)
+        #expect(remaining.nodes.map(\.name) == ["n1", "n2"])
+        #expect(remaining.channels.allSatisfy { $0.id.from != "n3" && $0.id.to != "n3" } && !remaining.channels.isEmpty)
+        let passes = try await harness.converge(remaining)
+        await agents.stop()
+        // Only the cut pair loses traffic (n3 still sends and expects ESP; nothing of n2 answers
+        // it any more); every pair that stays lost nothing.
+        let cut = harness.violations.filter { $0.contains("n3->n2/") || $0.contains("n2->n3/") }
+        #expect(harness.violations.filter { !cut.contains($0) } == [])
+        #expect(!cut.isEmpty, "the harness saw n3's traffic toward n2 refused")
+        try harness.assertConverged(remaining, excluding: ["n3"])
+        #expect(passes <= ConvergenceBound.passesPerChange, "took \(passes) passes")
+        #expect(harness.checkedOperations > 0)
+        let n2 = try #require(harness.fleet.state.nodes["n2"])
+        #expect(
+            !n2.securityAssociations.contains {
+                n3Addresses.contains($0.source) || n3Addresses.contains($0.destination)
+            })
+        #expect(
+            !n2.policies.contains {
+                n3Addresses.contains($0.selector.source.address)
+                    || n3Addresses.contains($0.selector.destination.address)
+            })
+        #expect(harness.records.keys.allSatisfy { $0.from != "n3" && $0.to != "n3" }, "\(harness.records.keys)")
+        #expect(dialled.nodes.contains("n2") && !dialled.nodes.contains("n3"), "dialled \(dialled.nodes)")
+        // The revoked node itself was left as it was: nothing reached it.
+        #expect(harness.fleet.state.nodes["n3"]?.securityAssociations == n3.securityAssociations)
+        #expect(harness.fleet.state.nodes["n3"]?.policies == n3.policies)
+    }
+
+    @Test(
         "a pass over nodes behind agents measures when each agent's certificate expires, per node, as its handshake showed it"
     )
     func passMeasuresAgentCertificateExpiry() async throws {
@@ -139,4 +190,33 @@ final class SlowAfterApplyConnector: KernelConnector {
             return results
         }
     }
+}
+
+/// The nodes a fleet's kernels were asked for.
+final class DialCount: Sendable {
+    private let asked = Mutex<Set<String>>([])
+    var nodes: Set<String> { asked.withLock { $0 } }
+    func note(_ node: String) { _ = asked.withLock { $0.insert(node) } }
+}
+
+/// Kernels that note every node asked for before passing the request on.
+final class CountingKernels: FleetKernels {
+    let base: any FleetKernels
+    let count: DialCount
+
+    init(base: any FleetKernels, count: DialCount) {
+        self.base = base
+        self.count = count
+    }
+
+    var knownNodes: Set<String> { base.knownNodes }
+
+    func kernel(for node: String) async throws -> any NodeKernel {
+        count.note(node)
+        return try await base.kernel(for: node)
+    }
+
+    func persist() throws { try base.persist() }
+
+    func close() async { await base.close() }
 }

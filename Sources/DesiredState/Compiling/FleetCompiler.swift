@@ -153,7 +153,7 @@ struct FleetCompiler {
         guard !log.hasErrors, let cluster = spec.cluster else { return nil }
         return FleetIntent(
             cluster: cluster, reqid: spec.reqid, sortedNodes: nodeIntents, sortedChannels: channels,
-            flowCount: flows.count)
+            flowCount: flows.count, certificateLifetime: spec.certificateLifetime)
     }
 
     /// An upper bound of the channel count that is exact for a full mesh: the flows' ordered pairs

@@ -10,6 +10,7 @@ struct MergedSpec: Sendable {
     var drain: Duration
     var enforcement: Enforcement
     var endpoint: NodeEndpoint
+    var certificateLifetime: Duration
     var nodes: [SpecFile.Node]
     var flows: [SpecFile.Flow]
 
@@ -33,7 +34,9 @@ struct MergedSpec: Sendable {
             cluster: cluster, reqid: reqid, cipher: defaults.cipher ?? .aesGCM256,
             rekey: RekeyPolicy(every: defaults.rekeyEvery ?? RekeyPolicy.default.every, packets: defaults.rekeyPackets),
             drain: defaults.drain ?? .seconds(5), enforcement: defaults.enforcement ?? .required,
-            endpoint: defaults.endpoint ?? .sim, nodes: [], flows: [])
+            endpoint: defaults.endpoint ?? .sim,
+            certificateLifetime: defaults.certificateLifetime ?? FleetIntent.defaultCertificateLifetime, nodes: [],
+            flows: [])
 
         var nodeNames: [String: SourceLocation] = [:]
         var addressOwners: [IPAddress: (node: String, location: SourceLocation)] = [:]

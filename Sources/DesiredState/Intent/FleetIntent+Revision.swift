@@ -7,9 +7,11 @@ extension FleetIntent {
     /// Every string is written as its UTF-8 length and bytes, every collection as its count and
     /// elements in their sorted order, so no two different intents serialize alike. Labels are
     /// written sorted by key. The serialization is streamed into the digest, never built whole.
+    /// The certificate lifetime is written only when it is not the default, so that a spec that
+    /// does not set it keeps the revision it had before the setting existed.
     static func revision(
         cluster: String, reqid: UInt32, nodes: [NodeIntent], channels: [ChannelIntent],
-        flowCount: Int
+        flowCount: Int, certificateLifetime: Duration
     ) -> String {
         var writer = CanonicalDigest()
         writer.string("meshward-intent/1")
@@ -51,6 +53,10 @@ extension FleetIntent {
                 writer.integer(UInt64(channels[index].flows.count))
                 for flow in channels[index].flows { writer.string(flow) }
             }
+        }
+        if certificateLifetime != FleetIntent.defaultCertificateLifetime {
+            writer.string("certificates.lifetime")
+            writer.duration(certificateLifetime)
         }
         return writer.finish()
     }

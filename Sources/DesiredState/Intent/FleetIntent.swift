@@ -15,28 +15,42 @@ public struct FleetIntent: Sendable, Hashable {
     public let channels: [ChannelIntent]
     /// The number of flows the spec declares.
     public let flowCount: Int
+    /// How long an agent certificate issued for this fleet is valid (`defaults.certificates.lifetime`).
+    public let certificateLifetime: Duration
     /// Lowercase hex SHA-256 of a canonical serialization of everything above.
     public let revision: String
 
+    /// The certificate lifetime of a spec that does not set one: 7 days.
+    public static let defaultCertificateLifetime: Duration = .seconds(7 * 86_400)
+    /// The lifetimes a spec may set: from 1 hour to 365 days.
+    public static let certificateLifetimeRange: ClosedRange<Duration> = .seconds(3_600) ... .seconds(365 * 86_400)
+
     /// Creates an intent, sorting nodes and channels and computing the revision.
-    public init(cluster: String, reqid: UInt32, nodes: [NodeIntent], channels: [ChannelIntent], flowCount: Int) {
+    public init(
+        cluster: String, reqid: UInt32, nodes: [NodeIntent], channels: [ChannelIntent], flowCount: Int,
+        certificateLifetime: Duration = FleetIntent.defaultCertificateLifetime
+    ) {
         let sortedNodes = nodes.sorted { $0.name < $1.name }
         var sortedChannels = channels
         if !FleetIntent.isSorted(sortedChannels) { sortedChannels.sort { $0.id < $1.id } }
         self.init(
             cluster: cluster, reqid: reqid, sortedNodes: sortedNodes, sortedChannels: sortedChannels,
-            flowCount: flowCount)
+            flowCount: flowCount, certificateLifetime: certificateLifetime)
     }
 
-    init(cluster: String, reqid: UInt32, sortedNodes: [NodeIntent], sortedChannels: [ChannelIntent], flowCount: Int) {
+    init(
+        cluster: String, reqid: UInt32, sortedNodes: [NodeIntent], sortedChannels: [ChannelIntent], flowCount: Int,
+        certificateLifetime: Duration = FleetIntent.defaultCertificateLifetime
+    ) {
         self.cluster = cluster
         self.reqid = reqid
         self.nodes = sortedNodes
         self.channels = sortedChannels
         self.flowCount = flowCount
+        self.certificateLifetime = certificateLifetime
         self.revision = FleetIntent.revision(
             cluster: cluster, reqid: reqid, nodes: sortedNodes,
-            channels: sortedChannels, flowCount: flowCount)
+            channels: sortedChannels, flowCount: flowCount, certificateLifetime: certificateLifetime)
     }
 
     private static func isSorted(_ channels: [ChannelIntent]) -> Bool {

@@ -11,6 +11,8 @@ struct SpecFile: Sendable {
         var drain: Duration?
         var enforcement: Enforcement?
         var endpoint: NodeEndpoint?
+        /// `certificates.lifetime`: how long an agent certificate is valid.
+        var certificateLifetime: Duration?
     }
 
     /// One entry of `nodes`.

@@ -11,8 +11,9 @@ struct SpecFileParser {
     var log: DiagnosticLog
 
     static let topLevelKeys = ["version", "cluster", "reqid", "defaults", "nodes", "flows"]
-    static let defaultsKeys = ["cipher", "rekey", "drain", "enforcement", "endpoint"]
+    static let defaultsKeys = ["cipher", "rekey", "drain", "enforcement", "endpoint", "certificates"]
     static let rekeyKeys = ["every", "packets"]
+    static let certificatesKeys = ["lifetime"]
     static let nodeKeys = ["name", "addresses", "labels", "endpoint"]
     static let flowKeys = ["name", "from", "to", "ports", "cipher"]
 
@@ -107,6 +108,16 @@ struct SpecFileParser {
         if let entry = entries["endpoint"] {
             defaults.endpoint = endpoint(entry.value)
             valid = valid && defaults.endpoint != nil
+        }
+        if let entry = entries["certificates"] {
+            if let certificates = mapping(entry.value, allowed: Self.certificatesKeys, what: "'certificates'") {
+                if let lifetime = certificates["lifetime"] {
+                    defaults.certificateLifetime = certificateLifetime(lifetime.value)
+                    valid = valid && defaults.certificateLifetime != nil
+                }
+            } else {
+                valid = false
+            }
         }
         return valid ? defaults : nil
     }
@@ -344,6 +355,19 @@ struct SpecFileParser {
             log.error("\(error.message) in \(what); write e.g. '90s', '5m', '24h', '7d' or '1h30m'", at: location(node))
             return nil
         }
+    }
+
+    /// `certificates.lifetime`: a duration from `FleetIntent.certificateLifetimeRange`.
+    private mutating func certificateLifetime(_ node: Node) -> Duration? {
+        guard let value = duration(node, what: "'certificates.lifetime'", allowZero: false) else { return nil }
+        let range = FleetIntent.certificateLifetimeRange
+        guard range.contains(value) else {
+            log.error(
+                "'certificates.lifetime' must be at least 1h and at most 365d, found '\(SpecDuration.format(value))'",
+                at: location(node))
+            return nil
+        }
+        return value
     }
 
     private mutating func packetCount(_ node: Node) -> UInt64? {

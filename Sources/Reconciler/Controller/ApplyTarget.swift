@@ -81,7 +81,7 @@ struct FleetScope: Sendable {
         self.target = target
         self.intent = FleetIntent(
             cluster: intent.cluster, reqid: intent.reqid, nodes: intent.nodes, channels: channels,
-            flowCount: intent.flowCount)
+            flowCount: intent.flowCount, certificateLifetime: intent.certificateLifetime)
         self.records = records
         self.addressPairs = pairs
     }

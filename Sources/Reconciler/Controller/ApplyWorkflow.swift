@@ -41,17 +41,22 @@ struct ApplyWorkflow {
 
         let simulated = try context.loadSimulatedFleet(intent: intent)
         SimulatedFleetHooks.fleetOpenedForApply(simulated, file: context.simulatedFleetURL)
+        // Nodes whose every certificate is revoked leave the fleet for their peers and are
+        // never dialled.
+        let revoked = RevokedNodes(try await store.revokedNodes())
         let agents = try await context.agentConnector(
             for: endpoints, intent: intent, store: store, epoch: epoch)
         let kernels = EndpointKernels(
-            endpoints: endpoints, simulated: simulated, simulatedFile: context.simulatedFleetURL,
-            reqid: Reqid(intent.reqid), agents: agents, logger: context.logger)
+            endpoints: endpoints.filter { !revoked.names.contains($0.key) }, simulated: simulated,
+            simulatedFile: context.simulatedFleetURL, reqid: Reqid(intent.reqid), agents: agents,
+            logger: context.logger)
+        let fleetKernels = revoked.kernels(kernels)
         let reconciler = FleetReconciler(
             store: scope.map { ScopedGenerationStore(store, scope: $0) } ?? store,
-            kernels: scope.map { ScopedKernels(kernels, scope: $0) } ?? kernels, reqid: Reqid(intent.reqid),
+            kernels: scope.map { ScopedKernels(fleetKernels, scope: $0) } ?? fleetKernels, reqid: Reqid(intent.reqid),
             clock: context.clock, logger: context.logger, fence: fence, recorder: context.recorder)
         let clock = context.clock
-        let runIntent = scope?.intent ?? intent
+        let runIntent = revoked.intent(scope?.intent ?? intent)
         let contacts = AgentContactLog()
         let report: ConvergeReport
         do {
@@ -77,6 +82,7 @@ struct ApplyWorkflow {
 
         // Forget endpoints of nodes that have nothing left, and requests that were honoured.
         let remaining = try await store.loadChannels()
+        if scope == nil { try await revokeRemovedNodes(intent, remaining: remaining) }
         settings.endpoints = ControllerContext.nodeEndpoints(
             for: intent, remembered: settings.endpoints, records: remaining
         )
@@ -96,6 +102,27 @@ struct ApplyWorkflow {
         }
         return document
     }
+
+    /// Revokes the certificates of every node the spec no longer names once none of its
+    /// channels is left (its peers' side cleaned by the passes just run); a node with channels
+    /// left is revoked by a later run.
+    private func revokeRemovedNodes(_ intent: FleetIntent, remaining: [ChannelID: ChannelRecord]) async throws {
+        let named = Set(intent.nodes.map(\.name))
+        let involved = Set(remaining.keys.flatMap { [$0.from, $0.to] })
+        let issuedNodes = Set(try await store.issuedCertificates(node: nil).map(\.node))
+        for node in issuedNodes.subtracting(named).subtracting(involved).sorted() {
+            let revoked = try await store.revokeCertificates(
+                ofNode: node, reason: Self.removedReason, now: context.clock.now())
+            if !revoked.isEmpty {
+                context.logger.notice(
+                    "revoked the certificates of a node removed from the spec",
+                    metadata: ["node": "\(node)", "certificates": "\(revoked.count)"])
+            }
+        }
+    }
+
+    /// The reason recorded for the certificates of a node removed from the spec.
+    static let removedReason = "removed from the spec"
 
     private func applyDocument(_ intent: FleetIntent, report: ConvergeReport) -> ApplyDocument {
         let outcome: ApplyOutcome

@@ -6,20 +6,20 @@ import Store
 
 /// The cluster's TLS identities, kept in the Store: the CA (made on first use, its key sealed
 /// under the master key) and the controller's own certificate (`spiffe://CLUSTER/controller`,
-/// renewed from the CA when a third of its life is left). Agent directories are issued from the
-/// same CA.
+/// renewed from the same CA, in the Store, once half its life has passed; agents accept the new
+/// one because it chains to the CA they hold). Agent directories are issued from the
+/// same CA, and every serial issued to a node is recorded in the Store so that the node's
+/// certificates can be revoked.
 public struct ClusterCredentials {
     static let caName = "cluster-ca"
     static let controllerName = "controller"
     /// How long a controller certificate is valid; it is renewed well before.
     public static let controllerValidity: Duration = .seconds(30 * 86_400)
-    /// How long an agent certificate written by `meshward agent credentials` is valid.
-    public static let agentValidity: Duration = .seconds(90 * 86_400)
 
-    let store: any CredentialStore
+    let store: any CredentialStore & CertificateLedger
     let cluster: String
 
-    public init(store: any CredentialStore, cluster: String) {
+    public init(store: any CredentialStore & CertificateLedger, cluster: String) {
         self.store = store
         self.cluster = cluster
     }
@@ -39,7 +39,15 @@ public struct ClusterCredentials {
             cluster: cluster, certificatePEM: stored.certificatePEM, privateKeyDER: stored.privateKey.bytes)
     }
 
-    /// The controller's credentials for dialling agents.
+    /// The instant half of `credential`'s validity has passed: from then on it is renewed.
+    static func halfLife(of credential: IssuedCredential) -> Date {
+        let start = credential.certificate.notValidBefore
+        let end = credential.certificate.notValidAfter
+        return start.addingTimeInterval(end.timeIntervalSince(start) / 2)
+    }
+
+    /// The controller's credentials for dialling agents: the stored ones until half their life
+    /// has passed, then a new key and certificate, stored in place of the old ones.
     public func controller(now: Date) async throws -> AgentCredentials {
         let ca = try await certificateAuthority(now: now)
         let name = Self.controllerName + ":" + cluster
@@ -47,8 +55,7 @@ public struct ClusterCredentials {
             let credential = try IssuedCredential(
                 certificatePEM: stored.certificatePEM,
                 privateKeyPEM: String(decoding: stored.privateKey.bytes, as: UTF8.self))
-            let left = credential.certificate.notValidAfter.timeIntervalSince(now)
-            if left > Self.controllerValidity.timeInterval / 3 {
+            if now < Self.halfLife(of: credential) {
                 return try AgentCredentials(ca: ca, issued: credential)
             }
         }
@@ -61,15 +68,31 @@ public struct ClusterCredentials {
         return try AgentCredentials(ca: ca, issued: issued)
     }
 
-    /// A new key and certificate for the agent of `node`, naming its addresses.
+    /// A new key and certificate for the agent of `node`, naming its addresses, valid for
+    /// `validity` (the spec's `defaults.certificates.lifetime`); its serial is
+    /// recorded as issued to `node` before it is returned.
     public func agent(
-        node: String, addresses: [IPAddress], now: Date, validity: Duration = agentValidity
+        node: String, addresses: [IPAddress], now: Date, validity: Duration
     ) async throws
         -> AgentCredentials
     {
         let ca = try await certificateAuthority(now: now)
         let issued = try ca.issue(
             for: .node(cluster: cluster, name: node), addresses: addresses, now: now, validity: validity)
+        try await store.recordIssuedCertificate(
+            IssuedCertificate(serial: issued.serial, node: node, issuedAt: now, notValidAfter: issued.notValidAfter))
         return try AgentCredentials(ca: ca, issued: issued)
+    }
+}
+
+extension ClusterCredentials {
+    /// The Store's revoked serials as the verifier reads them.
+    public static func revocationList(from store: any CertificateLedger) async throws -> RevocationList {
+        var entries: [String: RevocationList.Entry] = [:]
+        for revoked in try await store.revokedCertificates() {
+            entries[revoked.serial] = RevocationList.Entry(
+                node: revoked.node, revokedAt: revoked.revokedAt, reason: revoked.reason)
+        }
+        return RevocationList(entries: entries)
     }
 }

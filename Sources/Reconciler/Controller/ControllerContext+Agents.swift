@@ -8,7 +8,7 @@ import Store
 extension ControllerContext {
     /// The connector for the fleet's `agent` endpoints, with the controller's credentials from
     /// the Store (made on first use); nil when no endpoint is an agent, so a fleet without agents
-    /// never creates a CA.
+    /// never creates a CA. Each connection it makes reads the Store's revocation list afresh.
     ///
     /// - Parameter epoch: the lease epoch every apply carries; 0 for commands that only observe.
     func agentConnector(
@@ -32,7 +32,8 @@ extension ControllerContext {
             .controller(now: clock.now())
         let fixedEpoch = UInt64(max(0, epoch))
         return AgentConnector(
-            credentials: credentials, cluster: cluster, addresses: addresses, epoch: { fixedEpoch }, logger: logger)
+            credentials: credentials, cluster: cluster, addresses: addresses, epoch: { fixedEpoch },
+            revocations: { try await ClusterCredentials.revocationList(from: store) }, logger: logger)
     }
 
     /// After a run in which every channel is established (converged, or only drains left),

@@ -17,10 +17,13 @@ extension MeshwardController {
         let store: any ControllerStore
         if let lease { store = lease.store } else { store = try await context.openStore() }
         let settings = try await ControllerSettings.load(from: store)
+        let revoked = try await store.revokedNodes()
         let endpoints = ControllerContext.nodeEndpoints(
             for: intent, remembered: settings?.endpoints ?? [:], records: try await store.loadChannels()
         )
         .filter { nodes.contains($0.key) }
+        // Nodes whose every certificate is revoked are never dialled.
+        .filter { !revoked.contains($0.key) }
         let simulated =
             endpoints.values.contains(.sim) ? try context.loadSimulatedFleet(intent: intent) : nil
         let agents = try await context.agentConnector(for: endpoints, intent: intent, store: store, epoch: 0)

@@ -24,10 +24,14 @@ struct PlanRehearsal {
         let settings: ControllerSettings? = if let store { try await ControllerSettings.load(from: store) } else { nil }
         try MeshwardController.refuseOtherCluster(spec, recorded: settings?.cluster, directory: context.stateDirectory)
         let scope = try target.map { try FleetScope(target: $0, intent: spec, records: allRecords) }
-        let intent = scope?.intent ?? spec
+        // Nodes whose every certificate is revoked are planned as gone, as apply runs them.
+        let revoked = RevokedNodes(try await store?.revokedNodes() ?? [])
+        let intent = revoked.intent(scope?.intent ?? spec)
         let records = scope?.records ?? allRecords
         let endpoints = ControllerContext.nodeEndpoints(
-            for: spec, remembered: settings?.endpoints ?? [:], records: allRecords)
+            for: spec, remembered: settings?.endpoints ?? [:], records: allRecords
+        )
+        .filter { !revoked.names.contains($0.key) }
         let rekeyRequests = ControllerContext.requests(settings?.rekeyRequests ?? [:], in: intent)
 
         // Read every node as it is now.

@@ -54,6 +54,9 @@ struct StatusReport {
                     firstAddresses[record.id.to] ?? generation.destination, generation.destination)
             }
         }
+        // A node whose every certificate is revoked is never dialled, by status neither.
+        let revoked = try await store.revokedNodes()
+        endpoints = endpoints.filter { !revoked.contains($0.key) }
         var agents: (any KernelConnector)?
         if let settings {
             agents = try await context.agentConnector(
@@ -69,6 +72,10 @@ struct StatusReport {
         let (observations, unreachable) = await reader.observe(Set(endpoints.keys))
         await kernels.close()
         var warnings: [String] = []
+        for node in revoked.intersection(shown).sorted() {
+            warnings.append(
+                "node \(node): every certificate of it is revoked; it is never dialled (new credentials bring it back)")
+        }
         if records.isEmpty {
             let owned = MeshwardController.ownedObjects(observations)
             if !owned.isEmpty {
@@ -88,6 +95,11 @@ struct StatusReport {
             if endpoints[name]?.scheme == .agent {
                 node.agent = await agentStatus(
                     name, observation: observation, recorded: contacts[name], kernels: kernels, now: now)
+                if let expires = node.agent?.certificateExpires,
+                    let warning = Self.expiryWarning(name, expires, now: now)
+                {
+                    warnings.append(warning)
+                }
             }
             nodes.append(node)
         }
@@ -104,6 +116,23 @@ struct StatusReport {
             cluster: settings?.cluster, revision: settings?.revision, observedAt: now, nodes: nodes,
             channels: channels.filter(channelFilter.includes), warnings: warnings,
             summary: StatusDocument.Summary(nodes: nodes, channels: channels), lease: lease)
+    }
+
+    /// How close to its expiry an agent certificate is warned of.
+    static let expiryWarningWindow: TimeInterval = 86_400
+
+    /// The warning for an agent whose certificate expires within a day (or has expired); nil
+    /// otherwise. The controller does not renew agent certificates yet, so none has been renewed.
+    static func expiryWarning(_ node: String, _ expires: Date, now: Date) -> String? {
+        let left = expires.timeIntervalSince(now)
+        guard left < expiryWarningWindow else { return nil }
+        let at = ISO8601DateFormatter().string(from: expires)
+        if left <= 0 {
+            return "node \(node): its agent's certificate expired at \(at) and was not renewed; "
+                + "issue a new one with `meshward agent credentials`"
+        }
+        return "node \(node): its agent's certificate expires at \(at), within a day, and was not renewed; "
+            + "issue a new one with `meshward agent credentials`"
     }
 
     /// A node's agent as this status saw it when it answered, else as the Store recorded it.

@@ -184,6 +184,31 @@ enum StoreSchema {
                     """)
         }
 
+        migrator.registerMigration("8-revoked-certificates") { db in
+            try db.execute(
+                sql: """
+                    -- Every node certificate the cluster CA issued (serial, node, validity), so that
+                    -- `agent revoke --node` finds them all, and the serials revoked. Never deleted.
+                    CREATE TABLE issued_certificates (
+                        serial TEXT PRIMARY KEY,
+                        node TEXT NOT NULL,
+                        issued_at REAL NOT NULL,
+                        not_valid_after REAL NOT NULL
+                    );
+                    CREATE INDEX issued_certificates_by_node ON issued_certificates (node);
+                    CREATE TABLE revoked_certificates (
+                        serial TEXT PRIMARY KEY,
+                        node TEXT NOT NULL,
+                        revoked_at REAL NOT NULL,
+                        reason TEXT NOT NULL
+                    );
+                    CREATE TRIGGER revoked_certificates_are_permanent BEFORE DELETE ON revoked_certificates
+                    BEGIN
+                        SELECT RAISE(ABORT, 'a revoked certificate stays revoked');
+                    END;
+                    """)
+        }
+
         return migrator
     }
 }

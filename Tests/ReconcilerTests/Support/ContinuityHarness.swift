@@ -328,8 +328,9 @@ final class ContinuityHarness {
     }
 
     /// Every owned object in the fleet is one the intent wants, and every channel delivers
-    /// encrypted with its active generation.
-    func assertConverged(_ intent: FleetIntent) throws {
+    /// encrypted with its active generation. Nodes in `excluded` (a revoked node, never dialled
+    /// again) are not counted.
+    func assertConverged(_ intent: FleetIntent, excluding excluded: Set<String> = []) throws {
         var state = fleet.state
         for channel in intent.channels {
             for traffic in channel.traffic.isEmpty ? [.any] : channel.traffic {
@@ -354,7 +355,7 @@ final class ContinuityHarness {
         }
         var sas = 0
         var policies = 0
-        for node in state.nodes.keys {
+        for node in state.nodes.keys where !excluded.contains(node) {
             let observation = try state.observe(node: node, reqid: reqid)
             sas += observation.securityAssociations.count
             policies += observation.policies.count

@@ -5,5 +5,8 @@ struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
         abstract: "Run the agent that serves a host's kernel to the controller, or prepare its credentials.",
-        subcommands: [AgentRunCommand.self, AgentCredentialsCommand.self, AgentWaitReadyCommand.self])
+        subcommands: [
+            AgentRunCommand.self, AgentCredentialsCommand.self, AgentWaitReadyCommand.self, AgentTokenCommand.self,
+            AgentTokensCommand.self, AgentRevokeTokenCommand.self,
+        ])
 }

@@ -222,7 +222,7 @@ let package = Package(
             name: "ReconcilerTests",
             dependencies: [
                 "Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store", "MeshwardCore",
-                "MeshwardTestSupport", "MeshwardTestKit", "AgentTestSupport", "Agent",
+                "MeshwardTestSupport", "MeshwardTestKit", "AgentTestSupport", "Agent", "Identity",
             ],
             swiftSettings: strict
         ),

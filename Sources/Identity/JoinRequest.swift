@@ -105,3 +105,19 @@ extension ClusterCA {
             notValidBefore: now.addingTimeInterval(-60), notValidAfter: now.addingTimeInterval(validity.timeInterval))
     }
 }
+
+extension ClusterCA {
+    /// The same, from the CSR's DER as it arrives; a CSR that does not parse is
+    /// `IdentityError.unreadable`, naming the node.
+    public func issue(
+        node: String, csrDER: [UInt8], addresses: [IPAddress], now: Date, validity: Duration
+    ) throws -> Certificate {
+        let csr: CertificateSigningRequest
+        do {
+            csr = try CertificateSigningRequest(derEncoded: csrDER)
+        } catch {
+            throw IdentityError.unreadable(what: "the certificate signing request of node \(node)", reason: "\(error)")
+        }
+        return try issue(node: node, csr: csr, addresses: addresses, now: now, validity: validity)
+    }
+}

@@ -49,17 +49,3 @@ extension MeshwardController {
         return store
     }
 }
-
-/// Why a node cannot be enrolled, said so that an operator can act on it.
-public enum EnrollmentError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The node's endpoint is not an agent: there is nothing to enroll.
-    case notAnAgent(node: String, endpoint: String)
-
-    public var description: String {
-        switch self {
-        case .notAnAgent(let node, let endpoint):
-            "node \(node) has endpoint '\(endpoint)', not an agent: only a node with 'endpoint: agent' "
-                + "(or agent:HOST[:PORT]) in the spec joins by token"
-        }
-    }
-}

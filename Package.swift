@@ -255,6 +255,8 @@ let package = Package(
                 "KernelSimulator",
                 "MeshwardTestSupport", "MeshwardTestKit", "Reconciler", "Telemetry",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
             ],
             swiftSettings: strict
         ),

@@ -216,5 +216,21 @@ enum PostgresSchema {
                     reason text NOT NULL
                 );
                 """),
+        Migration(
+            name: "7-join-tokens",
+            sql: """
+                -- One-time join tokens: the node each enrolls, its expiry, and SHA-256 of its secret
+                -- (the secret itself is never stored). A token is spent or revoked at most once.
+                CREATE TABLE join_tokens (
+                    id text PRIMARY KEY,
+                    node text NOT NULL,
+                    verifier bytea NOT NULL CHECK (length(verifier) = 32),
+                    created_at double precision NOT NULL,
+                    expires_at double precision NOT NULL,
+                    spent_at double precision,
+                    revoked_at double precision,
+                    CHECK (spent_at IS NULL OR revoked_at IS NULL)
+                );
+                """),
     ]
 }

@@ -268,7 +268,7 @@ public final class PostgresStore: Sendable {
 
     /// Turns postgres-nio's errors into `StoreError`s that say what was being done, where.
     func classify(_ error: any Error, operation: String) -> any Error {
-        if error is StoreError { return error }
+        if error is StoreError || error is JoinTokenError { return error }
         let database = url.description
         if let error = error as? PSQLError {
             if let message = error.serverInfo?[.message] {

@@ -806,3 +806,365 @@ extension Meshward_Agent_V1_NodeKernelService.ClientProtocol {
         )
     }
 }
+
+// MARK: - meshward.agent.v1.EnrollmentService
+
+/// Namespace containing generated types for the "meshward.agent.v1.EnrollmentService" service.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+public enum Meshward_Agent_V1_EnrollmentService: Sendable {
+    /// Service descriptor for the "meshward.agent.v1.EnrollmentService" service.
+    public static let descriptor = GRPCCore.ServiceDescriptor(fullyQualifiedService: "meshward.agent.v1.EnrollmentService")
+    /// Namespace for method metadata.
+    public enum Method: Sendable {
+        /// Namespace for "Enroll" metadata.
+        public enum Enroll: Sendable {
+            /// Request type for "Enroll".
+            public typealias Input = Meshward_Agent_V1_EnrollRequest
+            /// Response type for "Enroll".
+            public typealias Output = Meshward_Agent_V1_EnrollReply
+            /// Descriptor for "Enroll".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "meshward.agent.v1.EnrollmentService"),
+                method: "Enroll",
+                type: .bidirectionalStreaming
+            )
+        }
+        /// Descriptors for all methods in the "meshward.agent.v1.EnrollmentService" service.
+        public static let descriptors: [GRPCCore.MethodDescriptor] = [
+            Enroll.descriptor
+        ]
+    }
+}
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension GRPCCore.ServiceDescriptor {
+    /// Service descriptor for the "meshward.agent.v1.EnrollmentService" service.
+    public static let meshward_agent_v1_EnrollmentService = GRPCCore.ServiceDescriptor(fullyQualifiedService: "meshward.agent.v1.EnrollmentService")
+}
+
+// MARK: meshward.agent.v1.EnrollmentService (server)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Meshward_Agent_V1_EnrollmentService {
+    /// Streaming variant of the service protocol for the "meshward.agent.v1.EnrollmentService" service.
+    ///
+    /// This protocol is the lowest-level of the service protocols generated for this service
+    /// giving you the most flexibility over the implementation of your service. This comes at
+    /// the cost of more verbose and less strict APIs. Each RPC requires you to implement it in
+    /// terms of a request stream and response stream. Where the RPC expects only a single
+    /// request or response message, you are responsible for ensuring your implementation
+    /// maintains this invariant.
+    ///
+    /// Where possible, prefer using the stricter, less-verbose ``ServiceProtocol``
+    /// or ``SimpleServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Served alone by `meshward agent run --join-token-file` until the host is enrolled, on its
+    /// > provisional certificate (CN "meshward-join"); the controller's chain, ending at the pinned
+    /// > cluster CA, is in the TLS handshake.
+    public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
+        /// Handle the "Enroll" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One exchange on one stream of one TLS session: the controller sends a challenge (a fresh
+        /// > nonce), the agent answers with its token id, CSR and proof, the controller sends the issued
+        /// > certificate (or why it refuses), and the agent answers once its directory is written.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Meshward_Agent_V1_EnrollRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Meshward_Agent_V1_EnrollReply` messages.
+        func enroll(
+            request: GRPCCore.StreamingServerRequest<Meshward_Agent_V1_EnrollRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Meshward_Agent_V1_EnrollReply>
+    }
+
+    /// Service protocol for the "meshward.agent.v1.EnrollmentService" service.
+    ///
+    /// This protocol is higher level than ``StreamingServiceProtocol`` but lower level than
+    /// the ``SimpleServiceProtocol``, it provides access to request and response metadata and
+    /// trailing response metadata. If you don't need these then consider using
+    /// the ``SimpleServiceProtocol``. If you need fine grained control over your RPCs then
+    /// use ``StreamingServiceProtocol``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Served alone by `meshward agent run --join-token-file` until the host is enrolled, on its
+    /// > provisional certificate (CN "meshward-join"); the controller's chain, ending at the pinned
+    /// > cluster CA, is in the TLS handshake.
+    public protocol ServiceProtocol: Meshward_Agent_V1_EnrollmentService.StreamingServiceProtocol {
+        /// Handle the "Enroll" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One exchange on one stream of one TLS session: the controller sends a challenge (a fresh
+        /// > nonce), the agent answers with its token id, CSR and proof, the controller sends the issued
+        /// > certificate (or why it refuses), and the agent answers once its directory is written.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Meshward_Agent_V1_EnrollRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Meshward_Agent_V1_EnrollReply` messages.
+        func enroll(
+            request: GRPCCore.StreamingServerRequest<Meshward_Agent_V1_EnrollRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Meshward_Agent_V1_EnrollReply>
+    }
+
+    /// Simple service protocol for the "meshward.agent.v1.EnrollmentService" service.
+    ///
+    /// This is the highest level protocol for the service. The API is the easiest to use but
+    /// doesn't provide access to request or response metadata. If you need access to these
+    /// then use ``ServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Served alone by `meshward agent run --join-token-file` until the host is enrolled, on its
+    /// > provisional certificate (CN "meshward-join"); the controller's chain, ending at the pinned
+    /// > cluster CA, is in the TLS handshake.
+    public protocol SimpleServiceProtocol: Meshward_Agent_V1_EnrollmentService.ServiceProtocol {
+        /// Handle the "Enroll" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One exchange on one stream of one TLS session: the controller sends a challenge (a fresh
+        /// > nonce), the agent answers with its token id, CSR and proof, the controller sends the issued
+        /// > certificate (or why it refuses), and the agent answers once its directory is written.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Meshward_Agent_V1_EnrollRequest` messages.
+        ///   - response: A response stream of `Meshward_Agent_V1_EnrollReply` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func enroll(
+            request: GRPCCore.RPCAsyncSequence<Meshward_Agent_V1_EnrollRequest, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Meshward_Agent_V1_EnrollReply>,
+            context: GRPCCore.ServerContext
+        ) async throws
+    }
+}
+
+// Default implementation of 'registerMethods(with:)'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Meshward_Agent_V1_EnrollmentService.StreamingServiceProtocol {
+    public func registerMethods<Transport>(with router: inout GRPCCore.RPCRouter<Transport>) where Transport: GRPCCore.ServerTransport {
+        router.registerHandler(
+            forMethod: Meshward_Agent_V1_EnrollmentService.Method.Enroll.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Meshward_Agent_V1_EnrollRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Meshward_Agent_V1_EnrollReply>(),
+            handler: { request, context in
+                try await self.enroll(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+    }
+}
+
+// Default implementation of streaming methods from 'StreamingServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Meshward_Agent_V1_EnrollmentService.ServiceProtocol {
+}
+
+// Default implementation of methods from 'ServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Meshward_Agent_V1_EnrollmentService.SimpleServiceProtocol {
+    public func enroll(
+        request: GRPCCore.StreamingServerRequest<Meshward_Agent_V1_EnrollRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Meshward_Agent_V1_EnrollReply> {
+        return GRPCCore.StreamingServerResponse<Meshward_Agent_V1_EnrollReply>(
+            metadata: [:],
+            producer: { writer in
+                try await self.enroll(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+}
+
+// MARK: meshward.agent.v1.EnrollmentService (client)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Meshward_Agent_V1_EnrollmentService {
+    /// Generated client protocol for the "meshward.agent.v1.EnrollmentService" service.
+    ///
+    /// You don't need to implement this protocol directly, use the generated
+    /// implementation, ``Client``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Served alone by `meshward agent run --join-token-file` until the host is enrolled, on its
+    /// > provisional certificate (CN "meshward-join"); the controller's chain, ending at the pinned
+    /// > cluster CA, is in the TLS handshake.
+    public protocol ClientProtocol: Sendable {
+        /// Call the "Enroll" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One exchange on one stream of one TLS session: the controller sends a challenge (a fresh
+        /// > nonce), the agent answers with its token id, CSR and proof, the controller sends the issued
+        /// > certificate (or why it refuses), and the agent answers once its directory is written.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Meshward_Agent_V1_EnrollRequest` messages.
+        ///   - serializer: A serializer for `Meshward_Agent_V1_EnrollRequest` messages.
+        ///   - deserializer: A deserializer for `Meshward_Agent_V1_EnrollReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func enroll<Result>(
+            request: GRPCCore.StreamingClientRequest<Meshward_Agent_V1_EnrollRequest>,
+            serializer: some GRPCCore.MessageSerializer<Meshward_Agent_V1_EnrollRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Meshward_Agent_V1_EnrollReply>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Meshward_Agent_V1_EnrollReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+    }
+
+    /// Generated client for the "meshward.agent.v1.EnrollmentService" service.
+    ///
+    /// The ``Client`` provides an implementation of ``ClientProtocol`` which wraps
+    /// a `GRPCCore.GRPCCClient`. The underlying `GRPCClient` provides the long-lived
+    /// means of communication with the remote peer.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Served alone by `meshward agent run --join-token-file` until the host is enrolled, on its
+    /// > provisional certificate (CN "meshward-join"); the controller's chain, ending at the pinned
+    /// > cluster CA, is in the TLS handshake.
+    public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
+        private let client: GRPCCore.GRPCClient<Transport>
+
+        /// Creates a new client wrapping the provided `GRPCCore.GRPCClient`.
+        ///
+        /// - Parameters:
+        ///   - client: A `GRPCCore.GRPCClient` providing a communication channel to the service.
+        public init(wrapping client: GRPCCore.GRPCClient<Transport>) {
+            self.client = client
+        }
+
+        /// Call the "Enroll" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One exchange on one stream of one TLS session: the controller sends a challenge (a fresh
+        /// > nonce), the agent answers with its token id, CSR and proof, the controller sends the issued
+        /// > certificate (or why it refuses), and the agent answers once its directory is written.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Meshward_Agent_V1_EnrollRequest` messages.
+        ///   - serializer: A serializer for `Meshward_Agent_V1_EnrollRequest` messages.
+        ///   - deserializer: A deserializer for `Meshward_Agent_V1_EnrollReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func enroll<Result>(
+            request: GRPCCore.StreamingClientRequest<Meshward_Agent_V1_EnrollRequest>,
+            serializer: some GRPCCore.MessageSerializer<Meshward_Agent_V1_EnrollRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Meshward_Agent_V1_EnrollReply>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Meshward_Agent_V1_EnrollReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Meshward_Agent_V1_EnrollmentService.Method.Enroll.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+    }
+}
+
+// Helpers providing default arguments to 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Meshward_Agent_V1_EnrollmentService.ClientProtocol {
+    /// Call the "Enroll" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > One exchange on one stream of one TLS session: the controller sends a challenge (a fresh
+    /// > nonce), the agent answers with its token id, CSR and proof, the controller sends the issued
+    /// > certificate (or why it refuses), and the agent answers once its directory is written.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Meshward_Agent_V1_EnrollRequest` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func enroll<Result>(
+        request: GRPCCore.StreamingClientRequest<Meshward_Agent_V1_EnrollRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Meshward_Agent_V1_EnrollReply>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.enroll(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Meshward_Agent_V1_EnrollRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Meshward_Agent_V1_EnrollReply>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}
+
+// Helpers providing sugared APIs for 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Meshward_Agent_V1_EnrollmentService.ClientProtocol {
+    /// Call the "Enroll" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > One exchange on one stream of one TLS session: the controller sends a challenge (a fresh
+    /// > nonce), the agent answers with its token id, CSR and proof, the controller sends the issued
+    /// > certificate (or why it refuses), and the agent answers once its directory is written.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func enroll<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Meshward_Agent_V1_EnrollRequest>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Meshward_Agent_V1_EnrollReply>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Meshward_Agent_V1_EnrollRequest>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.enroll(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}

@@ -131,6 +131,132 @@ public nonisolated struct Meshward_Agent_V1_MarkReadyReply: Sendable {
   public init() {}
 }
 
+public nonisolated struct Meshward_Agent_V1_EnrollRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var protocolVersion: UInt32 = 0
+
+  public var step: Meshward_Agent_V1_EnrollRequest.OneOf_Step? = nil
+
+  /// First: 32 fresh random bytes from the controller for this session.
+  public var nonce: Data {
+    get {
+      if case .nonce(let v)? = step {return v}
+      return Data()
+    }
+    set {step = .nonce(newValue)}
+  }
+
+  /// Then: the certificate issued for the CSR, or why none is.
+  public var result: Meshward_Agent_V1_EnrollmentResult {
+    get {
+      if case .result(let v)? = step {return v}
+      return Meshward_Agent_V1_EnrollmentResult()
+    }
+    set {step = .result(newValue)}
+  }
+
+  public var refusal: String {
+    get {
+      if case .refusal(let v)? = step {return v}
+      return String()
+    }
+    set {step = .refusal(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Step: Equatable, Sendable {
+    /// First: 32 fresh random bytes from the controller for this session.
+    case nonce(Data)
+    /// Then: the certificate issued for the CSR, or why none is.
+    case result(Meshward_Agent_V1_EnrollmentResult)
+    case refusal(String)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Meshward_Agent_V1_EnrollmentResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The node's certificate, DER, issued by the cluster CA for the CSR's key.
+  public var certificate: Data = Data()
+
+  /// The cluster CA certificate, DER.
+  public var caCertificate: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Meshward_Agent_V1_EnrollReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var protocolVersion: UInt32 = 0
+
+  public var step: Meshward_Agent_V1_EnrollReply.OneOf_Step? = nil
+
+  /// First: the answer to the nonce.
+  public var claim: Meshward_Agent_V1_EnrollmentClaim {
+    get {
+      if case .claim(let v)? = step {return v}
+      return Meshward_Agent_V1_EnrollmentClaim()
+    }
+    set {step = .claim(newValue)}
+  }
+
+  /// Last: the agent has written its directory and switches to its certificate.
+  public var stored: Bool {
+    get {
+      if case .stored(let v)? = step {return v}
+      return false
+    }
+    set {step = .stored(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Step: Equatable, Sendable {
+    /// First: the answer to the nonce.
+    case claim(Meshward_Agent_V1_EnrollmentClaim)
+    /// Last: the agent has written its directory and switches to its certificate.
+    case stored(Bool)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Meshward_Agent_V1_EnrollmentClaim: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The join token's public id (16 hex digits); never its secret.
+  public var tokenID: String = String()
+
+  /// The PKCS #10 request, DER, for the key the agent's provisional certificate carries.
+  public var csr: Data = Data()
+
+  /// HMAC-SHA256 keyed with the token's verifier over "meshward-join-v1", the nonce and SHA-256
+  /// of the agent's provisional certificate, the controller's certificate and the CSR (each DER,
+  /// each as seen in this TLS session).
+  public var proof: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Meshward_Agent_V1_SAIdentifier: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -775,6 +901,227 @@ nonisolated extension Meshward_Agent_V1_MarkReadyReply: SwiftProtobuf.Message, S
 
   public static func ==(lhs: Meshward_Agent_V1_MarkReadyReply, rhs: Meshward_Agent_V1_MarkReadyReply) -> Bool {
     if lhs.ready != rhs.ready {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Meshward_Agent_V1_EnrollRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EnrollRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}nonce\0\u{1}result\0\u{1}refusal\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
+      case 2: try {
+        var v: Data?
+        try decoder.decodeSingularBytesField(value: &v)
+        if let v = v {
+          if self.step != nil {try decoder.handleConflictingOneOf()}
+          self.step = .nonce(v)
+        }
+      }()
+      case 3: try {
+        var v: Meshward_Agent_V1_EnrollmentResult?
+        var hadOneofValue = false
+        if let current = self.step {
+          hadOneofValue = true
+          if case .result(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.step = .result(v)
+        }
+      }()
+      case 4: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.step != nil {try decoder.handleConflictingOneOf()}
+          self.step = .refusal(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.protocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
+    }
+    switch self.step {
+    case .nonce?: try {
+      guard case .nonce(let v)? = self.step else { preconditionFailure() }
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 2)
+    }()
+    case .result?: try {
+      guard case .result(let v)? = self.step else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .refusal?: try {
+      guard case .refusal(let v)? = self.step else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 4)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Meshward_Agent_V1_EnrollRequest, rhs: Meshward_Agent_V1_EnrollRequest) -> Bool {
+    if lhs.protocolVersion != rhs.protocolVersion {return false}
+    if lhs.step != rhs.step {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Meshward_Agent_V1_EnrollmentResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EnrollmentResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}certificate\0\u{3}ca_certificate\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.certificate) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.caCertificate) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.certificate.isEmpty {
+      try visitor.visitSingularBytesField(value: self.certificate, fieldNumber: 1)
+    }
+    if !self.caCertificate.isEmpty {
+      try visitor.visitSingularBytesField(value: self.caCertificate, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Meshward_Agent_V1_EnrollmentResult, rhs: Meshward_Agent_V1_EnrollmentResult) -> Bool {
+    if lhs.certificate != rhs.certificate {return false}
+    if lhs.caCertificate != rhs.caCertificate {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Meshward_Agent_V1_EnrollReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EnrollReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}claim\0\u{1}stored\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
+      case 2: try {
+        var v: Meshward_Agent_V1_EnrollmentClaim?
+        var hadOneofValue = false
+        if let current = self.step {
+          hadOneofValue = true
+          if case .claim(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.step = .claim(v)
+        }
+      }()
+      case 3: try {
+        var v: Bool?
+        try decoder.decodeSingularBoolField(value: &v)
+        if let v = v {
+          if self.step != nil {try decoder.handleConflictingOneOf()}
+          self.step = .stored(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.protocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
+    }
+    switch self.step {
+    case .claim?: try {
+      guard case .claim(let v)? = self.step else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .stored?: try {
+      guard case .stored(let v)? = self.step else { preconditionFailure() }
+      try visitor.visitSingularBoolField(value: v, fieldNumber: 3)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Meshward_Agent_V1_EnrollReply, rhs: Meshward_Agent_V1_EnrollReply) -> Bool {
+    if lhs.protocolVersion != rhs.protocolVersion {return false}
+    if lhs.step != rhs.step {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Meshward_Agent_V1_EnrollmentClaim: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EnrollmentClaim"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}token_id\0\u{1}csr\0\u{1}proof\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.tokenID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.csr) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.proof) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.tokenID.isEmpty {
+      try visitor.visitSingularStringField(value: self.tokenID, fieldNumber: 1)
+    }
+    if !self.csr.isEmpty {
+      try visitor.visitSingularBytesField(value: self.csr, fieldNumber: 2)
+    }
+    if !self.proof.isEmpty {
+      try visitor.visitSingularBytesField(value: self.proof, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Meshward_Agent_V1_EnrollmentClaim, rhs: Meshward_Agent_V1_EnrollmentClaim) -> Bool {
+    if lhs.tokenID != rhs.tokenID {return false}
+    if lhs.csr != rhs.csr {return false}
+    if lhs.proof != rhs.proof {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

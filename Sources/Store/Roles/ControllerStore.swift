@@ -4,5 +4,5 @@
 /// server conforms the same way. Key sealing is not a role here but the conformer's own
 /// `KeySealer`: the master key never enters the database.
 public protocol ControllerStore: GenerationStore, SPIReservations, JournalStore, RevisionStore, MetadataStore,
-    LeaseStore, CredentialStore, CertificateLedger
+    LeaseStore, CredentialStore, CertificateLedger, JoinTokenStore
 {}

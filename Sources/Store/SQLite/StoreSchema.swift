@@ -209,6 +209,29 @@ enum StoreSchema {
                     """)
         }
 
+        migrator.registerMigration("9-join-tokens") { db in
+            try db.execute(
+                sql: """
+                    -- One-time join tokens: the node each enrolls, its expiry, and SHA-256 of its secret
+                    -- (the secret itself is never stored). A token is spent or revoked at most once.
+                    CREATE TABLE join_tokens (
+                        id TEXT PRIMARY KEY,
+                        node TEXT NOT NULL,
+                        verifier BLOB NOT NULL CHECK (length(verifier) = 32),
+                        created_at REAL NOT NULL,
+                        expires_at REAL NOT NULL,
+                        spent_at REAL,
+                        revoked_at REAL,
+                        CHECK (spent_at IS NULL OR revoked_at IS NULL)
+                    ) WITHOUT ROWID;
+                    CREATE TRIGGER join_tokens_spend_once BEFORE UPDATE ON join_tokens
+                    WHEN OLD.spent_at IS NOT NULL OR OLD.revoked_at IS NOT NULL
+                    BEGIN
+                        SELECT RAISE(ABORT, 'a spent or revoked join token never changes');
+                    END;
+                    """)
+        }
+
         return migrator
     }
 }

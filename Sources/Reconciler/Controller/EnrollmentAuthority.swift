@@ -50,11 +50,12 @@ public struct EnrollmentAuthority: Sendable {
     let intent: FleetIntent
     let validity: Duration
 
-    public init(store: any ControllerStore, intent: FleetIntent, validity: Duration = ClusterCredentials.agentValidity)
-    {
+    /// - Parameter validity: how long the issued certificate lives; the spec's
+    ///   `defaults.certificates.lifetime` when nil.
+    public init(store: any ControllerStore, intent: FleetIntent, validity: Duration? = nil) {
         self.store = store
         self.intent = intent
-        self.validity = validity
+        self.validity = validity ?? intent.certificateLifetime
     }
 
     /// Enrolls `node` with `request`, received in `session`, at `now`.
@@ -89,6 +90,12 @@ public struct EnrollmentAuthority: Sendable {
         let certificate = try ca.issue(
             node: node, csrDER: request.csrDER, addresses: spec.addresses, now: now, validity: validity)
         _ = try await store.spendJoinToken(id: token.id, node: node, now: now)
+        // Recorded as issued to the node, so that `agent revoke` and a removal from the spec
+        // revoke it like a certificate from `agent credentials`.
+        try await store.recordIssuedCertificate(
+            IssuedCertificate(
+                serial: "\(certificate.serialNumber)", node: node, issuedAt: now,
+                notValidAfter: certificate.notValidAfter))
         return EnrolledCertificate(
             certificatePEM: try certificate.serializeAsPEM().pemString, caCertificatePEM: try ca.certificatePEM)
     }

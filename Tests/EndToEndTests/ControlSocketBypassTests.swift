@@ -17,38 +17,12 @@ struct ControlSocketBypassTests {
         "with ESP demanded both ways and no SA, a plain TCP connect to the agent's port fails; the controller, itself a node, still observes the agent and moves no drop counter"
     )
     func controlConnectionBypassesPolicies() throws {
-        let tag = String(UInt32.random(in: 0...0xFFFF), radix: 16)
-        let controllerHost = "mwbc-\(tag)"
-        let agentHost = "mwba-\(tag)"
-        let (controllerAddress, agentAddress) = ("198.18.121.1", "198.18.121.2")
-        let cli = try MeshwardCLI()
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-bypass-\(tag)").path
-        var agent: AgentProcess?
-        defer {
-            agent?.stop()
-            _ = try? AgentNamespaceTests.Lab.ip(["netns", "del", controllerHost])
-            _ = try? AgentNamespaceTests.Lab.ip(["netns", "del", agentHost])
-            cli.removeState()
-            try? FileManager.default.removeItem(atPath: base)
-        }
-        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
-        try Self.pair(controllerHost, controllerAddress, agentHost, agentAddress, devices: ("mwbc0", "mwba0"))
-
-        let spec = try MeshwardCLI.writeSpec(
-            """
-            version: 1
-            cluster: bypass
-            defaults: { drain: 1s }
-            nodes:
-              - { name: controller, addresses: [\(controllerAddress)], endpoint: local }
-              - { name: a, addresses: [\(agentAddress)], endpoint: agent }
-            flows:
-              - { name: both, from: { name: controller }, to: { name: a } }
-            """)
-        let directory = base + "/agent-a"
-        let made = try cli.run(["agent", "credentials", spec, "--node", "a", "--out", directory])
-        try #require(made.status == 0, "\(made.error)")
-        agent = try AgentProcess(directory: directory, listen: "\(agentAddress):7443", namespace: agentHost)
+        let lab = try Lab(prefix: "mwb", subnet: 121, cluster: "bypass")
+        defer { lab.close() }
+        let (controllerHost, agentHost) = (lab.controllerHost, lab.agentHost)
+        let (controllerAddress, agentAddress) = (lab.controllerAddress, lab.agentAddress)
+        let (cli, spec, directory) = (lab.cli, lab.spec, lab.directory)
+        lab.agent = try AgentProcess(directory: directory, listen: "\(agentAddress):7443", namespace: agentHost)
 
         let connect = ": > /dev/tcp/\(agentAddress)/7443"
         let open = try inNamespace(
@@ -76,42 +50,19 @@ struct ControlSocketBypassTests {
     }
 
     @Test(
-        "an agent on netlink exempts its port in the SPD: once it is killed, the controller's connect is refused at once, not dropped, and no drop counter moves"
+        "an agent on netlink exempts its port in the SPD: once it is killed, the controller's connection attempt is refused instead of dropped, without waiting for its deadline, and no drop counter moves"
     )
     func deadAgentPortRefusesInsteadOfDropping() throws {
-        let tag = String(UInt32.random(in: 0...0xFFFF), radix: 16)
-        let controllerHost = "mwpc-\(tag)"
-        let agentHost = "mwpa-\(tag)"
-        let (controllerAddress, agentAddress) = ("198.18.123.1", "198.18.123.2")
-        let cli = try MeshwardCLI()
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-portbypass-\(tag)").path
-        var agent: AgentProcess?
-        defer {
-            agent?.stop()
-            _ = try? AgentNamespaceTests.Lab.ip(["netns", "del", controllerHost])
-            _ = try? AgentNamespaceTests.Lab.ip(["netns", "del", agentHost])
-            cli.removeState()
-            try? FileManager.default.removeItem(atPath: base)
-        }
-        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
-        try Self.pair(controllerHost, controllerAddress, agentHost, agentAddress, devices: ("mwpc0", "mwpa0"))
-        let spec = try MeshwardCLI.writeSpec(
-            """
-            version: 1
-            cluster: portbypass
-            defaults: { drain: 1s }
-            nodes:
-              - { name: controller, addresses: [\(controllerAddress)], endpoint: local }
-              - { name: a, addresses: [\(agentAddress)], endpoint: agent }
-            flows:
-              - { name: both, from: { name: controller }, to: { name: a } }
-            """)
-        let directory = base + "/agent-a"
-        let made = try cli.run(["agent", "credentials", spec, "--node", "a", "--out", directory])
-        try #require(made.status == 0, "\(made.error)")
-        agent = try AgentProcess(
+        let lab = try Lab(prefix: "mwp", subnet: 123, cluster: "portbypass")
+        defer { lab.close() }
+        let (controllerHost, agentHost) = (lab.controllerHost, lab.agentHost)
+        let (controllerAddress, agentAddress) = (lab.controllerAddress, lab.agentAddress)
+        let (cli, spec, directory) = (lab.cli, lab.spec, lab.directory)
+        lab.agent = try AgentProcess(
             directory: directory, listen: "\(agentAddress):7443", namespace: agentHost, simulated: false)
-        #expect(agent?.errorText.contains("exempted the control port from IPsec") == true, "\(agent?.errorText ?? "")")
+        #expect(
+            lab.agent?.errorText.contains("exempted the control port from IPsec") == true,
+            "\(lab.agent?.errorText ?? "")")
         let policies = try inNamespace(agentHost, "/usr/sbin/ip", ["xfrm", "policy", "list"]).output
         #expect(policies.contains("dst \(agentAddress)/32 proto tcp dport 7443"), "\(policies)")
         #expect(policies.contains("src \(agentAddress)/32 dst 0.0.0.0/0 proto tcp sport 7443"), "\(policies)")
@@ -121,7 +72,7 @@ struct ControlSocketBypassTests {
         let reached = try inNamespace(controllerHost, MeshwardCLI.binary.path, plan)
         #expect(reached.status == 2, "plan through the live agent: \(reached.output)\n\(reached.error)")
 
-        agent?.kill()
+        lab.agent?.kill()
         let before = try [controllerHost, agentHost].map(xfrmCounters)
         let refused = try inNamespace(controllerHost, MeshwardCLI.binary.path, plan)
         #expect(refused.status == 1, "plan with the agent dead: \(refused.output)\n\(refused.error)")
@@ -134,6 +85,62 @@ struct ControlSocketBypassTests {
         sleep(1)
         let after = try [controllerHost, agentHost].map(xfrmCounters)
         #expect(after == before, "xfrm_stat moved: before \(before), after \(after)")
+    }
+
+    /// The controller's host and an agent's host: two namespaces joined by a veth pair on
+    /// 198.18.SUBNET.0/24, a spec with the controller's host as `endpoint: local` and the agent's
+    /// as `endpoint: agent` (node `a`), and the agent directory `agent credentials` wrote.
+    final class Lab {
+        let controllerHost: String
+        let agentHost: String
+        let controllerAddress: String
+        let agentAddress: String
+        let cli: MeshwardCLI
+        let base: String
+        let spec: String
+        let directory: String
+        var agent: AgentProcess?
+
+        init(prefix: String, subnet: Int, cluster: String) throws {
+            let tag = String(UInt32.random(in: 0...0xFFFF), radix: 16)
+            controllerHost = "\(prefix)c-\(tag)"
+            agentHost = "\(prefix)a-\(tag)"
+            (controllerAddress, agentAddress) = ("198.18.\(subnet).1", "198.18.\(subnet).2")
+            cli = try MeshwardCLI()
+            base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-\(cluster)-\(tag)").path
+            directory = base + "/agent-a"
+            spec = try MeshwardCLI.writeSpec(
+                """
+                version: 1
+                cluster: \(cluster)
+                defaults: { drain: 1s }
+                nodes:
+                  - { name: controller, addresses: [\(controllerAddress)], endpoint: local }
+                  - { name: a, addresses: [\(agentAddress)], endpoint: agent }
+                flows:
+                  - { name: both, from: { name: controller }, to: { name: a } }
+                """)
+            do {
+                try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+                try ControlSocketBypassTests.pair(
+                    controllerHost, controllerAddress, agentHost, agentAddress,
+                    devices: ("\(prefix)c0", "\(prefix)a0"))
+                let made = try cli.run(["agent", "credentials", spec, "--node", "a", "--out", directory])
+                guard made.status == 0 else { throw AgentProcessError(message: "agent credentials: \(made.error)") }
+            } catch {
+                close()
+                throw error
+            }
+        }
+
+        /// Stops the agent, deletes both namespaces, the state and the agent directory.
+        func close() {
+            agent?.stop()
+            _ = try? AgentNamespaceTests.Lab.ip(["netns", "del", controllerHost])
+            _ = try? AgentNamespaceTests.Lab.ip(["netns", "del", agentHost])
+            cli.removeState()
+            try? FileManager.default.removeItem(atPath: base)
+        }
     }
 
     /// Two namespaces joined by a veth pair, each with its address on its end.

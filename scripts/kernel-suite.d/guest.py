@@ -360,6 +360,12 @@ def run_scenario(path, args, topo, meshward, has_apply, results):
             f.write(sh("ip", "-n", node, "xfrm", "policy", check=False).stdout)
     status, reasons = verdict(d["expect"], code, report, diffs, topo, d["outage-pairs"].split(),
                               d["allowed-counters"].split())
+    if code != 0:
+        # Why the script stopped, so the summary says it without the log: its last FAIL line
+        # (ks_fail, or the ERR trap naming the command and line that set -e stopped on).
+        fails = [l.strip() for l in open(os.path.join(keep, "scenario.log"), errors="replace") if "FAIL: " in l]
+        if fails:
+            reasons.append(fails[-1].split("FAIL: ", 1)[1])
     notes = {}
     try:
         for line in open(os.path.join(work, "notes")):

@@ -15,7 +15,9 @@
 #   KS_ADDR4_<n>, KS_ADDR6_<n>   addresses, node name with "-" as "_"
 #   KS_RATE         datagrams per second per channel
 # shellcheck shell=bash
-set -euo pipefail
+set -eEuo pipefail
+# A command that stops the script under set -e says which one, where and with what status.
+trap 'ks_err_rc=$?; echo "[$(date +%T.%3N)] FAIL: ${BASH_SOURCE[0]##*/}:$LINENO: \`$BASH_COMMAND\` exited $ks_err_rc" >&2' ERR
 
 # Meshward logs every kernel operation it applies (info) into the scenario log.
 export MESHWARD_LOG_LEVEL=${MESHWARD_LOG_LEVEL:-info}

@@ -22,10 +22,24 @@ import Reconciler
 struct AgentsBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agents",
-        abstract: "Steady pass and full rekey of a three-tier fleet behind in-process agents vs in process.")
+        abstract: "Steady pass and full rekey of a fleet behind in-process agents vs in process.")
 
-    @Option(help: "Nodes of the three-tier fleet, each behind its own agent.")
+    /// The fleets the benchmark can put behind agents.
+    enum Fleet: String, ExpressibleByArgument, CaseIterable {
+        /// One three-tier service over every node: every web node talks to every app node, every
+        /// app node to every db node (444,222 channels at 1,000 nodes).
+        case threeTier = "three-tier"
+        /// Cells of ten nodes, each a three-tier service of its own (about five channels a node).
+        case cells
+    }
+
+    @Option(help: "Nodes of the fleet, each behind its own agent.")
     var nodes = 1000
+
+    @Option(
+        name: .customLong("fleet"),
+        help: "The fleet: three-tier (one service over every node) or cells (services of ten nodes).")
+    var shape: Fleet = .threeTier
 
     @Option(help: "Steady passes to time on each side (the median is reported).")
     var repeats = 5
@@ -46,7 +60,8 @@ struct AgentsBenchmark: AsyncParsableCommand {
             try await AgentsChild.serve(fleetFile: serveFleet, directory: serveDirectory, cluster: clusterName)
             return
         }
-        let written = try FleetGenerator.write(FleetGenerator.threeTier(nodes: nodes))
+        let written = try FleetGenerator.write(
+            shape == .cells ? FleetGenerator.cells(nodes: nodes) : FleetGenerator.threeTier(nodes: nodes))
         defer { try? FileManager.default.removeItem(at: written.directory) }
         let loaded = SpecLoader().load(paths: [written.file])
         guard let intent = loaded.intent else { throw BenchFailure("generated spec invalid") }
@@ -125,7 +140,7 @@ struct AgentsBenchmark: AsyncParsableCommand {
         let inProcess = try await steady(direct, store: directStore)
         let rekeyInProcess = try await rekey(direct)
 
-        var report = BenchmarkReport("agents three-tier \(nodes)")
+        var report = BenchmarkReport("agents \(shape.rawValue) \(nodes)")
         report.add("nodes (one agent each)", "\(nodes)", key: "nodes", value: nodes)
         report.add("channels", "\(intent.channels.count)", key: "channels", value: intent.channels.count)
         report.add(

@@ -35,6 +35,28 @@ enum FleetGenerator {
         return text
     }
 
+    /// `nodes` nodes in cells of ten (the last one may be smaller), each cell a three-tier
+    /// service of its own (3 web, 4 app, 3 db) whose tiers talk only inside the cell: about five
+    /// channels a node, the shape of a large fleet of many small services.
+    static func cells(nodes: Int) -> String {
+        let tiers = ["web", "web", "web", "app", "app", "app", "app", "db", "db", "db"]
+        var text = "version: 1\ncluster: bench\ndefaults:\n  cipher: aes-gcm-256\n  rekey: { every: 24h }\nnodes:\n"
+        for index in 0..<nodes {
+            text +=
+                "  - name: node-\(index)\n    addresses: [\(addresses(index, dualStack: false))]\n"
+                + "    labels: { cell: c\(index / 10), tier: \(tiers[index % 10]) }\n"
+        }
+        text += "flows:\n"
+        for cell in 0..<((nodes + 9) / 10) {
+            text +=
+                "  - { name: c\(cell)-web-to-app, from: { cell: c\(cell), tier: web }, "
+                + "to: { cell: c\(cell), tier: app }, ports: [tcp/8080] }\n"
+                + "  - { name: c\(cell)-app-to-db, from: { cell: c\(cell), tier: app }, "
+                + "to: { cell: c\(cell), tier: db }, ports: [tcp/5432] }\n"
+        }
+        return text
+    }
+
     /// One hub and `peers` peers, and one flow between the hub and every peer: 2 × `peers`
     /// channels, all touching the hub (the hub is node 0, the peers `peer-1` ...).
     static func hubAndSpoke(peers: Int) -> String {

@@ -281,6 +281,7 @@ def run_scenario(path, args, topo, meshward, has_apply, results):
     log(f"{name}: setting up namespaces")
     started = time.time()
     setup(topo)
+    t_namespaces = time.time()
     topo_path = os.path.join(work, "topology.json")
     json.dump(topo, open(topo_path, "w"), indent=1)
     for node in NODES:
@@ -289,6 +290,7 @@ def run_scenario(path, args, topo, meshward, has_apply, results):
             raise RuntimeError(f"foreign state install on {node}: {r.stdout}")
         with open(os.path.join(work, f"foreign-{node}.txt"), "w") as f:
             f.write(foreign_snapshot(node))
+    t_foreign = time.time()
     traffic_log = open(os.path.join(keep, "traffic.log"), "w")
     traffic = subprocess.Popen([sys.executable, os.path.join(HERE, "traffic.py"), "run", "--topology", topo_path,
                                 "--dir", tdir, "--rate", str(args.rate), "--warmup", "1.0"],
@@ -319,7 +321,9 @@ def run_scenario(path, args, topo, meshward, has_apply, results):
         key = node.replace("-", "_")
         env[f"KS_ADDR4_{key}"] = n["addr4"]
         env[f"KS_ADDR6_{key}"] = n["addr6"] or ""
-    log(f"{name}: running (expect {d['expect']})")
+    t_traffic = time.time()
+    log(f"{name}: running (expect {d['expect']}; set up in {t_traffic - started:.1f} s: namespaces "
+        f"{t_namespaces - started:.1f}, foreign state {t_foreign - t_namespaces:.1f}, traffic {t_traffic - t_foreign:.1f})")
     slog = open(os.path.join(keep, "scenario.log"), "w")
     t0 = time.time()
     proc = subprocess.Popen(["bash", path], cwd=work, env=env, stdout=slog, stderr=subprocess.STDOUT,
@@ -333,6 +337,7 @@ def run_scenario(path, args, topo, meshward, has_apply, results):
         slog.write(f"\nscenario timed out after {d['timeout']} s\n")
     slog.close()
     scenario_secs = time.time() - t0
+    t_end = time.time()
     time.sleep(1.0)
     traffic.send_signal(signal.SIGTERM)
     try:
@@ -385,7 +390,7 @@ def run_scenario(path, args, topo, meshward, has_apply, results):
                   foreign_unchanged=not diffs)
     json.dump(result, open(out_json, "w"), indent=1, sort_keys=True)
     teardown()
-    log(f"{name}: {status} {'; '.join(reasons)}")
+    log(f"{name}: {status} {'; '.join(reasons)} (wrap-up {time.time() - t_end:.1f} s)")
     return result
 
 

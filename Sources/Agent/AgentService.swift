@@ -138,7 +138,11 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
             } catch {
                 throw Refusal(result: .kernelUnavailable, error: RPCError(code: .unavailable, message: "\(error)"))
             }
-            await followKernel(kernel)
+            // The list derives from the owned policies alone: a batch that changed none (the
+            // inbound SAs of a rekey's first stage, the old SAs of its last) leaves it as it was.
+            if results.contains(where: { $0.outcome.isApplied && $0.operation.isPolicyOperation }) {
+                await followKernel(kernel)
+            }
             let failed = results.filter { !$0.outcome.isApplied }.count
             logger.info(
                 "applied a batch",
@@ -182,8 +186,8 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
         }
     }
 
-    /// Reads the kernel after an apply so that the boot guard list follows it. A failed read is
-    /// logged; the list stays as it was until the next observation.
+    /// Reads the kernel after an apply that changed a policy, so that the boot guard list follows
+    /// it. A failed read is logged; the list stays as it was until the next observation.
     private func followKernel(_ kernel: any NodeKernel) async {
         let ticket = bootGuard.ticket()
         do {

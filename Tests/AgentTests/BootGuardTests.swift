@@ -4,6 +4,7 @@ import Kernel
 import KernelSimulator
 import Logging
 import MeshwardCore
+import Synchronization
 import Testing
 
 @testable import Agent
@@ -171,6 +172,28 @@ struct BootGuardAgentTests {
     }
 
     @Test(
+        "after an apply of SA operations alone the agent does not read its kernel again; after one that changes a policy it does, once"
+    )
+    func kernelReadOnlyAfterPolicyChanges() async throws {
+        let fleet = AgentFixtures.fleet()
+        let counting = ObservationCountingConnector(fleet: fleet)
+        let agents = try await InProcessAgents.start(nodes: ["a"], connector: counting)
+        try await Self.converge(agents)
+        let afterConverge = counting.observations
+        #expect(afterConverge == 1, "the converging batch adds policies: one read after it")
+
+        let next = AgentFixtures.association(spi: 0x1001, key: try AgentFixtures.key())
+        let saOnly = try await agents.kernel("a").apply([.addSA(next)])
+        #expect(saOnly.map(\.outcome) == [.applied])
+        #expect(counting.observations == afterConverge)
+
+        let repinned = try await agents.kernel("a").apply([.updatePolicy(GuardFixtures.outbound(spi: 0x1001))])
+        #expect(repinned.map(\.outcome) == [.applied])
+        #expect(counting.observations == afterConverge + 1)
+        await agents.stop()
+    }
+
+    @Test(
         "an agent restarted on a wiped kernel installs the guard before it listens: packets to the peer are dropped, never plaintext"
     )
     func guardInstalledAtStart() async throws {
@@ -229,5 +252,37 @@ struct BootGuardAgentTests {
         #expect(message.contains(directory.bootGuardPath) && message.contains("is not a boot guard list"), "\(message)")
         #expect(message.contains("missing 'local' at entries.0"), "\(message)")
         #expect(fleet.state.nodes["a"]?.policies.isEmpty == true)
+    }
+}
+
+/// A simulated fleet's kernels that count the observations made of them.
+final class ObservationCountingConnector: KernelConnector {
+    let fleet: SimulatedFleet
+    fileprivate let count = Mutex(0)
+
+    init(fleet: SimulatedFleet) { self.fleet = fleet }
+
+    var observations: Int { count.withLock { $0 } }
+    var schemes: Set<NodeEndpoint.Scheme> { [.sim] }
+
+    func connect(node: String, endpoint: NodeEndpoint, reqid: Reqid) async throws -> any NodeKernel {
+        Counted(inner: fleet.kernel(for: node, reqid: reqid), owner: self)
+    }
+
+    struct Counted: NodeKernel {
+        let inner: SimulatedKernel
+        let owner: ObservationCountingConnector
+        var node: String { inner.node }
+        var reqid: Reqid { inner.reqid }
+
+        func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
+            owner.count.withLock { $0 += 1 }
+            return try await inner.observe(deadline: deadline)
+        }
+
+        func apply(_ operations: [KernelOperation], deadline: ContinuousClock.Instant) async throws -> [OperationResult]
+        {
+            try await inner.apply(operations, deadline: deadline)
+        }
     }
 }

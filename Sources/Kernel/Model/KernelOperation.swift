@@ -25,6 +25,14 @@ public enum KernelOperation: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Whether the operation acts on the security policy database (rather than on an SA).
+    public var isPolicyOperation: Bool {
+        switch self {
+        case .addSA, .deleteSA: false
+        case .addPolicy, .updatePolicy, .deletePolicy: true
+        }
+    }
+
     /// What the operation acts on, keys redacted.
     public var target: String {
         switch self {

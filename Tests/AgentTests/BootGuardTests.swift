@@ -144,6 +144,17 @@ struct BootGuardKeeperTests {
 struct BootGuardAgentTests {
     /// Node a's channel to b as the controller leaves it: outbound SA and policy, and the
     /// required inbound policy of b's channel to a.
+    /// A fleet whose node a converged behind an agent with its own directory, then stopped.
+    static func convergedAndStopped() async throws -> (SimulatedFleet, AgentDirectory, InProcessAgents) {
+        let fleet = AgentFixtures.fleet()
+        let directory = AgentDirectory(path: try AgentFixtures.temporaryDirectory())
+        let agents = try await InProcessAgents.start(
+            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), directories: ["a": directory])
+        try await converge(agents)
+        await agents.stop()
+        return (fleet, directory, agents)
+    }
+
     static func converge(_ agents: InProcessAgents) async throws {
         let sa = AgentFixtures.association(spi: 0x1000, key: try AgentFixtures.key())
         let results = try await agents.kernel("a").apply([
@@ -154,12 +165,7 @@ struct BootGuardAgentTests {
 
     @Test("after an apply the agent writes boot-guard.json, 0600, with the enforced selector and no SPI or key")
     func listWrittenAfterApply() async throws {
-        let fleet = AgentFixtures.fleet()
-        let directory = AgentDirectory(path: try AgentFixtures.temporaryDirectory())
-        let agents = try await InProcessAgents.start(
-            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), directories: ["a": directory])
-        try await Self.converge(agents)
-        await agents.stop()
+        let (fleet, directory, _) = try await Self.convergedAndStopped()
         #expect(try directory.readBootGuard() == [GuardFixtures.entry])
         var status = stat()
         #expect(stat(directory.bootGuardPath, &status) == 0)
@@ -197,12 +203,7 @@ struct BootGuardAgentTests {
         "an agent restarted on a wiped kernel installs the guard before it listens: packets to the peer are dropped, never plaintext"
     )
     func guardInstalledAtStart() async throws {
-        let fleet = AgentFixtures.fleet()
-        let directory = AgentDirectory(path: try AgentFixtures.temporaryDirectory())
-        let first = try await InProcessAgents.start(
-            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), directories: ["a": directory])
-        try await Self.converge(first)
-        await first.stop()
+        let (fleet, directory, first) = try await Self.convergedAndStopped()
         fleet.wipe(node: "a")
         // Without the guard the wiped host would send in plaintext.
         #expect(fleet.send(from: "a", to: AgentFixtures.bravo) == .deliveredPlaintext)
@@ -222,12 +223,7 @@ struct BootGuardAgentTests {
 
     @Test("an agent restarted on a kernel that kept its policies installs no guard")
     func nothingInstalledWhenPoliciesStayed() async throws {
-        let fleet = AgentFixtures.fleet()
-        let directory = AgentDirectory(path: try AgentFixtures.temporaryDirectory())
-        let first = try await InProcessAgents.start(
-            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), directories: ["a": directory])
-        try await Self.converge(first)
-        await first.stop()
+        let (fleet, directory, first) = try await Self.convergedAndStopped()
         let before = fleet.state
         let restarted = try await InProcessAgents.start(
             nodes: ["a"], connector: SimulatedConnector(fleet: fleet), ca: first.ca, directories: ["a": directory])

@@ -28,20 +28,19 @@ struct JoinTokenCLITests {
     /// The stores a test runs on: SQLite always, PostgreSQL when the test server is set.
     static var stores: [Bool] { TestDatabase.server == nil ? [false] : [false, true] }
 
-    /// A CLI on SQLite, or on a fresh PostgreSQL database (kept alive with the CLI).
-    static func cli(postgres: Bool) async throws -> (MeshwardCLI, TestDatabase?) {
+    /// A CLI on SQLite, or on a fresh PostgreSQL database (which lives as long as the caller
+    /// keeps it), and the test's spec written out.
+    static func cli(postgres: Bool) async throws -> (MeshwardCLI, String, TestDatabase?) {
         let database = postgres ? try await TestDatabase.make() : nil
-        return (try MeshwardCLI(database: database), database)
+        return (try MeshwardCLI(database: database), try MeshwardCLI.writeSpec(spec), database)
     }
 
     @Test(
         "agent token prints one mwjoin1 line: a 16-hex id, a 32-byte base64url secret, and the SHA-256 of the cluster CA certificate agent credentials writes",
         arguments: stores)
     func tokenFormat(postgres: Bool) async throws {
-        let (cli, database) = try await Self.cli(postgres: postgres)
-        defer { cli.removeState() }
-        _ = database
-        let spec = try MeshwardCLI.writeSpec(Self.spec)
+        let (cli, spec, database) = try await Self.cli(postgres: postgres)
+        defer { withExtendedLifetime(database) { cli.removeState() } }
         let printed = try cli.run("agent", "token", spec, "--node", "web-1")
         #expect(printed.status == 0, "\(printed.error)")
         let lines = printed.output.split(separator: "\n", omittingEmptySubsequences: false)
@@ -72,10 +71,8 @@ struct JoinTokenCLITests {
         "agent tokens lists unspent tokens by id, node, creation and expiry (--ttl), in a table and as JSON, never a secret",
         arguments: stores)
     func listed(postgres: Bool) async throws {
-        let (cli, database) = try await Self.cli(postgres: postgres)
-        defer { cli.removeState() }
-        _ = database
-        let spec = try MeshwardCLI.writeSpec(Self.spec)
+        let (cli, spec, database) = try await Self.cli(postgres: postgres)
+        defer { withExtendedLifetime(database) { cli.removeState() } }
         let empty = try cli.run("agent", "tokens", spec)
         #expect(empty.status == 0, "\(empty.error)")
         #expect(empty.output == "no unspent join tokens\n")
@@ -111,10 +108,8 @@ struct JoinTokenCLITests {
         "agent token refuses a node missing from the spec and a node without an agent endpoint, naming the node, and stores no token",
         arguments: stores)
     func refusedNodes(postgres: Bool) async throws {
-        let (cli, database) = try await Self.cli(postgres: postgres)
-        defer { cli.removeState() }
-        _ = database
-        let spec = try MeshwardCLI.writeSpec(Self.spec)
+        let (cli, spec, database) = try await Self.cli(postgres: postgres)
+        defer { withExtendedLifetime(database) { cli.removeState() } }
         let missing = try cli.run("agent", "token", spec, "--node", "cache-9")
         #expect(missing.status == 1)
         #expect(missing.output.isEmpty)
@@ -134,10 +129,8 @@ struct JoinTokenCLITests {
         "agent revoke-token drops the token from agent tokens; revoking it again or an unknown id fails naming the id",
         arguments: stores)
     func revoked(postgres: Bool) async throws {
-        let (cli, database) = try await Self.cli(postgres: postgres)
-        defer { cli.removeState() }
-        _ = database
-        let spec = try MeshwardCLI.writeSpec(Self.spec)
+        let (cli, spec, database) = try await Self.cli(postgres: postgres)
+        defer { withExtendedLifetime(database) { cli.removeState() } }
         let gone = try Self.parts(try cli.run("agent", "token", spec, "--node", "web-1").output)
         let kept = try Self.parts(try cli.run("agent", "token", spec, "--node", "web-1").output)
         let revoke = try cli.run("agent", "revoke-token", spec, gone.id)

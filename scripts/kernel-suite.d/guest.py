@@ -136,10 +136,33 @@ def setup(topo):
 FOREIGN_MARKERS = ("198.18.9.", "2001:db8:9:")
 
 
-def foreign_snapshot(node):
-    """The foreign objects (see lib/foreign-state.sh) as `ip xfrm` prints them, sorted by block;
-    the same text that `foreign-state.sh snapshot` writes."""
-    text = sh("ip", "-n", node, "xfrm", "state").stdout + sh("ip", "-n", node, "xfrm", "policy").stdout
+def run_all(commands, inputs=None):
+    """Runs every command at once (each a list of arguments, with its standard input text from
+    `inputs` if given) and returns their CompletedProcess results in order. In the emulated
+    guest a process start costs a few hundred milliseconds; per-node commands that do not
+    depend on each other run side by side."""
+    procs = [subprocess.Popen(c, stdin=subprocess.PIPE if inputs else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for c in commands]
+    results = []
+    for i, (c, p) in enumerate(zip(commands, procs)):
+        out, _ = p.communicate(inputs[i] if inputs else None)
+        results.append(subprocess.CompletedProcess(c, p.returncode, out, None))
+    return results
+
+
+def foreign_snapshots(nodes):
+    """The foreign objects (see lib/foreign-state.sh) of each node as `ip xfrm` prints them,
+    sorted by block (the text that `foreign-state.sh snapshot` writes), the nodes read side by
+    side: {node: text}."""
+    reads = run_all([["ip", "-n", n, "-batch", "-"] for n in nodes], ["xfrm state\nxfrm policy\n"] * len(nodes))
+    for n, r in zip(nodes, reads):
+        if r.returncode != 0:
+            raise RuntimeError(f"ip -n {n} xfrm state/policy failed ({r.returncode}): {r.stdout.strip()}")
+    return {n: foreign_blocks(r.stdout) for n, r in zip(nodes, reads)}
+
+
+def foreign_blocks(text):
+    """The blocks of `ip xfrm state` and `ip xfrm policy` text that name a foreign peer, sorted."""
     blocks, cur = [], []
     for line in text.splitlines():
         if line and not line[0].isspace() and cur:
@@ -152,12 +175,12 @@ def foreign_snapshot(node):
     return "\n".join(sorted(b for b in blocks if any(m in b for m in FOREIGN_MARKERS))) + "\n"
 
 
-def foreign(cmd, node, path=None):
+def foreign_command(cmd, node, path=None):
     n = NODES[node]
     args = ["bash", os.path.join(HERE, "lib", "foreign-state.sh"), cmd, node, n["addr4"], n["addr6"] or ""]
     if path:
         args.append(path)
-    return subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return args
 
 
 # ------------------------------------------------------------------------ scenarios
@@ -284,12 +307,13 @@ def run_scenario(path, args, topo, meshward, has_apply, results):
     t_namespaces = time.time()
     topo_path = os.path.join(work, "topology.json")
     json.dump(topo, open(topo_path, "w"), indent=1)
-    for node in NODES:
-        r = foreign("install", node)
+    installs = run_all([foreign_command("install", node) for node in NODES])
+    for node, r in zip(NODES, installs):
         if r.returncode != 0:
             raise RuntimeError(f"foreign state install on {node}: {r.stdout}")
+    for node, text in foreign_snapshots(list(NODES)).items():
         with open(os.path.join(work, f"foreign-{node}.txt"), "w") as f:
-            f.write(foreign_snapshot(node))
+            f.write(text)
     t_foreign = time.time()
     traffic_log = open(os.path.join(keep, "traffic.log"), "w")
     traffic = subprocess.Popen([sys.executable, os.path.join(HERE, "traffic.py"), "run", "--topology", topo_path,
@@ -350,19 +374,22 @@ def run_scenario(path, args, topo, meshward, has_apply, results):
     except (OSError, ValueError):
         pass
     diffs = []
+    after_all = foreign_snapshots(list(NODES))
     for node in NODES:
         before = open(os.path.join(work, f"foreign-{node}.txt")).read()
-        after = foreign_snapshot(node)
+        after = after_all[node]
         if before != after:
             diffs.append(node)
             with open(os.path.join(keep, f"foreign-{node}.diff"), "w") as f:
                 f.writelines(difflib.unified_diff(before.splitlines(True), after.splitlines(True), "before", "after"))
     # Kernel objects at the end, for the record.
+    finals = run_all([c for node in NODES for c in (["ip", "-n", node, "-s", "xfrm", "state"],
+                                                     ["ip", "-n", node, "xfrm", "policy"])])
     with open(os.path.join(keep, "xfrm-final.txt"), "w") as f:
-        for node in NODES:
+        for k, node in enumerate(NODES):
             f.write(f"== {node}\n")
-            f.write(sh("ip", "-n", node, "-s", "xfrm", "state", check=False).stdout)
-            f.write(sh("ip", "-n", node, "xfrm", "policy", check=False).stdout)
+            f.write(finals[2 * k].stdout)
+            f.write(finals[2 * k + 1].stdout)
     status, reasons = verdict(d["expect"], code, report, diffs, topo, d["outage-pairs"].split(),
                               d["allowed-counters"].split())
     if code != 0:
@@ -383,6 +410,9 @@ def run_scenario(path, args, topo, meshward, has_apply, results):
         src = os.path.join(tdir, fname)
         if os.path.exists(src):
             shutil.copy(src, keep)
+    # The logs a scenario writes into its scratch directory (meshward's own, an agent's).
+    for src in glob.glob(os.path.join(work, "*.log")):
+        shutil.copy(src, keep)
     result.update(status=status, reasons=reasons, exit_code=code, scenario_seconds=round(scenario_secs, 1),
                   total_seconds=round(time.time() - started, 1), notes=notes,
                   totals=report["totals"] if report else None,

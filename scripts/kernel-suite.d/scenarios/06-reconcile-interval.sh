@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # 06: `meshward reconcile --interval 3s` as the long-running controller with a
-# short rekey.every (12s): it must rotate every channel at least twice while
+# short rekey.every (20s): it must rotate every channel at least twice while
 # traffic flows, lose nothing, and exit 0 on SIGTERM.
 # ks-requires: meshward-apply
 # ks-expect: clean
@@ -8,7 +8,7 @@
 source "$KS_LIB/scenario.sh"
 
 SPEC=$KS_WORK/spec.yaml
-ks_spec "$SPEC" --rekey-every 12s --drain 2s
+ks_spec "$SPEC" --rekey-every 20s --drain 2s
 mw apply "$SPEC"
 ks_mark_pairs enforce "$(ks_spec_pairs "web-1 app-1 db-1" "web-app app-db")"
 "$MESHWARD" reconcile "$SPEC" --interval 3s --state-dir "$KS_STATE" >"$KS_WORK/reconcile.log" 2>&1 &

@@ -4,12 +4,13 @@
 # on app-1 (`ip netns exec app-1`), whose own kernel it reaches as `endpoint: local`: the
 # controller's host is a node. Under traffic on every pair: apply (and `agent wait-ready`
 # returns on both agents), a rekey, db-1's agent killed with SIGKILL mid-rekey and
-# started again, then web-1 "re-imaged" (its kernel state flushed, its agent restarted) and
+# started again, then web-1 rebooted (taken off the wire, its kernel state flushed, its agent
+# restarted, which installs the boot guard before it listens, then back on the wire) and
 # restored by `reconcile --once`. app-1 still demands ESP toward web-1 with SAs web-1 no
 # longer has, so the controller reaches web-1's agent only because its control sockets are
 # exempt from IPsec (design.md §10). Only web-1~app-1 may lose packets, and only in the
-# re-image window (reported); app-1~db-1 loses nothing and no pair sends plaintext once
-# enforced. No counter may move on db-1, not even while its agent is dead: each agent exempts
+# reboot window (reported); it stays enforced throughout, so a plaintext packet of the
+# rebooted host on the wire fails the scenario; app-1~db-1 loses nothing. No counter may move on db-1, not even while its agent is dead: each agent exempts
 # its port in the SPD (ControlPortBypass), so the controller's reconnection attempts reach TCP
 # and are refused instead of meeting db-1's policies; the note agent_down_drops records db-1's
 # XfrmInTmplMismatch, which must stay 0.
@@ -33,6 +34,26 @@ mwc() {
     return $rc
 }
 
+# mwc_reaching SUBCOMMAND ARGS...: mwc, run again (three runs at most) when it failed only
+# because an agent did not answer within the controller's deadline. The first request to an agent
+# that has just started pays the debug build's cold start in the emulated guest (every protocol
+# conformance the gRPC and TLS paths meet is looked up once), which on a loaded host has passed
+# the 30 s observation deadline: the failed run changed nothing ("blocked after 0 kernel
+# operations"), and the note late_first_contact_SUBCOMMAND counts the runs it took.
+mwc_reaching() {
+    local attempt out rc
+    for attempt in 1 2 3; do
+        rc=0
+        out=$(mwc "$@" 2>&1) || rc=$?
+        printf '%s\n' "$out"
+        if [[ $rc -ne 1 || $out != *"did not answer before its deadline"* || $attempt -eq 3 ]]; then
+            ks_note "late_first_contact_$1" "$((attempt - 1))"
+            return $rc
+        fi
+        ks_log "an agent missed the deadline of its first contact (run $attempt of $1): again"
+    done
+}
+
 mwc_converged() {
     local rc=0
     mwc plan "$SPEC" --detailed-exitcode || rc=$?
@@ -45,11 +66,14 @@ start_agent() {
     local node=$1 log=$KS_WORK/mwagent-$1.log
     printf '[%(%T)T] + ip netns exec %s meshward agent run --agent-dir %s --listen %s:7443\n' -1 \
         "$node" "$KS_WORK/agent-dir-$node" "$(ks_addr "$node" 4)"
+    # The log is appended to across restarts: only a line this run wrote says it listens.
+    local before
+    before=$(wc -l <"$log" 2>/dev/null || echo 0)
     ip netns exec "$node" "$MESHWARD" agent run --agent-dir "$KS_WORK/agent-dir-$node" \
         --listen "$(ks_addr "$node" 4):7443" >>"$log" 2>&1 &
     AGENT_PID[$node]=$!
     local waited=0
-    until grep -q "agent listening" "$log" 2>/dev/null; do
+    until awk -v from="$before" 'NR > from && /agent listening/ { found = 1 } END { exit !found }' "$log" 2>/dev/null; do
         kill -0 "${AGENT_PID[$node]}" 2>/dev/null || ks_fail "the agent of $node exited: $(tail -5 "$log")"
         ((++waited <= 600)) || ks_fail "the agent of $node did not listen within 60 s"
         sleep 0.1
@@ -117,7 +141,7 @@ ks_note agent_kill_applied "$(ks_count_applied "$log")"
 ks_log "the rekey ended with exit $rc, $(ks_count_applied "$log") operations applied"
 ks_xfrm_counters "after the agent kill"
 start_agent db-1
-mwc apply "$SPEC"
+mwc_reaching apply "$SPEC"
 ks_xfrm_counters "after the apply that finished the rekey"
 ks_note agent_down_drops "$(ip netns exec db-1 awk '$1 == "XfrmInTmplMismatch" { print $2 }' /proc/net/xfrm_stat)"
 # The listing is read whole first: `grep -q` ending a pipe early would SIGPIPE `ip` (pipefail).
@@ -128,24 +152,36 @@ seen+=" $(ks_all_pinned_spis) "
 ks_expect_counts "web-1:2 app-1:6 db-1:4"
 mwc_converged
 
-ks_log "re-image web-1: flush its kernel state, restart its agent"
-ks_mark_pairs relax "web-1~app-1/4"
+ks_log "reboot web-1: off the wire, kernel state flushed, agent restarted, back on the wire"
+# web-1~app-1 stays enforced throughout: it may lose packets (ks-outage-pairs), but a plaintext
+# packet between them on the wire fails the scenario. While web-1 is off the wire (its switch
+# port down, as a powered-off host is), its kernel loses every SA and policy and its agent
+# starts again; the agent installs the boot guard before it listens, so once web-1 is back its
+# packets toward app-1 are dropped in its own kernel (XfrmOutNoStates) until the restore.
+web_port=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["nodes"]["web-1"]["port"])' "$KS_TOPOLOGY")
 old_web=$(ks_pinned_spis web-1)
 ks_now t_flush
+x ip -n "$KS_SWITCH" link set "$web_port" down
 kill_agent web-1
 x ip -n web-1 xfrm state flush
 x ip -n web-1 xfrm policy flush
 bash "$KS_LIB/foreign-state.sh" install web-1 "$KS_ADDR4_web_1"
 start_agent web-1
+guards=$(ks_owned_policy_count web-1)
+[[ $guards -eq 1 && $(ks_owned_sa_count web-1) -eq 0 ]] ||
+    ks_fail "web-1's agent started with $guards owned policies and $(ks_owned_sa_count web-1) owned SAs (1 guard policy, no SA expected)"
+x ip -n web-1 xfrm policy list
+x ip -n "$KS_SWITCH" link set "$web_port" up
+ks_now t_back
 sleep 2
 ks_log "reconcile --once from app-1, which still demands ESP toward web-1"
 ks_now t0
-mwc reconcile "$SPEC" --once
+mwc_reaching reconcile "$SPEC" --once
 ks_now t1
-ks_mark_pairs enforce "web-1~app-1/4"
 ks_xfrm_counters "after the restore"
 ks_note reconcile_seconds "$(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }")"
 ks_note outage_window_seconds "$(awk "BEGIN { printf \"%.1f\", $t1 - $t_flush }")"
+ks_note guarded_seconds "$(awk "BEGIN { printf \"%.1f\", $t1 - $t_back }")"
 # Lost state comes back as a new generation: web-1 pins no SPI ever used before.
 for spi in $(ks_pinned_spis web-1); do
     [[ $seen != *"$spi"* ]] || ks_fail "web-1 pins $spi, an SPI used before (old: $old_web)"

@@ -49,13 +49,8 @@ struct DeposedLeaderAgentTests {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agents-\(UUID())").path
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: base) }
-        var agents: [String: AgentProcess] = [:]
+        let agents = try AgentProcess.start(["a", "b"], draft: draft, cli: cli, base: base)
         defer { for agent in agents.values { agent.stop() } }
-        for node in ["a", "b"] {
-            let made = try cli.run(["agent", "credentials", draft, "--node", node, "--out", base + "/" + node])
-            try #require(made.status == 0, "\(made.error)")
-            agents[node] = try AgentProcess(directory: base + "/" + node)
-        }
         let endpoints = agents.mapValues { "agent:127.0.0.1:\($0.port)" }
         let fleet = try MeshwardCLI.writeSpec(Self.spec(cipher: "aes-gcm-256", endpoints: endpoints))
         let applied = try cli.run(["apply", fleet])
@@ -119,9 +114,14 @@ struct DeposedLeaderAgentTests {
         // Nothing it sent took effect: the fleet is as the new leader left it, and it still leads.
         #expect(try cli.run("plan", fleet, "--detailed-exitcode").status == 0)
         #expect(try LeaderTakeoverTests.lease(cli)?["holder"] as? String == "host-b.example pid \(successor.pid)")
+        // It stands by for the new leader (which led only while it was stopped).
         #expect(
-            try await eventually { leader.logText.contains("lost the lease") },
-            "the deposed leader did not say it lost the lease: \(leader.logText)")
+            try await eventually {
+                leader.logText.contains(
+                    "standing by: another controller holds the lease lease.current=\"host-b.example pid \(successor.pid)\""
+                )
+            },
+            "the deposed leader did not say it stands by: \(leader.logText)")
 
         for command in [leader, successor] { command.send(SIGTERM) }
         #expect(try await successor.waitForExit() == 0, "\(successor.logText)")

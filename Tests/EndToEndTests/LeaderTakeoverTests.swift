@@ -131,6 +131,19 @@ struct LeaderTakeoverTests {
             "\(label): standby pid \(newLeader.pid) took over under epoch \(lease["epoch"] ?? "?") (was \(leaderEpoch))"
         )
 
+        try await Self.checkRotationFinished(
+            after, cli: cli, fingerprints: &fingerprints, baseline: baseline, baselineSPIs: baselineSPIs,
+            standbys: standbys, label: label)
+        withExtendedLifetime(database) {}
+    }
+
+    /// After a takeover: continuity, no SPI or key issued twice, the fleet converged with its
+    /// journal complete, every channel off its SPI of before the rotation; then the standbys
+    /// stop cleanly on SIGTERM.
+    static func checkRotationFinished(
+        _ after: CrashScenario, cli: MeshwardCLI, fingerprints: inout FingerprintLedger, baseline: SPILedger,
+        baselineSPIs: [String: String], standbys: [BackgroundCommand], label: String
+    ) async throws {
         try after.checkContinuity(cli, established: true, label: "\(label), after the takeover")
         let spis = try await after.record(cli, ledger: &fingerprints, spis: baseline, label: label)
         try after.checkConverged(cli, label: label)
@@ -145,6 +158,5 @@ struct LeaderTakeoverTests {
             #expect(
                 try await standby.waitForExit() == 0, "\(label): a standby did not stop cleanly: \(standby.logText)")
         }
-        withExtendedLifetime(database) {}
     }
 }

@@ -27,18 +27,7 @@ struct CrossHostTakeoverTests {
         "sampled: the leader on another host killed with SIGKILL mid-rotation of the three-tier fleet, a standby takes the lease once it lapses, at its next turn, and finishes without a drop or a reused SPI or key",
         .enabled(if: TestDatabase.server != nil, TestDatabase.skipReason), .timeLimit(.minutes(30)))
     func standbyWaitsOutAnotherHostsLease() async throws {
-        let base = try CrashScenario(example: "three-tier.yaml")
-        let original = try String(contentsOfFile: base.spec, encoding: .utf8)
-
-        // A clean rotation on SQLite counts its operations, for the kill points.
-        let clean = try MeshwardCLI()
-        defer { clean.removeState() }
-        let cleanSpec = try MeshwardCLI.writeSpec(original, name: "three-tier.yaml")
-        #expect(try clean.run("apply", cleanSpec).status == 0)
-        try LeaderTakeoverTests.rotated(original).write(toFile: cleanSpec, atomically: true, encoding: .utf8)
-        let (status, rotated) = try clean.json("apply", cleanSpec, "--no-wait")
-        #expect(status == 0)
-        let total = try #require(rotated["operations"] as? Int)
+        let (original, total) = try LeaderTakeoverTests.rotationOperations()
 
         // The pause that holds the leader for its kill comes after an applied operation: 1 at least.
         let points = Set(
@@ -52,17 +41,9 @@ struct CrossHostTakeoverTests {
     }
 
     private func takeover(original: String, killAfter: Int, label: String) async throws {
-        let database = try await TestDatabase.make()
-        let cli = try MeshwardCLI(database: database)
+        var fleet = try await AppliedFleet(original, label: label)
+        let (database, cli, spec) = (fleet.database, fleet.cli, fleet.spec)
         defer { cli.removeState() }
-        let spec = try MeshwardCLI.writeSpec(original, name: "three-tier.yaml")
-        let before = try CrashScenario(specFile: spec)
-        var fingerprints = FingerprintLedger()
-
-        let first = try cli.run("apply", spec)
-        try #require(first.status == 0, "\(label): first apply: \(first.error)")
-        let baseline = try await before.record(cli, ledger: &fingerprints, label: label)
-        let baselineSPIs = try before.activeSPIs(cli)
 
         let pauseFile = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-pause-\(UUID())")
         defer { try? FileManager.default.removeItem(at: pauseFile) }
@@ -139,7 +120,8 @@ struct CrossHostTakeoverTests {
                 + "after the SIGKILL; epoch \(lease["epoch"] ?? "?") (was \(leaderEpoch))")
 
         try await LeaderTakeoverTests.checkRotationFinished(
-            after, cli: cli, fingerprints: &fingerprints, baseline: baseline, baselineSPIs: baselineSPIs,
+            after, cli: cli, fingerprints: &fleet.fingerprints, baseline: fleet.baseline,
+            baselineSPIs: fleet.baselineSPIs,
             standbys: standbys, label: label)
         withExtendedLifetime(database) {}
     }

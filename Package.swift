@@ -170,7 +170,7 @@ let package = Package(
         // not link it. `meshward-faulty` is `meshward` with its crash fault, for the crash tests.
         .target(
             name: "MeshwardTestKit",
-            dependencies: ["MeshwardCore", "Kernel", "KernelSimulator", "Reconciler"],
+            dependencies: ["MeshwardCore", "Kernel", "KernelSimulator", "Reconciler", "Agent"],
             swiftSettings: strict
         ),
         .executableTarget(

@@ -162,8 +162,9 @@ public final class AgentKernel: NodeKernel {
         request.operations = operations.map(WireCodec.encode)
         let reply: Meshward_Agent_V1_ApplyReply
         do {
-            reply = try await onExecutor { [service, request, options = options(deadline)] in
-                try await service.apply(request, options: options)
+            reply = try await onExecutor { [service, request, options = options(deadline), node] in
+                AgentApplyHooks.sending(to: node)
+                return try await service.apply(request, options: options)
             }
         } catch let error as RPCError where error.code == .failedPrecondition || error.code == .invalidArgument {
             // The agent answered and refused the whole batch before touching its kernel.

@@ -15,8 +15,9 @@ import Darwin
 /// `meshward-faulty` arms it when `MESHWARD_SIMULATED_PAUSE_AFTER` is `N:FILE` in the
 /// environment of its `apply`, `rekey` or `reconcile`: right after the Nth operation that the
 /// simulated fleet applies in one run (the first run of the process that reaches N), it
-/// creates FILE and waits, holding the pass where it is, until FILE is removed. It pauses once
-/// per process. The test stops the database (or anything else) while FILE exists.
+/// saves the fleet to its file (a real kernel keeps what it was told), creates FILE and waits,
+/// holding the pass where it is, until FILE is removed. It pauses once per process. The test
+/// stops the database (or anything else) while FILE exists, or kills the process (SIGKILL).
 ///
 /// Only the simulated fleet has this hook; netlink endpoints never read the variable.
 public enum SimulatedPauseFault {
@@ -46,9 +47,9 @@ public enum SimulatedPauseFault {
     /// apply, when the environment asks for it; does nothing otherwise.
     public static func installForProcess(environment: [String: String] = ProcessInfo.processInfo.environment) {
         guard let point = environment[variable].flatMap(PausePoint.init) else { return }
-        SimulatedFleetHooks.setApplyObserver { fleet, _ in
+        SimulatedFleetHooks.setApplyObserver { fleet, fleetFile in
             let counted = Mutex(0)
-            fleet.setOperationObserver { _, _, outcome, _ in
+            fleet.setOperationObserver { _, _, outcome, state in
                 guard outcome.isApplied else { return }
                 let count = counted.withLock { count -> Int in
                     count += 1
@@ -60,7 +61,9 @@ public enum SimulatedPauseFault {
                     return !paused
                 }
                 guard first else { return }
-                // The observer runs in the middle of the batch: the rest of the pass waits here.
+                // The observer runs in the middle of the batch, under the fleet's lock: save the
+                // state value it is given; the rest of the pass waits here.
+                try? state.save(to: fleetFile)
                 _ = FileManager.default.createFile(atPath: point.file, contents: Data("\(getpid())\n".utf8))
                 while FileManager.default.fileExists(atPath: point.file) { usleep(50_000) }
             }

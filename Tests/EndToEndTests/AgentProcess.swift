@@ -64,6 +64,27 @@ final class AgentProcess {
         throw AgentProcessError(message: "the agent did not report its port: \(errorText)")
     }
 
+    /// Writes each node's agent directory under `base` from `draft` (`agent credentials` on
+    /// `cli`'s Store) and starts its agent with `arguments`; stops those started when one fails.
+    static func start(
+        _ nodes: [String], draft: String, cli: MeshwardCLI, base: String, arguments: [String] = []
+    ) throws -> [String: AgentProcess] {
+        var agents: [String: AgentProcess] = [:]
+        do {
+            for node in nodes {
+                let made = try cli.run(["agent", "credentials", draft, "--node", node, "--out", base + "/" + node])
+                guard made.status == 0 else {
+                    throw AgentProcessError(message: "agent credentials for \(node) failed: \(made.error)")
+                }
+                agents[node] = try AgentProcess(directory: base + "/" + node, arguments: arguments)
+            }
+        } catch {
+            for agent in agents.values { agent.stop() }
+            throw error
+        }
+        return agents
+    }
+
     var errorText: String { String(decoding: (try? Data(contentsOf: errorURL)) ?? Data(), as: UTF8.self) }
     var output: Data {
         ((try? Data(contentsOf: outputURL)) ?? Data()) + ((try? Data(contentsOf: errorURL)) ?? Data())

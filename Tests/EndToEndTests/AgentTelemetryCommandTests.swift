@@ -27,14 +27,10 @@ struct AgentTelemetryCommandTests {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agents-\(UUID())").path
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: base) }
-        var agents: [String: AgentProcess] = [:]
+        let agents = try AgentProcess.start(
+            ["a", "b"], draft: draft, cli: cli, base: base,
+            arguments: ["--metrics-address", "127.0.0.1:0", "--log-format", "json"])
         defer { for agent in agents.values { agent.stop() } }
-        for node in ["a", "b"] {
-            let made = try cli.run(["agent", "credentials", draft, "--node", node, "--out", base + "/" + node])
-            try #require(made.status == 0, "\(made.error)")
-            agents[node] = try AgentProcess(
-                directory: base + "/" + node, arguments: ["--metrics-address", "127.0.0.1:0", "--log-format", "json"])
-        }
         let a = try #require(agents["a"])
         let metrics = try #require(a.metricsPort, "no serving metrics line in: \(a.errorText)")
         #expect(try HTTPProbe.get(port: metrics, path: "/healthz").status == 200)

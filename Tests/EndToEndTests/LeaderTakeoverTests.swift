@@ -34,20 +34,7 @@ struct LeaderTakeoverTests {
         "sampled: the leader killed mid-rotation of the three-tier fleet, a standby takes over within the TTL and finishes without a drop or a reused SPI or key",
         .enabled(if: TestDatabase.server != nil, TestDatabase.skipReason), .timeLimit(.minutes(30)))
     func standbyTakesOverSampled() async throws {
-        let base = try CrashScenario(example: "three-tier.yaml")
-        let original = try String(contentsOfFile: base.spec, encoding: .utf8)
-        #expect(original.contains("cipher: aes-gcm-256"))
-
-        // A clean rotation on SQLite counts its operations, for the crash points: one cycle of
-        // a loop, which does not wait for drains either.
-        let clean = try MeshwardCLI()
-        defer { clean.removeState() }
-        let cleanSpec = try MeshwardCLI.writeSpec(original, name: "three-tier.yaml")
-        #expect(try clean.run("apply", cleanSpec).status == 0)
-        try Self.rotated(original).write(toFile: cleanSpec, atomically: true, encoding: .utf8)
-        let (status, rotated) = try clean.json("apply", cleanSpec, "--no-wait")
-        #expect(status == 0)
-        let total = try #require(rotated["operations"] as? Int)
+        let (original, total) = try Self.rotationOperations()
 
         let points = CrashPoints.sample(count: 4, seed: 0x4d57_1701).points(
             total: total, label: "three-tier rotation under a reconcile leader")
@@ -59,17 +46,9 @@ struct LeaderTakeoverTests {
     }
 
     private func takeover(original: String, crashAfter: Int, label: String) async throws {
-        let database = try await TestDatabase.make()
-        let cli = try MeshwardCLI(database: database)
+        var fleet = try await AppliedFleet(original, label: label)
+        let (database, cli, spec) = (fleet.database, fleet.cli, fleet.spec)
         defer { cli.removeState() }
-        let spec = try MeshwardCLI.writeSpec(original, name: "three-tier.yaml")
-        let before = try CrashScenario(specFile: spec)
-        var fingerprints = FingerprintLedger()
-
-        let first = try cli.run("apply", spec)
-        try #require(first.status == 0, "\(label): first apply: \(first.error)")
-        let baseline = try await before.record(cli, ledger: &fingerprints, label: label)
-        let baselineSPIs = try before.activeSPIs(cli)
 
         // The leader: the first loop to start; its first cycle finds the fleet converged.
         let leader = try BackgroundCommand(
@@ -131,6 +110,37 @@ struct LeaderTakeoverTests {
             "\(label): standby pid \(newLeader.pid) took over under epoch \(lease["epoch"] ?? "?") (was \(leaderEpoch))"
         )
 
+        try await Self.checkRotationFinished(
+            after, cli: cli, fingerprints: &fleet.fingerprints, baseline: fleet.baseline,
+            baselineSPIs: fleet.baselineSPIs,
+            standbys: standbys, label: label)
+        withExtendedLifetime(database) {}
+    }
+
+    /// The three-tier example, and how many operations its rotation takes: a clean rotation on
+    /// SQLite counts them, for the crash and kill points (one cycle of a loop, which does not
+    /// wait for drains either).
+    static func rotationOperations() throws -> (original: String, total: Int) {
+        let base = try CrashScenario(example: "three-tier.yaml")
+        let original = try String(contentsOfFile: base.spec, encoding: .utf8)
+        #expect(original.contains("cipher: aes-gcm-256"))
+        let clean = try MeshwardCLI()
+        defer { clean.removeState() }
+        let cleanSpec = try MeshwardCLI.writeSpec(original, name: "three-tier.yaml")
+        #expect(try clean.run("apply", cleanSpec).status == 0)
+        try rotated(original).write(toFile: cleanSpec, atomically: true, encoding: .utf8)
+        let (status, rotated) = try clean.json("apply", cleanSpec, "--no-wait")
+        #expect(status == 0)
+        return (original, try #require(rotated["operations"] as? Int))
+    }
+
+    /// After a takeover: continuity, no SPI or key issued twice, the fleet converged with its
+    /// journal complete, every channel off its SPI of before the rotation; then the standbys
+    /// stop cleanly on SIGTERM.
+    static func checkRotationFinished(
+        _ after: CrashScenario, cli: MeshwardCLI, fingerprints: inout FingerprintLedger, baseline: SPILedger,
+        baselineSPIs: [String: String], standbys: [BackgroundCommand], label: String
+    ) async throws {
         try after.checkContinuity(cli, established: true, label: "\(label), after the takeover")
         let spis = try await after.record(cli, ledger: &fingerprints, spis: baseline, label: label)
         try after.checkConverged(cli, label: label)
@@ -145,6 +155,29 @@ struct LeaderTakeoverTests {
             #expect(
                 try await standby.waitForExit() == 0, "\(label): a standby did not stop cleanly: \(standby.logText)")
         }
-        withExtendedLifetime(database) {}
+    }
+}
+
+/// A fresh PostgreSQL Store with the three-tier fleet applied, and what a takeover test compares
+/// the rotated fleet with: the SPIs and key fingerprints issued so far, and each channel's SPI.
+struct AppliedFleet {
+    let database: TestDatabase
+    let cli: MeshwardCLI
+    let spec: String
+    var fingerprints: FingerprintLedger
+    let baseline: SPILedger
+    let baselineSPIs: [String: String]
+
+    init(_ original: String, label: String) async throws {
+        database = try await TestDatabase.make()
+        cli = try MeshwardCLI(database: database)
+        spec = try MeshwardCLI.writeSpec(original, name: "three-tier.yaml")
+        let before = try CrashScenario(specFile: spec)
+        let first = try cli.run("apply", spec)
+        try #require(first.status == 0, "\(label): first apply: \(first.error)")
+        var fingerprints = FingerprintLedger()
+        baseline = try await before.record(cli, ledger: &fingerprints, label: label)
+        self.fingerprints = fingerprints
+        baselineSPIs = try before.activeSPIs(cli)
     }
 }

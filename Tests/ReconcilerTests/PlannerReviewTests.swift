@@ -6,6 +6,7 @@ import MeshwardCore
 import MeshwardTestKit
 import MeshwardTestSupport
 import Store
+import Synchronization
 import Testing
 
 @testable import KernelSimulator
@@ -247,6 +248,26 @@ struct PlannerReviewTests {
         }
     }
 
+    @Test("3: a lease confirmed for the pass but lost right before the nodes' batches changes no kernel")
+    func leaseLostBeforeTheBatchesSendsNothing() async throws {
+        let intent = try Self.pair().compile()
+        let fence = LosingFence()
+        let fixture = PlannerFixture(fence: fence)
+        fixture.provision(intent)
+        let before = fixture.fleet.state
+        let report = try await fixture.pass(intent)
+        #expect(fence.confirmations >= 2, "the batches were sent without confirming the lease again")
+        #expect(!report.results.isEmpty)
+        for (planned, outcome) in report.results {
+            guard case .notAttempted(let reason) = outcome else {
+                Issue.record("\(planned) was sent: \(outcome)")
+                continue
+            }
+            #expect(reason.contains("the lease could not be renewed right before it"), "\(reason)")
+        }
+        #expect(fixture.fleet.state == before, "a kernel changed")
+    }
+
     @Test("3: a controller whose lease another took over changes no kernel")
     func deposedControllerSendsNothing() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-\(UUID().uuidString)")
@@ -433,10 +454,29 @@ private struct ThrowingFence: WriteFence, CustomStringConvertible {
     var description: String { "a lost lease" }
 }
 
-/// A fence whose lease expires in 10 s: too soon for a batch.
+/// A fence whose lease expires a second sooner than a batch may take: too soon for a batch.
 private struct ShortFence: WriteFence, CustomStringConvertible {
-    func confirm(at now: Date) throws -> Date { now.addingTimeInterval(10) }
-    var description: String { "a lease 10 s from expiry" }
+    func confirm(at now: Date) throws -> Date { now.addingTimeInterval(FleetReconciler.kernelCallBound - 1) }
+    var description: String { "a lease \(Int(FleetReconciler.kernelCallBound - 1)) s from expiry" }
+}
+
+/// A fence confirmed once, for the pass, and lost from then on: another controller took the
+/// lease while the pass was about to send.
+private final class LosingFence: WriteFence, Sendable {
+    struct Lost: Error, CustomStringConvertible {
+        var description: String { "another controller took the lease" }
+    }
+    private let count = Mutex(0)
+    var confirmations: Int { count.withLock { $0 } }
+
+    func confirm(at now: Date) throws -> Date {
+        let number = count.withLock { count -> Int in
+            count += 1
+            return count
+        }
+        guard number == 1 else { throw Lost() }
+        return now.addingTimeInterval(15)
+    }
 }
 
 /// The simulated fleet's kernels, with only `known` reachable in principle (others answer but

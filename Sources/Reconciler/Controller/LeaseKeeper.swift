@@ -21,6 +21,10 @@ import Darwin
 /// Every write the Store makes under it is fenced by holder and epoch, so a controller whose
 /// lease another took over can no longer write.
 public final class LeaseKeeper: Service, WriteFence {
+    /// The TTL of a reconcile loop's lease: renewed every 5 s, it lapses 15 s after a dead or
+    /// cut-off leader's last renewal, and a standby takes it at its next turn (5 s later at most).
+    public static let loopTTL: Duration = .seconds(15)
+
     /// This controller: `HOST pid N`.
     public let holder: String
     /// The Store the lease fences; the controller's runs use this very instance.
@@ -137,13 +141,17 @@ public final class LeaseKeeper: Service, WriteFence {
         }
     }
 
-    /// Renews the lease (same holder, same epoch) and answers with its new expiry; throws
-    /// `StoreError.leaseNotHeld` when another controller took it over, so the pass sends nothing.
+    /// Renews the lease (same holder, same epoch) and answers until when it holds by this
+    /// controller's clock: `now` (read before the renewal was sent) plus the TTL. A Store on a
+    /// server sets the expiry by its own clock when the renewal reaches it, which is later, so
+    /// the answer never lies past the expiry a standby judges by, however the two clocks
+    /// disagree. Throws `StoreError.leaseNotHeld` when another controller took it over, so the
+    /// pass sends nothing.
     public func confirm(at now: Date) async throws -> Date {
         do {
             let lease = try await store.renewLease(holder: holder, ttl: ttl, now: now)
             held.withLock { $0 = lease }
-            return lease.expiresAt
+            return now.addingTimeInterval(ttl.timeInterval)
         } catch {
             held.withLock { $0 = nil }
             throw error
@@ -202,16 +210,16 @@ public final class LeaseKeeper: Service, WriteFence {
         }
     }
 
-    /// `HOST pid N` for this process.
+    /// `HOST pid N` for this process (`ControllerHost.name`).
     static var thisController: String {
-        "\(ProcessInfo.processInfo.hostName) pid \(ProcessInfo.processInfo.processIdentifier)"
+        "\(ControllerHost.name) pid \(ProcessInfo.processInfo.processIdentifier)"
     }
 
     /// Whether `holder` names a controller process on this host (`HOST pid N`, as
     /// `thisController` writes it) that no longer exists. Another host's holder, or a process
     /// that still exists (even an unrelated one that reused the pid), is never judged exited.
     static func isExitedLocalController(_ holder: String) -> Bool {
-        let prefix = "\(ProcessInfo.processInfo.hostName) pid "
+        let prefix = "\(ControllerHost.name) pid "
         guard holder.hasPrefix(prefix), let pid = Int32(holder.dropFirst(prefix.count)), pid > 0,
             pid != getpid()
         else { return false }

@@ -58,7 +58,10 @@ public final class MeshwardController: Sendable {
     /// A keeper of the Store's lease for this controller, for `reconcile` to run as a service
     /// for its whole run: every `apply` given it runs under that lease instead of taking its own.
     /// Opens (or creates) the Store; takes nothing yet.
-    public func leaseKeeper(ttl: Duration = .seconds(60)) async throws -> LeaseKeeper {
+    ///
+    /// - Parameter ttl: how long the lease lasts unrenewed (`LeaseKeeper.loopTTL`, 15 s); the
+    ///   keeper renews it every third of that, and each pass right before each node's batch.
+    public func leaseKeeper(ttl: Duration = LeaseKeeper.loopTTL) async throws -> LeaseKeeper {
         LeaseKeeper(
             store: try await context.openStore(), holder: LeaseKeeper.thisController, ttl: ttl, clock: clock,
             recorder: recorder, logger: logger)

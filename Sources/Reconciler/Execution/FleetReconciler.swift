@@ -23,13 +23,22 @@ public final class FleetReconciler: Sendable {
     /// The reqid that marks Meshward's objects.
     public let reqid: Reqid
 
-    /// How long one call to a node's kernel (an observation, a batch) may wait for its answer: a
-    /// slow or hung node costs one deadline, never a stuck pass.
+    /// How long one observation of a node's kernel may wait for its answer: a slow or hung node
+    /// costs one deadline, never a stuck pass. An observation changes nothing, so it may outlast
+    /// the lease; a batch may not (`batchTimeout`).
     public static let kernelCallTimeout: Duration = .seconds(30)
 
-    /// The longest one node's batch may take (its deadline and a margin): a pass sends a batch
-    /// only while at least this much of the confirmed lease is left.
-    public static let kernelCallBound: TimeInterval = 35
+    /// How long one node's batch may wait for its answer (the agent's gRPC deadline, the netlink
+    /// socket's receive bound): a third of the 15 s lease, so that a batch started with
+    /// `kernelCallBound` of the lease left has ended, answered or not, well before it lapses.
+    public static let batchTimeout: Duration = .seconds(5)
+
+    /// The longest one node's batch may take: its deadline (`batchTimeout`, 5 s) and a 2 s
+    /// margin for what the deadline does not cover (the moments between the check and the
+    /// call's start on a loaded machine, the agent finishing a batch it had begun). A pass sends
+    /// a node its batch only while at least this much of the lease, confirmed right before that
+    /// batch, is left.
+    public static let kernelCallBound: TimeInterval = 7
 
     /// The most passes one run makes before it calls the fleet unconvergeable. A channel needs
     /// at most 6 passes for any one change (docs/architecture.md); the rest is margin for
@@ -44,9 +53,13 @@ public final class FleetReconciler: Sendable {
     /// replies being decoded and the simulated kernels' locks stay bounded.
     public static let observeParallelism = 64
 
-    /// The deadline this reconciler gives each kernel call (`kernelCallTimeout` unless a test
+    /// The deadline this reconciler gives each observation (`kernelCallTimeout` unless a test
     /// shortens it).
     let callTimeout: Duration
+
+    /// The deadline this reconciler gives each batch (`batchTimeout`, or `callTimeout` when a
+    /// test shortens it below that).
+    let batchDeadline: Duration
 
     /// How many observations are in flight at most (`observeParallelism` unless told otherwise).
     let observeLimit: Int
@@ -61,6 +74,7 @@ public final class FleetReconciler: Sendable {
         self.observeLimit = observeParallelism
         self.recorder = recorder
         self.callTimeout = min(callTimeout, Self.kernelCallTimeout)
+        self.batchDeadline = min(callTimeout, Self.batchTimeout)
         self.planner = planner
         self.fence = fence
         self.store = store
@@ -220,8 +234,10 @@ public final class FleetReconciler: Sendable {
     }
 
     /// Journals every operation as planned, confirms the fence, sends each node its batch
-    /// (nodes in parallel; a node whose batch could outlive the confirmed lease gets none), and
-    /// journals every answer. A journal that refuses either record fails the run.
+    /// (nodes in parallel), and journals every answer. The fence is confirmed again right before
+    /// each node's batch (`FenceConfirmations`): a node whose batch could outlive the lease so
+    /// confirmed, or whose confirmation failed, gets none. A journal that refuses either record
+    /// fails the run.
     private func send(
         _ plan: PassPlan, plannedAt: Date, revision: Int64?
     ) async throws
@@ -248,14 +264,14 @@ public final class FleetReconciler: Sendable {
             throw ReconcileError.journalRefused("\(error)")
         }
 
+        let confirmations = FenceConfirmations(fence: fence, clock: clock)
         let validUntil: Date
         do {
-            validUntil = try await fence.confirm(at: clock.now())
+            validUntil = try await confirmations.confirm()
         } catch {
             throw ReconcileError.leaseLost("\(error)")
         }
-        let sendBy = validUntil.addingTimeInterval(-Self.kernelCallBound)
-        guard clock.now() < sendBy else {
+        guard clock.now() < validUntil.addingTimeInterval(-Self.kernelCallBound) else {
             throw ReconcileError.leaseLost(
                 "the lease expires at \(validUntil), too soon to send a batch that may take "
                     + "\(Int(Self.kernelCallBound)) s")
@@ -263,16 +279,23 @@ public final class FleetReconciler: Sendable {
 
         let answered = await withTaskGroup(of: (String, [OperationOutcome]).self) { group in
             for (node, operations) in batches {
-                group.addTask { [kernels, logger, clock, callTimeout] in
+                group.addTask { [kernels, logger, clock, batchDeadline] in
                     for operation in operations {
                         logger.debug("planned", metadata: ["node": "\(node)", "operation": "\(operation.operation)"])
                     }
-                    guard clock.now() < sendBy else {
+                    let confirmed: Date
+                    do {
+                        confirmed = try await confirmations.confirm()
+                    } catch {
+                        let reason = "the lease could not be renewed right before it: \(error)"
+                        return (node, operations.map { _ in .notAttempted(reason: reason) })
+                    }
+                    guard clock.now() < confirmed.addingTimeInterval(-Self.kernelCallBound) else {
                         return (node, operations.map { _ in .notAttempted(reason: "the lease could expire before it") })
                     }
                     do {
                         let results = try await kernels.kernel(for: node).apply(
-                            operations.map(\.operation), deadline: ContinuousClock.now + callTimeout)
+                            operations.map(\.operation), deadline: ContinuousClock.now + batchDeadline)
                         return (node, results.map(\.outcome))
                     } catch {
                         return (node, operations.map { _ in .notAttempted(reason: "\(error)") })

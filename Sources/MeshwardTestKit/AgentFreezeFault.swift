@@ -1,0 +1,36 @@
+import Agent
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A fault for testing the agents' epoch fence across processes: the controller's whole
+/// process stops (SIGSTOP, as a paused VM or a long stall would stop it) right before one of
+/// its apply requests leaves for an agent, after every check the controller makes; the test
+/// lets another controller take the lease meanwhile, then continues it (SIGCONT), and the
+/// request goes out under the epoch the process held before it stopped.
+///
+/// `meshward-faulty` arms it when `MESHWARD_AGENT_FREEZE_BEFORE_APPLY` is `N` (N ≥ 1): before
+/// the Nth apply request this process sends to any agent. It stops once per process.
+public enum AgentFreezeFault {
+    /// The environment variable that arms the fault.
+    public static let variable = "MESHWARD_AGENT_FREEZE_BEFORE_APPLY"
+
+    /// Arms the fault when the environment asks for it; does nothing otherwise.
+    public static func installForProcess(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        guard let text = environment[variable], let count = Int(text), count >= 1 else { return }
+        let sent = Mutex(0)
+        AgentApplyHooks.setBeforeSend { _ in
+            let number = sent.withLock { sent -> Int in
+                sent += 1
+                return sent
+            }
+            guard number == count else { return }
+            raise(SIGSTOP)
+        }
+    }
+}

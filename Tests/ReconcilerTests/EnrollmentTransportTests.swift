@@ -27,7 +27,7 @@ struct EnrollmentTransportTests {
         return logger
     }()
 
-    /// A Store, a spec with two agent nodes, the controller's credentials and tokens.
+    /// A Store, the spec of `EnrollmentAuthorityTests`, the controller's credentials and tokens.
     struct Fixture {
         let store: any ControllerStore
         let intent: FleetIntent
@@ -40,18 +40,7 @@ struct EnrollmentTransportTests {
         init() async throws {
             let store = try StateStore.inMemory(masterKey: try KeyMaterial.random(count: 32), logger: logger)
             self.store = store
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-join-\(UUID()).yaml")
-            try """
-            version: 1
-            cluster: joining
-            nodes:
-              - { name: web-1, addresses: [198.18.0.1], endpoint: agent }
-              - { name: db-1, addresses: [198.18.0.2], endpoint: agent }
-            flows:
-              - { name: web-db, from: { name: web-1 }, to: { name: db-1 } }
-            """.write(to: file, atomically: true, encoding: .utf8)
-            defer { try? FileManager.default.removeItem(at: file) }
-            intent = try MeshwardController.loadSpec([file.path]).intent
+            intent = try EnrollmentAuthorityTests.Fixture.intent()
             authority = EnrollmentAuthority(store: store, intent: intent)
             let credentials = ClusterCredentials(store: store, cluster: "joining")
             ca = try await credentials.certificateAuthority(now: now)

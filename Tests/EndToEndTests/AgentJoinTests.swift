@@ -14,20 +14,7 @@ struct AgentJoinTests {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agent-join-\(UUID())")
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: base) }
-        func spec(_ ports: [Int]) throws -> String {
-            try MeshwardCLI.writeSpec(
-                """
-                version: 1
-                cluster: lab
-                defaults: { drain: 1s }
-                nodes:
-                  - { name: a, addresses: [198.18.0.1], endpoint: "agent:127.0.0.1:\(ports[0])" }
-                  - { name: b, addresses: [198.18.0.2], endpoint: "agent:127.0.0.1:\(ports[1])" }
-                flows:
-                  - { name: ab, from: { name: a }, to: { name: b } }
-                """)
-        }
-        let draft = try spec([7443, 7443])
+        let draft = try AgentProcess.labSpec([7443, 7443])
         let directoryA = base.appendingPathComponent("agent-a").path
         let made = try cli.run(["agent", "credentials", draft, "--node", "a", "--out", directoryA])
         try #require(made.status == 0, "\(made.error)")
@@ -46,7 +33,7 @@ struct AgentJoinTests {
         defer { b.stop() }
         #expect(b.errorText.contains("agent waiting for enrollment"), "\(b.errorText)")
         #expect(!b.errorText.contains(printed.output.split(separator: ".")[2]), "the secret was logged")
-        let path = try spec([a.port, b.port])
+        let path = try AgentProcess.labSpec([a.port, b.port])
 
         let plan = try cli.run("plan", path)
         #expect(plan.output.contains("node b is waiting for enrollment"), "\(plan.output) \(plan.error)")

@@ -35,6 +35,7 @@ public final class JoiningAgent: Sendable {
     private let logger: Logger
     /// The port it listened on, kept once known: the agent listens there next.
     private let bound = Mutex<Int?>(nil)
+    private let executor: (any TaskExecutor)?
 
     /// How long `run()` waits, once enrolled, for the enrollment server to close its connections
     /// before it stops it anyway.
@@ -47,10 +48,13 @@ public final class JoiningAgent: Sendable {
     ///     it dialled, with the spec's addresses, whatever the CSR asks).
     ///   - directory: where the credentials are written once enrolled.
     ///   - tokenFile: deleted once the credentials are written; nil when the token came another way.
+    ///   - executor: where the server and its calls run; nil (the shared pool) outside tests.
     public init(
         token: JoinToken, cluster: String, node: String, host: String, port: Int, directory: AgentDirectory,
-        tokenFile: String?, now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
+        tokenFile: String?, now: @escaping @Sendable () -> Date = { Date() }, executor: (any TaskExecutor)? = nil,
+        logger: Logger
     ) throws {
+        self.executor = executor
         self.node = node
         self.cluster = cluster
         self.token = token
@@ -91,7 +95,7 @@ public final class JoiningAgent: Sendable {
     public func run() async throws -> AgentCredentials {
         let server = self.server
         let outcomes = self.outcomes
-        let serving = Task {
+        let serving = Task(executorPreference: executor) {
             defer { outcomes.finish() }
             try await server.serve()
         }

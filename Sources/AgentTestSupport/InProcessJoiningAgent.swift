@@ -8,7 +8,8 @@ import Synchronization
 
 /// One joining agent in this process, as `meshward agent run --join-token-file` runs it: it
 /// serves enrollment on a loopback port the kernel picks, and once enrolled serves its kernel
-/// (`connector`) with the issued certificate on the same port. For tests only.
+/// (`connector`) with the issued certificate on the same port. For tests only; like
+/// `InProcessAgents`, it runs on `ThreadTaskExecutor.shared` unless told otherwise.
 public final class InProcessJoiningAgent: Sendable {
     public let joining: JoiningAgent
     public let port: Int
@@ -19,13 +20,13 @@ public final class InProcessJoiningAgent: Sendable {
     public static func start(
         token: JoinToken, cluster: String, node: String, connector: any KernelConnector,
         endpoint: NodeEndpoint = .sim, directory: AgentDirectory, tokenFile: String?,
-        logger: Logger = InProcessAgents.quietLogger
+        executor: (any TaskExecutor)? = ThreadTaskExecutor.shared, logger: Logger = InProcessAgents.quietLogger
     ) async throws -> InProcessJoiningAgent {
         let joining = try JoiningAgent(
             token: token, cluster: cluster, node: node, host: "127.0.0.1", port: 0, directory: directory,
-            tokenFile: tokenFile, logger: logger)
+            tokenFile: tokenFile, executor: executor, logger: logger)
         let served = ServedAgent()
-        let task = Task {
+        let task = Task(executorPreference: executor) {
             let credentials = try await joining.run()
             let server = try AgentServer(
                 credentials: credentials, host: "127.0.0.1", port: try await joining.listeningPort(),

@@ -87,7 +87,8 @@ struct EnrollmentTransportTests {
                 kernel = try AgentKernel(
                     node: "web-1", host: "127.0.0.1", port: UInt16(agent.port), reqid: .meshwardDefault,
                     credentials: credentials ?? controller, cluster: "joining", epoch: { 1 },
-                    enrollment: issuer ?? authority.issuer(now: { when }), logger: logger)
+                    enrollment: issuer ?? authority.issuer(now: { when }), executor: ThreadTaskExecutor.shared,
+                    logger: logger)
             } catch {
                 return .failure(error)
             }

@@ -17,6 +17,7 @@ public struct AgentConnector: KernelConnector {
     private let now: @Sendable () -> Date
     private let revocations: @Sendable () async throws -> RevocationList
     private let executor: (any TaskExecutor)?
+    private let enrollment: (any EnrollmentIssuer)?
     private let logger: Logger
 
     /// - Parameters:
@@ -24,13 +25,16 @@ public struct AgentConnector: KernelConnector {
     ///   - addresses: each node's first address, for `endpoint: agent`.
     ///   - epoch: the controller's lease epoch, sent with every apply.
     ///   - revocations: the cluster's revoked serials (from the Store), read at every connect.
+    ///   - enrollment: who checks and issues the certificate of an agent that answers with a
+    ///     provisional certificate; nil leaves such a node `waitingForEnrollment`.
     ///   - executor: where connections and calls run; nil (the shared pool) outside tests.
     public init(
         credentials: AgentCredentials, cluster: String, addresses: [String: IPAddress],
         epoch: @escaping @Sendable () -> UInt64, now: @escaping @Sendable () -> Date = { Date() },
         revocations: @escaping @Sendable () async throws -> RevocationList = { .empty },
-        executor: (any TaskExecutor)? = nil, logger: Logger
+        enrollment: (any EnrollmentIssuer)? = nil, executor: (any TaskExecutor)? = nil, logger: Logger
     ) {
+        self.enrollment = enrollment
         self.revocations = revocations
         self.executor = executor
         self.credentials = credentials
@@ -60,7 +64,8 @@ public struct AgentConnector: KernelConnector {
         do {
             return try AgentKernel(
                 node: node, host: host, port: port, reqid: reqid, credentials: credentials, cluster: cluster,
-                epoch: epoch, now: now, revocations: revoked, executor: executor, logger: logger)
+                epoch: epoch, now: now, revocations: revoked, enrollment: enrollment, executor: executor,
+                logger: logger)
         } catch {
             throw KernelError.unreachable(node: node, reason: "cannot set up the connection to its agent: \(error)")
         }

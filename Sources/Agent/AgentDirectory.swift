@@ -50,6 +50,29 @@ public struct AgentDirectory: Sendable {
         try write(credentials.privateKeyPEM, to: privateKeyPath)
     }
 
+    /// Whether the directory holds an agent certificate (the host is enrolled, or was given
+    /// credentials): a join token is then not used.
+    public var hasCredentials: Bool {
+        get throws(AgentError) { try Self.modeIfExists(of: certificatePath) != nil }
+    }
+
+    /// Reads the join token in `file` (0600, like every secret of the agent's). The error names
+    /// the file and what is wrong, never the secret.
+    public static func readJoinToken(at file: String) throws(AgentError) -> JoinToken {
+        guard let mode = try modeIfExists(of: file) else {
+            throw .joinToken(path: file, reason: "it does not exist")
+        }
+        try requirePrivate(file, mode: mode, fix: "chmod 600 \(file)")
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw .fileSystem(path: file, operation: "read", errno: errno)
+        }
+        do {
+            return try JoinToken(parsing: String(decoding: data, as: UTF8.self))
+        } catch {
+            throw .joinToken(path: file, reason: "\(error)")
+        }
+    }
+
     /// The highest epoch this agent accepted; 0 before the first apply.
     public func readHighestEpoch() throws(AgentError) -> UInt64 {
         guard try Self.modeIfExists(of: epochPath) != nil else { return 0 }

@@ -20,6 +20,10 @@ public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidAddress(String)
     /// The boot guard list in the agent directory cannot be read.
     case bootGuard(path: String, reason: String)
+    /// A joining agent stopped (SIGTERM, shutdown) before a controller enrolled it.
+    case notEnrolled(node: String)
+    /// The join token file cannot be used.
+    case joinToken(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -40,6 +44,11 @@ public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
                 + "\(controller), and they cannot talk; \(Self.upgradeAdvice)"
         case .invalidAddress(let text):
             "invalid address '\(text)'; use ADDRESS:PORT, with an IPv6 address in brackets ([::1]:7443)"
+        case .joinToken(let path, let reason):
+            "join token file \(path): \(reason)"
+        case .notEnrolled(let node):
+            "the agent of node \(node) stopped before a controller enrolled it; its join token file is kept, and "
+                + "the next `meshward agent run --join-token-file` makes a new key and tries again"
         case .bootGuard(let path, let reason):
             "\(path) \(reason); the agent installs no guard from it. Fix or delete the file (docs/agents.md, "
                 + "\"The boot guard\") and start the agent again"

@@ -26,10 +26,17 @@ public final class AgentKernel: NodeKernel {
     private let service: Meshward_Agent_V1_NodeKernelService.Client<HTTP2ClientTransport.Posix>
     private let check: PeerCheck
     private let connections: Task<Void, Never>
-    private let executor: (any TaskExecutor)?
+    let executor: (any TaskExecutor)?
     /// The wire version this controller speaks (`WireCodec.protocolVersion`).
     private let protocolVersion: UInt32
-    private let logger: Logger
+    let logger: Logger
+    /// Where the agent is, and the controller's credentials: an enrollment dials it again.
+    let host: String
+    let port: UInt16
+    let credentials: AgentCredentials
+    /// Who checks and issues a joining agent's certificate; nil: a joining agent stays
+    /// `waitingForEnrollment` (commands that only observe).
+    let enrollment: (any EnrollmentIssuer)?
 
     /// - Parameters:
     ///   - epoch: the controller's lease epoch, read at each apply.
@@ -41,9 +48,11 @@ public final class AgentKernel: NodeKernel {
     public init(
         node: String, host: String, port: UInt16, reqid: Reqid, credentials: AgentCredentials, cluster: String,
         epoch: @escaping @Sendable () -> UInt64, now: @escaping @Sendable () -> Date = { Date() },
-        revocations: RevocationList = .empty,
+        revocations: RevocationList = .empty, enrollment: (any EnrollmentIssuer)? = nil,
         executor: (any TaskExecutor)? = nil, protocolVersion: UInt32 = WireCodec.protocolVersion, logger: Logger
     ) throws {
+        self.credentials = credentials
+        self.enrollment = enrollment
         self.executor = executor
         self.protocolVersion = protocolVersion
         self.node = node
@@ -66,28 +75,38 @@ public final class AgentKernel: NodeKernel {
             config.serverCertificateVerification = .noHostnameVerification
             config.customVerificationCallback = check.callback
         }
-        let target: any ResolvableTarget
-        if let parsed = IPAddress(host) {
-            if parsed.family == .ipv6 {
-                target = ResolvableTargets.IPv6(addresses: [SocketAddress.IPv6(host: host, port: Int(port))])
-            } else {
-                target = ResolvableTargets.IPv4(addresses: [SocketAddress.IPv4(host: host, port: Int(port))])
-            }
-        } else {
-            target = ResolvableTargets.DNS(host: host, port: Int(port))
-        }
-        var config = HTTP2ClientTransport.Posix.Config.defaults
-        config.backoff.initial = .milliseconds(100)
-        config.backoff.max = .seconds(2)
-        let role = "control connection to \(node) at \(address)"
-        config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
-            ControlSocketBypass.install(on: channel, role: role, logger: logger)
-        }
-        let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: security, config: config)
+        self.host = host
+        self.port = port
+        let target = Self.target(host: host, port: port)
+        let transport = try Self.transport(
+            to: target, security: security, role: "control connection to \(node) at \(address)", logger: logger)
         let client = GRPCClient(transport: transport)
         self.client = client
         self.service = Meshward_Agent_V1_NodeKernelService.Client(wrapping: client)
         self.connections = Task(executorPreference: executor) { try? await client.runConnections() }
+    }
+
+    /// The target for `host` (an IP address, or a name to resolve) and `port`.
+    static func target(host: String, port: UInt16) -> any ResolvableTarget {
+        guard let parsed = IPAddress(host) else { return ResolvableTargets.DNS(host: host, port: Int(port)) }
+        if parsed.family == .ipv6 {
+            return ResolvableTargets.IPv6(addresses: [SocketAddress.IPv6(host: host, port: Int(port))])
+        }
+        return ResolvableTargets.IPv4(addresses: [SocketAddress.IPv4(host: host, port: Int(port))])
+    }
+
+    /// A client transport to `target`, every connection with the control socket's IPsec bypass.
+    static func transport(
+        to target: any ResolvableTarget, security: HTTP2ClientTransport.Posix.TransportSecurity, role: String,
+        logger: Logger
+    ) throws -> HTTP2ClientTransport.Posix {
+        var config = HTTP2ClientTransport.Posix.Config.defaults
+        config.backoff.initial = .milliseconds(100)
+        config.backoff.max = .seconds(2)
+        config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
+            ControlSocketBypass.install(on: channel, role: role, logger: logger)
+        }
+        return try HTTP2ClientTransport.Posix(target: target, transportSecurity: security, config: config)
     }
 
     deinit {
@@ -129,6 +148,19 @@ public final class AgentKernel: NodeKernel {
         do {
             reply = try await onExecutor { [service, request, options = options(deadline)] in
                 try await service.observe(request, options: options)
+            }
+        } catch  where check.refusedProvisional {
+            // A joining agent: enrolled over a connection of its own, then observed once it
+            // serves the issued certificate (waiting, until the deadline, for it to listen again).
+            try await enroll(deadline: deadline)
+            check.clearRefusal()
+            do {
+                reply = try await onExecutor { [service, request, options = options(deadline, waitForReady: true)] in
+                    try await service.observe(request, options: options)
+                }
+            } catch {
+                throw KernelError.unreachable(
+                    node: node, reason: "agent at \(address), enrolled just now: \(describe(error))")
             }
         } catch {
             throw KernelError.unreachable(node: node, reason: "agent at \(address): \(describe(error))")
@@ -217,19 +249,19 @@ public final class AgentKernel: NodeKernel {
     }
 
     /// Runs a call on the kernel's executor when it has one.
-    private func onExecutor<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+    func onExecutor<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
         try await withTaskExecutorPreference(executor) { try await body() }
     }
 
-    private func options(_ deadline: ContinuousClock.Instant) -> CallOptions {
+    func options(_ deadline: ContinuousClock.Instant, waitForReady: Bool = false) -> CallOptions {
         var options = CallOptions.defaults
         let left = ContinuousClock.now.duration(to: deadline)
         options.timeout = max(left, .milliseconds(1))
-        options.waitForReady = false
+        options.waitForReady = waitForReady
         return options
     }
 
-    private func describe(_ error: any Error) -> String {
+    func describe(_ error: any Error) -> String {
         if let refusal = check.refusal { return refusal.description }
         if let error = error as? RPCError {
             switch error.code {

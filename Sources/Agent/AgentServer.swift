@@ -85,18 +85,9 @@ public final class AgentServer: Sendable {
             config.clientCertificateVerification = .noHostnameVerification
             config.customVerificationCallback = check.callback
         }
-        let address: GRPCNIOTransportCore.SocketAddress =
-            host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
-        var config = HTTP2ServerTransport.Posix.Config.defaults
-        // The listener carries the bypass before it binds (the handshake of every connection is
-        // exempt); each accepted socket inherits it from the listener and sets it again.
-        config.channelDebuggingCallbacks.onBindTCPListener = { channel in
-            ControlSocketBypass.install(on: channel, role: "agent listener", logger: logger)
-        }
-        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
-            ControlSocketBypass.install(on: channel, role: "accepted control connection", logger: logger)
-        }
-        let transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: security, config: config)
+        let transport = Self.transport(
+            host: host, port: port, security: security, listener: "agent listener",
+            connection: "accepted control connection", logger: logger)
         self.transport = transport
         let notified = Mutex(false)
         let bootGuard = try BootGuardKeeper(node: node, directory: directory, logger: logger)
@@ -118,6 +109,26 @@ public final class AgentServer: Sendable {
             }, logger: logger)
         self.service = service
         self.server = GRPCServer(transport: transport, services: [service])
+    }
+
+    /// A server transport on `host:port`. The listener carries the control socket's IPsec
+    /// bypass before it binds (the handshake of every connection is exempt); each accepted socket
+    /// inherits it from the listener and sets it again. `listener` and `connection` name them in
+    /// the logs.
+    static func transport(
+        host: String, port: Int, security: HTTP2ServerTransport.Posix.TransportSecurity, listener: String,
+        connection: String, logger: Logger
+    ) -> HTTP2ServerTransport.Posix {
+        let address: GRPCNIOTransportCore.SocketAddress =
+            host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.channelDebuggingCallbacks.onBindTCPListener = { channel in
+            ControlSocketBypass.install(on: channel, role: listener, logger: logger)
+        }
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+            ControlSocketBypass.install(on: channel, role: connection, logger: logger)
+        }
+        return HTTP2ServerTransport.Posix(address: address, transportSecurity: security, config: config)
     }
 
     /// Installs the boot guard (`bootGuardEntries` that the kernel lost), then serves until

@@ -16,6 +16,7 @@ final class PeerCheck: Sendable {
     let onRefusal: @Sendable (IdentityError) -> Void
     private let lastRefusal = Mutex<IdentityError?>(nil)
     private let lastAccepted = Mutex<ClosedRange<Date>?>(nil)
+    private let lastProvisional = Mutex<[UInt8]?>(nil)
 
     init(
         verifier: PeerVerifier, peer: String, now: @escaping @Sendable () -> Date,
@@ -37,6 +38,9 @@ final class PeerCheck: Sendable {
 
     func clearRefusal() { lastRefusal.withLock { $0 = nil } }
 
+    /// Whether the last peer refused presented a provisional certificate (a joining agent's).
+    var refusedProvisional: Bool { lastProvisional.withLock { $0 != nil } }
+
     /// When the certificate of the peer last accepted expires; nil before any handshake.
     var acceptedNotValidAfter: Date? { acceptedValidity?.upperBound }
 
@@ -47,12 +51,14 @@ final class PeerCheck: Sendable {
             switch verifier.verify(leafDER: leaf, peer: peer, now: now(), expected: expected) {
             case .success:
                 lastRefusal.withLock { $0 = nil }
+                lastProvisional.withLock { $0 = nil }
                 if let leaf, let validity = PeerVerifier.validity(ofDER: leaf) {
                     lastAccepted.withLock { $0 = validity }
                 }
                 promise.succeed(.certificateVerified(VerificationMetadata(nil)))
             case .failure(let error):
                 lastRefusal.withLock { $0 = error }
+                lastProvisional.withLock { $0 = leaf.flatMap { JoinRequest.isProvisional(der: $0) ? $0 : nil } }
                 onRefusal(error)
                 promise.succeed(.failed)
             }

@@ -80,6 +80,11 @@ public struct JoinRequest: Sendable {
             && commonNames.map { String($0.value) } == [provisionalCommonName]
     }
 
+    /// The same for a certificate's DER; false when it does not parse.
+    public static func isProvisional(der: [UInt8]) -> Bool {
+        (try? Certificate(derEncoded: der)).map(isProvisional) ?? false
+    }
+
     static func der(_ certificate: Certificate) throws -> [UInt8] {
         var serializer = DER.Serializer()
         try serializer.serialize(certificate)

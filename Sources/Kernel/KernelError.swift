@@ -7,6 +7,13 @@ public enum KernelError: Error, Sendable, CustomStringConvertible {
     case observationFailed(node: String, reason: String)
     /// A netlink exchange went wrong outside any one operation (socket error, malformed reply).
     case transport(node: String, operation: String, errno: Int32?, message: String)
+    /// The node's agent answers with a provisional certificate (it holds a join token) and is
+    /// not enrolled yet; the reason says what stopped its enrollment, if anything did.
+    case waitingForEnrollment(node: String, reason: String)
+
+    /// The words every `waitingForEnrollment` description carries, so that a pass's blocked
+    /// channels say so instead of "did not answer".
+    public static let waitingForEnrollmentPhrase = "is waiting for enrollment"
 
     public var description: String {
         switch self {
@@ -17,6 +24,8 @@ public enum KernelError: Error, Sendable, CustomStringConvertible {
         case .transport(let node, let operation, let errno, let message):
             "node \(node): \(operation) failed"
                 + (errno.map { ": \(ErrnoName.name($0))" } ?? "") + ": \(message)"
+        case .waitingForEnrollment(let node, let reason):
+            "node \(node) \(Self.waitingForEnrollmentPhrase): \(reason)"
         }
     }
 }

@@ -6,6 +6,7 @@ import Kernel
 import KernelSimulator
 import Logging
 import MeshwardCore
+import Synchronization
 import Telemetry
 
 #if canImport(Glibc)
@@ -22,7 +23,10 @@ struct AgentRunCommand: AsyncParsableCommand {
             "The agent directory holds the agent's key and certificate, the cluster CA certificate, the highest "
             + "controller epoch seen and the boot guard list; write it with `meshward agent credentials`. It must be "
             + "0700 and its files 0600. At start, before it listens, the agent blocks traffic to the peers in the boot "
-            + "guard list that its kernel has no policy for (after a reboot), until the controller restores them.")
+            + "guard list that its kernel has no policy for (after a reboot), until the controller restores them. "
+            + "With --join-token-file and no credentials in the directory, the agent first makes its key and serves "
+            + "only enrollment on a provisional certificate, accepting only a controller of the CA the token pins; "
+            + "once enrolled it writes its directory, deletes the token file and serves its kernel on the same port.")
 
     @Option(name: .customLong("agent-dir"), help: ArgumentHelp("The agent directory.", valueName: "dir"))
     var agentDirectory = AgentDirectory.defaultPath
@@ -33,6 +37,27 @@ struct AgentRunCommand: AsyncParsableCommand {
             "Where to listen, ADDRESS:PORT ([ADDRESS]:PORT for IPv6; [::]:7443 for every address).",
             valueName: "address"))
     var listen = "0.0.0.0:7443"
+
+    @Option(
+        name: .customLong("join-token-file"),
+        help: ArgumentHelp(
+            "Join with the token in this file (0600, as `meshward agent token` printed it) when the agent directory "
+                + "holds no credentials; deleted once enrolled. Needs --node and --cluster.",
+            valueName: "file"))
+    var joinTokenFile: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "With --join-token-file: the node this host is in the spec (the name its CSR carries).", valueName: "name"))
+    var node: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "With --join-token-file: the spec's cluster (the controller's certificate must name it).",
+            valueName: "name"))
+    var cluster: String?
 
     @Option(name: .long, help: ArgumentHelp("Serve the kernel of this network namespace (tests).", valueName: "name"))
     var netns: String?
@@ -67,6 +92,17 @@ struct AgentRunCommand: AsyncParsableCommand {
             throw ValidationError("--netns '\(netns)': a namespace name is letters, digits, '.', '_' and '-'.")
         }
         if simulated, netns != nil { throw ValidationError("--simulated and --netns exclude each other.") }
+        if joinTokenFile != nil {
+            guard let node, !node.isEmpty else {
+                throw ValidationError("--join-token-file needs --node NAME: the node this host is in the spec.")
+            }
+            guard let cluster, !cluster.isEmpty else {
+                throw ValidationError("--join-token-file needs --cluster NAME: the spec's cluster.")
+            }
+        } else if node != nil || cluster != nil {
+            throw ValidationError(
+                "--node and --cluster are for --join-token-file only; an enrolled agent's certificate names both.")
+        }
     }
 
     /// Parses `ADDRESS:PORT` with a literal IP address (IPv6 in brackets); port 0 picks a free
@@ -105,6 +141,29 @@ struct AgentRunCommand: AsyncParsableCommand {
         let directory = AgentDirectory(path: agentDirectory)
         try await CommandSupport.reportingErrors(output: .text) {
             try directory.prepare()
+            guard let address = Self.listenAddress(listen) else { throw ExitCode.failure }
+            let host = address.host
+            var port = address.port
+            let stop = StopHandler()
+            let signals = [SIGTERM, SIGINT].map { number in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler { stop.stop() }
+                source.resume()
+                return source
+            }
+            defer { for source in signals { source.cancel() } }
+            if let joinTokenFile, let node, let cluster {
+                if try directory.hasCredentials {
+                    logger.notice(
+                        "the agent directory holds credentials; the join token is not used",
+                        metadata: ["directory": "\(directory.path)", "token.file": "\(joinTokenFile)"])
+                } else {
+                    port = try await join(
+                        tokenFile: joinTokenFile, node: node, cluster: cluster, host: host, port: port,
+                        directory: directory, stop: stop, logger: logger)
+                }
+            }
             let credentials = try directory.readCredentials()
             let own = try IssuedCredential(
                 certificatePEM: credentials.certificatePEM, privateKeyPEM: credentials.privateKeyPEM)
@@ -122,7 +181,6 @@ struct AgentRunCommand: AsyncParsableCommand {
                 connector = NetlinkConnector(logger: logger)
                 endpoint = netns.map { .namespace($0) } ?? .local
             }
-            guard let (host, port) = Self.listenAddress(listen) else { throw ExitCode.failure }
             let telemetry = AgentTelemetry()
             let server = try AgentServer(
                 credentials: credentials, host: host, port: port, connector: connector, endpoint: endpoint,
@@ -133,14 +191,7 @@ struct AgentRunCommand: AsyncParsableCommand {
                 logger.notice("serving metrics", metadata: ["http.address": "\(bound.address)"])
                 metricsServer = bound
             }
-            let signals = [SIGTERM, SIGINT].map { number in
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler { server.shutdown() }
-                source.resume()
-                return source
-            }
-            defer { for source in signals { source.cancel() } }
+            stop.onStop { server.shutdown() }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await server.run() }
                 let bound = try await server.listeningPort()
@@ -160,5 +211,60 @@ struct AgentRunCommand: AsyncParsableCommand {
             // The metrics go last, so /metrics and /readyz answer until the agent stopped serving.
             await metricsServer?.close()
         }
+    }
+
+    /// Serves enrollment on `host:port` until a controller enrolled this host (its directory
+    /// then holds the credentials); returns the port it listened on, where the agent serves next.
+    func join(
+        tokenFile: String, node: String, cluster: String, host: String, port: Int, directory: AgentDirectory,
+        stop: StopHandler, logger: Logger
+    ) async throws -> Int {
+        let token = try AgentDirectory.readJoinToken(at: tokenFile)
+        let joining = try JoiningAgent(
+            token: token, cluster: cluster, node: node, host: host, port: port, directory: directory,
+            tokenFile: tokenFile, logger: logger)
+        stop.onStop { joining.shutdown() }
+        return try await withThrowingTaskGroup(of: Int?.self) { group in
+            group.addTask {
+                _ = try await joining.run()
+                return nil
+            }
+            let bound = try await joining.listeningPort()
+            if !simulated {
+                let endpoint: NodeEndpoint = netns.map { .namespace($0) } ?? .local
+                try await Self.installPortBypass(
+                    host: host, port: bound, node: node, endpoint: endpoint, logger: logger)
+            }
+            logger.notice(
+                "agent waiting for enrollment",
+                metadata: [
+                    "node": "\(node)", "cluster": "\(cluster)", "listen": "\(host):\(bound)", "token": "\(token.id)",
+                    "token.ca": "\(token.caFingerprintHex)",
+                ])
+            _ = try await group.next()
+            return bound
+        }
+    }
+}
+
+/// What SIGTERM and SIGINT stop: the enrollment server first, then the agent server. A signal
+/// before anything is registered stops what registers next at once.
+final class StopHandler: Sendable {
+    private let state = Mutex<(stopped: Bool, action: (@Sendable () -> Void)?)>((false, nil))
+
+    func onStop(_ action: @escaping @Sendable () -> Void) {
+        let stopped = state.withLock { state in
+            state.action = action
+            return state.stopped
+        }
+        if stopped { action() }
+    }
+
+    func stop() {
+        let action = state.withLock { state in
+            state.stopped = true
+            return state.action
+        }
+        action?()
     }
 }

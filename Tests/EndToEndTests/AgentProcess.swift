@@ -118,6 +118,24 @@ final class AgentProcess {
     }
 }
 
+extension AgentProcess {
+    /// A spec of cluster `lab`: nodes a (198.18.0.1) and b (198.18.0.2) behind agents on
+    /// loopback `ports`, one flow from a to b, drains of 1 s.
+    static func labSpec(_ ports: [Int]) throws -> String {
+        try MeshwardCLI.writeSpec(
+            """
+            version: 1
+            cluster: lab
+            defaults: { drain: 1s }
+            nodes:
+              - { name: a, addresses: [198.18.0.1], endpoint: "agent:127.0.0.1:\(ports[0])" }
+              - { name: b, addresses: [198.18.0.2], endpoint: "agent:127.0.0.1:\(ports[1])" }
+            flows:
+              - { name: ab, from: { name: a }, to: { name: b } }
+            """)
+    }
+}
+
 struct AgentProcessError: Error, CustomStringConvertible {
     let message: String
     var description: String { message }

@@ -15,21 +15,8 @@ struct AgentStatusTests {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agent-status-\(UUID())")
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: base) }
-        func spec(_ ports: [Int]) throws -> String {
-            try MeshwardCLI.writeSpec(
-                """
-                version: 1
-                cluster: lab
-                defaults: { drain: 1s }
-                nodes:
-                  - { name: a, addresses: [198.18.0.1], endpoint: "agent:127.0.0.1:\(ports[0])" }
-                  - { name: b, addresses: [198.18.0.2], endpoint: "agent:127.0.0.1:\(ports[1])" }
-                flows:
-                  - { name: ab, from: { name: a }, to: { name: b } }
-                """)
-        }
         // Credentials first (they do not depend on the port), then the agents on free ports.
-        let draft = try spec([7443, 7443])
+        let draft = try AgentProcess.labSpec([7443, 7443])
         var agents: [AgentProcess] = []
         defer { for agent in agents { agent.stop() } }
         for node in ["a", "b"] {
@@ -38,7 +25,7 @@ struct AgentStatusTests {
             #expect(made.status == 0, "\(made.error)")
             agents.append(try AgentProcess(directory: directory))
         }
-        let path = try spec(agents.map(\.port))
+        let path = try AgentProcess.labSpec(agents.map(\.port))
         let apply = try cli.run("apply", path)
         #expect(apply.status == 0, "\(apply.output) \(apply.error)")
 

@@ -28,6 +28,18 @@ struct EnrollmentAuthorityTests {
                 masterKey: try KeyMaterial.random(count: 32),
                 logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
             self.store = store
+            intent = try Self.intent()
+            authority = EnrollmentAuthority(store: store, intent: intent)
+            let credentials = ClusterCredentials(store: store, cluster: "joining")
+            ca = try await credentials.certificateAuthority(now: t0)
+            let controller = try await credentials.controller(now: t0)
+            controllerDER = try IssuedCredential(
+                certificatePEM: controller.certificatePEM, privateKeyPEM: controller.privateKeyPEM
+            ).certificate.serializeAsPEM().derBytes
+        }
+
+        /// The spec: web-1 and db-1 behind agents, sim-1 simulated, cluster `joining`.
+        static func intent() throws -> FleetIntent {
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-enroll-\(UUID()).yaml")
             try """
             version: 1
@@ -40,14 +52,7 @@ struct EnrollmentAuthorityTests {
               - { name: web-db, from: { name: web-1 }, to: { name: db-1 } }
             """.write(to: file, atomically: true, encoding: .utf8)
             defer { try? FileManager.default.removeItem(at: file) }
-            intent = try MeshwardController.loadSpec([file.path]).intent
-            authority = EnrollmentAuthority(store: store, intent: intent)
-            let credentials = ClusterCredentials(store: store, cluster: "joining")
-            ca = try await credentials.certificateAuthority(now: t0)
-            let controller = try await credentials.controller(now: t0)
-            controllerDER = try IssuedCredential(
-                certificatePEM: controller.certificatePEM, privateKeyPEM: controller.privateKeyPEM
-            ).certificate.serializeAsPEM().derBytes
+            return try MeshwardController.loadSpec([file.path]).intent
         }
 
         /// A token for `node`, stored as `agent token` stores it, valid for an hour from t0.

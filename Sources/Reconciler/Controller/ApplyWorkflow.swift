@@ -45,7 +45,7 @@ struct ApplyWorkflow {
         // never dialled.
         let revoked = RevokedNodes(try await store.revokedNodes())
         let agents = try await context.agentConnector(
-            for: endpoints, intent: intent, store: store, epoch: epoch)
+            for: endpoints, intent: intent, store: store, epoch: epoch, enrolls: true)
         let kernels = EndpointKernels(
             endpoints: endpoints.filter { !revoked.names.contains($0.key) }, simulated: simulated,
             simulatedFile: context.simulatedFleetURL, reqid: Reqid(intent.reqid), agents: agents,

@@ -7,7 +7,10 @@ extension MeshwardController {
     /// Which of `nodes` answer an observation now: the reconcile loop's cheap check of the
     /// nodes its last cycle could not reach, between full cycles. Observes only those nodes
     /// (each under its deadline, as a pass does), through the endpoints the last `apply`
-    /// recorded and the spec's; writes nothing and touches no kernel.
+    /// recorded and the spec's; touches no kernel. Under the loop's lease it enrolls an agent
+    /// that answers with a provisional certificate (the token is spent and the serial recorded,
+    /// as in a pass), so that a host that joins between cycles is protected at the next retry;
+    /// otherwise it writes nothing.
     ///
     /// - Parameter lease: the loop's lease keeper, whose Store is reused; nil opens the Store.
     public func answeringNodes(
@@ -26,7 +29,8 @@ extension MeshwardController {
         .filter { !revoked.contains($0.key) }
         let simulated =
             endpoints.values.contains(.sim) ? try context.loadSimulatedFleet(intent: intent) : nil
-        let agents = try await context.agentConnector(for: endpoints, intent: intent, store: store, epoch: 0)
+        let agents = try await context.agentConnector(
+            for: endpoints, intent: intent, store: store, epoch: 0, enrolls: lease != nil)
         let kernels = EndpointKernels(
             endpoints: endpoints, simulated: simulated, simulatedFile: nil, reqid: Reqid(intent.reqid),
             agents: agents, logger: context.logger)

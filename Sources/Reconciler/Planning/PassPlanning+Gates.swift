@@ -68,8 +68,7 @@ extension PassPlanning {
     /// caller files what it decides.
     func gate(_ operation: KernelOperation, on node: Int, generation known: Generation?) -> GateDecision {
         func unreachable(_ peer: Int) -> GateDecision {
-            .blockedBy(
-                "node \(index.names[peer]) did not answer: \(input.unreachable[index.names[peer]] ?? "unreachable")")
+            .blockedBy(input.blockReason(needing: index.names[peer]))
         }
         switch operation {
         case .addSA(let sa):

@@ -148,7 +148,7 @@ extension PassPlanning {
             plan.blocked.append(
                 BlockedChannel(
                     channel: id,
-                    reason: missing.map { "node \($0) did not answer: \(input.unreachable[$0] ?? "unreachable")" }
+                    reason: missing.map { input.blockReason(needing: $0) }
                         .joined(separator: "; ")))
             return changed
         }

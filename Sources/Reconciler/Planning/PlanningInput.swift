@@ -50,3 +50,13 @@ public struct PlanningInput: Sendable {
         self.now = now
     }
 }
+
+extension PlanningInput {
+    /// Why a channel that needs `node` waits for it: its agent is waiting for enrollment (the
+    /// reason says so itself), or it did not answer.
+    func blockReason(needing node: String) -> String {
+        let reason = unreachable[node] ?? "unreachable"
+        return reason.contains(KernelError.waitingForEnrollmentPhrase)
+            ? reason : "node \(node) did not answer: \(reason)"
+    }
+}

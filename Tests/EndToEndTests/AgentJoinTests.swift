@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+
+/// `meshward agent run --join-token-file` as a separate process, enrolled by `meshward apply`:
+/// the host joins with a one-time token and its channels are protected in the same apply.
+@Suite("Agent join by token", .serialized)
+struct AgentJoinTests {
+    @Test(
+        "an agent started with a join token is shown waiting for enrollment by plan, enrolled and protected by apply on the same port, its token file deleted and the token spent"
+    )
+    func joinsByToken() throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agent-join-\(UUID())")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: base) }
+        let draft = try AgentProcess.labSpec([7443, 7443])
+        let directoryA = base.appendingPathComponent("agent-a").path
+        let made = try cli.run(["agent", "credentials", draft, "--node", "a", "--out", directoryA])
+        try #require(made.status == 0, "\(made.error)")
+        let printed = try cli.run("agent", "token", draft, "--node", "b")
+        try #require(printed.status == 0, "\(printed.error)")
+        let tokenFile = base.appendingPathComponent("b.token").path
+        try #require(
+            FileManager.default.createFile(
+                atPath: tokenFile, contents: Data(printed.output.utf8), attributes: [.posixPermissions: 0o600]))
+        let directoryB = base.appendingPathComponent("agent-b").path
+        let a = try AgentProcess(directory: directoryA)
+        defer { a.stop() }
+        let b = try AgentProcess(
+            directory: directoryB,
+            arguments: ["--join-token-file", tokenFile, "--node", "b", "--cluster", "lab"])
+        defer { b.stop() }
+        #expect(b.errorText.contains("agent waiting for enrollment"), "\(b.errorText)")
+        #expect(!b.errorText.contains(printed.output.split(separator: ".")[2]), "the secret was logged")
+        let path = try AgentProcess.labSpec([a.port, b.port])
+
+        let plan = try cli.run("plan", path)
+        #expect(plan.output.contains("node b is waiting for enrollment"), "\(plan.output) \(plan.error)")
+        #expect(FileManager.default.fileExists(atPath: tokenFile), "plan enrolled the host")
+
+        let apply = try cli.run("apply", path)
+        #expect(apply.status == 0, "\(apply.output) \(apply.error)")
+        #expect(!FileManager.default.fileExists(atPath: tokenFile))
+        for file in ["agent.pem", "agent.key", "ca.pem"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: directoryB + "/" + file)
+            #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600, "\(file)")
+        }
+        #expect(b.errorText.contains("enrolled; serving the node's kernel"), "\(b.errorText)")
+        #expect(b.errorText.contains("agent listening"), "\(b.errorText)")
+
+        let again = try cli.run("plan", path)
+        #expect(again.status == 0, "\(again.output) \(again.error)")
+        #expect(!again.output.contains("waiting for enrollment"), "\(again.output)")
+        let (live, document) = try cli.json("status")
+        #expect(live == 0, "\(document)")
+        let nodes = document["nodes"] as? [[String: Any]] ?? []
+        let node = try #require(nodes.first { $0["name"] as? String == "b" }, "\(document)")
+        let agent = try #require(node["agent"] as? [String: Any], "\(node)")
+        #expect(agent["live"] as? Bool == true)
+        #expect(agent["certificate_expires"] is String, "\(agent)")
+        let tokens = try cli.run("agent", "tokens", path)
+        let id = String(printed.output.split(separator: ".")[1])
+        #expect(tokens.status == 0 && !tokens.output.contains(id), "\(tokens.output)")
+    }
+}

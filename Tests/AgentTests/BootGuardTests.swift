@@ -182,20 +182,20 @@ struct BootGuardAgentTests {
     )
     func kernelReadOnlyAfterPolicyChanges() async throws {
         let fleet = AgentFixtures.fleet()
-        let counting = ObservationCountingConnector(fleet: fleet)
-        let agents = try await InProcessAgents.start(nodes: ["a"], connector: counting)
+        let counting = ObservationCount()
+        let agents = try await InProcessAgents.start(nodes: ["a"], connector: counting.connector(fleet))
         try await Self.converge(agents)
-        let afterConverge = counting.observations
+        let afterConverge = counting.value
         #expect(afterConverge == 1, "the converging batch adds policies: one read after it")
 
         let next = AgentFixtures.association(spi: 0x1001, key: try AgentFixtures.key())
         let saOnly = try await agents.kernel("a").apply([.addSA(next)])
         #expect(saOnly.map(\.outcome) == [.applied])
-        #expect(counting.observations == afterConverge)
+        #expect(counting.value == afterConverge)
 
         let repinned = try await agents.kernel("a").apply([.updatePolicy(GuardFixtures.outbound(spi: 0x1001))])
         #expect(repinned.map(\.outcome) == [.applied])
-        #expect(counting.observations == afterConverge + 1)
+        #expect(counting.value == afterConverge + 1)
         await agents.stop()
     }
 
@@ -251,34 +251,18 @@ struct BootGuardAgentTests {
     }
 }
 
-/// A simulated fleet's kernels that count the observations made of them.
-final class ObservationCountingConnector: KernelConnector {
-    let fleet: SimulatedFleet
-    fileprivate let count = Mutex(0)
+/// Counts the observations made of a simulated fleet's kernels.
+final class ObservationCount: Sendable {
+    private let count = Mutex(0)
+    var value: Int { count.withLock { $0 } }
 
-    init(fleet: SimulatedFleet) { self.fleet = fleet }
-
-    var observations: Int { count.withLock { $0 } }
-    var schemes: Set<NodeEndpoint.Scheme> { [.sim] }
-
-    func connect(node: String, endpoint: NodeEndpoint, reqid: Reqid) async throws -> any NodeKernel {
-        Counted(inner: fleet.kernel(for: node, reqid: reqid), owner: self)
-    }
-
-    struct Counted: NodeKernel {
-        let inner: SimulatedKernel
-        let owner: ObservationCountingConnector
-        var node: String { inner.node }
-        var reqid: Reqid { inner.reqid }
-
-        func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
-            owner.count.withLock { $0 += 1 }
-            return try await inner.observe(deadline: deadline)
-        }
-
-        func apply(_ operations: [KernelOperation], deadline: ContinuousClock.Instant) async throws -> [OperationResult]
-        {
-            try await inner.apply(operations, deadline: deadline)
-        }
+    /// A connector to `fleet` whose every observation is counted here.
+    func connector(_ fleet: SimulatedFleet) -> InterceptingConnector {
+        InterceptingConnector(
+            fleet: fleet,
+            observe: { kernel, deadline in
+                self.count.withLock { $0 += 1 }
+                return try await kernel.observe(deadline: deadline)
+            })
     }
 }

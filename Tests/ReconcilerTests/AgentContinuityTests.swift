@@ -131,8 +131,8 @@ struct AgentContinuityTests {
         fleet.withState { state in
             for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
         }
-        let slow = SlowAfterApplyConnector(fleet: fleet)
-        let agents = try await InProcessAgents.start(nodes: intent.nodes.map(\.name), connector: slow)
+        let slow = SlowAfterApply()
+        let agents = try await InProcessAgents.start(nodes: intent.nodes.map(\.name), connector: slow.connector(fleet))
         let store = ScratchGenerationStore(channels: [:])
         let reconciler = FleetReconciler(
             store: store, kernels: AgentFleetKernels(fleet: fleet, agents: agents), reqid: .meshwardDefault,
@@ -155,40 +155,20 @@ struct AgentContinuityTests {
 
 /// Serves a simulated fleet whose batches take effect and then, while `delay` is on, answer
 /// only after six seconds: the controller's four-second deadline passes with the work done.
-final class SlowAfterApplyConnector: KernelConnector {
-    let fleet: SimulatedFleet
+final class SlowAfterApply: Sendable {
     private let slow = Mutex(false)
-
-    init(fleet: SimulatedFleet) { self.fleet = fleet }
 
     func delay(_ on: Bool) { slow.withLock { $0 = on } }
     var isSlow: Bool { slow.withLock { $0 } }
 
-    var schemes: Set<NodeEndpoint.Scheme> { [.sim] }
-
-    func connect(node: String, endpoint: NodeEndpoint, reqid: Reqid) async throws -> any NodeKernel {
-        SlowKernel(inner: fleet.kernel(for: node, reqid: reqid), owner: self)
-    }
-
-    struct SlowKernel: NodeKernel {
-        let inner: SimulatedKernel
-        let owner: SlowAfterApplyConnector
-        var node: String { inner.node }
-        var reqid: Reqid { inner.reqid }
-
-        func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
-            try await inner.observe(deadline: deadline)
-        }
-
-        func apply(
-            _ operations: [KernelOperation], deadline: ContinuousClock.Instant
-        ) async throws
-            -> [OperationResult]
-        {
-            let results = try await inner.apply(operations, deadline: deadline)
-            if owner.isSlow { try await Task.sleep(for: .seconds(6)) }
-            return results
-        }
+    func connector(_ fleet: SimulatedFleet) -> InterceptingConnector {
+        InterceptingConnector(
+            fleet: fleet,
+            apply: { kernel, operations, deadline in
+                let results = try await kernel.apply(operations, deadline: deadline)
+                if self.isSlow { try await Task.sleep(for: .seconds(6)) }
+                return results
+            })
     }
 }
 

@@ -38,8 +38,9 @@ struct ObserveParallelismTests {
         fleet.withState { state in
             for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
         }
-        let hanging = HangingConnector(fleet: fleet, hung: "n5")
-        let agents = try await InProcessAgents.start(nodes: intent.nodes.map(\.name), connector: hanging)
+        let hanging = HangingNode(hung: "n5")
+        let agents = try await InProcessAgents.start(
+            nodes: intent.nodes.map(\.name), connector: hanging.connector(fleet))
         let reconciler = FleetReconciler(
             store: ScratchGenerationStore(channels: [:]), kernels: AgentFleetKernels(fleet: fleet, agents: agents),
             reqid: .meshwardDefault, clock: ManualClock(), logger: Self.logger, callTimeout: .seconds(5))
@@ -115,38 +116,20 @@ struct ObserveParallelismTests {
 
 /// Serves a simulated fleet, except that `hung`'s observation never answers while `gate` is
 /// closed (whatever its deadline or cancellation say, as a hung agent does).
-final class HangingConnector: KernelConnector {
-    let fleet: SimulatedFleet
+final class HangingNode: Sendable {
     let hung: String
     let gate = TestGate()
 
-    init(fleet: SimulatedFleet, hung: String) {
-        self.fleet = fleet
-        self.hung = hung
-    }
+    init(hung: String) { self.hung = hung }
 
-    var schemes: Set<NodeEndpoint.Scheme> { [.sim] }
-
-    func connect(node: String, endpoint: NodeEndpoint, reqid: Reqid) async throws -> any NodeKernel {
-        let kernel = fleet.kernel(for: node, reqid: reqid)
-        return node == hung ? HungKernel(inner: kernel, gate: gate) : kernel
-    }
-
-    struct HungKernel: NodeKernel {
-        let inner: SimulatedKernel
-        let gate: TestGate
-        var node: String { inner.node }
-        var reqid: Reqid { inner.reqid }
-
-        func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
-            await gate.wait()
-            throw KernelError.unreachable(node: node, reason: "released by the test")
-        }
-
-        func apply(_ operations: [KernelOperation], deadline: ContinuousClock.Instant) async throws -> [OperationResult]
-        {
-            try await inner.apply(operations, deadline: deadline)
-        }
+    func connector(_ fleet: SimulatedFleet) -> InterceptingConnector {
+        InterceptingConnector(
+            fleet: fleet,
+            observe: { kernel, deadline in
+                guard kernel.node == self.hung else { return try await kernel.observe(deadline: deadline) }
+                await self.gate.wait()
+                throw KernelError.unreachable(node: kernel.node, reason: "released by the test")
+            })
     }
 }
 

@@ -115,6 +115,19 @@ struct EnrollmentTransportTests {
         }
 
         func remove() { try? FileManager.default.removeItem(atPath: base) }
+
+        /// Expects the refusal to have left the Store as it was: no certificate issued to any
+        /// node, and each of `tokens` unspent.
+        func expectNothingIssued(
+            unspent tokens: [JoinToken], sourceLocation: SourceLocation = #_sourceLocation
+        ) async throws {
+            #expect(try await store.issuedCertificates(node: nil).isEmpty, sourceLocation: sourceLocation)
+            for token in tokens {
+                #expect(
+                    try await store.joinToken(id: token.id)?.spentAt == nil, "token \(token.id)",
+                    sourceLocation: sourceLocation)
+            }
+        }
     }
 
     @Test(
@@ -190,9 +203,7 @@ struct EnrollmentTransportTests {
             #expect(try !directory.hasCredentials)
             #expect(FileManager.default.fileExists(atPath: tokenFile))
         }
-        #expect(try await fixture.store.issuedCertificates(node: nil).isEmpty)
-        #expect(try await fixture.store.joinToken(id: token.id)?.spentAt == nil)
-        #expect(try await fixture.store.joinToken(id: other.id)?.spentAt == nil)
+        try await fixture.expectNothingIssued(unspent: [token, other])
     }
 
     @Test(
@@ -219,8 +230,7 @@ struct EnrollmentTransportTests {
             "\(refusals)")
         #expect(asked.claims.isEmpty)
         #expect(try !directory.hasCredentials)
-        #expect(try await fixture.store.issuedCertificates(node: nil).isEmpty)
-        #expect(try await fixture.store.joinToken(id: token.id)?.spentAt == nil)
+        try await fixture.expectNothingIssued(unspent: [token])
     }
 
     @Test(
@@ -244,8 +254,7 @@ struct EnrollmentTransportTests {
             "\(reason ?? "")")
         #expect(replayer.claims.count == 1 && replayer.claims.first?.proof != recorded.proof)
         #expect(try !directory.hasCredentials)
-        #expect(try await fixture.store.issuedCertificates(node: nil).isEmpty)
-        #expect(try await fixture.store.joinToken(id: token.id)?.spentAt == nil)
+        try await fixture.expectNothingIssued(unspent: [token])
     }
 
     @Test("a pass's channels that need a node waiting for enrollment are blocked, and the reason says so")

@@ -53,9 +53,11 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     }
 
     /// A request refused or failed, with the result it is recorded as.
-    struct Refusal: Error {
+    struct Refusal: Error, CustomStringConvertible {
         let result: AgentRequestResult
         let error: RPCError
+
+        var description: String { error.message }
     }
 
     /// Runs one request's `body` and records how it was answered.
@@ -206,36 +208,7 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     /// read is logged as an error, and the agent serves anyway so that a controller can restore it.
     @discardableResult
     func installBootGuard() async -> Int {
-        var installed: [SecurityPolicy] = []
-        for reqid in bootGuard.reqids {
-            do {
-                let kernel = try await kernel(reqid: reqid)
-                installed += try await bootGuard.install(on: kernel, deadline: .now + Self.kernelTimeout)
-            } catch let refusal as Refusal {
-                logger.error(
-                    "could not install the boot guard",
-                    metadata: ["node": "\(node)", "reqid": "\(reqid)", "reason": "\(refusal.error.message)"])
-            } catch {
-                logger.error(
-                    "could not install the boot guard",
-                    metadata: ["node": "\(node)", "reqid": "\(reqid)", "reason": "\(error)"])
-            }
-        }
-        let listed = bootGuard.entries.count
-        if installed.isEmpty {
-            logger.info(
-                "boot guard: every listed selector has its policy",
-                metadata: ["node": "\(node)", "guard.listed": "\(listed)"])
-        } else {
-            let peers = Set(installed.map { $0.selector.destination.address }).sorted().map(\.description)
-            logger.notice(
-                "boot guard installed: traffic to these peers is dropped, never sent in plaintext, until the controller restores the channels",
-                metadata: [
-                    "node": "\(node)", "guard.installed": "\(installed.count)", "guard.listed": "\(listed)",
-                    "guard.peers": "\(peers.joined(separator: ","))",
-                ])
-        }
-        return installed.count
+        await bootGuard.installAll(timeout: Self.kernelTimeout) { reqid in try await kernel(reqid: reqid) }
     }
 
     /// Refuses a request in a wire version this agent does not serve, naming both versions.

@@ -114,7 +114,9 @@ public enum BootGuard {
     /// The version of `boot-guard.json` this release writes and reads.
     static let fileVersion = 1
 
-    static func encode(_ entries: [BootGuardEntry]) -> String {
+    /// The contents of `boot-guard.json` for `entries`: what the agent writes, and what `meshward
+    /// agent boot-guard` prints for a host that joins.
+    public static func encode(_ entries: [BootGuardEntry]) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         // Encoding these values cannot fail: every field is a string or a number.

@@ -92,8 +92,71 @@ final class BootGuardKeeper: Sendable {
         return installed
     }
 
+    /// Installs the guard of every reqid the list names on the kernel `open` gives for it (closed
+    /// afterwards when `closing`), and logs what it did: the peers now guarded, or that every
+    /// listed selector has its policy. A kernel that cannot be opened or read is logged as an
+    /// error and skipped. Returns how many guard policies it installed.
+    func installAll(
+        timeout: Duration, closing: Bool = false, open: (Reqid) async throws -> any NodeKernel
+    ) async -> Int {
+        var installed: [SecurityPolicy] = []
+        for reqid in reqids {
+            do {
+                let kernel = try await open(reqid)
+                do {
+                    installed += try await install(on: kernel, deadline: .now + timeout)
+                } catch {
+                    if closing { await kernel.close() }
+                    throw error
+                }
+                if closing { await kernel.close() }
+            } catch {
+                logger.error(
+                    "could not install the boot guard",
+                    metadata: ["node": "\(node)", "reqid": "\(reqid)", "reason": "\(error)"])
+            }
+        }
+        let listed = entries.count
+        if installed.isEmpty {
+            logger.info(
+                "boot guard: every listed selector has its policy",
+                metadata: ["node": "\(node)", "guard.listed": "\(listed)"])
+        } else {
+            let peers = Set(installed.map { $0.selector.destination.address }).sorted().map(\.description)
+            logger.notice(
+                "boot guard installed: traffic to these peers is dropped, never sent in plaintext, until the controller restores the channels",
+                metadata: [
+                    "node": "\(node)", "guard.installed": "\(installed.count)", "guard.listed": "\(listed)",
+                    "guard.peers": "\(peers.joined(separator: ","))",
+                ])
+        }
+        return installed.count
+    }
+
     /// The reqids the list names, in order.
     var reqids: [Reqid] {
         Array(Set(entries.map(\.reqid.rawValue))).sorted().map { Reqid($0) }
+    }
+}
+
+/// The boot guard of a host that joins by token (`agent run --join-token-file`): the list a
+/// cloud-init wrote into the agent directory (`meshward agent boot-guard`), installed before the
+/// host serves the enrollment, so that its applications' traffic toward peers whose channels
+/// will enforce ESP is dropped, never sent in plaintext, until the controller installs the
+/// channels and replaces the guards make-before-break.
+public enum JoinBootGuard {
+    /// Installs the guard policies `directory`'s list names that `node`'s kernel (through
+    /// `connector` at `endpoint`) lacks; returns how many. No list, or an empty one, installs
+    /// nothing. A list that cannot be read throws (the agent refuses to start: the file was
+    /// written for it); a kernel that cannot be opened is logged, as at any start.
+    public static func install(
+        node: String, directory: AgentDirectory, connector: any KernelConnector, endpoint: NodeEndpoint,
+        logger: Logger
+    ) async throws(AgentError) -> Int {
+        let keeper = try BootGuardKeeper(node: node, directory: directory, logger: logger)
+        guard !keeper.entries.isEmpty else { return 0 }
+        return await keeper.installAll(timeout: .seconds(25), closing: true) { reqid in
+            try await connector.connect(node: node, endpoint: endpoint, reqid: reqid)
+        }
     }
 }

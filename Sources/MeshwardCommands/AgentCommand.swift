@@ -7,6 +7,6 @@ struct AgentCommand: AsyncParsableCommand {
         abstract: "Run the agent that serves a host's kernel to the controller, or prepare its credentials.",
         subcommands: [
             AgentRunCommand.self, AgentCredentialsCommand.self, AgentRevokeCommand.self, AgentWaitReadyCommand.self,
-            AgentTokenCommand.self, AgentTokensCommand.self, AgentRevokeTokenCommand.self,
+            AgentTokenCommand.self, AgentTokensCommand.self, AgentRevokeTokenCommand.self, AgentBootGuardCommand.self,
         ])
 }

@@ -159,6 +159,12 @@ struct AgentRunCommand: AsyncParsableCommand {
                         "the agent directory holds credentials; the join token is not used",
                         metadata: ["directory": "\(directory.path)", "token.file": "\(joinTokenFile)"])
                 } else {
+                    if !simulated {
+                        // Before the host serves anything: its applications may start at any time.
+                        _ = try await JoinBootGuard.install(
+                            node: node, directory: directory, connector: NetlinkConnector(logger: logger),
+                            endpoint: netns.map { .namespace($0) } ?? .local, logger: logger)
+                    }
                     port = try await join(
                         tokenFile: joinTokenFile, node: node, cluster: cluster, host: host, port: port,
                         directory: directory, stop: stop, logger: logger)

@@ -63,4 +63,89 @@ struct AgentJoinTests {
         let id = String(printed.output.split(separator: ".")[1])
         #expect(tokens.status == 0 && !tokens.output.contains(id), "\(tokens.output)")
     }
+
+    @Test(
+        "a host that joins with the boot guard list `agent boot-guard` printed has the guard policies in its kernel while it waits for enrollment",
+        .enabled(if: AgentLabAccess.isPermitted)
+    )
+    func joinsWithItsBootGuard() throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agent-join-\(UUID())")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: base) }
+        let draft = try AgentProcess.labSpec([7443, 7443])
+        let list = try cli.run("agent", "boot-guard", draft, "--node", "b")
+        try #require(list.status == 0, "\(list.error)")
+        let file = try JSONSerialization.jsonObject(with: Data(list.output.utf8)) as? [String: Any]
+        let entries = try #require(file?["entries"] as? [[String: Any]], "\(list.output)")
+        try #require(!entries.isEmpty, "\(list.output)")
+        #expect(!list.output.contains("spi"), "the list names an SPI: \(list.output)")
+
+        let directory = base.appendingPathComponent("agent-b").path
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        try #require(
+            FileManager.default.createFile(
+                atPath: directory + "/boot-guard.json", contents: Data(list.output.utf8),
+                attributes: [.posixPermissions: 0o600]))
+        let printed = try cli.run("agent", "token", draft, "--node", "b")
+        try #require(printed.status == 0, "\(printed.error)")
+        let tokenFile = base.appendingPathComponent("b.token").path
+        try #require(
+            FileManager.default.createFile(
+                atPath: tokenFile, contents: Data(printed.output.utf8), attributes: [.posixPermissions: 0o600]))
+        let namespace = "mwjg-\(String(UInt32.random(in: 0...0xFFFF), radix: 16))"
+        _ = try AgentNamespaceTests.Lab.ip(["netns", "add", namespace])
+        defer { _ = try? AgentNamespaceTests.Lab.ip(["netns", "del", namespace]) }
+
+        let b = try AgentProcess(
+            directory: directory, simulated: false,
+            arguments: ["--join-token-file", tokenFile, "--node", "b", "--cluster", "lab", "--netns", namespace])
+        defer { b.stop() }
+        #expect(b.errorText.contains("agent waiting for enrollment"), "\(b.errorText)")
+        #expect(b.errorText.contains("boot guard installed"), "\(b.errorText)")
+        let policies = try AgentNamespaceTests.Lab.ip(["-n", namespace, "xfrm", "policy", "list"])
+        // One policy per unindented line; the control port's bypass (no template) is not a guard.
+        let outbound = policies.components(separatedBy: "\nsrc ").filter {
+            $0.contains("dir out") && $0.contains("tmpl")
+        }
+        #expect(outbound.count == entries.count, "\(policies)")
+        #expect(
+            outbound.allSatisfy {
+                $0.contains("198.18.0.2/32 dst 198.18.0.1/32") && $0.contains("proto esp reqid 19799")
+            },
+            "\(policies)")
+        #expect(!policies.contains("spi 0x"), "a guard pins an SPI: \(policies)")
+        #expect(FileManager.default.fileExists(atPath: tokenFile), "the token was used before any enrollment")
+    }
+
+    @Test("`agent boot-guard` lists nothing for a permissive fleet and refuses a node that is not an agent")
+    func bootGuardListOfTheSpec() throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let permissive = try MeshwardCLI.writeSpec(
+            """
+            version: 1
+            cluster: lab
+            defaults: { enforcement: permissive, endpoint: agent }
+            nodes:
+              - { name: a, addresses: [198.18.0.1] }
+              - { name: b, addresses: [198.18.0.2] }
+              - { name: s, addresses: [198.18.0.3], endpoint: sim }
+            flows:
+              - { name: ab, from: { name: a }, to: { name: b } }
+              - { name: as, from: { name: a }, to: { name: s } }
+            """)
+        let none = try cli.run("agent", "boot-guard", permissive, "--node", "a")
+        #expect(none.status == 0, "\(none.error)")
+        let file = try JSONSerialization.jsonObject(with: Data(none.output.utf8)) as? [String: Any]
+        #expect((file?["entries"] as? [Any])?.isEmpty == true, "\(none.output)")
+        let simulated = try cli.run("agent", "boot-guard", permissive, "--node", "s")
+        #expect(simulated.status == 1)
+        #expect(simulated.error.contains("node s has endpoint 'sim', not an agent"), "\(simulated.error)")
+        let unknown = try cli.run("agent", "boot-guard", permissive, "--node", "z")
+        #expect(unknown.status == 1)
+        #expect(unknown.error.contains("z"), "\(unknown.error)")
+    }
 }

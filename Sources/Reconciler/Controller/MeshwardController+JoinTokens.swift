@@ -1,6 +1,8 @@
+import Agent
 import DesiredState
 import Foundation
 import Identity
+import Kernel
 import MeshwardCore
 import Store
 
@@ -47,5 +49,30 @@ extension MeshwardController {
         try Self.refuseOtherCluster(
             intent, recorded: try await ControllerSettings.load(from: store)?.cluster, directory: stateDirectory)
         return store
+    }
+}
+
+extension MeshwardController {
+    /// `meshward agent boot-guard`: the boot guard list of `node` as its agent would keep it once
+    /// every channel of the spec is in place: one entry for each selector of each channel from
+    /// `node` that enforces ESP, with the spec's reqid and Meshward's policy priority. A host that
+    /// joins by token installs it before it is enrolled (`JoinBootGuard`), so its applications
+    /// never put plaintext on the wire toward a peer that will require ESP. Read from the spec
+    /// alone: no Store, no key, no SPI.
+    public static func bootGuardList(_ intent: FleetIntent, node: String) throws -> [BootGuardEntry] {
+        guard let spec = intent.node(named: node) else {
+            throw ControllerError.unknownNode(node, known: intent.nodes.map(\.name).sorted())
+        }
+        guard case .agent = spec.endpoint else {
+            throw EnrollmentError.notAnAgent(node: node, endpoint: spec.endpoint.description)
+        }
+        let reqid = Reqid(intent.reqid)
+        return intent.channels.filter { $0.id.from == node && $0.enforcement == .required }.flatMap { channel in
+            channel.traffic.map { traffic in
+                BootGuardEntry(
+                    reqid: reqid, local: IPPrefix(host: channel.source), peer: IPPrefix(host: channel.destination),
+                    traffic: traffic, priority: SecurityPolicy.defaultPriority)
+            }
+        }.sorted()
     }
 }

@@ -3,8 +3,8 @@
 # namespace (netlink on that namespace's kernel, mutual TLS, port 7443); the controller runs
 # on app-1 (`ip netns exec app-1`), whose own kernel it reaches as `endpoint: local`: the
 # controller's host is a node. Under traffic on every pair: apply (and `agent wait-ready`
-# returns on both agents), a rekey, db-1's agent killed with SIGKILL mid-rekey and
-# started again, then web-1 rebooted (taken off the wire, its kernel state flushed, its agent
+# returns on both agents), three rekeys, the third with db-1's agent killed with SIGKILL
+# mid-rekey and started again, then web-1 rebooted (taken off the wire, its kernel state flushed, its agent
 # restarted, which installs the boot guard before it listens, then back on the wire) and
 # restored by `reconcile --once`. app-1 still demands ESP toward web-1 with SAs web-1 no
 # longer has, so the controller reaches web-1's agent only because its control sockets are
@@ -13,7 +13,9 @@
 # rebooted host on the wire fails the scenario; app-1~db-1 loses nothing. No counter may move on db-1, not even while its agent is dead: each agent exempts
 # its port in the SPD (ControlPortBypass), so the controller's reconnection attempts reach TCP
 # and are refused instead of meeting db-1's policies; the note agent_down_drops records db-1's
-# XfrmInTmplMismatch, which must stay 0.
+# XfrmInTmplMismatch, which must stay 0. Last, web-2 joins by a one-time token (its agent makes
+# its own key and is enrolled by the next `apply`) while the other pairs' streams flow; its pair
+# with app-1 must be ESP from the moment `agent wait-ready` returns on web-2 and lose nothing.
 # ks-requires: meshward-apply
 # ks-expect: outage
 # ks-outage-pairs: web-1~app-1/4
@@ -61,19 +63,21 @@ mwc_converged() {
 }
 
 declare -A AGENT_PID=()
-# start_agent NODE: `meshward agent run` inside NODE's namespace, on its kernel, until it listens.
+# start_agent NODE [ARGS...]: `meshward agent run` inside NODE's namespace, on its kernel, until
+# it listens (or, joining by token, until it waits for enrollment); ARGS go to `agent run`.
 start_agent() {
     local node=$1 log=$KS_WORK/mwagent-$1.log
-    printf '[%(%T)T] + ip netns exec %s meshward agent run --agent-dir %s --listen %s:7443\n' -1 \
-        "$node" "$KS_WORK/agent-dir-$node" "$(ks_addr "$node" 4)"
+    shift
+    printf '[%(%T)T] + ip netns exec %s meshward agent run --agent-dir %s --listen %s:7443 %s\n' -1 \
+        "$node" "$KS_WORK/agent-dir-$node" "$(ks_addr "$node" 4)" "$*"
     # The log is appended to across restarts: only a line this run wrote says it listens.
     local before
     before=$(wc -l <"$log" 2>/dev/null || echo 0)
     ip netns exec "$node" "$MESHWARD" agent run --agent-dir "$KS_WORK/agent-dir-$node" \
-        --listen "$(ks_addr "$node" 4):7443" >>"$log" 2>&1 &
+        --listen "$(ks_addr "$node" 4):7443" "$@" >>"$log" 2>&1 &
     AGENT_PID[$node]=$!
     local waited=0
-    until awk -v from="$before" 'NR > from && /agent listening/ { found = 1 } END { exit !found }' "$log" 2>/dev/null; do
+    until awk -v from="$before" 'NR > from && /agent listening|agent waiting for enrollment/ { found = 1 } END { exit !found }' "$log" 2>/dev/null; do
         kill -0 "${AGENT_PID[$node]}" 2>/dev/null || ks_fail "the agent of $node exited: $(tail -5 "$log")"
         ((++waited <= 600)) || ks_fail "the agent of $node did not listen within 60 s"
         sleep 0.1
@@ -112,15 +116,17 @@ for node in $AGENT_NODES; do
 done
 seen=" $(ks_all_pinned_spis) "
 
-ks_log "rekey --all"
-mwc rekey "$SPEC" --all
-ks_xfrm_counters "after the rekey"
-ks_expect_fresh_spis "$seen" "rekey"
-seen+=" $(ks_all_pinned_spis) "
-ks_expect_counts "web-1:2 app-1:6 db-1:4"
-mwc_converged
+for round in 1 2; do
+    ks_log "rekey --all ($round of 3)"
+    mwc rekey "$SPEC" --all
+    ks_xfrm_counters "after rekey $round"
+    ks_expect_fresh_spis "$seen" "rekey $round"
+    seen+=" $(ks_all_pinned_spis) "
+    ks_expect_counts "web-1:2 app-1:6 db-1:4"
+    mwc_converged
+done
 
-ks_log "rekey --all with db-1's agent killed after the 6th applied operation"
+ks_log "rekey --all (3 of 3) with db-1's agent killed after the 6th applied operation"
 log=$KS_WORK/rekey-agent-killed.log
 ip netns exec "$CONTROLLER_HOST" "$MESHWARD" rekey "$SPEC" --all --state-dir "$KS_STATE" >/dev/null 2>"$log" &
 pid=$!
@@ -188,4 +194,42 @@ for spi in $(ks_pinned_spis web-1); do
 done
 ks_expect_counts "web-1:2 app-1:6 db-1:4"
 mwc_converged
+
+ks_log "web-2 joins by token while every other pair's stream flows"
+# web-2 enters the spec behind an agent that has no credentials: `agent token` on the
+# controller's host, the token written 0600 where the agent reads it, `agent run
+# --join-token-file`, then one `apply`, which enrolls web-2 (its key never leaves it) and
+# installs its channels. web-2~app-1 is web-2's application: it must be ESP from the moment
+# `agent wait-ready` returns, and lose nothing at any time (only web-1~app-1 may lose, above).
+SPEC_JOIN=$KS_WORK/spec-join.yaml
+ks_spec "$SPEC_JOIN" --nodes "web-1 web-2 app-1 db-1"
+sed -i -e "s/endpoint: netns:$CONTROLLER_HOST\$/endpoint: local/" -e 's/endpoint: netns:.*$/endpoint: agent/' "$SPEC_JOIN"
+token_file=$KS_WORK/join-token
+(
+    umask 077
+    ip netns exec "$CONTROLLER_HOST" "$MESHWARD" agent token "$SPEC_JOIN" --node web-2 --ttl 10m \
+        --state-dir "$KS_STATE" >"$token_file"
+)
+[[ $(<"$token_file") == mwjoin1.* ]] || ks_fail "agent token printed no join token"
+mkdir -m 0700 "$KS_WORK/agent-dir-web-2"
+start_agent web-2 --join-token-file "$token_file" --node web-2 --cluster kernel-suite
+ks_now t_join
+mwc_reaching apply "$SPEC_JOIN"
+ip netns exec web-2 "$MESHWARD" agent wait-ready --agent-dir "$KS_WORK/agent-dir-web-2" --timeout 60s ||
+    ks_fail "agent wait-ready on web-2 did not return 0 after the apply that enrolled it"
+ks_mark_pairs enforce "web-2~app-1/4"
+ks_now t_ready
+ks_note join_seconds "$(awk "BEGIN { printf \"%.1f\", $t_ready - $t_join }")"
+ks_xfrm_counters "after web-2 joined"
+[[ ! -e $token_file ]] || ks_fail "web-2's agent did not delete its token file once enrolled"
+for f in agent.key agent.pem ca.pem; do
+    mode=$(stat -c %a "$KS_WORK/agent-dir-web-2/$f")
+    [[ $mode == 600 ]] || ks_fail "web-2's $f is mode $mode after enrollment (600 expected)"
+done
+unspent=$(ip netns exec "$CONTROLLER_HOST" "$MESHWARD" agent tokens "$SPEC_JOIN" --state-dir "$KS_STATE")
+[[ $unspent == *"no unspent join tokens"* ]] || ks_fail "the join token is still unspent: $unspent"
+web2_policies=$(ip -n web-2 xfrm policy list)
+[[ $web2_policies == *"proto tcp dport 7443"* ]] || ks_fail "web-2's enrolled agent did not exempt its port in the SPD"
+ks_expect_counts "web-1:2 web-2:2 app-1:8 db-1:4"
+mwc plan "$SPEC_JOIN" --detailed-exitcode || ks_fail "plan after web-2 joined exited $? (0 expected)"
 sleep 4 # the end of the stream must be clean

@@ -11,19 +11,13 @@ struct AgentJoinTests {
     func joinsByToken() throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agent-join-\(UUID())")
-        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        let base = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: base) }
         let draft = try AgentProcess.labSpec([7443, 7443])
         let directoryA = base.appendingPathComponent("agent-a").path
         let made = try cli.run(["agent", "credentials", draft, "--node", "a", "--out", directoryA])
         try #require(made.status == 0, "\(made.error)")
-        let printed = try cli.run("agent", "token", draft, "--node", "b")
-        try #require(printed.status == 0, "\(printed.error)")
-        let tokenFile = base.appendingPathComponent("b.token").path
-        try #require(
-            FileManager.default.createFile(
-                atPath: tokenFile, contents: Data(printed.output.utf8), attributes: [.posixPermissions: 0o600]))
+        let (printed, tokenFile) = try Self.tokenFile(cli: cli, draft: draft, base: base)
         let directoryB = base.appendingPathComponent("agent-b").path
         let a = try AgentProcess(directory: directoryA)
         defer { a.stop() }
@@ -71,8 +65,7 @@ struct AgentJoinTests {
     func joinsWithItsBootGuard() throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agent-join-\(UUID())")
-        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        let base = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: base) }
         let draft = try AgentProcess.labSpec([7443, 7443])
         let list = try cli.run("agent", "boot-guard", draft, "--node", "b")
@@ -89,12 +82,7 @@ struct AgentJoinTests {
             FileManager.default.createFile(
                 atPath: directory + "/boot-guard.json", contents: Data(list.output.utf8),
                 attributes: [.posixPermissions: 0o600]))
-        let printed = try cli.run("agent", "token", draft, "--node", "b")
-        try #require(printed.status == 0, "\(printed.error)")
-        let tokenFile = base.appendingPathComponent("b.token").path
-        try #require(
-            FileManager.default.createFile(
-                atPath: tokenFile, contents: Data(printed.output.utf8), attributes: [.posixPermissions: 0o600]))
+        let (_, tokenFile) = try Self.tokenFile(cli: cli, draft: draft, base: base)
         let namespace = "mwjg-\(String(UInt32.random(in: 0...0xFFFF), radix: 16))"
         _ = try AgentNamespaceTests.Lab.ip(["netns", "add", namespace])
         defer { _ = try? AgentNamespaceTests.Lab.ip(["netns", "del", namespace]) }
@@ -147,5 +135,24 @@ struct AgentJoinTests {
         let unknown = try cli.run("agent", "boot-guard", permissive, "--node", "z")
         #expect(unknown.status == 1)
         #expect(unknown.error.contains("z"), "\(unknown.error)")
+    }
+
+    /// A scratch directory of the test's own.
+    static func scratch() throws -> URL {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agent-join-\(UUID())")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        return base
+    }
+
+    /// `agent token` for node b, written 0600 into `base` as the token file: the command's result
+    /// and the file's path.
+    static func tokenFile(cli: MeshwardCLI, draft: String, base: URL) throws -> (MeshwardCLI.Result, String) {
+        let printed = try cli.run("agent", "token", draft, "--node", "b")
+        try #require(printed.status == 0, "\(printed.error)")
+        let tokenFile = base.appendingPathComponent("b.token").path
+        try #require(
+            FileManager.default.createFile(
+                atPath: tokenFile, contents: Data(printed.output.utf8), attributes: [.posixPermissions: 0o600]))
+        return (printed, tokenFile)
     }
 }

@@ -155,7 +155,7 @@ public enum JoinBootGuard {
     ) async throws(AgentError) -> Int {
         let keeper = try BootGuardKeeper(node: node, directory: directory, logger: logger)
         guard !keeper.entries.isEmpty else { return 0 }
-        return await keeper.installAll(timeout: .seconds(25), closing: true) { reqid in
+        return await keeper.installAll(timeout: AgentService.kernelTimeout, closing: true) { reqid in
             try await connector.connect(node: node, endpoint: endpoint, reqid: reqid)
         }
     }

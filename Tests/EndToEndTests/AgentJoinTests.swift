@@ -102,6 +102,7 @@ struct AgentJoinTests {
         #expect(
             outbound.allSatisfy {
                 $0.contains("198.18.0.2/32 dst 198.18.0.1/32") && $0.contains("proto esp reqid 19799")
+                    && !$0.contains("level use")
             },
             "\(policies)")
         #expect(!policies.contains("spi 0x"), "a guard pins an SPI: \(policies)")

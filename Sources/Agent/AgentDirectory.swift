@@ -25,6 +25,9 @@ public struct AgentDirectory: Sendable {
     public var epochPath: String { path + "/epoch" }
     public var readyPath: String { path + "/ready" }
     public var bootGuardPath: String { path + "/boot-guard.json" }
+    /// A renewal's new certificate and key, written and synced before either is renamed into place.
+    var renewedCertificatePath: String { certificatePath + ".new" }
+    var renewedKeyPath: String { privateKeyPath + ".new" }
 
     /// Creates the directory 0700 when missing; refuses one that others can read or write.
     public func prepare() throws(AgentError) {
@@ -36,11 +39,73 @@ public struct AgentDirectory: Sendable {
     }
 
     /// Reads the agent's credentials; every file must exist and be 0600.
+    ///
+    /// A renewal interrupted between its two renames left the new certificate beside the old
+    /// key, and the new key as `agent.key.new`: that rename is finished here first.
     public func readCredentials() throws(AgentError) -> AgentCredentials {
-        AgentCredentials(
+        try finishInterruptedRenewal()
+        return AgentCredentials(
             caCertificatePEM: try read(caCertificatePath, what: "the cluster CA certificate"),
             certificatePEM: try read(certificatePath, what: "the agent certificate"),
             privateKeyPEM: try read(privateKeyPath, what: "the agent key"))
+    }
+
+    /// Replaces the agent's key and certificate together (a renewal). Both new files are written
+    /// and synced first; then the certificate is renamed into place, then the key, and the
+    /// directory is synced. A failure before the first rename leaves the old pair as it was; a
+    /// crash between the renames is finished by the next `readCredentials()`.
+    public func replaceKeyAndCertificate(certificatePEM: String, privateKeyPEM: String) throws(AgentError) {
+        try writeSynced(privateKeyPEM, to: renewedKeyPath)
+        do {
+            try writeSynced(certificatePEM, to: renewedCertificatePath)
+        } catch {
+            unlink(renewedKeyPath)
+            throw error
+        }
+        guard rename(renewedCertificatePath, certificatePath) == 0 else {
+            let error = errno
+            unlink(renewedCertificatePath)
+            unlink(renewedKeyPath)
+            throw .fileSystem(path: certificatePath, operation: "rename", errno: error)
+        }
+        guard rename(renewedKeyPath, privateKeyPath) == 0 else {
+            throw .fileSystem(path: privateKeyPath, operation: "rename", errno: errno)
+        }
+        syncDirectory()
+    }
+
+    /// Finishes a renewal stopped between its renames: when `agent.key.new` exists and is the
+    /// key of `agent.pem` while `agent.key` is not, it is renamed into place. Any other leftover
+    /// of a renewal (one that stopped before its first rename) is removed.
+    func finishInterruptedRenewal() throws(AgentError) {
+        guard try Self.modeIfExists(of: renewedKeyPath) != nil else {
+            if try Self.modeIfExists(of: renewedCertificatePath) != nil { unlink(renewedCertificatePath) }
+            return
+        }
+        let certificate = try read(certificatePath, what: "the agent certificate")
+        let pending = try read(renewedKeyPath, what: "the renewed agent key")
+        let current = try? read(privateKeyPath, what: "the agent key")
+        let pendingMatches = (try? IssuedCredential(certificatePEM: certificate, privateKeyPEM: pending))?.keyMatches
+        let currentMatches = current.flatMap {
+            (try? IssuedCredential(certificatePEM: certificate, privateKeyPEM: $0))?.keyMatches
+        }
+        if pendingMatches == true && currentMatches != true {
+            guard rename(renewedKeyPath, privateKeyPath) == 0 else {
+                throw .fileSystem(path: privateKeyPath, operation: "rename", errno: errno)
+            }
+            syncDirectory()
+        } else {
+            unlink(renewedKeyPath)
+            if try Self.modeIfExists(of: renewedCertificatePath) != nil { unlink(renewedCertificatePath) }
+        }
+    }
+
+    /// Syncs the directory, so that renames in it survive a power loss.
+    private func syncDirectory() {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        fsync(descriptor)
+        close(descriptor)
     }
 
     /// Writes the credentials, each file 0600, replacing what was there.
@@ -122,6 +187,12 @@ public struct AgentDirectory: Sendable {
 
     func write(_ text: String, to file: String) throws(AgentError) {
         let temporary = file + ".tmp"
+        try writeSynced(text, to: temporary)
+        guard rename(temporary, file) == 0 else { throw .fileSystem(path: file, operation: "rename", errno: errno) }
+    }
+
+    /// Writes `text` to `temporary` (created afresh, 0600) and syncs it.
+    func writeSynced(_ text: String, to temporary: String) throws(AgentError) {
         unlink(temporary)
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw .fileSystem(path: temporary, operation: "create", errno: errno) }
@@ -134,7 +205,6 @@ public struct AgentDirectory: Sendable {
             throw .fileSystem(path: temporary, operation: "write", errno: error)
         }
         close(descriptor)
-        guard rename(temporary, file) == 0 else { throw .fileSystem(path: file, operation: "rename", errno: errno) }
     }
 
     static func modeIfExists(of path: String) throws(AgentError) -> mode_t? {

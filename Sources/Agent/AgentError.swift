@@ -24,6 +24,8 @@ public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
     case notEnrolled(node: String)
     /// The join token file cannot be used.
     case joinToken(path: String, reason: String)
+    /// A certificate renewal of a node's agent did not complete; the agent keeps its certificate.
+    case renewalFailed(node: String, reason: String)
 
     public var description: String {
         switch self {
@@ -49,6 +51,9 @@ public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notEnrolled(let node):
             "the agent of node \(node) stopped before a controller enrolled it; its join token file is kept, and "
                 + "the next `meshward agent run --join-token-file` makes a new key and tries again"
+        case .renewalFailed(let node, let reason):
+            "the certificate of node \(node)'s agent was not renewed: \(reason); the next apply or reconcile cycle "
+                + "tries again"
         case .bootGuard(let path, let reason):
             "\(path) \(reason); the agent installs no guard from it. Fix or delete the file (docs/agents.md, "
                 + "\"The boot guard\") and start the agent again"

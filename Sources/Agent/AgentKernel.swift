@@ -21,14 +21,14 @@ public final class AgentKernel: NodeKernel {
     public let reqid: Reqid
     /// `HOST:PORT` dialled, for messages and `status`.
     public let address: String
-    private let epoch: @Sendable () -> UInt64
+    let epoch: @Sendable () -> UInt64
     private let client: GRPCClient<HTTP2ClientTransport.Posix>
-    private let service: Meshward_Agent_V1_NodeKernelService.Client<HTTP2ClientTransport.Posix>
-    private let check: PeerCheck
+    let service: Meshward_Agent_V1_NodeKernelService.Client<HTTP2ClientTransport.Posix>
+    let check: PeerCheck
     private let connections: Task<Void, Never>
     let executor: (any TaskExecutor)?
     /// The wire version this controller speaks (`WireCodec.protocolVersion`).
-    private let protocolVersion: UInt32
+    let protocolVersion: UInt32
     let logger: Logger
     /// Where the agent is, and the controller's credentials: an enrollment dials it again.
     let host: String

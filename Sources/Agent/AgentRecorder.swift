@@ -5,6 +5,9 @@ public enum AgentRequestKind: String, Sendable, Hashable, CaseIterable {
     case observe
     case apply
     case markReady = "mark-ready"
+    /// A certificate renewal's first step (new key, CSR) and its last (the new certificate).
+    case requestRenewal = "request-renewal"
+    case completeRenewal = "complete-renewal"
 }
 
 /// How an agent answered one request: a bounded set of results.

@@ -18,11 +18,14 @@ public final class AgentServer: Sendable {
     /// The node this agent serves, from its certificate.
     public let node: String
     public let cluster: String
-    private let transport: HTTP2ServerTransport.Posix
-    private let server: GRPCServer<HTTP2ServerTransport.Posix>
+    /// The listener serving now: replaced, on the same port, after a certificate renewal.
+    private let listener: Mutex<Listener>
+    private let stopping = Mutex(false)
+    private let host: String
+    private let check: PeerCheck
+    private let logger: Logger
     private let refusals = RefusalLog()
-    /// When the agent's own certificate is valid: it is enrolled inside this window only.
-    public let certificateValidity: ClosedRange<Date>
+    private let validity: Mutex<ClosedRange<Date>>
     /// The boot this agent serves (`/proc/sys/kernel/random/boot_id`).
     public let bootID: String
     private let markedReady: ReadyMark
@@ -57,7 +60,9 @@ public final class AgentServer: Sendable {
         }
         self.node = node
         self.cluster = cluster
-        self.certificateValidity = PeerVerifier.validity(of: own.certificate)
+        self.validity = Mutex(PeerVerifier.validity(of: own.certificate))
+        self.host = host
+        self.logger = logger
         self.bootID = bootID
         self.now = now
         let markedReady = ReadyMark(try directory?.readReadyBoot() == bootID)
@@ -77,18 +82,7 @@ public final class AgentServer: Sendable {
                 refusals.append(error)
                 logger.warning("refused a client", metadata: ["node": "\(node)", "reason": "\(error)"])
             })
-        let security = HTTP2ServerTransport.Posix.TransportSecurity.mTLS(
-            certificateChain: [.bytes(Array(credentials.certificatePEM.utf8), format: .pem)],
-            privateKey: .bytes(Array(credentials.privateKeyPEM.utf8), format: .pem)
-        ) { config in
-            config.trustRoots = .certificates([.bytes(Array(credentials.caCertificatePEM.utf8), format: .pem)])
-            config.clientCertificateVerification = .noHostnameVerification
-            config.customVerificationCallback = check.callback
-        }
-        let transport = Self.transport(
-            host: host, port: port, security: security, listener: "agent listener",
-            connection: "accepted control connection", logger: logger)
-        self.transport = transport
+        self.check = check
         let notified = Mutex(false)
         let bootGuard = try BootGuardKeeper(node: node, directory: directory, logger: logger)
         let service = AgentService(
@@ -96,6 +90,9 @@ public final class AgentServer: Sendable {
             bootID: bootID, protocolVersion: protocolVersion,
             acceptedProtocolVersions: acceptedProtocolVersions ?? [protocolVersion], recorder: recorder,
             bootGuard: bootGuard,
+            renewer: CertificateRenewer(
+                credentials: credentials, node: node, cluster: cluster, ca: ca, directory: directory, now: now,
+                logger: logger),
             onReady: { boot in
                 markedReady.set()
                 let first = notified.withLock { sent in
@@ -108,7 +105,36 @@ public final class AgentServer: Sendable {
                 SystemdNotifier.notifyReady()
             }, logger: logger)
         self.service = service
-        self.server = GRPCServer(transport: transport, services: [service])
+        self.listener = Mutex(
+            Self.listener(
+                credentials: credentials, host: host, port: port, check: check, service: service, logger: logger))
+        service.renewer.onRenewed { [weak self] renewed in await self?.switchListener(to: renewed) }
+    }
+
+    /// One listener: its transport and the server on it.
+    struct Listener: Sendable {
+        let transport: HTTP2ServerTransport.Posix
+        let server: GRPCServer<HTTP2ServerTransport.Posix>
+    }
+
+    /// A listener on `host:port` that presents `credentials` and accepts only clients `check`
+    /// accepts (the cluster CA is the only trust root).
+    static func listener(
+        credentials: AgentCredentials, host: String, port: Int, check: PeerCheck, service: AgentService,
+        logger: Logger
+    ) -> Listener {
+        let security = HTTP2ServerTransport.Posix.TransportSecurity.mTLS(
+            certificateChain: [.bytes(Array(credentials.certificatePEM.utf8), format: .pem)],
+            privateKey: .bytes(Array(credentials.privateKeyPEM.utf8), format: .pem)
+        ) { config in
+            config.trustRoots = .certificates([.bytes(Array(credentials.caCertificatePEM.utf8), format: .pem)])
+            config.clientCertificateVerification = .noHostnameVerification
+            config.customVerificationCallback = check.callback
+        }
+        let transport = Self.transport(
+            host: host, port: port, security: security, listener: "agent listener",
+            connection: "accepted control connection", logger: logger)
+        return Listener(transport: transport, server: GRPCServer(transport: transport, services: [service]))
     }
 
     /// A server transport on `host:port`. The listener carries the control socket's IPsec
@@ -134,9 +160,115 @@ public final class AgentServer: Sendable {
     /// Installs the boot guard (`bootGuardEntries` that the kernel lost), then serves until
     /// `shutdown()` or cancellation. Nothing is accepted, and so no controller can mark the agent
     /// ready, before the guard is in the kernel.
+    ///
+    /// After a certificate renewal the listener is replaced: grpc-swift cannot change a running
+    /// listener's certificate. The old one stops accepting and the new one, with the new key and
+    /// certificate, binds the same port at once (trying again for as long as the old socket
+    /// holds it), before the renewal is answered; the old one's open calls, that answer among
+    /// them, finish on it. A controller that connects in the few milliseconds between is refused
+    /// and tries again.
     public func run() async throws {
         await service.installBootGuard()
-        try await server.serve()
+        var current = listener.withLock { $0 }
+        serving.start(current)
+        while true {
+            let outcome = await withTaskCancellationHandler {
+                await serving.result(of: current)
+            } onCancel: { [self] in
+                shutdown()
+                serving.cancelAll()
+            }
+            let latest = listener.withLock { $0 }
+            if stopping.withLock({ $0 }) || latest.server === current.server || Task.isCancelled {
+                await serving.waitForAll()
+                return try outcome.get()
+            }
+            // Replaced by a renewal: the new listener serves already.
+            if case .failure(let error) = outcome {
+                logger.debug("the replaced listener stopped", metadata: ["node": "\(node)", "error": "\(error)"])
+            }
+            current = latest
+        }
+    }
+
+    /// The tasks serving this agent's listeners: the current one, and one being replaced while
+    /// its open calls finish.
+    private let serving = ServingTasks()
+
+    /// How long a listener being replaced waits for its open connections to close before it is
+    /// stopped anyway.
+    public static let switchTimeout: Duration = .seconds(5)
+
+    /// Replaces the listener with one that presents `credentials`, on the port the old one had.
+    private func switchListener(to credentials: AgentCredentials) async {
+        let old = listener.withLock { $0 }
+        let port: Int
+        do {
+            port = try await Self.port(of: old.transport)
+        } catch {
+            logger.error(
+                "cannot tell the listener's port; the renewed certificate is used from the next start",
+                metadata: ["node": "\(node)", "error": "\(error)"])
+            return
+        }
+        guard !stopping.withLock({ $0 }) else { return }
+        old.server.beginGracefulShutdown()
+        var wait: Duration = .milliseconds(5)
+        var attempts = 0
+        while !stopping.withLock({ $0 }) {
+            attempts += 1
+            let next = Self.listener(
+                credentials: credentials, host: host, port: port, check: check, service: service, logger: logger)
+            serving.start(next)
+            do {
+                _ = try await next.transport.listeningAddress
+            } catch {
+                // The old socket is not closed yet, or the port is taken: try again.
+                serving.drop(next)
+                if attempts % 100 == 0 {
+                    logger.error(
+                        "cannot listen again after the renewal; still trying",
+                        metadata: ["node": "\(node)", "port": "\(port)", "error": "\(error)"])
+                }
+                try? await Task.sleep(for: wait)
+                wait = min(wait * 2, .milliseconds(500))
+                continue
+            }
+            let replaced = listener.withLock { current -> Bool in
+                guard !stopping.withLock({ $0 }) else { return false }
+                current = next
+                return true
+            }
+            guard replaced else {
+                next.server.beginGracefulShutdown()
+                return
+            }
+            if let issued = try? IssuedCredential(
+                certificatePEM: credentials.certificatePEM, privateKeyPEM: credentials.privateKeyPEM)
+            {
+                validity.withLock { $0 = PeerVerifier.validity(of: issued.certificate) }
+            }
+            logger.notice(
+                "listening again with the renewed certificate",
+                metadata: ["node": "\(node)", "port": "\(port)", "attempts": "\(attempts)"])
+            break
+        }
+        Task { [logger, node, serving] in
+            try? await Task.sleep(for: Self.switchTimeout)
+            guard serving.isRunning(old) else { return }
+            logger.notice(
+                "a controller kept its connection open across the renewal; closing it",
+                metadata: ["node": "\(node)", "after": "\(Self.switchTimeout)"])
+            serving.cancel(old)
+        }
+    }
+
+    /// The port `transport` listens on, once it is bound.
+    static func port(of transport: HTTP2ServerTransport.Posix) async throws -> Int {
+        let address = try await transport.listeningAddress
+        if let ipv4 = address.ipv4 { return ipv4.port }
+        if let ipv6 = address.ipv6 { return ipv6.port }
+        throw AgentError.invalidAddress("\(address)")
     }
 
     /// The boot guard list as the agent last derived it from its kernel (or read it at start).
@@ -144,14 +276,21 @@ public final class AgentServer: Sendable {
 
     /// The port the server listens on, once it is bound.
     public func listeningPort() async throws -> Int {
-        let address = try await transport.listeningAddress
-        if let ipv4 = address.ipv4 { return ipv4.port }
-        if let ipv6 = address.ipv6 { return ipv6.port }
-        throw AgentError.invalidAddress("\(address)")
+        try await Self.port(of: listener.withLock { $0 }.transport)
     }
 
     /// Stops accepting connections and returns from `run()` once open calls finish.
-    public func shutdown() { server.beginGracefulShutdown() }
+    public func shutdown() {
+        let current = listener.withLock { current in
+            stopping.withLock { $0 = true }
+            return current
+        }
+        current.server.beginGracefulShutdown()
+    }
+
+    /// When the agent's own certificate is valid: it is enrolled inside this window only. A
+    /// renewal moves it.
+    public var certificateValidity: ClosedRange<Date> { validity.withLock { $0 } }
 
     /// The clients refused so far, for tests and diagnostics.
     public var refusedClients: [IdentityError] { refusals.entries }
@@ -187,6 +326,61 @@ public final class AgentServer: Sendable {
             return (false, "enrolled, but the controller has not marked every channel established for boot \(bootID)")
         }
         return (true, "enrolled; the controller marked every channel established for boot \(bootID)")
+    }
+}
+
+/// The tasks serving an agent's listeners, by listener: each is kept until its result was
+/// read (or it was dropped), and counts as running until its server returned.
+final class ServingTasks: Sendable {
+    private struct State {
+        var tasks: [ObjectIdentifier: Task<Void, any Error>] = [:]
+        var running: Set<ObjectIdentifier> = []
+    }
+
+    private let state = Mutex(State())
+
+    func start(_ listener: AgentServer.Listener) {
+        let key = ObjectIdentifier(listener.server)
+        let server = listener.server
+        state.withLock { state in
+            state.running.insert(key)
+            // Created under the lock: its end, which takes the lock, comes after it is recorded.
+            state.tasks[key] = Task { [weak self] in
+                defer { self?.state.withLock { _ = $0.running.remove(key) } }
+                try await server.serve()
+            }
+        }
+    }
+
+    /// How `listener`'s server returned (or that it was never started), once it has; its task is
+    /// forgotten then.
+    func result(of listener: AgentServer.Listener) async -> Result<Void, any Error> {
+        let key = ObjectIdentifier(listener.server)
+        guard let task = state.withLock({ $0.tasks[key] }) else { return .success(()) }
+        let result = await task.result
+        state.withLock { _ = $0.tasks.removeValue(forKey: key) }
+        return result
+    }
+
+    func isRunning(_ listener: AgentServer.Listener) -> Bool {
+        state.withLock { $0.running.contains(ObjectIdentifier(listener.server)) }
+    }
+
+    func cancel(_ listener: AgentServer.Listener) {
+        state.withLock { $0.tasks[ObjectIdentifier(listener.server)] }?.cancel()
+    }
+
+    /// Cancels a listener that never served (it could not bind) and forgets it.
+    func drop(_ listener: AgentServer.Listener) {
+        state.withLock { $0.tasks.removeValue(forKey: ObjectIdentifier(listener.server)) }?.cancel()
+    }
+
+    func cancelAll() {
+        for task in state.withLock({ Array($0.tasks.values) }) { task.cancel() }
+    }
+
+    func waitForAll() async {
+        for task in state.withLock({ Array($0.tasks.values) }) { _ = await task.result }
     }
 }
 

@@ -1,6 +1,7 @@
 import AgentWire
 import Foundation
 import GRPCCore
+import Identity
 import Kernel
 import Logging
 import MeshwardCore
@@ -28,6 +29,8 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     let recorder: any AgentRecorder
     /// The boot guard list, derived from the kernel after applies and observations.
     let bootGuard: BootGuardKeeper
+    /// The agent's certificate renewals.
+    let renewer: CertificateRenewer
     let logger: Logger
     private let kernels = KernelCache()
 
@@ -36,8 +39,9 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
         directory: AgentDirectory?, bootID: String, protocolVersion: UInt32 = WireCodec.protocolVersion,
         acceptedProtocolVersions: Set<UInt32> = [WireCodec.protocolVersion],
         recorder: any AgentRecorder = DiscardingAgentRecorder(), bootGuard: BootGuardKeeper,
-        onReady: @escaping @Sendable (String) -> Void, logger: Logger
+        renewer: CertificateRenewer, onReady: @escaping @Sendable (String) -> Void, logger: Logger
     ) {
+        self.renewer = renewer
         self.node = node
         self.connector = connector
         self.endpoint = endpoint
@@ -107,23 +111,7 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     ) async throws -> Meshward_Agent_V1_ApplyReply {
         try await serving(.apply) { () async throws(Refusal) -> (Meshward_Agent_V1_ApplyReply, AgentRequestResult) in
             try checkVersion(request.protocolVersion, kind: .apply)
-            let before = epochs.current
-            do {
-                try epochs.admit(request.epoch)
-            } catch {
-                logger.warning(
-                    "refused an apply from a deposed controller",
-                    metadata: [
-                        "node": "\(node)", "epoch.presented": "\(request.epoch)", "epoch.highest": "\(epochs.current)",
-                    ])
-                let result: AgentRequestResult
-                switch error {
-                case AgentError.staleEpoch: result = .staleEpoch
-                default: result = .failed
-                }
-                throw Refusal(result: result, error: RPCError(code: .failedPrecondition, message: "\(error)"))
-            }
-            if epochs.current != before { recorder.record(highestEpoch: epochs.current) }
+            try admit(request.epoch, to: "an apply")
             let operations: [KernelOperation]
             do {
                 operations = try request.operations.map(WireCodec.decode)
@@ -184,6 +172,94 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
             }
             onReady(bootID)
             reply.ready = true
+            return (reply, .ok)
+        }
+    }
+
+    /// Passes `epoch` through the epoch gate, or refuses `what` (a request from a deposed
+    /// controller) before it has any effect.
+    private func admit(_ epoch: UInt64, to what: String) throws(Refusal) {
+        let before = epochs.current
+        do {
+            try epochs.admit(epoch)
+        } catch {
+            logger.warning(
+                "refused \(what) from a deposed controller",
+                metadata: ["node": "\(node)", "epoch.presented": "\(epoch)", "epoch.highest": "\(epochs.current)"])
+            let result: AgentRequestResult
+            switch error {
+            case AgentError.staleEpoch: result = .staleEpoch
+            default: result = .failed
+            }
+            throw Refusal(result: result, error: RPCError(code: .failedPrecondition, message: "\(error)"))
+        }
+        if epochs.current != before { recorder.record(highestEpoch: epochs.current) }
+    }
+
+    func requestRenewal(
+        request: Meshward_Agent_V1_RenewalRequest, context: ServerContext
+    ) async throws -> Meshward_Agent_V1_RenewalCSR {
+        try await serving(.requestRenewal) {
+            () async throws(Refusal) -> (Meshward_Agent_V1_RenewalCSR, AgentRequestResult) in
+            try checkVersion(request.protocolVersion, kind: .requestRenewal)
+            try admit(request.epoch, to: "a certificate renewal")
+            var reply = Meshward_Agent_V1_RenewalCSR()
+            reply.protocolVersion = protocolVersion
+            do {
+                reply.csr = Data(try renewer.request())
+            } catch {
+                throw Refusal(
+                    result: .failed,
+                    error: RPCError(
+                        code: .internalError, message: "agent of node \(node) could not make a renewal key: \(error)"))
+            }
+            return (reply, .ok)
+        }
+    }
+
+    func completeRenewal(
+        request: Meshward_Agent_V1_RenewalCertificate, context: ServerContext
+    ) async throws -> Meshward_Agent_V1_RenewalStored {
+        try await serving(.completeRenewal) {
+            () async throws(Refusal) -> (Meshward_Agent_V1_RenewalStored, AgentRequestResult) in
+            try checkVersion(request.protocolVersion, kind: .completeRenewal)
+            try admit(request.epoch, to: "a renewed certificate")
+            let renewed: AgentCredentials
+            do {
+                renewed = try renewer.complete(certificateDER: Array(request.certificate))
+            } catch let error as AgentError {
+                logger.error(
+                    "could not write the renewed certificate; serving with the old one",
+                    metadata: ["node": "\(node)", "error": "\(error)"])
+                throw Refusal(
+                    result: .failed,
+                    error: RPCError(
+                        code: .internalError,
+                        message: "agent of node \(node) could not write its renewed certificate and keeps the old "
+                            + "one: \(error)"))
+            } catch {
+                logger.warning(
+                    "refused a renewed certificate; serving with the old one",
+                    metadata: ["node": "\(node)", "reason": "\(error)"])
+                throw Refusal(
+                    result: .invalid,
+                    error: RPCError(
+                        code: .failedPrecondition,
+                        message: "agent of node \(node) refused the renewed certificate and keeps the old one: \(error)"
+                    ))
+            }
+            // The new listener is up before the controller hears of it: its next connection meets
+            // the new certificate. This call finishes on the old one.
+            await renewer.listenAgain(with: renewed)
+            let expiry =
+                (try? IssuedCredential(certificatePEM: renewed.certificatePEM, privateKeyPEM: renewed.privateKeyPEM))
+                .map { ISO8601DateFormatter().string(from: $0.notValidAfter) } ?? "unknown"
+            logger.notice(
+                "renewed the agent certificate; listening with it",
+                metadata: ["node": "\(node)", "expires": "\(expiry)"])
+            var reply = Meshward_Agent_V1_RenewalStored()
+            reply.protocolVersion = protocolVersion
+            reply.stored = true
             return (reply, .ok)
         }
     }

@@ -145,6 +145,9 @@ public struct IssuedCredential: Sendable {
     /// When the certificate stops being valid.
     public var notValidAfter: Date { certificate.notValidAfter }
 
+    /// Whether the certificate is for this private key.
+    public var keyMatches: Bool { certificate.publicKey == Certificate.PublicKey(privateKey.publicKey) }
+
     /// The private key as PEM: written only to a 0600 file or sealed in the Store.
     public var privateKeyPEM: String { privateKey.pemRepresentation }
 }

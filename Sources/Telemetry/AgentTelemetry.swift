@@ -26,6 +26,8 @@ public struct AgentTelemetry: Sendable {
         return TelemetryRoutes(
             metrics: {
                 metrics.record(ready: server.readiness.ready)
+                // A renewal moves it.
+                metrics.record(certificateExpiry: server.certificateValidity.upperBound, node: server.node)
                 return registry.emitToString()
             },
             readiness: { server.readiness })

@@ -63,11 +63,39 @@ public enum Meshward_Agent_V1_NodeKernelService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "RequestRenewal" metadata.
+        public enum RequestRenewal: Sendable {
+            /// Request type for "RequestRenewal".
+            public typealias Input = Meshward_Agent_V1_RenewalRequest
+            /// Response type for "RequestRenewal".
+            public typealias Output = Meshward_Agent_V1_RenewalCSR
+            /// Descriptor for "RequestRenewal".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "meshward.agent.v1.NodeKernelService"),
+                method: "RequestRenewal",
+                type: .unary
+            )
+        }
+        /// Namespace for "CompleteRenewal" metadata.
+        public enum CompleteRenewal: Sendable {
+            /// Request type for "CompleteRenewal".
+            public typealias Input = Meshward_Agent_V1_RenewalCertificate
+            /// Response type for "CompleteRenewal".
+            public typealias Output = Meshward_Agent_V1_RenewalStored
+            /// Descriptor for "CompleteRenewal".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "meshward.agent.v1.NodeKernelService"),
+                method: "CompleteRenewal",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "meshward.agent.v1.NodeKernelService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Observe.descriptor,
             Apply.descriptor,
-            MarkReady.descriptor
+            MarkReady.descriptor,
+            RequestRenewal.descriptor,
+            CompleteRenewal.descriptor
         ]
     }
 }
@@ -151,6 +179,46 @@ extension Meshward_Agent_V1_NodeKernelService {
             request: GRPCCore.StreamingServerRequest<Meshward_Agent_V1_MarkReadyRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Meshward_Agent_V1_MarkReadyReply>
+
+        /// Handle the "RequestRenewal" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Certificate renewal, once half the agent certificate's life has passed: the agent makes a
+        /// > new key and answers with a CSR for it, and keeps serving with its current key and
+        /// > certificate. Refused, like an apply, when the epoch is lower than one already seen.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Meshward_Agent_V1_RenewalRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Meshward_Agent_V1_RenewalCSR` messages.
+        func requestRenewal(
+            request: GRPCCore.StreamingServerRequest<Meshward_Agent_V1_RenewalRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Meshward_Agent_V1_RenewalCSR>
+
+        /// Handle the "CompleteRenewal" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The certificate the controller issued for that CSR. The agent checks it (its cluster CA,
+        /// > the new key, its own node identity), writes key and certificate in place of the old ones,
+        /// > answers, and then listens again on the same port with them.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Meshward_Agent_V1_RenewalCertificate` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Meshward_Agent_V1_RenewalStored` messages.
+        func completeRenewal(
+            request: GRPCCore.StreamingServerRequest<Meshward_Agent_V1_RenewalCertificate>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Meshward_Agent_V1_RenewalStored>
     }
 
     /// Service protocol for the "meshward.agent.v1.NodeKernelService" service.
@@ -218,6 +286,46 @@ extension Meshward_Agent_V1_NodeKernelService {
             request: GRPCCore.ServerRequest<Meshward_Agent_V1_MarkReadyRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Meshward_Agent_V1_MarkReadyReply>
+
+        /// Handle the "RequestRenewal" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Certificate renewal, once half the agent certificate's life has passed: the agent makes a
+        /// > new key and answers with a CSR for it, and keeps serving with its current key and
+        /// > certificate. Refused, like an apply, when the epoch is lower than one already seen.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Meshward_Agent_V1_RenewalRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Meshward_Agent_V1_RenewalCSR` message.
+        func requestRenewal(
+            request: GRPCCore.ServerRequest<Meshward_Agent_V1_RenewalRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Meshward_Agent_V1_RenewalCSR>
+
+        /// Handle the "CompleteRenewal" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The certificate the controller issued for that CSR. The agent checks it (its cluster CA,
+        /// > the new key, its own node identity), writes key and certificate in place of the old ones,
+        /// > answers, and then listens again on the same port with them.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Meshward_Agent_V1_RenewalCertificate` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Meshward_Agent_V1_RenewalStored` message.
+        func completeRenewal(
+            request: GRPCCore.ServerRequest<Meshward_Agent_V1_RenewalCertificate>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Meshward_Agent_V1_RenewalStored>
     }
 
     /// Simple service protocol for the "meshward.agent.v1.NodeKernelService" service.
@@ -283,6 +391,46 @@ extension Meshward_Agent_V1_NodeKernelService {
             request: Meshward_Agent_V1_MarkReadyRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Meshward_Agent_V1_MarkReadyReply
+
+        /// Handle the "RequestRenewal" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Certificate renewal, once half the agent certificate's life has passed: the agent makes a
+        /// > new key and answers with a CSR for it, and keeps serving with its current key and
+        /// > certificate. Refused, like an apply, when the epoch is lower than one already seen.
+        ///
+        /// - Parameters:
+        ///   - request: A `Meshward_Agent_V1_RenewalRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Meshward_Agent_V1_RenewalCSR` to respond with.
+        func requestRenewal(
+            request: Meshward_Agent_V1_RenewalRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Meshward_Agent_V1_RenewalCSR
+
+        /// Handle the "CompleteRenewal" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The certificate the controller issued for that CSR. The agent checks it (its cluster CA,
+        /// > the new key, its own node identity), writes key and certificate in place of the old ones,
+        /// > answers, and then listens again on the same port with them.
+        ///
+        /// - Parameters:
+        ///   - request: A `Meshward_Agent_V1_RenewalCertificate` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Meshward_Agent_V1_RenewalStored` to respond with.
+        func completeRenewal(
+            request: Meshward_Agent_V1_RenewalCertificate,
+            context: GRPCCore.ServerContext
+        ) async throws -> Meshward_Agent_V1_RenewalStored
     }
 }
 
@@ -318,6 +466,28 @@ extension Meshward_Agent_V1_NodeKernelService.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Meshward_Agent_V1_MarkReadyReply>(),
             handler: { request, context in
                 try await self.markReady(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Meshward_Agent_V1_NodeKernelService.Method.RequestRenewal.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Meshward_Agent_V1_RenewalRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Meshward_Agent_V1_RenewalCSR>(),
+            handler: { request, context in
+                try await self.requestRenewal(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Meshward_Agent_V1_NodeKernelService.Method.CompleteRenewal.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Meshward_Agent_V1_RenewalCertificate>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Meshward_Agent_V1_RenewalStored>(),
+            handler: { request, context in
+                try await self.completeRenewal(
                     request: request,
                     context: context
                 )
@@ -361,6 +531,28 @@ extension Meshward_Agent_V1_NodeKernelService.ServiceProtocol {
         )
         return GRPCCore.StreamingServerResponse(single: response)
     }
+
+    public func requestRenewal(
+        request: GRPCCore.StreamingServerRequest<Meshward_Agent_V1_RenewalRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Meshward_Agent_V1_RenewalCSR> {
+        let response = try await self.requestRenewal(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func completeRenewal(
+        request: GRPCCore.StreamingServerRequest<Meshward_Agent_V1_RenewalCertificate>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Meshward_Agent_V1_RenewalStored> {
+        let response = try await self.completeRenewal(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
 }
 
 // Default implementation of methods from 'ServiceProtocol'.
@@ -398,6 +590,32 @@ extension Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Meshward_Agent_V1_MarkReadyReply> {
         return GRPCCore.ServerResponse<Meshward_Agent_V1_MarkReadyReply>(
             message: try await self.markReady(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func requestRenewal(
+        request: GRPCCore.ServerRequest<Meshward_Agent_V1_RenewalRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Meshward_Agent_V1_RenewalCSR> {
+        return GRPCCore.ServerResponse<Meshward_Agent_V1_RenewalCSR>(
+            message: try await self.requestRenewal(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func completeRenewal(
+        request: GRPCCore.ServerRequest<Meshward_Agent_V1_RenewalCertificate>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Meshward_Agent_V1_RenewalStored> {
+        return GRPCCore.ServerResponse<Meshward_Agent_V1_RenewalStored>(
+            message: try await self.completeRenewal(
                 request: request.message,
                 context: context
             ),
@@ -486,6 +704,56 @@ extension Meshward_Agent_V1_NodeKernelService {
             deserializer: some GRPCCore.MessageDeserializer<Meshward_Agent_V1_MarkReadyReply>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Meshward_Agent_V1_MarkReadyReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RequestRenewal" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Certificate renewal, once half the agent certificate's life has passed: the agent makes a
+        /// > new key and answers with a CSR for it, and keeps serving with its current key and
+        /// > certificate. Refused, like an apply, when the epoch is lower than one already seen.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Meshward_Agent_V1_RenewalRequest` message.
+        ///   - serializer: A serializer for `Meshward_Agent_V1_RenewalRequest` messages.
+        ///   - deserializer: A deserializer for `Meshward_Agent_V1_RenewalCSR` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func requestRenewal<Result>(
+            request: GRPCCore.ClientRequest<Meshward_Agent_V1_RenewalRequest>,
+            serializer: some GRPCCore.MessageSerializer<Meshward_Agent_V1_RenewalRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Meshward_Agent_V1_RenewalCSR>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Meshward_Agent_V1_RenewalCSR>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "CompleteRenewal" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The certificate the controller issued for that CSR. The agent checks it (its cluster CA,
+        /// > the new key, its own node identity), writes key and certificate in place of the old ones,
+        /// > answers, and then listens again on the same port with them.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Meshward_Agent_V1_RenewalCertificate` message.
+        ///   - serializer: A serializer for `Meshward_Agent_V1_RenewalCertificate` messages.
+        ///   - deserializer: A deserializer for `Meshward_Agent_V1_RenewalStored` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func completeRenewal<Result>(
+            request: GRPCCore.ClientRequest<Meshward_Agent_V1_RenewalCertificate>,
+            serializer: some GRPCCore.MessageSerializer<Meshward_Agent_V1_RenewalCertificate>,
+            deserializer: some GRPCCore.MessageDeserializer<Meshward_Agent_V1_RenewalStored>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Meshward_Agent_V1_RenewalStored>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -610,6 +878,78 @@ extension Meshward_Agent_V1_NodeKernelService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "RequestRenewal" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Certificate renewal, once half the agent certificate's life has passed: the agent makes a
+        /// > new key and answers with a CSR for it, and keeps serving with its current key and
+        /// > certificate. Refused, like an apply, when the epoch is lower than one already seen.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Meshward_Agent_V1_RenewalRequest` message.
+        ///   - serializer: A serializer for `Meshward_Agent_V1_RenewalRequest` messages.
+        ///   - deserializer: A deserializer for `Meshward_Agent_V1_RenewalCSR` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func requestRenewal<Result>(
+            request: GRPCCore.ClientRequest<Meshward_Agent_V1_RenewalRequest>,
+            serializer: some GRPCCore.MessageSerializer<Meshward_Agent_V1_RenewalRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Meshward_Agent_V1_RenewalCSR>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Meshward_Agent_V1_RenewalCSR>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Meshward_Agent_V1_NodeKernelService.Method.RequestRenewal.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "CompleteRenewal" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The certificate the controller issued for that CSR. The agent checks it (its cluster CA,
+        /// > the new key, its own node identity), writes key and certificate in place of the old ones,
+        /// > answers, and then listens again on the same port with them.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Meshward_Agent_V1_RenewalCertificate` message.
+        ///   - serializer: A serializer for `Meshward_Agent_V1_RenewalCertificate` messages.
+        ///   - deserializer: A deserializer for `Meshward_Agent_V1_RenewalStored` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func completeRenewal<Result>(
+            request: GRPCCore.ClientRequest<Meshward_Agent_V1_RenewalCertificate>,
+            serializer: some GRPCCore.MessageSerializer<Meshward_Agent_V1_RenewalCertificate>,
+            deserializer: some GRPCCore.MessageDeserializer<Meshward_Agent_V1_RenewalStored>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Meshward_Agent_V1_RenewalStored>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Meshward_Agent_V1_NodeKernelService.Method.CompleteRenewal.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -698,6 +1038,68 @@ extension Meshward_Agent_V1_NodeKernelService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Meshward_Agent_V1_MarkReadyRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Meshward_Agent_V1_MarkReadyReply>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RequestRenewal" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Certificate renewal, once half the agent certificate's life has passed: the agent makes a
+    /// > new key and answers with a CSR for it, and keeps serving with its current key and
+    /// > certificate. Refused, like an apply, when the epoch is lower than one already seen.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Meshward_Agent_V1_RenewalRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func requestRenewal<Result>(
+        request: GRPCCore.ClientRequest<Meshward_Agent_V1_RenewalRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Meshward_Agent_V1_RenewalCSR>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.requestRenewal(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Meshward_Agent_V1_RenewalRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Meshward_Agent_V1_RenewalCSR>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CompleteRenewal" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The certificate the controller issued for that CSR. The agent checks it (its cluster CA,
+    /// > the new key, its own node identity), writes key and certificate in place of the old ones,
+    /// > answers, and then listens again on the same port with them.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Meshward_Agent_V1_RenewalCertificate` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func completeRenewal<Result>(
+        request: GRPCCore.ClientRequest<Meshward_Agent_V1_RenewalCertificate>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Meshward_Agent_V1_RenewalStored>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.completeRenewal(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Meshward_Agent_V1_RenewalCertificate>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Meshward_Agent_V1_RenewalStored>(),
             options: options,
             onResponse: handleResponse
         )
@@ -800,6 +1202,76 @@ extension Meshward_Agent_V1_NodeKernelService.ClientProtocol {
             metadata: metadata
         )
         return try await self.markReady(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RequestRenewal" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Certificate renewal, once half the agent certificate's life has passed: the agent makes a
+    /// > new key and answers with a CSR for it, and keeps serving with its current key and
+    /// > certificate. Refused, like an apply, when the epoch is lower than one already seen.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func requestRenewal<Result>(
+        _ message: Meshward_Agent_V1_RenewalRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Meshward_Agent_V1_RenewalCSR>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Meshward_Agent_V1_RenewalRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.requestRenewal(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CompleteRenewal" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The certificate the controller issued for that CSR. The agent checks it (its cluster CA,
+    /// > the new key, its own node identity), writes key and certificate in place of the old ones,
+    /// > answers, and then listens again on the same port with them.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func completeRenewal<Result>(
+        _ message: Meshward_Agent_V1_RenewalCertificate,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Meshward_Agent_V1_RenewalStored>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Meshward_Agent_V1_RenewalCertificate>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.completeRenewal(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -22,6 +22,11 @@ final class AgentContactLog: Sendable {
         }
     }
 
+    /// Notes that `node`'s agent now serves a renewed certificate that expires at `expires`.
+    func renewed(_ node: String, expires: Date) {
+        contacts.withLock { $0[node]?.certificateNotValidAfter = expires }
+    }
+
     /// Every contact noted, by node.
     var all: [AgentContact] { contacts.withLock { Array($0.values) } }
 }

@@ -75,6 +75,10 @@ struct ApplyWorkflow {
         }
 
         if scope == nil { await context.markAgentsReady(after: report, kernels: kernels, endpoints: endpoints) }
+        // Last, as the agents listen again with a renewed certificate once they confirmed it.
+        let renewed = await context.renewAgentCertificates(
+            after: report, kernels: kernels, endpoints: endpoints, intent: intent, store: store)
+        for (node, expires) in renewed { contacts.renewed(node, expires: expires) }
         await kernels.close()
         let agentNodes = Set(endpoints.filter { $0.value.scheme == .agent }.keys)
         let gone = Set(try await store.agentContacts().keys).subtracting(agentNodes)

@@ -41,9 +41,7 @@ public struct ClusterCredentials {
 
     /// The instant half of `credential`'s validity has passed: from then on it is renewed.
     static func halfLife(of credential: IssuedCredential) -> Date {
-        let start = credential.certificate.notValidBefore
-        let end = credential.certificate.notValidAfter
-        return start.addingTimeInterval(end.timeIntervalSince(start) / 2)
+        halfLife(of: PeerVerifier.validity(of: credential.certificate))
     }
 
     /// The controller's credentials for dialling agents: the stored ones until half their life
@@ -82,6 +80,28 @@ public struct ClusterCredentials {
         try await store.recordIssuedCertificate(
             IssuedCertificate(serial: issued.serial, node: node, issuedAt: now, notValidAfter: issued.notValidAfter))
         return try AgentCredentials(ca: ca, issued: issued)
+    }
+}
+
+extension ClusterCredentials {
+    /// The renewed certificate of `node`'s agent for the key in `csrDER` (made on the agent),
+    /// naming the node's `addresses` (the spec's), valid for `validity`; its serial is recorded
+    /// as issued to `node` before the DER is returned.
+    public func renewAgent(
+        node: String, csrDER: [UInt8], addresses: [IPAddress], now: Date, validity: Duration
+    ) async throws -> [UInt8] {
+        let ca = try await certificateAuthority(now: now)
+        let certificate = try ca.issue(node: node, csrDER: csrDER, addresses: addresses, now: now, validity: validity)
+        try await store.recordIssuedCertificate(
+            IssuedCertificate(
+                serial: "\(certificate.serialNumber)", node: node, issuedAt: now,
+                notValidAfter: certificate.notValidAfter))
+        return try certificate.serializeAsPEM().derBytes
+    }
+
+    /// The instant half of a certificate's `validity` has passed: from then on it is renewed.
+    public static func halfLife(of validity: ClosedRange<Date>) -> Date {
+        validity.lowerBound.addingTimeInterval(validity.upperBound.timeIntervalSince(validity.lowerBound) / 2)
     }
 }
 

@@ -41,8 +41,10 @@ extension ControllerContext {
         let credentials = try await ClusterCredentials(store: store, cluster: cluster)
             .controller(now: clock.now())
         let fixedEpoch = UInt64(max(0, epoch))
+        let clock = self.clock
         return AgentConnector(
             credentials: credentials, cluster: cluster, addresses: addresses, epoch: { fixedEpoch },
+            now: { clock.now() },
             revocations: { try await ClusterCredentials.revocationList(from: store) }, enrollment: enrollment,
             logger: logger)
     }
@@ -75,4 +77,62 @@ extension ControllerContext {
             }
         }
     }
+
+    /// Renews the certificate of every agent this run reached whose certificate (as it presented
+    /// it in the handshake) is past half its life by the controller's clock: a new key on the
+    /// agent, a certificate from the cluster CA for the spec's addresses and
+    /// `defaults.certificates.lifetime`, recorded in the Store. The old certificate serves until
+    /// the agent confirmed the new one. A renewal that fails is logged and tried again by the
+    /// next run; it never fails the run. Returns the nodes renewed, with their new expiry.
+    @discardableResult
+    func renewAgentCertificates(
+        after report: ConvergeReport, kernels: any FleetKernels, endpoints: [String: NodeEndpoint],
+        intent: FleetIntent, store: any ControllerStore
+    ) async -> [String: Date] {
+        guard let last = report.last else { return [:] }
+        let now = clock.now()
+        var due: [(AgentKernel, [IPAddress])] = []
+        for (node, endpoint) in endpoints.sorted(by: { $0.key < $1.key }) where endpoint.scheme == .agent {
+            guard last.observations[node] != nil, let spec = intent.node(named: node),
+                let kernel = try? await kernels.kernel(for: node) as? AgentKernel,
+                let validity = kernel.certificateValidity, now >= ClusterCredentials.halfLife(of: validity)
+            else { continue }
+            due.append((kernel, spec.addresses))
+        }
+        guard !due.isEmpty else { return [:] }
+        let cluster = intent.cluster
+        let lifetime = intent.certificateLifetime
+        let logger = self.logger
+        return await withTaskGroup(of: (String, Date?).self) { group in
+            for (kernel, addresses) in due {
+                group.addTask {
+                    do {
+                        let expires = try await kernel.renewCertificate(deadline: .now + Self.renewalTimeout) { csr in
+                            try await ClusterCredentials(store: store, cluster: cluster).renewAgent(
+                                node: kernel.node, csrDER: csr, addresses: addresses, now: now, validity: lifetime)
+                        }
+                        logger.notice(
+                            "renewed the certificate of a node's agent",
+                            metadata: [
+                                "node": "\(kernel.node)", "expires": "\(ISO8601DateFormatter().string(from: expires))",
+                            ])
+                        return (kernel.node, expires)
+                    } catch {
+                        logger.warning(
+                            "could not renew the certificate of a node's agent",
+                            metadata: ["node": "\(kernel.node)", "error": "\(error)"])
+                        return (kernel.node, nil)
+                    }
+                }
+            }
+            var renewed: [String: Date] = [:]
+            for await (node, expires) in group {
+                if let expires { renewed[node] = expires }
+            }
+            return renewed
+        }
+    }
+
+    /// How long one agent's renewal (both calls and the issue between them) may take.
+    static let renewalTimeout: Duration = .seconds(10)
 }

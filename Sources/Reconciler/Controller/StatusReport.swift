@@ -68,9 +68,9 @@ struct StatusReport {
         let reader = FleetReconciler(
             store: ScratchGenerationStore(channels: records), kernels: kernels, reqid: reqid, clock: context.clock,
             logger: context.logger)
+        let contacts = endpoints.values.contains { $0.scheme == .agent } ? try await store.agentContacts() : [:]
         let now = context.clock.now()
         let (observations, unreachable) = await reader.observe(Set(endpoints.keys))
-        await kernels.close()
         var warnings: [String] = []
         for node in revoked.intersection(shown).sorted() {
             warnings.append(
@@ -83,7 +83,6 @@ struct StatusReport {
             }
         }
 
-        let contacts = endpoints.values.contains { $0.scheme == .agent } ? try await store.agentContacts() : [:]
         var nodes: [StatusDocument.Node] = []
         for name in endpoints.keys.filter(shown.contains).sorted() {
             let observation = observations[name]
@@ -103,6 +102,8 @@ struct StatusReport {
             }
             nodes.append(node)
         }
+        // Closed only now: each agent's status reads the connection that observed it.
+        await kernels.close()
         let channels = records.values.sorted { $0.id < $1.id }
             .filter { filter == nil || $0.id.from == filter || $0.id.to == filter }
             .map { record in
@@ -122,7 +123,9 @@ struct StatusReport {
     static let expiryWarningWindow: TimeInterval = 86_400
 
     /// The warning for an agent whose certificate expires within a day (or has expired); nil
-    /// otherwise. The controller does not renew agent certificates yet, so none has been renewed.
+    /// otherwise. `apply` and every reconcile cycle renew a certificate once half its life has
+    /// passed, so one this close to its end was not renewed (the agent was not reached, or its
+    /// renewal failed: the controller's log says why).
     static func expiryWarning(_ node: String, _ expires: Date, now: Date) -> String? {
         let left = expires.timeIntervalSince(now)
         guard left < expiryWarningWindow else { return nil }
@@ -132,7 +135,8 @@ struct StatusReport {
                 + "issue a new one with `meshward agent credentials`"
         }
         return "node \(node): its agent's certificate expires at \(at), within a day, and was not renewed; "
-            + "issue a new one with `meshward agent credentials`"
+            + "`meshward apply` renews it while the agent is reachable (the log says why it was not), "
+            + "or issue a new one with `meshward agent credentials`"
     }
 
     /// A node's agent as this status saw it when it answered, else as the Store recorded it.
@@ -143,7 +147,8 @@ struct StatusReport {
         if let observation, let kernel {
             return StatusDocument.AgentStatus(
                 address: kernel.address,
-                certificateExpires: kernel.certificateNotValidAfter ?? recorded?.certificateNotValidAfter,
+                certificateExpires: observation.agentCertificateExpiry ?? kernel.certificateNotValidAfter
+                    ?? recorded?.certificateNotValidAfter,
                 bootID: observation.bootID, lastContact: now, live: true)
         }
         guard let address = recorded?.address ?? kernel?.address else { return nil }

@@ -27,6 +27,8 @@ struct FleetSpec: Hashable, CustomStringConvertible {
     var rekeyEvery = "24h"
     var drain = "5s"
     var rekeyPackets: Int?
+    /// Per node, an endpoint in place of the default `sim` (`agent:127.0.0.1:PORT`).
+    var endpoints: [String: String] = [:]
 
     var yaml: String {
         var lines = [
@@ -39,6 +41,7 @@ struct FleetSpec: Hashable, CustomStringConvertible {
             lines.append("  - name: \(node.name)")
             lines.append("    addresses: [\(addresses)]")
             lines.append("    labels: { tier: \(node.tier) }")
+            if let endpoint = endpoints[node.name] { lines.append("    endpoint: \"\(endpoint)\"") }
         }
         lines.append(flows.isEmpty ? "flows: []" : "flows:")
         for flow in flows {

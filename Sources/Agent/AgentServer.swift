@@ -44,13 +44,15 @@ public final class AgentServer: Sendable {
     ///   - acceptedProtocolVersions: the versions of requests it serves (others are refused,
     ///     naming both versions); nil for `protocolVersion` alone.
     ///   - recorder: where it reports the requests it serves (metrics).
+    ///   - executor: where its listeners serve; nil (the shared pool) outside tests.
     public init(
         credentials: AgentCredentials, host: String, port: Int, connector: any KernelConnector,
         endpoint: NodeEndpoint, directory: AgentDirectory?, bootID: String = HostFacts.bootID,
         now: @escaping @Sendable () -> Date = { Date() }, protocolVersion: UInt32 = WireCodec.protocolVersion,
         acceptedProtocolVersions: Set<UInt32>? = nil, recorder: any AgentRecorder = DiscardingAgentRecorder(),
-        logger: Logger
+        executor: (any TaskExecutor)? = nil, logger: Logger
     ) throws {
+        self.serving = ServingTasks(executor: executor)
         let own = try IssuedCredential(
             certificatePEM: credentials.certificatePEM, privateKeyPEM: credentials.privateKeyPEM)
         guard case .node(let cluster, let node) = PeerVerifier.identity(of: own.certificate) else {
@@ -193,7 +195,7 @@ public final class AgentServer: Sendable {
 
     /// The tasks serving this agent's listeners: the current one, and one being replaced while
     /// its open calls finish.
-    private let serving = ServingTasks()
+    private let serving: ServingTasks
 
     /// How long a listener being replaced waits for its open connections to close before it is
     /// stopped anyway.
@@ -338,6 +340,9 @@ final class ServingTasks: Sendable {
     }
 
     private let state = Mutex(State())
+    private let executor: (any TaskExecutor)?
+
+    init(executor: (any TaskExecutor)?) { self.executor = executor }
 
     func start(_ listener: AgentServer.Listener) {
         let key = ObjectIdentifier(listener.server)
@@ -345,7 +350,7 @@ final class ServingTasks: Sendable {
         state.withLock { state in
             state.running.insert(key)
             // Created under the lock: its end, which takes the lock, comes after it is recorded.
-            state.tasks[key] = Task { [weak self] in
+            state.tasks[key] = Task(executorPreference: executor) { [weak self] in
                 defer { self?.state.withLock { _ = $0.running.remove(key) } }
                 try await server.serve()
             }

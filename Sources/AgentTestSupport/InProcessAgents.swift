@@ -51,7 +51,8 @@ public final class InProcessAgents: Sendable {
                     issued: ca.issue(for: .node(cluster: cluster, name: node), now: now, validity: .seconds(86_400)))
             let server = try AgentServer(
                 credentials: credentials, host: "127.0.0.1", port: 0, connector: connector, endpoint: endpoint,
-                directory: directories[node], recorder: recorders[node] ?? DiscardingAgentRecorder(), logger: logger)
+                directory: directories[node], recorder: recorders[node] ?? DiscardingAgentRecorder(),
+                executor: executor, logger: logger)
             servers[node] = server
             tasks.append(Task(executorPreference: executor) { try? await server.run() })
         }

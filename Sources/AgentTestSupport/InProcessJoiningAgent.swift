@@ -30,7 +30,7 @@ public final class InProcessJoiningAgent: Sendable {
             let credentials = try await joining.run()
             let server = try AgentServer(
                 credentials: credentials, host: "127.0.0.1", port: try await joining.listeningPort(),
-                connector: connector, endpoint: endpoint, directory: directory, logger: logger)
+                connector: connector, endpoint: endpoint, directory: directory, executor: executor, logger: logger)
             guard served.keep(server) else { return }
             try await server.run()
         }

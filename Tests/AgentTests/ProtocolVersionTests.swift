@@ -50,7 +50,8 @@ struct ProtocolVersionTests {
         let server = try AgentServer(
             credentials: credentials, host: "127.0.0.1", port: 0, connector: SimulatedConnector(fleet: fleet),
             endpoint: .sim, directory: nil, protocolVersion: Self.newer,
-            acceptedProtocolVersions: [WireCodec.protocolVersion, Self.newer], logger: InProcessAgents.quietLogger)
+            acceptedProtocolVersions: [WireCodec.protocolVersion, Self.newer], executor: ThreadTaskExecutor.shared,
+            logger: InProcessAgents.quietLogger)
         let serving = Task(executorPreference: ThreadTaskExecutor.shared) { try? await server.run() }
         defer {
             server.shutdown()

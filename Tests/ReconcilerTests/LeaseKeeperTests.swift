@@ -145,3 +145,100 @@ struct LeaseKeeperTests {
         #expect(try await store.currentLease() == nil, "the keeper gave the lease back when it stopped")
     }
 }
+
+/// A one-shot run's lease, renewed beside the run (`LeaseKeeper.whileRenewing`). Each waits on
+/// the wall clock for what it expects, up to 10 s, so a loaded machine only makes it slower.
+@Suite("Lease renewed beside a one-shot run")
+struct LeaseWhileRenewingTests {
+    let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    /// Polls `condition` every 20 ms until it holds or 10 s have passed; returns whether it held.
+    static func eventually(_ condition: () async throws -> Bool) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return try await condition()
+    }
+
+    @Test(
+        "while a one-shot run goes on, its lease is renewed by the wall clock under the same epoch without a pass confirming it, and no longer once the run returned"
+    )
+    func renewsBesideTheRun() async throws {
+        let (store, directory) = try LeaseKeeperTests().temporaryStore()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let clock = ManualClock()
+        let keeper = LeaseKeeper(store: store, holder: "ctl-a", ttl: .milliseconds(300), clock: clock, logger: logger)
+        let first = try await keeper.acquire()
+        let renewed = try await keeper.whileRenewing {
+            // The controller's clock moves on; only a renewal moves the expiry with it.
+            clock.advance(by: 60)
+            return try await Self.eventually {
+                try await store.currentLease()?.expiresAt == clock.now().addingTimeInterval(0.3)
+            }
+        }
+        #expect(renewed, "the lease was renewed while the run went on")
+        #expect(try await store.currentLease()?.epoch == first.epoch)
+        try? await Task.sleep(for: .milliseconds(200))
+        let after = try await store.currentLease()?.expiresAt
+        clock.advance(by: 60)
+        try? await Task.sleep(for: .seconds(1))
+        #expect(try await store.currentLease()?.expiresAt == after, "renewed after the run returned")
+    }
+
+    @Test(
+        "a run whose lease another controller took over stops renewing it and holds no lease, so its next pass's fence refuses"
+    )
+    func stopsWhenTakenOver() async throws {
+        let (store, directory) = try LeaseKeeperTests().temporaryStore()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let clock = ManualClock()
+        let keeper = LeaseKeeper(store: store, holder: "ctl-a", ttl: .milliseconds(300), clock: clock, logger: logger)
+        let first = try await keeper.acquire()
+        let other: any ControllerStore = try StateStore.open(directory: directory.path, logger: logger)
+        let lost = try await keeper.whileRenewing {
+            clock.advance(by: 60)
+            let theirs = try await other.acquireLease(holder: "ctl-b", ttl: .seconds(60), now: clock.now())
+            #expect(theirs.epoch > first.epoch)
+            return await Self.eventually { keeper.lease == nil }
+        }
+        #expect(lost, "the keeper still holds a lease another controller took over")
+        await #expect(throws: StoreError.self) { _ = try await keeper.confirm(at: clock.now()) }
+        #expect(try await store.currentLease()?.holder == "ctl-b")
+    }
+
+    @Test(
+        "a one-shot apply holds a lease of the loop's TTL (15 s), whatever the drain, during its passes, and releases it at the end"
+    )
+    func oneShotApplyLease() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-oneshot-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let state = directory.appendingPathComponent("state").path
+        let clock = ManualClock()
+        let controller = MeshwardController(stateDirectory: state, logger: logger, clock: clock)
+        var spec = ContinuityTests.threeTier
+        spec.drain = "60s"
+        let intent = try spec.compile()
+        let seen = Mutex<[TimeInterval]>([])
+        let logger = self.logger
+        _ = try await controller.apply(intent, source: "fleet.yaml", waitForDrain: false, onPass: { _ in
+            do {
+                let store = try StateStore.open(directory: state, logger: logger)
+                guard let lease = try await store.currentLease() else {
+                    Issue.record("no lease is held during a pass")
+                    return
+                }
+                seen.withLock { $0.append(lease.expiresAt.timeIntervalSince(clock.now())) }
+            } catch {
+                Issue.record("cannot read the lease: \(error)")
+            }
+        })
+        let remaining = seen.withLock { $0 }
+        #expect(!remaining.isEmpty)
+        #expect(remaining.allSatisfy { $0 > 0 && $0 <= LeaseKeeper.loopTTL.timeInterval }, "\(remaining)")
+        let store = try StateStore.open(directory: state, logger: logger)
+        #expect(try await store.currentLease() == nil, "the lease is released")
+    }
+}

@@ -13,8 +13,9 @@ import Darwin
 
 /// Holds the Store's lease for one controller: acquires it, renews it, gives it back.
 ///
-/// A single `apply` acquires it for its run and releases it at the end; every pass confirms it
-/// (renewing, same epoch) before sending anything, as its `WriteFence`. `reconcile` runs it as a
+/// A single `apply` acquires it for its run, renews it every third of its TTL while it runs
+/// (`whileRenewing`) and releases it at the end; every pass also confirms it (renewing, same
+/// epoch) before sending anything, as its `WriteFence`. `reconcile` runs it as a
 /// long-lived `Service` beside the loop (as controller-runtime's leader election does): it keeps
 /// the lease across cycles and the waits between them, renewing every third of its TTL, tries
 /// to take a free lease whenever it holds none, and releases it when the group shuts down.
@@ -156,6 +157,34 @@ public final class LeaseKeeper: Service, WriteFence {
             held.withLock { $0 = nil }
             throw error
         }
+    }
+
+    /// Runs `body` (a one-shot command's run, under the lease this keeper acquired) while a task
+    /// beside it renews the lease every third of its TTL by the wall clock, so that the lease
+    /// holds through drain waits and long passes however long they take, and still lapses one
+    /// TTL after this process dies. A renewal that fails is logged and ends the renewing: the
+    /// next pass's fence then finds the lease lost and sends nothing.
+    public func whileRenewing<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        let renewing = Task { [self] in
+            let interval = ttl / 3
+            while !Task.isCancelled {
+                do {
+                    try await Task.sleep(for: interval)
+                } catch {
+                    return
+                }
+                do {
+                    _ = try await confirm(at: clock.now())
+                } catch {
+                    logger.error(
+                        "could not renew the lease; this run sends nothing more to any kernel",
+                        metadata: ["lease.holder": "\(holder)", "error": "\(error)"])
+                    return
+                }
+            }
+        }
+        defer { renewing.cancel() }
+        return try await body()
     }
 
     /// Gives the lease back so that another controller can start at once.

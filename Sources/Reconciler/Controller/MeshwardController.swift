@@ -67,11 +67,6 @@ public final class MeshwardController: Sendable {
             recorder: recorder, logger: logger)
     }
 
-    private func leaseTTL(_ intent: FleetIntent) -> Duration {
-        let longestDrain = intent.channels.map(\.drain).max() ?? .seconds(5)
-        return max(.seconds(60), longestDrain * 3)
-    }
-
     // MARK: - Apply
 
     /// Applies the spec: passes until the fleet converges, only drain waits remain (when
@@ -112,7 +107,7 @@ public final class MeshwardController: Sendable {
             keeper = lease
         } else {
             keeper = LeaseKeeper(
-                store: try await context.openStore(), holder: LeaseKeeper.thisController, ttl: leaseTTL(intent),
+                store: try await context.openStore(), holder: LeaseKeeper.thisController, ttl: LeaseKeeper.loopTTL,
                 clock: clock, sleeper: clock, recorder: recorder, logger: logger)
         }
         let store = keeper.store
@@ -134,14 +129,18 @@ public final class MeshwardController: Sendable {
             try await keeper.acquire(waitingUpTo: lockTimeout, onWait: onLeaseWait)
         }
         do {
-            if let expected {
-                let now = try await plan(intent, target: target)
-                let reasons = PlanComparison.differences(saved: expected, now: now)
-                if !reasons.isEmpty { throw ControllerError.stalePlan(file: planFile, reasons: reasons) }
+            let run = { [self] () async throws -> ApplyDocument in
+                if let expected {
+                    let now = try await plan(intent, target: target)
+                    let reasons = PlanComparison.differences(saved: expected, now: now)
+                    if !reasons.isEmpty { throw ControllerError.stalePlan(file: planFile, reasons: reasons) }
+                }
+                return try await ApplyWorkflow(context: context, store: store).run(
+                    intent, source: source, command: command, waitForDrain: waitForDrain, rekey: rekey,
+                    target: target, fence: keeper, epoch: keeper.lease?.epoch ?? 0, onPass: onPass)
             }
-            let document = try await ApplyWorkflow(context: context, store: store).run(
-                intent, source: source, command: command, waitForDrain: waitForDrain, rekey: rekey,
-                target: target, fence: keeper, epoch: keeper.lease?.epoch ?? 0, onPass: onPass)
+            // A one-shot run keeps its own lease renewed beside it; a loop's keeper does that already.
+            let document = lease == nil ? try await keeper.whileRenewing(run) : try await run()
             if lease == nil { await keeper.release() }
             return document
         } catch {

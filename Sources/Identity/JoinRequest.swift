@@ -33,18 +33,7 @@ public struct JoinRequest: Sendable {
                 try ExtendedKeyUsage([.serverAuth])
             },
             issuerPrivateKey: Certificate.PrivateKey(key))
-        var names: [GeneralName] = [.uniformResourceIdentifier(SPIFFEIdentity.node(cluster: cluster, name: node).uri)]
-        for address in addresses {
-            names.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(address.bytes))))
-        }
-        let extensions = try Certificate.Extensions { SubjectAlternativeNames(names) }
-        csr = try CertificateSigningRequest(
-            version: .v1, subject: try DistinguishedName { CommonName(node) },
-            privateKey: Certificate.PrivateKey(key),
-            attributes: CertificateSigningRequest.Attributes([
-                try CertificateSigningRequest.Attribute(ExtensionRequest(extensions: extensions))
-            ]),
-            signatureAlgorithm: .ecdsaWithSHA256)
+        csr = try RenewalKey.nodeCSR(cluster: cluster, node: node, addresses: addresses, key: key)
         self.node = node
         self.privateKey = key
     }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MeshwardCore
 import SwiftASN1
 import X509
 
@@ -15,19 +16,29 @@ public struct RenewalKey: Sendable {
     /// A new P-256 key for `node` of `cluster`, and a CSR naming `spiffe://CLUSTER/node/NAME`.
     public init(cluster: String, node: String) throws {
         let key = P256.Signing.PrivateKey()
-        let extensions = try Certificate.Extensions {
-            SubjectAlternativeNames([.uniformResourceIdentifier(SPIFFEIdentity.node(cluster: cluster, name: node).uri)])
+        csr = try Self.nodeCSR(cluster: cluster, node: node, addresses: [], key: key)
+        self.cluster = cluster
+        self.node = node
+        self.privateKey = key
+    }
+
+    /// A CSR signed by `key` for `node` of `cluster`: `spiffe://CLUSTER/node/NAME` and
+    /// `addresses` as subject alternative names, the node as common name.
+    static func nodeCSR(
+        cluster: String, node: String, addresses: [IPAddress], key: P256.Signing.PrivateKey
+    ) throws -> CertificateSigningRequest {
+        var names: [GeneralName] = [.uniformResourceIdentifier(SPIFFEIdentity.node(cluster: cluster, name: node).uri)]
+        for address in addresses {
+            names.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(address.bytes))))
         }
-        csr = try CertificateSigningRequest(
+        let extensions = try Certificate.Extensions { SubjectAlternativeNames(names) }
+        return try CertificateSigningRequest(
             version: .v1, subject: try DistinguishedName { CommonName(node) },
             privateKey: Certificate.PrivateKey(key),
             attributes: CertificateSigningRequest.Attributes([
                 try CertificateSigningRequest.Attribute(ExtensionRequest(extensions: extensions))
             ]),
             signatureAlgorithm: .ecdsaWithSHA256)
-        self.cluster = cluster
-        self.node = node
-        self.privateKey = key
     }
 
     /// The CSR's DER.

@@ -98,7 +98,11 @@ struct CrossHostTakeoverTests {
                 standbyHolders.contains(where: { holder.hasPrefix($0.1) && holder.hasSuffix($0.2) })
             else { return false }
             if tookOverSeen == nil { tookOverSeen = Date() }
-            return try cli.run("plan", spec, "--detailed-exitcode").status == 0
+            guard try cli.run("plan", spec, "--detailed-exitcode").status == 0 else { return false }
+            // Finished means drained too: plan shows no change while the old SAs wait out the drain.
+            let (_, document) = try cli.json("status")
+            let channels = document["channels"] as? [[String: Any]] ?? []
+            return !channels.isEmpty && channels.allSatisfy { $0["step"] as? String == "established" }
         }
         try #require(finished, "\(label): no standby finished the rotation: \(standbys.map(\.logText))")
         let lease = try #require(try LeaderTakeoverTests.lease(cli))

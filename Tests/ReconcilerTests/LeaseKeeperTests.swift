@@ -241,4 +241,25 @@ struct LeaseWhileRenewingTests {
         let store = try StateStore.open(directory: state, logger: logger)
         #expect(try await store.currentLease() == nil, "the lease is released")
     }
+
+    @Test(
+        "a standby whose turn is 30 s takes a lapsed lease right after the expiry it saw, not at its next turn"
+    )
+    func standbyWakesAtTheLapse() async throws {
+        let (store, directory) = try LeaseKeeperTests().temporaryStore()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // A holder that takes a 1 s lease and never renews it: a leader that died.
+        let other: any ControllerStore = try StateStore.open(directory: directory.path, logger: logger)
+        _ = try await other.acquireLease(holder: "ctl-dead", ttl: .seconds(1), now: Date())
+        let standby = LeaseKeeper(
+            store: store, holder: "ctl-standby", ttl: .seconds(90), clock: SystemClock(), logger: logger)
+        let started = ContinuousClock.now
+        let running = Task { try await standby.run() }
+        let took = await Self.eventually { standby.lease != nil }
+        let waited = ContinuousClock.now - started
+        running.cancel()
+        _ = try? await running.value
+        #expect(took, "the standby did not take the lapsed lease within 10 s; its turn is 30 s")
+        print("standby took the lease \(waited) after it started; the lease lapsed 1 s after it was taken")
+    }
 }

@@ -23,7 +23,7 @@ import Darwin
 /// lease another took over can no longer write.
 public final class LeaseKeeper: Service, WriteFence {
     /// The TTL of a reconcile loop's lease: renewed every 5 s, it lapses 15 s after a dead or
-    /// cut-off leader's last renewal, and a standby takes it at its next turn (5 s later at most).
+    /// cut-off leader's last renewal, and a standby takes it right after (`lapseMargin`).
     public static let loopTTL: Duration = .seconds(15)
 
     /// This controller: `HOST pid N`.
@@ -37,6 +37,10 @@ public final class LeaseKeeper: Service, WriteFence {
     private let recorder: any ReconcileRecorder
     /// The lease as last acquired or renewed; nil while this controller holds none.
     private let held = Mutex<Lease?>(nil)
+    /// When the lease another controller holds lapses unless renewed, as this standby last saw it.
+    private let heldElsewhereUntil = Mutex<Date?>(nil)
+    /// How long after the holder's expiry a standby tries again.
+    static let lapseMargin: Duration = .milliseconds(250)
     /// The holder last reported as holding the lease, so that waiting is logged once.
     private let reportedHolder = Mutex<String?>(nil)
 
@@ -199,14 +203,26 @@ public final class LeaseKeeper: Service, WriteFence {
         }
     }
 
-    /// Keeps the lease until the service group shuts down, then releases it.
+    /// Keeps the lease until the service group shuts down, then releases it. A standby tries
+    /// again every third of the TTL, and also right after the holder's lease is due to lapse
+    /// (`lapseMargin` after the expiry it last saw), so a dead leader is replaced about one TTL
+    /// after its last renewal rather than up to a turn later.
     public func run() async throws {
         let interval = ttl / 3
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await keepOnce()
-            let wake = sleeper.now().addingTimeInterval(interval.timeInterval)
+            let now = sleeper.now()
+            var wake = now.addingTimeInterval(interval.timeInterval)
+            // The expiry is the Store's clock (the server's on PostgreSQL): waking at it is a hint,
+            // and the Store judges the lapse.
+            if let lapse = heldElsewhereUntil.withLock({ $0 })?.addingTimeInterval(Self.lapseMargin.timeInterval),
+                lapse > now, lapse < wake
+            {
+                wake = lapse
+            }
             let sleeper = self.sleeper
-            try? await cancelWhenGracefulShutdown { try await sleeper.sleep(until: wake) }
+            let until = wake
+            try? await cancelWhenGracefulShutdown { try await sleeper.sleep(until: until) }
         }
         if lease != nil { await release() }
     }
@@ -219,7 +235,9 @@ public final class LeaseKeeper: Service, WriteFence {
             } else {
                 try await acquire()
             }
+            heldElsewhereUntil.withLock { $0 = nil }
         } catch StoreError.leaseHeld(let current, let expires) {
+            heldElsewhereUntil.withLock { $0 = expires }
             let first = reportedHolder.withLock { reported in
                 defer { reported = current }
                 return reported != current

@@ -1,5 +1,6 @@
 /// The wire between Meshward's controller and the agent on each host: exactly the NodeKernel
-/// seam (observe, apply) plus the controller's "ready" mark. Regenerate the Swift code with
+/// seam (observe, apply), the controller's "ready" mark and the renewal of the agent's
+/// certificate. Regenerate the Swift code with
 /// scripts/generate-protos after changing this file.
 
 // DO NOT EDIT.

@@ -9,7 +9,8 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// The wire between Meshward's controller and the agent on each host: exactly the NodeKernel
-/// seam (observe, apply) plus the controller's "ready" mark. Regenerate the Swift code with
+/// seam (observe, apply), the controller's "ready" mark and the renewal of the agent's
+/// certificate. Regenerate the Swift code with
 /// scripts/generate-protos after changing this file.
 
 #if canImport(FoundationEssentials)

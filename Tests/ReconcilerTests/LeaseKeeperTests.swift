@@ -223,18 +223,20 @@ struct LeaseWhileRenewingTests {
         let intent = try spec.compile()
         let seen = Mutex<[TimeInterval]>([])
         let logger = self.logger
-        _ = try await controller.apply(intent, source: "fleet.yaml", waitForDrain: false, onPass: { _ in
-            do {
-                let store = try StateStore.open(directory: state, logger: logger)
-                guard let lease = try await store.currentLease() else {
-                    Issue.record("no lease is held during a pass")
-                    return
+        _ = try await controller.apply(
+            intent, source: "fleet.yaml", waitForDrain: false,
+            onPass: { _ in
+                do {
+                    let store = try StateStore.open(directory: state, logger: logger)
+                    guard let lease = try await store.currentLease() else {
+                        Issue.record("no lease is held during a pass")
+                        return
+                    }
+                    seen.withLock { $0.append(lease.expiresAt.timeIntervalSince(clock.now())) }
+                } catch {
+                    Issue.record("cannot read the lease: \(error)")
                 }
-                seen.withLock { $0.append(lease.expiresAt.timeIntervalSince(clock.now())) }
-            } catch {
-                Issue.record("cannot read the lease: \(error)")
-            }
-        })
+            })
         let remaining = seen.withLock { $0 }
         #expect(!remaining.isEmpty)
         #expect(remaining.allSatisfy { $0 > 0 && $0 <= LeaseKeeper.loopTTL.timeInterval }, "\(remaining)")

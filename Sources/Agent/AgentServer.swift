@@ -180,6 +180,10 @@ public final class AgentServer: Sendable {
                 shutdown()
                 serving.cancelAll()
             }
+            // A switch stops the old listener before the new one binds: wait for it to commit.
+            while switching.withLock({ $0 }) && !stopping.withLock({ $0 }) && !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
             let latest = listener.withLock { $0 }
             if stopping.withLock({ $0 }) || latest.server === current.server || Task.isCancelled {
                 await serving.waitForAll()
@@ -192,6 +196,9 @@ public final class AgentServer: Sendable {
             current = latest
         }
     }
+
+    /// Whether a switch is between stopping the old listener and committing the new one.
+    private let switching = Mutex(false)
 
     /// The tasks serving this agent's listeners: the current one, and one being replaced while
     /// its open calls finish.
@@ -214,6 +221,8 @@ public final class AgentServer: Sendable {
             return
         }
         guard !stopping.withLock({ $0 }) else { return }
+        switching.withLock { $0 = true }
+        defer { switching.withLock { $0 = false } }
         old.server.beginGracefulShutdown()
         var wait: Duration = .milliseconds(5)
         var attempts = 0

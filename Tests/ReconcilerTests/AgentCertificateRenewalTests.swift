@@ -73,7 +73,7 @@ struct AgentCertificateRenewalTests {
         }
 
         func issuedCount(_ node: String) async throws -> Int {
-            let store = try StateStore.open(
+            let store: any ControllerStore = try StateStore.open(
                 directory: base.appendingPathComponent("state").path, logger: AgentCertificateRenewalTests.logger)
             return try await store.issuedCertificates(node: node).count
         }

@@ -227,7 +227,7 @@ struct LeaseWhileRenewingTests {
             intent, source: "fleet.yaml", waitForDrain: false,
             onPass: { _ in
                 do {
-                    let store = try StateStore.open(directory: state, logger: logger)
+                    let store: any ControllerStore = try StateStore.open(directory: state, logger: logger)
                     guard let lease = try await store.currentLease() else {
                         Issue.record("no lease is held during a pass")
                         return

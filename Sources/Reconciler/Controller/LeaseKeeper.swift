@@ -166,8 +166,9 @@ public final class LeaseKeeper: Service, WriteFence {
     /// Runs `body` (a one-shot command's run, under the lease this keeper acquired) while a task
     /// beside it renews the lease every third of its TTL by the wall clock, so that the lease
     /// holds through drain waits and long passes however long they take, and still lapses one
-    /// TTL after this process dies. A renewal that fails is logged and ends the renewing: the
-    /// next pass's fence then finds the lease lost and sends nothing.
+    /// TTL after this process dies. A lease another controller took over ends the renewing (the
+    /// next pass's fence finds it lost and sends nothing); a Store that does not answer is
+    /// tried again at the next turn, and every pass still renews before it sends.
     public func whileRenewing<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         let renewing = Task { [self] in
             let interval = ttl / 3
@@ -179,11 +180,16 @@ public final class LeaseKeeper: Service, WriteFence {
                 }
                 do {
                     _ = try await confirm(at: clock.now())
-                } catch {
+                } catch StoreError.leaseNotHeld(_, let current) {
                     logger.error(
-                        "could not renew the lease; this run sends nothing more to any kernel",
-                        metadata: ["lease.holder": "\(holder)", "error": "\(error)"])
+                        "lost the lease; this run writes no kernel from now on",
+                        metadata: ["lease.holder": "\(holder)", "lease.current": "\(current?.holder ?? "nobody")"])
                     return
+                } catch {
+                    // The Store did not answer: the next pass's fence renews or stops the run.
+                    logger.warning(
+                        "could not renew the lease; trying again at the next turn",
+                        metadata: ["lease.holder": "\(holder)", "error": "\(error)"])
                 }
             }
         }

@@ -167,8 +167,7 @@ public final class AgentServer: Sendable {
     /// listener's certificate. The old one stops accepting and the new one, with the new key and
     /// certificate, binds the same port at once (trying again for as long as the old socket
     /// holds it), before the renewal is answered; the old one's open calls, that answer among
-    /// them, finish on it. A controller that connects in the few milliseconds between is refused
-    /// and tries again.
+    /// them, finish on it. A controller that connects in between is refused and tries again.
     public func run() async throws {
         await service.installBootGuard()
         var current = listener.withLock { $0 }

@@ -6,6 +6,8 @@ import Identity
 import Kernel
 import Logging
 import MeshwardCore
+import NIOCore
+import NIOPosix
 
 /// The controller's `NodeKernel` for a node behind an agent: observe and apply as gRPC calls
 /// over mutual TLS.
@@ -53,6 +55,10 @@ public final class AgentKernel: NodeKernel {
     ) throws {
         self.credentials = credentials
         self.enrollment = enrollment
+        // The connection's event loop, and its calls on that loop, unless a test gives an
+        // executor of its own.
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let executor = executor ?? EventLoopTaskExecutor(loop)
         self.executor = executor
         self.protocolVersion = protocolVersion
         self.node = node
@@ -79,7 +85,8 @@ public final class AgentKernel: NodeKernel {
         self.port = port
         let target = Self.target(host: host, port: port)
         let transport = try Self.transport(
-            to: target, security: security, role: "control connection to \(node) at \(address)", logger: logger)
+            to: target, security: security, role: "control connection to \(node) at \(address)",
+            eventLoopGroup: loop, logger: logger)
         let client = GRPCClient(transport: transport)
         self.client = client
         self.service = Meshward_Agent_V1_NodeKernelService.Client(wrapping: client)
@@ -98,7 +105,7 @@ public final class AgentKernel: NodeKernel {
     /// A client transport to `target`, every connection with the control socket's IPsec bypass.
     static func transport(
         to target: any ResolvableTarget, security: HTTP2ClientTransport.Posix.TransportSecurity, role: String,
-        logger: Logger
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
     ) throws -> HTTP2ClientTransport.Posix {
         var config = HTTP2ClientTransport.Posix.Config.defaults
         config.backoff.initial = .milliseconds(100)
@@ -106,7 +113,8 @@ public final class AgentKernel: NodeKernel {
         config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
             ControlSocketBypass.install(on: channel, role: role, logger: logger)
         }
-        return try HTTP2ClientTransport.Posix(target: target, transportSecurity: security, config: config)
+        return try HTTP2ClientTransport.Posix(
+            target: target, transportSecurity: security, config: config, eventLoopGroup: eventLoopGroup)
     }
 
     deinit {

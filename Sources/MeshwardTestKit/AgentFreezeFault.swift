@@ -15,7 +15,8 @@ import Darwin
 /// request goes out under the epoch the process held before it stopped.
 ///
 /// `meshward-faulty` arms it when `MESHWARD_AGENT_FREEZE_BEFORE_APPLY` is `N` (N ≥ 1): before
-/// the Nth apply request this process sends to any agent. It stops once per process.
+/// the Nth apply request this process sends to any agent, once the next one is on its way too
+/// (or 2 s have passed). It stops once per process.
 public enum AgentFreezeFault {
     /// The environment variable that arms the fault.
     public static let variable = "MESHWARD_AGENT_FREEZE_BEFORE_APPLY"
@@ -30,6 +31,13 @@ public enum AgentFreezeFault {
                 return sent
             }
             guard number == count else { return }
+            // The pass sends its nodes' batches in parallel, each right after its own lease
+            // confirmation, a write transaction. Stopped while another node's confirmation holds
+            // the Store's write lock, the process would keep the Store locked for every other
+            // controller, which is not what the test is about: wait until the next batch has
+            // reached this point too (its confirmation done), or 2 s.
+            let waitUntil = ContinuousClock.now + .seconds(2)
+            while sent.withLock({ $0 }) == count && ContinuousClock.now < waitUntil { usleep(10_000) }
             raise(SIGSTOP)
         }
     }

@@ -44,6 +44,9 @@ struct AgentsBenchmark: AsyncParsableCommand {
     @Option(help: "Steady passes to time on each side (the median is reported).")
     var repeats = 5
 
+    @Option(help: "How many nodes a pass observes at once, on both sides.")
+    var observeParallelism = FleetReconciler.observeParallelism
+
     @Option(
         help: ArgumentHelp(
             "Serve the saved fleet at this path with one agent per node (the child).", visibility: .private))
@@ -75,7 +78,7 @@ struct AgentsBenchmark: AsyncParsableCommand {
         let clock = ManualClock()
         let direct = FleetReconciler(
             store: directStore, kernels: SimulatedFleetKernels(fleet: fleet, reqid: reqid), reqid: reqid,
-            clock: clock, logger: logger)
+            clock: clock, logger: logger, observeParallelism: observeParallelism)
         let initial = try await direct.converge(intent: intent, waitForDrain: true)
         guard initial.outcome == .converged else { throw BenchFailure("the fleet ended \(initial.outcome)") }
         let beforeAgents = BenchmarkReport.peakResidentMiB()
@@ -83,11 +86,11 @@ struct AgentsBenchmark: AsyncParsableCommand {
         let child = try AgentsChild.start(fleet: fleet, cluster: intent.cluster)
         defer { child.stop() }
         let agentStore = ScratchGenerationStore(channels: try directStore.loadChannels())
+        let agentKernels = BenchAgentKernels(
+            nodes: Set(intent.nodes.map(\.name)), child: child, reqid: reqid, logger: logger)
         let viaAgents = FleetReconciler(
-            store: agentStore,
-            kernels: BenchAgentKernels(
-                nodes: Set(intent.nodes.map(\.name)), child: child, reqid: reqid, logger: logger),
-            reqid: reqid, clock: clock, logger: logger)
+            store: agentStore, kernels: agentKernels, reqid: reqid, clock: clock, logger: logger,
+            observeParallelism: observeParallelism)
 
         func steady(
             _ reconciler: FleetReconciler, store: ScratchGenerationStore
@@ -106,6 +109,45 @@ struct AgentsBenchmark: AsyncParsableCommand {
                             + "\(measured.result.unreachable.count) nodes unreachable: "
                             + "\(measured.result.unreachable.first.map { "\($0.key): \($0.value)" } ?? "")")
                 }
+                samples.append((measured.wall, measured.cpu))
+            }
+            let sorted = samples.sorted { $0.0 < $1.0 }
+            return sorted[sorted.count / 2]
+        }
+
+        /// The transport's own cost: one call to every agent that does the least an agent can do
+        /// (a ready mark for a boot that is not the agent's, which it ignores), as many at once
+        /// as a pass observes; the median of `repeats`.
+        func callFloor(_ kernels: BenchAgentKernels) async throws -> (wall: Duration, cpu: Duration) {
+            let nodes = kernels.knownNodes.sorted()
+            var samples: [(Duration, Duration)] = []
+            for _ in 1...repeats {
+                let measured = try await measureBoth {
+                    try await withThrowingTaskGroup(of: Bool.self) { group in
+                        var waiting = nodes.makeIterator()
+                        func start(_ node: String) {
+                            group.addTask {
+                                let kernel = try await kernels.kernel(for: node)
+                                guard let agent = kernel as? AgentKernel else {
+                                    throw BenchFailure("node \(node) is not behind an agent")
+                                }
+                                return try await agent.markReady(
+                                    bootID: "not-a-boot", deadline: .now + FleetReconciler.kernelCallTimeout)
+                            }
+                        }
+                        for _ in 0..<observeParallelism {
+                            guard let node = waiting.next() else { break }
+                            start(node)
+                        }
+                        var marked = 0
+                        while let ready = try await group.next() {
+                            if ready { marked += 1 }
+                            if let next = waiting.next() { start(next) }
+                        }
+                        return marked
+                    }
+                }
+                guard measured.result == 0 else { throw BenchFailure("\(measured.result) agents took a foreign mark") }
                 samples.append((measured.wall, measured.cpu))
             }
             let sorted = samples.sorted { $0.0 < $1.0 }
@@ -133,7 +175,24 @@ struct AgentsBenchmark: AsyncParsableCommand {
             try await viaAgents.runPass(number: 0, intent: intent, records: &warmRecords)
         }
         let overAgents = try await steady(viaAgents, store: agentStore)
+        let floor = try await callFloor(agentKernels)
         let rekeyOverAgents = try await rekey(viaAgents)
+        await agentKernels.close()
+
+        // The same steady pass and smallest call with each call on the shared pool, hopping to
+        // its connection's event loop and back (as every call did before the calls ran on the
+        // event loop), over connections of their own.
+        let poolKernels = BenchAgentKernels(
+            nodes: Set(intent.nodes.map(\.name)), child: child, reqid: reqid, executor: globalConcurrentExecutor,
+            logger: logger)
+        let viaPool = FleetReconciler(
+            store: agentStore, kernels: poolKernels, reqid: reqid, clock: clock, logger: logger,
+            observeParallelism: observeParallelism)
+        var poolRecords = try agentStore.loadChannels()
+        _ = try await viaPool.runPass(number: 0, intent: intent, records: &poolRecords)
+        let overPool = try await steady(viaPool, store: agentStore)
+        let poolFloor = try await callFloor(poolKernels)
+        await poolKernels.close()
         let controllerPeak = BenchmarkReport.peakResidentMiB()
         let agentsPeak = try child.finish()
 
@@ -144,8 +203,7 @@ struct AgentsBenchmark: AsyncParsableCommand {
         report.add("nodes (one agent each)", "\(nodes)", key: "nodes", value: nodes)
         report.add("channels", "\(intent.channels.count)", key: "channels", value: intent.channels.count)
         report.add(
-            "observe parallelism", "\(FleetReconciler.observeParallelism)", key: "observe_parallelism",
-            value: FleetReconciler.observeParallelism)
+            "observe parallelism", "\(observeParallelism)", key: "observe_parallelism", value: observeParallelism)
         report.seconds("start every agent (child)", child.started, key: "agents_start_seconds")
         report.seconds("first pass through agents (connects)", firstContact.wall, key: "first_contact_seconds")
         report.seconds("steady pass in process (wall)", inProcess.wall, key: "steady_in_process_seconds")
@@ -153,6 +211,20 @@ struct AgentsBenchmark: AsyncParsableCommand {
         report.seconds("steady pass over agents (controller CPU)", overAgents.cpu, key: "steady_agents_cpu_seconds")
         let ratio = overAgents.wall.seconds / max(inProcess.wall.seconds, 1e-9)
         report.add("transport overhead (wall ratio)", String(format: "%.2fx", ratio), key: "steady_ratio", value: ratio)
+        report.seconds(
+            "steady pass over agents, calls on the shared pool (wall)", overPool.wall, key: "steady_pool_seconds")
+        report.seconds(
+            "steady pass over agents, calls on the shared pool (controller CPU)", overPool.cpu,
+            key: "steady_pool_cpu_seconds")
+        report.seconds("smallest call to every agent (wall)", floor.wall, key: "call_floor_seconds")
+        report.seconds("smallest call to every agent (controller CPU)", floor.cpu, key: "call_floor_cpu_seconds")
+        let floorShare = floor.wall.seconds / max(inProcess.wall.seconds, 1e-9)
+        report.add(
+            "smallest call to every agent / steady pass in process", String(format: "%.2fx", floorShare),
+            key: "call_floor_ratio", value: floorShare)
+        report.seconds(
+            "smallest call to every agent, on the shared pool (controller CPU)", poolFloor.cpu,
+            key: "call_floor_pool_cpu_seconds")
         report.add(
             "full rekey in process", "\(rekeyInProcess.passes) passes, \(rekeyInProcess.operations) operations",
             key: "rekey_in_process_passes", value: rekeyInProcess.passes)
@@ -305,18 +377,25 @@ final class BenchAgentKernels: FleetKernels {
     let knownNodes: Set<String>
     private let kernels: EndpointKernels
 
-    init(nodes: Set<String>, child: AgentsChild, reqid: Reqid, logger: Logger) {
+    /// - Parameter executor: where the calls run; nil for the connection's event loop (as in
+    ///   production).
+    init(
+        nodes: Set<String>, child: AgentsChild, reqid: Reqid, executor: (any TaskExecutor)? = nil, logger: Logger
+    ) {
         knownNodes = nodes
         kernels = EndpointKernels(
             endpoints: child.ports.mapValues { .agent(host: "127.0.0.1", port: UInt16($0)) },
             connectors: [
                 AgentConnector(
                     credentials: child.credentials, cluster: child.cluster, addresses: [:], epoch: { 1 },
-                    logger: logger)
+                    executor: executor, logger: logger)
             ], reqid: reqid)
     }
 
     func kernel(for node: String) async throws -> any NodeKernel { try await kernels.kernel(for: node) }
 
     func persist() throws {}
+
+    /// Closes every connection.
+    func close() async { await kernels.close() }
 }

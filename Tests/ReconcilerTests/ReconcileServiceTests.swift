@@ -49,13 +49,22 @@ struct ReconcileServiceTests {
         func sleep(until deadline: Date) async throws {
             try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                    let due = state.withLock { state -> Bool in
-                        if deadline <= state.now { return true }
+                    // Cancellation is checked under the lock that `onCancel` takes: a sleep
+                    // cancelled before it is registered ends at once instead of waiting for a
+                    // clock nobody moves.
+                    enum Start { case due, cancelled, waiting }
+                    let start = state.withLock { state -> Start in
+                        if Task.isCancelled { return .cancelled }
+                        if deadline <= state.now { return .due }
                         state.sleepers.append((deadline, continuation))
                         state.lengths.append(deadline.timeIntervalSince(state.now))
-                        return false
+                        return .waiting
                     }
-                    if due { continuation.resume() } else { events.changed() }
+                    switch start {
+                    case .due: continuation.resume()
+                    case .cancelled: continuation.resume(throwing: CancellationError())
+                    case .waiting: events.changed()
+                    }
                 }
             } onCancel: {
                 let cancelled = state.withLock { state in
@@ -81,12 +90,20 @@ struct ReconcileServiceTests {
         let clock = SteppedClock(events: events)
         let reload = ReloadTrigger()
         let cycles = Mutex(0)
+        let outcomes = Mutex<[String]>([])
         let service = ReconcileService(
             controller: MeshwardController(
                 stateDirectory: directory.appendingPathComponent("state").path, logger: logger),
             specPaths: [spec.path], interval: .seconds(3_600), once: false, reload: reload, clock: clock,
             logger: logger,
-            onCycle: { _ in
+            onCycle: { result in
+                let outcome: String
+                switch result {
+                case .success(let document):
+                    outcome = "\(document.outcome.rawValue), unreachable: \(document.unreachable.map(\.node))"
+                case .failure(let error): outcome = "failed: \(error)"
+                }
+                outcomes.withLock { $0.append(outcome) }
                 cycles.withLock { $0 += 1 }
                 events.changed()
             })
@@ -94,10 +111,15 @@ struct ReconcileServiceTests {
         defer { loop.cancel() }
 
         // Waits for what the loop does next, woken by its events (a cycle ended, a sleep
-        // started): no real-time bound, which a loaded machine would break.
+        // started): no real-time bound, which a loaded machine would break. Each wait accepts
+        // more cycles than expected so that a loop that ran too many fails the expectation
+        // after it instead of waiting for a count that has passed.
         func settle(until condition: @escaping @Sendable () -> Bool) async { await events.wait(until: condition) }
-        await settle { cycles.withLock { $0 } == 1 && clock.sleeping == 1 }
+        await settle { cycles.withLock { $0 } >= 1 && clock.sleeping == 1 }
         #expect(cycles.withLock { $0 } == 1, "the first cycle runs at once")
+        #expect(
+            outcomes.withLock { $0 } == ["converged, unreachable: []"],
+            "the first cycle converges and reaches every node, so the loop waits its interval")
 
         // Most of the interval passes on the clock: no cycle.
         clock.advance(by: 3_599)
@@ -106,12 +128,12 @@ struct ReconcileServiceTests {
 
         // A reload wakes it without any time passing.
         reload.fire("test reload")
-        await settle { cycles.withLock { $0 } == 2 && clock.sleeping == 1 }
+        await settle { cycles.withLock { $0 } >= 2 && clock.sleeping == 1 }
         #expect(cycles.withLock { $0 } == 2)
 
         // A whole interval from that cycle: the next one.
         clock.advance(by: 3_600)
-        await settle { cycles.withLock { $0 } == 3 }
+        await settle { cycles.withLock { $0 } >= 3 }
         #expect(cycles.withLock { $0 } == 3)
     }
 }
@@ -190,26 +212,46 @@ extension ReconcileServiceTests {
 /// What the loop under test did, for a test to wait on: each change wakes the waiters whose
 /// condition now holds.
 final class LoopEvents: Sendable {
-    private let waiters = Mutex<[(condition: @Sendable () -> Bool, continuation: CheckedContinuation<Void, Never>)]>([])
+    private let waiters = Mutex<
+        [(id: UUID, condition: @Sendable () -> Bool, continuation: CheckedContinuation<Void, Never>)]
+    >([])
 
-    /// Returns once `condition` holds; checked now and after every change.
+    /// Returns once `condition` holds; checked now and after every change. Returns as well
+    /// when the waiting task is cancelled (a test's time limit), so that a loop that went
+    /// another way fails its test instead of holding the whole run.
     func wait(until condition: @escaping @Sendable () -> Bool) async {
-        await withCheckedContinuation { continuation in
-            let holds = waiters.withLock { waiters -> Bool in
-                if condition() { return true }
-                waiters.append((condition, continuation))
-                return false
+        let id = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let holds = waiters.withLock { waiters -> Bool in
+                    if Task.isCancelled || condition() { return true }
+                    waiters.append((id, condition, continuation))
+                    return false
+                }
+                if holds { continuation.resume() }
             }
-            if holds { continuation.resume() }
+        } onCancel: {
+            let cancelled = waiters.withLock { waiters -> [CheckedContinuation<Void, Never>] in
+                let mine = waiters.filter { $0.id == id }.map(\.continuation)
+                waiters.removeAll { $0.id == id }
+                return mine
+            }
+            for continuation in cancelled { continuation.resume() }
         }
     }
 
-    /// Something happened: wakes every waiter whose condition holds now.
+    /// Something happened: wakes every waiter whose condition holds now (each condition is
+    /// read once, so a waiter is either woken or kept).
     func changed() {
         let woken = waiters.withLock { waiters -> [CheckedContinuation<Void, Never>] in
-            let ready = waiters.filter { $0.condition() }
-            waiters.removeAll { $0.condition() }
-            return ready.map(\.continuation)
+            var ready: [CheckedContinuation<Void, Never>] = []
+            var waiting: [(id: UUID, condition: @Sendable () -> Bool, continuation: CheckedContinuation<Void, Never>)] =
+                []
+            for waiter in waiters {
+                if waiter.condition() { ready.append(waiter.continuation) } else { waiting.append(waiter) }
+            }
+            waiters = waiting
+            return ready
         }
         for continuation in woken { continuation.resume() }
     }

@@ -232,5 +232,22 @@ enum PostgresSchema {
                     CHECK (spent_at IS NULL OR revoked_at IS NULL)
                 );
                 """),
+        Migration(
+            name: "8-two-digit-certificate-serials",
+            sql: """
+                -- Serials were recorded as swift-certificates prints them, each byte without its
+                -- leading zero (c:ff:1), and are stored, printed and compared in CertificateSerial's
+                -- form (0c:ff:01) from now on: each byte padded to two lowercase digits.
+                UPDATE issued_certificates SET serial = (
+                    SELECT string_agg(lower(lpad(part, 2, '0')), ':' ORDER BY n)
+                    FROM unnest(string_to_array(serial, ':')) WITH ORDINALITY AS parts(part, n)
+                )
+                WHERE serial ~ '^[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2})*$';
+                UPDATE revoked_certificates SET serial = (
+                    SELECT string_agg(lower(lpad(part, 2, '0')), ':' ORDER BY n)
+                    FROM unnest(string_to_array(serial, ':')) WITH ORDINALITY AS parts(part, n)
+                )
+                WHERE serial ~ '^[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2})*$';
+                """),
     ]
 }

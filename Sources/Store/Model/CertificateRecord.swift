@@ -3,7 +3,8 @@ import Foundation
 /// A node certificate the cluster CA issued, as the Store keeps it: enough to revoke every
 /// certificate of a node without holding the certificates themselves.
 public struct IssuedCertificate: Sendable, Hashable {
-    /// The certificate's serial number, as `Certificate.SerialNumber` prints it (hex bytes).
+    /// The certificate's serial number, as `CertificateSerial` prints it: two hex digits per byte,
+    /// separated by colons (`0c:ff:01`).
     public var serial: String
     /// The node the certificate speaks for.
     public var node: String
@@ -22,6 +23,7 @@ public struct IssuedCertificate: Sendable, Hashable {
 
 /// A revoked certificate serial: whose it was, when it was revoked and why.
 public struct RevokedCertificate: Sendable, Hashable {
+    /// The certificate's serial number, as `CertificateSerial` prints it (`0c:ff:01`).
     public var serial: String
     public var node: String
     public var revokedAt: Date

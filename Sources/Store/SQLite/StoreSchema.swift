@@ -1,4 +1,5 @@
 import GRDB
+import MeshwardCore
 
 /// The database schema, as append-only named migrations.
 ///
@@ -230,6 +231,20 @@ enum StoreSchema {
                         SELECT RAISE(ABORT, 'a spent or revoked join token never changes');
                     END;
                     """)
+        }
+
+        migrator.registerMigration("10-two-digit-certificate-serials") { db in
+            // Serials were recorded as swift-certificates prints them, each byte without its
+            // leading zero (`c:ff:1`); they are stored, printed and compared in
+            // `CertificateSerial`'s form (`0c:ff:01`) from now on.
+            for table in ["issued_certificates", "revoked_certificates"] {
+                for serial in try String.fetchAll(db, sql: "SELECT serial FROM \(table)") {
+                    let normalised = CertificateSerial.normalised(serial)
+                    guard normalised != serial else { continue }
+                    try db.execute(
+                        sql: "UPDATE \(table) SET serial = ? WHERE serial = ?", arguments: [normalised, serial])
+                }
+            }
         }
 
         return migrator

@@ -139,8 +139,9 @@ public struct IssuedCredential: Sendable {
         get throws { try certificate.serializeAsPEM().pemString }
     }
 
-    /// The certificate's serial number as the revocation list names it (hex bytes).
-    public var serial: String { "\(certificate.serialNumber)" }
+    /// The certificate's serial number as the Store records it and the revocation list names it
+    /// (`CertificateSerial`: two hex digits per byte, `0c:ff:01`).
+    public var serial: String { certificate.serial.description }
 
     /// When the certificate stops being valid.
     public var notValidAfter: Date { certificate.notValidAfter }

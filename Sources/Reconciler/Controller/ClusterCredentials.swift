@@ -94,7 +94,7 @@ extension ClusterCredentials {
         let certificate = try ca.issue(node: node, csrDER: csrDER, addresses: addresses, now: now, validity: validity)
         try await store.recordIssuedCertificate(
             IssuedCertificate(
-                serial: "\(certificate.serialNumber)", node: node, issuedAt: now,
+                serial: certificate.serial.description, node: node, issuedAt: now,
                 notValidAfter: certificate.notValidAfter))
         return try certificate.serializeAsPEM().derBytes
     }

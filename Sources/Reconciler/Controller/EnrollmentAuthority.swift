@@ -94,7 +94,7 @@ public struct EnrollmentAuthority: Sendable {
         // revoke it like a certificate from `agent credentials`.
         try await store.recordIssuedCertificate(
             IssuedCertificate(
-                serial: "\(certificate.serialNumber)", node: node, issuedAt: now,
+                serial: certificate.serial.description, node: node, issuedAt: now,
                 notValidAfter: certificate.notValidAfter))
         return EnrolledCertificate(
             certificatePEM: try certificate.serializeAsPEM().pemString, caCertificatePEM: try ca.certificatePEM)

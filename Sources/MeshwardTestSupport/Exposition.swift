@@ -13,12 +13,22 @@ public struct Exposition: Sendable {
     public let samples: [Sample]
     /// The names declared by `# TYPE` lines, with their types.
     public let types: [String: String]
+    /// The names described by `# HELP` lines, with their help text (unescaped).
+    public let help: [String: String]
 
     /// Reads the exposition `text`.
     public init(_ text: String) {
         var samples: [Sample] = []
         var types: [String: String] = [:]
+        var help: [String: String] = [:]
         for line in text.split(separator: "\n") {
+            if line.hasPrefix("# HELP ") {
+                let parts = line.dropFirst("# HELP ".count).split(separator: " ", maxSplits: 1)
+                if let name = parts.first {
+                    help[String(name)] = parts.count == 2 ? Self.unescapeHelp(parts[1]) : ""
+                }
+                continue
+            }
             if line.hasPrefix("# TYPE ") {
                 let parts = line.split(separator: " ")
                 if parts.count == 4 { types[String(parts[2])] = String(parts[3]) }
@@ -46,6 +56,24 @@ public struct Exposition: Sendable {
         }
         self.samples = samples
         self.types = types
+        self.help = help
+    }
+
+    /// A help text as the exposition format escapes it (`\\` and `\n`), read back.
+    static func unescapeHelp(_ text: Substring) -> String {
+        var result = ""
+        var escaped = false
+        for character in text {
+            if escaped {
+                result.append(character == "n" ? "\n" : character)
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else {
+                result.append(character)
+            }
+        }
+        return result
     }
 
     /// The value of the one sample with `name` whose labels include `labels`; nil when there is

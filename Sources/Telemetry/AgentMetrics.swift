@@ -19,10 +19,23 @@ public final class AgentMetrics: AgentRecorder {
         public static let ready = "meshward_agent_ready"
     }
 
+    /// Every metric's `# HELP` text: the sentence that starts its row in docs/metrics.md (without
+    /// the Markdown). `DocumentedMetricsFactory` refuses a metric that has none.
+    public static let help: [String: String] = [
+        Name.requests: "requests answered since the process started, by kind and result",
+        Name.epochsRefused: "applies refused because their lease epoch was lower than one already accepted",
+        Name.highestEpoch:
+            "the highest controller lease epoch accepted, as persisted in the agent directory (0 before the first apply)",
+        Name.certificateExpiry: "when the agent's own certificate expires, in seconds since 1970-01-01 UTC",
+        Name.xfrmDrops: "the host's /proc/net/xfrm_stat counters as each observe read them",
+        Name.ready: "1 when /readyz answers 200, 0 otherwise; read at each scrape",
+    ]
+
     private let factory: any MetricsFactory
     private let drops = DropCounterFeed()
 
-    /// - Parameter factory: where the metrics go (a Prometheus registry's factory).
+    /// - Parameter factory: where the metrics go (`AgentMetrics.prometheusFactory(registry:)`,
+    ///   which gives every metric its help text).
     public init(factory: any MetricsFactory) {
         self.factory = factory
         // Present from the first scrape, so dashboards and alerts see zeros rather than gaps.

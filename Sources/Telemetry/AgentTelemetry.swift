@@ -11,7 +11,7 @@ public struct AgentTelemetry: Sendable {
     /// A fresh registry (not the process-wide default, so tests can run several side by side).
     public init() {
         registry = PrometheusCollectorRegistry()
-        metrics = AgentMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        metrics = AgentMetrics(factory: AgentMetrics.prometheusFactory(registry: registry))
     }
 
     /// What the agent reports to (`AgentServer`'s `recorder`).

@@ -1,12 +1,11 @@
 import Prometheus
 
 extension MeshwardMetrics {
-    /// A Prometheus factory writing into `registry`, with the histograms' buckets set
-    /// (`passDurationBuckets`, `keyAgeBuckets`).
-    public static func prometheusFactory(registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.durationHistogramBuckets[Name.passDuration] = passDurationBuckets
-        factory.valueHistogramBuckets[Name.keyAge] = keyAgeBuckets
-        return factory
+    /// A factory writing into `registry`, with every metric's help text (`help`) and the
+    /// histograms' buckets (`passDurationBuckets`, `keyAgeBuckets`).
+    public static func prometheusFactory(registry: PrometheusCollectorRegistry) -> DocumentedMetricsFactory {
+        DocumentedMetricsFactory(
+            registry: registry, help: help, durationHistogramBuckets: [Name.passDuration: passDurationBuckets],
+            valueHistogramBuckets: [Name.keyAge: keyAgeBuckets])
     }
 }

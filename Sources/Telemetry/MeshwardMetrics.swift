@@ -32,6 +32,35 @@ public final class MeshwardMetrics: ReconcileRecorder {
         public static let agentCertificateExpiry = "meshward_agent_certificate_expiry_timestamp_seconds"
     }
 
+    /// Every metric's `# HELP` text: the sentence that starts its row in docs/metrics.md (without
+    /// the Markdown). `DocumentedMetricsFactory` refuses a metric that has none.
+    public static let help: [String: String] = [
+        Name.channels: "channels in each step after the latest pass",
+        Name.generationsIssued: "generations issued, by the reason they were issued",
+        Name.oldestKeyAge: "the age of the oldest active key after the latest pass",
+        Name.keyAge: "every active key's age, sampled once per cycle",
+        Name.nextRekey:
+            "seconds until the first rekey by age (rekey.every) falls due; negative when one is overdue",
+        Name.passes: "passes run",
+        Name.passDuration: "one pass, from observation to the last kernel's answer",
+        Name.operationsApplied: "kernel operations applied, by node and kind",
+        Name.operationsRefused:
+            "kernel operations not applied: refused by the kernel, not attempted, or with an unknown outcome",
+        Name.unreachableNodes: "nodes that did not answer the latest pass",
+        Name.blockedNodes: "nodes that answered but have a channel waiting on a peer that did not",
+        Name.driftedChannels:
+            "channels whose two kernels answered and lack or hold differently what the Store says, "
+            + "as the latest pass found them (before it repaired anything)",
+        Name.xfrmDrops: "each node's /proc/net/xfrm_stat counters as observed",
+        Name.cycles: "loop cycles, by outcome",
+        Name.leaseLeading:
+            "1 when this controller holds the Store's lease (as last renewed or taken), 0 when another does",
+        Name.leaseEpoch: "the lease epoch this controller last held (one more each time the lease changes hands)",
+        Name.agentCertificateExpiry:
+            "for each node behind an agent, when the certificate its agent presented at the controller's last "
+            + "handshake expires, in seconds since 1970-01-01 UTC",
+    ]
+
     /// Buckets of `meshward_pass_duration_seconds`: a pass of a small fleet takes milliseconds,
     /// one that waits out a node's 30 s deadline takes half a minute.
     public static let passDurationBuckets: [Duration] = [
@@ -52,8 +81,8 @@ public final class MeshwardMetrics: ReconcileRecorder {
     /// The active keys' ages of the last pass, sampled into the histogram when a cycle ends.
     private let lastKeyAges = Mutex<[Double]>([])
 
-    /// - Parameter factory: where the metrics go; `MetricsSystem.factory` when the process
-    ///   bootstrapped one.
+    /// - Parameter factory: where the metrics go (`MeshwardMetrics.prometheusFactory(registry:)`,
+    ///   which gives every metric its help text).
     public init(factory: any MetricsFactory) {
         self.factory = factory
         // Present from the first scrape, so dashboards and alerts see zeros rather than gaps.

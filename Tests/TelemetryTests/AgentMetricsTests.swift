@@ -11,7 +11,7 @@ struct AgentMetricsTests {
     /// A registry after one of every kind of report.
     static func scrape() -> Exposition {
         let registry = PrometheusCollectorRegistry()
-        let metrics = AgentMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let metrics = AgentMetrics(factory: AgentMetrics.prometheusFactory(registry: registry))
         metrics.record(request: .apply, result: .staleEpoch)
         metrics.record(highestEpoch: 4)
         metrics.record(statistics: ["XfrmInNoStates": 1])
@@ -35,7 +35,7 @@ struct AgentMetricsTests {
     @Test("the agent's drop counters follow its kernel's values, and start over when one goes down (a reboot)")
     func dropsFollowTheKernel() {
         let registry = PrometheusCollectorRegistry()
-        let metrics = AgentMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let metrics = AgentMetrics(factory: AgentMetrics.prometheusFactory(registry: registry))
         let sequence: [UInt64] = [0, 3, 3, 8, 2, 5]
         var seen: [Double?] = []
         for value in sequence {

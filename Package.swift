@@ -246,6 +246,11 @@ let package = Package(
                 "Agent", "AgentWire", "AgentTestSupport", "Identity", "Kernel", "KernelSimulator", "MeshwardCore",
                 "Telemetry", "MeshwardTestSupport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict
         ),

@@ -26,6 +26,8 @@ public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
     case joinToken(path: String, reason: String)
     /// A certificate renewal of a node's agent did not complete; the agent keeps its certificate.
     case renewalFailed(node: String, reason: String)
+    /// A listener could not bind its address, or stopped listening.
+    case notListening
 
     public var description: String {
         switch self {
@@ -54,6 +56,9 @@ public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
         case .renewalFailed(let node, let reason):
             "the certificate of node \(node)'s agent was not renewed: \(reason); the next apply or reconcile cycle "
                 + "tries again"
+        case .notListening:
+            "the listener is not listening: it could not bind its address (taken, or not an address of this host), "
+                + "or it stopped"
         case .bootGuard(let path, let reason):
             "\(path) \(reason); the agent installs no guard from it. Fix or delete the file (docs/agents.md, "
                 + "\"The boot guard\") and start the agent again"

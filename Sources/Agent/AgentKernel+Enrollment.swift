@@ -29,33 +29,27 @@ extension AgentKernel {
         }
         let seen = SeenCertificate()
         let address = self.address
-        let security = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
-            certificateChain: [
-                .bytes(Array(credentials.certificatePEM.utf8), format: .pem),
-                .bytes(Array(credentials.caCertificatePEM.utf8), format: .pem),
-            ],
-            privateKey: .bytes(Array(credentials.privateKeyPEM.utf8), format: .pem)
-        ) { config in
-            config.trustRoots = .certificates([.bytes(Array(credentials.caCertificatePEM.utf8), format: .pem)])
-            config.serverCertificateVerification = .noHostnameVerification
-            config.customVerificationCallback = { certificates, promise in
-                let leaf = try? certificates.first?.toDERBytes()
-                guard let leaf, JoinRequest.isProvisional(der: leaf) else {
-                    promise.succeed(.failed)
-                    return
-                }
-                seen.set(leaf)
-                promise.succeed(.certificateVerified(VerificationMetadata(nil)))
+        let verify: ControlChannelTLS.Verification = { certificates, promise in
+            let leaf = try? certificates.first?.toDERBytes()
+            guard let leaf, JoinRequest.isProvisional(der: leaf) else {
+                promise.succeed(.failed)
+                return
             }
+            seen.set(leaf)
+            promise.succeed(.certificateVerified(VerificationMetadata(nil)))
         }
         let controllerDER: [UInt8]
         let client: GRPCClient<HTTP2ClientTransport.Posix>
         do {
             controllerDER = try EnrollmentExchange.der(pem: credentials.certificatePEM)
+            // The controller presents its chain up to the CA: the agent pins the CA's fingerprint.
+            let configuration = try ControlChannelTLS.configuration(
+                role: .client, certificateChain: [credentials.certificatePEM, credentials.caCertificatePEM],
+                privateKeyPEM: credentials.privateKeyPEM, trustRootsPEM: [credentials.caCertificatePEM])
             client = GRPCClient(
                 transport: try Self.transport(
-                    to: Self.target(host: host, port: port), security: security,
-                    role: "enrollment connection to \(node) at \(address)",
+                    to: Self.target(host: host, port: port), configuration: configuration, verify: verify,
+                    handshakes: enrollmentHandshakes, role: "enrollment connection to \(node) at \(address)",
                     logger: logger))
         } catch {
             throw KernelError.waitingForEnrollment(
@@ -82,7 +76,7 @@ extension AgentKernel {
         } catch {
             throw KernelError.waitingForEnrollment(
                 node: node,
-                reason: "the enrollment with the agent at \(address) failed: \(Self.describeEnrollment(error))")
+                reason: "the enrollment with the agent at \(address) failed: \(describeEnrollment(error))")
         }
         switch result {
         case .refused(let reason):
@@ -97,7 +91,11 @@ extension AgentKernel {
 extension AgentKernel {
     /// A failed enrollment call, for messages (the usual connection's refusal of the provisional
     /// certificate is not the reason).
-    static func describeEnrollment(_ error: any Error) -> String {
+    func describeEnrollment(_ error: any Error) -> String {
+        if let alert = enrollmentHandshakes.peerAlert {
+            return "the joining agent refused the TLS handshake (alert \(TLSAlert.name(alert))): "
+                + "\(ControlChannelTLS.requirement), and an agent of an older release may not speak it"
+        }
         guard let error = error as? RPCError else { return "\(error)" }
         switch error.code {
         case .deadlineExceeded: return "no answer before the deadline"

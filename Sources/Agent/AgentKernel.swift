@@ -8,6 +8,7 @@ import Logging
 import MeshwardCore
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// The controller's `NodeKernel` for a node behind an agent: observe and apply as gRPC calls
 /// over mutual TLS.
@@ -27,6 +28,10 @@ public final class AgentKernel: NodeKernel {
     private let client: GRPCClient<HTTP2ClientTransport.Posix>
     let service: Meshward_Agent_V1_NodeKernelService.Client<HTTP2ClientTransport.Posix>
     let check: PeerCheck
+    /// What this kernel's connections negotiated, read off the wire: the control connection's,
+    /// and the enrollment connection's (a joining agent's).
+    let handshakes: ControlChannelHandshakes
+    let enrollmentHandshakes: ControlChannelHandshakes
     private let connections: Task<Void, Never>
     let executor: (any TaskExecutor)?
     /// The wire version this controller speaks (`WireCodec.protocolVersion`).
@@ -73,20 +78,19 @@ public final class AgentKernel: NodeKernel {
             peer: "the agent at \(address)", now: now,
             expected: { identity in identity == expected ? nil : "node \(node) (\(expected.uri))" })
         self.check = check
-        let security = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
-            certificateChain: [.bytes(Array(credentials.certificatePEM.utf8), format: .pem)],
-            privateKey: .bytes(Array(credentials.privateKeyPEM.utf8), format: .pem)
-        ) { config in
-            config.trustRoots = .certificates([.bytes(Array(credentials.caCertificatePEM.utf8), format: .pem)])
-            config.serverCertificateVerification = .noHostnameVerification
-            config.customVerificationCallback = check.callback
-        }
+        let handshakes = ControlChannelHandshakes(role: "control connection to \(node) at \(address)", logger: logger)
+        self.handshakes = handshakes
+        self.enrollmentHandshakes = ControlChannelHandshakes(
+            role: "enrollment connection to \(node) at \(address)", logger: logger)
+        let configuration = try ControlChannelTLS.configuration(
+            role: .client, certificateChain: [credentials.certificatePEM], privateKeyPEM: credentials.privateKeyPEM,
+            trustRootsPEM: [credentials.caCertificatePEM])
         self.host = host
         self.port = port
         let target = Self.target(host: host, port: port)
         let transport = try Self.transport(
-            to: target, security: security, role: "control connection to \(node) at \(address)",
-            eventLoopGroup: loop, logger: logger)
+            to: target, configuration: configuration, verify: check.callback, handshakes: handshakes,
+            role: "control connection to \(node) at \(address)", eventLoopGroup: loop, logger: logger)
         let client = GRPCClient(transport: transport)
         self.client = client
         self.service = Meshward_Agent_V1_NodeKernelService.Client(wrapping: client)
@@ -102,24 +106,46 @@ public final class AgentKernel: NodeKernel {
         return ResolvableTargets.IPv4(addresses: [SocketAddress.IPv4(host: host, port: Int(port))])
     }
 
-    /// A client transport to `target`, every connection with the control socket's IPsec bypass.
+    /// A client transport to `target` with the control channel's TLS (`configuration`, from
+    /// `ControlChannelTLS`; `verify` decides the server's certificate), every connection with a
+    /// `TLSHandshakeObserver` reporting to `handshakes` and the control socket's IPsec bypass.
+    ///
+    /// grpc-swift's own TLS options always allow TLS 1.2 and the library's default key
+    /// exchanges, so the transport is `customSecure` and each connection gets its TLS handler
+    /// here, in front of gRPC's HTTP/2 pipeline.
     static func transport(
-        to target: any ResolvableTarget, security: HTTP2ClientTransport.Posix.TransportSecurity, role: String,
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
+        to target: any ResolvableTarget, configuration: TLSConfiguration,
+        verify: @escaping ControlChannelTLS.Verification, handshakes: ControlChannelHandshakes,
+        role: String, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
     ) throws -> HTTP2ClientTransport.Posix {
+        let context = try NIOSSLContext(configuration: configuration)
         var config = HTTP2ClientTransport.Posix.Config.defaults
         config.backoff.initial = .milliseconds(100)
         config.backoff.max = .seconds(2)
         config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
-            ControlSocketBypass.install(on: channel, role: role, logger: logger)
+            channel.eventLoop.makeCompletedFuture {
+                let tls = try NIOSSLClientHandler(
+                    context: context, serverHostname: nil, customVerificationCallbackWithMetadata: verify)
+                try channel.pipeline.syncOperations.addHandlers(
+                    [handshakes.observer(for: channel), tls], position: .first)
+            }.flatMap {
+                ControlSocketBypass.install(on: channel, role: role, logger: logger)
+            }
         }
         return try HTTP2ClientTransport.Posix(
-            target: target, transportSecurity: security, config: config, eventLoopGroup: eventLoopGroup)
+            target: target, transportSecurity: .customSecure, config: config, eventLoopGroup: eventLoopGroup)
     }
 
     deinit {
         client.beginGracefulShutdown()
     }
+
+    /// The TLS version and key exchange the connection to the agent negotiated, as its
+    /// ServerHello said on the wire; nil until a handshake got that far.
+    public var negotiatedTLS: TLSNegotiation? { handshakes.negotiated }
+
+    /// What the last enrollment connection to the agent negotiated; nil before one.
+    public var enrollmentNegotiatedTLS: TLSNegotiation? { enrollmentHandshakes.negotiated }
 
     /// When the certificate the agent presented at the last handshake expires; nil until a
     /// handshake succeeded.
@@ -271,6 +297,10 @@ public final class AgentKernel: NodeKernel {
 
     func describe(_ error: any Error) -> String {
         if let refusal = check.refusal { return refusal.description }
+        if let alert = handshakes.peerAlert {
+            return "the agent refused the TLS handshake (alert \(TLSAlert.name(alert))): "
+                + "\(ControlChannelTLS.requirement), and an agent of an older release may not speak it"
+        }
         if let error = error as? RPCError {
             switch error.code {
             case .deadlineExceeded: return "no answer before the deadline"

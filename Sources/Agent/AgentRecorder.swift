@@ -40,6 +40,8 @@ public protocol AgentRecorder: Sendable {
     func record(highestEpoch: UInt64)
     /// The XFRM statistics (`/proc/net/xfrm_stat`, counter name -> value) an observe read.
     func record(statistics: [String: UInt64])
+    /// A TLS handshake was refused, for `reason` (`ControlChannelTLS`, or the client's certificate).
+    func record(handshakeRefused reason: HandshakeRefusalReason)
 }
 
 /// Records nothing: an agent run without `--metrics-address`.
@@ -48,4 +50,5 @@ public struct DiscardingAgentRecorder: AgentRecorder {
     public func record(request: AgentRequestKind, result: AgentRequestResult) {}
     public func record(highestEpoch: UInt64) {}
     public func record(statistics: [String: UInt64]) {}
+    public func record(handshakeRefused reason: HandshakeRefusalReason) {}
 }

@@ -6,6 +6,7 @@ import Identity
 import Kernel
 import Logging
 import MeshwardCore
+import NIOSSL
 import Synchronization
 
 /// `meshward agent run`: serves one host's kernel to the cluster's controllers over gRPC with
@@ -23,6 +24,7 @@ public final class AgentServer: Sendable {
     private let stopping = Mutex(false)
     private let host: String
     private let check: PeerCheck
+    private let handshakes: ControlChannelHandshakes
     private let logger: Logger
     private let refusals = RefusalLog()
     private let validity: Mutex<ClosedRange<Date>>
@@ -82,9 +84,14 @@ public final class AgentServer: Sendable {
             },
             onRefusal: { error in
                 refusals.append(error)
+                recorder.record(handshakeRefused: .certificate)
                 logger.warning("refused a client", metadata: ["node": "\(node)", "reason": "\(error)"])
             })
         self.check = check
+        let handshakes = ControlChannelHandshakes(
+            role: "agent listener of node \(node)", logger: logger,
+            onRefusal: { refusal in recorder.record(handshakeRefused: refusal.reason) })
+        self.handshakes = handshakes
         let notified = Mutex(false)
         let bootGuard = try BootGuardKeeper(node: node, directory: directory, logger: logger)
         let service = AgentService(
@@ -108,55 +115,53 @@ public final class AgentServer: Sendable {
             }, logger: logger)
         self.service = service
         self.listener = Mutex(
-            Self.listener(
-                credentials: credentials, host: host, port: port, check: check, service: service, logger: logger))
+            try Self.listener(
+                credentials: credentials, host: host, port: port, check: check, handshakes: handshakes,
+                service: service, logger: logger))
         service.renewer.onRenewed { [weak self] renewed in await self?.switchListener(to: renewed) }
     }
 
     /// One listener: its transport and the server on it.
     struct Listener: Sendable {
-        let transport: HTTP2ServerTransport.Posix
-        let server: GRPCServer<HTTP2ServerTransport.Posix>
+        let transport: HTTP2ServerTransport.Custom<ControlChannelListenerFactory>
+        let server: GRPCServer<HTTP2ServerTransport.Custom<ControlChannelListenerFactory>>
     }
 
     /// A listener on `host:port` that presents `credentials` and accepts only clients `check`
-    /// accepts (the cluster CA is the only trust root).
+    /// accepts (the cluster CA is the only trust root), over the control channel's TLS.
     static func listener(
-        credentials: AgentCredentials, host: String, port: Int, check: PeerCheck, service: AgentService,
-        logger: Logger
-    ) -> Listener {
-        let security = HTTP2ServerTransport.Posix.TransportSecurity.mTLS(
-            certificateChain: [.bytes(Array(credentials.certificatePEM.utf8), format: .pem)],
-            privateKey: .bytes(Array(credentials.privateKeyPEM.utf8), format: .pem)
-        ) { config in
-            config.trustRoots = .certificates([.bytes(Array(credentials.caCertificatePEM.utf8), format: .pem)])
-            config.clientCertificateVerification = .noHostnameVerification
-            config.customVerificationCallback = check.callback
-        }
-        let transport = Self.transport(
-            host: host, port: port, security: security, listener: "agent listener",
-            connection: "accepted control connection", logger: logger)
+        credentials: AgentCredentials, host: String, port: Int, check: PeerCheck, handshakes: ControlChannelHandshakes,
+        service: AgentService, logger: Logger
+    ) throws -> Listener {
+        let configuration = try ControlChannelTLS.configuration(
+            role: .server, certificateChain: [credentials.certificatePEM], privateKeyPEM: credentials.privateKeyPEM,
+            trustRootsPEM: [credentials.caCertificatePEM])
+        let transport = try Self.transport(
+            host: host, port: port, configuration: configuration, verify: check.callback, handshakes: handshakes,
+            listener: "agent listener", connection: "accepted control connection", logger: logger)
         return Listener(transport: transport, server: GRPCServer(transport: transport, services: [service]))
     }
 
-    /// A server transport on `host:port`. The listener carries the control socket's IPsec
-    /// bypass before it binds (the handshake of every connection is exempt); each accepted socket
-    /// inherits it from the listener and sets it again. `listener` and `connection` name them in
-    /// the logs.
+    /// A server transport on `host:port` with the control channel's TLS (`configuration`, from
+    /// `ControlChannelTLS`) and `verify` deciding the client's certificate. The listener carries
+    /// the control socket's IPsec bypass before it binds (the handshake of every connection is
+    /// exempt); each accepted socket inherits it from the listener and sets it again.
+    /// `listener` and `connection` name them in the logs.
     static func transport(
-        host: String, port: Int, security: HTTP2ServerTransport.Posix.TransportSecurity, listener: String,
-        connection: String, logger: Logger
-    ) -> HTTP2ServerTransport.Posix {
-        let address: GRPCNIOTransportCore.SocketAddress =
-            host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
-        var config = HTTP2ServerTransport.Posix.Config.defaults
+        host: String, port: Int, configuration: TLSConfiguration, verify: @escaping ControlChannelTLS.Verification,
+        handshakes: ControlChannelHandshakes, listener: String, connection: String, logger: Logger
+    ) throws -> HTTP2ServerTransport.Custom<ControlChannelListenerFactory> {
+        var config = HTTP2ServerTransport.Custom<ControlChannelListenerFactory>.Config.defaults
         config.channelDebuggingCallbacks.onBindTCPListener = { channel in
             ControlSocketBypass.install(on: channel, role: listener, logger: logger)
         }
         config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
             ControlSocketBypass.install(on: channel, role: connection, logger: logger)
         }
-        return HTTP2ServerTransport.Posix(address: address, transportSecurity: security, config: config)
+        let factory = ControlChannelListenerFactory(
+            host: host, port: port, context: try NIOSSLContext(configuration: configuration), verify: verify,
+            handshakes: handshakes)
+        return HTTP2ServerTransport.Custom(listenerFactory: factory, config: config)
     }
 
     /// Installs the boot guard (`bootGuardEntries` that the kernel lost), then serves until
@@ -227,11 +232,21 @@ public final class AgentServer: Sendable {
         var attempts = 0
         while !stopping.withLock({ $0 }) {
             attempts += 1
-            let next = Self.listener(
-                credentials: credentials, host: host, port: port, check: check, service: service, logger: logger)
+            let next: Listener
+            do {
+                next = try Self.listener(
+                    credentials: credentials, host: host, port: port, check: check, handshakes: handshakes,
+                    service: service, logger: logger)
+            } catch {
+                logger.error(
+                    "cannot use the renewed certificate; the old one keeps serving until the next start",
+                    metadata: ["node": "\(node)", "error": "\(error)"])
+                old.server.beginGracefulShutdown()
+                return
+            }
             serving.start(next)
             do {
-                _ = try await next.transport.listeningAddress
+                _ = try await Self.port(of: next.transport)
             } catch {
                 // The old socket is not closed yet, or the port is taken: try again.
                 serving.drop(next)
@@ -273,9 +288,10 @@ public final class AgentServer: Sendable {
         }
     }
 
-    /// The port `transport` listens on, once it is bound.
-    static func port(of transport: HTTP2ServerTransport.Posix) async throws -> Int {
-        let address = try await transport.listeningAddress
+    /// The port `transport` listens on, once it is bound; throws when it could not bind or
+    /// stopped listening.
+    static func port(of transport: HTTP2ServerTransport.Custom<ControlChannelListenerFactory>) async throws -> Int {
+        guard let address = await transport.listeningAddress else { throw AgentError.notListening }
         if let ipv4 = address.ipv4 { return ipv4.port }
         if let ipv6 = address.ipv6 { return ipv6.port }
         throw AgentError.invalidAddress("\(address)")
@@ -283,6 +299,10 @@ public final class AgentServer: Sendable {
 
     /// The boot guard list as the agent last derived it from its kernel (or read it at start).
     public var bootGuardEntries: [BootGuardEntry] { service.bootGuard.entries }
+
+    /// What the last control connection accepted negotiated, read off its ServerHello; nil
+    /// before one.
+    public var negotiatedTLS: TLSNegotiation? { handshakes.negotiated }
 
     /// The port the server listens on, once it is bound.
     public func listeningPort() async throws -> Int {

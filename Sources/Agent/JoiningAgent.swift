@@ -28,8 +28,9 @@ public final class JoiningAgent: Sendable {
     public let cluster: String
     public let token: JoinToken
     public let request: JoinRequest
-    private let transport: HTTP2ServerTransport.Posix
-    private let server: GRPCServer<HTTP2ServerTransport.Posix>
+    private let transport: HTTP2ServerTransport.Custom<ControlChannelListenerFactory>
+    private let server: GRPCServer<HTTP2ServerTransport.Custom<ControlChannelListenerFactory>>
+    private let handshakes: ControlChannelHandshakes
     private let refusals = RefusalLog()
     private let outcomes: EnrollmentOutcomes
     private let logger: Logger
@@ -69,18 +70,16 @@ public final class JoiningAgent: Sendable {
                 logger.warning("refused a client", metadata: ["node": "\(node)", "reason": "\(error)"])
             })
         let certificatePEM = try request.provisionalCertificatePEM
-        let security = HTTP2ServerTransport.Posix.TransportSecurity.mTLS(
-            certificateChain: [.bytes(Array(certificatePEM.utf8), format: .pem)],
-            privateKey: .bytes(Array(request.privateKeyPEM.utf8), format: .pem)
-        ) { config in
-            // Never used to decide (the callback does), but never the system store either.
-            config.trustRoots = .certificates([.bytes(Array(certificatePEM.utf8), format: .pem)])
-            config.clientCertificateVerification = .noHostnameVerification
-            config.customVerificationCallback = pin.callback
-        }
-        transport = AgentServer.transport(
-            host: host, port: port, security: security, listener: "joining agent listener",
-            connection: "accepted enrollment connection", logger: logger)
+        // The provisional certificate is its own trust root: never used to decide (the callback
+        // does), but never the system store either.
+        let configuration = try ControlChannelTLS.configuration(
+            role: .server, certificateChain: [certificatePEM], privateKeyPEM: request.privateKeyPEM,
+            trustRootsPEM: [certificatePEM])
+        let handshakes = ControlChannelHandshakes(role: "joining agent listener of node \(node)", logger: logger)
+        self.handshakes = handshakes
+        transport = try AgentServer.transport(
+            host: host, port: port, configuration: configuration, verify: pin.callback, handshakes: handshakes,
+            listener: "joining agent listener", connection: "accepted enrollment connection", logger: logger)
         let outcomes = EnrollmentOutcomes()
         self.outcomes = outcomes
         let service = EnrollmentHandler(
@@ -131,13 +130,13 @@ public final class JoiningAgent: Sendable {
     /// The port the server listens on, once it is bound; still known after it stopped.
     public func listeningPort() async throws -> Int {
         if let port = bound.withLock({ $0 }) { return port }
-        let address = try await transport.listeningAddress
-        guard let port = address.ipv4?.port ?? address.ipv6?.port else {
-            throw AgentError.invalidAddress("\(address)")
-        }
+        let port = try await AgentServer.port(of: transport)
         bound.withLock { $0 = port }
         return port
     }
+
+    /// What the last enrollment connection negotiated, read off its ServerHello; nil before one.
+    public var negotiatedTLS: TLSNegotiation? { handshakes.negotiated }
 
     /// Stops serving; `run()` then throws `AgentError.notEnrolled` unless it was enrolled.
     public func shutdown() {

@@ -34,10 +34,10 @@ public struct PeerVerifier: Sendable {
             return .failure(.untrusted(subject: subject, reason: "its signature does not verify with the cluster CA"))
         }
         let formatter = ISO8601DateFormatter()
-        if let revoked = revocations.revocation(of: "\(leaf.serialNumber)") {
+        if let revoked = revocations.revocation(of: "\(leaf.serial)") {
             return .failure(
                 .revoked(
-                    serial: "\(leaf.serialNumber)", node: revoked.node,
+                    serial: "\(leaf.serial)", node: revoked.node,
                     revokedAt: formatter.string(from: revoked.revokedAt), reason: revoked.reason))
         }
         if now < leaf.notValidBefore {
@@ -73,7 +73,7 @@ public struct PeerVerifier: Sendable {
     /// The certificate's SPIFFE URI (or subject when it has none), with its serial, for messages.
     public static func describe(_ certificate: Certificate) -> String {
         let name = identity(of: certificate)?.uri ?? "\(certificate.subject)"
-        return "\(name) (serial \(certificate.serialNumber))"
+        return "\(name) (serial \(certificate.serial))"
     }
 }
 

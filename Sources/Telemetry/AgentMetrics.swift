@@ -6,7 +6,7 @@ import Metrics
 /// into the factory it is given. Conforms to `AgentRecorder`, so the agent reports plain values
 /// and never imports a metrics library.
 ///
-/// Labels are bounded: `kind` (3), `result` (7), `counter` (the kernel's XFRM counters, at most
+/// Labels are bounded: `kind` (5), `result` (7), `reason` (4), `counter` (the kernel's XFRM counters, at most
 /// 28) and `node` (this agent's one node). docs/metrics.md lists every metric.
 public final class AgentMetrics: AgentRecorder {
     /// Every metric's name, as Prometheus shows it.
@@ -17,6 +17,7 @@ public final class AgentMetrics: AgentRecorder {
         public static let certificateExpiry = MeshwardMetrics.Name.agentCertificateExpiry
         public static let xfrmDrops = "meshward_agent_xfrm_drops_total"
         public static let ready = "meshward_agent_ready"
+        public static let handshakesRefused = "meshward_agent_handshakes_refused_total"
     }
 
     /// Every metric's `# HELP` text: the sentence that starts its row in docs/metrics.md (without
@@ -29,6 +30,8 @@ public final class AgentMetrics: AgentRecorder {
         Name.certificateExpiry: "when the agent's own certificate expires, in seconds since 1970-01-01 UTC",
         Name.xfrmDrops: "the host's /proc/net/xfrm_stat counters as each observe read them",
         Name.ready: "1 when /readyz answers 200, 0 otherwise; read at each scrape",
+        Name.handshakesRefused:
+            "TLS handshakes refused, by reason: a client without TLS 1.3 or X25519MLKEM768, a refused certificate, not TLS",
     ]
 
     private let factory: any MetricsFactory
@@ -49,6 +52,10 @@ public final class AgentMetrics: AgentRecorder {
             }
         }
         Counter(label: Name.epochsRefused, factory: factory).increment(by: 0)
+        for reason in HandshakeRefusalReason.allCases {
+            Counter(label: Name.handshakesRefused, dimensions: [("reason", reason.rawValue)], factory: factory)
+                .increment(by: 0)
+        }
         Gauge(label: Name.highestEpoch, factory: factory).record(0)
         Gauge(label: Name.ready, factory: factory).record(0)
     }
@@ -60,6 +67,11 @@ public final class AgentMetrics: AgentRecorder {
         )
         .increment()
         if result == .staleEpoch { Counter(label: Name.epochsRefused, factory: factory).increment() }
+    }
+
+    /// Adds one to `meshward_agent_handshakes_refused_total{reason}`.
+    public func record(handshakeRefused reason: HandshakeRefusalReason) {
+        Counter(label: Name.handshakesRefused, dimensions: [("reason", reason.rawValue)], factory: factory).increment()
     }
 
     public func record(highestEpoch: UInt64) {

@@ -83,11 +83,54 @@ struct AgentTelemetryTests {
         #expect(scrape.types["meshward_agent_requests_total"] == "counter")
         #expect(scrape.types["meshward_agent_ready"] == "gauge")
         for sample in scrape.samples {
-            #expect(Set(sample.labels.keys).isSubset(of: ["kind", "result", "counter", "node"]), "\(sample)")
+            #expect(
+                Set(sample.labels.keys).isSubset(of: ["kind", "result", "counter", "node", "reason"]), "\(sample)")
         }
         let ready = try HTTPProbe.get(port: port, path: "/readyz")
         #expect(ready.status == 200)
         #expect(ready.body.contains("ready: enrolled") && ready.body.contains(server.bootID), "\(ready.body)")
+    }
+
+    @Test(
+        "a scrape counts the TLS handshakes the agent refused by reason: a TLS 1.2 client, an X25519-only client, a node's certificate, bytes that are not TLS"
+    )
+    func scrapeCountsRefusedHandshakes() async throws {
+        let telemetry = AgentTelemetry()
+        let agents = try await InProcessAgents.start(
+            nodes: ["a"], connector: StatisticsConnector(statistics: ScriptedStatistics([:])),
+            recorders: ["a": telemetry.recorder])
+        defer { Task { await agents.stop() } }
+        let server = try #require(agents.servers["a"])
+        let http = try await TelemetryServer.bind(
+            ListenAddress(host: "127.0.0.1", port: 0), routes: telemetry.routes(for: server))
+        defer { Task { await http.close() } }
+        let metrics = "meshward_agent_handshakes_refused_total"
+        let before = Exposition(try HTTPProbe.get(port: http.address.port, path: "/metrics").body)
+        for reason in HandshakeRefusalReason.allCases {
+            #expect(before.value(metrics, ["reason": reason.rawValue]) == 0, "\(reason) is present from the start")
+        }
+
+        let port = try #require(agents.ports["a"])
+        var tls12 = try ControlChannelTLSTests.controllerConfiguration(agents)
+        tls12.minimumTLSVersion = .tlsv12
+        tls12.maximumTLSVersion = .tlsv12
+        tls12.curves = nil
+        #expect(await RawTLSClient.handshake(port: port, configuration: tls12) != nil)
+        var classical = try ControlChannelTLSTests.controllerConfiguration(agents)
+        classical.curves = [.x25519]
+        #expect(await RawTLSClient.handshake(port: port, configuration: classical) != nil)
+        let nodeCertificate = try AgentCredentials(
+            ca: agents.ca,
+            issued: agents.ca.issue(for: .node(cluster: "test", name: "b"), now: Date(), validity: .seconds(3600)))
+        let impostor = try await agents.kernel("a", credentials: nodeCertificate)
+        _ = await AgentFixtures.errorText { _ = try await impostor.observe() }
+        try await RawTCPClient.sendAndWaitForClose(port: port, bytes: Array("GET / HTTP/1.1\r\n\r\n".utf8))
+
+        let scrape = Exposition(try HTTPProbe.get(port: http.address.port, path: "/metrics").body)
+        for reason in HandshakeRefusalReason.allCases {
+            #expect(scrape.value(metrics, ["reason": reason.rawValue]) == 1, "\(reason)")
+        }
+        #expect(scrape.types[metrics] == "counter")
     }
 
     @Test("an agent whose certificate has expired is not ready, and says so, even when marked ready for this boot")

@@ -7,7 +7,7 @@ import Testing
 @Suite("Agent status", .serialized)
 struct AgentStatusTests {
     @Test(
-        "status shows each agent's address, certificate expiry, boot ID and last contact, and the recorded ones for an agent that stopped"
+        "status shows each agent's address, the TLS 1.3 X25519MLKEM768 its connection negotiated, certificate expiry, boot ID and last contact, and the recorded ones (no TLS) for an agent that stopped"
     )
     func agentColumns() throws {
         let cli = try MeshwardCLI()
@@ -46,9 +46,14 @@ struct AgentStatusTests {
             // `agent credentials` issues for the spec's certificate lifetime, 7 days by default.
             #expect(expiry.timeIntervalSinceNow > 6 * 86_400 && expiry.timeIntervalSinceNow < 7 * 86_400 + 60)
             #expect(agent["last_contact"] is String)
+            let tls = try #require(agent["tls"] as? [String: Any], "\(agent)")
+            #expect(tls["protocol"] as? String == "TLSv1.3")
+            #expect(tls["key_exchange"] as? String == "X25519MLKEM768")
         }
         let text = try cli.run("status")
-        #expect(text.output.contains("agent 127.0.0.1:\(agents[1].port), certificate expires "), "\(text.output)")
+        #expect(
+            text.output.contains("agent 127.0.0.1:\(agents[1].port), TLSv1.3 X25519MLKEM768, certificate expires "),
+            "\(text.output)")
 
         // b's agent stops: status cannot reach it and shows what the apply recorded.
         agents[1].stop()
@@ -61,6 +66,7 @@ struct AgentStatusTests {
         #expect(agent["address"] as? String == "127.0.0.1:\(agents[1].port)")
         #expect(agent["boot_id"] as? String == recordedBoot)
         #expect(agent["certificate_expires"] is String)
+        #expect(agent["tls"] == nil, "a connection that was not made negotiated nothing: \(agent)")
         let contact = try #require(agent["last_contact"] as? String)
         let contacted = try #require(ISO8601DateFormatter().date(from: contact))
         #expect(contacted <= Date())

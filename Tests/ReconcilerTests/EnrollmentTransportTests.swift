@@ -158,6 +158,28 @@ struct EnrollmentTransportTests {
         #expect(agent.server?.node == "web-1")
     }
 
+    @Test(
+        "the controller and a joining agent negotiate TLS 1.3 with X25519MLKEM768 on the enrollment connection and again on the enrolled agent's, as both ends read it off the ServerHello"
+    )
+    func enrollmentNegotiatesHybrid() async throws {
+        let fixture = try await Fixture()
+        defer { fixture.remove() }
+        let (agent, _, _) = try await fixture.joiningAgent(try await fixture.token(node: "web-1"))
+        let kernel = try AgentKernel(
+            node: "web-1", host: "127.0.0.1", port: UInt16(agent.port), reqid: .meshwardDefault,
+            credentials: fixture.controller, cluster: "joining", epoch: { 1 },
+            enrollment: fixture.authority.issuer(now: { fixture.now }), executor: ThreadTaskExecutor.shared,
+            logger: Self.logger)
+        _ = try await kernel.observe(deadline: .now + .seconds(30))
+        let agreed = TLSNegotiation(version: 0x0304, group: 0x11EC)
+        #expect(kernel.enrollmentNegotiatedTLS == agreed)
+        #expect(agent.joining.negotiatedTLS == agreed)
+        #expect(kernel.negotiatedTLS == agreed)
+        #expect(agent.server?.negotiatedTLS == agreed)
+        await kernel.close()
+        await agent.stop()
+    }
+
     @Test("a token used twice is refused the second time as spent, and nothing more is issued")
     func spentTwice() async throws {
         let fixture = try await Fixture()

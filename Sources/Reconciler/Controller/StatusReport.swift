@@ -149,7 +149,8 @@ struct StatusReport {
                 address: kernel.address,
                 certificateExpires: observation.agentCertificateExpiry ?? kernel.certificateNotValidAfter
                     ?? recorded?.certificateNotValidAfter,
-                bootID: observation.bootID, lastContact: now, live: true)
+                bootID: observation.bootID, lastContact: now, live: true,
+                tls: kernel.negotiatedTLS.map { .init(protocol: $0.versionName, keyExchange: $0.groupName) })
         }
         guard let address = recorded?.address ?? kernel?.address else { return nil }
         return StatusDocument.AgentStatus(

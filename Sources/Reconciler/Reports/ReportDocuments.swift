@@ -149,6 +149,17 @@ public struct StatusDocument: Codable, Sendable, Equatable {
         public var lastContact: Date?
         /// True when the values come from this status's own contact, false when from the Store.
         public var live: Bool
+        /// The TLS of the connection this status observed the agent through, as its ServerHello
+        /// said on the wire; nil when the agent was not reached now (never recorded).
+        public var tls: TLSStatus? = nil
+    }
+
+    /// The TLS a connection to an agent negotiated.
+    public struct TLSStatus: Codable, Sendable, Equatable {
+        /// `TLSv1.3`: the only version the control channel speaks.
+        public var `protocol`: String
+        /// `X25519MLKEM768`: the only key exchange the control channel agrees on.
+        public var keyExchange: String
     }
 
     public struct Channel: Codable, Sendable, Equatable {

@@ -73,9 +73,11 @@ public struct StatusText {
         return text
     }
 
-    /// `agent 198.18.1.10:7443, certificate expires 2027-..., boot 6f1c..., last contact 2026-...`.
+    /// `agent 198.18.1.10:7443, TLSv1.3 X25519MLKEM768, certificate expires 2027-..., boot 6f1c...,
+    /// last contact 2026-...` (the TLS only when this status reached the agent).
     static func agent(_ agent: StatusDocument.AgentStatus) -> String {
         var parts = ["agent \(TerminalText.escaped(agent.address))"]
+        if let tls = agent.tls { parts.append("\(tls.protocol) \(tls.keyExchange)") }
         parts.append("certificate expires " + (agent.certificateExpires.map(Self.timestamp) ?? "unknown"))
         parts.append("boot " + (agent.bootID.map { TerminalText.escaped($0) } ?? "unknown"))
         parts.append(

@@ -122,8 +122,10 @@ struct AgentTelemetryTests {
         let nodeCertificate = try AgentCredentials(
             ca: agents.ca,
             issued: agents.ca.issue(for: .node(cluster: "test", name: "b"), now: Date(), validity: .seconds(3600)))
-        let impostor = try await agents.kernel("a", credentials: nodeCertificate)
-        _ = await AgentFixtures.errorText { _ = try await impostor.observe() }
+        let impostor = try ControlChannelTLS.configuration(
+            role: .client, certificateChain: [nodeCertificate.certificatePEM],
+            privateKeyPEM: nodeCertificate.privateKeyPEM, trustRootsPEM: [nodeCertificate.caCertificatePEM])
+        #expect(await RawTLSClient.handshakeUntilServerCloses(port: port, configuration: impostor))
         try await RawTCPClient.sendAndWaitForClose(port: port, bytes: Array("GET / HTTP/1.1\r\n\r\n".utf8))
 
         let scrape = Exposition(try HTTPProbe.get(port: http.address.port, path: "/metrics").body)

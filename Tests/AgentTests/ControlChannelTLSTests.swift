@@ -140,6 +140,19 @@ enum RawTLSClient {
     /// Connects to `127.0.0.1:port` and shakes hands with `configuration` (any server
     /// certificate accepted); nil when the handshake completed, else why it did not.
     static func handshake(port: Int, configuration: TLSConfiguration) async -> (any Error)? {
+        await handshake(port: port, configuration: configuration, untilServerCloses: false)
+    }
+
+    /// Shakes hands as `handshake` does, then waits until the server closes the connection
+    /// (as an agent does once it refused a client's certificate, which TLS 1.3 checks after the
+    /// client's side of the handshake completed); false when it is still open after 10 s.
+    static func handshakeUntilServerCloses(port: Int, configuration: TLSConfiguration) async -> Bool {
+        await handshake(port: port, configuration: configuration, untilServerCloses: true) == nil
+    }
+
+    private static func handshake(
+        port: Int, configuration: TLSConfiguration, untilServerCloses: Bool
+    ) async -> (any Error)? {
         do {
             let context = try NIOSSLContext(configuration: configuration)
             let group = MultiThreadedEventLoopGroup.singleton
@@ -162,6 +175,17 @@ enum RawTLSClient {
                 }
                 .connect(host: "127.0.0.1", port: port).get()
             defer { channel.close(promise: nil) }
+            if untilServerCloses {
+                _ = try? await done.futureResult.get()
+                let timedOut = Mutex(false)
+                let wait = channel.eventLoop.scheduleTask(in: .seconds(10)) {
+                    timedOut.withLock { $0 = true }
+                    channel.close(promise: nil)
+                }
+                try await channel.closeFuture.get()
+                wait.cancel()
+                return timedOut.withLock { $0 } ? ChannelError.connectTimeout(.seconds(10)) : nil
+            }
             try await done.futureResult.get()
             return nil
         } catch {

@@ -167,6 +167,10 @@ public final class AgentKernel: NodeKernel {
             group.addTask { await connections.value }
             group.addTask { try? await Task.sleep(for: Self.closeTimeout) }
             await group.next()
+            // A peer that never closes its side (one that speaks TLS but no gRPC) would hold the
+            // graceful close, and this group with it, forever: once the timeout has passed the
+            // connections are cancelled, which closes them at once.
+            connections.cancel()
             group.cancelAll()
         }
     }

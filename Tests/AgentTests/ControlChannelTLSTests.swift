@@ -105,7 +105,7 @@ struct ControlChannelTLSTests {
         let kernel = try AgentKernel(
             node: "a", host: "127.0.0.1", port: UInt16(server.port), reqid: .meshwardDefault, credentials: controller,
             cluster: "test", epoch: { 1 }, executor: ThreadTaskExecutor.shared, logger: InProcessAgents.quietLogger)
-        let message = await AgentFixtures.errorText { _ = try await kernel.observe() }
+        let message = await AgentFixtures.errorText { _ = try await kernel.observe(deadline: .now + .seconds(10)) }
         let alert = tls12 ? "protocol_version (70)" : "handshake_failure (40)"
         #expect(message.contains("the agent refused the TLS handshake (alert \(alert))"), "\(message)")
         #expect(

@@ -115,9 +115,9 @@ public final class AgentServer: Sendable {
             }, logger: logger)
         self.service = service
         self.listener = Mutex(
-            try Self.listener(
-                credentials: credentials, host: host, port: port, check: check, handshakes: handshakes,
-                service: service, logger: logger))
+            Self.listener(
+                context: try Self.context(presenting: credentials), host: host, port: port, check: check,
+                handshakes: handshakes, service: service, logger: logger))
         service.renewer.onRenewed { [weak self] renewed in await self?.switchListener(to: renewed) }
     }
 
@@ -127,30 +127,37 @@ public final class AgentServer: Sendable {
         let server: GRPCServer<HTTP2ServerTransport.Custom<ControlChannelListenerFactory>>
     }
 
-    /// A listener on `host:port` that presents `credentials` and accepts only clients `check`
-    /// accepts (the cluster CA is the only trust root), over the control channel's TLS.
+    /// The TLS context of a listener that presents `credentials` under the control channel's
+    /// policy, trusting only their cluster CA. Throws when the credentials do not load; made
+    /// before a renewed listener replaces the old one, so that the old one keeps serving then.
+    static func context(presenting credentials: AgentCredentials) throws -> NIOSSLContext {
+        try NIOSSLContext(
+            configuration: ControlChannelTLS.configuration(
+                role: .server, certificateChain: [credentials.certificatePEM],
+                privateKeyPEM: credentials.privateKeyPEM, trustRootsPEM: [credentials.caCertificatePEM]))
+    }
+
+    /// A listener on `host:port` with `context` (`context(presenting:)`) that accepts only
+    /// clients `check` accepts, over the control channel's TLS.
     static func listener(
-        credentials: AgentCredentials, host: String, port: Int, check: PeerCheck, handshakes: ControlChannelHandshakes,
+        context: NIOSSLContext, host: String, port: Int, check: PeerCheck, handshakes: ControlChannelHandshakes,
         service: AgentService, logger: Logger
-    ) throws -> Listener {
-        let configuration = try ControlChannelTLS.configuration(
-            role: .server, certificateChain: [credentials.certificatePEM], privateKeyPEM: credentials.privateKeyPEM,
-            trustRootsPEM: [credentials.caCertificatePEM])
-        let transport = try Self.transport(
-            host: host, port: port, configuration: configuration, verify: check.callback, handshakes: handshakes,
+    ) -> Listener {
+        let transport = Self.transport(
+            host: host, port: port, context: context, verify: check.callback, handshakes: handshakes,
             listener: "agent listener", connection: "accepted control connection", logger: logger)
         return Listener(transport: transport, server: GRPCServer(transport: transport, services: [service]))
     }
 
-    /// A server transport on `host:port` with the control channel's TLS (`configuration`, from
-    /// `ControlChannelTLS`) and `verify` deciding the client's certificate. The listener carries
+    /// A server transport on `host:port` with the control channel's TLS (`context`, made from
+    /// `ControlChannelTLS.configuration`) and `verify` deciding the client's certificate. The listener carries
     /// the control socket's IPsec bypass before it binds (the handshake of every connection is
     /// exempt); each accepted socket inherits it from the listener and sets it again.
     /// `listener` and `connection` name them in the logs.
     static func transport(
-        host: String, port: Int, configuration: TLSConfiguration, verify: @escaping ControlChannelTLS.Verification,
+        host: String, port: Int, context: NIOSSLContext, verify: @escaping ControlChannelTLS.Verification,
         handshakes: ControlChannelHandshakes, listener: String, connection: String, logger: Logger
-    ) throws -> HTTP2ServerTransport.Custom<ControlChannelListenerFactory> {
+    ) -> HTTP2ServerTransport.Custom<ControlChannelListenerFactory> {
         var config = HTTP2ServerTransport.Custom<ControlChannelListenerFactory>.Config.defaults
         config.channelDebuggingCallbacks.onBindTCPListener = { channel in
             ControlSocketBypass.install(on: channel, role: listener, logger: logger)
@@ -159,8 +166,7 @@ public final class AgentServer: Sendable {
             ControlSocketBypass.install(on: channel, role: connection, logger: logger)
         }
         let factory = ControlChannelListenerFactory(
-            host: host, port: port, context: try NIOSSLContext(configuration: configuration), verify: verify,
-            handshakes: handshakes)
+            host: host, port: port, context: context, verify: verify, handshakes: handshakes)
         return HTTP2ServerTransport.Custom(listenerFactory: factory, config: config)
     }
 
@@ -225,6 +231,15 @@ public final class AgentServer: Sendable {
             return
         }
         guard !stopping.withLock({ $0 }) else { return }
+        let context: NIOSSLContext
+        do {
+            context = try Self.context(presenting: credentials)
+        } catch {
+            logger.error(
+                "cannot use the renewed certificate; the old one keeps serving until the next start",
+                metadata: ["node": "\(node)", "error": "\(error)"])
+            return
+        }
         switching.withLock { $0 = true }
         defer { switching.withLock { $0 = false } }
         old.server.beginGracefulShutdown()
@@ -232,18 +247,9 @@ public final class AgentServer: Sendable {
         var attempts = 0
         while !stopping.withLock({ $0 }) {
             attempts += 1
-            let next: Listener
-            do {
-                next = try Self.listener(
-                    credentials: credentials, host: host, port: port, check: check, handshakes: handshakes,
-                    service: service, logger: logger)
-            } catch {
-                logger.error(
-                    "cannot use the renewed certificate; the old one keeps serving until the next start",
-                    metadata: ["node": "\(node)", "error": "\(error)"])
-                old.server.beginGracefulShutdown()
-                return
-            }
+            let next = Self.listener(
+                context: context, host: host, port: port, check: check, handshakes: handshakes, service: service,
+                logger: logger)
             serving.start(next)
             do {
                 _ = try await Self.port(of: next.transport)

@@ -5,6 +5,7 @@ import GRPCNIOTransportHTTP2
 import Identity
 import Logging
 import MeshwardCore
+import NIOSSL
 import Synchronization
 
 #if canImport(Glibc)
@@ -77,8 +78,9 @@ public final class JoiningAgent: Sendable {
             trustRootsPEM: [certificatePEM])
         let handshakes = ControlChannelHandshakes(role: "joining agent listener of node \(node)", logger: logger)
         self.handshakes = handshakes
-        transport = try AgentServer.transport(
-            host: host, port: port, configuration: configuration, verify: pin.callback, handshakes: handshakes,
+        transport = AgentServer.transport(
+            host: host, port: port, context: try NIOSSLContext(configuration: configuration), verify: pin.callback,
+            handshakes: handshakes,
             listener: "joining agent listener", connection: "accepted enrollment connection", logger: logger)
         let outcomes = EnrollmentOutcomes()
         self.outcomes = outcomes

@@ -47,7 +47,11 @@ public struct AgentConnector: KernelConnector {
 
     public var schemes: Set<NodeEndpoint.Scheme> { [.agent] }
 
-    public func connect(node: String, endpoint: NodeEndpoint, reqid: Reqid) async throws -> any NodeKernel {
+    /// The host and port an `agent` endpoint dials: its own host, or the node's first address
+    /// in `addresses`. Throws `KernelError.unreachable` for another endpoint, or a node without one.
+    static func dialled(
+        node: String, endpoint: NodeEndpoint, addresses: [String: IPAddress]
+    ) throws -> (host: String, port: UInt16) {
         guard case .agent(let host, let port) = endpoint else {
             throw KernelError.unreachable(node: node, reason: "`\(endpoint)` is not an agent endpoint")
         }
@@ -55,6 +59,11 @@ public struct AgentConnector: KernelConnector {
             throw KernelError.unreachable(
                 node: node, reason: "`endpoint: agent` dials the node's first address, and it has none")
         }
+        return (host, port)
+    }
+
+    public func connect(node: String, endpoint: NodeEndpoint, reqid: Reqid) async throws -> any NodeKernel {
+        let (host, port) = try Self.dialled(node: node, endpoint: endpoint, addresses: addresses)
         let revoked: RevocationList
         do {
             revoked = try await revocations()

@@ -9,6 +9,7 @@ import MeshwardCore
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// The controller's `NodeKernel` for a node behind an agent: observe and apply as gRPC calls
 /// over mutual TLS.
@@ -42,8 +43,10 @@ public final class AgentKernel: NodeKernel {
     let port: UInt16
     let credentials: AgentCredentials
     /// Who checks and issues a joining agent's certificate; nil: a joining agent stays
-    /// `waitingForEnrollment` (commands that only observe).
-    let enrollment: (any EnrollmentIssuer)?
+    /// `waitingForEnrollment` (commands that only observe). Set again by `refresh` for each use
+    /// of a connection kept across commands and cycles.
+    private let enrollmentState: Mutex<(any EnrollmentIssuer)?>
+    var enrollment: (any EnrollmentIssuer)? { enrollmentState.withLock { $0 } }
 
     /// - Parameters:
     ///   - epoch: the controller's lease epoch, read at each apply.
@@ -59,7 +62,7 @@ public final class AgentKernel: NodeKernel {
         executor: (any TaskExecutor)? = nil, protocolVersion: UInt32 = WireCodec.protocolVersion, logger: Logger
     ) throws {
         self.credentials = credentials
-        self.enrollment = enrollment
+        self.enrollmentState = Mutex(enrollment)
         // The connection's event loop, and its calls on that loop, unless a test gives an
         // executor of its own.
         let loop = MultiThreadedEventLoopGroup.singleton.next()
@@ -139,6 +142,27 @@ public final class AgentKernel: NodeKernel {
     deinit {
         client.beginGracefulShutdown()
     }
+
+    /// Brings a connection kept across commands and cycles up to date for its next use: the
+    /// handshakes still to come (a reconnection after the agent restarted) refuse the serials on
+    /// `revocations`, and a joining agent met from now on is enrolled by `enrollment` (nil
+    /// reports it waiting for enrollment). The connection itself is not touched: an agent whose
+    /// accepted certificate is now revoked needs a new one (`acceptedSerial`).
+    public func refresh(revocations: RevocationList, enrollment: (any EnrollmentIssuer)?) {
+        check.update(revocations: revocations)
+        enrollmentState.withLock { $0 = enrollment }
+    }
+
+    /// Whether the last handshake refused the agent's certificate because the cluster CA this
+    /// controller trusts did not issue it, a joining agent's provisional certificate excepted.
+    public var presentedAnotherCA: Bool {
+        guard case .untrusted = check.refusal else { return false }
+        return !check.refusedProvisional
+    }
+
+    /// The serial of the certificate the agent presented at the last handshake that was
+    /// accepted; nil until one was.
+    public var acceptedSerial: String? { check.acceptedSerial }
 
     /// The TLS version and key exchange the connection to the agent negotiated, as its
     /// ServerHello said on the wire; nil until a handshake got that far.

@@ -42,6 +42,9 @@ public protocol AgentRecorder: Sendable {
     func record(statistics: [String: UInt64])
     /// A TLS handshake was refused, for `reason` (`ControlChannelTLS`, or the client's certificate).
     func record(handshakeRefused reason: HandshakeRefusalReason)
+    /// A control connection was accepted (before its handshake): a controller keeps one per agent
+    /// across its cycles, so these come when a controller starts or reconnects.
+    func recordAcceptedConnection()
 }
 
 /// Records nothing: an agent run without `--metrics-address`.
@@ -51,4 +54,5 @@ public struct DiscardingAgentRecorder: AgentRecorder {
     public func record(highestEpoch: UInt64) {}
     public func record(statistics: [String: UInt64]) {}
     public func record(handshakeRefused reason: HandshakeRefusalReason) {}
+    public func recordAcceptedConnection() {}
 }

@@ -90,7 +90,8 @@ public final class AgentServer: Sendable {
         self.check = check
         let handshakes = ControlChannelHandshakes(
             role: "agent listener of node \(node)", logger: logger,
-            onRefusal: { refusal in recorder.record(handshakeRefused: refusal.reason) })
+            onRefusal: { refusal in recorder.record(handshakeRefused: refusal.reason) },
+            onConnection: { recorder.recordAcceptedConnection() })
         self.handshakes = handshakes
         let notified = Mutex(false)
         let bootGuard = try BootGuardKeeper(node: node, directory: directory, logger: logger)

@@ -9,13 +9,16 @@ import Synchronization
 /// validity window, and name the expected identity. The last refusal is kept so that the
 /// caller's error can say why a handshake failed.
 final class PeerCheck: Sendable {
-    let verifier: PeerVerifier
+    /// The verifier, whose revocation list a long-lived connection's owner brings up to date
+    /// (`update(revocations:)`) for the handshakes still to come.
+    private let verifierState: Mutex<PeerVerifier>
     let peer: String
     let expected: @Sendable (SPIFFEIdentity) -> String?
     let now: @Sendable () -> Date
     let onRefusal: @Sendable (IdentityError) -> Void
     private let lastRefusal = Mutex<IdentityError?>(nil)
     private let lastAccepted = Mutex<ClosedRange<Date>?>(nil)
+    private let lastAcceptedSerial = Mutex<String?>(nil)
     private let lastProvisional = Mutex<[UInt8]?>(nil)
 
     init(
@@ -23,12 +26,27 @@ final class PeerCheck: Sendable {
         expected: @escaping @Sendable (SPIFFEIdentity) -> String?,
         onRefusal: @escaping @Sendable (IdentityError) -> Void = { _ in }
     ) {
-        self.verifier = verifier
+        self.verifierState = Mutex(verifier)
         self.peer = peer
         self.now = now
         self.expected = expected
         self.onRefusal = onRefusal
     }
+
+    var verifier: PeerVerifier { verifierState.withLock { $0 } }
+
+    /// Refuses, from the next handshake on, the serials on `revocations` instead of those the
+    /// check was made with.
+    func update(revocations: RevocationList) {
+        verifierState.withLock { verifier in
+            guard verifier.revocations != revocations else { return }
+            verifier = PeerVerifier(ca: verifier.ca, cluster: verifier.cluster, revocations: revocations)
+        }
+    }
+
+    /// The serial (`CertificateSerial`'s form) of the certificate of the last peer accepted; nil
+    /// before one was.
+    var acceptedSerial: String? { lastAcceptedSerial.withLock { $0 } }
 
     /// The most recent refusal, if any.
     var refusal: IdentityError? { lastRefusal.withLock { $0 } }
@@ -54,6 +72,9 @@ final class PeerCheck: Sendable {
                 lastProvisional.withLock { $0 = nil }
                 if let leaf, let validity = PeerVerifier.validity(ofDER: leaf) {
                     lastAccepted.withLock { $0 = validity }
+                }
+                if let leaf, let serial = PeerVerifier.serial(ofDER: leaf) {
+                    lastAcceptedSerial.withLock { $0 = serial }
                 }
                 promise.succeed(.certificateVerified(VerificationMetadata(nil)))
             case .failure(let error):

@@ -28,11 +28,13 @@ public final class InProcessAgents: Sendable {
     ///   - credentials: replaces the credentials of some nodes (a wrong node name, an expired
     ///     certificate); the others get a valid certificate from `ca`.
     ///   - recorders: where some nodes' agents report what they serve (metrics).
+    ///   - ports: the loopback port of some nodes' agents (an agent started again where it was);
+    ///     the others get one the kernel picks.
     public static func start(
         nodes: [String], cluster: String = "test", connector: any KernelConnector, endpoint: NodeEndpoint = .sim,
         ca: ClusterCA? = nil, directories: [String: AgentDirectory] = [:],
         credentials overrides: [String: AgentCredentials] = [:],
-        recorders: [String: any AgentRecorder] = [:],
+        recorders: [String: any AgentRecorder] = [:], ports requested: [String: Int] = [:],
         executor: (any TaskExecutor)? = ThreadTaskExecutor.shared,
         logger: Logger = quietLogger
     ) async throws -> InProcessAgents {
@@ -50,7 +52,8 @@ public final class InProcessAgents: Sendable {
                     ca: ca,
                     issued: ca.issue(for: .node(cluster: cluster, name: node), now: now, validity: .seconds(86_400)))
             let server = try AgentServer(
-                credentials: credentials, host: "127.0.0.1", port: 0, connector: connector, endpoint: endpoint,
+                credentials: credentials, host: "127.0.0.1", port: requested[node] ?? 0, connector: connector,
+                endpoint: endpoint,
                 directory: directories[node], recorder: recorders[node] ?? DiscardingAgentRecorder(),
                 executor: executor, logger: logger)
             servers[node] = server

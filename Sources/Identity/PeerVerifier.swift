@@ -98,4 +98,9 @@ extension PeerVerifier {
     public static func validity(ofDER der: [UInt8]) -> ClosedRange<Date>? {
         (try? Certificate(derEncoded: der)).map(validity(of:))
     }
+
+    /// The serial of the certificate `der`, in `CertificateSerial`'s form; nil when it does not parse.
+    public static func serial(ofDER der: [UInt8]) -> String? {
+        (try? Certificate(derEncoded: der)).map { "\($0.serial)" }
+    }
 }

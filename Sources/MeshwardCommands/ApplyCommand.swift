@@ -86,77 +86,83 @@ struct ApplyRunner {
         let logger = CommandSupport.logger(global)
         let countdown = CountdownLine()
         let document = try await CommandSupport.reportingErrors(global) {
-            let controller = global.controller(logger: logger)
-            var target = self.target
-            let intent: FleetIntent
-            var expected: PlanDocument?
-            var planFile: String?
-            if specs.count == 1, let saved = try MeshwardController.readSavedPlan(specs[0]) {
-                if target != nil || rekey != nil {
-                    throw ControllerError.unreadablePlan(
-                        file: specs[0], reason: "a saved plan keeps its own target; give no --target or selector")
-                }
-                intent = try MeshwardController.loadSpec(of: saved, file: specs[0])
-                target = saved.plan.target.flatMap(ApplyTarget.init(argument:))
-                expected = saved.plan
-                planFile = specs[0]
-            } else {
-                let (loaded, warnings) = try MeshwardController.loadSpec(specs)
-                if global.output == .text {
-                    for warning in warnings {
-                        CommandSupport.printError(TerminalText.escaped(lines: warning.description), prefixed: false)
-                    }
-                }
-                intent = loaded
+            try await global.withController(logger: logger) { controller in
+                try await apply(with: controller, countdown: countdown)
             }
-            let ask = ApplyConfirmation.shouldAsk(
-                standardInputIsTerminal: isatty(STDIN_FILENO) == 1,
-                standardOutputIsTerminal: isatty(STDOUT_FILENO) == 1,
-                yes: yes, jsonOutput: global.output == .json, savedPlan: expected != nil)
-            if ask && rekey == nil {
-                let shown = try await controller.plan(intent, target: target)
-                if shown.changes {
-                    for warning in shown.warnings {
-                        CommandSupport.printError("warning: \(TerminalText.escaped(warning))", prefixed: false)
-                    }
-                    print(PlanText(shown, verbose: global.verbose).text)
-                    print(ApplyConfirmation.prompt, terminator: "")
-                    fflush(nil)
-                    guard ApplyConfirmation.accepts(readLine()) else { throw ControllerError.declined }
-                    expected = shown
-                }
-            }
-            let showProgress = global.output == .text && CommandSupport.isInteractive
-            let showCountdown = DrainCountdown.shouldShow(
-                standardErrorIsTerminal: CommandSupport.isInteractive, jsonOutput: global.output == .json,
-                waitingForDrain: waitForDrain)
-            defer { countdown.stop() }
-            return try await controller.apply(
-                intent, source: planFile ?? specs.joined(separator: " "), waitForDrain: waitForDrain, rekey: rekey,
-                force: force, target: target, expected: expected, planFile: planFile, lockTimeout: lockTimeout,
-                onLeaseWait: { wait in
-                    CommandSupport.printError(
-                        TerminalText.escaped(
-                            "waiting up to \(SpecDuration.format(wait.timeout)) for the Store's lease, held by \(wait.heldBy)"
-                        ),
-                        prefixed: false)
-                },
-                onPass: { pass in
-                    countdown.stop()
-                    guard showProgress else { return }
-                    CommandSupport.printError(ProgressLine(pass).text, prefixed: false)
-                    if showCountdown, let deadline = pass.plan.nextDeadline, !pass.plan.hasWork, !pass.madeProgress,
-                        pass.failures.isEmpty
-                    {
-                        countdown.start(until: deadline)
-                    }
-                })
         }
         switch global.output {
         case .json: try CommandSupport.printJSON(document)
         case .text: print(ApplyText(document).text)
         }
         if document.outcome == .blocked || !document.failures.isEmpty { throw ExitCode.failure }
+    }
+
+    /// Plans (when it asks first) and applies with `controller`.
+    private func apply(with controller: MeshwardController, countdown: CountdownLine) async throws -> ApplyDocument {
+        var target = self.target
+        let intent: FleetIntent
+        var expected: PlanDocument?
+        var planFile: String?
+        if specs.count == 1, let saved = try MeshwardController.readSavedPlan(specs[0]) {
+            if target != nil || rekey != nil {
+                throw ControllerError.unreadablePlan(
+                    file: specs[0], reason: "a saved plan keeps its own target; give no --target or selector")
+            }
+            intent = try MeshwardController.loadSpec(of: saved, file: specs[0])
+            target = saved.plan.target.flatMap(ApplyTarget.init(argument:))
+            expected = saved.plan
+            planFile = specs[0]
+        } else {
+            let (loaded, warnings) = try MeshwardController.loadSpec(specs)
+            if global.output == .text {
+                for warning in warnings {
+                    CommandSupport.printError(TerminalText.escaped(lines: warning.description), prefixed: false)
+                }
+            }
+            intent = loaded
+        }
+        let ask = ApplyConfirmation.shouldAsk(
+            standardInputIsTerminal: isatty(STDIN_FILENO) == 1,
+            standardOutputIsTerminal: isatty(STDOUT_FILENO) == 1,
+            yes: yes, jsonOutput: global.output == .json, savedPlan: expected != nil)
+        if ask && rekey == nil {
+            let shown = try await controller.plan(intent, target: target)
+            if shown.changes {
+                for warning in shown.warnings {
+                    CommandSupport.printError("warning: \(TerminalText.escaped(warning))", prefixed: false)
+                }
+                print(PlanText(shown, verbose: global.verbose).text)
+                print(ApplyConfirmation.prompt, terminator: "")
+                fflush(nil)
+                guard ApplyConfirmation.accepts(readLine()) else { throw ControllerError.declined }
+                expected = shown
+            }
+        }
+        let showProgress = global.output == .text && CommandSupport.isInteractive
+        let showCountdown = DrainCountdown.shouldShow(
+            standardErrorIsTerminal: CommandSupport.isInteractive, jsonOutput: global.output == .json,
+            waitingForDrain: waitForDrain)
+        defer { countdown.stop() }
+        return try await controller.apply(
+            intent, source: planFile ?? specs.joined(separator: " "), waitForDrain: waitForDrain, rekey: rekey,
+            force: force, target: target, expected: expected, planFile: planFile, lockTimeout: lockTimeout,
+            onLeaseWait: { wait in
+                CommandSupport.printError(
+                    TerminalText.escaped(
+                        "waiting up to \(SpecDuration.format(wait.timeout)) for the Store's lease, held by \(wait.heldBy)"
+                    ),
+                    prefixed: false)
+            },
+            onPass: { pass in
+                countdown.stop()
+                guard showProgress else { return }
+                CommandSupport.printError(ProgressLine(pass).text, prefixed: false)
+                if showCountdown, let deadline = pass.plan.nextDeadline, !pass.plan.hasWork, !pass.madeProgress,
+                    pass.failures.isEmpty
+                {
+                    countdown.start(until: deadline)
+                }
+            })
     }
 }
 

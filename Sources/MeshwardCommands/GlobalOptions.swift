@@ -92,6 +92,23 @@ struct GlobalOptions: ParsableArguments {
         }
     }
 
+    /// Runs `body` with the controller for these options, then closes the controller's agent
+    /// connections (each cleanly) before the command goes on to print and exit, whether `body`
+    /// returned or threw.
+    func withController<T>(
+        logger: Logger, _ body: (MeshwardController) async throws -> T
+    ) async throws -> T {
+        let controller = controller(logger: logger)
+        do {
+            let result = try await body(controller)
+            await controller.close()
+            return result
+        } catch {
+            await controller.close()
+            throw error
+        }
+    }
+
     /// The controller for these options: the state directory, the Store and the master key file.
     func controller(logger: Logger, recorder: any ReconcileRecorder = DiscardingRecorder()) -> MeshwardController {
         MeshwardController(

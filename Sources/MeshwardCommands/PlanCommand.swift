@@ -52,8 +52,9 @@ struct PlanCommand: AsyncParsableCommand {
                     CommandSupport.printError(TerminalText.escaped(lines: warning.description), prefixed: false)
                 }
             }
-            let document = try await global.controller(logger: logger).plan(
-                intent, target: target.flatMap(ApplyTarget.init(argument:)))
+            let document = try await global.withController(logger: logger) { controller in
+                try await controller.plan(intent, target: target.flatMap(ApplyTarget.init(argument:)))
+            }
             if let out {
                 let saved = SavedPlan(
                     createdAt: Date(),

@@ -129,7 +129,10 @@ struct ReconcileCommand: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
+            await controller.close()
             throw ExitCode.failure
         }
+        // The loop kept one connection per agent across its cycles: each is closed cleanly.
+        await controller.close()
     }
 }

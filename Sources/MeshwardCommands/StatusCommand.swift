@@ -52,8 +52,9 @@ struct StatusCommand: AsyncParsableCommand {
         let filter = StatusFilter(
             step: step, driftOnly: drift, channel: channel.flatMap(ChannelArgument.init).map { ($0.from, $0.to) })
         let document = try await CommandSupport.reportingErrors(global) {
-            try await global.controller(logger: logger).status(
-                node: node, channels: filter)
+            try await global.withController(logger: logger) { controller in
+                try await controller.status(node: node, channels: filter)
+            }
         }
         switch global.output {
         case .json: try CommandSupport.printJSON(document)

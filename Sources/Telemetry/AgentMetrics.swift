@@ -18,6 +18,7 @@ public final class AgentMetrics: AgentRecorder {
         public static let xfrmDrops = "meshward_agent_xfrm_drops_total"
         public static let ready = "meshward_agent_ready"
         public static let handshakesRefused = "meshward_agent_handshakes_refused_total"
+        public static let connectionsAccepted = "meshward_agent_connections_accepted_total"
     }
 
     /// Every metric's `# HELP` text: the sentence that starts its row in docs/metrics.md (without
@@ -32,6 +33,8 @@ public final class AgentMetrics: AgentRecorder {
         Name.ready: "1 when /readyz answers 200, 0 otherwise; read at each scrape",
         Name.handshakesRefused:
             "TLS handshakes refused, by reason: a client without TLS 1.3 or X25519MLKEM768, a refused certificate, not TLS",
+        Name.connectionsAccepted:
+            "control connections accepted since the process started, counted before their handshake",
     ]
 
     private let factory: any MetricsFactory
@@ -52,6 +55,7 @@ public final class AgentMetrics: AgentRecorder {
             }
         }
         Counter(label: Name.epochsRefused, factory: factory).increment(by: 0)
+        Counter(label: Name.connectionsAccepted, factory: factory).increment(by: 0)
         for reason in HandshakeRefusalReason.allCases {
             Counter(label: Name.handshakesRefused, dimensions: [("reason", reason.rawValue)], factory: factory)
                 .increment(by: 0)
@@ -72,6 +76,11 @@ public final class AgentMetrics: AgentRecorder {
     /// Adds one to `meshward_agent_handshakes_refused_total{reason}`.
     public func record(handshakeRefused reason: HandshakeRefusalReason) {
         Counter(label: Name.handshakesRefused, dimensions: [("reason", reason.rawValue)], factory: factory).increment()
+    }
+
+    /// Adds one to `meshward_agent_connections_accepted_total`.
+    public func recordAcceptedConnection() {
+        Counter(label: Name.connectionsAccepted, factory: factory).increment()
     }
 
     public func record(highestEpoch: UInt64) {

@@ -133,6 +133,7 @@ final class HandshakeRecorder: AgentRecorder {
     func record(highestEpoch: UInt64) {}
     func record(statistics: [String: UInt64]) {}
     func record(handshakeRefused reason: HandshakeRefusalReason) { recorded.withLock { $0.append(reason) } }
+    func recordAcceptedConnection() {}
 }
 
 /// A TLS client of any configuration, with no gRPC on top: it only shakes hands.

@@ -10,6 +10,7 @@ final class ControlChannelHandshakes: Sendable {
     private let role: String
     private let logger: Logger
     private let onRefusal: @Sendable (ControlChannelRefusal) -> Void
+    private let onConnection: @Sendable () -> Void
     private let state = Mutex(State())
 
     private struct State {
@@ -20,10 +21,16 @@ final class ControlChannelHandshakes: Sendable {
     /// - Parameters:
     ///   - role: names the connections in the log (`agent listener`, `control connection to web-1`).
     ///   - onRefusal: called for each client a server refuses by the policy (metrics).
-    init(role: String, logger: Logger, onRefusal: @escaping @Sendable (ControlChannelRefusal) -> Void = { _ in }) {
+    ///   - onConnection: called for each new connection, before its handshake (metrics: a
+    ///     server's accepted connections).
+    init(
+        role: String, logger: Logger, onRefusal: @escaping @Sendable (ControlChannelRefusal) -> Void = { _ in },
+        onConnection: @escaping @Sendable () -> Void = {}
+    ) {
         self.role = role
         self.logger = logger
         self.onRefusal = onRefusal
+        self.onConnection = onConnection
     }
 
     /// What the last connection whose server answered negotiated; nil before one did.
@@ -35,6 +42,7 @@ final class ControlChannelHandshakes: Sendable {
 
     /// An observer for one new connection on `channel`.
     func observer(for channel: any Channel) -> TLSHandshakeObserver {
+        onConnection()
         let peer = channel.remoteAddress.map { "\($0)" } ?? "an unknown address"
         return TLSHandshakeObserver { [self] direction, event in
             switch (direction, event) {

@@ -12,9 +12,9 @@ final class AgentContactLog: Sendable {
     private let contacts = Mutex<[String: AgentContact]>([:])
 
     /// Notes every agent node that `pass` observed.
-    func note(_ pass: PassReport, kernels: any FleetKernels, endpoints: [String: NodeEndpoint]) async {
+    func note(_ pass: PassReport, agents: AgentConnectionPool, endpoints: [String: NodeEndpoint]) {
         for (node, observation) in pass.observations where endpoints[node]?.scheme == .agent {
-            guard let kernel = try? await kernels.kernel(for: node) as? AgentKernel else { continue }
+            guard let kernel = agents.link(for: node) else { continue }
             let contact = AgentContact(
                 node: node, address: kernel.address, certificateNotValidAfter: kernel.certificateNotValidAfter,
                 bootID: observation.bootID, lastContact: pass.startedAt)

@@ -46,10 +46,9 @@ struct ApplyWorkflow {
         let revoked = RevokedNodes(try await store.revokedNodes())
         let agents = try await context.agentConnector(
             for: endpoints, intent: intent, store: store, epoch: epoch, enrolls: true)
-        let kernels = EndpointKernels(
+        let kernels = context.session.kernels(
             endpoints: endpoints.filter { !revoked.names.contains($0.key) }, simulated: simulated,
-            simulatedFile: context.simulatedFleetURL, reqid: Reqid(intent.reqid), agents: agents,
-            logger: context.logger)
+            simulatedFile: context.simulatedFleetURL, reqid: Reqid(intent.reqid), agents: agents)
         let fleetKernels = revoked.kernels(kernels)
         let reconciler = FleetReconciler(
             store: scope.map { ScopedGenerationStore(store, scope: $0) } ?? store,
@@ -66,7 +65,7 @@ struct ApplyWorkflow {
                 defaultDrain: .seconds(settings.drainSeconds),
                 onPass: { pass in
                     _ = try await fence.confirm(at: clock.now())
-                    await contacts.note(pass, kernels: kernels, endpoints: endpoints)
+                    contacts.note(pass, agents: context.session.agents, endpoints: endpoints)
                     await onPass(pass)
                 })
         } catch {
@@ -74,12 +73,17 @@ struct ApplyWorkflow {
             throw error
         }
 
-        if scope == nil { await context.markAgentsReady(after: report, kernels: kernels, endpoints: endpoints) }
+        if scope == nil { await context.markAgentsReady(after: report, endpoints: endpoints) }
         // Last, as the agents listen again with a renewed certificate once they confirmed it.
         let renewed = await context.renewAgentCertificates(
-            after: report, kernels: kernels, endpoints: endpoints, intent: intent, store: store)
+            after: report, endpoints: endpoints, intent: intent, store: store)
         for (node, expires) in renewed { contacts.renewed(node, expires: expires) }
         await kernels.close()
+        // The connections of nodes that left the fleet, or whose every certificate is revoked, go.
+        if scope == nil {
+            await context.session.agents.keep(
+                only: Set(endpoints.filter { $0.value.scheme == .agent && !revoked.names.contains($0.key) }.keys))
+        }
         let agentNodes = Set(endpoints.filter { $0.value.scheme == .agent }.keys)
         let gone = Set(try await store.agentContacts().keys).subtracting(agentNodes)
         try await store.recordAgentContacts(contacts.all, forgetting: gone)

@@ -24,6 +24,13 @@ public struct ClusterCredentials {
         self.cluster = cluster
     }
 
+    /// The cluster CA the Store holds; nil when it holds none (never made, or the Store was lost).
+    public func storedAuthority() async throws -> ClusterCA? {
+        guard let stored = try await store.credential(named: Self.caName) else { return nil }
+        return try ClusterCA(
+            cluster: cluster, certificatePEM: stored.certificatePEM, privateKeyDER: stored.privateKey.bytes)
+    }
+
     /// The cluster CA, created and sealed in the Store on first use.
     public func certificateAuthority(now: Date) async throws -> ClusterCA {
         if let stored = try await store.credential(named: Self.caName) {

@@ -1,24 +1,27 @@
 import Agent
 import DesiredState
 import Foundation
+import Identity
 import Kernel
 import MeshwardCore
 import Store
 
 extension ControllerContext {
-    /// The connector for the fleet's `agent` endpoints, with the controller's credentials from
-    /// the Store (made on first use); nil when no endpoint is an agent, so a fleet without agents
-    /// never creates a CA. Each connection it makes reads the Store's revocation list afresh.
+    /// The connector for the fleet's `agent` endpoints over the session's kept connections, with
+    /// the controller's credentials from the Store (made on first use); nil when no endpoint is
+    /// an agent, so a fleet without agents never creates a CA. The Store's revocation list is
+    /// read once for the use and applies to every kept connection's next handshake.
     ///
     /// - Parameters:
-    ///   - epoch: the lease epoch every apply carries; 0 for commands that only observe.
+    ///   - epoch: the lease epoch every apply carries from now on; 0 for commands that only
+    ///     observe, which leave it as it was.
     ///   - enrolls: whether an agent that answers with a provisional certificate is enrolled
     ///     (`EnrollmentAuthority`: spends its token, records its serial); false reports it
     ///     waiting for enrollment (`plan`).
     func agentConnector(
         for endpoints: [String: NodeEndpoint], intent: FleetIntent, store: (any ControllerStore)?, epoch: Int64,
         enrolls: Bool = false
-    ) async throws -> (any KernelConnector)? {
+    ) async throws -> AgentPoolConnector? {
         var addresses: [String: IPAddress] = [:]
         for node in intent.nodes {
             if let first = node.addresses.first { addresses[node.name] = first }
@@ -32,39 +35,47 @@ extension ControllerContext {
 
     /// The same, for a command without a spec (`status`): `addresses` are each node's first
     /// address. Without `enrollment`, an agent that serves a provisional certificate is reported
-    /// waiting for enrollment.
+    /// waiting for enrollment. `credentials` replaces the Store's controller credentials (the
+    /// lost-Store guard's, when the Store holds no CA).
     func agentConnector(
         for endpoints: [String: NodeEndpoint], cluster: String, addresses: [String: IPAddress],
-        store: (any ControllerStore)?, epoch: Int64, enrollment: (any EnrollmentIssuer)? = nil
-    ) async throws -> (any KernelConnector)? {
+        store: (any ControllerStore)?, epoch: Int64, enrollment: (any EnrollmentIssuer)? = nil,
+        credentials given: AgentCredentials? = nil
+    ) async throws -> AgentPoolConnector? {
         guard endpoints.values.contains(where: { $0.scheme == .agent }), let store else { return nil }
-        let credentials = try await ClusterCredentials(store: store, cluster: cluster)
-            .controller(now: clock.now())
-        let fixedEpoch = UInt64(max(0, epoch))
-        let clock = self.clock
-        return AgentConnector(
-            credentials: credentials, cluster: cluster, addresses: addresses, epoch: { fixedEpoch },
-            now: { clock.now() },
-            revocations: { try await ClusterCredentials.revocationList(from: store) }, enrollment: enrollment,
-            logger: logger)
+        let credentials: AgentCredentials
+        if let given {
+            credentials = given
+        } else {
+            credentials = try await ClusterCredentials(store: store, cluster: cluster).controller(now: clock.now())
+        }
+        let revocations: Result<RevocationList, any Error>
+        do {
+            revocations = .success(try await ClusterCredentials.revocationList(from: store))
+        } catch {
+            revocations = .failure(error)
+        }
+        if epoch > 0 { session.agents.lead(epoch: UInt64(epoch)) }
+        return session.agents.use(
+            credentials: credentials, cluster: cluster, addresses: addresses, revocations: revocations,
+            enrollment: enrollment)
     }
 
     /// After a run in which every channel is established (converged, or only drains left),
     /// tells each agent so for the boot its last observation reported; the agent then reports
     /// ready (sd_notify, `meshward agent wait-ready`). A node whose mark fails is logged and
     /// marked by a later run.
-    func markAgentsReady(
-        after report: ConvergeReport, kernels: any FleetKernels, endpoints: [String: NodeEndpoint]
-    ) async {
+    func markAgentsReady(after report: ConvergeReport, endpoints: [String: NodeEndpoint]) async {
         guard report.outcome != .blocked, let last = report.last else { return }
         let agentNodes = endpoints.filter { $0.value.scheme == .agent }.keys
         let logger = self.logger
         await withTaskGroup(of: Void.self) { group in
             for node in agentNodes {
-                guard let boot = last.observations[node]?.bootID else { continue }
+                guard let boot = last.observations[node]?.bootID, let kernel = session.agents.link(for: node) else {
+                    continue
+                }
                 group.addTask {
                     do {
-                        guard let kernel = try await kernels.kernel(for: node) as? AgentKernel else { return }
                         let taken = try await kernel.markReady(bootID: boot, deadline: .now + .seconds(10))
                         if !taken {
                             logger.notice("agent booted again since its observation", metadata: ["node": "\(node)"])
@@ -86,15 +97,15 @@ extension ControllerContext {
     /// next run; it never fails the run. Returns the nodes renewed, with their new expiry.
     @discardableResult
     func renewAgentCertificates(
-        after report: ConvergeReport, kernels: any FleetKernels, endpoints: [String: NodeEndpoint],
-        intent: FleetIntent, store: any ControllerStore
+        after report: ConvergeReport, endpoints: [String: NodeEndpoint], intent: FleetIntent,
+        store: any ControllerStore
     ) async -> [String: Date] {
         guard let last = report.last else { return [:] }
         let now = clock.now()
-        var due: [(AgentKernel, [IPAddress])] = []
+        var due: [(any AgentLink, [IPAddress])] = []
         for (node, endpoint) in endpoints.sorted(by: { $0.key < $1.key }) where endpoint.scheme == .agent {
             guard last.observations[node] != nil, let spec = intent.node(named: node),
-                let kernel = try? await kernels.kernel(for: node) as? AgentKernel,
+                let kernel = session.agents.link(for: node),
                 let validity = kernel.certificateValidity, now >= ClusterCredentials.halfLife(of: validity)
             else { continue }
             due.append((kernel, spec.addresses))

@@ -17,6 +17,8 @@ struct ControllerContext: Sendable {
     let clock: any ReconcilerClock
     /// Where passes and the lease are reported (metrics); discards unless the loop gives one.
     let recorder: any ReconcileRecorder
+    /// The process's kernels and agent connections, kept across commands and cycles.
+    let session: FleetSession
 
     /// The simulated fleet's file in the state directory.
     var simulatedFleetURL: URL {

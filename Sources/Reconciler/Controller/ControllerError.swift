@@ -14,9 +14,11 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
     case stateUnreadable(path: String, reason: String)
     /// `status --node` named a node the fleet does not have.
     case unknownNode(String, known: [String])
-    /// The Store holds no channel while kernels hold objects with Meshward's reqid: the state
-    /// database was lost, truncated or replaced. `owned` counts the objects per node.
-    case lostStore(directory: String, owned: [String: Int])
+    /// The Store holds no channel while kernels hold objects with Meshward's reqid, or agents
+    /// serve certificates of a cluster CA the Store does not hold: the state database was lost,
+    /// truncated or replaced. `owned` counts the objects per node; `foreignAgents` names the
+    /// nodes whose agents hold another CA's certificate.
+    case lostStore(directory: String, owned: [String: Int], foreignAgents: [String] = [])
     /// The spec names another cluster than the one the Store belongs to.
     case clusterMismatch(spec: String, store: String, directory: String)
     /// The spec removes more than half of the Store's channels and `--force` was not given.
@@ -50,13 +52,22 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
         case .unknownNode(let node, let known):
             "no node '\(node)' in the fleet; known nodes: "
                 + (known.isEmpty ? "none (run `meshward apply SPEC` first)" : known.joined(separator: ", "))
-        case .lostStore(let directory, let owned):
+        case .lostStore(let directory, let owned, let foreign):
             "the Store in \(directory) holds no channel, but "
-                + Self.ownedSummary(owned)
+                + [
+                    owned.isEmpty ? nil : Self.ownedSummary(owned),
+                    foreign.isEmpty ? nil : Self.foreignSummary(foreign),
+                ]
+                .compactMap { $0 }.joined(separator: ", and ")
                 + ": the state database was lost, truncated or replaced. Restore state.sqlite from backup to keep "
-                + "the history, or run `meshward apply --force SPEC` to recover: every channel gets a new "
+                + "the history\(foreign.isEmpty ? "" : " and the cluster CA the agents trust"), or run "
+                + "`meshward apply --force SPEC` to recover: every channel gets a new "
                 + "generation make-before-break, the objects without a record are removed once nothing uses "
                 + "them, and the history starts again"
+                + (foreign.isEmpty
+                    ? ""
+                    : "; agents of the old CA must be given new credentials (`meshward agent credentials`, or a "
+                        + "join token) before they are reached again")
         case .clusterMismatch(let spec, let store, let directory):
             "the spec is for cluster '\(spec)', but the Store in \(directory) belongs to cluster '\(store)': "
                 + "nothing was changed. Pass the --state-dir of cluster '\(spec)', or fix `cluster:` in the spec"
@@ -89,6 +100,13 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
     }
 
     /// `node a holds 4 objects, node b holds 2 objects with Meshward's reqid`.
+    static func foreignSummary(_ nodes: [String]) -> String {
+        let listed = nodes.prefix(5).joined(separator: ", ")
+        let more = nodes.count > 5 ? " and \(nodes.count - 5) more" : ""
+        return "the agents of \(nodes.count) node\(nodes.count == 1 ? "" : "s") serve certificates of a cluster CA "
+            + "this Store does not hold: \(listed)\(more)"
+    }
+
     static func ownedSummary(_ owned: [String: Int]) -> String {
         let total = owned.values.reduce(0, +)
         let nodes = owned.keys.sorted()

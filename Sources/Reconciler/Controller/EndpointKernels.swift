@@ -12,13 +12,21 @@ import Synchronization
 ///
 /// Kernels are connected on first use and kept; a node whose kernel cannot be connected is
 /// reported unreachable by the pass, with the reason, and tried again on the next pass.
+/// `close()` closes the kernels it opened, except those of a connector that keeps its kernels
+/// (the process's agent connections, `AgentConnectionPool`).
 public final class EndpointKernels: FleetKernels {
     private let endpoints: [String: NodeEndpoint]
     private let connectors: [NodeEndpoint.Scheme: any KernelConnector]
     private let simulated: SimulatedFleet?
     private let simulatedFile: URL?
     private let reqid: Reqid
-    private let opened = Mutex<[String: any NodeKernel]>([:])
+    private let opened = Mutex<[String: Opened]>([:])
+
+    private struct Opened {
+        let kernel: any NodeKernel
+        /// Whether its connector keeps it beyond this use.
+        let kept: Bool
+    }
 
     /// - Parameters:
     ///   - endpoints: every node to reach, with its endpoint.
@@ -56,7 +64,7 @@ public final class EndpointKernels: FleetKernels {
     public var knownNodes: Set<String> { Set(endpoints.keys) }
 
     public func kernel(for node: String) async throws -> any NodeKernel {
-        if let kernel = opened.withLock({ $0[node] }) { return kernel }
+        if let kernel = opened.withLock({ $0[node]?.kernel }) { return kernel }
         guard let endpoint = endpoints[node] else {
             throw KernelError.unreachable(node: node, reason: "no endpoint is known for it")
         }
@@ -66,8 +74,8 @@ public final class EndpointKernels: FleetKernels {
         }
         let kernel = try await connector.connect(node: node, endpoint: endpoint, reqid: reqid)
         return opened.withLock { opened in
-            if let raced = opened[node] { return raced }
-            opened[node] = kernel
+            if let raced = opened[node] { return raced.kernel }
+            opened[node] = Opened(kernel: kernel, kept: connector.keepsKernels)
             return kernel
         }
     }
@@ -75,7 +83,7 @@ public final class EndpointKernels: FleetKernels {
     public func close() async {
         let kernels = opened.withLock { opened in
             defer { opened = [:] }
-            return Array(opened.values)
+            return opened.values.filter { !$0.kept }.map(\.kernel)
         }
         await withTaskGroup(of: Void.self) { group in
             for kernel in kernels { group.addTask { await kernel.close() } }

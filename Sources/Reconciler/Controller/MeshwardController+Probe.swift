@@ -31,12 +31,12 @@ extension MeshwardController {
             endpoints.values.contains(.sim) ? try context.loadSimulatedFleet(intent: intent) : nil
         let agents = try await context.agentConnector(
             for: endpoints, intent: intent, store: store, epoch: 0, enrolls: lease != nil)
-        let kernels = EndpointKernels(
-            endpoints: endpoints, simulated: simulated, simulatedFile: nil, reqid: Reqid(intent.reqid),
-            agents: agents, logger: context.logger)
+        let kernels = context.session.kernels(
+            endpoints: endpoints, simulated: simulated, reqid: Reqid(intent.reqid), agents: agents)
         let reconciler = FleetReconciler(
             store: store, kernels: kernels, reqid: Reqid(intent.reqid), clock: context.clock, logger: context.logger)
         let (observations, _) = await reconciler.observe(nodes.intersection(endpoints.keys))
+        await kernels.close()
         return Set(observations.keys)
     }
 }

@@ -18,6 +18,9 @@ public final class MeshwardController: Sendable {
     private let logger: Logger
     let clock: any ReconcilerClock
     private let recorder: any ReconcileRecorder
+    /// The kernels and agent connections of this controller, kept across its commands and
+    /// cycles (one controller per process).
+    let session: FleetSession
 
     /// - Parameter recorder: where `apply` reports every pass and the lease (metrics); only
     ///   the reconcile loop passes one.
@@ -32,7 +35,19 @@ public final class MeshwardController: Sendable {
         self.masterKeyPath = masterKeyPath
         self.logger = logger
         self.clock = clock
+        self.session = FleetSession(clock: clock, logger: logger)
     }
+
+    /// Closes the connections to the agents, each cleanly (`AgentKernel.close`): a process
+    /// calls it before it exits. A command after it dials again.
+    public func close() async {
+        await session.close()
+    }
+
+    /// Connections to agents this controller has set up, replacements included (gRPC's own
+    /// reconnection of a kept connection after it broke is not counted here; the agent counts
+    /// every connection it accepts).
+    public var agentConnectionsOpened: Int { session.agents.connectionsOpened }
 
     // MARK: - Spec
 
@@ -52,7 +67,7 @@ public final class MeshwardController: Sendable {
     var context: ControllerContext {
         ControllerContext(
             stateDirectory: stateDirectory, storeLocation: storeLocation, masterKeyPath: masterKeyPath,
-            logger: logger, clock: clock, recorder: recorder)
+            logger: logger, clock: clock, recorder: recorder, session: session)
     }
 
     /// A keeper of the Store's lease for this controller, for `reconcile` to run as a service

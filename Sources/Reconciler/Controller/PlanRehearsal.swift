@@ -35,11 +35,9 @@ struct PlanRehearsal {
         let rekeyRequests = ControllerContext.requests(settings?.rekeyRequests ?? [:], in: intent)
 
         // Read every node as it is now.
-        let everything = EndpointKernels(
-            endpoints: endpoints, simulated: try context.loadSimulatedFleet(intent: spec), simulatedFile: nil,
-            reqid: Reqid(intent.reqid),
-            agents: try await context.agentConnector(for: endpoints, intent: spec, store: store, epoch: 0),
-            logger: context.logger)
+        let everything = context.session.kernels(
+            endpoints: endpoints, simulated: try context.loadSimulatedFleet(intent: spec), reqid: Reqid(intent.reqid),
+            agents: try await context.agentConnector(for: endpoints, intent: spec, store: store, epoch: 0))
         let live: any FleetKernels = scope.map { ScopedKernels(everything, scope: $0) } ?? everything
         let reader = FleetReconciler(
             store: ScratchGenerationStore(channels: records), kernels: live, reqid: Reqid(intent.reqid),

@@ -57,14 +57,13 @@ struct StatusReport {
         // A node whose every certificate is revoked is never dialled, by status neither.
         let revoked = try await store.revokedNodes()
         endpoints = endpoints.filter { !revoked.contains($0.key) }
-        var agents: (any KernelConnector)?
+        var agents: AgentPoolConnector?
         if let settings {
             agents = try await context.agentConnector(
                 for: endpoints, cluster: settings.cluster, addresses: firstAddresses, store: store, epoch: 0)
         }
-        let kernels = EndpointKernels(
-            endpoints: endpoints, simulated: simulated, simulatedFile: nil, reqid: reqid, agents: agents,
-            logger: context.logger)
+        let kernels = context.session.kernels(
+            endpoints: endpoints, simulated: simulated, reqid: reqid, agents: agents)
         let reader = FleetReconciler(
             store: ScratchGenerationStore(channels: records), kernels: kernels, reqid: reqid, clock: context.clock,
             logger: context.logger)
@@ -92,8 +91,7 @@ struct StatusReport {
                 policies: observation?.policies.count ?? 0,
                 dropCounters: (observation?.statistics ?? [:]).filter { $0.value > 0 })
             if endpoints[name]?.scheme == .agent {
-                node.agent = await agentStatus(
-                    name, observation: observation, recorded: contacts[name], kernels: kernels, now: now)
+                node.agent = agentStatus(name, observation: observation, recorded: contacts[name], now: now)
                 if let expires = node.agent?.certificateExpires,
                     let warning = Self.expiryWarning(name, expires, now: now)
                 {
@@ -102,7 +100,6 @@ struct StatusReport {
             }
             nodes.append(node)
         }
-        // Closed only now: each agent's status reads the connection that observed it.
         await kernels.close()
         let channels = records.values.sorted { $0.id < $1.id }
             .filter { filter == nil || $0.id.from == filter || $0.id.to == filter }
@@ -141,9 +138,9 @@ struct StatusReport {
 
     /// A node's agent as this status saw it when it answered, else as the Store recorded it.
     private func agentStatus(
-        _ node: String, observation: NodeObservation?, recorded: AgentContact?, kernels: EndpointKernels, now: Date
-    ) async -> StatusDocument.AgentStatus? {
-        let kernel = try? await kernels.kernel(for: node) as? AgentKernel
+        _ node: String, observation: NodeObservation?, recorded: AgentContact?, now: Date
+    ) -> StatusDocument.AgentStatus? {
+        let kernel = context.session.agents.link(for: node)
         if let observation, let kernel {
             return StatusDocument.AgentStatus(
                 address: kernel.address,

@@ -1,0 +1,209 @@
+import Agent
+import AgentTestSupport
+import DesiredState
+import Foundation
+import Identity
+import KernelSimulator
+import Logging
+import MeshwardCore
+import MeshwardTestKit
+import Store
+import Synchronization
+import Testing
+
+@testable import Reconciler
+
+/// One session per controller process: the reconcile loop keeps one connection per agent across
+/// its cycles, and the lost-Store guard reaches the agents through it.
+@Suite("Fleet session", .serialized)
+struct FleetSessionTests {
+    static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    /// Counts the control connections an agent accepted.
+    final class ConnectionCounter: AgentRecorder {
+        private let count = Mutex(0)
+        var accepted: Int { count.withLock { $0 } }
+        func record(request: AgentRequestKind, result: AgentRequestResult) {}
+        func record(highestEpoch: UInt64) {}
+        func record(statistics: [String: UInt64]) {}
+        func record(handshakeRefused reason: HandshakeRefusalReason) {}
+        func recordAcceptedConnection() { count.withLock { $0 += 1 } }
+    }
+
+    /// A fleet of `count` nodes, each behind its own in-process agent with certificates of the
+    /// cluster CA of the Store in `state` (made there first), backed by one simulated fleet; a
+    /// chain of flows n0 -> n1 -> ... .
+    final class AgentFleet: Sendable {
+        let directory: URL
+        let state: String
+        let spec: URL
+        let ca: ClusterCA
+        let fleet: SimulatedFleet
+        let nodes: [String]
+        let ports: [String: Int]
+        let counters: Mutex<[String: [ConnectionCounter]]>
+        let agents: Mutex<[String: InProcessAgents]>
+
+        init(count: Int) async throws {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-session-\(UUID())")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            state = directory.appendingPathComponent("state").path
+            let store = try await StoreLocation.stateDirectory.open(
+                stateDirectory: state, masterKeyPath: nil, logger: FleetSessionTests.quiet)
+            ca = try await ClusterCredentials(store: store, cluster: "test").certificateAuthority(now: Date())
+            let specNodes = (0..<count).map { FleetSpec.node($0, ipv6: false) }
+            nodes = specNodes.map(\.name)
+            var simulated = SimulatedFleetState()
+            for node in specNodes { simulated.addNode(node.name, addresses: [try #require(IPAddress(node.ipv4!))]) }
+            fleet = SimulatedFleet(state: simulated)
+            var agents: [String: InProcessAgents] = [:]
+            var counters: [String: [ConnectionCounter]] = [:]
+            var ports: [String: Int] = [:]
+            for node in nodes {
+                let counter = ConnectionCounter()
+                let agent = try await InProcessAgents.start(
+                    nodes: [node], connector: SimulatedConnector(fleet: fleet), ca: ca, recorders: [node: counter])
+                agents[node] = agent
+                counters[node] = [counter]
+                ports[node] = try #require(agent.ports[node])
+            }
+            self.agents = Mutex(agents)
+            self.counters = Mutex(counters)
+            self.ports = ports
+            var fleetSpec = FleetSpec(
+                nodes: specNodes,
+                flows: (1..<count).map {
+                    .init(name: "f\($0)", from: "n\($0 - 1)", to: "n\($0)", ports: [], cipher: nil)
+                },
+                drain: "1s")
+            fleetSpec.endpoints = ports.mapValues { "agent:127.0.0.1:\($0)" }
+            spec = directory.appendingPathComponent("fleet.yaml")
+            try fleetSpec.yaml.write(to: spec, atomically: true, encoding: .utf8)
+        }
+
+        /// Connections each node's agent accepted, over every start of it.
+        var accepted: [String: [Int]] { counters.withLock { $0.mapValues { $0.map(\.accepted) } } }
+
+        /// Stops `node`'s agent (waiting until it returned) and starts it again on the same port.
+        func restart(_ node: String) async throws {
+            let old = agents.withLock { $0[node] }
+            await old?.stop()
+            let counter = ConnectionCounter()
+            let again = try await InProcessAgents.start(
+                nodes: [node], connector: SimulatedConnector(fleet: fleet), ca: ca, recorders: [node: counter],
+                ports: [node: try #require(ports[node])])
+            agents.withLock { $0[node] = again }
+            counters.withLock { $0[node, default: []].append(counter) }
+        }
+
+        func stop() async {
+            for agent in agents.withLock({ Array($0.values) }) { await agent.stop() }
+            try? FileManager.default.removeItem(at: directory)
+        }
+    }
+
+    /// Runs a reconcile loop on `fleet` whose clock jumps over every wait, until `until` says
+    /// stop after a cycle (given every cycle's document so far), and returns those documents.
+    static func loop(
+        _ fleet: AgentFleet, controller: MeshwardController,
+        until: ([ApplyDocument]) async throws -> Bool
+    ) async throws -> [ApplyDocument] {
+        let (cycles, continuation) = AsyncStream.makeStream(of: Result<ApplyDocument, any Error>.self)
+        let service = ReconcileService(
+            controller: controller, specPaths: [fleet.spec.path], interval: .seconds(10), once: false,
+            reload: ReloadTrigger(), clock: controller.clock, logger: quiet,
+            onCycle: { result in continuation.yield(result) })
+        let running = Task { try await service.run() }
+        defer { running.cancel() }
+        var documents: [ApplyDocument] = []
+        for await result in cycles {
+            documents.append(try result.get())
+            if try await until(documents) { break }
+        }
+        running.cancel()
+        _ = await running.result
+        return documents
+    }
+
+    @Test(
+        "a reconcile loop over 20 agents running 30 cycles opens exactly 20 connections, one accepted by each agent",
+        .timeLimit(.minutes(5)))
+    func loopKeepsOneConnectionPerAgent() async throws {
+        let fleet = try await AgentFleet(count: 20)
+        let controller = MeshwardController(stateDirectory: fleet.state, logger: Self.quiet, clock: ManualClock(Date()))
+        let documents = try await Self.loop(fleet, controller: controller) { $0.count == 30 }
+        #expect(documents.count == 30)
+        #expect(documents.last?.outcome == .converged, "\(String(describing: documents.last))")
+        #expect(documents.allSatisfy { $0.unreachable.isEmpty }, "\(documents.flatMap(\.unreachable))")
+        let accepted = fleet.accepted
+        #expect(accepted.values.allSatisfy { $0 == [1] }, "connections accepted per agent: \(accepted)")
+        #expect(accepted.values.map { $0.reduce(0, +) }.reduce(0, +) == 20)
+        #expect(controller.agentConnectionsOpened == 20)
+        print("30 cycles over 20 agents: \(controller.agentConnectionsOpened) connections opened")
+        await controller.close()
+        await fleet.stop()
+    }
+
+    @Test(
+        "a loop whose agent restarts reconnects to that agent alone, over the connection it kept",
+        .timeLimit(.minutes(5)))
+    func restartedAgentIsReconnectedAlone() async throws {
+        let fleet = try await AgentFleet(count: 5)
+        let controller = MeshwardController(stateDirectory: fleet.state, logger: Self.quiet, clock: ManualClock(Date()))
+        // Converge, restart n2's agent, and run until a cycle reaches every node again.
+        var restarted = false
+        let documents = try await Self.loop(fleet, controller: controller) { documents in
+            guard let last = documents.last, last.outcome == .converged, last.unreachable.isEmpty else { return false }
+            if !restarted {
+                restarted = true
+                try await fleet.restart("n2")
+                return false
+            }
+            return true
+        }
+        let accepted = fleet.accepted
+        #expect(accepted["n2"] == [1, 1], "n2's agent, before and after its restart: \(accepted)")
+        for node in fleet.nodes where node != "n2" {
+            #expect(accepted[node] == [1], "\(node): \(accepted)")
+        }
+        #expect(controller.agentConnectionsOpened == 5, "the kept connections reconnect; none is made anew")
+        print("restart of one agent of 5: \(documents.count) cycles, connections accepted \(accepted)")
+        await controller.close()
+        await fleet.stop()
+    }
+
+    @Test(
+        "an agent fleet whose Store was lost makes apply refuse without --force, naming the agents of another CA, and creates no CA",
+        .timeLimit(.minutes(5)))
+    func lostStoreOfAnAgentFleetIsRefused() async throws {
+        let fleet = try await AgentFleet(count: 3)
+        let intent = try MeshwardController.loadSpec([fleet.spec.path]).intent
+        let first = MeshwardController(stateDirectory: fleet.state, logger: Self.quiet)
+        let applied = try await first.apply(intent, source: "test", waitForDrain: false)
+        #expect(applied.unreachable.isEmpty && applied.outcome != .blocked, "\(applied)")
+        await first.close()
+
+        // The Store is lost: a new state directory, with no channel and no CA.
+        let lost = fleet.directory.appendingPathComponent("lost").path
+        let second = MeshwardController(stateDirectory: lost, logger: Self.quiet)
+        await #expect {
+            _ = try await second.apply(intent, source: "test", waitForDrain: false)
+        } throws: { error in
+            guard case ControllerError.lostStore(_, let owned, let foreign) = error else { return false }
+            return owned.isEmpty && foreign == ["n0", "n1", "n2"]
+                && "\(error)".contains(
+                    "the agents of 3 nodes serve certificates of a cluster CA this Store does not hold")
+        }
+        await second.close()
+        let store = try await StoreLocation.stateDirectory.open(
+            stateDirectory: lost, masterKeyPath: nil, logger: Self.quiet)
+        #expect(try await ClusterCredentials(store: store, cluster: "test").storedAuthority() == nil)
+        #expect(try await store.loadChannels().isEmpty)
+        // The agents' kernels kept what the first Store installed.
+        for node in fleet.nodes {
+            let kept = try fleet.fleet.withState { try $0.observe(node: node, reqid: Reqid(intent.reqid)) }
+            #expect(!kept.securityAssociations.isEmpty, "\(node)")
+        }
+        await fleet.stop()
+    }
+}

@@ -3,6 +3,7 @@ import AgentTestSupport
 import ArgumentParser
 import DesiredState
 import Foundation
+import Identity
 import Kernel
 import KernelSimulator
 import Logging
@@ -43,6 +44,9 @@ struct AgentsBenchmark: AsyncParsableCommand {
 
     @Option(help: "Steady passes to time on each side (the median is reported).")
     var repeats = 5
+
+    @Option(help: "Reconcile cycles to time each way, connections kept and made anew (the median is reported).")
+    var cycles = 5
 
     @Option(help: "How many nodes a pass observes at once, on both sides.")
     var observeParallelism = FleetReconciler.observeParallelism
@@ -198,6 +202,8 @@ struct AgentsBenchmark: AsyncParsableCommand {
 
         let inProcess = try await steady(direct, store: directStore)
         let rekeyInProcess = try await rekey(direct)
+        let text = shape == .cells ? FleetGenerator.cells(nodes: nodes) : FleetGenerator.threeTier(nodes: nodes)
+        let cycle = try await ReconcileCycleMeasurement(text: text, intent: intent, cycles: cycles).run()
 
         var report = BenchmarkReport("agents \(shape.rawValue) \(nodes)")
         report.add("nodes (one agent each)", "\(nodes)", key: "nodes", value: nodes)
@@ -233,6 +239,27 @@ struct AgentsBenchmark: AsyncParsableCommand {
             "full rekey over agents", "\(rekeyOverAgents.passes) passes, \(rekeyOverAgents.operations) operations",
             key: "rekey_agents_passes", value: rekeyOverAgents.passes)
         report.seconds("full rekey over agents (wall)", rekeyOverAgents.wall, key: "rekey_agents_seconds")
+        report.seconds(
+            "controller: install over agents (apply to an empty fleet)", cycle.install, key: "install_seconds")
+        report.seconds(
+            "reconcile cycle, connections kept (wall)", cycle.kept.wall, key: "cycle_kept_seconds")
+        report.seconds(
+            "reconcile cycle, connections kept (controller CPU)", cycle.kept.cpu, key: "cycle_kept_cpu_seconds")
+        report.add(
+            "connections opened over \(cycles) cycles, kept", "\(cycle.keptConnections)",
+            key: "cycle_kept_connections", value: cycle.keptConnections)
+        report.seconds(
+            "reconcile cycle, every agent dialled anew (wall)", cycle.anew.wall, key: "cycle_anew_seconds")
+        report.seconds(
+            "reconcile cycle, every agent dialled anew (controller CPU)", cycle.anew.cpu,
+            key: "cycle_anew_cpu_seconds")
+        report.add(
+            "connections opened over \(cycles) cycles, anew", "\(cycle.anewConnections)",
+            key: "cycle_anew_connections", value: cycle.anewConnections)
+        let cycleRatio = cycle.anew.cpu.seconds / max(cycle.kept.cpu.seconds, 1e-9)
+        report.add(
+            "cycle CPU, dialled anew / kept", String(format: "%.2fx", cycleRatio), key: "cycle_cpu_ratio",
+            value: cycleRatio)
         report.add(
             "controller peak memory before the agents", String(format: "%.1f MiB", beforeAgents),
             key: "controller_before_agents_peak_rss_mib", value: beforeAgents)
@@ -284,13 +311,28 @@ final class AgentsChild: Sendable {
         var startSeconds: Double
     }
 
-    /// Saves `fleet`, starts the child on it and waits until every agent listens.
-    static func start(fleet: SimulatedFleet, cluster: String) throws -> AgentsChild {
+    /// The cluster CA the child issues its agents' certificates from, when the controller has
+    /// one already (a Store's).
+    struct Authority: Codable {
+        var certificatePEM: String
+        var privateKeyDER: [UInt8]
+    }
+
+    /// Saves `fleet`, starts the child on it and waits until every agent listens. With `ca`, the
+    /// agents' certificates come from it (written to the child's 0700 directory, 0600); else
+    /// the child makes a CA of its own.
+    static func start(fleet: SimulatedFleet, cluster: String, ca: ClusterCA? = nil) throws -> AgentsChild {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-bench-agents-\(UUID())")
         try FileManager.default.createDirectory(
             at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let fleetFile = directory.appendingPathComponent("fleet.json")
         try fleet.save(to: fleetFile)
+        if let ca {
+            let file = directory.appendingPathComponent("ca.json")
+            _ = FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600])
+            try JSONEncoder().encode(Authority(certificatePEM: ca.certificatePEM, privateKeyDER: ca.privateKeyDER))
+                .write(to: file)
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
         process.arguments = [
@@ -345,11 +387,15 @@ final class AgentsChild: Sendable {
     /// The child: one agent per node of the saved fleet, until standard input closes.
     static func serve(fleetFile: String, directory: String, cluster: String) async throws {
         let fleet = try SimulatedFleet.load(from: URL(fileURLWithPath: fleetFile))
+        let caFile = URL(fileURLWithPath: directory).appendingPathComponent("ca.json")
+        let ca =
+            try FileManager.default.fileExists(atPath: caFile.path)
+            ? JSONDecoder().decode(Authority.self, from: Data(contentsOf: caFile)).clusterCA(cluster: cluster) : nil
         let clock = ContinuousClock()
         let start = clock.now
         let agents = try await InProcessAgents.start(
             nodes: fleet.state.nodes.keys.sorted(), cluster: cluster, connector: SimulatedConnector(fleet: fleet),
-            executor: nil)
+            ca: ca, executor: nil)
         let handoff = Handoff(
             ports: agents.ports, caCertificatePEM: agents.controller.caCertificatePEM,
             certificatePEM: agents.controller.certificatePEM, privateKeyPEM: agents.controller.privateKeyPEM,
@@ -369,6 +415,12 @@ final class AgentsChild: Sendable {
         await agents.stop()
         print(String(format: "%.1f", BenchmarkReport.peakResidentMiB()))
         fflush(nil)
+    }
+}
+
+extension AgentsChild.Authority {
+    func clusterCA(cluster: String) throws -> ClusterCA {
+        try ClusterCA(cluster: cluster, certificatePEM: certificatePEM, privateKeyDER: privateKeyDER)
     }
 }
 

@@ -86,6 +86,20 @@ enum FleetGenerator {
         return dualStack ? "\(v4), \(v6)" : v4
     }
 
+    /// `text` (a generated spec) with each node in `ports` behind its agent on loopback:
+    /// `endpoint: "agent:127.0.0.1:PORT"` under its name.
+    static func withEndpoints(_ text: String, ports: [String: Int]) -> String {
+        var lines: [String] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lines.append(String(line))
+            guard line.hasPrefix("  - name: "), let port = ports[String(line.dropFirst("  - name: ".count))] else {
+                continue
+            }
+            lines.append("    endpoint: \"agent:127.0.0.1:\(port)\"")
+        }
+        return lines.joined(separator: "\n")
+    }
+
     /// Writes `text` to a fresh temporary file; the caller removes its directory.
     static func write(_ text: String) throws -> (file: String, directory: URL) {
         let directory = try temporaryDirectory()

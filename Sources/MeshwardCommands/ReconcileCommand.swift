@@ -88,8 +88,9 @@ struct ReconcileCommand: AsyncParsableCommand {
 
         let output = global.output
         let controller = global.controller(logger: logger, recorder: telemetry.recorder)
-        // A loop holds the lease for its whole run, renewing it between cycles; `--once` takes
-        // it for its one cycle, as `apply` does.
+        // A loop's keeper holds the lease for the whole run, renewing it between cycles, and the
+        // loop runs cycles only while it leads (a standby waits for it); `--once` takes the lease
+        // for its one cycle, as `apply` does.
         let keeper =
             once ? nil : try await CommandSupport.reportingErrors(global) { try await controller.leaseKeeper() }
         let service = ReconcileService(

@@ -129,7 +129,7 @@ struct LeaseKeeperTests {
             if count >= 6 { run.withLock { $0?.cancel() } }
         }
         let keeper = LeaseKeeper(
-            store: store, holder: "ctl-a", ttl: .seconds(45), clock: clock, sleeper: sleeper, logger: logger)
+            store: store, holder: "ctl-a", ttl: .seconds(45), clock: clock, timer: sleeper, logger: logger)
         keeperBox.withLock { $0 = keeper }
         let task = Task { try await keeper.run() }
         run.withLock { $0 = task }
@@ -146,9 +146,10 @@ struct LeaseKeeperTests {
     }
 }
 
-/// A one-shot run's lease, renewed beside the run (`LeaseKeeper.whileRenewing`). Each waits on
-/// the wall clock for what it expects, up to 60 s: in a full `swift test` on two loaded cores the
-/// shared pool can leave a waiting task unscheduled for more than 10 s.
+/// A one-shot run's lease, renewed beside the run (`LeaseKeeper.whileRenewing`) on the keeper's
+/// timer, which the tests step. Those that run a keeper on the wall clock wait for what they
+/// expect up to 60 s: in a full `swift test` on two loaded cores the shared pool can leave a
+/// waiting task unscheduled for more than 10 s.
 @Suite("Lease renewed beside a one-shot run")
 struct LeaseWhileRenewingTests {
     let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -164,47 +165,60 @@ struct LeaseWhileRenewingTests {
     }
 
     @Test(
-        "while a one-shot run goes on, its lease is renewed by the wall clock under the same epoch without a pass confirming it, and no longer once the run returned"
-    )
+        "while a one-shot run goes on, its lease is renewed on the keeper's timer under the same epoch without a pass confirming it, and no longer once the run returned",
+        .timeLimit(.minutes(2)))
     func renewsBesideTheRun() async throws {
         let (store, directory) = try LeaseKeeperTests().temporaryStore()
         defer { try? FileManager.default.removeItem(at: directory) }
         let clock = ManualClock()
-        let keeper = LeaseKeeper(store: store, holder: "ctl-a", ttl: .milliseconds(300), clock: clock, logger: logger)
+        let events = LoopEvents()
+        let timer = ReconcileServiceTests.SteppedClock(events: events)
+        let keeper = LeaseKeeper(
+            store: store, holder: "ctl-a", ttl: .seconds(30), clock: clock, timer: timer, logger: logger)
         let first = try await keeper.acquire()
         let renewed = try await keeper.whileRenewing {
+            await events.wait { timer.sleeping == 1 }
+            #expect(timer.sleepLengths == [10], "the renewal waits a third of the TTL")
             // The controller's clock moves on; only a renewal moves the expiry with it.
             clock.advance(by: 60)
-            return try await Self.eventually {
-                try await store.currentLease()?.expiresAt == clock.now().addingTimeInterval(0.3)
-            }
+            timer.advance(by: 10)
+            await events.wait { timer.sleepLengths.count == 2 && timer.sleeping == 1 }
+            return try await store.currentLease()
         }
-        #expect(renewed, "the lease was renewed while the run went on")
-        #expect(try await store.currentLease()?.epoch == first.epoch)
-        try? await Task.sleep(for: .milliseconds(200))
-        let after = try await store.currentLease()?.expiresAt
-        clock.advance(by: 60)
-        try? await Task.sleep(for: .seconds(1))
-        #expect(try await store.currentLease()?.expiresAt == after, "renewed after the run returned")
+        #expect(renewed?.expiresAt == clock.now().addingTimeInterval(30), "renewed at the controller's time")
+        #expect(renewed?.epoch == first.epoch)
+        await events.wait { timer.sleeping == 0 }
+        #expect(timer.sleeping == 0, "the renewal still waits after the run returned")
     }
 
     @Test(
-        "a run whose lease another controller took over stops renewing it and holds no lease, so its next pass's fence refuses"
-    )
+        "a run whose lease another controller took over stops renewing it and holds no lease, so its next pass's fence refuses",
+        .timeLimit(.minutes(2)))
     func stopsWhenTakenOver() async throws {
         let (store, directory) = try LeaseKeeperTests().temporaryStore()
         defer { try? FileManager.default.removeItem(at: directory) }
         let clock = ManualClock()
-        let keeper = LeaseKeeper(store: store, holder: "ctl-a", ttl: .milliseconds(300), clock: clock, logger: logger)
+        let events = LoopEvents()
+        let timer = ReconcileServiceTests.SteppedClock(events: events)
+        let recorder = RecordingRecorder(events: events)
+        let keeper = LeaseKeeper(
+            store: store, holder: "ctl-a", ttl: .seconds(30), clock: clock, timer: timer, recorder: recorder,
+            logger: logger)
         let first = try await keeper.acquire()
         let other: any ControllerStore = try StateStore.open(directory: directory.path, logger: logger)
-        let lost = try await keeper.whileRenewing {
+        try await keeper.whileRenewing {
             clock.advance(by: 60)
             let theirs = try await other.acquireLease(holder: "ctl-b", ttl: .seconds(60), now: clock.now())
             #expect(theirs.epoch > first.epoch)
-            return await Self.eventually { keeper.lease == nil }
+            await events.wait { timer.sleeping == 1 }
+            timer.advance(by: 10)
+            await events.wait { recorder.leases.last == .standby(holder: "ctl-b") }
+            // The renewing ended: it waits for no further turn.
+            await events.wait { timer.sleeping == 0 }
+            #expect(timer.sleepLengths.count == 1)
         }
-        #expect(lost, "the keeper still holds a lease another controller took over")
+        #expect(keeper.lease == nil)
+        #expect(keeper.role == .lost(to: "ctl-b"))
         await #expect(throws: StoreError.self) { _ = try await keeper.confirm(at: clock.now()) }
         #expect(try await store.currentLease()?.holder == "ctl-b")
     }

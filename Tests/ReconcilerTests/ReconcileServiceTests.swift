@@ -20,7 +20,7 @@ struct ReconcileServiceTests {
 
         private struct State {
             var now = Date(timeIntervalSince1970: 1_800_000_000)
-            var sleepers: [(deadline: Date, continuation: CheckedContinuation<Void, any Error>)] = []
+            var sleepers: [(id: UUID, deadline: Date, continuation: CheckedContinuation<Void, any Error>)] = []
             /// The length of every sleep that had to wait, in the order they started.
             var lengths: [TimeInterval] = []
         }
@@ -31,6 +31,9 @@ struct ReconcileServiceTests {
 
         /// How many sleeps wait right now.
         var sleeping: Int { state.withLock { $0.sleepers.count } }
+
+        /// The earliest deadline a sleep waits for, if any sleeps.
+        var nextDeadline: Date? { state.withLock { $0.sleepers.map(\.deadline).min() } }
 
         /// The length of every sleep that had to wait so far.
         var sleepLengths: [TimeInterval] { state.withLock { $0.lengths } }
@@ -47,6 +50,7 @@ struct ReconcileServiceTests {
         }
 
         func sleep(until deadline: Date) async throws {
+            let id = UUID()
             try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                     // Cancellation is checked under the lock that `onCancel` takes: a sleep
@@ -56,7 +60,7 @@ struct ReconcileServiceTests {
                     let start = state.withLock { state -> Start in
                         if Task.isCancelled { return .cancelled }
                         if deadline <= state.now { return .due }
-                        state.sleepers.append((deadline, continuation))
+                        state.sleepers.append((id, deadline, continuation))
                         state.lengths.append(deadline.timeIntervalSince(state.now))
                         return .waiting
                     }
@@ -67,12 +71,14 @@ struct ReconcileServiceTests {
                     }
                 }
             } onCancel: {
+                // Only this sleep ends: another with the same deadline (two keepers' turns) waits on.
                 let cancelled = state.withLock { state in
-                    let waiting = state.sleepers.filter { $0.deadline == deadline }
-                    state.sleepers.removeAll { $0.deadline == deadline }
+                    let waiting = state.sleepers.filter { $0.id == id }
+                    state.sleepers.removeAll { $0.id == id }
                     return waiting
                 }
                 for sleeper in cancelled { sleeper.continuation.resume(throwing: CancellationError()) }
+                if !cancelled.isEmpty { events.changed() }
             }
         }
     }

@@ -19,8 +19,13 @@ import Darwin
 /// long-lived `Service` beside the loop (as controller-runtime's leader election does): it keeps
 /// the lease across cycles and the waits between them, renewing every third of its TTL, tries
 /// to take a free lease whenever it holds none, and releases it when the group shuts down.
-/// Every write the Store makes under it is fenced by holder and epoch, so a controller whose
-/// lease another took over can no longer write.
+/// The loop runs cycles only while the keeper leads and waits for it otherwise
+/// (`waitUntilLeading`). Every write the Store makes under it is fenced by holder and epoch, so
+/// a controller whose lease another took over can no longer write.
+///
+/// Its one state is a `LeaseRole` under one lock: every answer of the Store is an `Event` that
+/// `StateMachine` turns into the next role and the `Actions` to take (a log line, what the
+/// recorder is told, whom to wake, when to try next), performed here outside the lock.
 public final class LeaseKeeper: Service, WriteFence {
     /// The TTL of a reconcile loop's lease: renewed every 5 s, it lapses 15 s after a dead or
     /// cut-off leader's last renewal, and a standby takes it right after (`lapseMargin`).
@@ -33,25 +38,35 @@ public final class LeaseKeeper: Service, WriteFence {
     private let ttl: Duration
     private let clock: any ReconcilerClock
     private let sleeper: any ReconcilerClock
+    private let timer: any ReconcilerClock
     private let logger: Logger
     private let recorder: any ReconcileRecorder
-    /// The lease as last acquired or renewed; nil while this controller holds none.
-    private let held = Mutex<Lease?>(nil)
-    /// When the lease another controller holds lapses unless renewed, as this standby last saw it.
-    private let heldElsewhereUntil = Mutex<Date?>(nil)
     /// How long after the holder's expiry a standby tries again.
     static let lapseMargin: Duration = .milliseconds(250)
-    /// The holder last reported as holding the lease, so that waiting is logged once.
-    private let reportedHolder = Mutex<String?>(nil)
+
+    private struct State {
+        var machine: StateMachine
+        /// Who waits for the role to meet a condition (`waitForRole`), woken by the event that
+        /// makes it hold.
+        var waiters:
+            [UUID: (condition: @Sendable (LeaseRole) -> Bool, continuation: CheckedContinuation<Void, Never>)] =
+                [:]
+    }
+
+    private let state: Mutex<State>
 
     /// - Parameters:
     ///   - clock: the controller's clock, for the lease's times.
-    ///   - sleeper: what the renewal loop waits on (the wall clock; a test's manual clock would
-    ///     jump straight through the waits).
+    ///   - sleeper: what a command waiting for a held lease waits on (`acquire(waitingUpTo:)`):
+    ///     the controller's clock, so that a test's manual clock jumps through the wait.
+    ///   - timer: what the renewals wait on between turns (`run`, `whileRenewing`): the wall
+    ///     clock by default. It is not the controller's clock because a renewal waits beside the
+    ///     run, and a test's manual clock, which jumps to every deadline it is asked to sleep
+    ///     to, would renew in a busy loop and move the run's own time with it.
     init(
         store: any ControllerStore, holder: String, ttl: Duration, clock: any ReconcilerClock,
-        sleeper: any ReconcilerClock = SystemClock(), recorder: any ReconcileRecorder = DiscardingRecorder(),
-        logger: Logger
+        sleeper: any ReconcilerClock = SystemClock(), timer: any ReconcilerClock = SystemClock(),
+        recorder: any ReconcileRecorder = DiscardingRecorder(), logger: Logger
     ) {
         self.recorder = recorder
         self.store = store
@@ -59,11 +74,68 @@ public final class LeaseKeeper: Service, WriteFence {
         self.ttl = ttl
         self.clock = clock
         self.sleeper = sleeper
+        self.timer = timer
         self.logger = logger
+        state = Mutex(State(machine: StateMachine(holder: holder, ttl: ttl.timeInterval)))
     }
 
+    /// Where this controller stands with the lease, as the Store last answered.
+    public var role: LeaseRole { state.withLock { $0.machine.role } }
+
     /// The lease while this controller holds it.
-    public var lease: Lease? { held.withLock { $0 } }
+    public var lease: Lease? { role.lease }
+
+    /// Returns once this controller leads: at once when it does, else when the keeper next
+    /// takes the lease. Returns as well when the waiting task is cancelled; the caller reads
+    /// `role` to tell which.
+    public func waitUntilLeading() async {
+        await waitForRole { $0.isLeading }
+    }
+
+    /// Returns once the role meets `condition`: at once when it does, else at the first answer
+    /// of the Store that makes it so. Returns as well when the waiting task is cancelled.
+    public func waitForRole(where condition: @escaping @Sendable (LeaseRole) -> Bool) async {
+        let id = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state -> Bool in
+                    if Task.isCancelled || condition(state.machine.role) { return true }
+                    state.waiters[id] = (condition, continuation)
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume()
+        }
+    }
+
+    /// Feeds `event` to the state machine and performs what it returns: the recorder told, the
+    /// line logged, and the waiters whose condition the new role meets woken.
+    @discardableResult
+    private func handle(_ event: Event, from source: Source) -> Actions {
+        let now = clock.now()
+        let (actions, woken) = state.withLock { state in
+            let actions = state.machine.handle(event, from: source, at: now)
+            let role = state.machine.role
+            let ready = state.waiters.filter { $0.value.condition(role) }
+            for id in ready.keys { state.waiters[id] = nil }
+            return (actions, ready.values.map(\.continuation))
+        }
+        if let record = actions.record { recorder.record(lease: record) }
+        if let line = actions.log { logger.log(level: line.level, line.message, metadata: line.metadata) }
+        for waiter in woken { waiter.resume() }
+        return actions
+    }
+
+    /// The event of a Store call that threw `error`.
+    private static func event(for error: any Error) -> Event {
+        switch error {
+        case StoreError.leaseHeld(let holder, let expires): .heldElsewhere(holder: holder, expires: expires)
+        case StoreError.leaseNotHeld(_, let current): .lost(current: current)
+        default: .storeFailed(error: "\(error)")
+        }
+    }
 
     /// Acquires the lease, or renews it when this controller holds it already. A live lease
     /// whose holder is a controller on this host that has exited (killed, crashed) is taken over
@@ -71,33 +143,37 @@ public final class LeaseKeeper: Service, WriteFence {
     /// controller holds it. Tells the recorder where the lease stands.
     @discardableResult
     public func acquire() async throws -> Lease {
-        let lease: Lease
+        try await take(from: .call)
+    }
+
+    @discardableResult
+    private func take(from source: Source) async throws -> Lease {
         do {
-            lease = try await store.acquireLease(holder: holder, ttl: ttl, now: clock.now())
-        } catch StoreError.leaseHeld(let current, _) where Self.isExitedLocalController(current) {
-            lease = try await store.takeOverLease(from: current, holder: holder, ttl: ttl, now: clock.now())
-        } catch StoreError.leaseHeld(let current, let expires) {
-            recorder.record(lease: .standby(holder: current))
-            throw StoreError.leaseHeld(holder: current, expires: expires)
+            let lease: Lease
+            do {
+                lease = try await store.acquireLease(holder: holder, ttl: ttl, now: clock.now())
+            } catch StoreError.leaseHeld(let current, _) where Self.isExitedLocalController(current) {
+                lease = try await store.takeOverLease(from: current, holder: holder, ttl: ttl, now: clock.now())
+            }
+            handle(.held(lease), from: source)
+            return lease
+        } catch {
+            handle(Self.event(for: error), from: source)
+            throw error
         }
-        recorder.record(lease: .leading(epoch: lease.epoch))
-        let before = held.withLock { held in
-            defer { held = lease }
-            return held
+    }
+
+    /// Renews the lease this controller holds, at `now` on its clock.
+    @discardableResult
+    private func renew(at now: Date, from source: Source) async throws -> Lease {
+        do {
+            let lease = try await store.renewLease(holder: holder, ttl: ttl, now: now)
+            handle(.held(lease), from: source)
+            return lease
+        } catch {
+            handle(Self.event(for: error), from: source)
+            throw error
         }
-        let waitedFor = reportedHolder.withLock { reported in
-            defer { reported = nil }
-            return reported
-        }
-        if before?.epoch != lease.epoch {
-            var metadata: Logger.Metadata = [
-                "lease.holder": "\(holder)", "lease.epoch": "\(lease.epoch)",
-                "lease.expires": "\(lease.expiresAt)",
-            ]
-            if let waitedFor { metadata["lease.previous"] = "\(waitedFor)" }
-            logger.notice("leading: holds the lease", metadata: metadata)
-        }
-        return lease
     }
 
     /// Acquires the lease as `acquire()` does, waiting while another live controller holds it:
@@ -153,43 +229,33 @@ public final class LeaseKeeper: Service, WriteFence {
     /// disagree. Throws `StoreError.leaseNotHeld` when another controller took it over, so the
     /// pass sends nothing.
     public func confirm(at now: Date) async throws -> Date {
-        do {
-            let lease = try await store.renewLease(holder: holder, ttl: ttl, now: now)
-            held.withLock { $0 = lease }
-            return now.addingTimeInterval(ttl.timeInterval)
-        } catch {
-            held.withLock { $0 = nil }
-            throw error
-        }
+        try await renew(at: now, from: .call)
+        return now.addingTimeInterval(ttl.timeInterval)
     }
 
     /// Runs `body` (a one-shot command's run, under the lease this keeper acquired) while a task
-    /// beside it renews the lease every third of its TTL by the wall clock, so that the lease
-    /// holds through drain waits and long passes however long they take, and still lapses one
-    /// TTL after this process dies. A lease another controller took over ends the renewing (the
-    /// next pass's fence finds it lost and sends nothing); a Store that does not answer is
-    /// tried again at the next turn, and every pass still renews before it sends.
+    /// beside it renews the lease every third of its TTL on the keeper's timer (the wall clock
+    /// unless a test gives another), so that the lease holds through drain waits and long passes
+    /// however long they take, and still lapses one TTL after this process dies. A lease another
+    /// controller took over ends the renewing (the next pass's fence finds it lost and sends
+    /// nothing); a Store that does not answer is tried again at the next turn, and every pass
+    /// still renews before it sends.
     public func whileRenewing<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         let renewing = Task { [self] in
-            let interval = ttl / 3
+            let interval = ttl.timeInterval / 3
             while !Task.isCancelled {
                 do {
-                    try await Task.sleep(for: interval)
+                    try await timer.sleep(until: timer.now().addingTimeInterval(interval))
                 } catch {
                     return
                 }
+                if Task.isCancelled { return }
                 do {
-                    _ = try await confirm(at: clock.now())
-                } catch StoreError.leaseNotHeld(_, let current) {
-                    logger.error(
-                        "lost the lease; this run writes no kernel from now on",
-                        metadata: ["lease.holder": "\(holder)", "lease.current": "\(current?.holder ?? "nobody")"])
+                    try await renew(at: clock.now(), from: .renewal)
+                } catch StoreError.leaseNotHeld {
                     return
                 } catch {
-                    // The Store did not answer: the next pass's fence renews or stops the run.
-                    logger.warning(
-                        "could not renew the lease; trying again at the next turn",
-                        metadata: ["lease.holder": "\(holder)", "error": "\(error)"])
+                    // Logged by `handle`: the next pass's fence renews or stops the run.
                 }
             }
         }
@@ -199,68 +265,43 @@ public final class LeaseKeeper: Service, WriteFence {
 
     /// Gives the lease back so that another controller can start at once.
     public func release() async {
-        held.withLock { $0 = nil }
+        handle(.released(error: nil), from: .call)
         do {
             try await store.releaseLease(holder: holder)
         } catch {
-            logger.warning(
-                "could not release the lease; it expires by itself",
-                metadata: ["lease.holder": "\(holder)", "error": "\(error)"])
+            handle(.released(error: "\(error)"), from: .call)
         }
     }
 
     /// Keeps the lease until the service group shuts down, then releases it. A standby tries
     /// again every third of the TTL, and also right after the holder's lease is due to lapse
     /// (`lapseMargin` after the expiry it last saw), so a dead leader is replaced about one TTL
-    /// after its last renewal rather than up to a turn later.
+    /// after its last renewal rather than up to a turn later. Turns wait on the keeper's timer.
     public func run() async throws {
-        let interval = ttl / 3
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            await keepOnce()
-            let now = sleeper.now()
-            var wake = now.addingTimeInterval(interval.timeInterval)
-            // The expiry is the Store's clock (the server's on PostgreSQL): waking at it is a hint,
-            // and the Store judges the lapse.
-            if let lapse = heldElsewhereUntil.withLock({ $0 })?.addingTimeInterval(Self.lapseMargin.timeInterval),
-                lapse > now, lapse < wake
-            {
-                wake = lapse
-            }
-            let sleeper = self.sleeper
-            let until = wake
-            try? await cancelWhenGracefulShutdown { try await sleeper.sleep(until: until) }
+            let nextTurn = await keepOnce()
+            let timer = self.timer
+            let until = timer.now().addingTimeInterval(nextTurn)
+            try? await cancelWhenGracefulShutdown { try await timer.sleep(until: until) }
         }
         if lease != nil { await release() }
     }
 
-    /// One turn of the loop: renew a held lease, or try to take a free one.
-    func keepOnce() async {
+    /// One turn of the loop: renew a held lease, or try to take a free one. Returns the seconds
+    /// until the next turn, as the Store's answer left the role.
+    @discardableResult
+    func keepOnce() async -> TimeInterval {
         do {
             if lease != nil {
-                _ = try await confirm(at: clock.now())
+                try await renew(at: clock.now(), from: .turn)
             } else {
-                try await acquire()
+                try await take(from: .turn)
             }
-            heldElsewhereUntil.withLock { $0 = nil }
-        } catch StoreError.leaseHeld(let current, let expires) {
-            heldElsewhereUntil.withLock { $0 = expires }
-            let first = reportedHolder.withLock { reported in
-                defer { reported = current }
-                return reported != current
-            }
-            if first {
-                logger.notice(
-                    "standing by: another controller holds the lease",
-                    metadata: ["lease.current": "\(current)", "lease.expires": "\(expires)"])
-            }
-        } catch StoreError.leaseNotHeld(_, let current) {
-            if let current { recorder.record(lease: .standby(holder: current.holder)) }
-            logger.error(
-                "lost the lease; this controller writes no kernel until it holds it again",
-                metadata: ["lease.holder": "\(holder)", "lease.current": "\(current?.holder ?? "nobody")"])
         } catch {
-            logger.error("could not keep the lease", metadata: ["lease.holder": "\(holder)", "error": "\(error)"])
+            // The answer went through `handle`, which logged it as this turn's.
         }
+        let now = clock.now()
+        return state.withLock { $0.machine.nextTurn(at: now) }
     }
 
     /// `HOST pid N` for this process (`ControllerHost.name`).

@@ -2,6 +2,7 @@ import DesiredState
 import Foundation
 import Logging
 import ServiceLifecycle
+import Store
 
 /// The controller loop, run under `ServiceGroup` (which turns SIGTERM into a graceful
 /// shutdown): every `interval` on its clock, and at once when `reload` fires (SIGHUP, a spec
@@ -11,6 +12,13 @@ import ServiceLifecycle
 ///
 /// A spec that stops validating is reported and the last good one is kept; a failing cycle is
 /// retried with backoff (1 s, 2 s, 4 s ... up to the interval).
+///
+/// With a `LeaseKeeper` beside it, the loop runs cycles only while the keeper leads
+/// (controller-runtime runs reconcilers only while elected): standing by is a state, not a
+/// failed cycle. A standby reports `CycleOutcome.standby` and waits for the keeper to lead, the
+/// trigger, or the interval (when it reports `standby` again); it never calls `apply`. Once the
+/// keeper leads it runs a cycle at once. A cycle that finds the lease gone (the fence has
+/// already stopped its sends) goes back to waiting.
 ///
 /// While nodes are unreachable, the wait between full cycles is spent retrying them alone
 /// (design.md §10): after `firstRetry` (1 s), then backing off by doubling to `retryCeiling`
@@ -35,8 +43,8 @@ public struct ReconcileService: Service {
     /// Passed to every cycle's `apply`: lets a cycle remove more than half of the Store's
     /// channels, or recover a lost Store (`reconcile --force`).
     private let force: Bool
-    /// The lease held for the whole run (a `LeaseKeeper` running beside this service); nil
-    /// takes it for each cycle.
+    /// The lease held for the whole run (a `LeaseKeeper` running beside this service): cycles
+    /// run only while it leads. Nil takes the lease for each cycle (`--once`).
     private let lease: LeaseKeeper?
     /// Told how every cycle ended (metrics, readiness).
     private let recorder: any ReconcileRecorder
@@ -65,6 +73,10 @@ public struct ReconcileService: Service {
         var consecutiveFailures = 0
         var unreachableSince: [String: Date] = [:]
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            if let lease, !lease.role.isLeading {
+                await standBy(until: lease)
+                continue
+            }
             let result: Result<ApplyDocument, any Error>
             let cycleStart = clock.now()
             do {
@@ -94,6 +106,14 @@ public struct ReconcileService: Service {
                 result = .success(document)
                 consecutiveFailures = 0
             } catch {
+                if let lease, !lease.role.isLeading, Self.isLeaseLost(error) {
+                    // Another controller took the lease during the cycle: the fence stopped its
+                    // sends, and this controller is a standby now, not a failing leader.
+                    logger.notice(
+                        "the cycle stopped: this controller no longer holds the lease",
+                        metadata: ["error": "\(error)"])
+                    continue
+                }
                 logger.error("cycle failed", metadata: ["error": "\(error)"])
                 result = .failure(error)
                 consecutiveFailures += 1
@@ -109,6 +129,8 @@ public struct ReconcileService: Service {
                 case .success: return
                 }
             }
+            // A cycle that lost the lease goes back to waiting to lead, not to its interval.
+            if let lease, !lease.role.isLeading { continue }
             let wait =
                 consecutiveFailures == 0
                 ? interval : min(interval, .seconds(1 << min(consecutiveFailures - 1, 16)))
@@ -155,6 +177,8 @@ public struct ReconcileService: Service {
     private func retryUnreachable(_ nodes: Set<String>, of intent: FleetIntent, until nextCycle: Date) async {
         var delay = Self.firstRetry
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            // A controller that no longer leads does not contact the fleet.
+            if let lease, !lease.role.isLeading { return }
             let at = min(clock.now().addingTimeInterval(delay.timeInterval), nextCycle)
             if await waitForNextCycle(until: at) || clock.now() >= nextCycle { return }
             let answering: Set<String>
@@ -174,6 +198,53 @@ public struct ReconcileService: Service {
                 "unreachable nodes still do not answer",
                 metadata: ["nodes": "\(nodes.sorted().joined(separator: ","))", "retry.seconds": "\(delay)"])
             delay = min(delay * 2, Self.retryCeiling)
+        }
+    }
+
+    /// Whether `error` says this controller does not hold the lease: another holds it, or the
+    /// one it held was taken over.
+    private static func isLeaseLost(_ error: any Error) -> Bool {
+        switch error {
+        case StoreError.leaseHeld, StoreError.leaseNotHeld: true
+        default: false
+        }
+    }
+
+    /// How a standby's wait ended.
+    private enum StandbyWake: Sendable {
+        case roleChanged
+        case trigger(String)
+        case interval
+    }
+
+    /// Waits while `keeper` does not lead: returns once it leads, the trigger fires, the
+    /// interval passes, or the service is shutting down. Reports `CycleOutcome.standby` first,
+    /// once the keeper has found the lease held (a keeper that has not tried yet is not a
+    /// standby: the wait then ends at its first answer, so that the loop reports at once), so
+    /// that a standby is ready and counted once per interval as it waits.
+    private func standBy(until keeper: LeaseKeeper) async {
+        let tried = keeper.role != .idle
+        if tried { recorder.record(cycle: .standby) }
+        logger.debug("standing by: no cycle runs until this controller holds the lease")
+        let deadline = clock.now().addingTimeInterval(interval.timeInterval)
+        let reload = self.reload
+        let clock = self.clock
+        let wake = await withGracefulShutdownHandler {
+            await withTaskGroup(of: StandbyWake.self) { group in
+                group.addTask {
+                    await keeper.waitForRole { $0.isLeading || (!tried && $0 != .idle) }
+                    return .roleChanged
+                }
+                group.addTask { await reload.wait(until: deadline, on: clock).map(StandbyWake.trigger) ?? .interval }
+                let first = await group.next() ?? .interval
+                group.cancelAll()
+                return first
+            }
+        } onGracefulShutdown: {
+            reload.fire("shutting down")
+        }
+        if case .roleChanged = wake, keeper.role.isLeading {
+            logger.notice("leading: running a cycle now")
         }
     }
 

@@ -1,5 +1,4 @@
 import Foundation
-import Store
 
 /// How one cycle of the reconcile loop ended, in the few words a metric label or a readiness
 /// check needs.
@@ -10,12 +9,14 @@ public enum CycleOutcome: String, Sendable, Hashable, CaseIterable {
     case waitingForDrain = "waiting_for_drain"
     /// Nodes did not answer; what does not need them is done.
     case blocked
-    /// Another controller holds the Store's lease; this one is a standby and changed nothing.
+    /// Another controller holds the Store's lease; this one is a standby, ran no cycle and
+    /// changed nothing. The loop reports it directly, once each time it starts waiting to lead.
     case standby
     /// The cycle failed (an invalid spec with no last good one, a refused operation, a guard).
     case failed
 
-    /// The outcome of a cycle that returned `result`.
+    /// The outcome of a cycle that ran and returned `result`: any error is a failure (a standby
+    /// runs no cycle, so none of its outcomes comes from here).
     public init(_ result: Result<ApplyDocument, any Error>) {
         switch result {
         case .success(let document) where !document.failures.isEmpty:
@@ -26,12 +27,8 @@ public enum CycleOutcome: String, Sendable, Hashable, CaseIterable {
             case .blocked: self = .blocked
             case .converged: self = .converged
             }
-        case .failure(let error):
-            if case StoreError.leaseHeld = error {
-                self = .standby
-            } else {
-                self = .failed
-            }
+        case .failure:
+            self = .failed
         }
     }
 

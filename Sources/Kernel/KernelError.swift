@@ -11,10 +11,6 @@ public enum KernelError: Error, Sendable, CustomStringConvertible {
     /// not enrolled yet; the reason says what stopped its enrollment, if anything did.
     case waitingForEnrollment(node: String, reason: String)
 
-    /// The words every `waitingForEnrollment` description carries, so that a pass's blocked
-    /// channels say so instead of "did not answer".
-    public static let waitingForEnrollmentPhrase = "is waiting for enrollment"
-
     public var description: String {
         switch self {
         case .unreachable(let node, let reason):
@@ -25,7 +21,7 @@ public enum KernelError: Error, Sendable, CustomStringConvertible {
             "node \(node): \(operation) failed"
                 + (errno.map { ": \(ErrnoName.name($0))" } ?? "") + ": \(message)"
         case .waitingForEnrollment(let node, let reason):
-            "node \(node) \(Self.waitingForEnrollmentPhrase): \(reason)"
+            "node \(node) is waiting for enrollment: \(reason)"
         }
     }
 }

@@ -279,21 +279,32 @@ struct EnrollmentTransportTests {
         try await fixture.expectNothingIssued(unspent: [token])
     }
 
-    @Test("a pass's channels that need a node waiting for enrollment are blocked, and the reason says so")
+    @Test(
+        "a pass's channels that need a node waiting for enrollment are blocked for that reason, by the observation's error, not its words"
+    )
     func blockedWhileWaiting() async throws {
         let fixture = try await Fixture()
         let input = PlanningInput(
             intent: fixture.intent, channels: [:], observations: [:],
             unreachable: [
                 "web-1": "\(KernelError.waitingForEnrollment(node: "web-1", reason: "its enrollment was refused: x"))",
-                "db-1": "node db-1 is unreachable: connection refused",
-            ], knownNodes: ["web-1", "db-1"], reqid: .meshwardDefault, now: fixture.now)
+                "db-1": "node db-1 is unreachable: the agent is waiting for enrollment, it says",
+            ], waitingForEnrollment: ["web-1"], knownNodes: ["web-1", "db-1"], reqid: .meshwardDefault,
+            now: fixture.now)
+        let web = input.blockReason(needing: "web-1")
         #expect(
-            input.blockReason(needing: "web-1") == "node web-1 is waiting for enrollment: its enrollment was refused: x"
-        )
+            web
+                == .waitingForEnrollment(
+                    node: "web-1", message: "node web-1 is waiting for enrollment: its enrollment was refused: x"))
+        #expect(web.description == "node web-1 is waiting for enrollment: its enrollment was refused: x")
+        let db = input.blockReason(needing: "db-1")
         #expect(
-            input.blockReason(needing: "db-1")
-                == "node db-1 did not answer: node db-1 is unreachable: connection refused")
+            db
+                == .didNotAnswer(
+                    node: "db-1", reason: "node db-1 is unreachable: the agent is waiting for enrollment, it says"))
+        #expect(
+            db.description
+                == "node db-1 did not answer: node db-1 is unreachable: the agent is waiting for enrollment, it says")
     }
 
     static func mode(_ path: String) throws -> Int {

@@ -82,7 +82,7 @@ struct ObserveParallelismTests {
         let reconciler = FleetReconciler(
             store: ScratchGenerationStore(channels: [:]), kernels: kernels, reqid: .meshwardDefault,
             clock: ManualClock(), logger: Self.logger, callTimeout: .seconds(2))
-        let (observations, unreachable) = await reconciler.observe(Set(nodes))
+        let (observations, unreachable, _) = await reconciler.observe(Set(nodes))
         stuck.gate.open()
 
         #expect(Set(observations.keys) == Set(nodes).subtracting(["n3"]))
@@ -105,7 +105,7 @@ struct ObserveParallelismTests {
         let reconciler = FleetReconciler(
             store: ScratchGenerationStore(channels: [:]), kernels: kernels, reqid: .meshwardDefault,
             clock: ManualClock(), logger: Self.logger, observeParallelism: shape.bound)
-        let (observations, unreachable) = await reconciler.observe(Set(nodes))
+        let (observations, unreachable, _) = await reconciler.observe(Set(nodes))
 
         #expect(observations.count == shape.nodes)
         #expect(unreachable.isEmpty)

@@ -44,7 +44,7 @@ extension MeshwardController {
             endpoints: endpoints, simulated: simulated, reqid: reqid, agents: agents, logger: quiet)
         let reader = FleetReconciler(
             store: ScratchGenerationStore(channels: [:]), kernels: kernels, reqid: reqid, clock: clock, logger: quiet)
-        let (observations, _) = await reader.observe(Set(endpoints.keys))
+        let (observations, _, _) = await reader.observe(Set(endpoints.keys))
         await kernels.close()
         let owned = Self.ownedObjects(observations)
         let foreign = endpoints.filter { $0.value.scheme == .agent }.keys.filter { node in

@@ -35,7 +35,7 @@ extension MeshwardController {
             endpoints: endpoints, simulated: simulated, reqid: Reqid(intent.reqid), agents: agents)
         let reconciler = FleetReconciler(
             store: store, kernels: kernels, reqid: Reqid(intent.reqid), clock: context.clock, logger: context.logger)
-        let (observations, _) = await reconciler.observe(nodes.intersection(endpoints.keys))
+        let (observations, _, _) = await reconciler.observe(nodes.intersection(endpoints.keys))
         await kernels.close()
         return Set(observations.keys)
     }

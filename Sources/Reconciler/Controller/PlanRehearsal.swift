@@ -43,7 +43,7 @@ struct PlanRehearsal {
             store: ScratchGenerationStore(channels: records), kernels: live, reqid: Reqid(intent.reqid),
             clock: context.clock,
             logger: context.logger)
-        let (observations, unreachable) = await reader.observe(Set(endpoints.keys))
+        let (observations, unreachable, _) = await reader.observe(Set(endpoints.keys))
         // Everything after this runs on the scratch fleet: the live kernels are done with.
         await everything.close()
 

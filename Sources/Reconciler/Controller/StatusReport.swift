@@ -69,7 +69,7 @@ struct StatusReport {
             logger: context.logger)
         let contacts = endpoints.values.contains { $0.scheme == .agent } ? try await store.agentContacts() : [:]
         let now = context.clock.now()
-        let (observations, unreachable) = await reader.observe(Set(endpoints.keys))
+        let (observations, unreachable, _) = await reader.observe(Set(endpoints.keys))
         var warnings: [String] = []
         for node in revoked.intersection(shown).sorted() {
             warnings.append(

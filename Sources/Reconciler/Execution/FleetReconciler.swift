@@ -88,9 +88,11 @@ public final class FleetReconciler: Sendable {
     /// deadline (`callTimeout` from the moment its call starts). A node that throws, or has not
     /// answered by its deadline, is reported unreachable with the reason; a hung node costs one
     /// deadline and never holds up the pass, even when its kernel ignores the deadline.
+    ///
+    /// `enrolling` names the unreachable nodes whose agent waits for enrollment.
     public func observe(
         _ nodes: Set<String>
-    ) async -> (observations: [String: NodeObservation], unreachable: [String: String]) {
+    ) async -> (observations: [String: NodeObservation], unreachable: [String: String], enrolling: Set<String>) {
         await withTaskGroup(of: (String, Result<NodeObservation, NodeUnreachable>).self) { group in
             var waiting = nodes.sorted().makeIterator()
             func start(_ node: String) {
@@ -104,20 +106,25 @@ public final class FleetReconciler: Sendable {
             }
             var observations: [String: NodeObservation] = [:]
             var unreachable: [String: String] = [:]
+            var enrolling: Set<String> = []
             while let (node, result) = await group.next() {
                 switch result {
                 case .success(let observation): observations[node] = observation
-                case .failure(let problem): unreachable[node] = problem.reason
+                case .failure(let problem):
+                    unreachable[node] = problem.reason
+                    if problem.waitingForEnrollment { enrolling.insert(node) }
                 }
                 if let next = waiting.next() { start(next) }
             }
-            return (observations, unreachable)
+            return (observations, unreachable, enrolling)
         }
     }
 
     /// Why one node's observation failed, as the pass reports it.
     struct NodeUnreachable: Error {
         let reason: String
+        /// Whether its agent waits for enrollment (`KernelError.waitingForEnrollment`).
+        var waitingForEnrollment = false
     }
 
     /// Observes one node (connecting it first when needed) under a deadline of `timeout`.
@@ -133,6 +140,11 @@ public final class FleetReconciler: Sendable {
         } catch let late as DeadlineRace.DeadlinePassed {
             let cause = late.underlying.map { ": \($0)" } ?? ""
             return .failure(NodeUnreachable(reason: "node \(node) did not answer before \(limit)\(cause)"))
+        } catch let error as KernelError {
+            if case .waitingForEnrollment = error {
+                return .failure(NodeUnreachable(reason: "\(error)", waitingForEnrollment: true))
+            }
+            return .failure(NodeUnreachable(reason: "\(error)"))
         } catch {
             return .failure(NodeUnreachable(reason: "\(error)"))
         }
@@ -161,10 +173,11 @@ public final class FleetReconciler: Sendable {
         let now = clock.now()
         let nodes = kernels.knownNodes.union(intent.nodes.map(\.name))
             .union(records.keys.flatMap { [$0.from, $0.to] })
-        let (observations, unreachable) = await observe(nodes)
+        let (observations, unreachable, enrolling) = await observe(nodes)
         var input = PlanningInput(
             intent: intent, channels: records, observations: observations, unreachable: unreachable,
-            knownNodes: kernels.knownNodes, rekeyRequests: rekeyRequests, reqid: reqid, defaultDrain: defaultDrain,
+            waitingForEnrollment: enrolling, knownNodes: kernels.knownNodes, rekeyRequests: rekeyRequests, reqid: reqid,
+            defaultDrain: defaultDrain,
             now: now)
         for sa in try await store.unaccountedSAs() {
             input.unaccountedSAsFreedAt[SAIdentifier(destination: sa.destination, spi: sa.spi)] = sa.freedAt

@@ -1,7 +1,6 @@
 import DesiredState
 import Kernel
 import MeshwardCore
-import Store
 import Synchronization
 
 /// Lookups over one pass's input, built once per pass: nodes by number, what each reachable

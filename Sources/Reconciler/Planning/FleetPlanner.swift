@@ -3,7 +3,6 @@ import Dispatch
 import Foundation
 import Kernel
 import MeshwardCore
-import Store
 import Synchronization
 
 /// Plans one pass: from the intent, the Store's generations and one observation of every

@@ -10,10 +10,10 @@ enum GateDecision {
     /// Send it, although the inbound SA's packet counter still moved: its drain reached
     /// `FleetPlanner.drainBound` times `drain` (the executor logs it).
     case sendCuttingDrainShort(KernelOperation)
-    /// Not now: the step before it is not yet seen in the kernels. The reason is for messages.
-    case hold(String)
+    /// Not now: the step before it is not yet seen in the kernels.
+    case hold(HoldReason)
     /// Not now: a peer it depends on did not answer.
-    case blockedBy(String)
+    case blockedBy(BlockReason)
     /// Not before this time (a drain).
     case waitUntil(Date)
     /// Not before this time: the drain of an SA no generation accounts for starts in this pass

@@ -1,7 +1,6 @@
 import Foundation
 import Kernel
 import MeshwardCore
-import Store
 
 /// One kernel operation the planner chose, with where it goes and why.
 public struct PlannedOperation: Sendable, Hashable, CustomStringConvertible {
@@ -43,7 +42,11 @@ public struct GenerationNeed: Sendable, Hashable {
 /// Why a channel cannot advance in this pass.
 public struct BlockedChannel: Sendable, Hashable {
     public let channel: ChannelID
-    public let reason: String
+    /// The nodes it waits for, and why, one each.
+    public let reasons: [BlockReason]
+
+    /// Every reason, as messages show them.
+    public var reason: String { reasons.map(\.description).joined(separator: "; ") }
 }
 
 /// An operation of the diff that a gate keeps back in this pass, and why. In a pass that has
@@ -53,8 +56,8 @@ public struct HeldOperation: Sendable, Hashable, CustomStringConvertible {
     public let node: String
     public let operation: KernelOperation
     public let channel: ChannelID?
-    /// What the gate waits for, in a few words.
-    public let reason: String
+    /// What the gate waits for.
+    public let reason: HoldReason
 
     public var description: String {
         "\(node): \(operation) held: \(reason)" + (channel.map { " (channel \($0))" } ?? "")

@@ -2,7 +2,6 @@ import DesiredState
 import Foundation
 import Kernel
 import MeshwardCore
-import Store
 
 extension PassPlanning {
     // MARK: - Diff

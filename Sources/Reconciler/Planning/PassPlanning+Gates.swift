@@ -2,7 +2,6 @@ import DesiredState
 import Foundation
 import Kernel
 import MeshwardCore
-import Store
 
 extension PassPlanning {
     // MARK: - Staging
@@ -44,10 +43,12 @@ extension PassPlanning {
         case .blockedBy(let reason):
             if let channel = known ?? channel(of: operation) {
                 if plan.blocked.last?.channel != channel {
-                    plan.blocked.append(BlockedChannel(channel: channel, reason: reason))
+                    plan.blocked.append(BlockedChannel(channel: channel, reasons: [reason]))
                 }
             } else {
-                plan.hold(HeldOperation(node: index.names[node], operation: operation, channel: nil, reason: reason))
+                plan.hold(
+                    HeldOperation(node: index.names[node], operation: operation, channel: nil, reason: .blocked(reason))
+                )
             }
             return nil
         }
@@ -75,34 +76,34 @@ extension PassPlanning {
             // Only a pending generation whose key was never used is installed; an active one
             // that went missing, or one whose switch was sent, is burned (a new generation).
             guard let generation = known ?? index.generation(of: sa.identifier) else {
-                return .hold("no generation issued for this SA")
+                return .hold(.noGeneration)
             }
             if !rules.contains(.installOnlyUnusedPending) {
                 guard generation.state == .pending else {
-                    return .hold("generation is \(generation.state), not pending")
+                    return .hold(.generationNotPending(generation.state))
                 }
-                guard generation.switchSentAt == nil else { return .hold("generation's key was used; it is burned") }
+                guard generation.switchSentAt == nil else { return .hold(.keyBurned) }
             }
-            guard let receiver = index.number(generation.channel.to) else { return .hold("receiver unknown") }
+            guard let receiver = index.number(generation.channel.to) else { return .hold(.receiverUnknown) }
             if node == receiver || rules.contains(.receiverFirst) { return .send(operation) }
             guard index.isObserved(receiver) else { return unreachable(receiver) }
             return index.sa(sa.identifier, on: receiver)?.hasSameConfiguration(as: sa) == true
-                ? .send(operation) : .hold("the receiver does not hold the inbound SA yet")
+                ? .send(operation) : .hold(.receiverLacksInboundSA)
 
         case .addPolicy(let policy), .updatePolicy(let policy):
             if policy.direction == .outbound {
-                guard let spi = policy.template.spi else { return .hold("outbound template pins no SPI") }
+                guard let spi = policy.template.spi else { return .hold(.templatePinsNoSPI) }
                 if rules.contains(.receiverFirst) { return .send(operation) }
                 let saID = SAIdentifier(destination: policy.selector.destination.address, spi: spi)
-                guard index.sa(saID, on: node) != nil else { return .hold("the sender does not hold the SA yet") }
+                guard index.sa(saID, on: node) != nil else { return .hold(.senderLacksSA) }
                 switch index.peer(owning: saID.destination) {
-                case .gone: return .hold("no node owns the destination")
+                case .gone: return .hold(.destinationUnowned)
                 case .unreachable(let receiver): return unreachable(receiver)
                 case .observed(let receiver):
                     guard index.sa(saID, on: receiver) != nil,
                         index.policy(PolicyIdentifier(selector: policy.selector, direction: .inbound), on: receiver)
                             != nil
-                    else { return .hold("the receiver does not hold the inbound SA and policy yet") }
+                    else { return .hold(.receiverLacksInboundSAAndPolicy) }
                     return .send(operation)
                 }
             }
@@ -118,7 +119,7 @@ extension PassPlanning {
             relaxed.template.isOptional = true
             if let existing = index.policy(policy.identifier, on: node) {
                 return existing.hasSameConfiguration(as: relaxed)
-                    ? .hold("the sender does not encrypt yet")
+                    ? .hold(.senderNotEncrypting)
                     : .send(.updatePolicy(relaxed))
             }
             return .send(.addPolicy(relaxed))
@@ -139,7 +140,7 @@ extension PassPlanning {
                 case .observed(let sender):
                     let outbound = PolicyIdentifier(selector: id.selector, direction: .outbound)
                     return index.policy(outbound, on: sender) == nil
-                        ? .send(operation) : .hold("the sender still has its outbound policy")
+                        ? .send(operation) : .hold(.senderKeepsOutboundPolicy)
                 }
             case .outbound:
                 if rules.contains(.removalReceiverLast) { return .send(operation) }
@@ -150,7 +151,7 @@ extension PassPlanning {
                     let inbound = index.policy(
                         PolicyIdentifier(selector: id.selector, direction: .inbound), on: receiver)
                     return inbound == nil || inbound?.template.isOptional == true
-                        ? .send(operation) : .hold("the receiver still requires ESP")
+                        ? .send(operation) : .hold(.receiverRequiresESP)
                 }
             case .forward:
                 return .send(operation)
@@ -160,7 +161,7 @@ extension PassPlanning {
             guard let existing = index.sa(id, on: node) else { return .skip }
             if index.owner(of: id.destination) != node {
                 if rules.contains(.unpinnedBeforeDelete) { return .send(operation) }
-                return index.pins(id, on: node) ? .hold("a policy of the sender still pins it") : .send(operation)
+                return index.pins(id, on: node) ? .hold(.senderPolicyPins) : .send(operation)
             }
             var senderIsGone = false
             switch index.peer(owning: existing.source) {
@@ -169,7 +170,7 @@ extension PassPlanning {
                 if !rules.contains(.senderStopsFirst),
                     index.pins(id, on: sender) || index.sa(id, on: sender) != nil
                 {
-                    return .hold("the sender still pins or holds it")
+                    return .hold(.senderPinsOrHolds)
                 }
             case .gone: senderIsGone = true
             }

@@ -2,7 +2,6 @@ import DesiredState
 import Foundation
 import Kernel
 import MeshwardCore
-import Store
 
 extension PassPlanning {
     // MARK: - Generations
@@ -145,11 +144,7 @@ extension PassPlanning {
         guard let intent else { return changed }
         if !senderObserved || !receiverObserved {
             let missing = [id.from, id.to].filter { input.observations[$0] == nil }
-            plan.blocked.append(
-                BlockedChannel(
-                    channel: id,
-                    reason: missing.map { input.blockReason(needing: $0) }
-                        .joined(separator: "; ")))
+            plan.blocked.append(BlockedChannel(channel: id, reasons: missing.map { input.blockReason(needing: $0) }))
             return changed
         }
         guard !record.generations.contains(where: { $0.state == .pending }) else { return changed }

@@ -2,7 +2,6 @@ import DesiredState
 import Foundation
 import Kernel
 import MeshwardCore
-import Store
 
 /// The state of planning one pass, or one chunk of its channels: the pass's read-only input and
 /// index, the plan so far, each node's work and claims. `FleetPlanner.plan(_:)` makes one per

@@ -2,7 +2,6 @@ import DesiredState
 import Foundation
 import Kernel
 import MeshwardCore
-import Store
 
 /// Everything one pass's planning looks at: the intent, the stored channels, and what each
 /// reachable node's kernel holds right now. A value: planning is pure.
@@ -15,6 +14,9 @@ public struct PlanningInput: Sendable {
     public var observations: [String: NodeObservation]
     /// Nodes that were asked and did not answer, with the reason.
     public var unreachable: [String: String]
+    /// Of those, the nodes whose agent answered with a provisional certificate and is not
+    /// enrolled (`KernelError.waitingForEnrollment`).
+    public var waitingForEnrollment: Set<String>
     /// Every node the controller can reach in principle (it has an endpoint for it). A peer
     /// outside this set is gone: nothing of its can be observed or will ever send again.
     public var knownNodes: Set<String>
@@ -34,7 +36,8 @@ public struct PlanningInput: Sendable {
 
     public init(
         intent: FleetIntent, channels: [ChannelID: ChannelRecord], observations: [String: NodeObservation],
-        unreachable: [String: String] = [:], knownNodes: Set<String>, rekeyRequests: [ChannelID: Date] = [:],
+        unreachable: [String: String] = [:], waitingForEnrollment: Set<String> = [], knownNodes: Set<String>,
+        rekeyRequests: [ChannelID: Date] = [:],
         reqid: Reqid, defaultDrain: Duration = .seconds(5), priority: UInt32 = SecurityPolicy.defaultPriority,
         now: Date
     ) {
@@ -42,6 +45,7 @@ public struct PlanningInput: Sendable {
         self.channels = channels
         self.observations = observations
         self.unreachable = unreachable
+        self.waitingForEnrollment = waitingForEnrollment
         self.knownNodes = knownNodes
         self.rekeyRequests = rekeyRequests
         self.reqid = reqid
@@ -52,11 +56,11 @@ public struct PlanningInput: Sendable {
 }
 
 extension PlanningInput {
-    /// Why a channel that needs `node` waits for it: its agent is waiting for enrollment (the
-    /// reason says so itself), or it did not answer.
-    func blockReason(needing node: String) -> String {
+    /// Why a channel that needs `node` waits for it: its agent is waiting for enrollment, or it
+    /// did not answer.
+    func blockReason(needing node: String) -> BlockReason {
         let reason = unreachable[node] ?? "unreachable"
-        return reason.contains(KernelError.waitingForEnrollmentPhrase)
-            ? reason : "node \(node) did not answer: \(reason)"
+        return waitingForEnrollment.contains(node)
+            ? .waitingForEnrollment(node: node, message: reason) : .didNotAnswer(node: node, reason: reason)
     }
 }

@@ -1,6 +1,5 @@
-import MeshwardCore
-
-/// What `StateStore.issueGenerations(_:now:)` needs to issue one new generation.
+/// What the planner asks the Store for, and what `GenerationStore.issueGenerations(_:now:)`
+/// needs to issue one new generation: planning and the Store both speak it.
 public struct GenerationRequest: Sendable, Hashable {
     public var channel: ChannelID
     public var cipher: Cipher

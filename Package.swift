@@ -81,12 +81,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Observe -> diff -> stage -> apply.
+        // Observe -> diff -> stage -> apply: planning and execution, over the Store's roles.
         .target(
             name: "Reconciler",
             dependencies: [
+                "MeshwardCore", "DesiredState", "Kernel", "Store", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The controller: the commands' work with the modules wired together (one FleetSession
+        // per process, the lease, the guards, apply, plan, status), the reconcile loop and the
+        // documents it returns.
+        .target(
+            name: "Controller",
+            dependencies: [
                 "COpenSSL", "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "StorePostgres",
-                "Agent", "Identity",
+                "Agent", "Identity", "Reconciler",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -96,7 +106,7 @@ let package = Package(
         .target(
             name: "Telemetry",
             dependencies: [
-                "Reconciler", "MeshwardCore", "Kernel", "Agent",
+                "Reconciler", "Controller", "MeshwardCore", "Kernel", "Agent",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -149,7 +159,8 @@ let package = Package(
         .target(
             name: "AgentTestSupport",
             dependencies: [
-                "Agent", "Identity", "Kernel", "MeshwardCore", .product(name: "Logging", package: "swift-log"),
+                "Agent", "Identity", "Kernel", "KernelSimulator", "MeshwardCore",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -157,7 +168,8 @@ let package = Package(
         .target(
             name: "MeshwardCommands",
             dependencies: [
-                "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "Reconciler", "Telemetry",
+                "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "Reconciler", "Controller",
+                "Telemetry",
                 "Agent", "Identity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -171,7 +183,7 @@ let package = Package(
         // not link it. `meshward-faulty` is `meshward` with its crash fault, for the crash tests.
         .target(
             name: "MeshwardTestKit",
-            dependencies: ["MeshwardCore", "Kernel", "KernelSimulator", "Reconciler", "Agent"],
+            dependencies: ["MeshwardCore", "Kernel", "KernelSimulator", "Reconciler", "Controller", "Agent"],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -180,7 +192,7 @@ let package = Package(
             name: "meshward-bench",
             dependencies: [
                 "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "StorePostgres", "Reconciler",
-                "MeshwardTestSupport", "MeshwardTestKit", "AgentTestSupport", "Agent",
+                "Controller", "MeshwardCommands", "MeshwardTestSupport", "MeshwardTestKit", "AgentTestSupport", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -222,7 +234,8 @@ let package = Package(
         .testTarget(
             name: "ReconcilerTests",
             dependencies: [
-                "Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store", "MeshwardCore",
+                "Reconciler", "Controller", "MeshwardCommands", "DesiredState", "Kernel", "KernelSimulator", "Store",
+                "MeshwardCore",
                 "MeshwardTestSupport", "MeshwardTestKit", "AgentTestSupport", "Agent", "Identity",
             ],
             swiftSettings: strict
@@ -230,7 +243,8 @@ let package = Package(
         .testTarget(
             name: "TelemetryTests",
             dependencies: [
-                "Telemetry", "Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store", "MeshwardCore",
+                "Telemetry", "Reconciler", "Controller", "DesiredState", "Kernel", "KernelSimulator", "Store",
+                "MeshwardCore",
                 "Agent",
                 "MeshwardTestSupport",
                 .product(name: "Logging", package: "swift-log"),
@@ -259,7 +273,7 @@ let package = Package(
             dependencies: [
                 "meshward", "meshward-faulty", "MeshwardCore", "Store", "StorePostgres", "DesiredState", "Kernel",
                 "KernelSimulator",
-                "MeshwardTestSupport", "MeshwardTestKit", "Reconciler", "Telemetry",
+                "MeshwardTestSupport", "MeshwardTestKit", "Reconciler", "Controller", "MeshwardCommands", "Telemetry",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -1,5 +1,6 @@
 import Agent
 import ArgumentParser
+import Controller
 import Foundation
 import Reconciler
 

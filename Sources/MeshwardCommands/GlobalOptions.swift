@@ -1,4 +1,5 @@
 import ArgumentParser
+import Controller
 import Logging
 import Reconciler
 import Telemetry

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Controller
 import Reconciler
 
 /// `meshward rekey SPEC... [--channel FROM:TO | --node NAME | --all]`: rotate keys now.

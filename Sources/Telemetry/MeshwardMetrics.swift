@@ -1,3 +1,4 @@
+import Controller
 import MeshwardCore
 import Metrics
 import Reconciler

@@ -1,3 +1,4 @@
+import Controller
 import Reconciler
 
 /// Hands everything recorded to each of its recorders, in order (metrics and health).

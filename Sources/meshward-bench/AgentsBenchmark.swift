@@ -1,6 +1,7 @@
 import Agent
 import AgentTestSupport
 import ArgumentParser
+import Controller
 import DesiredState
 import Foundation
 import Identity

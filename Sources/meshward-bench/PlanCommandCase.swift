@@ -1,9 +1,11 @@
 import ArgumentParser
+import Controller
 import DesiredState
 import Foundation
 import Kernel
 import KernelSimulator
 import Logging
+import MeshwardCommands
 import MeshwardCore
 import Reconciler
 import Store

@@ -1,3 +1,4 @@
+import Controller
 import DesiredState
 import Foundation
 import KernelSimulator

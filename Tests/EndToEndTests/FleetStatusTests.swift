@@ -1,6 +1,8 @@
+import Controller
 import Foundation
 import KernelSimulator
 import Logging
+import MeshwardCommands
 import MeshwardCore
 import MeshwardTestKit
 import Reconciler

@@ -1,6 +1,8 @@
+import Controller
 import Foundation
 import Kernel
 import KernelSimulator
+import MeshwardCommands
 import MeshwardCore
 import Reconciler
 import Testing

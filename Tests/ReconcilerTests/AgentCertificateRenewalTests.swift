@@ -9,6 +9,7 @@ import MeshwardTestKit
 import Store
 import Testing
 
+@testable import Controller
 @testable import Reconciler
 
 /// Agent certificate renewal through `apply`, on an injected clock: two nodes behind in-process

@@ -10,6 +10,7 @@ import Store
 import Synchronization
 import Testing
 
+@testable import Controller
 @testable import Reconciler
 
 /// The continuity suite once more with every node behind an in-process agent (real gRPC and

@@ -5,6 +5,7 @@ import MeshwardTestKit
 import Store
 import Testing
 
+@testable import Controller
 @testable import Reconciler
 
 /// `agent credentials` issues for the spec's `defaults.certificates.lifetime`.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+@testable import Controller
 @testable import Reconciler
 
 /// `ApplyDocument.outcome` is an enum in code and exactly the documented strings in JSON

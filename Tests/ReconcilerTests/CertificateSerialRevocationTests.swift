@@ -6,6 +6,7 @@ import MeshwardCore
 import MeshwardTestKit
 import Testing
 
+@testable import Controller
 @testable import Reconciler
 @testable import Store
 

@@ -6,6 +6,7 @@ import MeshwardTestKit
 import Store
 import Testing
 
+@testable import Controller
 @testable import Reconciler
 
 /// The controller's own certificate, kept in the Store, on an injected clock.

@@ -5,6 +5,7 @@ import MeshwardCore
 import Synchronization
 import Testing
 
+@testable import Controller
 @testable import Reconciler
 
 /// Resolving endpoints to kernels: one connector per scheme, connected once, failures reported.

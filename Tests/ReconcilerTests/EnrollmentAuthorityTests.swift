@@ -1,4 +1,5 @@
 import Agent
+import Controller
 import DesiredState
 import Foundation
 import Identity

@@ -11,6 +11,7 @@ import Store
 import Synchronization
 import Testing
 
+@testable import Controller
 @testable import Reconciler
 
 /// Enrollment over the agent connection: a joining agent (provisional certificate, pinned CA)

@@ -11,6 +11,7 @@ import Store
 import Synchronization
 import Testing
 
+@testable import Controller
 @testable import Reconciler
 
 /// One session per controller process: the reconcile loop keeps one connection per agent across

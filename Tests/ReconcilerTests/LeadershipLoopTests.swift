@@ -5,6 +5,7 @@ import Store
 import Synchronization
 import Testing
 
+@testable import Controller
 @testable import Reconciler
 
 /// Two reconcile loops on one Store, each with its lease keeper, on one stepped clock: only the

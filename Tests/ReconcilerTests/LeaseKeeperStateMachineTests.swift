@@ -2,6 +2,7 @@ import Foundation
 import Store
 import Testing
 
+@testable import Controller
 @testable import Reconciler
 
 /// The lease keeper's transitions, without a Store or a clock: each answer of the Store is an

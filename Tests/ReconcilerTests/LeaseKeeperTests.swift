@@ -5,6 +5,7 @@ import Store
 import Synchronization
 import Testing
 
+@testable import Controller
 @testable import Reconciler
 
 @Suite("Lease keeper")

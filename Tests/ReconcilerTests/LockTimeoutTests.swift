@@ -5,6 +5,7 @@ import Store
 import Synchronization
 import Testing
 
+@testable import Controller
 @testable import Reconciler
 
 /// `apply --lock-timeout` on the controller's injected clock: while another controller holds

@@ -5,6 +5,8 @@ import Logging
 import MeshwardCore
 import Testing
 
+@testable import Controller
+@testable import MeshwardCommands
 @testable import Reconciler
 
 /// How a plan is rendered for people: placeholder SPIs named from each operation's own SPI,

@@ -9,6 +9,7 @@ import Store
 import Synchronization
 import Testing
 
+@testable import Controller
 @testable import KernelSimulator
 @testable import Reconciler
 

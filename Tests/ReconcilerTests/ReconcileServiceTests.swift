@@ -4,6 +4,7 @@ import Logging
 import Synchronization
 import Testing
 
+@testable import Controller
 @testable import Reconciler
 
 /// The reconcile loop on an injected clock: tests move time instead of sleeping.

@@ -1,5 +1,6 @@
 import Synchronization
 
+@testable import Controller
 @testable import Reconciler
 
 /// Records what a loop and its keeper report, waking the test's waiters on each.

@@ -8,6 +8,7 @@ import MeshwardTestKit
 import Store
 import Testing
 
+@testable import Controller
 @testable import Reconciler
 
 /// Revocation through the controller's commands, on simulated kernels and a Store in a state

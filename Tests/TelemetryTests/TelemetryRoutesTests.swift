@@ -1,3 +1,4 @@
+import Controller
 import Foundation
 import NIOHTTP1
 import Reconciler

@@ -19,7 +19,7 @@ public final class FleetReconciler: Sendable {
     private let logger: Logger
     private let planner: FleetPlanner
     private let fence: any WriteFence
-    private let recorder: any ReconcileRecorder
+    private let recorder: any PassRecorder
     /// The reqid that marks Meshward's objects.
     public let reqid: Reqid
 
@@ -67,7 +67,7 @@ public final class FleetReconciler: Sendable {
     public init(
         store: any PassStore, kernels: any FleetKernels, reqid: Reqid, clock: any ReconcilerClock,
         logger: Logger, planner: FleetPlanner = FleetPlanner(), fence: any WriteFence = UnfencedWrites(),
-        recorder: any ReconcileRecorder = DiscardingRecorder(), callTimeout: Duration = kernelCallTimeout,
+        recorder: any PassRecorder = DiscardingPassRecorder(), callTimeout: Duration = kernelCallTimeout,
         observeParallelism: Int = observeParallelism
     ) {
         precondition(observeParallelism > 0, "a pass must observe at least one node at a time")

@@ -107,13 +107,13 @@ public struct FleetPlanner: Sendable {
 
 extension Duration {
     /// The duration in seconds, as Foundation's `TimeInterval`.
-    var timeInterval: TimeInterval {
+    public var timeInterval: TimeInterval {
         let parts = components
         return TimeInterval(parts.seconds) + TimeInterval(parts.attoseconds) / 1e18
     }
 
     /// The duration for a message: `30 s`, `0.5 s`.
-    var secondsText: String {
+    public var secondsText: String {
         let seconds = timeInterval
         return seconds == seconds.rounded() ? "\(Int(seconds)) s" : "\(seconds) s"
     }

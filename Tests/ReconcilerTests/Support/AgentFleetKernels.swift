@@ -4,6 +4,7 @@ import KernelSimulator
 import MeshwardCore
 import Synchronization
 
+@testable import Controller
 @testable import Reconciler
 
 /// The nodes of a simulated fleet, each reached through its in-process agent over gRPC and

@@ -1,0 +1,56 @@
+import DesiredState
+import Foundation
+import MeshwardCore
+import Reconciler
+import Store
+
+extension MeshwardController {
+    /// Throws `ControllerError.clusterMismatch` when the Store already belongs to a cluster
+    /// other than the spec's: a spec of another fleet, or the wrong `--state-dir`, would
+    /// otherwise remove every channel of the Store's cluster. A Store with no recorded cluster
+    /// (never applied, or lost) accepts any spec.
+    static func refuseOtherCluster(_ intent: FleetIntent, recorded: String?, directory: String) throws {
+        guard let recorded, recorded != intent.cluster else { return }
+        throw ControllerError.clusterMismatch(spec: intent.cluster, store: recorded, directory: directory)
+    }
+
+    /// Throws `ControllerError.massRemoval` when applying `intent` would remove more than half
+    /// of the channels the Store holds (`removed * 2 > held`): one flow deleted by mistake, a
+    /// spec directory with a file missing. Exactly half is allowed; an empty Store never trips it.
+    ///
+    /// `records` are the channels the run covers (all of them, or a target's); `held` counts every
+    /// channel of the Store.
+    static func refuseMassRemoval(
+        _ intent: FleetIntent, records: [ChannelID: ChannelRecord], held: Int, directory: String
+    ) throws {
+        let removal = RemovalCount(held: held, removed: RemovalCount(intent: intent, records: records).removed)
+        guard removal.isMassRemoval else { return }
+        throw ControllerError.massRemoval(removed: removal.removed, held: removal.held, directory: directory)
+    }
+}
+
+/// How many of the Store's channels a spec removes.
+public struct RemovalCount: Sendable, Equatable {
+    /// Channels the Store holds.
+    public var held: Int
+    /// Of those, channels the spec no longer names.
+    public var removed: Int
+
+    public init(held: Int, removed: Int) {
+        self.held = held
+        self.removed = removed
+    }
+
+    /// Channels already being removed (step `removing`, a removal an earlier run started and
+    /// `--force` allowed) count as held but not as removed: finishing them needs no new `--force`.
+    init(intent: FleetIntent, records: [ChannelID: ChannelRecord]) {
+        let wanted = Set(intent.channels.map(\.id))
+        self.init(
+            held: records.count,
+            removed: records.values.filter { !wanted.contains($0.id) && $0.step != .removing }
+                .count)
+    }
+
+    /// True when more than half of the held channels go: what needs `--force`.
+    public var isMassRemoval: Bool { removed * 2 > held }
+}

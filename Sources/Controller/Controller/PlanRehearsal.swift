@@ -1,0 +1,160 @@
+import DesiredState
+import Foundation
+import Kernel
+import KernelSimulator
+import Logging
+import MeshwardCore
+import Reconciler
+import Store
+
+/// What `apply` would do, made by rehearsing it: the passes run against a copy of every node's
+/// kernel and of the Store, on a clock that jumps over drains. The one user of the simulator in
+/// production code (the copy is a simulated fleet).
+struct PlanRehearsal {
+    let context: ControllerContext
+
+    /// What `apply` would do, stage by stage, without writing anything: the passes run against
+    /// a copy of every node's kernel and of the Store, with the clock jumping over drains.
+    ///
+    /// With `target`, only the target's channels are planned (what `apply --target` would do);
+    /// the document's `target` says so, and a changed revision alone is no change (a targeted
+    /// run does not record it).
+    func plan(_ spec: FleetIntent, target: ApplyTarget? = nil) async throws -> PlanDocument {
+        let store = try context.hasState() ? try await context.openStore() : nil
+        let allRecords = try await store?.loadChannels() ?? [:]
+        let settings: ControllerSettings? = if let store { try await ControllerSettings.load(from: store) } else { nil }
+        try MeshwardController.refuseOtherCluster(spec, recorded: settings?.cluster, directory: context.stateDirectory)
+        let scope = try target.map { try FleetScope(target: $0, intent: spec, records: allRecords) }
+        // Nodes whose every certificate is revoked are planned as gone, as apply runs them.
+        let revoked = RevokedNodes(try await store?.revokedNodes() ?? [])
+        let intent = revoked.intent(scope?.intent ?? spec)
+        let records = scope?.records ?? allRecords
+        let endpoints = ControllerContext.nodeEndpoints(
+            for: spec, remembered: settings?.endpoints ?? [:], records: allRecords
+        )
+        .filter { !revoked.names.contains($0.key) }
+        let rekeyRequests = ControllerContext.requests(settings?.rekeyRequests ?? [:], in: intent)
+
+        // Read every node as it is now.
+        let everything = context.session.kernels(
+            endpoints: endpoints, simulated: try context.loadSimulatedFleet(intent: spec), reqid: Reqid(intent.reqid),
+            agents: try await context.agentConnector(for: endpoints, intent: spec, store: store, epoch: 0))
+        let live: any FleetKernels = scope.map { ScopedKernels(everything, scope: $0) } ?? everything
+        let reader = FleetReconciler(
+            store: ScratchGenerationStore(channels: records), kernels: live, reqid: Reqid(intent.reqid),
+            clock: context.clock,
+            logger: context.logger)
+        let (observations, unreachable, _) = await reader.observe(Set(endpoints.keys))
+        // Everything after this runs on the scratch fleet: the live kernels are done with.
+        await everything.close()
+
+        // Copy them into a scratch fleet and run the passes there.
+        var scratch = SimulatedFleetState()
+        let addresses = nodeAddresses(intent: intent, records: records)
+        for node in endpoints.keys.sorted() {
+            scratch.addNode(node, addresses: addresses[node] ?? [])
+            for sa in observations[node]?.securityAssociations ?? [] { _ = scratch.apply(.addSA(sa), on: node) }
+            for policy in observations[node]?.policies ?? [] { _ = scratch.apply(.addPolicy(policy), on: node) }
+            if unreachable[node] != nil { scratch.setReachable(node, false) }
+        }
+        let scratchFleet = SimulatedFleet(state: scratch)
+        let scratchStore = ScratchGenerationStore(channels: records)
+        let scratchKernels = EndpointKernels(
+            endpoints: endpoints.mapValues { _ in .sim }, simulated: scratchFleet, simulatedFile: nil,
+            reqid: Reqid(intent.reqid),
+            logger: Logger(label: "meshward.plan", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let planClock = RehearsalClock(startingAt: context.clock.now())
+        let rehearsal = FleetReconciler(
+            store: scratchStore, kernels: scratchKernels, reqid: Reqid(intent.reqid), clock: planClock,
+            logger: Logger(label: "meshward.plan", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let report = try await rehearsal.converge(
+            intent: intent, waitForDrain: true, rekeyRequests: rekeyRequests,
+            defaultDrain: .seconds(settings?.drainSeconds ?? 5))
+
+        let placeholders = scratchStore.placeholderSPIs
+        var stages: [PlanDocument.Stage] = []
+        var previousStart: Date?
+        var previousDeadline: Date?
+        for pass in report.passes {
+            defer {
+                previousStart = pass.startedAt
+                previousDeadline = pass.plan.nextDeadline
+            }
+            guard !pass.results.isEmpty else { continue }
+            let waited = previousDeadline != nil && previousStart.map { pass.startedAt > $0 } == true
+            stages.append(
+                PlanDocument.Stage(
+                    stage: stages.count + 1, waitsUntil: waited ? pass.startedAt : nil,
+                    operations: pass.results.map { result in
+                        PlanDocument.Operation(
+                            node: result.planned.node, operation: result.planned.operation.kind,
+                            target: Self.label(result.planned.operation, placeholders: placeholders),
+                            channel: result.planned.channel?.description)
+                    }))
+        }
+        let issued = report.passes.flatMap(\.issued)
+        let created = issued.filter { $0.reason == .new }.count
+        let removedChannels = Set(records.keys).subtracting(intent.channels.map(\.id))
+        let operations = stages.reduce(0) { $0 + $1.operations.count }
+        // Channels whose kernel objects change without a new generation (traffic added to a
+        // flow, enforcement changed): every channel with operations that is neither issued a
+        // generation nor removed.
+        let touched = Set(report.passes.flatMap { $0.results.compactMap(\.planned.channel) })
+        let updated = touched.subtracting(issued.map(\.channel)).subtracting(removedChannels)
+        let settingChanges = settings.map { PlanSettingChange.changes(from: $0, to: spec) } ?? []
+        let revisionChanged = settings?.revision != spec.revision
+        var warnings: [String] = []
+        if records.isEmpty {
+            let owned = MeshwardController.ownedObjects(observations)
+            if !owned.isEmpty {
+                warnings.append(ControllerError.lostStore(directory: context.stateDirectory, owned: owned).description)
+            }
+        }
+        let removal = RemovalCount(
+            held: allRecords.count, removed: RemovalCount(intent: intent, records: records).removed)
+        if removal.isMassRemoval {
+            warnings.append(
+                "this plan removes \(removal.removed) of the \(removal.held) channels the Store holds (more than "
+                    + "half): apply refuses it without --force")
+        }
+        return PlanDocument(
+            cluster: spec.cluster, revision: spec.revision,
+            changes: operations > 0 || !issued.isEmpty || (revisionChanged && target == nil),
+            summary: .init(
+                channelsCreated: created, channelsRekeyed: issued.count - created, channelsUpdated: updated.count,
+                channelsRemoved: removedChannels.count, operations: operations),
+            generations: issued.map { .init(channel: $0.channel.description, reason: $0.reason.rawValue) },
+            stages: stages,
+            unreachable: unreachable.sorted { $0.key < $1.key }.map { NodeProblem(node: $0.key, reason: $0.value) },
+            previousRevision: settings?.revision, revisionChanged: revisionChanged,
+            settingsChanged: settingChanges, updatedChannels: updated.sorted().map(\.description),
+            channelChanges: PlanChannelChange.changes(
+                intent: intent, records: records, observations: observations, issued: issued, updated: updated,
+                removed: removedChannels),
+            warnings: warnings, target: target?.argument,
+            stateFingerprint: StateFingerprint.store(records: allRecords, revision: settings?.revision),
+            fleetFingerprint: StateFingerprint.fleet(observations: observations, unreachable: unreachable))
+    }
+
+    /// The target of `operation` with a placeholder generation's SPI shown as `new-N` (the real
+    /// SPI is chosen by `apply`). One dictionary lookup on the operation's own SPI, so labelling
+    /// a plan costs time linear in its operations, whatever the number of placeholders.
+    static func label(_ operation: KernelOperation, placeholders: [SPI: Int]) -> String {
+        let target = operation.target
+        guard let spi = operation.spi, let ordinal = placeholders[spi] else { return target }
+        return target.replacingOccurrences(of: spi.hex, with: "new-\(ordinal)")
+    }
+
+    private func nodeAddresses(intent: FleetIntent, records: [ChannelID: ChannelRecord]) -> [String: [IPAddress]] {
+        var result: [String: Set<IPAddress>] = [:]
+        for record in records.values {
+            for generation in record.generations {
+                result[record.id.from, default: []].insert(generation.source)
+                result[record.id.to, default: []].insert(generation.destination)
+            }
+        }
+        for node in intent.nodes { result[node.name] = Set(node.addresses) }
+        return result.mapValues { $0.sorted() }
+    }
+
+}

@@ -1,0 +1,90 @@
+import Controller
+import Foundation
+
+/// The text form of a plan, as `meshward plan` prints it, in the order operators know from
+/// terraform: one line per channel (`+` create, `~` rekey or update with the reason and what
+/// changes, `-` remove), the settings that change, warnings, then the counts. The kernel
+/// operations of each stage follow only when `verbose` (JSON always has them).
+public struct PlanText {
+    public let text: String
+
+    public init(_ document: PlanDocument, verbose: Bool = false) {
+        var lines: [String] = []
+        let summary = document.summary
+        let revision = "revision \(document.revision.prefix(12))"
+        let cluster = "cluster \(TerminalText.escaped(document.cluster))"
+        guard document.changes else {
+            lines.append("\(cluster) (\(revision)): no changes")
+            Self.appendProblems(document, to: &lines)
+            text = lines.joined(separator: "\n")
+            return
+        }
+        let recorded =
+            document.revisionChanged ? document.previousRevision.map { ", recorded \($0.prefix(12))" } ?? "" : ""
+        lines.append("\(cluster) (\(revision)\(recorded))")
+        for change in document.channelChanges { lines.append("  " + Self.line(change)) }
+        if !document.settingsChanged.isEmpty {
+            lines.append("settings:")
+            for change in document.settingsChanged {
+                var line = "  \(TerminalText.escaped(change.setting)) \(change.from) → \(change.to)"
+                if let effect = change.effect { line += "; \(effect)" }
+                lines.append(line)
+            }
+        }
+        for warning in document.warnings { lines.append("warning: \(TerminalText.escaped(warning))") }
+        if summary.operations > 0 || !document.generations.isEmpty {
+            lines.append(
+                "plan: \(Self.count(summary.channelsCreated, "channel")) to create, \(summary.channelsRekeyed) to "
+                    + "rekey, \(summary.channelsUpdated) to update, \(summary.channelsRemoved) to remove; "
+                    + "\(Self.count(summary.operations, "kernel operation")) in "
+                    + Self.count(document.stages.count, "stage"))
+        } else {
+            lines.append("plan: no kernel changes; the recorded revision changes")
+        }
+        if verbose {
+            for stage in document.stages {
+                var header = "stage \(stage.stage)"
+                if let until = stage.waitsUntil { header += " (after the drain, at \(until.formatted(.iso8601)))" }
+                lines.append(header)
+                let byNode = Dictionary(grouping: stage.operations, by: \.node)
+                for node in byNode.keys.sorted() {
+                    for operation in byNode[node] ?? [] {
+                        lines.append("  \(TerminalText.escaped(node)): \(operation.operation) \(operation.target)")
+                    }
+                }
+            }
+        }
+        Self.appendProblems(document, to: &lines)
+        text = lines.joined(separator: "\n")
+    }
+
+    /// `+ a->b/ipv4`, `~ a->b/ipv4  rekey (cipher-changed): cipher aes-gcm-128 → aes-gcm-256`,
+    /// `~ a->b/ipv4  update: traffic any → tcp dport 8080`, `- a->c/ipv4  remove (not in the spec)`.
+    static func line(_ change: PlanChannelChange) -> String {
+        var line = "\(change.symbol) \(TerminalText.escaped(change.channel))"
+        switch change.action {
+        case "create": return line
+        case "rekey": line += "  rekey" + (change.reason.map { " (\($0))" } ?? "")
+        case "remove": line += "  remove" + (change.reason.map { " (\($0))" } ?? "")
+        default: line += "  update"
+        }
+        if !change.differences.isEmpty {
+            line +=
+                ": "
+                + change.differences.map { "\($0.property) \($0.from) → \($0.to)" }.joined(separator: "; ")
+        }
+        return line
+    }
+
+    private static func appendProblems(_ document: PlanDocument, to lines: inout [String]) {
+        for problem in document.unreachable {
+            lines.append(
+                "unreachable: \(TerminalText.escaped(problem.node)): \(TerminalText.escaped(problem.reason))")
+        }
+    }
+
+    /// `1 channel`, `2 channels`.
+    public static func count(_ number: Int, _ noun: String) -> String {
+        "\(number) \(noun)\(number == 1 ? "" : "s")"
+    }
+}

@@ -187,7 +187,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
-            name: "meshward-faulty", dependencies: ["MeshwardCommands", "MeshwardTestKit"], swiftSettings: strict),
+            name: "meshward-faulty", dependencies: ["Controller", "MeshwardCommands", "MeshwardTestKit"],
+            swiftSettings: strict),
         .executableTarget(
             name: "meshward-bench",
             dependencies: [

@@ -21,6 +21,7 @@ import Synchronization
 public final class AgentConnectionPool: Sendable {
     private let now: @Sendable () -> Date
     private let executor: (any TaskExecutor)?
+    private let beforeApply: (@Sendable (String) -> Void)?
     private let logger: Logger
     private let state = Mutex(State())
 
@@ -49,9 +50,13 @@ public final class AgentConnectionPool: Sendable {
     /// - Parameters:
     ///   - now: the controller's clock, for the validity of the agents' certificates.
     ///   - executor: where connections and calls run; nil (each connection's event loop) outside tests.
+    ///   - beforeApply: called with the node's name right before each apply request leaves (a
+    ///     test harness's; nil in production).
     public init(
-        now: @escaping @Sendable () -> Date = { Date() }, executor: (any TaskExecutor)? = nil, logger: Logger
+        now: @escaping @Sendable () -> Date = { Date() }, executor: (any TaskExecutor)? = nil,
+        beforeApply: (@Sendable (String) -> Void)? = nil, logger: Logger
     ) {
+        self.beforeApply = beforeApply
         self.now = now
         self.executor = executor
         self.logger = logger
@@ -140,7 +145,8 @@ public final class AgentConnectionPool: Sendable {
             let kernel = try AgentKernel(
                 node: node, host: key.host, port: key.port, reqid: key.reqid, credentials: credentials,
                 cluster: key.cluster, epoch: { [weak self] in self?.epoch ?? 0 }, now: now,
-                revocations: revocations, enrollment: enrollment, executor: executor, logger: logger)
+                revocations: revocations, enrollment: enrollment, executor: executor, beforeApply: beforeApply,
+                logger: logger)
             state.links[node] = Link(key: key, kernel: kernel)
             state.opened += 1
             return (kernel, existing?.kernel)

@@ -33,6 +33,8 @@ public final class AgentKernel: NodeKernel {
     /// and the enrollment connection's (a joining agent's).
     let handshakes: ControlChannelHandshakes
     let enrollmentHandshakes: ControlChannelHandshakes
+    /// Called right before each apply request leaves (a test harness's).
+    private let beforeApply: (@Sendable (String) -> Void)?
     private let connections: Task<Void, Never>
     let executor: (any TaskExecutor)?
     /// The wire version this controller speaks (`WireCodec.protocolVersion`).
@@ -55,12 +57,16 @@ public final class AgentKernel: NodeKernel {
     ///     one of their own, see `AgentConnector`).
     ///   - protocolVersion: the wire version it speaks; another release's, in tests of what two
     ///     releases say when they cannot talk.
+    ///   - beforeApply: called with the node's name right before each apply request leaves,
+    ///     after every check (a test harness's; nil in production).
     public init(
         node: String, host: String, port: UInt16, reqid: Reqid, credentials: AgentCredentials, cluster: String,
         epoch: @escaping @Sendable () -> UInt64, now: @escaping @Sendable () -> Date = { Date() },
         revocations: RevocationList = .empty, enrollment: (any EnrollmentIssuer)? = nil,
-        executor: (any TaskExecutor)? = nil, protocolVersion: UInt32 = WireCodec.protocolVersion, logger: Logger
+        executor: (any TaskExecutor)? = nil, protocolVersion: UInt32 = WireCodec.protocolVersion,
+        beforeApply: (@Sendable (String) -> Void)? = nil, logger: Logger
     ) throws {
+        self.beforeApply = beforeApply
         self.credentials = credentials
         self.enrollmentState = Mutex(enrollment)
         // The connection's event loop, and its calls on that loop, unless a test gives an
@@ -256,8 +262,8 @@ public final class AgentKernel: NodeKernel {
         request.operations = operations.map(WireCodec.encode)
         let reply: Meshward_Agent_V1_ApplyReply
         do {
-            reply = try await onExecutor { [service, request, options = options(deadline), node] in
-                AgentApplyHooks.sending(to: node)
+            reply = try await onExecutor { [service, request, options = options(deadline), node, beforeApply] in
+                beforeApply?(node)
                 return try await service.apply(request, options: options)
             }
         } catch let error as RPCError where error.code == .failedPrecondition || error.code == .invalidArgument {

@@ -114,6 +114,6 @@ struct GlobalOptions: ParsableArguments {
     func controller(logger: Logger, recorder: any ReconcileRecorder = DiscardingRecorder()) -> MeshwardController {
         MeshwardController(
             stateDirectory: stateDirectory, store: storeLocation, masterKeyPath: masterKeyFile, logger: logger,
-            recorder: recorder)
+            recorder: recorder, observers: Meshward.observers)
     }
 }

@@ -26,7 +26,15 @@ public struct Meshward: AsyncParsableCommand {
     /// Parses and runs the subcommand. A usage error (unknown option, missing or malformed value)
     /// exits 1 like every other failure (argument-parser's default would be 64), with its message
     /// on standard error and, under `--output json`, an error document on standard output.
-    public static func runCommandLine() async {
+    /// The observers every controller of this run is made with (`GlobalOptions.controller`):
+    /// none for `meshward`; `meshward-faulty` gives the test kit's faults.
+    @TaskLocal static var observers = ControllerObservers()
+
+    public static func runCommandLine(observers: ControllerObservers = ControllerObservers()) async {
+        await $observers.withValue(observers) { await runParsedCommandLine() }
+    }
+
+    private static func runParsedCommandLine() async {
         let command: any ParsableCommand
         do {
             command = try parseAsRoot()

@@ -21,11 +21,14 @@ public enum AgentFreezeFault {
     /// The environment variable that arms the fault.
     public static let variable = "MESHWARD_AGENT_FREEZE_BEFORE_APPLY"
 
-    /// Arms the fault when the environment asks for it; does nothing otherwise.
-    public static func installForProcess(environment: [String: String] = ProcessInfo.processInfo.environment) {
-        guard let text = environment[variable], let count = Int(text), count >= 1 else { return }
+    /// The observer that arms the fault (`ControllerObservers.beforeAgentApply`) when the
+    /// environment asks for it; nil otherwise.
+    public static func observer(
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> (@Sendable (String) -> Void)? {
+        guard let text = environment[variable], let count = Int(text), count >= 1 else { return nil }
         let sent = Mutex(0)
-        AgentApplyHooks.setBeforeSend { _ in
+        return { _ in
             let number = sent.withLock { sent -> Int in
                 sent += 1
                 return sent

@@ -54,13 +54,14 @@ public enum SimulatedCrashFault {
         }
     }
 
-    /// Arms the fault on every simulated fleet the controllers of this process open for an
-    /// apply, when the environment asks for it; does nothing otherwise.
-    public static func installForProcess(environment: [String: String] = ProcessInfo.processInfo.environment) {
-        guard environment[variable].flatMap(CrashPoint.init) != nil else { return }
-        SimulatedFleetHooks.setApplyObserver { fleet, file in
-            install(on: fleet, savingTo: file, environment: environment)
-        }
+    /// The observer that arms the fault on every simulated fleet a controller opens for an
+    /// apply (`ControllerObservers.simulatedFleetOpened`), when the environment asks for it;
+    /// nil otherwise.
+    public static func observer(
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> (@Sendable (SimulatedFleet, URL) -> Void)? {
+        guard environment[variable].flatMap(CrashPoint.init) != nil else { return nil }
+        return { fleet, file in install(on: fleet, savingTo: file, environment: environment) }
     }
 
     /// Arms the fault on `fleet` when the environment asks for it; does nothing otherwise.

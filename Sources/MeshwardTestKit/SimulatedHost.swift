@@ -10,9 +10,9 @@ public enum SimulatedHost {
     /// The environment variable that names the host.
     public static let variable = "MESHWARD_SIMULATED_HOST"
 
-    /// Names this process after the host the environment gives; does nothing without one.
-    public static func installForProcess(environment: [String: String] = ProcessInfo.processInfo.environment) {
-        guard let name = environment[variable], !name.isEmpty else { return }
-        ControllerHost.stand(for: name)
+    /// The host the environment gives (`ControllerObservers.hostName`); nil without one.
+    public static func name(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        guard let name = environment[variable], !name.isEmpty else { return nil }
+        return name
     }
 }

@@ -44,11 +44,14 @@ public enum SimulatedPauseFault {
 
     private static let paused = Mutex(false)
 
-    /// Arms the fault on every simulated fleet the controllers of this process open for an
-    /// apply, when the environment asks for it; does nothing otherwise.
-    public static func installForProcess(environment: [String: String] = ProcessInfo.processInfo.environment) {
-        guard let point = environment[variable].flatMap(PausePoint.init) else { return }
-        SimulatedFleetHooks.setApplyObserver { fleet, fleetFile in
+    /// The observer that arms the fault on every simulated fleet a controller opens for an
+    /// apply (`ControllerObservers.simulatedFleetOpened`), when the environment asks for it;
+    /// nil otherwise.
+    public static func observer(
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> (@Sendable (SimulatedFleet, URL) -> Void)? {
+        guard let point = environment[variable].flatMap(PausePoint.init) else { return nil }
+        return { fleet, fleetFile in
             let counted = Mutex(0)
             fleet.setOperationObserver { _, _, outcome, state in
                 guard outcome.isApplied else { return }

@@ -1,3 +1,4 @@
+import Controller
 import MeshwardCommands
 import MeshwardTestKit
 
@@ -6,8 +7,5 @@ import MeshwardTestKit
 // crash-recovery, outage and takeover tests only, never released. One of them per process. A
 // process may also stand for a controller on another host (`MESHWARD_SIMULATED_HOST`), and
 // stop itself right before an apply leaves for an agent (`MESHWARD_AGENT_FREEZE_BEFORE_APPLY`).
-SimulatedCrashFault.installForProcess()
-SimulatedPauseFault.installForProcess()
-SimulatedHost.installForProcess()
-AgentFreezeFault.installForProcess()
-await Meshward.runCommandLine()
+// They reach the controllers of this process as their observers, nowhere else.
+await Meshward.runCommandLine(observers: .faults())

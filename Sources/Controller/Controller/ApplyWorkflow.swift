@@ -41,7 +41,7 @@ struct ApplyWorkflow {
         try await settings.save(to: store)
 
         let simulated = try context.loadSimulatedFleet(intent: intent)
-        SimulatedFleetHooks.fleetOpenedForApply(simulated, file: context.simulatedFleetURL)
+        context.observers.simulatedFleetOpened?(simulated, context.simulatedFleetURL)
         // Nodes whose every certificate is revoked leave the fleet for their peers and are
         // never dialled.
         let revoked = RevokedNodes(try await store.revokedNodes())

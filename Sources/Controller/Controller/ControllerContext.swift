@@ -20,6 +20,8 @@ struct ControllerContext: Sendable {
     let recorder: any ReconcileRecorder
     /// The process's kernels and agent connections, kept across commands and cycles.
     let session: FleetSession
+    /// What a test harness watches; none in `meshward`.
+    let observers: ControllerObservers
 
     /// The simulated fleet's file in the state directory.
     var simulatedFleetURL: URL {

@@ -25,8 +25,10 @@ public final class FleetSession: Sendable {
     public let agents: AgentConnectionPool
     private let logger: Logger
 
-    init(clock: any ReconcilerClock, logger: Logger) {
-        self.agents = AgentConnectionPool(now: { clock.now() }, logger: logger)
+    /// - Parameter beforeAgentApply: called right before each apply request leaves for an
+    ///   agent (a test harness's; nil in production).
+    init(clock: any ReconcilerClock, beforeAgentApply: (@Sendable (String) -> Void)? = nil, logger: Logger) {
+        self.agents = AgentConnectionPool(now: { clock.now() }, beforeApply: beforeAgentApply, logger: logger)
         self.logger = logger
     }
 

@@ -32,6 +32,9 @@ public final class LeaseKeeper: Service, WriteFence {
     /// cut-off leader's last renewal, and a standby takes it right after (`lapseMargin`).
     public static let loopTTL: Duration = .seconds(15)
 
+    /// The host this controller names itself by: this machine's name, unless a test harness
+    /// makes the process stand for another host (`ControllerObservers.hostName`).
+    let host: String
     /// This controller: `HOST pid N`.
     public let holder: String
     /// The Store the lease fences; the controller's runs use this very instance.
@@ -67,8 +70,10 @@ public final class LeaseKeeper: Service, WriteFence {
     init(
         store: any ControllerStore, holder: String, ttl: Duration, clock: any ReconcilerClock,
         sleeper: any ReconcilerClock = SystemClock(), timer: any ReconcilerClock = SystemClock(),
-        recorder: any ReconcileRecorder = DiscardingRecorder(), logger: Logger
+        recorder: any ReconcileRecorder = DiscardingRecorder(), host: String = ProcessInfo.processInfo.hostName,
+        logger: Logger
     ) {
+        self.host = host
         self.recorder = recorder
         self.store = store
         self.holder = holder
@@ -153,7 +158,7 @@ public final class LeaseKeeper: Service, WriteFence {
             let lease: Lease
             do {
                 lease = try await store.acquireLease(holder: holder, ttl: ttl, now: clock.now())
-            } catch StoreError.leaseHeld(let current, _) where Self.isExitedLocalController(current) {
+            } catch StoreError.leaseHeld(let current, _) where Self.isExitedLocalController(current, host: host) {
                 lease = try await store.takeOverLease(from: current, holder: holder, ttl: ttl, now: clock.now())
             }
             handle(.held(lease), from: source)
@@ -305,16 +310,17 @@ public final class LeaseKeeper: Service, WriteFence {
         return state.withLock { $0.machine.nextTurn(at: now) }
     }
 
-    /// `HOST pid N` for this process (`ControllerHost.name`).
-    static var thisController: String {
-        "\(ControllerHost.name) pid \(ProcessInfo.processInfo.processIdentifier)"
+    /// `HOST pid N` for this process on `host`.
+    static func thisController(onHost host: String) -> String {
+        "\(host) pid \(ProcessInfo.processInfo.processIdentifier)"
     }
 
-    /// Whether `holder` names a controller process on this host (`HOST pid N`, as
-    /// `thisController` writes it) that no longer exists. Another host's holder, or a process
-    /// that still exists (even an unrelated one that reused the pid), is never judged exited.
-    static func isExitedLocalController(_ holder: String) -> Bool {
-        let prefix = "\(ControllerHost.name) pid "
+    /// Whether `holder` names a controller process on `host`, this controller's (`HOST pid N`,
+    /// as `thisController` writes it), that no longer exists. Another host's holder, or a
+    /// process that still exists (even an unrelated one that reused the pid), is never judged
+    /// exited.
+    static func isExitedLocalController(_ holder: String, host: String) -> Bool {
+        let prefix = "\(host) pid "
         guard holder.hasPrefix(prefix), let pid = Int32(holder.dropFirst(prefix.count)), pid > 0,
             pid != getpid()
         else { return false }

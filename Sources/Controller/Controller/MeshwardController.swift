@@ -22,21 +22,24 @@ public final class MeshwardController: Sendable {
     /// The kernels and agent connections of this controller, kept across its commands and
     /// cycles (one controller per process).
     let session: FleetSession
+    /// What a test harness watches (`meshward-faulty`); none in `meshward`.
+    let observers: ControllerObservers
 
     /// - Parameter recorder: where `apply` reports every pass and the lease (metrics); only
     ///   the reconcile loop passes one.
     public init(
         stateDirectory: String, store: StoreLocation = .stateDirectory, masterKeyPath: String? = nil,
         logger: Logger, clock: any ReconcilerClock = SystemClock(),
-        recorder: any ReconcileRecorder = DiscardingRecorder()
+        recorder: any ReconcileRecorder = DiscardingRecorder(), observers: ControllerObservers = ControllerObservers()
     ) {
+        self.observers = observers
         self.storeLocation = store
         self.recorder = recorder
         self.stateDirectory = stateDirectory
         self.masterKeyPath = masterKeyPath
         self.logger = logger
         self.clock = clock
-        self.session = FleetSession(clock: clock, logger: logger)
+        self.session = FleetSession(clock: clock, beforeAgentApply: observers.beforeAgentApply, logger: logger)
     }
 
     /// Closes the connections to the agents, each cleanly (`AgentKernel.close`): a process
@@ -68,7 +71,7 @@ public final class MeshwardController: Sendable {
     var context: ControllerContext {
         ControllerContext(
             stateDirectory: stateDirectory, storeLocation: storeLocation, masterKeyPath: masterKeyPath,
-            logger: logger, clock: clock, recorder: recorder, session: session)
+            logger: logger, clock: clock, recorder: recorder, session: session, observers: observers)
     }
 
     /// A keeper of the Store's lease for this controller, for `reconcile` to run as a service
@@ -79,7 +82,8 @@ public final class MeshwardController: Sendable {
     ///   keeper renews it every third of that, and each pass right before each node's batch.
     public func leaseKeeper(ttl: Duration = LeaseKeeper.loopTTL) async throws -> LeaseKeeper {
         LeaseKeeper(
-            store: try await context.openStore(), holder: LeaseKeeper.thisController, ttl: ttl, clock: clock,
+            store: try await context.openStore(), holder: LeaseKeeper.thisController(onHost: observers.host), ttl: ttl,
+            clock: clock,
             recorder: recorder, logger: logger)
     }
 
@@ -123,7 +127,8 @@ public final class MeshwardController: Sendable {
             keeper = lease
         } else {
             keeper = LeaseKeeper(
-                store: try await context.openStore(), holder: LeaseKeeper.thisController, ttl: LeaseKeeper.loopTTL,
+                store: try await context.openStore(), holder: LeaseKeeper.thisController(onHost: observers.host),
+                ttl: LeaseKeeper.loopTTL,
                 clock: clock, sleeper: clock, recorder: recorder, logger: logger)
         }
         let store = keeper.store

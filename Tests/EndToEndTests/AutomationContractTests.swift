@@ -136,15 +136,10 @@ struct AutomationContractTests {
         defer { if process.isRunning { process.terminate() } }
 
         // Standard output is a file: before the first cycle is flushed it holds 0 bytes.
-        let deadline = Date().addingTimeInterval(30)
-        var text = ""
-        while Date() < deadline {
-            text = String(decoding: (try? Data(contentsOf: capture)) ?? Data(), as: UTF8.self)
-            if text.hasSuffix("\n") { break }
-            try await Task.sleep(for: .milliseconds(200))
+        _ = try await eventually(seconds: 30) {
+            String(decoding: (try? Data(contentsOf: capture)) ?? Data(), as: UTF8.self).hasSuffix("\n")
         }
-        // Once more after the deadline: a test task starved by the others may wake only after it.
-        text = String(decoding: (try? Data(contentsOf: capture)) ?? Data(), as: UTF8.self)
+        let text = String(decoding: (try? Data(contentsOf: capture)) ?? Data(), as: UTF8.self)
         #expect(process.isRunning, "the loop exited")
         let lines = text.split(separator: "\n")
         #expect(lines.count == 1, "expected one line for one cycle while the loop still runs: \(text)")

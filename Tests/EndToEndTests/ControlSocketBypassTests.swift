@@ -43,8 +43,9 @@ struct ControlSocketBypassTests {
         #expect(!said.contains("unreachable"), "\(said)")
         #expect(said.contains("a"), "\(said)")
         // The connection's whole life, its closing segments included, met only the bypass: no
-        // drop counter moved on either host (checked again after the peer's FIN had time to land).
-        sleep(1)
+        // drop counter moved on either host (read once both ends of every connection to the
+        // agent's port are closed, so that its last segments have been through the policies).
+        try waitUntilClosed(port: 7443, in: [controllerHost, agentHost])
         let after = try [controllerHost, agentHost].map(xfrmCounters)
         #expect(after == before, "xfrm_stat moved: before \(before), after \(after)")
     }
@@ -82,7 +83,7 @@ struct ControlSocketBypassTests {
         #expect(said.contains("unreachable"), "\(said)")
         #expect(said.lowercased().contains("could not establish a connection"), "\(said)")
         #expect(!said.contains("no answer before the deadline"), "\(said)")
-        sleep(1)
+        try waitUntilClosed(port: 7443, in: [controllerHost, agentHost])
         let after = try [controllerHost, agentHost].map(xfrmCounters)
         #expect(after == before, "xfrm_stat moved: before \(before), after \(after)")
     }
@@ -190,6 +191,28 @@ struct ControlSocketBypassTests {
     }
 
     /// `ip netns exec NAMESPACE EXECUTABLE ARGUMENTS...`, to its end.
+    /// Returns once no TCP socket on `port` in `namespaces` is in a state that still sends or
+    /// expects a segment of its connection (anything but LISTEN, TIME-WAIT and CLOSED): every
+    /// closing segment has been sent and met the peer's policies. Fails the test after 30 s.
+    private func waitUntilClosed(port: Int, in namespaces: [String]) throws {
+        let deadline = Date().addingTimeInterval(30)
+        var open: [String] = []
+        repeat {
+            open = try namespaces.flatMap { namespace in
+                try inNamespace(
+                    namespace, "/usr/bin/ss",
+                    [
+                        "-Htan", "exclude", "listening", "exclude", "time-wait",
+                        "( sport = :\(port) or dport = :\(port) )",
+                    ]
+                ).output.split(separator: "\n").map { "\(namespace): \($0)" }
+            }
+            if open.isEmpty { return }
+            usleep(20_000)
+        } while Date() < deadline
+        Issue.record("connections on port \(port) still open after 30 s: \(open)")
+    }
+
     private func inNamespace(
         _ namespace: String, _ executable: String, _ arguments: [String]
     ) throws

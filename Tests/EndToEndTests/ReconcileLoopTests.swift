@@ -83,7 +83,7 @@ struct ReconcileLoopTests {
         try process.run()
         defer { if process.isRunning { process.terminate() } }
 
-        #expect(try await waitFor { try channelCount(cli) == 2 }, "the first cycle did not converge")
+        #expect(try await eventually(seconds: 30) { try channelCount(cli) == 2 }, "the first cycle did not converge")
 
         // Between cycles the loop keeps the lease: an apply beside it is refused and names it.
         let beside = try cli.run("apply", spec, "--lock-timeout", "0s")
@@ -96,25 +96,27 @@ struct ReconcileLoopTests {
         try Self.threeNodes.write(toFile: spec, atomically: true, encoding: .utf8)
         let whole = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down) - 60)
         try FileManager.default.setAttributes([.modificationDate: whole], ofItemAtPath: spec)
-        #expect(try await waitFor { try channelCount(cli) == 4 }, "the edited spec was not picked up")
+        #expect(try await eventually(seconds: 30) { try channelCount(cli) == 4 }, "the edited spec was not picked up")
 
         // An edit in place that keeps the file's size and modification time is noticed as well:
         // the loop watches the spec's directory (inotify), it does not compare fingerprints.
         try Self.threeNodes.replacingOccurrences(of: "aes-gcm-256", with: "aes-gcm-128")
             .write(toFile: spec, atomically: false, encoding: .utf8)
         try FileManager.default.setAttributes([.modificationDate: whole], ofItemAtPath: spec)
-        #expect(try await waitFor { try ciphers(cli) == ["aes-gcm-128"] }, "the in-place edit was not picked up")
+        #expect(
+            try await eventually(seconds: 30) { try ciphers(cli) == ["aes-gcm-128"] },
+            "the in-place edit was not picked up")
 
         // SIGHUP starts a cycle at once, as the log says.
         kill(process.processIdentifier, SIGHUP)
         #expect(
-            try await waitFor {
+            try await eventually(seconds: 30) {
                 String(decoding: try Data(contentsOf: log), as: UTF8.self).contains("SIGHUP; reloading")
             },
             "SIGHUP did not start a cycle")
 
         kill(process.processIdentifier, SIGTERM)
-        #expect(try await waitFor(seconds: 20) { !process.isRunning }, "SIGTERM did not stop the loop")
+        #expect(try await eventually(seconds: 20) { !process.isRunning }, "SIGTERM did not stop the loop")
         #expect(process.terminationStatus == 0)
         // Stopping gave the lease back: an apply now runs at once.
         let after = try cli.run("apply", spec)
@@ -130,14 +132,5 @@ struct ReconcileLoopTests {
     private func ciphers(_ cli: MeshwardCLI) throws -> Set<String> {
         let (_, status) = try cli.json("status")
         return Set((status["channels"] as? [[String: Any]] ?? []).compactMap { $0["cipher"] as? String })
-    }
-
-    private func waitFor(seconds: Double = 30, _ condition: () throws -> Bool) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if (try? condition()) == true { return true }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        return try condition()
     }
 }

@@ -146,9 +146,12 @@ struct ReconcileServiceTests {
         #expect(cycles.withLock { $0 } == base)
         let converged = base
 
-        // Most of the interval passes on the clock: no cycle.
+        // Most of the interval passes on the clock: the loop's one sleep is not due, so it is not
+        // woken (a cycle needs it woken), and it waits for the interval's end.
+        let waitingUntil = try #require(clock.nextDeadline)
         clock.advance(by: 3_599)
-        try await Task.sleep(for: .milliseconds(300))
+        #expect(clock.sleeping == 1 && clock.nextDeadline == waitingUntil, "the loop's sleep was woken early")
+        #expect(waitingUntil > clock.now(), "no cycle before the interval")
         #expect(cycles.withLock { $0 } == converged, "no cycle before the interval")
 
         // A reload wakes it without any time passing.

@@ -7,6 +7,7 @@ import Kernel
 import Logging
 import MeshwardCore
 import NIOSSL
+import ServiceLifecycle
 import Synchronization
 
 /// `meshward agent run`: serves one host's kernel to the cluster's controllers over gRPC with
@@ -15,7 +16,9 @@ import Synchronization
 /// Its identity (node and cluster) comes from its own certificate. A client must present a
 /// certificate of the same cluster's CA naming `spiffe://CLUSTER/controller`, inside its
 /// validity window; anyone else fails the handshake, and the refusal is logged.
-public final class AgentServer: Sendable {
+///
+/// A `Service`: under a `ServiceGroup`, its graceful shutdown is `shutdown()`.
+public final class AgentServer: Service, Sendable {
     /// The node this agent serves, from its certificate.
     public let node: String
     public let cluster: String
@@ -172,8 +175,9 @@ public final class AgentServer: Sendable {
     }
 
     /// Installs the boot guard (`bootGuardEntries` that the kernel lost), then serves until
-    /// `shutdown()` or cancellation. Nothing is accepted, and so no controller can mark the agent
-    /// ready, before the guard is in the kernel.
+    /// `shutdown()`, the graceful shutdown of the `ServiceGroup` it runs in (which calls
+    /// `shutdown()`: open calls finish) or cancellation. Nothing is accepted, and so no controller
+    /// can mark the agent ready, before the guard is in the kernel.
     ///
     /// After a certificate renewal the listener is replaced: grpc-swift cannot change a running
     /// listener's certificate. The old one stops accepting and the new one, with the new key and
@@ -181,6 +185,16 @@ public final class AgentServer: Sendable {
     /// holds it), before the renewal is answered; the old one's open calls, that answer among
     /// them, finish on it. A controller that connects in between is refused and tries again.
     public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await serve()
+        } onGracefulShutdown: { [self] in
+            logger.notice("agent stopping: no new connections, open calls finish first", metadata: ["node": "\(node)"])
+            shutdown()
+        }
+    }
+
+    /// `run()` without the graceful shutdown handler.
+    private func serve() async throws {
         await service.installBootGuard()
         var current = listener.withLock { $0 }
         serving.start(current)

@@ -6,6 +6,7 @@ import Identity
 import Logging
 import MeshwardCore
 import NIOSSL
+import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)
@@ -92,8 +93,18 @@ public final class JoiningAgent: Sendable {
 
     /// Serves `EnrollmentService` until a controller enrolled this host, then stops serving
     /// (the acknowledgement flushed first) and returns the credentials it wrote. Throws
-    /// `AgentError.notEnrolled` when `shutdown()` came first, or what stopped the server.
+    /// `AgentError.notEnrolled` when `shutdown()` came first, or the graceful shutdown of the
+    /// `ServiceGroup` it runs in (which calls `shutdown()`), or what stopped the server.
     public func run() async throws -> AgentCredentials {
+        try await withGracefulShutdownHandler {
+            try await enroll()
+        } onGracefulShutdown: { [self] in
+            shutdown()
+        }
+    }
+
+    /// `run()` without the graceful shutdown handler.
+    private func enroll() async throws -> AgentCredentials {
         let server = self.server
         let outcomes = self.outcomes
         let serving = Task(executorPreference: executor) {

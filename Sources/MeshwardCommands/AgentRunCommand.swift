@@ -6,15 +6,11 @@ import Kernel
 import KernelSimulator
 import Logging
 import MeshwardCore
-import Synchronization
+import ServiceLifecycle
 import Telemetry
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// `meshward agent run`: serves this host's kernel (observe, apply) to the cluster's controllers
-/// over gRPC with mutual TLS, until SIGTERM or SIGINT.
+/// over gRPC with mutual TLS, until SIGTERM or SIGINT (a `ServiceGroup`'s graceful shutdown).
 struct AgentRunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
@@ -142,94 +138,103 @@ struct AgentRunCommand: AsyncParsableCommand {
         try await CommandSupport.reportingErrors(output: .text) {
             try directory.prepare()
             guard let address = Self.listenAddress(listen) else { throw ExitCode.failure }
-            let host = address.host
-            var port = address.port
-            let stop = StopHandler()
-            let signals = [SIGTERM, SIGINT].map { number in
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler { stop.stop() }
-                source.resume()
-                return source
+            // One group traps SIGTERM and SIGINT from here to the end, so that a signal during the
+            // boot guard, the enrollment or the switch to serving stops what runs then or next;
+            // the agent's own group (`serve`) runs inside it and shuts down with it.
+            let agent = ClosureService {
+                try await serve(host: address.host, port: address.port, directory: directory, logger: logger)
             }
-            defer { for source in signals { source.cancel() } }
-            if let joinTokenFile, let node, let cluster {
-                if try directory.hasCredentials {
-                    logger.notice(
-                        "the agent directory holds credentials; the join token is not used",
-                        metadata: ["directory": "\(directory.path)", "token.file": "\(joinTokenFile)"])
-                } else {
-                    if !simulated {
-                        // Before the host serves anything: its applications may start at any time.
-                        _ = try await JoinBootGuard.install(
-                            node: node, directory: directory, connector: NetlinkConnector(logger: logger),
-                            endpoint: netns.map { .namespace($0) } ?? .local, logger: logger)
-                    }
-                    port = try await join(
-                        tokenFile: joinTokenFile, node: node, cluster: cluster, host: host, port: port,
-                        directory: directory, stop: stop, logger: logger)
-                }
-            }
-            let credentials = try directory.readCredentials()
-            let own = try IssuedCredential(
-                certificatePEM: credentials.certificatePEM, privateKeyPEM: credentials.privateKeyPEM)
-            let connector: any KernelConnector
-            let endpoint: NodeEndpoint
-            if simulated {
-                let fleet = SimulatedFleet()
-                if case .node(_, let name) = PeerVerifier.identity(of: own.certificate) {
-                    let addresses = PeerVerifier.addresses(of: own.certificate)
-                    fleet.withState { $0.addNode(name, addresses: addresses) }
-                }
-                connector = SimulatedConnector(fleet: fleet)
-                endpoint = .sim
-            } else {
-                connector = NetlinkConnector(logger: logger)
-                endpoint = netns.map { .namespace($0) } ?? .local
-            }
-            let telemetry = AgentTelemetry()
-            let server = try AgentServer(
-                credentials: credentials, host: host, port: port, connector: connector, endpoint: endpoint,
-                directory: directory, recorder: telemetry.recorder, logger: logger)
-            var metricsServer: TelemetryServer?
-            if let metricsAddress {
-                let bound = try await TelemetryServer.bind(metricsAddress, routes: telemetry.routes(for: server))
-                logger.notice("serving metrics", metadata: ["http.address": "\(bound.address)"])
-                metricsServer = bound
-            }
-            stop.onStop { server.shutdown() }
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await server.run() }
-                let bound = try await server.listeningPort()
-                if !simulated {
-                    try await Self.installPortBypass(
-                        host: host, port: bound, node: server.node, endpoint: endpoint, logger: logger)
-                }
-                logger.notice(
-                    "agent listening",
-                    metadata: [
-                        "node": "\(server.node)", "cluster": "\(server.cluster)", "listen": "\(host):\(bound)",
-                        "kernel": "\(endpoint)",
-                    ])
-                try await group.next()
-                group.cancelAll()
-            }
-            // The metrics go last, so /metrics and /readyz answer until the agent stopped serving.
-            await metricsServer?.close()
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: agent, successTerminationBehavior: .gracefullyShutdownGroup)],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
         }
+    }
+
+    /// Enrolls first when the directory holds no credentials and a join token is given, then
+    /// serves the node's kernel and the metrics until the graceful shutdown of the group it runs in.
+    func serve(host: String, port: Int, directory: AgentDirectory, logger: Logger) async throws {
+        var port = port
+        if let joinTokenFile, let node, let cluster {
+            if try directory.hasCredentials {
+                logger.notice(
+                    "the agent directory holds credentials; the join token is not used",
+                    metadata: ["directory": "\(directory.path)", "token.file": "\(joinTokenFile)"])
+            } else {
+                if !simulated {
+                    // Before the host serves anything: its applications may start at any time.
+                    _ = try await JoinBootGuard.install(
+                        node: node, directory: directory, connector: NetlinkConnector(logger: logger),
+                        endpoint: netns.map { .namespace($0) } ?? .local, logger: logger)
+                }
+                port = try await join(
+                    tokenFile: joinTokenFile, node: node, cluster: cluster, host: host, port: port,
+                    directory: directory, logger: logger)
+            }
+        }
+        let credentials = try directory.readCredentials()
+        let own = try IssuedCredential(
+            certificatePEM: credentials.certificatePEM, privateKeyPEM: credentials.privateKeyPEM)
+        let connector: any KernelConnector
+        let endpoint: NodeEndpoint
+        if simulated {
+            let fleet = SimulatedFleet()
+            if case .node(_, let name) = PeerVerifier.identity(of: own.certificate) {
+                let addresses = PeerVerifier.addresses(of: own.certificate)
+                fleet.withState { $0.addNode(name, addresses: addresses) }
+            }
+            connector = SimulatedConnector(fleet: fleet)
+            endpoint = .sim
+        } else {
+            connector = NetlinkConnector(logger: logger)
+            endpoint = netns.map { .namespace($0) } ?? .local
+        }
+        let telemetry = AgentTelemetry()
+        let server = try AgentServer(
+            credentials: credentials, host: host, port: port, connector: connector, endpoint: endpoint,
+            directory: directory, recorder: telemetry.recorder, logger: logger)
+        // A group shuts its services down in reverse order: the agent stops first (its open calls
+        // finish), and the metrics go last, so /metrics and /readyz answer until the agent
+        // stopped serving.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let metricsAddress {
+            let bound = try await TelemetryServer.bind(metricsAddress, routes: telemetry.routes(for: server))
+            logger.notice("serving metrics", metadata: ["http.address": "\(bound.address)"])
+            services.append(.init(service: bound))
+        }
+        services.append(.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup))
+        let serving = ServiceGroup(configuration: .init(services: services, logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await serving.run() }
+            let bound = try await server.listeningPort()
+            if !simulated {
+                try await Self.installPortBypass(
+                    host: host, port: bound, node: server.node, endpoint: endpoint, logger: logger)
+            }
+            logger.notice(
+                "agent listening",
+                metadata: [
+                    "node": "\(server.node)", "cluster": "\(server.cluster)", "listen": "\(host):\(bound)",
+                    "kernel": "\(endpoint)",
+                ])
+            try await group.next()
+            group.cancelAll()
+        }
+        logger.notice("agent stopped", metadata: ["node": "\(server.node)"])
     }
 
     /// Serves enrollment on `host:port` until a controller enrolled this host (its directory
     /// then holds the credentials); returns the port it listened on, where the agent serves next.
+    /// The graceful shutdown of the group it runs in stops it (`AgentError.notEnrolled`).
     func join(
         tokenFile: String, node: String, cluster: String, host: String, port: Int, directory: AgentDirectory,
-        stop: StopHandler, logger: Logger
+        logger: Logger
     ) async throws -> Int {
         let token = try AgentDirectory.readJoinToken(at: tokenFile)
         let joining = try JoiningAgent(
             token: token, cluster: cluster, node: node, host: host, port: port, directory: directory,
             tokenFile: tokenFile, logger: logger)
-        stop.onStop { joining.shutdown() }
         return try await withThrowingTaskGroup(of: Int?.self) { group in
             group.addTask {
                 _ = try await joining.run()
@@ -250,27 +255,5 @@ struct AgentRunCommand: AsyncParsableCommand {
             _ = try await group.next()
             return bound
         }
-    }
-}
-
-/// What SIGTERM and SIGINT stop: the enrollment server first, then the agent server. A signal
-/// before anything is registered stops what registers next at once.
-final class StopHandler: Sendable {
-    private let state = Mutex<(stopped: Bool, action: (@Sendable () -> Void)?)>((false, nil))
-
-    func onStop(_ action: @escaping @Sendable () -> Void) {
-        let stopped = state.withLock { state in
-            state.action = action
-            return state.stopped
-        }
-        if stopped { action() }
-    }
-
-    func stop() {
-        let action = state.withLock { state in
-            state.stopped = true
-            return state.action
-        }
-        action?()
     }
 }

@@ -102,6 +102,35 @@ final class AgentProcess {
         process.waitUntilExit()
     }
 
+    /// Sends `signal` while it runs.
+    func send(_ signal: Int32) {
+        if process.isRunning { Glibc.kill(process.processIdentifier, signal) }
+    }
+
+    /// Waits for it to exit and returns its status, or nil when it still runs after `seconds` (a
+    /// bound on a test that would otherwise hang).
+    func waitForExit(seconds: Double = 30) async throws -> Int32? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    /// Whether something accepts a TCP connection on loopback `port` now.
+    static func accepts(port: Int) -> Bool {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { return false }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+
     /// The agent's port, from its `agent listening` line (text or JSON).
     static func port(in log: String) -> Int? {
         guard let range = log.range(of: #""?listen"?[=:]"?[0-9.]+:[0-9]+"#, options: .regularExpression) else {

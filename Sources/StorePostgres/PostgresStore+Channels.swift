@@ -222,13 +222,14 @@ extension PostgresStore: GenerationStore {
     ) async throws -> [SPI] {
         var result = [SPI?](repeating: nil, count: requests.count)
         var pending = Array(requests.indices)
+        let draw = SPIDraw(range: spiRange)
         var generator = SystemRandomNumberGenerator()
-        for _ in 0..<64 where !pending.isEmpty {
+        for _ in 0..<SPIDraw.randomTries where !pending.isEmpty {
             var candidates: [(index: Int, spi: UInt32)] = []
             var chosen: Set<[UInt8]> = []
             for index in pending {
                 let request = requests[index]
-                let candidate = UInt32.random(in: spiRange, using: &generator)
+                let candidate = draw.random(using: &generator)
                 guard !request.avoiding.contains(SPI(candidate)),
                     chosen.insert(request.destination.bytes + withUnsafeBytes(of: candidate) { Array($0) }).inserted
                 else { continue }
@@ -278,14 +279,8 @@ extension PostgresStore: GenerationStore {
         ).decode(Int64.self) {
             taken.insert(UInt32(truncatingIfNeeded: spi))
         }
-        let size = UInt64(spiRange.upperBound - spiRange.lowerBound) + 1
         var generator = SystemRandomNumberGenerator()
-        let start = UInt64(UInt32.random(in: spiRange, using: &generator) - spiRange.lowerBound)
-        var offset: UInt64 = 0
-        while offset < size {
-            let candidate = spiRange.lowerBound + UInt32((start + offset) % size)
-            offset += 1
-            guard !taken.contains(candidate), !request.avoiding.contains(SPI(candidate)) else { continue }
+        for candidate in SPIDraw(range: spiRange).walk(skipping: taken, avoiding: request.avoiding, using: &generator) {
             let spi = Int64(candidate)
             let channel = request.channel.description
             let inserted = try await connection.query(

@@ -10,29 +10,14 @@ extension PostgresStore: LeaseStore {
     public func acquireLease(holder: String, ttl: Duration, now: Date) async throws -> Lease {
         let (previous, lease) = try await transaction("acquire the lease", .unfenced) { connection in
             let (current, clock) = try await fetchLease(connection, now: now, lock: "FOR UPDATE")
-            if let current, current.holder != holder, current.expiresAt.storedValue > clock {
-                throw StoreError.leaseHeld(holder: current.holder, expires: current.expiresAt)
-            }
-            let keeps = current?.holder == holder
             let epoch = try await storedEpoch(connection)
-            let lease = Lease(
-                holder: holder,
-                acquiredAt: keeps ? current?.acquiredAt ?? Date(storedValue: clock) : Date(storedValue: clock),
-                expiresAt: Date(storedValue: clock + ttl.seconds), epoch: keeps ? epoch : epoch + 1)
+            let lease = try LeaseTransition.acquire(
+                current: current, holder: holder, ttl: ttl, now: Date(storedValue: clock), nextEpoch: { epoch + 1 })
             try await storeLease(lease, connection)
             return (current, lease)
         }
         fence.withLock { $0 = LeaseFence(holder: holder, epoch: lease.epoch) }
-        if let previous, previous.holder != holder {
-            logger.notice(
-                "took over an expired lease",
-                metadata: [
-                    "lease.holder": "\(holder)", "lease.previous": "\(previous.holder)",
-                    "lease.epoch": "\(lease.epoch)",
-                ])
-        } else if previous == nil {
-            logger.info("acquired the lease", metadata: ["lease.holder": "\(holder)", "lease.epoch": "\(lease.epoch)"])
-        }
+        LeaseTransition.logAcquired(lease, previous: previous, logger: logger)
         return lease
     }
 
@@ -42,20 +27,15 @@ extension PostgresStore: LeaseStore {
     public func takeOverLease(from previous: String, holder: String, ttl: Duration, now: Date) async throws -> Lease {
         let lease = try await transaction("take over the lease", .unfenced) { connection in
             let (current, clock) = try await fetchLease(connection, now: now, lock: "FOR UPDATE")
-            if let current, current.holder != previous, current.holder != holder, current.expiresAt.storedValue > clock
-            {
-                throw StoreError.leaseHeld(holder: current.holder, expires: current.expiresAt)
-            }
-            let lease = Lease(
-                holder: holder, acquiredAt: Date(storedValue: clock), expiresAt: Date(storedValue: clock + ttl.seconds),
-                epoch: try await storedEpoch(connection) + 1)
+            let epoch = try await storedEpoch(connection)
+            let lease = try LeaseTransition.takeOver(
+                current: current, from: previous, holder: holder, ttl: ttl, now: Date(storedValue: clock),
+                nextEpoch: { epoch + 1 })
             try await storeLease(lease, connection)
             return lease
         }
         fence.withLock { $0 = LeaseFence(holder: holder, epoch: lease.epoch) }
-        logger.notice(
-            "took over the lease of a controller that exited",
-            metadata: ["lease.holder": "\(holder)", "lease.previous": "\(previous)", "lease.epoch": "\(lease.epoch)"])
+        LeaseTransition.logTakenOver(lease, from: previous, logger: logger)
         return lease
     }
 

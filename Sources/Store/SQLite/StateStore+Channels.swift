@@ -316,9 +316,10 @@ extension StateStore {
             try insert.execute(arguments: [destination, Int64(candidate), request.channel.description, now.storedValue])
             return db.changesCount == 1
         }
+        let draw = SPIDraw(range: spiRange)
         var generator = SystemRandomNumberGenerator()
-        for _ in 0..<64 {
-            let candidate = UInt32.random(in: spiRange, using: &generator)
+        for _ in 0..<SPIDraw.randomTries {
+            let candidate = draw.random(using: &generator)
             if try tryReserve(candidate) { return SPI(candidate) }
         }
         // The range is nearly full (only a narrowed range gets here): walk it once from a
@@ -328,13 +329,9 @@ extension StateStore {
                 db, sql: "SELECT spi FROM issued_spis WHERE destination = ? AND spi BETWEEN ? AND ?",
                 arguments: [destination, Int64(spiRange.lowerBound), Int64(spiRange.upperBound)]
             ).map { UInt32(truncatingIfNeeded: $0) })
-        let size = UInt64(spiRange.upperBound - spiRange.lowerBound) + 1
-        let start = UInt64(UInt32.random(in: spiRange, using: &generator) - spiRange.lowerBound)
-        var offset: UInt64 = 0
-        while offset < size {
-            let candidate = spiRange.lowerBound + UInt32((start + offset) % size)
-            if !taken.contains(candidate), try tryReserve(candidate) { return SPI(candidate) }
-            offset += 1
+        for candidate in draw.walk(skipping: taken, avoiding: request.avoiding, using: &generator)
+        where try tryReserve(candidate) {
+            return SPI(candidate)
         }
         throw StoreError.spiSpaceExhausted(destination: request.destination)
     }

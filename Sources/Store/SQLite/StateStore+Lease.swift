@@ -12,28 +12,13 @@ extension StateStore {
     public func acquireLease(holder: String, ttl: Duration, now: Date) throws -> Lease {
         let (previous, lease) = try writeUnfenced("acquire the lease") { db -> (Lease?, Lease) in
             let current = try Self.fetchLease(db)
-            if let current, current.holder != holder, current.isLive(at: now) {
-                throw StoreError.leaseHeld(holder: current.holder, expires: current.expiresAt)
-            }
-            let keeps = current?.holder == holder
-            let lease = Lease(
-                holder: holder, acquiredAt: keeps ? current?.acquiredAt ?? now : now,
-                expiresAt: now.addingTimeInterval(ttl.seconds),
-                epoch: keeps ? current?.epoch ?? 0 : try Self.nextEpoch(db))
+            let lease = try LeaseTransition.acquire(
+                current: current, holder: holder, ttl: ttl, now: now, nextEpoch: { try Self.nextEpoch(db) })
             try Self.storeLease(lease, db)
             return (current, lease)
         }
         fence.withLock { $0 = LeaseFence(holder: holder, epoch: lease.epoch) }
-        if let previous, previous.holder != holder {
-            logger.notice(
-                "took over an expired lease",
-                metadata: [
-                    "lease.holder": "\(holder)", "lease.previous": "\(previous.holder)",
-                    "lease.epoch": "\(lease.epoch)",
-                ])
-        } else if previous == nil {
-            logger.info("acquired the lease", metadata: ["lease.holder": "\(holder)", "lease.epoch": "\(lease.epoch)"])
-        }
+        LeaseTransition.logAcquired(lease, previous: previous, logger: logger)
         return lease
     }
 
@@ -45,20 +30,14 @@ extension StateStore {
     @discardableResult
     public func takeOverLease(from previous: String, holder: String, ttl: Duration, now: Date) throws -> Lease {
         let lease = try writeUnfenced("take over the lease") { db -> Lease in
-            let current = try Self.fetchLease(db)
-            if let current, current.holder != previous, current.holder != holder, current.isLive(at: now) {
-                throw StoreError.leaseHeld(holder: current.holder, expires: current.expiresAt)
-            }
-            let lease = Lease(
-                holder: holder, acquiredAt: now, expiresAt: now.addingTimeInterval(ttl.seconds),
-                epoch: try Self.nextEpoch(db))
+            let lease = try LeaseTransition.takeOver(
+                current: try Self.fetchLease(db), from: previous, holder: holder, ttl: ttl, now: now,
+                nextEpoch: { try Self.nextEpoch(db) })
             try Self.storeLease(lease, db)
             return lease
         }
         fence.withLock { $0 = LeaseFence(holder: holder, epoch: lease.epoch) }
-        logger.notice(
-            "took over the lease of a controller that exited",
-            metadata: ["lease.holder": "\(holder)", "lease.previous": "\(previous)", "lease.epoch": "\(lease.epoch)"])
+        LeaseTransition.logTakenOver(lease, from: previous, logger: logger)
         return lease
     }
 

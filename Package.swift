@@ -246,7 +246,7 @@ let package = Package(
             name: "TelemetryTests",
             dependencies: [
                 "Telemetry", "Reconciler", "Controller", "DesiredState", "Kernel", "KernelSimulator", "Store",
-                "MeshwardCore",
+                "MeshwardCore", "MeshwardTestKit",
                 "Agent",
                 "MeshwardTestSupport",
                 .product(name: "Logging", package: "swift-log"),

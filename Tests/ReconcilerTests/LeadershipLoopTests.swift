@@ -1,6 +1,7 @@
 import Foundation
 import KernelSimulator
 import Logging
+import MeshwardTestKit
 import Store
 import Synchronization
 import Testing
@@ -13,7 +14,6 @@ import Testing
 /// the lease comes free.
 @Suite("Reconcile loops and leadership")
 struct LeadershipLoopTests {
-    typealias SteppedClock = ReconcileServiceTests.SteppedClock
 
     /// One controller of the pair: its loop, its keeper, and what it did.
     struct Member {
@@ -54,7 +54,7 @@ struct LeadershipLoopTests {
 
     /// A controller named `holder` on `state`, its keeper's lease 15 s, its loop's interval an hour.
     static func member(
-        _ holder: String, state: URL, spec: URL, clock: SteppedClock, reload: ReloadTrigger, events: LoopEvents
+        _ holder: String, state: URL, spec: URL, clock: ManualClock, reload: ReloadTrigger, events: LoopEvents
     ) async throws -> Member {
         let lines = CollectingLogHandler.Lines(events: events)
         let logger = Logger(label: holder, factory: { _ in CollectingLogHandler(lines: lines) })
@@ -82,7 +82,7 @@ struct LeadershipLoopTests {
         let (directory, state, spec) = try Self.fleet()
         defer { try? FileManager.default.removeItem(at: directory) }
         let events = LoopEvents()
-        let clock = SteppedClock(events: events)
+        let clock = ReconcileServiceTests.steppedClock(events)
         let leader = try await Self.member(
             "ctl-a", state: state, spec: spec, clock: clock, reload: ReloadTrigger(), events: events)
         let standby = try await Self.member(
@@ -149,7 +149,7 @@ struct LeadershipLoopTests {
         let (directory, state, spec) = try Self.fleet()
         defer { try? FileManager.default.removeItem(at: directory) }
         let events = LoopEvents()
-        let clock = SteppedClock(events: events)
+        let clock = ReconcileServiceTests.steppedClock(events)
         let leaderReload = ReloadTrigger()
         let leader = try await Self.member(
             "ctl-a", state: state, spec: spec, clock: clock, reload: leaderReload, events: events)
@@ -206,7 +206,7 @@ struct LeadershipLoopTests {
         let (directory, state, spec) = try Self.fleet()
         defer { try? FileManager.default.removeItem(at: directory) }
         let events = LoopEvents()
-        let clock = SteppedClock(events: events)
+        let clock = ReconcileServiceTests.steppedClock(events)
         let first = try await Self.member(
             "ctl-a", state: state, spec: spec, clock: clock, reload: ReloadTrigger(), events: events)
         let second = try await Self.member(

@@ -88,54 +88,29 @@ struct LeaseKeeperTests {
         #expect(try await store.currentLease() == nil)
     }
 
-    /// A sleeper that records how far ahead each sleep aims, calls `onSleep` with the count so
-    /// far (the test looks at the lease, and cancels the keeper, from there), then moves its
-    /// time to the deadline at once.
-    final class RecordingSleeper: ReconcilerClock {
-        let manual: ManualClock
-        let intervals = Mutex<[TimeInterval]>([])
-        let onSleep: @Sendable (Int) -> Void
-
-        init(_ manual: ManualClock, onSleep: @escaping @Sendable (Int) -> Void) {
-            self.manual = manual
-            self.onSleep = onSleep
-        }
-
-        func now() -> Date { manual.now() }
-
-        func sleep(until deadline: Date) async throws {
-            let count = intervals.withLock { intervals in
-                intervals.append(deadline.timeIntervalSince(manual.now()))
-                return intervals.count
-            }
-            onSleep(count)
-            try await manual.sleep(until: deadline)
-        }
-    }
-
     @Test("a keeper run as a service renews every third of its TTL, each renewal pushing the expiry a TTL ahead")
     func renewsAtAThirdOfTheTTL() async throws {
         let (store, directory) = try temporaryStore()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let clock = ManualClock()
         let run = Mutex<Task<Void, any Error>?>(nil)
         let keeperBox = Mutex<LeaseKeeper?>(nil)
         // Per turn: the time left on the lease right after the turn, and its epoch.
         let turns = Mutex<[(left: TimeInterval, epoch: Int64)]>([])
-        let sleeper = RecordingSleeper(clock) { count in
+        // One clock for the lease's times and the keeper's turns: each sleep jumps to its deadline.
+        let clock = ManualClock(onSleep: { count, now in
             if let lease = keeperBox.withLock({ $0 })?.lease {
-                turns.withLock { $0.append((lease.expiresAt.timeIntervalSince(clock.now()), lease.epoch)) }
+                turns.withLock { $0.append((lease.expiresAt.timeIntervalSince(now), lease.epoch)) }
             }
             if count >= 6 { run.withLock { $0?.cancel() } }
-        }
+        })
         let keeper = LeaseKeeper(
-            store: store, holder: "ctl-a", ttl: .seconds(45), clock: clock, timer: sleeper, logger: logger)
+            store: store, holder: "ctl-a", ttl: .seconds(45), clock: clock, timer: clock, logger: logger)
         keeperBox.withLock { $0 = keeper }
         let task = Task { try await keeper.run() }
         run.withLock { $0 = task }
         try await task.value
 
-        let intervals = sleeper.intervals.withLock { $0 }
+        let intervals = clock.sleepLengths
         #expect(intervals.count >= 6)
         #expect(intervals.allSatisfy { $0 == 15 }, "sleeps between turns: \(intervals)")
         let seen = turns.withLock { $0 }
@@ -162,7 +137,7 @@ struct LeaseWhileRenewingTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let clock = ManualClock()
         let events = LoopEvents()
-        let timer = ReconcileServiceTests.SteppedClock(events: events)
+        let timer = ReconcileServiceTests.steppedClock(events)
         let keeper = LeaseKeeper(
             store: store, holder: "ctl-a", ttl: .seconds(30), clock: clock, timer: timer, logger: logger)
         let first = try await keeper.acquire()
@@ -189,7 +164,7 @@ struct LeaseWhileRenewingTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let clock = ManualClock()
         let events = LoopEvents()
-        let timer = ReconcileServiceTests.SteppedClock(events: events)
+        let timer = ReconcileServiceTests.steppedClock(events)
         let recorder = RecordingRecorder(events: events)
         let keeper = LeaseKeeper(
             store: store, holder: "ctl-a", ttl: .seconds(30), clock: clock, timer: timer, recorder: recorder,

@@ -15,35 +15,12 @@ import Testing
 struct LockTimeoutTests {
     let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    /// A manual clock that runs `hook` at the start of its next sleep (once), so that a test
-    /// can act while apply waits.
-    final class HookedClock: ReconcilerClock {
-        let manual = ManualClock()
-        private let hook = Mutex<(@Sendable () async throws -> Void)?>(nil)
-        /// How many sleeps have started.
-        let sleeps = Mutex(0)
-
-        func now() -> Date { manual.now() }
-
-        func onNextSleep(_ body: @escaping @Sendable () async throws -> Void) {
-            hook.withLock { $0 = body }
-        }
-
-        func sleep(until deadline: Date) async throws {
-            sleeps.withLock { $0 += 1 }
-            let body = hook.withLock { hook in
-                defer { hook = nil }
-                return hook
-            }
-            try await body?()
-            try await manual.sleep(until: deadline)
-        }
-    }
-
     final class Fixture: Sendable {
         let directory: URL
         let state: URL
-        let clock: HookedClock
+        /// Runs a test's hook at the start of its next sleep (`onNextSleep`), so that the test
+        /// can act while apply waits.
+        let clock: ManualClock
         let other: any ControllerStore
         let controller: MeshwardController
         let waits = Mutex<[LeaseWait]>([])
@@ -51,7 +28,7 @@ struct LockTimeoutTests {
         init(logger: Logger) throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-lock-\(UUID())")
             state = directory.appendingPathComponent("state")
-            clock = HookedClock()
+            clock = ManualClock()
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             other = try StateStore.open(directory: state.path, logger: logger)
             controller = MeshwardController(stateDirectory: state.path, logger: logger, clock: clock)
@@ -143,7 +120,7 @@ struct LockTimeoutTests {
         defer { fixture.remove() }
         try await fixture.other.acquireLease(holder: "db-host pid 7", ttl: .seconds(3_600), now: fixture.clock.now())
         await #expect(throws: StoreError.self) { try await fixture.apply(timeout: .zero) }
-        #expect(fixture.clock.sleeps.withLock { $0 } == 0)
+        #expect(fixture.clock.sleepsStarted == 0)
         #expect(fixture.waits.withLock { $0 }.isEmpty)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import KernelSimulator
 import Logging
+import MeshwardTestKit
 import Synchronization
 import Testing
 
@@ -10,78 +11,10 @@ import Testing
 /// The reconcile loop on an injected clock: tests move time instead of sleeping.
 @Suite("Reconcile service")
 struct ReconcileServiceTests {
-    /// A clock whose sleeps wait until the test moves it past their deadline.
-    final class SteppedClock: ReconcilerClock {
-        /// Told each time a sleep starts.
-        let events: LoopEvents
-
-        init(events: LoopEvents) {
-            self.events = events
-        }
-
-        private struct State {
-            var now = Date(timeIntervalSince1970: 1_800_000_000)
-            var sleepers: [(id: UUID, deadline: Date, continuation: CheckedContinuation<Void, any Error>)] = []
-            /// The length of every sleep that had to wait, in the order they started.
-            var lengths: [TimeInterval] = []
-        }
-
-        private let state = Mutex(State())
-
-        func now() -> Date { state.withLock { $0.now } }
-
-        /// How many sleeps wait right now.
-        var sleeping: Int { state.withLock { $0.sleepers.count } }
-
-        /// The earliest deadline a sleep waits for, if any sleeps.
-        var nextDeadline: Date? { state.withLock { $0.sleepers.map(\.deadline).min() } }
-
-        /// The length of every sleep that had to wait so far.
-        var sleepLengths: [TimeInterval] { state.withLock { $0.lengths } }
-
-        func advance(by interval: TimeInterval) {
-            let woken = state.withLock { state in
-                state.now = state.now.addingTimeInterval(interval)
-                let now = state.now
-                let due = state.sleepers.filter { $0.deadline <= now }
-                state.sleepers.removeAll { $0.deadline <= now }
-                return due
-            }
-            for sleeper in woken { sleeper.continuation.resume() }
-        }
-
-        func sleep(until deadline: Date) async throws {
-            let id = UUID()
-            try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                    // Cancellation is checked under the lock that `onCancel` takes: a sleep
-                    // cancelled before it is registered ends at once instead of waiting for a
-                    // clock nobody moves.
-                    enum Start { case due, cancelled, waiting }
-                    let start = state.withLock { state -> Start in
-                        if Task.isCancelled { return .cancelled }
-                        if deadline <= state.now { return .due }
-                        state.sleepers.append((id, deadline, continuation))
-                        state.lengths.append(deadline.timeIntervalSince(state.now))
-                        return .waiting
-                    }
-                    switch start {
-                    case .due: continuation.resume()
-                    case .cancelled: continuation.resume(throwing: CancellationError())
-                    case .waiting: events.changed()
-                    }
-                }
-            } onCancel: {
-                // Only this sleep ends: another with the same deadline (two keepers' turns) waits on.
-                let cancelled = state.withLock { state in
-                    let waiting = state.sleepers.filter { $0.id == id }
-                    state.sleepers.removeAll { $0.id == id }
-                    return waiting
-                }
-                for sleeper in cancelled { sleeper.continuation.resume(throwing: CancellationError()) }
-                if !cancelled.isEmpty { events.changed() }
-            }
-        }
+    /// The test kit's clock whose sleeps wait until the test moves it past their deadline,
+    /// telling `events` each time a sleep starts waiting or is cancelled.
+    static func steppedClock(_ events: LoopEvents) -> ManualClock {
+        ManualClock(sleeps: .wait, onChange: { events.changed() })
     }
 
     @Test(
@@ -94,7 +27,7 @@ struct ReconcileServiceTests {
         try PlannerReviewTests.pair().yaml.write(to: spec, atomically: true, encoding: .utf8)
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         let events = LoopEvents()
-        let clock = SteppedClock(events: events)
+        let clock = Self.steppedClock(events)
         let reload = ReloadTrigger()
         let cycles = Mutex(0)
         let outcomes = Mutex<[String]>([])
@@ -190,7 +123,7 @@ extension ReconcileServiceTests {
 
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         let events = LoopEvents()
-        let clock = SteppedClock(events: events)
+        let clock = Self.steppedClock(events)
         let documents = Mutex<[ApplyDocument]>([])
         let start = clock.now()
         let service = ReconcileService(

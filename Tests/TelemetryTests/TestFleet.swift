@@ -3,29 +3,8 @@ import Foundation
 import KernelSimulator
 import Logging
 import MeshwardCore
+import MeshwardTestKit
 import Reconciler
-import Synchronization
-
-/// A clock for a loop under test: it moves only when told, and a sleep past the current time
-/// waits until the test cancels it, so the loop runs one cycle and then parks.
-final class ParkingClock: ReconcilerClock {
-    private let current: Mutex<Date>
-
-    init(_ start: Date = Date(timeIntervalSince1970: 1_800_000_000)) {
-        current = Mutex(start)
-    }
-
-    func now() -> Date { current.withLock { $0 } }
-
-    func advance(by interval: TimeInterval) {
-        current.withLock { $0 = $0.addingTimeInterval(interval) }
-    }
-
-    func sleep(until deadline: Date) async throws {
-        if deadline <= now() { return }
-        try await Task.sleep(for: .seconds(86_400 * 365))
-    }
-}
 
 /// A known simulated fleet in a fresh state directory: alpha, beta and gamma, flows alpha->beta
 /// and beta->gamma (4 channels), applied once an hour before the test's loop starts. Then alpha
@@ -34,7 +13,9 @@ final class ParkingClock: ReconcilerClock {
 struct TestFleet {
     let directory: URL
     let spec: URL
-    let clock = ParkingClock()
+    /// Moves only when told; a sleep past its time waits until the test cancels the loop, so
+    /// the loop runs one cycle and then parks.
+    let clock = ManualClock(sleeps: .wait)
     static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
     static let specText = """

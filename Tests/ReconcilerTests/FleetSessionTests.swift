@@ -66,7 +66,8 @@ struct FleetSessionTests {
                     nodes: [node], connector: SimulatedConnector(fleet: fleet), ca: ca, recorders: [node: counter])
                 agents[node] = agent
                 counters[node] = [counter]
-                ports[node] = try #require(agent.ports[node])
+                let port: Int = try #require(agent.ports[node])
+                ports[node] = port
             }
             self.agents = Mutex(agents)
             self.counters = Mutex(counters)

@@ -97,9 +97,6 @@ public final class AgentConnectionPool: Sendable {
     /// Connections made since the pool was created, replacements included.
     public var connectionsOpened: Int { state.withLock { $0.opened } }
 
-    /// The nodes with a kept connection.
-    public var nodes: Set<String> { state.withLock { Set($0.links.keys) } }
-
     /// Closes the connections of every node not in `nodes` (nodes that left the fleet, or whose
     /// every certificate is revoked).
     public func keep(only nodes: Set<String>) async {

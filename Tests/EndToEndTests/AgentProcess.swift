@@ -110,9 +110,7 @@ final class AgentProcess {
     /// Waits for it to exit and returns its status, or nil when it still runs after `seconds` (a
     /// bound on a test that would otherwise hang).
     func waitForExit(seconds: Double = 30) async throws -> Int32? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        return process.isRunning ? nil : process.terminationStatus
+        await process.exitStatus(within: seconds)
     }
 
     /// Whether something accepts a TCP connection on loopback `port` now.

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -49,9 +50,7 @@ final class BackgroundCommand {
 
     /// Waits for it to exit and returns its status, or nil when it still runs after `seconds`.
     func waitForExit(seconds: Double = 60) async throws -> Int32? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        return process.isRunning ? nil : process.terminationStatus
+        await process.exitStatus(within: seconds)
     }
 
     deinit {
@@ -61,6 +60,32 @@ final class BackgroundCommand {
         }
         for handle in handles { try? handle.close() }
         try? FileManager.default.removeItem(at: output.deletingLastPathComponent())
+    }
+}
+
+extension Process {
+    /// Waits until the process exits, woken by its exit (`terminationHandler`), and returns its
+    /// status; nil when it still runs after `seconds` (a bound on a test that would otherwise
+    /// hang, never a figure the test asserts on).
+    func exitStatus(within seconds: Double) async -> Int32? {
+        let resumed = Mutex(false)
+        let exited = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let finish: @Sendable (Bool) -> Void = { exited in
+                let first = resumed.withLock { resumed in
+                    defer { resumed = true }
+                    return !resumed
+                }
+                if first { continuation.resume(returning: exited) }
+            }
+            terminationHandler = { _ in finish(true) }
+            // Set after the launch: a process that exited before the handler was set never calls it.
+            if !isRunning { finish(true) }
+            Task {
+                try? await Task.sleep(for: .seconds(seconds))
+                finish(false)
+            }
+        }
+        return exited || !isRunning ? terminationStatus : nil
     }
 }
 

@@ -23,8 +23,11 @@ struct FleetSessionTests {
     /// Counts the control connections an agent accepted.
     final class ConnectionCounter: AgentRecorder {
         private let count = Mutex(0)
+        private let served = Mutex<[AgentRequestKind]>([])
         var accepted: Int { count.withLock { $0 } }
-        func record(request: AgentRequestKind, result: AgentRequestResult) {}
+        /// The requests the agent answered, in order.
+        var requests: [AgentRequestKind] { served.withLock { $0 } }
+        func record(request: AgentRequestKind, result: AgentRequestResult) { served.withLock { $0.append(request) } }
         func record(highestEpoch: UInt64) {}
         func record(statistics: [String: UInt64]) {}
         func record(handshakeRefused reason: HandshakeRefusalReason) {}
@@ -44,6 +47,8 @@ struct FleetSessionTests {
         let ports: [String: Int]
         let counters: Mutex<[String: [ConnectionCounter]]>
         let agents: Mutex<[String: InProcessAgents]>
+        /// The spec written to `spec`.
+        let fleetSpec: FleetSpec
 
         init(count: Int) async throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-session-\(UUID())")
@@ -81,6 +86,12 @@ struct FleetSessionTests {
             fleetSpec.endpoints = ports.mapValues { "agent:127.0.0.1:\($0)" }
             spec = directory.appendingPathComponent("fleet.yaml")
             try fleetSpec.yaml.write(to: spec, atomically: true, encoding: .utf8)
+            self.fleetSpec = fleetSpec
+        }
+
+        /// The requests each node's agent answered since it last started.
+        var requests: [String: [AgentRequestKind]] {
+            counters.withLock { $0.compactMapValues { $0.last?.requests } }
         }
 
         /// Connections each node's agent accepted, over every start of it.
@@ -188,6 +199,65 @@ struct FleetSessionTests {
                 + "\(reachedAgainAt ?? 0), \(documents.count) cycles; connections accepted \(accepted)")
         await controller.close()
         await fleet.stop()
+    }
+
+    @Test(
+        "an apply that compares the plan shown reads each agent twice before changing it: for the plan shown, and once under the lease, which the first pass reuses",
+        .timeLimit(.minutes(5)))
+    func interactiveApplyReadsEachAgentTwice() async throws {
+        let fleet = try await AgentFleet(count: 3)
+        let controller = MeshwardController(stateDirectory: fleet.state, logger: Self.quiet, clock: ManualClock(Date()))
+        let first = try await controller.apply(
+            try MeshwardController.loadSpec([fleet.spec.path]).intent, source: "test", waitForDrain: true)
+        #expect(first.outcome == .converged)
+        var changed = fleet.fleetSpec
+        changed.cipher = "chacha20-poly1305"
+        let intent = try MeshwardController.loadSpec([try Self.write(changed, in: fleet)]).intent
+        let before = fleet.requests.mapValues(\.count)
+        let shown = try await controller.plan(intent)
+        #expect(shown.changes)
+        let applied = try await controller.apply(intent, source: "test", waitForDrain: true, expected: shown)
+        #expect(applied.outcome == .converged)
+        for (node, requests) in fleet.requests {
+            let since = requests.dropFirst(before[node] ?? 0)
+            let untilFirstApply = since.prefix { $0 != .apply }
+            #expect(since.contains(.apply), "\(node) was not changed: \(Array(since))")
+            #expect(
+                untilFirstApply.filter { $0 == .observe }.count == 2,
+                "\(node)'s requests before its first apply: \(Array(untilFirstApply))")
+        }
+        await controller.close()
+        await fleet.stop()
+    }
+
+    @Test("the session opens its Store once for all its uses, twenty concurrent first uses included, and again after an open that failed")
+    func storeIsOpenedOnce() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-session-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        struct OpenFailed: Error {}
+        let session = FleetSession(clock: ManualClock(Date()), logger: Self.quiet)
+        let opens = Mutex(0)
+        let failing = Mutex(true)
+        let open: @Sendable () async throws -> any ControllerStore = {
+            opens.withLock { $0 += 1 }
+            if failing.withLock({ $0 }) { throw OpenFailed() }
+            return try StateStore.open(directory: directory.path, logger: Self.quiet)
+        }
+        await #expect(throws: OpenFailed.self) { try await session.store(open: open) }
+        failing.withLock { $0 = false }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 { group.addTask { _ = try await session.store(open: open) } }
+            try await group.waitForAll()
+        }
+        _ = try await session.store(open: open)
+        #expect(opens.withLock { $0 } == 2, "one failed open, then one open for 21 uses")
+    }
+
+    /// Writes `spec` next to the fleet's own and returns its path.
+    static func write(_ spec: FleetSpec, in fleet: AgentFleet) throws -> String {
+        let file = fleet.directory.appendingPathComponent("changed-\(UUID()).yaml")
+        try spec.yaml.write(to: file, atomically: true, encoding: .utf8)
+        return file.path
     }
 
     @Test(

@@ -15,10 +15,13 @@ struct ApplyWorkflow {
     let store: any ControllerStore
 
     /// Records the settings, runs the passes under `fence`, and records the revision.
+    /// `firstReading`: the fleet as the plan made under this lease read it, which the first
+    /// pass reuses (`FleetReconciler.converge`).
     func run(
         _ intent: FleetIntent, source: String, command: String, waitForDrain: Bool,
         rekey: RekeySelection?, target: ApplyTarget?,
-        fence: any WriteFence, epoch: Int64, onPass: @escaping @Sendable (PassReport) async -> Void
+        fence: any WriteFence, epoch: Int64, firstReading: FleetObservation? = nil,
+        onPass: @escaping @Sendable (PassReport) async -> Void
     ) async throws -> ApplyDocument {
         let previous = try await ControllerSettings.load(from: store)
         let records = try await store.loadChannels()
@@ -63,7 +66,7 @@ struct ApplyWorkflow {
             report = try await reconciler.converge(
                 intent: runIntent, waitForDrain: waitForDrain,
                 rekeyRequests: ControllerContext.requests(rekeyRequests, in: runIntent),
-                defaultDrain: .seconds(settings.drainSeconds),
+                defaultDrain: .seconds(settings.drainSeconds), firstReading: firstReading,
                 onPass: { pass in
                     _ = try await fence.confirm(at: clock.now())
                     contacts.note(pass, agents: context.session.agents, endpoints: endpoints)

@@ -37,10 +37,13 @@ struct ControllerContext: Sendable {
         return try StateAccess.storeExists(in: stateDirectory)
     }
 
-    /// Opens the Store where `storeLocation` says (`StoreLocation.open`, the one place that
-    /// names a conformer); everything else speaks to the Store's roles.
+    /// The process's Store, where `storeLocation` says (`StoreLocation.open`, the one place that
+    /// names a conformer), opened at the first use and kept by the session; everything else
+    /// speaks to the Store's roles.
     func openStore() async throws -> any ControllerStore {
-        try await storeLocation.open(stateDirectory: stateDirectory, masterKeyPath: masterKeyPath, logger: logger)
+        try await session.store { [storeLocation, stateDirectory, masterKeyPath, logger] in
+            try await storeLocation.open(stateDirectory: stateDirectory, masterKeyPath: masterKeyPath, logger: logger)
+        }
     }
 
     /// The simulated fleet from the state directory, with every `sim` node of the spec in it

@@ -5,11 +5,13 @@ import KernelSimulator
 import Logging
 import MeshwardCore
 import Reconciler
+import Store
+import Synchronization
 
 /// The controller process's reach into its fleet, made once per process (`MeshwardController`)
-/// and used by every command it runs and every cycle of its reconcile loop: the node kernels of
-/// each use are built here, and the connections to the nodes' agents (`AgentConnectionPool`)
-/// outlive the use. A loop of any number of cycles opens one connection per agent; a
+/// and used by every command it runs and every cycle of its reconcile loop: the Store, opened
+/// once and kept (`store(open:)`); the node kernels of each use, built here; and the
+/// connections to the nodes' agents (`AgentConnectionPool`), which outlive the use. A loop of any number of cycles opens one connection per agent; a
 /// connection is made again only when it broke (an agent that restarted: gRPC reconnects to it
 /// alone) or when the node's address, the controller's credentials or the revocation of the
 /// agent's certificate ask for it.
@@ -24,12 +26,32 @@ public final class FleetSession: Sendable {
     /// The connections to the agents, kept across uses.
     public let agents: AgentConnectionPool
     private let logger: Logger
+    /// The Store once opened (or being opened); an open that failed is not kept.
+    private let keptStore = Mutex<Task<any ControllerStore, any Error>?>(nil)
 
     /// - Parameter beforeAgentApply: called right before each apply request leaves for an
     ///   agent (a test harness's; nil in production).
     init(clock: any ReconcilerClock, beforeAgentApply: (@Sendable (String) -> Void)? = nil, logger: Logger) {
         self.agents = AgentConnectionPool(now: { clock.now() }, beforeApply: beforeAgentApply, logger: logger)
         self.logger = logger
+    }
+
+    /// The process's Store: opened by `open` at the first use, then the same Store for every
+    /// later use (the lease keeper's included). An open that fails is tried again at the next
+    /// use; uses that ask while it opens wait for that one open.
+    func store(open: @escaping @Sendable () async throws -> any ControllerStore) async throws -> any ControllerStore {
+        let opening = keptStore.withLock { kept in
+            if let kept { return kept }
+            let opening = Task { try await open() }
+            kept = opening
+            return opening
+        }
+        do {
+            return try await opening.value
+        } catch {
+            keptStore.withLock { kept in if kept == opening { kept = nil } }
+            throw error
+        }
     }
 
     /// The kernels of `endpoints` for one use: `sim` nodes in `simulated` (saved to

@@ -151,14 +151,19 @@ public final class MeshwardController: Sendable {
         }
         do {
             let run = { [self] () async throws -> ApplyDocument in
+                // The plan made again under the lease reads the fleet; the first pass reuses
+                // that reading (taken under this lease, moments before) instead of a third one.
+                var reading: FleetObservation?
                 if let expected {
-                    let now = try await plan(intent, target: target)
-                    let reasons = PlanComparison.differences(saved: expected, now: now)
+                    let now = try await PlanRehearsal(context: context).rehearse(intent, target: target)
+                    let reasons = PlanComparison.differences(saved: expected, now: now.plan)
                     if !reasons.isEmpty { throw ControllerError.stalePlan(file: planFile, reasons: reasons) }
+                    reading = now.reading
                 }
                 return try await ApplyWorkflow(context: context, store: store).run(
                     intent, source: source, command: command, waitForDrain: waitForDrain, rekey: rekey,
-                    target: target, fence: keeper, epoch: keeper.lease?.epoch ?? 0, onPass: onPass)
+                    target: target, fence: keeper, epoch: keeper.lease?.epoch ?? 0, firstReading: reading,
+                    onPass: onPass)
             }
             // A one-shot run keeps its own lease renewed beside it; a loop's keeper does that already.
             let document = lease == nil ? try await keeper.whileRenewing(run) : try await run()

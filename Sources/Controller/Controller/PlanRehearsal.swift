@@ -20,6 +20,15 @@ struct PlanRehearsal {
     /// the document's `target` says so, and a changed revision alone is no change (a targeted
     /// run does not record it).
     func plan(_ spec: FleetIntent, target: ApplyTarget? = nil) async throws -> PlanDocument {
+        try await rehearse(spec, target: target).plan
+    }
+
+    /// The plan, and the reading of the fleet it was made from: an `apply` that makes its plan
+    /// again under the lease gives that reading to its first pass instead of reading the
+    /// fleet once more.
+    func rehearse(
+        _ spec: FleetIntent, target: ApplyTarget? = nil
+    ) async throws -> (plan: PlanDocument, reading: FleetObservation) {
         let store = try context.hasState() ? try await context.openStore() : nil
         let allRecords = try await store?.loadChannels() ?? [:]
         let settings: ControllerSettings? = if let store { try await ControllerSettings.load(from: store) } else { nil }
@@ -44,7 +53,7 @@ struct PlanRehearsal {
             store: ScratchGenerationStore(channels: records), kernels: live, reqid: Reqid(intent.reqid),
             clock: context.clock,
             logger: context.logger)
-        let (observations, unreachable, _) = await reader.observe(Set(endpoints.keys))
+        let (observations, unreachable, enrolling) = await reader.observe(Set(endpoints.keys))
         // Everything after this runs on the scratch fleet: the live kernels are done with.
         await everything.close()
 
@@ -117,7 +126,7 @@ struct PlanRehearsal {
                 "this plan removes \(removal.removed) of the \(removal.held) channels the Store holds (more than "
                     + "half): apply refuses it without --force")
         }
-        return PlanDocument(
+        let plan = PlanDocument(
             cluster: spec.cluster, revision: spec.revision,
             changes: operations > 0 || !issued.isEmpty || (revisionChanged && target == nil),
             summary: .init(
@@ -134,6 +143,7 @@ struct PlanRehearsal {
             warnings: warnings, target: target?.argument,
             stateFingerprint: StateFingerprint.store(records: allRecords, revision: settings?.revision),
             fleetFingerprint: StateFingerprint.fleet(observations: observations, unreachable: unreachable))
+        return (plan, FleetObservation(observations: observations, unreachable: unreachable, enrolling: enrolling))
     }
 
     /// The target of `operation` with a placeholder generation's SPI shown as `new-N` (the real

@@ -214,7 +214,7 @@ public struct ReconcileService: Service {
     /// How a standby's wait ended.
     private enum StandbyWake: Sendable {
         case roleChanged
-        case trigger(String)
+        case trigger([String])
         case interval
     }
 
@@ -236,7 +236,10 @@ public struct ReconcileService: Service {
                     await keeper.waitForRole { $0.isLeading || (!tried && $0 != .idle) }
                     return .roleChanged
                 }
-                group.addTask { await reload.wait(until: deadline, on: clock).map(StandbyWake.trigger) ?? .interval }
+                group.addTask {
+                    let reasons = await reload.wait(until: deadline, on: clock)
+                    return reasons.isEmpty ? .interval : .trigger(reasons)
+                }
                 let first = await group.next() ?? .interval
                 group.cancelAll()
                 return first
@@ -255,12 +258,14 @@ public struct ReconcileService: Service {
     private func waitForNextCycle(until deadline: Date) async -> Bool {
         let reload = self.reload
         let clock = self.clock
-        let reason = await withGracefulShutdownHandler {
+        let reasons = await withGracefulShutdownHandler {
             await reload.wait(until: deadline, on: clock)
         } onGracefulShutdown: {
             reload.fire("shutting down")
         }
-        if let reason, !Task.isShuttingDownGracefully { logger.notice("\(reason); reloading") }
-        return reason != nil
+        if !Task.isShuttingDownGracefully {
+            for reason in reasons { logger.notice("\(reason); reloading") }
+        }
+        return !reasons.isEmpty
     }
 }

@@ -154,26 +154,41 @@ public final class FleetReconciler: Sendable {
     public func runPass(
         number: Int, intent: FleetIntent, records: inout [ChannelID: ChannelRecord],
         rekeyRequests: [ChannelID: Date] = [:], defaultDrain: Duration = .seconds(5),
-        revision: Int64? = nil
+        revision: Int64? = nil, reusing earlier: FleetObservation? = nil
     ) async throws -> PassReport {
         let prepared = try await preparePass(
             number: number, intent: intent, records: &records, rekeyRequests: rekeyRequests,
-            defaultDrain: defaultDrain)
+            defaultDrain: defaultDrain, reusing: earlier)
         return try await execute(prepared, revision: revision)
     }
 
     /// The first half of a pass: observe every node, plan, issue the generations the plan asks
     /// for and record the generation changes in the Store. No kernel is changed yet.
+    ///
+    /// `earlier`, when given, is a reading of the fleet made moments before under the same
+    /// lease (the plan an interactive `apply` compares): the nodes it settles are not read
+    /// again, every other node is.
     public func preparePass(
         number: Int, intent: FleetIntent, records: inout [ChannelID: ChannelRecord],
-        rekeyRequests: [ChannelID: Date] = [:], defaultDrain: Duration = .seconds(5)
+        rekeyRequests: [ChannelID: Date] = [:], defaultDrain: Duration = .seconds(5),
+        reusing earlier: FleetObservation? = nil
     )
         async throws -> PreparedPass
     {
         let now = clock.now()
         let nodes = kernels.knownNodes.union(intent.nodes.map(\.name))
             .union(records.keys.flatMap { [$0.from, $0.to] })
-        let (observations, unreachable, enrolling) = await observe(nodes)
+        let reused = nodes.intersection(earlier?.settled ?? [])
+        let read = await observe(nodes.subtracting(reused))
+        var observations = read.observations
+        var unreachable = read.unreachable
+        let enrolling = read.enrolling
+        if let earlier {
+            for node in reused {
+                if let observation = earlier.observations[node] { observations[node] = observation }
+                if let reason = earlier.unreachable[node] { unreachable[node] = reason }
+            }
+        }
         var input = PlanningInput(
             intent: intent, channels: records, observations: observations, unreachable: unreachable,
             waitingForEnrollment: enrolling, knownNodes: kernels.knownNodes, rekeyRequests: rekeyRequests, reqid: reqid,
@@ -360,9 +375,12 @@ public final class FleetReconciler: Sendable {
     /// Runs passes until the fleet converges, only drain waits remain (`waitForDrain` false),
     /// or only blocked channels remain. With `waitForDrain`, sleeps on the clock until the
     /// next drain deadline and goes on. Every pass is measured for the recorder.
+    ///
+    /// `firstReading`: a reading of the fleet made under the same lease moments before, which
+    /// the first pass uses for the nodes it settles instead of reading them again.
     public func converge(
         intent: FleetIntent, waitForDrain: Bool, rekeyRequests: [ChannelID: Date] = [:],
-        defaultDrain: Duration = .seconds(5), revision: Int64? = nil,
+        defaultDrain: Duration = .seconds(5), revision: Int64? = nil, firstReading: FleetObservation? = nil,
         onPass: (PassReport) async throws -> Void = { _ in }
     ) async throws -> ConvergeReport {
         var records = try await store.loadChannels()
@@ -372,7 +390,7 @@ public final class FleetReconciler: Sendable {
             let before = records
             let report = try await runPass(
                 number: passes.count + 1, intent: intent, records: &records, rekeyRequests: rekeyRequests,
-                defaultDrain: defaultDrain, revision: revision)
+                defaultDrain: defaultDrain, revision: revision, reusing: passes.isEmpty ? firstReading : nil)
             recorder.record(
                 pass: PassMeasurement(report: report, before: before, after: records, intent: intent, now: clock.now()))
             try await onPass(report)

@@ -230,7 +230,9 @@ struct FleetSessionTests {
         await fleet.stop()
     }
 
-    @Test("the session opens its Store once for all its uses, twenty concurrent first uses included, and again after an open that failed")
+    @Test(
+        "the session opens its Store once for all its uses, twenty concurrent first uses included, and again after an open that failed"
+    )
     func storeIsOpenedOnce() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-session-\(UUID())")
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -13,9 +13,11 @@ struct ReloadTriggerTests {
     /// starts or ends waiting.
     static func parkingClock() -> (ManualClock, AsyncStream<Void>) {
         let (changes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let clock = ManualClock(Date(timeIntervalSince1970: 1_800_000_000), sleeps: .wait, onChange: {
-            continuation.yield()
-        })
+        let clock = ManualClock(
+            Date(timeIntervalSince1970: 1_800_000_000), sleeps: .wait,
+            onChange: {
+                continuation.yield()
+            })
         return (clock, changes)
     }
 

@@ -255,6 +255,50 @@ struct FleetSessionTests {
         #expect(opens.withLock { $0 } == 2, "one failed open, then one open for 21 uses")
     }
 
+    /// Metadata in memory that counts its reads and writes.
+    final class CountingMetadata: MetadataStore {
+        private let values = Mutex<[String: String]>([:])
+        let reads = Mutex(0)
+        let writes = Mutex(0)
+        func metadata(_ key: String) async throws -> String? {
+            reads.withLock { $0 += 1 }
+            return values.withLock { $0[key] }
+        }
+        func setMetadata(_ key: String, _ value: String?) async throws {
+            writes.withLock { $0 += 1 }
+            values.withLock { $0[key] = value }
+        }
+    }
+
+    @Test(
+        "the session reads the settings once per lease epoch and writes them only when they changed; without a lease it reads them at every use"
+    )
+    func settingsAreKeptPerEpoch() async throws {
+        let session = FleetSession(clock: ManualClock(Date()), logger: Self.quiet)
+        let store = CountingMetadata()
+        let first = ControllerSettings(
+            cluster: "test", reqid: 7, revision: "r1", rekeyEverySeconds: 3600, rekeyPackets: nil, drainSeconds: 5,
+            endpoints: ["n0": "sim"], rekeyRequests: [:])
+        try await first.save(to: store)
+        let (reads, writes) = (store.reads.withLock { $0 }, store.writes.withLock { $0 })
+        for _ in 0..<5 {
+            #expect(try await session.settings(epoch: 3, in: store) == first)
+            try await session.save(first, epoch: 3, to: store)
+        }
+        #expect(store.reads.withLock { $0 } == reads + 1, "one read for five uses under epoch 3")
+        #expect(store.writes.withLock { $0 } == writes, "unchanged settings are not written")
+        var second = first
+        second.revision = "r2"
+        try await session.save(second, epoch: 3, to: store)
+        #expect(store.writes.withLock { $0 } == writes + 1)
+        #expect(try await session.settings(epoch: 3, in: store) == second)
+        #expect(try await session.settings(epoch: 4, in: store) == second)
+        #expect(store.reads.withLock { $0 } == reads + 2, "a new epoch reads again")
+        _ = try await session.settings(epoch: 0, in: store)
+        _ = try await session.settings(epoch: 0, in: store)
+        #expect(store.reads.withLock { $0 } == reads + 4, "without a lease every use reads")
+    }
+
     /// Writes `spec` next to the fleet's own and returns its path.
     static func write(_ spec: FleetSpec, in fleet: AgentFleet) throws -> String {
         let file = fleet.directory.appendingPathComponent("changed-\(UUID()).yaml")

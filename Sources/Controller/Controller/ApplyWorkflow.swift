@@ -23,7 +23,7 @@ struct ApplyWorkflow {
         fence: any WriteFence, epoch: Int64, firstReading: FleetObservation? = nil,
         onPass: @escaping @Sendable (PassReport) async -> Void
     ) async throws -> ApplyDocument {
-        let previous = try await ControllerSettings.load(from: store)
+        let previous = try await context.session.settings(epoch: epoch, in: store)
         let records = try await store.loadChannels()
         let scope = try target.map { try FleetScope(target: $0, intent: intent, records: records) }
         var rekeyRequests = previous?.rekeyRequests ?? [:]
@@ -41,7 +41,7 @@ struct ApplyWorkflow {
             rekeyPackets: intent.channels.first?.rekey.packets,
             drainSeconds: intent.channels.first?.drain.timeInterval ?? previous?.drainSeconds ?? 5,
             endpoints: endpoints.mapValues(\.description), rekeyRequests: rekeyRequests)
-        try await settings.save(to: store)
+        try await context.session.save(settings, epoch: epoch, to: store)
 
         let simulated = try context.loadSimulatedFleet(intent: intent)
         context.observers.simulatedFleetOpened?(simulated, context.simulatedFleetURL)
@@ -103,7 +103,7 @@ struct ApplyWorkflow {
             guard let record = remaining.values.first(where: { $0.id.description == key }) else { return false }
             return !record.generations.contains { $0.state == .active && $0.createdAt >= requested }
         }
-        try await settings.save(to: store)
+        try await context.session.save(settings, epoch: epoch, to: store)
 
         let document = applyDocument(intent, report: report)
         let latest = try await store.revisions(limit: 1).first

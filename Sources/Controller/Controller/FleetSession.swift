@@ -28,6 +28,8 @@ public final class FleetSession: Sendable {
     private let logger: Logger
     /// The Store once opened (or being opened); an open that failed is not kept.
     private let keptStore = Mutex<Task<any ControllerStore, any Error>?>(nil)
+    /// The settings as last read or written under a lease epoch (`settings(epoch:in:)`).
+    private let keptSettings = Mutex<(epoch: Int64, settings: ControllerSettings?)?>(nil)
 
     /// - Parameter beforeAgentApply: called right before each apply request leaves for an
     ///   agent (a test harness's; nil in production).
@@ -52,6 +54,29 @@ public final class FleetSession: Sendable {
             keptStore.withLock { kept in if kept == opening { kept = nil } }
             throw error
         }
+    }
+
+    /// The controller's settings (`ControllerSettings`) in `store`: read once per lease epoch
+    /// and kept. Under one epoch only its holder writes them (every write is fenced), so a
+    /// loop that keeps its lease reads them at its first cycle alone; a new epoch (a takeover,
+    /// another controller's turn in between) reads them again. `epoch` 0, no lease, always
+    /// reads.
+    func settings(epoch: Int64, in store: any MetadataStore) async throws -> ControllerSettings? {
+        if epoch > 0, let kept = keptSettings.withLock({ $0 }), kept.epoch == epoch { return kept.settings }
+        let settings = try await ControllerSettings.load(from: store)
+        if epoch > 0 { keptSettings.withLock { $0 = (epoch, settings) } }
+        return settings
+    }
+
+    /// Writes `settings` to `store` under `epoch`, unless they are what that epoch last read or
+    /// wrote: a cycle that changes nothing writes nothing.
+    func save(_ settings: ControllerSettings, epoch: Int64, to store: any MetadataStore) async throws {
+        if epoch > 0, let kept = keptSettings.withLock({ $0 }), kept.epoch == epoch, kept.settings == settings {
+            return
+        }
+        keptSettings.withLock { $0 = nil }
+        try await settings.save(to: store)
+        if epoch > 0 { keptSettings.withLock { $0 = (epoch, settings) } }
     }
 
     /// The kernels of `endpoints` for one use: `sim` nodes in `simulated` (saved to

@@ -16,7 +16,7 @@ extension PostgresStore: JournalStore {
                 [
                     .text(entry.node), .text(entry.operation), .text(entry.target), .text(entry.channel?.from),
                     .text(entry.channel?.to), .text(entry.channel?.family.rawValue), .real(entry.plannedAt.storedValue),
-                    .real(entry.appliedAt?.storedValue), .text(entry.result), .integer(entry.revision),
+                    .real(entry.appliedAt?.storedValue), .text(entry.result.description), .integer(entry.revision),
                 ]
             }
             for chunk in SQLRows.chunks(rows) {
@@ -46,7 +46,7 @@ extension PostgresStore: JournalStore {
     /// Writes `appliedAt` and `result` of entries by id, in one transaction of multi-row UPDATEs.
     public func completeJournal(_ entries: [JournalEntry]) async throws {
         let rows: [[SQLValue]] = entries.compactMap { entry in
-            entry.id.map { [.integer($0), .real(entry.appliedAt?.storedValue), .text(entry.result)] }
+            entry.id.map { [.integer($0), .real(entry.appliedAt?.storedValue), .text(entry.result.description)] }
         }
         guard !rows.isEmpty else { return }
         try await transaction("complete journal entries") { connection in
@@ -88,7 +88,7 @@ extension PostgresStore: JournalStore {
                     JournalEntry(
                         id: id, node: node, operation: operation, target: target, channel: channel,
                         plannedAt: Date(storedValue: plannedAt), appliedAt: appliedAt.map(Date.init(storedValue:)),
-                        result: result, revision: revision))
+                        result: JournalResult(storedText: result), revision: revision))
             }
             return entries
         }

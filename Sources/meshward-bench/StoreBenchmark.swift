@@ -262,7 +262,7 @@ struct StoreBenchmark: AsyncParsableCommand {
                 ["add-sa", "add-sa", "update-policy", "update-policy"].map { operation in
                     JournalEntry(
                         node: record.id.from, operation: operation, target: "\(record.id)", channel: record.id,
-                        plannedAt: now, result: "planned", revision: nil)
+                        plannedAt: now, result: .planned, revision: nil)
                 }
             }
             let journaled = try await store.appendJournal(entries)
@@ -270,7 +270,7 @@ struct StoreBenchmark: AsyncParsableCommand {
                 journaled.map { entry in
                     var entry = entry
                     entry.appliedAt = now
-                    entry.result = "applied"
+                    entry.result = .applied
                     return entry
                 })
         }

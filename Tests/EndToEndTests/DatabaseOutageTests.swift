@@ -140,10 +140,10 @@ struct DatabaseOutageTests {
         // none completed (their completing transaction was rolled back as a whole).
         let store = try await scenario.openStore(cli)
         let journal = try await store.journal(limit: nil, node: nil)
-        let interrupted = Set(journal.filter { $0.result == "planned" }.map(\.plannedAt))
+        let interrupted = Set(journal.filter { $0.result == .planned }.map(\.plannedAt))
         #expect(interrupted.count == 1, "passes left planned: \(interrupted.count)")
         for entry in journal where interrupted.contains(entry.plannedAt) {
-            #expect(entry.result == "planned" && entry.appliedAt == nil, "\(entry.operation) \(entry.target)")
+            #expect(entry.result == .planned && entry.appliedAt == nil, "\(entry.operation) \(entry.target)")
         }
         #expect(journal.filter { interrupted.contains($0.plannedAt) }.count >= Self.pauseAfter)
 

@@ -145,7 +145,7 @@ struct AgentContinuityTests {
         slow.delay(false)
         #expect(!first.results.isEmpty, "unreachable: \(first.unreachable)")
         #expect(first.results.allSatisfy { if case .indeterminate = $0.outcome { true } else { false } })
-        #expect(store.journal.allSatisfy { $0.result.hasPrefix("indeterminate") && $0.appliedAt == nil })
+        #expect(store.journal.allSatisfy { if case .indeterminate = $0.result { $0.appliedAt == nil } else { false } })
         let second = try await reconciler.runPass(number: 2, intent: intent, records: &records)
         let resent = Set(first.results.map(\.planned)).intersection(second.results.map(\.planned))
         #expect(resent.isEmpty, "resent: \(resent)")

@@ -277,8 +277,8 @@ struct FleetSessionTests {
         let session = FleetSession(clock: ManualClock(Date()), logger: Self.quiet)
         let store = CountingMetadata()
         let first = ControllerSettings(
-            cluster: "test", reqid: 7, revision: "r1", rekeyEverySeconds: 3600, rekeyPackets: nil, drainSeconds: 5,
-            endpoints: ["n0": "sim"], rekeyRequests: [:])
+            cluster: "test", reqid: 7, revision: "r1", rekeyEvery: .seconds(3600), rekeyPackets: nil,
+            drain: .seconds(5), endpoints: ["n0": .sim], rekeyRequests: [:])
         try await first.save(to: store)
         let (reads, writes) = (store.reads.withLock { $0 }, store.writes.withLock { $0 })
         for _ in 0..<5 {

@@ -38,4 +38,29 @@ struct SQLiteSchemaTests {
         let error = #expect(throws: StoreError.self) { try test.store.loadChannels() }
         #expect(error?.description.contains("channel step 'steady' is unknown") == true)
     }
+
+    @Test(
+        "the journal's result column holds the text earlier releases wrote, and such text reads back typed",
+        arguments: StoreKind.allCases)
+    func journalResultText(kind: StoreKind) async throws {
+        let test = try TestStore(kind)
+        var entry = try test.store.appendJournal([
+            JournalEntry(node: "a", operation: "add-sa", target: "SA", plannedAt: t0, result: .planned)
+        ])[0]
+        func column() throws -> String? {
+            try test.store.read("read the result") { db in try String.fetchOne(db, sql: "SELECT result FROM journal") }
+        }
+        #expect(try column() == "planned")
+        entry.result = .failed(error: "EEXIST (17) (File exists)")
+        try test.store.completeJournal([entry])
+        #expect(try column() == "failed: EEXIST (17) (File exists)")
+
+        try test.store.write("write an earlier release's text") { db in
+            try db.execute(sql: "UPDATE journal SET result = 'not attempted: node a is unreachable'")
+        }
+        #expect(
+            try test.store.journal(limit: nil, node: nil).map(\.result) == [
+                .notAttempted(reason: "node a is unreachable")
+            ])
+    }
 }

@@ -29,7 +29,7 @@ struct ApplyWorkflow {
         var rekeyRequests = previous?.rekeyRequests ?? [:]
         if let rekey {
             let now = context.clock.now()
-            for id in try rekey.channels(in: intent) { rekeyRequests[id.description] = now }
+            for id in try rekey.channels(in: intent) { rekeyRequests[id] = now }
         }
         let endpoints = ControllerContext.nodeEndpoints(
             for: intent, remembered: previous?.endpoints ?? [:], records: records)
@@ -37,10 +37,10 @@ struct ApplyWorkflow {
         let revision = scope == nil ? intent.revision : (previous?.revision ?? intent.revision)
         var settings = ControllerSettings(
             cluster: intent.cluster, reqid: intent.reqid, revision: revision,
-            rekeyEverySeconds: intent.channels.first?.rekey.every.timeInterval ?? previous?.rekeyEverySeconds ?? 86_400,
+            rekeyEvery: intent.channels.first?.rekey.every ?? previous?.rekeyEvery ?? .seconds(86_400),
             rekeyPackets: intent.channels.first?.rekey.packets,
-            drainSeconds: intent.channels.first?.drain.timeInterval ?? previous?.drainSeconds ?? 5,
-            endpoints: endpoints.mapValues(\.description), rekeyRequests: rekeyRequests)
+            drain: intent.channels.first?.drain ?? previous?.drain ?? .seconds(5),
+            endpoints: endpoints, rekeyRequests: rekeyRequests)
         try await context.session.save(settings, epoch: epoch, to: store)
 
         let simulated = try context.loadSimulatedFleet(intent: intent)
@@ -66,7 +66,7 @@ struct ApplyWorkflow {
             report = try await reconciler.converge(
                 intent: runIntent, waitForDrain: waitForDrain,
                 rekeyRequests: ControllerContext.requests(rekeyRequests, in: runIntent),
-                defaultDrain: .seconds(settings.drainSeconds), firstReading: firstReading,
+                defaultDrain: settings.drain, firstReading: firstReading,
                 onPass: { pass in
                     _ = try await fence.confirm(at: clock.now())
                     contacts.note(pass, agents: context.session.agents, endpoints: endpoints)
@@ -96,11 +96,9 @@ struct ApplyWorkflow {
         let remaining = try await store.loadChannels()
         if scope == nil { try await revokeRemovedNodes(intent, remaining: remaining) }
         settings.endpoints = ControllerContext.nodeEndpoints(
-            for: intent, remembered: settings.endpoints, records: remaining
-        )
-        .mapValues(\.description)
-        settings.rekeyRequests = rekeyRequests.filter { key, requested in
-            guard let record = remaining.values.first(where: { $0.id.description == key }) else { return false }
+            for: intent, remembered: settings.endpoints, records: remaining)
+        settings.rekeyRequests = rekeyRequests.filter { channel, requested in
+            guard let record = remaining[channel] else { return false }
             return !record.generations.contains { $0.state == .active && $0.createdAt >= requested }
         }
         try await context.session.save(settings, epoch: epoch, to: store)

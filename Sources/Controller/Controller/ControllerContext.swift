@@ -60,23 +60,21 @@ struct ControllerContext: Sendable {
 
     /// Nodes of the spec, plus remembered nodes that still have channels in the Store.
     static func nodeEndpoints(
-        for intent: FleetIntent, remembered: [String: String],
+        for intent: FleetIntent, remembered: [String: NodeEndpoint],
         records: [ChannelID: ChannelRecord]
     ) -> [String: NodeEndpoint] {
         var result: [String: NodeEndpoint] = [:]
         let involved = Set(records.keys.flatMap { [$0.from, $0.to] })
-        for (node, text) in remembered where involved.contains(node) {
-            if let endpoint = NodeEndpoint(text) { result[node] = endpoint }
-        }
+        for (node, endpoint) in remembered where involved.contains(node) { result[node] = endpoint }
         for node in intent.nodes { result[node.name] = node.endpoint }
         return result
     }
 
     /// The recorded rekey requests of channels the spec still names.
-    static func requests(_ requests: [String: Date], in intent: FleetIntent) -> [ChannelID: Date] {
+    static func requests(_ requests: [ChannelID: Date], in intent: FleetIntent) -> [ChannelID: Date] {
         var result: [ChannelID: Date] = [:]
         for channel in intent.channels {
-            if let requested = requests[channel.id.description] { result[channel.id] = requested }
+            if let requested = requests[channel.id] { result[channel.id] = requested }
         }
         return result
     }

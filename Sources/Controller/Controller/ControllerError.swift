@@ -36,6 +36,9 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
     case leaseWaitTimedOut(LeaseWait, waited: Double)
     /// A Store on a database server needs the operator's master key file: it is never created there.
     case masterKeyFileRequired(store: String)
+    /// The controller settings the Store holds (metadata `key`) are not settings this Meshward
+    /// reads: `reason` names the setting and what is wrong with it.
+    case unreadableSettings(key: String, reason: String)
 
     public var description: String {
         switch self {
@@ -92,6 +95,10 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
         case .masterKeyFileRequired(let store):
             "the Store at \(store) needs --master-key-file FILE: the 32-byte, mode 0600 master key every "
                 + "controller of this Store shares (it never enters the database, and is never created there)"
+        case .unreadableSettings(let key, let reason):
+            "the controller settings in the Store (metadata \(key)) cannot be read: \(reason); nothing was changed. "
+                + "A newer Meshward may have written them (run that one), or the database was altered (restore it "
+                + "from backup)"
         }
     }
 

@@ -133,7 +133,8 @@ public final class MeshwardController: Sendable {
         }
         let store = keeper.store
         try Self.refuseOtherCluster(
-            intent, recorded: try await ControllerSettings.load(from: store)?.cluster, directory: stateDirectory)
+            intent, recorded: try await session.settings(epoch: lease?.lease?.epoch ?? 0, in: store)?.cluster,
+            directory: stateDirectory)
         if !force {
             try await refuseLostStore(intent, store: store)
             let records = try await store.loadChannels()

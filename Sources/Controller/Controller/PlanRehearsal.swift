@@ -78,7 +78,7 @@ struct PlanRehearsal {
             logger: Logger(label: "meshward.plan", factory: { _ in SwiftLogNoOpLogHandler() }))
         let report = try await rehearsal.converge(
             intent: intent, waitForDrain: true, rekeyRequests: rekeyRequests,
-            defaultDrain: .seconds(settings?.drainSeconds ?? 5))
+            defaultDrain: settings?.drain ?? .seconds(5))
 
         let placeholders = scratchStore.placeholderSPIs
         var stages: [PlanDocument.Stage] = []

@@ -23,25 +23,27 @@ public struct PlanSettingChange: Codable, Sendable, Equatable {
             if old != new { changes.append(PlanSettingChange(setting: setting, from: old, to: new, effect: effect)) }
         }
         let first = intent.channels.first
-        if let every = first?.rekey.every.timeInterval {
+        if let every = first?.rekey.every {
             let effect =
-                every < settings.rekeyEverySeconds
-                ? "next rekeys move earlier" : every > settings.rekeyEverySeconds ? "next rekeys move later" : nil
-            add("rekey.every", format(seconds: settings.rekeyEverySeconds), format(seconds: every), effect: effect)
+                every < settings.rekeyEvery
+                ? "next rekeys move earlier" : every > settings.rekeyEvery ? "next rekeys move later" : nil
+            add(
+                "rekey.every", format(seconds: settings.rekeyEvery.timeInterval), format(seconds: every.timeInterval),
+                effect: effect)
         }
         if first != nil {
             add(
                 "rekey.packets", settings.rekeyPackets.map(String.init) ?? "none",
                 first?.rekey.packets.map(String.init) ?? "none")
         }
-        if let drain = first?.drain.timeInterval {
-            add("drain", format(seconds: settings.drainSeconds), format(seconds: drain))
+        if let drain = first?.drain {
+            add("drain", format(seconds: settings.drain.timeInterval), format(seconds: drain.timeInterval))
         }
         add("cluster", settings.cluster, intent.cluster)
         add("reqid", Reqid(settings.reqid).description, Reqid(intent.reqid).description)
         for node in intent.nodes {
             if let recorded = settings.endpoints[node.name] {
-                add("endpoint of \(node.name)", recorded, node.endpoint.description)
+                add("endpoint of \(node.name)", recorded.description, node.endpoint.description)
             }
         }
         return changes

@@ -28,8 +28,7 @@ struct StatusReport {
         let records = try await store.loadChannels()
         let settings = try await ControllerSettings.load(from: store)
         let simulated = try SimulatedFleet.load(from: context.simulatedFleetURL)
-        var endpoints: [String: NodeEndpoint] = [:]
-        for (node, text) in settings?.endpoints ?? [:] { endpoints[node] = NodeEndpoint(text) }
+        var endpoints = settings?.endpoints ?? [:]
         if settings == nil {
             // An empty Store (lost, truncated): look at the simulated kernels it would have
             // known, so that what they still hold is reported rather than hidden.
@@ -163,7 +162,8 @@ struct StatusReport {
         let active = record.generations.last { $0.state == .active }
         // The same judgement the drift metric makes (`ChannelRecord.drift`).
         let drift = record.drift(observations: observations)
-        let nextRekey = active.map { $0.createdAt.addingTimeInterval(settings?.rekeyEverySeconds ?? 86_400) }
+        let rekeyEvery = settings?.rekeyEvery ?? .seconds(86_400)
+        let nextRekey = active.map { $0.createdAt.addingTimeInterval(rekeyEvery.timeInterval) }
         let rekeyIn = nextRekey.map { Int($0.timeIntervalSince(now).rounded(.down)) }
         func counters(on node: String) -> StatusDocument.SACounterReport? {
             guard let active else { return nil }
@@ -176,6 +176,7 @@ struct StatusReport {
                 firstUsed: sa.counters.useTime == 0 ? nil : Date(timeIntervalSince1970: Double(sa.counters.useTime)))
         }
         let draining = record.generations.last { $0.state == .retiring && $0.supersededAt != nil }
+        let drain = settings?.drain ?? .seconds(5)
         return StatusDocument.Channel(
             channel: record.id.description, from: record.id.from, to: record.id.to, family: record.id.family.rawValue,
             step: record.step.rawValue, generation: active?.number, spi: active?.spi.hex,
@@ -183,7 +184,7 @@ struct StatusReport {
             keyAgeSeconds: active.map { Int(now.timeIntervalSince($0.createdAt)) }, nextRekey: nextRekey,
             drift: !drift.isEmpty, driftDetail: drift, rekeyInSeconds: rekeyIn, rekeyOverdue: (rekeyIn ?? 0) < 0,
             outbound: counters(on: record.id.from), inbound: counters(on: record.id.to),
-            drainUntil: draining?.supersededAt?.addingTimeInterval(settings?.drainSeconds ?? 5))
+            drainUntil: draining?.supersededAt?.addingTimeInterval(drain.timeInterval))
     }
 
     /// Applied revisions, newest first.

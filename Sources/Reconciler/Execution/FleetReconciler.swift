@@ -282,7 +282,7 @@ public final class FleetReconciler: Sendable {
                 planned.append(
                     JournalEntry(
                         node: node, operation: operation.operation.kind, target: operation.operation.target,
-                        channel: operation.channel, plannedAt: plannedAt, result: "planned", revision: revision))
+                        channel: operation.channel, plannedAt: plannedAt, result: .planned, revision: revision))
             }
         }
         let journaled: [JournalEntry]
@@ -349,7 +349,7 @@ public final class FleetReconciler: Sendable {
                 results.append((planned, outcome))
                 if var entry = entries.next() {
                     entry.appliedAt = outcome.isApplied ? appliedAt : nil
-                    entry.result = "\(outcome)"
+                    entry.result = JournalResult(outcome)
                     completed.append(entry)
                 }
                 if outcome.isApplied {

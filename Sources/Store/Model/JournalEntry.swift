@@ -19,14 +19,14 @@ public struct JournalEntry: Sendable, Hashable {
     public var plannedAt: Date
     /// When it was applied; nil when it was planned but not (yet) applied.
     public var appliedAt: Date?
-    /// `ok`, or the error as the kernel reported it.
-    public var result: String
+    /// How the operation went: `planned` until it is answered, then its outcome.
+    public var result: JournalResult
     /// The revision being applied, if any (`RevisionRecord.id`).
     public var revision: Int64?
 
     public init(
         id: Int64? = nil, node: String, operation: String, target: String, channel: ChannelID? = nil,
-        plannedAt: Date, appliedAt: Date? = nil, result: String, revision: Int64? = nil
+        plannedAt: Date, appliedAt: Date? = nil, result: JournalResult, revision: Int64? = nil
     ) {
         self.id = id
         self.node = node

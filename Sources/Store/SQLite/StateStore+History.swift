@@ -47,7 +47,7 @@ extension StateStore {
                 try insert.execute(arguments: [
                     entry.node, entry.operation, entry.target, entry.channel?.from, entry.channel?.to,
                     entry.channel?.family.rawValue, entry.plannedAt.storedValue, entry.appliedAt?.storedValue,
-                    entry.result, entry.revision,
+                    entry.result.description, entry.revision,
                 ])
                 var stored = entry
                 stored.id = db.lastInsertedRowID
@@ -64,7 +64,7 @@ extension StateStore {
             let update = try db.cachedStatement(sql: "UPDATE journal SET applied_at = ?, result = ? WHERE id = ?")
             for entry in entries {
                 guard let id = entry.id else { continue }
-                try update.execute(arguments: [entry.appliedAt?.storedValue, entry.result, id])
+                try update.execute(arguments: [entry.appliedAt?.storedValue, entry.result.description, id])
             }
         }
     }
@@ -95,7 +95,7 @@ extension StateStore {
                 return JournalEntry(
                     id: row[0], node: row[1], operation: row[2], target: row[3], channel: channel,
                     plannedAt: Date(storedValue: row[7]), appliedAt: (row[8] as Double?).map(Date.init(storedValue:)),
-                    result: row[9], revision: row[10])
+                    result: JournalResult(storedText: row[9]), revision: row[10])
             }
         }
     }

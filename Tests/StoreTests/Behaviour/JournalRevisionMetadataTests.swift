@@ -42,13 +42,13 @@ struct JournalRevisionMetadataTests {
             JournalEntry(
                 node: "web-1", operation: "add-sa", target: "SA 198.18.1.2 spi 0x00001234",
                 channel: channel("web-1", "app-1"),
-                plannedAt: t0, appliedAt: t0.addingTimeInterval(0.5), result: "ok", revision: revision.id),
+                plannedAt: t0, appliedAt: t0.addingTimeInterval(0.5), result: .applied, revision: revision.id),
             JournalEntry(
                 node: "app-1", operation: "update-policy", target: "policy in web-1->app-1", plannedAt: t0,
-                result: "EEXIST: File exists"),
+                result: .failed(error: "EEXIST (17) (File exists)")),
             JournalEntry(
                 node: "web-1", operation: "delete-sa", target: "SA 198.18.1.2 spi 0x00000999", plannedAt: t0,
-                result: "ok"),
+                result: .planned),
         ]
         let stored = try await test.store.appendJournal(entries)
         #expect(stored.allSatisfy { $0.id != nil })
@@ -65,13 +65,35 @@ struct JournalRevisionMetadataTests {
         // Completing writes each entry's outcome by id; the others keep theirs.
         var completed = stored[1]
         completed.appliedAt = t0.addingTimeInterval(2)
-        completed.result = "ok"
+        completed.result = .applied
         try await test.store.completeJournal([completed])
         #expect(try await test.connect().journal(limit: nil, node: "app-1") == [completed])
         #expect(try await test.store.journal(limit: nil, node: "web-1") == [stored[2], stored[0]])
 
         #expect(try await test.store.pruneJournal(plannedBefore: t0.addingTimeInterval(1)) == 3)
         #expect(try await test.store.journal(limit: nil, node: nil).isEmpty)
+    }
+
+    @Test(
+        "every kind of journal result reads back as it was written, an unrecognized text too",
+        arguments: StoreConformer.all)
+    func journalResults(conformer: StoreConformer) async throws {
+        let test = try conformer.make()
+        let results: [JournalResult] = [
+            .planned, .applied, .failed(error: "EEXIST (17) (File exists)"), .notAttempted(reason: "node unreachable"),
+            .indeterminate(reason: "the connection broke after sending"), .unrecognized("ok"),
+        ]
+        let planned = results.map { _ in
+            JournalEntry(node: "web-1", operation: "add-sa", target: "SA", plannedAt: t0, result: .planned)
+        }
+        let stored = try await test.store.appendJournal(planned)
+        try await test.store.completeJournal(
+            zip(stored, results).map { entry, result in
+                var entry = entry
+                entry.result = result
+                return entry
+            })
+        #expect(try await test.connect().journal(limit: nil, node: nil).map(\.result) == results.reversed())
     }
 
     @Test("metadata is set, replaced and deleted", arguments: StoreConformer.all)

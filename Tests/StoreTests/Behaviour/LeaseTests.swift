@@ -165,7 +165,7 @@ struct LeaseTests {
         _ = try await old.issue(a)
         let entry = try #require(
             try await old.appendJournal([
-                JournalEntry(node: "b", operation: "add-sa", target: "SA", plannedAt: t0, result: "planned")
+                JournalEntry(node: "b", operation: "add-sa", target: "SA", plannedAt: t0, result: .planned)
             ]).first)
         var record = try #require(try await old.loadChannels()[a])
         record.step = .creating

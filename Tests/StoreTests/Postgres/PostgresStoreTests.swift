@@ -118,6 +118,40 @@ struct PostgresStoreTests {
         #expect(newer?.description.contains("99-from-the-future") == true)
     }
 
+    @Test("the journal's result column holds the text earlier releases wrote, and such text reads back typed")
+    func journalResultText() async throws {
+        let schema = PostgresTestServer.freshSchema()
+        defer { PostgresTestServer.drop(schema: schema) }
+        let store = try Self.store(schema: schema)
+        var entry = try await store.appendJournal([
+            JournalEntry(node: "a", operation: "add-sa", target: "SA", plannedAt: t0, result: .planned)
+        ])[0]
+        func column() async throws -> [String] {
+            try await PostgresTestServer.withConnection(schema: schema) { connection in
+                var texts: [String] = []
+                for try await text in try await connection.query("SELECT result FROM journal", logger: testLogger)
+                    .decode(String.self)
+                {
+                    texts.append(text)
+                }
+                return texts
+            }
+        }
+        #expect(try await column() == ["planned"])
+        entry.result = .failed(error: "EEXIST (17) (File exists)")
+        try await store.completeJournal([entry])
+        #expect(try await column() == ["failed: EEXIST (17) (File exists)"])
+
+        try await PostgresTestServer.withConnection(schema: schema) { connection in
+            try await connection.query(
+                "UPDATE journal SET result = 'not attempted: node a is unreachable'", logger: testLogger)
+        }
+        #expect(
+            try await store.journal(limit: nil, node: nil).map(\.result) == [
+                .notAttempted(reason: "node a is unreachable")
+            ])
+    }
+
     @Test("a master key other than the one the Store was created with is refused before any key is unsealed")
     func wrongMasterKeyRefused() async throws {
         let schema = PostgresTestServer.freshSchema()

@@ -181,10 +181,11 @@ let package = Package(
         .executableTarget(name: "meshward", dependencies: ["MeshwardCommands"], swiftSettings: strict),
 
         // Test doubles that several test targets and the benchmarks share; production code does
-        // not link it. `meshward-faulty` is `meshward` with its crash fault, for the crash tests.
+        // not link it, and it needs no controller. `meshward-faulty` is `meshward` with its crash
+        // fault, for the crash tests: it hands the kit's faults to its controllers.
         .target(
             name: "MeshwardTestKit",
-            dependencies: ["MeshwardCore", "Kernel", "KernelSimulator", "Reconciler", "Controller", "Agent"],
+            dependencies: ["MeshwardCore", "Kernel", "KernelSimulator", "Reconciler"],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -233,12 +234,36 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The continuity harness, the planner fixture and the spec fixtures that the planning and
+        // the controller tests share: a test target, as it reaches into Reconciler with
+        // `@testable import`, and its own declarations are reached the same way.
         .testTarget(
-            name: "ReconcilerTests",
+            name: "ReconcilerTestSupport",
             dependencies: [
-                "Reconciler", "Controller", "MeshwardCommands", "DesiredState", "Kernel", "KernelSimulator", "Store",
-                "MeshwardCore",
-                "MeshwardTestSupport", "MeshwardTestKit", "AgentTestSupport", "Agent", "Identity",
+                "Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store", "MeshwardCore", "MeshwardTestKit",
+                "MeshwardTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The planner and the executor, on the simulated fleet: no controller, no agent.
+        .testTarget(
+            name: "PlanningTests",
+            dependencies: [
+                "Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store", "MeshwardCore", "MeshwardTestKit",
+                "MeshwardTestSupport", "ReconcilerTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The controller: its session, agents over the wire, the lease and the loop, enrollment,
+        // certificates and revocation, the documents it returns.
+        .testTarget(
+            name: "ControllerTests",
+            dependencies: [
+                "Controller", "MeshwardCommands", "Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store",
+                "MeshwardCore", "MeshwardTestKit", "ReconcilerTestSupport", "AgentTestSupport", "Agent", "Identity",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

@@ -1,5 +1,6 @@
 import Controller
 import Foundation
+import MeshwardTestKit
 
 extension ControllerObservers {
     /// The test kit's faults the environment arms (`meshward-faulty`): the simulated crash or

@@ -11,6 +11,7 @@ import Testing
 
 @testable import Controller
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// Agent certificate renewal through `apply`, on an injected clock: two nodes behind in-process
 /// agents (real gRPC and mutual TLS on loopback, simulated kernels), their directories written

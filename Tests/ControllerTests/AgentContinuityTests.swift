@@ -12,6 +12,7 @@ import Testing
 
 @testable import Controller
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// The continuity suite once more with every node behind an in-process agent (real gRPC and
 /// mutual TLS on loopback, the agents serving the harness's simulated fleet): the transport
@@ -22,13 +23,13 @@ struct AgentContinuityTests {
 
     @Test(
         "with every node behind an agent, a converged fleet goes through one change without a drop in every reachable state",
-        arguments: ContinuityTests.changes)
-    func change(_ change: ContinuityTests.Change) async throws {
+        arguments: FleetChange.all)
+    func change(_ change: FleetChange) async throws {
         let harness = ContinuityHarness(seed: 1)
         let agents = try await InProcessAgents.start(
             nodes: Self.nodes, connector: SimulatedConnector(fleet: harness.fleet))
         harness.routeThroughAgents(AgentFleetKernels(fleet: harness.fleet, agents: agents))
-        var spec = ContinuityTests.threeTier
+        var spec = FleetSpec.threeTier
         try await harness.converge(try spec.compile())
         let requests = change.apply(&spec, harness)
         let intent = try spec.compile()
@@ -48,7 +49,7 @@ struct AgentContinuityTests {
         let agents = try await InProcessAgents.start(
             nodes: Self.nodes, connector: SimulatedConnector(fleet: harness.fleet))
         harness.routeThroughAgents(AgentFleetKernels(fleet: harness.fleet, agents: agents))
-        let intent = try ContinuityTests.threeTier.compile()
+        let intent = try FleetSpec.threeTier.compile()
         try await harness.converge(intent)
         let n3 = try #require(harness.fleet.state.nodes["n3"])
         let n3Addresses = Set(n3.addresses)
@@ -96,7 +97,7 @@ struct AgentContinuityTests {
     )
     func passMeasuresAgentCertificateExpiry() async throws {
         let fleet = SimulatedFleet()
-        let intent = try PlannerReviewTests.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         fleet.withState { state in
             for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
         }
@@ -128,7 +129,7 @@ struct AgentContinuityTests {
     @Test("a batch whose reply a slow agent lost is journaled indeterminate, and the next pass does not resend it")
     func lostReply() async throws {
         let fleet = SimulatedFleet()
-        let intent = try PlannerReviewTests.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         fleet.withState { state in
             for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
         }

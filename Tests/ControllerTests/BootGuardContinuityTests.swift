@@ -8,6 +8,7 @@ import MeshwardCore
 import Testing
 
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// A node rebooted behind its agent: its kernel is wiped, its agent restarts on the same agent
 /// directory, and the boot guard keeps its traffic to required peers off the wire until the
@@ -99,8 +100,8 @@ struct BootGuardContinuityTests {
         "a node rebooted behind its agent sends nothing in plaintext to its required peers before the restore; the restore loses nothing elsewhere and leaves no guard",
         arguments: ["n1", "n2", "n3"])
     func rebootedNodeIsGuarded(node: String) async throws {
-        var fleet = try await Fleet.converged(ContinuityTests.threeTier, seed: 11)
-        let intent = try ContinuityTests.threeTier.compile()
+        var fleet = try await Fleet.converged(FleetSpec.threeTier, seed: 11)
+        let intent = try FleetSpec.threeTier.compile()
         // Each agent listed exactly its outbound selectors (all channels are required).
         for name in Self.nodes {
             let listed = try fleet.directories[name].map { try $0.readBootGuard() }?.map(\.selector) ?? []
@@ -140,7 +141,7 @@ struct BootGuardContinuityTests {
 
     @Test("in a permissive fleet a rebooted node's agent lists nothing, installs nothing, and its traffic still flows")
     func permissiveNodeIsNotBlocked() async throws {
-        var spec = ContinuityTests.threeTier
+        var spec = FleetSpec.threeTier
         spec.enforcement = "permissive"
         var fleet = try await Fleet.converged(spec, seed: 12)
         let intent = try spec.compile()
@@ -162,10 +163,10 @@ struct BootGuardContinuityTests {
 
     @Test("a guard whose channel the spec now has as permissive is replaced, and the channel ends permissive")
     func guardOfChannelTurnedPermissiveIsReplaced() async throws {
-        var fleet = try await Fleet.converged(ContinuityTests.threeTier, seed: 13)
+        var fleet = try await Fleet.converged(FleetSpec.threeTier, seed: 13)
         try await fleet.reboot("n2")
         #expect(try !fleet.guards().isEmpty)
-        var spec = ContinuityTests.threeTier
+        var spec = FleetSpec.threeTier
         spec.enforcement = "permissive"
         let intent = try spec.compile()
         try await fleet.harness.converge(intent)
@@ -178,11 +179,11 @@ struct BootGuardContinuityTests {
 
     @Test("a guard whose channel left the spec is removed like any owned policy")
     func guardOfRemovedPeerIsRemoved() async throws {
-        var fleet = try await Fleet.converged(ContinuityTests.threeTier, seed: 14)
+        var fleet = try await Fleet.converged(FleetSpec.threeTier, seed: 14)
         try await fleet.reboot("n2")
-        let n3 = try ContinuityTests.threeTier.compile().nodes.first { $0.name == "n3" }?.addresses ?? []
+        let n3 = try FleetSpec.threeTier.compile().nodes.first { $0.name == "n3" }?.addresses ?? []
         #expect(try fleet.guards().contains { guardLine in n3.contains { guardLine.contains("dst \($0)/") } })
-        var spec = ContinuityTests.threeTier
+        var spec = FleetSpec.threeTier
         spec.flows.removeAll { $0.name == "app-db" }
         let intent = try spec.compile()
         try await fleet.harness.converge(intent)

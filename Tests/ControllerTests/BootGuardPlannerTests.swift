@@ -7,6 +7,7 @@ import MeshwardCore
 import Testing
 
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// The planner meets the guard policies an agent installs at start on a rebooted host: owned
 /// outbound policies that are wrong (no pinned SPI). It replaces them make-before-break.
@@ -31,7 +32,7 @@ struct BootGuardPlannerTests {
     )
     func guardReplacedMakeBeforeBreak() async throws {
         let fixture = PlannerFixture()
-        let intent = try PlannerReviewTests.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         let guards = try await Self.rebootedPair(fixture, intent)
         let n2 = try #require(IPAddress("198.18.0.12"))
         let appliedBefore = fixture.applied.count
@@ -76,8 +77,8 @@ struct BootGuardPlannerTests {
     @Test("a guard policy whose channel the spec now has as permissive is replaced and nothing stays blocked")
     func guardOfPermissiveChannelReplaced() async throws {
         let fixture = PlannerFixture()
-        let guards = try await Self.rebootedPair(fixture, try PlannerReviewTests.pair().compile())
-        var spec = PlannerReviewTests.pair()
+        let guards = try await Self.rebootedPair(fixture, try FleetSpec.pair().compile())
+        var spec = FleetSpec.pair()
         spec.enforcement = "permissive"
         let intent = try spec.compile()
         #expect(try await fixture.apply(intent) == .converged)
@@ -90,8 +91,8 @@ struct BootGuardPlannerTests {
     @Test("a guard policy whose channel left the spec is removed after the receiver stops requiring ESP")
     func guardOfRemovedChannelRemoved() async throws {
         let fixture = PlannerFixture()
-        let guards = try await Self.rebootedPair(fixture, try PlannerReviewTests.pair().compile())
-        let intent = try PlannerReviewTests.pair(flows: false).compile()
+        let guards = try await Self.rebootedPair(fixture, try FleetSpec.pair().compile())
+        let intent = try FleetSpec.pair(flows: false).compile()
         let appliedBefore = fixture.applied.count
         #expect(try await fixture.apply(intent) == .converged)
         #expect(try fixture.observe("n1").policies.isEmpty)

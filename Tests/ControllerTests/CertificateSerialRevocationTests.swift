@@ -8,6 +8,7 @@ import Testing
 
 @testable import Controller
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 @testable import Store
 
 /// Certificate serials as the CA issues them, the Store records them and the verifier compares
@@ -86,7 +87,7 @@ struct CertificateSerialRevocationTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let state = directory.appendingPathComponent("state").path
-        let intent = try ContinuityTests.threeTier.compile()
+        let intent = try FleetSpec.threeTier.compile()
 
         // Agent credentials for n3 until one certificate's serial has a byte below 0x10.
         let before = MeshwardController(stateDirectory: state, logger: logger, clock: ManualClock())

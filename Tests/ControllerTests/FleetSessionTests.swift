@@ -13,6 +13,7 @@ import Testing
 
 @testable import Controller
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// One session per controller process: the reconcile loop keeps one connection per agent across
 /// its cycles, and the lost-Store guard reaches the agents through it.

@@ -8,6 +8,7 @@ import Testing
 
 @testable import Controller
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// Two reconcile loops on one Store, each with its lease keeper, on one stepped clock: only the
 /// one that leads runs cycles; the other stands by without a failed cycle and takes over when
@@ -41,7 +42,7 @@ struct LeadershipLoopTests {
         try FileManager.default.createDirectory(
             at: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let spec = directory.appendingPathComponent("fleet.yaml")
-        let pair = PlannerReviewTests.pair()
+        let pair = FleetSpec.pair()
         try pair.yaml.write(to: spec, atomically: true, encoding: .utf8)
         let fleet = SimulatedFleet()
         let intent = try pair.compile()

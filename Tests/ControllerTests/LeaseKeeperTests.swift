@@ -7,6 +7,7 @@ import Testing
 
 @testable import Controller
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 @Suite("Lease keeper")
 struct LeaseKeeperTests {
@@ -198,7 +199,7 @@ struct LeaseWhileRenewingTests {
         let state = directory.appendingPathComponent("state").path
         let clock = ManualClock()
         let controller = MeshwardController(stateDirectory: state, logger: logger, clock: clock)
-        var spec = ContinuityTests.threeTier
+        var spec = FleetSpec.threeTier
         spec.drain = "60s"
         let intent = try spec.compile()
         let seen = Mutex<[TimeInterval]>([])

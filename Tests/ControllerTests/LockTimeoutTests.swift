@@ -7,6 +7,7 @@ import Testing
 
 @testable import Controller
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// `apply --lock-timeout` on the controller's injected clock: while another controller holds
 /// the lease, apply waits (the clock jumps through its sleeps), saying who holds it, and runs
@@ -35,7 +36,7 @@ struct LockTimeoutTests {
         }
 
         func apply(timeout: Duration) async throws -> ApplyDocument {
-            let intent = try PlannerReviewTests.pair().compile()
+            let intent = try FleetSpec.pair().compile()
             return try await controller.apply(
                 intent, source: "fleet.yaml", waitForDrain: false, lockTimeout: timeout,
                 onLeaseWait: { wait in self.waits.withLock { $0.append(wait) } })

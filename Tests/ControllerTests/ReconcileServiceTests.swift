@@ -7,6 +7,7 @@ import Testing
 
 @testable import Controller
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// The reconcile loop on an injected clock: tests move time instead of sleeping.
 @Suite("Reconcile service")
@@ -24,7 +25,7 @@ struct ReconcileServiceTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let spec = directory.appendingPathComponent("fleet.yaml")
-        try PlannerReviewTests.pair().yaml.write(to: spec, atomically: true, encoding: .utf8)
+        try FleetSpec.pair().yaml.write(to: spec, atomically: true, encoding: .utf8)
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         let events = LoopEvents()
         let clock = Self.steppedClock(events)
@@ -110,7 +111,7 @@ extension ReconcileServiceTests {
             at: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(at: directory) }
         let spec = directory.appendingPathComponent("fleet.yaml")
-        let pair = PlannerReviewTests.pair()
+        let pair = FleetSpec.pair()
         try pair.yaml.write(to: spec, atomically: true, encoding: .utf8)
         let intent = try pair.compile()
         let fleetFile = state.appendingPathComponent("simulated-fleet.json")

@@ -10,6 +10,7 @@ import Testing
 
 @testable import Controller
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// Revocation through the controller's commands, on simulated kernels and a Store in a state
 /// directory: `agent revoke` and an apply that removes a node.
@@ -63,7 +64,7 @@ struct RevocationWorkflowTests {
     func revokeThenApply() async throws {
         let fixture = try Fixture(logger: logger)
         defer { fixture.remove() }
-        let intent = try ContinuityTests.threeTier.compile()
+        let intent = try FleetSpec.threeTier.compile()
         _ = try await fixture.apply(intent)
         let serial = try await fixture.credentials(intent, node: "n3")
         let before = try fixture.fleet()
@@ -105,7 +106,7 @@ struct RevocationWorkflowTests {
     func revokeUnknownNode() async throws {
         let fixture = try Fixture(logger: logger)
         defer { fixture.remove() }
-        let intent = try ContinuityTests.threeTier.compile()
+        let intent = try FleetSpec.threeTier.compile()
         _ = try await fixture.credentials(intent, node: "n1")
         do {
             _ = try await fixture.controller.revokeAgent(intent, node: "n9", reason: "typo")
@@ -123,11 +124,11 @@ struct RevocationWorkflowTests {
     func removedNodeEndsRevoked() async throws {
         let fixture = try Fixture(logger: logger)
         defer { fixture.remove() }
-        let intent = try ContinuityTests.threeTier.compile()
+        let intent = try FleetSpec.threeTier.compile()
         _ = try await fixture.apply(intent)
         let n3Serial = try await fixture.credentials(intent, node: "n3")
         let n1Serial = try await fixture.credentials(intent, node: "n1")
-        var spec = ContinuityTests.threeTier
+        var spec = FleetSpec.threeTier
         spec.nodes.removeAll { $0.name == "n3" }
         spec.flows.removeAll { $0.to == "n3" }
         let smaller = try spec.compile()

@@ -6,91 +6,18 @@ import MeshwardCore
 import Testing
 
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// Continuity, checked in every kernel state a pass can reach, whatever the interleaving of its
 /// operations across nodes (design.md section 4): every state of the product of per-node
 /// prefixes, through the per-channel search of `ContinuityHarness`.
 @Suite("Continuity")
 struct ContinuityTests {
-    static let threeTier = FleetSpec(
-        nodes: [
-            FleetSpec.node(1, tier: "web"), FleetSpec.node(2, tier: "app"), FleetSpec.node(3, tier: "db", ipv6: false),
-        ],
-        flows: [
-            .init(name: "web-app", from: "n1", to: "n2", ports: ["tcp/8080"], cipher: nil),
-            .init(name: "app-db", from: "n2", to: "n3", ports: [], cipher: nil),
-        ])
-
-    /// One change to a converged three-tier fleet, named for the table.
-    struct Change: CustomTestStringConvertible, Sendable {
-        let name: String
-        let apply: @Sendable (inout FleetSpec, ContinuityHarness) -> [ChannelID: Date]
-        var testDescription: String { name }
-    }
-
-    static let changes: [Change] = [
-        Change(name: "nothing") { _, _ in [:] },
-        Change(name: "rekey every channel on request") { _, harness in
-            harness.clock.advance(by: 1)
-            return Dictionary(uniqueKeysWithValues: harness.records.keys.map { ($0, harness.clock.now()) })
-        },
-        Change(name: "keys age past rekey.every") { _, harness in
-            harness.clock.advance(by: 25 * 3600)
-            return [:]
-        },
-        Change(name: "a channel's packet counter passes rekey.packets") { spec, harness in
-            spec.rekeyPackets = 50
-            for _ in 0..<60 {
-                _ = harness.fleet.send(
-                    from: "n2", to: IPAddress("198.18.0.13")!, transport: .udp, sourcePort: 40_000,
-                    destinationPort: 4_000)
-            }
-            return [:]
-        },
-        Change(name: "a node joins") { spec, _ in
-            spec.nodes.append(FleetSpec.node(4, tier: "web"))
-            spec.flows.append(.init(name: "web2-app", from: "n4", to: "n2", ports: ["tcp/8080"], cipher: nil))
-            return [:]
-        },
-        Change(name: "a node leaves") { spec, _ in
-            spec.nodes.removeAll { $0.name == "n3" }
-            spec.flows.removeAll { $0.to == "n3" }
-            return [:]
-        },
-        Change(name: "a flow is removed") { spec, _ in
-            spec.flows.removeAll { $0.name == "web-app" }
-            return [:]
-        },
-        Change(name: "a port is added to a flow") { spec, _ in
-            spec.flows[0].ports.append("udp/53")
-            return [:]
-        },
-        Change(name: "the cipher changes") { spec, _ in
-            spec.cipher = "chacha20-poly1305"
-            return [:]
-        },
-        Change(name: "enforcement becomes permissive") { spec, _ in
-            spec.enforcement = "permissive"
-            return [:]
-        },
-        Change(name: "a node is re-addressed") { spec, _ in
-            spec.nodes[1].ipv4 = "198.18.0.99"
-            return [:]
-        },
-        Change(name: "the receiver is re-imaged") { _, harness in
-            harness.wipe("n2")
-            return [:]
-        },
-        Change(name: "the sender is re-imaged") { _, harness in
-            harness.wipe("n1")
-            return [:]
-        },
-    ]
-
-    @Test("a converged fleet goes through one change without a drop in every reachable state", arguments: changes)
-    func change(_ change: Change) async throws {
+    @Test(
+        "a converged fleet goes through one change without a drop in every reachable state", arguments: FleetChange.all)
+    func change(_ change: FleetChange) async throws {
         let harness = ContinuityHarness(seed: 1)
-        var spec = Self.threeTier
+        var spec = FleetSpec.threeTier
         try await harness.converge(try spec.compile())
         let requests = change.apply(&spec, harness)
         let intent = try spec.compile()
@@ -114,7 +41,7 @@ struct ContinuityTests {
     @Test("from an empty fleet to a protected one, every reachable state of every pass checked")
     func fromNothing() async throws {
         let harness = ContinuityHarness(seed: 2)
-        let intent = try Self.threeTier.compile()
+        let intent = try FleetSpec.threeTier.compile()
         let passes = try await harness.converge(intent)
         #expect(harness.violations == [])
         try harness.assertConverged(intent)
@@ -149,7 +76,7 @@ struct ContinuityTests {
     /// The three-tier fleet and a second web node talking to the database on two ports (two
     /// selectors per direction), so that a re-image always leaves some pairs untouched.
     static var fourNodes: FleetSpec {
-        var spec = threeTier
+        var spec = FleetSpec.threeTier
         spec.nodes.append(FleetSpec.node(4, tier: "web", ipv6: false))
         spec.flows.append(.init(name: "web2-db", from: "n4", to: "n3", ports: ["tcp/5432", "udp/53"], cipher: nil))
         return spec
@@ -196,7 +123,7 @@ struct ContinuityTests {
     @Test("plaintext while a channel is being restored is caught")
     func plaintextWhileRestoringIsCaught() async throws {
         let harness = ContinuityHarness(seed: 7)
-        let intent = try Self.threeTier.compile()
+        let intent = try FleetSpec.threeTier.compile()
         try await harness.converge(intent)
         harness.wipe("n3")
         // As a broken restore would: n2 stops encrypting to n3, and n3 accepts plaintext.
@@ -279,7 +206,7 @@ struct ContinuityTests {
         ])
     func packetsInFlight(_ testCase: InFlightCase) async throws {
         let harness = ContinuityHarness(seed: 4, latency: testCase.latency)
-        var spec = Self.threeTier
+        var spec = FleetSpec.threeTier
         spec.drain = testCase.drain
         let intent = try spec.compile()
         try await harness.converge(intent)

@@ -7,6 +7,7 @@ import MeshwardTestSupport
 import Testing
 
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// Kernels that refuse an operation or stop answering in the middle of a batch, at seeded random
 /// points: no step runs ahead of an unconfirmed one (continuity is checked after every
@@ -42,7 +43,7 @@ struct KernelFaultTests {
         ProcessInfo.processInfo.environment["MESHWARD_TEST_SEED"].flatMap { UInt64($0) } ?? 0x5EED_FA17
     }
 
-    static let spec = ContinuityTests.threeTier
+    static let spec = FleetSpec.threeTier
 
     @Test(
         "a refused operation holds back only its own channel, and the run converges", arguments: faults, Phase.allCases)

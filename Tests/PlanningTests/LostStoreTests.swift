@@ -6,6 +6,7 @@ import MeshwardCore
 import Testing
 
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// The state directory is lost while the kernels keep what Meshward installed: a controller with
 /// an empty Store treats the owned objects it has no record of as stale. It installs new
@@ -20,7 +21,7 @@ struct LostStoreTests {
         ])
     func lostStore(_ name: String, firstSPI: UInt32) async throws {
         let harness = ContinuityHarness(seed: 5)
-        let intent = try ContinuityTests.threeTier.compile()
+        let intent = try FleetSpec.threeTier.compile()
         try await harness.converge(intent)
         let before = harness.records.mapValues { $0.generations.map(\.spi) }
 

@@ -6,6 +6,7 @@ import MeshwardTestSupport
 import Testing
 
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// The diff is minimal: one operation per object that differs, and applying it yields the
 /// desired state.
@@ -75,7 +76,7 @@ struct MinimalityTests {
     func reconcilerIsMinimal(seed: UInt64) async throws {
         var random = SeededRandom(seed: seed)
         let harness = ContinuityHarness(seed: seed)
-        let intent = try ContinuityTests.threeTier.compile()
+        let intent = try FleetSpec.threeTier.compile()
         try await harness.converge(intent)
         let nodes = intent.nodes.map(\.name)
         let converged = Dictionary(

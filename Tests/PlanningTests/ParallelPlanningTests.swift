@@ -7,6 +7,7 @@ import Store
 import Testing
 
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// Planning in parallel chunks gives exactly what planning on one thread gives.
 @Suite("Parallel planning")

@@ -9,9 +9,9 @@ import Store
 import Synchronization
 import Testing
 
-@testable import Controller
 @testable import KernelSimulator
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// The failure scenarios of the planner review, each reproduced through the simulated fleet:
 /// every one of these failed before its fix.
@@ -21,16 +21,6 @@ struct PlannerReviewTests {
     static let n2 = IPAddress("198.18.0.12")!
     static let n2Moved = IPAddress("198.18.0.52")!
     static let forward = ChannelID(from: "n1", to: "n2", family: .ipv4)
-
-    /// Two nodes and one flow between them (two channels, one per direction), IPv4 only.
-    static func pair(n2: String = "198.18.0.12", drain: String = "5s", flows: Bool = true) -> FleetSpec {
-        FleetSpec(
-            nodes: [
-                .init(name: "n1", ipv4: "198.18.0.11", ipv6: nil, tier: "web"),
-                .init(name: "n2", ipv4: n2, ipv6: nil, tier: "app"),
-            ],
-            flows: flows ? [.init(name: "n1-n2", from: "n1", to: "n2", ports: [], cipher: nil)] : [], drain: drain)
-    }
 
     /// Runs single passes, the clock moving `step` seconds before each, until one has nothing to
     /// do and nothing to wait for (or `limit` passes).
@@ -72,13 +62,13 @@ struct PlannerReviewTests {
     @Test("1: a receiver re-addressed while a generation is pending gets a new generation and stays encrypted")
     func readdressedWhilePending() async throws {
         let fixture = PlannerFixture()
-        let before = try Self.pair().compile()
+        let before = try FleetSpec.pair().compile()
         #expect(try await fixture.apply(before) == .converged)
         fixture.clock.advance(by: 1)
         try await fixture.pass(before, rekeyRequests: [Self.forward: fixture.clock.now()])
         let stale = try #require(fixture.records[Self.forward]?.pending, "the rekey left a pending generation")
 
-        let after = try Self.pair(n2: "198.18.0.52").compile()
+        let after = try FleetSpec.pair(n2: "198.18.0.52").compile()
         #expect(try await fixture.apply(after) == .converged)
         #expect(try fixture.missingExpectedObjects(after) == [])
         let active = try #require(fixture.records[Self.forward]?.active)
@@ -143,7 +133,7 @@ struct PlannerReviewTests {
     @Test("1: a pass whose only remaining operation is held back is not converged, and a run says it stalled")
     func heldOperationIsNotConverged() async throws {
         let fixture = PlannerFixture()
-        let intent = try Self.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         #expect(try await fixture.apply(intent) == .converged)
         // n1 loses its outbound policy while n2, though it answers, has no endpoint: the policy
         // can never be sent, and nothing else is left to do.
@@ -175,7 +165,7 @@ struct PlannerReviewTests {
     /// With `ruleOff` the rule is switched off and the test expects the failure (negative control).
     func switchedGenerationIsBurned(ruleOff: Bool) async throws {
         let fixture = PlannerFixture(rules: ruleOff ? [.installOnlyUnusedPending] : [])
-        let intent = try Self.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         #expect(try await fixture.apply(intent) == .converged)
         fixture.clock.advance(by: 1)
         let requests = [Self.forward: fixture.clock.now()]
@@ -220,7 +210,7 @@ struct PlannerReviewTests {
     @Test("2: a switch the kernel refused is retried with the same generation while its SAs stay")
     func refusedSwitchIsRetried() async throws {
         let fixture = PlannerFixture()
-        let intent = try Self.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         #expect(try await fixture.apply(intent) == .converged)
         fixture.clock.advance(by: 1)
         let requests = [Self.forward: fixture.clock.now()]
@@ -239,7 +229,7 @@ struct PlannerReviewTests {
 
     @Test("3: a pass whose lease cannot be confirmed, or would expire too soon, changes no kernel")
     func unconfirmedLeaseSendsNothing() async throws {
-        let intent = try Self.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         for fence in [ThrowingFence() as any WriteFence, ShortFence()] {
             let fixture = PlannerFixture(fence: fence)
             fixture.provision(intent)
@@ -251,7 +241,7 @@ struct PlannerReviewTests {
 
     @Test("3: a lease confirmed for the pass but lost right before the nodes' batches changes no kernel")
     func leaseLostBeforeTheBatchesSendsNothing() async throws {
-        let intent = try Self.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         let fence = LosingFence()
         let fixture = PlannerFixture(fence: fence)
         fixture.provision(intent)
@@ -269,33 +259,12 @@ struct PlannerReviewTests {
         #expect(fixture.fleet.state == before, "a kernel changed")
     }
 
-    @Test("3: a controller whose lease another took over changes no kernel")
-    func deposedControllerSendsNothing() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-        let mine = try StateStore.open(directory: directory.path, logger: logger)
-        let theirs = try StateStore.open(directory: directory.path, logger: logger)
-        let clock = ManualClock()
-        try mine.acquireLease(holder: "mine", ttl: .seconds(60), now: clock.now())
-        let fixture = PlannerFixture(
-            store: mine,
-            fence: LeaseWriteFence(renew: { try mine.renewLease(holder: "mine", ttl: .seconds(60), now: $0) }))
-        let intent = try Self.pair().compile()
-        fixture.provision(intent)
-        // The lease lapses (a long pause) and another controller takes it.
-        try theirs.acquireLease(holder: "theirs", ttl: .seconds(60), now: clock.now().addingTimeInterval(61))
-        let before = fixture.fleet.state
-        await #expect(throws: (any Error).self) { try await fixture.pass(intent) }
-        #expect(fixture.fleet.state == before)
-    }
-
     @Test("3: every operation is journaled as planned before its kernel receives it, then completed")
     func journaledBeforeSending() async throws {
         let store = ScratchGenerationStore(channels: [:])
         let fleet = SimulatedFleet()
         let kernels = JournalCheckingKernels(fleet: fleet, store: store)
-        let intent = try Self.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         fleet.withState { state in
             for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
         }
@@ -313,7 +282,7 @@ struct PlannerReviewTests {
     @Test("3: a journal that refuses the planned entries fails the run and no kernel changes")
     func refusedJournalFailsTheRun() async throws {
         let fixture = PlannerFixture(store: RefusingJournalStore())
-        let intent = try Self.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         fixture.provision(intent)
         let before = fixture.fleet.state
         await #expect(throws: ReconcileError.self) { try await fixture.pass(intent) }
@@ -325,7 +294,7 @@ struct PlannerReviewTests {
     @Test("4: SAs a lost Store left behind are deleted by runs that do not wait for the drain")
     func unaccountedSAsDrainAcrossRuns() async throws {
         let fixture = PlannerFixture()
-        let intent = try Self.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         #expect(try await fixture.apply(intent) == .converged)
         fixture.loseStore()
         var outcome: ConvergeReport.Outcome?
@@ -347,9 +316,9 @@ struct PlannerReviewTests {
     @Test("5: a re-addressed node's old inbound SA drains from the sender's switch-away")
     func oldAddressDrains() async throws {
         let fixture = PlannerFixture()
-        #expect(try await fixture.apply(try Self.pair().compile()) == .converged)
+        #expect(try await fixture.apply(try FleetSpec.pair().compile()) == .converged)
         let old = try #require(fixture.records[Self.forward]?.active)
-        try await Self.passes(fixture, try Self.pair(n2: "198.18.0.52").compile(), step: 1)
+        try await Self.passes(fixture, try FleetSpec.pair(n2: "198.18.0.52").compile(), step: 1)
         let stopped = try #require(Self.switchAway(from: old.spi, sender: "n1", in: fixture))
         let deleted = try #require(Self.deletion(of: old.spi, on: "n2", in: fixture), "the old inbound SA went")
         #expect(deleted.timeIntervalSince(stopped) >= 5, "deleted \(deleted.timeIntervalSince(stopped)) s after")
@@ -358,9 +327,9 @@ struct PlannerReviewTests {
     @Test("6: a removed channel's inbound SA drains from the sender's switch-away, not from the spec change")
     func removalDrainsFromSwitchAway() async throws {
         let fixture = PlannerFixture()
-        #expect(try await fixture.apply(try Self.pair().compile()) == .converged)
+        #expect(try await fixture.apply(try FleetSpec.pair().compile()) == .converged)
         let old = try #require(fixture.records[Self.forward]?.active)
-        try await Self.passes(fixture, try Self.pair(flows: false).compile(), step: 2)
+        try await Self.passes(fixture, try FleetSpec.pair(flows: false).compile(), step: 2)
         let stopped = try #require(Self.switchAway(from: old.spi, sender: "n1", in: fixture))
         let deleted = try #require(Self.deletion(of: old.spi, on: "n2", in: fixture))
         #expect(deleted.timeIntervalSince(stopped) >= 5, "deleted \(deleted.timeIntervalSince(stopped)) s after")
@@ -375,7 +344,7 @@ struct PlannerReviewTests {
     /// With `ruleOff` the check is switched off and the test expects the failure (negative control).
     func movingCounterDelaysDeletion(ruleOff: Bool) async throws {
         let fixture = PlannerFixture(rules: ruleOff ? [.counterStopped] : [])
-        let intent = try Self.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         #expect(try await fixture.apply(intent) == .converged)
         let old = try #require(fixture.records[Self.forward]?.active)
         let id = SAIdentifier(destination: Self.n2, spi: old.spi)
@@ -411,7 +380,7 @@ struct PlannerReviewTests {
     @Test("7: an old inbound SA whose counter never stops goes after ten drains, and says so")
     func movingCounterIsBounded() async throws {
         let fixture = PlannerFixture()
-        let intent = try Self.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         #expect(try await fixture.apply(intent) == .converged)
         let old = try #require(fixture.records[Self.forward]?.active)
         let id = SAIdentifier(destination: Self.n2, spi: old.spi)
@@ -433,7 +402,7 @@ struct PlannerReviewTests {
         arguments: ["replay window 0", "ESN off"])
     func tamperedReplaySettingsRekey(_ change: String) async throws {
         let fixture = PlannerFixture()
-        let intent = try Self.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         #expect(try await fixture.apply(intent) == .converged)
         let old = try #require(fixture.records[Self.forward]?.active)
         fixture.modifySA(on: "n2", SAIdentifier(destination: Self.n2, spi: old.spi)) { sa in
@@ -579,7 +548,7 @@ struct IndeterminateOperationTests {
     func lostAnswerIsIndeterminate() async throws {
         let store = ScratchGenerationStore(channels: [:])
         let fleet = SimulatedFleet()
-        let intent = try PlannerReviewTests.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         fleet.withState { state in
             for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
         }

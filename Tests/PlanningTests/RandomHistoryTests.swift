@@ -5,6 +5,7 @@ import MeshwardTestSupport
 import Testing
 
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// Sampled spec histories (nodes joining, leaving and re-addressed; flows and ports added and
 /// removed; ciphers and enforcement changed; rekeys; re-images; refused operations), each step

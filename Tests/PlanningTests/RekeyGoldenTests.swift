@@ -4,6 +4,7 @@ import MeshwardCore
 import Testing
 
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// The rekey that docs/architecture.md draws, pass by pass: what each pass sends, to which node,
 /// and what it waits for.
@@ -12,7 +13,7 @@ struct RekeyGoldenTests {
     @Test("a rekey of n1->n2 goes receiver SA, sender SA, switch, old sender SA, drain, old receiver SA")
     func rekeyPassByPass() async throws {
         let fixture = PlannerFixture()
-        let intent = try PlannerReviewTests.pair().compile()
+        let intent = try FleetSpec.pair().compile()
         #expect(try await fixture.apply(intent) == .converged)
         let old = try #require(fixture.records[PlannerReviewTests.forward]?.active)
         fixture.clock.advance(by: 1)

@@ -2,6 +2,7 @@ import Foundation
 import MeshwardCore
 
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// A fixed history that takes channels through every kind of step the planner stages: creation,
 /// a rekey of everything (with its drain), a re-imaged node's restore, a flow removed and a port

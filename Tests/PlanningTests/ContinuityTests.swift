@@ -234,7 +234,8 @@ struct ContinuityTests {
     /// control here: "install only a pending generation whose switch was never sent" matters
     /// only when a sender loses its state between the switch and its observation, and "the
     /// packet counter stopped moving" only when late packets move the fleet's own counters,
-    /// which probes do not; `PlannerReviewTests` switches each off and catches it there.
+    /// which probes do not; `GenerationChoiceTests` and `OldInboundSADrainTests` switch each off and
+    /// catch it there.
     @Test(
         "a broken staging rule is caught by the continuity check (six of the eight rules)",
         arguments: [

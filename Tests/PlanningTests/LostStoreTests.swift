@@ -11,7 +11,8 @@ import Testing
 /// The state directory is lost while the kernels keep what Meshward installed: a controller with
 /// an empty Store treats the owned objects it has no record of as stale. It installs new
 /// generations make-before-break (continuity is checked after every operation of every
-/// interleaving) and removes the stale objects once nothing uses them.
+/// interleaving) and removes the stale objects once nothing uses them, also over runs that do not
+/// wait for the drain.
 @Suite("Lost state directory")
 struct LostStoreTests {
     @Test(
@@ -34,5 +35,25 @@ struct LostStoreTests {
             #expect(Set(now).isDisjoint(with: spis), "\(channel) went back to an SPI of the lost store")
         }
         print("lost store (\(name)): converged in \(passes) passes, \(harness.checkedOperations) operations checked")
+    }
+
+    @Test("SAs a lost Store left behind are deleted by runs that do not wait for the drain")
+    func unaccountedSAsDrainAcrossRuns() async throws {
+        let fixture = PlannerFixture()
+        let intent = try FleetSpec.pair().compile()
+        #expect(try await fixture.apply(intent) == .converged)
+        fixture.loseStore()
+        var outcome: ConvergeReport.Outcome?
+        for _ in 0..<6 {
+            // Each run is a new controller process (as `apply --no-wait` or a `reconcile --once` is).
+            try await fixture.restartController()
+            outcome = try await fixture.apply(intent, waitForDrain: false)
+            if outcome == .converged { break }
+            fixture.clock.advance(by: 3)
+        }
+        #expect(outcome == .converged)
+        #expect(try fixture.missingExpectedObjects(intent) == [])
+        let held = try ["n1", "n2"].map { try fixture.observe($0).securityAssociations.count }.reduce(0, +)
+        #expect(held == 4, "only the two channels' new SAs remain on the two nodes")
     }
 }

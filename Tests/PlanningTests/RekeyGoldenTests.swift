@@ -15,16 +15,16 @@ struct RekeyGoldenTests {
         let fixture = PlannerFixture()
         let intent = try FleetSpec.pair().compile()
         #expect(try await fixture.apply(intent) == .converged)
-        let old = try #require(fixture.records[PlannerReviewTests.forward]?.active)
+        let old = try #require(fixture.records[PairFleet.forward]?.active)
         fixture.clock.advance(by: 1)
-        let requests = [PlannerReviewTests.forward: fixture.clock.now()]
+        let requests = [PairFleet.forward: fixture.clock.now()]
         let start = fixture.reports.count
 
         #expect(try await fixture.apply(intent, rekeyRequests: requests) == .converged)
         let passes = fixture.reports.dropFirst(start).map { report in
             report.results.map { "\($0.planned.node) \($0.planned.operation.kind)" }
         }
-        let new = try #require(fixture.records[PlannerReviewTests.forward]?.active)
+        let new = try #require(fixture.records[PairFleet.forward]?.active)
         #expect(new.number == old.number + 1)
         #expect(
             passes == [

@@ -50,7 +50,7 @@ let package = Package(
         // Spec files -> validated FleetIntent.
         .target(
             name: "DesiredState",
-            dependencies: ["MeshwardCore", .product(name: "Yams", package: "Yams")],
+            dependencies: ["MeshwardCore", "COpenSSL", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         // A node's SA and policy databases: the protocol and the XFRM netlink backend.
@@ -106,7 +106,7 @@ let package = Package(
         .target(
             name: "Telemetry",
             dependencies: [
-                "Reconciler", "Controller", "MeshwardCore", "Kernel", "Agent",
+                "Reconciler", "Controller", "MeshwardCore", "Agent",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -137,7 +137,6 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict
         ),
@@ -149,6 +148,7 @@ let package = Package(
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -181,10 +181,11 @@ let package = Package(
         .executableTarget(name: "meshward", dependencies: ["MeshwardCommands"], swiftSettings: strict),
 
         // Test doubles that several test targets and the benchmarks share; production code does
-        // not link it. `meshward-faulty` is `meshward` with its crash fault, for the crash tests.
+        // not link it, and it needs no controller. `meshward-faulty` is `meshward` with its crash
+        // fault, for the crash tests: it hands the kit's faults to its controllers.
         .target(
             name: "MeshwardTestKit",
-            dependencies: ["MeshwardCore", "Kernel", "KernelSimulator", "Reconciler", "Controller", "Agent"],
+            dependencies: ["MeshwardCore", "Kernel", "KernelSimulator", "Reconciler"],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -195,6 +196,7 @@ let package = Package(
             dependencies: [
                 "MeshwardCore", "DesiredState", "Kernel", "KernelSimulator", "Store", "StorePostgres", "Reconciler",
                 "Controller", "MeshwardCommands", "MeshwardTestSupport", "MeshwardTestKit", "AgentTestSupport", "Agent",
+                "Identity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -216,7 +218,9 @@ let package = Package(
         ),
         .testTarget(
             name: "KernelTests",
-            dependencies: ["Kernel", "KernelSimulator", "MeshwardCore"],
+            dependencies: [
+                "Kernel", "KernelSimulator", "MeshwardCore", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -228,29 +232,51 @@ let package = Package(
             name: "StoreTests",
             dependencies: [
                 "Store", "StorePostgres", "MeshwardCore", "MeshwardTestSupport", "store-crash-writer",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strict
         ),
+        // The continuity harness, the planner fixture and the spec fixtures that the planning and
+        // the controller tests share: a test target, as it reaches into Reconciler with
+        // `@testable import`, and its own declarations are reached the same way.
         .testTarget(
-            name: "ReconcilerTests",
+            name: "ReconcilerTestSupport",
             dependencies: [
-                "Reconciler", "Controller", "MeshwardCommands", "DesiredState", "Kernel", "KernelSimulator", "Store",
-                "MeshwardCore",
-                "MeshwardTestSupport", "MeshwardTestKit", "AgentTestSupport", "Agent", "Identity",
+                "Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store", "MeshwardCore", "MeshwardTestKit",
+                "MeshwardTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The planner and the executor, on the simulated fleet: no controller, no agent.
+        .testTarget(
+            name: "PlanningTests",
+            dependencies: [
+                "Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store", "MeshwardCore", "MeshwardTestKit",
+                "MeshwardTestSupport", "ReconcilerTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The controller: its session, agents over the wire, the lease and the loop, enrollment,
+        // certificates and revocation, the documents it returns.
+        .testTarget(
+            name: "ControllerTests",
+            dependencies: [
+                "Controller", "MeshwardCommands", "Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store",
+                "MeshwardCore", "MeshwardTestKit", "ReconcilerTestSupport", "AgentTestSupport", "Agent", "Identity",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "TelemetryTests",
             dependencies: [
-                "Telemetry", "Reconciler", "Controller", "DesiredState", "Kernel", "KernelSimulator", "Store",
-                "MeshwardCore", "MeshwardTestKit",
-                "Agent",
-                "MeshwardTestSupport",
+                "Telemetry", "Reconciler", "Controller", "KernelSimulator", "Store", "MeshwardCore", "MeshwardTestKit",
+                "Agent", "MeshwardTestSupport",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
@@ -267,6 +293,7 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
             ],
             swiftSettings: strict
         ),
@@ -276,6 +303,7 @@ let package = Package(
                 "meshward", "meshward-faulty", "MeshwardCore", "Store", "StorePostgres", "DesiredState", "Kernel",
                 "KernelSimulator",
                 "MeshwardTestSupport", "MeshwardTestKit", "Reconciler", "Controller", "MeshwardCommands", "Telemetry",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

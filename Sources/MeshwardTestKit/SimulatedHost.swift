@@ -1,6 +1,4 @@
-import Controller
 import Foundation
-import Reconciler
 
 /// Makes one controller process stand for a controller on another host, for the takeover tests:
 /// `meshward-faulty` with `MESHWARD_SIMULATED_HOST=NAME` names itself `NAME pid N` in the lease,

@@ -1,7 +1,6 @@
-import Controller
 import Foundation
+import Kernel
 import KernelSimulator
-import Reconciler
 import Synchronization
 
 #if canImport(Glibc)

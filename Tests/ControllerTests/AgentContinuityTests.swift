@@ -1,0 +1,204 @@
+import AgentTestSupport
+import DesiredState
+import Foundation
+import Kernel
+import KernelSimulator
+import Logging
+import MeshwardCore
+import MeshwardTestKit
+import Store
+import Synchronization
+import Testing
+
+@testable import Controller
+@testable import Reconciler
+@testable import ReconcilerTestSupport
+
+/// The continuity suite once more with every node behind an in-process agent (real gRPC and
+/// mutual TLS on loopback, the agents serving the harness's simulated fleet): the transport
+/// changes nothing the staging guarantees.
+@Suite("Continuity behind agents")
+struct AgentContinuityTests {
+    static let nodes = ["n1", "n2", "n3", "n4"]
+
+    @Test(
+        "with every node behind an agent, a converged fleet goes through one change without a drop in every reachable state",
+        arguments: FleetChange.all)
+    func change(_ change: FleetChange) async throws {
+        let harness = ContinuityHarness(seed: 1)
+        let agents = try await InProcessAgents.start(
+            nodes: Self.nodes, connector: SimulatedConnector(fleet: harness.fleet))
+        harness.routeThroughAgents(AgentFleetKernels(fleet: harness.fleet, agents: agents))
+        var spec = FleetSpec.threeTier
+        try await harness.converge(try spec.compile())
+        let requests = change.apply(&spec, harness)
+        let intent = try spec.compile()
+        let passes = try await harness.converge(intent, rekeyRequests: requests)
+        await agents.stop()
+        #expect(harness.violations == [], "\(change.name)")
+        try harness.assertConverged(intent)
+        #expect(passes <= ConvergenceBound.passesPerChange, "\(change.name) took \(passes) passes")
+        #expect(harness.checkedOperations > 0 || change.name == "nothing")
+    }
+
+    @Test(
+        "a revoked agent's channels are removed from its peers' side without a drop on the pairs that stay, and it is never dialled"
+    )
+    func revokedNodeLeavesForItsPeers() async throws {
+        let harness = ContinuityHarness(seed: 1)
+        let agents = try await InProcessAgents.start(
+            nodes: Self.nodes, connector: SimulatedConnector(fleet: harness.fleet))
+        harness.routeThroughAgents(AgentFleetKernels(fleet: harness.fleet, agents: agents))
+        let intent = try FleetSpec.threeTier.compile()
+        try await harness.converge(intent)
+        let n3 = try #require(harness.fleet.state.nodes["n3"])
+        let n3Addresses = Set(n3.addresses)
+        #expect(
+            harness.fleet.state.nodes["n2"]?.securityAssociations.contains { n3Addresses.contains($0.source) } == true)
+
+        // Every certificate of n3 is revoked: the passes treat it as gone, as apply does.
+        let revoked = RevokedNodes(["n3"])
+        let dialled = DialCount()
+        harness.routeThroughAgents(
+            revoked.kernels(
+                CountingKernels(base: AgentFleetKernels(fleet: harness.fleet, agents: agents), count: dialled)))
+        let remaining = revoked.intent(intent)
+        #expect(remaining.nodes.map(\.name) == ["n1", "n2"])
+        #expect(remaining.channels.allSatisfy { $0.id.from != "n3" && $0.id.to != "n3" } && !remaining.channels.isEmpty)
+        let passes = try await harness.converge(remaining)
+        await agents.stop()
+        // Only the cut pair loses traffic (n3 still sends and expects ESP; nothing of n2 answers
+        // it any more); every pair that stays lost nothing.
+        let cut = harness.violations.filter { $0.contains("n3->n2/") || $0.contains("n2->n3/") }
+        #expect(harness.violations.filter { !cut.contains($0) } == [])
+        #expect(!cut.isEmpty, "the harness saw n3's traffic toward n2 refused")
+        try harness.assertConverged(remaining, excluding: ["n3"])
+        #expect(passes <= ConvergenceBound.passesPerChange, "took \(passes) passes")
+        #expect(harness.checkedOperations > 0)
+        let n2 = try #require(harness.fleet.state.nodes["n2"])
+        #expect(
+            !n2.securityAssociations.contains {
+                n3Addresses.contains($0.source) || n3Addresses.contains($0.destination)
+            })
+        #expect(
+            !n2.policies.contains {
+                n3Addresses.contains($0.selector.source.address)
+                    || n3Addresses.contains($0.selector.destination.address)
+            })
+        #expect(harness.records.keys.allSatisfy { $0.from != "n3" && $0.to != "n3" }, "\(harness.records.keys)")
+        #expect(dialled.nodes.contains("n2") && !dialled.nodes.contains("n3"), "dialled \(dialled.nodes)")
+        // The revoked node itself was left as it was: nothing reached it.
+        #expect(harness.fleet.state.nodes["n3"]?.securityAssociations == n3.securityAssociations)
+        #expect(harness.fleet.state.nodes["n3"]?.policies == n3.policies)
+    }
+
+    @Test(
+        "a pass over nodes behind agents measures when each agent's certificate expires, per node, as its handshake showed it"
+    )
+    func passMeasuresAgentCertificateExpiry() async throws {
+        let fleet = SimulatedFleet()
+        let intent = try FleetSpec.pair().compile()
+        fleet.withState { state in
+            for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
+        }
+        // InProcessAgents issues every agent a certificate for 24 h from now; a certificate's
+        // times are whole seconds, rounded.
+        let issued = Date()
+        let agents = try await InProcessAgents.start(
+            nodes: intent.nodes.map(\.name), connector: SimulatedConnector(fleet: fleet))
+        let clock = ManualClock()
+        let reconciler = FleetReconciler(
+            store: ScratchGenerationStore(channels: [:]), kernels: AgentFleetKernels(fleet: fleet, agents: agents),
+            reqid: .meshwardDefault, clock: clock,
+            logger: .init(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        var records: [ChannelID: ChannelRecord] = [:]
+        let before = records
+        let report = try await reconciler.runPass(number: 1, intent: intent, records: &records)
+        await agents.stop()
+        let measurement = PassMeasurement(
+            report: report, before: before, after: records, intent: intent, now: clock.now())
+        #expect(Set(measurement.agentCertificateExpiries.keys) == ["n1", "n2"])
+        for (node, expiry) in measurement.agentCertificateExpiries {
+            #expect(
+                expiry >= issued.timeIntervalSince1970 + 86_400 - 1
+                    && expiry <= Date().timeIntervalSince1970 + 86_400 + 1,
+                "\(node): issued for 24 h at \(issued.timeIntervalSince1970), measured expiry \(expiry)")
+        }
+    }
+
+    @Test("a batch whose reply a slow agent lost is journaled indeterminate, and the next pass does not resend it")
+    func lostReply() async throws {
+        let fleet = SimulatedFleet()
+        let intent = try FleetSpec.pair().compile()
+        fleet.withState { state in
+            for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
+        }
+        let slow = SlowAfterApply()
+        let agents = try await InProcessAgents.start(nodes: intent.nodes.map(\.name), connector: slow.connector(fleet))
+        let store = ScratchGenerationStore(channels: [:])
+        let reconciler = FleetReconciler(
+            store: store, kernels: AgentFleetKernels(fleet: fleet, agents: agents), reqid: .meshwardDefault,
+            clock: ManualClock(), logger: .init(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+            callTimeout: .seconds(4))
+        var records: [ChannelID: ChannelRecord] = [:]
+        slow.delay(true)
+        let first = try await reconciler.runPass(number: 1, intent: intent, records: &records)
+        slow.delay(false)
+        #expect(!first.results.isEmpty, "unreachable: \(first.unreachable)")
+        #expect(first.results.allSatisfy { if case .indeterminate = $0.outcome { true } else { false } })
+        #expect(store.journal.allSatisfy { if case .indeterminate = $0.result { $0.appliedAt == nil } else { false } })
+        let second = try await reconciler.runPass(number: 2, intent: intent, records: &records)
+        let resent = Set(first.results.map(\.planned)).intersection(second.results.map(\.planned))
+        #expect(resent.isEmpty, "resent: \(resent)")
+        #expect(!second.results.isEmpty)
+        await agents.stop()
+    }
+}
+
+/// Serves a simulated fleet whose batches take effect and then, while `delay` is on, answer
+/// only after six seconds: the controller's four-second deadline passes with the work done.
+final class SlowAfterApply: Sendable {
+    private let slow = Mutex(false)
+
+    func delay(_ on: Bool) { slow.withLock { $0 = on } }
+    var isSlow: Bool { slow.withLock { $0 } }
+
+    func connector(_ fleet: SimulatedFleet) -> InterceptingConnector {
+        InterceptingConnector(
+            fleet: fleet,
+            apply: { kernel, operations, deadline in
+                let results = try await kernel.apply(operations, deadline: deadline)
+                if self.isSlow { try await Task.sleep(for: .seconds(6)) }
+                return results
+            })
+    }
+}
+
+/// The nodes a fleet's kernels were asked for.
+final class DialCount: Sendable {
+    private let asked = Mutex<Set<String>>([])
+    var nodes: Set<String> { asked.withLock { $0 } }
+    func note(_ node: String) { _ = asked.withLock { $0.insert(node) } }
+}
+
+/// Kernels that note every node asked for before passing the request on.
+final class CountingKernels: FleetKernels {
+    let base: any FleetKernels
+    let count: DialCount
+
+    init(base: any FleetKernels, count: DialCount) {
+        self.base = base
+        self.count = count
+    }
+
+    var knownNodes: Set<String> { base.knownNodes }
+
+    func kernel(for node: String) async throws -> any NodeKernel {
+        count.note(node)
+        return try await base.kernel(for: node)
+    }
+
+    func persist() throws { try base.persist() }
+
+    func close() async { await base.close() }
+}

@@ -1,0 +1,88 @@
+import AgentTestSupport
+import Foundation
+import Kernel
+import KernelSimulator
+import Logging
+import MeshwardCore
+import MeshwardTestKit
+import Testing
+
+@testable import Reconciler
+@testable import ReconcilerTestSupport
+
+/// A pass observes its nodes behind agents concurrently, each under its own deadline: an agent
+/// that never answers costs each pass one deadline, never a stuck pass.
+@Suite("A hung agent costs a pass one deadline")
+struct HungAgentTests {
+    static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    /// Twelve nodes in a ring of flows, so that every node has channels to two others.
+    static func ring(_ count: Int = 12) -> FleetSpec {
+        FleetSpec(
+            nodes: (1...count).map { FleetSpec.node($0, ipv6: false) },
+            flows: (1...count).map { index in
+                let next = index % count + 1
+                return .init(name: "n\(index)-n\(next)", from: "n\(index)", to: "n\(next)", ports: [], cipher: nil)
+            })
+    }
+
+    @Test(
+        "among twelve agents one never answers: each pass ends, that node is unreachable naming it and the deadline, every other node is planned and converges",
+        // Every pass of the convergence waits out n5's 5 s deadline once: the limit only ends a
+        // stuck run, and leaves room for a loaded machine.
+        .timeLimit(.minutes(5)))
+    func hungAgentCostsOneDeadline() async throws {
+        let intent = try Self.ring().compile()
+        let fleet = SimulatedFleet()
+        fleet.withState { state in
+            for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
+        }
+        let hanging = HangingNode(hung: "n5")
+        let agents = try await InProcessAgents.start(
+            nodes: intent.nodes.map(\.name), connector: hanging.connector(fleet))
+        let reconciler = FleetReconciler(
+            store: ScratchGenerationStore(channels: [:]), kernels: AgentFleetKernels(fleet: fleet, agents: agents),
+            reqid: .meshwardDefault, clock: ManualClock(), logger: Self.logger, callTimeout: .seconds(5))
+        let run = try await reconciler.converge(intent: intent, waitForDrain: true)
+        // The hung agent's calls end only now, so that the agents can shut down.
+        hanging.gate.open()
+        await agents.stop()
+
+        #expect(run.outcome == .blocked)
+        let report = try #require(run.passes.first)
+        #expect(run.passes.allSatisfy { Array($0.unreachable.keys) == ["n5"] })
+        let reason = try #require(report.unreachable["n5"])
+        #expect(reason.contains("node n5"), "\(reason)")
+        #expect(reason.contains("deadline of 5 s"), "\(reason)")
+        #expect(report.observed == intent.nodes.map(\.name).filter { $0 != "n5" }.sorted())
+        let others = Set(intent.nodes.map(\.name)).subtracting(["n5"])
+        #expect(Set(run.passes.flatMap(\.plan.operations.keys)) == others)
+        #expect(run.passes.allSatisfy { $0.failures.isEmpty })
+        let blocked = Set(try #require(run.last).plan.blocked.map(\.channel))
+        let touchingHung = Set(intent.channels.map(\.id).filter { $0.from == "n5" || $0.to == "n5" })
+        #expect(blocked == touchingHung)
+        let state = fleet.state
+        for node in others {
+            #expect(!(state.nodes[node]?.securityAssociations.isEmpty ?? true), "\(node) holds no SA")
+        }
+    }
+}
+
+/// Serves a simulated fleet, except that `hung`'s observation never answers while `gate` is
+/// closed (whatever its deadline or cancellation say, as a hung agent does).
+final class HangingNode: Sendable {
+    let hung: String
+    let gate = TestGate()
+
+    init(hung: String) { self.hung = hung }
+
+    func connector(_ fleet: SimulatedFleet) -> InterceptingConnector {
+        InterceptingConnector(
+            fleet: fleet,
+            observe: { kernel, deadline in
+                guard kernel.node == self.hung else { return try await kernel.observe(deadline: deadline) }
+                await self.gate.wait()
+                throw KernelError.unreachable(node: kernel.node, reason: "released by the test")
+            })
+    }
+}

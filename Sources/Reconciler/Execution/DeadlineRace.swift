@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// Runs one call against a deadline of its own, without trusting the call to keep it: the
@@ -7,6 +8,14 @@ import Synchronization
 ///
 /// The deadline is `timeout` from when the call starts running, not from when it was asked
 /// for: time spent waiting for a thread on a loaded machine is not charged to the node.
+///
+/// Two clocks, one deadline: the race is decided on the injected clock (its timer watches it,
+/// and a call that throws is late when that clock has reached the deadline), as every timer
+/// of the controller is, so that tests move time instead of waiting it out. The call is given
+/// the same deadline on `ContinuousClock` (now plus `timeout`) as its transport's own bound
+/// (the gRPC call's timeout, the netlink socket's receive timeout), since a transport measures
+/// real time. With the system clock the two agree; with a test's clock the transport's bound
+/// is only a backstop for a call the test never moves the clock past.
 enum DeadlineRace {
     /// The call had not answered when its deadline passed; `underlying` is what it threw at or
     /// after its deadline, nil when it had not answered at all.
@@ -14,25 +23,29 @@ enum DeadlineRace {
         var underlying: (any Error)?
     }
 
+    /// Runs `body` with its transport's deadline, `timeout` from now on `ContinuousClock`, and
+    /// races it against the same deadline on `clock`.
     static func run<T: Sendable>(
-        timeout: Duration, _ body: @escaping @Sendable (ContinuousClock.Instant) async throws -> T
+        clock: any ReconcilerClock, timeout: Duration,
+        _ body: @escaping @Sendable (ContinuousClock.Instant) async throws -> T
     ) async throws -> T {
         let race = Race<T>()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 race.start(continuation)
                 let work = Task {
-                    let deadline = ContinuousClock.now + timeout
+                    let deadline = clock.now().addingTimeInterval(timeout.timeInterval)
+                    let bound = ContinuousClock.now + timeout
                     let timer = Task {
-                        // A cancelled sleep means the call answered first.
-                        guard (try? await Task.sleep(until: deadline, clock: .continuous)) != nil else { return }
+                        // A cancelled watch means the call answered first.
+                        guard (try? await clock.watch(until: deadline)) != nil else { return }
                         race.finish(.failure(DeadlinePassed(underlying: nil)))
                     }
                     race.hold(timer)
                     do {
-                        race.finish(.success(try await body(deadline)))
+                        race.finish(.success(try await body(bound)))
                     } catch {
-                        let late = ContinuousClock.now >= deadline
+                        let late = clock.now() >= deadline
                         race.finish(.failure(late ? DeadlinePassed(underlying: error) : error))
                     }
                 }

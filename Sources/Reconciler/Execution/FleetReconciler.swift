@@ -85,9 +85,10 @@ public final class FleetReconciler: Sendable {
     }
 
     /// Observes `nodes` concurrently, at most `observeLimit` at once, each under its own
-    /// deadline (`callTimeout` from the moment its call starts). A node that throws, or has not
-    /// answered by its deadline, is reported unreachable with the reason; a hung node costs one
-    /// deadline and never holds up the pass, even when its kernel ignores the deadline.
+    /// deadline (`callTimeout` from the moment its call starts, on the reconciler's clock). A
+    /// node that throws, or has not answered by its deadline, is reported unreachable with the
+    /// reason; a hung node costs one deadline and never holds up the pass, even when its kernel
+    /// ignores the deadline.
     ///
     /// `enrolling` names the unreachable nodes whose agent waits for enrollment.
     public func observe(
@@ -96,8 +97,8 @@ public final class FleetReconciler: Sendable {
         await withTaskGroup(of: (String, Result<NodeObservation, NodeUnreachable>).self) { group in
             var waiting = nodes.sorted().makeIterator()
             func start(_ node: String) {
-                group.addTask { [kernels, callTimeout] in
-                    (node, await Self.observe(node, kernels: kernels, timeout: callTimeout))
+                group.addTask { [kernels, clock, callTimeout] in
+                    (node, await Self.observe(node, kernels: kernels, clock: clock, timeout: callTimeout))
                 }
             }
             for _ in 0..<observeLimit {
@@ -127,14 +128,15 @@ public final class FleetReconciler: Sendable {
         var waitingForEnrollment = false
     }
 
-    /// Observes one node (connecting it first when needed) under a deadline of `timeout`.
+    /// Observes one node (connecting it first when needed) under a deadline of `timeout` on
+    /// `clock`.
     private static func observe(
-        _ node: String, kernels: any FleetKernels, timeout: Duration
+        _ node: String, kernels: any FleetKernels, clock: any ReconcilerClock, timeout: Duration
     ) async -> Result<NodeObservation, NodeUnreachable> {
         let limit = "its deadline of \(timeout.secondsText) for one observation"
         do {
             return .success(
-                try await DeadlineRace.run(timeout: timeout) { deadline in
+                try await DeadlineRace.run(clock: clock, timeout: timeout) { deadline in
                     try await kernels.kernel(for: node).observe(deadline: deadline)
                 })
         } catch let late as DeadlineRace.DeadlinePassed {

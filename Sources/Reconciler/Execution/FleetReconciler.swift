@@ -28,9 +28,10 @@ public final class FleetReconciler: Sendable {
     /// the lease; a batch may not (`batchTimeout`).
     public static let kernelCallTimeout: Duration = .seconds(30)
 
-    /// How long one node's batch may wait for its answer (the agent's gRPC deadline, the netlink
-    /// socket's receive bound): a third of the 15 s lease, so that a batch started with
-    /// `kernelCallBound` of the lease left has ended, answered or not, well before it lapses.
+    /// How long one node's batch may wait for its answer, on the reconciler's clock (and as the
+    /// agent's gRPC deadline, the netlink socket's receive bound): a third of the 15 s lease, so
+    /// that a batch started with `kernelCallBound` of the lease left has ended, answered or not,
+    /// well before it lapses. A batch whose answer had not come by then is indeterminate.
     public static let batchTimeout: Duration = .seconds(5)
 
     /// The longest one node's batch may take: its deadline (`batchTimeout`, 5 s) and a 2 s
@@ -308,13 +309,12 @@ public final class FleetReconciler: Sendable {
                     guard clock.now() < confirmed.addingTimeInterval(-Self.kernelCallBound) else {
                         return (node, operations.map { _ in .notAttempted(reason: "the lease could expire before it") })
                     }
-                    do {
-                        let results = try await kernels.kernel(for: node).apply(
-                            operations.map(\.operation), deadline: ContinuousClock.now + batchDeadline)
-                        return (node, results.map(\.outcome))
-                    } catch {
-                        return (node, operations.map { _ in .notAttempted(reason: "\(error)") })
-                    }
+                    return (
+                        node,
+                        await Self.apply(
+                            operations.map(\.operation), to: node, kernels: kernels, clock: clock,
+                            timeout: batchDeadline)
+                    )
                 }
             }
             var outcomes: [String: [OperationOutcome]] = [:]
@@ -357,6 +357,36 @@ public final class FleetReconciler: Sendable {
             throw ReconcileError.journalRefused("\(error)")
         }
         return results
+    }
+
+    /// Sends one node its batch (connecting it first when needed) under a deadline of `timeout`
+    /// on `clock`, and answers one outcome per operation, in order. A batch whose answer had not
+    /// come by its deadline may have been applied in whole or in part: every operation of it is
+    /// `.indeterminate`, as the agent's transport reports a lost reply, and the next
+    /// observation decides; so is a batch in flight when the pass is cancelled. A kernel that
+    /// throws says that nothing was sent: every operation is `.notAttempted`, late or not.
+    private static func apply(
+        _ operations: [KernelOperation], to node: String, kernels: any FleetKernels, clock: any ReconcilerClock,
+        timeout: Duration
+    ) async -> [OperationOutcome] {
+        do {
+            let results = try await DeadlineRace.run(clock: clock, timeout: timeout) { deadline in
+                try await kernels.kernel(for: node).apply(operations, deadline: deadline)
+            }
+            return results.map(\.outcome)
+        } catch let late as DeadlineRace.DeadlinePassed {
+            if let thrown = late.underlying { return operations.map { _ in .notAttempted(reason: "\(thrown)") } }
+            let reason =
+                "node \(node) did not answer before its deadline of \(timeout.secondsText) for one batch; "
+                + "the next observation decides"
+            return operations.map { _ in .indeterminate(reason: reason) }
+        } catch is CancellationError where Task.isCancelled {
+            // The pass was cancelled with the batch in flight: it may have been sent.
+            let reason = "the pass was cancelled before node \(node) answered its batch; the next observation decides"
+            return operations.map { _ in .indeterminate(reason: reason) }
+        } catch {
+            return operations.map { _ in .notAttempted(reason: "\(error)") }
+        }
     }
 
     /// Runs passes until the fleet converges, only drain waits remain (`waitForDrain` false),

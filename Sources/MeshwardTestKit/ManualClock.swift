@@ -150,8 +150,6 @@ public final class ManualClock: ReconcilerClock {
     }
 
     public func watch(until deadline: Date) async throws {
-        state.withLock { $0.watchesStarted += 1 }
-        onChange()
         try await wait(until: deadline, as: .watch)
     }
 
@@ -162,8 +160,11 @@ public final class ManualClock: ReconcilerClock {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 // Cancellation is checked under the lock that `onCancel` takes: a sleep cancelled
                 // before it is registered ends at once instead of waiting for a clock nobody moves.
+                // A watch is counted under the same lock, so that a started watch is either waiting
+                // or over, never between the two.
                 enum Start { case due, cancelled, waiting }
                 let start = state.withLock { state -> Start in
+                    if kind == .watch { state.watchesStarted += 1 }
                     if Task.isCancelled { return .cancelled }
                     if deadline <= state.now { return .due }
                     state[waiting: kind].append(Sleeper(id: id, deadline: deadline, continuation: continuation))
@@ -172,8 +173,9 @@ public final class ManualClock: ReconcilerClock {
                 switch start {
                 case .due: continuation.resume()
                 case .cancelled: continuation.resume(throwing: CancellationError())
-                case .waiting: onChange()
+                case .waiting: break
                 }
+                if start == .waiting || kind == .watch { onChange() }
             }
         } onCancel: {
             // Only this sleep ends: another with the same deadline (two keepers' turns) waits on.

@@ -157,9 +157,9 @@ struct AgentContinuityTests {
         slow.delay(false)
         #expect(!first.results.isEmpty, "unreachable: \(first.unreachable)")
         #expect(first.results.allSatisfy { if case .indeterminate = $0.outcome { true } else { false } })
-        #expect(
-            first.results.allSatisfy { "\($0.outcome)".contains("did not answer before its deadline of 5 s for one batch") },
-            "\(first.results.map(\.outcome))")
+        // Given up by the reconciler at its deadline on its clock, not by the transport.
+        let late = "did not answer before its deadline of 5 s for one batch"
+        #expect(first.results.allSatisfy { "\($0.outcome)".contains(late) }, "\(first.results.map(\.outcome))")
         #expect(store.journal.allSatisfy { $0.result.hasPrefix("indeterminate") && $0.appliedAt == nil })
         let second = try await reconciler.runPass(number: 2, intent: intent, records: &records)
         let resent = Set(first.results.map(\.planned)).intersection(second.results.map(\.planned))

@@ -363,14 +363,18 @@ public final class FleetReconciler: Sendable {
     /// on `clock`, and answers one outcome per operation, in order. A batch whose answer had not
     /// come by its deadline may have been applied in whole or in part: every operation of it is
     /// `.indeterminate`, as the agent's transport reports a lost reply, and the next
-    /// observation decides; so is a batch in flight when the pass is cancelled. A kernel that
-    /// throws says that nothing was sent: every operation is `.notAttempted`, late or not.
+    /// observation decides; so is a batch in flight when the pass is cancelled. The late call is
+    /// not cancelled: it ends by its transport's bound, so that a batch held up (a stalled
+    /// process) leaves whole and is applied or refused by the kernel (the agent's epoch fence),
+    /// never cut off at an unknown point. A kernel that throws says that nothing was sent:
+    /// every operation is `.notAttempted`, late or not.
     private static func apply(
         _ operations: [KernelOperation], to node: String, kernels: any FleetKernels, clock: any ReconcilerClock,
         timeout: Duration
     ) async -> [OperationOutcome] {
         do {
-            let results = try await DeadlineRace.run(clock: clock, timeout: timeout) { deadline in
+            let results = try await DeadlineRace.run(clock: clock, timeout: timeout, cancellingLateCall: false) {
+                deadline in
                 try await kernels.kernel(for: node).apply(operations, deadline: deadline)
             }
             return results.map(\.outcome)

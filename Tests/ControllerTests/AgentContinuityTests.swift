@@ -126,26 +126,41 @@ struct AgentContinuityTests {
         }
     }
 
-    @Test("a batch whose reply a slow agent lost is journaled indeterminate, and the next pass does not resend it")
+    @Test(
+        "a batch whose reply a slow agent lost is journaled indeterminate, and the next pass does not resend it",
+        .timeLimit(.minutes(2)))
     func lostReply() async throws {
         let fleet = SimulatedFleet()
         let intent = try FleetSpec.pair().compile()
         fleet.withState { state in
             for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
         }
-        let slow = SlowAfterApply()
+        let events = LoopEvents()
+        let slow = SlowAfterApply(events: events)
         let agents = try await InProcessAgents.start(nodes: intent.nodes.map(\.name), connector: slow.connector(fleet))
         let store = ScratchGenerationStore(channels: [:])
+        let clock = ManualClock(onChange: { events.changed() })
         let reconciler = FleetReconciler(
             store: store, kernels: AgentFleetKernels(fleet: fleet, agents: agents), reqid: .meshwardDefault,
-            clock: ManualClock(), logger: .init(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
-            callTimeout: .seconds(4))
-        var records: [ChannelID: ChannelRecord] = [:]
+            clock: clock, logger: .init(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         slow.delay(true)
-        let first = try await reconciler.runPass(number: 1, intent: intent, records: &records)
+        let firstPass = Task {
+            var records: [ChannelID: ChannelRecord] = [:]
+            let report = try await reconciler.runPass(number: 1, intent: intent, records: &records)
+            return (report, records)
+        }
+        // Both agents applied their batch and hold the reply; the two observations' deadlines
+        // ended, the two batches' still wait: the clock moves past them.
+        await events.wait { slow.held == 2 && clock.watchesStarted == 4 && clock.watching == 2 }
+        clock.advance(by: FleetReconciler.batchTimeout.timeInterval)
+        let (first, passed) = try await firstPass.value
+        var records = passed
         slow.delay(false)
         #expect(!first.results.isEmpty, "unreachable: \(first.unreachable)")
         #expect(first.results.allSatisfy { if case .indeterminate = $0.outcome { true } else { false } })
+        // Given up by the reconciler at its deadline on its clock, not by the transport.
+        let late = "did not answer before its deadline of 5 s for one batch"
+        #expect(first.results.allSatisfy { "\($0.outcome)".contains(late) }, "\(first.results.map(\.outcome))")
         #expect(store.journal.allSatisfy { if case .indeterminate = $0.result { $0.appliedAt == nil } else { false } })
         let second = try await reconciler.runPass(number: 2, intent: intent, records: &records)
         let resent = Set(first.results.map(\.planned)).intersection(second.results.map(\.planned))
@@ -155,20 +170,43 @@ struct AgentContinuityTests {
     }
 }
 
-/// Serves a simulated fleet whose batches take effect and then, while `delay` is on, answer
-/// only after six seconds: the controller's four-second deadline passes with the work done.
+/// Serves a simulated fleet whose batches take effect and then, while `delay` is on, hold
+/// their answer until it is turned off (telling `events` of each held): the controller's
+/// deadline passes with the work done.
 final class SlowAfterApply: Sendable {
-    private let slow = Mutex(false)
+    private let events: LoopEvents
+    private let state = Mutex<(slow: Bool, held: Int, gate: TestGate)>((false, 0, TestGate()))
 
-    func delay(_ on: Bool) { slow.withLock { $0 = on } }
-    var isSlow: Bool { slow.withLock { $0 } }
+    init(events: LoopEvents) { self.events = events }
+
+    /// Turned off, it lets every held answer go.
+    func delay(_ on: Bool) {
+        let released = state.withLock { state -> TestGate? in
+            defer { state.slow = on }
+            guard state.slow, !on else { return nil }
+            defer { state.gate = TestGate() }
+            return state.gate
+        }
+        released?.open()
+    }
+
+    /// How many batches took effect and held their answer.
+    var held: Int { state.withLock { $0.held } }
 
     func connector(_ fleet: SimulatedFleet) -> InterceptingConnector {
         InterceptingConnector(
             fleet: fleet,
             apply: { kernel, operations, deadline in
                 let results = try await kernel.apply(operations, deadline: deadline)
-                if self.isSlow { try await Task.sleep(for: .seconds(6)) }
+                let gate = self.state.withLock { state -> TestGate? in
+                    guard state.slow else { return nil }
+                    state.held += 1
+                    return state.gate
+                }
+                if let gate {
+                    self.events.changed()
+                    await gate.wait()
+                }
                 return results
             })
     }

@@ -1,6 +1,8 @@
 import Logging
 import Synchronization
 
+@testable import ReconcilerTestSupport
+
 /// Keeps every line logged, as `message key=value ...`, for a test to read.
 struct CollectingLogHandler: LogHandler {
     final class Lines: Sendable {

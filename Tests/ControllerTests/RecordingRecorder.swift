@@ -2,6 +2,7 @@ import Synchronization
 
 @testable import Controller
 @testable import Reconciler
+@testable import ReconcilerTestSupport
 
 /// Records what a loop and its keeper report, waking the test's waiters on each.
 final class RecordingRecorder: ReconcileRecorder {

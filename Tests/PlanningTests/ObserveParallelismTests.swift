@@ -11,7 +11,8 @@ import Testing
 @testable import ReconcilerTestSupport
 
 /// A pass observes its nodes concurrently, a bounded number at once, each under its own
-/// deadline: a hung node costs one deadline, never a stuck pass.
+/// deadline on the reconciler's clock: a kernel that ignores its deadline costs one deadline,
+/// never a stuck pass. The tests move that clock past its deadline instead of waiting it out.
 @Suite("Observe parallelism")
 struct ObserveParallelismTests {
     static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -27,10 +28,16 @@ struct ObserveParallelismTests {
         }
         let stuck = StuckKernel(node: "n3")
         let kernels = GatedKernels(fleet: fleet, replacing: ["n3": stuck])
+        let events = LoopEvents()
+        let clock = ManualClock(onChange: { events.changed() })
         let reconciler = FleetReconciler(
             store: ScratchGenerationStore(channels: [:]), kernels: kernels, reqid: .meshwardDefault,
-            clock: ManualClock(), logger: Self.logger, callTimeout: .seconds(2))
-        let (observations, unreachable, _) = await reconciler.observe(Set(nodes))
+            clock: clock, logger: Self.logger, callTimeout: .seconds(2))
+        let observing = Task { await reconciler.observe(Set(nodes)) }
+        // Every observation watches its deadline; all but n3's answered.
+        await events.wait { clock.watchesStarted == nodes.count && clock.watching == 1 }
+        clock.advance(by: 2)
+        let (observations, unreachable, _) = await observing.value
         stuck.gate.open()
 
         #expect(Set(observations.keys) == Set(nodes).subtracting(["n3"]))

@@ -28,9 +28,10 @@ public final class FleetReconciler: Sendable {
     /// the lease; a batch may not (`batchTimeout`).
     public static let kernelCallTimeout: Duration = .seconds(30)
 
-    /// How long one node's batch may wait for its answer (the agent's gRPC deadline, the netlink
-    /// socket's receive bound): a third of the 15 s lease, so that a batch started with
-    /// `kernelCallBound` of the lease left has ended, answered or not, well before it lapses.
+    /// How long one node's batch may wait for its answer, on the reconciler's clock (and as the
+    /// agent's gRPC deadline, the netlink socket's receive bound): a third of the 15 s lease, so
+    /// that a batch started with `kernelCallBound` of the lease left has ended, answered or not,
+    /// well before it lapses. A batch whose answer had not come by then is indeterminate.
     public static let batchTimeout: Duration = .seconds(5)
 
     /// The longest one node's batch may take: its deadline (`batchTimeout`, 5 s) and a 2 s
@@ -85,9 +86,10 @@ public final class FleetReconciler: Sendable {
     }
 
     /// Observes `nodes` concurrently, at most `observeLimit` at once, each under its own
-    /// deadline (`callTimeout` from the moment its call starts). A node that throws, or has not
-    /// answered by its deadline, is reported unreachable with the reason; a hung node costs one
-    /// deadline and never holds up the pass, even when its kernel ignores the deadline.
+    /// deadline (`callTimeout` from the moment its call starts, on the reconciler's clock). A
+    /// node that throws, or has not answered by its deadline, is reported unreachable with the
+    /// reason; a hung node costs one deadline and never holds up the pass, even when its kernel
+    /// ignores the deadline.
     ///
     /// `enrolling` names the unreachable nodes whose agent waits for enrollment.
     public func observe(
@@ -96,8 +98,8 @@ public final class FleetReconciler: Sendable {
         await withTaskGroup(of: (String, Result<NodeObservation, NodeUnreachable>).self) { group in
             var waiting = nodes.sorted().makeIterator()
             func start(_ node: String) {
-                group.addTask { [kernels, callTimeout] in
-                    (node, await Self.observe(node, kernels: kernels, timeout: callTimeout))
+                group.addTask { [kernels, clock, callTimeout] in
+                    (node, await Self.observe(node, kernels: kernels, clock: clock, timeout: callTimeout))
                 }
             }
             for _ in 0..<observeLimit {
@@ -127,14 +129,15 @@ public final class FleetReconciler: Sendable {
         var waitingForEnrollment = false
     }
 
-    /// Observes one node (connecting it first when needed) under a deadline of `timeout`.
+    /// Observes one node (connecting it first when needed) under a deadline of `timeout` on
+    /// `clock`.
     private static func observe(
-        _ node: String, kernels: any FleetKernels, timeout: Duration
+        _ node: String, kernels: any FleetKernels, clock: any ReconcilerClock, timeout: Duration
     ) async -> Result<NodeObservation, NodeUnreachable> {
         let limit = "its deadline of \(timeout.secondsText) for one observation"
         do {
             return .success(
-                try await DeadlineRace.run(timeout: timeout) { deadline in
+                try await DeadlineRace.run(clock: clock, timeout: timeout) { deadline in
                     try await kernels.kernel(for: node).observe(deadline: deadline)
                 })
         } catch let late as DeadlineRace.DeadlinePassed {
@@ -321,13 +324,12 @@ public final class FleetReconciler: Sendable {
                     guard clock.now() < confirmed.addingTimeInterval(-Self.kernelCallBound) else {
                         return (node, operations.map { _ in .notAttempted(reason: "the lease could expire before it") })
                     }
-                    do {
-                        let results = try await kernels.kernel(for: node).apply(
-                            operations.map(\.operation), deadline: ContinuousClock.now + batchDeadline)
-                        return (node, results.map(\.outcome))
-                    } catch {
-                        return (node, operations.map { _ in .notAttempted(reason: "\(error)") })
-                    }
+                    return (
+                        node,
+                        await Self.apply(
+                            operations.map(\.operation), to: node, kernels: kernels, clock: clock,
+                            timeout: batchDeadline)
+                    )
                 }
             }
             var outcomes: [String: [OperationOutcome]] = [:]
@@ -370,6 +372,40 @@ public final class FleetReconciler: Sendable {
             throw ReconcileError.journalRefused("\(error)")
         }
         return results
+    }
+
+    /// Sends one node its batch (connecting it first when needed) under a deadline of `timeout`
+    /// on `clock`, and answers one outcome per operation, in order. A batch whose answer had not
+    /// come by its deadline may have been applied in whole or in part: every operation of it is
+    /// `.indeterminate`, as the agent's transport reports a lost reply, and the next
+    /// observation decides; so is a batch in flight when the pass is cancelled. The late call is
+    /// not cancelled: it ends by its transport's bound, so that a batch held up (a stalled
+    /// process) leaves whole and is applied or refused by the kernel (the agent's epoch fence),
+    /// never cut off at an unknown point. A kernel that throws says that nothing was sent:
+    /// every operation is `.notAttempted`, late or not.
+    private static func apply(
+        _ operations: [KernelOperation], to node: String, kernels: any FleetKernels, clock: any ReconcilerClock,
+        timeout: Duration
+    ) async -> [OperationOutcome] {
+        do {
+            let results = try await DeadlineRace.run(clock: clock, timeout: timeout, cancellingLateCall: false) {
+                deadline in
+                try await kernels.kernel(for: node).apply(operations, deadline: deadline)
+            }
+            return results.map(\.outcome)
+        } catch let late as DeadlineRace.DeadlinePassed {
+            if let thrown = late.underlying { return operations.map { _ in .notAttempted(reason: "\(thrown)") } }
+            let reason =
+                "node \(node) did not answer before its deadline of \(timeout.secondsText) for one batch; "
+                + "the next observation decides"
+            return operations.map { _ in .indeterminate(reason: reason) }
+        } catch is CancellationError where Task.isCancelled {
+            // The pass was cancelled with the batch in flight: it may have been sent.
+            let reason = "the pass was cancelled before node \(node) answered its batch; the next observation decides"
+            return operations.map { _ in .indeterminate(reason: reason) }
+        } catch {
+            return operations.map { _ in .notAttempted(reason: "\(error)") }
+        }
     }
 
     /// Runs passes until the fleet converges, only drain waits remain (`waitForDrain` false),

@@ -41,7 +41,8 @@ let package = Package(
         ),
         .target(name: "CXfrm"),
 
-        // A seedable generator shared by tests, fuzzers and benchmarks.
+        // What tests, fuzzers and benchmarks share: a seedable generator, an HTTP probe, and child
+        // processes awaited without holding a thread (`ProcessExit`, `ProcessRun`).
         .target(name: "MeshwardTestSupport", swiftSettings: strict),
 
         // Values every module speaks: addresses, ciphers, SPIs, keys, traffic selectors.
@@ -219,7 +220,8 @@ let package = Package(
         .testTarget(
             name: "KernelTests",
             dependencies: [
-                "Kernel", "KernelSimulator", "MeshwardCore", .product(name: "Logging", package: "swift-log"),
+                "Kernel", "KernelSimulator", "MeshwardCore", "MeshwardTestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

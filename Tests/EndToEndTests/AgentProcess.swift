@@ -1,4 +1,5 @@
 import Foundation
+import MeshwardTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -9,6 +10,7 @@ import Glibc
 final class AgentProcess {
     let directory: String
     let process = Process()
+    private let exit: ProcessExit
     let outputURL: URL
     let errorURL: URL
     private(set) var port = 0
@@ -26,7 +28,7 @@ final class AgentProcess {
     init(
         directory: String, listen: String = "127.0.0.1:0", namespace: String? = nil, simulated: Bool = true,
         arguments: [String] = []
-    ) throws {
+    ) async throws {
         self.directory = directory
         let capture = FileManager.default.temporaryDirectory.appendingPathComponent(
             "meshward-agent-\(UUID().uuidString)")
@@ -48,7 +50,7 @@ final class AgentProcess {
         process.environment = ProcessInfo.processInfo.environment.merging(["MESHWARD_LOG_LEVEL": "trace"]) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: outputURL)
         process.standardError = try FileHandle(forWritingTo: errorURL)
-        try process.run()
+        exit = try ProcessExit(launching: process)
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             let log = errorText
@@ -58,9 +60,9 @@ final class AgentProcess {
                 return
             }
             guard process.isRunning else { break }
-            usleep(50_000)
+            try await Task.sleep(for: .milliseconds(50))
         }
-        stop()
+        await stop()
         throw AgentProcessError(message: "the agent did not report its port: \(errorText)")
     }
 
@@ -68,18 +70,20 @@ final class AgentProcess {
     /// `cli`'s Store) and starts its agent with `arguments`; stops those started when one fails.
     static func start(
         _ nodes: [String], draft: String, cli: MeshwardCLI, base: String, arguments: [String] = []
-    ) throws -> [String: AgentProcess] {
+    ) async throws -> [String: AgentProcess] {
         var agents: [String: AgentProcess] = [:]
         do {
             for node in nodes {
-                let made = try cli.run(["agent", "credentials", draft, "--node", node, "--out", base + "/" + node])
+                let made = try await cli.run([
+                    "agent", "credentials", draft, "--node", node, "--out", base + "/" + node,
+                ])
                 guard made.status == 0 else {
                     throw AgentProcessError(message: "agent credentials for \(node) failed: \(made.error)")
                 }
-                agents[node] = try AgentProcess(directory: base + "/" + node, arguments: arguments)
+                agents[node] = try await AgentProcess(directory: base + "/" + node, arguments: arguments)
             }
         } catch {
-            for agent in agents.values { agent.stop() }
+            for agent in agents.values { await agent.stop() }
             throw error
         }
         return agents
@@ -90,16 +94,22 @@ final class AgentProcess {
         ((try? Data(contentsOf: outputURL)) ?? Data()) + ((try? Data(contentsOf: errorURL)) ?? Data())
     }
 
-    /// Kills the agent at once (SIGKILL), as a crash or a power cut would.
-    func kill() {
+    /// Kills the agent at once (SIGKILL), as a crash or a power cut would, and waits for its end.
+    func kill() async {
         if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        _ = await exit.status()
     }
 
     /// Ends the agent with SIGTERM and waits for it.
-    func stop() {
+    func stop() async {
+        terminate()
+        _ = await exit.status()
+    }
+
+    /// Sends the agent SIGTERM and returns at once, for a `defer` (which cannot await) at the end
+    /// of a test: nothing after it depends on the agent's end, which follows on its own.
+    func terminate() {
         if process.isRunning { process.terminate() }
-        process.waitUntilExit()
     }
 
     /// Sends `signal` while it runs.
@@ -110,7 +120,7 @@ final class AgentProcess {
     /// Waits for it to exit and returns its status, or nil when it still runs after `seconds` (a
     /// bound on a test that would otherwise hang).
     func waitForExit(seconds: Double = 30) async throws -> Int32? {
-        await process.exitStatus(within: seconds)
+        await exit.status(within: seconds)
     }
 
     /// Whether something accepts a TCP connection on loopback `port` now.

@@ -9,7 +9,7 @@ struct AgentStatusTests {
     @Test(
         "status shows each agent's address, the TLS 1.3 X25519MLKEM768 its connection negotiated, certificate expiry, boot ID and last contact, and the recorded ones (no TLS) for an agent that stopped"
     )
-    func agentColumns() throws {
+    func agentColumns() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agent-status-\(UUID())")
@@ -18,18 +18,18 @@ struct AgentStatusTests {
         // Credentials first (they do not depend on the port), then the agents on free ports.
         let draft = try AgentProcess.labSpec([7443, 7443])
         var agents: [AgentProcess] = []
-        defer { for agent in agents { agent.stop() } }
+        defer { for agent in agents { agent.terminate() } }
         for node in ["a", "b"] {
             let directory = base.appendingPathComponent("agent-\(node)").path
-            let made = try cli.run(["agent", "credentials", draft, "--node", node, "--out", directory])
+            let made = try await cli.run(["agent", "credentials", draft, "--node", node, "--out", directory])
             #expect(made.status == 0, "\(made.error)")
-            agents.append(try AgentProcess(directory: directory))
+            agents.append(try await AgentProcess(directory: directory))
         }
         let path = try AgentProcess.labSpec(agents.map(\.port))
-        let apply = try cli.run("apply", path)
+        let apply = try await cli.run("apply", path)
         #expect(apply.status == 0, "\(apply.output) \(apply.error)")
 
-        let (live, document) = try cli.json("status")
+        let (live, document) = try await cli.json("status")
         #expect(live == 0)
         let nodes = document["nodes"] as? [[String: Any]] ?? []
         var recordedBoot: String?
@@ -50,14 +50,14 @@ struct AgentStatusTests {
             #expect(tls["protocol"] as? String == "TLSv1.3")
             #expect(tls["key_exchange"] as? String == "X25519MLKEM768")
         }
-        let text = try cli.run("status")
+        let text = try await cli.run("status")
         #expect(
             text.output.contains("agent 127.0.0.1:\(agents[1].port), TLSv1.3 X25519MLKEM768, certificate expires "),
             "\(text.output)")
 
         // b's agent stops: status cannot reach it and shows what the apply recorded.
-        agents[1].stop()
-        let (down, after) = try cli.json("status")
+        await agents[1].stop()
+        let (down, after) = try await cli.json("status")
         #expect(down == 1)
         let b = try #require((after["nodes"] as? [[String: Any]])?.first { $0["name"] as? String == "b" })
         #expect(b["reachable"] as? Bool == false)
@@ -70,7 +70,7 @@ struct AgentStatusTests {
         let contact = try #require(agent["last_contact"] as? String)
         let contacted = try #require(ISO8601DateFormatter().date(from: contact))
         #expect(contacted <= Date())
-        let stoppedText = try cli.run("status")
+        let stoppedText = try await cli.run("status")
         #expect(stoppedText.output.contains("(recorded)"), "\(stoppedText.output)")
     }
 }

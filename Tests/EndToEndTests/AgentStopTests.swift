@@ -18,8 +18,8 @@ struct AgentStopTests {
         let base = try AgentJoinTests.scratch()
         defer { try? FileManager.default.removeItem(at: base) }
         let draft = try AgentProcess.labSpec([7443, 7443])
-        let agents = try AgentProcess.start(["a", "b"], draft: draft, cli: cli, base: base.path)
-        defer { for agent in agents.values { agent.stop() } }
+        let agents = try await AgentProcess.start(["a", "b"], draft: draft, cli: cli, base: base.path)
+        defer { for agent in agents.values { agent.terminate() } }
         let a = try #require(agents["a"])
         let b = try #require(agents["b"])
         let spec = try AgentProcess.labSpec([a.port, b.port])
@@ -52,11 +52,11 @@ struct AgentStopTests {
         let base = try AgentJoinTests.scratch()
         defer { try? FileManager.default.removeItem(at: base) }
         let draft = try AgentProcess.labSpec([7443, 7443])
-        let (_, tokenFile) = try AgentJoinTests.tokenFile(cli: cli, draft: draft, base: base)
-        let b = try AgentProcess(
+        let (_, tokenFile) = try await AgentJoinTests.tokenFile(cli: cli, draft: draft, base: base)
+        let b = try await AgentProcess(
             directory: base.appendingPathComponent("agent-b").path,
             arguments: ["--join-token-file", tokenFile, "--node", "b", "--cluster", "lab"])
-        defer { b.stop() }
+        defer { b.terminate() }
         try #require(b.errorText.contains("agent waiting for enrollment"), "\(b.errorText)")
         #expect(AgentProcess.accepts(port: b.port))
 

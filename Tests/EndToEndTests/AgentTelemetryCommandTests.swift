@@ -9,7 +9,7 @@ struct AgentTelemetryCommandTests {
     @Test(
         "agent run --metrics-address serves /healthz, and /readyz only once the controller marked it; /metrics counts the applies and holds the epoch its directory recorded"
     )
-    func agentServesMetricsAndReadiness() throws {
+    func agentServesMetricsAndReadiness() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         func spec(_ endpoints: [String: String]) -> String {
@@ -27,10 +27,10 @@ struct AgentTelemetryCommandTests {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agents-\(UUID())").path
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: base) }
-        let agents = try AgentProcess.start(
+        let agents = try await AgentProcess.start(
             ["a", "b"], draft: draft, cli: cli, base: base,
             arguments: ["--metrics-address", "127.0.0.1:0", "--log-format", "json"])
-        defer { for agent in agents.values { agent.stop() } }
+        defer { for agent in agents.values { agent.terminate() } }
         let a = try #require(agents["a"])
         let metrics = try #require(a.metricsPort, "no serving metrics line in: \(a.errorText)")
         #expect(try HTTPProbe.get(port: metrics, path: "/healthz").status == 200)
@@ -39,7 +39,7 @@ struct AgentTelemetryCommandTests {
         #expect(Exposition(try HTTPProbe.get(port: metrics, path: "/metrics").body).value("meshward_agent_ready") == 0)
 
         let fleet = try MeshwardCLI.writeSpec(spec(agents.mapValues { "agent:127.0.0.1:\($0.port)" }))
-        let applied = try cli.run(["apply", fleet])
+        let applied = try await cli.run(["apply", fleet])
         #expect(applied.status == 0, "\(applied.error)")
 
         let after = try HTTPProbe.get(port: metrics, path: "/readyz")
@@ -72,9 +72,9 @@ struct AgentTelemetryCommandTests {
             """)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agent-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let made = try cli.run(["agent", "credentials", draft, "--node", "a", "--out", directory])
+        let made = try await cli.run(["agent", "credentials", draft, "--node", "a", "--out", directory])
         try #require(made.status == 0, "\(made.error)")
-        let result = try MeshwardCLI.capture(
+        let result = try await MeshwardCLI.capture(
             MeshwardCLI.binary,
             [
                 "agent", "run", "--agent-dir", directory, "--listen", "127.0.0.1:0", "--simulated",
@@ -90,8 +90,8 @@ struct AgentTelemetryCommandTests {
     }
 
     @Test("a malformed agent run --metrics-address is a usage error naming the value, exit 1")
-    func badAddress() throws {
-        let result = try MeshwardCLI.capture(
+    func badAddress() async throws {
+        let result = try await MeshwardCLI.capture(
             MeshwardCLI.binary, ["agent", "run", "--agent-dir", "/nonexistent", "--metrics-address", "9465"])
         #expect(result.status == 1)
         #expect(result.error.contains("'9465' is not HOST:PORT"), "\(result.error)")

@@ -1,4 +1,5 @@
 import Foundation
+import MeshwardTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -28,66 +29,66 @@ struct AutomationContractTests {
             ["plan", "--no-such-flag"], ["history", "--limit", "many"], ["rekey", "x.yaml"], ["frobnicate"],
             ["status", "--output", "yaml"],
         ])
-    func usageErrorsExitOne(_ arguments: [String]) throws {
+    func usageErrorsExitOne(_ arguments: [String]) async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        let result = try cli.run(arguments)
+        let result = try await cli.run(arguments)
         #expect(result.status == 1, "\(arguments): \(result.error)")
         #expect(result.error.contains("Error:") || result.error.contains("error:"), "\(result.error)")
     }
 
     @Test("--help still exits 0")
-    func helpExitsZero() throws {
+    func helpExitsZero() async throws {
         let cli = try MeshwardCLI()
-        let result = try cli.run("plan", "--help")
+        let result = try await cli.run("plan", "--help")
         #expect(result.status == 0)
         #expect(result.output.contains("--detailed-exitcode"))
     }
 
     @Test("history --limit 0 and --limit -1 say what --limit takes")
-    func historyLimit() throws {
+    func historyLimit() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        #expect(try cli.run("apply", try MeshwardCLI.writeSpec(Self.spec)).status == 0)
+        #expect(try await cli.run("apply", try MeshwardCLI.writeSpec(Self.spec)).status == 0)
         for limit in ["0", "-1"] {
-            let result = try cli.run("history", "--limit", limit)
+            let result = try await cli.run("history", "--limit", limit)
             #expect(result.status == 1, "--limit \(limit)")
             #expect(
                 result.error.contains("--limit takes a number of revisions, 1 or more, not \(limit)"),
                 "--limit \(limit): \(result.error)")
             #expect(!result.output.contains("no revisions applied yet"))
         }
-        let (status, document) = try cli.json("history", "--limit", "1")
+        let (status, document) = try await cli.json("history", "--limit", "1")
         #expect(status == 0)
         #expect((document["revisions"] as? [Any])?.count == 1)
     }
 
     @Test("history records which command made each revision")
-    func historyRecordsCommand() throws {
+    func historyRecordsCommand() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let spec = try MeshwardCLI.writeSpec(Self.spec)
-        #expect(try cli.run("apply", spec).status == 0)
-        #expect(try cli.run("rekey", spec, "--node", "a").status == 0)
-        #expect(try cli.run("rekey", spec, "--channel", "b:a").status == 0)
+        #expect(try await cli.run("apply", spec).status == 0)
+        #expect(try await cli.run("rekey", spec, "--node", "a").status == 0)
+        #expect(try await cli.run("rekey", spec, "--channel", "b:a").status == 0)
         let changed = try MeshwardCLI.writeSpec(Self.spec.replacingOccurrences(of: "drain: 1s", with: "drain: 2s"))
-        #expect(try cli.run("reconcile", changed, "--once").status == 0)
+        #expect(try await cli.run("reconcile", changed, "--once").status == 0)
 
-        let (_, document) = try cli.json("history")
+        let (_, document) = try await cli.json("history")
         let commands = (document["revisions"] as? [[String: Any]] ?? []).map { $0["command"] as? String }
         #expect(commands == ["reconcile", "rekey --channel b:a", "rekey --node a", "apply"], "\(commands)")
-        let text = try cli.run("history")
+        let text = try await cli.run("history")
         #expect(text.output.contains("  rekey --node a  "), "\(text.output)")
     }
 
     @Test("with --output json an invalid spec prints a located JSON error document on standard output")
-    func jsonErrorForInvalidSpec() throws {
+    func jsonErrorForInvalidSpec() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let path = try MeshwardCLI.writeSpec(
             "version: 1\ncluster: x\nnodes:\n  - name: a\n    adresses: [198.18.0.1]\n")
         for command in ["plan", "apply"] {
-            let (status, document) = try cli.json(command, path)
+            let (status, document) = try await cli.json(command, path)
             #expect(status == 1)
             let error = document["error"] as? [String: Any] ?? [:]
             // The first error in file order locates the document; every diagnostic is listed.
@@ -105,10 +106,10 @@ struct AutomationContractTests {
     @Test(
         "with --output json every failure prints an error document on standard output",
         arguments: [["status"], ["history"], ["plan", "--bogus"], ["rekey", "missing.yaml", "--all"]])
-    func jsonErrorForOtherFailures(_ arguments: [String]) throws {
+    func jsonErrorForOtherFailures(_ arguments: [String]) async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        let (status, document) = try cli.json(arguments)
+        let (status, document) = try await cli.json(arguments)
         #expect(status == 1, "\(arguments)")
         let error = document["error"] as? [String: Any] ?? [:]
         #expect((error["message"] as? String)?.isEmpty == false, "\(arguments): \(document)")
@@ -132,7 +133,7 @@ struct AutomationContractTests {
         ]
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        let exit = try ProcessExit(launching: process)
         defer { if process.isRunning { process.terminate() } }
 
         // Standard output is a file: before the first cycle is flushed it holds 0 bytes.
@@ -149,34 +150,34 @@ struct AutomationContractTests {
         #expect((try? Date(timestamp, strategy: .iso8601)) != nil, "timestamp '\(timestamp)'")
 
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        _ = await exit.status()
     }
 
     @Test(
         "a state directory this user cannot read is permission denied, not an empty state",
         arguments: [["status"], ["history"], ["plan", "SPEC"]])
-    func unreadableStateDirectory(_ arguments: [String]) throws {
+    func unreadableStateDirectory(_ arguments: [String]) async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let spec = try MeshwardCLI.writeSpec(Self.spec)
         try FileManager.default.setAttributes(
             [.posixPermissions: 0o755], ofItemAtPath: URL(fileURLWithPath: spec).deletingLastPathComponent().path)
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: spec)
-        #expect(try cli.run("apply", spec).status == 0)
+        #expect(try await cli.run("apply", spec).status == 0)
         let command = arguments.map { $0 == "SPEC" ? spec : $0 }
 
         let result: MeshwardCLI.Result
         if getuid() == 0 {
             // Root reads every directory: run the command as nobody, who cannot enter the 0700
             // state directory root created.
-            result = try Self.runAsNobody(command + ["--state-dir", cli.stateDirectory.path])
+            result = try await Self.runAsNobody(command + ["--state-dir", cli.stateDirectory.path])
         } else {
             try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: cli.stateDirectory.path)
             defer {
                 try? FileManager.default.setAttributes(
                     [.posixPermissions: 0o700], ofItemAtPath: cli.stateDirectory.path)
             }
-            result = try cli.run(command)
+            result = try await cli.run(command)
         }
         #expect(result.status == 1, "\(command): \(result.output) \(result.error)")
         #expect(
@@ -187,10 +188,10 @@ struct AutomationContractTests {
     }
 
     /// Runs the binary as `nobody` through `setpriv` (util-linux).
-    static func runAsNobody(_ arguments: [String]) throws -> MeshwardCLI.Result {
+    static func runAsNobody(_ arguments: [String]) async throws -> MeshwardCLI.Result {
         let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
         let tool = try #require(setpriv, "setpriv is needed to run as nobody")
-        return try MeshwardCLI.capture(
+        return try await MeshwardCLI.capture(
             URL(fileURLWithPath: tool),
             ["--reuid=65534", "--regid=65534", "--clear-groups", MeshwardCLI.binary.path] + arguments,
             directory: URL(fileURLWithPath: "/"))
@@ -199,8 +200,8 @@ struct AutomationContractTests {
 
 extension MeshwardCLI {
     /// `json(_:)` for arguments built at run time.
-    func json(_ arguments: [String]) throws -> (Int32, [String: Any]) {
-        let result = try run(arguments + ["--output", "json"])
+    func json(_ arguments: [String]) async throws -> (Int32, [String: Any]) {
+        let result = try await run(arguments + ["--output", "json"])
         let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any] ?? [:]
         return (result.status, object)
     }

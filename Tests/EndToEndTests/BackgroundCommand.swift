@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import MeshwardTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -9,6 +9,7 @@ import Glibc
 /// standard output and error in files that the test reads as it runs.
 final class BackgroundCommand {
     let process = Process()
+    private let exit: ProcessExit
     let output: URL
     let log: URL
     private let handles: [FileHandle]
@@ -32,7 +33,7 @@ final class BackgroundCommand {
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = out
         process.standardError = err
-        try process.run()
+        exit = try ProcessExit(launching: process)
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -50,52 +51,24 @@ final class BackgroundCommand {
 
     /// Waits for it to exit and returns its status, or nil when it still runs after `seconds`.
     func waitForExit(seconds: Double = 60) async throws -> Int32? {
-        await process.exitStatus(within: seconds)
+        await exit.status(within: seconds)
     }
 
+    /// Kills it if it still runs, without waiting: after SIGKILL it does nothing more.
     deinit {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         for handle in handles { try? handle.close() }
         try? FileManager.default.removeItem(at: output.deletingLastPathComponent())
     }
 }
 
-extension Process {
-    /// Waits until the process exits, woken by its exit (`terminationHandler`), and returns its
-    /// status; nil when it still runs after `seconds` (a bound on a test that would otherwise
-    /// hang, never a figure the test asserts on).
-    func exitStatus(within seconds: Double) async -> Int32? {
-        let resumed = Mutex(false)
-        let exited = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            let finish: @Sendable (Bool) -> Void = { exited in
-                let first = resumed.withLock { resumed in
-                    defer { resumed = true }
-                    return !resumed
-                }
-                if first { continuation.resume(returning: exited) }
-            }
-            terminationHandler = { _ in finish(true) }
-            // Set after the launch: a process that exited before the handler was set never calls it.
-            if !isRunning { finish(true) }
-            Task {
-                try? await Task.sleep(for: .seconds(seconds))
-                finish(false)
-            }
-        }
-        return exited || !isRunning ? terminationStatus : nil
-    }
-}
-
 /// Polls `condition` every 200 ms until it holds or `seconds` have passed (a bound on a test
 /// that would otherwise hang, never a figure the test asserts on); returns whether it held.
-func eventually(seconds: Double = 60, _ condition: () throws -> Bool) async throws -> Bool {
+func eventually(seconds: Double = 60, _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = Date().addingTimeInterval(seconds)
     while Date() < deadline {
-        if (try? condition()) == true { return true }
+        if (try? await condition()) == true { return true }
         try await Task.sleep(for: .milliseconds(200))
     }
-    return try condition()
+    return try await condition()
 }

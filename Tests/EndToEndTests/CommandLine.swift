@@ -1,12 +1,9 @@
 import Foundation
+import MeshwardTestSupport
 
 /// Runs the built `meshward` binary as an operator would, with its own state directory.
 struct MeshwardCLI {
-    struct Result {
-        let status: Int32
-        let output: String
-        let error: String
-    }
+    typealias Result = ProcessRun
 
     /// The repository root, for the example specs.
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -51,61 +48,36 @@ struct MeshwardCLI {
     static func example(_ name: String) -> String { root.appendingPathComponent("specs/examples/\(name)").path }
 
     @discardableResult
-    func run(_ arguments: String..., environment: [String: String] = [:]) throws -> Result {
-        try run(arguments, environment: environment)
+    func run(_ arguments: String..., environment: [String: String] = [:]) async throws -> Result {
+        try await run(arguments, environment: environment)
     }
 
-    func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
-        try Self.capture(
+    func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Result {
+        try await Self.capture(
             Self.binary, arguments + ["--state-dir", stateDirectory.path] + storeArguments,
             environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
     }
 
     /// Runs `meshward-faulty`: `meshward` that dies where `crashAfter` says
     /// (`MESHWARD_SIMULATED_CRASH_AFTER`: `0`, `N` or `refused:N`).
-    func runCrashing(_ arguments: [String], crashAfter: String) throws -> Result {
-        try Self.capture(
+    func runCrashing(_ arguments: [String], crashAfter: String) async throws -> Result {
+        try await Self.capture(
             Self.faultyBinary, arguments + ["--state-dir", stateDirectory.path] + storeArguments,
             environment: ProcessInfo.processInfo.environment.merging(["MESHWARD_SIMULATED_CRASH_AFTER": crashAfter]) {
                 $1
             })
     }
 
-    /// Runs `executable` to its end and returns its status and what it wrote. Output goes to
-    /// files, not pipes: a command that fills one pipe while the other is being read to its end
-    /// would wait forever (trace logging writes far more than a pipe buffer to stderr).
+    /// Runs `executable` to its end and returns its status and what it wrote (`ProcessRun`:
+    /// output in files, the end awaited without holding a thread).
     static func capture(
         _ executable: URL, _ arguments: [String], environment: [String: String]? = nil, directory: URL? = nil
-    ) throws -> Result {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        if let directory { process.currentDirectoryURL = directory }
-        let capture = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: capture, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: capture) }
-        let outputURL = capture.appendingPathComponent("stdout")
-        let errorURL = capture.appendingPathComponent("stderr")
-        try Data().write(to: outputURL)
-        try Data().write(to: errorURL)
-        let output = try FileHandle(forWritingTo: outputURL)
-        let error = try FileHandle(forWritingTo: errorURL)
-        defer {
-            try? output.close()
-            try? error.close()
-        }
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus, output: String(decoding: try Data(contentsOf: outputURL), as: UTF8.self),
-            error: String(decoding: try Data(contentsOf: errorURL), as: UTF8.self))
+    ) async throws -> Result {
+        try await ProcessRun(running: executable, arguments, environment: environment, directory: directory)
     }
 
-    func json(_ arguments: String...) throws -> (Int32, [String: Any]) {
-        let result = try run(arguments + ["--output", "json"])
+    func json(_ arguments: String...) async throws -> (Int32, [String: Any]) {
+        let result = try await run(arguments + ["--output", "json"])
         let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any] ?? [:]
         return (result.status, object)
     }

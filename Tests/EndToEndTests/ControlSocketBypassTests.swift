@@ -11,81 +11,82 @@ import Glibc
 /// host keeps toward a peer that lost its SAs. This kernel has no ESP, so no SA could exist:
 /// everything not exempt from IPsec is dropped, and only the bypass on the control sockets can
 /// carry the connection.
-@Suite("The control connection is exempt from IPsec", .serialized, .enabled(if: AgentLabAccess.isPermitted))
+@Suite("The control connection is exempt from IPsec", .serialized, .enabled { await AgentLabAccess.isPermitted() })
 struct ControlSocketBypassTests {
     @Test(
         "with ESP demanded both ways and no SA, a plain TCP connect to the agent's port fails; the controller, itself a node, still observes the agent and moves no drop counter"
     )
-    func controlConnectionBypassesPolicies() throws {
-        let lab = try Lab(prefix: "mwb", subnet: 121, cluster: "bypass")
-        defer { lab.close() }
-        let (controllerHost, agentHost) = (lab.controllerHost, lab.agentHost)
-        let (controllerAddress, agentAddress) = (lab.controllerAddress, lab.agentAddress)
-        let (cli, spec, directory) = (lab.cli, lab.spec, lab.directory)
-        lab.agent = try AgentProcess(directory: directory, listen: "\(agentAddress):7443", namespace: agentHost)
+    func controlConnectionBypassesPolicies() async throws {
+        try await Lab.with(prefix: "mwb", subnet: 121, cluster: "bypass") { lab in
+            let (controllerHost, agentHost) = (lab.controllerHost, lab.agentHost)
+            let (controllerAddress, agentAddress) = (lab.controllerAddress, lab.agentAddress)
+            let (cli, spec, directory) = (lab.cli, lab.spec, lab.directory)
+            lab.agent = try await AgentProcess(
+                directory: directory, listen: "\(agentAddress):7443", namespace: agentHost)
 
-        let connect = ": > /dev/tcp/\(agentAddress)/7443"
-        let open = try inNamespace(
-            controllerHost, "/usr/bin/timeout", ["--signal=KILL", "3", "/bin/bash", "-c", connect])
-        try #require(open.status == 0, "before any policy the agent's port must be reachable: \(open.error)")
+            let connect = ": > /dev/tcp/\(agentAddress)/7443"
+            let open = try await inNamespace(
+                controllerHost, "/usr/bin/timeout", ["--signal=KILL", "3", "/bin/bash", "-c", connect])
+            try #require(open.status == 0, "before any policy the agent's port must be reachable: \(open.error)")
 
-        try Self.demandESP(controllerHost, controllerAddress, agentHost, agentAddress)
-        let blocked = try inNamespace(
-            controllerHost, "/usr/bin/timeout", ["--signal=KILL", "3", "/bin/bash", "-c", connect])
-        #expect(blocked.status != 0, "a socket without the bypass must not get through the policies")
+            try await Self.demandESP(controllerHost, controllerAddress, agentHost, agentAddress)
+            let blocked = try await inNamespace(
+                controllerHost, "/usr/bin/timeout", ["--signal=KILL", "3", "/bin/bash", "-c", connect])
+            #expect(blocked.status != 0, "a socket without the bypass must not get through the policies")
 
-        let before = try [controllerHost, agentHost].map(xfrmCounters)
-        let plan = try inNamespace(
-            controllerHost, MeshwardCLI.binary.path,
-            ["plan", spec, "--detailed-exitcode", "--state-dir", cli.stateDirectory.path])
-        #expect(plan.status == 2, "plan from the controller's host: \(plan.output)\n\(plan.error)")
-        let said = plan.output + plan.error
-        #expect(!said.contains("unreachable"), "\(said)")
-        #expect(said.contains("a"), "\(said)")
-        // The connection's whole life, its closing segments included, met only the bypass: no
-        // drop counter moved on either host (read once both ends of every connection to the
-        // agent's port are closed, so that its last segments have been through the policies).
-        try waitUntilClosed(port: 7443, in: [controllerHost, agentHost])
-        let after = try [controllerHost, agentHost].map(xfrmCounters)
-        #expect(after == before, "xfrm_stat moved: before \(before), after \(after)")
+            let before = [try await xfrmCounters(controllerHost), try await xfrmCounters(agentHost)]
+            let plan = try await inNamespace(
+                controllerHost, MeshwardCLI.binary.path,
+                ["plan", spec, "--detailed-exitcode", "--state-dir", cli.stateDirectory.path])
+            #expect(plan.status == 2, "plan from the controller's host: \(plan.output)\n\(plan.error)")
+            let said = plan.output + plan.error
+            #expect(!said.contains("unreachable"), "\(said)")
+            #expect(said.contains("a"), "\(said)")
+            // The connection's whole life, its closing segments included, met only the bypass: no
+            // drop counter moved on either host (read once both ends of every connection to the
+            // agent's port are closed, so that its last segments have been through the policies).
+            try await waitUntilClosed(port: 7443, in: [controllerHost, agentHost])
+            let after = [try await xfrmCounters(controllerHost), try await xfrmCounters(agentHost)]
+            #expect(after == before, "xfrm_stat moved: before \(before), after \(after)")
+        }
     }
 
     @Test(
         "an agent on netlink exempts its port in the SPD: once it is killed, the controller's connection attempt is refused instead of dropped, without waiting for its deadline, and no drop counter moves"
     )
-    func deadAgentPortRefusesInsteadOfDropping() throws {
-        let lab = try Lab(prefix: "mwp", subnet: 123, cluster: "portbypass")
-        defer { lab.close() }
-        let (controllerHost, agentHost) = (lab.controllerHost, lab.agentHost)
-        let (controllerAddress, agentAddress) = (lab.controllerAddress, lab.agentAddress)
-        let (cli, spec, directory) = (lab.cli, lab.spec, lab.directory)
-        lab.agent = try AgentProcess(
-            directory: directory, listen: "\(agentAddress):7443", namespace: agentHost, simulated: false)
-        #expect(
-            lab.agent?.errorText.contains("exempted the control port from IPsec") == true,
-            "\(lab.agent?.errorText ?? "")")
-        let policies = try inNamespace(agentHost, "/usr/sbin/ip", ["xfrm", "policy", "list"]).output
-        #expect(policies.contains("dst \(agentAddress)/32 proto tcp dport 7443"), "\(policies)")
-        #expect(policies.contains("src \(agentAddress)/32 dst 0.0.0.0/0 proto tcp sport 7443"), "\(policies)")
-        try Self.demandESP(controllerHost, controllerAddress, agentHost, agentAddress)
+    func deadAgentPortRefusesInsteadOfDropping() async throws {
+        try await Lab.with(prefix: "mwp", subnet: 123, cluster: "portbypass") { lab in
+            let (controllerHost, agentHost) = (lab.controllerHost, lab.agentHost)
+            let (controllerAddress, agentAddress) = (lab.controllerAddress, lab.agentAddress)
+            let (cli, spec, directory) = (lab.cli, lab.spec, lab.directory)
+            lab.agent = try await AgentProcess(
+                directory: directory, listen: "\(agentAddress):7443", namespace: agentHost, simulated: false)
+            #expect(
+                lab.agent?.errorText.contains("exempted the control port from IPsec") == true,
+                "\(lab.agent?.errorText ?? "")")
+            let policies = try await inNamespace(agentHost, "/usr/sbin/ip", ["xfrm", "policy", "list"]).output
+            #expect(policies.contains("dst \(agentAddress)/32 proto tcp dport 7443"), "\(policies)")
+            #expect(policies.contains("src \(agentAddress)/32 dst 0.0.0.0/0 proto tcp sport 7443"), "\(policies)")
+            try await Self.demandESP(controllerHost, controllerAddress, agentHost, agentAddress)
 
-        let plan = ["plan", spec, "--detailed-exitcode", "--state-dir", cli.stateDirectory.path]
-        let reached = try inNamespace(controllerHost, MeshwardCLI.binary.path, plan)
-        #expect(reached.status == 2, "plan through the live agent: \(reached.output)\n\(reached.error)")
+            let plan = ["plan", spec, "--detailed-exitcode", "--state-dir", cli.stateDirectory.path]
+            let reached = try await inNamespace(controllerHost, MeshwardCLI.binary.path, plan)
+            #expect(reached.status == 2, "plan through the live agent: \(reached.output)\n\(reached.error)")
 
-        lab.agent?.kill()
-        let before = try [controllerHost, agentHost].map(xfrmCounters)
-        let refused = try inNamespace(controllerHost, MeshwardCLI.binary.path, plan)
-        #expect(refused.status == 1, "plan with the agent dead: \(refused.output)\n\(refused.error)")
-        let said = refused.output + refused.error
-        // Refused by TCP (RST): the SYN passed the SPD and the connection attempt failed; a
-        // dropped SYN would have left the call waiting out its deadline.
-        #expect(said.contains("unreachable"), "\(said)")
-        #expect(said.lowercased().contains("could not establish a connection"), "\(said)")
-        #expect(!said.contains("no answer before the deadline"), "\(said)")
-        try waitUntilClosed(port: 7443, in: [controllerHost, agentHost])
-        let after = try [controllerHost, agentHost].map(xfrmCounters)
-        #expect(after == before, "xfrm_stat moved: before \(before), after \(after)")
+            await lab.agent?.kill()
+            let before = [try await xfrmCounters(controllerHost), try await xfrmCounters(agentHost)]
+            let refused = try await inNamespace(controllerHost, MeshwardCLI.binary.path, plan)
+            #expect(refused.status == 1, "plan with the agent dead: \(refused.output)\n\(refused.error)")
+            let said = refused.output + refused.error
+            // Refused by TCP (RST): the SYN passed the SPD and the connection attempt failed; a
+            // dropped SYN would have left the call waiting out its deadline.
+            #expect(said.contains("unreachable"), "\(said)")
+            #expect(said.lowercased().contains("could not establish a connection"), "\(said)")
+            #expect(!said.contains("no answer before the deadline"), "\(said)")
+            try await waitUntilClosed(port: 7443, in: [controllerHost, agentHost])
+            let after = [try await xfrmCounters(controllerHost), try await xfrmCounters(agentHost)]
+            #expect(after == before, "xfrm_stat moved: before \(before), after \(after)")
+        }
     }
 
     /// The controller's host and an agent's host: two namespaces joined by a veth pair on
@@ -102,7 +103,21 @@ struct ControlSocketBypassTests {
         let directory: String
         var agent: AgentProcess?
 
-        init(prefix: String, subnet: Int, cluster: String) throws {
+        /// Runs `body` with a new lab, closed afterwards whatever happens.
+        static func with(
+            prefix: String, subnet: Int, cluster: String, _ body: (Lab) async throws -> Void
+        ) async throws {
+            let lab = try await Lab(prefix: prefix, subnet: subnet, cluster: cluster)
+            do {
+                try await body(lab)
+            } catch {
+                await lab.close()
+                throw error
+            }
+            await lab.close()
+        }
+
+        private init(prefix: String, subnet: Int, cluster: String) async throws {
             let tag = String(UInt32.random(in: 0...0xFFFF), radix: 16)
             controllerHost = "\(prefix)c-\(tag)"
             agentHost = "\(prefix)a-\(tag)"
@@ -123,22 +138,22 @@ struct ControlSocketBypassTests {
                 """)
             do {
                 try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
-                try ControlSocketBypassTests.pair(
+                try await ControlSocketBypassTests.pair(
                     controllerHost, controllerAddress, agentHost, agentAddress,
                     devices: ("\(prefix)c0", "\(prefix)a0"))
-                let made = try cli.run(["agent", "credentials", spec, "--node", "a", "--out", directory])
+                let made = try await cli.run(["agent", "credentials", spec, "--node", "a", "--out", directory])
                 guard made.status == 0 else { throw AgentProcessError(message: "agent credentials: \(made.error)") }
             } catch {
-                close()
+                await close()
                 throw error
             }
         }
 
         /// Stops the agent, deletes both namespaces, the state and the agent directory.
-        func close() {
-            agent?.stop()
-            _ = try? AgentNamespaceTests.Lab.ip(["netns", "del", controllerHost])
-            _ = try? AgentNamespaceTests.Lab.ip(["netns", "del", agentHost])
+        func close() async {
+            await agent?.stop()
+            _ = try? await AgentNamespaceTests.Lab.ip(["netns", "del", controllerHost])
+            _ = try? await AgentNamespaceTests.Lab.ip(["netns", "del", agentHost])
             cli.removeState()
             try? FileManager.default.removeItem(atPath: base)
         }
@@ -148,17 +163,17 @@ struct ControlSocketBypassTests {
     private static func pair(
         _ first: String, _ firstAddress: String, _ second: String, _ secondAddress: String,
         devices: (String, String)
-    ) throws {
+    ) async throws {
         for namespace in [first, second] {
-            try AgentNamespaceTests.Lab.ip(["netns", "add", namespace])
-            try AgentNamespaceTests.Lab.ip(["-n", namespace, "link", "set", "lo", "up"])
+            try await AgentNamespaceTests.Lab.ip(["netns", "add", namespace])
+            try await AgentNamespaceTests.Lab.ip(["-n", namespace, "link", "set", "lo", "up"])
         }
-        try AgentNamespaceTests.Lab.ip([
+        try await AgentNamespaceTests.Lab.ip([
             "-n", first, "link", "add", devices.0, "type", "veth", "peer", "name", devices.1, "netns", second,
         ])
         for (namespace, device, address) in [(first, devices.0, firstAddress), (second, devices.1, secondAddress)] {
-            try AgentNamespaceTests.Lab.ip(["-n", namespace, "addr", "add", "\(address)/24", "dev", device])
-            try AgentNamespaceTests.Lab.ip(["-n", namespace, "link", "set", device, "up"])
+            try await AgentNamespaceTests.Lab.ip(["-n", namespace, "addr", "add", "\(address)/24", "dev", device])
+            try await AgentNamespaceTests.Lab.ip(["-n", namespace, "link", "set", device, "up"])
         }
     }
 
@@ -166,13 +181,13 @@ struct ControlSocketBypassTests {
     /// priority Meshward gives its channel policies.
     private static func demandESP(
         _ first: String, _ firstAddress: String, _ second: String, _ secondAddress: String
-    ) throws {
+    ) async throws {
         for (namespace, own, peer) in [(first, firstAddress, secondAddress), (second, secondAddress, firstAddress)] {
-            try AgentNamespaceTests.Lab.ip([
+            try await AgentNamespaceTests.Lab.ip([
                 "-n", namespace, "xfrm", "policy", "add", "src", "\(own)/32", "dst", "\(peer)/32", "dir", "out",
                 "priority", "1000", "tmpl", "src", own, "dst", peer, "proto", "esp", "mode", "transport",
             ])
-            try AgentNamespaceTests.Lab.ip([
+            try await AgentNamespaceTests.Lab.ip([
                 "-n", namespace, "xfrm", "policy", "add", "src", "\(peer)/32", "dst", "\(own)/32", "dir", "in",
                 "priority", "1000", "tmpl", "src", peer, "dst", own, "proto", "esp", "mode", "transport",
             ])
@@ -180,8 +195,8 @@ struct ControlSocketBypassTests {
     }
 
     /// The namespace's nonzero `/proc/net/xfrm_stat` counters.
-    private func xfrmCounters(_ namespace: String) throws -> [String: Int] {
-        let read = try inNamespace(namespace, "/bin/cat", ["/proc/net/xfrm_stat"])
+    private func xfrmCounters(_ namespace: String) async throws -> [String: Int] {
+        let read = try await inNamespace(namespace, "/bin/cat", ["/proc/net/xfrm_stat"])
         var counters: [String: Int] = [:]
         for line in read.output.split(separator: "\n") {
             let fields = line.split(whereSeparator: \.isWhitespace)
@@ -194,12 +209,13 @@ struct ControlSocketBypassTests {
     /// Returns once no TCP socket on `port` in `namespaces` is in a state that still sends or
     /// expects a segment of its connection (anything but LISTEN, TIME-WAIT and CLOSED): every
     /// closing segment has been sent and met the peer's policies. Fails the test after 30 s.
-    private func waitUntilClosed(port: Int, in namespaces: [String]) throws {
+    private func waitUntilClosed(port: Int, in namespaces: [String]) async throws {
         let deadline = Date().addingTimeInterval(30)
         var open: [String] = []
         repeat {
-            open = try namespaces.flatMap { namespace in
-                try inNamespace(
+            open = []
+            for namespace in namespaces {
+                open += try await inNamespace(
                     namespace, "/usr/bin/ss",
                     [
                         "-Htan", "exclude", "listening", "exclude", "time-wait",
@@ -208,17 +224,17 @@ struct ControlSocketBypassTests {
                 ).output.split(separator: "\n").map { "\(namespace): \($0)" }
             }
             if open.isEmpty { return }
-            usleep(20_000)
+            try await Task.sleep(for: .milliseconds(20))
         } while Date() < deadline
         Issue.record("connections on port \(port) still open after 30 s: \(open)")
     }
 
     private func inNamespace(
         _ namespace: String, _ executable: String, _ arguments: [String]
-    ) throws
+    ) async throws
         -> MeshwardCLI.Result
     {
-        try MeshwardCLI.capture(
+        try await MeshwardCLI.capture(
             URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "exec", namespace, executable] + arguments)
     }
 }

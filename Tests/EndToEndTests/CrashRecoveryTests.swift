@@ -53,17 +53,17 @@ struct RefusalCrashRecoveryTests {
 @Suite("Crash fault only in the test build")
 struct CrashFaultAbsentTests {
     @Test("the installed meshward ignores MESHWARD_SIMULATED_CRASH_AFTER and applies to the end")
-    func releasedCommandHasNoFault() throws {
+    func releasedCommandHasNoFault() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let spec = MeshwardCLI.example("minimal.yaml")
-        let applied = try cli.run(
+        let applied = try await cli.run(
             ["apply", spec, "--output", "json"], environment: ["MESHWARD_SIMULATED_CRASH_AFTER": "1"])
         #expect(applied.status == 0, "meshward exited \(applied.status): \(applied.error)")
         // The same run under meshward-faulty dies at its first operation: the variable is read there.
         let other = try MeshwardCLI()
         defer { other.removeState() }
-        #expect(try other.runCrashing(["apply", spec], crashAfter: "1").status == CrashScenario.killedStatus)
+        #expect(try await other.runCrashing(["apply", spec], crashAfter: "1").status == CrashScenario.killedStatus)
     }
 }
 
@@ -123,17 +123,17 @@ struct CrashScenario {
         // A clean run gives the totals and the converged state the rekey runs start from.
         let clean = try MeshwardCLI()
         defer { clean.removeState() }
-        let (applyStatus, applied) = try clean.json("apply", spec)
+        let (applyStatus, applied) = try await clean.json("apply", spec)
         #expect(applyStatus == 0)
         let applyTotal = try #require(applied["operations"] as? Int)
         let baseline = try await record(clean, ledger: &fingerprints)
-        let baselineSPIs = try activeSPIs(clean)
+        let baselineSPIs = try await activeSPIs(clean)
         let converged = try snapshot(clean)
-        let (rekeyStatus, rekeyed) = try clean.json("rekey", spec, "--all")
+        let (rekeyStatus, rekeyed) = try await clean.json("rekey", spec, "--all")
         #expect(rekeyStatus == 0)
         let rekeyTotal = try #require(rekeyed["operations"] as? Int)
         _ = try await record(clean, ledger: &fingerprints, spis: baseline)
-        try checkConverged(clean, label: "clean rekey")
+        try await checkConverged(clean, label: "clean rekey")
 
         var runs = 0
         for crashAfter in firstApply.points(total: applyTotal, label: "\(intent.cluster) first apply") {
@@ -152,7 +152,7 @@ struct CrashScenario {
             try await crashThenRecover(
                 cli, command: ["rekey", spec, "--all"], crashAfter: crashAfter,
                 ledger: &fingerprints, spis: baseline, label: label)
-            let after = try activeSPIs(cli)
+            let after = try await activeSPIs(cli)
             for (channel, spi) in baselineSPIs where after[channel] == spi {
                 Issue.record("\(label): \(channel) still uses \(spi) after the restart")
             }
@@ -171,7 +171,7 @@ struct CrashScenario {
         var fingerprints = FingerprintLedger()
         let clean = try MeshwardCLI()
         defer { clean.removeState() }
-        let (applyStatus, _) = try clean.json("apply", spec)
+        let (applyStatus, _) = try await clean.json("apply", spec)
         #expect(applyStatus == 0)
         let baseline = try await record(clean, ledger: &fingerprints)
         let converged = try snapshot(clean)
@@ -247,17 +247,17 @@ struct CrashScenario {
         label: String
     ) async throws {
         let established = command.first == "rekey"
-        let crashed = try cli.runCrashing(command, crashAfter: crashAt)
+        let crashed = try await cli.runCrashing(command, crashAfter: crashAt)
         try #require(
             crashed.status == Self.killedStatus,
             "\(label): exited \(crashed.status): \(crashed.error) \(crashed.output)")
         try checkContinuity(cli, established: established, label: "\(label), the fleet the crash left")
         var spis = try await record(cli, ledger: &fingerprints, spis: spis, label: label)
 
-        let restarted = try cli.run("apply", spec, "--output", "json")
+        let restarted = try await cli.run("apply", spec, "--output", "json")
         try #require(restarted.status == 0, "\(label): restart exited \(restarted.status): \(restarted.error)")
         spis = try await record(cli, ledger: &fingerprints, spis: spis, label: label)
-        try checkConverged(cli, label: label)
+        try await checkConverged(cli, label: label)
         try await checkJournal(cli, spis: spis, label: label)
     }
 
@@ -266,11 +266,11 @@ struct CrashScenario {
     /// `plan --detailed-exitcode` exits 0, status shows every channel established without drift,
     /// the fleet holds exactly the channels' objects, and each channel delivers encrypted with
     /// its active SPI.
-    func checkConverged(_ cli: MeshwardCLI, label: String) throws {
-        let plan = try cli.run("plan", spec, "--detailed-exitcode")
+    func checkConverged(_ cli: MeshwardCLI, label: String) async throws {
+        let plan = try await cli.run("plan", spec, "--detailed-exitcode")
         #expect(plan.status == 0, "\(label): plan --detailed-exitcode exited \(plan.status): \(plan.output)")
 
-        let (status, document) = try cli.json("status")
+        let (status, document) = try await cli.json("status")
         #expect(status == 0, "\(label): status exited \(status)")
         let channels = document["channels"] as? [[String: Any]] ?? []
         #expect(channels.count == intent.channels.count, "\(label): status shows \(channels.count) channels")
@@ -358,8 +358,8 @@ struct CrashScenario {
         return spis
     }
 
-    func activeSPIs(_ cli: MeshwardCLI) throws -> [String: String] {
-        let (_, document) = try cli.json("status")
+    func activeSPIs(_ cli: MeshwardCLI) async throws -> [String: String] {
+        let (_, document) = try await cli.json("status")
         var result: [String: String] = [:]
         for channel in document["channels"] as? [[String: Any]] ?? [] {
             if let id = channel["channel"] as? String, let spi = channel["spi"] as? String { result[id] = spi }

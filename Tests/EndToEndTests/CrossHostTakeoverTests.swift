@@ -28,7 +28,7 @@ struct CrossHostTakeoverTests {
         "sampled: the leader on another host killed with SIGKILL mid-rotation of the three-tier fleet, a standby takes the lease once it lapses, at its next turn, and finishes without a drop or a reused SPI or key",
         .enabled(if: TestDatabase.server != nil, TestDatabase.skipReason), .timeLimit(.minutes(30)))
     func standbyWaitsOutAnotherHostsLease() async throws {
-        let (original, total) = try LeaderTakeoverTests.rotationOperations()
+        let (original, total) = try await LeaderTakeoverTests.rotationOperations()
 
         // The pause that holds the leader for its kill comes after an applied operation: 1 at least.
         let points = Set(
@@ -56,7 +56,7 @@ struct CrossHostTakeoverTests {
             ]) { $1 })
         let leaderHolder = "leader.example pid \(leader.pid)"
         try #require(
-            try await eventually { try LeaderTakeoverTests.lease(cli)?["holder"] as? String == leaderHolder },
+            try await eventually { try await LeaderTakeoverTests.lease(cli)?["holder"] as? String == leaderHolder },
             "\(label): the first loop did not lead: \(leader.logText)")
         let standbys = try (1...2).map { number in
             try BackgroundCommand(
@@ -74,7 +74,7 @@ struct CrossHostTakeoverTests {
                 },
                 "\(label): a standby did not say it waits: \(standby.logText)")
         }
-        let leaderEpoch = try #require(try LeaderTakeoverTests.lease(cli)?["epoch"] as? Int)
+        let leaderEpoch = try #require(try await LeaderTakeoverTests.lease(cli)?["epoch"] as? Int)
 
         // The rotation: the leader's pass is held after its operation `killAfter`, and killed there.
         try LeaderTakeoverTests.rotated(original).write(toFile: spec, atomically: true, encoding: .utf8)
@@ -85,7 +85,7 @@ struct CrossHostTakeoverTests {
         let killedAt = Date()
         #expect(try await leader.waitForExit() != nil, "\(label): the leader still runs after SIGKILL")
         #expect(leader.process.terminationReason == .uncaughtSignal && leader.process.terminationStatus == SIGKILL)
-        let left = try #require(try LeaderTakeoverTests.lease(cli), "\(label): no lease after the kill")
+        let left = try #require(try await LeaderTakeoverTests.lease(cli), "\(label): no lease after the kill")
         #expect(left["holder"] as? String == leaderHolder, "\(label): the lease changed hands before it lapsed")
         let lapse = try #require(LeaderTakeoverTests.date(left["expires_at"]))
         let after = try CrashScenario(specFile: spec)
@@ -95,18 +95,18 @@ struct CrossHostTakeoverTests {
         let standbyHolders = standbys.map { ($0, "standby-", "pid \($0.pid)") }
         var tookOverSeen: Date?
         let finished = try await eventually(seconds: 300) {
-            guard let holder = try LeaderTakeoverTests.lease(cli)?["holder"] as? String,
+            guard let holder = try await LeaderTakeoverTests.lease(cli)?["holder"] as? String,
                 standbyHolders.contains(where: { holder.hasPrefix($0.1) && holder.hasSuffix($0.2) })
             else { return false }
             if tookOverSeen == nil { tookOverSeen = Date() }
-            guard try cli.run("plan", spec, "--detailed-exitcode").status == 0 else { return false }
+            guard try await cli.run("plan", spec, "--detailed-exitcode").status == 0 else { return false }
             // Finished means drained too: plan shows no change while the old SAs wait out the drain.
-            let (_, document) = try cli.json("status")
+            let (_, document) = try await cli.json("status")
             let channels = document["channels"] as? [[String: Any]] ?? []
             return !channels.isEmpty && channels.allSatisfy { $0["step"] as? String == "established" }
         }
         try #require(finished, "\(label): no standby finished the rotation: \(standbys.map(\.logText))")
-        let lease = try #require(try LeaderTakeoverTests.lease(cli))
+        let lease = try #require(try await LeaderTakeoverTests.lease(cli))
         let newLeader = try #require(
             standbys.first { (lease["holder"] as? String)?.hasSuffix("pid \($0.pid)") == true })
         #expect(try #require(lease["epoch"] as? Int) > leaderEpoch, "\(label): the takeover kept the epoch")

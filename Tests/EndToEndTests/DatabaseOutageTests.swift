@@ -25,42 +25,60 @@ final class PrivatePostgres {
     /// Runs `scripts/test-postgres COMMAND` on this cluster. Spawned directly and waited for
     /// with `waitpid`, every descriptor above standard error closed: the server it starts keeps
     /// what it inherits, and Foundation's `Process` waits for one of those to close before it
-    /// sees the script end.
+    /// sees the script end. `waitpid` blocks its thread, so it runs on a thread of its own, not
+    /// on one of the cooperative pool's.
     @discardableResult
-    func script(_ command: String, stopMode: String = "fast") throws -> MeshwardCLI.Result {
-        let output = directory.appendingPathComponent("script.out").path
-        let error = directory.appendingPathComponent("script.err").path
+    func script(_ command: String, stopMode: String = "fast") async throws -> MeshwardCLI.Result {
+        let pid = try spawn(command, stopMode: stopMode)
+        let status = await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: Self.exitStatus(of: pid)) }.start()
+        }
+        let result = MeshwardCLI.Result(
+            status: status, output: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "",
+            error: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "")
+        if command == "url" { server = result.output.trimmingCharacters(in: .whitespacesAndNewlines) }
+        return result
+    }
+
+    private var outputPath: String { directory.appendingPathComponent("script.out").path }
+    private var errorPath: String { directory.appendingPathComponent("script.err").path }
+
+    /// Starts `scripts/test-postgres COMMAND` and returns its process id.
+    private func spawn(_ command: String, stopMode: String) throws -> pid_t {
         // Nothing of this process's beyond standard input, output and error reaches the server.
         let closeInherited =
             "for fd in $(ls /proc/$$/fd); do if [ \"$fd\" -gt 2 ]; then eval \"exec $fd>&-\" 2>/dev/null; fi; done; "
         let line =
             closeInherited
             + "cd '\(MeshwardCLI.root.path)' && MESHWARD_TEST_PG_DIR='\(directory.path)' MESHWARD_TEST_PG_PORT=\(port) "
-            + "MESHWARD_TEST_PG_DURABLE=1 MESHWARD_TEST_PG_STOP_MODE=\(stopMode) exec scripts/test-postgres \(command) >'\(output)' 2>'\(error)'"
+            + "MESHWARD_TEST_PG_DURABLE=1 MESHWARD_TEST_PG_STOP_MODE=\(stopMode) exec scripts/test-postgres \(command) >'\(outputPath)' 2>'\(errorPath)'"
         var pid: pid_t = 0
         let arguments = ["/bin/bash", "-c", line]
         let argv = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         let spawned = posix_spawn(&pid, "/bin/bash", nil, nil, argv, environ)
         try #require(spawned == 0, "posix_spawn /bin/bash: \(spawned)")
+        return pid
+    }
+
+    /// Waits for `pid` to end (blocking the calling thread) and returns its exit code, or 128 +
+    /// the signal that ended it.
+    private static func exitStatus(of pid: pid_t) -> Int32 {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        let result = MeshwardCLI.Result(
-            status: exit, output: (try? String(contentsOfFile: output, encoding: .utf8)) ?? "",
-            error: (try? String(contentsOfFile: error, encoding: .utf8)) ?? "")
-        if command == "url" { server = result.output.trimmingCharacters(in: .whitespacesAndNewlines) }
-        return result
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 
-    func start() throws {
-        let started = try script("start")
+    func start() async throws {
+        let started = try await script("start")
         try #require(started.status == 0, "scripts/test-postgres start: \(started.error)")
-        try script("url")
+        try await script("url")
     }
 
+    /// Destroys the cluster, waiting for that on the thread that releases the last reference (a
+    /// `deinit` cannot await).
     deinit {
-        _ = try? script("destroy", stopMode: "immediate")
+        if let pid = try? spawn("destroy", stopMode: "immediate") { _ = Self.exitStatus(of: pid) }
         try? FileManager.default.removeItem(at: directory)
     }
 }
@@ -78,14 +96,14 @@ struct DatabaseOutageTests {
         .enabled(if: TestDatabase.server != nil, TestDatabase.skipReason), .timeLimit(.minutes(10)))
     func databaseStoppedMidPass() async throws {
         let postgres = try PrivatePostgres()
-        try postgres.start()
+        try await postgres.start()
         let database = try await TestDatabase.make(on: postgres.server)
         let cli = try MeshwardCLI(database: database)
         defer { cli.removeState() }
         let base = try CrashScenario(example: "three-tier.yaml")
         let original = try String(contentsOfFile: base.spec, encoding: .utf8)
         let spec = try MeshwardCLI.writeSpec(original, name: "three-tier.yaml")
-        #expect(try cli.run("apply", spec).status == 0)
+        #expect(try await cli.run("apply", spec).status == 0)
         var fingerprints = FingerprintLedger()
         let baseline = try await CrashScenario(specFile: spec).record(cli, ledger: &fingerprints)
 
@@ -105,7 +123,7 @@ struct DatabaseOutageTests {
         try #require(
             try await eventually(seconds: 120) { FileManager.default.fileExists(atPath: pauseFile.path) },
             "the pass did not reach its operation \(Self.pauseAfter): \(loop.logText)")
-        let stopped = try postgres.script("stop", stopMode: "immediate")
+        let stopped = try await postgres.script("stop", stopMode: "immediate")
         try #require(stopped.status == 0, "\(stopped.error)")
         try FileManager.default.removeItem(at: pauseFile)
 
@@ -130,11 +148,11 @@ struct DatabaseOutageTests {
         try scenario.checkContinuity(cli, established: true, label: "the fleet while the database is down")
 
         // The server is back: the loop resumes and finishes the rotation.
-        try postgres.start()
+        try await postgres.start()
         #expect(
-            try await eventually(seconds: 180) { try cli.run("plan", spec, "--detailed-exitcode").status == 0 },
+            try await eventually(seconds: 180) { try await cli.run("plan", spec, "--detailed-exitcode").status == 0 },
             "the loop did not finish once the server was back: \(loop.logText)")
-        #expect((try LockTimeoutCLITests.lease(cli)?["holder"] as? String)?.hasSuffix("pid \(loop.pid)") == true)
+        #expect((try await LockTimeoutCLITests.lease(cli)?["holder"] as? String)?.hasSuffix("pid \(loop.pid)") == true)
 
         // Nothing half-written: the interrupted pass's journal entries are all still planned,
         // none completed (their completing transaction was rolled back as a whole).
@@ -162,7 +180,7 @@ struct DatabaseOutageTests {
                     "\(node.name) held spi \(sa.spi.hex) with a key that is not \(identity)'s")
             }
         }
-        try scenario.checkConverged(cli, label: "after the outage")
+        try await scenario.checkConverged(cli, label: "after the outage")
         try await scenario.checkJournal(cli, spis: spis, label: "after the outage")
         try scenario.checkContinuity(cli, established: true, label: "after the outage")
 

@@ -49,11 +49,11 @@ struct DeposedLeaderAgentTests {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agents-\(UUID())").path
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: base) }
-        let agents = try AgentProcess.start(["a", "b"], draft: draft, cli: cli, base: base)
-        defer { for agent in agents.values { agent.stop() } }
+        let agents = try await AgentProcess.start(["a", "b"], draft: draft, cli: cli, base: base)
+        defer { for agent in agents.values { agent.terminate() } }
         let endpoints = agents.mapValues { "agent:127.0.0.1:\($0.port)" }
         let fleet = try MeshwardCLI.writeSpec(Self.spec(cipher: "aes-gcm-256", endpoints: endpoints))
-        let applied = try cli.run(["apply", fleet])
+        let applied = try await cli.run(["apply", fleet])
         try #require(applied.status == 0, "\(applied.error)")
 
         // The leader, on "host A": it stops before the first apply it sends.
@@ -66,10 +66,10 @@ struct DeposedLeaderAgentTests {
         defer { leader.send(SIGCONT) }
         try #require(
             try await eventually {
-                try LeaderTakeoverTests.lease(cli)?["holder"] as? String == "host-a.example pid \(leader.pid)"
+                try await LeaderTakeoverTests.lease(cli)?["holder"] as? String == "host-a.example pid \(leader.pid)"
             },
             "the first loop did not lead: \(leader.logText)")
-        let deposedEpoch = try #require(try LeaderTakeoverTests.lease(cli)?["epoch"] as? Int)
+        let deposedEpoch = try #require(try await LeaderTakeoverTests.lease(cli)?["epoch"] as? Int)
 
         // A rotation: the leader plans it, confirms its lease and stops with a batch on its way.
         try Self.spec(cipher: "aes-gcm-128", endpoints: endpoints).write(
@@ -83,11 +83,12 @@ struct DeposedLeaderAgentTests {
             cli, ["reconcile", fleet, "--interval", "1s"], executable: MeshwardCLI.faultyBinary,
             environment: environment.merging([SimulatedHost.variable: "host-b.example"]) { $1 })
         let finished = try await eventually(seconds: 180) {
-            try LeaderTakeoverTests.lease(cli)?["holder"] as? String == "host-b.example pid \(successor.pid)"
-                && cli.run("plan", fleet, "--detailed-exitcode").status == 0
+            let holder = try await LeaderTakeoverTests.lease(cli)?["holder"] as? String
+            guard holder == "host-b.example pid \(successor.pid)" else { return false }
+            return try await cli.run("plan", fleet, "--detailed-exitcode").status == 0
         }
         try #require(finished, "the other controller did not finish the rotation: \(successor.logText)")
-        let epoch = try #require(try LeaderTakeoverTests.lease(cli)?["epoch"] as? Int)
+        let epoch = try #require(try await LeaderTakeoverTests.lease(cli)?["epoch"] as? Int)
         #expect(epoch > deposedEpoch)
         for node in ["a", "b"] {
             let recorded = try String(contentsOfFile: base + "/\(node)/epoch", encoding: .utf8)
@@ -119,8 +120,8 @@ struct DeposedLeaderAgentTests {
             }, "no agent logged the refusal with both epochs")
 
         // Nothing it sent took effect: the fleet is as the new leader left it, and it still leads.
-        #expect(try cli.run("plan", fleet, "--detailed-exitcode").status == 0)
-        #expect(try LeaderTakeoverTests.lease(cli)?["holder"] as? String == "host-b.example pid \(successor.pid)")
+        #expect(try await cli.run("plan", fleet, "--detailed-exitcode").status == 0)
+        #expect(try await LeaderTakeoverTests.lease(cli)?["holder"] as? String == "host-b.example pid \(successor.pid)")
         // It stands by for the new leader (which led only while it was stopped).
         #expect(
             try await eventually {

@@ -4,6 +4,7 @@ import Kernel
 import KernelSimulator
 import MeshwardCommands
 import MeshwardCore
+import MeshwardTestSupport
 import Reconciler
 import Testing
 
@@ -40,8 +41,8 @@ struct GuardTests {
     static let noFlows = withoutBD.replacingOccurrences(
         of: "flows:\n  - { name: ab, from: { name: alpha }, to: { name: beta } }\n", with: "flows: []\n")
 
-    static func channels(_ cli: MeshwardCLI) throws -> [[String: Any]] {
-        try cli.json("status").1["channels"] as? [[String: Any]] ?? []
+    static func channels(_ cli: MeshwardCLI) async throws -> [[String: Any]] {
+        try await cli.json("status").1["channels"] as? [[String: Any]] ?? []
     }
 
     static func planFile() -> String {
@@ -51,94 +52,94 @@ struct GuardTests {
     // MARK: - Cluster
 
     @Test("apply and plan refuse a spec of another cluster than the Store's, naming both, and change nothing")
-    func otherClusterIsRefused() throws {
+    func otherClusterIsRefused() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        #expect(try cli.run("apply", try Self.spec()).status == 0)
+        #expect(try await cli.run("apply", try Self.spec()).status == 0)
         let other = try Self.spec(Self.fleet.replacingOccurrences(of: "cluster: guards", with: "cluster: shop"))
         for command in ["apply", "plan"] {
-            let result = try cli.run(command, other)
+            let result = try await cli.run(command, other)
             #expect(result.status == 1, "\(command): \(result.output)")
             #expect(
                 result.error.contains("the spec is for cluster 'shop', but the Store")
                     && result.error.contains("belongs to cluster 'guards'"), "\(command): \(result.error)")
         }
-        let (status, document) = try cli.json("apply", other)
+        let (status, document) = try await cli.json("apply", other)
         #expect(status == 1)
         #expect(((document["error"] as? [String: Any])?["message"] as? String)?.contains("'guards'") == true)
-        #expect(try cli.json("history").1["revisions"].map { ($0 as? [Any])?.count } == 1, "no revision recorded")
-        #expect(try Self.channels(cli).count == 4)
+        #expect(try await cli.json("history").1["revisions"].map { ($0 as? [Any])?.count } == 1, "no revision recorded")
+        #expect(try await Self.channels(cli).count == 4)
     }
 
     // MARK: - Mass removal
 
     @Test("apply refuses to remove more than half of the channels without --force, and removes them with it")
-    func massRemovalNeedsForce() throws {
+    func massRemovalNeedsForce() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        #expect(try cli.run("apply", try Self.spec()).status == 0)
+        #expect(try await cli.run("apply", try Self.spec()).status == 0)
         let empty = try Self.spec(Self.noFlows)
 
-        let refused = try cli.run("apply", empty)
+        let refused = try await cli.run("apply", empty)
         #expect(refused.status == 1)
         #expect(
             refused.error.contains("this spec removes 4 of the 4 channels the Store holds (more than half)")
                 && refused.error.contains("pass --force"), "\(refused.error)")
-        #expect(try Self.channels(cli).count == 4, "nothing was removed")
+        #expect(try await Self.channels(cli).count == 4, "nothing was removed")
 
-        let plan = try cli.run("plan", empty)
+        let plan = try await cli.run("plan", empty)
         #expect(plan.error.contains("apply refuses it without --force"), "plan warns: \(plan.error)")
 
-        #expect(try cli.run("apply", empty, "--force").status == 0)
-        #expect(try Self.channels(cli).isEmpty)
+        #expect(try await cli.run("apply", empty, "--force").status == 0)
+        #expect(try await Self.channels(cli).isEmpty)
     }
 
     @Test("removing exactly half of the channels needs no --force")
-    func removingHalfIsAllowed() throws {
+    func removingHalfIsAllowed() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        #expect(try cli.run("apply", try Self.spec()).status == 0)
-        let result = try cli.run("apply", try Self.spec(Self.withoutBD))
+        #expect(try await cli.run("apply", try Self.spec()).status == 0)
+        let result = try await cli.run("apply", try Self.spec(Self.withoutBD))
         #expect(result.status == 0, "\(result.error)")
-        #expect(try Self.channels(cli).count == 2)
+        #expect(try await Self.channels(cli).count == 2)
     }
 
     @Test(
         "rekey and reconcile --once refuse a mass removal without --force; a removal under way needs no second --force")
-    func rekeyAndReconcileRefuseMassRemoval() throws {
+    func rekeyAndReconcileRefuseMassRemoval() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        #expect(try cli.run("apply", try Self.spec()).status == 0)
+        #expect(try await cli.run("apply", try Self.spec()).status == 0)
         // beta-delta goes (2 of 4): allowed; then with no flow left, 2 of 2 would go: refused.
-        #expect(try cli.run("apply", try Self.spec(Self.withoutBD)).status == 0)
+        #expect(try await cli.run("apply", try Self.spec(Self.withoutBD)).status == 0)
         let empty = try Self.spec(Self.noFlows)
-        let rekey = try cli.run("rekey", empty, "--all")
+        let rekey = try await cli.run("rekey", empty, "--all")
         #expect(rekey.status == 1)
         #expect(rekey.error.contains("more than half"), "\(rekey.error)")
-        let reconcile = try cli.run("reconcile", empty, "--once")
+        let reconcile = try await cli.run("reconcile", empty, "--once")
         #expect(reconcile.status == 1)
         #expect(reconcile.error.contains("more than half"), "\(reconcile.error)")
-        #expect(try Self.channels(cli).count == 2, "nothing was removed")
+        #expect(try await Self.channels(cli).count == 2, "nothing was removed")
         // One cycle does not wait for drains: what is left is being removed, and finishing a
         // removal that --force allowed needs no --force again.
-        #expect(try cli.run("reconcile", empty, "--once", "--force").status == 0)
-        let removing = try Self.channels(cli)
+        #expect(try await cli.run("reconcile", empty, "--once", "--force").status == 0)
+        let removing = try await Self.channels(cli)
         #expect(!removing.isEmpty && removing.allSatisfy { $0["step"] as? String == "removing" }, "\(removing)")
-        let finish = try cli.run("apply", empty)
+        let finish = try await cli.run("apply", empty)
         #expect(finish.status == 0, "\(finish.error)")
-        #expect(try Self.channels(cli).isEmpty)
+        #expect(try await Self.channels(cli).isEmpty)
     }
 
     // MARK: - Saved plans
 
     @Test("plan --out writes a 0600 file with the revision, the spec and both fingerprints; apply FILE applies it")
-    func savedPlanApplies() throws {
+    func savedPlanApplies() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let file = Self.planFile()
         defer { try? FileManager.default.removeItem(atPath: file) }
         let spec = try Self.spec()
-        let planned = try cli.run("plan", spec, "--out", file)
+        let planned = try await cli.run("plan", spec, "--out", file)
         #expect(planned.status == 0, "\(planned.error)")
         #expect(planned.output.contains("Saved the plan to \(file)"), "\(planned.output)")
 
@@ -155,39 +156,39 @@ struct GuardTests {
         #expect((saved?["spec_files"] as? [[String: Any]])?.first?["text"] as? String == Self.fleet)
 
         try FileManager.default.removeItem(atPath: spec)  // the plan carries the spec itself
-        let (status, document) = try cli.json("apply", file)
+        let (status, document) = try await cli.json("apply", file)
         #expect(status == 0, "\(document)")
         #expect(document["outcome"] as? String == "converged")
         #expect(document["revision"] as? String == plan?["revision"] as? String)
-        #expect(try Self.channels(cli).count == 4)
+        #expect(try await Self.channels(cli).count == 4)
     }
 
     @Test("apply FILE refuses with exit 1 when the Store moved on since the plan was made, and changes nothing")
-    func savedPlanRefusedAfterStoreMoved() throws {
+    func savedPlanRefusedAfterStoreMoved() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let file = Self.planFile()
         defer { try? FileManager.default.removeItem(atPath: file) }
-        #expect(try cli.run("apply", try Self.spec()).status == 0)
-        #expect(try cli.run("plan", try Self.spec(Self.withoutBD), "--out", file).status == 0)
-        #expect(try cli.run("rekey", try Self.spec(), "--all").status == 0)
+        #expect(try await cli.run("apply", try Self.spec()).status == 0)
+        #expect(try await cli.run("plan", try Self.spec(Self.withoutBD), "--out", file).status == 0)
+        #expect(try await cli.run("rekey", try Self.spec(), "--all").status == 0)
 
-        let refused = try cli.run("apply", file)
+        let refused = try await cli.run("apply", file)
         #expect(refused.status == 1)
         #expect(
             refused.error.contains("the saved plan \(file) is out of date, nothing was changed")
                 && refused.error.contains("the Store changed since the plan was made"), "\(refused.error)")
-        #expect(try Self.channels(cli).count == 4, "the plan's removal did not happen")
+        #expect(try await Self.channels(cli).count == 4, "the plan's removal did not happen")
     }
 
     @Test("apply FILE refuses when a kernel moved on since the plan was made")
-    func savedPlanRefusedAfterKernelMoved() throws {
+    func savedPlanRefusedAfterKernelMoved() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let file = Self.planFile()
         defer { try? FileManager.default.removeItem(atPath: file) }
-        #expect(try cli.run("apply", try Self.spec()).status == 0)
-        #expect(try cli.run("plan", try Self.spec(), "--out", file).status == 0)
+        #expect(try await cli.run("apply", try Self.spec()).status == 0)
+        #expect(try await cli.run("plan", try Self.spec(), "--out", file).status == 0)
 
         // Someone flushes delta's kernel (ip xfrm state flush) after the plan was made.
         let fleetFile = cli.stateDirectory.appendingPathComponent("simulated-fleet.json")
@@ -195,32 +196,32 @@ struct GuardTests {
         fleet.wipe(node: "delta")
         try fleet.save(to: fleetFile)
 
-        let refused = try cli.run("apply", file)
+        let refused = try await cli.run("apply", file)
         #expect(refused.status == 1)
         #expect(refused.error.contains("the kernels changed since the plan was made"), "\(refused.error)")
     }
 
     @Test("a saved plan that is not this format version, or whose spec was edited, is refused")
-    func savedPlanFormatChecked() throws {
+    func savedPlanFormatChecked() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let file = Self.planFile()
         defer { try? FileManager.default.removeItem(atPath: file) }
-        #expect(try cli.run("plan", try Self.spec(), "--out", file).status == 0)
+        #expect(try await cli.run("plan", try Self.spec(), "--out", file).status == 0)
         let text = try String(contentsOfFile: file, encoding: .utf8)
 
         try text.replacingOccurrences(of: "\"format_version\" : 1", with: "\"format_version\" : 9")
             .write(toFile: file, atomically: true, encoding: .utf8)
-        let version = try cli.run("apply", file)
+        let version = try await cli.run("apply", file)
         #expect(version.status == 1)
         #expect(version.error.contains("format_version 9; this Meshward reads version 1"), "\(version.error)")
 
         try text.replacingOccurrences(of: "198.18.7.3", with: "198.18.7.9")
             .write(toFile: file, atomically: true, encoding: .utf8)
-        let edited = try cli.run("apply", file)
+        let edited = try await cli.run("apply", file)
         #expect(edited.status == 1)
         #expect(edited.error.contains("not the plan's"), "\(edited.error)")
-        #expect(try cli.run("status").status == 1, "nothing was applied: no state yet")
+        #expect(try await cli.run("status").status == 1, "nothing was applied: no state yet")
     }
 
     // MARK: - Confirmation
@@ -252,7 +253,7 @@ struct GuardTests {
     }
 
     @Test("off a terminal apply never asks: 'no' on standard input changes nothing, the plan is applied")
-    func noQuestionOffATerminal() throws {
+    func noQuestionOffATerminal() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let answers = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-no-\(UUID())")
@@ -264,10 +265,8 @@ struct GuardTests {
             "-c", "exec \"$0\" apply \"$1\" --state-dir \"$2\" < \"$3\" > /dev/null 2>&1", MeshwardCLI.binary.path,
             try Self.spec(), cli.stateDirectory.path, answers.path,
         ]
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        #expect(try Self.channels(cli).count == 4, "applied without a question")
+        #expect(try await ProcessExit(launching: process).status() == 0)
+        #expect(try await Self.channels(cli).count == 4, "applied without a question")
     }
 
     @Test("the drain countdown shows only on a terminal with text output while apply waits, in whole seconds")
@@ -284,41 +283,41 @@ struct GuardTests {
     // MARK: - Target
 
     @Test("apply --target NODE changes only the channels to or from that node")
-    func targetNode() throws {
+    func targetNode() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        #expect(try cli.run("apply", try Self.spec()).status == 0)
-        let generations = { () throws -> [String: Int] in
+        #expect(try await cli.run("apply", try Self.spec()).status == 0)
+        let generations = { () async throws -> [String: Int] in
             Dictionary(
-                try Self.channels(cli).map { ($0["channel"] as? String ?? "", $0["generation"] as? Int ?? 0) },
+                try await Self.channels(cli).map { ($0["channel"] as? String ?? "", $0["generation"] as? Int ?? 0) },
                 uniquingKeysWith: { first, _ in first })
         }
-        let before = try generations()
+        let before = try await generations()
         // A cipher change rekeys every channel; --target alpha only alpha's two.
         let chacha = try Self.spec(
             Self.fleet.replacingOccurrences(of: "drain: 1s", with: "drain: 1s, cipher: chacha20-poly1305"))
-        let (status, document) = try cli.json("apply", chacha, "--target", "alpha")
+        let (status, document) = try await cli.json("apply", chacha, "--target", "alpha")
         #expect(status == 0, "\(document)")
-        let after = try generations()
+        let after = try await generations()
         for (channel, generation) in after {
             let touchesAlpha = channel.hasPrefix("alpha->") || channel.contains("->alpha/")
             #expect(generation == (before[channel] ?? 0) + (touchesAlpha ? 1 : 0), "\(channel)")
         }
-        let history = try cli.json("history").1["revisions"] as? [[String: Any]] ?? []
+        let history = try await cli.json("history").1["revisions"] as? [[String: Any]] ?? []
         #expect(history.first?["command"] as? String == "apply --target alpha")
 
         // The rest is still pending, and the recorded revision is the old one.
-        let plan = try cli.json("plan", chacha, "--detailed-exitcode")
+        let plan = try await cli.json("plan", chacha, "--detailed-exitcode")
         #expect(plan.0 == 2)
         #expect(plan.1["revision_changed"] as? Bool == true)
         #expect((plan.1["summary"] as? [String: Any])?["channels_rekeyed"] as? Int == 2, "beta<->delta remain")
     }
 
     @Test("apply --target FROM:TO removes only that channel's objects; another channel's stale objects stay")
-    func targetChannelLeavesOthersAlone() throws {
+    func targetChannelLeavesOthersAlone() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        #expect(try cli.run("apply", try Self.spec()).status == 0)
+        #expect(try await cli.run("apply", try Self.spec()).status == 0)
         // A stale object of another channel: a copy of delta's inbound SA from beta, under an
         // SPI no record knows.
         let fleetFile = cli.stateDirectory.appendingPathComponent("simulated-fleet.json")
@@ -332,58 +331,58 @@ struct GuardTests {
         try fleet.save(to: fleetFile)
 
         let empty = try Self.spec(Self.noFlows)
-        let result = try cli.run("apply", empty, "--target", "alpha:beta")
+        let result = try await cli.run("apply", empty, "--target", "alpha:beta")
         #expect(result.status == 0, "\(result.error)")
-        let left = try Self.channels(cli).compactMap { $0["channel"] as? String }.sorted()
+        let left = try await Self.channels(cli).compactMap { $0["channel"] as? String }.sorted()
         #expect(left == ["beta->alpha/ipv4", "beta->delta/ipv4", "delta->beta/ipv4"], "\(left)")
-        let status = try cli.json("status").1
+        let status = try await cli.json("status").1
         let nodes = status["nodes"] as? [[String: Any]] ?? []
         let delta = nodes.first { $0["name"] as? String == "delta" }
         #expect(delta?["security_associations"] as? Int == 3, "delta's objects, the stale one too, stay: \(nodes)")
 
         // Untargeted, the same kind of run removes the stale SA (so the check above can fail).
-        #expect(try cli.run("apply", try Self.spec()).status == 0)
-        let after = (try cli.json("status").1["nodes"] as? [[String: Any]] ?? []).first {
+        #expect(try await cli.run("apply", try Self.spec()).status == 0)
+        let after = (try await cli.json("status").1["nodes"] as? [[String: Any]] ?? []).first {
             $0["name"] as? String == "delta"
         }
         #expect(after?["security_associations"] as? Int == 2, "\(String(describing: after))")
 
-        let unknown = try cli.run("apply", empty, "--target", "alpha:delta")
+        let unknown = try await cli.run("apply", empty, "--target", "alpha:delta")
         #expect(unknown.status == 1)
         #expect(unknown.error.contains("no channel from alpha to delta"), "\(unknown.error)")
     }
 
     @Test("plan --target --out saves the target; apply FILE applies only it, and refuses another --target beside it")
-    func savedPlanKeepsItsTarget() throws {
+    func savedPlanKeepsItsTarget() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let file = Self.planFile()
         defer { try? FileManager.default.removeItem(atPath: file) }
-        #expect(try cli.run("apply", try Self.spec()).status == 0)
+        #expect(try await cli.run("apply", try Self.spec()).status == 0)
         let chacha = try Self.spec(
             Self.fleet.replacingOccurrences(of: "drain: 1s", with: "drain: 1s, cipher: chacha20-poly1305"))
-        let (planned, plan) = try cli.json("plan", chacha, "--target", "beta:delta", "--out", file)
+        let (planned, plan) = try await cli.json("plan", chacha, "--target", "beta:delta", "--out", file)
         #expect(planned == 0)
         #expect(plan["target"] as? String == "beta:delta")
         #expect((plan["summary"] as? [String: Any])?["channels_rekeyed"] as? Int == 1)
 
-        let beside = try cli.run("apply", file, "--target", "alpha")
+        let beside = try await cli.run("apply", file, "--target", "alpha")
         #expect(beside.status == 1)
         #expect(beside.error.contains("a saved plan keeps its own target"), "\(beside.error)")
 
-        #expect(try cli.run("apply", file).status == 0)
+        #expect(try await cli.run("apply", file).status == 0)
         let ciphers = Dictionary(
-            try Self.channels(cli).map { ($0["channel"] as? String ?? "", $0["cipher"] as? String ?? "") },
+            try await Self.channels(cli).map { ($0["channel"] as? String ?? "", $0["cipher"] as? String ?? "") },
             uniquingKeysWith: { first, _ in first })
         #expect(ciphers["beta->delta/ipv4"] == "chacha20-poly1305", "\(ciphers)")
         #expect(ciphers.filter { $0.key != "beta->delta/ipv4" }.values.allSatisfy { $0 == "aes-gcm-256" }, "\(ciphers)")
     }
 
     @Test("a malformed --target is a usage error that exits 1")
-    func malformedTarget() throws {
+    func malformedTarget() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        let result = try cli.run("apply", try Self.spec(), "--target", "alpha:")
+        let result = try await cli.run("apply", try Self.spec(), "--target", "alpha:")
         #expect(result.status == 1)
         #expect(result.error.contains("--target takes a node name or FROM:TO"), "\(result.error)")
     }

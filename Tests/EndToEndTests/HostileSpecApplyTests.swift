@@ -27,22 +27,22 @@ struct HostileSpecApplyTests {
     }
 
     @Test("a hostile spec exits 1 with a located message and leaves the kernels and the store unchanged")
-    func hostileApplyChangesNothing() throws {
+    func hostileApplyChangesNothing() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        let applied = try cli.run("apply", MeshwardCLI.example("three-tier.yaml"))
+        let applied = try await cli.run("apply", MeshwardCLI.example("three-tier.yaml"))
         try #require(applied.status == 0, "\(applied.error)")
-        let before = try snapshot(cli)
+        let before = try await snapshot(cli)
         #expect(before.channels.count == 48)
 
         for name in Self.sample {
             let path = Self.corpus + "/" + name
-            let result = try cli.run("apply", path)
+            let result = try await cli.run("apply", path)
             #expect(result.status == 1, "\(name): exit code \(result.status)")
             let located = result.error.split(separator: "\n").contains { Self.isLocated(String($0), inside: path) }
             #expect(located, "\(name): no located message on standard error:\n\(result.error.prefix(600))")
             #expect(!result.output.contains("converged"), "\(name): \(result.output)")
-            #expect(try snapshot(cli) == before, "\(name) changed the fleet")
+            #expect(try await snapshot(cli) == before, "\(name) changed the fleet")
         }
     }
 
@@ -62,12 +62,12 @@ struct HostileSpecApplyTests {
         return row > 0 && column > 0 && parts[3].hasPrefix(" ") && parts[3].count > 1
     }
 
-    private func snapshot(_ cli: MeshwardCLI) throws -> FleetSnapshot {
-        let (_, status) = try cli.json("status")
+    private func snapshot(_ cli: MeshwardCLI) async throws -> FleetSnapshot {
+        let (_, status) = try await cli.json("status")
         let channels = (status["channels"] as? [[String: Any]] ?? []).map { channel in
             "\(channel["channel"] ?? "?") generation \(channel["generation"] ?? "?") spi \(channel["spi"] ?? "?")"
         }
-        let (_, history) = try cli.json("history")
+        let (_, history) = try await cli.json("history")
         let fleet = try Data(contentsOf: cli.stateDirectory.appendingPathComponent("simulated-fleet.json"))
         return FleetSnapshot(
             channels: channels.sorted(), simulatedFleet: fleet, revisions: (history["revisions"] as? [Any])?.count ?? -1

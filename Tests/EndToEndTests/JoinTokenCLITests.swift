@@ -41,7 +41,7 @@ struct JoinTokenCLITests {
     func tokenFormat(postgres: Bool) async throws {
         let (cli, spec, database) = try await Self.cli(postgres: postgres)
         defer { withExtendedLifetime(database) { cli.removeState() } }
-        let printed = try cli.run("agent", "token", spec, "--node", "web-1")
+        let printed = try await cli.run("agent", "token", spec, "--node", "web-1")
         #expect(printed.status == 0, "\(printed.error)")
         let lines = printed.output.split(separator: "\n", omittingEmptySubsequences: false)
         #expect(lines.count == 2 && lines[1].isEmpty, "not one line: \(lines.count - 1) lines")
@@ -54,7 +54,7 @@ struct JoinTokenCLITests {
 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-agent-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let credentials = try cli.run("agent", "credentials", spec, "--node", "db-1", "--out", directory)
+        let credentials = try await cli.run("agent", "credentials", spec, "--node", "db-1", "--out", directory)
         try #require(credentials.status == 0, "\(credentials.error)")
         let caPEM = try String(contentsOfFile: directory + "/ca.pem", encoding: .utf8)
         let certificate = try Certificate(pemEncoded: caPEM)
@@ -63,7 +63,7 @@ struct JoinTokenCLITests {
         #expect(ca == fingerprint)
 
         // A second token is another id and secret, pinning the same CA.
-        let second = try Self.parts(try cli.run("agent", "token", spec, "--node", "web-1").output)
+        let second = try Self.parts(try await cli.run("agent", "token", spec, "--node", "web-1").output)
         #expect(second.id != id && second.secret != secret && second.ca == ca)
     }
 
@@ -73,20 +73,20 @@ struct JoinTokenCLITests {
     func listed(postgres: Bool) async throws {
         let (cli, spec, database) = try await Self.cli(postgres: postgres)
         defer { withExtendedLifetime(database) { cli.removeState() } }
-        let empty = try cli.run("agent", "tokens", spec)
+        let empty = try await cli.run("agent", "tokens", spec)
         #expect(empty.status == 0, "\(empty.error)")
         #expect(empty.output == "no unspent join tokens\n")
 
-        let web = try Self.parts(try cli.run("agent", "token", spec, "--node", "web-1").output)
-        let db = try Self.parts(try cli.run("agent", "token", spec, "--node", "db-1", "--ttl", "2d").output)
-        let table = try cli.run("agent", "tokens", spec)
+        let web = try Self.parts(try await cli.run("agent", "token", spec, "--node", "web-1").output)
+        let db = try Self.parts(try await cli.run("agent", "token", spec, "--node", "db-1", "--ttl", "2d").output)
+        let table = try await cli.run("agent", "tokens", spec)
         #expect(table.status == 0, "\(table.error)")
         let rows = table.output.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
         #expect(rows.first == ["ID", "NODE", "CREATED", "EXPIRES"])
         #expect(rows.dropFirst().map { Array($0.prefix(2)) } == [[web.id, "web-1"], [db.id, "db-1"]])
         #expect(!table.output.contains(web.secret) && !table.output.contains(db.secret))
 
-        let (status, document) = try cli.json("agent", "tokens", spec)
+        let (status, document) = try await cli.json("agent", "tokens", spec)
         #expect(status == 0)
         let tokens = try #require(document["tokens"] as? [[String: Any]])
         #expect(tokens.map { $0["id"] as? String } == [web.id, db.id])
@@ -100,7 +100,7 @@ struct JoinTokenCLITests {
             #expect(abs(expires.timeIntervalSince(created) - ttl) <= 1, "\(token)")
             #expect(Set(token.keys) == ["id", "node", "created", "expires", "expired"])
         }
-        let json = try cli.run("agent", "tokens", spec, "--output", "json")
+        let json = try await cli.run("agent", "tokens", spec, "--output", "json")
         #expect(!json.output.contains(web.secret) && !json.output.contains(db.secret))
     }
 
@@ -110,19 +110,19 @@ struct JoinTokenCLITests {
     func refusedNodes(postgres: Bool) async throws {
         let (cli, spec, database) = try await Self.cli(postgres: postgres)
         defer { withExtendedLifetime(database) { cli.removeState() } }
-        let missing = try cli.run("agent", "token", spec, "--node", "cache-9")
+        let missing = try await cli.run("agent", "token", spec, "--node", "cache-9")
         #expect(missing.status == 1)
         #expect(missing.output.isEmpty)
         #expect(missing.error.contains("cache-9"), "\(missing.error)")
-        let simulated = try cli.run("agent", "token", spec, "--node", "sim-1")
+        let simulated = try await cli.run("agent", "token", spec, "--node", "sim-1")
         #expect(simulated.status == 1)
         #expect(simulated.output.isEmpty)
         #expect(
             simulated.error.contains("node sim-1 has endpoint 'sim', not an agent"), "\(simulated.error)")
-        let zero = try cli.run("agent", "token", spec, "--node", "web-1", "--ttl", "0s")
+        let zero = try await cli.run("agent", "token", spec, "--node", "web-1", "--ttl", "0s")
         #expect(zero.status != 0)
         #expect(zero.error.contains("--ttl must be longer than zero"), "\(zero.error)")
-        #expect(try cli.run("agent", "tokens", spec).output == "no unspent join tokens\n")
+        #expect(try await cli.run("agent", "tokens", spec).output == "no unspent join tokens\n")
     }
 
     @Test(
@@ -131,21 +131,21 @@ struct JoinTokenCLITests {
     func revoked(postgres: Bool) async throws {
         let (cli, spec, database) = try await Self.cli(postgres: postgres)
         defer { withExtendedLifetime(database) { cli.removeState() } }
-        let gone = try Self.parts(try cli.run("agent", "token", spec, "--node", "web-1").output)
-        let kept = try Self.parts(try cli.run("agent", "token", spec, "--node", "web-1").output)
-        let revoke = try cli.run("agent", "revoke-token", spec, gone.id)
+        let gone = try Self.parts(try await cli.run("agent", "token", spec, "--node", "web-1").output)
+        let kept = try Self.parts(try await cli.run("agent", "token", spec, "--node", "web-1").output)
+        let revoke = try await cli.run("agent", "revoke-token", spec, gone.id)
         #expect(revoke.status == 0, "\(revoke.error)")
         #expect(revoke.output == "revoked join token \(gone.id)\n")
-        let (_, document) = try cli.json("agent", "tokens", spec)
+        let (_, document) = try await cli.json("agent", "tokens", spec)
         #expect((document["tokens"] as? [[String: Any]])?.map { $0["id"] as? String } == [kept.id])
 
-        let again = try cli.run("agent", "revoke-token", spec, gone.id)
+        let again = try await cli.run("agent", "revoke-token", spec, gone.id)
         #expect(again.status == 1)
         #expect(again.error.contains("join token \(gone.id) was revoked at"), "\(again.error)")
-        let unknown = try cli.run("agent", "revoke-token", spec, "00000000deadbeef")
+        let unknown = try await cli.run("agent", "revoke-token", spec, "00000000deadbeef")
         #expect(unknown.status == 1)
         #expect(unknown.error.contains("join token 00000000deadbeef is unknown"), "\(unknown.error)")
-        let noID = try cli.run("agent", "revoke-token", spec)
+        let noID = try await cli.run("agent", "revoke-token", spec)
         #expect(noID.status != 0)
         #expect(noID.error.contains("then the id of the token to revoke"), "\(noID.error)")
     }
@@ -153,7 +153,7 @@ struct JoinTokenCLITests {
     @Test(
         "a join token's secret appears only in the line agent token printed: in no other output, trace log or state file"
     )
-    func secretNeverStored() throws {
+    func secretNeverStored() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let spec = try MeshwardCLI.writeSpec(Self.spec)
@@ -161,7 +161,7 @@ struct JoinTokenCLITests {
         var captures: [(String, Data)] = []
         var secrets: [[UInt8]] = []
         for format in ["text", "json"] {
-            let printed = try cli.run(
+            let printed = try await cli.run(
                 ["agent", "token", spec, "--node", "web-1", "--verbose", "--log-format", format], environment: trace)
             try #require(printed.status == 0, "\(printed.error)")
             let secret = try Self.parts(printed.output).secret
@@ -170,14 +170,14 @@ struct JoinTokenCLITests {
             secrets.append([UInt8](try #require(Data(base64Encoded: standard))))
             captures.append(("the log of agent token --log-format \(format)", Data(printed.error.utf8)))
             for command in [["agent", "tokens", spec], ["agent", "tokens", spec, "--output", "json"]] {
-                let result = try cli.run(command + ["--verbose", "--log-format", format], environment: trace)
+                let result = try await cli.run(command + ["--verbose", "--log-format", format], environment: trace)
                 #expect(result.status == 0, "\(command): \(result.error)")
                 captures.append(("the output of \(command)", Data((result.output + result.error).utf8)))
             }
         }
         let id = try #require(
-            (try cli.json("agent", "tokens", spec).1["tokens"] as? [[String: Any]])?.first?["id"] as? String)
-        let revoke = try cli.run(["agent", "revoke-token", spec, id, "--verbose"], environment: trace)
+            (try await cli.json("agent", "tokens", spec).1["tokens"] as? [[String: Any]])?.first?["id"] as? String)
+        let revoke = try await cli.run(["agent", "revoke-token", spec, id, "--verbose"], environment: trace)
         captures.append(("the output of agent revoke-token", Data((revoke.output + revoke.error).utf8)))
         var files: [(String, Data)] = []
         let directory = cli.stateDirectory.path

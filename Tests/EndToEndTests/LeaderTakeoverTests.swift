@@ -22,8 +22,8 @@ struct LeaderTakeoverTests {
         text.replacingOccurrences(of: "cipher: aes-gcm-256", with: "cipher: aes-gcm-128")
     }
 
-    static func lease(_ cli: MeshwardCLI) throws -> [String: Any]? {
-        try cli.json("status").1["lease"] as? [String: Any]
+    static func lease(_ cli: MeshwardCLI) async throws -> [String: Any]? {
+        try await cli.json("status").1["lease"] as? [String: Any]
     }
 
     static func date(_ value: Any?) -> Date? {
@@ -34,7 +34,7 @@ struct LeaderTakeoverTests {
         "sampled: the leader killed mid-rotation of the three-tier fleet, a standby takes over within the TTL and finishes without a drop or a reused SPI or key",
         .enabled(if: TestDatabase.server != nil, TestDatabase.skipReason), .timeLimit(.minutes(30)))
     func standbyTakesOverSampled() async throws {
-        let (original, total) = try Self.rotationOperations()
+        let (original, total) = try await Self.rotationOperations()
 
         let points = CrashPoints.sample(count: 4, seed: 0x4d57_1701).points(
             total: total, label: "three-tier rotation under a reconcile leader")
@@ -56,7 +56,7 @@ struct LeaderTakeoverTests {
             environment: Self.logLevel.merging([SimulatedCrashFault.variable: "\(crashAfter)"]) { $1 })
         try #require(
             try await eventually {
-                (try Self.lease(cli)?["holder"] as? String)?.hasSuffix("pid \(leader.pid)") == true
+                (try await Self.lease(cli)?["holder"] as? String)?.hasSuffix("pid \(leader.pid)") == true
             },
             "\(label): the first loop did not lead: \(leader.logText)")
         #expect(try await eventually { leader.logText.contains("leading: holds the lease") }, "\(leader.logText)")
@@ -73,7 +73,7 @@ struct LeaderTakeoverTests {
                 },
                 "\(label): a standby did not say it waits: \(standby.logText)")
         }
-        let led = try #require(try Self.lease(cli))
+        let led = try #require(try await Self.lease(cli))
         #expect((led["holder"] as? String)?.hasSuffix("pid \(leader.pid)") == true)
         let leaderEpoch = try #require(led["epoch"] as? Int)
         let leaderExpiry = try #require(Self.date(led["expires_at"]))
@@ -89,13 +89,13 @@ struct LeaderTakeoverTests {
         // A standby takes over and finishes the rotation.
         let standbyPIDs = standbys.map(\.pid)
         let tookOver = try await eventually(seconds: 300) {
-            guard let lease = try Self.lease(cli), let holder = lease["holder"] as? String,
+            guard let lease = try await Self.lease(cli), let holder = lease["holder"] as? String,
                 standbyPIDs.contains(where: { holder.hasSuffix("pid \($0)") })
             else { return false }
-            return try cli.run("plan", spec, "--detailed-exitcode").status == 0
+            return try await cli.run("plan", spec, "--detailed-exitcode").status == 0
         }
         try #require(tookOver, "\(label): no standby finished the rotation: \(standbys.map(\.logText))")
-        let lease = try #require(try Self.lease(cli))
+        let lease = try #require(try await Self.lease(cli))
         let newLeader = try #require(
             standbys.first { (lease["holder"] as? String)?.hasSuffix("pid \($0.pid)") == true })
         let other = try #require(standbys.first { $0.pid != newLeader.pid })
@@ -120,16 +120,16 @@ struct LeaderTakeoverTests {
     /// The three-tier example, and how many operations its rotation takes: a clean rotation on
     /// SQLite counts them, for the crash and kill points (one cycle of a loop, which does not
     /// wait for drains either).
-    static func rotationOperations() throws -> (original: String, total: Int) {
+    static func rotationOperations() async throws -> (original: String, total: Int) {
         let base = try CrashScenario(example: "three-tier.yaml")
         let original = try String(contentsOfFile: base.spec, encoding: .utf8)
         #expect(original.contains("cipher: aes-gcm-256"))
         let clean = try MeshwardCLI()
         defer { clean.removeState() }
         let cleanSpec = try MeshwardCLI.writeSpec(original, name: "three-tier.yaml")
-        #expect(try clean.run("apply", cleanSpec).status == 0)
+        #expect(try await clean.run("apply", cleanSpec).status == 0)
         try rotated(original).write(toFile: cleanSpec, atomically: true, encoding: .utf8)
-        let (status, rotated) = try clean.json("apply", cleanSpec, "--no-wait")
+        let (status, rotated) = try await clean.json("apply", cleanSpec, "--no-wait")
         #expect(status == 0)
         return (original, try #require(rotated["operations"] as? Int))
     }
@@ -143,9 +143,9 @@ struct LeaderTakeoverTests {
     ) async throws {
         try after.checkContinuity(cli, established: true, label: "\(label), after the takeover")
         let spis = try await after.record(cli, ledger: &fingerprints, spis: baseline, label: label)
-        try after.checkConverged(cli, label: label)
+        try await after.checkConverged(cli, label: label)
         try await after.checkJournal(cli, spis: spis, label: label)
-        let now = try after.activeSPIs(cli)
+        let now = try await after.activeSPIs(cli)
         for (channel, spi) in baselineSPIs where now[channel] == spi {
             Issue.record("\(label): \(channel) still uses \(spi) after the rotation")
         }
@@ -173,11 +173,11 @@ struct AppliedFleet {
         cli = try MeshwardCLI(database: database)
         spec = try MeshwardCLI.writeSpec(original, name: "three-tier.yaml")
         let before = try CrashScenario(specFile: spec)
-        let first = try cli.run("apply", spec)
+        let first = try await cli.run("apply", spec)
         try #require(first.status == 0, "\(label): first apply: \(first.error)")
         var fingerprints = FingerprintLedger()
         baseline = try await before.record(cli, ledger: &fingerprints, label: label)
         self.fingerprints = fingerprints
-        baselineSPIs = try before.activeSPIs(cli)
+        baselineSPIs = try await before.activeSPIs(cli)
     }
 }

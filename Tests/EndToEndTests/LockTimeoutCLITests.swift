@@ -10,12 +10,12 @@ import Glibc
 @Suite("apply --lock-timeout beside a reconcile loop")
 struct LockTimeoutCLITests {
     /// The lease as `status --output json` shows it.
-    static func lease(_ cli: MeshwardCLI) throws -> [String: Any]? {
-        try cli.json("status").1["lease"] as? [String: Any]
+    static func lease(_ cli: MeshwardCLI) async throws -> [String: Any]? {
+        try await cli.json("status").1["lease"] as? [String: Any]
     }
 
-    static func establishedChannels(_ cli: MeshwardCLI) throws -> Int {
-        let channels = try cli.json("status").1["channels"] as? [[String: Any]] ?? []
+    static func establishedChannels(_ cli: MeshwardCLI) async throws -> Int {
+        let channels = try await cli.json("status").1["channels"] as? [[String: Any]] ?? []
         return channels.filter { $0["step"] as? String == "established" }.count
     }
 
@@ -32,15 +32,15 @@ struct LockTimeoutCLITests {
 
         let loop = try BackgroundCommand(
             cli, ["reconcile", loopSpec, "--interval", "1h"], environment: ["MESHWARD_LOG_LEVEL": "notice"])
-        #expect(try await eventually { try Self.establishedChannels(cli) == 2 }, "the loop did not converge")
-        let lease = try #require(try Self.lease(cli), "status shows no lease while the loop leads")
+        #expect(try await eventually { try await Self.establishedChannels(cli) == 2 }, "the loop did not converge")
+        let lease = try #require(try await Self.lease(cli), "status shows no lease while the loop leads")
         let holder = try #require(lease["holder"] as? String)
         let epoch = try #require(lease["epoch"] as? Int)
         #expect(holder.hasSuffix("pid \(loop.pid)"), "\(holder)")
         #expect(lease["acquired_at"] is String && lease["expires_at"] is String)
 
         // A short timeout: apply says who holds the lease, waits, then gives up, exit 1.
-        let refused = try cli.run("apply", applySpec, "--lock-timeout", "1s")
+        let refused = try await cli.run("apply", applySpec, "--lock-timeout", "1s")
         #expect(refused.status == 1)
         #expect(
             refused.error.contains(
@@ -48,8 +48,8 @@ struct LockTimeoutCLITests {
             "\(refused.error)")
         #expect(refused.error.contains("meshward: error: the Store's lease is held by '\(holder)' (epoch \(epoch)"))
         #expect(refused.error.contains("(--lock-timeout 1s) and nothing was changed"), "\(refused.error)")
-        #expect(try Self.establishedChannels(cli) == 2)
-        #expect(try Self.lease(cli)?["holder"] as? String == holder)
+        #expect(try await Self.establishedChannels(cli) == 2)
+        #expect(try await Self.lease(cli)?["holder"] as? String == holder)
 
         // A long one: apply waits, sending nothing beside the loop, and runs once the loop
         // stops and gives the lease back.
@@ -60,33 +60,33 @@ struct LockTimeoutCLITests {
             },
             "apply did not say it waits: \(waiting.logText)")
         #expect(waiting.process.isRunning)
-        #expect(try Self.establishedChannels(cli) == 2, "apply ran beside the loop")
+        #expect(try await Self.establishedChannels(cli) == 2, "apply ran beside the loop")
         loop.send(SIGTERM)
         #expect(try await loop.waitForExit() == 0, "the loop did not stop on SIGTERM: \(loop.logText)")
         #expect(try await waiting.waitForExit() == 0, "the waiting apply failed: \(waiting.logText)")
-        #expect(try Self.establishedChannels(cli) == 4)
+        #expect(try await Self.establishedChannels(cli) == 4)
         let after = try #require(
             try JSONSerialization.jsonObject(with: Data(waiting.outputText.utf8)) as? [String: Any])
         #expect(after["outcome"] as? String != "blocked")
         // The apply gave the lease back: nobody leads now.
-        #expect(try Self.lease(cli) == nil)
+        #expect(try await Self.lease(cli) == nil)
         withExtendedLifetime(database) {}
     }
 
     @Test("--lock-timeout takes the spec's durations, zero included; a malformed one is a usage error, exit 1")
-    func lockTimeoutSyntax() throws {
+    func lockTimeoutSyntax() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let spec = MeshwardCLI.example("minimal.yaml")
         for command in [["apply", spec], ["rekey", spec, "--all"]] {
-            let malformed = try cli.run(command + ["--lock-timeout", "5 minutes"])
+            let malformed = try await cli.run(command + ["--lock-timeout", "5 minutes"])
             #expect(malformed.status == 1, "\(command)")
             #expect(malformed.error.contains("--lock-timeout: malformed duration '5 minutes'"), "\(malformed.error)")
-            let negative = try cli.run(command + ["--lock-timeout=-1s"])
+            let negative = try await cli.run(command + ["--lock-timeout=-1s"])
             #expect(negative.status == 1)
             #expect(negative.error.contains("negative duration"), "\(negative.error)")
         }
-        let zero = try cli.run("apply", spec, "--lock-timeout", "0s")
+        let zero = try await cli.run("apply", spec, "--lock-timeout", "0s")
         #expect(zero.status == 0, "\(zero.error)")
     }
 }

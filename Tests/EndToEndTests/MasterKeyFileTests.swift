@@ -41,25 +41,25 @@ struct MasterKeyFileTests {
 
     @Test(
         "apply seals under the operator's key file and creates no master.key; every command opens the Store with it")
-    func operatorKeyIsUsed() throws {
+    func operatorKeyIsUsed() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let keys = try KeyDirectory()
         let key = try keys.key("cluster.key")
         let spec = MeshwardCLI.example("minimal.yaml")
 
-        let apply = try cli.run("apply", spec, "--master-key-file", key)
+        let apply = try await cli.run("apply", spec, "--master-key-file", key)
         #expect(apply.status == 0, "\(apply.error)")
         #expect(!FileManager.default.fileExists(atPath: cli.stateDirectory.path + "/master.key"))
         for command in Self.storeCommands(spec) {
-            let result = try cli.run(command + ["--master-key-file", key])
+            let result = try await cli.run(command + ["--master-key-file", key])
             #expect(result.status == 0, "\(command): \(result.error)")
         }
-        let plan = try cli.run("plan", spec, "--detailed-exitcode", "--master-key-file", key)
+        let plan = try await cli.run("plan", spec, "--detailed-exitcode", "--master-key-file", key)
         #expect(plan.status == 0, "\(plan.output)\(plan.error)")
 
         // Without the flag the Store's keys have no key to open them: refused, not re-created.
-        let without = try cli.run("status")
+        let without = try await cli.run("status")
         #expect(without.status == 1)
         #expect(without.error.contains("master.key is missing, but the database holds keys sealed under it"))
         #expect(!FileManager.default.fileExists(atPath: cli.stateDirectory.path + "/master.key"))
@@ -97,18 +97,18 @@ struct MasterKeyFileTests {
     }
 
     @Test("a wrong key file is refused by every command that opens the Store, naming the file", arguments: BadKey.all)
-    func badKeyRefused(bad: BadKey) throws {
+    func badKeyRefused(bad: BadKey) async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let keys = try KeyDirectory()
         let good = try keys.key("cluster.key")
         let spec = MeshwardCLI.example("minimal.yaml")
-        #expect(try cli.run("apply", spec, "--master-key-file", good).status == 0)
-        let journal = try cli.run("history", "--output", "json", "--master-key-file", good).output
+        #expect(try await cli.run("apply", spec, "--master-key-file", good).status == 0)
+        let journal = try await cli.run("history", "--output", "json", "--master-key-file", good).output
 
         let path = try bad.make(keys)
         for command in Self.storeCommands(spec) {
-            let result = try cli.run(command + ["--master-key-file", path])
+            let result = try await cli.run(command + ["--master-key-file", path])
             #expect(result.status == 1, "\(command): \(result.output)")
             // The message a person reads (reconcile also logs the failed cycle before it).
             let message = result.error.split(separator: "\n").first { $0.hasPrefix("meshward: error: ") }
@@ -116,22 +116,22 @@ struct MasterKeyFileTests {
             #expect(message?.contains(bad.says) == true, "\(command): \(result.error)")
         }
         // Nothing was changed: the right key opens the same Store, with nothing left to do.
-        #expect(try cli.run("history", "--output", "json", "--master-key-file", good).output == journal)
-        #expect(try cli.run("plan", spec, "--detailed-exitcode", "--master-key-file", good).status == 0)
+        #expect(try await cli.run("history", "--output", "json", "--master-key-file", good).output == journal)
+        #expect(try await cli.run("plan", spec, "--detailed-exitcode", "--master-key-file", good).status == 0)
     }
 
     @Test(
         "a key file this user may not read is refused, naming the file",
         .enabled(if: getuid() != 0, "root reads a file of mode 0000"))
-    func unreadableKeyRefused() throws {
+    func unreadableKeyRefused() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let keys = try KeyDirectory()
         let key = try keys.key("cluster.key")
         let spec = MeshwardCLI.example("minimal.yaml")
-        #expect(try cli.run("apply", spec, "--master-key-file", key).status == 0)
+        #expect(try await cli.run("apply", spec, "--master-key-file", key).status == 0)
         try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: key)
-        let result = try cli.run("status", "--master-key-file", key)
+        let result = try await cli.run("status", "--master-key-file", key)
         #expect(result.status == 1)
         #expect(result.error.contains("master key file \(key) cannot be read: Permission denied"))
     }

@@ -12,22 +12,22 @@ struct PostgresStoreCLITests {
     }
 
     @Test("--store without --master-key-file, with a password or malformed is refused by every command, exit 1")
-    func refusedWithoutKeyFile() throws {
+    func refusedWithoutKeyFile() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let spec = MeshwardCLI.example("minimal.yaml")
         for command in MasterKeyFileTests.storeCommands(spec) + [["store", "migrate"]] {
-            let result = try cli.run(command + ["--store", "postgres://meshward@127.0.0.1:1/fleet"])
+            let result = try await cli.run(command + ["--store", "postgres://meshward@127.0.0.1:1/fleet"])
             #expect(result.status == 1, "\(command)")
             #expect(
                 result.error.contains(
                     "the Store at postgres://meshward@127.0.0.1:1/fleet needs --master-key-file FILE"), "\(command)")
         }
-        let password = try cli.run("status", "--store", "postgres://meshward:hunter2@db/fleet")
+        let password = try await cli.run("status", "--store", "postgres://meshward:hunter2@db/fleet")
         #expect(password.status == 1)
         #expect(password.error.contains("the store URL holds a password"))
         #expect(!password.error.contains("hunter2"))
-        let fromEnvironment = try cli.run("status", environment: ["MESHWARD_STORE": "postgres://db/fleet"])
+        let fromEnvironment = try await cli.run("status", environment: ["MESHWARD_STORE": "postgres://db/fleet"])
         #expect(fromEnvironment.status == 1)
         #expect(fromEnvironment.error.contains("names no user"))
         #expect(fromEnvironment.error.contains("from $MESHWARD_STORE"))
@@ -54,23 +54,23 @@ struct PostgresStoreCLITests {
         let spec = MeshwardCLI.example("minimal.yaml")
         let store = ["--store", url, "--master-key-file", key]
 
-        let early = try cli.run(["status"] + store)
+        let early = try await cli.run(["status"] + store)
         #expect(early.status == 1)
         #expect(early.error.contains("holds no Meshward schema; create it with 'meshward store migrate"))
 
-        let migrate = try cli.run(["store", "migrate"] + store)
+        let migrate = try await cli.run(["store", "migrate"] + store)
         #expect(migrate.status == 0, "\(migrate.error)")
         #expect(migrate.output.contains("1-channels-and-generations"))
-        let again = try cli.run(["store", "migrate"] + store)
+        let again = try await cli.run(["store", "migrate"] + store)
         #expect(again.output.contains("is up to date"), "\(again.output)\(again.error)")
 
-        let apply = try cli.run(["apply", spec] + store)
+        let apply = try await cli.run(["apply", spec] + store)
         #expect(apply.status == 0, "\(apply.error)")
-        let plan = try cli.run(["plan", spec, "--detailed-exitcode"] + store)
+        let plan = try await cli.run(["plan", spec, "--detailed-exitcode"] + store)
         #expect(plan.status == 0, "\(plan.output)\(plan.error)")
-        let status = try cli.run(["status"] + store)
+        let status = try await cli.run(["status"] + store)
         #expect(status.status == 0, "\(status.error)")
-        let history = try cli.run(["history"] + store)
+        let history = try await cli.run(["history"] + store)
         #expect(history.status == 0, "\(history.error)")
         #expect(history.output.contains("apply"))
         // Nothing went to SQLite in the state directory.
@@ -114,9 +114,9 @@ struct PostgresCredentialsCLITests {
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: out) }
         let spec = MeshwardCLI.example("three-tier.yaml")
-        let web = try first.run("agent", "credentials", spec, "--node", "web-1", "--out", out.path + "/web-1")
+        let web = try await first.run("agent", "credentials", spec, "--node", "web-1", "--out", out.path + "/web-1")
         #expect(web.status == 0, "\(web.error)")
-        let app = try second.run("agent", "credentials", spec, "--node", "app-1", "--out", out.path + "/app-1")
+        let app = try await second.run("agent", "credentials", spec, "--node", "app-1", "--out", out.path + "/app-1")
         #expect(app.status == 0, "\(app.error)")
         let webCA = try String(contentsOfFile: out.path + "/web-1/ca.pem", encoding: .utf8)
         let appCA = try String(contentsOfFile: out.path + "/app-1/ca.pem", encoding: .utf8)

@@ -20,11 +20,11 @@ struct ReadablePlanTests {
         """
 
     @Test("from empty: one + line per channel and the counts; stages only with --verbose")
-    func fromEmpty() throws {
+    func fromEmpty() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let spec = try MeshwardCLI.writeSpec(Self.spec)
-        let plain = try cli.run("plan", spec)
+        let plain = try await cli.run("plan", spec)
         let lines = plain.output.split(separator: "\n").map(String.init)
         #expect(
             lines == [
@@ -34,21 +34,21 @@ struct ReadablePlanTests {
             ], "\(plain.output)")
         #expect(!plain.output.contains("stage 1"))
 
-        let verbose = try cli.run("plan", spec, "--verbose")
+        let verbose = try await cli.run("plan", spec, "--verbose")
         #expect(verbose.output.contains("\nstage 1\n  alpha: add-sa "), "\(verbose.output)")
         #expect(verbose.output.contains("spi new-"))
 
-        let (_, document) = try cli.json("plan", spec)
+        let (_, document) = try await cli.json("plan", spec)
         let changes = document["channel_changes"] as? [[String: Any]] ?? []
         #expect(changes.map { $0["action"] as? String } == Array(repeating: "create", count: 4))
         #expect((document["stages"] as? [Any])?.count == 4, "JSON always has the operations")
     }
 
     @Test("a cipher change, an added port and a removed flow show as ~ rekey, ~ update and - remove")
-    func changes() throws {
+    func changes() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        #expect(try cli.run("apply", try MeshwardCLI.writeSpec(Self.spec)).status == 0)
+        #expect(try await cli.run("apply", try MeshwardCLI.writeSpec(Self.spec)).status == 0)
         let edited = try MeshwardCLI.writeSpec(
             Self.spec
                 .replacingOccurrences(of: "ports: [tcp/8080] }", with: "ports: [tcp/8080, tcp/9090] }")
@@ -56,7 +56,7 @@ struct ReadablePlanTests {
                     of: "  - { name: bd, from: { name: beta }, to: { name: delta } }\n",
                     with: "  - { name: bd, from: { name: beta }, to: { name: delta }, cipher: chacha20-poly1305 }\n"
                 ))
-        let text = try cli.run("plan", edited).output
+        let text = try await cli.run("plan", edited).output
         #expect(
             text.contains(
                 "  ~ alpha->beta/ipv4  update: traffic tcp dport 8080 → tcp dport 8080, tcp dport 9090"),
@@ -69,10 +69,10 @@ struct ReadablePlanTests {
         let removed = try MeshwardCLI.writeSpec(
             Self.spec.replacingOccurrences(
                 of: "  - { name: bd, from: { name: beta }, to: { name: delta } }\n", with: ""))
-        let removal = try cli.run("plan", removed).output
+        let removal = try await cli.run("plan", removed).output
         #expect(removal.contains("  - beta->delta/ipv4  remove (not in the spec)"), "\(removal)")
         #expect(removal.contains("  - delta->beta/ipv4  remove (not in the spec)"), "\(removal)")
-        let (_, document) = try cli.json("plan", removed)
+        let (_, document) = try await cli.json("plan", removed)
         let actions = (document["channel_changes"] as? [[String: Any]] ?? []).compactMap { $0["action"] as? String }
         #expect(actions == ["remove", "remove"], "\(actions)")
     }

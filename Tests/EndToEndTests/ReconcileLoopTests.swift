@@ -33,31 +33,31 @@ struct ReconcileLoopTests {
             ("1h1h", "units must go from largest to smallest"), ("1.5h", "fractions are not supported"),
             ("0s", "longer than zero"), ("30", "add a unit"),
         ])
-    func intervalSyntax(_ text: String, _ reason: String) throws {
+    func intervalSyntax(_ text: String, _ reason: String) async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let spec = try MeshwardCLI.writeSpec(Self.twoNodes)
-        let result = try cli.run("reconcile", spec, "--once", "--interval", text)
+        let result = try await cli.run("reconcile", spec, "--once", "--interval", text)
         #expect(result.status == 1)
         #expect(result.error.contains(reason), "\(result.error)")
         #expect(!FileManager.default.fileExists(atPath: cli.stateDirectory.path), "nothing ran")
     }
 
     @Test("reconcile --once converges and exits 0; a blocked cycle exits 1")
-    func once() throws {
+    func once() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let spec = try MeshwardCLI.writeSpec(Self.twoNodes)
-        let result = try cli.run("reconcile", spec, "--once")
+        let result = try await cli.run("reconcile", spec, "--once")
         #expect(result.status == 0, "\(result.error)")
         #expect(result.output.contains("converged"))
-        #expect(try cli.run("plan", spec, "--detailed-exitcode").status == 0)
+        #expect(try await cli.run("plan", spec, "--detailed-exitcode").status == 0)
 
         let blocked = try MeshwardCLI.writeSpec(
             Self.twoNodes.replacingOccurrences(
                 of: "{ name: b, addresses: [198.18.5.2] }",
                 with: "{ name: b, addresses: [198.18.5.2], endpoint: \"netns:meshward-absent-ns\" }"))
-        #expect(try cli.run("reconcile", blocked, "--once").status == 1)
+        #expect(try await cli.run("reconcile", blocked, "--once").status == 1)
     }
 
     @Test(
@@ -83,10 +83,11 @@ struct ReconcileLoopTests {
         try process.run()
         defer { if process.isRunning { process.terminate() } }
 
-        #expect(try await eventually(seconds: 30) { try channelCount(cli) == 2 }, "the first cycle did not converge")
+        #expect(
+            try await eventually(seconds: 30) { try await channelCount(cli) == 2 }, "the first cycle did not converge")
 
         // Between cycles the loop keeps the lease: an apply beside it is refused and names it.
-        let beside = try cli.run("apply", spec, "--lock-timeout", "0s")
+        let beside = try await cli.run("apply", spec, "--lock-timeout", "0s")
         #expect(beside.status == 1)
         #expect(
             beside.error.contains("leased to '") && beside.error.contains("pid \(process.processIdentifier)'"),
@@ -96,7 +97,8 @@ struct ReconcileLoopTests {
         try Self.threeNodes.write(toFile: spec, atomically: true, encoding: .utf8)
         let whole = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down) - 60)
         try FileManager.default.setAttributes([.modificationDate: whole], ofItemAtPath: spec)
-        #expect(try await eventually(seconds: 30) { try channelCount(cli) == 4 }, "the edited spec was not picked up")
+        #expect(
+            try await eventually(seconds: 30) { try await channelCount(cli) == 4 }, "the edited spec was not picked up")
 
         // An edit in place that keeps the file's size and modification time is noticed as well:
         // the loop watches the spec's directory (inotify), it does not compare fingerprints.
@@ -104,7 +106,7 @@ struct ReconcileLoopTests {
             .write(toFile: spec, atomically: false, encoding: .utf8)
         try FileManager.default.setAttributes([.modificationDate: whole], ofItemAtPath: spec)
         #expect(
-            try await eventually(seconds: 30) { try ciphers(cli) == ["aes-gcm-128"] },
+            try await eventually(seconds: 30) { try await ciphers(cli) == ["aes-gcm-128"] },
             "the in-place edit was not picked up")
 
         // SIGHUP starts a cycle at once, as the log says.
@@ -119,18 +121,18 @@ struct ReconcileLoopTests {
         #expect(try await eventually(seconds: 20) { !process.isRunning }, "SIGTERM did not stop the loop")
         #expect(process.terminationStatus == 0)
         // Stopping gave the lease back: an apply now runs at once.
-        let after = try cli.run("apply", spec)
+        let after = try await cli.run("apply", spec)
         #expect(after.status == 0, "\(after.error)")
     }
 
-    private func channelCount(_ cli: MeshwardCLI) throws -> Int {
-        let (_, status) = try cli.json("status")
+    private func channelCount(_ cli: MeshwardCLI) async throws -> Int {
+        let (_, status) = try await cli.json("status")
         let channels = status["channels"] as? [[String: Any]] ?? []
         return channels.filter { $0["step"] as? String == "established" }.count
     }
 
-    private func ciphers(_ cli: MeshwardCLI) throws -> Set<String> {
-        let (_, status) = try cli.json("status")
+    private func ciphers(_ cli: MeshwardCLI) async throws -> Set<String> {
+        let (_, status) = try await cli.json("status")
         return Set((status["channels"] as? [[String: Any]] ?? []).compactMap { $0["cipher"] as? String })
     }
 }

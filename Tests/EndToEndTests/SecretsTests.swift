@@ -21,14 +21,14 @@ struct SecretsTests {
     @Test(
         "no key appears in any output, log (text and json formats) or state file, through apply, rekey, plan, reconcile, status and history"
     )
-    func keysNeverLeak() throws {
+    func keysNeverLeak() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let spec = MeshwardCLI.example("three-tier.yaml")
         let trace = ["MESHWARD_LOG_LEVEL": "trace"]
         var captures: [Capture] = []
-        func run(_ arguments: [String]) throws -> MeshwardCLI.Result {
-            let result = try cli.run(arguments, environment: trace)
+        func run(_ arguments: [String]) async throws -> MeshwardCLI.Result {
+            let result = try await cli.run(arguments, environment: trace)
             let label = arguments.joined(separator: " ")
             captures.append(Capture(label: label + " (stdout)", bytes: Data(result.output.utf8)))
             captures.append(Capture(label: label + " (stderr)", bytes: Data(result.error.utf8)))
@@ -38,22 +38,24 @@ struct SecretsTests {
         // Both log formats, at trace level: text for people, JSON lines for machines.
         for output in ["text", "json"] {
             let plan = ["plan", spec, "--detailed-exitcode", "--output", output, "--log-format", output, "--verbose"]
-            #expect(try run(plan).status == 2)
+            #expect(try await run(plan).status == 2)
         }
-        #expect(try run(["apply", spec, "--verbose", "--log-format", "json"]).status == 0)
+        #expect(try await run(["apply", spec, "--verbose", "--log-format", "json"]).status == 0)
         var keys = try storedKeys(cli)
-        #expect(try run(["rekey", spec, "--all", "--output", "json", "--verbose", "--log-format", "text"]).status == 0)
+        #expect(
+            try await run(["rekey", spec, "--all", "--output", "json", "--verbose", "--log-format", "text"]).status == 0
+        )
         keys.formUnion(try storedKeys(cli))
         for output in ["text", "json"] {
             let logs = ["--log-format", output]
             for command in [["plan", spec], ["status"], ["history"], ["validate", spec]] {
-                let result = try run(command + ["--output", output, "--verbose"] + logs)
+                let result = try await run(command + ["--output", output, "--verbose"] + logs)
                 #expect(result.status == 0, "\(command) --output \(output): \(result.error)")
             }
             let rekey = ["rekey", spec, "--channel", "web-1:app-1", "--no-wait", "--output", output, "--verbose"]
-            #expect(try run(rekey + logs).status == 0)
+            #expect(try await run(rekey + logs).status == 0)
             let reconcile = ["reconcile", spec, "--once", "--output", output, "--verbose"]
-            #expect(try run(reconcile + logs + ["--metrics-address", "127.0.0.1:0"]).status == 0)
+            #expect(try await run(reconcile + logs + ["--metrics-address", "127.0.0.1:0"]).status == 0)
         }
         keys.formUnion(try storedKeys(cli))
 
@@ -63,7 +65,7 @@ struct SecretsTests {
         let rekeyed = try MeshwardCLI.writeSpec(
             try String(contentsOfFile: spec, encoding: .utf8).replacingOccurrences(
                 of: "aes-gcm-256", with: "chacha20-poly1305"))
-        #expect(try run(["plan", rekeyed, "--out", planFile.path, "--verbose"]).status == 0)
+        #expect(try await run(["plan", rekeyed, "--out", planFile.path, "--verbose"]).status == 0)
         captures.append(Capture(label: "the saved plan file", bytes: try Data(contentsOf: planFile)))
 
         // 48 channels keyed by apply and again by rekey --all, and more for web-1 to app-1.
@@ -96,7 +98,7 @@ struct SecretsTests {
     @Test(
         "no key appears in an agent's output, log (text and json formats) or directory, nor in the controller's (both formats), through apply and rekey"
     )
-    func agentsNeverLeakKeys() throws {
+    func agentsNeverLeakKeys() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         func spec(_ endpoints: [String: String]) -> String {
@@ -115,13 +117,13 @@ struct SecretsTests {
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: base) }
         var agents: [String: AgentProcess] = [:]
-        defer { for agent in agents.values { agent.stop() } }
+        defer { for agent in agents.values { agent.terminate() } }
         // One agent logs JSON lines, the other text.
         let formats = ["a": "json", "b": "text"]
         for node in ["a", "b"] {
-            let made = try cli.run(["agent", "credentials", draft, "--node", node, "--out", base + "/" + node])
+            let made = try await cli.run(["agent", "credentials", draft, "--node", node, "--out", base + "/" + node])
             try #require(made.status == 0, "\(made.error)")
-            agents[node] = try AgentProcess(
+            agents[node] = try await AgentProcess(
                 directory: base + "/" + node, arguments: ["--log-format", formats[node] ?? "text", "--verbose"])
         }
         let endpoints = agents.mapValues { "agent:127.0.0.1:\($0.port)" }
@@ -134,7 +136,7 @@ struct SecretsTests {
             ("text", [["rekey", fleet, "--all"], ["status"], ["plan", fleet]]),
         ] {
             for command in commands {
-                let result = try cli.run(command + ["--verbose", "--log-format", format], environment: trace)
+                let result = try await cli.run(command + ["--verbose", "--log-format", format], environment: trace)
                 #expect(result.status == 0, "\(command) --log-format \(format): \(result.error)")
                 captures.append(
                     ("the output of \(command) --log-format \(format)", Data((result.output + result.error).utf8)))
@@ -147,12 +149,12 @@ struct SecretsTests {
         )
         #expect(
             controllerLogs["text"]?.contains("debug meshward: ") == true, "no debug line in the controller's text logs")
-        let ready = try MeshwardCLI.capture(
+        let ready = try await MeshwardCLI.capture(
             MeshwardCLI.binary, ["agent", "wait-ready", "--agent-dir", base + "/a", "--timeout", "10s"])
         #expect(ready.status == 0, "wait-ready: \(ready.error)")
         let keys = try storedKeys(cli)
         #expect(keys.count >= 2, "too few keys found to make the search meaningful")
-        for agent in agents.values { agent.stop() }
+        for agent in agents.values { await agent.stop() }
         for (node, agent) in agents {
             #expect(agent.errorText.contains("applied a batch"), "agent \(node) logged no batch")
             let marker = formats[node] == "json" ? #""message":"applied a batch""# : "info meshward: applied a batch"
@@ -188,10 +190,10 @@ struct SecretsTests {
     }
 
     @Test("the master key and the database are 0600 in a 0700 directory")
-    func stateFilesArePrivate() throws {
+    func stateFilesArePrivate() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        #expect(try cli.run("apply", MeshwardCLI.example("minimal.yaml")).status == 0)
+        #expect(try await cli.run("apply", MeshwardCLI.example("minimal.yaml")).status == 0)
         let directory = cli.stateDirectory.path
         #expect(try Self.permissions(directory) == 0o700)
         for name in ["master.key", "state.sqlite", "state.sqlite-wal", "state.sqlite-shm", "simulated-fleet.json"] {
@@ -205,11 +207,11 @@ struct SecretsTests {
     }
 
     @Test("a state directory or key file that others can read is refused, with the chmod that fixes it")
-    func loosePermissionsRefused() throws {
+    func loosePermissionsRefused() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let spec = MeshwardCLI.example("minimal.yaml")
-        #expect(try cli.run("apply", spec).status == 0)
+        #expect(try await cli.run("apply", spec).status == 0)
         let directory = cli.stateDirectory.path
 
         for (path, mode, fix) in [
@@ -221,7 +223,7 @@ struct SecretsTests {
             let original = try Self.permissions(path)
             #expect(chmod(path, mode) == 0)
             for command in [["status"], ["apply", spec]] {
-                let result = try cli.run(command)
+                let result = try await cli.run(command)
                 #expect(result.status == 1, "\(command) with \(path) at \(String(mode, radix: 8))")
                 #expect(result.error.contains(fix), "\(command): \(result.error)")
                 #expect(result.error.contains("lets other users read or change it"), "\(result.error)")
@@ -229,7 +231,7 @@ struct SecretsTests {
             #expect(try Self.permissions(path) == mode, "the refusal repaired the mode instead of reporting it")
             #expect(chmod(path, original) == 0)
         }
-        #expect(try cli.run("status").status == 0, "the state directory does not work again once fixed")
+        #expect(try await cli.run("status").status == 0, "the state directory does not work again once fixed")
     }
 
     // MARK: Helpers

@@ -8,10 +8,10 @@ struct TelemetryOptionsTests {
     @Test(
         "a malformed --metrics-address is a usage error naming the value, exit 1, nothing run",
         arguments: ["9464", "localhost:99999", "::1:9464"])
-    func badAddress(address: String) throws {
+    func badAddress(address: String) async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        let result = try cli.run(
+        let result = try await cli.run(
             "reconcile", MeshwardCLI.example("minimal.yaml"), "--once", "--metrics-address", address)
         #expect(result.status == 1)
         #expect(result.error.contains("'\(address)' is not HOST:PORT"), "\(result.error)")
@@ -24,7 +24,7 @@ struct TelemetryOptionsTests {
             ListenAddress(host: "127.0.0.1", port: 0), routes: ControllerTelemetry().routes)
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        let result = try cli.run(
+        let result = try await cli.run(
             "reconcile", MeshwardCLI.example("minimal.yaml"), "--once", "--metrics-address", "\(holder.address)")
         await holder.close()
         #expect(result.status == 1)
@@ -35,10 +35,10 @@ struct TelemetryOptionsTests {
     }
 
     @Test("reconcile --once with --metrics-address on a free port converges and exits 0")
-    func onceWithMetrics() throws {
+    func onceWithMetrics() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
-        let result = try cli.run(
+        let result = try await cli.run(
             "reconcile", MeshwardCLI.example("minimal.yaml"), "--once", "--metrics-address", "127.0.0.1:0",
             "--log-format", "json", "--verbose")
         #expect(result.status == 0, "\(result.error)")
@@ -52,8 +52,8 @@ struct TelemetryOptionsTests {
     }
 
     @Test("--version prints the release and exits 0")
-    func version() throws {
-        let result = try MeshwardCLI.capture(MeshwardCLI.binary, ["--version"])
+    func version() async throws {
+        let result = try await MeshwardCLI.capture(MeshwardCLI.binary, ["--version"])
         #expect(result.status == 0)
         #expect(result.output.range(of: #"^[0-9]+\.[0-9]+\.[0-9]+\n$"#, options: .regularExpression) != nil)
     }

@@ -46,7 +46,7 @@ final class TestDatabase: Sendable {
         var components = try #require(URLComponents(string: server))
         components.path = "/" + name
         let database = try TestDatabase(server: server, name: name, url: try #require(components.string))
-        let migrate = try MeshwardCLI.capture(
+        let migrate = try await MeshwardCLI.capture(
             MeshwardCLI.binary,
             ["store", "migrate", "--state-dir", FileManager.default.temporaryDirectory.path] + database.arguments)
         try #require(migrate.status == 0, "store migrate: \(migrate.error)")

@@ -6,7 +6,7 @@ import Testing
 @Suite("Unreachable node status", .serialized)
 struct UnreachableNodeStatusTests {
     @Test("status --output json shows a netns node that cannot be reached, with the cause, and exits 1")
-    func unreachableNamespace() throws {
+    func unreachableNamespace() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let namespace = "meshward-absent-\(UUID().uuidString.prefix(8).lowercased())"
@@ -22,10 +22,10 @@ struct UnreachableNodeStatusTests {
               - { name: ab, from: { name: a }, to: { name: b } }
               - { name: bc, from: { name: b }, to: { name: c } }
             """)
-        let apply = try cli.run("apply", path)
+        let apply = try await cli.run("apply", path)
         #expect(apply.status == 1, "apply with an unreachable node must fail")
 
-        let (status, document) = try cli.json("status")
+        let (status, document) = try await cli.json("status")
         #expect(status == 1)
         let nodes = document["nodes"] as? [[String: Any]] ?? []
         let c = try #require(nodes.first { $0["name"] as? String == "c" }, "status does not list c: \(document)")
@@ -43,7 +43,7 @@ struct UnreachableNodeStatusTests {
         }
 
         // The text form says the same and exits 1 too.
-        let text = try cli.run("status")
+        let text = try await cli.run("status")
         #expect(text.status == 1)
         #expect(text.output.contains("c [netns:\(namespace)] UNREACHABLE"), "\(text.output)")
     }

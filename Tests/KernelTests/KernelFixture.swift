@@ -77,11 +77,11 @@ enum KernelBackend: String, Sendable, CaseIterable, CustomTestStringConvertible 
         case .simulated:
             fixture = SimulatedKernelFixture()
         case .netlink:
-            guard TestNamespace.isPermitted else {
+            guard await TestNamespace.isPermitted() else {
                 Issue.record(TestNamespace.skipReason, severity: .warning)
                 try Test.cancel(TestNamespace.skipReason)
             }
-            fixture = NetlinkKernelFixture()
+            fixture = await NetlinkKernelFixture.make()
         }
         do {
             try await body(fixture)

@@ -1,6 +1,5 @@
 import Foundation
 import MeshwardCore
-import Synchronization
 import Testing
 
 @testable import Kernel
@@ -14,7 +13,7 @@ import Glibc
 /// netlink and back unchanged, and the kernel drops what it selects instead of sending it.
 @Suite(
     "Guard-shaped policies on the kernel", .serialized,
-    .enabled(if: TestNamespace.isPermitted, TestNamespace.skipReason))
+    .enabled(TestNamespace.skipReason) { await TestNamespace.isPermitted() })
 struct NetlinkGuardPolicyTests {
     /// Outbound from 198.18.0.1 to 198.18.0.3, required, no SPI: what the boot guard installs.
     static let guardPolicy = Fixtures.policy(.ipv4, 1, spi: nil)
@@ -38,11 +37,11 @@ struct NetlinkGuardPolicyTests {
     )
     func dropsWhatItSelects() async throws {
         try await TestNamespace.with { namespace in
-            try namespace.ip("link", "set", "lo", "up")
-            try namespace.ip("addr", "add", "198.18.0.1/32", "dev", "lo")
-            try namespace.ip("addr", "add", "198.18.0.3/32", "dev", "lo")
+            try await namespace.ip("link", "set", "lo", "up")
+            try await namespace.ip("addr", "add", "198.18.0.1/32", "dev", "lo")
+            try await namespace.ip("addr", "add", "198.18.0.3/32", "dev", "lo")
             // The loopback device skips IPsec by default; these hosts' traffic must meet it.
-            _ = try TestNamespace.execute(
+            _ = try await TestNamespace.execute(
                 "/usr/sbin/ip",
                 [
                     "netns", "exec", namespace.name, "/usr/sbin/sysctl", "-q", "-w", "net.ipv4.conf.lo.disable_xfrm=0",
@@ -54,11 +53,11 @@ struct NetlinkGuardPolicyTests {
             #expect(results.map(\.outcome) == [.applied])
             let observed = try await kernel.observe()
             #expect(observed.policies == [Self.guardPolicy])
-            let printed = try IPRoutePolicy.parse(namespace.ip("xfrm", "policy"))
+            let printed = try IPRoutePolicy.parse(await namespace.ip("xfrm", "policy"))
             #expect(printed == [IPRoutePolicy(Self.guardPolicy)])
             #expect(printed.first?.optional == false)
 
-            let sockets = try UDPPair(namespace: namespace.name, sender: "198.18.0.1", receiver: "198.18.0.3")
+            let sockets = try await UDPPair(namespace: namespace.name, sender: "198.18.0.1", receiver: "198.18.0.3")
             defer { sockets.close() }
             let before = observed.statistics["XfrmOutNoStates"] ?? 0
             sockets.send("guarded")
@@ -89,16 +88,14 @@ final class UDPPair: Sendable {
         var description: String { "\(step) failed: \(ErrnoName.name(errno))" }
     }
 
-    init(namespace: String, sender senderAddress: String, receiver receiverAddress: String) throws {
-        let opened = Mutex<Result<(Int32, Int32, UInt16), Failed>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        let thread = Thread {
-            opened.withLock { $0 = Self.open(namespace: namespace, sender: senderAddress, receiver: receiverAddress) }
-            done.signal()
+    init(namespace: String, sender senderAddress: String, receiver receiverAddress: String) async throws {
+        let opened = await withCheckedContinuation { continuation in
+            Thread {
+                continuation.resume(
+                    returning: Self.open(namespace: namespace, sender: senderAddress, receiver: receiverAddress))
+            }.start()
         }
-        thread.start()
-        done.wait()
-        let (sender, receiver, port) = try opened.withLock { $0 ?? .failure(Failed(step: "thread", errno: 0)) }.get()
+        let (sender, receiver, port) = try opened.get()
         self.sender = sender
         self.receiver = receiver
         self.receiverAddress = receiverAddress

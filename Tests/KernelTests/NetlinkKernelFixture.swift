@@ -15,20 +15,34 @@ final class NetlinkKernelFixture: KernelFixture {
     private let tag = UInt32.random(in: 0...UInt32.max)
     private let namespaces = Mutex<[String: TestNamespace]>([:])
 
-    var missingSASupport: String? { Self.espProbe }
+    let missingSASupport: String?
 
-    /// Why the kernel cannot hold ESP SAs, or nil when it can.
-    static let espProbe: String? = {
+    /// A fixture that knows, from `espProbe`, whether the kernel holds SAs.
+    static func make() async -> NetlinkKernelFixture {
+        NetlinkKernelFixture(missingSASupport: await espProbe.value)
+    }
+
+    private init(missingSASupport: String?) {
+        self.missingSASupport = missingSASupport
+    }
+
+    /// Why the kernel cannot hold ESP SAs, or nil when it can; found once.
+    private static let espProbe = Task<String?, Never> {
         let namespace: TestNamespace
         do {
-            namespace = try TestNamespace.create()
+            namespace = try await TestNamespace.create()
         } catch {
             return "could not make a namespace to probe for ESP: \(error)"
         }
-        defer { namespace.delete() }
+        let missing = await missingESP(in: namespace)
+        await namespace.delete()
+        return missing
+    }
+
+    private static func missingESP(in namespace: TestNamespace) async -> String? {
         do {
             let key = KeyMaterial(bytes: [UInt8](repeating: 7, count: Cipher.aesGCM256.keyLength))
-            try namespace.ip([
+            try await namespace.ip([
                 "xfrm", "state", "add", "src", "198.18.0.1", "dst", "198.18.0.2", "proto", "esp", "spi", "0x100",
                 "reqid", "1", "mode", "transport", "aead", "rfc4106(gcm(aes))", hex(key.bytes), "128",
             ])
@@ -40,11 +54,11 @@ final class NetlinkKernelFixture: KernelFixture {
         } catch {
             return "this kernel cannot hold ESP SAs (\(error)); SA cases need a kernel with ESP"
         }
-    }()
+    }
 
     func makeNode(_ name: String, addresses: [IPAddress]) async throws {
         let namespace = TestNamespace(name: "mwtest-\(tag)-\(name)")
-        try TestNamespace.run(["netns", "add", namespace.name])
+        try await TestNamespace.run(["netns", "add", namespace.name])
         namespaces.withLock { $0[name] = namespace }
     }
 
@@ -60,9 +74,9 @@ final class NetlinkKernelFixture: KernelFixture {
         for operation in operations {
             switch operation {
             case .addPolicy(let policy):
-                try namespace.ip(Self.ipArguments(adding: policy))
+                try await namespace.ip(Self.ipArguments(adding: policy))
             case .addSA(let association):
-                try namespace.ip(Self.ipArguments(adding: association))
+                try await namespace.ip(Self.ipArguments(adding: association))
             default:
                 throw FixtureError(message: "foreign objects are only added, not \(operation)")
             }
@@ -74,7 +88,7 @@ final class NetlinkKernelFixture: KernelFixture {
             defer { namespaces.removeAll() }
             return Array(namespaces.values)
         }
-        for namespace in made { namespace.delete() }
+        for namespace in made { await namespace.delete() }
     }
 
     private func namespace(_ node: String) throws -> TestNamespace {

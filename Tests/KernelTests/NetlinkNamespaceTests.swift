@@ -13,7 +13,7 @@ import Glibc
 /// suite covers SAs).
 @Suite(
     "NetlinkKernel in a network namespace", .serialized,
-    .enabled(if: TestNamespace.isPermitted, TestNamespace.skipReason))
+    .enabled(TestNamespace.skipReason) { await TestNamespace.isPermitted() })
 struct NetlinkNamespaceTests {
     let foreignLine = "src 198.18.9.9/32 dst 198.18.0.1/32 dir in tmpl proto esp reqid 7 mode transport"
 
@@ -30,14 +30,14 @@ struct NetlinkNamespaceTests {
     }
 
     /// The kernel's policies as `ip xfrm policy` prints them.
-    private func kernelPolicies(_ namespace: TestNamespace) throws -> [IPRoutePolicy] {
-        IPRoutePolicy.parse(try namespace.ip("xfrm", "policy"))
+    private func kernelPolicies(_ namespace: TestNamespace) async throws -> [IPRoutePolicy] {
+        IPRoutePolicy.parse(try await namespace.ip("xfrm", "policy"))
     }
 
     @Test("install, dump, update and delete policies; the kernel holds exactly what was written")
     func policyLifecycle() async throws {
         try await TestNamespace.with { namespace in
-            try namespace.ip(
+            try await namespace.ip(
                 "xfrm", "policy", "add", "src", "198.18.9.9/32", "dst", "198.18.0.1/32", "dir", "in",
                 "tmpl", "proto", "esp", "reqid", "7", "mode", "transport")
             let kernel = try kernel(namespace)
@@ -60,8 +60,8 @@ struct NetlinkNamespaceTests {
             let foreign = IPRoutePolicy(
                 selector: "src 198.18.9.9/32 dst 198.18.0.1/32", direction: "in", priority: "0",
                 spi: nil, reqid: "7", optional: false)
-            #expect(Set(try kernelPolicies(namespace)) == Set(written.map(IPRoutePolicy.init) + [foreign]))
-            #expect(try kernelPolicies(namespace).count == 5)
+            #expect(Set(try await kernelPolicies(namespace)) == Set(written.map(IPRoutePolicy.init) + [foreign]))
+            #expect(try await kernelPolicies(namespace).count == 5)
 
             // The switch of a rekey and the enforcement step: pin a new SPI, make inbound required.
             var switched = outbound4
@@ -72,23 +72,23 @@ struct NetlinkNamespaceTests {
             observed = try await kernel.observe()
             #expect(Set(observed.policies) == Set([switched, enforced, outbound6, inbound6]))
             #expect(
-                Set(try kernelPolicies(namespace))
+                Set(try await kernelPolicies(namespace))
                     == Set([switched, enforced, outbound6, inbound6].map(IPRoutePolicy.init) + [foreign]))
 
             expectAllApplied(try await kernel.apply(observed.policies.map { .deletePolicy($0.identifier) }))
             #expect(try await kernel.observe().policies.isEmpty)
             // Only the foreign policy is left, untouched.
-            #expect(try kernelPolicies(namespace) == [foreign])
+            #expect(try await kernelPolicies(namespace) == [foreign])
         }
     }
 
     @Test("a foreign policy is never reported, deleted or replaced")
     func foreignPolicySurvives() async throws {
         try await TestNamespace.with { namespace in
-            try namespace.ip(
+            try await namespace.ip(
                 "xfrm", "policy", "add", "src", "198.18.9.9/32", "dst", "198.18.0.1/32", "dir", "in",
                 "tmpl", "proto", "esp", "reqid", "7", "mode", "transport")
-            let before = try namespace.ip("xfrm", "policy")
+            let before = try await namespace.ip("xfrm", "policy")
             let kernel = try kernel(namespace)
             let foreignSelector = PolicySelector(
                 source: IPPrefix(host: Fixtures.address("198.18.9.9")),
@@ -112,7 +112,7 @@ struct NetlinkNamespaceTests {
                 return nil
             }
             #expect(errnos == [ENOENT, EEXIST, EPERM, EPERM, ESRCH, EEXIST], "\(results.map(\.outcome))")
-            #expect(try namespace.ip("xfrm", "policy") == before)
+            #expect(try await namespace.ip("xfrm", "policy") == before)
             #expect(try await kernel.observe().policies.isEmpty)
         }
     }
@@ -177,10 +177,10 @@ struct NetlinkNamespaceTests {
         try await TestNamespace.with { namespace in
             let kernel = try kernel(namespace)
             #expect(try await kernel.observe().policies.isEmpty)
-            try namespace.ip(
+            try await namespace.ip(
                 "xfrm", "policy", "add", "src", "198.18.9.9/32", "dst", "198.18.0.1/32", "dir", "in",
                 "tmpl", "proto", "esp", "reqid", "7", "mode", "transport")
-            let before = try namespace.ip("xfrm", "policy")
+            let before = try await namespace.ip("xfrm", "policy")
             let selector = PolicySelector(
                 source: IPPrefix(host: Fixtures.address("198.18.9.9")),
                 destination: IPPrefix(host: Fixtures.address("198.18.0.1")))
@@ -193,7 +193,7 @@ struct NetlinkNamespaceTests {
                 return
             }
             if case .failed(ENOENT, _) = results[1].outcome {} else { Issue.record("\(results[1].outcome)") }
-            #expect(try namespace.ip("xfrm", "policy") == before)
+            #expect(try await namespace.ip("xfrm", "policy") == before)
         }
     }
 
@@ -207,7 +207,7 @@ struct NetlinkNamespaceTests {
             #expect(results.map(\.operation) == policies.map { .addPolicy($0) })
             let observed = try await kernel.observe()
             #expect(observed.policies.count == 3000)
-            #expect(try namespace.ip("xfrm", "policy", "count").contains("3000"))
+            #expect(try await namespace.ip("xfrm", "policy", "count").contains("3000"))
             expectAllApplied(try await kernel.apply(observed.policies.map { .deletePolicy($0.identifier) }))
             #expect(try await kernel.observe().policies.isEmpty)
         }
@@ -220,15 +220,15 @@ struct NetlinkNamespaceTests {
                 let kernel = try kernel(first)
                 let policy = Fixtures.policy(.ipv4, 7)
                 expectAllApplied(try await kernel.apply([.addPolicy(policy)]))
-                #expect(try first.ip("xfrm", "policy").contains("198.18.0.9/32"))
-                #expect(!(try second.ip("xfrm", "policy").contains("198.18.0.9/32")))
+                #expect(try await first.ip("xfrm", "policy").contains("198.18.0.9/32"))
+                #expect(!(try await second.ip("xfrm", "policy").contains("198.18.0.9/32")))
                 let observer = try NetlinkKernel(
                     node: "node-b", endpoint: .namespace(second.name), reqid: Fixtures.reqid,
                     logger: Fixtures.logger)
                 #expect(try await observer.observe().policies.isEmpty)
                 let statistics = try await kernel.observe().statistics
                 #expect(statistics["XfrmInNoStates"] != nil)
-                #expect(statistics == XfrmStatistics.parse(try first.statisticsText()))
+                #expect(statistics == XfrmStatistics.parse(try await first.statisticsText()))
             }
         }
     }

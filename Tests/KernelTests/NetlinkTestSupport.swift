@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshwardCore
+import MeshwardTestSupport
 import Testing
 
 @testable import Kernel
@@ -9,61 +10,70 @@ import Testing
 struct TestNamespace {
     let name: String
 
-    /// True when this process may create network namespaces (root, `ip` present).
-    static let isPermitted: Bool = {
-        guard let namespace = try? TestNamespace.create() else { return false }
-        namespace.delete()
+    /// Whether this process may create network namespaces (root, `ip` present), found once.
+    private static let permission = Task<Bool, Never> {
+        guard let namespace = try? await TestNamespace.create() else { return false }
+        await namespace.delete()
         return true
-    }()
+    }
+
+    /// True when this process may create network namespaces (root, `ip` present).
+    static func isPermitted() async -> Bool { await permission.value }
 
     static let skipReason: Comment =
         "needs root and `ip netns add` (creating a network namespace is not permitted here)"
 
-    static func create() throws -> TestNamespace {
+    static func create() async throws -> TestNamespace {
         let name = "mwtest-\(UInt32.random(in: 0...UInt32.max))"
-        _ = try run(["netns", "add", name])
+        _ = try await run(["netns", "add", name])
         return TestNamespace(name: name)
     }
 
     /// Runs `body` with a fresh namespace, deleting it afterwards whatever happens.
     static func with<T>(_ body: (TestNamespace) async throws -> T) async throws -> T {
-        let namespace = try create()
-        defer { namespace.delete() }
-        return try await body(namespace)
+        let namespace = try await create()
+        do {
+            let value = try await body(namespace)
+            await namespace.delete()
+            return value
+        } catch {
+            await namespace.delete()
+            throw error
+        }
     }
 
-    func delete() {
-        _ = try? Self.run(["netns", "del", name])
+    func delete() async {
+        _ = try? await Self.run(["netns", "del", name])
     }
 
     /// `ip -n NAME ARGS...`; throws with stderr when it fails.
     @discardableResult
-    func ip(_ arguments: String...) throws -> String {
-        try ip(arguments)
+    func ip(_ arguments: String...) async throws -> String {
+        try await ip(arguments)
     }
 
     /// `ip -n NAME ARGS...`; throws with stderr when it fails.
     @discardableResult
-    func ip(_ arguments: [String]) throws -> String {
-        try Self.run(["-n", name] + arguments)
+    func ip(_ arguments: [String]) async throws -> String {
+        try await Self.run(["-n", name] + arguments)
     }
 
     /// `ip -n NAME -batch FILE`.
-    func ipBatch(_ lines: [String]) throws {
+    func ipBatch(_ lines: [String]) async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-batch-\(UUID().uuidString)")
         try lines.joined(separator: "\n").appending("\n").write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        try Self.run(["-n", name, "-batch", file.path])
+        try await Self.run(["-n", name, "-batch", file.path])
     }
 
     /// The namespace's `/proc/net/xfrm_stat`, read from inside it.
-    func statisticsText() throws -> String {
-        try Self.execute("/usr/sbin/ip", ["netns", "exec", name, "cat", "/proc/net/xfrm_stat"])
+    func statisticsText() async throws -> String {
+        try await Self.execute("/usr/sbin/ip", ["netns", "exec", name, "cat", "/proc/net/xfrm_stat"])
     }
 
     @discardableResult
-    static func run(_ arguments: [String]) throws -> String {
-        try execute("/usr/sbin/ip", arguments)
+    static func run(_ arguments: [String]) async throws -> String {
+        try await execute("/usr/sbin/ip", arguments)
     }
 
     struct CommandFailed: Error, CustomStringConvertible {
@@ -73,25 +83,14 @@ struct TestNamespace {
         var description: String { "\(command) exited \(status): \(output)" }
     }
 
-    static func execute(_ executable: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let outData = output.fileHandleForReading.readDataToEndOfFile()
-        let errData = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: outData, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
+    static func execute(_ executable: String, _ arguments: [String]) async throws -> String {
+        let run = try await ProcessRun(running: URL(fileURLWithPath: executable), arguments)
+        guard run.status == 0 else {
             throw CommandFailed(
-                command: ([executable] + arguments).joined(separator: " "), status: process.terminationStatus,
-                output: text + String(decoding: errData, as: UTF8.self))
+                command: ([executable] + arguments).joined(separator: " "), status: run.status,
+                output: run.output + run.error)
         }
-        return text
+        return run.output
     }
 }
 

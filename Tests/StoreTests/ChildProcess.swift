@@ -1,8 +1,10 @@
 import Foundation
+import MeshwardTestSupport
 
 /// A helper executable run by a test, with its standard output collected as it runs.
 final class ChildProcess: @unchecked Sendable {
     let process = Process()
+    private let exit: ProcessExit
     let arguments: [String]
     private let pipe = Pipe()
     private let collected = LockedData()
@@ -23,18 +25,18 @@ final class ChildProcess: @unchecked Sendable {
         pipe.fileHandleForReading.readabilityHandler = { handle in
             collected.append(handle.availableData)
         }
-        try process.run()
+        exit = try ProcessExit(launching: process)
     }
 
     var processIdentifier: Int32 { process.processIdentifier }
 
     /// Waits for the process to end and returns its status and everything it printed.
-    func waitForExit() -> Exit {
-        process.waitUntilExit()
+    func waitForExit() async -> Exit {
+        let status = await exit.status()
         pipe.fileHandleForReading.readabilityHandler = nil
         // Whatever is still in the pipe after the handler stopped.
         collected.append(pipe.fileHandleForReading.readDataToEndOfFile())
-        return Exit(arguments: arguments, status: process.terminationStatus, output: collected.text)
+        return Exit(arguments: arguments, status: status, output: collected.text)
     }
 
     /// What the process has printed so far.

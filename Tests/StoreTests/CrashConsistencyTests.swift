@@ -12,7 +12,7 @@ struct CrashConsistencyTests {
     static let kills = 20
 
     @Test("a writer killed at random instants loses nothing it reported committed")
-    func killedWriter() throws {
+    func killedWriter() async throws {
         let writer = try #require(builtProduct("store-crash-writer"), "build store-crash-writer (swift build)")
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -25,10 +25,12 @@ struct CrashConsistencyTests {
             let child = try ChildProcess(writer, ["write", state])
             // Let it get going, then kill it at a random instant.
             let deadline = Date().addingTimeInterval(20)
-            while !child.outputSoFar.contains("committed"), Date() < deadline { usleep(2_000) }
-            usleep(UInt32(random.next() % 150_000))
+            while !child.outputSoFar.contains("committed"), Date() < deadline {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            try await Task.sleep(for: .microseconds(random.next() % 150_000))
             kill(child.processIdentifier, SIGKILL)
-            let exit = child.waitForExit()
+            let exit = await child.waitForExit()
             #expect(exit.status == SIGKILL, "round \(round): the writer ended on its own: \(exit.output.suffix(500))")
 
             // Only whole lines count: the last one may have been cut by the kill.

@@ -8,7 +8,7 @@ import Testing
 @Suite("Writer lease between processes")
 struct LeaseProcessTests {
     @Test("two processes contend for the lease: exactly one writes")
-    func twoProcesses() throws {
+    func twoProcesses() async throws {
         let writer = try #require(builtProduct("store-crash-writer"), "build store-crash-writer (swift build)")
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -17,7 +17,8 @@ struct LeaseProcessTests {
         let children = try ["proc-a", "proc-b"].map { holder in
             try ChildProcess(writer, ["lease", state, holder, "3000"])
         }
-        let outputs = children.map { $0.waitForExit() }
+        var outputs: [ChildProcess.Exit] = []
+        for child in children { outputs.append(await child.waitForExit()) }
         let wrote = outputs.filter { $0.output.contains("wrote") }
         let refused = outputs.filter { $0.output.contains("refused:") }
         #expect(wrote.count == 1, "outputs: \(outputs.map(\.output))")

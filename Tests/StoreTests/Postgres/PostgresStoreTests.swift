@@ -209,7 +209,7 @@ struct PostgresStoreTests {
             keys.append(try await store.issue(channel("n\(index)", "hub")).key.bytes)
         }
         keys += try await Self.storeCredentials(in: store)
-        let dump = try PostgresTestServer.dump(schema: schema)
+        let dump = try await PostgresTestServer.dump(schema: schema)
         // bytea columns are dumped as hex: the sealed keys are there, the keys are not.
         #expect(dump.contains("COPY \(schema).generations"))
         #expect(dump.contains("COPY \(schema).credentials"))

@@ -1,4 +1,5 @@
 import Foundation
+import MeshwardTestSupport
 import PostgresNIO
 import StorePostgres
 import Testing
@@ -66,24 +67,16 @@ enum PostgresTestServer {
     }()
 
     /// The schema's data and definitions as `pg_dump` writes them.
-    static func dump(schema: String) throws -> String {
+    static func dump(schema: String) async throws -> String {
         guard let url, let pgDump else { throw PostgresTestServerError.notConfigured }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: pgDump)
-        process.arguments = [
-            "--host", url.host, "--port", String(url.port), "--username", url.user, "--schema", schema,
-            "--no-password", url.database,
-        ]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw PostgresTestServerError.dumpFailed(process.terminationStatus)
-        }
-        return String(decoding: data, as: UTF8.self)
+        let dumped = try await ProcessRun(
+            running: URL(fileURLWithPath: pgDump),
+            [
+                "--host", url.host, "--port", String(url.port), "--username", url.user, "--schema", schema,
+                "--no-password", url.database,
+            ])
+        guard dumped.status == 0 else { throw PostgresTestServerError.dumpFailed(dumped.status) }
+        return dumped.output
     }
 
     /// A fresh schema name.

@@ -16,7 +16,7 @@ import Testing
 /// selector, and a channel that was established still encrypts), the fleet converges, holds no
 /// orphaned object, every channel delivers, and no SPI or key is ever issued twice (design.md
 /// sections 4 and 6).
-@Suite("Crash recovery", .serialized)
+@Suite("Crash recovery")
 struct CrashRecoveryTests {
     @Test("minimal: killed before the first and after every operation of the first apply and of a rekey")
     func minimalEveryStep() async throws {

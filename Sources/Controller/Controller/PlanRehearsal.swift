@@ -8,8 +8,8 @@ import Reconciler
 import Store
 
 /// What `apply` would do, made by rehearsing it: the passes run against a copy of every node's
-/// kernel and of the Store, on a clock that jumps over drains. The one user of the simulator in
-/// production code (the copy is a simulated fleet).
+/// kernel and of the Store, on a clock that jumps over drains (the copy is a simulated fleet,
+/// whatever the nodes' endpoints).
 struct PlanRehearsal {
     let context: ControllerContext
 

@@ -272,32 +272,43 @@ struct FleetSessionTests {
     }
 
     @Test(
-        "the session reads the settings once per lease epoch and writes them only when they changed; without a lease it reads them at every use"
+        "the session reads the settings once per tenure of the lease and writes them only when they changed; a new epoch, a lease taken anew under the same epoch (a Store made anew) and no lease read them again"
     )
-    func settingsAreKeptPerEpoch() async throws {
+    func settingsAreKeptPerTenure() async throws {
         let session = FleetSession(clock: ManualClock(Date()), logger: Self.quiet)
         let store = CountingMetadata()
         let first = ControllerSettings(
             cluster: "test", reqid: 7, revision: "r1", rekeyEvery: .seconds(3600), rekeyPackets: nil,
             drain: .seconds(5), endpoints: ["n0": .sim], rekeyRequests: [:])
         try await first.save(to: store)
+        let taken = Date(timeIntervalSince1970: 1_800_000_000)
+        let held = Lease(holder: "a", acquiredAt: taken, expiresAt: taken.addingTimeInterval(15), epoch: 3)
+        var renewed = held
+        renewed.expiresAt = taken.addingTimeInterval(30)
         let (reads, writes) = (store.reads.withLock { $0 }, store.writes.withLock { $0 })
-        for _ in 0..<5 {
-            #expect(try await session.settings(epoch: 3, in: store) == first)
-            try await session.save(first, epoch: 3, to: store)
+        for lease in [held, renewed, held, renewed, held] {
+            #expect(try await session.settings(under: lease, in: store) == first)
+            try await session.save(first, under: lease, to: store)
         }
-        #expect(store.reads.withLock { $0 } == reads + 1, "one read for five uses under epoch 3")
+        #expect(store.reads.withLock { $0 } == reads + 1, "one read for five uses under one tenure, renewals included")
         #expect(store.writes.withLock { $0 } == writes, "unchanged settings are not written")
         var second = first
         second.revision = "r2"
-        try await session.save(second, epoch: 3, to: store)
+        try await session.save(second, under: held, to: store)
         #expect(store.writes.withLock { $0 } == writes + 1)
-        #expect(try await session.settings(epoch: 3, in: store) == second)
-        #expect(try await session.settings(epoch: 4, in: store) == second)
+        #expect(try await session.settings(under: held, in: store) == second)
+        #expect(store.reads.withLock { $0 } == reads + 1)
+        var next = held
+        next.epoch = 4
+        #expect(try await session.settings(under: next, in: store) == second)
         #expect(store.reads.withLock { $0 } == reads + 2, "a new epoch reads again")
-        _ = try await session.settings(epoch: 0, in: store)
-        _ = try await session.settings(epoch: 0, in: store)
-        #expect(store.reads.withLock { $0 } == reads + 4, "without a lease every use reads")
+        var anew = next
+        anew.acquiredAt = taken.addingTimeInterval(600)
+        _ = try await session.settings(under: anew, in: store)
+        #expect(store.reads.withLock { $0 } == reads + 3, "the same epoch taken at another time reads again")
+        _ = try await session.settings(under: nil, in: store)
+        _ = try await session.settings(under: nil, in: store)
+        #expect(store.reads.withLock { $0 } == reads + 5, "without a lease every use reads")
     }
 
     /// Writes `spec` next to the fleet's own and returns its path.

@@ -20,10 +20,11 @@ struct ApplyWorkflow {
     func run(
         _ intent: FleetIntent, source: String, command: String, waitForDrain: Bool,
         rekey: RekeySelection?, target: ApplyTarget?,
-        fence: any WriteFence, epoch: Int64, firstReading: FleetObservation? = nil,
+        fence: any WriteFence, lease: Lease?, firstReading: FleetObservation? = nil,
         onPass: @escaping @Sendable (PassReport) async -> Void
     ) async throws -> ApplyDocument {
-        let previous = try await context.session.settings(epoch: epoch, in: store)
+        let epoch = lease?.epoch ?? 0
+        let previous = try await context.session.settings(under: lease, in: store)
         let records = try await store.loadChannels()
         let scope = try target.map { try FleetScope(target: $0, intent: intent, records: records) }
         var rekeyRequests = previous?.rekeyRequests ?? [:]
@@ -41,7 +42,7 @@ struct ApplyWorkflow {
             rekeyPackets: intent.channels.first?.rekey.packets,
             drain: intent.channels.first?.drain ?? previous?.drain ?? .seconds(5),
             endpoints: endpoints, rekeyRequests: rekeyRequests)
-        try await context.session.save(settings, epoch: epoch, to: store)
+        try await context.session.save(settings, under: lease, to: store)
 
         let simulated = try context.loadSimulatedFleet(intent: intent)
         context.observers.simulatedFleetOpened?(simulated, context.simulatedFleetURL)
@@ -101,7 +102,7 @@ struct ApplyWorkflow {
             guard let record = remaining[channel] else { return false }
             return !record.generations.contains { $0.state == .active && $0.createdAt >= requested }
         }
-        try await context.session.save(settings, epoch: epoch, to: store)
+        try await context.session.save(settings, under: lease, to: store)
 
         let document = applyDocument(intent, report: report)
         let latest = try await store.revisions(limit: 1).first

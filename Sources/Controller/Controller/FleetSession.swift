@@ -28,8 +28,22 @@ public final class FleetSession: Sendable {
     private let logger: Logger
     /// The Store once opened (or being opened); an open that failed is not kept.
     private let keptStore = Mutex<Task<any ControllerStore, any Error>?>(nil)
-    /// The settings as last read or written under a lease epoch (`settings(epoch:in:)`).
-    private let keptSettings = Mutex<(epoch: Int64, settings: ControllerSettings?)?>(nil)
+    /// The settings as last read or written under one tenure of the lease (`settings(under:in:)`).
+    private let keptSettings = Mutex<(tenure: LeaseTenure, settings: ControllerSettings?)?>(nil)
+
+    /// One holder's unbroken hold of the lease: its epoch and when it took it (renewals keep
+    /// both). A Store made anew under a running controller starts its epochs again; the time
+    /// it was taken tells that tenure from the old one.
+    struct LeaseTenure: Hashable {
+        let epoch: Int64
+        let acquiredAt: Date
+
+        init?(_ lease: Lease?) {
+            guard let lease, lease.epoch > 0 else { return nil }
+            epoch = lease.epoch
+            acquiredAt = lease.acquiredAt
+        }
+    }
 
     /// - Parameter beforeAgentApply: called right before each apply request leaves for an
     ///   agent (a test harness's; nil in production).
@@ -56,27 +70,29 @@ public final class FleetSession: Sendable {
         }
     }
 
-    /// The controller's settings (`ControllerSettings`) in `store`: read once per lease epoch
-    /// and kept. Under one epoch only its holder writes them (every write is fenced), so a
-    /// loop that keeps its lease reads them at its first cycle alone; a new epoch (a takeover,
-    /// another controller's turn in between) reads them again. `epoch` 0, no lease, always
-    /// reads.
-    func settings(epoch: Int64, in store: any MetadataStore) async throws -> ControllerSettings? {
-        if epoch > 0, let kept = keptSettings.withLock({ $0 }), kept.epoch == epoch { return kept.settings }
+    /// The controller's settings (`ControllerSettings`) in `store`: read once per tenure of the
+    /// lease (`lease`, held by this controller) and kept. Under one epoch only its holder
+    /// writes them (every write is fenced), so a loop that keeps its lease reads them at its
+    /// first cycle alone; a new tenure (a takeover, another controller's turn in between, a
+    /// Store made anew) reads them again. No lease: every use reads them.
+    func settings(under lease: Lease?, in store: any MetadataStore) async throws -> ControllerSettings? {
+        let tenure = LeaseTenure(lease)
+        if let tenure, let kept = keptSettings.withLock({ $0 }), kept.tenure == tenure { return kept.settings }
         let settings = try await ControllerSettings.load(from: store)
-        if epoch > 0 { keptSettings.withLock { $0 = (epoch, settings) } }
+        if let tenure { keptSettings.withLock { $0 = (tenure, settings) } }
         return settings
     }
 
-    /// Writes `settings` to `store` under `epoch`, unless they are what that epoch last read or
-    /// wrote: a cycle that changes nothing writes nothing.
-    func save(_ settings: ControllerSettings, epoch: Int64, to store: any MetadataStore) async throws {
-        if epoch > 0, let kept = keptSettings.withLock({ $0 }), kept.epoch == epoch, kept.settings == settings {
+    /// Writes `settings` to `store` under `lease`, unless they are what that tenure last read
+    /// or wrote: a cycle that changes nothing writes nothing.
+    func save(_ settings: ControllerSettings, under lease: Lease?, to store: any MetadataStore) async throws {
+        let tenure = LeaseTenure(lease)
+        if let tenure, let kept = keptSettings.withLock({ $0 }), kept.tenure == tenure, kept.settings == settings {
             return
         }
         keptSettings.withLock { $0 = nil }
         try await settings.save(to: store)
-        if epoch > 0 { keptSettings.withLock { $0 = (epoch, settings) } }
+        if let tenure { keptSettings.withLock { $0 = (tenure, settings) } }
     }
 
     /// The kernels of `endpoints` for one use: `sim` nodes in `simulated` (saved to

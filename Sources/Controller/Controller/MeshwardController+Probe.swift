@@ -20,7 +20,7 @@ extension MeshwardController {
         guard !nodes.isEmpty else { return [] }
         let store: any ControllerStore
         if let lease { store = lease.store } else { store = try await context.openStore() }
-        let settings = try await session.settings(epoch: lease?.lease?.epoch ?? 0, in: store)
+        let settings = try await session.settings(under: lease?.lease, in: store)
         let revoked = try await store.revokedNodes()
         let endpoints = ControllerContext.nodeEndpoints(
             for: intent, remembered: settings?.endpoints ?? [:], records: try await store.loadChannels()

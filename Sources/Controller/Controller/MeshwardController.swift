@@ -133,7 +133,7 @@ public final class MeshwardController: Sendable {
         }
         let store = keeper.store
         try Self.refuseOtherCluster(
-            intent, recorded: try await session.settings(epoch: lease?.lease?.epoch ?? 0, in: store)?.cluster,
+            intent, recorded: try await session.settings(under: lease?.lease, in: store)?.cluster,
             directory: stateDirectory)
         if !force {
             try await refuseLostStore(intent, store: store)
@@ -163,7 +163,7 @@ public final class MeshwardController: Sendable {
                 }
                 return try await ApplyWorkflow(context: context, store: store).run(
                     intent, source: source, command: command, waitForDrain: waitForDrain, rekey: rekey,
-                    target: target, fence: keeper, epoch: keeper.lease?.epoch ?? 0, firstReading: reading,
+                    target: target, fence: keeper, lease: keeper.lease, firstReading: reading,
                     onPass: onPass)
             }
             // A one-shot run keeps its own lease renewed beside it; a loop's keeper does that already.

@@ -23,11 +23,8 @@ struct CrashConsistencyTests {
         var committedTotal = 0
         for round in 1...Self.kills {
             let child = try ChildProcess(writer, ["write", state])
-            // Let it get going, then kill it at a random instant.
-            let deadline = Date().addingTimeInterval(20)
-            while !child.outputSoFar.contains("committed"), Date() < deadline {
-                try await Task.sleep(for: .milliseconds(2))
-            }
+            // Let it get going (its first commit printed), then kill it at a random instant.
+            _ = await child.printed("committed", within: 20)
             try await Task.sleep(for: .microseconds(random.next() % 150_000))
             kill(child.processIdentifier, SIGKILL)
             let exit = await child.waitForExit()

@@ -27,6 +27,19 @@ public protocol NodeKernel: Sendable {
     /// when nothing could be sent at all (the node is unreachable, or its deadline passed first).
     func apply(_ operations: [KernelOperation], deadline: ContinuousClock.Instant) async throws -> [OperationResult]
 
+    /// A stream of the kernel's changes to its owned objects after `position` (design.md §12):
+    /// a replay when `position` is still in the watch's ring, a snapshot otherwise, then every
+    /// change as it happens, with progress in between. Nil when this backend is not watched
+    /// (it is polled).
+    func watch(from position: WatchPosition?) -> AsyncThrowingStream<WatchMessage, any Error>?
+
+    /// `apply(_:deadline:)`, answered with the watch's position once the batch's changes are in
+    /// its model, so that a receiver of the watch knows when its copy includes them (nil for a
+    /// kernel that is not watched).
+    func applyReportingPosition(
+        _ operations: [KernelOperation], deadline: ContinuousClock.Instant
+    ) async throws -> AppliedBatch
+
     /// Releases what the kernel holds open (a remote connection), in order; a no-op for local
     /// kernels. The controller calls it when a command or a cycle is done with the fleet.
     func close() async
@@ -34,6 +47,14 @@ public protocol NodeKernel: Sendable {
 
 extension NodeKernel {
     public func close() async {}
+
+    public func watch(from position: WatchPosition?) -> AsyncThrowingStream<WatchMessage, any Error>? { nil }
+
+    public func applyReportingPosition(
+        _ operations: [KernelOperation], deadline: ContinuousClock.Instant
+    ) async throws -> AppliedBatch {
+        AppliedBatch(results: try await apply(operations, deadline: deadline), position: nil)
+    }
 
     /// How long a call waits for a kernel unless the caller gives a deadline.
     public static var defaultCallTimeout: Duration { .seconds(30) }

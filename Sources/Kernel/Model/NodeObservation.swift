@@ -16,6 +16,10 @@ public struct NodeObservation: Sendable, Hashable {
     /// When the certificate the node's agent presented stops being valid (its `notValidAfter`),
     /// when the kernel is behind an agent; nil for a kernel reached directly.
     public var agentCertificateExpiry: Date?
+    /// The position of the kernel's watch (`NodeKernel.watch(from:)`) that this reading
+    /// matches: its model was resynchronised to this reading at that position. Nil when the
+    /// kernel is not watched.
+    public var watchPosition: WatchPosition?
 
     public init(
         securityAssociations: [SecurityAssociation] = [], policies: [SecurityPolicy] = [],

@@ -111,12 +111,15 @@ public enum KernelWatchError: Error, Sendable, Hashable, CustomStringConvertible
     case overflow(node: String, capacity: Int, position: WatchPosition)
     /// The watch's source stopped (the kernel's socket closed, the agent shut down).
     case stopped(node: String, reason: String)
+    /// The node's kernel cannot be watched (an agent of an older protocol): it is polled.
+    case unsupported(node: String, reason: String)
 
     public var description: String {
         switch self {
         case .overflow(let node, let capacity, let position):
             "node \(node): the watch stream's queue of \(capacity) messages filled; resume from \(position)"
         case .stopped(let node, let reason): "node \(node): the watch stopped: \(reason)"
+        case .unsupported(let node, let reason): "node \(node) cannot be watched (\(reason)); it is polled"
         }
     }
 }

@@ -124,10 +124,10 @@ public struct WatchReceiver: Sendable {
     /// reaches it, the copy does not stand for the node.
     public mutating func applied(at position: WatchPosition?) {
         guard let position else {
-            // A batch with no position: only a fresh reading says what the node holds now.
+            // A batch with no position (or whose answer never came): only a fresh reading says
+            // what the node holds now.
             lastReading = nil
             lastReadSAs = [:]
-            self.position = nil
             return
         }
         if let current = self.position, current.epoch == position.epoch, current.seq >= position.seq { return }

@@ -20,6 +20,11 @@ public final class FleetReconciler: Sendable {
     private let planner: FleetPlanner
     private let fence: any WriteFence
     private let recorder: any PassRecorder
+    /// The cache a pass may plan on (`preparePass(planningOnCache:)`); nil reads every node afresh.
+    private let cache: (any ObservationCache)?
+    /// Whether a pass planned on the cache reads afresh what it would act on (always, but for
+    /// the negative control of the tests that check it).
+    let readsAfreshBeforeActing: Bool
     /// The reqid that marks Meshward's objects.
     public let reqid: Reqid
 
@@ -65,15 +70,31 @@ public final class FleetReconciler: Sendable {
     /// How many observations are in flight at most (`observeParallelism` unless told otherwise).
     let observeLimit: Int
 
-    public init(
+    public convenience init(
         store: any PassStore, kernels: any FleetKernels, reqid: Reqid, clock: any ReconcilerClock,
         logger: Logger, planner: FleetPlanner = FleetPlanner(), fence: any WriteFence = UnfencedWrites(),
         recorder: any PassRecorder = DiscardingPassRecorder(), callTimeout: Duration = kernelCallTimeout,
-        observeParallelism: Int = observeParallelism
+        observeParallelism: Int = observeParallelism, cache: (any ObservationCache)? = nil
     ) {
+        self.init(
+            store: store, kernels: kernels, reqid: reqid, clock: clock, logger: logger, planner: planner, fence: fence,
+            recorder: recorder, callTimeout: callTimeout, observeParallelism: observeParallelism, cache: cache,
+            readsAfreshBeforeActing: true)
+    }
+
+    /// The reconciler, with the fresh reads before acting switched off when
+    /// `readsAfreshBeforeActing` is false: only for the tests that show their check can fail.
+    init(
+        store: any PassStore, kernels: any FleetKernels, reqid: Reqid, clock: any ReconcilerClock,
+        logger: Logger, planner: FleetPlanner = FleetPlanner(), fence: any WriteFence = UnfencedWrites(),
+        recorder: any PassRecorder = DiscardingPassRecorder(), callTimeout: Duration = kernelCallTimeout,
+        observeParallelism: Int = observeParallelism, cache: (any ObservationCache)?, readsAfreshBeforeActing: Bool
+    ) {
+        self.readsAfreshBeforeActing = readsAfreshBeforeActing
         precondition(observeParallelism > 0, "a pass must observe at least one node at a time")
         self.observeLimit = observeParallelism
         self.recorder = recorder
+        self.cache = cache
         self.callTimeout = min(callTimeout, Self.kernelCallTimeout)
         self.batchDeadline = min(callTimeout, Self.batchTimeout)
         self.planner = planner
@@ -153,15 +174,36 @@ public final class FleetReconciler: Sendable {
         }
     }
 
+    /// `observe(_:)`, giving every reading to the cache (when there is one).
+    private func observeAdopting(
+        _ nodes: Set<String>
+    ) async -> (observations: [String: NodeObservation], unreachable: [String: String], enrolling: Set<String>) {
+        let read = await observe(nodes)
+        if let cache {
+            for (node, reading) in read.observations { cache.adopt(reading, of: node) }
+        }
+        return read
+    }
+
+    /// Each node's peers: the nodes it shares a channel with, in the intent or on record.
+    static func peers(intent: FleetIntent, records: [ChannelID: ChannelRecord]) -> [String: Set<String>] {
+        var peers: [String: Set<String>] = [:]
+        for channel in intent.channels.map(\.id) + Array(records.keys) {
+            peers[channel.from, default: []].insert(channel.to)
+            peers[channel.to, default: []].insert(channel.from)
+        }
+        return peers
+    }
+
     /// Runs one pass against `records` (the Store's channels, kept current by the caller).
     public func runPass(
         number: Int, intent: FleetIntent, records: inout [ChannelID: ChannelRecord],
         rekeyRequests: [ChannelID: Date] = [:], defaultDrain: Duration = .seconds(5),
-        revision: Int64? = nil, reusing earlier: FleetObservation? = nil
+        revision: Int64? = nil, reusing earlier: FleetObservation? = nil, planningOnCache: Bool = false
     ) async throws -> PassReport {
         let prepared = try await preparePass(
             number: number, intent: intent, records: &records, rekeyRequests: rekeyRequests,
-            defaultDrain: defaultDrain, reusing: earlier)
+            defaultDrain: defaultDrain, reusing: earlier, planningOnCache: planningOnCache)
         return try await execute(prepared, revision: revision)
     }
 
@@ -171,10 +213,18 @@ public final class FleetReconciler: Sendable {
     /// `earlier`, when given, is a reading of the fleet made moments before under the same
     /// lease (the plan an interactive `apply` compares): the nodes it settles are not read
     /// again, every other node is.
+    ///
+    /// `planningOnCache` (with a cache): the nodes the cache stands for are not read; the pass
+    /// plans on the cache. When that plan would write or send nothing, the pass ends there,
+    /// having called no kernel of those nodes. Otherwise every node the plan acts on and the
+    /// other end of each channel it acts on (the nodes its gates consult:
+    /// `PassPlan.nodesActedOn(peers:)`) is read afresh, and the pass plans again on that, until
+    /// the plan rests on no node it did not read afresh in this pass: nothing is written or
+    /// sent on cached facts (`PreparedPass.freshlyRead`).
     public func preparePass(
         number: Int, intent: FleetIntent, records: inout [ChannelID: ChannelRecord],
         rekeyRequests: [ChannelID: Date] = [:], defaultDrain: Duration = .seconds(5),
-        reusing earlier: FleetObservation? = nil
+        reusing earlier: FleetObservation? = nil, planningOnCache: Bool = false
     )
         async throws -> PreparedPass
     {
@@ -182,25 +232,60 @@ public final class FleetReconciler: Sendable {
         let nodes = kernels.knownNodes.union(intent.nodes.map(\.name))
             .union(records.keys.flatMap { [$0.from, $0.to] })
         let reused = nodes.intersection(earlier?.settled ?? [])
-        let read = await observe(nodes.subtracting(reused))
+        var cached: [String: NodeObservation] = [:]
+        if planningOnCache, let cache {
+            for node in nodes.subtracting(reused) {
+                if let reading = cache.cachedObservation(of: node) { cached[node] = reading }
+            }
+        }
+        let read = await observeAdopting(nodes.subtracting(reused).subtracting(cached.keys))
         var observations = read.observations
         var unreachable = read.unreachable
-        let enrolling = read.enrolling
+        var enrolling = read.enrolling
+        var freshlyRead = Set(read.observations.keys).union(read.unreachable.keys)
         if let earlier {
             for node in reused {
                 if let observation = earlier.observations[node] { observations[node] = observation }
                 if let reason = earlier.unreachable[node] { unreachable[node] = reason }
             }
+            freshlyRead.formUnion(reused)
         }
-        var input = PlanningInput(
-            intent: intent, channels: records, observations: observations, unreachable: unreachable,
-            waitingForEnrollment: enrolling, knownNodes: kernels.knownNodes, rekeyRequests: rekeyRequests, reqid: reqid,
-            defaultDrain: defaultDrain,
-            now: now)
+        observations.merge(cached) { fresh, _ in fresh }
+        func planningInput() -> PlanningInput {
+            PlanningInput(
+                intent: intent, channels: records, observations: observations, unreachable: unreachable,
+                waitingForEnrollment: enrolling, knownNodes: kernels.knownNodes, rekeyRequests: rekeyRequests,
+                reqid: reqid, defaultDrain: defaultDrain, now: now)
+        }
+        var input = planningInput()
         for sa in try await store.unaccountedSAs() {
             input.unaccountedSAsFreedAt[SAIdentifier(destination: sa.destination, spi: sa.spi)] = sa.freedAt
         }
         var plan = planner.plan(input)
+        if !cached.isEmpty, readsAfreshBeforeActing {
+            // The cache decides whether there is work; acting needs fresh facts.
+            var peers: [String: Set<String>]?
+            while plan.writesOrSends {
+                if peers == nil { peers = Self.peers(intent: intent, records: records) }
+                var needed = plan.nodesActedOn(peers: peers ?? [:])
+                if !plan.freedUnaccountedSAs.isEmpty || !plan.forgottenUnaccountedSAs.isEmpty {
+                    // Which node holds an unaccounted SA is not kept: read every node.
+                    needed = nodes
+                }
+                let stale = needed.intersection(cached.keys).subtracting(freshlyRead)
+                if stale.isEmpty { break }
+                let again = await observeAdopting(stale)
+                for node in stale { observations[node] = nil }
+                observations.merge(again.observations) { _, fresh in fresh }
+                unreachable.merge(again.unreachable) { _, fresh in fresh }
+                enrolling.formUnion(again.enrolling)
+                freshlyRead.formUnion(stale)
+                let freedAt = input.unaccountedSAsFreedAt
+                input = planningInput()
+                input.unaccountedSAsFreedAt = freedAt
+                plan = planner.plan(input)
+            }
+        }
 
         var issued: [(channel: ChannelID, spi: SPI, reason: GenerationNeed.Reason)] = []
         if !plan.generationRequests.isEmpty {
@@ -242,7 +327,7 @@ public final class FleetReconciler: Sendable {
 
         return PreparedPass(
             number: number, startedAt: now, observations: observations, unreachable: unreachable, issued: issued,
-            plan: plan)
+            plan: plan, freshlyRead: freshlyRead)
     }
 
     /// The second half of a pass: send each node its operations (nodes in parallel), journal
@@ -250,7 +335,8 @@ public final class FleetReconciler: Sendable {
     public func execute(_ prepared: PreparedPass, revision: Int64? = nil) async throws -> PassReport {
         let results: [(planned: PlannedOperation, outcome: OperationOutcome)]
         do {
-            results = try await send(prepared.plan, plannedAt: prepared.startedAt, revision: revision)
+            results = try await send(
+                prepared.plan, plannedAt: prepared.startedAt, revision: revision, freshlyRead: prepared.freshlyRead)
         } catch {
             // The kernels keep what they were told even when the Store could not record the
             // answers (a lost database): the simulated fleet does too.
@@ -261,7 +347,7 @@ public final class FleetReconciler: Sendable {
         return PassReport(
             number: prepared.number, startedAt: prepared.startedAt, observed: prepared.observations.keys.sorted(),
             unreachable: prepared.unreachable, results: results, issued: prepared.issued, plan: prepared.plan,
-            observations: prepared.observations)
+            observations: prepared.observations, freshlyRead: prepared.freshlyRead)
     }
 
     /// Journals every operation as planned, confirms the fence, sends each node its batch
@@ -270,11 +356,20 @@ public final class FleetReconciler: Sendable {
     /// confirmed, or whose confirmation failed, gets none. A journal that refuses either record
     /// fails the run.
     private func send(
-        _ plan: PassPlan, plannedAt: Date, revision: Int64?
+        _ plan: PassPlan, plannedAt: Date, revision: Int64?, freshlyRead: Set<String>
     ) async throws
         -> [(planned: PlannedOperation, outcome: OperationOutcome)]
     {
-        let batches = plan.operations
+        // Nothing is sent on cached facts: `preparePass` read every node it plans for afresh, so
+        // this keeps nothing back unless that rule is broken, and then it says so.
+        let batches =
+            readsAfreshBeforeActing ? plan.operations.filter { freshlyRead.contains($0.key) } : plan.operations
+        let unread = Set(plan.operations.keys).subtracting(freshlyRead)
+        if !unread.isEmpty {
+            logger.critical(
+                "not sending a plan made on cached facts",
+                metadata: ["nodes": "\(unread.sorted().joined(separator: ","))"])
+        }
         guard !batches.isEmpty else { return [] }
         let nodes = batches.keys.sorted()
 
@@ -310,7 +405,7 @@ public final class FleetReconciler: Sendable {
 
         let answered = await withTaskGroup(of: (String, [OperationOutcome]).self) { group in
             for (node, operations) in batches {
-                group.addTask { [kernels, logger, clock, batchDeadline] in
+                group.addTask { [kernels, logger, clock, batchDeadline, cache] in
                     for operation in operations {
                         logger.debug("planned", metadata: ["node": "\(node)", "operation": "\(operation.operation)"])
                     }
@@ -328,7 +423,7 @@ public final class FleetReconciler: Sendable {
                         node,
                         await Self.apply(
                             operations.map(\.operation), to: node, kernels: kernels, clock: clock,
-                            timeout: batchDeadline)
+                            timeout: batchDeadline, cache: cache)
                     )
                 }
             }
@@ -385,22 +480,25 @@ public final class FleetReconciler: Sendable {
     /// every operation is `.notAttempted`, late or not.
     private static func apply(
         _ operations: [KernelOperation], to node: String, kernels: any FleetKernels, clock: any ReconcilerClock,
-        timeout: Duration
+        timeout: Duration, cache: (any ObservationCache)?
     ) async -> [OperationOutcome] {
         do {
-            let results = try await DeadlineRace.run(clock: clock, timeout: timeout, cancellingLateCall: false) {
+            let batch = try await DeadlineRace.run(clock: clock, timeout: timeout, cancellingLateCall: false) {
                 deadline in
-                try await kernels.kernel(for: node).apply(operations, deadline: deadline)
+                try await kernels.kernel(for: node).applyReportingPosition(operations, deadline: deadline)
             }
-            return results.map(\.outcome)
+            cache?.applied(to: node, at: batch.position)
+            return batch.results.map(\.outcome)
         } catch let late as DeadlineRace.DeadlinePassed {
             if let thrown = late.underlying { return operations.map { _ in .notAttempted(reason: "\(thrown)") } }
+            cache?.applied(to: node, at: nil)
             let reason =
                 "node \(node) did not answer before its deadline of \(timeout.secondsText) for one batch; "
                 + "the next observation decides"
             return operations.map { _ in .indeterminate(reason: reason) }
         } catch is CancellationError where Task.isCancelled {
             // The pass was cancelled with the batch in flight: it may have been sent.
+            cache?.applied(to: node, at: nil)
             let reason = "the pass was cancelled before node \(node) answered its batch; the next observation decides"
             return operations.map { _ in .indeterminate(reason: reason) }
         } catch {
@@ -414,9 +512,13 @@ public final class FleetReconciler: Sendable {
     ///
     /// `firstReading`: a reading of the fleet made under the same lease moments before, which
     /// the first pass uses for the nodes it settles instead of reading them again.
+    ///
+    /// `planningOnCache`: every pass plans on the reconciler's cache where it stands for a node,
+    /// and reads afresh only what its plan touches (`preparePass`).
     public func converge(
         intent: FleetIntent, waitForDrain: Bool, rekeyRequests: [ChannelID: Date] = [:],
         defaultDrain: Duration = .seconds(5), revision: Int64? = nil, firstReading: FleetObservation? = nil,
+        planningOnCache: Bool = false,
         onPass: (PassReport) async throws -> Void = { _ in }
     ) async throws -> ConvergeReport {
         var records = try await store.loadChannels()
@@ -426,7 +528,8 @@ public final class FleetReconciler: Sendable {
             let before = records
             let report = try await runPass(
                 number: passes.count + 1, intent: intent, records: &records, rekeyRequests: rekeyRequests,
-                defaultDrain: defaultDrain, revision: revision, reusing: passes.isEmpty ? firstReading : nil)
+                defaultDrain: defaultDrain, revision: revision, reusing: passes.isEmpty ? firstReading : nil,
+                planningOnCache: planningOnCache)
             recorder.record(
                 pass: PassMeasurement(report: report, before: before, after: records, intent: intent, now: clock.now()))
             try await onPass(report)

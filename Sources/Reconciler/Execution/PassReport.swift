@@ -10,6 +10,9 @@ public struct PreparedPass: Sendable {
     public let unreachable: [String: String]
     public let issued: [(channel: ChannelID, spi: SPI, reason: GenerationNeed.Reason)]
     public let plan: PassPlan
+    /// The nodes read afresh for this pass (or in the reading it reused): the only nodes it may
+    /// send to. The others were planned on the cache.
+    public let freshlyRead: Set<String>
 }
 
 /// What one pass did: whom it saw, what it sent, what the kernels answered.
@@ -29,6 +32,8 @@ public struct PassReport: Sendable {
     public let plan: PassPlan
     /// The observations of the pass. A run of passes keeps them for its last pass only.
     public internal(set) var observations: [String: NodeObservation]
+    /// The nodes read afresh for this pass; the others were planned on the cache.
+    public let freshlyRead: Set<String>
 
     /// Operations the kernels refused or never got.
     public var failures: [(planned: PlannedOperation, outcome: OperationOutcome)] {

@@ -102,6 +102,36 @@ public struct PassPlan: Sendable {
     /// True when nothing is left to do now (there may still be a deadline or blocked channels).
     public var hasWork: Bool { operationCount > 0 || !generationRequests.isEmpty }
 
+    /// True when carrying the plan out would write to the Store or send to a kernel: operations,
+    /// generations to issue, records that moved, channels to forget, unaccounted SAs to record.
+    public var writesOrSends: Bool {
+        hasWork || !recordUpdates.isEmpty || !removedChannels.isEmpty || !freedUnaccountedSAs.isEmpty
+            || !forgottenUnaccountedSAs.isEmpty
+    }
+
+    /// The nodes whose state the plan's steps rest on: both ends of every channel it sends an
+    /// operation for, issues a generation for, moves or forgets (a channel's gates consult its two
+    /// ends), and, for an operation of no known channel, its node and every peer of that node.
+    public func nodesActedOn(peers: [String: Set<String>]) -> Set<String> {
+        var nodes: Set<String> = []
+        for (node, planned) in operations {
+            nodes.insert(node)
+            for operation in planned {
+                if let channel = operation.channel {
+                    nodes.insert(channel.from)
+                    nodes.insert(channel.to)
+                } else {
+                    nodes.formUnion(peers[node] ?? [])
+                }
+            }
+        }
+        for channel in generationRequests.map(\.channel) + Array(recordUpdates.keys) + removedChannels {
+            nodes.insert(channel.from)
+            nodes.insert(channel.to)
+        }
+        return nodes
+    }
+
     /// True when the fleet matches the intent: nothing to do, nothing waiting, nothing blocked,
     /// nothing held back.
     public var isConverged: Bool { !hasWork && nextDeadline == nil && blocked.isEmpty && heldCount == 0 }

@@ -94,6 +94,12 @@ public final class AgentConnectionPool: Sendable {
         state.withLock { $0.links[node]?.kernel }
     }
 
+    /// The kept connection to `node`'s agent as a kernel (the watch's streams use it); nil when
+    /// none was made.
+    public func keptKernel(for node: String) -> (any NodeKernel)? {
+        state.withLock { $0.links[node]?.kernel }
+    }
+
     /// Connections made since the pool was created, replacements included.
     public var connectionsOpened: Int { state.withLock { $0.opened } }
 

@@ -20,7 +20,7 @@ struct ApplyWorkflow {
     func run(
         _ intent: FleetIntent, source: String, command: String, waitForDrain: Bool,
         rekey: RekeySelection?, target: ApplyTarget?,
-        fence: any WriteFence, lease: Lease?, firstReading: FleetObservation? = nil,
+        fence: any WriteFence, lease: Lease?, firstReading: FleetObservation? = nil, planningOnCache: Bool = false,
         onPass: @escaping @Sendable (PassReport) async -> Void
     ) async throws -> ApplyDocument {
         let epoch = lease?.epoch ?? 0
@@ -55,10 +55,23 @@ struct ApplyWorkflow {
             endpoints: endpoints.filter { !revoked.names.contains($0.key) }, simulated: simulated,
             simulatedFile: context.simulatedFleetURL, reqid: Reqid(intent.reqid), agents: agents)
         let fleetKernels = revoked.kernels(kernels)
+        // The agents' kernels are watched for the life of the session (design.md §12); the
+        // watch's streams reach them through the session's kept connections.
+        let watched = Set(endpoints.filter { $0.value.scheme == .agent && !revoked.names.contains($0.key) }.keys)
+        if scope == nil {
+            let pool = context.session.agents
+            context.session.watch.follow(watched) { node in
+                guard let kernel = pool.keptKernel(for: node) else {
+                    throw KernelError.unreachable(node: node, reason: "no connection to its agent yet")
+                }
+                return kernel
+            }
+        }
         let reconciler = FleetReconciler(
             store: scope.map { ScopedGenerationStore(store, scope: $0) } ?? store,
             kernels: scope.map { ScopedKernels(fleetKernels, scope: $0) } ?? fleetKernels, reqid: Reqid(intent.reqid),
-            clock: context.clock, logger: context.logger, fence: fence, recorder: context.recorder)
+            clock: context.clock, logger: context.logger, fence: fence, recorder: context.recorder,
+            cache: context.session.watch)
         let clock = context.clock
         let runIntent = revoked.intent(scope?.intent ?? intent)
         let contacts = AgentContactLog()
@@ -67,7 +80,7 @@ struct ApplyWorkflow {
             report = try await reconciler.converge(
                 intent: runIntent, waitForDrain: waitForDrain,
                 rekeyRequests: ControllerContext.requests(rekeyRequests, in: runIntent),
-                defaultDrain: settings.drain, firstReading: firstReading,
+                defaultDrain: settings.drain, firstReading: firstReading, planningOnCache: planningOnCache,
                 onPass: { pass in
                     _ = try await fence.confirm(at: clock.now())
                     contacts.note(pass, agents: context.session.agents, endpoints: endpoints)

@@ -25,6 +25,8 @@ import Synchronization
 public final class FleetSession: Sendable {
     /// The connections to the agents, kept across uses.
     public let agents: AgentConnectionPool
+    /// The watch of the agents' kernels, kept across uses: the cache a reconcile cycle plans on.
+    public let watch: FleetWatch
     private let logger: Logger
     /// The Store once opened (or being opened); an open that failed is not kept.
     private let keptStore = Mutex<Task<any ControllerStore, any Error>?>(nil)
@@ -49,6 +51,7 @@ public final class FleetSession: Sendable {
     ///   agent (a test harness's; nil in production).
     init(clock: any ReconcilerClock, beforeAgentApply: (@Sendable (String) -> Void)? = nil, logger: Logger) {
         self.agents = AgentConnectionPool(now: { clock.now() }, beforeApply: beforeAgentApply, logger: logger)
+        self.watch = FleetWatch(clock: clock, logger: logger)
         self.logger = logger
     }
 
@@ -110,6 +113,7 @@ public final class FleetSession: Sendable {
 
     /// Closes every kept connection.
     func close() async {
+        watch.stop()
         await agents.close()
     }
 }

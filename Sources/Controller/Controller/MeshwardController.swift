@@ -120,7 +120,7 @@ public final class MeshwardController: Sendable {
         force: Bool = false, command: String = "apply", target: ApplyTarget? = nil,
         expected: PlanDocument? = nil, planFile: String? = nil, lease: LeaseKeeper? = nil,
         lockTimeout: Duration = .zero, onLeaseWait: @escaping @Sendable (LeaseWait) async -> Void = { _ in },
-        onPass: @escaping @Sendable (PassReport) async -> Void = { _ in }
+        planningOnCache: Bool = false, onPass: @escaping @Sendable (PassReport) async -> Void = { _ in }
     ) async throws -> ApplyDocument {
         let keeper: LeaseKeeper
         if let lease {
@@ -164,7 +164,7 @@ public final class MeshwardController: Sendable {
                 return try await ApplyWorkflow(context: context, store: store).run(
                     intent, source: source, command: command, waitForDrain: waitForDrain, rekey: rekey,
                     target: target, fence: keeper, lease: keeper.lease, firstReading: reading,
-                    onPass: onPass)
+                    planningOnCache: planningOnCache, onPass: onPass)
             }
             // A one-shot run keeps its own lease renewed beside it; a loop's keeper does that already.
             let document = lease == nil ? try await keeper.whileRenewing(run) : try await run()

@@ -73,6 +73,11 @@ public struct ReconcileService: Service {
         var lastGood: FleetIntent?
         var consecutiveFailures = 0
         var unreachableSince: [String: Date] = [:]
+        // A cycle woken by drift alone plans on the watch's cache; the first cycle, and every
+        // cycle the interval starts (the anti-entropy resynchronisation), reads every node.
+        var planningOnCache = false
+        let reload = self.reload
+        controller.context.session.watch.onDrift { node in reload.fire("\(Self.driftReason) \(node)") }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             if let lease, !lease.role.isLeading {
                 await standBy(until: lease)
@@ -93,7 +98,7 @@ public struct ReconcileService: Service {
                 }
                 var document = try await controller.apply(
                     intent, source: specPaths.joined(separator: " "), waitForDrain: false, force: force,
-                    command: "reconcile", lease: lease)
+                    command: "reconcile", lease: lease, planningOnCache: planningOnCache)
                 let restored = track(
                     &unreachableSince, unreachable: document.unreachable.map(\.node), nodes: intent.nodes.map(\.name),
                     cycleStart: cycleStart)
@@ -136,11 +141,13 @@ public struct ReconcileService: Service {
                 consecutiveFailures == 0
                 ? interval : min(interval, .seconds(1 << min(consecutiveFailures - 1, 16)))
             let nextCycle = clock.now().addingTimeInterval(wait.timeInterval)
+            let reasons: [String]
             if consecutiveFailures == 0, let intent = lastGood, !unreachableSince.isEmpty {
-                await retryUnreachable(Set(unreachableSince.keys), of: intent, until: nextCycle)
+                reasons = await retryUnreachable(Set(unreachableSince.keys), of: intent, until: nextCycle)
             } else {
-                await waitForNextCycle(until: nextCycle)
+                reasons = await waitForNextCycle(until: nextCycle)
             }
+            planningOnCache = !reasons.isEmpty && reasons.allSatisfy { $0.hasPrefix(Self.driftReason) }
         }
     }
 
@@ -175,13 +182,16 @@ public struct ReconcileService: Service {
     /// `firstRetry`, then doubling up to `retryCeiling`, observes only them, and returns as soon
     /// as one answers (the next cycle restores it), the trigger fires, `nextCycle` comes, or the
     /// service is shutting down.
-    private func retryUnreachable(_ nodes: Set<String>, of intent: FleetIntent, until nextCycle: Date) async {
+    private func retryUnreachable(
+        _ nodes: Set<String>, of intent: FleetIntent, until nextCycle: Date
+    ) async -> [String] {
         var delay = Self.firstRetry
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             // A controller that no longer leads does not contact the fleet.
-            if let lease, !lease.role.isLeading { return }
+            if let lease, !lease.role.isLeading { return [] }
             let at = min(clock.now().addingTimeInterval(delay.timeInterval), nextCycle)
-            if await waitForNextCycle(until: at) || clock.now() >= nextCycle { return }
+            let reasons = await waitForNextCycle(until: at)
+            if !reasons.isEmpty || clock.now() >= nextCycle { return reasons }
             let answering: Set<String>
             do {
                 answering = try await controller.answeringNodes(nodes, of: intent, lease: lease)
@@ -193,13 +203,14 @@ public struct ReconcileService: Service {
                 logger.notice(
                     "unreachable nodes answer again; reconciling now",
                     metadata: ["nodes": "\(answering.sorted().joined(separator: ","))"])
-                return
+                return []
             }
             logger.debug(
                 "unreachable nodes still do not answer",
                 metadata: ["nodes": "\(nodes.sorted().joined(separator: ","))", "retry.seconds": "\(delay)"])
             delay = min(delay * 2, Self.retryCeiling)
         }
+        return []
     }
 
     /// Whether `error` says this controller does not hold the lease: another holds it, or the
@@ -252,10 +263,13 @@ public struct ReconcileService: Service {
         }
     }
 
-    /// Returns when `deadline` has passed on the clock (false), the trigger fired or the
-    /// service is shutting down (true).
+    /// The reason the watch's drift gives the trigger, before the node's name.
+    static let driftReason = "drift seen by the watch on node"
+
+    /// Returns when `deadline` has passed on the clock (no reasons), the trigger fired or the
+    /// service is shutting down (the trigger's reasons).
     @discardableResult
-    private func waitForNextCycle(until deadline: Date) async -> Bool {
+    private func waitForNextCycle(until deadline: Date) async -> [String] {
         let reload = self.reload
         let clock = self.clock
         let reasons = await withGracefulShutdownHandler {
@@ -266,6 +280,6 @@ public struct ReconcileService: Service {
         if !Task.isShuttingDownGracefully {
             for reason in reasons { logger.notice("\(reason); reloading") }
         }
-        return !reasons.isEmpty
+        return reasons
     }
 }

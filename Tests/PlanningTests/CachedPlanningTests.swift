@@ -119,6 +119,10 @@ final class FixedCache: ObservationCache {
         readings.withLock { $0[node] = observation }
     }
 
+    func sending(to node: String) {
+        readings.withLock { $0[node] = nil }
+    }
+
     func applied(to node: String, at position: WatchPosition?) {
         // Until read again, the node's reading is not known.
         readings.withLock { $0[node] = nil }

@@ -20,6 +20,9 @@ public final class FleetWatch: ObservationCache, Sendable {
     public let progressInterval: Duration
     private let clock: any ReconcilerClock
     private let logger: Logger
+    /// Told the node after each message taken in and each stream that ended (a test's
+    /// observer; nil in production).
+    private let observer: (@Sendable (String) -> Void)?
     private let state = Mutex(State())
 
     private struct State {
@@ -34,7 +37,11 @@ public final class FleetWatch: ObservationCache, Sendable {
     /// The longest wait before a stream that failed is opened again.
     static let retryCeiling: Duration = .seconds(30)
 
-    public init(clock: any ReconcilerClock, progressInterval: Duration = .seconds(10), logger: Logger) {
+    public init(
+        clock: any ReconcilerClock, progressInterval: Duration = .seconds(10), logger: Logger,
+        observer: (@Sendable (String) -> Void)? = nil
+    ) {
+        self.observer = observer
         self.clock = clock
         self.progressInterval = progressInterval
         self.logger = logger
@@ -93,6 +100,11 @@ public final class FleetWatch: ObservationCache, Sendable {
         }
     }
 
+    /// Where the copy of `node` stands.
+    public func position(of node: String) -> WatchPosition? {
+        state.withLock { $0.receivers[node]?.position }
+    }
+
     // MARK: ObservationCache
 
     public func cachedObservation(of node: String) -> NodeObservation? {
@@ -106,6 +118,10 @@ public final class FleetWatch: ObservationCache, Sendable {
     public func adopt(_ observation: NodeObservation, of node: String) {
         let now = clock.now()
         state.withLock { state in state.receivers[node]?.adopt(observation, at: now) }
+    }
+
+    public func sending(to node: String) {
+        state.withLock { state in state.receivers[node]?.sending() }
     }
 
     public func applied(to node: String, at position: WatchPosition?) {
@@ -141,6 +157,7 @@ public final class FleetWatch: ObservationCache, Sendable {
                         return (action, state.onDrift)
                     }
                     failures = 0
+                    defer { observer?(node) }
                     switch action {
                     case .none: continue
                     case .drift:
@@ -158,6 +175,7 @@ public final class FleetWatch: ObservationCache, Sendable {
                     state.receivers[node]?.streamEnded(resnapshot: snapshotNext)
                     state.resumes[node, default: 0] += 1
                 }
+                observer?(node)
             } catch KernelWatchError.unsupported(_, let reason) {
                 markPolled(node, reason: reason)
                 return
@@ -170,6 +188,7 @@ public final class FleetWatch: ObservationCache, Sendable {
                     state.receivers[node]?.streamEnded(resnapshot: false)
                     state.resumes[node, default: 0] += 1
                 }
+                observer?(node)
                 let delay = min(Duration.seconds(1 << min(failures - 1, 5)), Self.retryCeiling)
                 logger.warning(
                     "the watch stream ended; opening it again",
@@ -189,6 +208,7 @@ public final class FleetWatch: ObservationCache, Sendable {
             state.unsupported.insert(node)
             state.tasks[node] = nil
         }
+        observer?(node)
     }
 }
 

@@ -37,6 +37,9 @@ public struct WatchReceiver: Sendable {
     public private(set) var digestMismatches = 0
     /// The position a batch of this controller's was answered with, until the copy reaches it.
     public private(set) var awaitedPosition: WatchPosition?
+    /// A batch of this controller's is on its way or awaiting its answer: the changes seen
+    /// meanwhile are taken as its own.
+    public private(set) var batchInFlight = false
     /// The last fresh reading: its counters, statistics and foreign SPIs complete a reading
     /// made from the copy (a watch carries none of them).
     private var lastReading: NodeObservation?
@@ -80,7 +83,9 @@ public struct WatchReceiver: Sendable {
             let changed = objects.apply(change)
             if changed { lastChangeAt = now }
             let ours: Bool
-            if let awaited = awaitedPosition, awaited.epoch == current.epoch {
+            if batchInFlight {
+                ours = true
+            } else if let awaited = awaitedPosition, awaited.epoch == current.epoch {
                 ours = seq <= awaited.seq
                 if seq >= awaited.seq { awaitedPosition = nil }
             } else {
@@ -120,9 +125,16 @@ public struct WatchReceiver: Sendable {
         }
     }
 
+    /// Notes that a batch of this controller's is about to be sent: until it is answered
+    /// (`applied(at:)`), the copy does not stand for the node, and the changes seen are its own.
+    public mutating func sending() {
+        batchInFlight = true
+    }
+
     /// Notes that a batch of this controller's was answered at `position`: until the copy
     /// reaches it, the copy does not stand for the node.
     public mutating func applied(at position: WatchPosition?) {
+        batchInFlight = false
         guard let position else {
             // A batch with no position (or whose answer never came): only a fresh reading says
             // what the node holds now.
@@ -144,7 +156,7 @@ public struct WatchReceiver: Sendable {
     /// A reading made from the copy, for planning: nil when the copy has no position yet, waits
     /// for a batch's changes, or has no fresh reading to take counters from.
     public func observation() -> NodeObservation? {
-        guard position != nil, awaitedPosition == nil, let lastReading else { return nil }
+        guard position != nil, awaitedPosition == nil, !batchInFlight, let lastReading else { return nil }
         var reading = NodeObservation(
             securityAssociations: objects.securityAssociations.sorted(by: { $0.key < $1.key }).map { id, sa in
                 var sa = sa

@@ -482,6 +482,7 @@ public final class FleetReconciler: Sendable {
         _ operations: [KernelOperation], to node: String, kernels: any FleetKernels, clock: any ReconcilerClock,
         timeout: Duration, cache: (any ObservationCache)?
     ) async -> [OperationOutcome] {
+        cache?.sending(to: node)
         do {
             let batch = try await DeadlineRace.run(clock: clock, timeout: timeout, cancellingLateCall: false) {
                 deadline in
@@ -490,8 +491,8 @@ public final class FleetReconciler: Sendable {
             cache?.applied(to: node, at: batch.position)
             return batch.results.map(\.outcome)
         } catch let late as DeadlineRace.DeadlinePassed {
-            if let thrown = late.underlying { return operations.map { _ in .notAttempted(reason: "\(thrown)") } }
             cache?.applied(to: node, at: nil)
+            if let thrown = late.underlying { return operations.map { _ in .notAttempted(reason: "\(thrown)") } }
             let reason =
                 "node \(node) did not answer before its deadline of \(timeout.secondsText) for one batch; "
                 + "the next observation decides"
@@ -502,6 +503,7 @@ public final class FleetReconciler: Sendable {
             let reason = "the pass was cancelled before node \(node) answered its batch; the next observation decides"
             return operations.map { _ in .indeterminate(reason: reason) }
         } catch {
+            cache?.applied(to: node, at: nil)
             return operations.map { _ in .notAttempted(reason: "\(error)") }
         }
     }

@@ -14,6 +14,10 @@ public protocol ObservationCache: Sendable {
     /// statistics and foreign SPIs that a watch does not carry.
     func adopt(_ observation: NodeObservation, of node: String)
 
+    /// Notes that a batch is about to be sent to `node`: until its answer (`applied(to:at:)`),
+    /// the cache does not stand for the node, and the changes it sees there are the batch's.
+    func sending(to node: String)
+
     /// Notes that `node` answered a batch at `position` (nil: a kernel that reports none): the
     /// cache stands for the node again once its copy has reached that position.
     func applied(to node: String, at position: WatchPosition?)

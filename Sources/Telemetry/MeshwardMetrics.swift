@@ -31,6 +31,12 @@ public final class MeshwardMetrics: ReconcileRecorder {
         public static let leaseLeading = "meshward_lease_leading"
         public static let leaseEpoch = "meshward_lease_epoch"
         public static let agentCertificateExpiry = "meshward_agent_certificate_expiry_timestamp_seconds"
+        public static let watchNodes = "meshward_watch_nodes"
+        public static let watchChanges = "meshward_watch_changes_total"
+        public static let watchSnapshots = "meshward_watch_snapshots_total"
+        public static let watchDigestMismatches = "meshward_watch_digest_mismatches_total"
+        public static let watchResumes = "meshward_watch_stream_resumes_total"
+        public static let watchCacheAge = "meshward_watch_cache_age_seconds"
     }
 
     /// Every metric's `# HELP` text: the sentence that starts its row in docs/metrics.md (without
@@ -60,6 +66,14 @@ public final class MeshwardMetrics: ReconcileRecorder {
         Name.agentCertificateExpiry:
             "for each node behind an agent, when the certificate its agent presented at the controller's last "
             + "handshake expires, in seconds since 1970-01-01 UTC",
+        Name.watchNodes:
+            "nodes the controller's watch follows, by state: live, stale (silent for three progress intervals), "
+            + "polled (no watch)",
+        Name.watchChanges: "changes received on the watch streams",
+        Name.watchSnapshots: "watched nodes' copies rebuilt from a snapshot",
+        Name.watchDigestMismatches: "snapshots forced by a progress digest that differed from the controller's copy",
+        Name.watchResumes: "watch streams opened again after they ended",
+        Name.watchCacheAge: "the longest any live node's watch stream has been silent, as of the latest cycle",
     ]
 
     /// Buckets of `meshward_pass_duration_seconds`: a pass of a small fleet takes milliseconds,
@@ -81,6 +95,8 @@ public final class MeshwardMetrics: ReconcileRecorder {
     private let drops = DropCounterFeed()
     /// The active keys' ages of the last pass, sampled into the histogram when a cycle ends.
     private let lastKeyAges = Mutex<[Double]>([])
+    /// The watch's summary last recorded, to turn its totals into increments.
+    private let lastWatch = Mutex(WatchSummary())
 
     /// - Parameter factory: where the metrics go (`MeshwardMetrics.prometheusFactory(registry:)`,
     ///   which gives every metric its help text).
@@ -99,6 +115,13 @@ public final class MeshwardMetrics: ReconcileRecorder {
         for outcome in CycleOutcome.allCases {
             Counter(label: Name.cycles, dimensions: [("outcome", outcome.rawValue)], factory: factory).increment(by: 0)
         }
+        for state in ["live", "stale", "polled"] {
+            Gauge(label: Name.watchNodes, dimensions: [("state", state)], factory: factory).record(0)
+        }
+        for name in [Name.watchChanges, Name.watchSnapshots, Name.watchDigestMismatches, Name.watchResumes] {
+            Counter(label: name, factory: factory).increment(by: 0)
+        }
+        Gauge(label: Name.watchCacheAge, factory: factory).record(0)
     }
 
     public func record(pass: PassMeasurement) {
@@ -151,6 +174,26 @@ public final class MeshwardMetrics: ReconcileRecorder {
             Gauge(label: Name.leaseEpoch, factory: factory).record(epoch)
         case .standby:
             Gauge(label: Name.leaseLeading, factory: factory).record(0)
+        }
+    }
+
+    /// Sets the watch's gauges and adds to its counters what moved since the last summary.
+    public func record(watch: WatchSummary) {
+        for (state, count) in [("live", watch.live), ("stale", watch.stale), ("polled", watch.polled)] {
+            Gauge(label: Name.watchNodes, dimensions: [("state", state)], factory: factory).record(count)
+        }
+        Gauge(label: Name.watchCacheAge, factory: factory).record(watch.cacheAgeSeconds)
+        let last = lastWatch.withLock { last in
+            defer { last = watch }
+            return last
+        }
+        for (name, now, before) in [
+            (Name.watchChanges, watch.changes, last.changes),
+            (Name.watchSnapshots, watch.snapshots, last.snapshots),
+            (Name.watchDigestMismatches, watch.digestMismatches, last.digestMismatches),
+            (Name.watchResumes, watch.resumes, last.resumes),
+        ] where now > before {
+            Counter(label: name, factory: factory).increment(by: now - before)
         }
     }
 

@@ -20,4 +20,8 @@ public struct RecorderGroup: ReconcileRecorder {
     public func record(lease: LeaseState) {
         for recorder in recorders { recorder.record(lease: lease) }
     }
+
+    public func record(watch: WatchSummary) {
+        for recorder in recorders { recorder.record(watch: watch) }
+    }
 }

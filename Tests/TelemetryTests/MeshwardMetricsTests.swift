@@ -1,3 +1,4 @@
+import Controller
 import Foundation
 import MeshwardCore
 import MeshwardTestSupport
@@ -102,12 +103,39 @@ struct MeshwardMetricsTests {
         #expect(!telemetry.registry.emitToString().contains("other pid 1"))
     }
 
+    @Test("the watch's summary sets its gauges and adds to its counters only what moved since the last one")
+    func watchSummary() {
+        let telemetry = ControllerTelemetry()
+        var summary = WatchSummary()
+        summary.live = 3
+        summary.stale = 1
+        summary.polled = 2
+        summary.changes = 10
+        summary.snapshots = 4
+        summary.resumes = 1
+        summary.cacheAgeSeconds = 7.5
+        telemetry.recorder.record(watch: summary)
+        summary.changes = 15
+        summary.live = 4
+        summary.stale = 0
+        telemetry.recorder.record(watch: summary)
+        let scrape = Exposition(telemetry.registry.emitToString())
+        #expect(scrape.value("meshward_watch_nodes", ["state": "live"]) == 4)
+        #expect(scrape.value("meshward_watch_nodes", ["state": "stale"]) == 0)
+        #expect(scrape.value("meshward_watch_nodes", ["state": "polled"]) == 2)
+        #expect(scrape.value("meshward_watch_changes_total") == 15)
+        #expect(scrape.value("meshward_watch_snapshots_total") == 4)
+        #expect(scrape.value("meshward_watch_stream_resumes_total") == 1)
+        #expect(scrape.value("meshward_watch_digest_mismatches_total") == 0)
+        #expect(scrape.value("meshward_watch_cache_age_seconds") == 7.5)
+    }
+
     @Test(
         "every metric name follows Prometheus conventions: meshward_ prefix, counters end in _total, no unit but seconds"
     )
     func namingConventions() {
         let scrape = Self.scrape([Self.measurement(drops: ["beta": ["XfrmInNoStates": 1]])])
-        #expect(scrape.types.count == 16)
+        #expect(scrape.types.count == 22)
         for (name, type) in scrape.types {
             #expect(name.hasPrefix("meshward_"), "\(name)")
             #expect((type == "counter") == name.hasSuffix("_total"), "\(name) is a \(type)")

@@ -30,6 +30,7 @@ public final class FleetWatch: ObservationCache, Sendable {
         var tasks: [String: Task<Void, Never>] = [:]
         var unsupported: Set<String> = []
         var resumes: [String: Int] = [:]
+        var changes = 0
         var onDrift: (@Sendable (String) -> Void)?
         var stopped = false
     }
@@ -100,6 +101,31 @@ public final class FleetWatch: ObservationCache, Sendable {
         }
     }
 
+    /// The watch in numbers, for metrics.
+    public var summary: WatchSummary {
+        let now = clock.now()
+        return state.withLock { state in
+            var summary = WatchSummary()
+            summary.polled = state.unsupported.count
+            summary.changes = state.changes
+            summary.resumes = state.resumes.values.reduce(0, +)
+            for receiver in state.receivers.values {
+                summary.snapshots += receiver.snapshots
+                summary.digestMismatches += receiver.digestMismatches
+                guard !state.unsupported.contains(receiver.node) else { continue }
+                if isLive(receiver, now: now) {
+                    summary.live += 1
+                    if let last = receiver.lastMessageAt {
+                        summary.cacheAgeSeconds = max(summary.cacheAgeSeconds, now.timeIntervalSince(last))
+                    }
+                } else {
+                    summary.stale += 1
+                }
+            }
+            return summary
+        }
+    }
+
     /// Where the copy of `node` stands.
     public func position(of node: String) -> WatchPosition? {
         state.withLock { $0.receivers[node]?.position }
@@ -153,6 +179,7 @@ public final class FleetWatch: ObservationCache, Sendable {
                     let now = clock.now()
                     let (action, drift) = state.withLock {
                         state -> (WatchReceiver.Action, (@Sendable (String) -> Void)?) in
+                        if case .change = message { state.changes += 1 }
                         guard let action = state.receivers[node]?.receive(message, at: now) else { return (.none, nil) }
                         return (action, state.onDrift)
                     }

@@ -125,6 +125,7 @@ public struct ReconcileService: Service {
                 consecutiveFailures += 1
             }
             recorder.record(cycle: CycleOutcome(result))
+            recorder.record(watch: controller.context.session.watch.summary)
             await onCycle(result)
             if once {
                 switch result {

@@ -11,6 +11,12 @@ public protocol ReconcileRecorder: PassRecorder {
     func record(cycle: CycleOutcome)
     /// The controller learned where the lease stands: it took or renewed it, or another holds it.
     func record(lease: LeaseState)
+    /// Where the watch of the fleet stands, after each cycle.
+    func record(watch: WatchSummary)
+}
+
+extension ReconcileRecorder {
+    public func record(watch: WatchSummary) {}
 }
 
 /// Records nothing: the default for every command but `reconcile --metrics-address`.

@@ -105,6 +105,24 @@ struct ApplyWorkflow {
         let agentNodes = Set(endpoints.filter { $0.value.scheme == .agent }.keys)
         let gone = Set(try await store.agentContacts().keys).subtracting(agentNodes)
         try await store.recordAgentContacts(contacts.all, forgetting: gone)
+        if scope == nil {
+            let now = context.clock.now()
+            let watched = context.session.watch.nodes.filter { agentNodes.contains($0.node) }
+            // A fleet with no agents, never watched, writes nothing.
+            if !watched.isEmpty || !agentNodes.isEmpty {
+                try await store.recordWatch(
+                    Dictionary(
+                        uniqueKeysWithValues: watched.map {
+                            (
+                                $0.node,
+                                WatchRecord(
+                                    state: $0.state, lastMessageAt: $0.lastMessageAt, lastChangeAt: $0.lastChangeAt,
+                                    snapshots: $0.snapshots, digestMismatches: $0.digestMismatches, resumes: $0.resumes,
+                                    recordedAt: now)
+                            )
+                        }))
+            }
+        }
 
         // Forget endpoints of nodes that have nothing left, and requests that were honoured.
         let remaining = try await store.loadChannels()

@@ -241,6 +241,9 @@ public final class FleetWatch: ObservationCache, Sendable {
 
 /// One watched node as `status` shows it.
 public struct WatchedNodeStatus: Sendable, Hashable {
+    /// `live`, `stale` or `polled`, as `WatchRecord.state` spells it.
+    public var state: String { polled ? "polled" : live ? "live" : "stale" }
+
     public let node: String
     /// Its stream spoke within three progress intervals and its copy has a position.
     public let live: Bool

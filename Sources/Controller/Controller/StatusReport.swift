@@ -68,6 +68,7 @@ struct StatusReport {
             store: ScratchGenerationStore(channels: records), kernels: kernels, reqid: reqid, clock: context.clock,
             logger: context.logger)
         let contacts = endpoints.values.contains { $0.scheme == .agent } ? try await store.agentContacts() : [:]
+        let watchRecords = endpoints.values.contains { $0.scheme == .agent } ? try await store.watchRecords() : [:]
         let now = context.clock.now()
         let (observations, unreachable, _) = await reader.observe(Set(endpoints.keys))
         var warnings: [String] = []
@@ -92,6 +93,12 @@ struct StatusReport {
                 dropCounters: (observation?.statistics ?? [:]).filter { $0.value > 0 })
             if endpoints[name]?.scheme == .agent {
                 node.agent = agentStatus(name, observation: observation, recorded: contacts[name], now: now)
+                if let record = watchRecords[name] {
+                    node.agent?.watch = StatusDocument.WatchStatus(
+                        state: record.state, lastMessage: record.lastMessageAt, lastChange: record.lastChangeAt,
+                        snapshots: record.snapshots, digestMismatches: record.digestMismatches, resumes: record.resumes,
+                        recordedAt: record.recordedAt)
+                }
                 if let expires = node.agent?.certificateExpires,
                     let warning = Self.expiryWarning(name, expires, now: now)
                 {

@@ -153,6 +153,25 @@ public struct StatusDocument: Codable, Sendable, Equatable {
         /// The TLS of the connection this status observed the agent through, as its ServerHello
         /// said on the wire; nil when the agent was not reached now (never recorded).
         public var tls: TLSStatus? = nil
+        /// The reconcile loop's watch of the node's kernel, as the loop last recorded it; nil
+        /// when no loop has watched it.
+        public var watch: WatchStatus? = nil
+    }
+
+    /// A node's watch stream, as the reconcile loop last recorded it (design.md §12).
+    public struct WatchStatus: Codable, Sendable, Equatable {
+        /// `live`, `stale` (silent for three progress intervals) or `polled` (its agent has no watch).
+        public var state: String
+        /// When its stream last said anything, and when the node's objects last changed on it.
+        public var lastMessage: Date?
+        public var lastChange: Date?
+        /// Copies rebuilt from a snapshot, how many a progress digest forced, and streams opened
+        /// again after they ended.
+        public var snapshots: Int
+        public var digestMismatches: Int
+        public var resumes: Int
+        /// When the loop recorded this (at the end of its last cycle).
+        public var recordedAt: Date
     }
 
     /// The TLS a connection to an agent negotiated.

@@ -84,6 +84,15 @@ public struct StatusText {
         parts.append(
             "last contact "
                 + (agent.lastContact.map { Self.timestamp($0) + (agent.live ? " (now)" : " (recorded)") } ?? "never"))
+        if let watch = agent.watch {
+            var text = "watch \(watch.state)"
+            if let change = watch.lastChange { text += ", last change \(Self.timestamp(change))" }
+            text += ", \(watch.snapshots) snapshot\(watch.snapshots == 1 ? "" : "s")"
+            if watch.digestMismatches > 0 { text += " (\(watch.digestMismatches) forced by a digest)" }
+            text +=
+                ", \(watch.resumes) resume\(watch.resumes == 1 ? "" : "s") (recorded \(Self.timestamp(watch.recordedAt)))"
+            parts.append(text)
+        }
         return parts.joined(separator: ", ")
     }
 

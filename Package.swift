@@ -227,7 +227,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KernelSimulatorTests",
-            dependencies: ["KernelSimulator", "Kernel", "MeshwardCore"],
+            dependencies: ["KernelSimulator", "Kernel", "MeshwardCore", "MeshwardTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -161,7 +161,7 @@ let package = Package(
         .target(
             name: "AgentTestSupport",
             dependencies: [
-                "Agent", "Identity", "Kernel", "KernelSimulator", "MeshwardCore",
+                "Agent", "AgentWire", "Identity", "Kernel", "KernelSimulator", "MeshwardCore",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -227,7 +227,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KernelSimulatorTests",
-            dependencies: ["KernelSimulator", "Kernel", "MeshwardCore"],
+            dependencies: ["KernelSimulator", "Kernel", "MeshwardCore", "MeshwardTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -11,11 +11,12 @@ public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
     /// An apply came with a lease epoch lower than one the agent already accepted: it is from a
     /// deposed controller.
     case staleEpoch(node: String, presented: UInt64, highest: UInt64)
-    /// The agent refused a request: the controller announced a wire version it does not speak.
-    case controllerVersionRefused(node: String, agent: UInt32, controller: UInt32)
-    /// The controller refused an agent's answer: it came in a wire version the controller does
-    /// not speak.
-    case agentVersionRefused(node: String, agent: UInt32, controller: UInt32)
+    /// The agent refused a request: the wire versions the controller can be answered in and
+    /// those the agent speaks share none.
+    case controllerVersionRefused(node: String, agent: ClosedRange<UInt32>, controller: ClosedRange<UInt32>)
+    /// The controller refused an agent's answer: it came in wire version `agent`, which the
+    /// controller does not speak.
+    case agentVersionRefused(node: String, agent: UInt32, controller: ClosedRange<UInt32>)
     /// `--listen` or a similar address is malformed.
     case invalidAddress(String)
     /// The boot guard list in the agent directory cannot be read.
@@ -41,11 +42,11 @@ public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
             "agent of node \(node) refused an apply with lease epoch \(presented): it has already accepted epoch "
                 + "\(highest), so the sender is a deposed controller"
         case .controllerVersionRefused(let node, let agent, let controller):
-            "agent of node \(node) refused the request: the controller speaks agent wire version \(controller), "
-                + "this agent speaks version \(agent), and they cannot talk; \(Self.upgradeAdvice)"
+            "agent of node \(node) refused the request: the controller speaks agent wire \(Self.describe(controller)), "
+                + "this agent speaks \(Self.describe(agent)), and they cannot talk; \(Self.upgradeAdvice)"
         case .agentVersionRefused(let node, let agent, let controller):
-            "the agent of node \(node) answered in agent wire version \(agent), this controller speaks version "
-                + "\(controller), and they cannot talk; \(Self.upgradeAdvice)"
+            "the agent of node \(node) answered in agent wire version \(agent), this controller speaks "
+                + "\(Self.describe(controller)), and they cannot talk; \(Self.upgradeAdvice)"
         case .invalidAddress(let text):
             "invalid address '\(text)'; use ADDRESS:PORT, with an IPv6 address in brackets ([::1]:7443)"
         case .joinToken(let path, let reason):
@@ -63,6 +64,12 @@ public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(path) \(reason); the agent installs no guard from it. Fix or delete the file (docs/agents.md, "
                 + "\"The boot guard\") and start the agent again"
         }
+    }
+
+    /// `version 2`, or `versions 1 to 2`.
+    static func describe(_ versions: ClosedRange<UInt32>) -> String {
+        versions.count == 1
+            ? "version \(versions.lowerBound)" : "versions \(versions.lowerBound) to \(versions.upperBound)"
     }
 
     static let upgradeAdvice =

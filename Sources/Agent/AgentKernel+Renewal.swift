@@ -21,7 +21,8 @@ extension AgentKernel {
         deadline: ContinuousClock.Instant, issue: @Sendable ([UInt8]) async throws -> [UInt8]
     ) async throws -> Date {
         var request = Meshward_Agent_V1_RenewalRequest()
-        request.protocolVersion = protocolVersion
+        request.protocolVersion = firstRequestVersion
+        request.newestProtocolVersion = protocolVersions.upperBound
         request.epoch = epoch()
         let csr: [UInt8]
         do {
@@ -40,7 +41,8 @@ extension AgentKernel {
             throw AgentError.renewalFailed(node: node, reason: "no certificate was issued for its CSR: \(error)")
         }
         var complete = Meshward_Agent_V1_RenewalCertificate()
-        complete.protocolVersion = protocolVersion
+        complete.protocolVersion = firstRequestVersion
+        complete.newestProtocolVersion = protocolVersions.upperBound
         complete.epoch = epoch()
         complete.certificate = Data(certificate)
         let stored: Bool

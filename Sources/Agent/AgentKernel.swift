@@ -12,7 +12,7 @@ import NIOSSL
 import Synchronization
 
 /// The controller's `NodeKernel` for a node behind an agent: observe and apply as gRPC calls
-/// over mutual TLS.
+/// over mutual TLS, and the agent's watch stream over the same connection.
 ///
 /// The agent must present a certificate of the cluster CA naming `spiffe://CLUSTER/node/NODE`
 /// for the node dialled; any other is refused, and the error says which node was expected and
@@ -37,8 +37,13 @@ public final class AgentKernel: NodeKernel {
     private let beforeApply: (@Sendable (String) -> Void)?
     private let connections: Task<Void, Never>
     let executor: (any TaskExecutor)?
-    /// The wire version this controller speaks (`WireCodec.protocolVersion`).
-    let protocolVersion: UInt32
+    /// The wire versions this controller speaks (`WireCodec.protocolVersions`).
+    let protocolVersions: ClosedRange<UInt32>
+    /// How many messages a watch stream queues for a receiver that has not read them yet.
+    let watchCapacity: Int
+    /// Called when a watch stream ends with a `KernelWatchError` (an overflow, an agent that
+    /// stopped watching or cannot watch), before its receiver reads the error.
+    let onWatchEnded: (@Sendable (KernelWatchError) -> Void)?
     let logger: Logger
     /// Where the agent is, and the controller's credentials: an enrollment dials it again.
     let host: String
@@ -55,17 +60,24 @@ public final class AgentKernel: NodeKernel {
     ///   - revocations: serials refused at every handshake of this connection.
     ///   - executor: where the connection and the calls run; nil for the shared pool (tests give
     ///     one of their own, see `AgentConnector`).
-    ///   - protocolVersion: the wire version it speaks; another release's, in tests of what two
-    ///     releases say when they cannot talk.
+    ///   - protocolVersions: the wire versions it speaks; another release's, in tests of what two
+    ///     releases say to each other.
+    ///   - watchCapacity: how many messages each watch stream queues for a receiver that has not
+    ///     read them; beyond that the stream ends with `KernelWatchError.overflow`.
+    ///   - onWatchEnded: told of every watch stream that ends with a `KernelWatchError`.
     ///   - beforeApply: called with the node's name right before each apply request leaves,
     ///     after every check (a test harness's; nil in production).
     public init(
         node: String, host: String, port: UInt16, reqid: Reqid, credentials: AgentCredentials, cluster: String,
         epoch: @escaping @Sendable () -> UInt64, now: @escaping @Sendable () -> Date = { Date() },
         revocations: RevocationList = .empty, enrollment: (any EnrollmentIssuer)? = nil,
-        executor: (any TaskExecutor)? = nil, protocolVersion: UInt32 = WireCodec.protocolVersion,
+        executor: (any TaskExecutor)? = nil, protocolVersions: ClosedRange<UInt32> = WireCodec.protocolVersions,
+        watchCapacity: Int = defaultWatchCapacity, onWatchEnded: (@Sendable (KernelWatchError) -> Void)? = nil,
         beforeApply: (@Sendable (String) -> Void)? = nil, logger: Logger
     ) throws {
+        precondition(watchCapacity > 0)
+        self.watchCapacity = watchCapacity
+        self.onWatchEnded = onWatchEnded
         self.beforeApply = beforeApply
         self.credentials = credentials
         self.enrollmentState = Mutex(enrollment)
@@ -74,7 +86,7 @@ public final class AgentKernel: NodeKernel {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let executor = executor ?? EventLoopTaskExecutor(loop)
         self.executor = executor
-        self.protocolVersion = protocolVersion
+        self.protocolVersions = protocolVersions
         self.node = node
         self.reqid = reqid
         self.epoch = epoch
@@ -210,7 +222,8 @@ public final class AgentKernel: NodeKernel {
 
     public func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
         var request = Meshward_Agent_V1_ObserveRequest()
-        request.protocolVersion = protocolVersion
+        request.protocolVersion = firstRequestVersion
+        request.newestProtocolVersion = protocolVersions.upperBound
         request.reqid = reqid.rawValue
         let reply: Meshward_Agent_V1_ObserveReply
         do {
@@ -233,11 +246,11 @@ public final class AgentKernel: NodeKernel {
         } catch {
             throw KernelError.unreachable(node: node, reason: "agent at \(address): \(describe(error))")
         }
-        guard reply.protocolVersion == protocolVersion else {
+        guard reads(reply.protocolVersion) else {
             throw KernelError.observationFailed(
                 node: node,
                 reason: AgentError.agentVersionRefused(
-                    node: node, agent: reply.protocolVersion, controller: protocolVersion
+                    node: node, agent: reply.protocolVersion, controller: protocolVersions
                 ).description)
         }
         do {
@@ -254,9 +267,19 @@ public final class AgentKernel: NodeKernel {
     ) async throws
         -> [OperationResult]
     {
-        guard !operations.isEmpty else { return [] }
+        try await applyReportingPosition(operations, deadline: deadline).results
+    }
+
+    /// `apply(_:deadline:)`, with the agent's watch position after the batch as its reply says
+    /// (nil from an agent that is not watched or speaks wire version 1, and when the outcome is
+    /// unknown).
+    public func applyReportingPosition(
+        _ operations: [KernelOperation], deadline: ContinuousClock.Instant
+    ) async throws -> AppliedBatch {
+        guard !operations.isEmpty else { return AppliedBatch(results: [], position: nil) }
         var request = Meshward_Agent_V1_ApplyRequest()
-        request.protocolVersion = protocolVersion
+        request.protocolVersion = firstRequestVersion
+        request.newestProtocolVersion = protocolVersions.upperBound
         request.reqid = reqid.rawValue
         request.epoch = epoch()
         request.operations = operations.map(WireCodec.encode)
@@ -276,35 +299,53 @@ public final class AgentKernel: NodeKernel {
             }
             let reason = "the agent at \(address) did not answer (\(describe(error))); the next observation decides"
             logger.warning("apply outcome unknown", metadata: ["node": "\(node)", "operations": "\(operations.count)"])
-            return operations.map { OperationResult(operation: $0, outcome: .indeterminate(reason: reason)) }
+            return Self.unknown(operations, reason: reason)
         }
-        guard reply.protocolVersion == protocolVersion else {
+        guard reads(reply.protocolVersion) else {
             // The agent took the batch but answered in a wire this controller cannot read: what
             // it did is unknown, and the next observation decides.
             let reason = AgentError.agentVersionRefused(
-                node: node, agent: reply.protocolVersion, controller: protocolVersion
+                node: node, agent: reply.protocolVersion, controller: protocolVersions
             ).description
             logger.warning("apply outcome unknown", metadata: ["node": "\(node)", "reason": "\(reason)"])
-            return operations.map { OperationResult(operation: $0, outcome: .indeterminate(reason: reason)) }
+            return Self.unknown(operations, reason: reason)
         }
         guard reply.outcomes.count == operations.count else {
             let reason =
                 "the agent at \(address) answered \(reply.outcomes.count) outcomes for \(operations.count) operations"
-            return operations.map { OperationResult(operation: $0, outcome: .indeterminate(reason: reason)) }
+            return Self.unknown(operations, reason: reason)
         }
-        return zip(operations, reply.outcomes).map { operation, outcome in
+        let results = zip(operations, reply.outcomes).map { operation, outcome in
             let decoded =
                 (try? WireCodec.decode(outcome))
                 ?? .indeterminate(reason: "the agent at \(address) answered an outcome this controller cannot read")
             return OperationResult(operation: operation, outcome: decoded)
         }
+        return AppliedBatch(
+            results: results, position: reply.hasWatchPosition ? WireCodec.decode(reply.watchPosition) : nil)
     }
+
+    /// Every operation of `operations` with an unknown outcome, for `reason`.
+    private static func unknown(_ operations: [KernelOperation], reason: String) -> AppliedBatch {
+        AppliedBatch(
+            results: operations.map { OperationResult(operation: $0, outcome: .indeterminate(reason: reason)) },
+            position: nil)
+    }
+
+    /// The version a request of wire version 1 (observe, apply, the ready mark, renewal) says it
+    /// needs: 1, so that an agent of any version serves it, unless this controller no longer
+    /// speaks 1.
+    var firstRequestVersion: UInt32 { max(WireCodec.firstProtocolVersion, protocolVersions.lowerBound) }
+
+    /// Whether this controller reads a reply written in `version`.
+    func reads(_ version: UInt32) -> Bool { protocolVersions.contains(version) }
 
     /// Tells the agent that every channel of its node is established for `bootID`; returns
     /// whether the agent took the mark (false when it has booted since).
     public func markReady(bootID: String, deadline: ContinuousClock.Instant) async throws -> Bool {
         var request = Meshward_Agent_V1_MarkReadyRequest()
-        request.protocolVersion = protocolVersion
+        request.protocolVersion = firstRequestVersion
+        request.newestProtocolVersion = protocolVersions.upperBound
         request.bootID = bootID
         request.epoch = epoch()
         do {

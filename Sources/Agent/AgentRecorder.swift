@@ -8,6 +8,8 @@ public enum AgentRequestKind: String, Sendable, Hashable, CaseIterable {
     /// A certificate renewal's first step (new key, CSR) and its last (the new certificate).
     case requestRenewal = "request-renewal"
     case completeRenewal = "complete-renewal"
+    /// A watch stream opened (wire version 2); refused ones too.
+    case watch
 }
 
 /// How an agent answered one request: a bounded set of results.
@@ -45,6 +47,30 @@ public protocol AgentRecorder: Sendable {
     /// A control connection was accepted (before its handshake): a controller keeps one per agent
     /// across its cycles, so these come when a controller starts or reconnects.
     func recordAcceptedConnection()
+    /// How many watch streams are open now: at each opening and end.
+    func record(watchStreamsOpen: Int)
+    /// How a watch stream began: with a snapshot, or with a replay from the ring.
+    func record(watchStart: WatchStart)
+    /// Events were sent on watch streams.
+    func record(watchEventsSent: Int)
+    /// A watch stream ended because its controller did not read it fast enough.
+    func recordWatchOverflow()
+}
+
+/// How a watch stream began (`AgentRecorder.record(watchStart:)`).
+public enum WatchStart: String, Sendable, Hashable, CaseIterable {
+    /// Every owned object, then the snapshot's end: no position, another epoch, or one that left
+    /// the ring.
+    case snapshot
+    /// The changes after the position asked for, from the ring of recent changes.
+    case resume
+}
+
+extension AgentRecorder {
+    public func record(watchStreamsOpen: Int) {}
+    public func record(watchStart: WatchStart) {}
+    public func record(watchEventsSent: Int) {}
+    public func recordWatchOverflow() {}
 }
 
 /// Records nothing: an agent run without `--metrics-address`.

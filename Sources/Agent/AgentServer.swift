@@ -17,6 +17,9 @@ import Synchronization
 /// certificate of the same cluster's CA naming `spiffe://CLUSTER/controller`, inside its
 /// validity window; anyone else fails the handshake, and the refusal is logged.
 ///
+/// When its kernel keeps a watch model (`WatchedKernel`), it starts watching at its start and
+/// serves `Watch` from that model, with a progress on every stream every ~10 s on its clock.
+///
 /// A `Service`: under a `ServiceGroup`, its graceful shutdown is `shutdown()`.
 public final class AgentServer: Service, Sendable {
     /// The node this agent serves, from its certificate.
@@ -44,17 +47,20 @@ public final class AgentServer: Service, Sendable {
     ///   - connector, endpoint: how the agent opens its own kernel (netlink `local` or
     ///     `netns:NAME`, or a simulated kernel).
     ///   - directory: where the highest epoch and the ready mark persist; nil keeps them in memory.
-    ///   - protocolVersion: the wire version it answers in; another release's, in tests of what
-    ///     two releases say when they cannot talk.
-    ///   - acceptedProtocolVersions: the versions of requests it serves (others are refused,
-    ///     naming both versions); nil for `protocolVersion` alone.
+    ///   - protocolVersions: the wire versions it speaks; another release's, in tests of what
+    ///     two releases say to each other. It answers each request in the newest version the
+    ///     controller speaks too, and refuses one that shares none, naming both.
+    ///   - clock: times the watch streams' progress.
+    ///   - progressInterval: how often each watch stream gets a progress (jittered by up to 10%).
     ///   - recorder: where it reports the requests it serves (metrics).
     ///   - executor: where its listeners serve; nil (the shared pool) outside tests.
     public init(
         credentials: AgentCredentials, host: String, port: Int, connector: any KernelConnector,
         endpoint: NodeEndpoint, directory: AgentDirectory?, bootID: String = HostFacts.bootID,
-        now: @escaping @Sendable () -> Date = { Date() }, protocolVersion: UInt32 = WireCodec.protocolVersion,
-        acceptedProtocolVersions: Set<UInt32>? = nil, recorder: any AgentRecorder = DiscardingAgentRecorder(),
+        now: @escaping @Sendable () -> Date = { Date() },
+        protocolVersions: ClosedRange<UInt32> = WireCodec.protocolVersions,
+        clock: any Clock<Duration> = ContinuousClock(),
+        progressInterval: Duration = .seconds(10), recorder: any AgentRecorder = DiscardingAgentRecorder(),
         executor: (any TaskExecutor)? = nil, logger: Logger
     ) throws {
         self.serving = ServingTasks(executor: executor)
@@ -100,12 +106,11 @@ public final class AgentServer: Service, Sendable {
         let bootGuard = try BootGuardKeeper(node: node, directory: directory, logger: logger)
         let service = AgentService(
             node: node, connector: connector, endpoint: endpoint, epochs: epochs, directory: directory,
-            bootID: bootID, protocolVersion: protocolVersion,
-            acceptedProtocolVersions: acceptedProtocolVersions ?? [protocolVersion], recorder: recorder,
-            bootGuard: bootGuard,
+            bootID: bootID, protocolVersions: protocolVersions, recorder: recorder, bootGuard: bootGuard,
             renewer: CertificateRenewer(
                 credentials: credentials, node: node, cluster: cluster, ca: ca, directory: directory, now: now,
                 logger: logger),
+            watches: AgentWatches(node: node, clock: clock, progressInterval: progressInterval, logger: logger),
             onReady: { boot in
                 markedReady.set()
                 let first = notified.withLock { sent in
@@ -196,6 +201,11 @@ public final class AgentServer: Service, Sendable {
     /// `run()` without the graceful shutdown handler.
     private func serve() async throws {
         await service.installBootGuard()
+        // Watching starts before the first controller connects; a kernel that is polled, or one
+        // that cannot be opened yet, is served as before.
+        _ = try? await service.kernel(reqid: .meshwardDefault)
+        let progress = Task { [service] in await service.watches.runProgress() }
+        defer { progress.cancel() }
         var current = listener.withLock { $0 }
         serving.start(current)
         while true {
@@ -330,13 +340,16 @@ public final class AgentServer: Service, Sendable {
         try await Self.port(of: listener.withLock { $0 }.transport)
     }
 
-    /// Stops accepting connections and returns from `run()` once open calls finish.
+    /// Stops accepting connections and returns from `run()` once open calls finish; watch
+    /// streams, which never finish by themselves, are ended (their controllers watch again
+    /// elsewhere or later, from their last seq).
     public func shutdown() {
         let current = listener.withLock { current in
             stopping.withLock { $0 = true }
             return current
         }
         current.server.beginGracefulShutdown()
+        service.watches.stop(reason: "the agent of node \(node) is stopping")
     }
 
     /// When the agent's own certificate is valid: it is enrolled inside this window only. A

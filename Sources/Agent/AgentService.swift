@@ -7,8 +7,8 @@ import Logging
 import MeshwardCore
 import Synchronization
 
-/// The agent's gRPC service: exactly the `NodeKernel` seam of its host (observe, apply) and the
-/// controller's ready mark.
+/// The agent's gRPC service: exactly the `NodeKernel` seam of its host (observe, apply, watch)
+/// and the controller's ready mark.
 ///
 /// Every apply passes the epoch gate first; a refused one touches nothing. Observations carry
 /// key fingerprints only. Keys in apply requests go to the kernel and nowhere else: they are
@@ -22,25 +22,27 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     let directory: AgentDirectory?
     let bootID: String
     let onReady: @Sendable (String) -> Void
-    /// The wire version this agent speaks and answers in (`WireCodec.protocolVersion`).
-    let protocolVersion: UInt32
-    /// The wire versions of requests it serves.
-    let acceptedProtocolVersions: Set<UInt32>
+    /// The wire versions this agent speaks (`WireCodec.protocolVersions`): it answers each
+    /// request in the newest one the controller speaks too.
+    let protocolVersions: ClosedRange<UInt32>
     let recorder: any AgentRecorder
     /// The boot guard list, derived from the kernel after applies and observations.
     let bootGuard: BootGuardKeeper
     /// The agent's certificate renewals.
     let renewer: CertificateRenewer
+    /// The watch models of its kernels, and their progress.
+    let watches: AgentWatches
     let logger: Logger
     private let kernels = KernelCache()
 
     init(
         node: String, connector: any KernelConnector, endpoint: NodeEndpoint, epochs: EpochGate,
-        directory: AgentDirectory?, bootID: String, protocolVersion: UInt32 = WireCodec.protocolVersion,
-        acceptedProtocolVersions: Set<UInt32> = [WireCodec.protocolVersion],
+        directory: AgentDirectory?, bootID: String, protocolVersions: ClosedRange<UInt32> = WireCodec.protocolVersions,
         recorder: any AgentRecorder = DiscardingAgentRecorder(), bootGuard: BootGuardKeeper,
-        renewer: CertificateRenewer, onReady: @escaping @Sendable (String) -> Void, logger: Logger
+        renewer: CertificateRenewer, watches: AgentWatches, onReady: @escaping @Sendable (String) -> Void,
+        logger: Logger
     ) {
+        self.watches = watches
         self.renewer = renewer
         self.node = node
         self.connector = connector
@@ -48,8 +50,7 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
         self.epochs = epochs
         self.directory = directory
         self.bootID = bootID
-        self.protocolVersion = protocolVersion
-        self.acceptedProtocolVersions = acceptedProtocolVersions
+        self.protocolVersions = protocolVersions
         self.recorder = recorder
         self.bootGuard = bootGuard
         self.onReady = onReady
@@ -86,7 +87,7 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     ) async throws -> Meshward_Agent_V1_ObserveReply {
         try await serving(.observe) {
             () async throws(Refusal) -> (Meshward_Agent_V1_ObserveReply, AgentRequestResult) in
-            try checkVersion(request.protocolVersion, kind: .observe)
+            let version = try checkVersion(request.protocolVersion, request.newestProtocolVersion, kind: .observe)
             let kernel = try await kernel(reqid: Reqid(request.reqid))
             let observation: NodeObservation
             let ticket = bootGuard.ticket()
@@ -99,9 +100,15 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
                 throw Refusal(result: .kernelUnavailable, error: RPCError(code: .unavailable, message: "\(error)"))
             }
             recorder.record(statistics: observation.statistics)
+            watches.follow(statistics: observation.statistics, reqid: kernel.reqid)
             bootGuard.follow(observation, reqid: kernel.reqid, ticket: ticket)
             var reply = WireCodec.reply(to: observation, bootID: bootID, highestEpoch: epochs.current)
-            reply.protocolVersion = protocolVersion
+            reply.protocolVersion = version
+            if version >= WireCodec.watchProtocolVersion {
+                reply.newestProtocolVersion = protocolVersions.upperBound
+            } else {
+                reply.clearWatchPosition()
+            }
             return (reply, .ok)
         }
     }
@@ -110,7 +117,7 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
         request: Meshward_Agent_V1_ApplyRequest, context: ServerContext
     ) async throws -> Meshward_Agent_V1_ApplyReply {
         try await serving(.apply) { () async throws(Refusal) -> (Meshward_Agent_V1_ApplyReply, AgentRequestResult) in
-            try checkVersion(request.protocolVersion, kind: .apply)
+            let version = try checkVersion(request.protocolVersion, request.newestProtocolVersion, kind: .apply)
             try admit(request.epoch, to: "an apply")
             let operations: [KernelOperation]
             do {
@@ -119,15 +126,16 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
                 throw Refusal(result: .invalid, error: RPCError(code: .invalidArgument, message: "\(error)"))
             }
             let kernel = try await kernel(reqid: Reqid(request.reqid))
-            let results: [OperationResult]
+            let batch: AppliedBatch
             do {
-                results = try await kernel.apply(operations, deadline: .now + Self.kernelTimeout)
+                batch = try await kernel.applyReportingPosition(operations, deadline: .now + Self.kernelTimeout)
             } catch let error as KernelError {
                 throw Refusal(
                     result: .kernelUnavailable, error: RPCError(code: .unavailable, message: error.description))
             } catch {
                 throw Refusal(result: .kernelUnavailable, error: RPCError(code: .unavailable, message: "\(error)"))
             }
+            let results = batch.results
             // The list derives from the owned policies alone: a batch that changed none (the
             // inbound SAs of a rekey's first stage, the old SAs of its last) leaves it as it was.
             if results.contains(where: { $0.outcome.isApplied && $0.operation.isPolicyOperation }) {
@@ -146,8 +154,12 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
                     metadata: ["node": "\(node)", "operation": "\(result.operation)", "outcome": "\(result.outcome)"])
             }
             var reply = Meshward_Agent_V1_ApplyReply()
-            reply.protocolVersion = protocolVersion
+            reply.protocolVersion = version
             reply.outcomes = results.map { WireCodec.encode($0.outcome) }
+            if version >= WireCodec.watchProtocolVersion {
+                reply.newestProtocolVersion = protocolVersions.upperBound
+                if let position = batch.position { reply.watchPosition = WireCodec.encode(position) }
+            }
             return (reply, .ok)
         }
     }
@@ -157,7 +169,7 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     ) async throws -> Meshward_Agent_V1_MarkReadyReply {
         try await serving(.markReady) {
             () async throws(Refusal) -> (Meshward_Agent_V1_MarkReadyReply, AgentRequestResult) in
-            try checkVersion(request.protocolVersion, kind: .markReady)
+            _ = try checkVersion(request.protocolVersion, request.newestProtocolVersion, kind: .markReady)
             var reply = Meshward_Agent_V1_MarkReadyReply()
             guard request.bootID == bootID, request.epoch >= epochs.current else {
                 reply.ready = false
@@ -201,10 +213,11 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     ) async throws -> Meshward_Agent_V1_RenewalCSR {
         try await serving(.requestRenewal) {
             () async throws(Refusal) -> (Meshward_Agent_V1_RenewalCSR, AgentRequestResult) in
-            try checkVersion(request.protocolVersion, kind: .requestRenewal)
+            let version = try checkVersion(
+                request.protocolVersion, request.newestProtocolVersion, kind: .requestRenewal)
             try admit(request.epoch, to: "a certificate renewal")
             var reply = Meshward_Agent_V1_RenewalCSR()
-            reply.protocolVersion = protocolVersion
+            reply.protocolVersion = version
             do {
                 reply.csr = Data(try renewer.request())
             } catch {
@@ -222,7 +235,8 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
     ) async throws -> Meshward_Agent_V1_RenewalStored {
         try await serving(.completeRenewal) {
             () async throws(Refusal) -> (Meshward_Agent_V1_RenewalStored, AgentRequestResult) in
-            try checkVersion(request.protocolVersion, kind: .completeRenewal)
+            let version = try checkVersion(
+                request.protocolVersion, request.newestProtocolVersion, kind: .completeRenewal)
             try admit(request.epoch, to: "a renewed certificate")
             let renewed: AgentCredentials
             do {
@@ -258,7 +272,7 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
                 "renewed the agent certificate; listening with it",
                 metadata: ["node": "\(node)", "expires": "\(expiry)"])
             var reply = Meshward_Agent_V1_RenewalStored()
-            reply.protocolVersion = protocolVersion
+            reply.protocolVersion = version
             reply.stored = true
             return (reply, .ok)
         }
@@ -287,28 +301,50 @@ struct AgentService: Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
         await bootGuard.installAll(timeout: Self.kernelTimeout) { reqid in try await kernel(reqid: reqid) }
     }
 
-    /// Refuses a request in a wire version this agent does not serve, naming both versions.
-    private func checkVersion(_ version: UInt32, kind: AgentRequestKind) throws(Refusal) {
-        guard acceptedProtocolVersions.contains(version) else {
-            let error = AgentError.controllerVersionRefused(node: node, agent: protocolVersion, controller: version)
+    /// The version to answer a request in whose sender speaks `oldest` (the request's
+    /// `protocol_version`) up to `newest` (0 from a controller of version 1): the newest both
+    /// speak (`WireCodec.answerVersion`). Refuses one that shares none with this agent, naming
+    /// both.
+    func checkVersion(_ oldest: UInt32, _ newest: UInt32, kind: AgentRequestKind) throws(Refusal) -> UInt32 {
+        guard let version = WireCodec.answerVersion(oldest: oldest, newest: newest, spoken: protocolVersions) else {
+            let controller = oldest...max(oldest, newest)
+            let error = AgentError.controllerVersionRefused(node: node, agent: protocolVersions, controller: controller)
             logger.warning(
                 "refused a request in another wire version",
                 metadata: [
-                    "node": "\(node)", "request": "\(kind.rawValue)", "version.agent": "\(protocolVersion)",
-                    "version.controller": "\(version)",
+                    "node": "\(node)", "request": "\(kind.rawValue)",
+                    "version.agent": "\(AgentError.describe(protocolVersions))",
+                    "version.controller": "\(AgentError.describe(controller))",
                 ])
             throw Refusal(
                 result: .versionMismatch, error: RPCError(code: .failedPrecondition, message: error.description))
         }
+        return version
     }
 
-    private func kernel(reqid: Reqid) async throws(Refusal) -> any NodeKernel {
+    /// The kernel of `reqid`, opened at its first use and kept; its watch model starts when it is
+    /// opened (`AgentWatches`).
+    func kernel(reqid: Reqid) async throws(Refusal) -> any NodeKernel {
         if let kernel = kernels.kernel(for: reqid) { return kernel }
+        let kernel: any NodeKernel
         do {
-            let kernel = try await connector.connect(node: node, endpoint: endpoint, reqid: reqid)
-            return kernels.keep(kernel, for: reqid)
+            kernel = kernels.keep(try await connector.connect(node: node, endpoint: endpoint, reqid: reqid), for: reqid)
         } catch {
             throw Refusal(result: .kernelUnavailable, error: RPCError(code: .unavailable, message: "\(error)"))
+        }
+        await startWatching(kernel)
+        return kernel
+    }
+
+    /// Starts the watch model of `kernel` when it keeps one; a kernel that refuses the
+    /// subscription is logged, and served polled until a watch request tries again.
+    func startWatching(_ kernel: any NodeKernel) async {
+        do {
+            _ = try await watches.model(of: kernel)
+        } catch {
+            logger.warning(
+                "could not start watching the kernel; a watch request tries again",
+                metadata: ["node": "\(node)", "reqid": "\(kernel.reqid)", "reason": "\(error)"])
         }
     }
 }

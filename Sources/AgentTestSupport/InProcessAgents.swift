@@ -1,4 +1,5 @@
 import Agent
+import AgentWire
 import Foundation
 import Identity
 import Kernel
@@ -30,11 +31,15 @@ public final class InProcessAgents: Sendable {
     ///   - recorders: where some nodes' agents report what they serve (metrics).
     ///   - ports: the loopback port of some nodes' agents (an agent started again where it was);
     ///     the others get one the kernel picks.
+    ///   - clock: times the agents' watch progress (a `SteppedClock` in tests that look at it).
+    ///   - protocolVersions: the wire versions some nodes' agents speak (an agent of an older
+    ///     release); the others speak this release's.
     public static func start(
         nodes: [String], cluster: String = "test", connector: any KernelConnector, endpoint: NodeEndpoint = .sim,
         ca: ClusterCA? = nil, directories: [String: AgentDirectory] = [:],
         credentials overrides: [String: AgentCredentials] = [:],
         recorders: [String: any AgentRecorder] = [:], ports requested: [String: Int] = [:],
+        clock: any Clock<Duration> = ContinuousClock(), protocolVersions: [String: ClosedRange<UInt32>] = [:],
         executor: (any TaskExecutor)? = ThreadTaskExecutor.shared,
         logger: Logger = quietLogger
     ) async throws -> InProcessAgents {
@@ -54,8 +59,9 @@ public final class InProcessAgents: Sendable {
             let server = try AgentServer(
                 credentials: credentials, host: "127.0.0.1", port: requested[node] ?? 0, connector: connector,
                 endpoint: endpoint,
-                directory: directories[node], recorder: recorders[node] ?? DiscardingAgentRecorder(),
-                executor: executor, logger: logger)
+                directory: directories[node], protocolVersions: protocolVersions[node] ?? WireCodec.protocolVersions,
+                clock: clock, recorder: recorders[node] ?? DiscardingAgentRecorder(), executor: executor, logger: logger
+            )
             servers[node] = server
             tasks.append(Task(executorPreference: executor) { try? await server.run() })
         }

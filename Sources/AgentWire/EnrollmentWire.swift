@@ -35,7 +35,7 @@ public enum EnrollmentWire {
 
     public static func challenge(nonce: [UInt8]) -> Meshward_Agent_V1_EnrollRequest {
         var message = Meshward_Agent_V1_EnrollRequest()
-        message.protocolVersion = WireCodec.protocolVersion
+        message.protocolVersion = WireCodec.firstProtocolVersion
         message.nonce = Data(nonce)
         return message
     }
@@ -53,7 +53,7 @@ public enum EnrollmentWire {
 
     public static func message(_ outcome: Outcome) -> Meshward_Agent_V1_EnrollRequest {
         var message = Meshward_Agent_V1_EnrollRequest()
-        message.protocolVersion = WireCodec.protocolVersion
+        message.protocolVersion = WireCodec.firstProtocolVersion
         switch outcome {
         case .issued(let certificate, let ca):
             var result = Meshward_Agent_V1_EnrollmentResult()
@@ -87,7 +87,7 @@ public enum EnrollmentWire {
 
     public static func message(_ claim: Claim) -> Meshward_Agent_V1_EnrollReply {
         var message = Meshward_Agent_V1_EnrollReply()
-        message.protocolVersion = WireCodec.protocolVersion
+        message.protocolVersion = WireCodec.firstProtocolVersion
         var body = Meshward_Agent_V1_EnrollmentClaim()
         body.tokenID = claim.tokenID
         body.csr = Data(claim.csrDER)
@@ -114,7 +114,7 @@ public enum EnrollmentWire {
 
     public static func stored() -> Meshward_Agent_V1_EnrollReply {
         var message = Meshward_Agent_V1_EnrollReply()
-        message.protocolVersion = WireCodec.protocolVersion
+        message.protocolVersion = WireCodec.firstProtocolVersion
         message.stored = true
         return message
     }

@@ -8,17 +8,42 @@ import MeshwardCore
 /// request (over mutual TLS, to the two nodes of its channel only). Observations carry each SA's
 /// key fingerprint, never its bytes, in either direction.
 public enum WireCodec {
-    /// The version of this wire; a peer that speaks another is refused with both numbers.
-    public static let protocolVersion: UInt32 = 1
+    /// The wire versions this release speaks: 1 (observe, apply, the ready mark, certificate
+    /// renewal, enrollment) and 2 (the watch stream, and the watch position in observe and apply
+    /// replies). A peer that shares none of them is refused, naming both.
+    public static let protocolVersions: ClosedRange<UInt32> = 1...2
+    /// The newest version this release speaks.
+    public static var protocolVersion: UInt32 { protocolVersions.upperBound }
+    /// The first version, whose messages every later one still reads: a request of version 1
+    /// (observe, apply, the ready mark, renewal, enrollment) says so, so that an agent of any
+    /// version serves it.
+    public static let firstProtocolVersion: UInt32 = 1
+    /// The first version with the watch stream and the watch position in replies.
+    public static let watchProtocolVersion: UInt32 = 2
+
+    /// The version in which an agent that speaks `spoken` answers a request whose sender can be
+    /// answered in `oldest` (the request's `protocol_version`) up to `newest` (its
+    /// `newest_protocol_version`; 0 from a sender of version 1, meaning `oldest`): the newest
+    /// version both speak, or nil when they share none.
+    public static func answerVersion(
+        oldest: UInt32, newest: UInt32, spoken: ClosedRange<UInt32> = protocolVersions
+    ) -> UInt32? {
+        let newest = max(oldest, newest)
+        let low = max(oldest, spoken.lowerBound)
+        let high = min(newest, spoken.upperBound)
+        return low <= high ? high : nil
+    }
 
     // MARK: Observation
 
-    /// The reply to an observe call; keys become fingerprints.
+    /// The reply to an observe call; keys become fingerprints. The watch position goes with it
+    /// when the reading has one.
     public static func reply(
         to observation: NodeObservation, bootID: String, highestEpoch: UInt64
     ) -> Meshward_Agent_V1_ObserveReply {
         var reply = Meshward_Agent_V1_ObserveReply()
         reply.protocolVersion = protocolVersion
+        if let position = observation.watchPosition { reply.watchPosition = encode(position) }
         reply.bootID = bootID
         reply.highestEpoch = highestEpoch
         reply.securityAssociations = observation.securityAssociations.map { encode($0, keyBytes: false) }
@@ -36,6 +61,7 @@ public enum WireCodec {
             statistics: reply.statistics,
             foreignSPIs: Set(try reply.foreignSpis.map(decode)))
         observation.bootID = reply.bootID.isEmpty ? nil : reply.bootID
+        observation.watchPosition = reply.hasWatchPosition ? decode(reply.watchPosition) : nil
         return observation
     }
 
@@ -48,11 +74,7 @@ public enum WireCodec {
         case .deleteSA(let id): message.deleteSa = encode(id)
         case .addPolicy(let policy): message.addPolicy = encode(policy)
         case .updatePolicy(let policy): message.updatePolicy = encode(policy)
-        case .deletePolicy(let id):
-            var identifier = Meshward_Agent_V1_PolicyIdentifier()
-            identifier.selector = encode(id.selector)
-            identifier.direction = id.direction.rawValue
-            message.deletePolicy = identifier
+        case .deletePolicy(let id): message.deletePolicy = encode(id)
         }
         return message
     }
@@ -63,9 +85,7 @@ public enum WireCodec {
         case .deleteSa(let id): return .deleteSA(try decode(id))
         case .addPolicy(let policy): return .addPolicy(try decode(policy))
         case .updatePolicy(let policy): return .updatePolicy(try decode(policy))
-        case .deletePolicy(let id):
-            return .deletePolicy(
-                PolicyIdentifier(selector: try decode(id.selector), direction: try direction(id.direction)))
+        case .deletePolicy(let id): return .deletePolicy(try decode(id))
         case nil: throw WireError.malformed("an operation without a kind")
         }
     }

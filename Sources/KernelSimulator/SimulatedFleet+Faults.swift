@@ -30,6 +30,23 @@ extension SimulatedFleet {
         withState { $0.wipe(node: node) }
     }
 
+    /// An operator flushes `node`'s SAs by hand (`ip xfrm state flush`): ours and foreign.
+    public func flushSecurityAssociations(on node: String) {
+        withState { $0.flushSecurityAssociations(on: node) }
+    }
+
+    /// An operator flushes `node`'s policies by hand (`ip xfrm policy flush`): ours and foreign.
+    public func flushPolicies(on node: String) {
+        withState { $0.flushPolicies(on: node) }
+    }
+
+    /// An operator deletes one policy of `node` by hand (`ip xfrm policy delete`), whatever its
+    /// reqid; false when the node holds no such policy.
+    @discardableResult
+    public func deletePolicyByHand(_ identifier: PolicyIdentifier, on node: String) -> Bool {
+        withState { $0.apply(.deletePolicy(identifier), on: node) == .applied }
+    }
+
     /// Sends one packet; see `SimulatedFleetState.send(from:to:transport:sourcePort:destinationPort:)`.
     public func send(
         from node: String, to destination: IPAddress, transport: TransportProtocol = .udp,

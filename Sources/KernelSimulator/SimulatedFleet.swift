@@ -7,6 +7,11 @@ import Synchronization
 ///
 /// Every operation takes the lock on its own, so operations of different nodes' batches
 /// interleave as they would across real machines, and the observer sees the fleet after each.
+///
+/// The fleet also keeps the watch model of every node whose kernel is watched
+/// (`SimulatedKernel.startWatching()`), in memory only: every change of such a node, by an
+/// operation or out of band (`withState`, a fault), is recorded in it before the call that made
+/// it returns. A fleet whose kernels are not watched keeps none and pays nothing.
 public final class SimulatedFleet: Sendable {
     /// Called with the fleet's state after every single operation (applied, failed or not
     /// attempted), under the fleet's lock: it may send packets and read or change the state it
@@ -17,12 +22,14 @@ public final class SimulatedFleet: Sendable {
             _ state: inout SimulatedFleetState
         ) -> Void
 
-    private struct Storage: Sendable {
+    struct Storage: Sendable {
         var state: SimulatedFleetState
         var observer: OperationObserver?
+        /// The watched nodes' models, by node and owner.
+        var watches: [SimulatedNodeWatch.Key: SimulatedNodeWatch] = [:]
     }
 
-    private let storage: Mutex<Storage>
+    let storage: Mutex<Storage>
 
     /// A fleet starting from `state` (empty by default).
     public init(state: SimulatedFleetState = .init()) {
@@ -39,6 +46,7 @@ public final class SimulatedFleet: Sendable {
     /// Must not call back into the fleet.
     public func withState<T, E: Error>(_ body: (inout SimulatedFleetState) throws(E) -> T) throws(E) -> T {
         let result: Result<T, E> = storage.withLock { storage in
+            defer { storage.catchUpWatches() }
             do throws(E) {
                 return .success(try body(&storage.state))
             } catch {
@@ -62,7 +70,11 @@ public final class SimulatedFleet: Sendable {
     func apply(_ operation: KernelOperation, on node: String, reqid: Reqid) -> OperationOutcome {
         storage.withLock { storage in
             let outcome = storage.state.apply(operation, on: node, reqid: reqid)
-            storage.observer?(node, operation, outcome, &storage.state)
+            storage.recordInWatches(operation, on: node)
+            if let observer = storage.observer {
+                observer(node, operation, outcome, &storage.state)
+                storage.catchUpWatches()
+            }
             return outcome
         }
     }

@@ -6,7 +6,7 @@ import Metrics
 /// into the factory it is given. Conforms to `AgentRecorder`, so the agent reports plain values
 /// and never imports a metrics library.
 ///
-/// Labels are bounded: `kind` (5), `result` (7), `reason` (4), `counter` (the kernel's XFRM counters, at most
+/// Labels are bounded: `kind` (6), `result` (7), `start` (2), `reason` (4), `counter` (the kernel's XFRM counters, at most
 /// 28) and `node` (this agent's one node). docs/metrics.md lists every metric.
 public final class AgentMetrics: AgentRecorder {
     /// Every metric's name, as Prometheus shows it.
@@ -19,6 +19,10 @@ public final class AgentMetrics: AgentRecorder {
         public static let ready = "meshward_agent_ready"
         public static let handshakesRefused = "meshward_agent_handshakes_refused_total"
         public static let connectionsAccepted = "meshward_agent_connections_accepted_total"
+        public static let watchStreams = "meshward_agent_watch_streams"
+        public static let watchEvents = "meshward_agent_watch_events_sent_total"
+        public static let watchStarts = "meshward_agent_watch_starts_total"
+        public static let watchOverflows = "meshward_agent_watch_overflows_total"
     }
 
     /// Every metric's `# HELP` text: the sentence that starts its row in docs/metrics.md (without
@@ -35,6 +39,12 @@ public final class AgentMetrics: AgentRecorder {
             "TLS handshakes refused, by reason: a client without TLS 1.3 or X25519MLKEM768, a refused certificate, not TLS",
         Name.connectionsAccepted:
             "control connections accepted since the process started, counted before their handshake",
+        Name.watchStreams: "watch streams open now, one per controller that watches this agent's kernel",
+        Name.watchEvents: "watch events sent since the process started: snapshot items, changes and progress",
+        Name.watchStarts:
+            "watch streams begun since the process started, by how: a snapshot, or a resume from the ring",
+        Name.watchOverflows:
+            "watch streams ended because their controller did not read them fast enough (it resumes from its last seq)",
     ]
 
     private let factory: any MetricsFactory
@@ -62,6 +72,32 @@ public final class AgentMetrics: AgentRecorder {
         }
         Gauge(label: Name.highestEpoch, factory: factory).record(0)
         Gauge(label: Name.ready, factory: factory).record(0)
+        Gauge(label: Name.watchStreams, factory: factory).record(0)
+        Counter(label: Name.watchEvents, factory: factory).increment(by: 0)
+        Counter(label: Name.watchOverflows, factory: factory).increment(by: 0)
+        for start in WatchStart.allCases {
+            Counter(label: Name.watchStarts, dimensions: [("start", start.rawValue)], factory: factory).increment(by: 0)
+        }
+    }
+
+    /// Sets `meshward_agent_watch_streams`.
+    public func record(watchStreamsOpen: Int) {
+        Gauge(label: Name.watchStreams, factory: factory).record(Double(watchStreamsOpen))
+    }
+
+    /// Adds one to `meshward_agent_watch_starts_total{start}`.
+    public func record(watchStart: WatchStart) {
+        Counter(label: Name.watchStarts, dimensions: [("start", watchStart.rawValue)], factory: factory).increment()
+    }
+
+    /// Adds to `meshward_agent_watch_events_sent_total`.
+    public func record(watchEventsSent: Int) {
+        Counter(label: Name.watchEvents, factory: factory).increment(by: Int64(watchEventsSent))
+    }
+
+    /// Adds one to `meshward_agent_watch_overflows_total`.
+    public func recordWatchOverflow() {
+        Counter(label: Name.watchOverflows, factory: factory).increment()
     }
 
     public func record(request: AgentRequestKind, result: AgentRequestResult) {

@@ -54,7 +54,8 @@ struct AgentTelemetryTests {
         let newer = try AgentKernel(
             node: "a", host: "127.0.0.1", port: UInt16(try #require(agents.ports["a"])), reqid: .meshwardDefault,
             credentials: agents.controller, cluster: agents.cluster, epoch: { 5 }, executor: agents.executor,
-            protocolVersion: WireCodec.protocolVersion + 1, logger: InProcessAgents.quietLogger)
+            protocolVersions: (WireCodec.protocolVersion + 1)...(WireCodec.protocolVersion + 1),
+            logger: InProcessAgents.quietLogger)
         _ = await AgentFixtures.errorText { _ = try await newer.observe() }
 
         let scrape = Exposition(try HTTPProbe.get(port: port, path: "/metrics").body)

@@ -1,7 +1,16 @@
 /// The wire between Meshward's controller and the agent on each host: exactly the NodeKernel
-/// seam (observe, apply), the controller's "ready" mark and the renewal of the agent's
-/// certificate. Regenerate the Swift code with
+/// seam (observe, apply, and since version 2 the watch stream), the controller's "ready" mark and
+/// the renewal of the agent's certificate. Regenerate the Swift code with
 /// scripts/generate-protos after changing this file.
+///
+/// Versions (docs/deploy.md, "Agents and controllers of different releases"):
+///   1  Observe, Apply, MarkReady, RequestRenewal, CompleteRenewal, Enroll.
+///   2  Watch; ObserveReply and ApplyReply carry the watch position.
+/// A request's protocol_version is the oldest version its receiver must speak to serve it (1 for
+/// every call of version 1, 2 for Watch), and newest_protocol_version the newest its sender
+/// speaks (absent from a sender of version 1: the same as protocol_version). The agent serves a
+/// request when the two ranges meet, and answers in the newest version both speak; a reply's
+/// newest_protocol_version is the newest the agent speaks.
 
 // DO NOT EDIT.
 // swift-format-ignore-file
@@ -90,13 +99,27 @@ public enum Meshward_Agent_V1_NodeKernelService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Watch" metadata.
+        public enum Watch: Sendable {
+            /// Request type for "Watch".
+            public typealias Input = Meshward_Agent_V1_WatchRequest
+            /// Response type for "Watch".
+            public typealias Output = Meshward_Agent_V1_WatchEvent
+            /// Descriptor for "Watch".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "meshward.agent.v1.NodeKernelService"),
+                method: "Watch",
+                type: .serverStreaming
+            )
+        }
         /// Descriptors for all methods in the "meshward.agent.v1.NodeKernelService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Observe.descriptor,
             Apply.descriptor,
             MarkReady.descriptor,
             RequestRenewal.descriptor,
-            CompleteRenewal.descriptor
+            CompleteRenewal.descriptor,
+            Watch.descriptor
         ]
     }
 }
@@ -220,6 +243,29 @@ extension Meshward_Agent_V1_NodeKernelService {
             request: GRPCCore.StreamingServerRequest<Meshward_Agent_V1_RenewalCertificate>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Meshward_Agent_V1_RenewalStored>
+
+        /// Handle the "Watch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Since version 2: the agent's owned objects as they change (design.md §12). From a position
+        /// > still in the agent's ring of recent changes, a replay of the changes after it; otherwise (no
+        /// > position, another epoch: the agent restarted, or one too old) a snapshot of every owned
+        /// > object and a SnapshotEnd. Then each change as it happens, and a progress every ~10 s. Keys
+        /// > travel as fingerprints only. Ends with RESOURCE_EXHAUSTED when the controller does not read
+        /// > fast enough (resume from the last seq received), UNAVAILABLE when the agent stops watching.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Meshward_Agent_V1_WatchRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Meshward_Agent_V1_WatchEvent` messages.
+        func watch(
+            request: GRPCCore.StreamingServerRequest<Meshward_Agent_V1_WatchRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Meshward_Agent_V1_WatchEvent>
     }
 
     /// Service protocol for the "meshward.agent.v1.NodeKernelService" service.
@@ -327,6 +373,29 @@ extension Meshward_Agent_V1_NodeKernelService {
             request: GRPCCore.ServerRequest<Meshward_Agent_V1_RenewalCertificate>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Meshward_Agent_V1_RenewalStored>
+
+        /// Handle the "Watch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Since version 2: the agent's owned objects as they change (design.md §12). From a position
+        /// > still in the agent's ring of recent changes, a replay of the changes after it; otherwise (no
+        /// > position, another epoch: the agent restarted, or one too old) a snapshot of every owned
+        /// > object and a SnapshotEnd. Then each change as it happens, and a progress every ~10 s. Keys
+        /// > travel as fingerprints only. Ends with RESOURCE_EXHAUSTED when the controller does not read
+        /// > fast enough (resume from the last seq received), UNAVAILABLE when the agent stops watching.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Meshward_Agent_V1_WatchRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Meshward_Agent_V1_WatchEvent` messages.
+        func watch(
+            request: GRPCCore.ServerRequest<Meshward_Agent_V1_WatchRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Meshward_Agent_V1_WatchEvent>
     }
 
     /// Simple service protocol for the "meshward.agent.v1.NodeKernelService" service.
@@ -432,6 +501,30 @@ extension Meshward_Agent_V1_NodeKernelService {
             request: Meshward_Agent_V1_RenewalCertificate,
             context: GRPCCore.ServerContext
         ) async throws -> Meshward_Agent_V1_RenewalStored
+
+        /// Handle the "Watch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Since version 2: the agent's owned objects as they change (design.md §12). From a position
+        /// > still in the agent's ring of recent changes, a replay of the changes after it; otherwise (no
+        /// > position, another epoch: the agent restarted, or one too old) a snapshot of every owned
+        /// > object and a SnapshotEnd. Then each change as it happens, and a progress every ~10 s. Keys
+        /// > travel as fingerprints only. Ends with RESOURCE_EXHAUSTED when the controller does not read
+        /// > fast enough (resume from the last seq received), UNAVAILABLE when the agent stops watching.
+        ///
+        /// - Parameters:
+        ///   - request: A `Meshward_Agent_V1_WatchRequest` message.
+        ///   - response: A response stream of `Meshward_Agent_V1_WatchEvent` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func watch(
+            request: Meshward_Agent_V1_WatchRequest,
+            response: GRPCCore.RPCWriter<Meshward_Agent_V1_WatchEvent>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -489,6 +582,17 @@ extension Meshward_Agent_V1_NodeKernelService.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Meshward_Agent_V1_RenewalStored>(),
             handler: { request, context in
                 try await self.completeRenewal(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Meshward_Agent_V1_NodeKernelService.Method.Watch.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Meshward_Agent_V1_WatchRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Meshward_Agent_V1_WatchEvent>(),
+            handler: { request, context in
+                try await self.watch(
                     request: request,
                     context: context
                 )
@@ -553,6 +657,17 @@ extension Meshward_Agent_V1_NodeKernelService.ServiceProtocol {
             context: context
         )
         return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func watch(
+        request: GRPCCore.StreamingServerRequest<Meshward_Agent_V1_WatchRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Meshward_Agent_V1_WatchEvent> {
+        let response = try await self.watch(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
     }
 }
 
@@ -621,6 +736,23 @@ extension Meshward_Agent_V1_NodeKernelService.SimpleServiceProtocol {
                 context: context
             ),
             metadata: [:]
+        )
+    }
+
+    public func watch(
+        request: GRPCCore.ServerRequest<Meshward_Agent_V1_WatchRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Meshward_Agent_V1_WatchEvent> {
+        return GRPCCore.StreamingServerResponse<Meshward_Agent_V1_WatchEvent>(
+            metadata: [:],
+            producer: { writer in
+                try await self.watch(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
         )
     }
 }
@@ -755,6 +887,34 @@ extension Meshward_Agent_V1_NodeKernelService {
             deserializer: some GRPCCore.MessageDeserializer<Meshward_Agent_V1_RenewalStored>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Meshward_Agent_V1_RenewalStored>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Watch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Since version 2: the agent's owned objects as they change (design.md §12). From a position
+        /// > still in the agent's ring of recent changes, a replay of the changes after it; otherwise (no
+        /// > position, another epoch: the agent restarted, or one too old) a snapshot of every owned
+        /// > object and a SnapshotEnd. Then each change as it happens, and a progress every ~10 s. Keys
+        /// > travel as fingerprints only. Ends with RESOURCE_EXHAUSTED when the controller does not read
+        /// > fast enough (resume from the last seq received), UNAVAILABLE when the agent stops watching.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Meshward_Agent_V1_WatchRequest` message.
+        ///   - serializer: A serializer for `Meshward_Agent_V1_WatchRequest` messages.
+        ///   - deserializer: A deserializer for `Meshward_Agent_V1_WatchEvent` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func watch<Result>(
+            request: GRPCCore.ClientRequest<Meshward_Agent_V1_WatchRequest>,
+            serializer: some GRPCCore.MessageSerializer<Meshward_Agent_V1_WatchRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Meshward_Agent_V1_WatchEvent>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Meshward_Agent_V1_WatchEvent>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -951,6 +1111,43 @@ extension Meshward_Agent_V1_NodeKernelService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Watch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Since version 2: the agent's owned objects as they change (design.md §12). From a position
+        /// > still in the agent's ring of recent changes, a replay of the changes after it; otherwise (no
+        /// > position, another epoch: the agent restarted, or one too old) a snapshot of every owned
+        /// > object and a SnapshotEnd. Then each change as it happens, and a progress every ~10 s. Keys
+        /// > travel as fingerprints only. Ends with RESOURCE_EXHAUSTED when the controller does not read
+        /// > fast enough (resume from the last seq received), UNAVAILABLE when the agent stops watching.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Meshward_Agent_V1_WatchRequest` message.
+        ///   - serializer: A serializer for `Meshward_Agent_V1_WatchRequest` messages.
+        ///   - deserializer: A deserializer for `Meshward_Agent_V1_WatchEvent` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func watch<Result>(
+            request: GRPCCore.ClientRequest<Meshward_Agent_V1_WatchRequest>,
+            serializer: some GRPCCore.MessageSerializer<Meshward_Agent_V1_WatchRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Meshward_Agent_V1_WatchEvent>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Meshward_Agent_V1_WatchEvent>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Meshward_Agent_V1_NodeKernelService.Method.Watch.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1101,6 +1298,38 @@ extension Meshward_Agent_V1_NodeKernelService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Meshward_Agent_V1_RenewalCertificate>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Meshward_Agent_V1_RenewalStored>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Watch" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Since version 2: the agent's owned objects as they change (design.md §12). From a position
+    /// > still in the agent's ring of recent changes, a replay of the changes after it; otherwise (no
+    /// > position, another epoch: the agent restarted, or one too old) a snapshot of every owned
+    /// > object and a SnapshotEnd. Then each change as it happens, and a progress every ~10 s. Keys
+    /// > travel as fingerprints only. Ends with RESOURCE_EXHAUSTED when the controller does not read
+    /// > fast enough (resume from the last seq received), UNAVAILABLE when the agent stops watching.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Meshward_Agent_V1_WatchRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func watch<Result>(
+        request: GRPCCore.ClientRequest<Meshward_Agent_V1_WatchRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Meshward_Agent_V1_WatchEvent>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.watch(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Meshward_Agent_V1_WatchRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Meshward_Agent_V1_WatchEvent>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1273,6 +1502,42 @@ extension Meshward_Agent_V1_NodeKernelService.ClientProtocol {
             metadata: metadata
         )
         return try await self.completeRenewal(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Watch" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Since version 2: the agent's owned objects as they change (design.md §12). From a position
+    /// > still in the agent's ring of recent changes, a replay of the changes after it; otherwise (no
+    /// > position, another epoch: the agent restarted, or one too old) a snapshot of every owned
+    /// > object and a SnapshotEnd. Then each change as it happens, and a progress every ~10 s. Keys
+    /// > travel as fingerprints only. Ends with RESOURCE_EXHAUSTED when the controller does not read
+    /// > fast enough (resume from the last seq received), UNAVAILABLE when the agent stops watching.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func watch<Result>(
+        _ message: Meshward_Agent_V1_WatchRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Meshward_Agent_V1_WatchEvent>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Meshward_Agent_V1_WatchRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.watch(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -9,9 +9,18 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// The wire between Meshward's controller and the agent on each host: exactly the NodeKernel
-/// seam (observe, apply), the controller's "ready" mark and the renewal of the agent's
-/// certificate. Regenerate the Swift code with
+/// seam (observe, apply, and since version 2 the watch stream), the controller's "ready" mark and
+/// the renewal of the agent's certificate. Regenerate the Swift code with
 /// scripts/generate-protos after changing this file.
+///
+/// Versions (docs/deploy.md, "Agents and controllers of different releases"):
+///   1  Observe, Apply, MarkReady, RequestRenewal, CompleteRenewal, Enroll.
+///   2  Watch; ObserveReply and ApplyReply carry the watch position.
+/// A request's protocol_version is the oldest version its receiver must speak to serve it (1 for
+/// every call of version 1, 2 for Watch), and newest_protocol_version the newest its sender
+/// speaks (absent from a sender of version 1: the same as protocol_version). The agent serves a
+/// request when the two ranges meet, and answers in the newest version both speak; a reply's
+/// newest_protocol_version is the newest the agent speaks.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -39,6 +48,9 @@ public nonisolated struct Meshward_Agent_V1_ObserveRequest: Sendable {
 
   public var reqid: UInt32 = 0
 
+  /// Since version 2 (absent: as protocol_version).
+  public var newestProtocolVersion: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -65,9 +77,24 @@ public nonisolated struct Meshward_Agent_V1_ObserveReply: Sendable {
   /// The highest controller lease epoch the agent has accepted.
   public var highestEpoch: UInt64 = 0
 
+  /// Since version 2: the position of the agent's watch that this reading matches; absent when
+  /// the agent's kernel is not watched.
+  public var watchPosition: Meshward_Agent_V1_WatchPosition {
+    get {_watchPosition ?? Meshward_Agent_V1_WatchPosition()}
+    set {_watchPosition = newValue}
+  }
+  /// Returns true if `watchPosition` has been explicitly set.
+  public var hasWatchPosition: Bool {self._watchPosition != nil}
+  /// Clears the value of `watchPosition`. Subsequent reads from it will return its default value.
+  public mutating func clearWatchPosition() {self._watchPosition = nil}
+
+  public var newestProtocolVersion: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _watchPosition: Meshward_Agent_V1_WatchPosition? = nil
 }
 
 public nonisolated struct Meshward_Agent_V1_ApplyRequest: Sendable {
@@ -84,6 +111,8 @@ public nonisolated struct Meshward_Agent_V1_ApplyRequest: Sendable {
 
   public var operations: [Meshward_Agent_V1_KernelOperation] = []
 
+  public var newestProtocolVersion: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -98,9 +127,24 @@ public nonisolated struct Meshward_Agent_V1_ApplyReply: Sendable {
 
   public var outcomes: [Meshward_Agent_V1_OperationOutcome] = []
 
+  /// Since version 2: the agent's watch position once the batch's changes are in its model;
+  /// absent when the agent's kernel is not watched.
+  public var watchPosition: Meshward_Agent_V1_WatchPosition {
+    get {_watchPosition ?? Meshward_Agent_V1_WatchPosition()}
+    set {_watchPosition = newValue}
+  }
+  /// Returns true if `watchPosition` has been explicitly set.
+  public var hasWatchPosition: Bool {self._watchPosition != nil}
+  /// Clears the value of `watchPosition`. Subsequent reads from it will return its default value.
+  public mutating func clearWatchPosition() {self._watchPosition = nil}
+
+  public var newestProtocolVersion: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _watchPosition: Meshward_Agent_V1_WatchPosition? = nil
 }
 
 public nonisolated struct Meshward_Agent_V1_MarkReadyRequest: Sendable {
@@ -114,6 +158,8 @@ public nonisolated struct Meshward_Agent_V1_MarkReadyRequest: Sendable {
   public var bootID: String = String()
 
   public var epoch: UInt64 = 0
+
+  public var newestProtocolVersion: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -140,6 +186,8 @@ public nonisolated struct Meshward_Agent_V1_RenewalRequest: Sendable {
   public var protocolVersion: UInt32 = 0
 
   public var epoch: UInt64 = 0
+
+  public var newestProtocolVersion: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -172,6 +220,8 @@ public nonisolated struct Meshward_Agent_V1_RenewalCertificate: Sendable {
 
   /// The node's new certificate, DER, issued by the cluster CA for the CSR's key.
   public var certificate: Data = Data()
+
+  public var newestProtocolVersion: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -313,6 +363,259 @@ public nonisolated struct Meshward_Agent_V1_EnrollmentClaim: Sendable {
   /// of the agent's provisional certificate, the controller's certificate and the CSR (each DER,
   /// each as seen in this TLS session).
   public var proof: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Where a watch stands: the agent's watch epoch (random, new at every agent start) and the seq
+/// of its last change (+1 for each change of an owned object).
+public nonisolated struct Meshward_Agent_V1_WatchPosition: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var epoch: UInt64 = 0
+
+  public var seq: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Meshward_Agent_V1_WatchRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 2: the first version with Watch.
+  public var protocolVersion: UInt32 = 0
+
+  public var reqid: UInt32 = 0
+
+  /// Where the controller's copy stands; absent for a snapshot.
+  public var position: Meshward_Agent_V1_WatchPosition {
+    get {_position ?? Meshward_Agent_V1_WatchPosition()}
+    set {_position = newValue}
+  }
+  /// Returns true if `position` has been explicitly set.
+  public var hasPosition: Bool {self._position != nil}
+  /// Clears the value of `position`. Subsequent reads from it will return its default value.
+  public mutating func clearPosition() {self._position = nil}
+
+  public var newestProtocolVersion: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _position: Meshward_Agent_V1_WatchPosition? = nil
+}
+
+public nonisolated struct Meshward_Agent_V1_WatchEvent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var event: Meshward_Agent_V1_WatchEvent.OneOf_Event? = nil
+
+  /// One owned object of a snapshot.
+  public var snapshot: Meshward_Agent_V1_WatchObject {
+    get {
+      if case .snapshot(let v)? = event {return v}
+      return Meshward_Agent_V1_WatchObject()
+    }
+    set {event = .snapshot(newValue)}
+  }
+
+  public var snapshotEnd: Meshward_Agent_V1_SnapshotEnd {
+    get {
+      if case .snapshotEnd(let v)? = event {return v}
+      return Meshward_Agent_V1_SnapshotEnd()
+    }
+    set {event = .snapshotEnd(newValue)}
+  }
+
+  public var change: Meshward_Agent_V1_WatchChange {
+    get {
+      if case .change(let v)? = event {return v}
+      return Meshward_Agent_V1_WatchChange()
+    }
+    set {event = .change(newValue)}
+  }
+
+  public var progress: Meshward_Agent_V1_WatchProgress {
+    get {
+      if case .progress(let v)? = event {return v}
+      return Meshward_Agent_V1_WatchProgress()
+    }
+    set {event = .progress(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Event: Equatable, Sendable {
+    /// One owned object of a snapshot.
+    case snapshot(Meshward_Agent_V1_WatchObject)
+    case snapshotEnd(Meshward_Agent_V1_SnapshotEnd)
+    case change(Meshward_Agent_V1_WatchChange)
+    case progress(Meshward_Agent_V1_WatchProgress)
+
+  }
+
+  public init() {}
+}
+
+/// An owned object as a snapshot or a change reports it: an SA (its key as a fingerprint,
+/// counters zero) or a policy.
+public nonisolated struct Meshward_Agent_V1_WatchObject: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var object: Meshward_Agent_V1_WatchObject.OneOf_Object? = nil
+
+  public var securityAssociation: Meshward_Agent_V1_SecurityAssociation {
+    get {
+      if case .securityAssociation(let v)? = object {return v}
+      return Meshward_Agent_V1_SecurityAssociation()
+    }
+    set {object = .securityAssociation(newValue)}
+  }
+
+  public var policy: Meshward_Agent_V1_SecurityPolicy {
+    get {
+      if case .policy(let v)? = object {return v}
+      return Meshward_Agent_V1_SecurityPolicy()
+    }
+    set {object = .policy(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Object: Equatable, Sendable {
+    case securityAssociation(Meshward_Agent_V1_SecurityAssociation)
+    case policy(Meshward_Agent_V1_SecurityPolicy)
+
+  }
+
+  public init() {}
+}
+
+/// The snapshot is complete: the agent's model stood at (epoch, seq) when it was taken.
+public nonisolated struct Meshward_Agent_V1_SnapshotEnd: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var epoch: UInt64 = 0
+
+  public var seq: UInt64 = 0
+
+  public var bootID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One change of an owned object, numbered.
+public nonisolated struct Meshward_Agent_V1_WatchChange: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var seq: UInt64 = 0
+
+  public var change: Meshward_Agent_V1_WatchChange.OneOf_Change? = nil
+
+  public var upsertSecurityAssociation: Meshward_Agent_V1_SecurityAssociation {
+    get {
+      if case .upsertSecurityAssociation(let v)? = change {return v}
+      return Meshward_Agent_V1_SecurityAssociation()
+    }
+    set {change = .upsertSecurityAssociation(newValue)}
+  }
+
+  public var upsertPolicy: Meshward_Agent_V1_SecurityPolicy {
+    get {
+      if case .upsertPolicy(let v)? = change {return v}
+      return Meshward_Agent_V1_SecurityPolicy()
+    }
+    set {change = .upsertPolicy(newValue)}
+  }
+
+  public var deleteSecurityAssociation: Meshward_Agent_V1_SAIdentifier {
+    get {
+      if case .deleteSecurityAssociation(let v)? = change {return v}
+      return Meshward_Agent_V1_SAIdentifier()
+    }
+    set {change = .deleteSecurityAssociation(newValue)}
+  }
+
+  public var deletePolicy: Meshward_Agent_V1_PolicyIdentifier {
+    get {
+      if case .deletePolicy(let v)? = change {return v}
+      return Meshward_Agent_V1_PolicyIdentifier()
+    }
+    set {change = .deletePolicy(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Change: Equatable, Sendable {
+    case upsertSecurityAssociation(Meshward_Agent_V1_SecurityAssociation)
+    case upsertPolicy(Meshward_Agent_V1_SecurityPolicy)
+    case deleteSecurityAssociation(Meshward_Agent_V1_SAIdentifier)
+    case deletePolicy(Meshward_Agent_V1_PolicyIdentifier)
+
+  }
+
+  public init() {}
+}
+
+/// Every ~10 s (jittered by up to 10%), changed or not.
+public nonisolated struct Meshward_Agent_V1_WatchProgress: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var epoch: UInt64 = 0
+
+  public var seq: UInt64 = 0
+
+  public var bootID: String = String()
+
+  /// The XOR of one 64-bit FNV-1a hash per owned object (Kernel's WatchDigest).
+  public var digest: UInt64 = 0
+
+  /// The namespace's XFRM statistics, only when they changed since the last progress on this
+  /// stream (absent otherwise).
+  public var statistics: Meshward_Agent_V1_WatchStatistics {
+    get {_statistics ?? Meshward_Agent_V1_WatchStatistics()}
+    set {_statistics = newValue}
+  }
+  /// Returns true if `statistics` has been explicitly set.
+  public var hasStatistics: Bool {self._statistics != nil}
+  /// Clears the value of `statistics`. Subsequent reads from it will return its default value.
+  public mutating func clearStatistics() {self._statistics = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _statistics: Meshward_Agent_V1_WatchStatistics? = nil
+}
+
+public nonisolated struct Meshward_Agent_V1_WatchStatistics: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Counter name (XfrmInNoStates ...) -> value.
+  public var counters: Dictionary<String,UInt64> = [:]
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -725,7 +1028,7 @@ fileprivate nonisolated let _protobuf_package = "meshward.agent.v1"
 
 nonisolated extension Meshward_Agent_V1_ObserveRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ObserveRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}reqid\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}reqid\0\u{4}\u{d}newest_protocol_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -735,6 +1038,7 @@ nonisolated extension Meshward_Agent_V1_ObserveRequest: SwiftProtobuf.Message, S
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.reqid) }()
+      case 15: try { try decoder.decodeSingularUInt32Field(value: &self.newestProtocolVersion) }()
       default: break
       }
     }
@@ -747,12 +1051,16 @@ nonisolated extension Meshward_Agent_V1_ObserveRequest: SwiftProtobuf.Message, S
     if self.reqid != 0 {
       try visitor.visitSingularUInt32Field(value: self.reqid, fieldNumber: 2)
     }
+    if self.newestProtocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.newestProtocolVersion, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Meshward_Agent_V1_ObserveRequest, rhs: Meshward_Agent_V1_ObserveRequest) -> Bool {
     if lhs.protocolVersion != rhs.protocolVersion {return false}
     if lhs.reqid != rhs.reqid {return false}
+    if lhs.newestProtocolVersion != rhs.newestProtocolVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -760,7 +1068,7 @@ nonisolated extension Meshward_Agent_V1_ObserveRequest: SwiftProtobuf.Message, S
 
 nonisolated extension Meshward_Agent_V1_ObserveReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ObserveReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}boot_id\0\u{3}security_associations\0\u{1}policies\0\u{1}statistics\0\u{3}foreign_spis\0\u{3}highest_epoch\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}boot_id\0\u{3}security_associations\0\u{1}policies\0\u{1}statistics\0\u{3}foreign_spis\0\u{3}highest_epoch\0\u{3}watch_position\0\u{4}\u{7}newest_protocol_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -775,12 +1083,18 @@ nonisolated extension Meshward_Agent_V1_ObserveReply: SwiftProtobuf.Message, Swi
       case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt64>.self, value: &self.statistics) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.foreignSpis) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.highestEpoch) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._watchPosition) }()
+      case 15: try { try decoder.decodeSingularUInt32Field(value: &self.newestProtocolVersion) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.protocolVersion != 0 {
       try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
     }
@@ -802,6 +1116,12 @@ nonisolated extension Meshward_Agent_V1_ObserveReply: SwiftProtobuf.Message, Swi
     if self.highestEpoch != 0 {
       try visitor.visitSingularUInt64Field(value: self.highestEpoch, fieldNumber: 7)
     }
+    try { if let v = self._watchPosition {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
+    if self.newestProtocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.newestProtocolVersion, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -813,6 +1133,8 @@ nonisolated extension Meshward_Agent_V1_ObserveReply: SwiftProtobuf.Message, Swi
     if lhs.statistics != rhs.statistics {return false}
     if lhs.foreignSpis != rhs.foreignSpis {return false}
     if lhs.highestEpoch != rhs.highestEpoch {return false}
+    if lhs._watchPosition != rhs._watchPosition {return false}
+    if lhs.newestProtocolVersion != rhs.newestProtocolVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -820,7 +1142,7 @@ nonisolated extension Meshward_Agent_V1_ObserveReply: SwiftProtobuf.Message, Swi
 
 nonisolated extension Meshward_Agent_V1_ApplyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ApplyRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}reqid\0\u{1}epoch\0\u{1}operations\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}reqid\0\u{1}epoch\0\u{1}operations\0\u{4}\u{b}newest_protocol_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -832,6 +1154,7 @@ nonisolated extension Meshward_Agent_V1_ApplyRequest: SwiftProtobuf.Message, Swi
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.reqid) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.operations) }()
+      case 15: try { try decoder.decodeSingularUInt32Field(value: &self.newestProtocolVersion) }()
       default: break
       }
     }
@@ -850,6 +1173,9 @@ nonisolated extension Meshward_Agent_V1_ApplyRequest: SwiftProtobuf.Message, Swi
     if !self.operations.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.operations, fieldNumber: 4)
     }
+    if self.newestProtocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.newestProtocolVersion, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -858,6 +1184,7 @@ nonisolated extension Meshward_Agent_V1_ApplyRequest: SwiftProtobuf.Message, Swi
     if lhs.reqid != rhs.reqid {return false}
     if lhs.epoch != rhs.epoch {return false}
     if lhs.operations != rhs.operations {return false}
+    if lhs.newestProtocolVersion != rhs.newestProtocolVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -865,7 +1192,7 @@ nonisolated extension Meshward_Agent_V1_ApplyRequest: SwiftProtobuf.Message, Swi
 
 nonisolated extension Meshward_Agent_V1_ApplyReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ApplyReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}outcomes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}outcomes\0\u{3}watch_position\0\u{4}\u{c}newest_protocol_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -875,17 +1202,29 @@ nonisolated extension Meshward_Agent_V1_ApplyReply: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.outcomes) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._watchPosition) }()
+      case 15: try { try decoder.decodeSingularUInt32Field(value: &self.newestProtocolVersion) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.protocolVersion != 0 {
       try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
     }
     if !self.outcomes.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.outcomes, fieldNumber: 2)
+    }
+    try { if let v = self._watchPosition {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    if self.newestProtocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.newestProtocolVersion, fieldNumber: 15)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -893,6 +1232,8 @@ nonisolated extension Meshward_Agent_V1_ApplyReply: SwiftProtobuf.Message, Swift
   public static func ==(lhs: Meshward_Agent_V1_ApplyReply, rhs: Meshward_Agent_V1_ApplyReply) -> Bool {
     if lhs.protocolVersion != rhs.protocolVersion {return false}
     if lhs.outcomes != rhs.outcomes {return false}
+    if lhs._watchPosition != rhs._watchPosition {return false}
+    if lhs.newestProtocolVersion != rhs.newestProtocolVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -900,7 +1241,7 @@ nonisolated extension Meshward_Agent_V1_ApplyReply: SwiftProtobuf.Message, Swift
 
 nonisolated extension Meshward_Agent_V1_MarkReadyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MarkReadyRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}boot_id\0\u{1}epoch\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}boot_id\0\u{1}epoch\0\u{4}\u{c}newest_protocol_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -911,6 +1252,7 @@ nonisolated extension Meshward_Agent_V1_MarkReadyRequest: SwiftProtobuf.Message,
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.bootID) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 15: try { try decoder.decodeSingularUInt32Field(value: &self.newestProtocolVersion) }()
       default: break
       }
     }
@@ -926,6 +1268,9 @@ nonisolated extension Meshward_Agent_V1_MarkReadyRequest: SwiftProtobuf.Message,
     if self.epoch != 0 {
       try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 3)
     }
+    if self.newestProtocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.newestProtocolVersion, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -933,6 +1278,7 @@ nonisolated extension Meshward_Agent_V1_MarkReadyRequest: SwiftProtobuf.Message,
     if lhs.protocolVersion != rhs.protocolVersion {return false}
     if lhs.bootID != rhs.bootID {return false}
     if lhs.epoch != rhs.epoch {return false}
+    if lhs.newestProtocolVersion != rhs.newestProtocolVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -970,7 +1316,7 @@ nonisolated extension Meshward_Agent_V1_MarkReadyReply: SwiftProtobuf.Message, S
 
 nonisolated extension Meshward_Agent_V1_RenewalRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RenewalRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}epoch\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}epoch\0\u{4}\u{d}newest_protocol_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -980,6 +1326,7 @@ nonisolated extension Meshward_Agent_V1_RenewalRequest: SwiftProtobuf.Message, S
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 15: try { try decoder.decodeSingularUInt32Field(value: &self.newestProtocolVersion) }()
       default: break
       }
     }
@@ -992,12 +1339,16 @@ nonisolated extension Meshward_Agent_V1_RenewalRequest: SwiftProtobuf.Message, S
     if self.epoch != 0 {
       try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 2)
     }
+    if self.newestProtocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.newestProtocolVersion, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Meshward_Agent_V1_RenewalRequest, rhs: Meshward_Agent_V1_RenewalRequest) -> Bool {
     if lhs.protocolVersion != rhs.protocolVersion {return false}
     if lhs.epoch != rhs.epoch {return false}
+    if lhs.newestProtocolVersion != rhs.newestProtocolVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1040,7 +1391,7 @@ nonisolated extension Meshward_Agent_V1_RenewalCSR: SwiftProtobuf.Message, Swift
 
 nonisolated extension Meshward_Agent_V1_RenewalCertificate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RenewalCertificate"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}epoch\0\u{1}certificate\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}epoch\0\u{1}certificate\0\u{4}\u{c}newest_protocol_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1051,6 +1402,7 @@ nonisolated extension Meshward_Agent_V1_RenewalCertificate: SwiftProtobuf.Messag
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.certificate) }()
+      case 15: try { try decoder.decodeSingularUInt32Field(value: &self.newestProtocolVersion) }()
       default: break
       }
     }
@@ -1066,6 +1418,9 @@ nonisolated extension Meshward_Agent_V1_RenewalCertificate: SwiftProtobuf.Messag
     if !self.certificate.isEmpty {
       try visitor.visitSingularBytesField(value: self.certificate, fieldNumber: 3)
     }
+    if self.newestProtocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.newestProtocolVersion, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1073,6 +1428,7 @@ nonisolated extension Meshward_Agent_V1_RenewalCertificate: SwiftProtobuf.Messag
     if lhs.protocolVersion != rhs.protocolVersion {return false}
     if lhs.epoch != rhs.epoch {return false}
     if lhs.certificate != rhs.certificate {return false}
+    if lhs.newestProtocolVersion != rhs.newestProtocolVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1329,6 +1685,488 @@ nonisolated extension Meshward_Agent_V1_EnrollmentClaim: SwiftProtobuf.Message, 
     if lhs.tokenID != rhs.tokenID {return false}
     if lhs.csr != rhs.csr {return false}
     if lhs.proof != rhs.proof {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Meshward_Agent_V1_WatchPosition: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WatchPosition"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}epoch\0\u{1}seq\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 1)
+    }
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Meshward_Agent_V1_WatchPosition, rhs: Meshward_Agent_V1_WatchPosition) -> Bool {
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs.seq != rhs.seq {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Meshward_Agent_V1_WatchRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WatchRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}reqid\0\u{1}position\0\u{4}\u{c}newest_protocol_version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.reqid) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._position) }()
+      case 15: try { try decoder.decodeSingularUInt32Field(value: &self.newestProtocolVersion) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.protocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
+    }
+    if self.reqid != 0 {
+      try visitor.visitSingularUInt32Field(value: self.reqid, fieldNumber: 2)
+    }
+    try { if let v = self._position {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    if self.newestProtocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.newestProtocolVersion, fieldNumber: 15)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Meshward_Agent_V1_WatchRequest, rhs: Meshward_Agent_V1_WatchRequest) -> Bool {
+    if lhs.protocolVersion != rhs.protocolVersion {return false}
+    if lhs.reqid != rhs.reqid {return false}
+    if lhs._position != rhs._position {return false}
+    if lhs.newestProtocolVersion != rhs.newestProtocolVersion {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Meshward_Agent_V1_WatchEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WatchEvent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshot\0\u{3}snapshot_end\0\u{1}change\0\u{1}progress\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Meshward_Agent_V1_WatchObject?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .snapshot(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .snapshot(v)
+        }
+      }()
+      case 2: try {
+        var v: Meshward_Agent_V1_SnapshotEnd?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .snapshotEnd(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .snapshotEnd(v)
+        }
+      }()
+      case 3: try {
+        var v: Meshward_Agent_V1_WatchChange?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .change(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .change(v)
+        }
+      }()
+      case 4: try {
+        var v: Meshward_Agent_V1_WatchProgress?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .progress(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .progress(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.event {
+    case .snapshot?: try {
+      guard case .snapshot(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .snapshotEnd?: try {
+      guard case .snapshotEnd(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .change?: try {
+      guard case .change(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .progress?: try {
+      guard case .progress(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Meshward_Agent_V1_WatchEvent, rhs: Meshward_Agent_V1_WatchEvent) -> Bool {
+    if lhs.event != rhs.event {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Meshward_Agent_V1_WatchObject: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WatchObject"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}security_association\0\u{1}policy\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Meshward_Agent_V1_SecurityAssociation?
+        var hadOneofValue = false
+        if let current = self.object {
+          hadOneofValue = true
+          if case .securityAssociation(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.object = .securityAssociation(v)
+        }
+      }()
+      case 2: try {
+        var v: Meshward_Agent_V1_SecurityPolicy?
+        var hadOneofValue = false
+        if let current = self.object {
+          hadOneofValue = true
+          if case .policy(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.object = .policy(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.object {
+    case .securityAssociation?: try {
+      guard case .securityAssociation(let v)? = self.object else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .policy?: try {
+      guard case .policy(let v)? = self.object else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Meshward_Agent_V1_WatchObject, rhs: Meshward_Agent_V1_WatchObject) -> Bool {
+    if lhs.object != rhs.object {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Meshward_Agent_V1_SnapshotEnd: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SnapshotEnd"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}epoch\0\u{1}seq\0\u{3}boot_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.bootID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 1)
+    }
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 2)
+    }
+    if !self.bootID.isEmpty {
+      try visitor.visitSingularStringField(value: self.bootID, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Meshward_Agent_V1_SnapshotEnd, rhs: Meshward_Agent_V1_SnapshotEnd) -> Bool {
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs.seq != rhs.seq {return false}
+    if lhs.bootID != rhs.bootID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Meshward_Agent_V1_WatchChange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WatchChange"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}upsert_security_association\0\u{3}upsert_policy\0\u{3}delete_security_association\0\u{3}delete_policy\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 2: try {
+        var v: Meshward_Agent_V1_SecurityAssociation?
+        var hadOneofValue = false
+        if let current = self.change {
+          hadOneofValue = true
+          if case .upsertSecurityAssociation(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.change = .upsertSecurityAssociation(v)
+        }
+      }()
+      case 3: try {
+        var v: Meshward_Agent_V1_SecurityPolicy?
+        var hadOneofValue = false
+        if let current = self.change {
+          hadOneofValue = true
+          if case .upsertPolicy(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.change = .upsertPolicy(v)
+        }
+      }()
+      case 4: try {
+        var v: Meshward_Agent_V1_SAIdentifier?
+        var hadOneofValue = false
+        if let current = self.change {
+          hadOneofValue = true
+          if case .deleteSecurityAssociation(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.change = .deleteSecurityAssociation(v)
+        }
+      }()
+      case 5: try {
+        var v: Meshward_Agent_V1_PolicyIdentifier?
+        var hadOneofValue = false
+        if let current = self.change {
+          hadOneofValue = true
+          if case .deletePolicy(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.change = .deletePolicy(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 1)
+    }
+    switch self.change {
+    case .upsertSecurityAssociation?: try {
+      guard case .upsertSecurityAssociation(let v)? = self.change else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .upsertPolicy?: try {
+      guard case .upsertPolicy(let v)? = self.change else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .deleteSecurityAssociation?: try {
+      guard case .deleteSecurityAssociation(let v)? = self.change else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .deletePolicy?: try {
+      guard case .deletePolicy(let v)? = self.change else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Meshward_Agent_V1_WatchChange, rhs: Meshward_Agent_V1_WatchChange) -> Bool {
+    if lhs.seq != rhs.seq {return false}
+    if lhs.change != rhs.change {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Meshward_Agent_V1_WatchProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WatchProgress"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}epoch\0\u{1}seq\0\u{3}boot_id\0\u{1}digest\0\u{1}statistics\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.bootID) }()
+      case 4: try { try decoder.decodeSingularFixed64Field(value: &self.digest) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._statistics) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 1)
+    }
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 2)
+    }
+    if !self.bootID.isEmpty {
+      try visitor.visitSingularStringField(value: self.bootID, fieldNumber: 3)
+    }
+    if self.digest != 0 {
+      try visitor.visitSingularFixed64Field(value: self.digest, fieldNumber: 4)
+    }
+    try { if let v = self._statistics {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Meshward_Agent_V1_WatchProgress, rhs: Meshward_Agent_V1_WatchProgress) -> Bool {
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs.seq != rhs.seq {return false}
+    if lhs.bootID != rhs.bootID {return false}
+    if lhs.digest != rhs.digest {return false}
+    if lhs._statistics != rhs._statistics {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Meshward_Agent_V1_WatchStatistics: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WatchStatistics"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}counters\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt64>.self, value: &self.counters) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.counters.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt64>.self, value: self.counters, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Meshward_Agent_V1_WatchStatistics, rhs: Meshward_Agent_V1_WatchStatistics) -> Bool {
+    if lhs.counters != rhs.counters {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

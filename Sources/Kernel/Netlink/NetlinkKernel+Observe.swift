@@ -9,9 +9,13 @@ extension NetlinkKernel {
     /// Per-socket and non-ESP objects are skipped. `statistics` is the node namespace's
     /// `xfrm_stat`.
     ///
+    /// When the kernel is watched, the dump also resynchronises the watch's model, and the
+    /// observation carries the position it matches.
+    ///
     /// Throws `KernelError.transport` when a dump fails (with the errno and the kernel's text)
     /// and `KernelError.observationFailed` when the kernel's reply cannot be decoded.
     public func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
+        if let watch = currentWatch { return try await observeWatched(watch, deadline: deadline) }
         let node = self.node
         let reqid = self.reqid
         let logger = self.logger

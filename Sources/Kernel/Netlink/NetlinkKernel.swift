@@ -25,7 +25,7 @@ import Musl
 /// the last observation did not report as owned (ESRCH or ENOENT, as for a missing object). An
 /// update of a policy not known as owned travels as NEWPOLICY, which the kernel refuses where
 /// anything holds the selector. Meshward never touches a foreign object.
-public final class NetlinkKernel: NodeKernel {
+public final class NetlinkKernel: WatchedKernel {
     /// The node's name, for messages and log metadata.
     public let node: String
     /// The reqid that marks Meshward's objects.
@@ -36,6 +36,14 @@ public final class NetlinkKernel: NodeKernel {
     let logger: Logger
     let queue: DispatchQueue
     let session: Mutex<NetlinkSession>
+    /// The watch, once `startWatching()` made it.
+    let watchState = Mutex(WatchState.unwatched)
+
+    /// Whether the kernel is watched.
+    enum WatchState {
+        case unwatched
+        case watching(NetlinkWatch)
+    }
 
     /// The most messages one `sendmsg` carries.
     static let messagesPerDatagram = 256
@@ -79,6 +87,10 @@ public final class NetlinkKernel: NodeKernel {
         self.session = Mutex(NetlinkSession(socket: socket, statisticsDescriptor: opened.statistics_fd))
         self.queue = DispatchQueue(label: "meshward.netlink.\(node)")
         logger.debug("opened XFRM netlink socket", metadata: ["node": "\(node)", "endpoint": "\(endpoint)"])
+    }
+
+    deinit {
+        if case .watching(let watch) = watchState.withLock({ $0 }) { watch.stop(reason: "the kernel was closed") }
     }
 
     /// Runs `body` on this kernel's queue under its lock and resumes the caller with the result.

@@ -38,6 +38,9 @@ public final class KernelWatchModel: Sendable {
         var resynchronizations = 0
         var lostEventRecoveries = 0
         var overflows = 0
+        /// Streams ended under the lock, finished once it is released: finishing a stream runs
+        /// its `onTermination`, which takes the lock again.
+        var ending: [(AsyncThrowingStream<WatchMessage, any Error>.Continuation, KernelWatchError)] = []
     }
 
     private struct Subscriber {
@@ -91,8 +94,7 @@ public final class KernelWatchModel: Sendable {
     /// nothing (an object reported as it already was, a deletion of one not held).
     @discardableResult
     public func record(_ change: KernelChange) -> UInt64? {
-        state.withLock { state in Self.record(change, in: &state, node: node, epoch: epoch, ringCapacity: ringCapacity)
-        }
+        withState { state in Self.record(change, in: &state, node: node, epoch: epoch, ringCapacity: ringCapacity) }
     }
 
     /// Diffs a full dump of the owned objects against the model and records the differences as
@@ -100,7 +102,7 @@ public final class KernelWatchModel: Sendable {
     /// events (`ENOBUFS`), which is counted apart.
     @discardableResult
     public func resynchronize(to dump: WatchedObjects, lostEvents: Bool = false) -> WatchPosition {
-        state.withLock { state in
+        withState { state in
             state.resynchronizations += 1
             if lostEvents { state.lostEventRecoveries += 1 }
             for change in state.objects.changes(to: dump) {
@@ -118,7 +120,7 @@ public final class KernelWatchModel: Sendable {
     /// Sends every stream its progress: the position, the boot ID, the digest, and `statistics`
     /// on the streams that have not seen these values yet.
     public func sendProgress(statistics: [String: UInt64]? = nil) {
-        state.withLock { state in
+        withState { state in
             if let statistics { state.statistics = statistics }
             let position = WatchPosition(epoch: epoch, seq: state.seq)
             for id in state.streams.keys.sorted() {
@@ -178,6 +180,17 @@ public final class KernelWatchModel: Sendable {
         }
     }
 
+    /// Runs `body` under the lock, then finishes the streams it ended, outside the lock.
+    private func withState<T>(_ body: (inout State) -> T) -> T {
+        let (result, ending) = state.withLock { state in
+            let result = body(&state)
+            defer { state.ending = [] }
+            return (result, state.ending)
+        }
+        for (continuation, error) in ending { continuation.finish(throwing: error) }
+        return result
+    }
+
     @discardableResult
     private static func record(
         _ change: KernelChange, in state: inout State, node: String, epoch: UInt64, ringCapacity: Int
@@ -213,9 +226,12 @@ public final class KernelWatchModel: Sendable {
             state.overflows += 1
             let last: UInt64
             if case .change(let seq, _) = message { last = seq - 1 } else { last = state.seq }
-            subscriber.continuation.finish(
-                throwing: KernelWatchError.overflow(
-                    node: node, capacity: subscriber.capacity, position: WatchPosition(epoch: epoch, seq: last)))
+            state.ending.append(
+                (
+                    subscriber.continuation,
+                    KernelWatchError.overflow(
+                        node: node, capacity: subscriber.capacity, position: WatchPosition(epoch: epoch, seq: last))
+                ))
         @unknown default: break
         }
     }

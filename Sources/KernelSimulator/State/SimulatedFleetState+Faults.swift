@@ -37,3 +37,15 @@ extension SimulatedFleetState {
         nodes[node]?.faults.answersLeft = nil
     }
 }
+
+extension SimulatedFleetState {
+    /// An operator's `ip xfrm state flush` on `node`: every SA, ours and foreign, is gone.
+    public mutating func flushSecurityAssociations(on node: String) {
+        nodes[node]?.securityAssociationDatabase = [:]
+    }
+
+    /// An operator's `ip xfrm policy flush` on `node`: every policy, ours and foreign, is gone.
+    public mutating func flushPolicies(on node: String) {
+        nodes[node]?.policyDatabase = [:]
+    }
+}

@@ -15,8 +15,15 @@ public struct SimulatedNode: Sendable, Hashable {
     /// management path is down.
     public internal(set) var isReachable: Bool
 
-    var securityAssociationDatabase: [SAIdentifier: SimulatedSecurityAssociation]
-    var policyDatabase: [PolicyIdentifier: SimulatedPolicy]
+    var securityAssociationDatabase: [SAIdentifier: SimulatedSecurityAssociation] {
+        didSet { revision.count &+= 1 }
+    }
+    var policyDatabase: [PolicyIdentifier: SimulatedPolicy] {
+        didSet { revision.count &+= 1 }
+    }
+    /// Moves on every write of either database, so that a fleet's watches notice changes made
+    /// outside an operation; takes no part in equality or persistence.
+    var revision = SimulatedNodeRevision()
     var faults: PendingFaults
     /// The next insertion order to hand out; grows for the node's lifetime.
     var nextInsertionOrder: UInt64

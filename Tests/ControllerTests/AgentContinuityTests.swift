@@ -42,6 +42,57 @@ struct AgentContinuityTests {
     }
 
     @Test(
+        "with every node behind a watched agent and every pass planned on the watch's cache, a converged fleet goes through one change without a drop in every reachable state, and every operation goes to a node read afresh in its pass",
+        arguments: FleetChange.all)
+    func changeOnTheWatchCache(_ change: FleetChange) async throws {
+        let harness = ContinuityHarness(seed: 1)
+        let agents = try await InProcessAgents.start(
+            nodes: Self.nodes, connector: SimulatedConnector(fleet: harness.fleet))
+        let kernels = AgentFleetKernels(fleet: harness.fleet, agents: agents)
+        let watch = FleetWatch(
+            clock: harness.clock, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        watch.follow(Set(Self.nodes)) { node in try await kernels.kernel(for: node) }
+        harness.routeThroughAgents(kernels, cache: watch)
+        var spec = FleetSpec.threeTier
+        try await harness.converge(try spec.compile())
+        let requests = change.apply(&spec, harness)
+        let intent = try spec.compile()
+        // What happened out of band reaches the watch's copies before the pass plans on them (a
+        // running loop is woken by it: WatchLoopTests).
+        try await Self.waitUntilCaughtUp(watch, fleet: harness.fleet)
+        var sentOnCachedFacts: [String] = []
+        var plannedOnCache = 0
+        let passes = try await harness.converge(intent, rekeyRequests: requests, planningOnCache: true) { report in
+            for (planned, _) in report.results where !report.freshlyRead.contains(planned.node) {
+                sentOnCachedFacts.append("pass \(report.number): \(planned)")
+            }
+            if report.freshlyRead.count < Self.nodes.count { plannedOnCache += 1 }
+        }
+        watch.stop()
+        await agents.stop()
+        #expect(harness.violations == [], "\(change.name)")
+        #expect(sentOnCachedFacts == [], "\(change.name)")
+        try harness.assertConverged(intent)
+        #expect(passes <= ConvergenceBound.passesPerChange, "\(change.name) took \(passes) passes")
+        #expect(harness.checkedOperations > 0 || change.name == "nothing")
+        #expect(plannedOnCache > 0, "no pass of \(change.name) planned on the cache")
+    }
+
+    /// Waits until the watch's copy of every node the fleet has stands at its simulated kernel's
+    /// position.
+    static func waitUntilCaughtUp(_ watch: FleetWatch, fleet: SimulatedFleet) async throws {
+        for node in fleet.state.nodes.keys.sorted() {
+            let model = try fleet.startWatching(node: node, reqid: .meshwardDefault)
+            var waited = 0
+            while watch.position(of: node) != model.position {
+                waited += 1
+                if waited > 10_000 { throw HarnessError(message: "the watch of \(node) did not catch up in 10 s") }
+                try await Task.sleep(for: .milliseconds(1))
+            }
+        }
+    }
+
+    @Test(
         "a revoked agent's channels are removed from its peers' side without a drop on the pairs that stay, and it is never dialled"
     )
     func revokedNodeLeavesForItsPeers() async throws {

@@ -128,23 +128,27 @@ final class ContinuityHarness {
 
     /// Kernels that replace the fleet's own, such as agents serving it (`routeThroughAgents`).
     private var kernelsOverride: (any FleetKernels)?
+    /// The cache the reconciler plans on when a converge asks for it (the controller's watch).
+    private var cache: (any ObservationCache)?
 
     /// Every later pass reaches the fleet through `kernels` (agents over gRPC serving this
-    /// same simulated fleet), so the same checks run with a transport in between.
-    func routeThroughAgents(_ kernels: any FleetKernels) {
+    /// same simulated fleet), so the same checks run with a transport in between. With `cache`
+    /// (the controller's watch of those agents), a converge may plan on it.
+    func routeThroughAgents(_ kernels: any FleetKernels, cache: (any ObservationCache)? = nil) {
         kernelsOverride = kernels
+        self.cache = cache
         restartReconciler()
     }
 
     private static func makeReconciler(
         store: ScratchGenerationStore, fleet: SimulatedFleet, reqid: Reqid, clock: ManualClock,
-        rules: Set<FleetPlanner.Rule>, kernels: (any FleetKernels)? = nil
+        rules: Set<FleetPlanner.Rule>, kernels: (any FleetKernels)? = nil, cache: (any ObservationCache)? = nil
     ) -> FleetReconciler {
         FleetReconciler(
             store: store, kernels: kernels ?? SimulatedFleetKernels(fleet: fleet, reqid: reqid), reqid: reqid,
             clock: clock,
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
-            planner: FleetPlanner(disabling: rules))
+            planner: FleetPlanner(disabling: rules), cache: cache)
     }
 
     /// The crash armed by `armCrash`, if any.
@@ -153,7 +157,8 @@ final class ContinuityHarness {
     /// A new reconciler (nothing in memory) over the same Store and kernels.
     func restartReconciler() {
         reconciler = Self.makeReconciler(
-            store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules, kernels: kernelsOverride)
+            store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules, kernels: kernelsOverride,
+            cache: cache)
     }
 
     /// The state directory is lost: a controller with an empty Store takes over the same kernels.
@@ -162,7 +167,8 @@ final class ContinuityHarness {
     func forgetStore(firstSPI: UInt32 = 0xFFFF_FFFF) {
         store = ScratchGenerationStore(channels: [:], firstSPI: firstSPI)
         reconciler = Self.makeReconciler(
-            store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules, kernels: kernelsOverride)
+            store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules, kernels: kernelsOverride,
+            cache: cache)
         records = [:]
     }
 
@@ -249,9 +255,12 @@ final class ContinuityHarness {
     /// Runs passes until converged; checks every pass. Returns the number of passes. `onPass` sees
     /// each pass's report once it ran, with `records` already updated.
     @discardableResult
+    ///
+    /// `planningOnCache`: every pass plans on the cache given to `routeThroughAgents`, and acts
+    /// on fresh reads (`FleetReconciler.preparePass`).
     func converge(
         _ intent: FleetIntent, rekeyRequests: [ChannelID: Date] = [:], passLimit: Int = 24,
-        onPass: (PassReport) -> Void = { _ in }
+        planningOnCache: Bool = false, onPass: (PassReport) -> Void = { _ in }
     ) async throws -> Int {
         provision(intent)
         noteIntent(intent)
@@ -264,7 +273,8 @@ final class ContinuityHarness {
             passes += 1
             passNumber = passes
             let prepared = try await reconciler.preparePass(
-                number: passes, intent: intent, records: &records, rekeyRequests: rekeyRequests)
+                number: passes, intent: intent, records: &records, rekeyRequests: rekeyRequests,
+                planningOnCache: planningOnCache)
             checkReachableStates(prepared, intent: intent)
             let report = try await reconciler.execute(prepared)
             onPass(report)

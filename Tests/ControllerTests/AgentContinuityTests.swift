@@ -78,6 +78,64 @@ struct AgentContinuityTests {
         #expect(plannedOnCache > 0, "no pass of \(change.name) planned on the cache")
     }
 
+    /// A fault of the watch injected in the middle of a rekey.
+    enum WatchFault: String, CaseIterable, CustomTestStringConvertible {
+        /// n2's watch socket overflows after the first pass (its changes are not recorded) and
+        /// recovers by a resynchronising dump after the second, as the agent does on ENOBUFS.
+        case lostEvents = "events lost on n2 (ENOBUFS) and recovered by a dump"
+        /// The controller restarts after the first pass: a new watch, every stream opened anew
+        /// from nothing (a snapshot), a new reconciler.
+        case controllerRestarted = "the controller restarted: every stream starts again from a snapshot"
+
+        var testDescription: String { rawValue }
+    }
+
+    @Test(
+        "a rekey of every channel behind watched agents, planned on the watch's cache, with a fault of the watch in its middle: no drop in any reachable state, every operation sent to a node read afresh, converged at the end",
+        arguments: WatchFault.allCases)
+    func rekeyWithWatchFault(_ fault: WatchFault) async throws {
+        let harness = ContinuityHarness(seed: 1)
+        let agents = try await InProcessAgents.start(
+            nodes: Self.nodes, connector: SimulatedConnector(fleet: harness.fleet))
+        let kernels = AgentFleetKernels(fleet: harness.fleet, agents: agents)
+        let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        var watch = FleetWatch(clock: harness.clock, logger: quiet)
+        watch.follow(Set(Self.nodes)) { node in try await kernels.kernel(for: node) }
+        harness.routeThroughAgents(kernels, cache: watch)
+        let intent = try FleetSpec.threeTier.compile()
+        try await harness.converge(intent)
+        try await Self.waitUntilCaughtUp(watch, fleet: harness.fleet)
+        harness.clock.advance(by: 1)
+        let requests = Dictionary(uniqueKeysWithValues: harness.records.keys.map { ($0, harness.clock.now()) })
+        var sentOnCachedFacts: [String] = []
+        let passes = try await harness.converge(intent, rekeyRequests: requests, planningOnCache: true) { report in
+            for (planned, _) in report.results where !report.freshlyRead.contains(planned.node) {
+                sentOnCachedFacts.append("pass \(report.number): \(planned)")
+            }
+            switch (fault, report.number) {
+            case (.lostEvents, 1): harness.fleet.loseWatchEvents(on: "n2")
+            case (.lostEvents, 2): harness.fleet.recoverLostWatchEvents(on: "n2")
+            case (.controllerRestarted, 1):
+                watch.stop()
+                watch = FleetWatch(clock: harness.clock, logger: quiet)
+                watch.follow(Set(Self.nodes)) { node in try await kernels.kernel(for: node) }
+                harness.routeThroughAgents(kernels, cache: watch)
+            default: break
+            }
+        }
+        watch.stop()
+        await agents.stop()
+        #expect(harness.violations == [], "\(fault)")
+        #expect(sentOnCachedFacts == [], "\(fault)")
+        try harness.assertConverged(intent)
+        #expect(passes <= ConvergenceBound.passesPerChange, "\(fault): \(passes) passes")
+        let rotated = harness.records.values.filter { record in
+            record.generations.contains { $0.state == .active && $0.createdAt >= requests[record.id] ?? .distantFuture }
+        }
+        #expect(
+            rotated.count == harness.records.count, "\(fault): \(rotated.count) of \(harness.records.count) rotated")
+    }
+
     /// Waits until the watch's copy of every node the fleet has stands at its simulated kernel's
     /// position.
     static func waitUntilCaughtUp(_ watch: FleetWatch, fleet: SimulatedFleet) async throws {

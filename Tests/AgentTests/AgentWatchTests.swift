@@ -345,3 +345,48 @@ extension AgentWatchTests {
                 == WatchRecorder.Counts(starts: [.snapshot: 1, .resume: 1], events: 4, watchRequests: 2))
     }
 }
+
+extension AgentWatchTests {
+    /// The next message, which must be a progress.
+    static func progress(of messages: inout Messages) async throws -> WatchProgress? {
+        let next = try await Self.next(1, of: &messages)
+        guard case .progress(let progress) = next.first else {
+            Issue.record("\(next) is not a progress")
+            return nil
+        }
+        return progress
+    }
+
+    @Test(
+        "a progress carries the XFRM statistics of the agent's last reading only when they changed since the stream last had them"
+    )
+    func progressCarriesChangedStatistics() async throws {
+        let fleet = AgentFixtures.fleet()
+        let clock = SteppedClock()
+        let agents = try await InProcessAgents.start(
+            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), clock: clock)
+        defer { Task { await agents.stop() } }
+        let kernel = try await agents.kernel("a")
+        // An outbound policy without its SA: each packet from a to b is dropped (XfrmOutNoStates).
+        _ = try await kernel.apply([.addPolicy(Self.outbound)])
+        #expect(fleet.withState { $0.send(from: "a", toNode: "b") } == .dropped(.outNoStates))
+        let first = try await kernel.observe().statistics
+        #expect(first["XfrmOutNoStates"] == 1)
+        var messages = try #require(kernel.watch(from: nil)).makeAsyncIterator()
+        _ = try await Self.snapshot(of: &messages)
+
+        await clock.waitForSleepers()
+        clock.advance(by: .seconds(12))
+        #expect(try await Self.progress(of: &messages)?.statistics == first)
+        await clock.waitForSleepers()
+        clock.advance(by: .seconds(12))
+        #expect(try await Self.progress(of: &messages)?.statistics == nil, "unchanged statistics were sent again")
+
+        #expect(fleet.withState { $0.send(from: "a", toNode: "b") } == .dropped(.outNoStates))
+        let second = try await kernel.observe().statistics
+        #expect(second["XfrmOutNoStates"] == 2)
+        await clock.waitForSleepers()
+        clock.advance(by: .seconds(12))
+        #expect(try await Self.progress(of: &messages)?.statistics == second)
+    }
+}

@@ -390,3 +390,26 @@ extension AgentWatchTests {
         #expect(try await Self.progress(of: &messages)?.statistics == second)
     }
 }
+
+extension AgentWatchTests {
+    @Test(
+        "an agent that stops ends its open watch streams instead of waiting for them, and each ends with an error naming the node"
+    )
+    func stoppingAgentEndsStreams() async throws {
+        let fleet = AgentFixtures.fleet()
+        let agents = try await InProcessAgents.start(nodes: ["a"], connector: SimulatedConnector(fleet: fleet))
+        let kernel = try await agents.kernel("a")
+        _ = try await kernel.apply([.addSA(try Self.association(0x1000))])
+        var messages = try #require(kernel.watch(from: nil)).makeAsyncIterator()
+        _ = try await Self.snapshot(of: &messages)
+
+        await agents.stop()
+        let (read, error) = await Self.ending(of: &messages)
+        #expect(read.allSatisfy { if case .progress = $0 { true } else { false } }, "\(read)")
+        guard case .stopped(let node, _) = error as? KernelWatchError else {
+            Issue.record("the stream ended with \(String(describing: error)), not stopped")
+            return
+        }
+        #expect(node == "a")
+    }
+}

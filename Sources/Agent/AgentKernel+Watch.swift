@@ -35,6 +35,12 @@ extension AgentKernel {
         let request = WireCodec.watchRequest(reqid: reqid, from: position, newest: protocolVersions.upperBound)
         let task = Task(executorPreference: executor) { [self] in
             let ending = await follow(request, from: position, into: continuation)
+            // A receiver that stopped reading cancelled the call: whatever error that made is not
+            // the watch's ending.
+            if Task.isCancelled {
+                continuation.finish()
+                return
+            }
             switch ending {
             case .cancelled: continuation.finish()
             case .failed(let error): end(continuation, with: error)

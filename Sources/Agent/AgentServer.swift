@@ -110,7 +110,8 @@ public final class AgentServer: Service, Sendable {
             renewer: CertificateRenewer(
                 credentials: credentials, node: node, cluster: cluster, ca: ca, directory: directory, now: now,
                 logger: logger),
-            watches: AgentWatches(node: node, clock: clock, progressInterval: progressInterval, logger: logger),
+            watches: AgentWatches(
+                node: node, bootID: bootID, clock: clock, progressInterval: progressInterval, logger: logger),
             onReady: { boot in
                 markedReady.set()
                 let first = notified.withLock { sent in

@@ -27,6 +27,27 @@ extension AgentService {
         recorder.record(request: .watch, result: .ok)
         recorder.record(watchStreamsOpen: watches.streamOpened(1))
         defer { recorder.record(watchStreamsOpen: watches.streamOpened(-1)) }
+        // gRPC tells a handler that its RPC was cancelled (the controller went away, the server
+        // is stopping) through the RPC's cancellation handle, not by cancelling its task: the
+        // stream is followed in a task of its own that either cancels.
+        let following = Task { try await follow(stream, from: position, to: response) }
+        try await withTaskCancellationHandler {
+            try await withRPCCancellationHandler {
+                try await following.value
+            } onCancelRPC: {
+                following.cancel()
+            }
+        } onCancel: {
+            following.cancel()
+        }
+    }
+
+    /// Writes each message of `stream` to `response` until the stream ends; throws the status
+    /// the stream ends with.
+    private func follow(
+        _ stream: AsyncThrowingStream<WatchMessage, any Error>, from position: WatchPosition?,
+        to response: RPCWriter<Meshward_Agent_V1_WatchEvent>
+    ) async throws {
         var started = false
         do {
             for try await message in stream {
@@ -37,8 +58,10 @@ extension AgentService {
                     case .change, .progress: recorder.record(watchStart: position == nil ? .snapshot : .resume)
                     }
                 }
-                try await response.write(WireCodec.event(message))
+                // Counted as it is handed to the stream, so that a controller that has it also
+                // finds it counted.
                 recorder.record(watchEventsSent: 1)
+                try await response.write(WireCodec.event(message))
             }
         } catch let error as KernelWatchError {
             switch error {
@@ -54,6 +77,7 @@ extension AgentService {
                 throw RPCError(code: .unavailable, message: error.description)
             }
         }
+        if Task.isCancelled { throw CancellationError() }
         throw RPCError(
             code: .unavailable, message: "agent of node \(node): the watch ended; watch again from the last seq")
     }

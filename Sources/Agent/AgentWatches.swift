@@ -10,7 +10,8 @@ import Synchronization
 /// kernel subscribes to its changes before its first dump. Every `progressInterval`, jittered by
 /// up to 10% either way and timed on the injected clock, each model sends its streams a
 /// progress with the namespace's XFRM statistics of the last reading when they changed since
-/// that stream last had them. Stopping ends every stream, so that the agent's graceful shutdown
+/// that stream last had them. Snapshots and progress name the agent's boot ID, as its
+/// observations do. Stopping ends every stream, so that the agent's graceful shutdown
 /// does not wait for streams that never end by themselves.
 final class AgentWatches: Sendable {
     private enum State {
@@ -19,14 +20,16 @@ final class AgentWatches: Sendable {
     }
 
     private let node: String
+    private let bootID: String
     private let clock: any Clock<Duration>
     private let progressInterval: Duration
     private let logger: Logger
     private let state = Mutex(State.running(models: [:], statistics: [:]))
     private let openStreams = Mutex(0)
 
-    init(node: String, clock: any Clock<Duration>, progressInterval: Duration, logger: Logger) {
+    init(node: String, bootID: String, clock: any Clock<Duration>, progressInterval: Duration, logger: Logger) {
         self.node = node
+        self.bootID = bootID
         self.clock = clock
         self.progressInterval = progressInterval
         self.logger = logger
@@ -46,6 +49,8 @@ final class AgentWatches: Sendable {
         guard let watched = kernel as? any WatchedKernel else { return nil }
         // `startWatching` returns the same model to every call.
         let model = try await watched.startWatching()
+        // Snapshots and progress name the boot the agent reports in its observations.
+        model.setBootID(bootID)
         let stopped = state.withLock { state -> String? in
             switch state {
             case .running(var models, let statistics):

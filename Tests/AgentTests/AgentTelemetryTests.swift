@@ -33,7 +33,7 @@ struct AgentTelemetryTests {
         let before = Exposition(try HTTPProbe.get(port: port, path: "/metrics").body)
         #expect(before.value("meshward_agent_ready") == 0)
         #expect(before.value("meshward_agent_requests_total", ["kind": "observe", "result": "ok"]) == 0)
-        #expect(before.all("meshward_agent_requests_total").count == 35, "every kind (5) and result (7) from the start")
+        #expect(before.all("meshward_agent_requests_total").count == 42, "every kind (6) and result (7) from the start")
         let notReady = try HTTPProbe.get(port: port, path: "/readyz")
         #expect(notReady.status == 503)
         #expect(notReady.body.contains("has not marked every channel established"), "\(notReady.body)")
@@ -85,7 +85,8 @@ struct AgentTelemetryTests {
         #expect(scrape.types["meshward_agent_ready"] == "gauge")
         for sample in scrape.samples {
             #expect(
-                Set(sample.labels.keys).isSubset(of: ["kind", "result", "counter", "node", "reason"]), "\(sample)")
+                Set(sample.labels.keys).isSubset(of: ["kind", "result", "counter", "node", "reason", "start"]),
+                "\(sample)")
         }
         let ready = try HTTPProbe.get(port: port, path: "/readyz")
         #expect(ready.status == 200)

@@ -197,7 +197,7 @@ struct AgentWatchTests {
         let kernel = try AgentKernel(
             node: "a", host: "127.0.0.1", port: UInt16(try #require(agents.ports["a"])), reqid: .meshwardDefault,
             credentials: agents.controller, cluster: agents.cluster, epoch: { 1 }, executor: agents.executor,
-            watchCapacity: 4, onWatchEnded: { overflowed.yield($0) }, logger: InProcessAgents.quietLogger)
+            watchCapacity: 6, onWatchEnded: { overflowed.yield($0) }, logger: InProcessAgents.quietLogger)
         var messages = try #require(kernel.watch(from: nil)).makeAsyncIterator()
         let (_, start, _) = try await Self.snapshot(of: &messages)
 
@@ -209,12 +209,12 @@ struct AgentWatchTests {
             Issue.record("the stream ended with \(String(describing: end)), not an overflow")
             return
         }
-        #expect(capacity == 4)
-        #expect(position == WatchPosition(epoch: start.epoch, seq: start.seq + 4))
+        #expect(capacity == 6)
+        #expect(position == WatchPosition(epoch: start.epoch, seq: start.seq + 6))
         let (queued, error) = await Self.ending(of: &messages)
         #expect((error as? KernelWatchError) == end)
         var resumed = try #require(kernel.watch(from: position)).makeAsyncIterator()
-        let rest = try await Self.next(6, of: &resumed)
+        let rest = try await Self.next(4, of: &resumed)
         let expected = added.enumerated().map { index, sa in
             WatchMessage.change(seq: start.seq + UInt64(index) + 1, .securityAssociation(sa.watched))
         }
@@ -286,5 +286,130 @@ struct AgentWatchTests {
                 $0.contains("expected spiffe://test/controller") && $0.contains("spiffe://test/node/b")
             },
             "\(refusals)")
+    }
+}
+
+extension AgentWatchTests {
+    /// The watch's reports of an agent, as its metrics receive them.
+    final class WatchRecorder: AgentRecorder {
+        struct Counts: Equatable {
+            var starts: [WatchStart: Int] = [:]
+            var events = 0
+            var watchRequests = 0
+        }
+
+        let counts = Mutex(Counts())
+        /// Every value of the open-streams gauge, in order.
+        let open: AsyncStream<Int>
+        private let openValues: AsyncStream<Int>.Continuation
+
+        init() { (open, openValues) = AsyncStream.makeStream(of: Int.self) }
+
+        func record(request: AgentRequestKind, result: AgentRequestResult) {
+            if request == .watch && result == .ok { counts.withLock { $0.watchRequests += 1 } }
+        }
+        func record(highestEpoch: UInt64) {}
+        func record(statistics: [String: UInt64]) {}
+        func record(handshakeRefused reason: HandshakeRefusalReason) {}
+        func recordAcceptedConnection() {}
+        func record(watchStreamsOpen: Int) { openValues.yield(watchStreamsOpen) }
+        func record(watchStart: WatchStart) { counts.withLock { $0.starts[watchStart, default: 0] += 1 } }
+        func record(watchEventsSent: Int) { counts.withLock { $0.events += watchEventsSent } }
+    }
+
+    @Test(
+        "the agent reports each watch stream open and closed, how it began (a snapshot, a resume from the ring), and every event it sent"
+    )
+    func watchIsCounted() async throws {
+        let fleet = AgentFixtures.fleet()
+        let recorder = WatchRecorder()
+        let agents = try await InProcessAgents.start(
+            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), recorders: ["a": recorder])
+        defer { Task { await agents.stop() } }
+        let kernel = try await agents.kernel("a")
+        _ = try await kernel.apply([.addSA(try Self.association(0x1000)), .addPolicy(Self.outbound)])
+        var open = recorder.open.makeAsyncIterator()
+
+        var first: Messages? = try #require(kernel.watch(from: nil)).makeAsyncIterator()
+        let (_, position, _) = try await Self.snapshot(of: &first!)
+        #expect(await open.next() == 1)
+        first = nil
+        #expect(await open.next() == 0, "the stream its controller dropped is still counted open")
+
+        _ = try await kernel.apply([.addSA(try Self.association(0x2000))])
+        var resumed = try #require(kernel.watch(from: position)).makeAsyncIterator()
+        _ = try await Self.next(1, of: &resumed)
+        #expect(await open.next() == 1)
+        #expect(
+            recorder.counts.withLock { $0 }
+                == WatchRecorder.Counts(starts: [.snapshot: 1, .resume: 1], events: 4, watchRequests: 2))
+    }
+}
+
+extension AgentWatchTests {
+    /// The next message, which must be a progress.
+    static func progress(of messages: inout Messages) async throws -> WatchProgress? {
+        let next = try await Self.next(1, of: &messages)
+        guard case .progress(let progress) = next.first else {
+            Issue.record("\(next) is not a progress")
+            return nil
+        }
+        return progress
+    }
+
+    @Test(
+        "a progress carries the XFRM statistics of the agent's last reading only when they changed since the stream last had them"
+    )
+    func progressCarriesChangedStatistics() async throws {
+        let fleet = AgentFixtures.fleet()
+        let clock = SteppedClock()
+        let agents = try await InProcessAgents.start(
+            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), clock: clock)
+        defer { Task { await agents.stop() } }
+        let kernel = try await agents.kernel("a")
+        // An outbound policy without its SA: each packet from a to b is dropped (XfrmOutNoStates).
+        _ = try await kernel.apply([.addPolicy(Self.outbound)])
+        #expect(fleet.withState { $0.send(from: "a", toNode: "b") } == .dropped(.outNoStates))
+        let first = try await kernel.observe().statistics
+        #expect(first["XfrmOutNoStates"] == 1)
+        var messages = try #require(kernel.watch(from: nil)).makeAsyncIterator()
+        _ = try await Self.snapshot(of: &messages)
+
+        await clock.waitForSleepers()
+        clock.advance(by: .seconds(12))
+        #expect(try await Self.progress(of: &messages)?.statistics == first)
+        await clock.waitForSleepers()
+        clock.advance(by: .seconds(12))
+        #expect(try await Self.progress(of: &messages)?.statistics == nil, "unchanged statistics were sent again")
+
+        #expect(fleet.withState { $0.send(from: "a", toNode: "b") } == .dropped(.outNoStates))
+        let second = try await kernel.observe().statistics
+        #expect(second["XfrmOutNoStates"] == 2)
+        await clock.waitForSleepers()
+        clock.advance(by: .seconds(12))
+        #expect(try await Self.progress(of: &messages)?.statistics == second)
+    }
+}
+
+extension AgentWatchTests {
+    @Test(
+        "an agent that stops ends its open watch streams instead of waiting for them, and each ends with an error naming the node"
+    )
+    func stoppingAgentEndsStreams() async throws {
+        let fleet = AgentFixtures.fleet()
+        let agents = try await InProcessAgents.start(nodes: ["a"], connector: SimulatedConnector(fleet: fleet))
+        let kernel = try await agents.kernel("a")
+        _ = try await kernel.apply([.addSA(try Self.association(0x1000))])
+        var messages = try #require(kernel.watch(from: nil)).makeAsyncIterator()
+        _ = try await Self.snapshot(of: &messages)
+
+        await agents.stop()
+        let (read, error) = await Self.ending(of: &messages)
+        #expect(read.allSatisfy { if case .progress = $0 { true } else { false } }, "\(read)")
+        guard case .stopped(let node, _) = error as? KernelWatchError else {
+            Issue.record("the stream ended with \(String(describing: error)), not stopped")
+            return
+        }
+        #expect(node == "a")
     }
 }

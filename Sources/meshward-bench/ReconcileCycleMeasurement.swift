@@ -56,7 +56,11 @@ struct ReconcileCycleMeasurement {
         let figures = try await children.reportingDeaths {
             let controller = MeshwardController(stateDirectory: state, logger: logger, clock: ManualClock(Date()))
             let installed = try await measureBoth {
-                try await controller.apply(agentIntent, source: spec.path, waitForDrain: true)
+                do {
+                    return try await controller.apply(agentIntent, source: spec.path, waitForDrain: true)
+                } catch {
+                    throw BenchFailure("the install over agents failed: \(error)")
+                }
             }
             guard installed.result.outcome == .converged, installed.result.unreachable.isEmpty else {
                 throw BenchFailure(

@@ -15,9 +15,11 @@ import Reconciler
 /// `meshward-bench agents`: a fleet of in-process agents on loopback (real gRPC and mutual TLS,
 /// simulated kernels behind them) against the same fleet reached in process with no transport.
 ///
-/// The fleet is first converged in process. The agents then run in a child process of this
-/// executable (`--serve-fleet`), serving a copy of the converged fleet, so that this process is
-/// the controller alone and its peak memory is the controller's. Each side has its own copy of
+/// The fleet is first converged in process. The agents then run in child processes of this
+/// executable (`--serve-fleet`), each serving its share of the converged fleet (at most
+/// `--agents-per-child` nodes: a process holds at most 20,000 open files, and each agent costs its
+/// process a listener and the connection it accepts), so that this process is the controller
+/// alone and its peak memory is the controller's. Each side has its own copy of
 /// the Store's records and of the fleet; each figure is one steady pass (observe every node,
 /// plan, nothing to send) and a full rekey (every channel rotated on request, the passes of one
 /// `converge` and the drain), first through the agents, then in process.
@@ -52,6 +54,9 @@ struct AgentsBenchmark: AsyncParsableCommand {
     @Option(help: "How many nodes a pass observes at once, on both sides.")
     var observeParallelism = FleetReconciler.observeParallelism
 
+    @Option(help: "The most agents one child process runs; the nodes are spread over as many children as it takes.")
+    var agentsPerChild = 2500
+
     @Option(
         help: ArgumentHelp(
             "Serve the saved fleet at this path with one agent per node (the child).", visibility: .private))
@@ -64,6 +69,7 @@ struct AgentsBenchmark: AsyncParsableCommand {
     var clusterName = "bench"
 
     func run() async throws {
+        let openFileLimit = try OpenFiles.raiseLimit()
         if let serveFleet, let serveDirectory {
             try await AgentsChild.serve(fleetFile: serveFleet, directory: serveDirectory, cluster: clusterName)
             return
@@ -88,11 +94,11 @@ struct AgentsBenchmark: AsyncParsableCommand {
         guard initial.outcome == .converged else { throw BenchFailure("the fleet ended \(initial.outcome)") }
         let beforeAgents = BenchmarkReport.peakResidentMiB()
 
-        let child = try AgentsChild.start(fleet: fleet, cluster: intent.cluster)
-        defer { child.stop() }
+        let children = try AgentsChildren.start(fleet: fleet, cluster: intent.cluster, agentsPerChild: agentsPerChild)
+        defer { children.stop() }
         let agentStore = ScratchGenerationStore(channels: try directStore.loadChannels())
         let agentKernels = BenchAgentKernels(
-            nodes: Set(intent.nodes.map(\.name)), child: child, reqid: reqid, logger: logger)
+            nodes: Set(intent.nodes.map(\.name)), children: children, reqid: reqid, logger: logger)
         let viaAgents = FleetReconciler(
             store: agentStore, kernels: agentKernels, reqid: reqid, clock: clock, logger: logger,
             observeParallelism: observeParallelism)
@@ -159,7 +165,19 @@ struct AgentsBenchmark: AsyncParsableCommand {
             return sorted[sorted.count / 2]
         }
 
-        func rekey(_ reconciler: FleetReconciler) async throws -> (passes: Int, operations: Int, wall: Duration) {
+        func rekey(
+            _ reconciler: FleetReconciler, _ side: String
+        ) async throws -> (passes: Int, operations: Int, wall: Duration) {
+            do {
+                return try await rekeyEveryChannel(reconciler)
+            } catch {
+                throw BenchFailure("the full rekey \(side) failed: \(error)")
+            }
+        }
+
+        func rekeyEveryChannel(
+            _ reconciler: FleetReconciler
+        ) async throws -> (passes: Int, operations: Int, wall: Duration) {
             clock.advance(by: 1)
             let requests = Dictionary(uniqueKeysWithValues: intent.channels.map { ($0.id, clock.now()) })
             let started = ContinuousClock.now
@@ -174,44 +192,63 @@ struct AgentsBenchmark: AsyncParsableCommand {
             )
         }
 
-        // The first pass through the agents also makes every TLS connection: timed on its own.
-        var warmRecords = try agentStore.loadChannels()
-        let firstContact = try await measureBoth {
-            try await viaAgents.runPass(number: 0, intent: intent, records: &warmRecords)
-        }
-        let overAgents = try await steady(viaAgents, store: agentStore)
-        let floor = try await callFloor(agentKernels)
-        let rekeyOverAgents = try await rekey(viaAgents)
-        await agentKernels.close()
+        // A failure here with a child dead is reported with the child's exit status and nodes.
+        let (firstContact, overAgents, floor, rekeyOverAgents, overPool, poolFloor, openFiles) =
+            try await children.reportingDeaths {
+                // The first pass through the agents also makes every TLS connection: timed on its own.
+                var warmRecords = try agentStore.loadChannels()
+                let firstContact = try await measureBoth {
+                    try await viaAgents.runPass(number: 0, intent: intent, records: &warmRecords)
+                }
+                // Every agent connected: the controller's open files are at their most.
+                let openFiles = OpenFiles.count()
+                let overAgents = try await steady(viaAgents, store: agentStore)
+                let floor = try await callFloor(agentKernels)
+                let rekeyOverAgents = try await rekey(viaAgents, "over agents")
+                await agentKernels.close()
 
-        // The same steady pass and smallest call with each call on the shared pool, hopping to
-        // its connection's event loop and back (as every call did before the calls ran on the
-        // event loop), over connections of their own.
-        let poolKernels = BenchAgentKernels(
-            nodes: Set(intent.nodes.map(\.name)), child: child, reqid: reqid, executor: globalConcurrentExecutor,
-            logger: logger)
-        let viaPool = FleetReconciler(
-            store: agentStore, kernels: poolKernels, reqid: reqid, clock: clock, logger: logger,
-            observeParallelism: observeParallelism)
-        var poolRecords = try agentStore.loadChannels()
-        _ = try await viaPool.runPass(number: 0, intent: intent, records: &poolRecords)
-        let overPool = try await steady(viaPool, store: agentStore)
-        let poolFloor = try await callFloor(poolKernels)
-        await poolKernels.close()
+                // The same steady pass and smallest call with each call on the shared pool, hopping to
+                // its connection's event loop and back (as every call did before the calls ran on the
+                // event loop), over connections of their own.
+                let poolKernels = BenchAgentKernels(
+                    nodes: Set(intent.nodes.map(\.name)), children: children, reqid: reqid,
+                    executor: globalConcurrentExecutor,
+                    logger: logger)
+                let viaPool = FleetReconciler(
+                    store: agentStore, kernels: poolKernels, reqid: reqid, clock: clock, logger: logger,
+                    observeParallelism: observeParallelism)
+                var poolRecords = try agentStore.loadChannels()
+                _ = try await viaPool.runPass(number: 0, intent: intent, records: &poolRecords)
+                let overPool = try await steady(viaPool, store: agentStore)
+                let poolFloor = try await callFloor(poolKernels)
+                await poolKernels.close()
+                return (firstContact, overAgents, floor, rekeyOverAgents, overPool, poolFloor, openFiles)
+            }
         let controllerPeak = BenchmarkReport.peakResidentMiB()
-        let agentsPeak = try child.finish()
+        let agentsPeaks = try children.finish()
 
         let inProcess = try await steady(direct, store: directStore)
-        let rekeyInProcess = try await rekey(direct)
+        let rekeyInProcess = try await rekey(direct, "in process")
         let text = shape == .cells ? FleetGenerator.cells(nodes: nodes) : FleetGenerator.threeTier(nodes: nodes)
-        let cycle = try await ReconcileCycleMeasurement(text: text, intent: intent, cycles: cycles).run()
+        let cycle = try await ReconcileCycleMeasurement(
+            text: text, intent: intent, cycles: cycles, agentsPerChild: agentsPerChild
+        ).run()
 
         var report = BenchmarkReport("agents \(shape.rawValue) \(nodes)")
         report.add("nodes (one agent each)", "\(nodes)", key: "nodes", value: nodes)
         report.add("channels", "\(intent.channels.count)", key: "channels", value: intent.channels.count)
         report.add(
             "observe parallelism", "\(observeParallelism)", key: "observe_parallelism", value: observeParallelism)
-        report.seconds("start every agent (child)", child.started, key: "agents_start_seconds")
+        report.add(
+            "agents' child processes", "\(children.children.count) (at most \(agentsPerChild) agents each)",
+            key: "agent_children", value: children.children.count)
+        report.record("agents_per_child", agentsPerChild)
+        report.seconds(
+            "start every agent (slowest child's own start)", children.agentStarts.max() ?? .zero,
+            key: "agents_start_seconds")
+        report.seconds(
+            "start every child, until the last one's agents listen (wall)", children.started,
+            key: "children_start_seconds")
         report.seconds("first pass through agents (connects)", firstContact.wall, key: "first_contact_seconds")
         report.seconds("steady pass in process (wall)", inProcess.wall, key: "steady_in_process_seconds")
         report.seconds("steady pass over agents (wall)", overAgents.wall, key: "steady_agents_seconds")
@@ -267,188 +304,40 @@ struct AgentsBenchmark: AsyncParsableCommand {
         report.add(
             "controller peak memory after the agent passes", String(format: "%.1f MiB", controllerPeak),
             key: "controller_peak_rss_mib", value: controllerPeak)
+        let agentsPeak = agentsPeaks.reduce(0, +)
         report.add(
-            "agents' process peak memory (all agents)", String(format: "%.1f MiB", agentsPeak),
+            "agents' processes peak memory (all agents, sum over children)", String(format: "%.1f MiB", agentsPeak),
             key: "agents_peak_rss_mib", value: agentsPeak)
+        let largestChild = agentsPeaks.max() ?? 0
+        report.add(
+            "agents' peak memory, largest child", String(format: "%.1f MiB", largestChild),
+            key: "agents_child_peak_rss_mib_max", value: largestChild)
+        let limit =
+            "soft \(openFileLimit.soft), hard \(openFileLimit.hard)"
+            + (openFileLimit.raisedFrom.map { " (soft raised from \($0) at startup)" } ?? " (soft already at hard)")
+        report.add(
+            "open-file limit (controller and children)", limit, key: "open_file_limit", value: openFileLimit.soft)
+        if let openFiles {
+            report.add(
+                "controller open files, every agent connected", "\(openFiles)", key: "controller_open_files",
+                value: openFiles)
+        }
+        if let cycleOpenFiles = cycle.openFiles {
+            report.add(
+                "controller open files, reconcile cycles with connections kept", "\(cycleOpenFiles)",
+                key: "cycle_controller_open_files", value: cycleOpenFiles)
+        }
+        var perChild = TextTable(["agents' child", "nodes", "agents start", "peak memory"])
+        for (index, child) in children.children.enumerated() {
+            perChild.add([
+                "\(child.number)", "\(child.nodes.count)",
+                String(format: "%.3f s", children.agentStarts[index].seconds),
+                String(format: "%.1f MiB", agentsPeaks[index]),
+            ])
+        }
+        report.add(perChild)
+        report.record("agents_child_peak_rss_mib", agentsPeaks)
         report.peakMemory()
         try report.print()
     }
-}
-
-/// The child process that runs every agent, and the controller's view of it: the port of each
-/// node's agent and the controller's credentials, read from a 0600 file in a 0700 directory
-/// (never from its output, which carries only `ready` and its peak memory).
-final class AgentsChild: Sendable {
-    let ports: [String: Int]
-    let cluster: String
-    let credentials: AgentCredentials
-    /// How long the child took to start every agent.
-    let started: Duration
-    private let process: Process
-    private let input: Pipe
-    private let output: Pipe
-    private let directory: URL
-
-    private init(
-        ports: [String: Int], cluster: String, credentials: AgentCredentials, started: Duration, process: Process,
-        input: Pipe, output: Pipe, directory: URL
-    ) {
-        self.ports = ports
-        self.cluster = cluster
-        self.credentials = credentials
-        self.started = started
-        self.process = process
-        self.input = input
-        self.output = output
-        self.directory = directory
-    }
-
-    /// What the child writes for the controller.
-    struct Handoff: Codable {
-        var ports: [String: Int]
-        var caCertificatePEM: String
-        var certificatePEM: String
-        var privateKeyPEM: String
-        var startSeconds: Double
-    }
-
-    /// The cluster CA the child issues its agents' certificates from, when the controller has
-    /// one already (a Store's).
-    struct Authority: Codable {
-        var certificatePEM: String
-        var privateKeyDER: [UInt8]
-    }
-
-    /// Saves `fleet`, starts the child on it and waits until every agent listens. With `ca`, the
-    /// agents' certificates come from it (written to the child's 0700 directory, 0600); else
-    /// the child makes a CA of its own.
-    static func start(fleet: SimulatedFleet, cluster: String, ca: ClusterCA? = nil) throws -> AgentsChild {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-bench-agents-\(UUID())")
-        try FileManager.default.createDirectory(
-            at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let fleetFile = directory.appendingPathComponent("fleet.json")
-        try fleet.save(to: fleetFile)
-        if let ca {
-            let file = directory.appendingPathComponent("ca.json")
-            _ = FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600])
-            try JSONEncoder().encode(Authority(certificatePEM: ca.certificatePEM, privateKeyDER: ca.privateKeyDER))
-                .write(to: file)
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-        process.arguments = [
-            "agents", "--serve-fleet", fleetFile.path, "--serve-directory", directory.path, "--cluster-name", cluster,
-        ]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        guard let line = readLine(from: output.fileHandleForReading), line == "ready" else {
-            process.waitUntilExit()
-            throw BenchFailure("the agents' child process did not start (exit \(process.terminationStatus))")
-        }
-        let handoff = try JSONDecoder().decode(
-            Handoff.self, from: Data(contentsOf: directory.appendingPathComponent("controller.json")))
-        return AgentsChild(
-            ports: handoff.ports, cluster: cluster,
-            credentials: AgentCredentials(
-                caCertificatePEM: handoff.caCertificatePEM, certificatePEM: handoff.certificatePEM,
-                privateKeyPEM: handoff.privateKeyPEM),
-            started: .milliseconds(Int64(handoff.startSeconds * 1000)), process: process, input: input,
-            output: output, directory: directory)
-    }
-
-    /// Tells the child to stop its agents and exit; returns its peak memory in MiB.
-    func finish() throws -> Double {
-        try input.fileHandleForWriting.close()
-        let peak = AgentsChild.readLine(from: output.fileHandleForReading).flatMap(Double.init)
-        process.waitUntilExit()
-        try? FileManager.default.removeItem(at: directory)
-        guard let peak else { throw BenchFailure("the agents' child process did not report its memory") }
-        return peak
-    }
-
-    /// Ends the child if `finish` did not.
-    func stop() {
-        if process.isRunning { process.terminate() }
-        try? FileManager.default.removeItem(at: directory)
-    }
-
-    private static func readLine(from handle: FileHandle) -> String? {
-        var bytes: [UInt8] = []
-        while true {
-            let byte = handle.readData(ofLength: 1)
-            guard let first = byte.first else { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
-            if first == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
-            bytes.append(first)
-        }
-    }
-
-    /// The child: one agent per node of the saved fleet, until standard input closes.
-    static func serve(fleetFile: String, directory: String, cluster: String) async throws {
-        let fleet = try SimulatedFleet.load(from: URL(fileURLWithPath: fleetFile))
-        let caFile = URL(fileURLWithPath: directory).appendingPathComponent("ca.json")
-        let ca =
-            try FileManager.default.fileExists(atPath: caFile.path)
-            ? JSONDecoder().decode(Authority.self, from: Data(contentsOf: caFile)).clusterCA(cluster: cluster) : nil
-        let clock = ContinuousClock()
-        let start = clock.now
-        let agents = try await InProcessAgents.start(
-            nodes: fleet.state.nodes.keys.sorted(), cluster: cluster, connector: SimulatedConnector(fleet: fleet),
-            ca: ca, executor: nil)
-        let handoff = Handoff(
-            ports: agents.ports, caCertificatePEM: agents.controller.caCertificatePEM,
-            certificatePEM: agents.controller.certificatePEM, privateKeyPEM: agents.controller.privateKeyPEM,
-            startSeconds: (clock.now - start).seconds)
-        let file = URL(fileURLWithPath: directory).appendingPathComponent("controller.json")
-        _ = FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600])
-        try JSONEncoder().encode(handoff).write(to: file)
-        print("ready")
-        fflush(nil)
-        // Serve until the controller closes our standard input.
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            Thread.detachNewThread {
-                _ = FileHandle.standardInput.readDataToEndOfFile()
-                continuation.resume()
-            }
-        }
-        await agents.stop()
-        print(String(format: "%.1f", BenchmarkReport.peakResidentMiB()))
-        fflush(nil)
-    }
-}
-
-extension AgentsChild.Authority {
-    func clusterCA(cluster: String) throws -> ClusterCA {
-        try ClusterCA(cluster: cluster, certificatePEM: certificatePEM, privateKeyDER: privateKeyDER)
-    }
-}
-
-/// The fleet's nodes, each reached through its agent in the child process.
-final class BenchAgentKernels: FleetKernels {
-    let knownNodes: Set<String>
-    private let kernels: EndpointKernels
-
-    /// - Parameter executor: where the calls run; nil for the connection's event loop (as in
-    ///   production).
-    init(
-        nodes: Set<String>, child: AgentsChild, reqid: Reqid, executor: (any TaskExecutor)? = nil, logger: Logger
-    ) {
-        knownNodes = nodes
-        kernels = EndpointKernels(
-            endpoints: child.ports.mapValues { .agent(host: "127.0.0.1", port: UInt16($0)) },
-            connectors: [
-                AgentConnector(
-                    credentials: child.credentials, cluster: child.cluster, addresses: [:], epoch: { 1 },
-                    executor: executor, logger: logger)
-            ], reqid: reqid)
-    }
-
-    func kernel(for node: String) async throws -> any NodeKernel { try await kernels.kernel(for: node) }
-
-    func persist() throws {}
-
-    /// Closes every connection.
-    func close() async { await kernels.close() }
 }

@@ -57,6 +57,15 @@ struct AgentsBenchmark: AsyncParsableCommand {
     @Option(help: "The most agents one child process runs; the nodes are spread over as many children as it takes.")
     var agentsPerChild = 2500
 
+    @Option(help: "Seconds the controller rests, streams open, for its CPU at rest.")
+    var watchRestSeconds = 20
+
+    @Option(help: "Changes made through the agents for the event-to-cache latency.")
+    var watchEvents = 2_000
+
+    @Option(help: "The rate of those changes, per second.")
+    var watchRate = 1_000
+
     @Option(
         help: ArgumentHelp(
             "Serve the saved fleet at this path with one agent per node (the child).", visibility: .private))
@@ -193,7 +202,7 @@ struct AgentsBenchmark: AsyncParsableCommand {
         }
 
         // A failure here with a child dead is reported with the child's exit status and nodes.
-        let (firstContact, overAgents, floor, rekeyOverAgents, overPool, poolFloor, openFiles) =
+        let (firstContact, overAgents, floor, watched, rekeyOverAgents, overPool, poolFloor, openFiles) =
             try await children.reportingDeaths {
                 // The first pass through the agents also makes every TLS connection: timed on its own.
                 var warmRecords = try agentStore.loadChannels()
@@ -204,6 +213,16 @@ struct AgentsBenchmark: AsyncParsableCommand {
                 let openFiles = OpenFiles.count()
                 let overAgents = try await steady(viaAgents, store: agentStore)
                 let floor = try await callFloor(agentKernels)
+                let watched: WatchMeasurement.Figures
+                do {
+                    watched = try await WatchMeasurement(
+                        intent: intent, kernels: agentKernels, store: agentStore, clock: clock, reqid: reqid,
+                        logger: logger, observeParallelism: observeParallelism, repeats: repeats,
+                        rest: .seconds(watchRestSeconds), eventsPerSecond: watchRate, events: watchEvents
+                    ).run()
+                } catch {
+                    throw BenchFailure("the watch's figures failed: \(error)")
+                }
                 let rekeyOverAgents = try await rekey(viaAgents, "over agents")
                 await agentKernels.close()
 
@@ -222,7 +241,7 @@ struct AgentsBenchmark: AsyncParsableCommand {
                 let overPool = try await steady(viaPool, store: agentStore)
                 let poolFloor = try await callFloor(poolKernels)
                 await poolKernels.close()
-                return (firstContact, overAgents, floor, rekeyOverAgents, overPool, poolFloor, openFiles)
+                return (firstContact, overAgents, floor, watched, rekeyOverAgents, overPool, poolFloor, openFiles)
             }
         let controllerPeak = BenchmarkReport.peakResidentMiB()
         let agentsPeaks = try children.finish()
@@ -260,6 +279,43 @@ struct AgentsBenchmark: AsyncParsableCommand {
         report.seconds(
             "steady pass over agents, calls on the shared pool (controller CPU)", overPool.cpu,
             key: "steady_pool_cpu_seconds")
+        report.seconds(
+            "watch: every stream live, every copy current, from none (wall)", watched.start.wall,
+            key: "watch_start_seconds")
+        report.seconds(
+            "watch: every stream live, every copy current, from none (controller CPU)", watched.start.cpu,
+            key: "watch_start_cpu_seconds")
+        let perAgentKiB = watched.residentMiBAdded * 1024 / Double(nodes)
+        report.add(
+            "watch: controller memory added by the streams and copies, per agent",
+            String(format: "%.1f KiB (%.1f MiB in all)", perAgentKiB, watched.residentMiBAdded),
+            key: "watch_memory_kib_per_agent", value: perAgentKiB)
+        report.seconds("steady pass on the watch's cache (wall)", watched.steady.wall, key: "steady_watch_seconds")
+        report.seconds(
+            "steady pass on the watch's cache (controller CPU)", watched.steady.cpu, key: "steady_watch_cpu_seconds")
+        let watchRatio = watched.steady.wall.seconds / max(inProcess.wall.seconds, 1e-9)
+        report.add(
+            "steady pass on the watch's cache / in process (wall)", String(format: "%.2fx", watchRatio),
+            key: "steady_watch_ratio", value: watchRatio)
+        report.seconds(
+            "controller CPU at rest, streams open, per minute", watched.restCPUPerMinute,
+            key: "watch_rest_cpu_seconds_per_minute")
+        var changedTable = TextTable(["nodes changed", "pass (wall)", "pass (CPU)", "read afresh", "operations"])
+        for row in watched.changed {
+            changedTable.add([
+                "\(row.nodes)", String(format: "%.3f s", row.wall.seconds), String(format: "%.3f s", row.cpu.seconds),
+                "\(row.readAfresh)", "\(row.operations)",
+            ])
+            report.record("watch_changed_\(row.nodes)_seconds", row.wall.seconds)
+            report.record("watch_changed_\(row.nodes)_cpu_seconds", row.cpu.seconds)
+            report.record("watch_changed_\(row.nodes)_read", row.readAfresh)
+        }
+        report.add(changedTable)
+        report.add(
+            "event-to-cache latency at \(watchRate) changes/s (p50, p99; \(watched.latencyCount) changes)",
+            String(format: "%.1f ms, %.1f ms", watched.latencyP50.seconds * 1000, watched.latencyP99.seconds * 1000),
+            key: "watch_latency_p50_ms", value: watched.latencyP50.seconds * 1000)
+        report.record("watch_latency_p99_ms", watched.latencyP99.seconds * 1000)
         report.seconds("smallest call to every agent (wall)", floor.wall, key: "call_floor_seconds")
         report.seconds("smallest call to every agent (controller CPU)", floor.cpu, key: "call_floor_cpu_seconds")
         let floorShare = floor.wall.seconds / max(inProcess.wall.seconds, 1e-9)

@@ -8,6 +8,8 @@ import Reconciler
 /// The fleet's nodes, each reached through its agent in whichever child process runs it.
 final class BenchAgentKernels: FleetKernels {
     let knownNodes: Set<String>
+    /// The child processes whose agents these kernels reach.
+    let children: AgentsChildren
     private let kernels: EndpointKernels
 
     /// - Parameter executor: where the calls run; nil for the connection's event loop (as in
@@ -16,6 +18,7 @@ final class BenchAgentKernels: FleetKernels {
         nodes: Set<String>, children: AgentsChildren, reqid: Reqid, executor: (any TaskExecutor)? = nil, logger: Logger
     ) {
         knownNodes = nodes
+        self.children = children
         kernels = EndpointKernels(
             endpoints: children.ports.mapValues { .agent(host: "127.0.0.1", port: UInt16($0)) },
             connectors: [

@@ -5,12 +5,18 @@ extension AsyncSequence where Self: Sendable, Element: Sendable {
     /// The next `count` elements, in order. Throws the sequence's own error if it ends with one
     /// first, `StreamReadingTimeout` if they have not all come within `limit`.
     public func first(_ count: Int, within limit: Duration = .seconds(10)) async throws -> [Element] {
-        try await Self.race(limit: limit, wanted: count) {
+        try await first(count, within: limit) { _ in false }
+    }
+
+    func first(
+        _ count: Int, within limit: Duration, stoppingAt isLast: @escaping @Sendable (Element) -> Bool
+    ) async throws -> [Element] {
+        try await Self.race(limit: limit, wanted: count == Int.max ? nil : count) {
             var elements: [Element] = []
             guard count > 0 else { return elements }
             for try await element in self {
                 elements.append(element)
-                if elements.count == count { break }
+                if elements.count == count || isLast(element) { break }
             }
             return elements
         }
@@ -58,11 +64,26 @@ public struct StreamReadingTimeout: Error, CustomStringConvertible {
     /// How many elements the test waited for; nil when it waited for the end.
     public let wanted: Int?
 
+    public init(limit: Duration, wanted: Int?) {
+        self.limit = limit
+        self.wanted = wanted
+    }
+
     public var description: String {
         if let wanted {
             "\(wanted) elements did not all come within \(limit)"
         } else {
-            "the stream did not end within \(limit)"
+            "what the test waited for did not come within \(limit)"
         }
+    }
+}
+
+extension AsyncSequence where Self: Sendable, Element: Sendable {
+    /// Every element up to and including the first for which `isLast` holds. Throws the
+    /// sequence's own error if it ends first, `StreamReadingTimeout` after `limit`.
+    public func prefix(
+        through isLast: @escaping @Sendable (Element) -> Bool, within limit: Duration = .seconds(10)
+    ) async throws -> [Element] {
+        try await first(Int.max, within: limit, stoppingAt: isLast)
     }
 }

@@ -425,20 +425,23 @@ def run_scenario(path, args, topo, meshward, has_apply, results):
 
 
 BEHAVIOUR = "kernel-behaviour"
+# The shared behaviour suite, and the watch's record of which XFRM events each change produces
+# (Tests/KernelTests/NetlinkWatchKernelFactsTests.swift, whose WATCH-FACT lines land in the log).
+BEHAVIOUR_FILTER = "KernelBehaviourTests|NetlinkWatchKernelFactsTests"
 
 
 def run_behaviour(binary, results):
-    """The shared kernel behaviour suite (Tests/KernelTests/KernelBehaviourTests.swift) against
-    this kernel through the XFRM netlink backend, with real ESP SAs: the test binary is the
+    """The shared kernel behaviour suite (Tests/KernelTests/KernelBehaviourTests.swift) and the
+    watch's kernel facts (NetlinkWatchKernelFactsTests) against this kernel through the XFRM netlink backend, with real ESP SAs: the test binary is the
     host's debug build, which the guest sees through the shared filesystem. Its tests make and
     delete their own namespaces (mwtest-*). Fails when any test fails or when the SA cases
     were skipped (the probe for ESP failed)."""
     result = {"scenario": BEHAVIOUR, "kernel": os.uname().release, "expect": "tests pass"}
-    log(f"{BEHAVIOUR}: running {os.path.basename(binary)} --filter KernelBehaviourTests")
+    log(f"{BEHAVIOUR}: running {os.path.basename(binary)} --filter '{BEHAVIOUR_FILTER}'")
     out_path = os.path.join(results, f"{BEHAVIOUR}.log")
     t0 = time.time()
     with open(out_path, "w") as out:
-        proc = subprocess.Popen([binary, "--testing-library", "swift-testing", "--filter", "KernelBehaviourTests"],
+        proc = subprocess.Popen([binary, "--testing-library", "swift-testing", "--filter", BEHAVIOUR_FILTER],
                                 cwd="/tmp", stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=dict(os.environ, NO_COLOR="1"))
         try:

@@ -71,7 +71,8 @@ struct AgentWatchTests {
     )
     func snapshotThenChanges() async throws {
         let fleet = AgentFixtures.fleet()
-        let agents = try await InProcessAgents.start(nodes: ["a"], connector: SimulatedConnector(fleet: fleet))
+        let agents = try await InProcessAgents.start(
+            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), clock: SteppedClock())
         defer { Task { await agents.stop() } }
         let kernel = try await agents.kernel("a")
         _ = try await kernel.apply([.addSA(try Self.association(0x1000)), .addPolicy(Self.outbound)])
@@ -108,7 +109,8 @@ struct AgentWatchTests {
     @Test("a watch resumed from a position still in the ring replays exactly the changes after it, and no snapshot")
     func resumeFromRing() async throws {
         let fleet = AgentFixtures.fleet()
-        let agents = try await InProcessAgents.start(nodes: ["a"], connector: SimulatedConnector(fleet: fleet))
+        let agents = try await InProcessAgents.start(
+            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), clock: SteppedClock())
         defer { Task { await agents.stop() } }
         let kernel = try await agents.kernel("a")
         _ = try await kernel.apply([.addSA(try Self.association(0x1000))])
@@ -132,7 +134,8 @@ struct AgentWatchTests {
     @Test("a watch from a position of another epoch (an agent that started again) gets a snapshot of this epoch")
     func otherEpochGetsSnapshot() async throws {
         let fleet = AgentFixtures.fleet()
-        let agents = try await InProcessAgents.start(nodes: ["a"], connector: SimulatedConnector(fleet: fleet))
+        let agents = try await InProcessAgents.start(
+            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), clock: SteppedClock())
         defer { Task { await agents.stop() } }
         let kernel = try await agents.kernel("a")
         let batch = try await kernel.applyReportingPosition(
@@ -191,7 +194,8 @@ struct AgentWatchTests {
     )
     func overflowThenResume() async throws {
         let fleet = AgentFixtures.fleet()
-        let agents = try await InProcessAgents.start(nodes: ["a"], connector: SimulatedConnector(fleet: fleet))
+        let agents = try await InProcessAgents.start(
+            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), clock: SteppedClock())
         defer { Task { await agents.stop() } }
         let (overflows, overflowed) = AsyncStream.makeStream(of: KernelWatchError.self)
         let kernel = try AgentKernel(
@@ -227,7 +231,8 @@ struct AgentWatchTests {
     func olderAgentIsPolled() async throws {
         let fleet = AgentFixtures.fleet()
         let agents = try await InProcessAgents.start(
-            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), protocolVersions: ["a": 1...1])
+            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), clock: SteppedClock(),
+            protocolVersions: ["a": 1...1])
         defer { Task { await agents.stop() } }
         let kernel = try await agents.kernel("a")
         let batch = try await kernel.applyReportingPosition(
@@ -251,7 +256,7 @@ struct AgentWatchTests {
 
     @Test("an agent whose kernel keeps no watch model answers a watch as unsupported, naming the node")
     func polledKernelIsUnsupported() async throws {
-        let agents = try await InProcessAgents.start(nodes: ["a"], connector: HungConnector())
+        let agents = try await InProcessAgents.start(nodes: ["a"], connector: HungConnector(), clock: SteppedClock())
         defer { Task { await agents.stop() } }
         let kernel = try await agents.kernel("a")
         var messages = try #require(kernel.watch(from: nil)).makeAsyncIterator()
@@ -268,7 +273,8 @@ struct AgentWatchTests {
     @Test("the agent refuses a watch from a client whose certificate is a node's, not a controller's")
     func watchNeedsControllerIdentity() async throws {
         let fleet = AgentFixtures.fleet()
-        let agents = try await InProcessAgents.start(nodes: ["a"], connector: SimulatedConnector(fleet: fleet))
+        let agents = try await InProcessAgents.start(
+            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), clock: SteppedClock())
         defer { Task { await agents.stop() } }
         _ = try await agents.kernel("a").apply([.addSA(try Self.association(0x1000))])
         let nodeCertificate = try AgentCredentials(
@@ -324,7 +330,8 @@ extension AgentWatchTests {
         let fleet = AgentFixtures.fleet()
         let recorder = WatchRecorder()
         let agents = try await InProcessAgents.start(
-            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), recorders: ["a": recorder])
+            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), recorders: ["a": recorder],
+            clock: SteppedClock())
         defer { Task { await agents.stop() } }
         let kernel = try await agents.kernel("a")
         _ = try await kernel.apply([.addSA(try Self.association(0x1000)), .addPolicy(Self.outbound)])
@@ -397,7 +404,8 @@ extension AgentWatchTests {
     )
     func stoppingAgentEndsStreams() async throws {
         let fleet = AgentFixtures.fleet()
-        let agents = try await InProcessAgents.start(nodes: ["a"], connector: SimulatedConnector(fleet: fleet))
+        let agents = try await InProcessAgents.start(
+            nodes: ["a"], connector: SimulatedConnector(fleet: fleet), clock: SteppedClock())
         let kernel = try await agents.kernel("a")
         _ = try await kernel.apply([.addSA(try Self.association(0x1000))])
         var messages = try #require(kernel.watch(from: nil)).makeAsyncIterator()

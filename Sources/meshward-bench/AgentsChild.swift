@@ -122,6 +122,17 @@ final class AgentsChild: Sendable {
         }
     }
 
+    /// This process's peak resident memory in MiB since it was executed (`VmHWM` of
+    /// `/proc/self/status`). Not `ru_maxrss`: Linux carries that over `exec` from the process
+    /// that forked, so a child of a large controller would report at least the controller's size.
+    private static func peakResidentMiBSinceExec() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kib = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) })
+        else { return BenchmarkReport.peakResidentMiB() }
+        return kib / 1024
+    }
+
     private static func readLine(from handle: FileHandle) -> String? {
         var bytes: [UInt8] = []
         while true {
@@ -161,7 +172,7 @@ final class AgentsChild: Sendable {
             }
         }
         await agents.stop()
-        print(String(format: "%.1f", BenchmarkReport.peakResidentMiB()))
+        print(String(format: "%.1f", peakResidentMiBSinceExec()))
         fflush(nil)
     }
 }

@@ -223,6 +223,8 @@ struct AgentsBenchmark: AsyncParsableCommand {
                 } catch {
                     throw BenchFailure("the watch's figures failed: \(error)")
                 }
+                // Printed at once, so that a later phase that fails does not lose them.
+                FileHandle.standardError.write(Data("watch figures: \(watched)\n".utf8))
                 let rekeyOverAgents = try await rekey(viaAgents, "over agents")
                 await agentKernels.close()
 

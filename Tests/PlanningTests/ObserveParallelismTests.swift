@@ -1,3 +1,4 @@
+import DesiredState
 import Foundation
 import Kernel
 import KernelSimulator
@@ -69,6 +70,55 @@ struct ObserveParallelismTests {
     }
 }
 
+extension ObserveParallelismTests {
+    /// Pairs of nodes, each pair one flow: a first pass sends a batch to many nodes.
+    static func pairs(_ count: Int) throws -> FleetIntent {
+        try FleetSpec(
+            nodes: (1...(2 * count)).map { FleetSpec.node($0, ipv6: false) },
+            flows: (1...count).map { .init(name: "f\($0)", from: "n\(2 * $0 - 1)", to: "n\(2 * $0)", ports: [], cipher: nil) }
+        ).compile()
+    }
+
+    /// A first pass over `intent` on a fresh simulated fleet, through `kernels`.
+    static func firstPass(
+        _ intent: FleetIntent, fleet: SimulatedFleet, kernels: any FleetKernels, bound: Int
+    ) async throws -> PassReport {
+        let reconciler = FleetReconciler(
+            store: ScratchGenerationStore(channels: [:]), kernels: kernels, reqid: .meshwardDefault,
+            clock: ManualClock(), logger: logger, observeParallelism: bound)
+        var records: [ChannelID: ChannelRecord] = [:]
+        return try await reconciler.runPass(number: 1, intent: intent, records: &records)
+    }
+
+    static func provisioned(_ intent: FleetIntent) -> SimulatedFleet {
+        let fleet = SimulatedFleet()
+        fleet.withState { state in
+            for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
+        }
+        return fleet
+    }
+
+    @Test("a pass never has more batches in flight than the bound, and reaches the bound")
+    func batchesInFlightNeverExceedTheBound() async throws {
+        let intent = try Self.pairs(20)
+        let bound = 4
+        // The same first pass, ungated, says how many nodes get a batch.
+        let probe = Self.provisioned(intent)
+        let counted = try await Self.firstPass(
+            intent, fleet: probe, kernels: SimulatedFleetKernels(fleet: probe, reqid: .meshwardDefault), bound: bound)
+        let batches = Set(counted.results.map(\.planned.node)).count
+        #expect(batches > bound)
+
+        let fleet = Self.provisioned(intent)
+        let kernels = GatedKernels(fleet: fleet, holdUntilInFlight: bound, total: batches, gatesBatches: true)
+        let report = try await Self.firstPass(intent, fleet: fleet, kernels: kernels, bound: bound)
+        #expect(Set(report.results.map(\.planned.node)).count == batches)
+        #expect(report.failures.isEmpty)
+        #expect(kernels.observed == batches)
+        #expect(kernels.mostInFlight == bound, "at most \(kernels.mostInFlight) batches at once")
+    }
+}
+
 /// A kernel whose observation ignores both its deadline and cancellation: it returns only once
 /// the test opens its gate.
 final class StuckKernel: NodeKernel {
@@ -96,6 +146,8 @@ final class GatedKernels: FleetKernels {
     private let replacing: [String: any NodeKernel]
     private let hold: Int?
     private let total: Int
+    /// Whether the gate counts batches instead of observations.
+    private let gatesBatches: Bool
 
     private struct State {
         var inFlight = 0
@@ -109,8 +161,9 @@ final class GatedKernels: FleetKernels {
 
     init(
         fleet: SimulatedFleet, replacing: [String: any NodeKernel] = [:], holdUntilInFlight hold: Int? = nil,
-        total: Int = 0
+        total: Int = 0, gatesBatches: Bool = false
     ) {
+        self.gatesBatches = gatesBatches
         self.fleet = fleet
         self.replacing = replacing
         self.hold = hold
@@ -118,6 +171,7 @@ final class GatedKernels: FleetKernels {
     }
 
     var mostInFlight: Int { state.withLock { $0.mostInFlight } }
+    /// Observations (or batches, when the gate counts those) done.
     var observed: Int { state.withLock { $0.observed } }
     var knownNodes: Set<String> { Set(fleet.withState { $0.nodes.keys }) }
 
@@ -159,6 +213,7 @@ final class GatedKernels: FleetKernels {
         var reqid: Reqid { inner.reqid }
 
         func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
+            guard !owner.gatesBatches else { return try await inner.observe(deadline: deadline) }
             await owner.enter()
             defer { owner.leave() }
             return try await inner.observe(deadline: deadline)
@@ -166,7 +221,10 @@ final class GatedKernels: FleetKernels {
 
         func apply(_ operations: [KernelOperation], deadline: ContinuousClock.Instant) async throws -> [OperationResult]
         {
-            try await inner.apply(operations, deadline: deadline)
+            guard owner.gatesBatches else { return try await inner.apply(operations, deadline: deadline) }
+            await owner.enter()
+            defer { owner.leave() }
+            return try await inner.apply(operations, deadline: deadline)
         }
     }
 }

@@ -54,9 +54,9 @@ public final class FleetReconciler: Sendable {
     /// How many passes in a row may see refused operations before a run gives up.
     public static let failingPassLimit = 4
 
-    /// How many nodes a pass observes at once unless told otherwise: enough to keep a fleet of
-    /// thousands of agents within a second a pass, few enough that the connections, the
-    /// replies being decoded and the simulated kernels' locks stay bounded.
+    /// How many nodes a pass observes, and sends batches to, at once unless told otherwise:
+    /// enough to keep a fleet of thousands of agents within a second a pass, few enough that the
+    /// connections, the replies being decoded and the simulated kernels' locks stay bounded.
     public static let observeParallelism = 64
 
     /// The deadline this reconciler gives each observation (`kernelCallTimeout` unless a test
@@ -403,8 +403,13 @@ public final class FleetReconciler: Sendable {
                     + "\(Int(Self.kernelCallBound)) s")
         }
 
+        // At most `observeLimit` batches are in flight, as observations are: each batch's
+        // deadline starts when it is sent, so a pass over thousands of nodes never has batches
+        // waiting behind each other's answers while their own deadlines run.
         let answered = await withTaskGroup(of: (String, [OperationOutcome]).self) { group in
-            for (node, operations) in batches {
+            var waiting = nodes.makeIterator()
+            func start(_ node: String) {
+                let operations = batches[node] ?? []
                 group.addTask { [kernels, logger, clock, batchDeadline, cache] in
                     for operation in operations {
                         logger.debug("planned", metadata: ["node": "\(node)", "operation": "\(operation.operation)"])
@@ -427,8 +432,15 @@ public final class FleetReconciler: Sendable {
                     )
                 }
             }
+            for _ in 0..<observeLimit {
+                guard let node = waiting.next() else { break }
+                start(node)
+            }
             var outcomes: [String: [OperationOutcome]] = [:]
-            for await (node, results) in group { outcomes[node] = results }
+            while let (node, results) = await group.next() {
+                outcomes[node] = results
+                if let next = waiting.next() { start(next) }
+            }
             return outcomes
         }
 

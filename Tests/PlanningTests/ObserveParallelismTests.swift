@@ -75,7 +75,9 @@ extension ObserveParallelismTests {
     static func pairs(_ count: Int) throws -> FleetIntent {
         try FleetSpec(
             nodes: (1...(2 * count)).map { FleetSpec.node($0, ipv6: false) },
-            flows: (1...count).map { .init(name: "f\($0)", from: "n\(2 * $0 - 1)", to: "n\(2 * $0)", ports: [], cipher: nil) }
+            flows: (1...count).map {
+                .init(name: "f\($0)", from: "n\(2 * $0 - 1)", to: "n\(2 * $0)", ports: [], cipher: nil)
+            }
         ).compile()
     }
 

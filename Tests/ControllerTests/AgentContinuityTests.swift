@@ -43,23 +43,18 @@ struct AgentContinuityTests {
 
     @Test(
         "with every node behind a watched agent and every pass planned on the watch's cache, a converged fleet goes through one change without a drop in every reachable state, and every operation goes to a node read afresh in its pass",
-        arguments: FleetChange.all)
+        .timeLimit(.minutes(2)), arguments: FleetChange.all)
     func changeOnTheWatchCache(_ change: FleetChange) async throws {
         let harness = ContinuityHarness(seed: 1)
-        let agents = try await InProcessAgents.start(
-            nodes: Self.nodes, connector: SimulatedConnector(fleet: harness.fleet))
-        let kernels = AgentFleetKernels(fleet: harness.fleet, agents: agents)
-        let watch = FleetWatch(
-            clock: harness.clock, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-        watch.follow(Set(Self.nodes)) { node in try await kernels.kernel(for: node) }
-        harness.routeThroughAgents(kernels, cache: watch)
+        let watched = try await WatchedAgents(harness: harness, nodes: Self.nodes)
+        let watch = watched.watch()
         var spec = FleetSpec.threeTier
         try await harness.converge(try spec.compile())
         let requests = change.apply(&spec, harness)
         let intent = try spec.compile()
         // What happened out of band reaches the watch's copies before the pass plans on them (a
         // running loop is woken by it: WatchLoopTests).
-        try await Self.waitUntilCaughtUp(watch, fleet: harness.fleet)
+        try await watched.waitUntilCaughtUp(watch)
         var sentOnCachedFacts: [String] = []
         var plannedOnCache = 0
         let passes = try await harness.converge(intent, rekeyRequests: requests, planningOnCache: true) { report in
@@ -69,7 +64,7 @@ struct AgentContinuityTests {
             if report.freshlyRead.count < Self.nodes.count { plannedOnCache += 1 }
         }
         watch.stop()
-        await agents.stop()
+        await watched.agents.stop()
         #expect(harness.violations == [], "\(change.name)")
         #expect(sentOnCachedFacts == [], "\(change.name)")
         try harness.assertConverged(intent)
@@ -92,19 +87,14 @@ struct AgentContinuityTests {
 
     @Test(
         "a rekey of every channel behind watched agents, planned on the watch's cache, with a fault of the watch in its middle: no drop in any reachable state, every operation sent to a node read afresh, converged at the end",
-        arguments: WatchFault.allCases)
+        .timeLimit(.minutes(2)), arguments: WatchFault.allCases)
     func rekeyWithWatchFault(_ fault: WatchFault) async throws {
         let harness = ContinuityHarness(seed: 1)
-        let agents = try await InProcessAgents.start(
-            nodes: Self.nodes, connector: SimulatedConnector(fleet: harness.fleet))
-        let kernels = AgentFleetKernels(fleet: harness.fleet, agents: agents)
-        let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-        var watch = FleetWatch(clock: harness.clock, logger: quiet)
-        watch.follow(Set(Self.nodes)) { node in try await kernels.kernel(for: node) }
-        harness.routeThroughAgents(kernels, cache: watch)
+        let watched = try await WatchedAgents(harness: harness, nodes: Self.nodes)
+        var watch = watched.watch()
         let intent = try FleetSpec.threeTier.compile()
         try await harness.converge(intent)
-        try await Self.waitUntilCaughtUp(watch, fleet: harness.fleet)
+        try await watched.waitUntilCaughtUp(watch)
         harness.clock.advance(by: 1)
         let requests = Dictionary(uniqueKeysWithValues: harness.records.keys.map { ($0, harness.clock.now()) })
         var sentOnCachedFacts: [String] = []
@@ -117,14 +107,12 @@ struct AgentContinuityTests {
             case (.lostEvents, 2): harness.fleet.recoverLostWatchEvents(on: "n2")
             case (.controllerRestarted, 1):
                 watch.stop()
-                watch = FleetWatch(clock: harness.clock, logger: quiet)
-                watch.follow(Set(Self.nodes)) { node in try await kernels.kernel(for: node) }
-                harness.routeThroughAgents(kernels, cache: watch)
+                watch = watched.watch()
             default: break
             }
         }
         watch.stop()
-        await agents.stop()
+        await watched.agents.stop()
         #expect(harness.violations == [], "\(fault)")
         #expect(sentOnCachedFacts == [], "\(fault)")
         try harness.assertConverged(intent)
@@ -136,16 +124,44 @@ struct AgentContinuityTests {
             rotated.count == harness.records.count, "\(fault): \(rotated.count) of \(harness.records.count) rotated")
     }
 
-    /// Waits until the watch's copy of every node the fleet has stands at its simulated kernel's
-    /// position.
-    static func waitUntilCaughtUp(_ watch: FleetWatch, fleet: SimulatedFleet) async throws {
-        for node in fleet.state.nodes.keys.sorted() {
-            let model = try fleet.startWatching(node: node, reqid: .meshwardDefault)
-            var waited = 0
-            while watch.position(of: node) != model.position {
-                waited += 1
-                if waited > 10_000 { throw HarnessError(message: "the watch of \(node) did not catch up in 10 s") }
-                try await Task.sleep(for: .milliseconds(1))
+    /// A harness's fleet behind in-process agents, and the controller's watches of them.
+    struct WatchedAgents {
+        let harness: ContinuityHarness
+        let nodes: [String]
+        let agents: InProcessAgents
+        let kernels: AgentFleetKernels
+        /// Every message a watch took in, for `waitUntilCaughtUp`.
+        let events = LoopEvents()
+
+        init(harness: ContinuityHarness, nodes: [String]) async throws {
+            self.harness = harness
+            self.nodes = nodes
+            agents = try await InProcessAgents.start(nodes: nodes, connector: SimulatedConnector(fleet: harness.fleet))
+            kernels = AgentFleetKernels(fleet: harness.fleet, agents: agents)
+        }
+
+        /// A new controller's watch of every agent, which the harness's passes plan on from now.
+        func watch() -> FleetWatch {
+            let events = self.events
+            let kernels = self.kernels
+            let watch = FleetWatch(
+                clock: harness.clock, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+                observer: { _ in events.changed() })
+            watch.follow(Set(nodes)) { node in try await kernels.kernel(for: node) }
+            harness.routeThroughAgents(kernels, cache: watch)
+            return watch
+        }
+
+        /// Waits until `watch`'s copy of every node the fleet has stands at its simulated
+        /// kernel's position (each message the watch takes in is an event).
+        func waitUntilCaughtUp(_ watch: FleetWatch) async throws {
+            let fleet = harness.fleet
+            let models = try fleet.state.nodes.keys.sorted().map {
+                ($0, try fleet.startWatching(node: $0, reqid: .meshwardDefault))
+            }
+            await events.wait { models.allSatisfy { node, model in watch.position(of: node) == model.position } }
+            for (node, model) in models where watch.position(of: node) != model.position {
+                throw HarnessError(message: "the watch of \(node) did not catch up (the test's time limit)")
             }
         }
     }

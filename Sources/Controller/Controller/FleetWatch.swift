@@ -57,23 +57,23 @@ public final class FleetWatch: ObservationCache, Sendable {
     /// stream: starts a stream for each node not followed yet, and stops following nodes not in
     /// `nodes`.
     public func follow(_ nodes: Set<String>, kernel: @escaping @Sendable (String) async throws -> any NodeKernel) {
-        let (start, stop) = state.withLock { state -> ([String], [Task<Void, Never>]) in
-            guard !state.stopped else { return ([], []) }
+        let stopping = state.withLock { state -> [Task<Void, Never>] in
+            guard !state.stopped else { return [] }
             let gone = Set(state.tasks.keys).subtracting(nodes)
             let stopping = gone.compactMap { state.tasks.removeValue(forKey: $0) }
             for node in gone { state.receivers[node] = nil }
-            let starting = nodes.subtracting(state.tasks.keys).subtracting(state.unsupported).sorted()
-            for node in starting { state.receivers[node] = state.receivers[node] ?? WatchReceiver(node: node) }
-            return (starting, stopping)
-        }
-        for task in stop { task.cancel() }
-        for node in start {
-            let task = Task { [weak self] in
-                guard let self else { return }
-                await self.stream(node, kernel: kernel)
+            // Each stream's task is made and kept under the lock, so that one that ends at once
+            // (a kernel with no watch) finds itself there to remove.
+            for node in nodes.subtracting(state.tasks.keys).subtracting(state.unsupported).sorted() {
+                state.receivers[node] = state.receivers[node] ?? WatchReceiver(node: node)
+                state.tasks[node] = Task { [weak self] in
+                    guard let self else { return }
+                    await self.stream(node, kernel: kernel)
+                }
             }
-            state.withLock { $0.tasks[node] = task }
+            return stopping
         }
+        for task in stopping { task.cancel() }
     }
 
     /// Stops every stream.

@@ -105,6 +105,22 @@ final class AgentsChild: Sendable {
         return peak
     }
 
+    /// Asks the child for `request`'s changes to its own kernels (the latency figure's
+    /// generator, in the agents' process, so that the controller's process does nothing but
+    /// watch) and waits, off the caller's thread, until it made them all.
+    func churn(_ request: ChurnRequest) async throws -> [ChurnRequest.Change] {
+        try input.fileHandleForWriting.write(contentsOf: Data((request.line + "\n").utf8))
+        let output = output.fileHandleForReading
+        let answer = await withCheckedContinuation { (continuation: CheckedContinuation<String?, Never>) in
+            Thread.detachNewThread { continuation.resume(returning: Self.readLine(from: output)) }
+        }
+        guard answer == "churned" else {
+            throw BenchFailure("\(self) \(exitDescription ?? "stopped answering") while changing its kernels")
+        }
+        return try JSONDecoder().decode(
+            [ChurnRequest.Change].self, from: Data(contentsOf: directory.appendingPathComponent("churned.json")))
+    }
+
     /// Ends the child if `finish` did not, and waits until it has exited.
     func stop() {
         try? input.fileHandleForWriting.close()
@@ -162,18 +178,32 @@ final class AgentsChild: Sendable {
         let file = URL(fileURLWithPath: directory).appendingPathComponent("controller.json")
         _ = FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600])
         try JSONEncoder().encode(handoff).write(to: file)
-        print("ready")
-        fflush(nil)
-        // Serve until the controller closes our standard input.
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        Self.say("ready")
+        // Serve until the controller closes our standard input; a `churn` line on it asks for
+        // changes to this child's kernels (`ChurnRequest`), answered by `churned`.
+        // Read with read(2), not stdio: a thread blocked in stdio's `readLine` holds stdin's
+        // lock, which `fflush(nil)` (and every other stdio call that flushes all) waits for.
+        let lines = AsyncStream<String> { continuation in
             Thread.detachNewThread {
-                _ = FileHandle.standardInput.readDataToEndOfFile()
-                continuation.resume()
+                let input = FileHandle.standardInput
+                while let line = readLine(from: input) { continuation.yield(line) }
+                continuation.finish()
             }
         }
+        for await line in lines {
+            guard let request = ChurnRequest(line: line) else { continue }
+            let churned = try await request.run(on: fleet)
+            let churnFile = URL(fileURLWithPath: directory).appendingPathComponent("churned.json")
+            try JSONEncoder().encode(churned).write(to: churnFile)
+            Self.say("churned")
+        }
         await agents.stop()
-        print(String(format: "%.1f", peakResidentMiBSinceExec()))
-        fflush(nil)
+        Self.say(String(format: "%.1f", peakResidentMiBSinceExec()))
+    }
+
+    /// Writes `line` to standard output at once, with write(2): no stdio lock is taken.
+    private static func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 }
 

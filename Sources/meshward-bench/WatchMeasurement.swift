@@ -18,12 +18,12 @@ import Synchronization
 /// - the controller's CPU at rest, streams open, per minute of wall time;
 /// - a pass after 1, 10, 100 and 1,000 nodes changed out of band (each lost an owned policy):
 ///   its wall time, CPU and the nodes it read afresh;
-/// - event-to-cache latency: changes made through the agents at a steady rate (a policy deleted
-///   and put back in one batch), from the start of each batch's call until the controller's copy
-///   of that node reached the batch's last change.
+/// - event-to-cache latency: changes made by the agents' children to their own kernels at a
+///   steady rate (a policy deleted and put back in one batch, `ChurnRequest`), from the start of
+///   each batch until the controller's copy of that node reached the batch's last change.
 ///
-/// The changes go through a separate connection to each agent, so the watch sees them as drift,
-/// as it would a change by hand.
+/// The changes of the changed-nodes passes go through a separate connection to each agent, so
+/// the watch sees them as drift, as it would a change by hand.
 struct WatchMeasurement {
     let intent: FleetIntent
     let kernels: BenchAgentKernels
@@ -133,38 +133,32 @@ struct WatchMeasurement {
             }
         }
 
-        // Event-to-cache latency: a policy deleted and put back, alternately, at a steady rate.
+        // Event-to-cache latency: each child deletes a policy of its own kernels and puts it back,
+        // at its share of the rate, interleaved with its siblings, so that the controller's
+        // process does nothing but watch (as when an operator or a kernel changes a host).
         arrivals.recording.withLock { $0 = true }
-        let pace = Duration.seconds(1) / eventsPerSecond
-        let began = ContinuousClock.now
-        let sent = try await withThrowingTaskGroup(of: (String, WatchPosition?, ContinuousClock.Instant).self) {
-            group in
-            for index in 0..<events {
-                let node = sorted[index % sorted.count]
-                let at = began + pace * index
-                group.addTask {
-                    try await Task.sleep(until: at, clock: .continuous)
-                    let kernel = try await changer.kernel(for: node)
-                    let reading = try await kernel.observe()
-                    guard let policy = reading.policies.first else { throw BenchFailure("\(node) has no policy") }
-                    let started = ContinuousClock.now
-                    let batch = try await kernel.applyReportingPosition(
-                        [.deletePolicy(policy.identifier), .addPolicy(policy)], deadline: .now + .seconds(30))
-                    return (node, batch.position, started)
-                }
+        let children = kernels.children.children
+        let paceNanos = UInt64(1_000_000_000 / max(1, eventsPerSecond))
+        let firstAt = ChurnRequest.monotonicNanos() + 200_000_000
+        let made = try await withThrowingTaskGroup(of: [ChurnRequest.Change].self) { group in
+            for (index, child) in children.enumerated() {
+                let share = events / children.count + (index < events % children.count ? 1 : 0)
+                guard share > 0 else { continue }
+                let request = ChurnRequest(
+                    count: share, intervalNanos: paceNanos * UInt64(children.count),
+                    startNanos: firstAt + paceNanos * UInt64(index), reqid: reqid)
+                group.addTask { try await child.churn(request) }
             }
-            var sent: [(String, WatchPosition?, ContinuousClock.Instant)] = []
-            for try await change in group { sent.append(change) }
-            return sent
+            var made: [ChurnRequest.Change] = []
+            for try await changes in group { made += changes }
+            return made
         }
-        try await Self.waitUntil(seconds: 60, "the watch to see the paced changes") {
-            sent.allSatisfy { node, position, _ in
-                watch.position(of: node).map { $0.seq >= position?.seq ?? 0 } ?? false
-            }
+        try await Self.waitUntil(seconds: 60, "the watch to see the children's changes") {
+            made.allSatisfy { change in watch.position(of: change.node).map { $0.seq >= change.seq } ?? false }
         }
-        let latencies = sent.compactMap { node, position, started -> Duration? in
-            guard let position, let arrived = arrivals.firstArrival(of: node, atLeast: position.seq) else { return nil }
-            return arrived - started
+        let latencies = made.compactMap { change -> Duration? in
+            guard let arrived = arrivals.firstArrival(of: change.node, atLeast: change.seq) else { return nil }
+            return .nanoseconds(Int64(arrived) - Int64(change.startedNanos))
         }.sorted()
         guard !latencies.isEmpty else { throw BenchFailure("no change's arrival was recorded") }
         return Figures(
@@ -198,20 +192,21 @@ struct WatchMeasurement {
 final class ArrivalLog: Sendable {
     let watch = Mutex<FleetWatch?>(nil)
     let recording = Mutex(false)
-    private let arrivals = Mutex<[String: [(seq: UInt64, at: ContinuousClock.Instant)]]>([:])
+    /// Arrival times on `CLOCK_MONOTONIC`, in nanoseconds, which the agents' children share.
+    private let arrivals = Mutex<[String: [(seq: UInt64, at: UInt64)]]>([:])
 
     func messageArrived(_ node: String) {
         guard recording.withLock({ $0 }), let watch = watch.withLock({ $0 }),
             let position = watch.position(of: node)
         else { return }
-        let now = ContinuousClock.now
+        let now = ChurnRequest.monotonicNanos()
         arrivals.withLock { arrivals in
             if arrivals[node]?.last?.seq != position.seq { arrivals[node, default: []].append((position.seq, now)) }
         }
     }
 
     /// The first time the copy of `node` stood at `seq` or later.
-    func firstArrival(of node: String, atLeast seq: UInt64) -> ContinuousClock.Instant? {
+    func firstArrival(of node: String, atLeast seq: UInt64) -> UInt64? {
         arrivals.withLock { $0[node]?.first { $0.seq >= seq }?.at }
     }
 }

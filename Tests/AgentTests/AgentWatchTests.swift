@@ -56,6 +56,20 @@ struct AgentWatchTests {
         }
     }
 
+    /// Expects `kernel`'s watch to end at once, before any message, as unsupported by `node`
+    /// with a reason that contains `reason`.
+    static func expectUnsupported(_ kernel: some NodeKernel, node: String, because reason: String) async throws {
+        var messages = try #require(kernel.watch(from: nil)).makeAsyncIterator()
+        let (read, error) = await ending(of: &messages)
+        #expect(read.isEmpty)
+        guard case .unsupported(let unsupported, let said) = error as? KernelWatchError else {
+            Issue.record("the watch ended with \(String(describing: error)), not unsupported")
+            return
+        }
+        #expect(unsupported == node)
+        #expect(said.contains(reason), "\(said)")
+    }
+
     static func association(_ spi: UInt32) throws -> SecurityAssociation {
         AgentFixtures.association(spi: spi, key: try AgentFixtures.key())
     }
@@ -243,15 +257,7 @@ struct AgentWatchTests {
         #expect(observation.securityAssociations.count == 1)
         #expect(observation.watchPosition == nil)
 
-        var messages = try #require(kernel.watch(from: nil)).makeAsyncIterator()
-        let (read, error) = await Self.ending(of: &messages)
-        #expect(read.isEmpty)
-        guard case .unsupported(let node, let reason) = error as? KernelWatchError else {
-            Issue.record("the watch ended with \(String(describing: error)), not unsupported")
-            return
-        }
-        #expect(node == "a")
-        #expect(reason.contains("version 1"), "\(reason)")
+        try await Self.expectUnsupported(kernel, node: "a", because: "version 1")
     }
 
     @Test("an agent whose kernel keeps no watch model answers a watch as unsupported, naming the node")
@@ -259,15 +265,7 @@ struct AgentWatchTests {
         let agents = try await InProcessAgents.start(nodes: ["a"], connector: HungConnector(), clock: SteppedClock())
         defer { Task { await agents.stop() } }
         let kernel = try await agents.kernel("a")
-        var messages = try #require(kernel.watch(from: nil)).makeAsyncIterator()
-        let (read, error) = await Self.ending(of: &messages)
-        #expect(read.isEmpty)
-        guard case .unsupported(let node, let reason) = error as? KernelWatchError else {
-            Issue.record("the watch ended with \(String(describing: error)), not unsupported")
-            return
-        }
-        #expect(node == "a")
-        #expect(reason.contains("keeps no watch model"), "\(reason)")
+        try await Self.expectUnsupported(kernel, node: "a", because: "keeps no watch model")
     }
 
     @Test("the agent refuses a watch from a client whose certificate is a node's, not a controller's")

@@ -36,20 +36,9 @@ final class NetlinkEventSocket {
         if setsockopt(descriptor, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
             _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
-        var address = sockaddr_nl()
-        address.nl_family = sa_family_t(AF_NETLINK)
-        address.nl_groups = XfrmCodec.watchedGroups
-        let bound = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
-            }
-        }
-        guard bound == 0 else {
-            let code = errno
-            close(descriptor)
-            throw NetlinkSocketError(
-                "bind(AF_NETLINK) to the XFRM SA, policy and expire groups", errno: code)
-        }
+        try NetlinkSocket.bindToGroups(
+            descriptor, groups: XfrmCodec.watchedGroups,
+            step: "bind(AF_NETLINK) to the XFRM SA, policy and expire groups")
     }
 
     deinit {

@@ -34,16 +34,12 @@ final class NetlinkSocket: NetlinkTransport {
     private static let optionCapAck: Int32 = 10  // NETLINK_CAP_ACK
     private static let optionExtAck: Int32 = 11  // NETLINK_EXT_ACK
 
-    /// Takes ownership of `descriptor` (an `AF_NETLINK` socket), binds it and sets its options.
-    /// Closes it and throws when binding fails.
-    init(descriptor: Int32) throws {
-        self.descriptor = descriptor
-        self.sequence = UInt32.random(in: 1...0x7FFF_FFFF)
-        self.receiveBuffer = [UInt8](repeating: 0, count: Self.largestDatagram)
-        self.acknowledgementBuffer = [UInt8](
-            repeating: 0, count: Self.acknowledgementSlots * Self.acknowledgementSlotBytes)
+    /// Binds `descriptor` (an `AF_NETLINK` socket) to the kernel's multicast `groups` (0: none);
+    /// when that fails, closes it and throws an error that names `step`.
+    static func bindToGroups(_ descriptor: Int32, groups: UInt32, step: String) throws {
         var address = sockaddr_nl()
         address.nl_family = sa_family_t(AF_NETLINK)
+        address.nl_groups = groups
         let bound = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
@@ -52,8 +48,19 @@ final class NetlinkSocket: NetlinkTransport {
         guard bound == 0 else {
             let code = errno
             close(descriptor)
-            throw NetlinkSocketError("bind(AF_NETLINK)", errno: code)
+            throw NetlinkSocketError(step, errno: code)
         }
+    }
+
+    /// Takes ownership of `descriptor` (an `AF_NETLINK` socket), binds it and sets its options.
+    /// Closes it and throws when binding fails.
+    init(descriptor: Int32) throws {
+        self.descriptor = descriptor
+        self.sequence = UInt32.random(in: 1...0x7FFF_FFFF)
+        self.receiveBuffer = [UInt8](repeating: 0, count: Self.largestDatagram)
+        self.acknowledgementBuffer = [UInt8](
+            repeating: 0, count: Self.acknowledgementSlots * Self.acknowledgementSlotBytes)
+        try Self.bindToGroups(descriptor, groups: 0, step: "bind(AF_NETLINK)")
         // Privileged callers can exceed net.core.rmem_max; others fall back to the capped size.
         if !setOption(SOL_SOCKET, SO_RCVBUFFORCE, Self.receiveBufferBytes) {
             _ = setOption(SOL_SOCKET, SO_RCVBUF, Self.receiveBufferBytes)

@@ -12,8 +12,9 @@ struct PlanCommand: AsyncParsableCommand {
         discussion: """
             Reads every node and the state, then rehearses the passes on copies, so the changes are the ones \
             apply would make. Each channel is one line: + create, ~ rekey or update (with the reason and what \
-            changes), - remove; then the fleet-wide settings that change and the counts. --verbose adds the \
-            kernel operations per stage and node (JSON always has them). SPIs of generations not yet issued \
+            changes), - remove; beyond 200 channels, their counts per flow and per node instead (--verbose lists \
+            every channel); then the fleet-wide settings that change and the counts. --verbose adds the \
+            kernel operations per stage and node (JSON always has every channel and operation). SPIs of generations not yet issued \
             show as new-N. --out FILE saves the plan (with the spec's text and fingerprints of the Store and \
             the kernels, never keys) for `meshward apply FILE`. With --detailed-exitcode: 0 nothing to change, 2 changes pending (a changed \
             revision included), 1 failure.

@@ -120,6 +120,71 @@ struct PlanRenderingTests {
         #expect(PlanText.line(change) == expected)
     }
 
+    /// A plan that creates `web-i -> app-i` (flow web-app, i in 0..<count) and removes
+    /// `old -> app-0` (no flow).
+    static func wide(_ count: Int) -> PlanDocument {
+        var document = document(operations: 1, stages: 1)
+        document.channelChanges =
+            (0..<count).map { index in
+                var change = PlanChannelChange(
+                    channel: "web-\(index)->app-\(index)/ipv4", action: "create", reason: nil, differences: [])
+                change.from = "web-\(index)"
+                change.to = "app-\(index)"
+                change.flows = ["web-app"]
+                return change
+            } + [
+                {
+                    var change = PlanChannelChange(
+                        channel: "old->app-0/ipv4", action: "remove", reason: "not in the spec", differences: [])
+                    change.from = "old"
+                    change.to = "app-0"
+                    return change
+                }()
+            ]
+        return document
+    }
+
+    @Test(
+        "a plan of more than 200 channel changes counts them per flow and per node instead of a line each; verbose lists every channel"
+    )
+    func wideChangeCounted() {
+        let text = PlanText(Self.wide(200)).text
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(!lines.contains("  + web-0->app-0/ipv4"), "\(text)")
+        #expect(lines.contains { $0.hasPrefix("  201 channels change (more than 200)") }, "\(text)")
+        #expect(lines.contains("  web-app: 200 to create"), "\(text)")
+        #expect(lines.contains("  (no flow: not in the spec): 1 to remove"), "\(text)")
+        #expect(lines.contains("  app-0: 1 to create, 1 to remove"), "\(text)")
+        #expect(lines.contains("  web-199: 1 to create"), "\(text)")
+        #expect(lines.contains("  old: 1 to remove"), "\(text)")
+        let verbose = PlanText(Self.wide(200), verbose: true).text
+        #expect(verbose.contains("\n  + web-0->app-0/ipv4\n"))
+        #expect(verbose.contains("\n  - old->app-0/ipv4  remove (not in the spec)"))
+        #expect(!verbose.contains("more than 200"))
+    }
+
+    @Test("a plan of exactly 200 channel changes still shows a line per channel")
+    func twoHundredChangesListed() {
+        let text = PlanText(Self.wide(199)).text
+        #expect(text.contains("\n  + web-0->app-0/ipv4\n"), "\(text)")
+        #expect(!text.contains("more than 200"), "\(text)")
+    }
+
+    @Test("a plan saved before channel changes named their nodes and flows still matches the same plan made now")
+    func savedPlanWithoutNodesMatches() {
+        let now = Self.wide(3)
+        var saved = now
+        for index in saved.channelChanges.indices {
+            saved.channelChanges[index].from = nil
+            saved.channelChanges[index].to = nil
+            saved.channelChanges[index].flows = nil
+        }
+        #expect(PlanComparison.differences(saved: saved, now: now) == [])
+        var moved = now
+        moved.channelChanges[0].action = "rekey"
+        #expect(PlanComparison.differences(saved: saved, now: moved) != [])
+    }
+
     @Test("operations per stage appear only with verbose")
     func verboseStages() {
         let document = Self.document(operations: 2, stages: 2)

@@ -44,6 +44,47 @@ struct ReadablePlanTests {
         #expect((document["stages"] as? [Any])?.count == 4, "JSON always has the operations")
     }
 
+    @Test(
+        "plan of 240 channels from empty counts them per flow and per node, --verbose lists each, and the JSON names every channel's nodes and flows"
+    )
+    func wideChangeCounted() async throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let nodes = (1...16).map { "  - { name: n\($0), addresses: [198.18.9.\($0)], labels: { tier: mesh } }" }
+        let spec = try MeshwardCLI.writeSpec(
+            """
+            version: 1
+            cluster: wide
+            nodes:
+            \(nodes.joined(separator: "\n"))
+            flows:
+              - { name: mesh, from: { tier: mesh }, to: { tier: mesh } }
+
+            """)
+        let plain = try await cli.run("plan", spec)
+        let lines = plain.output.split(separator: "\n").map(String.init)
+        #expect(plain.status == 0, "\(plain.output)")
+        #expect(
+            lines.contains(
+                "  240 channels change (more than 200), counted per flow and per node; --verbose lists each channel, the JSON always does"
+            ), "\(plain.output)")
+        #expect(lines.contains("  mesh: 240 to create"), "\(plain.output)")
+        #expect(lines.contains("  n7: 30 to create"), "\(plain.output)")
+        #expect(!lines.contains("  + n1->n2/ipv4"), "\(plain.output)")
+        #expect(lines.count < 40, "\(plain.output)")
+
+        let verbose = try await cli.run("plan", spec, "--verbose")
+        #expect(verbose.output.contains("\n  + n1->n2/ipv4\n"), "\(verbose.output)")
+
+        let (_, document) = try await cli.json("plan", spec)
+        let changes = document["channel_changes"] as? [[String: Any]] ?? []
+        #expect(changes.count == 240)
+        let first = changes.first { $0["channel"] as? String == "n1->n2/ipv4" }
+        #expect(first?["from"] as? String == "n1")
+        #expect(first?["to"] as? String == "n2")
+        #expect(first?["flows"] as? [String] == ["mesh"])
+    }
+
     @Test("a cipher change, an added port and a removed flow show as ~ rekey, ~ update and - remove")
     func changes() async throws {
         let cli = try MeshwardCLI()

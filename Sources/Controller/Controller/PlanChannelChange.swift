@@ -25,6 +25,19 @@ public struct PlanChannelChange: Codable, Sendable, Equatable {
     /// `remove`, `not in the spec`. Absent for `create`.
     public var reason: String?
     public var differences: [Difference]
+    /// The channel's sending and receiving node (absent from plans saved before they were kept).
+    public var from: String?
+    public var to: String?
+    /// The spec's flows that produce the channel, sorted; absent for a channel the spec no
+    /// longer names.
+    public var flows: [String]?
+
+    /// Equal when the same channel changes the same way: `from`, `to` and `flows` follow from the
+    /// channel and the spec's revision, so a plan saved before they were kept still matches.
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.channel == rhs.channel && lhs.action == rhs.action && lhs.reason == rhs.reason
+            && lhs.differences == rhs.differences
+    }
 
     /// The `+`, `~` or `-` a plan line starts with.
     public var symbol: String {
@@ -124,7 +137,13 @@ public struct PlanChannelChange: Codable, Sendable, Equatable {
             changes[channel] = PlanChannelChange(
                 channel: channel.description, action: "remove", reason: "not in the spec", differences: [])
         }
-        return changes.sorted { $0.key < $1.key }.map(\.value)
+        return changes.sorted { $0.key < $1.key }.map { channel, change in
+            var change = change
+            change.from = channel.from
+            change.to = channel.to
+            change.flows = desired[channel]?.flows
+            return change
+        }
     }
 
     private static func describe(_ traffic: Set<TrafficMatch>) -> String {

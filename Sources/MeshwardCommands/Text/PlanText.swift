@@ -5,8 +5,15 @@ import Foundation
 /// terraform: one line per channel (`+` create, `~` rekey or update with the reason and what
 /// changes, `-` remove), the settings that change, warnings, then the counts. The kernel
 /// operations of each stage follow only when `verbose` (JSON always has them).
+///
+/// A plan that changes more than `channelLineLimit` channels shows, instead of a line per
+/// channel, how many change in each flow and at each node; `verbose` lists every channel still
+/// (JSON always does).
 public struct PlanText {
     public let text: String
+
+    /// The most channel lines a plan shows without `verbose`.
+    public static let channelLineLimit = 200
 
     public init(_ document: PlanDocument, verbose: Bool = false) {
         var lines: [String] = []
@@ -22,7 +29,11 @@ public struct PlanText {
         let recorded =
             document.revisionChanged ? document.previousRevision.map { ", recorded \($0.prefix(12))" } ?? "" : ""
         lines.append("\(cluster) (\(revision)\(recorded))")
-        for change in document.channelChanges { lines.append("  " + Self.line(change)) }
+        if verbose || document.channelChanges.count <= Self.channelLineLimit {
+            for change in document.channelChanges { lines.append("  " + Self.line(change)) }
+        } else {
+            Self.appendTallies(document.channelChanges, to: &lines)
+        }
         if !document.settingsChanged.isEmpty {
             lines.append("settings:")
             for change in document.settingsChanged {
@@ -74,6 +85,39 @@ public struct PlanText {
                 + change.differences.map { "\($0.property) \($0.from) → \($0.to)" }.joined(separator: "; ")
         }
         return line
+    }
+
+    /// The channel changes counted per flow and per node (a channel counts in each flow that
+    /// produces it and at both its nodes), each group on one line:
+    /// `  web-app: 120 to create, 2 to remove`.
+    static func appendTallies(_ changes: [PlanChannelChange], to lines: inout [String]) {
+        lines.append(
+            "  \(count(changes.count, "channel")) change (more than \(channelLineLimit)), counted per flow and "
+                + "per node; --verbose lists each channel, the JSON always does")
+        var byFlow: [String: [String: Int]] = [:]
+        var byNode: [String: [String: Int]] = [:]
+        for change in changes {
+            for flow in change.flows ?? ["(no flow: not in the spec)"] {
+                byFlow[flow, default: [:]][change.action, default: 0] += 1
+            }
+            let nodes = Set([change.from, change.to].compactMap { $0 })
+            for node in nodes { byNode[node, default: [:]][change.action, default: 0] += 1 }
+        }
+        lines.append("flows:")
+        for flow in byFlow.keys.sorted() {
+            lines.append("  \(TerminalText.escaped(flow)): \(tally(byFlow[flow] ?? [:]))")
+        }
+        lines.append("nodes:")
+        for node in byNode.keys.sorted() {
+            lines.append("  \(TerminalText.escaped(node)): \(tally(byNode[node] ?? [:]))")
+        }
+    }
+
+    /// `120 to create, 2 to remove`: the actions that occur, in the plan line's order.
+    static func tally(_ actions: [String: Int]) -> String {
+        let named = [("create", "to create"), ("rekey", "to rekey"), ("update", "to update"), ("remove", "to remove")]
+        return named.compactMap { action, words in actions[action].map { "\($0) \(words)" } }
+            .joined(separator: ", ")
     }
 
     private static func appendProblems(_ document: PlanDocument, to lines: inout [String]) {

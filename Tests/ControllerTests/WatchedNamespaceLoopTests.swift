@@ -170,6 +170,12 @@ struct WatchedNamespaceLoopTests {
         for node in status.nodes where Lab.addresses[node.name] == nil {
             #expect(node.watch == nil, "\(node.name) is a sim node, polled, never watched")
         }
+        // What a pipeline reads: `nodes[].watch` of the netns nodes, absent for the sim nodes.
+        let json = try DocumentEncoding.json(status)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let nodes = try #require(object["nodes"] as? [[String: Any]])
+        #expect(nodes.map { ($0["watch"] as? [String: Any])?["state"] as? String } == ["live", "live", nil, nil])
+        #expect(nodes.allSatisfy { $0["agent"] == nil })
         let text = StatusText(status).text
         #expect(text.contains("\n    watch live, 1 snapshot, 0 resumes (recorded "), "\(text)")
         await lab.stop()

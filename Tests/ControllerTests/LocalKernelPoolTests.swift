@@ -14,8 +14,10 @@ import Testing
 /// its endpoint and reqid, closed when either changes or the node leaves, and the progress that
 /// keeps an unchanged in-process kernel from looking stale to the watch. The kernels here are
 /// in-memory watch models (`KeptModelKernel`); the tests of the real netlink kernels in
-/// namespaces are `WatchedNamespaceLoopTests`.
-@Suite("Kept local kernels", .timeLimit(.minutes(1)))
+/// namespaces are `WatchedNamespaceLoopTests`. Three minutes each, as the loop over watched agents
+/// has: the whole suite running beside them on two cores can hold the watch's tasks back for more
+/// than a minute.
+@Suite("Kept local kernels", .timeLimit(.minutes(3)))
 struct LocalKernelPoolTests {
     static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 

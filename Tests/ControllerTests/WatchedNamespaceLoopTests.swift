@@ -109,7 +109,7 @@ struct WatchedNamespaceLoopTests {
 
     @Test(
         "a policy with Meshward's reqid added by hand on a netns node wakes a loop of 10-minute interval without the clock moving, and its cycle deletes it having read that node afresh and not the untouched netns node",
-        .timeLimit(.minutes(1)))
+        .timeLimit(.minutes(3)))
     func driftOnANamespaceNodeWakesTheLoop() async throws {
         let lab = try await Lab()
         await lab.start()
@@ -139,7 +139,7 @@ struct WatchedNamespaceLoopTests {
 
     @Test(
         "across cycles the session keeps one netlink kernel per netns node, which every pass reads through, and one watch stream per node; status shows each node's watch as the loop recorded it",
-        .timeLimit(.minutes(1)))
+        .timeLimit(.minutes(3)))
     func keptKernelsAndWatchInStatus() async throws {
         let lab = try await Lab()
         await lab.start()

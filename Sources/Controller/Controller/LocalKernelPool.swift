@@ -23,8 +23,9 @@ import Synchronization
 /// kernel that does not change is silent too, though nothing is wrong. Its stream cannot die
 /// silently: the model and the stream live in this process, and when the kernel's watch stops
 /// (closed, or its reader failed) every stream of it ends with `KernelWatchError.stopped`,
-/// which the watch sees at once and answers by opening the stream again (from the kernel's new
-/// model). So this pool does what the agent does for its own models: every `progressInterval`
+/// which the watch sees at once, and it opens the stream again after its backoff, on the
+/// kernel's new model. So exempting such a stream from staleness would be sound; instead this
+/// pool does what the agent does for its own models: every `progressInterval`
 /// on the injected clock it sends the streams of each watched model a progress (position and
 /// digest). One staleness rule then holds for every watched node, the digest is checked against
 /// the copy as an agent's is, and a test clock that stands still never makes a node stale nor

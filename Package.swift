@@ -268,8 +268,8 @@ let package = Package(
             name: "ControllerTests",
             dependencies: [
                 "Controller", "MeshwardCommands", "Reconciler", "DesiredState", "Kernel", "KernelSimulator", "Store",
-                "MeshwardCore", "MeshwardTestKit", "ReconcilerTestSupport", "AgentTestSupport", "Agent", "Identity",
-                .product(name: "Logging", package: "swift-log"),
+                "MeshwardCore", "MeshwardTestKit", "MeshwardTestSupport", "ReconcilerTestSupport", "AgentTestSupport",
+                "Agent", "Identity", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

@@ -1,5 +1,6 @@
 import Kernel
 import MeshwardCore
+import MeshwardTestSupport
 import Testing
 
 /// A kernel backend the behavioural suite runs against: it makes empty nodes and hands out a

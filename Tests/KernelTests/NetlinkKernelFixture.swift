@@ -2,6 +2,7 @@ import Foundation
 import Kernel
 import Logging
 import MeshwardCore
+import MeshwardTestSupport
 import Synchronization
 
 /// The behavioural suite's fixture over this machine's kernel: each node is a throwaway

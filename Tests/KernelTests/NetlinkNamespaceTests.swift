@@ -1,5 +1,6 @@
 import Foundation
 import MeshwardCore
+import MeshwardTestSupport
 import Testing
 
 @testable import Kernel

@@ -6,92 +6,9 @@ import Testing
 
 @testable import Kernel
 
-/// A network namespace created for one test (`mwtest-<random>`) and deleted afterwards.
-struct TestNamespace {
-    let name: String
-
-    /// Whether this process may create network namespaces (root, `ip` present), found once.
-    private static let permission = Task<Bool, Never> {
-        guard let namespace = try? await TestNamespace.create() else { return false }
-        await namespace.delete()
-        return true
-    }
-
-    /// True when this process may create network namespaces (root, `ip` present).
-    static func isPermitted() async -> Bool { await permission.value }
-
+extension TestNamespace {
     static let skipReason: Comment =
         "needs root and `ip netns add` (creating a network namespace is not permitted here)"
-
-    static func create() async throws -> TestNamespace {
-        let name = "mwtest-\(UInt32.random(in: 0...UInt32.max))"
-        _ = try await run(["netns", "add", name])
-        return TestNamespace(name: name)
-    }
-
-    /// Runs `body` with a fresh namespace, deleting it afterwards whatever happens.
-    static func with<T>(_ body: (TestNamespace) async throws -> T) async throws -> T {
-        let namespace = try await create()
-        do {
-            let value = try await body(namespace)
-            await namespace.delete()
-            return value
-        } catch {
-            await namespace.delete()
-            throw error
-        }
-    }
-
-    func delete() async {
-        _ = try? await Self.run(["netns", "del", name])
-    }
-
-    /// `ip -n NAME ARGS...`; throws with stderr when it fails.
-    @discardableResult
-    func ip(_ arguments: String...) async throws -> String {
-        try await ip(arguments)
-    }
-
-    /// `ip -n NAME ARGS...`; throws with stderr when it fails.
-    @discardableResult
-    func ip(_ arguments: [String]) async throws -> String {
-        try await Self.run(["-n", name] + arguments)
-    }
-
-    /// `ip -n NAME -batch FILE`.
-    func ipBatch(_ lines: [String]) async throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-batch-\(UUID().uuidString)")
-        try lines.joined(separator: "\n").appending("\n").write(to: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: file) }
-        try await Self.run(["-n", name, "-batch", file.path])
-    }
-
-    /// The namespace's `/proc/net/xfrm_stat`, read from inside it.
-    func statisticsText() async throws -> String {
-        try await Self.execute("/usr/sbin/ip", ["netns", "exec", name, "cat", "/proc/net/xfrm_stat"])
-    }
-
-    @discardableResult
-    static func run(_ arguments: [String]) async throws -> String {
-        try await execute("/usr/sbin/ip", arguments)
-    }
-
-    struct CommandFailed: Error, CustomStringConvertible {
-        var command: String
-        var status: Int32
-        var output: String
-        var description: String { "\(command) exited \(status): \(output)" }
-    }
-
-    static func execute(_ executable: String, _ arguments: [String]) async throws -> String {
-        let run = try await ProcessRun(running: URL(fileURLWithPath: executable), arguments)
-        guard run.status == 0 else {
-            throw CommandFailed(
-                command: ([executable] + arguments).joined(separator: " "), status: run.status,
-                output: run.output + run.error)
-        }
-        return run.output
-    }
 }
 
 enum Fixtures {

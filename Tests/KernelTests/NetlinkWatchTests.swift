@@ -134,6 +134,29 @@ struct NetlinkWatchTests {
         }
     }
 
+    @Test(
+        "a watch whose reader stopped ends every stream asked of it at once, and the next startWatching() starts a new model (a new epoch) that follows the kernel again"
+    )
+    func stoppedWatchIsStartedAnew() async throws {
+        try await TestNamespace.with { namespace in
+            let kernel = try kernel(namespace)
+            let first = try await kernel.startWatching()
+            let watch = try #require(kernel.currentWatch)
+            watch.stop(reason: "the reader failed")
+            let late = try #require(kernel.watch(from: first.position))
+            let ended = try await late.untilEnd()
+            #expect(ended.ending as? KernelWatchError == .stopped(node: "node-a", reason: "the kernel's watch stopped"))
+
+            let second = try await kernel.startWatching()
+            #expect(second.epoch != first.epoch)
+            let stream = try #require(kernel.watch(from: second.position))
+            let policy = Fixtures.policy(.ipv4, 1, spi: SPI(0x1001))
+            #expect(try await kernel.apply([.addPolicy(policy)]).allSatisfy(\.outcome.isApplied))
+            #expect(changes(try await stream.first(1)) == [.policy(policy)])
+            await kernel.close()
+        }
+    }
+
     @Test("an observation and a batch of a watched kernel report the position their dump matched")
     func observationAndBatchReportThePosition() async throws {
         try await TestNamespace.with { namespace in

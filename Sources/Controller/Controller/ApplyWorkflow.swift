@@ -51,21 +51,22 @@ struct ApplyWorkflow {
         let revoked = RevokedNodes(try await store.revokedNodes())
         let agents = try await context.agentConnector(
             for: endpoints, intent: intent, store: store, epoch: epoch, enrolls: true)
-        let kernels = context.session.kernels(
-            endpoints: endpoints.filter { !revoked.names.contains($0.key) }, simulated: simulated,
-            simulatedFile: context.simulatedFleetURL, reqid: Reqid(intent.reqid), agents: agents)
-        let fleetKernels = revoked.kernels(kernels)
-        // The agents' kernels are watched for the life of the session (design.md §12); the
-        // watch's streams reach them through the session's kept connections.
-        let watched = Set(endpoints.filter { $0.value.scheme == .agent && !revoked.names.contains($0.key) }.keys)
+        let reached = endpoints.filter { !revoked.names.contains($0.key) }
+        let session = context.session
         if scope == nil {
-            let pool = context.session.agents
-            context.session.watch.follow(watched) { node in
-                guard let kernel = pool.keptKernel(for: node) else {
-                    throw KernelError.unreachable(node: node, reason: "no connection to its agent yet")
-                }
-                return kernel
-            }
+            // The kept netlink kernels of nodes that left, or whose endpoint changed, go.
+            await session.localKernels.keep(only: reached, reqid: Reqid(intent.reqid))
+        }
+        let kernels = session.kernels(
+            endpoints: reached, simulated: simulated, simulatedFile: context.simulatedFleetURL,
+            reqid: Reqid(intent.reqid), agents: agents)
+        let fleetKernels = revoked.kernels(kernels)
+        // The kernels of the agents and of the `local` and `netns:` nodes are watched for the life
+        // of the session (design.md §12); the watch's streams reach them through the session's
+        // kept connections and kernels. `sim` nodes are polled.
+        let watchedNodes = Set(reached.filter { FleetSession.watchedSchemes.contains($0.value.scheme) }.keys)
+        if scope == nil {
+            session.watch.follow(watchedNodes) { node in try await session.watchedKernel(for: node) }
         }
         let reconciler = FleetReconciler(
             store: scope.map { ScopedGenerationStore(store, scope: $0) } ?? store,
@@ -107,9 +108,10 @@ struct ApplyWorkflow {
         try await store.recordAgentContacts(contacts.all, forgetting: gone)
         if scope == nil {
             let now = context.clock.now()
-            let watched = context.session.watch.nodes.filter { agentNodes.contains($0.node) }
-            // A fleet with no agents, never watched, writes nothing.
-            if !watched.isEmpty || !agentNodes.isEmpty {
+            let watchable = Set(endpoints.filter { FleetSession.watchedSchemes.contains($0.value.scheme) }.keys)
+            let watched = context.session.watch.nodes.filter { watchable.contains($0.node) }
+            // A fleet of `sim` nodes only, never watched, writes nothing.
+            if !watched.isEmpty || !watchable.isEmpty {
                 try await store.recordWatch(
                     Dictionary(
                         uniqueKeysWithValues: watched.map {

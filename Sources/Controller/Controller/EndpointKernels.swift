@@ -14,7 +14,8 @@ import Synchronization
 /// Kernels are connected on first use and kept; a node whose kernel cannot be connected is
 /// reported unreachable by the pass, with the reason, and tried again on the next pass.
 /// `close()` closes the kernels it opened, except those of a connector that keeps its kernels
-/// (the process's agent connections, `AgentConnectionPool`).
+/// (the process's agent connections, `AgentConnectionPool`, and its netlink kernels,
+/// `LocalKernelPool`).
 public final class EndpointKernels: FleetKernels {
     private let endpoints: [String: NodeEndpoint]
     private let connectors: [NodeEndpoint.Scheme: any KernelConnector]
@@ -33,12 +34,14 @@ public final class EndpointKernels: FleetKernels {
     ///   - endpoints: every node to reach, with its endpoint.
     ///   - simulated: the simulated fleet for `sim` nodes; saved to `simulatedFile` by `persist()`
     ///     when that is given.
+    ///   - local: the connector for `local` and `netns:` endpoints (the session's kept kernels,
+    ///     `LocalKernelPool`); nil opens a netlink socket for this use (`NetlinkConnector`).
     ///   - agents: the connector for `agent` endpoints, when the fleet has any.
     public convenience init(
         endpoints: [String: NodeEndpoint], simulated: SimulatedFleet?, simulatedFile: URL?, reqid: Reqid,
-        agents: (any KernelConnector)? = nil, logger: Logger
+        local: (any KernelConnector)? = nil, agents: (any KernelConnector)? = nil, logger: Logger
     ) {
-        var connectors: [any KernelConnector] = [NetlinkConnector(logger: logger)]
+        var connectors: [any KernelConnector] = [local ?? NetlinkConnector(logger: logger)]
         if let simulated { connectors.append(SimulatedConnector(fleet: simulated)) }
         if let agents { connectors.append(agents) }
         self.init(

@@ -10,22 +10,28 @@ import Synchronization
 
 /// The controller process's reach into its fleet, made once per process (`MeshwardController`)
 /// and used by every command it runs and every cycle of its reconcile loop: the Store, opened
-/// once and kept (`store(open:)`); the node kernels of each use, built here; and the
-/// connections to the nodes' agents (`AgentConnectionPool`), which outlive the use. A loop of any number of cycles opens one connection per agent; a
-/// connection is made again only when it broke (an agent that restarted: gRPC reconnects to it
-/// alone) or when the node's address, the controller's credentials or the revocation of the
-/// agent's certificate ask for it.
+/// once and kept (`store(open:)`); the node kernels of each use, built here; the connections to
+/// the nodes' agents (`AgentConnectionPool`) and the netlink kernels of its `local` and `netns:`
+/// nodes (`LocalKernelPool`), which outlive the use; and the watch of those nodes (`FleetWatch`).
+/// A loop of any number of cycles opens one connection per agent and one kernel per `local` or
+/// `netns:` node, and follows each through one watch stream; a connection is made again only
+/// when it broke (an agent that restarted: gRPC reconnects to it alone) or when the node's
+/// address, the controller's credentials or the revocation of the agent's certificate ask for
+/// it, and a kernel only when the node's endpoint or the reqid changed.
 ///
-/// Simulated and netlink kernels are opened for each use and closed after it: a simulated fleet
-/// is read from the state directory afresh (it may have changed between uses), and a netlink
-/// socket costs no handshake.
+/// Simulated kernels are opened for each use and closed after it: a simulated fleet is read
+/// from the state directory afresh (it may have changed between uses). They are polled, never
+/// watched.
 ///
-/// `close()` closes the agent connections cleanly; a process closes its session before it exits
-/// (`MeshwardController.close()`).
+/// `close()` stops the watch, closes the kept kernels and the agent connections cleanly; a
+/// process closes its session before it exits (`MeshwardController.close()`).
 public final class FleetSession: Sendable {
     /// The connections to the agents, kept across uses.
     public let agents: AgentConnectionPool
-    /// The watch of the agents' kernels, kept across uses: the cache a reconcile cycle plans on.
+    /// The netlink kernels of the fleet's `local` and `netns:` nodes, kept across uses.
+    public let localKernels: LocalKernelPool
+    /// The watch of the kernels of the agents and of the `local` and `netns:` nodes, kept across
+    /// uses: the cache a reconcile cycle plans on.
     public let watch: FleetWatch
     private let logger: Logger
     /// The Store once opened (or being opened); an open that failed is not kept.
@@ -51,8 +57,24 @@ public final class FleetSession: Sendable {
     ///   agent (a test harness's; nil in production).
     init(clock: any ReconcilerClock, beforeAgentApply: (@Sendable (String) -> Void)? = nil, logger: Logger) {
         self.agents = AgentConnectionPool(now: { clock.now() }, beforeApply: beforeAgentApply, logger: logger)
-        self.watch = FleetWatch(clock: clock, logger: logger)
+        let watch = FleetWatch(clock: clock, logger: logger)
+        self.watch = watch
+        self.localKernels = LocalKernelPool(clock: clock, progressInterval: watch.progressInterval, logger: logger)
         self.logger = logger
+    }
+
+    /// The endpoint schemes whose nodes the watch follows: agents, and the netlink kernels of
+    /// this host. `sim` nodes are polled (read at every pass).
+    static let watchedSchemes: Set<NodeEndpoint.Scheme> = LocalKernelPool.endpointSchemes.union([.agent])
+
+    /// The kernel the watch's stream of `node` follows, at each opening of the stream: the kept
+    /// netlink kernel of a `local` or `netns:` node (watching), else the kept connection to its
+    /// agent. Throws `KernelError.unreachable` when there is neither yet (the stream is opened
+    /// again after a backoff), and when the kernel cannot be opened.
+    func watchedKernel(for node: String) async throws -> any NodeKernel {
+        if let kernel = try await localKernels.watchedKernel(for: node) { return kernel }
+        if let kernel = agents.keptKernel(for: node) { return kernel }
+        throw KernelError.unreachable(node: node, reason: "no connection to its agent yet")
     }
 
     /// The process's Store: opened by `open` at the first use, then the same Store for every
@@ -99,21 +121,22 @@ public final class FleetSession: Sendable {
     }
 
     /// The kernels of `endpoints` for one use: `sim` nodes in `simulated` (saved to
-    /// `simulatedFile` by `persist()` when given), `local` and `netns:` nodes over netlink, and
-    /// `agent` nodes over the kept connections of `agents` (nil: every agent node is reported
-    /// unreachable, as nothing here connects to it).
+    /// `simulatedFile` by `persist()` when given), `local` and `netns:` nodes over the kept
+    /// netlink kernels (`localKernels`), and `agent` nodes over the kept connections of `agents`
+    /// (nil: every agent node is reported unreachable, as nothing here connects to it).
     func kernels(
         endpoints: [String: NodeEndpoint], simulated: SimulatedFleet?, simulatedFile: URL? = nil, reqid: Reqid,
         agents: AgentPoolConnector?, logger: Logger? = nil
     ) -> EndpointKernels {
         EndpointKernels(
-            endpoints: endpoints, simulated: simulated, simulatedFile: simulatedFile, reqid: reqid, agents: agents,
-            logger: logger ?? self.logger)
+            endpoints: endpoints, simulated: simulated, simulatedFile: simulatedFile, reqid: reqid,
+            local: localKernels, agents: agents, logger: logger ?? self.logger)
     }
 
-    /// Closes every kept connection.
+    /// Stops the watch, and closes every kept kernel and connection.
     func close() async {
         watch.stop()
+        await localKernels.close()
         await agents.close()
     }
 }

@@ -13,10 +13,13 @@ import Synchronization
 /// ends is resumed from its copy's position (a replay from the agent's ring, or a snapshot);
 /// one whose digest, epoch or boot ID disagrees with the copy is replaced by a snapshot. A
 /// change that this controller did not make (drift) is told to `onDrift`, which wakes the loop.
-/// Nodes whose kernel has no watch (older agents, simulated and netlink kernels reached in
-/// process) are polled as before: the cache never stands for them.
+/// The session follows its agents and its `local` and `netns:` nodes, whose netlink kernels it
+/// keeps and sends progress for on the agents' interval (`LocalKernelPool`). Nodes whose kernel
+/// has no watch (older agents, simulated kernels) are polled as before: the cache never stands
+/// for them.
 public final class FleetWatch: ObservationCache, Sendable {
-    /// How often a watched kernel sends progress (the agent's interval, ~10 s).
+    /// How often a watched kernel sends progress (the agent's interval, ~10 s; the session's
+    /// `LocalKernelPool` sends its kernels' on the same).
     public let progressInterval: Duration
     private let clock: any ReconcilerClock
     private let logger: Logger

@@ -42,8 +42,9 @@ public final class MeshwardController: Sendable {
         self.session = FleetSession(clock: clock, beforeAgentApply: observers.beforeAgentApply, logger: logger)
     }
 
-    /// Closes the connections to the agents, each cleanly (`AgentKernel.close`): a process
-    /// calls it before it exits. A command after it dials again.
+    /// Stops the watch, closes the kept netlink kernels and the connections to the agents, each
+    /// cleanly (`AgentKernel.close`): a process calls it before it exits. A command after it
+    /// opens and dials again.
     public func close() async {
         await session.close()
     }

@@ -68,7 +68,9 @@ struct StatusReport {
             store: ScratchGenerationStore(channels: records), kernels: kernels, reqid: reqid, clock: context.clock,
             logger: context.logger)
         let contacts = endpoints.values.contains { $0.scheme == .agent } ? try await store.agentContacts() : [:]
-        let watchRecords = endpoints.values.contains { $0.scheme == .agent } ? try await store.watchRecords() : [:]
+        let watchRecords =
+            endpoints.values.contains { FleetSession.watchedSchemes.contains($0.scheme) }
+            ? try await store.watchRecords() : [:]
         let now = context.clock.now()
         let (observations, unreachable, _) = await reader.observe(Set(endpoints.keys))
         var warnings: [String] = []
@@ -91,14 +93,17 @@ struct StatusReport {
                 error: unreachable[name], securityAssociations: observation?.securityAssociations.count ?? 0,
                 policies: observation?.policies.count ?? 0,
                 dropCounters: (observation?.statistics ?? [:]).filter { $0.value > 0 })
+            if let scheme = endpoints[name]?.scheme, FleetSession.watchedSchemes.contains(scheme),
+                let record = watchRecords[name]
+            {
+                node.watch = StatusDocument.WatchStatus(
+                    state: record.state, lastMessage: record.lastMessageAt, lastChange: record.lastChangeAt,
+                    snapshots: record.snapshots, digestMismatches: record.digestMismatches, resumes: record.resumes,
+                    recordedAt: record.recordedAt)
+            }
             if endpoints[name]?.scheme == .agent {
                 node.agent = agentStatus(name, observation: observation, recorded: contacts[name], now: now)
-                if let record = watchRecords[name] {
-                    node.agent?.watch = StatusDocument.WatchStatus(
-                        state: record.state, lastMessage: record.lastMessageAt, lastChange: record.lastChangeAt,
-                        snapshots: record.snapshots, digestMismatches: record.digestMismatches, resumes: record.resumes,
-                        recordedAt: record.recordedAt)
-                }
+                node.agent?.watch = node.watch
                 if let expires = node.agent?.certificateExpires,
                     let warning = Self.expiryWarning(name, expires, now: now)
                 {

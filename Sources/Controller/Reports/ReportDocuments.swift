@@ -135,6 +135,10 @@ public struct StatusDocument: Codable, Sendable, Equatable {
         /// For a node behind an agent: what this status saw of it, or, when it cannot reach the
         /// agent now, what the controller's last pass recorded. Nil for other endpoints.
         public var agent: AgentStatus? = nil
+        /// For a node whose kernel the controller watches (`agent`, `local` and `netns:`
+        /// endpoints): the watch as the reconcile loop last recorded it; nil when no loop has
+        /// watched it. An agent's is also in `agent.watch`, where it was first reported.
+        public var watch: WatchStatus? = nil
     }
 
     /// A node's agent, as `status` shows it.
@@ -154,13 +158,14 @@ public struct StatusDocument: Codable, Sendable, Equatable {
         /// said on the wire; nil when the agent was not reached now (never recorded).
         public var tls: TLSStatus? = nil
         /// The reconcile loop's watch of the node's kernel, as the loop last recorded it; nil
-        /// when no loop has watched it.
+        /// when no loop has watched it. The same as the node's `watch`.
         public var watch: WatchStatus? = nil
     }
 
     /// A node's watch stream, as the reconcile loop last recorded it (design.md §12).
     public struct WatchStatus: Codable, Sendable, Equatable {
-        /// `live`, `stale` (silent for three progress intervals) or `polled` (its agent has no watch).
+        /// `live`, `stale` (silent for three progress intervals) or `polled` (its kernel has no
+        /// watch: an agent of wire version 1).
         public var state: String
         /// When its stream last said anything, and when the node's objects last changed on it.
         public var lastMessage: Date?

@@ -4,7 +4,9 @@ import MeshwardCore
 extension NetlinkKernel {
     /// Starts watching, once: opens a second XFRM socket in the node's namespace subscribed to
     /// the SA, policy and expire groups (before the first dump, so no change falls between
-    /// them), dumps, fills the model, and starts the reader. Later calls return the same model.
+    /// them), dumps, fills the model, and starts the reader. Later calls return the same model
+    /// while its reader runs; once it stopped (its streams ended with `KernelWatchError.stopped`),
+    /// the next call starts a new watch, with a new model (a new epoch).
     /// Throws `KernelWatchError.unsupported` when the subscription is refused (it needs
     /// `CAP_NET_ADMIN`), and the dump's errors.
     public func startWatching() async throws -> KernelWatchModel {
@@ -46,9 +48,16 @@ extension NetlinkKernel {
         return watch.model
     }
 
-    /// The model's stream after `position` once `startWatching()` has run; nil before.
+    /// The model's stream after `position` once `startWatching()` has run; nil before (and after
+    /// `close()`). Once the watch's reader stopped, a stream that ends at once with
+    /// `KernelWatchError.stopped`: its receiver opens it again after `startWatching()`.
     public func watch(from position: WatchPosition?) -> AsyncThrowingStream<WatchMessage, any Error>? {
-        currentWatch?.model.watch(from: position)
+        guard case .watching(let watch) = watchState.withLock({ $0 }) else { return nil }
+        guard !watch.isStopped else {
+            let error = KernelWatchError.stopped(node: node, reason: "the kernel's watch stopped")
+            return AsyncThrowingStream { $0.finish(throwing: error) }
+        }
+        return watch.model.watch(from: position)
     }
 
     /// `apply(_:deadline:)`, then, when the kernel is watched, a dump that resynchronises the
@@ -82,9 +91,11 @@ extension NetlinkKernel {
         watch?.stop(reason: "the kernel was closed")
     }
 
+    /// The watch while it runs; nil before `startWatching()`, after `close()`, and once its
+    /// reader stopped (a failed wait for events): the next `startWatching()` starts a new one.
     var currentWatch: NetlinkWatch? {
         watchState.withLock { state in
-            if case .watching(let watch) = state { return watch }
+            if case .watching(let watch) = state, !watch.isStopped { return watch }
             return nil
         }
     }

@@ -4,6 +4,7 @@
 public protocol WatchedKernel: NodeKernel {
     /// Starts watching, once: subscribes to the kernel's changes before its first dump, fills the
     /// model from that dump, and keeps it current from then on. Later calls return the same
-    /// model. Throws when the kernel cannot be watched (the subscription was refused).
+    /// model while the watch runs (a netlink watch whose reader stopped is started anew, with a
+    /// new model). Throws when the kernel cannot be watched (the subscription was refused).
     func startWatching() async throws -> KernelWatchModel
 }

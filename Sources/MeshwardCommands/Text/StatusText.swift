@@ -32,7 +32,11 @@ public struct StatusText {
                     .joined(separator: " ")
             }
             lines.append(line)
-            if let agent = node.agent { lines.append("    " + Self.agent(agent)) }
+            if let agent = node.agent {
+                lines.append("    " + Self.agent(agent))
+            } else if let watch = node.watch {
+                lines.append("    " + Self.watch(watch))
+            }
         }
         lines.append("channels:")
         for channel in document.channels {
@@ -84,16 +88,20 @@ public struct StatusText {
         parts.append(
             "last contact "
                 + (agent.lastContact.map { Self.timestamp($0) + (agent.live ? " (now)" : " (recorded)") } ?? "never"))
-        if let watch = agent.watch {
-            var text = "watch \(watch.state)"
-            if let change = watch.lastChange { text += ", last change \(Self.timestamp(change))" }
-            text += ", \(watch.snapshots) snapshot\(watch.snapshots == 1 ? "" : "s")"
-            if watch.digestMismatches > 0 { text += " (\(watch.digestMismatches) forced by a digest)" }
-            text +=
-                ", \(watch.resumes) resume\(watch.resumes == 1 ? "" : "s") (recorded \(Self.timestamp(watch.recordedAt)))"
-            parts.append(text)
-        }
+        if let watch = agent.watch { parts.append(Self.watch(watch)) }
         return parts.joined(separator: ", ")
+    }
+
+    /// `watch live, last change 2026-..., 1 snapshot, 0 resumes (recorded 2026-...)`: the end of
+    /// an agent's line, and the line of its own under a `local` or `netns:` node.
+    static func watch(_ watch: StatusDocument.WatchStatus) -> String {
+        var text = "watch \(TerminalText.escaped(watch.state))"
+        if let change = watch.lastChange { text += ", last change \(Self.timestamp(change))" }
+        text += ", \(watch.snapshots) snapshot\(watch.snapshots == 1 ? "" : "s")"
+        if watch.digestMismatches > 0 { text += " (\(watch.digestMismatches) forced by a digest)" }
+        text +=
+            ", \(watch.resumes) resume\(watch.resumes == 1 ? "" : "s") (recorded \(Self.timestamp(watch.recordedAt)))"
+        return text
     }
 
     /// The summary lines at the top of the text form.

@@ -51,15 +51,22 @@ enum CrashContinuity {
     }
 
     /// Dies at `point`, restarts, converges; every state on the way is checked. With `route`, the
-    /// new controller reaches the nodes through it again.
+    /// new controller reaches the nodes through it again. `planningOnCache`: every pass of both
+    /// controllers plans on the cache the route gives, and no operation may go to a node its
+    /// pass did not read afresh. Returns how many passes of the two planned on the cache (read
+    /// fewer nodes than the fleet has).
+    @discardableResult
     static func crashAndRestart(
-        _ phase: Phase, at point: CrashPoint, seed: UInt64, through route: RouteStart? = nil
-    ) async throws {
+        _ phase: Phase, at point: CrashPoint, seed: UInt64, through route: RouteStart? = nil,
+        planningOnCache: Bool = false
+    ) async throws -> Int {
         let (harness, intent, requests, started) = try await start(phase, seed: seed, through: route)
         do {
-            try await crashAndRestart(
-                phase, at: point, harness: harness, intent: intent, requests: requests, route: started)
+            let plannedOnCache = try await crashAndRestart(
+                phase, at: point, harness: harness, intent: intent, requests: requests, route: started,
+                planningOnCache: planningOnCache)
             await started?.stop()
+            return plannedOnCache
         } catch {
             await started?.stop()
             throw error
@@ -68,17 +75,26 @@ enum CrashContinuity {
 
     private static func crashAndRestart(
         _ phase: Phase, at point: CrashPoint, harness: ContinuityHarness, intent: FleetIntent,
-        requests: [ChannelID: Date], route: Route?
-    ) async throws {
+        requests: [ChannelID: Date], route: Route?, planningOnCache: Bool
+    ) async throws -> Int {
+        var sentOnCachedFacts: [String] = []
+        var plannedOnCache = 0
+        func check(_ report: PassReport) {
+            if report.freshlyRead.count < intent.nodes.count { plannedOnCache += 1 }
+            for (planned, _) in report.results where !report.freshlyRead.contains(planned.node) {
+                sentOnCachedFacts.append("pass \(report.number): \(planned)")
+            }
+        }
         harness.armCrash(point)
         do {
-            try await harness.converge(intent, rekeyRequests: requests)
+            try await harness.converge(intent, rekeyRequests: requests, planningOnCache: planningOnCache, onPass: check)
             Issue.record("\(phase), killed \(point): the controller never reached its crash point")
-            return
+            return plannedOnCache
         } catch let error as HarnessError where error.message.hasPrefix("the controller crashed") {}
         route?.reroute(harness)
         try harness.restartController()
-        try await harness.converge(intent, rekeyRequests: requests)
+        try await harness.converge(intent, rekeyRequests: requests, planningOnCache: planningOnCache, onPass: check)
+        #expect(sentOnCachedFacts == [], "\(phase), killed \(point)")
         #expect(harness.violations == [], "\(phase), killed \(point)")
         try harness.assertConverged(intent)
         #expect(harness.checkedStates == harness.existingStates, "\(phase), killed \(point)")
@@ -88,6 +104,7 @@ enum CrashContinuity {
                 #expect(active?.number == 2, "\(phase), killed \(point): \(id) was not rotated")
             }
         }
+        return plannedOnCache
     }
 
     /// How many operations the phase applies when nothing goes wrong, and which nodes get them.

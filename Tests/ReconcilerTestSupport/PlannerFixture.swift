@@ -22,6 +22,10 @@ final class PlannerFixture {
     private(set) var reports: [PassReport] = []
     private let fence: any WriteFence
     private let rules: Set<FleetPlanner.Rule>
+    /// What the nodes are reached through instead of the fleet's own kernels, and the cache
+    /// passes may plan on (`routeThroughAgents`).
+    private var kernelsOverride: (any FleetKernels)?
+    private var cache: (any ObservationCache)?
 
     /// - Parameter rules: staging rules to switch off (negative controls).
     init(
@@ -36,25 +40,38 @@ final class PlannerFixture {
 
     private static func makeReconciler(
         store: any PassStore, fleet: SimulatedFleet, clock: ManualClock, fence: any WriteFence,
-        rules: Set<FleetPlanner.Rule>
+        rules: Set<FleetPlanner.Rule>, kernels: (any FleetKernels)? = nil, cache: (any ObservationCache)? = nil
     ) -> FleetReconciler {
         FleetReconciler(
-            store: store, kernels: SimulatedFleetKernels(fleet: fleet, reqid: .meshwardDefault),
+            store: store, kernels: kernels ?? SimulatedFleetKernels(fleet: fleet, reqid: .meshwardDefault),
             reqid: .meshwardDefault,
             clock: clock, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
-            planner: FleetPlanner(disabling: rules), fence: fence)
+            planner: FleetPlanner(disabling: rules), fence: fence, cache: cache)
+    }
+
+    /// From now on the nodes are reached through `kernels` (agents serving this fleet), and
+    /// `cache` is what passes planned on the cache (`apply(planningOnCache: true)`) plan on.
+    func routeThroughAgents(_ kernels: any FleetKernels, cache: (any ObservationCache)? = nil) {
+        kernelsOverride = kernels
+        self.cache = cache
+        reconciler = Self.makeReconciler(
+            store: store, fleet: fleet, clock: clock, fence: fence, rules: rules, kernels: kernels, cache: cache)
     }
 
     /// A new controller process on the same Store and kernels: nothing kept in memory survives.
     func restartController() async throws {
-        reconciler = Self.makeReconciler(store: store, fleet: fleet, clock: clock, fence: fence, rules: rules)
+        reconciler = Self.makeReconciler(
+            store: store, fleet: fleet, clock: clock, fence: fence, rules: rules, kernels: kernelsOverride, cache: cache
+        )
         records = try await store.loadChannels()
     }
 
     /// The state directory is lost: an empty Store (issuing other SPIs) on the same kernels.
     func loseStore() {
         store = ScratchGenerationStore(channels: [:], firstSPI: 0x8000_0000)
-        reconciler = Self.makeReconciler(store: store, fleet: fleet, clock: clock, fence: fence, rules: rules)
+        reconciler = Self.makeReconciler(
+            store: store, fleet: fleet, clock: clock, fence: fence, rules: rules, kernels: kernelsOverride, cache: cache
+        )
         records = [:]
     }
 
@@ -79,11 +96,12 @@ final class PlannerFixture {
     /// the run ended.
     @discardableResult
     func apply(
-        _ intent: FleetIntent, rekeyRequests: [ChannelID: Date] = [:], waitForDrain: Bool = true
+        _ intent: FleetIntent, rekeyRequests: [ChannelID: Date] = [:], waitForDrain: Bool = true,
+        planningOnCache: Bool = false
     ) async throws -> ConvergeReport.Outcome {
         provision(intent)
         let report = try await reconciler.converge(
-            intent: intent, waitForDrain: waitForDrain, rekeyRequests: rekeyRequests)
+            intent: intent, waitForDrain: waitForDrain, rekeyRequests: rekeyRequests, planningOnCache: planningOnCache)
         reports += report.passes
         records = try await store.loadChannels()
         return report.outcome

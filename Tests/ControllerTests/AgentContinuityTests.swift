@@ -42,14 +42,15 @@ struct AgentContinuityTests {
     }
 
     @Test(
-        "with every node behind a watched agent and every pass planned on the watch's cache, a converged fleet goes through one change without a drop in every reachable state, and every operation goes to a node read afresh in its pass",
+        "with every node behind a watched agent and every pass planned on the watch's cache, a converged fleet goes through one change without a drop in every reachable state, every operation goes to a node read afresh in its pass, and no SPI or key is used twice",
         .timeLimit(.minutes(2)), arguments: FleetChange.all)
     func changeOnTheWatchCache(_ change: FleetChange) async throws {
         let watched = try await WatchedAgents(seed: 1, nodes: Self.nodes)
         let harness = watched.harness
         let watch = watched.watch()
         var spec = FleetSpec.threeTier
-        try await harness.converge(try spec.compile())
+        var ledger = InstalledKeyLedger()
+        try await harness.converge(try spec.compile()) { ledger.note($0) }
         let requests = change.apply(&spec, harness)
         let intent = try spec.compile()
         // What happened out of band reaches the watch's copies before the pass plans on them (a
@@ -58,6 +59,7 @@ struct AgentContinuityTests {
         var sentOnCachedFacts: [String] = []
         var plannedOnCache = 0
         let passes = try await harness.converge(intent, rekeyRequests: requests, planningOnCache: true) { report in
+            ledger.note(report)
             for (planned, _) in report.results where !report.freshlyRead.contains(planned.node) {
                 sentOnCachedFacts.append("pass \(report.number): \(planned)")
             }
@@ -65,8 +67,10 @@ struct AgentContinuityTests {
         }
         watch.stop()
         await watched.stop()
+        ledger.note(harness.records)
         #expect(harness.violations == [], "\(change.name)")
         #expect(sentOnCachedFacts == [], "\(change.name)")
+        #expect(ledger.reuses == [], "\(change.name)")
         try harness.assertConverged(intent)
         #expect(passes <= ConvergenceBound.passesPerChange, "\(change.name) took \(passes) passes")
         #expect(harness.checkedOperations > 0 || change.name == "nothing")

@@ -93,7 +93,7 @@ struct AgentContinuityTests {
         /// backoff from a position of the old epoch, gets a snapshot, which the next pass plans on.
         case agentRestarted = "n2's agent restarted mid-rekey: a new epoch, the stream takes a snapshot"
         /// The controller restarts after the first pass: a new watch, every stream opened anew
-        /// from nothing (a snapshot), a new reconciler.
+        /// from nothing (one snapshot each, in before the second pass), a new reconciler.
         case controllerRestarted = "the controller restarted: every stream starts again from a snapshot"
         /// n2's stream is held back from the first pass's first change on: the second pass finds
         /// its copy waiting for the first pass's batch and reads n2 afresh; then every held message
@@ -279,6 +279,11 @@ struct AgentContinuityTests {
             case (.controllerRestarted, 1):
                 watch.stop()
                 watch = watched.watch(readsAfreshBeforeActing: readsAfreshBeforeActing)
+                try await watched.waitUntilCaughtUp(watch)
+                let started = watch.nodes.filter { $0.snapshots != 1 }.map(\.node)
+                if !started.isEmpty {
+                    findings.append("the new watch's streams of \(started) did not each start from one snapshot")
+                }
                 done = true
             case (.eventDelayed, 1):
                 let model = try watched.model(of: node)

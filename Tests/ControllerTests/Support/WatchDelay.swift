@@ -41,13 +41,6 @@ final class WatchDelay: Sendable {
         }
     }
 
-    /// How many messages of `node` are held now.
-    func heldCount(of node: String) -> Int {
-        state.withLock { state in
-            (state.held[node] ?? []).filter { if case .message = $0 { true } else { false } }.count
-        }
-    }
-
     /// Delivers everything held for `node`, in order, and stops holding it; returns how many
     /// messages it delivered.
     @discardableResult

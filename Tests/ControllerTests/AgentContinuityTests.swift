@@ -47,10 +47,12 @@ struct AgentContinuityTests {
     func changeOnTheWatchCache(_ change: FleetChange) async throws {
         let watched = try await WatchedAgents(seed: 1, nodes: Self.nodes)
         let harness = watched.harness
-        let watch = watched.watch()
         var spec = FleetSpec.threeTier
         var ledger = InstalledKeyLedger()
         try await harness.converge(try spec.compile()) { ledger.note($0) }
+        // Watched once the fleet's machines exist: a stream opened before would fail and wait
+        // out its backoff on a clock that only the passes' drains move.
+        let watch = watched.watch()
         let requests = change.apply(&spec, harness)
         let intent = try spec.compile()
         // What happened out of band reaches the watch's copies before the pass plans on them (a

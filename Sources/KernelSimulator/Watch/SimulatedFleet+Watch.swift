@@ -24,9 +24,9 @@ extension SimulatedFleet {
     }
 
     /// Fault: the agent watching `node` restarted. Each of the node's watch models is replaced by
-    /// a new one (a new epoch, its seqs counted again from a fill from the node, as a new agent
-    /// process starts them) and the old one's streams end: a stream that resumes from a position
-    /// of the old epoch gets a snapshot. No effect on a node that is not watched.
+    /// a new one, as a new agent process starts it: a new epoch, whose seqs start again with a
+    /// fill from the node. The old one's streams end; a stream that resumes from a position of
+    /// the old epoch gets a snapshot. No effect on a node that is not watched.
     public func restartWatching(node: String) {
         let replaced = storage.withLock { storage in
             var replaced: [KernelWatchModel] = []

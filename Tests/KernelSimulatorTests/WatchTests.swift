@@ -164,6 +164,28 @@ struct WatchTests {
         #expect(refused.ending is KernelError)
     }
 
+    @Test(
+        "a restarted agent's watch (restartWatching) is a new model of a new epoch holding the same objects: the old one's streams end, and a stream from an old position gets a snapshot"
+    )
+    func restartedWatchHasANewEpoch() async throws {
+        let fleet = Self.fleet()
+        let kernel = fleet.kernel(for: "a", reqid: FleetValues.reqid)
+        let old = try await kernel.startWatching()
+        _ = try await kernel.apply(Self.outboundBatch)
+        let stream = try #require(kernel.watch(from: old.position))
+        fleet.restartWatching(node: "a")
+        let ended = try await stream.untilEnd()
+        #expect(ended.elements.isEmpty)
+        #expect(ended.ending is KernelWatchError)
+        let new = try await kernel.startWatching()
+        #expect(new !== old)
+        #expect(new.epoch != old.epoch)
+        #expect(new.objects == old.objects)
+        let resumed = try await #require(kernel.watch(from: old.position)).first(old.objects.count + 1)
+        #expect(resumed.last == .snapshotEnd(new.position, bootID: nil))
+        #expect(fleet.watchModel(node: "b", reqid: FleetValues.reqid) == nil, "b, not watched, stays so")
+    }
+
     @Test("a fleet whose kernels are not watched keeps no model")
     func unwatchedFleetKeepsNoModel() async throws {
         let fleet = Self.fleet()

@@ -49,7 +49,7 @@ import Store
 final class ContinuityHarness {
     let fleet = SimulatedFleet()
     private(set) var store: ScratchGenerationStore
-    let clock = ManualClock()
+    let clock: ManualClock
     private(set) var reconciler: FleetReconciler
     private let rules: Set<FleetPlanner.Rule>
     let reqid = Reqid.meshwardDefault
@@ -114,10 +114,14 @@ final class ContinuityHarness {
     /// above zero.
     static let defaultLatency: TimeInterval = 0.05
 
+    /// - Parameter onClockChange: told each time a watch of the harness's clock starts, or a
+    ///   sleep or a watch starts waiting or is cancelled (`ManualClock`'s `onChange`), for tests
+    ///   that wait for a timer of the code under test (a watch's backoff) before moving the clock.
     init(
         seed: UInt64, latency: TimeInterval = ContinuityHarness.defaultLatency, rules: Set<FleetPlanner.Rule> = [],
-        search: Search = .perChannel
+        search: Search = .perChannel, onClockChange: @escaping @Sendable () -> Void = {}
     ) {
+        clock = ManualClock(onChange: onClockChange)
         self.search = search
         foreignRandom = SeededRandom(seed: seed ^ 0xF0E1_D2C3_B4A5_9687)
         self.latency = latency
@@ -130,25 +134,34 @@ final class ContinuityHarness {
     private var kernelsOverride: (any FleetKernels)?
     /// The cache the reconciler plans on when a converge asks for it (the controller's watch).
     private var cache: (any ObservationCache)?
+    /// Whether a pass planned on the cache reads afresh what it would act on: false only for the
+    /// negative controls that show a test's checks catch a plan sent on cached facts.
+    private var readsAfreshBeforeActing = true
 
     /// Every later pass reaches the fleet through `kernels` (agents over gRPC serving this
     /// same simulated fleet), so the same checks run with a transport in between. With `cache`
-    /// (the controller's watch of those agents), a converge may plan on it.
-    func routeThroughAgents(_ kernels: any FleetKernels, cache: (any ObservationCache)? = nil) {
+    /// (the controller's watch of those agents), a converge may plan on it; with
+    /// `readsAfreshBeforeActing` false, the reconciler sends what it planned on the cache without
+    /// reading those nodes afresh (the rule switched off, for negative controls).
+    func routeThroughAgents(
+        _ kernels: any FleetKernels, cache: (any ObservationCache)? = nil, readsAfreshBeforeActing: Bool = true
+    ) {
         kernelsOverride = kernels
         self.cache = cache
+        self.readsAfreshBeforeActing = readsAfreshBeforeActing
         restartReconciler()
     }
 
     private static func makeReconciler(
         store: ScratchGenerationStore, fleet: SimulatedFleet, reqid: Reqid, clock: ManualClock,
-        rules: Set<FleetPlanner.Rule>, kernels: (any FleetKernels)? = nil, cache: (any ObservationCache)? = nil
+        rules: Set<FleetPlanner.Rule>, kernels: (any FleetKernels)? = nil, cache: (any ObservationCache)? = nil,
+        readsAfreshBeforeActing: Bool = true
     ) -> FleetReconciler {
         FleetReconciler(
             store: store, kernels: kernels ?? SimulatedFleetKernels(fleet: fleet, reqid: reqid), reqid: reqid,
             clock: clock,
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
-            planner: FleetPlanner(disabling: rules), cache: cache)
+            planner: FleetPlanner(disabling: rules), cache: cache, readsAfreshBeforeActing: readsAfreshBeforeActing)
     }
 
     /// The crash armed by `armCrash`, if any.
@@ -158,7 +171,7 @@ final class ContinuityHarness {
     func restartReconciler() {
         reconciler = Self.makeReconciler(
             store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules, kernels: kernelsOverride,
-            cache: cache)
+            cache: cache, readsAfreshBeforeActing: readsAfreshBeforeActing)
     }
 
     /// The state directory is lost: a controller with an empty Store takes over the same kernels.
@@ -168,7 +181,7 @@ final class ContinuityHarness {
         store = ScratchGenerationStore(channels: [:], firstSPI: firstSPI)
         reconciler = Self.makeReconciler(
             store: store, fleet: fleet, reqid: reqid, clock: clock, rules: rules, kernels: kernelsOverride,
-            cache: cache)
+            cache: cache, readsAfreshBeforeActing: readsAfreshBeforeActing)
         records = [:]
     }
 
@@ -253,14 +266,15 @@ final class ContinuityHarness {
     }
 
     /// Runs passes until converged; checks every pass. Returns the number of passes. `onPass` sees
-    /// each pass's report once it ran, with `records` already updated.
+    /// each pass's report once it ran, with `records` already updated, and may wait for the code
+    /// under test (a fault injected between two passes) before the next pass starts.
     @discardableResult
     ///
     /// `planningOnCache`: every pass plans on the cache given to `routeThroughAgents`, and acts
     /// on fresh reads (`FleetReconciler.preparePass`).
     func converge(
         _ intent: FleetIntent, rekeyRequests: [ChannelID: Date] = [:], passLimit: Int = 24,
-        planningOnCache: Bool = false, onPass: (PassReport) -> Void = { _ in }
+        planningOnCache: Bool = false, onPass: (PassReport) async throws -> Void = { _ in }
     ) async throws -> Int {
         provision(intent)
         noteIntent(intent)
@@ -277,7 +291,7 @@ final class ContinuityHarness {
                 planningOnCache: planningOnCache)
             checkReachableStates(prepared, intent: intent)
             let report = try await reconciler.execute(prepared)
-            onPass(report)
+            try await onPass(report)
             // Settle the enforcement bookkeeping on the real fleet after the pass.
             noteEnforcement(intent)
             if crashLatch?.hasFired == true { throw HarnessError(message: "the controller crashed in pass \(passes)") }

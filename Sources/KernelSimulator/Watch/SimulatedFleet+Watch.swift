@@ -23,6 +23,23 @@ extension SimulatedFleet {
         storage.withLock { $0.watches[SimulatedNodeWatch.Key(node: node, reqid: reqid)]?.model }
     }
 
+    /// Fault: the agent watching `node` restarted. Each of the node's watch models is replaced by
+    /// a new one, as a new agent process starts it: a new epoch, whose seqs start again with a
+    /// fill from the node. The old one's streams end; a stream that resumes from a position of
+    /// the old epoch gets a snapshot. No effect on a node that is not watched.
+    public func restartWatching(node: String) {
+        let replaced = storage.withLock { storage in
+            var replaced: [KernelWatchModel] = []
+            for key in storage.watches.keys where key.node == node {
+                guard let old = storage.watches[key] else { continue }
+                replaced.append(old.model)
+                storage.watches[key] = SimulatedNodeWatch(key: key, state: storage.state)
+            }
+            return replaced
+        }
+        for model in replaced { model.stop(reason: "the agent of node \(node) restarted") }
+    }
+
     /// Fault: the watch socket of `node` overflowed. From now on the node's changes are not
     /// recorded in its watch models, until `recoverLostWatchEvents(on:)` or the node's next
     /// observation resynchronises them with `lostEvents` (as the agent does on `ENOBUFS`). No

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# 11: the watch wakes a running loop (design.md §12). web-1 and db-1 run `meshward agent run`
+# in their namespaces, the controller runs on app-1 (`endpoint: local`) as `meshward reconcile
+# --interval 10m`, so no cycle of the interval comes during the scenario: only the watch can
+# start one. Under traffic on every pair, web-1's SAs and policies are flushed by hand (`ip xfrm
+# state flush; ip xfrm policy flush`) and db-1's inbound IPv6 policy from app-1 is deleted by hand,
+# one right after the other. Both hosts must be back to what they held (owned SAs counted, owned
+# policies by selector, direction and level), polled every ~100-200 ms, within 10 s of their own
+# change (notes restore_web_1_seconds, restore_db_1_seconds), and the loop's log must show it was
+# woken by the drift the watch saw on each. web-1~app-1 is in plaintext and loses packets in that
+# window (ks-outage-pairs); app-1~db-1 loses nothing (an inbound policy gone lets ESP and
+# plaintext in alike) and nothing moves a counter on db-1. Then the loop rekeys every channel
+# under traffic (the spec's rekey.every lowered to 1s, then raised again once the drain is over),
+# while `ip -o xfrm monitor` records the kernel's own events in web-1 and db-1: for each, the
+# changes the controller's watch received (its `watch change` lines, debug) must be exactly the
+# kernel's events in the kernel's order, with consecutive seqs, and both must be the operations
+# Meshward applied to that node, in order (lib/watch-order.py).
+# ks-requires: meshward-apply
+# ks-expect: outage
+# ks-outage-pairs: web-1~app-1/4
+# ks-timeout: 600
+source "$KS_LIB/scenario.sh"
+
+CONTROLLER_HOST=app-1
+AGENT_NODES="web-1 db-1"
+RESTORE_LIMIT=10
+LOOP_LOG=$KS_WORK/reconcile.log
+
+declare -A AGENT_PID=()
+LOOP_PID=""
+declare -a MONITOR_PIDS=()
+# start_agent NODE: `meshward agent run` inside NODE's namespace, until it listens.
+start_agent() {
+    local node=$1 log=$KS_WORK/mwagent-$1.log
+    printf '[%(%T)T] + ip netns exec %s meshward agent run --agent-dir %s --listen %s:7443\n' -1 \
+        "$node" "$KS_WORK/agent-dir-$node" "$(ks_addr "$node" 4)"
+    ip netns exec "$node" "$MESHWARD" agent run --agent-dir "$KS_WORK/agent-dir-$node" \
+        --listen "$(ks_addr "$node" 4):7443" >>"$log" 2>&1 &
+    AGENT_PID[$node]=$!
+    local waited=0
+    until grep -q "agent listening" "$log" 2>/dev/null; do
+        kill -0 "${AGENT_PID[$node]}" 2>/dev/null || ks_fail "the agent of $node exited: $(tail -5 "$log")"
+        ((++waited <= 600)) || ks_fail "the agent of $node did not listen within 60 s"
+        sleep 0.1
+    done
+    ks_log "agent of $node listening (pid ${AGENT_PID[$node]})"
+}
+cleanup() {
+    local pid
+    for pid in "${MONITOR_PIDS[@]}" $LOOP_PID "${AGENT_PID[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# write_spec EVERY: the spec, rekey.every EVERY, web-1 and db-1 behind agents, app-1 local. It is
+# written beside and renamed into place, so the loop's spec watcher sees one change.
+SPEC=$KS_WORK/spec/spec.yaml
+mkdir -p "$KS_WORK/spec"
+write_spec() {
+    ks_spec "$KS_WORK/spec.next" --rekey-every "$1"
+    sed -i -e "s/endpoint: netns:$CONTROLLER_HOST\$/endpoint: local/" \
+        -e 's/endpoint: netns:web-1$/endpoint: agent/' -e 's/endpoint: netns:db-1$/endpoint: agent/' "$KS_WORK/spec.next"
+    ! grep -q "endpoint: netns" "$KS_WORK/spec.next" || ks_fail "spec still names a netns endpoint"
+    mv "$KS_WORK/spec.next" "$SPEC"
+}
+
+# A wait without a process: `read -t` on a pipe nobody writes to.
+exec {NAP_FD}<> <(:)
+nap() { read -r -t "$1" -u "$NAP_FD" _ || true; }
+
+# owned_state: one line per agent node, "NODE sas=N POLICY...": its owned SAs counted and its
+# owned policies by selector, direction and level ("/use" for an optional template), sorted.
+# One `ip` per node and one awk for both: this is polled.
+owned_state() {
+    local node
+    for node in $AGENT_NODES; do
+        echo "== $node"
+        ip -o -n "$node" -batch - <<<$'xfrm state list\nxfrm policy list'
+    done | awk -v r="reqid $MESHWARD_REQID_DEC " '
+        function out(   i, j, k, line) {
+            if (node == "") return
+            for (i = 2; i <= np; i++) for (j = i; j > 1 && keys[j - 1] > keys[j]; j--) { k = keys[j]; keys[j] = keys[j - 1]; keys[j - 1] = k }
+            line = node " sas=" nsa
+            for (i = 1; i <= np; i++) line = line " " keys[i]
+            print line
+        }
+        /^== / { out(); node = $2; nsa = 0; np = 0; next }
+        index($0, r) == 0 { next }
+        /tmpl/ {
+            n = split($0, t, /[ \t\\]+/); src = dst = dir = ""
+            for (i = 1; i < n; i++) {
+                if (t[i] == "src" && src == "") src = t[i + 1]
+                else if (t[i] == "dst" && dst == "") dst = t[i + 1]
+                else if (t[i] == "dir") dir = t[i + 1]
+            }
+            keys[++np] = src ">" dst "/" dir (/level use/ ? "/use" : "")
+            next
+        }
+        { nsa++ }
+        END { out() }'
+}
+
+# cycles_done: how many cycles the loop has ended so far.
+cycles_done() { grep -c '"message":"cycle done"' "$LOOP_LOG" || true; }
+# wait_cycle N WHAT: waits (60 s at most) until the loop has ended more than N cycles.
+wait_cycle() {
+    local waited=0
+    until (($(cycles_done) > $1)); do
+        kill -0 "$LOOP_PID" 2>/dev/null || ks_fail "the loop exited: $(tail -5 "$LOOP_LOG")"
+        ((++waited <= 600)) || ks_fail "no cycle of the loop ended within 60 s after $2"
+        nap 0.1
+    done
+}
+
+write_spec 24h
+for node in $AGENT_NODES; do
+    mw agent credentials "$SPEC" --node "$node" --out "$KS_WORK/agent-dir-$node"
+    start_agent "$node"
+done
+
+ks_log "apply through the agents"
+# Run again (three runs at most) when it failed only because an agent did not answer within the
+# controller's deadline: the first requests to an agent pay a debug build's cold start in the
+# emulated guest (as in 10). The note late_first_contact_apply counts the runs it took.
+for attempt in 1 2 3; do
+    printf '[%(%T)T] + ip netns exec %s meshward apply %s --state-dir $KS_STATE\n' -1 "$CONTROLLER_HOST" "$SPEC"
+    rc=0
+    out=$(ip netns exec "$CONTROLLER_HOST" "$MESHWARD" apply "$SPEC" --state-dir "$KS_STATE" 2>&1) || rc=$?
+    printf '%s\n' "$out"
+    [[ $rc -eq 1 && $out == *"did not answer before its deadline"* && $attempt -lt 3 ]] || break
+    ks_log "an agent missed the deadline of its first contact (run $attempt of apply): again"
+done
+[[ $rc -eq 0 ]] || ks_fail "apply from $CONTROLLER_HOST exited $rc"
+ks_note late_first_contact_apply "$((attempt - 1))"
+ALL_PAIRS=$(ks_spec_pairs "web-1 app-1 db-1" "web-app app-db")
+ks_mark_pairs enforce "$ALL_PAIRS"
+ks_expect_counts "web-1:2 app-1:6 db-1:4"
+
+ks_log "the loop: reconcile --interval 10m on $CONTROLLER_HOST (debug log, JSON lines)"
+printf '[%(%T)T] + ip netns exec %s meshward reconcile %s --interval 10m --log-format json --state-dir $KS_STATE\n' -1 \
+    "$CONTROLLER_HOST" "$SPEC"
+MESHWARD_LOG_LEVEL=debug ip netns exec "$CONTROLLER_HOST" "$MESHWARD" reconcile "$SPEC" --interval 10m \
+    --log-format json --state-dir "$KS_STATE" >"$KS_WORK/reconcile.out" 2>"$LOOP_LOG" &
+LOOP_PID=$!
+wait_cycle 0 "the loop's start"
+# Its first cycle read every node and opened a watch stream to each agent; a stream opens once
+# the cycle has made the agent's connection (retried after 1 s, then 2 s): let both open.
+sleep 3
+grep -q '"message":"cycle done".*"operations":"0"' "$LOOP_LOG" ||
+    ks_fail "the loop's first cycle changed something after apply: $(grep '"cycle done"' "$LOOP_LOG")"
+
+# ------------------------------------------------------------------ drift, restored by the watch
+declare -A BEFORE=() AFTER=()
+while read -r node state; do BEFORE[$node]=$state; done < <(owned_state)
+for node in $AGENT_NODES; do ks_log "owned on $node: ${BEFORE[$node]}"; done
+[[ ${BEFORE[web-1]} == "sas=2 "* && ${BEFORE[db-1]} == "sas=4 "* ]] || ks_fail "unexpected owned state before the drift"
+cycles=$(cycles_done)
+a6_app=$(ks_addr app-1 6)
+a6_db=$(ks_addr db-1 6)
+
+ks_log "by hand: flush web-1's SAs and policies, delete db-1's inbound IPv6 policy from app-1"
+# web-1's policies go with the flush: its packets to app-1 leave in plaintext until the restore.
+ks_mark_pairs relax "web-1~app-1/4"
+declare -A CHANGED_AT=()
+ks_now "CHANGED_AT[web-1]"
+ks_q web-1 xfrm state flush
+ks_q web-1 xfrm policy flush
+ks_flush
+ks_now "CHANGED_AT[db-1]"
+x ip -n db-1 xfrm policy delete src "$a6_app/128" dst "$a6_db/128" dir in
+declare -A RESTORED=()
+polls=0
+t_poll0=$EPOCHREALTIME
+while ((${#RESTORED[@]} < 2)); do
+    ks_now t
+    while read -r node state; do
+        [[ -v "RESTORED[$node]" ]] && continue
+        AFTER[$node]=$state
+        [[ $state == "${BEFORE[$node]}" ]] && RESTORED[$node]=$(awk "BEGIN { printf \"%.2f\", $t - ${CHANGED_AT[$node]} }")
+    done < <(owned_state)
+    ((++polls))
+    awk "BEGIN { exit !($t - ${CHANGED_AT[web-1]} > 3 * $RESTORE_LIMIT) }" && break
+    nap 0.1
+done
+ks_now t_poll1
+ks_note poll_interval_ms "$(awk "BEGIN { printf \"%d\", ($t_poll1 - $t_poll0) * 1000 / $polls }")"
+ks_mark_pairs enforce "web-1~app-1/4"
+for node in $AGENT_NODES; do
+    ks_log "owned on $node after: ${AFTER[$node]}"
+    [[ -v "RESTORED[$node]" ]] || ks_fail "$node was not restored within $((3 * RESTORE_LIMIT)) s (it holds ${AFTER[$node]}, it held ${BEFORE[$node]})"
+    ks_note "restore_${node//-/_}_seconds" "${RESTORED[$node]}"
+    ks_log "$node restored $(printf '%s' "${RESTORED[$node]}") s after its change ($polls polls)"
+done
+bash "$KS_LIB/foreign-state.sh" install web-1 "$KS_ADDR4_web_1"
+for node in $AGENT_NODES; do
+    grep -q "\"message\":\"drift seen by the watch on node $node; reloading\"" "$LOOP_LOG" ||
+        ks_fail "the loop's log does not say the watch's drift on $node woke it"
+    awk "BEGIN { exit !(${RESTORED[$node]} <= $RESTORE_LIMIT) }" ||
+        ks_fail "$node was restored ${RESTORED[$node]} s after its change (at most $RESTORE_LIMIT s)"
+done
+# The restore must have ended its cycles before the rekey starts.
+wait_cycle "$cycles" "the drift"
+sleep 1
+ks_expect_counts "web-1:2 app-1:6 db-1:4"
+ks_note cycles_for_the_drift "$(($(cycles_done) - cycles))"
+web_policies=$(ip -n web-1 xfrm policy list)
+if [[ $web_policies == *"proto tcp dport 7443"* ]]; then
+    ks_note agent_port_exemption_after_flush 1
+else
+    ks_note agent_port_exemption_after_flush 0
+    ks_log "web-1's agent did not put its port's exemption back in the SPD after the flush"
+fi
+ks_xfrm_counters "after the restore"
+
+# ------------------------------------------------------- a rekey, the kernel's order vs the watch's
+ks_log "the loop rekeys every channel: ip -o xfrm monitor in web-1 and db-1 records the kernel's order"
+for node in $AGENT_NODES; do
+    ip -o -n "$node" xfrm monitor >"$KS_WORK/monitor-$node.txt" 2>&1 &
+    MONITOR_PIDS+=($!)
+done
+sleep 0.5
+log_from=$(wc -l <"$LOOP_LOG")
+cycles=$(cycles_done)
+seen=" $(ks_all_pinned_spis) "
+write_spec 1s
+wait_cycle "$cycles" "rekey.every lowered to 1s"
+ks_log "rekey cycle done; the drain (2s) runs out before rekey.every goes back to 24h"
+sleep 3
+cycles=$(cycles_done)
+write_spec 24h
+wait_cycle "$cycles" "rekey.every raised to 24h"
+ks_expect_fresh_spis "$seen" "the loop's rekey"
+ks_expect_counts "web-1:2 app-1:6 db-1:4"
+sleep 1
+for pid in "${MONITOR_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+MONITOR_PIDS=()
+for node in $AGENT_NODES; do
+    rc=0
+    python3 "$KS_LIB/watch-order.py" --node "$node" --monitor "$KS_WORK/monitor-$node.txt" --log "$LOOP_LOG" \
+        --from-line "$log_from" --reqid "$MESHWARD_REQID_DEC" || rc=$?
+    ks_note "rekey_events_${node//-/_}" "$(grep -c "reqid $MESHWARD_REQID_DEC " "$KS_WORK/monitor-$node.txt" || true)"
+    [[ $rc -eq 0 ]] || ks_fail "on $node the watch's changes, the kernel's events and the applied operations differ (above)"
+done
+
+ks_log "SIGTERM to the loop"
+kill -TERM "$LOOP_PID"
+rc=0
+wait "$LOOP_PID" || rc=$?
+LOOP_PID=""
+[[ $rc -eq 0 ]] || ks_fail "the loop exited $rc on SIGTERM (0 expected)"
+ks_note loop_cycles "$(cycles_done)"
+rc=0
+ip netns exec "$CONTROLLER_HOST" "$MESHWARD" plan "$SPEC" --detailed-exitcode --state-dir "$KS_STATE" || rc=$?
+[[ $rc -eq 0 ]] || ks_fail "plan --detailed-exitcode from $CONTROLLER_HOST exited $rc (0 expected)"
+ks_xfrm_counters "at the end"
+sleep 3 # the end of the stream must be clean

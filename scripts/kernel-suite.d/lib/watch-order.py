@@ -13,10 +13,12 @@ direction. The three lists must be equal, and the watch's seqs consecutive (a se
 the last one is a replay after a resumed stream: it must repeat the change it had, and is
 skipped). Prints the three lists side by side and exits 1 with the first difference.
 
-usage: watch-order.py --node NODE --monitor FILE --log FILE --from-line N --reqid DEC [--wait SECONDS]
+usage: watch-order.py --node NODE --monitor FILE --monitor-from N --log FILE --from-line N --reqid DEC
+       watch-order.py --restored --node NODE --log FILE --from-line N --since EPOCH --until EPOCH
 """
 
 import argparse
+import datetime
 import json
 import sys
 import time
@@ -34,12 +36,17 @@ def policy_key(words):
     return "policy %s>%s dir %s" % (tokens_after(words, "src"), tokens_after(words, "dst"), tokens_after(words, "dir"))
 
 
-def kernel_events(path, reqid):
-    """(kind, object) for every event of an owned object that `ip -o xfrm monitor` printed."""
+def kernel_events(path, start, reqid):
+    """(kind, object) for every event of an owned object that `ip -o xfrm monitor` printed after
+    its first `start` lines."""
     events, other = [], []
     with open(path, encoding="utf-8", errors="replace") as lines:
-        for line in lines:
+        for number, line in enumerate(lines, 1):
+            if number <= start:
+                continue
             words = line.replace("\\", " ").split()
+            if words and words[0].startswith("["):
+                words = words[1:]  # the time `ip -ts` put before the event
             if not words or ("reqid %d" % reqid) not in " ".join(words):
                 continue
             if words[0] in ("Async", "Flushed"):
@@ -113,17 +120,44 @@ def applied_operations(path, start, node):
     return events
 
 
+def restored(args):
+    """Prints the seconds from --since to the last operation the loop applied to --node before
+    --until, and how many it applied: when a read at --until found the node as it was, that
+    operation completed its restoration. The controller logs an operation once the agent has
+    answered for it, after the kernel applied it: an upper bound of the kernel's moment."""
+    times = []
+    for entry in log_lines(args.log, args.from_line):
+        if entry.get("message") != "applied" or entry.get("node") != args.node:
+            continue
+        stamp = datetime.datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
+        if args.since < stamp <= args.until:
+            times.append(stamp)
+    if not times:
+        print("the loop applied nothing to %s between the change and the read that found it restored" % args.node,
+              file=sys.stderr)
+        return 1
+    print("%.2f %d" % (max(times) - args.since, len(times)))
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--node", required=True)
-    parser.add_argument("--monitor", required=True)
-    parser.add_argument("--log", required=True)
-    parser.add_argument("--from-line", type=int, default=0)
-    parser.add_argument("--reqid", type=int, required=True)
+    parser.add_argument("--restored", action="store_true",
+                        help="print when the node was restored (see restored()), and how many events it took")
+    parser.add_argument("--since", type=float)
+    parser.add_argument("--until", type=float)
+    parser.add_argument("--node")
+    parser.add_argument("--monitor")
+    parser.add_argument("--log")
+    parser.add_argument("--from-line", type=int, default=0, help="log lines written before the rekey")
+    parser.add_argument("--monitor-from", type=int, default=0, help="monitor lines written before the rekey")
+    parser.add_argument("--reqid", type=int, default=19799)
     parser.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the watch's last changes")
     args = parser.parse_args()
+    if args.restored:
+        return restored(args)
 
-    kernel, unparsed = kernel_events(args.monitor, args.reqid)
+    kernel, unparsed = kernel_events(args.monitor, args.monitor_from, args.reqid)
     # The watch's last changes may still be on their way to the controller.
     deadline = time.monotonic() + args.wait
     while True:

@@ -69,12 +69,13 @@ nap() { read -r -t "$1" -u "$NAP_FD" _ || true; }
 
 # owned_state: one line per agent node, "NODE sas=N POLICY...": its owned SAs counted and its
 # owned policies by selector, direction and level ("/use" for an optional template), sorted.
-# One `ip` per node and one awk for both: this is polled.
+# Two `ip` per node (`ip -batch` stops after an `xfrm ... list`) and one awk for all: this is polled.
 owned_state() {
     local node
     for node in $AGENT_NODES; do
         echo "== $node"
-        ip -o -n "$node" -batch - <<<$'xfrm state list\nxfrm policy list'
+        ip -o -n "$node" xfrm state list
+        ip -o -n "$node" xfrm policy list
     done | awk -v r="reqid $MESHWARD_REQID_DEC " '
         function out(   i, j, k, line) {
             if (node == "") return
@@ -109,6 +110,19 @@ wait_cycle() {
         ((++waited <= 600)) || ks_fail "no cycle of the loop ended within 60 s after $2"
         nap 0.1
     done
+}
+
+# wait_quiet: waits (30 s at most) until the loop's last cycle has ended and nothing (an applied
+# operation, a wake, a cycle's end) follows it for 1.5 s.
+wait_quiet() {
+    local pattern='"message":"(applied|cycle done|[^"]*; reloading)"' before waited=0
+    while ((++waited <= 20)); do
+        before=$(grep -c -E "$pattern" "$LOOP_LOG" || true)
+        nap 1.5
+        [[ $(grep -c -E "$pattern" "$LOOP_LOG" || true) -eq $before &&
+            $(grep -E "$pattern" "$LOOP_LOG" | tail -1) == *'"message":"cycle done"'* ]] && return 0
+    done
+    ks_fail "the loop did not come to rest within 30 s"
 }
 
 write_spec 24h
@@ -152,54 +166,84 @@ grep -q '"message":"cycle done".*"operations":"0"' "$LOOP_LOG" ||
 declare -A BEFORE=() AFTER=()
 while read -r node state; do BEFORE[$node]=$state; done < <(owned_state)
 for node in $AGENT_NODES; do ks_log "owned on $node: ${BEFORE[$node]}"; done
-[[ ${BEFORE[web-1]} == "sas=2 "* && ${BEFORE[db-1]} == "sas=4 "* ]] || ks_fail "unexpected owned state before the drift"
+read -ra web_words <<<"${BEFORE[web-1]}"
+read -ra db_words <<<"${BEFORE[db-1]}"
+[[ ${web_words[0]} == sas=2 && ${#web_words[@]} -eq 3 && ${db_words[0]} == sas=4 && ${#db_words[@]} -eq 5 ]] ||
+    ks_fail "unexpected owned state before the drift: web-1 ${BEFORE[web-1]}, db-1 ${BEFORE[db-1]}"
 cycles=$(cycles_done)
+# Each stream's first snapshot is taken as drift too (the loop's start shows it): only the log
+# written from here on counts.
+drift_from=$(wc -l <"$LOOP_LOG")
 a6_app=$(ks_addr app-1 6)
 a6_db=$(ks_addr db-1 6)
+
+# The kernel's own record of every change from here on: `ip xfrm monitor` in each agent's
+# namespace, each event on one line behind the time it arrived (`-ts`).
+for node in $AGENT_NODES; do
+    stdbuf -oL ip -ts -o -n "$node" xfrm monitor >"$KS_WORK/monitor-$node.log" 2>&1 &
+    MONITOR_PIDS+=($!)
+done
+sleep 0.5
 
 ks_log "by hand: flush web-1's SAs and policies, delete db-1's inbound IPv6 policy from app-1"
 # web-1's policies go with the flush: its packets to app-1 leave in plaintext until the restore.
 ks_mark_pairs relax "web-1~app-1/4"
+# Times in microseconds (EPOCHREALTIME without its point), so the poll starts no process for them.
 declare -A CHANGED_AT=()
-ks_now "CHANGED_AT[web-1]"
 ks_q web-1 xfrm state flush
 ks_q web-1 xfrm policy flush
+CHANGED_AT[web-1]=${EPOCHREALTIME/./}
 ks_flush
-ks_now "CHANGED_AT[db-1]"
+CHANGED_AT[db-1]=${EPOCHREALTIME/./}
 x ip -n db-1 xfrm policy delete src "$a6_app/128" dst "$a6_db/128" dir in
 declare -A RESTORED=()
 polls=0
-t_poll0=$EPOCHREALTIME
+t_poll0=${EPOCHREALTIME/./}
 while ((${#RESTORED[@]} < 2)); do
-    ks_now t
-    while read -r node state; do
+    mapfile -t states < <(owned_state)
+    # Taken once the poll has read both kernels: an upper bound of the moment of the restore.
+    t=${EPOCHREALTIME/./}
+    for line in "${states[@]}"; do
+        node=${line%% *}
         [[ -v "RESTORED[$node]" ]] && continue
-        AFTER[$node]=$state
-        [[ $state == "${BEFORE[$node]}" ]] && RESTORED[$node]=$(awk "BEGIN { printf \"%.2f\", $t - ${CHANGED_AT[$node]} }")
-    done < <(owned_state)
+        AFTER[$node]=${line#* }
+        [[ ${AFTER[$node]} == "${BEFORE[$node]}" ]] && RESTORED[$node]=$((t - ${CHANGED_AT[$node]}))
+    done
     ((++polls))
-    awk "BEGIN { exit !($t - ${CHANGED_AT[web-1]} > 3 * $RESTORE_LIMIT) }" && break
+    ((t - ${CHANGED_AT[web-1]} <= 3 * RESTORE_LIMIT * 1000000)) || break
     nap 0.1
 done
-ks_now t_poll1
-ks_note poll_interval_ms "$(awk "BEGIN { printf \"%d\", ($t_poll1 - $t_poll0) * 1000 / $polls }")"
+ks_note poll_interval_ms "$(((${EPOCHREALTIME/./} - t_poll0) / 1000 / polls))"
 ks_mark_pairs enforce "web-1~app-1/4"
+declare -A RESTORE_S=()
 for node in $AGENT_NODES; do
     ks_log "owned on $node after: ${AFTER[$node]}"
-    [[ -v "RESTORED[$node]" ]] || ks_fail "$node was not restored within $((3 * RESTORE_LIMIT)) s (it holds ${AFTER[$node]}, it held ${BEFORE[$node]})"
-    ks_note "restore_${node//-/_}_seconds" "${RESTORED[$node]}"
-    ks_log "$node restored $(printf '%s' "${RESTORED[$node]}") s after its change ($polls polls)"
+    [[ -v "RESTORED[$node]" ]] ||
+        ks_fail "$node was not restored within $((3 * RESTORE_LIMIT)) s (it holds ${AFTER[$node]}, it held ${BEFORE[$node]})"
+    # The poll bounds the moment from above by its period, which process starts make long in a
+    # loaded emulated guest (seconds); the loop's log dates it: its last operation applied to the
+    # node before that read (logged once the agent answered, after its kernel applied it).
+    since=${CHANGED_AT[$node]}
+    until=$((since + RESTORED[$node]))
+    read -r seconds events < <(python3 "$KS_LIB/watch-order.py" --restored --node "$node" --log "$LOOP_LOG" \
+        --from-line "$drift_from" --since "${since:0:-6}.${since: -6}" --until "${until:0:-6}.${until: -6}")
+    RESTORE_S[$node]=$seconds
+    polled=$(printf '%d.%02d' $((RESTORED[$node] / 1000000)) $((RESTORED[$node] % 1000000 / 10000)))
+    ks_note "restore_${node//-/_}_seconds" "$seconds"
+    ks_note "restore_${node//-/_}_polled_seconds" "$polled"
+    ks_note "restore_${node//-/_}_operations" "$events"
+    ks_log "$node restored $seconds s after its change ($events operations applied; read back by the poll at $polled s, $polls polls)"
 done
 bash "$KS_LIB/foreign-state.sh" install web-1 "$KS_ADDR4_web_1"
 for node in $AGENT_NODES; do
-    grep -q "\"message\":\"drift seen by the watch on node $node; reloading\"" "$LOOP_LOG" ||
+    tail -n +"$((drift_from + 1))" "$LOOP_LOG" | grep -q "\"message\":\"drift seen by the watch on node $node; reloading\"" ||
         ks_fail "the loop's log does not say the watch's drift on $node woke it"
-    awk "BEGIN { exit !(${RESTORED[$node]} <= $RESTORE_LIMIT) }" ||
-        ks_fail "$node was restored ${RESTORED[$node]} s after its change (at most $RESTORE_LIMIT s)"
+    awk "BEGIN { exit !(${RESTORE_S[$node]} <= $RESTORE_LIMIT) }" ||
+        ks_fail "$node was restored ${RESTORE_S[$node]} s after its change (at most $RESTORE_LIMIT s)"
 done
-# The restore must have ended its cycles before the rekey starts.
+# The restore's cycles must be over before the rekey starts.
 wait_cycle "$cycles" "the drift"
-sleep 1
+wait_quiet
 ks_expect_counts "web-1:2 app-1:6 db-1:4"
 ks_note cycles_for_the_drift "$(($(cycles_done) - cycles))"
 web_policies=$(ip -n web-1 xfrm policy list)
@@ -213,11 +257,8 @@ ks_xfrm_counters "after the restore"
 
 # ------------------------------------------------------- a rekey, the kernel's order vs the watch's
 ks_log "the loop rekeys every channel: ip -o xfrm monitor in web-1 and db-1 records the kernel's order"
-for node in $AGENT_NODES; do
-    ip -o -n "$node" xfrm monitor >"$KS_WORK/monitor-$node.txt" 2>&1 &
-    MONITOR_PIDS+=($!)
-done
-sleep 0.5
+declare -A MONITOR_FROM=()
+for node in $AGENT_NODES; do MONITOR_FROM[$node]=$(wc -l <"$KS_WORK/monitor-$node.log"); done
 log_from=$(wc -l <"$LOOP_LOG")
 cycles=$(cycles_done)
 seen=" $(ks_all_pinned_spis) "
@@ -235,9 +276,11 @@ for pid in "${MONITOR_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
 MONITOR_PIDS=()
 for node in $AGENT_NODES; do
     rc=0
-    python3 "$KS_LIB/watch-order.py" --node "$node" --monitor "$KS_WORK/monitor-$node.txt" --log "$LOOP_LOG" \
-        --from-line "$log_from" --reqid "$MESHWARD_REQID_DEC" || rc=$?
-    ks_note "rekey_events_${node//-/_}" "$(grep -c "reqid $MESHWARD_REQID_DEC " "$KS_WORK/monitor-$node.txt" || true)"
+    python3 "$KS_LIB/watch-order.py" --node "$node" --monitor "$KS_WORK/monitor-$node.log" \
+        --monitor-from "${MONITOR_FROM[$node]}" --log "$LOOP_LOG" --from-line "$log_from" \
+        --reqid "$MESHWARD_REQID_DEC" || rc=$?
+    ks_note "rekey_events_${node//-/_}" "$(tail -n +"$((${MONITOR_FROM[$node]} + 1))" "$KS_WORK/monitor-$node.log" |
+        grep -c "reqid $MESHWARD_REQID_DEC " || true)"
     [[ $rc -eq 0 ]] || ks_fail "on $node the watch's changes, the kernel's events and the applied operations differ (above)"
 done
 

@@ -67,36 +67,36 @@ write_spec() {
 exec {NAP_FD}<> <(:)
 nap() { read -r -t "$1" -u "$NAP_FD" _ || true; }
 
-# owned_state: one line per agent node, "NODE sas=N POLICY...": its owned SAs counted and its
-# owned policies by selector, direction and level ("/use" for an optional template), sorted.
-# Two `ip` per node (`ip -batch` stops after an `xfrm ... list`) and one awk for all: this is polled.
+# owned_state: one line per agent node, "NODE sas=N POLICY...": its owned SAs counted (as
+# ks_owned_sa_count does) and its owned policies by selector, direction and level ("/use" for an
+# optional template), sorted. Two `ip` per node (`ip -batch` stops after an `xfrm ... list`) and
+# one awk for all: this is polled.
 owned_state() {
     local node
     for node in $AGENT_NODES; do
-        echo "== $node"
-        ip -o -n "$node" xfrm state list
-        ip -o -n "$node" xfrm policy list
+        echo "== $node state"
+        ip -n "$node" xfrm state list
+        echo "== $node policy"
+        ip -n "$node" xfrm policy list
     done | awk -v r="reqid $MESHWARD_REQID_DEC " '
+        function policy_end() {
+            if (owned) keys[++np] = src ">" dst "/" dir (use ? "/use" : "")
+            owned = 0; use = 0
+        }
         function out(   i, j, k, line) {
+            policy_end()
             if (node == "") return
             for (i = 2; i <= np; i++) for (j = i; j > 1 && keys[j - 1] > keys[j]; j--) { k = keys[j]; keys[j] = keys[j - 1]; keys[j - 1] = k }
             line = node " sas=" nsa
             for (i = 1; i <= np; i++) line = line " " keys[i]
             print line
         }
-        /^== / { out(); node = $2; nsa = 0; np = 0; next }
-        index($0, r) == 0 { next }
-        /tmpl/ {
-            n = split($0, t, /[ \t\\]+/); src = dst = dir = ""
-            for (i = 1; i < n; i++) {
-                if (t[i] == "src" && src == "") src = t[i + 1]
-                else if (t[i] == "dst" && dst == "") dst = t[i + 1]
-                else if (t[i] == "dir") dir = t[i + 1]
-            }
-            keys[++np] = src ">" dst "/" dir (/level use/ ? "/use" : "")
-            next
-        }
-        { nsa++ }
+        /^== / { if ($3 == "state") { out(); node = $2; nsa = 0; np = 0 } else { policy_end() } what = $3; next }
+        what == "state" { if (index($0, r)) nsa++; next }
+        /^[^ \t]/ { policy_end(); src = $2; dst = $4; next }
+        $1 == "dir" { dir = $2 }
+        index($0, r) { owned = 1 }
+        /level use/ { use = 1 }
         END { out() }'
 }
 

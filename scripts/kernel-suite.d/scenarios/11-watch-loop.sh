@@ -10,7 +10,7 @@
 # woken by the drift the watch saw on each. web-1~app-1 is in plaintext and loses packets in that
 # window (ks-outage-pairs); app-1~db-1 loses nothing (an inbound policy gone lets ESP and
 # plaintext in alike) and nothing moves a counter on db-1. Then the loop rekeys every channel
-# under traffic (the spec's rekey.every lowered to 1s, then raised again once the drain is over),
+# under traffic (the spec's rekey.every lowered to 20s, then raised again once the drain is over),
 # while `ip -o xfrm monitor` records the kernel's own events in web-1 and db-1: for each, the
 # changes the controller's watch received (its `watch change` lines, debug) must be exactly the
 # kernel's events in the kernel's order, with consecutive seqs, and both must be the operations
@@ -24,6 +24,8 @@ source "$KS_LIB/scenario.sh"
 CONTROLLER_HOST=app-1
 AGENT_NODES="web-1 db-1"
 RESTORE_LIMIT=10
+# rekey.every for the loop's rekey (see below).
+REKEY_EVERY=20
 LOOP_LOG=$KS_WORK/reconcile.log
 
 declare -A AGENT_PID=()
@@ -104,19 +106,19 @@ owned_state() {
 cycles_done() { grep -c '"message":"cycle done"' "$LOOP_LOG" || true; }
 # wait_cycle N WHAT: waits (60 s at most) until the loop has ended more than N cycles.
 wait_cycle() {
-    local waited=0
+    local deadline=$((${EPOCHREALTIME/./} + 60000000))
     until (($(cycles_done) > $1)); do
         kill -0 "$LOOP_PID" 2>/dev/null || ks_fail "the loop exited: $(tail -5 "$LOOP_LOG")"
-        ((++waited <= 600)) || ks_fail "no cycle of the loop ended within 60 s after $2"
-        nap 0.1
+        ((${EPOCHREALTIME/./} < deadline)) || ks_fail "no cycle of the loop ended within 60 s after $2"
+        nap 0.2
     done
 }
 
 # wait_quiet: waits (30 s at most) until the loop's last cycle has ended and nothing (an applied
 # operation, a wake, a cycle's end) follows it for 1.5 s.
 wait_quiet() {
-    local pattern='"message":"(applied|cycle done|[^"]*; reloading)"' before waited=0
-    while ((++waited <= 20)); do
+    local pattern='"message":"(applied|cycle done|[^"]*; reloading)"' before deadline=$((${EPOCHREALTIME/./} + 30000000))
+    while ((${EPOCHREALTIME/./} < deadline)); do
         before=$(grep -c -E "$pattern" "$LOOP_LOG" || true)
         nap 1.5
         [[ $(grep -c -E "$pattern" "$LOOP_LOG" || true) -eq $before &&
@@ -262,8 +264,14 @@ for node in $AGENT_NODES; do MONITOR_FROM[$node]=$(wc -l <"$KS_WORK/monitor-$nod
 log_from=$(wc -l <"$LOOP_LOG")
 cycles=$(cycles_done)
 seen=" $(ks_all_pinned_spis) "
-write_spec 1s
-wait_cycle "$cycles" "rekey.every lowered to 1s"
+# rekey.every must exceed the time the rekey takes (a cycle runs passes until only drain waits
+# remain: with a shorter one, generations come due again within the cycle and it never ends) and
+# be below the age of every channel's generation: web-1's are the restore's, so wait for them.
+restored_at=$((${CHANGED_AT[web-1]} + ${RESTORED[web-1]}))
+wait_us=$((restored_at + (REKEY_EVERY + 1) * 1000000 - ${EPOCHREALTIME/./}))
+((wait_us <= 0)) || nap "$((wait_us / 1000000)).$(printf '%06d' $((wait_us % 1000000)))"
+write_spec "${REKEY_EVERY}s"
+wait_cycle "$cycles" "rekey.every lowered to ${REKEY_EVERY}s"
 ks_log "rekey cycle done; the drain (2s) runs out before rekey.every goes back to 24h"
 sleep 3
 cycles=$(cycles_done)

@@ -39,10 +39,13 @@ def policy_key(words):
 def kernel_events(path, start, reqid):
     """(kind, object) for every event of an owned object that `ip -o xfrm monitor` printed after
     its first `start` lines."""
-    events, other = [], []
+    events, other, lost = [], [], []
     with open(path, encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
             if number <= start:
+                continue
+            if "No buffer space available" in line:
+                lost.append(line.strip())
                 continue
             words = line.replace("\\", " ").split()
             if words and words[0].startswith("["):
@@ -67,7 +70,7 @@ def kernel_events(path, start, reqid):
                 events.append((kind, "sa " + tokens_after(words, "spi")))
             else:
                 other.append(line.rstrip())
-    return events, other
+    return events, other, lost
 
 
 def log_lines(path, start):
@@ -157,7 +160,7 @@ def main():
     if args.restored:
         return restored(args)
 
-    kernel, unparsed = kernel_events(args.monitor, args.monitor_from, args.reqid)
+    kernel, unparsed, lost = kernel_events(args.monitor, args.monitor_from, args.reqid)
     # The watch's last changes may still be on their way to the controller.
     deadline = time.monotonic() + args.wait
     while True:
@@ -177,6 +180,8 @@ def main():
         row = [show(lst[i] if i < len(lst) else None) for lst in (kernel, watch, applied)]
         mark = "" if row[0] == row[1] == row[2] else "   <-- differs"
         print("  %-3d %-62s %-62s %s%s" % (i + 1, row[0], row[1], row[2], mark))
+    if lost:
+        problems.append("the monitor lost events (%s): the kernel's record is incomplete" % lost)
     for line in unparsed:
         problems.append("an owned event the check cannot read: %s" % line)
     if not kernel:

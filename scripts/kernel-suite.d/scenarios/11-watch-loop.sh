@@ -180,9 +180,12 @@ a6_app=$(ks_addr app-1 6)
 a6_db=$(ks_addr db-1 6)
 
 # The kernel's own record of every change from here on: `ip xfrm monitor` in each agent's
-# namespace, each event on one line behind the time it arrived (`-ts`).
+# namespace, each event on one line behind the time it arrived (`-ts`). Subscribed to the SA,
+# policy and expire groups only, as the agent is: a subscriber to XFRMNLGRP_AEVENTS makes the
+# kernel send a replay update for every ESN SA under traffic, which overflowed the monitor's socket
+# (ENOBUFS, events lost) in the emulated guest.
 for node in $AGENT_NODES; do
-    stdbuf -oL ip -ts -o -n "$node" xfrm monitor >"$KS_WORK/monitor-$node.log" 2>&1 &
+    stdbuf -oL ip -ts -o -n "$node" xfrm monitor SA policy expire >"$KS_WORK/monitor-$node.log" 2>&1 &
     MONITOR_PIDS+=($!)
 done
 sleep 0.5

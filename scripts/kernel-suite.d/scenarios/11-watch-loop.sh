@@ -5,16 +5,18 @@
 # start one. Under traffic on every pair, web-1's SAs and policies are flushed by hand (`ip xfrm
 # state flush; ip xfrm policy flush`) and db-1's inbound IPv6 policy from app-1 is deleted by hand,
 # one right after the other. Both hosts must be back to what they held (owned SAs counted, owned
-# policies by selector, direction and level), polled every ~100-200 ms, within 10 s of their own
-# change (notes restore_web_1_seconds, restore_db_1_seconds), and the loop's log must show it was
-# woken by the drift the watch saw on each. web-1~app-1 is in plaintext and loses packets in that
-# window (ks-outage-pairs); app-1~db-1 loses nothing (an inbound policy gone lets ESP and
-# plaintext in alike) and nothing moves a counter on db-1. Then the loop rekeys every channel
-# under traffic (the spec's rekey.every lowered to 20s, then raised again once the drain is over),
-# while `ip -o xfrm monitor` records the kernel's own events in web-1 and db-1: for each, the
-# changes the controller's watch received (its `watch change` lines, debug) must be exactly the
-# kernel's events in the kernel's order, with consecutive seqs, and both must be the operations
-# Meshward applied to that node, in order (lib/watch-order.py).
+# policies by selector, direction and level; polled) within 10 s of their own change: the moment
+# is the loop's last operation applied to the node before the poll that read it back (notes
+# restore_web_1_seconds, restore_db_1_seconds; the poll's own bound in *_polled_seconds), and the
+# loop's log must show the watch saw both changes and a drift woke the loop. web-1~app-1 is in
+# plaintext and loses packets in that window (ks-outage-pairs); app-1~db-1 loses nothing (an
+# inbound policy gone lets ESP and plaintext in alike) and nothing moves a counter on db-1. Then
+# the loop rekeys every channel under traffic (the spec's rekey.every lowered to 20s once every
+# generation is older, then raised again once the drain is over), while `ip -ts -o xfrm monitor SA
+# policy expire` records the kernel's own events in web-1 and db-1: for each, the changes the
+# controller's watch received (its `watch change` lines, debug) must be exactly the kernel's
+# events in the kernel's order, with consecutive seqs, and both must be the operations Meshward
+# applied to that node, in order (lib/watch-order.py).
 # ks-requires: meshward-apply
 # ks-expect: outage
 # ks-outage-pairs: web-1~app-1/4

@@ -179,6 +179,15 @@ public final class FleetWatch: ObservationCache, Sendable {
                     return
                 }
                 for try await message in stream {
+                    if case .change(let seq, let change) = message {
+                        logger.debug(
+                            "watch change",
+                            metadata: [
+                                "node": "\(node)", "watch.seq": "\(seq)",
+                                "watch.change": "\(change.isDeletion ? "delete" : "upsert")",
+                                "watch.object": "\(change.object)",
+                            ])
+                    }
                     let now = clock.now()
                     let (action, drift) = state.withLock {
                         state -> (WatchReceiver.Action, (@Sendable (String) -> Void)?) in

@@ -30,15 +30,17 @@ final class NetlinkEventSocket {
             let step = opened.failed_step.map { String(cString: $0) } ?? "open"
             throw NetlinkSocketError(step, errno: opened.error)
         }
+        var size = receiveBufferBytes
+        if setsockopt(opened.socket_fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            _ = setsockopt(opened.socket_fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+        // Bound before `self` is whole: an initializer that throws after that runs `deinit`,
+        // which would close the descriptor a second time.
+        try NetlinkSocket.bindToGroups(
+            opened.socket_fd, groups: XfrmCodec.watchedGroups,
+            step: "bind(AF_NETLINK) to the XFRM SA, policy and expire groups")
         descriptor = opened.socket_fd
         buffer = [UInt8](repeating: 0, count: Self.largestDatagram)
-        var size = receiveBufferBytes
-        if setsockopt(descriptor, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-            _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        }
-        try NetlinkSocket.bindToGroups(
-            descriptor, groups: XfrmCodec.watchedGroups,
-            step: "bind(AF_NETLINK) to the XFRM SA, policy and expire groups")
     }
 
     deinit {

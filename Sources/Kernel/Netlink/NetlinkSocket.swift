@@ -55,12 +55,14 @@ final class NetlinkSocket: NetlinkTransport {
     /// Takes ownership of `descriptor` (an `AF_NETLINK` socket), binds it and sets its options.
     /// Closes it and throws when binding fails.
     init(descriptor: Int32) throws {
+        // Bound before `self` is whole: an initializer that throws after that runs `deinit`,
+        // which would close the descriptor a second time.
+        try Self.bindToGroups(descriptor, groups: 0, step: "bind(AF_NETLINK)")
         self.descriptor = descriptor
         self.sequence = UInt32.random(in: 1...0x7FFF_FFFF)
         self.receiveBuffer = [UInt8](repeating: 0, count: Self.largestDatagram)
         self.acknowledgementBuffer = [UInt8](
             repeating: 0, count: Self.acknowledgementSlots * Self.acknowledgementSlotBytes)
-        try Self.bindToGroups(descriptor, groups: 0, step: "bind(AF_NETLINK)")
         // Privileged callers can exceed net.core.rmem_max; others fall back to the capped size.
         if !setOption(SOL_SOCKET, SO_RCVBUFFORCE, Self.receiveBufferBytes) {
             _ = setOption(SOL_SOCKET, SO_RCVBUF, Self.receiveBufferBytes)

@@ -112,6 +112,19 @@ struct WatchReceiverTests {
                 at: Self.t0) == .resnapshot(reason: "the host's boot ID changed"))
     }
 
+    @Test("the first snapshot of a node never streamed nor read is not drift; a later one that differs is")
+    func firstSnapshotIsNotDrift() {
+        var receiver = WatchReceiver(node: "n1")
+        _ = receiver.receive(.snapshot(.policy(Self.policy(2))), at: Self.t0)
+        #expect(
+            receiver.receive(.snapshotEnd(WatchPosition(epoch: Self.epoch, seq: 1), bootID: "boot-1"), at: Self.t0)
+                == .none)
+        #expect(receiver.position == WatchPosition(epoch: Self.epoch, seq: 1))
+        #expect(
+            receiver.receive(.snapshotEnd(WatchPosition(epoch: Self.epoch, seq: 2), bootID: "boot-1"), at: Self.t0)
+                == .drift, "an empty snapshot after one policy")
+    }
+
     @Test("a snapshot that differs from the copy is drift; one that matches is not")
     func snapshotDrift() {
         var receiver = Self.live([.policy(Self.policy(2))])

@@ -64,6 +64,9 @@ public struct WatchReceiver: Sendable {
             let received = incoming ?? WatchedObjects()
             incoming = nil
             snapshots += 1
+            // A copy that never stood anywhere (the first snapshot of a node neither streamed
+            // nor read before) has nothing the snapshot could differ from: no drift.
+            let known = position != nil
             let changed = received != objects || (self.bootID != nil && bootID != self.bootID)
             objects = received
             position = end
@@ -72,7 +75,7 @@ public struct WatchReceiver: Sendable {
                 awaitedPosition = nil
             }
             if changed { lastChangeAt = now }
-            return changed && awaitedPosition == nil ? .drift : .none
+            return changed && known && awaitedPosition == nil ? .drift : .none
         case .change(let seq, let change):
             guard let current = position else { return .resnapshot(reason: "a change before any snapshot") }
             if seq <= current.seq { return .none }

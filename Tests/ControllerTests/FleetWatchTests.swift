@@ -173,12 +173,7 @@ final class ModelKernel: NodeKernel {
     }
 
     func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
-        let model = self.model
-        let objects = model.objects
-        var reading = NodeObservation(
-            securityAssociations: Array(objects.securityAssociations.values), policies: Array(objects.policies.values))
-        reading.watchPosition = model.position
-        return reading
+        model.reading
     }
 
     func apply(_ operations: [KernelOperation], deadline: ContinuousClock.Instant) async throws -> [OperationResult] {

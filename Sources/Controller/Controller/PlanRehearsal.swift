@@ -57,21 +57,16 @@ struct PlanRehearsal {
         // Everything after this runs on the scratch fleet: the live kernels are done with.
         await everything.close()
 
-        // Copy them into a scratch fleet and run the passes there.
-        var scratch = SimulatedFleetState()
-        let addresses = nodeAddresses(intent: intent, records: records)
-        for node in endpoints.keys.sorted() {
-            scratch.addNode(node, addresses: addresses[node] ?? [])
-            for sa in observations[node]?.securityAssociations ?? [] { _ = scratch.apply(.addSA(sa), on: node) }
-            for policy in observations[node]?.policies ?? [] { _ = scratch.apply(.addPolicy(policy), on: node) }
-            if unreachable[node] != nil { scratch.setReachable(node, false) }
+        // Rehearse on the readings, copying a node's kernel only when an operation reaches it.
+        // A node neither read nor unreachable (one still enrolling) is rehearsed as an empty kernel.
+        var readings = observations
+        for node in endpoints.keys where readings[node] == nil && unreachable[node] == nil {
+            readings[node] = NodeObservation()
         }
-        let scratchFleet = SimulatedFleet(state: scratch)
+        let scratchKernels = RehearsalKernels(
+            readings: readings, unreachable: unreachable, addresses: nodeAddresses(intent: intent, records: records),
+            reqid: Reqid(intent.reqid))
         let scratchStore = ScratchGenerationStore(channels: records)
-        let scratchKernels = EndpointKernels(
-            endpoints: endpoints.mapValues { _ in .sim }, simulated: scratchFleet, simulatedFile: nil,
-            reqid: Reqid(intent.reqid),
-            logger: Logger(label: "meshward.plan", factory: { _ in SwiftLogNoOpLogHandler() }))
         let planClock = RehearsalClock(startingAt: context.clock.now())
         let rehearsal = FleetReconciler(
             store: scratchStore, kernels: scratchKernels, reqid: Reqid(intent.reqid), clock: planClock,

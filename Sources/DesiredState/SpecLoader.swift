@@ -35,6 +35,12 @@ public struct SpecLoader: Sendable {
         return load(sources: sources, log: log)
     }
 
+    /// Loads a spec from files already read (a spec `apply` recorded, a saved plan's), each
+    /// named by the path its diagnostics will carry.
+    public func load(sources: [SpecSource]) -> SpecLoadResult {
+        load(sources: sources.map { ($0.path, $0.text) })
+    }
+
     /// Loads a spec from texts already in memory, each named by the path its diagnostics will carry.
     func load(
         sources: [(path: String, text: String)], log initialLog: DiagnosticLog = DiagnosticLog()
@@ -48,7 +54,8 @@ public struct SpecLoader: Sendable {
         }
         guard !sources.isEmpty else { return SpecLoadResult(intent: nil, diagnostics: log.sorted) }
         let merged = MergedSpec.merge(files, log: &log)
-        let intent = FleetCompiler.compile(merged, log: &log)
+        var intent = FleetCompiler.compile(merged, log: &log)
+        intent?.sources = sources.map { SpecSource(path: $0.path, text: $0.text) }
         return SpecLoadResult(intent: log.hasErrors ? nil : intent, diagnostics: log.sorted)
     }
 

@@ -16,7 +16,9 @@ struct PlanCommand: AsyncParsableCommand {
             every channel); then the fleet-wide settings that change and the counts. --verbose adds the \
             kernel operations per stage and node (JSON always has every channel and operation). SPIs of generations not yet issued \
             show as new-N. --out FILE saves the plan (with the spec's text and fingerprints of the Store and \
-            the kernels, never keys) for `meshward apply FILE`. With --detailed-exitcode: 0 nothing to change, 2 changes pending (a changed \
+            the kernels, never keys) for `meshward apply FILE`. --refresh=false reads no kernel: the spec is \
+            compared with what the Store's records and the spec of the last apply say each kernel holds, and the \
+            plan says the kernels were not read. With --detailed-exitcode: 0 nothing to change, 2 changes pending (a changed \
             revision included), 1 failure.
             """)
 
@@ -39,7 +41,20 @@ struct PlanCommand: AsyncParsableCommand {
         help: ArgumentHelp("Plan only what `apply --target` would do for this node or FROM:TO.", valueName: "target"))
     var target: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "With false, read no kernel: compare the spec with what the Store's records say each kernel was given "
+                + "(seconds at any fleet size; drift on the nodes is not seen).",
+            valueName: "bool"))
+    var refresh = true
+
     func validate() throws {
+        if !refresh, out != nil {
+            throw ValidationError(
+                "--out saves a plan with the kernels' fingerprint for apply to check, and --refresh=false reads no "
+                    + "kernel; plan with the kernels read to save it.")
+        }
         if let target, ApplyTarget(argument: target) == nil {
             throw ValidationError("--target takes a node name or FROM:TO, for example web-1 or web-1:app-1.")
         }
@@ -55,7 +70,8 @@ struct PlanCommand: AsyncParsableCommand {
                 }
             }
             let document = try await global.withController(logger: logger) { controller in
-                try await controller.plan(intent, target: target.flatMap(ApplyTarget.init(argument:)))
+                try await controller.plan(
+                    intent, target: target.flatMap(ApplyTarget.init(argument:)), refresh: refresh)
             }
             if let out {
                 let saved = SavedPlan(

@@ -136,6 +136,8 @@ struct ApplyWorkflow {
             return !record.generations.contains { $0.state == .active && $0.createdAt >= requested }
         }
         try await context.session.save(settings, under: lease, to: store)
+        // What the kernels were given, for `plan --refresh=false`; a targeted run gave only part.
+        if scope == nil { try await AppliedSpec.record(intent, in: store) }
 
         let document = applyDocument(intent, report: report)
         let latest = try await store.revisions(limit: 1).first

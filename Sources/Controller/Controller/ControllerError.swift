@@ -39,6 +39,11 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
     /// The controller settings the Store holds (metadata `key`) are not settings this Meshward
     /// reads: `reason` names the setting and what is wrong with it.
     case unreadableSettings(key: String, reason: String)
+    /// `plan --refresh=false` needs the spec the last `apply` recorded (metadata
+    /// `applied.spec`), and the Store, which holds channels, holds none.
+    case noAppliedSpec
+    /// The spec the last `apply` recorded does not read or compile: `reason` says why.
+    case unreadableAppliedSpec(reason: String)
 
     public var description: String {
         switch self {
@@ -99,6 +104,13 @@ public enum ControllerError: Error, Sendable, CustomStringConvertible {
             "the controller settings in the Store (metadata \(key)) cannot be read: \(reason); nothing was changed. "
                 + "A newer Meshward may have written them (run that one), or the database was altered (restore it "
                 + "from backup)"
+        case .noAppliedSpec:
+            "plan --refresh=false compares the spec with what the last apply gave the kernels, and the Store "
+                + "holds channels but not the spec that made them (an apply by an older Meshward, or only "
+                + "targeted ones, recorded none); run plan without --refresh=false, or apply the spec once"
+        case .unreadableAppliedSpec(let reason):
+            "the spec the last apply recorded in the Store (metadata applied.spec) cannot be read: \(reason); "
+                + "run plan without --refresh=false"
         }
     }
 

@@ -1,4 +1,5 @@
 import Reconciler
+
 /// Why a node cannot be enrolled, said so that an operator can act on it.
 public enum EnrollmentError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The node's endpoint is not an agent: there is nothing to enroll.

@@ -184,8 +184,9 @@ public final class MeshwardController: Sendable {
     /// With `target`, only the target's channels are planned (what `apply --target` would do);
     /// the document's `target` says so, and a changed revision alone is no change (a targeted
     /// run does not record it).
-    public func plan(_ spec: FleetIntent, target: ApplyTarget? = nil) async throws -> PlanDocument {
-        try await PlanRehearsal(context: context).plan(spec, target: target)
+    public func plan(_ spec: FleetIntent, target: ApplyTarget? = nil, refresh: Bool = true) async throws -> PlanDocument
+    {
+        try await PlanRehearsal(context: context).plan(spec, target: target, refresh: refresh)
     }
 
     /// Per node and per channel, as the kernels and the Store show them now (`StatusReport`).

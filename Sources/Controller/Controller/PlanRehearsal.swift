@@ -19,15 +19,19 @@ struct PlanRehearsal {
     /// With `target`, only the target's channels are planned (what `apply --target` would do);
     /// the document's `target` says so, and a changed revision alone is no change (a targeted
     /// run does not record it).
-    func plan(_ spec: FleetIntent, target: ApplyTarget? = nil) async throws -> PlanDocument {
-        try await rehearse(spec, target: target).plan
+    ///
+    /// With `refresh` false, no kernel is read: every node is taken to hold what the Store's
+    /// records and the spec the last `apply` recorded say it was given (`RecordedReadings`),
+    /// and the document's `kernelsRead` says so.
+    func plan(_ spec: FleetIntent, target: ApplyTarget? = nil, refresh: Bool = true) async throws -> PlanDocument {
+        try await rehearse(spec, target: target, refresh: refresh).plan
     }
 
     /// The plan, and the reading of the fleet it was made from: an `apply` that makes its plan
     /// again under the lease gives that reading to its first pass instead of reading the
     /// fleet once more.
     func rehearse(
-        _ spec: FleetIntent, target: ApplyTarget? = nil
+        _ spec: FleetIntent, target: ApplyTarget? = nil, refresh: Bool = true
     ) async throws -> (plan: PlanDocument, reading: FleetObservation) {
         let store = try context.hasState() ? try await context.openStore() : nil
         let allRecords = try await store?.loadChannels() ?? [:]
@@ -44,18 +48,18 @@ struct PlanRehearsal {
         .filter { !revoked.names.contains($0.key) }
         let rekeyRequests = ControllerContext.requests(settings?.rekeyRequests ?? [:], in: intent)
 
-        // Read every node as it is now.
-        let everything = context.session.kernels(
-            endpoints: endpoints, simulated: try context.loadSimulatedFleet(intent: spec), reqid: Reqid(intent.reqid),
-            agents: try await context.agentConnector(for: endpoints, intent: spec, store: store, epoch: 0))
-        let live: any FleetKernels = scope.map { ScopedKernels(everything, scope: $0) } ?? everything
-        let reader = FleetReconciler(
-            store: ScratchGenerationStore(channels: records), kernels: live, reqid: Reqid(intent.reqid),
-            clock: context.clock,
-            logger: context.logger)
-        let (observations, unreachable, enrolling) = await reader.observe(Set(endpoints.keys))
-        // Everything after this runs on the scratch fleet: the live kernels are done with.
-        await everything.close()
+        let observations: [String: NodeObservation]
+        let unreachable: [String: String]
+        let enrolling: Set<String>
+        if refresh {
+            (observations, unreachable, enrolling) = try await read(
+                endpoints: endpoints, spec: spec, intent: intent, records: records, scope: scope, store: store)
+        } else {
+            let applied: FleetIntent? = if let store { try await AppliedSpec.load(from: store) } else { nil }
+            if applied == nil, !records.isEmpty { throw ControllerError.noAppliedSpec }
+            observations = RecordedReadings.readings(records: records, applied: applied, nodes: endpoints.keys)
+            (unreachable, enrolling) = ([:], [])
+        }
 
         // Rehearse on the readings, copying a node's kernel only when an operation reaches it.
         // A node neither read nor unreachable (one still enrolling) is rehearsed as an empty kernel.
@@ -137,8 +141,29 @@ struct PlanRehearsal {
                 removed: removedChannels),
             warnings: warnings, target: target?.argument,
             stateFingerprint: StateFingerprint.store(records: allRecords, revision: settings?.revision),
-            fleetFingerprint: StateFingerprint.fleet(observations: observations, unreachable: unreachable))
+            fleetFingerprint: refresh
+                ? StateFingerprint.fleet(observations: observations, unreachable: unreachable) : nil,
+            kernelsRead: refresh)
         return (plan, FleetObservation(observations: observations, unreachable: unreachable, enrolling: enrolling))
+    }
+
+    /// Every node read as it is now, through the kernels `apply` would use.
+    private func read(
+        endpoints: [String: NodeEndpoint], spec: FleetIntent, intent: FleetIntent, records: [ChannelID: ChannelRecord],
+        scope: FleetScope?, store: (any ControllerStore)?
+    ) async throws -> (observations: [String: NodeObservation], unreachable: [String: String], enrolling: Set<String>) {
+        let everything = context.session.kernels(
+            endpoints: endpoints, simulated: try context.loadSimulatedFleet(intent: spec), reqid: Reqid(intent.reqid),
+            agents: try await context.agentConnector(for: endpoints, intent: spec, store: store, epoch: 0))
+        let live: any FleetKernels = scope.map { ScopedKernels(everything, scope: $0) } ?? everything
+        let reader = FleetReconciler(
+            store: ScratchGenerationStore(channels: records), kernels: live, reqid: Reqid(intent.reqid),
+            clock: context.clock,
+            logger: context.logger)
+        let reading = await reader.observe(Set(endpoints.keys))
+        // Everything after this runs on the rehearsal's kernels: the live kernels are done with.
+        await everything.close()
+        return reading
     }
 
     /// The target of `operation` with a placeholder generation's SPI shown as `new-N` (the real

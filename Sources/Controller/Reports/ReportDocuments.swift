@@ -64,8 +64,11 @@ public struct PlanDocument: Codable, Sendable, Equatable {
     /// `apply PLANFILE` refuses when it changed. Carries no key material.
     public var stateFingerprint: String?
     /// SHA-256 over the kernel objects the plan read (addresses, SPIs, ciphers, policies; never
-    /// keys, never counters) and which nodes answered.
+    /// keys, never counters) and which nodes answered; nil when no kernel was read.
     public var fleetFingerprint: String?
+    /// False when the plan read no kernel (`plan --refresh=false`): it took every kernel to
+    /// hold what the Store's records say. Nil in plans saved before it existed, which read them.
+    public var kernelsRead: Bool?
 }
 
 /// A node that could not be reached, and why.

@@ -3,7 +3,9 @@ import MeshwardCore
 /// The compiled, validated spec: every node and every channel the fleet should have.
 ///
 /// Immutable and independent of how the spec was split into files or in which order they were
-/// given: the same spec always compiles to an equal value with the same `revision`.
+/// given: the same spec always compiles to an equal value with the same `revision`. Two intents
+/// are equal when their revisions are (the revision is a digest of everything the intent holds
+/// but `sources`).
 public struct FleetIntent: Sendable, Hashable {
     /// The cluster's name.
     public let cluster: String
@@ -19,6 +21,10 @@ public struct FleetIntent: Sendable, Hashable {
     public let certificateLifetime: Duration
     /// Lowercase hex SHA-256 of a canonical serialization of everything above.
     public let revision: String
+    /// The files the intent was compiled from, as they were read (empty for an intent built in
+    /// code): `apply` records them, so that `plan --refresh=false` knows what the kernels were
+    /// last given. They take no part in equality or the revision.
+    public internal(set) var sources: [SpecSource] = []
 
     /// The certificate lifetime of a spec that does not set one: 7 days.
     public static let defaultCertificateLifetime: Duration = .seconds(7 * 86_400)
@@ -83,6 +89,10 @@ public struct FleetIntent: Sendable, Hashable {
     public func channels(of node: String) -> [ChannelIntent] {
         channels.filter { $0.id.from == node || $0.id.to == node }
     }
+
+    public static func == (lhs: FleetIntent, rhs: FleetIntent) -> Bool { lhs.revision == rhs.revision }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(revision) }
 
     /// The first 12 hex digits of `revision`, as summaries print it.
     public var shortRevision: String { String(revision.prefix(12)) }

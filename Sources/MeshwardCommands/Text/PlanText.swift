@@ -15,6 +15,12 @@ public struct PlanText {
     /// The most channel lines a plan shows without `verbose`.
     public static let channelLineLimit = 200
 
+    /// The line that says no kernel was read (`plan --refresh=false`), or nil when they were.
+    static func unreadKernelsNote(_ document: PlanDocument) -> String? {
+        guard document.kernelsRead == false else { return nil }
+        return "kernels not read (--refresh=false): each is taken to hold what the Store's records say it was given"
+    }
+
     public init(_ document: PlanDocument, verbose: Bool = false) {
         var lines: [String] = []
         let summary = document.summary
@@ -22,6 +28,7 @@ public struct PlanText {
         let cluster = "cluster \(TerminalText.escaped(document.cluster))"
         guard document.changes else {
             lines.append("\(cluster) (\(revision)): no changes")
+            if let note = Self.unreadKernelsNote(document) { lines.append(note) }
             Self.appendProblems(document, to: &lines)
             text = lines.joined(separator: "\n")
             return
@@ -29,6 +36,7 @@ public struct PlanText {
         let recorded =
             document.revisionChanged ? document.previousRevision.map { ", recorded \($0.prefix(12))" } ?? "" : ""
         lines.append("\(cluster) (\(revision)\(recorded))")
+        if let note = Self.unreadKernelsNote(document) { lines.append(note) }
         if verbose || document.channelChanges.count <= Self.channelLineLimit {
             for change in document.channelChanges { lines.append("  " + Self.line(change)) }
         } else {

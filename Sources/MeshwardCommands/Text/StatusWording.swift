@@ -1,4 +1,5 @@
 import Controller
+
 /// The words of `meshward status`'s text form that tests check without a terminal: durations
 /// and the summary header.
 public enum StatusWording {

@@ -1,0 +1,94 @@
+import DesiredState
+import Foundation
+import Kernel
+import MeshwardCore
+import Store
+
+/// The spec the last untargeted `apply` ran, kept in the Store's metadata: the files as they
+/// were read. `plan --refresh=false` compiles it again to know which policies the kernels were
+/// given (the channel records hold the generations, not the traffic).
+struct AppliedSpec: Codable {
+    static let metadataKey = "applied.spec"
+    /// The recorded spec's revision alone, so that a cycle that applies the same spec again
+    /// reads a few bytes to know it has nothing to write.
+    static let revisionKey = "applied.spec.revision"
+
+    var revision: String
+    var files: [SpecSource]
+
+    /// Records `intent`'s files unless they are already the recorded ones; an intent built in
+    /// code (no files) records nothing.
+    static func record(_ intent: FleetIntent, in store: any MetadataStore) async throws {
+        guard !intent.sources.isEmpty, try await store.metadata(revisionKey) != intent.revision else { return }
+        let encoded = try JSONEncoder().encode(AppliedSpec(revision: intent.revision, files: intent.sources))
+        try await store.setMetadata(metadataKey, String(decoding: encoded, as: UTF8.self))
+        try await store.setMetadata(revisionKey, intent.revision)
+    }
+
+    /// The recorded spec, compiled; nil when none is recorded. Throws
+    /// `ControllerError.unreadableAppliedSpec` when it does not decode or compile.
+    static func load(from store: any MetadataStore) async throws -> FleetIntent? {
+        guard let text = try await store.metadata(metadataKey) else { return nil }
+        let recorded: AppliedSpec
+        do {
+            recorded = try JSONDecoder().decode(AppliedSpec.self, from: Data(text.utf8))
+        } catch {
+            throw ControllerError.unreadableAppliedSpec(reason: "it is not a recorded spec (\(error))")
+        }
+        let result = SpecLoader().load(sources: recorded.files)
+        guard let intent = result.intent else {
+            let first = result.errors.first.map { ": \($0)" } ?? ""
+            throw ControllerError.unreadableAppliedSpec(
+                reason: "it no longer compiles (\(result.errors.count) errors\(first))")
+        }
+        return intent
+    }
+}
+
+/// What every kernel holds if it holds exactly what the Store's records say was given to it:
+/// the readings `plan --refresh=false` rehearses on instead of reading the kernels.
+///
+/// Per channel record: the active generation as an SA on both nodes, a pending or retiring one
+/// as the receiver's inbound SA alone (where a rekey starts and where its drain ends); and, per
+/// traffic selector of the channel in the spec that made the records (`applied`), the outbound
+/// policy on the sender pinning the active generation and the inbound policy on the receiver,
+/// as the planner writes them. A channel the applied spec does not have gets its SAs alone. A
+/// channel in the middle of a step is thus taken at the step's start or end, never in between.
+enum RecordedReadings {
+    static func readings(
+        records: [ChannelID: ChannelRecord], applied: FleetIntent?, nodes: some Sequence<String>
+    ) -> [String: NodeObservation] {
+        var readings: [String: NodeObservation] = [:]
+        for node in nodes { readings[node] = NodeObservation() }
+        guard let applied else { return readings }
+        let reqid = Reqid(applied.reqid)
+        for id in records.keys.sorted() {
+            guard let record = records[id] else { continue }
+            for generation in record.generations where generation.state != .retired {
+                let association = SecurityAssociation(
+                    source: generation.source, destination: generation.destination, spi: generation.spi, reqid: reqid,
+                    cipher: generation.cipher, key: .material(generation.key))
+                if generation.state == .active {
+                    readings[id.from, default: NodeObservation()].securityAssociations.append(association)
+                }
+                readings[id.to, default: NodeObservation()].securityAssociations.append(association)
+            }
+            guard let channel = applied.channel(id), let active = record.active else { continue }
+            for traffic in channel.traffic {
+                let selector = PolicySelector(
+                    source: IPPrefix(host: channel.source), destination: IPPrefix(host: channel.destination),
+                    traffic: traffic)
+                readings[id.from, default: NodeObservation()].policies.append(
+                    SecurityPolicy(
+                        selector: selector, direction: .outbound,
+                        template: PolicyTemplate(family: id.family, spi: active.spi, reqid: reqid, isOptional: false)))
+                readings[id.to, default: NodeObservation()].policies.append(
+                    SecurityPolicy(
+                        selector: selector, direction: .inbound,
+                        template: PolicyTemplate(
+                            family: id.family, spi: nil, reqid: reqid, isOptional: channel.enforcement == .permissive)))
+            }
+        }
+        return readings
+    }
+}

@@ -16,10 +16,16 @@ import Store
 ///
 /// - `command-empty`: a fresh state directory; the plan creates every channel (the rehearsal
 ///   runs every pass of the staging). The core figure is the planner's first pass from empty.
+///   Up to `applyFromEmptyLimit` channels, `apply` from empty follows, in a directory of its own.
 /// - `command-steady`: a state directory holding a converged fleet (a SQLite Store with one
 ///   active generation per channel, sealed, and the simulated kernels holding exactly their
 ///   objects); the plan has no operation. The core figure is the planner on the same fleet.
+///   `plan --refresh=false`, `status` and a steady `apply` follow, each measured on its own.
 struct PlanCommandCase {
+    /// The largest fleet `command-empty` also applies from empty (the 300-node mesh): beyond
+    /// it, five operations per channel take longer than the rest of the benchmark together.
+    static let applyFromEmptyLimit = 100_000
+
     let nodes: Int
     let scenario: String
 
@@ -95,8 +101,69 @@ struct PlanCommandCase {
         report.add(
             "resident before the command", String(format: "%.1f MiB", beforeCommand), key: "resident_before_mib",
             value: beforeCommand)
+        if scenario == "command-steady" {
+            try await measureSteadyCommands(intent, controller: controller, report: &report)
+        } else if intent.channels.count <= Self.applyFromEmptyLimit {
+            try await measureApplyFromEmpty(intent, report: &report)
+        }
         report.peakMemory()
         try report.print()
+    }
+
+    /// On the converged state directory, after `plan`: `plan --refresh=false`, `status` and a
+    /// steady `apply` (nothing to change), each with its wall and CPU time and its peak memory
+    /// (VmHWM reset before each; the resident memory before it is reported beside it).
+    private func measureSteadyCommands(
+        _ intent: FleetIntent, controller: MeshwardController, report: inout BenchmarkReport
+    ) async throws {
+        try await measureCommand("plan --refresh=false", key: "unread", report: &report) {
+            let document = try await controller.plan(intent, refresh: false)
+            guard document.summary.operations == 0, document.kernelsRead == false else {
+                throw ValidationError("plan --refresh=false of the converged fleet has operations: a defect")
+            }
+            _ = PlanText(document, verbose: true).text
+        }
+        try await measureCommand("status", key: "status", report: &report) {
+            let document = try await controller.status()
+            guard document.nodes.count == intent.nodes.count else {
+                throw ValidationError("status lists \(document.nodes.count) of \(intent.nodes.count) nodes")
+            }
+        }
+        try await measureCommand("apply (steady: nothing to change)", key: "apply_steady", report: &report) {
+            let document = try await controller.apply(intent, source: "bench", waitForDrain: false)
+            guard document.operations == 0 else {
+                throw ValidationError("steady apply made \(document.operations) operations: a defect")
+            }
+        }
+    }
+
+    /// `apply` from empty into a fresh state directory of its own: every channel created.
+    private func measureApplyFromEmpty(_ intent: FleetIntent, report: inout BenchmarkReport) async throws {
+        let directory = try FleetGenerator.temporaryDirectory().appendingPathComponent("state")
+        defer { try? FileManager.default.removeItem(at: directory.deletingLastPathComponent()) }
+        let silent = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
+        let controller = MeshwardController(stateDirectory: directory.path, logger: silent)
+        try await measureCommand("apply from empty", key: "apply_empty", report: &report) {
+            let document = try await controller.apply(intent, source: "bench", waitForDrain: false)
+            guard document.operations == 5 * intent.channels.count else {
+                throw ValidationError("apply from empty made \(document.operations) operations")
+            }
+        }
+    }
+
+    /// Runs `body` once: its wall and CPU time and its peak memory under `key`.
+    private func measureCommand(
+        _ name: String, key: String, report: inout BenchmarkReport, _ body: () async throws -> Void
+    ) async throws {
+        let before = MemoryStatus.read().residentMiB
+        MemoryStatus.resetPeak()
+        let (_, wall, cpu) = try await measureBoth { try await body() }
+        let peak = MemoryStatus.read().peakMiB
+        report.seconds("\(name) (wall)", wall, key: "\(key)_seconds")
+        report.seconds("\(name) (CPU)", cpu, key: "\(key)_cpu_seconds")
+        report.add(
+            "\(name): peak memory (resident before: \(String(format: "%.0f", before)) MiB)",
+            String(format: "%.1f MiB", peak), key: "\(key)_peak_mib", value: peak)
     }
 
     /// The core planner's CPU time on the command's input, as plan-scale measures it: steady,
@@ -169,6 +236,9 @@ struct PlanCommandCase {
             try PlanCommandCase(nodes: nodes, scenario: "command-seed")
                 .seedConvergedState(intent, at: URL(fileURLWithPath: directory))
         }
+        // What an apply of this spec records, for `plan --refresh=false`.
+        let silent = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
+        try await AppliedSpec.record(intent, in: try StateStore.open(directory: directory, logger: silent))
         var report = BenchmarkReport("plan-scale mesh \(nodes) seed")
         report.seconds("seed (CPU)", time, key: "seed_cpu_seconds")
         report.peakMemory()

@@ -7,7 +7,7 @@ import Store
 /// The spec the last untargeted `apply` ran, kept in the Store's metadata: the files as they
 /// were read. `plan --refresh=false` compiles it again to know which policies the kernels were
 /// given (the channel records hold the generations, not the traffic).
-struct AppliedSpec: Codable {
+public struct AppliedSpec: Codable, Sendable {
     static let metadataKey = "applied.spec"
     /// The recorded spec's revision alone, so that a cycle that applies the same spec again
     /// reads a few bytes to know it has nothing to write.
@@ -18,7 +18,7 @@ struct AppliedSpec: Codable {
 
     /// Records `intent`'s files unless they are already the recorded ones; an intent built in
     /// code (no files) records nothing.
-    static func record(_ intent: FleetIntent, in store: any MetadataStore) async throws {
+    public static func record(_ intent: FleetIntent, in store: any MetadataStore) async throws {
         guard !intent.sources.isEmpty, try await store.metadata(revisionKey) != intent.revision else { return }
         let encoded = try JSONEncoder().encode(AppliedSpec(revision: intent.revision, files: intent.sources))
         try await store.setMetadata(metadataKey, String(decoding: encoded, as: UTF8.self))

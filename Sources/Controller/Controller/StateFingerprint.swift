@@ -13,8 +13,10 @@ enum StateFingerprint {
     /// Over every channel record (step, and each generation's number, SPI, cipher, addresses,
     /// state and timestamps) and the recorded revision.
     static func store(records: [ChannelID: ChannelRecord], revision: String?) -> String {
-        var lines = ["meshward-store/1", "revision \(revision ?? "none")"]
-        for record in records.values.sorted(by: { $0.id < $1.id }) {
+        var lines = LineDigest("meshward-store/1")
+        lines.append("revision \(revision ?? "none")")
+        for id in records.keys.sorted() {
+            guard let record = records[id] else { continue }
             lines.append(
                 "channel \(record.id) step \(record.step.rawValue) since \(record.stepChangedAt.timeIntervalSince1970)")
             for generation in record.generations {
@@ -25,13 +27,13 @@ enum StateFingerprint {
                         + "superseded \(generation.supersededAt?.timeIntervalSince1970 ?? -1)")
             }
         }
-        return sha256(lines.joined(separator: "\n"))
+        return lines.finish()
     }
 
     /// Over every node read: whether it answered, and its owned SAs (addresses, SPI, cipher,
     /// reqid) and policies (selector, direction, template), sorted.
     static func fleet(observations: [String: NodeObservation], unreachable: [String: String]) -> String {
-        var lines = ["meshward-fleet/1"]
+        var lines = LineDigest("meshward-fleet/1")
         for node in Set(observations.keys).union(unreachable.keys).sorted() {
             guard let observation = observations[node] else {
                 lines.append("node \(node) unreachable")
@@ -44,7 +46,7 @@ enum StateFingerprint {
                 }.sorted())
             lines.append(contentsOf: observation.policies.map { "  \($0)" }.sorted())
         }
-        return sha256(lines.joined(separator: "\n"))
+        return lines.finish()
     }
 
     static func sha256(_ text: String) -> String {
@@ -54,6 +56,46 @@ enum StateFingerprint {
         _ = bytes.withUnsafeBufferPointer { input in
             EVP_Digest(input.baseAddress, input.count, &digest, &length, EVP_sha256(), nil)
         }
+        return digest.map { byte in
+            let hex = String(byte, radix: 16)
+            return hex.count == 1 ? "0" + hex : hex
+        }.joined()
+    }
+}
+
+/// SHA-256 over lines joined by newlines, fed to the digest as they come: the same digest as
+/// hashing the joined text, without ever holding it (at a million channels the text of a
+/// fingerprint is hundreds of megabytes).
+private struct LineDigest: ~Copyable {
+    private let context: OpaquePointer
+
+    init(_ first: String) {
+        context = EVP_MD_CTX_new()
+        EVP_DigestInit_ex(context, EVP_sha256(), nil)
+        feed(first)
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    mutating func append(_ line: String) {
+        feed("\n")
+        feed(line)
+    }
+
+    mutating func append(contentsOf lines: [String]) {
+        for line in lines { append(line) }
+    }
+
+    private func feed(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes in _ = EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) }
+    }
+
+    /// The digest in lowercase hex.
+    consuming func finish() -> String {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        EVP_DigestFinal_ex(context, &digest, &length)
         return digest.map { byte in
             let hex = String(byte, radix: 16)
             return hex.count == 1 ? "0" + hex : hex

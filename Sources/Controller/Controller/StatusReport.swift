@@ -113,10 +113,11 @@ struct StatusReport {
             nodes.append(node)
         }
         await kernels.close()
+        let observed = ObservedObjects(observations)
         let channels = records.values.sorted { $0.id < $1.id }
             .filter { filter == nil || $0.id.from == filter || $0.id.to == filter }
             .map { record in
-                channelStatus(record, observations: observations, settings: settings, now: now)
+                channelStatus(record, observed: observed, settings: settings, now: now)
             }
         let lease = try await store.currentLease().map {
             StatusDocument.LeaseStatus(
@@ -168,21 +169,18 @@ struct StatusReport {
     }
 
     private func channelStatus(
-        _ record: ChannelRecord, observations: [String: NodeObservation],
-        settings: ControllerSettings?, now: Date
+        _ record: ChannelRecord, observed: ObservedObjects, settings: ControllerSettings?, now: Date
     ) -> StatusDocument.Channel {
         let active = record.generations.last { $0.state == .active }
         // The same judgement the drift metric makes (`ChannelRecord.drift`).
-        let drift = record.drift(observations: observations)
+        let drift = record.drift(in: observed)
         let rekeyEvery = settings?.rekeyEvery ?? .seconds(86_400)
         let nextRekey = active.map { $0.createdAt.addingTimeInterval(rekeyEvery.timeInterval) }
         let rekeyIn = nextRekey.map { Int($0.timeIntervalSince(now).rounded(.down)) }
         func counters(on node: String) -> StatusDocument.SACounterReport? {
             guard let active else { return nil }
             let id = SAIdentifier(destination: active.destination, spi: active.spi)
-            guard let sa = observations[node]?.securityAssociations.first(where: { $0.identifier == id }) else {
-                return nil
-            }
+            guard let sa = observed.association(id, on: node) else { return nil }
             return StatusDocument.SACounterReport(
                 packets: sa.counters.packets, bytes: sa.counters.bytes,
                 firstUsed: sa.counters.useTime == 0 ? nil : Date(timeIntervalSince1970: Double(sa.counters.useTime)))

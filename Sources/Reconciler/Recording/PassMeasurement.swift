@@ -115,10 +115,11 @@ public struct PassMeasurement: Sendable, Hashable {
         let blocked = report.plan.blocked.flatMap { [$0.channel.from, $0.channel.to] }.filter(reachable.contains)
         blockedNodes = Set(blocked).count
 
+        let observed = ObservedObjects(before.isEmpty ? [:] : report.observations)
         driftedChannels =
             before.values.filter { record in
                 reachable.contains(record.id.from) && reachable.contains(record.id.to)
-                    && !record.drift(observations: report.observations).isEmpty
+                    && !record.drift(in: observed).isEmpty
             }
             .count
 

@@ -83,6 +83,7 @@ public struct IPAddress: Sendable, Hashable, Comparable, Codable, CustomStringCo
 
     /// The canonical textual form.
     public var description: String {
+        if family == .ipv4 { return ipv4Description }
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         let domain = family == .ipv4 ? AF_INET : AF_INET6
         let ok = bytes.withUnsafeBytes { raw in
@@ -90,6 +91,31 @@ public struct IPAddress: Sendable, Hashable, Comparable, Codable, CustomStringCo
         }
         guard ok else { return "<invalid address>" }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Dotted decimal, written straight into the string (a plan formats millions of them).
+    private var ipv4Description: String {
+        String(unsafeUninitializedCapacity: 15) { buffer in
+            var count = 0
+            for index in 0..<4 {
+                if index > 0 {
+                    buffer[count] = UInt8(ascii: ".")
+                    count += 1
+                }
+                let octet = UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64(index)))
+                if octet >= 100 {
+                    buffer[count] = UInt8(ascii: "0") + octet / 100
+                    count += 1
+                }
+                if octet >= 10 {
+                    buffer[count] = UInt8(ascii: "0") + (octet / 10) % 10
+                    count += 1
+                }
+                buffer[count] = UInt8(ascii: "0") + octet % 10
+                count += 1
+            }
+            return count
+        }
     }
 
     /// True for `0.0.0.0` and `::`.

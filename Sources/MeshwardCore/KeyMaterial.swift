@@ -34,10 +34,7 @@ public struct KeyMaterial: Sendable, Hashable, CustomStringConvertible, CustomDe
         _ = bytes.withUnsafeBufferPointer { input in
             EVP_Digest(input.baseAddress, input.count, &digest, &length, EVP_sha256(), nil)
         }
-        return digest.prefix(8).map { byte in
-            let hex = String(byte, radix: 16)
-            return hex.count == 1 ? "0" + hex : hex
-        }.joined()
+        return HexDigits.string(digest.prefix(8))
     }
 }
 

@@ -11,10 +11,7 @@ public struct SPI: RawRepresentable, Sendable, Hashable, Comparable, Codable, Cu
     public init(_ value: UInt32) { self.rawValue = value }
 
     /// `0x` followed by eight lowercase hex digits, as `ip xfrm` prints SPIs.
-    public var hex: String {
-        let digits = String(rawValue, radix: 16)
-        return "0x" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits
-    }
+    public var hex: String { HexDigits.prefixed(rawValue, width: 8) }
 
     public var description: String { hex }
 

@@ -133,13 +133,13 @@ struct OperatorViewTests {
         #expect(try await cli.run("status").status == 0)
     }
 
-    @Test("a simulated-fleet.json that others may read is refused with the chmod that fixes it")
+    @Test("a simulated-fleet.sqlite that others may read is refused with the chmod that fixes it")
     func looseSimulatedFleetFile() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let spec = try MeshwardCLI.writeSpec(Self.threeNodes)
         #expect(try await cli.run("apply", spec).status == 0)
-        let file = cli.stateDirectory.appendingPathComponent("simulated-fleet.json").path
+        let file = cli.stateDirectory.appendingPathComponent("simulated-fleet.sqlite").path
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file)
         for arguments in [["status"], ["plan", spec], ["apply", spec]] {
             let result = try await cli.run(arguments)

@@ -8,7 +8,30 @@ import Testing
 /// The simulated fleet's SQLite file: one row per node, incremental saves, refusals of files
 /// that are not (or no longer) a fleet, and the migration from the JSON file of earlier versions.
 @Suite("The simulated fleet's SQLite file")
-struct FleetFileTests {
+final class FleetFileTests {
+    /// A directory of this test's own, removed when the test ends.
+    let directory: URL
+    /// The fleet file most tests use, in `directory`.
+    let file: URL
+
+    init() throws {
+        directory = try PersistenceTests.temporaryDirectory()
+        file = directory.appendingPathComponent("fleet.sqlite")
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// `PersistenceTests.busyFleet()`, saved to `file`, with its later row writes recorded
+    /// (`recordWrites`) when asked.
+    func savedBusyFleet(recordingWrites: Bool) throws -> SimulatedFleet {
+        let (fleet, _) = try PersistenceTests.busyFleet()
+        try fleet.save(to: file)
+        if recordingWrites { try Self.recordWrites(in: file) }
+        return fleet
+    }
+
     /// Records every insert, update and delete of a `nodes` row in a `writes` table of the file,
     /// so that a test sees which rows a save touched (even a row rewritten with the same bytes).
     static func recordWrites(in file: URL) throws {
@@ -48,9 +71,6 @@ struct FleetFileTests {
 
     @Test("a fleet loads back with its SA counters, replay windows, policies, statistics, faults and unreachable node")
     func roundTripKeepsEveryField() throws {
-        let directory = try PersistenceTests.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("fleet.sqlite")
         let (fleet, _) = try PersistenceTests.busyFleet()
         let summary = try fleet.save(to: file)
         #expect(summary.rewroteEverything && summary.writtenNodes == ["a", "b", "c"])
@@ -69,12 +89,7 @@ struct FleetFileTests {
 
     @Test("a save after one node changed writes that node's row and no other")
     func saveWritesOnlyTheChangedNode() throws {
-        let directory = try PersistenceTests.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("fleet.sqlite")
-        let (fleet, _) = try PersistenceTests.busyFleet()
-        try fleet.save(to: file)
-        try Self.recordWrites(in: file)
+        let fleet = try savedBusyFleet(recordingWrites: true)
 
         fleet.wipe(node: "a")
         let summary = try fleet.save(to: file)
@@ -90,12 +105,7 @@ struct FleetFileTests {
 
     @Test("a fleet loaded from the file saves only the nodes changed since the load")
     func loadedFleetSavesOnlyChanges() throws {
-        let directory = try PersistenceTests.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("fleet.sqlite")
-        let (fleet, _) = try PersistenceTests.busyFleet()
-        try fleet.save(to: file)
-        try Self.recordWrites(in: file)
+        _ = try savedBusyFleet(recordingWrites: true)
 
         let loaded = try SimulatedFleet.load(from: file)
         loaded.setReachable("c", true)
@@ -107,12 +117,7 @@ struct FleetFileTests {
 
     @Test("a node removed from the fleet has its row deleted by the next save, and no other row is written")
     func removedNodeRowDeleted() throws {
-        let directory = try PersistenceTests.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("fleet.sqlite")
-        let (fleet, _) = try PersistenceTests.busyFleet()
-        try fleet.save(to: file)
-        try Self.recordWrites(in: file)
+        let fleet = try savedBusyFleet(recordingWrites: true)
 
         fleet.withState { $0.removeNode("b") }
         let summary = try fleet.save(to: file)
@@ -123,11 +128,7 @@ struct FleetFileTests {
 
     @Test("a save to a file someone else wrote since, or to another file, writes every node")
     func saveAfterAnotherWriterRewritesEverything() throws {
-        let directory = try PersistenceTests.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("fleet.sqlite")
-        let (fleet, _) = try PersistenceTests.busyFleet()
-        try fleet.save(to: file)
+        let fleet = try savedBusyFleet(recordingWrites: false)
         // Another writer (a crash hook saving the state it holds) puts an older fleet there.
         var other = fleet.state
         other.removeNode("c")
@@ -145,8 +146,6 @@ struct FleetFileTests {
 
     @Test("a simulated-fleet.json beside a missing .sqlite is migrated once, then moved aside")
     func migratesLegacyJSON() throws {
-        let directory = try PersistenceTests.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("simulated-fleet.sqlite")
         let legacy = directory.appendingPathComponent("simulated-fleet.json")
         let (fleet, _) = try PersistenceTests.busyFleet()
@@ -172,8 +171,6 @@ struct FleetFileTests {
 
     @Test("a simulated-fleet.json that others may read is refused, not migrated")
     func looseLegacyJSONRefused() throws {
-        let directory = try PersistenceTests.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("simulated-fleet.sqlite")
         let legacy = directory.appendingPathComponent("simulated-fleet.json")
         #expect(
@@ -192,10 +189,7 @@ struct FleetFileTests {
         "a journal beside the fleet file that others may read is refused with the chmod that fixes it",
         arguments: ["-journal", "-wal", "-shm"])
     func looseCompanionRefused(suffix: String) throws {
-        let directory = try PersistenceTests.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("fleet.sqlite")
-        try PersistenceTests.busyFleet().0.save(to: file)
+        _ = try savedBusyFleet(recordingWrites: false)
         let companion = file.path + suffix
         #expect(
             FileManager.default.createFile(atPath: companion, contents: nil, attributes: [.posixPermissions: 0o644]))
@@ -225,10 +219,7 @@ struct FleetFileTests {
 
     @Test("a node row that is damaged is refused with the file and the node named", arguments: damages)
     func damagedBodyRefused(damage: Damage) throws {
-        let directory = try PersistenceTests.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("fleet.sqlite")
-        try PersistenceTests.busyFleet().0.save(to: file)
+        _ = try savedBusyFleet(recordingWrites: false)
         try Self.setBody(of: "b", to: damage.change, in: file)
         #expect {
             try SimulatedFleet.load(from: file)
@@ -240,9 +231,6 @@ struct FleetFileTests {
 
     @Test("a SQLite database that is not a simulated fleet is refused with its path")
     func otherDatabaseRefused() throws {
-        let directory = try PersistenceTests.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("fleet.sqlite")
         #expect(
             FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600]))
         try DatabaseQueue(path: file.path).write { db in try db.execute(sql: "CREATE TABLE players (name TEXT)") }
@@ -256,9 +244,6 @@ struct FleetFileTests {
 
     @Test("a file left empty by a first save that never committed loads as an empty fleet")
     func emptyFileIsEmptyFleet() throws {
-        let directory = try PersistenceTests.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("fleet.sqlite")
         #expect(
             FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600]))
         #expect(try SimulatedFleet.load(from: file).state == SimulatedFleetState())

@@ -61,27 +61,29 @@ extension SimulatedNode {
         faults = try PendingFaults(reading: &reader)
         nextInsertionOrder = try reader.read(UInt64.self)
 
-        let associationCount = try reader.readCount(minimumElementSize: 64)
-        var associations = [SAIdentifier: SimulatedSecurityAssociation](minimumCapacity: associationCount)
-        for _ in 0..<associationCount {
-            let start = reader.offset
-            let association = try SimulatedSecurityAssociation(reading: &reader)
-            guard associations.updateValue(association, forKey: association.identifier) == nil else {
-                throw .invalid("a second SA \(association.identifier)", offset: start)
-            }
-        }
-        securityAssociationDatabase = associations
-        let policyCount = try reader.readCount(minimumElementSize: 32)
-        var policies = [PolicyIdentifier: SimulatedPolicy](minimumCapacity: policyCount)
-        for _ in 0..<policyCount {
-            let start = reader.offset
-            let policy = try SimulatedPolicy(reading: &reader)
-            guard policies.updateValue(policy, forKey: policy.identifier) == nil else {
-                throw .invalid("a second policy \(policy.identifier)", offset: start)
-            }
-        }
-        policyDatabase = policies
+        securityAssociationDatabase = try Self.readDatabase(
+            &reader, minimumElementSize: 64, SimulatedSecurityAssociation.init(reading:), key: \.identifier)
+        policyDatabase = try Self.readDatabase(
+            &reader, minimumElementSize: 32, SimulatedPolicy.init(reading:), key: \.identifier)
         try reader.requireEnd()
+    }
+
+    /// Reads a count, then that many values into a dictionary by `key`, refusing two values
+    /// with one key (the kernel holds one object per identifier).
+    private static func readDatabase<Key: Hashable, Value>(
+        _ reader: inout BinaryReader, minimumElementSize: Int,
+        _ read: (inout BinaryReader) throws(BinaryDecodingError) -> Value, key: (Value) -> Key
+    ) throws(BinaryDecodingError) -> [Key: Value] {
+        let count = try reader.readCount(minimumElementSize: minimumElementSize)
+        var database = [Key: Value](minimumCapacity: count)
+        for _ in 0..<count {
+            let start = reader.offset
+            let value = try read(&reader)
+            guard database.updateValue(value, forKey: key(value)) == nil else {
+                throw .invalid("a second object with identifier \(key(value))", offset: start)
+            }
+        }
+        return database
     }
 }
 

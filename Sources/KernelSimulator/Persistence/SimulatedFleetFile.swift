@@ -61,9 +61,22 @@ struct SimulatedFleetFile {
             return try queue.read { db in try readState(db) }
         } catch let error as SimulatedFleetPersistenceError {
             throw error
+        } catch let error as DatabaseError where Self.isAccessFailure(error) {
+            // Busy, locked or unreadable is no verdict on the file's contents.
+            throw failure("cannot be read: \(error)")
         } catch {
             throw notAFleet(error)
         }
+    }
+
+    /// True for an error that says the file could not be reached (locked, unreadable, out of
+    /// memory), not that it holds something other than a fleet.
+    private static func isAccessFailure(_ error: DatabaseError) -> Bool {
+        let codes: [ResultCode] = [
+            .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_IOERR, .SQLITE_READONLY,
+            .SQLITE_NOMEM, .SQLITE_FULL,
+        ]
+        return codes.contains(error.resultCode.primaryResultCode)
     }
 
     private func readState(_ db: Database) throws -> Baseline? {

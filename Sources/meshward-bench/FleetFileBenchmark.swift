@@ -19,12 +19,15 @@ struct FleetFileBenchmark: AsyncParsableCommand {
     @Option(help: "Repetitions of each measurement; the median is reported.")
     var repetitions = 3
 
+    @Flag(inversion: .prefixedNo, help: "Also time the JSON document of earlier versions (slow and large at scale).")
+    var json = true
+
     mutating func run() async throws {
         let (fleet, channels) = try Self.convergedMesh(nodes: nodes)
         let directory = try FleetGenerator.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("simulated-fleet.sqlite")
-        let json = directory.appendingPathComponent("simulated-fleet.json")
+        let jsonFile = directory.appendingPathComponent("simulated-fleet.json")
 
         let saveAll = try await SimulatorBenchmark.medianTimes(repetitions) {
             try fleet.state.save(to: file)
@@ -45,27 +48,28 @@ struct FleetFileBenchmark: AsyncParsableCommand {
         }
         let sqliteBytes = try Self.size(of: file)
 
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let jsonSave = try await SimulatorBenchmark.medianTimes(repetitions) {
-            try encoder.encode(fleet.state).write(to: json)
+        var rows: [(String, String, (wall: Double, cpu: Double), Int)] = [
+            ("sqlite", "save every node", saveAll, sqliteBytes),
+            ("sqlite", "load", load, sqliteBytes),
+            ("sqlite", "save one changed node", saveOne, sqliteBytes),
+        ]
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let jsonSave = try await SimulatorBenchmark.medianTimes(repetitions) {
+                try encoder.encode(fleet.state).write(to: jsonFile)
+            }
+            let jsonLoad = try await SimulatorBenchmark.medianTimes(repetitions) {
+                _ = try JSONDecoder().decode(SimulatedFleetState.self, from: Data(contentsOf: jsonFile))
+            }
+            let jsonBytes = try Self.size(of: jsonFile)
+            rows += [("json (earlier)", "save", jsonSave, jsonBytes), ("json (earlier)", "load", jsonLoad, jsonBytes)]
         }
-        let jsonLoad = try await SimulatorBenchmark.medianTimes(repetitions) {
-            _ = try JSONDecoder().decode(SimulatedFleetState.self, from: Data(contentsOf: json))
-        }
-        let jsonBytes = try Self.size(of: json)
 
         var report = BenchmarkReport("fleet-file")
         report.add("mesh", "\(nodes) nodes, \(channels) channels", key: "nodes", value: nodes)
         report.add("repetitions", "\(repetitions) (median reported)", key: "repetitions", value: repetitions)
         var table = TextTable(["format", "measurement", "median ms", "median cpu ms", "file MB"])
-        let rows: [(String, String, (wall: Double, cpu: Double), Int)] = [
-            ("sqlite", "save every node", saveAll, sqliteBytes),
-            ("sqlite", "load", load, sqliteBytes),
-            ("sqlite", "save one changed node", saveOne, sqliteBytes),
-            ("json (earlier)", "save", jsonSave, jsonBytes),
-            ("json (earlier)", "load", jsonLoad, jsonBytes),
-        ]
         for (format, name, times, bytes) in rows {
             table.add([
                 format, name, String(format: "%.1f", times.wall * 1_000), String(format: "%.1f", times.cpu * 1_000),

@@ -61,7 +61,10 @@ let package = Package(
             swiftSettings: strict
         ),
         // The in-memory kernel with a packet model and fault injection.
-        .target(name: "KernelSimulator", dependencies: ["MeshwardCore", "Kernel"], swiftSettings: strict),
+        .target(
+            name: "KernelSimulator",
+            dependencies: ["MeshwardCore", "Kernel", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
         // SQLite state: generations with sealed keys, steps, revisions, journal, lease.
         .target(
             name: "Store",
@@ -227,7 +230,10 @@ let package = Package(
         ),
         .testTarget(
             name: "KernelSimulatorTests",
-            dependencies: ["KernelSimulator", "Kernel", "MeshwardCore", "MeshwardTestSupport"],
+            dependencies: [
+                "KernelSimulator", "Kernel", "MeshwardCore", "MeshwardTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

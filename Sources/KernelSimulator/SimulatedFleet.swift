@@ -27,6 +27,9 @@ public final class SimulatedFleet: Sendable {
         var observer: OperationObserver?
         /// The watched nodes' models, by node and owner.
         var watches: [SimulatedNodeWatch.Key: SimulatedNodeWatch] = [:]
+        /// What the file this fleet last loaded or saved holds, so that the next save writes
+        /// only what changed (`save(to:)`).
+        var persisted: SimulatedFleetFile.Baseline?
     }
 
     let storage: Mutex<Storage>

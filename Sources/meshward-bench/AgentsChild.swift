@@ -60,7 +60,7 @@ final class AgentsChild: Sendable {
     ) throws -> AgentsChild {
         try FileManager.default.createDirectory(
             at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let fleetFile = directory.appendingPathComponent("fleet.json")
+        let fleetFile = directory.appendingPathComponent("fleet.sqlite")
         try share.write(to: fleetFile)
         let caFile = directory.appendingPathComponent("ca.json")
         _ = FileManager.default.createFile(atPath: caFile.path, contents: nil, attributes: [.posixPermissions: 0o600])

@@ -57,7 +57,7 @@ final class AgentsChildren: Sendable {
             at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         var children: [AgentsChild] = []
         do {
-            let shares = try FleetShare.split(fleet.state, size: agentsPerChild)
+            let shares = FleetShare.split(fleet.state, size: agentsPerChild)
             for (index, share) in shares.enumerated() {
                 children.append(
                     try AgentsChild.launch(

@@ -8,7 +8,7 @@ struct MeshwardBench: AsyncParsableCommand {
         subcommands: [
             CompileBenchmark.self, PlanScaleBenchmark.self, ObserveBenchmark.self, ApplySimBenchmark.self,
             SimulatorBenchmark.self, NetlinkBenchmark.self, StoreBenchmark.self, HostileSpecBenchmark.self,
-            AgentsBenchmark.self,
+            AgentsBenchmark.self, FleetFileBenchmark.self,
         ]
     )
 }

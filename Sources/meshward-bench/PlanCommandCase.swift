@@ -193,7 +193,7 @@ struct PlanCommandCase {
                 "seed the state directory (child process, not part of the plan)", seedTime, key: "seed_seconds")
             let silent = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
             let records = try StateStore.open(directory: stateDirectory.path, logger: silent).loadChannels()
-            let fleet = try SimulatedFleet.load(from: stateDirectory.appendingPathComponent("simulated-fleet.json"))
+            let fleet = try SimulatedFleet.load(from: stateDirectory.appendingPathComponent("simulated-fleet.sqlite"))
             let state = fleet.state
             var observations: [String: NodeObservation] = [:]
             for node in intent.nodes { observations[node.name] = try state.observe(node: node.name, reqid: reqid) }
@@ -310,7 +310,7 @@ struct PlanCommandCase {
         }
         var observations: [String: NodeObservation] = [:]
         for node in intent.nodes { observations[node.name] = try state.observe(node: node.name, reqid: reqid) }
-        try state.save(to: directory.appendingPathComponent("simulated-fleet.json"))
+        try state.save(to: directory.appendingPathComponent("simulated-fleet.sqlite"))
         return (records, observations)
     }
 }

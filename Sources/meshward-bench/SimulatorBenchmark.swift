@@ -66,7 +66,7 @@ struct SimulatorBenchmark: AsyncParsableCommand {
 
         let directory = try FleetGenerator.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("fleet.json")
+        let file = directory.appendingPathComponent("fleet.sqlite")
         let save = try await Self.medianTimes(repetitions) { try observed.save(to: file) }
         let load = try await Self.medianTimes(repetitions) { _ = try SimulatedFleet.load(from: file) }
 

@@ -49,7 +49,7 @@ struct LeadershipLoopTests {
         fleet.withState { fleet in
             for node in intent.nodes { fleet.addNode(node.name, addresses: node.addresses) }
         }
-        try fleet.save(to: state.appendingPathComponent("simulated-fleet.json"))
+        try fleet.save(to: state.appendingPathComponent("simulated-fleet.sqlite"))
         return (directory, state, spec)
     }
 

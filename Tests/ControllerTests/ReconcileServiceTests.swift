@@ -114,7 +114,7 @@ extension ReconcileServiceTests {
         let pair = FleetSpec.pair()
         try pair.yaml.write(to: spec, atomically: true, encoding: .utf8)
         let intent = try pair.compile()
-        let fleetFile = state.appendingPathComponent("simulated-fleet.json")
+        let fleetFile = state.appendingPathComponent("simulated-fleet.sqlite")
         let fleet = SimulatedFleet()
         fleet.withState { fleet in
             for node in intent.nodes { fleet.addNode(node.name, addresses: node.addresses) }

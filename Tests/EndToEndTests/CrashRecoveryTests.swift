@@ -197,7 +197,7 @@ struct CrashScenario {
 
     /// Stores in `cli`'s simulated fleet a fault: `node` refuses its `nth` next operation (ENOBUFS).
     private func refuse(operation nth: Int, on node: String, in cli: MeshwardCLI, creating: Bool) throws {
-        let file = cli.stateDirectory.appendingPathComponent("simulated-fleet.json")
+        let file = cli.stateDirectory.appendingPathComponent("simulated-fleet.sqlite")
         let fleet = try SimulatedFleet.load(from: file)
         fleet.withState { state in
             if creating {
@@ -211,7 +211,7 @@ struct CrashScenario {
     /// Continuity in the fleet as saved: every channel delivers on every selector; with
     /// `established`, encrypted (a rekey never sends a packet in plaintext).
     func checkContinuity(_ cli: MeshwardCLI, established: Bool, label: String) throws {
-        let fleet = try SimulatedFleet.load(from: cli.stateDirectory.appendingPathComponent("simulated-fleet.json"))
+        let fleet = try SimulatedFleet.load(from: cli.stateDirectory.appendingPathComponent("simulated-fleet.sqlite"))
         for channel in intent.channels where fleet.state.nodes[channel.id.from] != nil {
             for traffic in channel.traffic {
                 let outcome = fleet.send(
@@ -286,7 +286,7 @@ struct CrashScenario {
         #expect(sas == 2 * intent.channels.count, "\(label): \(sas) SAs, want \(2 * intent.channels.count)")
         #expect(policies == expectedPolicies, "\(label): \(policies) policies, want \(expectedPolicies)")
 
-        let fleet = try SimulatedFleet.load(from: cli.stateDirectory.appendingPathComponent("simulated-fleet.json"))
+        let fleet = try SimulatedFleet.load(from: cli.stateDirectory.appendingPathComponent("simulated-fleet.sqlite"))
         let active = Dictionary(
             channels.compactMap { channel in
                 (channel["channel"] as? String).flatMap { id in (channel["spi"] as? String).map { (id, $0) } }
@@ -343,7 +343,7 @@ struct CrashScenario {
                 }
             }
         }
-        let fleet = try SimulatedFleet.load(from: cli.stateDirectory.appendingPathComponent("simulated-fleet.json"))
+        let fleet = try SimulatedFleet.load(from: cli.stateDirectory.appendingPathComponent("simulated-fleet.sqlite"))
         for node in fleet.state.nodes.values {
             for sa in node.securityAssociations where sa.reqid == Reqid(intent.reqid) {
                 guard let identity = spis.identity(of: sa.destination, spi: sa.spi.hex) else {

@@ -142,8 +142,8 @@ struct DatabaseOutageTests {
                 loop.logText.contains("cannot connect to 127.0.0.1:\(postgres.port)")
             },
             "\(loop.logText)")
-        let fleetFile = cli.stateDirectory.appendingPathComponent("simulated-fleet.json")
-        let leftDuringOutage = try Data(contentsOf: fleetFile)
+        let fleetFile = cli.stateDirectory.appendingPathComponent("simulated-fleet.sqlite")
+        let outageFleet = try SimulatedFleet.load(from: fleetFile).state
         let scenario = try CrashScenario(specFile: spec)
         try scenario.checkContinuity(cli, established: true, label: "the fleet while the database is down")
 
@@ -168,8 +168,7 @@ struct DatabaseOutageTests {
         // No kernel write without a recorded generation: every SA the kernels held during the
         // outage is a generation the Store holds, with its key.
         let spis = try await scenario.record(cli, ledger: &fingerprints, spis: baseline, label: "after the outage")
-        let outageFleet = try SimulatedFleet.load(from: try Self.write(leftDuringOutage))
-        for node in outageFleet.state.nodes.values {
+        for node in outageFleet.nodes.values {
             for sa in node.securityAssociations where sa.reqid == Reqid(scenario.intent.reqid) {
                 guard let identity = spis.identity(of: sa.destination, spi: sa.spi.hex) else {
                     Issue.record("during the outage \(node.name) held spi \(sa.spi.hex), which the Store never issued")
@@ -187,13 +186,5 @@ struct DatabaseOutageTests {
         loop.send(SIGTERM)
         #expect(try await loop.waitForExit() == 0, "\(loop.logText)")
         withExtendedLifetime(database) {}
-    }
-
-    private static func write(_ data: Data) throws -> URL {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("meshward-fleet-\(UUID()).json")
-        // The fleet file is 0600, as the state directory keeps it.
-        try #require(
-            FileManager.default.createFile(atPath: file.path, contents: data, attributes: [.posixPermissions: 0o600]))
-        return file
     }
 }

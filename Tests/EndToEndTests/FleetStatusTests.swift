@@ -15,7 +15,7 @@ struct FleetStatusTests {
     static let fleet = GuardTests.fleet
 
     static func fleetFile(_ cli: MeshwardCLI) -> URL {
-        cli.stateDirectory.appendingPathComponent("simulated-fleet.json")
+        cli.stateDirectory.appendingPathComponent("simulated-fleet.sqlite")
     }
 
     @Test("the summary counts reachable and unreachable nodes, channels by step, drift, overdue rekeys and drops")

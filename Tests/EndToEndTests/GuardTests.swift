@@ -191,7 +191,7 @@ struct GuardTests {
         #expect(try await cli.run("plan", try Self.spec(), "--out", file).status == 0)
 
         // Someone flushes delta's kernel (ip xfrm state flush) after the plan was made.
-        let fleetFile = cli.stateDirectory.appendingPathComponent("simulated-fleet.json")
+        let fleetFile = cli.stateDirectory.appendingPathComponent("simulated-fleet.sqlite")
         let fleet = try SimulatedFleet.load(from: fleetFile)
         fleet.wipe(node: "delta")
         try fleet.save(to: fleetFile)
@@ -320,7 +320,7 @@ struct GuardTests {
         #expect(try await cli.run("apply", try Self.spec()).status == 0)
         // A stale object of another channel: a copy of delta's inbound SA from beta, under an
         // SPI no record knows.
-        let fleetFile = cli.stateDirectory.appendingPathComponent("simulated-fleet.json")
+        let fleetFile = cli.stateDirectory.appendingPathComponent("simulated-fleet.sqlite")
         let fleet = try SimulatedFleet.load(from: fleetFile)
         try fleet.withState { state in
             let observed = try state.observe(node: "delta", reqid: .meshwardDefault)

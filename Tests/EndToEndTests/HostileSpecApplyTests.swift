@@ -1,4 +1,5 @@
 import Foundation
+import KernelSimulator
 import Testing
 
 /// `meshward apply` with hostile specs, against a fleet where a valid spec is already applied:
@@ -21,8 +22,8 @@ struct HostileSpecApplyTests {
     struct FleetSnapshot: Equatable {
         /// Channel, generation and SPI of every channel, from `meshward status --output json`.
         let channels: [String]
-        /// The simulated kernels' persisted state, byte for byte.
-        let simulatedFleet: Data
+        /// The simulated kernels' persisted state, every SA, counter and policy of every node.
+        let simulatedFleet: SimulatedFleetState
         let revisions: Int
     }
 
@@ -68,7 +69,8 @@ struct HostileSpecApplyTests {
             "\(channel["channel"] ?? "?") generation \(channel["generation"] ?? "?") spi \(channel["spi"] ?? "?")"
         }
         let (_, history) = try await cli.json("history")
-        let fleet = try Data(contentsOf: cli.stateDirectory.appendingPathComponent("simulated-fleet.json"))
+        let fleet = try SimulatedFleet.load(from: cli.stateDirectory.appendingPathComponent("simulated-fleet.sqlite"))
+            .state
         return FleetSnapshot(
             channels: channels.sorted(), simulatedFleet: fleet, revisions: (history["revisions"] as? [Any])?.count ?? -1
         )

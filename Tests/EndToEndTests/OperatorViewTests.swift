@@ -1,4 +1,5 @@
 import Foundation
+import KernelSimulator
 import Testing
 
 /// What an operator reads from `plan` and `status` on the simulated fleet: every change the
@@ -133,13 +134,13 @@ struct OperatorViewTests {
         #expect(try await cli.run("status").status == 0)
     }
 
-    @Test("a simulated-fleet.json that others may read is refused with the chmod that fixes it")
+    @Test("a simulated-fleet.sqlite that others may read is refused with the chmod that fixes it")
     func looseSimulatedFleetFile() async throws {
         let cli = try MeshwardCLI()
         defer { cli.removeState() }
         let spec = try MeshwardCLI.writeSpec(Self.threeNodes)
         #expect(try await cli.run("apply", spec).status == 0)
-        let file = cli.stateDirectory.appendingPathComponent("simulated-fleet.json").path
+        let file = cli.stateDirectory.appendingPathComponent("simulated-fleet.sqlite").path
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file)
         for arguments in [["status"], ["plan", spec], ["apply", spec]] {
             let result = try await cli.run(arguments)
@@ -149,6 +150,32 @@ struct OperatorViewTests {
         }
         let attributes = try FileManager.default.attributesOfItem(atPath: file)
         #expect((attributes[.posixPermissions] as? Int) == 0o644, "the file was rewritten instead of refused")
+    }
+
+    @Test("a state directory of an earlier version, with simulated-fleet.json, is migrated by the first command")
+    func migratesSimulatedFleetJSON() async throws {
+        let cli = try MeshwardCLI()
+        defer { cli.removeState() }
+        let spec = try MeshwardCLI.writeSpec(Self.threeNodes)
+        #expect(try await cli.run("apply", spec).status == 0)
+        let file = cli.stateDirectory.appendingPathComponent("simulated-fleet.sqlite")
+        let legacy = cli.stateDirectory.appendingPathComponent("simulated-fleet.json")
+        let fleet = try SimulatedFleet.load(from: file).state
+        #expect(fleet.nodes.values.contains { !$0.securityAssociations.isEmpty })
+        // What an earlier Meshward left: the same kernels as one JSON document, no SQLite file.
+        #expect(
+            FileManager.default.createFile(
+                atPath: legacy.path, contents: try JSONEncoder().encode(fleet), attributes: [.posixPermissions: 0o600]))
+        try FileManager.default.removeItem(at: file)
+
+        let after = try await cli.run("status")
+        #expect(after.status == 0, "\(after.error)")
+        // Checked before this process loads the file itself (which would migrate it too).
+        #expect(FileManager.default.fileExists(atPath: file.path), "status did not write the SQLite file")
+        #expect(!FileManager.default.fileExists(atPath: legacy.path))
+        #expect(FileManager.default.fileExists(atPath: legacy.path + ".migrated"))
+        #expect(try SimulatedFleet.load(from: file).state == fleet)
+        #expect(try await cli.run("plan", spec, "--detailed-exitcode").status == 0, "the migrated kernels converged")
     }
 
     @Test("a spec path holding a bidirectional override is escaped in the history")

@@ -79,7 +79,7 @@ struct SecretsTests {
             #expect(logged.count >= 5, "too few debug logs in the \(format) format to make the search meaningful")
         }
         let files = try stateFiles(cli)
-        #expect(files.keys.contains("state.sqlite") && files.keys.contains("simulated-fleet.json"))
+        #expect(files.keys.contains("state.sqlite") && files.keys.contains("simulated-fleet.sqlite"))
 
         let masterKey = try #require(files["master.key"])
         #expect(masterKey.count == 32)
@@ -196,10 +196,14 @@ struct SecretsTests {
         #expect(try await cli.run("apply", MeshwardCLI.example("minimal.yaml")).status == 0)
         let directory = cli.stateDirectory.path
         #expect(try Self.permissions(directory) == 0o700)
-        for name in ["master.key", "state.sqlite", "state.sqlite-wal", "state.sqlite-shm", "simulated-fleet.json"] {
+        let required = ["master.key", "state.sqlite", "simulated-fleet.sqlite"]
+        let companions =
+            ["state.sqlite-wal", "state.sqlite-shm"]
+            + ["-journal", "-wal", "-shm"].map { "simulated-fleet.sqlite" + $0 }
+        for name in required + companions {
             let path = directory + "/" + name
             guard FileManager.default.fileExists(atPath: path) else {
-                #expect(!["master.key", "state.sqlite"].contains(name), "\(name) is missing")
+                #expect(!required.contains(name), "\(name) is missing")
                 continue
             }
             #expect(try Self.permissions(path) == 0o600, "\(name)")

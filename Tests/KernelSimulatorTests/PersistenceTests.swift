@@ -12,11 +12,13 @@ struct PersistenceTests {
         return url
     }
 
-    /// A two-node fleet with a channel each way on random keys, traffic, faults and foreign objects.
+    /// A three-node fleet: a channel each way between a and b on random keys, with traffic
+    /// (counters, replay windows), scheduled faults and foreign objects (an SA, and a forward
+    /// policy on ports with an IPv6 selector), and c unreachable with no kernel objects.
     static func busyFleet() throws -> (SimulatedFleet, [KeyMaterial]) {
         let ciphers: [Cipher] = [.aesGCM256, .aesGCM256, .aesCBCHMACSHA256, .aesGCM256]
         let keys = try ciphers.map { try KeyMaterial.random(count: $0.keyLength) }
-        let fleet = SimulatedFleet(state: FleetValues.state(["a", "b"]))
+        let fleet = SimulatedFleet(state: FleetValues.state(["a", "b", "c"]))
         let ab = Channel(from: "a", to: "b")
         let ba = Channel(from: "b", to: "a")
         fleet.withState { state in
@@ -42,7 +44,18 @@ struct PersistenceTests {
                 _ = state.send(from: "a", to: ab.destination)
                 _ = state.send(from: "b", to: ab.source)
             }
+            let forward = SecurityPolicy(
+                selector: PolicySelector(
+                    source: IPPrefix(address: FleetValues.address("2001:db8::1"), length: 64) ?? .any(.ipv6),
+                    destination: .any(.ipv6), traffic: TrafficMatch(transport: .tcp, destinationPort: 443)),
+                direction: .forward, priority: 7,
+                template: PolicyTemplate(
+                    family: .ipv6, spi: SPI(0x777), reqid: FleetValues.foreignReqid, isOptional: true)
+            )
+            #expect(state.apply(.addPolicy(forward), on: "b", reqid: FleetValues.foreignReqid) == .applied)
             state.failOperation(on: "b", nth: 3, errno: 5)
+            state.stopAnswering(on: "a", afterOperations: 7)
+            state.setReachable("c", false)
         }
         return (fleet, keys)
     }
@@ -51,7 +64,7 @@ struct PersistenceTests {
     func roundTrip() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("fleet.json")
+        let file = directory.appendingPathComponent("fleet.sqlite")
         let (fleet, _) = try Self.busyFleet()
         try fleet.save(to: file)
         let loaded = try SimulatedFleet.load(from: file)
@@ -69,30 +82,33 @@ struct PersistenceTests {
     func noKeysOnDisk() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("fleet.json")
+        let file = directory.appendingPathComponent("fleet.sqlite")
         let (fleet, keys) = try Self.busyFleet()
         try fleet.save(to: file)
         let attributes = try FileManager.default.attributesOfItem(atPath: file.path)
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
-        let text = try String(contentsOf: file, encoding: .utf8)
+        // The node bodies are stored as they are encoded, uncompressed: a key's bytes would show.
+        let contents = try Data(contentsOf: file)
+        func holds(_ text: String) -> Bool { contents.range(of: Data(text.utf8)) != nil }
         for key in keys {
             let hex = key.bytes.map { String(format: "%02x", $0) }.joined()
-            #expect(!text.lowercased().contains(hex))
-            #expect(!text.contains(Data(key.bytes).base64EncodedString()))
-            #expect(!text.contains(key.bytes.map(String.init).joined(separator: ",")))
+            #expect(contents.range(of: Data(key.bytes)) == nil, "the key's raw bytes are in the file")
+            #expect(!holds(hex) && !holds(hex.uppercased()))
+            #expect(!holds(Data(key.bytes).base64EncodedString()))
+            #expect(!holds(key.bytes.map(String.init).joined(separator: ",")))
             // The fourth key was never installed: only installed keys leave a fingerprint.
-            #expect(text.contains(key.fingerprint) == (key != keys[3]), "the fingerprint is what is kept")
+            #expect(holds(key.fingerprint) == (key != keys[3]), "the fingerprint is what is kept")
         }
-        #expect(!FileManager.default.fileExists(atPath: file.path + ".tmp-\(getpid())"))
+        #expect(!FileManager.default.fileExists(atPath: file.path + "-journal"), "the save left its journal")
     }
 
     @Test("a missing file is an empty fleet; a corrupt file is an error that names it")
     func missingAndCorrupt() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("fleet.json")
+        let file = directory.appendingPathComponent("fleet.sqlite")
         #expect(try SimulatedFleet.load(from: file).state == SimulatedFleetState())
-        try Data("{not json".utf8).write(to: file)
+        try Data("{not a database".utf8).write(to: file)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
         #expect {
             try SimulatedFleet.load(from: file)
@@ -107,7 +123,7 @@ struct PersistenceTests {
     func refusesLooseFile(mode: Int) throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("fleet.json")
+        let file = directory.appendingPathComponent("fleet.sqlite")
         let (fleet, _) = try Self.busyFleet()
         try fleet.save(to: file)
         try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: file.path)
@@ -124,7 +140,7 @@ struct PersistenceTests {
     func replaces() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("fleet.json")
+        let file = directory.appendingPathComponent("fleet.sqlite")
         let (fleet, _) = try Self.busyFleet()
         try fleet.save(to: file)
         fleet.wipe(node: "a")

@@ -25,7 +25,7 @@ struct ControllerContext: Sendable {
 
     /// The simulated fleet's file in the state directory.
     var simulatedFleetURL: URL {
-        URL(fileURLWithPath: stateDirectory).appendingPathComponent("simulated-fleet.json")
+        URL(fileURLWithPath: stateDirectory).appendingPathComponent("simulated-fleet.sqlite")
     }
 
     /// Whether the state directory holds a Store. Throws `permissionDenied` (naming the path)

@@ -18,7 +18,8 @@ public struct SimulatedFleetState: Sendable, Hashable {
     /// The bytes one simulated packet adds to an SA's byte counter.
     public static let bytesPerPacket: UInt64 = 100
 
-    /// The version of the persisted format.
+    /// The version of the JSON format (`Codable`) that earlier Meshward versions saved the fleet
+    /// in; the fleet file is SQLite now (`SimulatedFleetFile`), and the JSON is read to migrate.
     static let formatVersion = 1
 
     /// An empty fleet.
@@ -48,6 +49,15 @@ public struct SimulatedFleetState: Sendable, Hashable {
     public mutating func removeNode(_ name: String) {
         nodes[name] = nil
         rebuildAddressIndex()
+    }
+
+    /// The fleet with only the nodes named in `names`, at the same clock: a share of the fleet
+    /// for a process that simulates some of its nodes.
+    public func restricted(to names: Set<String>) -> SimulatedFleetState {
+        var share = self
+        share.nodes = nodes.filter { names.contains($0.key) }
+        share.rebuildAddressIndex()
+        return share
     }
 
     /// The name of the node that holds `address`, if any.

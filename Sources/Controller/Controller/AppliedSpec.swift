@@ -55,6 +55,33 @@ public struct AppliedSpec: Codable, Sendable {
 /// as the planner writes them. A channel the applied spec does not have gets its SAs alone. A
 /// channel in the middle of a step is thus taken at the step's start or end, never in between.
 enum RecordedReadings {
+    /// The channels whose planning can change nothing when the kernels hold what the records
+    /// say: the spec declares them exactly as the applied spec did (addresses, traffic, cipher,
+    /// enforcement, rekey, drain), the record is established with its active generation alone,
+    /// and no rekey is due — by age before a margin well past anything a rehearsal's clock can
+    /// jump to, or by request. (A rekey by packet count is not seen: counters are in the
+    /// kernels.) The rest, and every channel the records or the spec lack, is planned.
+    static func settled(
+        records: [ChannelID: ChannelRecord], applied: FleetIntent, intent: FleetIntent,
+        rekeyRequests: [ChannelID: Date], now: Date
+    ) -> Set<ChannelID> {
+        let longestDrain = intent.channels.map(\.drain).max() ?? .zero
+        let horizon = now.addingTimeInterval(3_600 + 2 * longestDrain.timeInterval)
+        var settled = Set<ChannelID>()
+        for channel in intent.channels {
+            guard let record = records[channel.id], record.step == .established,
+                rekeyRequests[channel.id] == nil,
+                applied.channel(channel.id) == channel
+            else { continue }
+            let live = record.generations.filter { $0.state != .retired }
+            guard live.count == 1, let active = live.first, active.state == .active,
+                active.createdAt.addingTimeInterval(channel.rekey.every.timeInterval) > horizon
+            else { continue }
+            settled.insert(channel.id)
+        }
+        return settled
+    }
+
     static func readings(
         records: [ChannelID: ChannelRecord], applied: FleetIntent?, nodes: some Sequence<String>
     ) -> [String: NodeObservation] {

@@ -12,6 +12,9 @@ import Store
 /// whatever the nodes' endpoints).
 struct PlanRehearsal {
     let context: ControllerContext
+    /// Whether a plan that reads no kernel leaves out the channels nothing can change (the
+    /// default); false rehearses every channel, for the tests that show both give one plan.
+    var narrowsUnreadPlans = true
 
     /// What `apply` would do, stage by stage, without writing anything: the passes run against
     /// a copy of every node's kernel and of the Store, with the clock jumping over drains.
@@ -51,13 +54,30 @@ struct PlanRehearsal {
         let observations: [String: NodeObservation]
         let unreachable: [String: String]
         let enrolling: Set<String>
+        // What the rehearsal plans: everything, except that without a reading of the kernels
+        // the channels that nothing can change are left out (`RecordedReadings.settled`).
+        var rehearsedIntent = intent
+        var rehearsedRecords = records
         if refresh {
             (observations, unreachable, enrolling) = try await read(
                 endpoints: endpoints, spec: spec, intent: intent, records: records, scope: scope, store: store)
         } else {
             let applied: FleetIntent? = if let store { try await AppliedSpec.load(from: store) } else { nil }
             if applied == nil, !records.isEmpty { throw ControllerError.noAppliedSpec }
-            observations = RecordedReadings.readings(records: records, applied: applied, nodes: endpoints.keys)
+            if let applied, narrowsUnreadPlans {
+                let settled = RecordedReadings.settled(
+                    records: records, applied: applied, intent: intent, rekeyRequests: rekeyRequests,
+                    now: context.clock.now())
+                if !settled.isEmpty {
+                    rehearsedIntent = FleetIntent(
+                        cluster: intent.cluster, reqid: intent.reqid, nodes: intent.nodes,
+                        channels: intent.channels.filter { !settled.contains($0.id) }, flowCount: intent.flowCount,
+                        certificateLifetime: intent.certificateLifetime)
+                    rehearsedRecords = records.filter { !settled.contains($0.key) }
+                }
+            }
+            observations = RecordedReadings.readings(
+                records: rehearsedRecords, applied: applied, nodes: endpoints.keys)
             (unreachable, enrolling) = ([:], [])
         }
 
@@ -70,13 +90,13 @@ struct PlanRehearsal {
         let scratchKernels = RehearsalKernels(
             readings: readings, unreachable: unreachable, addresses: nodeAddresses(intent: intent, records: records),
             reqid: Reqid(intent.reqid))
-        let scratchStore = ScratchGenerationStore(channels: records)
+        let scratchStore = ScratchGenerationStore(channels: rehearsedRecords)
         let planClock = RehearsalClock(startingAt: context.clock.now())
         let rehearsal = FleetReconciler(
             store: scratchStore, kernels: scratchKernels, reqid: Reqid(intent.reqid), clock: planClock,
             logger: Logger(label: "meshward.plan", factory: { _ in SwiftLogNoOpLogHandler() }))
         let report = try await rehearsal.converge(
-            intent: intent, waitForDrain: true, rekeyRequests: rekeyRequests,
+            intent: rehearsedIntent, waitForDrain: true, rekeyRequests: rekeyRequests,
             defaultDrain: settings?.drain ?? .seconds(5))
 
         let placeholders = scratchStore.placeholderSPIs

@@ -10,8 +10,10 @@ public struct RecorderGroup: ReconcileRecorder {
     }
 
     public func record(pass: PassMeasurement) {
-        for recorder in recorders { recorder.record(pass: pass) }
+        for recorder in recorders where recorder.measuresPasses { recorder.record(pass: pass) }
     }
+
+    public var measuresPasses: Bool { recorders.contains { $0.measuresPasses } }
 
     public func record(cycle: CycleOutcome) {
         for recorder in recorders { recorder.record(cycle: cycle) }

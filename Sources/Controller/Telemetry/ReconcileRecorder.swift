@@ -25,4 +25,5 @@ public struct DiscardingRecorder: ReconcileRecorder {
     public func record(pass: PassMeasurement) {}
     public func record(cycle: CycleOutcome) {}
     public func record(lease: LeaseState) {}
+    public var measuresPasses: Bool { false }
 }

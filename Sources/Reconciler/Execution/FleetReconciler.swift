@@ -544,8 +544,11 @@ public final class FleetReconciler: Sendable {
                 number: passes.count + 1, intent: intent, records: &records, rekeyRequests: rekeyRequests,
                 defaultDrain: defaultDrain, revision: revision, reusing: passes.isEmpty ? firstReading : nil,
                 planningOnCache: planningOnCache)
-            recorder.record(
-                pass: PassMeasurement(report: report, before: before, after: records, intent: intent, now: clock.now()))
+            if recorder.measuresPasses {
+                recorder.record(
+                    pass: PassMeasurement(
+                        report: report, before: before, after: records, intent: intent, now: clock.now()))
+            }
             try await onPass(report)
             // Only the last pass keeps its observations: a long run must not hold every one.
             if !passes.isEmpty { passes[passes.count - 1].observations = [:] }

@@ -46,7 +46,7 @@ struct PlanWithoutRefreshTests {
         #expect(unread.output.contains("no changes"), "\(unread.output)")
         let (_, document) = try await cli.json("plan", spec, "--refresh=false")
         #expect(document["kernels_read"] as? Bool == false, "\(document)")
-        #expect(document["fleet_fingerprint"] == nil, "\(document)")
+        #expect(document["fleet_fingerprint"] == nil && document["state_fingerprint"] == nil, "\(document)")
 
         try Self.removeSimulatedKernels(cli)
         let refreshed = try await cli.run("plan", spec, "--detailed-exitcode")

@@ -54,7 +54,9 @@ public struct PlanChannelChange: Codable, Sendable, Equatable {
         issued: [(channel: ChannelID, spi: SPI, reason: GenerationNeed.Reason)], updated: Set<ChannelID>,
         removed: Set<ChannelID>
     ) -> [PlanChannelChange] {
-        let desired = Dictionary(intent.channels.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        // A binary search of the sorted channels per changed channel, not a dictionary of every
+        // channel: a plan that changes nothing in a million channels builds nothing.
+        func desired(_ id: ChannelID) -> ChannelIntent? { intent.channel(id) }
         var changes: [ChannelID: PlanChannelChange] = [:]
         for (channel, _, reason) in issued where changes[channel] == nil {
             if reason == .new {
@@ -64,7 +66,7 @@ public struct PlanChannelChange: Codable, Sendable, Equatable {
             }
             var differences: [Difference] = []
             let active = records[channel]?.generations.last { $0.state == .active }
-            if let active, let want = desired[channel] {
+            if let active, let want = desired(channel) {
                 if active.cipher != want.cipher {
                     differences.append(
                         .init(property: "cipher", from: active.cipher.rawValue, to: want.cipher.rawValue))
@@ -101,7 +103,7 @@ public struct PlanChannelChange: Codable, Sendable, Equatable {
         }
         for channel in updated where changes[channel] == nil {
             var differences: [Difference] = []
-            if let want = desired[channel] {
+            if let want = desired(channel) {
                 let outbound =
                     policies[
                         PolicyKey(
@@ -141,7 +143,7 @@ public struct PlanChannelChange: Codable, Sendable, Equatable {
             var change = change
             change.from = channel.from
             change.to = channel.to
-            change.flows = desired[channel]?.flows
+            change.flows = desired(channel)?.flows
             return change
         }
     }

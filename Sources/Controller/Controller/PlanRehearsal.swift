@@ -160,7 +160,8 @@ struct PlanRehearsal {
                 intent: intent, records: records, observations: observations, issued: issued, updated: updated,
                 removed: removedChannels),
             warnings: warnings, target: target?.argument,
-            stateFingerprint: StateFingerprint.store(records: allRecords, revision: settings?.revision),
+            // The fingerprints are for `plan --out`, which a plan that read no kernel cannot make.
+            stateFingerprint: refresh ? StateFingerprint.store(records: allRecords, revision: settings?.revision) : nil,
             fleetFingerprint: refresh
                 ? StateFingerprint.fleet(observations: observations, unreachable: unreachable) : nil,
             kernelsRead: refresh)

@@ -61,7 +61,8 @@ public struct PlanDocument: Codable, Sendable, Equatable {
     /// With `plan --target`: the node or `FROM:TO` the plan is limited to.
     public var target: String?
     /// SHA-256 over the Store's channel records and recorded revision when the plan was made;
-    /// `apply PLANFILE` refuses when it changed. Carries no key material.
+    /// `apply PLANFILE` refuses when it changed. Carries no key material. Nil when no kernel
+    /// was read (`plan --refresh=false`, which cannot be saved).
     public var stateFingerprint: String?
     /// SHA-256 over the kernel objects the plan read (addresses, SPIs, ciphers, policies; never
     /// keys, never counters) and which nodes answered; nil when no kernel was read.

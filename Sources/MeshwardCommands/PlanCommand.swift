@@ -45,7 +45,7 @@ struct PlanCommand: AsyncParsableCommand {
         name: .long,
         help: ArgumentHelp(
             "With false, read no kernel: compare the spec with what the Store's records say each kernel was given "
-                + "(seconds at any fleet size; drift on the nodes is not seen).",
+                + "(drift on the nodes is not seen).",
             valueName: "bool"))
     var refresh = true
 

@@ -1,11 +1,11 @@
 /// Lowercase hexadecimal text written straight into the string's storage: the plan and the
 /// simulated kernel format millions of SPIs and key fingerprints, where building each from
 /// `String(_:radix:)` pieces was a measurable share of the time.
-enum HexDigits {
+public enum HexDigits {
     private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// `bytes` as two lowercase hex digits each.
-    static func string(_ bytes: some Collection<UInt8>) -> String {
+    public static func string(_ bytes: some Collection<UInt8>) -> String {
         String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
             var index = 0
             for byte in bytes {

@@ -30,6 +30,13 @@ struct StateFingerprintTests {
                 == StateFingerprint.sha256(text))
     }
 
+    @Test("SHA-256 of a text is the standard digest (FIPS 180-2's \"abc\" and empty-string vectors)")
+    func sha256KnownAnswers() {
+        #expect(
+            StateFingerprint.sha256("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(StateFingerprint.sha256("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    }
+
     @Test("the Store fingerprint is SHA-256 of its lines joined by newlines, as saved plans hold it")
     func storeFingerprintIsDigestOfJoinedText() {
         let id = ChannelID(from: "web", to: "db", family: .ipv4)

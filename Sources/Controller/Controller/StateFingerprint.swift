@@ -49,17 +49,9 @@ enum StateFingerprint {
         return lines.finish()
     }
 
+    /// SHA-256 of `text` as one piece, in lowercase hex: what the line-by-line digests equal.
     static func sha256(_ text: String) -> String {
-        var digest = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        let bytes = Array(text.utf8)
-        _ = bytes.withUnsafeBufferPointer { input in
-            EVP_Digest(input.baseAddress, input.count, &digest, &length, EVP_sha256(), nil)
-        }
-        return digest.map { byte in
-            let hex = String(byte, radix: 16)
-            return hex.count == 1 ? "0" + hex : hex
-        }.joined()
+        LineDigest(text).finish()
     }
 }
 
@@ -96,9 +88,6 @@ private struct LineDigest: ~Copyable {
         var digest = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         EVP_DigestFinal_ex(context, &digest, &length)
-        return digest.map { byte in
-            let hex = String(byte, radix: 16)
-            return hex.count == 1 ? "0" + hex : hex
-        }.joined()
+        return HexDigits.string(digest)
     }
 }

@@ -29,6 +29,13 @@ public struct IPAddress: Sendable, Hashable, Comparable, Codable, CustomStringCo
 
     /// Creates an address from its network-order bytes; nil when the count fits neither family.
     public init?(bytes: [UInt8]) {
+        guard let address = bytes.withUnsafeBytes({ IPAddress(networkOrder: $0) }) else { return nil }
+        self = address
+    }
+
+    /// Creates an address from network-order bytes in place (a column read from a database, a
+    /// netlink attribute): nothing is copied. Nil when the count fits neither family.
+    public init?(networkOrder bytes: UnsafeRawBufferPointer) {
         switch bytes.count {
         case 4: family = .ipv4
         case 16: family = .ipv6

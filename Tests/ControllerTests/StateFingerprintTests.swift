@@ -44,4 +44,100 @@ struct StateFingerprintTests {
         let text = ["meshward-store/1", "revision abc", "channel \(id) step new since 5.0"].joined(separator: "\n")
         #expect(StateFingerprint.store(records: [id: record], revision: "abc") == StateFingerprint.sha256(text))
     }
+
+    /// Node names whose order by rank differs from their order of appearance, with upper case,
+    /// digits and a shared prefix (so that "n10" sorts before "n9").
+    private static let names = ["n9", "n10", "Z", "a", "n1", "web", "db-2", "db-10", "ä", "n100"]
+
+    @Test("channel ids sorted by their names' ranks come in ChannelID's own order, both families")
+    func sortedIDsFollowChannelIDOrder() {
+        var ids: [ChannelID] = []
+        for from in Self.names {
+            for to in Self.names where to != from {
+                ids.append(ChannelID(from: from, to: to, family: .ipv6))
+                ids.append(ChannelID(from: from, to: to, family: .ipv4))
+            }
+        }
+        ids.reverse()
+        #expect(StateFingerprint.sortedIDs(ids) == ids.sorted())
+        #expect(StateFingerprint.sortedIDs(Set(ids)) == ids.sorted())
+    }
+
+    @Test(
+        "the Store fingerprint of 12,000 channels, rendered in runs on every core, is the digest of their lines in id order"
+    )
+    func storeFingerprintOfManyRunsIsDigestOfJoinedText() {
+        var records: [ChannelID: ChannelRecord] = [:]
+        var index = 0
+        for from in 0..<110 {
+            for to in 0..<110 where to != from && records.count < 12_000 {
+                index += 1
+                let id = ChannelID(from: "node-\(from)", to: "node-\(to)", family: .ipv4)
+                let generation = Generation(
+                    channel: id, number: 1, spi: SPI(UInt32(0x100 + index)), cipher: .aesGCM128,
+                    key: KeyMaterial(bytes: [UInt8](repeating: 1, count: 20)),
+                    source: IPAddress("198.18.0.\(from % 250 + 1)")!,
+                    destination: IPAddress("198.19.0.\(to % 250 + 1)")!,
+                    createdAt: Date(timeIntervalSince1970: Double(index) / 3), state: .active)
+                records[id] = ChannelRecord(
+                    id: id, step: .established, stepChangedAt: Date(timeIntervalSince1970: Double(index)),
+                    generations: [generation])
+            }
+        }
+        var lines = ["meshward-store/1", "revision r"]
+        for id in records.keys.sorted() {
+            let record = records[id]!
+            lines.append(
+                "channel \(record.id) step \(record.step.rawValue) since \(record.stepChangedAt.timeIntervalSince1970)")
+            for generation in record.generations {
+                lines.append(
+                    "  generation \(generation.number) spi \(generation.spi.hex) \(generation.cipher.rawValue) "
+                        + "\(generation.source) -> \(generation.destination) \(generation.state.rawValue) "
+                        + "created \(generation.createdAt.timeIntervalSince1970) superseded -1.0")
+            }
+        }
+        #expect(
+            StateFingerprint.store(records: records, revision: "r")
+                == StateFingerprint.sha256(lines.joined(separator: "\n")))
+    }
+
+    @Test(
+        "the fleet fingerprint of 50 nodes (several waves), objects out of order, is the digest of the sorted joined text"
+    )
+    func fleetFingerprintOfManyNodesIsDigestOfJoinedText() {
+        var observations: [String: NodeObservation] = [:]
+        for node in 0..<50 {
+            var observation = NodeObservation()
+            for peer in (0..<30).reversed() {
+                let sa = SecurityAssociation(
+                    source: IPAddress("198.18.1.\(peer + 1)")!, destination: IPAddress("198.18.2.\(node + 1)")!,
+                    spi: SPI(UInt32(0x200 + peer * 7)), reqid: Reqid(7), cipher: .aesGCM256, key: .fingerprint("f"))
+                observation.securityAssociations.append(sa)
+                observation.policies.append(
+                    SecurityPolicy(
+                        selector: PolicySelector(
+                            source: IPPrefix(host: sa.source), destination: IPPrefix(host: sa.destination),
+                            traffic: .any),
+                        direction: peer.isMultiple(of: 2) ? .inbound : .outbound,
+                        template: PolicyTemplate(family: .ipv4, spi: nil, reqid: Reqid(7), isOptional: false)))
+            }
+            observations["n\(node)"] = observation
+        }
+        let unreachable = ["n7": "down", "x": "down"]
+        var lines = ["meshward-fleet/1"]
+        for node in Set(observations.keys).union(unreachable.keys).sorted() {
+            guard let observation = observations[node] else {
+                lines.append("node \(node) unreachable")
+                continue
+            }
+            lines.append("node \(node)")
+            lines += observation.securityAssociations.map {
+                "  sa \($0.source) -> \($0.destination) spi \($0.spi.hex) \($0.cipher.rawValue) reqid \($0.reqid)"
+            }.sorted()
+            lines += observation.policies.map { "  \($0)" }.sorted()
+        }
+        #expect(
+            StateFingerprint.fleet(observations: observations, unreachable: unreachable)
+                == StateFingerprint.sha256(lines.joined(separator: "\n")))
+    }
 }

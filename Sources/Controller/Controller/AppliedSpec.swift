@@ -67,11 +67,15 @@ enum RecordedReadings {
     ) -> Set<ChannelID> {
         let longestDrain = intent.channels.map(\.drain).max() ?? .zero
         let horizon = now.addingTimeInterval(3_600 + 2 * longestDrain.timeInterval)
+        // The revision covers every channel's declaration: when it is the applied one, every
+        // channel is declared as it was applied, and none is compared.
+        let sameSpec = applied.revision == intent.revision
         var settled = Set<ChannelID>()
+        var appliedIndex = 0
         for channel in intent.channels {
             guard let record = records[channel.id], record.step == .established,
                 rekeyRequests[channel.id] == nil,
-                applied.channel(channel.id) == channel
+                sameSpec || Self.declared(channel, in: applied, from: &appliedIndex)
             else { continue }
             let live = record.generations.filter { $0.state != .retired }
             guard live.count == 1, let active = live.first, active.state == .active,
@@ -80,6 +84,13 @@ enum RecordedReadings {
             settled.insert(channel.id)
         }
         return settled
+    }
+
+    /// Whether `applied` declares `channel` exactly so. Both intents' channels are sorted by
+    /// id, and `channel`s come in that order: `index` walks `applied`'s channels once.
+    private static func declared(_ channel: ChannelIntent, in applied: FleetIntent, from index: inout Int) -> Bool {
+        while index < applied.channels.count, applied.channels[index].id < channel.id { index += 1 }
+        return index < applied.channels.count && applied.channels[index] == channel
     }
 
     static func readings(

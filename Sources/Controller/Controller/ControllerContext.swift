@@ -64,8 +64,16 @@ struct ControllerContext: Sendable {
         records: [ChannelID: ChannelRecord]
     ) -> [String: NodeEndpoint] {
         var result: [String: NodeEndpoint] = [:]
-        let involved = Set(records.keys.flatMap { [$0.from, $0.to] })
-        for (node, endpoint) in remembered where involved.contains(node) { result[node] = endpoint }
+        let named = Set(intent.nodes.map(\.name))
+        let unnamed = remembered.filter { !named.contains($0.key) }
+        if !unnamed.isEmpty {
+            var involved = Set<String>()
+            for id in records.keys where !named.contains(id.from) || !named.contains(id.to) {
+                involved.insert(id.from)
+                involved.insert(id.to)
+            }
+            for (node, endpoint) in unnamed where involved.contains(node) { result[node] = endpoint }
+        }
         for node in intent.nodes { result[node.name] = node.endpoint }
         return result
     }

@@ -44,11 +44,17 @@ public struct RemovalCount: Sendable, Equatable {
     /// Channels already being removed (step `removing`, a removal an earlier run started and
     /// `--force` allowed) count as held but not as removed: finishing them needs no new `--force`.
     init(intent: FleetIntent, records: [ChannelID: ChannelRecord]) {
-        let wanted = Set(intent.channels.map(\.id))
-        self.init(
-            held: records.count,
-            removed: records.values.filter { !wanted.contains($0.id) && $0.step != .removing }
-                .count)
+        let gone = Self.unnamed(records, in: intent)
+        self.init(held: records.count, removed: gone.count { records[$0]?.step != .removing })
+    }
+
+    /// The channels of `records` that `intent` does not name. A lookup of each spec channel in
+    /// `records` first: when every record is named (the usual case), no set of the spec's
+    /// channels is built.
+    static func unnamed(_ records: [ChannelID: ChannelRecord], in intent: FleetIntent) -> Set<ChannelID> {
+        let named = intent.channels.count { records[$0.id] != nil }
+        guard named < records.count else { return [] }
+        return Set(records.keys).subtracting(intent.channels.map(\.id))
     }
 
     /// True when more than half of the held channels go: what needs `--force`.

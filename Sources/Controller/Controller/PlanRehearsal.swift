@@ -122,7 +122,7 @@ struct PlanRehearsal {
         }
         let issued = report.passes.flatMap(\.issued)
         let created = issued.filter { $0.reason == .new }.count
-        let removedChannels = Set(records.keys).subtracting(intent.channels.map(\.id))
+        let removedChannels = RemovalCount.unnamed(records, in: intent)
         let operations = stages.reduce(0) { $0 + $1.operations.count }
         // Channels whose kernel objects change without a new generation (traffic added to a
         // flow, enforcement changed): every channel with operations that is neither issued a
@@ -139,7 +139,7 @@ struct PlanRehearsal {
             }
         }
         let removal = RemovalCount(
-            held: allRecords.count, removed: RemovalCount(intent: intent, records: records).removed)
+            held: allRecords.count, removed: removedChannels.count { records[$0]?.step != .removing })
         if removal.isMassRemoval {
             warnings.append(
                 "this plan removes \(removal.removed) of the \(removal.held) channels the Store holds (more than "
@@ -197,11 +197,14 @@ struct PlanRehearsal {
     }
 
     private func nodeAddresses(intent: FleetIntent, records: [ChannelID: ChannelRecord]) -> [String: [IPAddress]] {
+        // A node of the spec has the spec's addresses; a node the spec no longer names has the
+        // addresses its recorded generations used.
+        let named = Set(intent.nodes.map(\.name))
         var result: [String: Set<IPAddress>] = [:]
-        for record in records.values {
+        for record in records.values where !named.contains(record.id.from) || !named.contains(record.id.to) {
             for generation in record.generations {
-                result[record.id.from, default: []].insert(generation.source)
-                result[record.id.to, default: []].insert(generation.destination)
+                if !named.contains(record.id.from) { result[record.id.from, default: []].insert(generation.source) }
+                if !named.contains(record.id.to) { result[record.id.to, default: []].insert(generation.destination) }
             }
         }
         for node in intent.nodes { result[node.name] = Set(node.addresses) }

@@ -4,6 +4,7 @@ import Kernel
 import MeshwardCore
 import Reconciler
 import Store
+import Synchronization
 
 /// Fingerprints that tell whether the Store or the fleet moved on since a plan was made
 /// (`plan --out`, `apply PLANFILE`). Each is SHA-256 over a canonical, sorted text of what it
@@ -15,13 +16,15 @@ enum StateFingerprint {
     static func store(records: [ChannelID: ChannelRecord], revision: String?) -> String {
         var lines = LineDigest("meshward-store/1")
         lines.append("revision \(revision ?? "none")")
-        for id in records.keys.sorted() {
-            guard let record = records[id] else { continue }
-            lines.append(
-                "channel \(record.id) step \(record.step.rawValue) since \(record.stepChangedAt.timeIntervalSince1970)")
+        let ids = sortedIDs(records.keys)
+        lines.appendInParallel(count: ids.count, chunk: 4_096) { index, text in
+            guard let record = records[ids[index]] else { return }
+            text.appendUTF8(
+                "\nchannel \(record.id) step \(record.step.rawValue) since \(record.stepChangedAt.timeIntervalSince1970)"
+            )
             for generation in record.generations {
-                lines.append(
-                    "  generation \(generation.number) spi \(generation.spi.hex) \(generation.cipher.rawValue) "
+                text.appendUTF8(
+                    "\n  generation \(generation.number) spi \(generation.spi.hex) \(generation.cipher.rawValue) "
                         + "\(generation.source) -> \(generation.destination) \(generation.state.rawValue) "
                         + "created \(generation.createdAt.timeIntervalSince1970) "
                         + "superseded \(generation.supersededAt?.timeIntervalSince1970 ?? -1)")
@@ -30,21 +33,57 @@ enum StateFingerprint {
         return lines.finish()
     }
 
+    /// `ids` in `ChannelID` order, sorted on each name's rank among the names rather than on
+    /// the names: a million channels name only a few thousand nodes.
+    static func sortedIDs(_ ids: some Collection<ChannelID>) -> [ChannelID] {
+        var names: Set<String> = []
+        var last: String?
+        for id in ids {
+            if id.from != last { names.insert(id.from) }
+            names.insert(id.to)
+            last = id.from
+        }
+        var rank: [String: Int] = [:]
+        for (position, name) in names.sorted().enumerated() { rank[name] = position }
+        var keyed: [(from: Int, to: Int, id: ChannelID)] = []
+        keyed.reserveCapacity(ids.count)
+        var lastFrom: (name: String, rank: Int)?
+        for id in ids {
+            let from: Int
+            if let lastFrom, lastFrom.name == id.from {
+                from = lastFrom.rank
+            } else {
+                from = rank[id.from] ?? 0
+                lastFrom = (id.from, from)
+            }
+            keyed.append((from, rank[id.to] ?? 0, id))
+        }
+        keyed.sort { ($0.from, $0.to, $0.id.family) < ($1.from, $1.to, $1.id.family) }
+        return keyed.map(\.id)
+    }
+
     /// Over every node read: whether it answered, and its owned SAs (addresses, SPI, cipher,
     /// reqid) and policies (selector, direction, template), sorted.
     static func fleet(observations: [String: NodeObservation], unreachable: [String: String]) -> String {
         var lines = LineDigest("meshward-fleet/1")
-        for node in Set(observations.keys).union(unreachable.keys).sorted() {
+        let nodes = Set(observations.keys).union(unreachable.keys).sorted()
+        lines.appendInParallel(count: nodes.count, chunk: 1) { index, text in
+            let node = nodes[index]
             guard let observation = observations[node] else {
-                lines.append("node \(node) unreachable")
-                continue
+                text.appendUTF8("\nnode \(node) unreachable")
+                return
             }
-            lines.append("node \(node)")
-            lines.append(
-                contentsOf: observation.securityAssociations.map {
-                    "  sa \($0.source) -> \($0.destination) spi \($0.spi.hex) \($0.cipher.rawValue) reqid \($0.reqid)"
-                }.sorted())
-            lines.append(contentsOf: observation.policies.map { "  \($0)" }.sorted())
+            text.appendUTF8("\nnode \(node)")
+            for line in observation.securityAssociations.map({
+                "  sa \($0.source) -> \($0.destination) spi \($0.spi.hex) \($0.cipher.rawValue) reqid \($0.reqid)"
+            }).sorted() {
+                text.appendUTF8("\n")
+                text.appendUTF8(line)
+            }
+            for line in observation.policies.map({ "  \($0)" }).sorted() {
+                text.appendUTF8("\n")
+                text.appendUTF8(line)
+            }
         }
         return lines.finish()
     }
@@ -74,8 +113,33 @@ private struct LineDigest: ~Copyable {
         feed(line)
     }
 
-    mutating func append(contentsOf lines: [String]) {
-        for line in lines { append(line) }
+    /// Appends the lines of `count` items, in order: `render` appends item `index`'s lines to
+    /// `text`, each preceded by a newline. Runs of `chunk` items are rendered on every core, a
+    /// few runs at a time, and fed in order: the same digest as appending the lines one by one.
+    mutating func appendInParallel(
+        count: Int, chunk: Int, render: @Sendable (_ index: Int, _ text: inout [UInt8]) -> Void
+    ) {
+        let runs = (count + chunk - 1) / chunk
+        let wave = max(1, ProcessInfo.processInfo.activeProcessorCount * 4)
+        var first = 0
+        while first < runs {
+            let last = min(runs, first + wave)
+            let start = first
+            let texts = Mutex([[UInt8]](repeating: [], count: last - first))
+            DispatchQueue.concurrentPerform(iterations: last - first) { offset in
+                let run = start + offset
+                var text: [UInt8] = []
+                text.reserveCapacity(64 * 1_024)
+                for index in (run * chunk)..<min(count, (run + 1) * chunk) { render(index, &text) }
+                texts.withLock { $0[offset] = text }
+            }
+            for text in texts.withLock({ $0 }) { feed(bytes: text) }
+            first = last
+        }
+    }
+
+    private func feed(bytes: [UInt8]) {
+        bytes.withUnsafeBytes { bytes in _ = EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) }
     }
 
     private func feed(_ text: String) {
@@ -89,5 +153,13 @@ private struct LineDigest: ~Copyable {
         var length: UInt32 = 0
         EVP_DigestFinal_ex(context, &digest, &length)
         return HexDigits.string(digest)
+    }
+}
+
+extension [UInt8] {
+    /// Appends `text`'s UTF-8 (a native string's bytes, copied at once).
+    fileprivate mutating func appendUTF8(_ text: String) {
+        var text = text
+        text.withUTF8 { append(contentsOf: $0) }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Kernel
 import MeshwardCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -79,25 +80,61 @@ struct SimulatedFleetFile {
         return codes.contains(error.resultCode.primaryResultCode)
     }
 
+    /// How many bytes of bodies are decoded together, in parallel.
+    private static let decodeBatchBytes = 32 << 20
+
+    /// Decodes `batch`'s bodies, in parallel.
+    private static func decode(
+        _ batch: [(name: String, body: [UInt8])]
+    ) -> [Result<SimulatedNode, BinaryDecodingError>] {
+        let results = Mutex([Result<SimulatedNode, BinaryDecodingError>?](repeating: nil, count: batch.count))
+        DispatchQueue.concurrentPerform(iterations: batch.count) { index in
+            let result: Result<SimulatedNode, BinaryDecodingError>
+            do {
+                result = .success(try batch[index].body.withUnsafeBytes { try SimulatedNode(body: $0) })
+            } catch let error as BinaryDecodingError {
+                result = .failure(error)
+            } catch {
+                result = .failure(.invalid("\(error)", offset: 0))
+            }
+            results.withLock { $0[index] = result }
+        }
+        return results.withLock { $0.compactMap { $0 } }
+    }
+
     private func readState(_ db: Database) throws -> Baseline? {
         guard let header = try readHeader(db) else { return nil }
         var state = SimulatedFleetState(currentTime: header.currentTime)
         let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM nodes") ?? 0
         var nodes = [String: SimulatedNode](minimumCapacity: count)
+        // Bodies are copied out in batches and decoded on every core: decoding (building each
+        // node's tables) costs many times the reading.
+        var batch: [(name: String, body: [UInt8])] = []
+        var batchBytes = 0
+        func decodeBatch() throws {
+            let decoded = Self.decode(batch)
+            for (entry, result) in zip(batch, decoded) {
+                switch result {
+                case .success(let node):
+                    guard node.name == entry.name else {
+                        throw corruptNode(entry.name, "its body names node \(node.name)")
+                    }
+                    nodes[entry.name] = node
+                case .failure(let error):
+                    throw corruptNode(entry.name, error.description)
+                }
+            }
+            batch.removeAll(keepingCapacity: true)
+            batchBytes = 0
+        }
         let rows = try Row.fetchCursor(db, sql: "SELECT name, body FROM nodes")
         while let row = try rows.next() {
-            let name: String = row[0]
-            let node: SimulatedNode
-            do {
-                node = try row.withUnsafeData(atIndex: 1) { data in
-                    try (data ?? Data()).withUnsafeBytes { try SimulatedNode(body: $0) }
-                }
-            } catch let error as BinaryDecodingError {
-                throw corruptNode(name, error.description)
-            }
-            guard node.name == name else { throw corruptNode(name, "its body names node \(node.name)") }
-            nodes[name] = node
+            let body = try row.withUnsafeData(atIndex: 1) { data in data.map { [UInt8]($0) } ?? [] }
+            batch.append((row[0], body))
+            batchBytes += body.count
+            if batchBytes >= Self.decodeBatchBytes { try decodeBatch() }
         }
+        try decodeBatch()
         state.nodes = nodes
         state.rebuildAddressIndex()
         return Baseline(path: path, state: state, token: header.token)

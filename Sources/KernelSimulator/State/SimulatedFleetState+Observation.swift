@@ -6,7 +6,14 @@ extension SimulatedFleetState {
     /// and policies, each in the order they were installed, the SPIs of foreign SAs, and the node's statistics.
     /// Throws `KernelError.unreachable` for an unknown or unreachable node.
     public func observe(node: String, reqid: Reqid) throws -> NodeObservation {
-        guard let record = nodes[node] else {
+        try Self.observe(nodes[node], named: node, reqid: reqid)
+    }
+
+    /// `observe(node:reqid:)` of a node's record taken from the state (nil: the fleet has no
+    /// such node). A record is a value: it can be observed after the lock it was read under is
+    /// released, while the fleet goes on.
+    static func observe(_ record: SimulatedNode?, named node: String, reqid: Reqid) throws -> NodeObservation {
+        guard let record else {
             throw KernelError.unreachable(node: node, reason: "the simulated fleet has no node named \(node)")
         }
         guard record.isReachable else {

@@ -65,9 +65,17 @@ extension SimulatedFleet {
     /// Observes `node` as the owner of `reqid`; when the node is watched, resynchronises its
     /// model to this reading (ending a lost-events fault) and reports the position it matches.
     func observeWatched(node: String, reqid: Reqid) throws -> NodeObservation {
-        try storage.withLock { storage throws in
+        let key = SimulatedNodeWatch.Key(node: node, reqid: reqid)
+        // A node nobody watches is observed from a copy of its record, outside the fleet's
+        // lock: the observations of a pass over many nodes run in parallel.
+        let unwatched: SimulatedNode?? = storage.withLock { storage in
+            storage.watches[key] == nil ? .some(storage.state.nodes[node]) : .none
+        }
+        if case .some(let record) = unwatched {
+            return try SimulatedFleetState.observe(record, named: node, reqid: reqid)
+        }
+        return try storage.withLock { storage throws in
             var observation = try storage.state.observe(node: node, reqid: reqid)
-            let key = SimulatedNodeWatch.Key(node: node, reqid: reqid)
             guard var watch = storage.watches[key] else { return observation }
             if watch.losingEvents {
                 watch.recoverLostEvents(in: storage.state)

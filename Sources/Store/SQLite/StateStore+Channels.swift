@@ -16,41 +16,45 @@ extension StateStore {
         let records = try read("load channels") { db -> [ChannelID: ChannelRecord] in
             var records: [ChannelID: ChannelRecord] = [:]
             records.reserveCapacity(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM channels") ?? 0)
-            var names = Interner<String>()
-            var addresses = AddressInterner()
+            var names = NameInterner()
             var associatedData: [UInt8] = []
             associatedData.reserveCapacity(128)
-
-            let channels = try Row.fetchCursor(
-                db, sql: "SELECT id, from_node, to_node, family, step, step_changed_at FROM channels ORDER BY id")
-            /// The next channel row as a value (cursor rows are only valid until the next step).
+            // The columns are read in place (`RawColumns`): a million rows must not make a
+            // million strings and byte arrays only to parse them.
+            let channelStatement = try db.makeStatement(
+                sql: "SELECT id, from_node, to_node, family, step, step_changed_at FROM channels ORDER BY id")
+            let channels = try Row.fetchCursor(channelStatement)
+            let channel = RawColumns(channelStatement)
+            /// The next channel row as a value.
             func nextChannel() throws -> (row: Int64, record: ChannelRecord)? {
-                guard let row = try channels.next() else { return nil }
-                let familyText: String = row[3]
-                guard let family = AddressFamily(rawValue: familyText) else {
-                    throw StoreError.corrupt(path: databasePath, reason: "channel family '\(familyText)' is unknown")
+                guard try channels.next() != nil else { return nil }
+                guard let family = StoredSpellings.families.value(channel.bytes(3)) else {
+                    throw StoreError.corrupt(
+                        path: databasePath, reason: "channel family '\(channel.text(3))' is unknown")
                 }
-                let stepText: String = row[4]
-                guard let step = ChannelStep(rawValue: stepText) else {
-                    throw StoreError.corrupt(path: databasePath, reason: "channel step '\(stepText)' is unknown")
+                guard let step = StoredSpellings.steps.value(channel.bytes(4)) else {
+                    throw StoreError.corrupt(path: databasePath, reason: "channel step '\(channel.text(4))' is unknown")
                 }
-                let id = ChannelID(from: names.intern(row[1]), to: names.intern(row[2]), family: family)
+                let id = ChannelID(
+                    from: names.intern(channel.bytes(1), slot: 0), to: names.intern(channel.bytes(2), slot: 1),
+                    family: family)
                 let record = ChannelRecord(
-                    id: id, step: step, stepChangedAt: Date(storedValue: row[5]), generations: [])
-                return (row[0], record)
+                    id: id, step: step, stepChangedAt: Date(storedValue: channel.double(5)), generations: [])
+                return (channel.int64(0), record)
             }
 
             var current = try nextChannel()
-            let generations = try Row.fetchCursor(
-                db,
+            let generationStatement = try db.makeStatement(
                 sql: """
                     SELECT channel_id, number, spi, cipher, source, destination, created_at, state,
                            activated_at, superseded_at, retired_at, seal_version, nonce, sealed_key,
                            switch_sent_at, drain_packets, drain_packets_at
                     FROM generations ORDER BY channel_id, number
                     """)
-            while let row = try generations.next() {
-                let channelRow: Int64 = row[0]
+            let generations = try Row.fetchCursor(generationStatement)
+            let column = RawColumns(generationStatement)
+            while try generations.next() != nil {
+                let channelRow = column.int64(0)
                 // Channels before this generation's own are complete (or have no generations).
                 while let channel = current, channel.row < channelRow {
                     records[channel.record.id] = channel.record
@@ -59,18 +63,17 @@ extension StateStore {
                 guard current?.row == channelRow, let channel = current?.record.id else {
                     throw StoreError.corrupt(path: databasePath, reason: "a generation refers to a missing channel")
                 }
-                let number: Int = row[1]
-                let spi = SPI(UInt32(truncatingIfNeeded: row[2] as Int64))
-                let cipherText: String = row[3]
-                let stateText: String = row[7]
-                guard let kind = Cipher(rawValue: cipherText), let state = GenerationState(rawValue: stateText),
-                    let source = try row.withUnsafeData(atIndex: 4, { addresses.intern($0) }),
-                    let destination = try row.withUnsafeData(atIndex: 5, { addresses.intern($0) })
+                let number = Int(column.int64(1))
+                let spi = SPI(UInt32(truncatingIfNeeded: column.int64(2)))
+                guard let kind = StoredSpellings.ciphers.value(column.bytes(3)),
+                    let state = StoredSpellings.generationStates.value(column.bytes(7)),
+                    let source = IPAddress(networkOrder: column.bytes(4)),
+                    let destination = IPAddress(networkOrder: column.bytes(5))
                 else {
                     throw StoreError.corrupt(
                         path: databasePath, reason: "generation \(number) of channel \(channel) has unknown values")
                 }
-                let version: Int = row[11]
+                let version = Int(column.int64(11))
                 guard version == sealVersion else {
                     throw StoreError.corrupt(
                         path: databasePath,
@@ -80,23 +83,21 @@ extension StateStore {
                     channel, number: number, spi: spi, cipher: kind, source: source, destination: destination,
                     into: &associatedData)
                 let unsealStarted = ContinuousClock.now
-                let key = try row.withUnsafeData(atIndex: 12) { nonce in
-                    try row.withUnsafeData(atIndex: 13) { sealed in
-                        Self.unseal(nonce, sealed, associatedData, with: cipher)
-                    }
+                let key = associatedData.withUnsafeBytes { associatedData in
+                    cipher.open(nonce: column.bytes(12), ciphertext: column.bytes(13), associatedData: associatedData)
                 }
                 unsealing += ContinuousClock.now - unsealStarted
                 guard let key else { throw StoreError.sealedKeyInvalid(channel: channel, generation: number) }
                 current?.record.generations.append(
                     Generation(
                         channel: channel, number: number, spi: spi, cipher: kind, key: KeyMaterial(bytes: key),
-                        source: source, destination: destination, createdAt: Date(storedValue: row[6]),
-                        state: state, activatedAt: (row[8] as Double?).map(Date.init(storedValue:)),
-                        supersededAt: (row[9] as Double?).map(Date.init(storedValue:)),
-                        retiredAt: (row[10] as Double?).map(Date.init(storedValue:)),
-                        switchSentAt: (row[14] as Double?).map(Date.init(storedValue:)),
-                        drainPackets: (row[15] as Int64?).map { UInt64(bitPattern: $0) },
-                        drainPacketsAt: (row[16] as Double?).map(Date.init(storedValue:))))
+                        source: source, destination: destination, createdAt: Date(storedValue: column.double(6)),
+                        state: state, activatedAt: column.optionalDouble(8).map(Date.init(storedValue:)),
+                        supersededAt: column.optionalDouble(9).map(Date.init(storedValue:)),
+                        retiredAt: column.optionalDouble(10).map(Date.init(storedValue:)),
+                        switchSentAt: column.optionalDouble(14).map(Date.init(storedValue:)),
+                        drainPackets: column.optionalInt64(15).map { UInt64(bitPattern: $0) },
+                        drainPacketsAt: column.optionalDouble(16).map(Date.init(storedValue:))))
             }
             while let channel = current {
                 records[channel.record.id] = channel.record

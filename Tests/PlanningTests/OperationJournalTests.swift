@@ -34,6 +34,39 @@ struct OperationJournalTests {
         #expect(store.journal.allSatisfy { $0.result == .applied && $0.appliedAt != nil })
     }
 
+    @Test("a rehearsal that journals nothing sends the same operations and leaves the journal empty")
+    func unjournaledRehearsalSendsTheSame() async throws {
+        let intent = try FleetSpec.pair().compile()
+        func run(journaling: Bool) async throws -> (ConvergeReport, ScratchGenerationStore, SimulatedFleet) {
+            let store = ScratchGenerationStore(channels: [:])
+            let fleet = SimulatedFleet()
+            fleet.withState { state in
+                for node in intent.nodes { state.addNode(node.name, addresses: node.addresses) }
+            }
+            let reconciler = FleetReconciler(
+                store: store, kernels: SimulatedFleetKernels(fleet: fleet, reqid: .meshwardDefault),
+                reqid: .meshwardDefault, clock: ManualClock(),
+                logger: .init(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+                journalsOperations: journaling)
+            return (try await reconciler.converge(intent: intent, waitForDrain: true), store, fleet)
+        }
+        let (journaled, journaledStore, _) = try await run(journaling: true)
+        let (rehearsed, rehearsedStore, rehearsedFleet) = try await run(journaling: false)
+        #expect(rehearsed.outcome == .converged)
+        #expect(rehearsed.operationCount > 0)
+        #expect(
+            rehearsed.passes.map { $0.results.map(\.planned.operation.kind) }
+                == journaled.passes.map { $0.results.map(\.planned.operation.kind) })
+        #expect(journaledStore.journal.count == journaled.operationCount)
+        #expect(rehearsedStore.journal.isEmpty)
+        let held = intent.nodes.map { node in
+            rehearsedFleet.withState {
+                (try? $0.observe(node: node.name, reqid: .meshwardDefault))?.securityAssociations.count ?? 0
+            }
+        }
+        #expect(held.reduce(0, +) > 0, "the unjournaled operations reached the kernels")
+    }
+
     @Test("a journal that refuses the planned entries fails the run and no kernel changes")
     func refusedJournalFailsTheRun() async throws {
         let fixture = PlannerFixture(store: RefusingJournalStore())

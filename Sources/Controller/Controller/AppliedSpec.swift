@@ -28,6 +28,17 @@ public struct AppliedSpec: Codable, Sendable {
     /// The recorded spec, compiled; nil when none is recorded. Throws
     /// `ControllerError.unreadableAppliedSpec` when it does not decode or compile.
     static func load(from store: any MetadataStore) async throws -> FleetIntent? {
+        try await load(from: store, reusing: nil)
+    }
+
+    /// `load(from:)`, answering `spec` itself without decoding or compiling anything when the
+    /// recorded spec's revision is `spec`'s: the revision covers everything a spec declares.
+    static func load(from store: any MetadataStore, reusing spec: FleetIntent?) async throws -> FleetIntent? {
+        if let spec, try await store.metadata(revisionKey) == spec.revision,
+            try await store.metadata(metadataKey) != nil
+        {
+            return spec
+        }
         guard let text = try await store.metadata(metadataKey) else { return nil }
         let recorded: AppliedSpec
         do {

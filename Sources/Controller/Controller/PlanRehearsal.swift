@@ -62,7 +62,8 @@ struct PlanRehearsal {
             (observations, unreachable, enrolling) = try await read(
                 endpoints: endpoints, spec: spec, intent: intent, records: records, scope: scope, store: store)
         } else {
-            let applied: FleetIntent? = if let store { try await AppliedSpec.load(from: store) } else { nil }
+            let applied: FleetIntent? =
+                if let store { try await AppliedSpec.load(from: store, reusing: spec) } else { nil }
             if applied == nil, !records.isEmpty { throw ControllerError.noAppliedSpec }
             if let applied, narrowsUnreadPlans {
                 let settled = RecordedReadings.settled(
@@ -94,7 +95,8 @@ struct PlanRehearsal {
         let planClock = RehearsalClock(startingAt: context.clock.now())
         let rehearsal = FleetReconciler(
             store: scratchStore, kernels: scratchKernels, reqid: Reqid(intent.reqid), clock: planClock,
-            logger: Logger(label: "meshward.plan", factory: { _ in SwiftLogNoOpLogHandler() }))
+            logger: Logger(label: "meshward.plan", factory: { _ in SwiftLogNoOpLogHandler() }),
+            journalsOperations: false)
         let report = try await rehearsal.converge(
             intent: rehearsedIntent, waitForDrain: true, rekeyRequests: rekeyRequests,
             defaultDrain: settings?.drain ?? .seconds(5))

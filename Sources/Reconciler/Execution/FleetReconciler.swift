@@ -25,6 +25,9 @@ public final class FleetReconciler: Sendable {
     /// Whether a pass planned on the cache reads afresh what it would act on (always, but for
     /// the negative control of the tests that check it).
     let readsAfreshBeforeActing: Bool
+    /// Whether every operation sent is journaled (planned, then answered); false only for a
+    /// rehearsal, whose journal nobody reads (`plan`: millions of entries at fleet scale).
+    let journalsOperations: Bool
     /// The reqid that marks Meshward's objects.
     public let reqid: Reqid
 
@@ -74,12 +77,13 @@ public final class FleetReconciler: Sendable {
         store: any PassStore, kernels: any FleetKernels, reqid: Reqid, clock: any ReconcilerClock,
         logger: Logger, planner: FleetPlanner = FleetPlanner(), fence: any WriteFence = UnfencedWrites(),
         recorder: any PassRecorder = DiscardingPassRecorder(), callTimeout: Duration = kernelCallTimeout,
-        observeParallelism: Int = observeParallelism, cache: (any ObservationCache)? = nil
+        observeParallelism: Int = observeParallelism, cache: (any ObservationCache)? = nil,
+        journalsOperations: Bool = true
     ) {
         self.init(
             store: store, kernels: kernels, reqid: reqid, clock: clock, logger: logger, planner: planner, fence: fence,
             recorder: recorder, callTimeout: callTimeout, observeParallelism: observeParallelism, cache: cache,
-            readsAfreshBeforeActing: true)
+            readsAfreshBeforeActing: true, journalsOperations: journalsOperations)
     }
 
     /// The reconciler, with the fresh reads before acting switched off when
@@ -88,9 +92,11 @@ public final class FleetReconciler: Sendable {
         store: any PassStore, kernels: any FleetKernels, reqid: Reqid, clock: any ReconcilerClock,
         logger: Logger, planner: FleetPlanner = FleetPlanner(), fence: any WriteFence = UnfencedWrites(),
         recorder: any PassRecorder = DiscardingPassRecorder(), callTimeout: Duration = kernelCallTimeout,
-        observeParallelism: Int = observeParallelism, cache: (any ObservationCache)?, readsAfreshBeforeActing: Bool
+        observeParallelism: Int = observeParallelism, cache: (any ObservationCache)?, readsAfreshBeforeActing: Bool,
+        journalsOperations: Bool = true
     ) {
         self.readsAfreshBeforeActing = readsAfreshBeforeActing
+        self.journalsOperations = journalsOperations
         precondition(observeParallelism > 0, "a pass must observe at least one node at a time")
         self.observeLimit = observeParallelism
         self.recorder = recorder
@@ -375,7 +381,7 @@ public final class FleetReconciler: Sendable {
 
         // What may reach a kernel is on record before anything is sent.
         var planned: [JournalEntry] = []
-        for node in nodes {
+        for node in nodes where journalsOperations {
             for operation in batches[node] ?? [] {
                 planned.append(
                     JournalEntry(
@@ -385,7 +391,7 @@ public final class FleetReconciler: Sendable {
         }
         let journaled: [JournalEntry]
         do {
-            journaled = try await store.appendJournal(planned)
+            journaled = journalsOperations ? try await store.appendJournal(planned) : []
         } catch {
             throw ReconcileError.journalRefused("\(error)")
         }
@@ -474,7 +480,7 @@ public final class FleetReconciler: Sendable {
             }
         }
         do {
-            try await store.completeJournal(completed)
+            if journalsOperations { try await store.completeJournal(completed) }
         } catch {
             throw ReconcileError.journalRefused("\(error)")
         }

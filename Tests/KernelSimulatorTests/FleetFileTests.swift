@@ -229,6 +229,46 @@ final class FleetFileTests {
         }
     }
 
+    @Test(
+        "observations read from the file equal a loaded fleet's, for either owner: foreign SAs, statistics, an unreachable node"
+    )
+    func observationsFromFileEqualLoadedFleet() throws {
+        let saved = try savedBusyFleet(recordingWrites: false)
+        let loaded = try SimulatedFleet.load(from: file)
+        for reqid in [FleetValues.reqid, FleetValues.foreignReqid] {
+            let direct = try #require(
+                try SimulatedFleet.observations(from: file, of: ["a", "b", "c", "z"], reqid: reqid))
+            #expect(direct.keys.sorted() == ["a", "b", "c"], "a node the file does not hold is left out")
+            for node in ["a", "b"] {
+                let expected = try loaded.withState { try $0.observe(node: node, reqid: reqid) }
+                #expect(try direct[node]?.get() == expected)
+                #expect(expected == (try saved.withState { try $0.observe(node: node, reqid: reqid) }))
+            }
+            #expect(try direct["a"]?.get().foreignSPIs.isEmpty == false, "node a holds an SA of the other owner")
+            guard case .failure(let error) = direct["c"] else {
+                Issue.record("the unreachable node c was read: \(String(describing: direct["c"]))")
+                continue
+            }
+            #expect(
+                "\(error)" == "\(KernelError.unreachable(node: "c", reason: "the simulated node is not answering"))")
+        }
+        let some = try #require(try SimulatedFleet.observations(from: file, of: ["b"], reqid: FleetValues.reqid))
+        #expect(Array(some.keys) == ["b"], "rows of other nodes are not decoded")
+    }
+
+    @Test("observations from a missing file are nil; a damaged row is refused naming the node", arguments: damages)
+    func observationsRefuseDamage(damage: Damage) throws {
+        #expect(try SimulatedFleet.observations(from: file, of: ["a"], reqid: FleetValues.reqid) == nil)
+        _ = try savedBusyFleet(recordingWrites: false)
+        try Self.setBody(of: "b", to: damage.change, in: file)
+        #expect {
+            try SimulatedFleet.observations(from: file, of: ["a", "b"], reqid: FleetValues.reqid)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains(file.path) && text.contains("node b cannot be read") && text.contains(damage.says)
+        }
+    }
+
     @Test("a SQLite database that is not a simulated fleet is refused with its path")
     func otherDatabaseRefused() throws {
         #expect(

@@ -175,8 +175,41 @@ struct PlanRehearsal {
         endpoints: [String: NodeEndpoint], spec: FleetIntent, intent: FleetIntent, records: [ChannelID: ChannelRecord],
         scope: FleetScope?, store: (any ControllerStore)?
     ) async throws -> (observations: [String: NodeObservation], unreachable: [String: String], enrolling: Set<String>) {
+        // The simulated nodes straight from the fleet file, each row decoded into its reading:
+        // the fleet is never loaded (at a thousand nodes, its tables would be most of the plan's
+        // memory). A targeted plan reads through its scope's kernels below.
+        let simulated = Set(endpoints.filter { $0.value == .sim }.keys)
+        if scope == nil, !simulated.isEmpty,
+            let direct = try SimulatedFleet.observations(
+                from: context.simulatedFleetURL, of: simulated, reqid: Reqid(intent.reqid))
+        {
+            let specNodes = Set(spec.nodes.filter { $0.endpoint == .sim }.map(\.name))
+            var others = endpoints
+            for node in simulated { others[node] = nil }
+            var reading:
+                (observations: [String: NodeObservation], unreachable: [String: String], enrolling: Set<String>) =
+                    ([:], [:], [])
+            if !others.isEmpty {
+                reading = try await read(
+                    endpoints: others, spec: spec, intent: intent, records: records, scope: nil, store: store)
+            }
+            for node in simulated {
+                switch direct[node] {
+                case .success(let observation): reading.observations[node] = observation
+                case .failure(let error): reading.unreachable[node] = "\(error)"
+                case nil where specNodes.contains(node):
+                    // A node of the spec the file does not hold yet: a machine with an empty kernel.
+                    reading.observations[node] = NodeObservation()
+                case nil:
+                    reading.unreachable[node] =
+                        "\(KernelError.unreachable(node: node, reason: "the simulated fleet has no node named \(node)"))"
+                }
+            }
+            return reading
+        }
+        let simulatedFleet = endpoints.values.contains(.sim) ? try context.loadSimulatedFleet(intent: spec) : nil
         let everything = context.session.kernels(
-            endpoints: endpoints, simulated: try context.loadSimulatedFleet(intent: spec), reqid: Reqid(intent.reqid),
+            endpoints: endpoints, simulated: simulatedFleet, reqid: Reqid(intent.reqid),
             agents: try await context.agentConnector(for: endpoints, intent: spec, store: store, epoch: 0))
         let live: any FleetKernels = scope.map { ScopedKernels(everything, scope: $0) } ?? everything
         let reader = FleetReconciler(

@@ -1,4 +1,6 @@
 import Foundation
+import Kernel
+import MeshwardCore
 
 /// The simulated fleet could not be loaded or saved.
 public struct SimulatedFleetPersistenceError: Error, Sendable, CustomStringConvertible {
@@ -29,6 +31,20 @@ extension SimulatedFleet {
         let fleet = SimulatedFleet(state: baseline.state)
         fleet.storage.withLock { $0.persisted = baseline }
         return fleet
+    }
+
+    /// What the owner of `reqid` observes on each of `nodes`, read from the fleet saved at `url`
+    /// without loading it: each node's row is decoded straight into its observation, on every
+    /// core, and rows of other nodes are not decoded. An observation equals the one a loaded
+    /// fleet's kernel makes; a node that does not answer has its kernel's `unreachable` error.
+    /// Nodes the file does not hold are left out.
+    ///
+    /// Nil when there is no SQLite file at `url` (a JSON fleet of an earlier Meshward is
+    /// migrated by `load(from:)`, which this does not do). Refuses what `load(from:)` refuses.
+    public static func observations(
+        from url: URL, of nodes: Set<String>, reqid: Reqid
+    ) throws -> [String: Result<NodeObservation, KernelError>]? {
+        try SimulatedFleetFile(path: url.path).readObservations(of: nodes, reqid: reqid)
     }
 
     /// Saves the fleet to `url` in one transaction: a crash leaves the old state or the new one.

@@ -70,6 +70,40 @@ struct SimulatedFleetFile {
         }
     }
 
+    /// What the owner of `reqid` observes on each of `nodes` the file holds, each row decoded
+    /// straight into its observation (`SimulatedNode.observation(body:reqid:)`): no node's
+    /// tables are built, and rows of other nodes are not decoded. Nil when there is no file, or
+    /// one that holds no tables. Refuses what `read()` refuses.
+    func readObservations(
+        of nodes: Set<String>, reqid: Reqid
+    ) throws(SimulatedFleetPersistenceError) -> [String: Result<NodeObservation, KernelError>]? {
+        guard try Self.requirePrivate(path) else { return nil }
+        for suffix in Self.companionSuffixes { _ = try Self.requirePrivate(path + suffix) }
+        do {
+            let queue = try openQueue()
+            return try queue.read { db -> [String: Result<NodeObservation, KernelError>]? in
+                guard try readHeader(db) != nil else { return nil }
+                var observations: [String: Result<NodeObservation, KernelError>] = [:]
+                try forEachDecodedRow(
+                    db, wanted: { nodes.contains($0) },
+                    decode: { body throws(BinaryDecodingError) in
+                        try SimulatedNode.observation(body: body, reqid: reqid)
+                    }
+                ) { name, decoded in
+                    guard decoded.name == name else { throw corruptNode(name, "its body names node \(decoded.name)") }
+                    observations[name] = decoded.observation
+                }
+                return observations
+            }
+        } catch let error as SimulatedFleetPersistenceError {
+            throw error
+        } catch let error as DatabaseError where Self.isAccessFailure(error) {
+            throw failure("cannot be read: \(error)")
+        } catch {
+            throw notAFleet(error)
+        }
+    }
+
     /// True for an error that says the file could not be reached (locked, unreadable, out of
     /// memory), not that it holds something other than a fleet.
     private static func isAccessFailure(_ error: DatabaseError) -> Bool {
@@ -83,45 +117,36 @@ struct SimulatedFleetFile {
     /// How many bytes of bodies are decoded together, in parallel.
     private static let decodeBatchBytes = 32 << 20
 
-    /// Decodes `batch`'s bodies, in parallel.
-    private static func decode(
-        _ batch: [(name: String, body: [UInt8])]
-    ) -> [Result<SimulatedNode, BinaryDecodingError>] {
-        let results = Mutex([Result<SimulatedNode, BinaryDecodingError>?](repeating: nil, count: batch.count))
-        DispatchQueue.concurrentPerform(iterations: batch.count) { index in
-            let result: Result<SimulatedNode, BinaryDecodingError>
-            do {
-                result = .success(try batch[index].body.withUnsafeBytes { try SimulatedNode(body: $0) })
-            } catch let error as BinaryDecodingError {
-                result = .failure(error)
-            } catch {
-                result = .failure(.invalid("\(error)", offset: 0))
-            }
-            results.withLock { $0[index] = result }
-        }
-        return results.withLock { $0.compactMap { $0 } }
-    }
-
-    private func readState(_ db: Database) throws -> Baseline? {
-        guard let header = try readHeader(db) else { return nil }
-        var state = SimulatedFleetState(currentTime: header.currentTime)
-        let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM nodes") ?? 0
-        var nodes = [String: SimulatedNode](minimumCapacity: count)
-        // Bodies are copied out in batches and decoded on every core: decoding (building each
-        // node's tables) costs many times the reading.
+    /// Decodes the body of every row `wanted` accepts with `decode`, and hands each value to
+    /// `take` with its row's name, in the order the rows are read. Bodies are copied out in
+    /// batches and decoded on every core: decoding costs many times the reading. A body that
+    /// does not decode is refused naming its node.
+    private func forEachDecodedRow<Value: Sendable>(
+        _ db: Database, wanted: (String) -> Bool = { _ in true },
+        decode: @escaping @Sendable (UnsafeRawBufferPointer) throws(BinaryDecodingError) -> Value,
+        _ take: (_ name: String, _ value: Value) throws -> Void
+    ) throws {
         var batch: [(name: String, body: [UInt8])] = []
         var batchBytes = 0
         func decodeBatch() throws {
-            let decoded = Self.decode(batch)
-            for (entry, result) in zip(batch, decoded) {
+            let entries = batch
+            let results = Mutex([Result<Value, BinaryDecodingError>?](repeating: nil, count: entries.count))
+            DispatchQueue.concurrentPerform(iterations: entries.count) { index in
+                let result: Result<Value, BinaryDecodingError>
+                do {
+                    result = .success(try entries[index].body.withUnsafeBytes { try decode($0) })
+                } catch let error as BinaryDecodingError {
+                    result = .failure(error)
+                } catch {
+                    result = .failure(.invalid("\(error)", offset: 0))
+                }
+                results.withLock { $0[index] = result }
+            }
+            for (entry, result) in zip(entries, results.withLock { $0 }) {
                 switch result {
-                case .success(let node):
-                    guard node.name == entry.name else {
-                        throw corruptNode(entry.name, "its body names node \(node.name)")
-                    }
-                    nodes[entry.name] = node
-                case .failure(let error):
-                    throw corruptNode(entry.name, error.description)
+                case .success(let value): try take(entry.name, value)
+                case .failure(let error): throw corruptNode(entry.name, error.description)
+                case nil: throw corruptNode(entry.name, "its body was not decoded")
                 }
             }
             batch.removeAll(keepingCapacity: true)
@@ -129,12 +154,26 @@ struct SimulatedFleetFile {
         }
         let rows = try Row.fetchCursor(db, sql: "SELECT name, body FROM nodes")
         while let row = try rows.next() {
+            let name: String = row[0]
+            guard wanted(name) else { continue }
             let body = try row.withUnsafeData(atIndex: 1) { data in data.map { [UInt8]($0) } ?? [] }
-            batch.append((row[0], body))
+            batch.append((name, body))
             batchBytes += body.count
             if batchBytes >= Self.decodeBatchBytes { try decodeBatch() }
         }
         try decodeBatch()
+    }
+
+    private func readState(_ db: Database) throws -> Baseline? {
+        guard let header = try readHeader(db) else { return nil }
+        var state = SimulatedFleetState(currentTime: header.currentTime)
+        let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM nodes") ?? 0
+        var nodes = [String: SimulatedNode](minimumCapacity: count)
+        try forEachDecodedRow(db, decode: { body throws(BinaryDecodingError) in try SimulatedNode(body: body) }) {
+            name, node in
+            guard node.name == name else { throw corruptNode(name, "its body names node \(node.name)") }
+            nodes[name] = node
+        }
         state.nodes = nodes
         state.rebuildAddressIndex()
         return Baseline(path: path, state: state, token: header.token)

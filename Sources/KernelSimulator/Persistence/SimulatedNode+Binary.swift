@@ -68,6 +68,65 @@ extension SimulatedNode {
         try reader.requireEnd()
     }
 
+    /// What the owner of `reqid` observes on the node a body holds, decoded straight from the
+    /// body: the observation `SimulatedFleetState.observe` makes of the decoded node, without
+    /// building the node's tables (the body lists each database in insertion order, which is
+    /// the order an observation reports). Refuses what `init(body:)` refuses.
+    static func observation(
+        body: UnsafeRawBufferPointer, reqid: Reqid
+    ) throws(BinaryDecodingError) -> (name: String, observation: Result<NodeObservation, KernelError>) {
+        var reader = BinaryReader(body)
+        let version = try reader.read(UInt8.self)
+        guard version == Self.bodyVersion else {
+            throw .invalid("body version \(version) (this Meshward reads version \(Self.bodyVersion))", offset: 0)
+        }
+        let name = try reader.readString()
+        let addressCount = try reader.readCount(minimumElementSize: 5)
+        for _ in 0..<addressCount { _ = try reader.readAddress() }
+        let statisticCount = try reader.readCount(minimumElementSize: 12)
+        var statistics = [String: UInt64](minimumCapacity: statisticCount)
+        for _ in 0..<statisticCount {
+            let statistic = try reader.readString()
+            statistics[statistic] = try reader.read(UInt64.self)
+        }
+        let isReachable = try reader.readBool()
+        _ = try PendingFaults(reading: &reader)
+        _ = try reader.read(UInt64.self)
+
+        var observation = NodeObservation(statistics: statistics)
+        let associationCount = try reader.readCount(minimumElementSize: 64)
+        var associationIdentifiers = Set<SAIdentifier>(minimumCapacity: associationCount)
+        observation.securityAssociations.reserveCapacity(associationCount)
+        for _ in 0..<associationCount {
+            let start = reader.offset
+            let association = try SimulatedSecurityAssociation(reading: &reader)
+            guard associationIdentifiers.insert(association.identifier).inserted else {
+                throw .invalid("a second object with identifier \(association.identifier)", offset: start)
+            }
+            if association.reqid == reqid {
+                observation.securityAssociations.append(association.reported)
+            } else {
+                observation.foreignSPIs.insert(association.identifier)
+            }
+        }
+        let policyCount = try reader.readCount(minimumElementSize: 32)
+        var policyIdentifiers = Set<PolicyIdentifier>(minimumCapacity: policyCount)
+        observation.policies.reserveCapacity(policyCount)
+        for _ in 0..<policyCount {
+            let start = reader.offset
+            let policy = try SimulatedPolicy(reading: &reader)
+            guard policyIdentifiers.insert(policy.identifier).inserted else {
+                throw .invalid("a second object with identifier \(policy.identifier)", offset: start)
+            }
+            if policy.templateReqid == reqid { observation.policies.append(policy.reported) }
+        }
+        try reader.requireEnd()
+        guard isReachable else {
+            return (name, .failure(KernelError.unreachable(node: name, reason: "the simulated node is not answering")))
+        }
+        return (name, .success(observation))
+    }
+
     /// Reads a count, then that many values into a dictionary by `key`, refusing two values
     /// with one key (the kernel holds one object per identifier).
     private static func readDatabase<Key: Hashable, Value>(

@@ -72,29 +72,34 @@ enum RecordedReadings {
     /// and no rekey is due — by age before a margin well past anything a rehearsal's clock can
     /// jump to, or by request. (A rekey by packet count is not seen: counters are in the
     /// kernels.) The rest, and every channel the records or the spec lack, is planned.
+    ///
+    /// One flag per channel of `intent`, in its order (true: settled), and how many of
+    /// `intent`'s channels `records` holds.
     static func settled(
         records: [ChannelID: ChannelRecord], applied: FleetIntent, intent: FleetIntent,
         rekeyRequests: [ChannelID: Date], now: Date
-    ) -> Set<ChannelID> {
+    ) -> (flags: [Bool], recorded: Int) {
         let longestDrain = intent.channels.map(\.drain).max() ?? .zero
         let horizon = now.addingTimeInterval(3_600 + 2 * longestDrain.timeInterval)
         // The revision covers every channel's declaration: when it is the applied one, every
         // channel is declared as it was applied, and none is compared.
         let sameSpec = applied.revision == intent.revision
-        var settled = Set<ChannelID>()
+        var flags = [Bool](repeating: false, count: intent.channels.count)
+        var recorded = 0
         var appliedIndex = 0
-        for channel in intent.channels {
-            guard let record = records[channel.id], record.step == .established,
-                rekeyRequests[channel.id] == nil,
+        for (position, channel) in intent.channels.enumerated() {
+            guard let record = records[channel.id] else { continue }
+            recorded += 1
+            guard record.step == .established, rekeyRequests[channel.id] == nil,
                 sameSpec || Self.declared(channel, in: applied, from: &appliedIndex)
             else { continue }
-            let live = record.generations.filter { $0.state != .retired }
-            guard live.count == 1, let active = live.first, active.state == .active,
+            var live = record.generations.lazy.filter { $0.state != .retired }.makeIterator()
+            guard let active = live.next(), live.next() == nil, active.state == .active,
                 active.createdAt.addingTimeInterval(channel.rekey.every.timeInterval) > horizon
             else { continue }
-            settled.insert(channel.id)
+            flags[position] = true
         }
-        return settled
+        return (flags, recorded)
     }
 
     /// Whether `applied` declares `channel` exactly so. Both intents' channels are sorted by

@@ -69,12 +69,22 @@ struct PlanRehearsal {
                 let settled = RecordedReadings.settled(
                     records: records, applied: applied, intent: intent, rekeyRequests: rekeyRequests,
                     now: context.clock.now())
-                if !settled.isEmpty {
+                if settled.flags.contains(true) {
+                    // The unsettled channels and their records, and every record the spec no
+                    // longer names (set apart only when there is one).
+                    var channels: [ChannelIntent] = []
+                    var kept: [ChannelID: ChannelRecord] = [:]
+                    for (channel, isSettled) in zip(intent.channels, settled.flags) where !isSettled {
+                        channels.append(channel)
+                        kept[channel.id] = records[channel.id]
+                    }
+                    if settled.recorded < records.count {
+                        for id in RemovalCount.unnamed(records, in: intent) { kept[id] = records[id] }
+                    }
                     rehearsedIntent = FleetIntent(
-                        cluster: intent.cluster, reqid: intent.reqid, nodes: intent.nodes,
-                        channels: intent.channels.filter { !settled.contains($0.id) }, flowCount: intent.flowCount,
-                        certificateLifetime: intent.certificateLifetime)
-                    rehearsedRecords = records.filter { !settled.contains($0.key) }
+                        cluster: intent.cluster, reqid: intent.reqid, nodes: intent.nodes, channels: channels,
+                        flowCount: intent.flowCount, certificateLifetime: intent.certificateLifetime)
+                    rehearsedRecords = kept
                 }
             }
             observations = RecordedReadings.readings(

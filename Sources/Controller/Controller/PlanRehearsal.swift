@@ -36,6 +36,15 @@ struct PlanRehearsal {
     func rehearse(
         _ spec: FleetIntent, target: ApplyTarget? = nil, refresh: Bool = true
     ) async throws -> (plan: PlanDocument, reading: FleetObservation) {
+        // The spec's simulated nodes are read from the fleet file while the Store opens and
+        // loads (one core each; the Store's load is one thread).
+        let simulatedSpecNodes = Set(spec.nodes.filter { $0.endpoint == .sim }.map(\.name))
+        let prefetch: Task<[String: Result<NodeObservation, KernelError>]?, any Error>? =
+            refresh && target == nil && !simulatedSpecNodes.isEmpty
+            ? Task.detached { [url = context.simulatedFleetURL, reqid = Reqid(spec.reqid)] in
+                try SimulatedFleet.observations(from: url, of: simulatedSpecNodes, reqid: reqid)
+            } : nil
+        defer { prefetch?.cancel() }
         let store = try context.hasState() ? try await context.openStore() : nil
         let allRecords = try await store?.loadChannels() ?? [:]
         let settings: ControllerSettings? = if let store { try await ControllerSettings.load(from: store) } else { nil }
@@ -60,7 +69,8 @@ struct PlanRehearsal {
         var rehearsedRecords = records
         if refresh {
             (observations, unreachable, enrolling) = try await read(
-                endpoints: endpoints, spec: spec, intent: intent, records: records, scope: scope, store: store)
+                endpoints: endpoints, spec: spec, intent: intent, records: records, scope: scope, store: store,
+                prefetched: try await prefetch?.value.map { (simulatedSpecNodes, $0) })
         } else {
             let applied: FleetIntent? =
                 if let store { try await AppliedSpec.load(from: store, reusing: spec) } else { nil }
@@ -183,16 +193,22 @@ struct PlanRehearsal {
     /// Every node read as it is now, through the kernels `apply` would use.
     private func read(
         endpoints: [String: NodeEndpoint], spec: FleetIntent, intent: FleetIntent, records: [ChannelID: ChannelRecord],
-        scope: FleetScope?, store: (any ControllerStore)?
+        scope: FleetScope?, store: (any ControllerStore)?,
+        prefetched: (nodes: Set<String>, observations: [String: Result<NodeObservation, KernelError>])? = nil
     ) async throws -> (observations: [String: NodeObservation], unreachable: [String: String], enrolling: Set<String>) {
         // The simulated nodes straight from the fleet file, each row decoded into its reading:
         // the fleet is never loaded (at a thousand nodes, its tables would be most of the plan's
-        // memory). A targeted plan reads through its scope's kernels below.
+        // memory). A targeted plan reads through its scope's kernels below. `prefetched` holds
+        // the readings of some of them already (the spec's, read while the Store loaded).
         let simulated = Set(endpoints.filter { $0.value == .sim }.keys)
+        let unread = simulated.subtracting(prefetched?.nodes ?? [])
         if scope == nil, !simulated.isEmpty,
-            let direct = try SimulatedFleet.observations(
-                from: context.simulatedFleetURL, of: simulated, reqid: Reqid(intent.reqid))
+            var direct = unread.isEmpty
+                ? prefetched?.observations
+                : try SimulatedFleet.observations(
+                    from: context.simulatedFleetURL, of: unread, reqid: Reqid(intent.reqid))
         {
+            if !unread.isEmpty, let prefetched { direct.merge(prefetched.observations) { read, _ in read } }
             let specNodes = Set(spec.nodes.filter { $0.endpoint == .sim }.map(\.name))
             var others = endpoints
             for node in simulated { others[node] = nil }

@@ -1,6 +1,7 @@
 import DesiredState
 import Foundation
 import Logging
+import MeshwardCore
 import Store
 import Testing
 
@@ -69,5 +70,39 @@ struct AppliedSpecTests {
         let (store, directory) = try temporaryStore()
         defer { try? FileManager.default.removeItem(at: directory) }
         #expect(try await AppliedSpec.load(from: store, reusing: try Self.spec(port: "tcp/8080")) == nil)
+    }
+}
+
+/// Counting the spec's channels the Store holds, in runs on every core at fleet scale.
+@Suite("Recorded channel count")
+struct RecordedCountTests {
+    @Test(
+        "counted in runs of 10 channels it is the count of one run: every third channel recorded, and a record the spec lacks"
+    )
+    func runsCountAsOne() throws {
+        var nodes = ""
+        for index in 0..<12 { nodes += "  - { name: n\(index), addresses: [198.18.12.\(index + 1)] }\n" }
+        let text = """
+            version: 1
+            cluster: counted
+            nodes:
+            \(nodes)flows:
+              - { name: mesh, from: {}, to: {} }
+
+            """
+        let result = SpecLoader().load(sources: [SpecSource(path: "fleet.yaml", text: text)])
+        let intent = try #require(result.intent, "\(result.errors)")
+        #expect(intent.channels.count > 100)
+        var records: [ChannelID: ChannelRecord] = [:]
+        for (index, channel) in intent.channels.enumerated() where index.isMultiple(of: 3) {
+            records[channel.id] = ChannelRecord(
+                id: channel.id, step: .established, stepChangedAt: Date(), generations: [])
+        }
+        let gone = ChannelID(from: "gone", to: "n1", family: .ipv4)
+        records[gone] = ChannelRecord(id: gone, step: .established, stepChangedAt: Date(), generations: [])
+        let expected = (intent.channels.count + 2) / 3
+        #expect(RemovalCount.recordedCount(of: intent, in: records, minimumRun: 10) == expected)
+        #expect(RemovalCount.recordedCount(of: intent, in: records) == expected)
+        #expect(RemovalCount.unnamed(records, in: intent) == [gone])
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import MeshwardCore
 import Reconciler
 import Store
+import Synchronization
 
 extension MeshwardController {
     /// Throws `ControllerError.clusterMismatch` when the Store already belongs to a cluster
@@ -51,10 +52,29 @@ public struct RemovalCount: Sendable, Equatable {
     /// The channels of `records` that `intent` does not name. A lookup of each spec channel in
     /// `records` first: when every record is named (the usual case), no set of the spec's
     /// channels is built.
-    static func unnamed(_ records: [ChannelID: ChannelRecord], in intent: FleetIntent) -> Set<ChannelID> {
-        let named = intent.channels.count { records[$0.id] != nil }
+    static func unnamed(
+        _ records: [ChannelID: ChannelRecord], in intent: FleetIntent, recorded known: Int? = nil
+    ) -> Set<ChannelID> {
+        let named = known ?? recordedCount(of: intent, in: records)
         guard named < records.count else { return [] }
         return Set(records.keys).subtracting(intent.channels.map(\.id))
+    }
+
+    /// How many of `intent`'s channels `records` holds: counted in runs on every core at fleet
+    /// scale (a million lookups, each hashing two names).
+    static func recordedCount(
+        of intent: FleetIntent, in records: [ChannelID: ChannelRecord], minimumRun: Int = 50_000
+    ) -> Int {
+        let channels = intent.channels
+        let runs = min(ProcessInfo.processInfo.activeProcessorCount, channels.count / max(1, minimumRun))
+        guard runs > 1 else { return channels.count { records[$0.id] != nil } }
+        let total = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: runs) { run in
+            let range = (channels.count * run / runs)..<(channels.count * (run + 1) / runs)
+            let found = channels[range].count { records[$0.id] != nil }
+            total.withLock { $0 += found }
+        }
+        return total.withLock { $0 }
     }
 
     /// True when more than half of the held channels go: what needs `--force`.

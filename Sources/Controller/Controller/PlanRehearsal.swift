@@ -67,6 +67,8 @@ struct PlanRehearsal {
         // the channels that nothing can change are left out (`RecordedReadings.settled`).
         var rehearsedIntent = intent
         var rehearsedRecords = records
+        // How many of the intent's channels the records hold, when the narrowing counted it.
+        var recordedCount: Int?
         if refresh {
             (observations, unreachable, enrolling) = try await read(
                 endpoints: endpoints, spec: spec, intent: intent, records: records, scope: scope, store: store,
@@ -79,6 +81,7 @@ struct PlanRehearsal {
                 let settled = RecordedReadings.settled(
                     records: records, applied: applied, intent: intent, rekeyRequests: rekeyRequests,
                     now: context.clock.now())
+                recordedCount = settled.recorded
                 if settled.flags.contains(true) {
                     // The unsettled channels and their records, and every record the spec no
                     // longer names (set apart only when there is one).
@@ -144,7 +147,7 @@ struct PlanRehearsal {
         }
         let issued = report.passes.flatMap(\.issued)
         let created = issued.filter { $0.reason == .new }.count
-        let removedChannels = RemovalCount.unnamed(records, in: intent)
+        let removedChannels = RemovalCount.unnamed(records, in: intent, recorded: recordedCount)
         let operations = stages.reduce(0) { $0 + $1.operations.count }
         // Channels whose kernel objects change without a new generation (traffic added to a
         // flow, enforcement changed): every channel with operations that is neither issued a

@@ -16,18 +16,38 @@ enum StateFingerprint {
     static func store(records: [ChannelID: ChannelRecord], revision: String?) -> String {
         var lines = LineDigest("meshward-store/1")
         lines.append("revision \(revision ?? "none")")
-        let ids = sortedIDs(records.keys)
-        lines.appendInParallel(count: ids.count, chunk: 4_096) { index, text in
-            guard let record = records[ids[index]] else { return }
-            text.appendUTF8(
-                "\nchannel \(record.id) step \(record.step.rawValue) since \(record.stepChangedAt.timeIntervalSince1970)"
-            )
+        let sorted = sortedByID(Array(records.values), id: \.id)
+        // Each line is written piece by piece (no interpolated string per line): the text of
+        // `channel \(id) step \(step) since \(seconds)` and of each generation's line.
+        lines.appendInParallel(count: sorted.count, chunk: 4_096) { index, text in
+            let record = sorted[index]
+            text.appendUTF8("\nchannel ")
+            text.appendUTF8(record.id.from)
+            text.appendUTF8("->")
+            text.appendUTF8(record.id.to)
+            text.appendUTF8("/")
+            text.appendUTF8(record.id.family.description)
+            text.appendUTF8(" step ")
+            text.appendUTF8(record.step.rawValue)
+            text.appendUTF8(" since ")
+            text.appendUTF8(record.stepChangedAt.timeIntervalSince1970.description)
             for generation in record.generations {
-                text.appendUTF8(
-                    "\n  generation \(generation.number) spi \(generation.spi.hex) \(generation.cipher.rawValue) "
-                        + "\(generation.source) -> \(generation.destination) \(generation.state.rawValue) "
-                        + "created \(generation.createdAt.timeIntervalSince1970) "
-                        + "superseded \(generation.supersededAt?.timeIntervalSince1970 ?? -1)")
+                text.appendUTF8("\n  generation ")
+                text.appendUTF8(generation.number.description)
+                text.appendUTF8(" spi ")
+                text.appendUTF8(generation.spi.hex)
+                text.appendUTF8(" ")
+                text.appendUTF8(generation.cipher.rawValue)
+                text.appendUTF8(" ")
+                text.appendUTF8(generation.source.description)
+                text.appendUTF8(" -> ")
+                text.appendUTF8(generation.destination.description)
+                text.appendUTF8(" ")
+                text.appendUTF8(generation.state.rawValue)
+                text.appendUTF8(" created ")
+                text.appendUTF8(generation.createdAt.timeIntervalSince1970.description)
+                text.appendUTF8(" superseded ")
+                text.appendUTF8((generation.supersededAt?.timeIntervalSince1970 ?? -1).description)
             }
         }
         return lines.finish()
@@ -36,19 +56,26 @@ enum StateFingerprint {
     /// `ids` in `ChannelID` order, sorted on each name's rank among the names rather than on
     /// the names: a million channels name only a few thousand nodes.
     static func sortedIDs(_ ids: some Collection<ChannelID>) -> [ChannelID] {
+        sortedByID(Array(ids), id: { $0 })
+    }
+
+    /// `items` in the `ChannelID` order of `id`, as `sortedIDs` sorts.
+    static func sortedByID<Item>(_ items: [Item], id: (Item) -> ChannelID) -> [Item] {
         var names: Set<String> = []
         var last: String?
-        for id in ids {
+        for item in items {
+            let id = id(item)
             if id.from != last { names.insert(id.from) }
             names.insert(id.to)
             last = id.from
         }
         var rank: [String: Int] = [:]
         for (position, name) in names.sorted().enumerated() { rank[name] = position }
-        var keyed: [(from: Int, to: Int, id: ChannelID)] = []
-        keyed.reserveCapacity(ids.count)
+        var keyed: [(from: Int, to: Int, family: AddressFamily, item: Item)] = []
+        keyed.reserveCapacity(items.count)
         var lastFrom: (name: String, rank: Int)?
-        for id in ids {
+        for item in items {
+            let id = id(item)
             let from: Int
             if let lastFrom, lastFrom.name == id.from {
                 from = lastFrom.rank
@@ -56,10 +83,10 @@ enum StateFingerprint {
                 from = rank[id.from] ?? 0
                 lastFrom = (id.from, from)
             }
-            keyed.append((from, rank[id.to] ?? 0, id))
+            keyed.append((from, rank[id.to] ?? 0, id.family, item))
         }
-        keyed.sort { ($0.from, $0.to, $0.id.family) < ($1.from, $1.to, $1.id.family) }
-        return keyed.map(\.id)
+        keyed.sort { ($0.from, $0.to, $0.family) < ($1.from, $1.to, $1.family) }
+        return keyed.map(\.item)
     }
 
     /// Over every node read: whether it answered, and its owned SAs (addresses, SPI, cipher,

@@ -55,15 +55,24 @@ struct SimulatedFleetFile {
     /// The file's state, or nil when there is no file, or only one whose first save never
     /// committed (it holds no tables).
     func read() throws(SimulatedFleetPersistenceError) -> Baseline? {
+        try reading { db in try readState(db) }
+    }
+
+    /// `body` in a read transaction of the file, once the file and its companions are known to
+    /// be private; nil when there is no file. SQLite's errors become the file's: one that says
+    /// the file could not be reached (busy, locked, unreadable: no verdict on its contents), or
+    /// that it is not a fleet.
+    private func reading<Value>(
+        _ body: (Database) throws -> Value?
+    ) throws(SimulatedFleetPersistenceError) -> Value? {
         guard try Self.requirePrivate(path) else { return nil }
         for suffix in Self.companionSuffixes { _ = try Self.requirePrivate(path + suffix) }
         do {
             let queue = try openQueue()
-            return try queue.read { db in try readState(db) }
+            return try queue.read { db in try body(db) }
         } catch let error as SimulatedFleetPersistenceError {
             throw error
         } catch let error as DatabaseError where Self.isAccessFailure(error) {
-            // Busy, locked or unreadable is no verdict on the file's contents.
             throw failure("cannot be read: \(error)")
         } catch {
             throw notAFleet(error)
@@ -77,30 +86,17 @@ struct SimulatedFleetFile {
     func readObservations(
         of nodes: Set<String>, reqid: Reqid
     ) throws(SimulatedFleetPersistenceError) -> [String: Result<NodeObservation, KernelError>]? {
-        guard try Self.requirePrivate(path) else { return nil }
-        for suffix in Self.companionSuffixes { _ = try Self.requirePrivate(path + suffix) }
-        do {
-            let queue = try openQueue()
-            return try queue.read { db -> [String: Result<NodeObservation, KernelError>]? in
-                guard try readHeader(db) != nil else { return nil }
-                var observations: [String: Result<NodeObservation, KernelError>] = [:]
-                try forEachDecodedRow(
-                    db, wanted: { nodes.contains($0) },
-                    decode: { body throws(BinaryDecodingError) in
-                        try SimulatedNode.observation(body: body, reqid: reqid)
-                    }
-                ) { name, decoded in
-                    guard decoded.name == name else { throw corruptNode(name, "its body names node \(decoded.name)") }
-                    observations[name] = decoded.observation
-                }
-                return observations
+        try reading { db -> [String: Result<NodeObservation, KernelError>]? in
+            guard try readHeader(db) != nil else { return nil }
+            var observations: [String: Result<NodeObservation, KernelError>] = [:]
+            try forEachDecodedRow(
+                db, wanted: { nodes.contains($0) },
+                decode: { body throws(BinaryDecodingError) in try SimulatedNode.observation(body: body, reqid: reqid) }
+            ) { name, decoded in
+                guard decoded.name == name else { throw corruptNode(name, "its body names node \(decoded.name)") }
+                observations[name] = decoded.observation
             }
-        } catch let error as SimulatedFleetPersistenceError {
-            throw error
-        } catch let error as DatabaseError where Self.isAccessFailure(error) {
-            throw failure("cannot be read: \(error)")
-        } catch {
-            throw notAFleet(error)
+            return observations
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import MeshwardCore
+import Synchronization
 
 extension StateStore {
     /// Every channel with its step and generations, keys unsealed.
@@ -9,110 +10,221 @@ extension StateStore {
     /// walked in channel order and merged, so no intermediate map is built. Throws
     /// `StoreError.sealedKeyInvalid` for a key that does not open under its own row's identity.
     public func loadChannels() throws -> [ChannelID: ChannelRecord] {
-        let started = ContinuousClock.now
-        let cipher = try Self.perform(path: databasePath, operation: "load channels") { try sealer.makeCipher() }
-        let sealVersion = sealer.sealVersion
-        var unsealing = Duration.zero
-        let records = try read("load channels") { db -> [ChannelID: ChannelRecord] in
-            var records: [ChannelID: ChannelRecord] = [:]
-            records.reserveCapacity(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM channels") ?? 0)
-            var names = NameInterner()
-            var associatedData: [UInt8] = []
-            associatedData.reserveCapacity(128)
-            // The columns are read in place (`RawColumns`): a million rows must not make a
-            // million strings and byte arrays only to parse them.
-            let channelStatement = try db.makeStatement(
-                sql: "SELECT id, from_node, to_node, family, step, step_changed_at FROM channels ORDER BY id")
-            let channels = try Row.fetchCursor(channelStatement)
-            let channel = RawColumns(channelStatement)
-            /// The next channel row as a value.
-            func nextChannel() throws -> (row: Int64, record: ChannelRecord)? {
-                guard try channels.next() != nil else { return nil }
-                guard let family = StoredSpellings.families.value(channel.bytes(3)) else {
-                    throw StoreError.corrupt(
-                        path: databasePath, reason: "channel family '\(channel.text(3))' is unknown")
-                }
-                guard let step = StoredSpellings.steps.value(channel.bytes(4)) else {
-                    throw StoreError.corrupt(path: databasePath, reason: "channel step '\(channel.text(4))' is unknown")
-                }
-                let id = ChannelID(
-                    from: names.intern(channel.bytes(1), slot: 0), to: names.intern(channel.bytes(2), slot: 1),
-                    family: family)
-                let record = ChannelRecord(
-                    id: id, step: step, stepChangedAt: Date(storedValue: channel.double(5)), generations: [])
-                return (channel.int64(0), record)
-            }
+        try loadChannels(parts: Self.loadParts)
+    }
 
-            var current = try nextChannel()
-            let generationStatement = try db.makeStatement(
-                sql: """
-                    SELECT channel_id, number, spi, cipher, source, destination, created_at, state,
-                           activated_at, superseded_at, retired_at, seal_version, nonce, sealed_key,
-                           switch_sent_at, drain_packets, drain_packets_at
-                    FROM generations ORDER BY channel_id, number
-                    """)
-            let generations = try Row.fetchCursor(generationStatement)
-            let column = RawColumns(generationStatement)
-            while try generations.next() != nil {
-                let channelRow = column.int64(0)
-                // Channels before this generation's own are complete (or have no generations).
-                while let channel = current, channel.row < channelRow {
-                    records[channel.record.id] = channel.record
-                    current = try nextChannel()
-                }
-                guard current?.row == channelRow, let channel = current?.record.id else {
-                    throw StoreError.corrupt(path: databasePath, reason: "a generation refers to a missing channel")
-                }
-                let number = Int(column.int64(1))
-                let spi = SPI(UInt32(truncatingIfNeeded: column.int64(2)))
-                guard let kind = StoredSpellings.ciphers.value(column.bytes(3)),
-                    let state = StoredSpellings.generationStates.value(column.bytes(7)),
-                    let source = IPAddress(networkOrder: column.bytes(4)),
-                    let destination = IPAddress(networkOrder: column.bytes(5))
-                else {
-                    throw StoreError.corrupt(
-                        path: databasePath, reason: "generation \(number) of channel \(channel) has unknown values")
-                }
-                let version = Int(column.int64(11))
-                guard version == sealVersion else {
-                    throw StoreError.corrupt(
-                        path: databasePath,
-                        reason: "generation \(number) of channel \(channel) is sealed with unknown version \(version)")
-                }
-                SealingContext.generation(
-                    channel, number: number, spi: spi, cipher: kind, source: source, destination: destination,
-                    into: &associatedData)
-                let unsealStarted = ContinuousClock.now
-                let key = associatedData.withUnsafeBytes { associatedData in
-                    cipher.open(nonce: column.bytes(12), ciphertext: column.bytes(13), associatedData: associatedData)
-                }
-                unsealing += ContinuousClock.now - unsealStarted
-                guard let key else { throw StoreError.sealedKeyInvalid(channel: channel, generation: number) }
-                current?.record.generations.append(
-                    Generation(
-                        channel: channel, number: number, spi: spi, cipher: kind, key: KeyMaterial(bytes: key),
-                        source: source, destination: destination, createdAt: Date(storedValue: column.double(6)),
-                        state: state, activatedAt: column.optionalDouble(8).map(Date.init(storedValue:)),
-                        supersededAt: column.optionalDouble(9).map(Date.init(storedValue:)),
-                        retiredAt: column.optionalDouble(10).map(Date.init(storedValue:)),
-                        switchSentAt: column.optionalDouble(14).map(Date.init(storedValue:)),
-                        drainPackets: column.optionalInt64(15).map { UInt64(bitPattern: $0) },
-                        drainPacketsAt: column.optionalDouble(16).map(Date.init(storedValue:))))
-            }
-            while let channel = current {
-                records[channel.record.id] = channel.record
-                current = try nextChannel()
-            }
-            return records
+    /// How many parts a large load is read in, at once: one per core, at most four.
+    static var loadParts: Int { min(4, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
+
+    /// Below this many channels a load is read in one part: starting the others costs more
+    /// than it saves.
+    static let partedLoadThreshold = 50_000
+
+    /// `loadChannels()`, read in up to `parts` ranges of channel ids at once, each on its own
+    /// connection, when the Store holds at least `threshold` channels.
+    ///
+    /// Every part reads the same snapshot: the parts' read transactions all begin while this
+    /// connection holds the write lock (`BEGIN IMMEDIATE`, rolled back once they have begun),
+    /// so no writer, in this process or another, commits in between. Where the lock cannot be
+    /// taken (a read-only database) or the Store is not a pool, the load is one part.
+    func loadChannels(parts: Int, threshold: Int = partedLoadThreshold) throws -> [ChannelID: ChannelRecord] {
+        let started = ContinuousClock.now
+        var loaded: [LoadedChannels]?
+        if parts > 1, let pool = writer as? DatabasePool,
+            let bounds = try read(
+                "load channels", { db in try Self.partBounds(db, parts: parts, threshold: threshold) })
+        {
+            loaded = try loadInParts(pool, bounds: bounds)
+        }
+        let parts = try loaded ?? [read("load channels") { db in try loadPart(db, from: nil, below: nil) }]
+        var records = [ChannelID: ChannelRecord](minimumCapacity: parts.reduce(0) { $0 + $1.records.count })
+        for part in parts {
+            for record in part.records { records[record.id] = record }
         }
         logger.debug(
             "loaded channels",
             metadata: [
                 "store.channels": "\(records.count)",
+                "store.load_parts": "\(parts.count)",
                 "store.load_seconds": "\((ContinuousClock.now - started).seconds)",
-                "store.unseal_seconds": "\(unsealing.seconds)",
+                "store.unseal_seconds": "\(parts.reduce(Duration.zero) { $0 + $1.unsealing }.seconds)",
             ])
         return records
+    }
+
+    /// One part of a load: its records in channel order, and the time spent unsealing.
+    struct LoadedChannels: Sendable {
+        var records: [ChannelRecord] = []
+        var unsealing = Duration.zero
+    }
+
+    /// The ids that split the channels into `parts` ranges of about equal size; nil when the
+    /// Store holds fewer than `threshold` channels. The ranges are open at both ends, so a
+    /// channel added after this read still falls in exactly one.
+    private static func partBounds(_ db: Database, parts: Int, threshold: Int) throws -> [Int64]? {
+        let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM channels") ?? 0
+        guard count >= threshold else { return nil }
+        var bounds: [Int64] = []
+        for part in 1..<parts {
+            let id = try Int64.fetchOne(
+                db, sql: "SELECT id FROM channels ORDER BY id LIMIT 1 OFFSET ?", arguments: [count * part / parts])
+            if let id, id > (bounds.last ?? Int64.min) { bounds.append(id) }
+        }
+        return bounds.isEmpty ? nil : bounds
+    }
+
+    /// Reads the ranges `bounds` splits the ids into, each on a reader of `pool`, all in one
+    /// snapshot (see `loadChannels(parts:threshold:)`).
+    private func loadInParts(_ pool: DatabasePool, bounds: [Int64]) throws -> [LoadedChannels]? {
+        let ranges = zip([nil] + bounds, bounds.map { Optional($0) } + [nil]).map { (from: $0, below: $1) }
+        let results = Mutex([Result<LoadedChannels, any Error>?](repeating: nil, count: ranges.count))
+        let finished = DispatchGroup()
+        let locked: Bool = try Self.perform(path: databasePath, operation: "load channels") {
+            pool.writeWithoutTransaction { db in
+                // While this holds the write lock nothing commits: every part that begins now
+                // reads the same snapshot.
+                do {
+                    try db.execute(sql: "BEGIN IMMEDIATE")
+                } catch {
+                    return false
+                }
+                defer { try? db.execute(sql: "ROLLBACK") }
+                let begun = DispatchSemaphore(value: 0)
+                for (index, range) in ranges.enumerated() {
+                    finished.enter()
+                    pool.asyncRead { database in
+                        defer { finished.leave() }
+                        var signalled = false
+                        defer { if !signalled { begun.signal() } }
+                        let result = Result { () throws -> LoadedChannels in
+                            let db = try database.get()
+                            // The first read fixes the transaction's snapshot.
+                            _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM metadata")
+                            begun.signal()
+                            signalled = true
+                            return try self.loadPart(db, from: range.from, below: range.below)
+                        }
+                        results.withLock { $0[index] = result }
+                    }
+                }
+                for _ in ranges { begun.wait() }
+                return true
+            }
+        }
+        guard locked else { return nil }
+        finished.wait()
+        return try Self.perform(path: databasePath, operation: "load channels") {
+            try results.withLock { results in
+                try results.map { result in
+                    guard let result else {
+                        throw StoreError.corrupt(path: databasePath, reason: "a part was not read")
+                    }
+                    return try result.get()
+                }
+            }
+        }
+    }
+
+    /// The channels whose ids are at least `from` and below `below` (nil: unbounded), in id
+    /// order, with their generations, keys unsealed.
+    private func loadPart(_ db: Database, from: Int64?, below: Int64?) throws -> LoadedChannels {
+        let cipher = try sealer.makeCipher()
+        let sealVersion = sealer.sealVersion
+        var loaded = LoadedChannels()
+        let range = (from ?? Int64.min, (below ?? Int64.max))
+        var names = NameInterner()
+        var associatedData: [UInt8] = []
+        associatedData.reserveCapacity(128)
+        // The columns are read in place (`RawColumns`): a million rows must not make a
+        // million strings and byte arrays only to parse them.
+        let channelStatement = try db.makeStatement(
+            sql: """
+                SELECT id, from_node, to_node, family, step, step_changed_at FROM channels
+                WHERE id >= ? AND id < ? ORDER BY id
+                """)
+        channelStatement.arguments = [range.0, range.1]
+        let channels = try Row.fetchCursor(channelStatement)
+        let channel = RawColumns(channelStatement)
+        /// The next channel row as a value.
+        func nextChannel() throws -> (row: Int64, record: ChannelRecord)? {
+            guard try channels.next() != nil else { return nil }
+            guard let family = StoredSpellings.families.value(channel.bytes(3)) else {
+                throw StoreError.corrupt(
+                    path: databasePath, reason: "channel family '\(channel.text(3))' is unknown")
+            }
+            guard let step = StoredSpellings.steps.value(channel.bytes(4)) else {
+                throw StoreError.corrupt(path: databasePath, reason: "channel step '\(channel.text(4))' is unknown")
+            }
+            let id = ChannelID(
+                from: names.intern(channel.bytes(1), slot: 0), to: names.intern(channel.bytes(2), slot: 1),
+                family: family)
+            let record = ChannelRecord(
+                id: id, step: step, stepChangedAt: Date(storedValue: channel.double(5)), generations: [])
+            return (channel.int64(0), record)
+        }
+
+        var current = try nextChannel()
+        let generationStatement = try db.makeStatement(
+            sql: """
+                SELECT channel_id, number, spi, cipher, source, destination, created_at, state,
+                       activated_at, superseded_at, retired_at, seal_version, nonce, sealed_key,
+                       switch_sent_at, drain_packets, drain_packets_at
+                FROM generations WHERE channel_id >= ? AND channel_id < ? ORDER BY channel_id, number
+                """)
+        generationStatement.arguments = [range.0, range.1]
+        let generations = try Row.fetchCursor(generationStatement)
+        let column = RawColumns(generationStatement)
+        while try generations.next() != nil {
+            let channelRow = column.int64(0)
+            // Channels before this generation's own are complete (or have no generations).
+            while let channel = current, channel.row < channelRow {
+                loaded.records.append(channel.record)
+                current = try nextChannel()
+            }
+            guard current?.row == channelRow, let channel = current?.record.id else {
+                throw StoreError.corrupt(path: databasePath, reason: "a generation refers to a missing channel")
+            }
+            let number = Int(column.int64(1))
+            let spi = SPI(UInt32(truncatingIfNeeded: column.int64(2)))
+            guard let kind = StoredSpellings.ciphers.value(column.bytes(3)),
+                let state = StoredSpellings.generationStates.value(column.bytes(7)),
+                let source = IPAddress(networkOrder: column.bytes(4)),
+                let destination = IPAddress(networkOrder: column.bytes(5))
+            else {
+                throw StoreError.corrupt(
+                    path: databasePath, reason: "generation \(number) of channel \(channel) has unknown values")
+            }
+            let version = Int(column.int64(11))
+            guard version == sealVersion else {
+                throw StoreError.corrupt(
+                    path: databasePath,
+                    reason: "generation \(number) of channel \(channel) is sealed with unknown version \(version)")
+            }
+            SealingContext.generation(
+                channel, number: number, spi: spi, cipher: kind, source: source, destination: destination,
+                into: &associatedData)
+            let unsealStarted = ContinuousClock.now
+            let key = associatedData.withUnsafeBytes { associatedData in
+                cipher.open(nonce: column.bytes(12), ciphertext: column.bytes(13), associatedData: associatedData)
+            }
+            loaded.unsealing += ContinuousClock.now - unsealStarted
+            guard let key else { throw StoreError.sealedKeyInvalid(channel: channel, generation: number) }
+            current?.record.generations.append(
+                Generation(
+                    channel: channel, number: number, spi: spi, cipher: kind, key: KeyMaterial(bytes: key),
+                    source: source, destination: destination, createdAt: Date(storedValue: column.double(6)),
+                    state: state, activatedAt: column.optionalDouble(8).map(Date.init(storedValue:)),
+                    supersededAt: column.optionalDouble(9).map(Date.init(storedValue:)),
+                    retiredAt: column.optionalDouble(10).map(Date.init(storedValue:)),
+                    switchSentAt: column.optionalDouble(14).map(Date.init(storedValue:)),
+                    drainPackets: column.optionalInt64(15).map { UInt64(bitPattern: $0) },
+                    drainPacketsAt: column.optionalDouble(16).map(Date.init(storedValue:))))
+        }
+        while let channel = current {
+            loaded.records.append(channel.record)
+            current = try nextChannel()
+        }
+        return loaded
     }
 
     /// Issues a new generation of `channel`, creating the channel (step `ChannelRecord.initialStep`)

@@ -1,0 +1,104 @@
+import Foundation
+import GRDB
+import MeshwardCore
+import Testing
+
+@testable import Store
+
+/// A large load of the channels, read in parts on several connections at once: the same records
+/// as one part, all from one snapshot.
+@Suite("Channels loaded in parts")
+struct PartedLoadTests {
+    /// An on-disk Store of `count` channels, each with one to three generations (and a few
+    /// removed, so that the ids have gaps).
+    static func filledStore(channels count: Int) throws -> TestStore {
+        let test = try TestStore(.onDisk)
+        var requests: [GenerationRequest] = []
+        for index in 0..<count {
+            let id = channel("n\(index % 17)", "m\(index)", index.isMultiple(of: 5) ? .ipv6 : .ipv4)
+            let (source, destination) =
+                id.family == .ipv4
+                ? (address("198.18.1.\(index % 250 + 1)"), address("198.19.2.\(index % 250 + 1)"))
+                : (address("2001:db8::\(index + 1)"), address("2001:db8:1::\(index + 1)"))
+            for _ in 0...(index % 3) {
+                requests.append(
+                    GenerationRequest(channel: id, cipher: .aesGCM256, source: source, destination: destination))
+            }
+        }
+        _ = try test.store.issueGenerations(requests, now: Date(timeIntervalSince1970: 1_700_000_000))
+        try test.store.removeChannels(
+            (0..<count).filter { $0.isMultiple(of: 11) }.map {
+                channel("n\($0 % 17)", "m\($0)", $0.isMultiple(of: 5) ? .ipv6 : .ipv4)
+            })
+        return test
+    }
+
+    @Test(
+        "a load in 2, 3 and 4 parts holds exactly the records, generations and keys of a load in one",
+        arguments: [2, 3, 4])
+    func partsEqualOnePart(parts: Int) throws {
+        let test = try Self.filledStore(channels: 600)
+        let whole = try test.store.loadChannels(parts: 1)
+        #expect(whole.count == 600 - 55)
+        let parted = try test.store.loadChannels(parts: parts, threshold: 1)
+        #expect(parted == whole)
+        let partedGenerations = parted.values.reduce(0) { $0 + $1.generations.count }
+        let wholeGenerations = whole.values.reduce(0) { $0 + $1.generations.count }
+        #expect(partedGenerations == wholeGenerations)
+    }
+
+    @Test("more parts than channels, and a Store under the threshold, load everything in one part")
+    func fewChannels() throws {
+        let test = try Self.filledStore(channels: 3)
+        let whole = try test.store.loadChannels(parts: 1)
+        #expect(try test.store.loadChannels(parts: 4, threshold: 1) == whole)
+        #expect(try test.store.loadChannels(parts: 4, threshold: 1_000) == whole)
+    }
+
+    @Test(
+        "a writer on another connection changing a channel in each part at once: every parted load sees both changes or neither (sampled: 200 loads)"
+    )
+    func concurrentWriterSeenWhole() async throws {
+        let test = try Self.filledStore(channels: 400)
+        let loaded = try test.store.loadChannels(parts: 1)
+        let ids = loaded.keys.sorted()
+        // The channels with the first and the last row ids fall in different parts.
+        let rows = try test.store.read("test") { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT from_node || '>' || to_node || '>' || family FROM channels
+                    WHERE id IN ((SELECT MIN(id) FROM channels), (SELECT MAX(id) FROM channels))
+                    """)
+        }
+        let pair = ids.filter { rows.contains("\($0.from)>\($0.to)>\($0.family.rawValue)") }
+        #expect(pair.count == 2)
+        // Another connection to the same file, as another process would have.
+        let other = try StateStore.open(directory: test.stateDirectory, masterKeyPath: nil, logger: testLogger)
+        let writer = Task.detached {
+            var flip = false
+            while !Task.isCancelled {
+                flip.toggle()
+                let step: ChannelStep = flip ? .rekeying : .established
+                try other.update(
+                    pair.compactMap { loaded[$0] }.map { record in
+                        var record = record
+                        record.step = step
+                        return record
+                    })
+                // A pause between commits (pacing, not a wait for anything): a writer that
+                // commits back to back keeps every load queued behind the write lock.
+                try await Task.sleep(for: .milliseconds(1))
+            }
+        }
+        defer { writer.cancel() }
+        var mixed = 0
+        for _ in 0..<200 {
+            let records = try test.store.loadChannels(parts: 2, threshold: 1)
+            if Set(pair.compactMap { records[$0]?.step }).count != 1 { mixed += 1 }
+        }
+        writer.cancel()
+        _ = try? await writer.value
+        #expect(mixed == 0, "\(mixed) of 200 loads saw one channel's change without the other's")
+    }
+}

@@ -55,8 +55,8 @@ struct PlanCommandCase {
         report.add("core: operations planned", "\(coreOperations)", key: "core_operations", value: coreOperations)
         report.add(
             "core: generations requested", "\(coreRequests)", key: "core_generations_requested", value: coreRequests)
-        MemoryStatus.resetPeak()
         let beforeCommand = MemoryStatus.read().residentMiB
+        MemoryStatus.resetPeak()
 
         let controller = MeshwardController(stateDirectory: stateDirectory.path, logger: silent)
         let (rendered, wall, cpu) = try await measureBoth {
@@ -155,8 +155,8 @@ struct PlanCommandCase {
     private func measureCommand(
         _ name: String, key: String, report: inout BenchmarkReport, _ body: () async throws -> Void
     ) async throws {
-        MemoryStatus.resetPeak()
         let before = MemoryStatus.read().residentMiB
+        MemoryStatus.resetPeak()
         let (_, wall, cpu) = try await measureBoth { try await body() }
         let peak = MemoryStatus.read().peakMiB
         report.seconds("\(name) (wall)", wall, key: "\(key)_seconds")

@@ -5,10 +5,6 @@ import MeshwardCore
 import Store
 import StorePostgres
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// `meshward-bench store`: fills a store with a full mesh and times loading it back, and a pass.
 ///
 /// The fill issues every channel's generation and marks it active, in large transactions, as a
@@ -402,14 +398,8 @@ struct MemoryStatus {
         return MemoryStatus(residentMiB: field("VmRSS"), peakMiB: field("VmHWM"))
     }
 
-    /// Gives the memory the allocator holds free back to the system (`malloc_trim`), then resets
-    /// the resident high-water mark (`VmHWM`) to the current resident size: a peak measured after
-    /// it is the memory in use plus what the next step adds, not memory an earlier step freed and
-    /// the allocator kept (its arenas of other threads included).
+    /// Resets the resident high-water mark (`VmHWM`) to the current resident size.
     static func resetPeak() {
-        #if canImport(Glibc)
-        malloc_trim(0)
-        #endif
         try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
     }
 }

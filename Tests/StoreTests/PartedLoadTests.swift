@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import MeshwardCore
+import Synchronization
 import Testing
 
 @testable import Store
@@ -56,7 +57,7 @@ struct PartedLoadTests {
     }
 
     @Test(
-        "a writer on another connection changing a channel in each part at once: every parted load sees both changes or neither (sampled: 200 loads)"
+        "a writer on another connection changing a channel in each part at once: every parted load sees both changes or neither (200 loads, a burst of commits as each starts)"
     )
     func concurrentWriterSeenWhole() async throws {
         let test = try Self.filledStore(channels: 400)
@@ -75,30 +76,46 @@ struct PartedLoadTests {
         #expect(pair.count == 2)
         // Another connection to the same file, as another process would have.
         let other = try StateStore.open(directory: test.stateDirectory, masterKeyPath: nil, logger: testLogger)
-        let writer = Task.detached {
+        // The writer commits a burst of changes as each load starts (paced by the loads, not by
+        // the clock), so that its commits land while the load's parts begin.
+        let loadStarting = DispatchSemaphore(value: 0)
+        let writerDone = DispatchSemaphore(value: 0)
+        let stop = Mutex(false)
+        let failure = Mutex<(any Error)?>(nil)
+        let writer = Thread {
+            defer { writerDone.signal() }
             var flip = false
-            while !Task.isCancelled {
-                flip.toggle()
-                let step: ChannelStep = flip ? .rekeying : .established
-                try other.update(
-                    pair.compactMap { loaded[$0] }.map { record in
-                        var record = record
-                        record.step = step
-                        return record
-                    })
-                // A pause between commits (pacing, not a wait for anything): a writer that
-                // commits back to back keeps every load queued behind the write lock.
-                try await Task.sleep(for: .milliseconds(1))
+            while true {
+                loadStarting.wait()
+                if stop.withLock({ $0 }) { return }
+                for _ in 0..<4 {
+                    flip.toggle()
+                    let step: ChannelStep = flip ? .rekeying : .established
+                    do {
+                        try other.update(
+                            pair.compactMap { loaded[$0] }.map { record in
+                                var record = record
+                                record.step = step
+                                return record
+                            })
+                    } catch {
+                        failure.withLock { $0 = error }
+                        return
+                    }
+                }
             }
         }
-        defer { writer.cancel() }
+        writer.start()
         var mixed = 0
         for _ in 0..<200 {
+            loadStarting.signal()
             let records = try test.store.loadChannels(parts: 2, threshold: 1)
             if Set(pair.compactMap { records[$0]?.step }).count != 1 { mixed += 1 }
         }
-        writer.cancel()
-        _ = try? await writer.value
+        stop.withLock { $0 = true }
+        loadStarting.signal()
+        writerDone.wait()
+        #expect(failure.withLock { $0 } == nil, "the writer failed: \(String(describing: failure.withLock { $0 }))")
         #expect(mixed == 0, "\(mixed) of 200 loads saw one channel's change without the other's")
     }
 }

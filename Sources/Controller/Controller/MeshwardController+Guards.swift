@@ -45,8 +45,13 @@ public struct RemovalCount: Sendable, Equatable {
     /// Channels already being removed (step `removing`, a removal an earlier run started and
     /// `--force` allowed) count as held but not as removed: finishing them needs no new `--force`.
     init(intent: FleetIntent, records: [ChannelID: ChannelRecord]) {
-        let gone = Self.unnamed(records, in: intent)
-        self.init(held: records.count, removed: gone.count { records[$0]?.step != .removing })
+        self.init(held: records.count, unnamed: Self.unnamed(records, in: intent), in: records)
+    }
+
+    /// The count of `held` channels of which `unnamed` (records the spec no longer names, of
+    /// `records`) are removed, those already `removing` left out.
+    init(held: Int, unnamed: Set<ChannelID>, in records: [ChannelID: ChannelRecord]) {
+        self.init(held: held, removed: unnamed.count { records[$0]?.step != .removing })
     }
 
     /// The channels of `records` that `intent` does not name. A lookup of each spec channel in

@@ -163,8 +163,7 @@ struct PlanRehearsal {
                 warnings.append(ControllerError.lostStore(directory: context.stateDirectory, owned: owned).description)
             }
         }
-        let removal = RemovalCount(
-            held: allRecords.count, removed: removedChannels.count { records[$0]?.step != .removing })
+        let removal = RemovalCount(held: allRecords.count, unnamed: removedChannels, in: records)
         if removal.isMassRemoval {
             warnings.append(
                 "this plan removes \(removal.removed) of the \(removal.held) channels the Store holds (more than "

@@ -89,8 +89,14 @@ public struct FleetPlanner: Sendable {
             for intent in channels[bounds[chunk]..<bounds[chunk + 1]] { planning.planChannel(intent, sender: &sender) }
             results.withLock { $0[chunk] = planning }
         }
-        var merged = PassPlanning(rules: disabledRules, input: input, index: index)
-        for result in results.withLock({ $0 }) {
+        // The first chunk is the base the others are appended to (its operations are not copied).
+        var planned = results.withLock { results in
+            defer { results = [] }
+            return results
+        }
+        var merged = planned[0] ?? PassPlanning(rules: disabledRules, input: input, index: index)
+        planned[0] = nil
+        for result in planned {
             if let result { merged.absorb(result) }
         }
 

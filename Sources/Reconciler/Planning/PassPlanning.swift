@@ -23,6 +23,10 @@ struct PassPlanning: Sendable {
     var spisInUse = SPIsInUse()
     /// How many of the Store's channels the spec still names (the rest are being removed).
     var matched = 0
+    /// The records `finish` changed, in planning order; `finishedPlan` keys them into the plan's
+    /// `recordUpdates` at once (a dictionary grown one channel at a time, and merged chunk by
+    /// chunk, spent more time rehashing than planning when every channel changes).
+    var updatedRecords: [ChannelRecord] = []
 
     init(rules: Set<FleetPlanner.Rule>, input: PlanningInput, index: FleetIndex) {
         self.rules = rules
@@ -98,7 +102,7 @@ struct PassPlanning: Sendable {
                 work[node].claimedPolicies[position] = true
             }
         }
-        plan.recordUpdates.merge(other.plan.recordUpdates) { $1 }
+        updatedRecords += other.updatedRecords
         plan.generationRequests += other.plan.generationRequests
         plan.blocked += other.plan.blocked
         plan.heldCount += other.plan.heldCount
@@ -185,6 +189,9 @@ struct PassPlanning: Sendable {
     /// node in sending order, established channels that stale objects keep busy marked
     /// updating, finished drains of unaccounted SAs, and stable orders.
     mutating func finishedPlan() -> PassPlan {
+        plan.recordUpdates.reserveCapacity(plan.recordUpdates.count + updatedRecords.count)
+        for record in updatedRecords { plan.recordUpdates[record.id] = record }
+        updatedRecords = []
         for node in work.indices {
             let operations = work[node].all
             if !operations.isEmpty { plan.operations[index.names[node]] = operations }
@@ -222,9 +229,9 @@ struct PassPlanning: Sendable {
             var updated = record
             updated.step = step
             updated.stepChangedAt = input.now
-            plan.recordUpdates[record.id] = updated
+            updatedRecords.append(updated)
         } else if changed {
-            plan.recordUpdates[record.id] = record
+            updatedRecords.append(record)
         }
     }
 

@@ -54,6 +54,17 @@ struct PlanRenderingTests {
         if let absent { #expect(!label.contains(absent), "\(name): \(label)") }
     }
 
+    @Test(
+        "a label is the operation's target with a placeholder SPI's hex form, and nothing else, written as new-N",
+        arguments: cases.indices)
+    func labelIsTargetWithPlaceholderReplaced(_ index: Int) {
+        let (name, operation, _, _) = Self.cases[index]
+        let placeholders: [SPI: Int] = [Self.placeholder: 3, SPI(0xFFFF_FFFF): 1, SPI(0xFFFF_FFFE): 2]
+        let expected = operation.target.replacingOccurrences(of: Self.placeholder.hex, with: "new-3")
+        #expect(MeshwardController.label(operation, placeholders: placeholders) == expected, "\(name)")
+        #expect(MeshwardController.label(operation, placeholders: [:]) == operation.target, "\(name)")
+    }
+
     static func document(operations: Int, stages: Int) -> PlanDocument {
         let operation = PlanDocument.Operation(node: "a", operation: "add-sa", target: "x", channel: "a->b/ipv4")
         let perStage = max(1, operations / max(1, stages))

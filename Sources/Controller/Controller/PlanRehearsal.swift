@@ -105,6 +105,20 @@ struct PlanRehearsal {
             (unreachable, enrolling) = ([:], [])
         }
 
+        // The fingerprints of what was read, for `plan --out`, made while the rehearsal runs (they
+        // depend on the readings and the records alone; a plan that read no kernel has none).
+        let fingerprints: Task<(store: String, fleet: String), Never>? =
+            refresh
+            ? Task.detached { [allRecords, revision = settings?.revision, observations, unreachable] in
+                (
+                    StateFingerprint.store(records: allRecords, revision: revision),
+                    StateFingerprint.fleet(observations: observations, unreachable: unreachable)
+                )
+            } : nil
+        defer { fingerprints?.cancel() }
+        // The Store's channels the spec no longer names.
+        let removedChannels = RemovalCount.unnamed(records, in: intent, recorded: recordedCount)
+
         // Rehearse on the readings, copying a node's kernel only when an operation reaches it.
         // A node neither read nor unreachable (one still enrolling) is rehearsed as an empty kernel.
         var readings = observations
@@ -112,7 +126,8 @@ struct PlanRehearsal {
             readings[node] = NodeObservation()
         }
         let scratchKernels = RehearsalKernels(
-            readings: readings, unreachable: unreachable, addresses: nodeAddresses(intent: intent, records: records),
+            readings: readings, unreachable: unreachable,
+            addresses: nodeAddresses(intent: intent, records: records, unnamed: removedChannels),
             reqid: Reqid(intent.reqid))
         let scratchStore = ScratchGenerationStore(channels: rehearsedRecords)
         let planClock = RehearsalClock(startingAt: context.clock.now())
@@ -147,7 +162,6 @@ struct PlanRehearsal {
         }
         let issued = report.passes.flatMap(\.issued)
         let created = issued.filter { $0.reason == .new }.count
-        let removedChannels = RemovalCount.unnamed(records, in: intent, recorded: recordedCount)
         let operations = stages.reduce(0) { $0 + $1.operations.count }
         // Channels whose kernel objects change without a new generation (traffic added to a
         // flow, enforcement changed): every channel with operations that is neither issued a
@@ -169,6 +183,7 @@ struct PlanRehearsal {
                 "this plan removes \(removal.removed) of the \(removal.held) channels the Store holds (more than "
                     + "half): apply refuses it without --force")
         }
+        let fingerprint = await fingerprints?.value
         let plan = PlanDocument(
             cluster: spec.cluster, revision: spec.revision,
             changes: operations > 0 || !issued.isEmpty || (revisionChanged && target == nil),
@@ -185,9 +200,7 @@ struct PlanRehearsal {
                 removed: removedChannels),
             warnings: warnings, target: target?.argument,
             // The fingerprints are for `plan --out`, which a plan that read no kernel cannot make.
-            stateFingerprint: refresh ? StateFingerprint.store(records: allRecords, revision: settings?.revision) : nil,
-            fleetFingerprint: refresh
-                ? StateFingerprint.fleet(observations: observations, unreachable: unreachable) : nil,
+            stateFingerprint: fingerprint?.store, fleetFingerprint: fingerprint?.fleet,
             kernelsRead: refresh)
         return (plan, FleetObservation(observations: observations, unreachable: unreachable, enrolling: enrolling))
     }
@@ -251,20 +264,23 @@ struct PlanRehearsal {
     }
 
     /// The target of `operation` with a placeholder generation's SPI shown as `new-N` (the real
-    /// SPI is chosen by `apply`). One dictionary lookup on the operation's own SPI, so labelling
-    /// a plan costs time linear in its operations, whatever the number of placeholders.
+    /// SPI is chosen by `apply`). One dictionary lookup on the operation's own SPI, written in
+    /// place of the SPI as the target is formatted: labelling a plan costs time linear in its
+    /// operations, whatever the number of placeholders.
     static func label(_ operation: KernelOperation, placeholders: [SPI: Int]) -> String {
-        let target = operation.target
-        guard let spi = operation.spi, let ordinal = placeholders[spi] else { return target }
-        return target.replacingOccurrences(of: spi.hex, with: "new-\(ordinal)")
+        operation.target(spiText: operation.spi.flatMap { placeholders[$0] }.map { "new-\($0)" })
     }
 
-    private func nodeAddresses(intent: FleetIntent, records: [ChannelID: ChannelRecord]) -> [String: [IPAddress]] {
+    private func nodeAddresses(
+        intent: FleetIntent, records: [ChannelID: ChannelRecord], unnamed: Set<ChannelID>
+    ) -> [String: [IPAddress]] {
         // A node of the spec has the spec's addresses; a node the spec no longer names has the
-        // addresses its recorded generations used.
+        // addresses its recorded generations used. Only a channel the spec does not name
+        // (`unnamed`) can have such a node at either end.
         let named = Set(intent.nodes.map(\.name))
         var result: [String: Set<IPAddress>] = [:]
-        for record in records.values where !named.contains(record.id.from) || !named.contains(record.id.to) {
+        for id in unnamed where !named.contains(id.from) || !named.contains(id.to) {
+            guard let record = records[id] else { continue }
             for generation in record.generations {
                 if !named.contains(record.id.from) { result[record.id.from, default: []].insert(generation.source) }
                 if !named.contains(record.id.to) { result[record.id.to, default: []].insert(generation.destination) }

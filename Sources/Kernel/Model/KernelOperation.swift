@@ -34,13 +34,17 @@ public enum KernelOperation: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// What the operation acts on, keys redacted.
-    public var target: String {
+    public var target: String { target(spiText: nil) }
+
+    /// `target` with the SPI the operation names written as `spiText` instead of its hex
+    /// form (a plan shows a generation not yet issued as `new-N`); nil writes the hex form.
+    public func target(spiText: String?) -> String {
         switch self {
-        case .addSA(let sa): "\(sa.source) -> \(sa.destination) spi \(sa.spi.hex) \(sa.cipher)"
-        case .deleteSA(let id): "\(id.destination) spi \(id.spi.hex)"
+        case .addSA(let sa): "\(sa.source) -> \(sa.destination) spi \(spiText ?? sa.spi.hex) \(sa.cipher)"
+        case .deleteSA(let id): "\(id.destination) spi \(spiText ?? id.spi.hex)"
         case .addPolicy(let policy), .updatePolicy(let policy):
             "\(policy.selector) dir \(policy.direction) "
-                + (policy.template.spi.map { "spi \($0.hex) " } ?? "")
+                + (policy.template.spi.map { "spi \(spiText ?? $0.hex) " } ?? "")
                 + (policy.template.isOptional ? "optional" : "required")
         case .deletePolicy(let id): "\(id.selector) dir \(id.direction)"
         }

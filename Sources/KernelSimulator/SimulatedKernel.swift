@@ -4,8 +4,9 @@ import MeshwardCore
 /// One node of a `SimulatedFleet`, as the owner of `reqid` sees it.
 ///
 /// `observe` reports only the owner's objects, keys as fingerprints. `apply` sends the
-/// operations one at a time, each under the fleet's lock, so the fleet's operation observer
-/// sees the state after each. An operation that would write an object of another reqid, or
+/// operations in order; while the fleet has an operation observer, one at a time, each under
+/// the fleet's lock, so that the observer sees the state after each (without one, the batch
+/// takes the lock once). An operation that would write an object of another reqid, or
 /// change or delete a foreign object, fails and leaves the object alone.
 ///
 /// It is a `WatchedKernel`: the model is the fleet's, one per node and owner (see
@@ -75,8 +76,8 @@ public struct SimulatedKernel: WatchedKernel {
         if let reason = fleet.unreachableReason(node) {
             throw KernelError.unreachable(node: node, reason: reason)
         }
-        return operations.map { operation in
-            OperationResult(operation: operation, outcome: fleet.apply(operation, on: node, reqid: reqid))
+        return zip(operations, fleet.apply(operations, on: node, reqid: reqid)).map {
+            OperationResult(operation: $0, outcome: $1)
         }
     }
 }

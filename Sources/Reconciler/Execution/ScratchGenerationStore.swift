@@ -40,32 +40,26 @@ public final class ScratchGenerationStore: GenerationStore, JournalStore {
     public func hasChannels() throws -> Bool { state.withLock { !$0.channels.isEmpty } }
 
     public func issueGenerations(_ requests: [GenerationRequest], now: Date) throws -> [Generation] {
-        try requests.map { request in
-            try issue(
-                for: request.channel, cipher: request.cipher, source: request.source,
-                destination: request.destination, avoiding: request.avoiding, now: now)
-        }
-    }
-
-    private func issue(
-        for channel: ChannelID, cipher: Cipher, source: IPAddress, destination: IPAddress,
-        avoiding: Set<SPI>, now: Date
-    ) throws -> Generation {
-        try state.withLock { state in
-            var spi = SPI(state.nextSPI)
-            while avoiding.contains(spi) { spi = SPI(spi.rawValue - 1) }
-            state.nextSPI = spi.rawValue - 1
-            state.placeholders[spi] = state.placeholders.count + 1
-            var record =
-                state.channels[channel]
-                ?? ChannelRecord(id: channel, step: .new, stepChangedAt: now, generations: [])
-            let generation = Generation(
-                channel: channel, number: (record.generations.map(\.number).max() ?? 0) + 1, spi: spi, cipher: cipher,
-                key: try KeyMaterial.random(count: cipher.keyLength), source: source, destination: destination,
-                createdAt: now, state: .pending)
-            record.generations.append(generation)
-            state.channels[channel] = record
-            return generation
+        // The keys first, outside the lock; then every generation under one acquisition, each
+        // record changed in place.
+        let keys = try requests.map { try KeyMaterial.random(count: $0.cipher.keyLength) }
+        return state.withLock { state in
+            zip(requests, keys).map { request, key in
+                var spi = SPI(state.nextSPI)
+                while request.avoiding.contains(spi) { spi = SPI(spi.rawValue - 1) }
+                state.nextSPI = spi.rawValue - 1
+                state.placeholders[spi] = state.placeholders.count + 1
+                let channel = request.channel
+                let generation = Generation(
+                    channel: channel, number: (state.channels[channel]?.generations.map(\.number).max() ?? 0) + 1,
+                    spi: spi, cipher: request.cipher, key: key, source: request.source,
+                    destination: request.destination, createdAt: now, state: .pending)
+                state.channels[
+                    channel, default: ChannelRecord(id: channel, step: .new, stepChangedAt: now, generations: [])
+                ]
+                .generations.append(generation)
+                return generation
+            }
         }
     }
 

@@ -32,11 +32,16 @@ public struct KeyMaterial: Sendable, Hashable, CustomStringConvertible, CustomDe
         var digest = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         _ = bytes.withUnsafeBufferPointer { input in
-            EVP_Digest(input.baseAddress, input.count, &digest, &length, EVP_sha256(), nil)
+            EVP_Digest(input.baseAddress, input.count, &digest, &length, fetchedSHA256 ?? EVP_sha256(), nil)
         }
         return HexDigits.string(digest.prefix(8))
     }
 }
+
+/// SHA-256 as fetched from OpenSSL's default provider once: with `EVP_sha256()` every digest
+/// looks the algorithm up again, under a lock all threads share (a plan fingerprints millions
+/// of keys). Never freed; nil only when the fetch failed, and then `EVP_sha256()` is used.
+nonisolated(unsafe) private let fetchedSHA256: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil)
 
 /// OpenSSL's CSPRNG.
 public enum SecureRandom {

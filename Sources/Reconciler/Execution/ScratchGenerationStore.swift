@@ -40,9 +40,15 @@ public final class ScratchGenerationStore: GenerationStore, JournalStore {
     public func hasChannels() throws -> Bool { state.withLock { !$0.channels.isEmpty } }
 
     public func issueGenerations(_ requests: [GenerationRequest], now: Date) throws -> [Generation] {
-        // The keys first, outside the lock; then every generation under one acquisition, each
-        // record changed in place.
-        let keys = try requests.map { try KeyMaterial.random(count: $0.cipher.keyLength) }
+        // The keys first, outside the lock and from one draw of random bytes (they are never
+        // installed on a real kernel); then every generation under one acquisition, each record
+        // changed in place.
+        let random = try SecureRandom.bytes(count: requests.reduce(0) { $0 + $1.cipher.keyLength })
+        var offset = 0
+        let keys = requests.map { request in
+            defer { offset += request.cipher.keyLength }
+            return KeyMaterial(bytes: Array(random[offset..<offset + request.cipher.keyLength]))
+        }
         return state.withLock { state in
             zip(requests, keys).map { request, key in
                 var spi = SPI(state.nextSPI)

@@ -140,4 +140,88 @@ struct StateFingerprintTests {
             StateFingerprint.fleet(observations: observations, unreachable: unreachable)
                 == StateFingerprint.sha256(lines.joined(separator: "\n")))
     }
+
+    /// Policies of every shape the description has: both families, host and wider prefixes,
+    /// every traffic kind (ports on either side, both, none), the three directions, priorities
+    /// of one to ten digits, templates with and without a pinned SPI, optional and required.
+    static func variedPolicies() -> [SecurityPolicy] {
+        let prefixes: [(IPPrefix, IPPrefix, AddressFamily)] = [
+            (IPPrefix(host: IPAddress("198.18.0.1")!), IPPrefix(host: IPAddress("198.19.255.254")!), .ipv4),
+            (
+                IPPrefix(address: IPAddress("198.18.0.0")!, length: 15)!,
+                IPPrefix(address: IPAddress("198.18.4.0")!, length: 24)!, .ipv4
+            ),
+            (IPPrefix(host: IPAddress("2001:db8::1")!), IPPrefix(host: IPAddress("2001:db8:0:ff::a:2")!), .ipv6),
+            (
+                IPPrefix(address: IPAddress("2001:db8::")!, length: 32)!,
+                IPPrefix(address: IPAddress("2001:db8:1::")!, length: 48)!, .ipv6
+            ),
+        ]
+        let traffic: [TrafficMatch] = [
+            .any, TrafficMatch(transport: .tcp, destinationPort: 8080), TrafficMatch(transport: .udp, sourcePort: 53),
+            TrafficMatch(transport: .sctp, sourcePort: 1, destinationPort: 65535), TrafficMatch(transport: .icmp),
+            TrafficMatch(transport: .icmpv6), TrafficMatch(transport: .tcp),
+        ]
+        var policies: [SecurityPolicy] = []
+        for (source, destination, family) in prefixes {
+            for match in traffic {
+                for direction in [PolicyDirection.inbound, .outbound, .forward] {
+                    let templates: [(priority: UInt32, spi: SPI?)] = [
+                        (0, SPI(0x1)), (1000, nil), (.max, SPI(0xFFFF_FFFF)),
+                    ]
+                    for (priority, spi) in templates {
+                        for isOptional in [false, true] {
+                            policies.append(
+                                SecurityPolicy(
+                                    selector: PolicySelector(source: source, destination: destination, traffic: match),
+                                    direction: direction, priority: priority,
+                                    template: PolicyTemplate(
+                                        family: family, spi: spi, reqid: Reqid(UInt32(policies.count)),
+                                        isOptional: isOptional)))
+                        }
+                    }
+                }
+            }
+        }
+        return policies
+    }
+
+    @Test("a policy's line is written byte for byte as its description, for every shape of policy")
+    func policyLineIsItsDescription() {
+        for policy in Self.variedPolicies() {
+            var line: [UInt8] = []
+            StateFingerprint.appendDescription(of: policy, to: &line)
+            #expect(String(decoding: line, as: UTF8.self) == policy.description)
+        }
+    }
+
+    @Test("the fleet fingerprint of policies of every shape and SAs of both families is the digest of the sorted lines")
+    func fleetFingerprintOfVariedObjectsIsDigestOfSortedText() {
+        let policies = Self.variedPolicies()
+        let associations = (0..<40).map { (index: Int) -> SecurityAssociation in
+            let even = index.isMultiple(of: 2)
+            let source: String = even ? "198.18.0.\(index + 1)" : "2001:db8::\(index + 1)"
+            let destination: String = even ? "198.19.0.\(40 - index)" : "2001:db8:1::\(index)"
+            return SecurityAssociation(
+                source: IPAddress(source)!, destination: IPAddress(destination)!,
+                spi: SPI(UInt32(0x100 + (index * 37) % 40)), reqid: Reqid(UInt32(index % 3)),
+                cipher: index.isMultiple(of: 3) ? .aesGCM128 : .aesGCM256, key: .fingerprint("f"))
+        }
+        let observations = [
+            "a": NodeObservation(securityAssociations: associations.reversed(), policies: policies.reversed()),
+            "b": NodeObservation(securityAssociations: associations, policies: policies),
+        ]
+        var lines = ["meshward-fleet/1"]
+        for node in ["a", "b"] {
+            let observation = observations[node]!
+            lines.append("node \(node)")
+            lines += observation.securityAssociations.map {
+                "  sa \($0.source) -> \($0.destination) spi \($0.spi.hex) \($0.cipher.rawValue) reqid \($0.reqid)"
+            }.sorted()
+            lines += observation.policies.map { "  \($0)" }.sorted()
+        }
+        #expect(
+            StateFingerprint.fleet(observations: observations, unreachable: [:])
+                == StateFingerprint.sha256(lines.joined(separator: "\n")))
+    }
 }

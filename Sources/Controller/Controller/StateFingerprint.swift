@@ -103,18 +103,61 @@ enum StateFingerprint {
                 return
             }
             text.appendUTF8("\nnode \(node)")
-            for line in observation.securityAssociations.map({
-                "  sa \($0.source) -> \($0.destination) spi \($0.spi.hex) \($0.cipher.rawValue) reqid \($0.reqid)"
-            }).sorted() {
-                text.appendUTF8("\n")
-                text.appendUTF8(line)
+            // Each object's line written piece by piece into one buffer, then the lines sorted
+            // by their bytes: the text and order of `"  sa \(source) -> …"` and `"  \(policy)"`
+            // sorted as strings (the lines are ASCII, whose string order is their byte order).
+            var objects = SortedLines()
+            for sa in observation.securityAssociations {
+                objects.add { line in
+                    line.appendUTF8("  sa ")
+                    line.appendUTF8(sa.source.description)
+                    line.appendUTF8(" -> ")
+                    line.appendUTF8(sa.destination.description)
+                    line.appendUTF8(" spi ")
+                    line.appendUTF8(sa.spi.hex)
+                    line.appendUTF8(" ")
+                    line.appendUTF8(sa.cipher.rawValue)
+                    line.appendUTF8(" reqid ")
+                    line.appendUTF8(sa.reqid.description)
+                }
             }
-            for line in observation.policies.map({ "  \($0)" }).sorted() {
-                text.appendUTF8("\n")
-                text.appendUTF8(line)
+            objects.appendSorted(to: &text)
+            for policy in observation.policies {
+                objects.add { line in
+                    line.appendUTF8("  ")
+                    appendDescription(of: policy, to: &line)
+                }
             }
+            objects.appendSorted(to: &text)
         }
         return lines.finish()
+    }
+
+    /// Appends `policy.description` (`policy src … dst … TRAFFIC dir … priority … tmpl esp
+    /// transport reqid …[ spi …] level use|required`), written piece by piece.
+    static func appendDescription(of policy: SecurityPolicy, to line: inout [UInt8]) {
+        let selector = policy.selector
+        line.appendUTF8("policy src ")
+        line.appendUTF8(selector.source.address.description)
+        line.appendUTF8("/")
+        line.appendUTF8(selector.source.length.description)
+        line.appendUTF8(" dst ")
+        line.appendUTF8(selector.destination.address.description)
+        line.appendUTF8("/")
+        line.appendUTF8(selector.destination.length.description)
+        line.appendUTF8(" ")
+        line.appendUTF8(selector.traffic.description)
+        line.appendUTF8(" dir ")
+        line.appendUTF8(policy.direction.rawValue)
+        line.appendUTF8(" priority ")
+        line.appendUTF8(policy.priority.description)
+        line.appendUTF8(" tmpl esp transport reqid ")
+        line.appendUTF8(policy.template.reqid.description)
+        if let spi = policy.template.spi {
+            line.appendUTF8(" spi ")
+            line.appendUTF8(spi.hex)
+        }
+        line.appendUTF8(policy.template.isOptional ? " level use" : " level required")
     }
 
     /// SHA-256 of `text` as one piece, in lowercase hex: what the line-by-line digests equal.
@@ -182,6 +225,39 @@ private struct LineDigest: ~Copyable {
         var length: UInt32 = 0
         EVP_DigestFinal_ex(context, &digest, &length)
         return HexDigits.string(digest)
+    }
+}
+
+/// Lines written into one buffer, then appended sorted by their bytes, each after a newline.
+private struct SortedLines {
+    private var bytes: [UInt8] = []
+    private var lines: [Range<Int>] = []
+
+    /// Adds the line `write` appends (without its newline).
+    mutating func add(_ write: (inout [UInt8]) -> Void) {
+        let start = bytes.count
+        write(&bytes)
+        lines.append(start..<bytes.count)
+    }
+
+    /// Appends every line to `text` in byte order (shorter first where one is the other's
+    /// prefix), each after a newline, and starts over empty.
+    mutating func appendSorted(to text: inout [UInt8]) {
+        bytes.withUnsafeBufferPointer { buffer in
+            if let base = buffer.baseAddress {
+                lines.sort { left, right in
+                    let order = memcmp(
+                        base + left.lowerBound, base + right.lowerBound, Swift.min(left.count, right.count))
+                    return order != 0 ? order < 0 : left.count < right.count
+                }
+            }
+            for line in lines {
+                text.append(UInt8(ascii: "\n"))
+                text.append(contentsOf: buffer[line])
+            }
+        }
+        bytes.removeAll(keepingCapacity: true)
+        lines.removeAll(keepingCapacity: true)
     }
 }
 

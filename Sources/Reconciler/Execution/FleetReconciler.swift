@@ -294,30 +294,40 @@ public final class FleetReconciler: Sendable {
         }
 
         var issued: [(channel: ChannelID, spi: SPI, reason: GenerationNeed.Reason)] = []
-        if !plan.generationRequests.isEmpty {
-            let needs = plan.generationRequests
-            let generations = try await store.issueGenerations(needs.map(\.request), now: now)
-            for (need, generation) in zip(needs, generations) {
-                var record =
-                    input.channels[need.channel]
-                    ?? ChannelRecord(
-                        id: need.channel, step: .new, stepChangedAt: now, generations: [])
-                record.generations.append(generation)
-                input.channels[need.channel] = record
-                issued.append((need.channel, generation.spi, need.reason))
-                logger.info(
-                    "issued generation",
-                    metadata: [
-                        "channel": "\(need.channel)", "generation": "\(generation.number)",
-                        "sa.spi": "\(generation.spi.hex)", "reason": "\(need.reason.rawValue)",
-                    ])
+        // The records move into the pass's input for the rest of the pass, so that issued
+        // generations and updates are written into them in place, not into a copy of them all
+        // (the caller's `records` shared their storage: a million records copied per pass at
+        // fleet scale). They come back on every exit, a thrown error's included.
+        records = [:]
+        do {
+            if !plan.generationRequests.isEmpty {
+                let needs = plan.generationRequests
+                let generations = try await store.issueGenerations(needs.map(\.request), now: now)
+                for (need, generation) in zip(needs, generations) {
+                    input.channels[
+                        need.channel,
+                        default: ChannelRecord(id: need.channel, step: .new, stepChangedAt: now, generations: [])
+                    ]
+                    .generations.append(generation)
+                    issued.append((need.channel, generation.spi, need.reason))
+                    logger.info(
+                        "issued generation",
+                        metadata: [
+                            "channel": "\(need.channel)", "generation": "\(generation.number)",
+                            "sa.spi": "\(generation.spi.hex)", "reason": "\(need.reason.rawValue)",
+                        ])
+                }
+                plan = planner.plan(input)
             }
-            plan = planner.plan(input)
-        }
 
-        if !plan.recordUpdates.isEmpty { try await store.update(Array(plan.recordUpdates.values)) }
-        if !plan.removedChannels.isEmpty { try await store.removeChannels(Array(plan.removedChannels)) }
+            if !plan.recordUpdates.isEmpty { try await store.update(Array(plan.recordUpdates.values)) }
+            if !plan.removedChannels.isEmpty { try await store.removeChannels(Array(plan.removedChannels)) }
+        } catch {
+            records = input.channels
+            throw error
+        }
         records = input.channels
+        input.channels = [:]
         for (id, record) in plan.recordUpdates { records[id] = record }
         for id in plan.removedChannels { records[id] = nil }
         try await store.recordUnaccountedSAs(
@@ -545,7 +555,9 @@ public final class FleetReconciler: Sendable {
         var passes: [PassReport] = []
         var failingPasses = 0
         while passes.count < Self.passLimit {
-            let before = records
+            // Kept only for a recorder that measures passes: a second reference to the records
+            // would make the pass copy them all to change them.
+            let before = recorder.measuresPasses ? records : [:]
             let report = try await runPass(
                 number: passes.count + 1, intent: intent, records: &records, rekeyRequests: rekeyRequests,
                 defaultDrain: defaultDrain, revision: revision, reusing: passes.isEmpty ? firstReading : nil,

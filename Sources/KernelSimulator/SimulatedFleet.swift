@@ -83,15 +83,19 @@ public final class SimulatedFleet: Sendable {
         }
     }
 
-    /// Applies a batch to `node` as the owner of `reqid`, in order. While an observer is
-    /// installed each operation takes the lock on its own (`apply(_:on:reqid:)`), so that other
-    /// nodes' batches interleave with it and the observer sees the fleet after each; without
-    /// one, the batch takes the lock once (thousands of operations in a pass over many nodes
-    /// otherwise spend more time waiting for the lock than applying).
-    func apply(_ operations: [KernelOperation], on node: String, reqid: Reqid) -> [OperationOutcome] {
+    /// Applies a batch to `node` as the owner of `reqid`, in order; throws
+    /// `KernelError.unreachable`, having applied nothing, while the node cannot be reached. While
+    /// an observer is installed each operation takes the lock on its own (`apply(_:on:reqid:)`),
+    /// so that other nodes' batches interleave with it and the observer sees the fleet after
+    /// each; without one, the batch takes the lock once, its reachability checked under it
+    /// (thousands of batches in a pass over many nodes otherwise spend more time waiting for the
+    /// lock than applying).
+    func apply(_ operations: [KernelOperation], on node: String, reqid: Reqid) throws(KernelError) -> [OperationOutcome]
+    {
         var outcomes: [OperationOutcome] = []
         outcomes.reserveCapacity(operations.count)
-        let observed = storage.withLock { storage in
+        let observed = try storage.withLock { storage throws(KernelError) in
+            if let reason = storage.unreachableReason(node) { throw .unreachable(node: node, reason: reason) }
             guard storage.observer == nil else { return true }
             for operation in operations {
                 outcomes.append(storage.state.apply(operation, on: node, reqid: reqid))
@@ -105,11 +109,14 @@ public final class SimulatedFleet: Sendable {
 
     /// Why `node` cannot be reached, or nil when it can.
     func unreachableReason(_ node: String) -> String? {
-        storage.withLock { storage in
-            guard let record = storage.state.nodes[node] else {
-                return "the simulated fleet has no node named \(node)"
-            }
-            return record.isReachable ? nil : "the simulated node is not answering"
-        }
+        storage.withLock { $0.unreachableReason(node) }
+    }
+}
+
+extension SimulatedFleet.Storage {
+    /// Why `node` cannot be reached, or nil when it can.
+    func unreachableReason(_ node: String) -> String? {
+        guard let record = state.nodes[node] else { return "the simulated fleet has no node named \(node)" }
+        return record.isReachable ? nil : "the simulated node is not answering"
     }
 }

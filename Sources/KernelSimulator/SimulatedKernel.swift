@@ -73,10 +73,7 @@ public struct SimulatedKernel: WatchedKernel {
         guard ContinuousClock.now < deadline else {
             throw KernelError.unreachable(node: node, reason: "did not answer before its deadline")
         }
-        if let reason = fleet.unreachableReason(node) {
-            throw KernelError.unreachable(node: node, reason: reason)
-        }
-        return zip(operations, fleet.apply(operations, on: node, reqid: reqid)).map {
+        return zip(operations, try fleet.apply(operations, on: node, reqid: reqid)).map {
             OperationResult(operation: $0, outcome: $1)
         }
     }

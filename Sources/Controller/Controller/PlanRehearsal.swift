@@ -165,9 +165,17 @@ struct PlanRehearsal {
         let operations = stages.reduce(0) { $0 + $1.operations.count }
         // Channels whose kernel objects change without a new generation (traffic added to a
         // flow, enforcement changed): every channel with operations that is neither issued a
-        // generation nor removed.
-        let touched = Set(report.passes.flatMap { $0.results.compactMap(\.planned.channel) })
-        let updated = touched.subtracting(issued.map(\.channel)).subtracting(removedChannels)
+        // generation nor removed. (One lookup per operation; no set of every operation's channel.)
+        let issuedChannels = Set(issued.map(\.channel))
+        var updated: Set<ChannelID> = []
+        for pass in report.passes {
+            for result in pass.results {
+                guard let channel = result.planned.channel, !issuedChannels.contains(channel),
+                    !removedChannels.contains(channel)
+                else { continue }
+                updated.insert(channel)
+            }
+        }
         let settingChanges = settings.map { PlanSettingChange.changes(from: $0, to: spec) } ?? []
         let revisionChanged = settings?.revision != spec.revision
         var warnings: [String] = []

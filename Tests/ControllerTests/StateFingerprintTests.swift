@@ -124,6 +124,14 @@ struct StateFingerprintTests {
             observations["n\(node)"] = observation
         }
         let unreachable = ["n7": "down", "x": "down"]
+        #expect(
+            StateFingerprint.fleet(observations: observations, unreachable: unreachable)
+                == StateFingerprint.sha256(Self.fleetText(observations: observations, unreachable: unreachable)))
+    }
+
+    /// The fleet fingerprint's text as saved plans hold it, written the plain way: each node's
+    /// SA lines and policy lines interpolated and sorted as strings.
+    static func fleetText(observations: [String: NodeObservation], unreachable: [String: String]) -> String {
         var lines = ["meshward-fleet/1"]
         for node in Set(observations.keys).union(unreachable.keys).sorted() {
             guard let observation = observations[node] else {
@@ -136,9 +144,7 @@ struct StateFingerprintTests {
             }.sorted()
             lines += observation.policies.map { "  \($0)" }.sorted()
         }
-        #expect(
-            StateFingerprint.fleet(observations: observations, unreachable: unreachable)
-                == StateFingerprint.sha256(lines.joined(separator: "\n")))
+        return lines.joined(separator: "\n")
     }
 
     /// Policies of every shape the description has: both families, host and wider prefixes,
@@ -211,17 +217,8 @@ struct StateFingerprintTests {
             "a": NodeObservation(securityAssociations: associations.reversed(), policies: policies.reversed()),
             "b": NodeObservation(securityAssociations: associations, policies: policies),
         ]
-        var lines = ["meshward-fleet/1"]
-        for node in ["a", "b"] {
-            let observation = observations[node]!
-            lines.append("node \(node)")
-            lines += observation.securityAssociations.map {
-                "  sa \($0.source) -> \($0.destination) spi \($0.spi.hex) \($0.cipher.rawValue) reqid \($0.reqid)"
-            }.sorted()
-            lines += observation.policies.map { "  \($0)" }.sorted()
-        }
         #expect(
             StateFingerprint.fleet(observations: observations, unreachable: [:])
-                == StateFingerprint.sha256(lines.joined(separator: "\n")))
+                == StateFingerprint.sha256(Self.fleetText(observations: observations, unreachable: [:])))
     }
 }

@@ -12,7 +12,8 @@ import Testing
 /// Planning in parallel chunks gives exactly what planning on one thread gives.
 @Suite("Parallel planning")
 struct ParallelPlanningTests {
-    @Test("chunked and single-threaded plans are equal", arguments: [UInt64(1), 2, 3])
+    @Test(
+        "chunked plans on an index built across threads equal single-threaded plans", arguments: [UInt64(1), 2, 3])
     func chunkedEqualsSerial(seed: UInt64) async throws {
         var random = SeededRandom(seed: seed)
         let harness = ContinuityHarness(seed: seed)
@@ -42,9 +43,10 @@ struct ParallelPlanningTests {
             intent: changed, channels: harness.records, observations: observations,
             knownNodes: Set(changed.nodes.map(\.name)), rekeyRequests: requests, reqid: harness.reqid,
             now: harness.clock.now())
-        let serial = FleetPlanner(parallelThreshold: .max).plan(input)
+        let serial = FleetPlanner(parallelThreshold: .max, indexParallelNodes: .max).plan(input)
         for chunks in [2, 3, 7] {
-            let parallel = FleetPlanner(parallelThreshold: 1, chunks: chunks).plan(input)
+            // The nodes' lookup tables built across threads too (at every size, not from 64 nodes).
+            let parallel = FleetPlanner(parallelThreshold: 1, chunks: chunks, indexParallelNodes: 1).plan(input)
             #expect(parallel.operations == serial.operations)
             #expect(parallel.recordUpdates == serial.recordUpdates)
             #expect(parallel.generationRequests == serial.generationRequests)

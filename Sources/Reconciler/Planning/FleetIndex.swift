@@ -1,4 +1,5 @@
 import DesiredState
+import Foundation
 import Kernel
 import MeshwardCore
 import Synchronization
@@ -25,20 +26,41 @@ struct FleetIndex: Sendable {
     private(set) var addressOwner: [IPAddress: Int] = [:]
     private let generations: GenerationIndex
 
-    init(input: PlanningInput) {
+    /// Fleets of at least this many nodes have their nodes' tables built on every core.
+    static let parallelNodes = 64
+
+    init(input: PlanningInput, parallelNodes: Int = FleetIndex.parallelNodes) {
         generations = GenerationIndex(channels: input.channels)
+        // The nodes in numbering order: the intent's, then those read, unreachable or known.
+        var order: [String] = []
+        var seen: Set<String> = []
+        for name in input.intent.nodes.map(\.name) + input.observations.keys.sorted()
+            + input.unreachable.keys.sorted() + input.knownNodes.sorted() where seen.insert(name).inserted
+        {
+            order.append(name)
+        }
+        // Each node's tables depend on its observation alone: at fleet scale they are built on
+        // every core, then numbered in order.
+        var tables = [Tables?](repeating: nil, count: order.count)
+        if order.count >= parallelNodes {
+            let order = order
+            tables.withUnsafeMutableBufferPointer { built in
+                let slots = UncheckedSlots(base: built.baseAddress)
+                DispatchQueue.concurrentPerform(iterations: order.count) { index in
+                    slots.base?[index] = Tables(input.observations[order[index]])
+                }
+            }
+        }
+        for (index, name) in order.enumerated() { add(name, input: input, tables: tables[index]) }
         for node in input.intent.nodes {
-            let number = add(node.name, input: input)
+            guard let number = numbers[node.name] else { continue }
             for address in node.addresses { addressOwner[address] = number }
         }
-        for name in input.observations.keys.sorted() { add(name, input: input) }
-        for name in input.unreachable.keys.sorted() { add(name, input: input) }
-        for name in input.knownNodes.sorted() { add(name, input: input) }
     }
 
     /// The number of `name`, adding the node when it is new (a node only the Store remembers).
     @discardableResult
-    mutating func add(_ name: String, input: PlanningInput) -> Int {
+    mutating func add(_ name: String, input: PlanningInput, tables: Tables? = nil) -> Int {
         if let number = numbers[name] { return number }
         let number = names.count
         names.append(name)
@@ -49,24 +71,41 @@ struct FleetIndex: Sendable {
         observed.append(observation != nil)
         heldSAs.append(observation?.securityAssociations ?? [])
         heldPolicies.append(observation?.policies ?? [])
-        let held = observation?.securityAssociations ?? []
-        let policies = observation?.policies ?? []
-        var sas = PositionTable(capacity: held.count)
-        for (position, sa) in held.enumerated() { sas.insert(Self.key(sa.identifier), position: position) }
-        var policyTable = PositionTable(capacity: policies.count)
-        var pins = PositionTable(capacity: policies.count)
-        for (position, policy) in policies.enumerated() {
-            policyTable.insert(Self.key(policy.identifier), position: position)
-            if policy.direction == .outbound, let spi = policy.template.spi {
-                pins.insert(
-                    Self.key(SAIdentifier(destination: policy.selector.destination.address, spi: spi)),
-                    position: position)
+        let built = tables ?? Tables(observation)
+        saPositions.append(built.sas)
+        policyPositions.append(built.policies)
+        pinned.append(built.pins)
+        return number
+    }
+
+    /// One node's lookup tables: its SAs and policies by identity, and its outbound policies by
+    /// the SA they pin.
+    struct Tables {
+        var sas: PositionTable
+        var policies: PositionTable
+        var pins: PositionTable
+
+        init(_ observation: NodeObservation?) {
+            let held = observation?.securityAssociations ?? []
+            let policies = observation?.policies ?? []
+            sas = PositionTable(capacity: held.count)
+            for (position, sa) in held.enumerated() { sas.insert(FleetIndex.key(sa.identifier), position: position) }
+            self.policies = PositionTable(capacity: policies.count)
+            pins = PositionTable(capacity: policies.count)
+            for (position, policy) in policies.enumerated() {
+                self.policies.insert(FleetIndex.key(policy.identifier), position: position)
+                if policy.direction == .outbound, let spi = policy.template.spi {
+                    pins.insert(
+                        FleetIndex.key(SAIdentifier(destination: policy.selector.destination.address, spi: spi)),
+                        position: position)
+                }
             }
         }
-        saPositions.append(sas)
-        policyPositions.append(policyTable)
-        pinned.append(pins)
-        return number
+    }
+
+    /// The slots of a buffer that parallel iterations each write one of, at distinct indices.
+    private struct UncheckedSlots: @unchecked Sendable {
+        let base: UnsafeMutablePointer<Tables?>?
     }
 
     /// Records the addresses a generation used, for nodes the intent no longer names.

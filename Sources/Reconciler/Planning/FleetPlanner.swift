@@ -57,21 +57,28 @@ public struct FleetPlanner: Sendable {
     let parallelThreshold: Int
     /// How many chunks to split into; nil for one per processor (at most 8).
     let chunks: Int?
+    /// The fewest nodes whose lookup tables are worth building across threads.
+    let indexParallelNodes: Int
 
     public init() {
         disabledRules = []
         parallelThreshold = 20_000
         chunks = nil
+        indexParallelNodes = FleetIndex.parallelNodes
     }
 
-    init(disabling rules: Set<Rule> = [], parallelThreshold: Int = 20_000, chunks: Int? = nil) {
+    init(
+        disabling rules: Set<Rule> = [], parallelThreshold: Int = 20_000, chunks: Int? = nil,
+        indexParallelNodes: Int = FleetIndex.parallelNodes
+    ) {
         disabledRules = rules
         self.parallelThreshold = parallelThreshold
         self.chunks = chunks
+        self.indexParallelNodes = indexParallelNodes
     }
 
     public func plan(_ input: PlanningInput) -> PassPlan {
-        let index = FleetIndex(input: input)
+        let index = FleetIndex(input: input, parallelNodes: indexParallelNodes)
 
         // Channels the spec names, in contiguous chunks (so consecutive channels share their
         // sender). Below `parallelThreshold` channels a pass is planned on one thread; above it

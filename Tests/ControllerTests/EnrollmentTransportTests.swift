@@ -19,6 +19,12 @@ import Testing
 /// TLS on loopback, the agent then serving a simulated kernel.
 @Suite("enrollment over TLS")
 struct EnrollmentTransportTests {
+    /// How long an observation that enrolls may take. Alone, an enrollment and its observation
+    /// take half a second; amid the whole suite on two cores they took 21–27 s, and once over
+    /// 30 s (the in-process agent waits for a core while the suite's long tests hold both). A
+    /// refusal answers at once whatever the deadline.
+    static let observeDeadline: Duration = .seconds(120)
+
     static let logger: Logger = {
         guard ProcessInfo.processInfo.environment["MESHWARD_TEST_LOG"] != nil else {
             return Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -95,7 +101,7 @@ struct EnrollmentTransportTests {
             }
             let result: Result<NodeObservation, any Error>
             do {
-                result = .success(try await kernel.observe(deadline: .now + .seconds(30)))
+                result = .success(try await kernel.observe(deadline: .now + EnrollmentTransportTests.observeDeadline))
             } catch {
                 result = .failure(error)
             }
@@ -171,7 +177,7 @@ struct EnrollmentTransportTests {
             credentials: fixture.controller, cluster: "joining", epoch: { 1 },
             enrollment: fixture.authority.issuer(now: { fixture.now }), executor: ThreadTaskExecutor.shared,
             logger: Self.logger)
-        _ = try await kernel.observe(deadline: .now + .seconds(30))
+        _ = try await kernel.observe(deadline: .now + Self.observeDeadline)
         let agreed = TLSNegotiation(version: 0x0304, group: 0x11EC)
         #expect(kernel.enrollmentNegotiatedTLS == agreed)
         #expect(agent.joining.negotiatedTLS == agreed)

@@ -44,12 +44,12 @@ struct FleetIndex: Sendable {
         var tables = [Tables?](repeating: nil, count: order.count)
         if order.count >= parallelNodes {
             let order = order
-            tables.withUnsafeMutableBufferPointer { built in
-                let slots = UncheckedSlots(base: built.baseAddress)
-                DispatchQueue.concurrentPerform(iterations: order.count) { index in
-                    slots.base?[index] = Tables(input.observations[order[index]])
-                }
+            let built = Mutex(tables)
+            DispatchQueue.concurrentPerform(iterations: order.count) { index in
+                let node = Tables(input.observations[order[index]])
+                built.withLock { $0[index] = node }
             }
+            tables = built.withLock { $0 }
         }
         for (index, name) in order.enumerated() { add(name, input: input, tables: tables[index]) }
         for node in input.intent.nodes {
@@ -101,11 +101,6 @@ struct FleetIndex: Sendable {
                 }
             }
         }
-    }
-
-    /// The slots of a buffer that parallel iterations each write one of, at distinct indices.
-    private struct UncheckedSlots: @unchecked Sendable {
-        let base: UnsafeMutablePointer<Tables?>?
     }
 
     /// Records the addresses a generation used, for nodes the intent no longer names.

@@ -18,9 +18,10 @@ struct FleetIndex: Sendable {
     private var observed: [Bool] = []
     private var heldSAs: [[SecurityAssociation]] = []
     private var heldPolicies: [[SecurityPolicy]] = []
-    private var saPositions: [PositionTable] = []
-    private var policyPositions: [PositionTable] = []
-    private var pinned: [PositionTable] = []
+    /// Per node number, in one flat array each (see `PositionTables`).
+    private var saPositions = PositionTables()
+    private var policyPositions = PositionTables()
+    private var pinned = PositionTables()
     private var known: [Bool] = []
     /// Which node an address belongs to: the intent first, then the Store's generations.
     private(set) var addressOwner: [IPAddress: Int] = [:]
@@ -144,11 +145,11 @@ struct FleetIndex: Sendable {
     }
 
     func saPosition(_ id: SAIdentifier, on node: Int) -> Int? {
-        saPositions[node].first(Self.key(id)) { heldSAs[node][$0].identifier == id }
+        saPositions.first(Self.key(id), in: node) { heldSAs[node][$0].identifier == id }
     }
 
     func policyPosition(_ id: PolicyIdentifier, on node: Int) -> Int? {
-        policyPositions[node].first(Self.key(id)) { position in
+        policyPositions.first(Self.key(id), in: node) { position in
             let policy = heldPolicies[node][position]
             return policy.direction == id.direction && policy.selector == id.selector
         }
@@ -172,7 +173,7 @@ struct FleetIndex: Sendable {
 
     /// True when an outbound policy of `node` pins the SA `id`.
     func pins(_ id: SAIdentifier, on node: Int) -> Bool {
-        pinned[node].first(Self.key(id)) { position in
+        pinned.first(Self.key(id), in: node) { position in
             let policy = heldPolicies[node][position]
             return policy.template.spi == id.spi && policy.selector.destination.address == id.destination
         } != nil

@@ -61,6 +61,9 @@ struct PlanCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // The process ends with the command: the plan's records, readings and spec are left to
+        // the exit to free.
+        ExitWithoutFreeing.process.keepUntilExit()
         let logger = CommandSupport.logger(global)
         let document = try await CommandSupport.reportingErrors(global) {
             let (intent, warnings) = try MeshwardController.loadSpec(specs)
@@ -73,6 +76,7 @@ struct PlanCommand: AsyncParsableCommand {
                 try await controller.plan(
                     intent, target: target.flatMap(ApplyTarget.init(argument:)), refresh: refresh)
             }
+            ExitWithoutFreeing.process.keep(intent)
             if let out {
                 let saved = SavedPlan(
                     createdAt: Date(),
@@ -95,6 +99,7 @@ struct PlanCommand: AsyncParsableCommand {
                 )
             }
         }
+        ExitWithoutFreeing.process.keep(document)
         if !document.unreachable.isEmpty { throw ExitCode.failure }
         if detailedExitcode && document.changes { throw ExitCode(2) }
     }

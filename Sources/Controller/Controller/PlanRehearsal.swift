@@ -210,7 +210,22 @@ struct PlanRehearsal {
             // The fingerprints are for `plan --out`, which a plan that read no kernel cannot make.
             stateFingerprint: fingerprint?.store, fleetFingerprint: fingerprint?.fleet,
             kernelsRead: refresh)
+        // In a one-shot command, the process's exit frees these (see `ExitWithoutFreeing`).
+        ExitWithoutFreeing.process.keep(
+            KeptRehearsal(
+                records: allRecords, rehearsedRecords: rehearsedRecords, readings: readings, report: report,
+                kernels: scratchKernels, store: scratchStore))
         return (plan, FleetObservation(observations: observations, unreachable: unreachable, enrolling: enrolling))
+    }
+
+    /// What a rehearsal is done with once its document is made.
+    private struct KeptRehearsal: Sendable {
+        let records: [ChannelID: ChannelRecord]
+        let rehearsedRecords: [ChannelID: ChannelRecord]
+        let readings: [String: NodeObservation]
+        let report: ConvergeReport
+        let kernels: RehearsalKernels
+        let store: ScratchGenerationStore
     }
 
     /// Every node read as it is now, through the kernels `apply` would use.

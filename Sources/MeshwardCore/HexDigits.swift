@@ -2,15 +2,20 @@
 /// simulated kernel format millions of SPIs and key fingerprints, where building each from
 /// `String(_:radix:)` pieces was a measurable share of the time.
 public enum HexDigits {
-    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+    /// The lowercase digit of `value` (0...15): arithmetic, not a table (a global table is
+    /// checked for initialization at every read, millions of times in a plan).
+    @inline(__always)
+    private static func digit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") - 10 + value
+    }
 
     /// `bytes` as two lowercase hex digits each.
     public static func string(_ bytes: some Collection<UInt8>) -> String {
         String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
             var index = 0
             for byte in bytes {
-                buffer[index] = digits[Int(byte >> 4)]
-                buffer[index + 1] = digits[Int(byte & 0x0F)]
+                buffer[index] = digit(byte >> 4)
+                buffer[index + 1] = digit(byte & 0x0F)
                 index += 2
             }
             return index
@@ -26,7 +31,7 @@ public enum HexDigits {
             buffer[1] = UInt8(ascii: "x")
             var remaining = value
             for index in stride(from: significant + 1, through: 2, by: -1) {
-                buffer[index] = digits[Int(remaining & 0x0F)]
+                buffer[index] = digit(UInt8(truncatingIfNeeded: remaining & 0x0F))
                 remaining >>= 4
             }
             return significant + 2

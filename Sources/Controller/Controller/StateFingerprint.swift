@@ -19,11 +19,11 @@ enum StateFingerprint {
         // The records' positions in the dictionary are sorted, not the records (moving a million
         // records while sorting cost more than rendering them); each record is read at its
         // position as its line is written, without hashing its id again.
-        let sorted = sortedByID(Array(records.indices)) { records[$0].key }
+        let sorted = sortedByID(Array(records.indices)) { records.keys[$0] }
         // Each line is written piece by piece (no interpolated string per line): the text of
         // `channel \(id) step \(step) since \(seconds)` and of each generation's line.
         lines.appendInParallel(count: sorted.count, chunk: 4_096) { index, text in
-            let record = records[sorted[index]].value
+            let record = records.values[sorted[index]]
             text.appendUTF8("\nchannel ")
             text.appendUTF8(record.id.from)
             text.appendUTF8("->")

@@ -18,13 +18,16 @@ public struct IPAddress: Sendable, Hashable, Comparable, Codable, CustomStringCo
     private let low: UInt64
 
     /// The address in network byte order: 4 bytes for IPv4, 16 for IPv6.
-    public var bytes: [UInt8] {
-        var result = [UInt8](repeating: 0, count: family.addressLength)
-        for index in result.indices {
-            let word = index < 8 ? high : low
-            result[index] = UInt8(truncatingIfNeeded: word >> (56 - 8 * UInt64(index % 8)))
+    public var bytes: [UInt8] { withNetworkOrderBytes { Array($0) } }
+
+    /// Calls `body` with the address in network byte order (4 bytes for IPv4, 16 for IPv6),
+    /// held on the stack: no array is made, where millions of addresses are hashed or sealed.
+    public func withNetworkOrderBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        var words = (high.bigEndian, low.bigEndian)
+        let length = family.addressLength
+        return try withUnsafeBytes(of: &words) { all in
+            try body(UnsafeRawBufferPointer(rebasing: all.prefix(length)))
         }
-        return result
     }
 
     /// Creates an address from its network-order bytes; nil when the count fits neither family.

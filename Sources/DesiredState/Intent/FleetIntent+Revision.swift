@@ -98,9 +98,9 @@ private struct CanonicalDigest {
     }
 
     mutating func address(_ address: IPAddress) {
-        address.bytes.withUnsafeBufferPointer { bytes in
+        address.withNetworkOrderBytes { bytes in
             integer(UInt64(bytes.count))
-            append(bytes)
+            append(bytes.assumingMemoryBound(to: UInt8.self))
         }
     }
 

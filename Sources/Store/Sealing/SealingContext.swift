@@ -23,8 +23,8 @@ package enum SealingContext {
         withUnsafeBytes(of: UInt64(number).bigEndian) { buffer.append(contentsOf: $0) }
         withUnsafeBytes(of: spi.rawValue.bigEndian) { buffer.append(contentsOf: $0) }
         append(cipher.rawValue.utf8, to: &buffer)
-        append(source.bytes, to: &buffer)
-        append(destination.bytes, to: &buffer)
+        source.withNetworkOrderBytes { append($0, to: &buffer) }
+        destination.withNetworkOrderBytes { append($0, to: &buffer) }
     }
 
     /// The associated data of the master key check: a known value sealed when the store is

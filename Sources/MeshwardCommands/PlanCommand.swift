@@ -66,17 +66,20 @@ struct PlanCommand: AsyncParsableCommand {
         ExitWithoutFreeing.process.keepUntilExit()
         let logger = CommandSupport.logger(global)
         let document = try await CommandSupport.reportingErrors(global) {
-            let (intent, warnings) = try MeshwardController.loadSpec(specs)
-            if global.output == .text {
-                for warning in warnings {
-                    CommandSupport.printError(TerminalText.escaped(lines: warning.description), prefixed: false)
-                }
-            }
             let document = try await global.withController(logger: logger) { controller in
-                try await controller.plan(
+                // The Store opens (and is checked) on another core while the spec loads.
+                controller.openStoreAhead()
+                let (intent, warnings) = try MeshwardController.loadSpec(specs)
+                if global.output == .text {
+                    for warning in warnings {
+                        CommandSupport.printError(TerminalText.escaped(lines: warning.description), prefixed: false)
+                    }
+                }
+                let document = try await controller.plan(
                     intent, target: target.flatMap(ApplyTarget.init(argument:)), refresh: refresh)
+                ExitWithoutFreeing.process.keep(intent)
+                return document
             }
-            ExitWithoutFreeing.process.keep(intent)
             if let out {
                 let saved = SavedPlan(
                     createdAt: Date(),

@@ -49,6 +49,15 @@ public final class MeshwardController: Sendable {
         await session.close()
     }
 
+    /// Starts opening the Store (its integrity check and migrations included) when there is
+    /// one, and returns at once: a command calls this before it loads the spec, so that the
+    /// two overlap. The command's plan or apply takes the Store from the session; an error
+    /// opening it is reported there, when the Store is first used (the opening is tried again).
+    public func openStoreAhead() {
+        guard (try? context.hasState()) == true else { return }
+        Task { [context] in _ = try? await context.openStore() }
+    }
+
     /// Connections to agents this controller has set up, replacements included (gRPC's own
     /// reconnection of a kept connection after it broke is not counted here; the agent counts
     /// every connection it accepts).

@@ -105,4 +105,33 @@ struct UnreadPlanNarrowingTests {
         let plan = try await Self.expectSamePlans(controller, Self.spec())
         #expect(plan.changes, "the old inbound SA is still to be deleted after its drain")
     }
+
+    @Test("judged in runs of 1, 2, 3 and 5 channels across threads: the same flags and count as in one run")
+    func runsJudgeAsOne() async throws {
+        let clock = ManualClock(Date())
+        let (controller, state) = try await Self.converged(clock: clock)
+        defer { try? FileManager.default.removeItem(at: state) }
+        clock.advance(by: 60)
+        _ = try await controller.apply(
+            Self.spec(), source: "narrow.yaml", waitForDrain: false, rekey: .channel(from: "alpha", to: "beta"))
+        let store = try await controller.context.openStore()
+        let records = try await store.loadChannels()
+        let applied = try #require(try await AppliedSpec.load(from: store))
+        // A node added (its channels have no records), a channel draining, one rekey requested.
+        let intent = Self.spec(extraNode: true)
+        let requests = [ChannelID(from: "gamma", to: "delta", family: .ipv4): clock.now()]
+        func judged(run: Int) -> (flags: [Bool], recorded: Int) {
+            RecordedReadings.settled(
+                records: records, applied: applied, intent: intent, rekeyRequests: requests, now: clock.now(),
+                run: run)
+        }
+        let whole = judged(run: intent.channels.count)
+        #expect(whole.recorded == 12)
+        #expect(whole.flags.filter { $0 }.count == 10, "\(whole.flags)")
+        for run in [1, 2, 3, 5] {
+            let parted = judged(run: run)
+            #expect(parted.flags == whole.flags, "runs of \(run)")
+            #expect(parted.recorded == whole.recorded, "runs of \(run)")
+        }
+    }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Kernel
 import MeshwardCore
 import Store
+import Synchronization
 
 /// The spec the last untargeted `apply` ran, kept in the Store's metadata: the files as they
 /// were read. `plan --refresh=false` compiles it again to know which policies the kernels were
@@ -77,29 +78,62 @@ enum RecordedReadings {
     /// `intent`'s channels `records` holds.
     static func settled(
         records: [ChannelID: ChannelRecord], applied: FleetIntent, intent: FleetIntent,
-        rekeyRequests: [ChannelID: Date], now: Date
+        rekeyRequests: [ChannelID: Date], now: Date, run settledRun: Int = Self.settledRun
     ) -> (flags: [Bool], recorded: Int) {
         let longestDrain = intent.channels.map(\.drain).max() ?? .zero
         let horizon = now.addingTimeInterval(3_600 + 2 * longestDrain.timeInterval)
         // The revision covers every channel's declaration: when it is the applied one, every
         // channel is declared as it was applied, and none is compared.
         let sameSpec = applied.revision == intent.revision
-        var flags = [Bool](repeating: false, count: intent.channels.count)
+        // Runs of channels are judged on every core; each run starts its walk of `applied` at
+        // its own first channel.
+        let channels = intent.channels
+        let runs = (channels.count + settledRun - 1) / settledRun
+        let judged = Mutex([(flags: [Bool], recorded: Int)?](repeating: nil, count: runs))
+        DispatchQueue.concurrentPerform(iterations: runs) { run in
+            let range = (run * settledRun)..<min(channels.count, (run + 1) * settledRun)
+            var flags = [Bool](repeating: false, count: range.count)
+            var recorded = 0
+            var appliedIndex = sameSpec ? 0 : Self.firstPosition(notBefore: channels[range.lowerBound].id, in: applied)
+            for position in range {
+                let channel = channels[position]
+                guard let record = records[channel.id] else { continue }
+                recorded += 1
+                guard record.step == .established, rekeyRequests[channel.id] == nil,
+                    sameSpec || Self.declared(channel, in: applied, from: &appliedIndex)
+                else { continue }
+                var live = record.generations.lazy.filter { $0.state != .retired }.makeIterator()
+                guard let active = live.next(), live.next() == nil, active.state == .active,
+                    active.createdAt.addingTimeInterval(channel.rekey.every.timeInterval) > horizon
+                else { continue }
+                flags[position - range.lowerBound] = true
+            }
+            judged.withLock { $0[run] = (flags, recorded) }
+        }
+        var flags: [Bool] = []
+        flags.reserveCapacity(channels.count)
         var recorded = 0
-        var appliedIndex = 0
-        for (position, channel) in intent.channels.enumerated() {
-            guard let record = records[channel.id] else { continue }
-            recorded += 1
-            guard record.step == .established, rekeyRequests[channel.id] == nil,
-                sameSpec || Self.declared(channel, in: applied, from: &appliedIndex)
-            else { continue }
-            var live = record.generations.lazy.filter { $0.state != .retired }.makeIterator()
-            guard let active = live.next(), live.next() == nil, active.state == .active,
-                active.createdAt.addingTimeInterval(channel.rekey.every.timeInterval) > horizon
-            else { continue }
-            flags[position] = true
+        for run in judged.withLock({ $0 }) {
+            guard let run else { continue }
+            flags.append(contentsOf: run.flags)
+            recorded += run.recorded
         }
         return (flags, recorded)
+    }
+
+    /// How many channels `settled` judges in one run on one core (by default).
+    static let settledRun = 16_384
+
+    /// The position of the first of `applied`'s channels (sorted by id) whose id is not before
+    /// `id`: where a run starting at `id` begins its walk.
+    private static func firstPosition(notBefore id: ChannelID, in applied: FleetIntent) -> Int {
+        var low = 0
+        var high = applied.channels.count
+        while low < high {
+            let middle = (low + high) / 2
+            if applied.channels[middle].id < id { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 
     /// Whether `applied` declares `channel` exactly so. Both intents' channels are sorted by

@@ -35,13 +35,13 @@ struct PartedLoadTests {
     }
 
     @Test(
-        "a load in 2, 3 and 4 parts holds exactly the records, generations and keys of a load in one",
-        arguments: [2, 3, 4])
-    func partsEqualOnePart(parts: Int) throws {
+        "a load in 2, 3 and 4 parts, handing on batches of 1, 7 and 8,192 records, holds exactly the records, generations and keys of a load in one",
+        arguments: [2, 3, 4], [1, 7, 8_192])
+    func partsEqualOnePart(parts: Int, batch: Int) throws {
         let test = try Self.filledStore(channels: 600)
         let whole = try test.store.loadChannels(parts: 1)
         #expect(whole.count == 600 - 55)
-        let parted = try test.store.loadChannels(parts: parts, threshold: 1)
+        let parted = try test.store.loadChannels(parts: parts, threshold: 1, batch: batch)
         #expect(parted == whole)
         let partedGenerations = parted.values.reduce(0) { $0 + $1.generations.count }
         let wholeGenerations = whole.values.reduce(0) { $0 + $1.generations.count }
@@ -57,7 +57,7 @@ struct PartedLoadTests {
     }
 
     @Test(
-        "a writer on another connection changing a channel in each part at once: every parted load sees both changes or neither (200 loads, a burst of commits as each starts)"
+        "a writer on another connection changing a channel in each part at once: every parted load, handing on batches of 7, sees both changes or neither (200 loads, a burst of commits as each starts)"
     )
     func concurrentWriterSeenWhole() async throws {
         let test = try Self.filledStore(channels: 400)
@@ -109,7 +109,7 @@ struct PartedLoadTests {
         var mixed = 0
         for _ in 0..<200 {
             loadStarting.signal()
-            let records = try test.store.loadChannels(parts: 2, threshold: 1)
+            let records = try test.store.loadChannels(parts: 2, threshold: 1, batch: 7)
             if Set(pair.compactMap { records[$0]?.step }).count != 1 { mixed += 1 }
         }
         stop.withLock { $0 = true }

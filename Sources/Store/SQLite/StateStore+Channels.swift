@@ -27,36 +27,44 @@ extension StateStore {
     /// connection holds the write lock (`BEGIN IMMEDIATE`, rolled back once they have begun),
     /// so no writer, in this process or another, commits in between. Where the lock cannot be
     /// taken (a read-only database) or the Store is not a pool, the load is one part.
-    func loadChannels(parts: Int, threshold: Int = partedLoadThreshold) throws -> [ChannelID: ChannelRecord] {
+    func loadChannels(
+        parts: Int, threshold: Int = partedLoadThreshold, batch: Int = loadBatch
+    ) throws -> [ChannelID: ChannelRecord] {
         let started = ContinuousClock.now
-        var loaded: [LoadedChannels]?
+        var loaded: (records: [ChannelID: ChannelRecord], parts: Int, unsealing: Duration)?
         if parts > 1, let pool = writer as? DatabasePool,
             let bounds = try read(
                 "load channels", { db in try Self.partBounds(db, parts: parts, threshold: threshold) })
         {
-            loaded = try loadInParts(pool, bounds: bounds)
+            loaded = try loadInParts(pool, bounds: bounds, batch: batch)
         }
-        let parts = try loaded ?? [read("load channels") { db in try loadPart(db, from: nil, below: nil) }]
-        var records = [ChannelID: ChannelRecord](minimumCapacity: parts.reduce(0) { $0 + $1.records.count })
-        for part in parts {
+        if loaded == nil {
+            let part = try read("load channels") { db in try loadPart(db, from: nil, below: nil) }
+            var records = [ChannelID: ChannelRecord](minimumCapacity: part.records.count)
             for record in part.records { records[record.id] = record }
+            loaded = (records, 1, part.unsealing)
         }
+        guard let loaded else { return [:] }
         logger.debug(
             "loaded channels",
             metadata: [
-                "store.channels": "\(records.count)",
-                "store.load_parts": "\(parts.count)",
+                "store.channels": "\(loaded.records.count)",
+                "store.load_parts": "\(loaded.parts)",
                 "store.load_seconds": "\((ContinuousClock.now - started).seconds)",
-                "store.unseal_seconds": "\(parts.reduce(Duration.zero) { $0 + $1.unsealing }.seconds)",
+                "store.unseal_seconds": "\(loaded.unsealing.seconds)",
             ])
-        return records
+        return loaded.records
     }
 
-    /// One part of a load: its records in channel order, and the time spent unsealing.
+    /// One part of a load: its records in channel order (those not yet handed on in batches),
+    /// and the time spent unsealing.
     struct LoadedChannels: Sendable {
         var records: [ChannelRecord] = []
         var unsealing = Duration.zero
     }
+
+    /// How many records a part of a parted load hands on at a time (by default).
+    static let loadBatch = 8_192
 
     /// The ids that split the channels into `parts` ranges of about equal size; nil when the
     /// Store holds fewer than `threshold` channels. The ranges are open at both ends, so a
@@ -74,11 +82,15 @@ extension StateStore {
     }
 
     /// Reads the ranges `bounds` splits the ids into, each on a reader of `pool`, all in one
-    /// snapshot (see `loadChannels(parts:threshold:)`).
-    private func loadInParts(_ pool: DatabasePool, bounds: [Int64]) throws -> [LoadedChannels]? {
+    /// snapshot (see `loadChannels(parts:threshold:)`). The parts hand on their records in
+    /// batches, which this thread puts into the map while they go on reading: the map is not
+    /// built after the last part ends. Nil when the write lock could not be taken.
+    private func loadInParts(
+        _ pool: DatabasePool, bounds: [Int64], batch: Int
+    ) throws -> (records: [ChannelID: ChannelRecord], parts: Int, unsealing: Duration)? {
         let ranges = zip([nil] + bounds, bounds.map { Optional($0) } + [nil]).map { (from: $0, below: $1) }
         let results = Mutex([Result<LoadedChannels, any Error>?](repeating: nil, count: ranges.count))
-        let finished = DispatchGroup()
+        let batches = RecordBatches(parts: ranges.count)
         let locked: Bool = try Self.perform(path: databasePath, operation: "load channels") {
             pool.writeWithoutTransaction { db in
                 // While this holds the write lock nothing commits: every part that begins now
@@ -91,9 +103,8 @@ extension StateStore {
                 defer { try? db.execute(sql: "ROLLBACK") }
                 let begun = DispatchSemaphore(value: 0)
                 for (index, range) in ranges.enumerated() {
-                    finished.enter()
                     pool.asyncRead { database in
-                        defer { finished.leave() }
+                        defer { batches.finish() }
                         var signalled = false
                         defer { if !signalled { begun.signal() } }
                         let result = Result { () throws -> LoadedChannels in
@@ -102,7 +113,9 @@ extension StateStore {
                             _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM metadata")
                             begun.signal()
                             signalled = true
-                            return try self.loadPart(db, from: range.from, below: range.below)
+                            return try self.loadPart(db, from: range.from, below: range.below, batch: batch) {
+                                batches.push($0)
+                            }
                         }
                         results.withLock { $0[index] = result }
                     }
@@ -112,8 +125,13 @@ extension StateStore {
             }
         }
         guard locked else { return nil }
-        finished.wait()
-        return try Self.perform(path: databasePath, operation: "load channels") {
+        var records = [ChannelID: ChannelRecord](minimumCapacity: 1_024)
+        while let taken = batches.next() {
+            for batch in taken {
+                for record in batch { records[record.id] = record }
+            }
+        }
+        let parts = try Self.perform(path: databasePath, operation: "load channels") {
             try results.withLock { results in
                 try results.map { result in
                     guard let result else {
@@ -123,11 +141,21 @@ extension StateStore {
                 }
             }
         }
+        // What a part read after its last full batch.
+        for part in parts {
+            for record in part.records { records[record.id] = record }
+        }
+        return (records, parts.count, parts.reduce(Duration.zero) { $0 + $1.unsealing })
     }
 
     /// The channels whose ids are at least `from` and below `below` (nil: unbounded), in id
     /// order, with their generations, keys unsealed.
-    private func loadPart(_ db: Database, from: Int64?, below: Int64?) throws -> LoadedChannels {
+    /// With `handOn`, the records are handed to it in batches of `batch` as they are read;
+    /// those left over are returned.
+    private func loadPart(
+        _ db: Database, from: Int64?, below: Int64?, batch: Int = loadBatch,
+        handOn: (([ChannelRecord]) -> Void)? = nil
+    ) throws -> LoadedChannels {
         let cipher = try sealer.makeCipher()
         let sealVersion = sealer.sealVersion
         var loaded = LoadedChannels()
@@ -163,6 +191,16 @@ extension StateStore {
             return (channel.int64(0), record)
         }
 
+        /// Adds a complete record, handing on a full batch.
+        func complete(_ record: ChannelRecord) {
+            loaded.records.append(record)
+            if let handOn, loaded.records.count >= batch {
+                handOn(loaded.records)
+                loaded.records = []
+                loaded.records.reserveCapacity(batch)
+            }
+        }
+
         var current = try nextChannel()
         let generationStatement = try db.makeStatement(
             sql: """
@@ -178,7 +216,7 @@ extension StateStore {
             let channelRow = column.int64(0)
             // Channels before this generation's own are complete (or have no generations).
             while let channel = current, channel.row < channelRow {
-                loaded.records.append(channel.record)
+                complete(channel.record)
                 current = try nextChannel()
             }
             guard current?.row == channelRow, let channel = current?.record.id else {
@@ -221,7 +259,7 @@ extension StateStore {
                     drainPacketsAt: column.optionalDouble(16).map(Date.init(storedValue:))))
         }
         while let channel = current {
-            loaded.records.append(channel.record)
+            complete(channel.record)
             current = try nextChannel()
         }
         return loaded
@@ -490,5 +528,40 @@ package struct AddressInterner {
         guard let address = IPAddress(bytes: Array(bytes)) else { return nil }
         seen[Data(Array(bytes))] = address
         return address
+    }
+}
+
+/// Batches of records handed from the readers of a parted load to the thread that puts them
+/// into the map.
+private final class RecordBatches: Sendable {
+    private let state: Mutex<(batches: [[ChannelRecord]], open: Int)>
+    /// Signalled once per batch handed on and once per part that ends.
+    private let arrived = DispatchSemaphore(value: 0)
+
+    init(parts: Int) { state = Mutex(([], parts)) }
+
+    func push(_ batch: [ChannelRecord]) {
+        state.withLock { $0.batches.append(batch) }
+        arrived.signal()
+    }
+
+    /// A part has ended (read to its end or failed).
+    func finish() {
+        state.withLock { $0.open -= 1 }
+        arrived.signal()
+    }
+
+    /// Every batch handed on since the last call, waiting until there is one; nil once every
+    /// part has ended and every batch was taken.
+    func next() -> [[ChannelRecord]]? {
+        while true {
+            let (taken, open) = state.withLock { state in
+                defer { state.batches = [] }
+                return (state.batches, state.open)
+            }
+            if !taken.isEmpty { return taken }
+            if open == 0 { return nil }
+            arrived.wait()
+        }
     }
 }

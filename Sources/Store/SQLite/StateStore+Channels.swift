@@ -33,10 +33,10 @@ extension StateStore {
         let started = ContinuousClock.now
         var loaded: (records: [ChannelID: ChannelRecord], parts: Int, unsealing: Duration)?
         if parts > 1, let pool = writer as? DatabasePool,
-            let bounds = try read(
+            let split = try read(
                 "load channels", { db in try Self.partBounds(db, parts: parts, threshold: threshold) })
         {
-            loaded = try loadInParts(pool, bounds: bounds, batch: batch)
+            loaded = try loadInParts(pool, bounds: split.bounds, expected: split.count, batch: batch)
         }
         if loaded == nil {
             let part = try read("load channels") { db in try loadPart(db, from: nil, below: nil) }
@@ -66,10 +66,12 @@ extension StateStore {
     /// How many records a part of a parted load hands on at a time (by default).
     static let loadBatch = 8_192
 
-    /// The ids that split the channels into `parts` ranges of about equal size; nil when the
-    /// Store holds fewer than `threshold` channels. The ranges are open at both ends, so a
-    /// channel added after this read still falls in exactly one.
-    private static func partBounds(_ db: Database, parts: Int, threshold: Int) throws -> [Int64]? {
+    /// The ids that split the channels into `parts` ranges of about equal size, and how many
+    /// channels there are; nil when the Store holds fewer than `threshold` channels. The ranges
+    /// are open at both ends, so a channel added after this read still falls in exactly one.
+    private static func partBounds(
+        _ db: Database, parts: Int, threshold: Int
+    ) throws -> (bounds: [Int64], count: Int)? {
         let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM channels") ?? 0
         guard count >= threshold else { return nil }
         var bounds: [Int64] = []
@@ -78,15 +80,16 @@ extension StateStore {
                 db, sql: "SELECT id FROM channels ORDER BY id LIMIT 1 OFFSET ?", arguments: [count * part / parts])
             if let id, id > (bounds.last ?? Int64.min) { bounds.append(id) }
         }
-        return bounds.isEmpty ? nil : bounds
+        return bounds.isEmpty ? nil : (bounds, count)
     }
 
     /// Reads the ranges `bounds` splits the ids into, each on a reader of `pool`, all in one
     /// snapshot (see `loadChannels(parts:threshold:)`). The parts hand on their records in
     /// batches, which this thread puts into the map while they go on reading: the map is not
-    /// built after the last part ends. Nil when the write lock could not be taken.
+    /// built after the last part ends. `expected`: about how many channels there are. Nil when
+    /// the write lock could not be taken.
     private func loadInParts(
-        _ pool: DatabasePool, bounds: [Int64], batch: Int
+        _ pool: DatabasePool, bounds: [Int64], expected: Int, batch: Int
     ) throws -> (records: [ChannelID: ChannelRecord], parts: Int, unsealing: Duration)? {
         let ranges = zip([nil] + bounds, bounds.map { Optional($0) } + [nil]).map { (from: $0, below: $1) }
         let results = Mutex([Result<LoadedChannels, any Error>?](repeating: nil, count: ranges.count))
@@ -125,7 +128,9 @@ extension StateStore {
             }
         }
         guard locked else { return nil }
-        var records = [ChannelID: ChannelRecord](minimumCapacity: 1_024)
+        // Sized for the channels counted when the parts were split (a map that grows to a
+        // million entries rehashes them all at every doubling).
+        var records = [ChannelID: ChannelRecord](minimumCapacity: expected)
         while let taken = batches.next() {
             for batch in taken {
                 for record in batch { records[record.id] = record }

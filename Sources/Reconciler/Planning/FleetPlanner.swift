@@ -55,7 +55,9 @@ public struct FleetPlanner: Sendable {
     let disabledRules: Set<Rule>
     /// The fewest channels worth splitting across threads.
     let parallelThreshold: Int
-    /// How many chunks to split into; nil for one per processor (at most 8).
+    /// How many chunks to split into; nil for four per processor (at most 32): a thread that
+    /// finishes early takes the next chunk, so a core lent to other work for a while (the
+    /// plan's fingerprints) does not leave one chunk to finish alone.
     let chunks: Int?
     /// The fewest nodes whose lookup tables are worth building across threads.
     let indexParallelNodes: Int
@@ -87,7 +89,7 @@ public struct FleetPlanner: Sendable {
         let channels = input.intent.channels
         let chunkCount =
             channels.count < parallelThreshold
-            ? 1 : max(1, min(channels.count, chunks ?? min(8, ProcessInfo.processInfo.activeProcessorCount)))
+            ? 1 : max(1, min(channels.count, chunks ?? min(32, 4 * ProcessInfo.processInfo.activeProcessorCount)))
         let bounds = (0...chunkCount).map { channels.count * $0 / chunkCount }
         let results = Mutex<[PassPlanning?]>([PassPlanning?](repeating: nil, count: chunkCount))
         DispatchQueue.concurrentPerform(iterations: chunkCount) { chunk in

@@ -45,6 +45,73 @@ struct StateFingerprintTests {
         #expect(StateFingerprint.store(records: [id: record], revision: "abc") == StateFingerprint.sha256(text))
     }
 
+    @Test(
+        "the Store's generation lines (both families, numbers of one to three digits, octets 0 and 255, superseded or not) are written as the interpolated text"
+    )
+    func storeGenerationLinesAreTheInterpolatedText() {
+        let id = ChannelID(from: "web", to: "db", family: .ipv6)
+        let other = ChannelID(from: "web", to: "db", family: .ipv4)
+        func generation(_ channel: ChannelID, _ number: Int, _ source: String, _ destination: String) -> Generation {
+            Generation(
+                channel: channel, number: number, spi: SPI(UInt32(0x100 * number + 0xab)), cipher: .aesGCM256,
+                key: KeyMaterial(bytes: [UInt8](repeating: 2, count: 36)), source: IPAddress(source)!,
+                destination: IPAddress(destination)!, createdAt: Date(timeIntervalSince1970: 1_700_000_000.25),
+                state: number == 123 ? .active : .retiring,
+                supersededAt: number == 123 ? nil : Date(timeIntervalSince1970: 1_700_000_100.5))
+        }
+        let records = [
+            id: ChannelRecord(
+                id: id, step: .draining, stepChangedAt: Date(timeIntervalSince1970: 7.5),
+                generations: [
+                    generation(id, 1, "2001:db8::1", "2001:db8:0:ff::a:2"),
+                    generation(id, 10, "2001:db8::1", "2001:db8:0:ff::a:2"),
+                    generation(id, 123, "2001:db8::1", "2001:db8:0:ff::a:2"),
+                ]),
+            other: ChannelRecord(
+                id: other, step: .established, stepChangedAt: Date(timeIntervalSince1970: 9),
+                generations: [
+                    generation(other, 2, "0.0.0.0", "255.255.255.255"),
+                    generation(other, 3, "10.9.99.100", "1.20.255.0"),
+                ]),
+        ]
+        var lines = ["meshward-store/1", "revision none"]
+        for id in records.keys.sorted() {
+            let record = records[id]!
+            lines.append(
+                "channel \(record.id) step \(record.step.rawValue) since \(record.stepChangedAt.timeIntervalSince1970)")
+            for generation in record.generations {
+                lines.append(
+                    "  generation \(generation.number) spi \(generation.spi.hex) \(generation.cipher.rawValue) "
+                        + "\(generation.source) -> \(generation.destination) \(generation.state.rawValue) "
+                        + "created \(generation.createdAt.timeIntervalSince1970) "
+                        + "superseded \(generation.supersededAt?.timeIntervalSince1970 ?? -1)")
+            }
+        }
+        #expect(
+            StateFingerprint.store(records: records, revision: nil)
+                == StateFingerprint.sha256(lines.joined(separator: "\n")))
+    }
+
+    @Test("an SA's line (both families, reqids and SPIs of every width) is written as the interpolated text")
+    func saLinesAreTheInterpolatedText() {
+        var observation = NodeObservation()
+        for (index, (source, destination)) in [
+            ("198.18.0.1", "198.19.255.254"), ("0.0.0.0", "255.0.10.100"), ("2001:db8::1", "2001:db8:0:ff::a:2"),
+        ].enumerated() {
+            for (spi, reqid) in [(UInt32(0x100), UInt32(0)), (0xFFFF_FFFF, 0x4d57), (0xab_cdef, 0xFFFF_FFFF)] {
+                observation.securityAssociations.append(
+                    SecurityAssociation(
+                        source: IPAddress(source)!, destination: IPAddress(destination)!,
+                        spi: SPI(spi &+ UInt32(index)), reqid: Reqid(reqid), cipher: .aesGCM256,
+                        key: .fingerprint("f")))
+            }
+        }
+        let observations = ["web": observation]
+        #expect(
+            StateFingerprint.fleet(observations: observations, unreachable: [:])
+                == StateFingerprint.sha256(Self.fleetText(observations: observations, unreachable: [:])))
+    }
+
     /// Node names whose order by rank differs from their order of appearance, with upper case,
     /// digits and a shared prefix (so that "n10" sorts before "n9").
     private static let names = ["n9", "n10", "Z", "a", "n1", "web", "db-2", "db-10", "ä", "n100"]

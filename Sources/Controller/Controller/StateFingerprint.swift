@@ -24,32 +24,32 @@ enum StateFingerprint {
         // `channel \(id) step \(step) since \(seconds)` and of each generation's line.
         lines.appendInParallel(count: sorted.count, chunk: 4_096) { index, text in
             let record = records.values[sorted[index]]
-            text.appendUTF8("\nchannel ")
+            text.appendLiteral("\nchannel ")
             text.appendUTF8(record.id.from)
-            text.appendUTF8("->")
+            text.appendLiteral("->")
             text.appendUTF8(record.id.to)
-            text.appendUTF8("/")
+            text.appendLiteral("/")
             text.appendUTF8(record.id.family.description)
-            text.appendUTF8(" step ")
+            text.appendLiteral(" step ")
             text.appendUTF8(record.step.rawValue)
-            text.appendUTF8(" since ")
+            text.appendLiteral(" since ")
             text.appendUTF8(record.stepChangedAt.timeIntervalSince1970.description)
             for generation in record.generations {
-                text.appendUTF8("\n  generation ")
-                text.appendUTF8(generation.number.description)
-                text.appendUTF8(" spi ")
-                text.appendUTF8(generation.spi.hex)
-                text.appendUTF8(" ")
+                text.appendLiteral("\n  generation ")
+                text.appendDecimal(generation.number)
+                text.appendLiteral(" spi ")
+                text.appendHex(generation.spi.rawValue)
+                text.appendLiteral(" ")
                 text.appendUTF8(generation.cipher.rawValue)
-                text.appendUTF8(" ")
-                text.appendUTF8(generation.source.description)
-                text.appendUTF8(" -> ")
-                text.appendUTF8(generation.destination.description)
-                text.appendUTF8(" ")
+                text.appendLiteral(" ")
+                text.appendAddress(generation.source)
+                text.appendLiteral(" -> ")
+                text.appendAddress(generation.destination)
+                text.appendLiteral(" ")
                 text.appendUTF8(generation.state.rawValue)
-                text.appendUTF8(" created ")
+                text.appendLiteral(" created ")
                 text.appendUTF8(generation.createdAt.timeIntervalSince1970.description)
-                text.appendUTF8(" superseded ")
+                text.appendLiteral(" superseded ")
                 text.appendUTF8((generation.supersededAt?.timeIntervalSince1970 ?? -1).description)
             }
         }
@@ -114,22 +114,22 @@ enum StateFingerprint {
             var objects = SortedLines()
             for sa in observation.securityAssociations {
                 objects.add { line in
-                    line.appendUTF8("  sa ")
-                    line.appendUTF8(sa.source.description)
-                    line.appendUTF8(" -> ")
-                    line.appendUTF8(sa.destination.description)
-                    line.appendUTF8(" spi ")
-                    line.appendUTF8(sa.spi.hex)
-                    line.appendUTF8(" ")
+                    line.appendLiteral("  sa ")
+                    line.appendAddress(sa.source)
+                    line.appendLiteral(" -> ")
+                    line.appendAddress(sa.destination)
+                    line.appendLiteral(" spi ")
+                    line.appendHex(sa.spi.rawValue)
+                    line.appendLiteral(" ")
                     line.appendUTF8(sa.cipher.rawValue)
-                    line.appendUTF8(" reqid ")
-                    line.appendUTF8(sa.reqid.description)
+                    line.appendLiteral(" reqid ")
+                    line.appendHex(sa.reqid.rawValue)
                 }
             }
             objects.appendSorted(to: &text)
             for policy in observation.policies {
                 objects.add { line in
-                    line.appendUTF8("  ")
+                    line.appendLiteral("  ")
                     appendDescription(of: policy, to: &line)
                 }
             }
@@ -142,27 +142,27 @@ enum StateFingerprint {
     /// transport reqid …[ spi …] level use|required`), written piece by piece.
     static func appendDescription(of policy: SecurityPolicy, to line: inout [UInt8]) {
         let selector = policy.selector
-        line.appendUTF8("policy src ")
-        line.appendUTF8(selector.source.address.description)
-        line.appendUTF8("/")
-        line.appendUTF8(selector.source.length.description)
-        line.appendUTF8(" dst ")
-        line.appendUTF8(selector.destination.address.description)
-        line.appendUTF8("/")
-        line.appendUTF8(selector.destination.length.description)
-        line.appendUTF8(" ")
+        line.appendLiteral("policy src ")
+        line.appendAddress(selector.source.address)
+        line.appendLiteral("/")
+        line.appendDecimal(selector.source.length)
+        line.appendLiteral(" dst ")
+        line.appendAddress(selector.destination.address)
+        line.appendLiteral("/")
+        line.appendDecimal(selector.destination.length)
+        line.appendLiteral(" ")
         line.appendUTF8(selector.traffic.description)
-        line.appendUTF8(" dir ")
+        line.appendLiteral(" dir ")
         line.appendUTF8(policy.direction.rawValue)
-        line.appendUTF8(" priority ")
-        line.appendUTF8(policy.priority.description)
-        line.appendUTF8(" tmpl esp transport reqid ")
-        line.appendUTF8(policy.template.reqid.description)
+        line.appendLiteral(" priority ")
+        line.appendDecimal(Int(policy.priority))
+        line.appendLiteral(" tmpl esp transport reqid ")
+        line.appendHex(policy.template.reqid.rawValue)
         if let spi = policy.template.spi {
-            line.appendUTF8(" spi ")
-            line.appendUTF8(spi.hex)
+            line.appendLiteral(" spi ")
+            line.appendHex(spi.rawValue)
         }
-        line.appendUTF8(policy.template.isOptional ? " level use" : " level required")
+        line.appendLiteral(policy.template.isOptional ? " level use" : " level required")
     }
 
     /// SHA-256 of `text` as one piece, in lowercase hex: what the line-by-line digests equal.
@@ -279,5 +279,52 @@ extension [UInt8] {
     fileprivate mutating func appendUTF8(_ text: String) {
         var text = text
         text.withUTF8 { append(contentsOf: $0) }
+    }
+
+    /// Appends a literal's UTF-8: no string is made, retained or released.
+    fileprivate mutating func appendLiteral(_ text: StaticString) {
+        text.withUTF8Buffer { append(contentsOf: $0) }
+    }
+
+    /// Appends `value` in decimal, as `value.description` writes it.
+    fileprivate mutating func appendDecimal(_ value: Int) {
+        if value < 0 { append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 20 digits, written from the end
+        let count = Swift.withUnsafeMutableBytes(of: &digits) { buffer in
+            var index = buffer.count
+            repeat {
+                index -= 1
+                buffer[index] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            return buffer.count - index
+        }
+        Swift.withUnsafeBytes(of: &digits) { buffer in append(contentsOf: buffer.suffix(count)) }
+    }
+
+    /// Appends `0x` and eight lowercase hex digits, as `SPI.hex` and `Reqid.description` write
+    /// them.
+    fileprivate mutating func appendHex(_ value: UInt32) {
+        append(UInt8(ascii: "0"))
+        append(UInt8(ascii: "x"))
+        for shift in stride(from: 28, through: 0, by: -4) {
+            let digit = UInt8(truncatingIfNeeded: value >> UInt32(shift)) & 0x0F
+            append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") - 10 + digit)
+        }
+    }
+
+    /// Appends `address.description`: an IPv4 address's dotted decimal written in place, an
+    /// IPv6 address's text as `inet_ntop` writes it.
+    fileprivate mutating func appendAddress(_ address: IPAddress) {
+        guard address.family == .ipv4 else { return appendUTF8(address.description) }
+        address.withNetworkOrderBytes { octets in
+            for (index, octet) in octets.enumerated() {
+                if index > 0 { append(UInt8(ascii: ".")) }
+                if octet >= 100 { append(UInt8(ascii: "0") + octet / 100) }
+                if octet >= 10 { append(UInt8(ascii: "0") + (octet / 10) % 10) }
+                append(UInt8(ascii: "0") + octet % 10)
+            }
+        }
     }
 }

@@ -74,7 +74,15 @@ struct StateFingerprintTests {
                     generation(other, 3, "10.9.99.100", "1.20.255.0"),
                 ]),
         ]
-        var lines = ["meshward-store/1", "revision none"]
+        #expect(
+            StateFingerprint.store(records: records, revision: nil)
+                == StateFingerprint.sha256(Self.storeText(records: records, revision: "none")))
+    }
+
+    /// The Store fingerprint's text as saved plans hold it, written the plain way: each line
+    /// interpolated, the channels in id order.
+    static func storeText(records: [ChannelID: ChannelRecord], revision: String) -> String {
+        var lines = ["meshward-store/1", "revision \(revision)"]
         for id in records.keys.sorted() {
             let record = records[id]!
             lines.append(
@@ -87,9 +95,7 @@ struct StateFingerprintTests {
                         + "superseded \(generation.supersededAt?.timeIntervalSince1970 ?? -1)")
             }
         }
-        #expect(
-            StateFingerprint.store(records: records, revision: nil)
-                == StateFingerprint.sha256(lines.joined(separator: "\n")))
+        return lines.joined(separator: "\n")
     }
 
     @Test("an SA's line (both families, reqids and SPIs of every width) is written as the interpolated text")
@@ -151,21 +157,9 @@ struct StateFingerprintTests {
                     generations: [generation])
             }
         }
-        var lines = ["meshward-store/1", "revision r"]
-        for id in records.keys.sorted() {
-            let record = records[id]!
-            lines.append(
-                "channel \(record.id) step \(record.step.rawValue) since \(record.stepChangedAt.timeIntervalSince1970)")
-            for generation in record.generations {
-                lines.append(
-                    "  generation \(generation.number) spi \(generation.spi.hex) \(generation.cipher.rawValue) "
-                        + "\(generation.source) -> \(generation.destination) \(generation.state.rawValue) "
-                        + "created \(generation.createdAt.timeIntervalSince1970) superseded -1.0")
-            }
-        }
         #expect(
             StateFingerprint.store(records: records, revision: "r")
-                == StateFingerprint.sha256(lines.joined(separator: "\n")))
+                == StateFingerprint.sha256(Self.storeText(records: records, revision: "r")))
     }
 
     @Test(

@@ -57,7 +57,8 @@ public struct PlanChannelChange: Codable, Sendable, Equatable {
         // A binary search of the sorted channels per changed channel, not a dictionary of every
         // channel: a plan that changes nothing in a million channels builds nothing.
         func desired(_ id: ChannelID) -> ChannelIntent? { intent.channel(id) }
-        var changes: [ChannelID: PlanChannelChange] = [:]
+        // Sized at once: from empty, a million channels change.
+        var changes = [ChannelID: PlanChannelChange](minimumCapacity: issued.count + updated.count + removed.count)
         for (channel, _, reason) in issued where changes[channel] == nil {
             if reason == .new {
                 changes[channel] = PlanChannelChange(

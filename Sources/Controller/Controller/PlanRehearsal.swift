@@ -153,7 +153,7 @@ struct PlanRehearsal {
             stages.append(
                 PlanDocument.Stage(
                     stage: stages.count + 1, waitsUntil: waited ? pass.startedAt : nil,
-                    operations: pass.results.map { result in
+                    operations: pass.results.mapInRuns { result in
                         PlanDocument.Operation(
                             node: result.planned.node, operation: result.planned.operation.kind,
                             target: Self.label(result.planned.operation, placeholders: placeholders),

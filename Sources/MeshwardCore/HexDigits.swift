@@ -5,7 +5,7 @@ public enum HexDigits {
     /// The lowercase digit of `value` (0...15): arithmetic, not a table (a global table is
     /// checked for initialization at every read, millions of times in a plan).
     @inline(__always)
-    private static func digit(_ value: UInt8) -> UInt8 {
+    package static func digit(_ value: UInt8) -> UInt8 {
         value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") - 10 + value
     }
 
@@ -19,6 +19,16 @@ public enum HexDigits {
                 index += 2
             }
             return index
+        }
+    }
+
+    /// Appends `value` as `0x` and eight lowercase hex digits (what `prefixed(value, width: 8)`
+    /// writes) to `bytes`.
+    package static func appendPrefixed(_ value: UInt32, to bytes: inout [UInt8]) {
+        bytes.append(UInt8(ascii: "0"))
+        bytes.append(UInt8(ascii: "x"))
+        for shift in stride(from: 28, through: 0, by: -4) {
+            bytes.append(digit(UInt8(truncatingIfNeeded: value >> UInt32(shift)) & 0x0F))
         }
     }
 

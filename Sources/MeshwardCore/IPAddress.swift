@@ -105,27 +105,45 @@ public struct IPAddress: Sendable, Hashable, Comparable, Codable, CustomStringCo
 
     /// Dotted decimal, written straight into the string (a plan formats millions of them).
     private var ipv4Description: String {
-        String(unsafeUninitializedCapacity: 15) { buffer in
-            var count = 0
-            for index in 0..<4 {
-                if index > 0 {
-                    buffer[count] = UInt8(ascii: ".")
-                    count += 1
-                }
-                let octet = UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64(index)))
-                if octet >= 100 {
-                    buffer[count] = UInt8(ascii: "0") + octet / 100
-                    count += 1
-                }
-                if octet >= 10 {
-                    buffer[count] = UInt8(ascii: "0") + (octet / 10) % 10
-                    count += 1
-                }
-                buffer[count] = UInt8(ascii: "0") + octet % 10
+        String(unsafeUninitializedCapacity: 15) { writeIPv4(into: $0) }
+    }
+
+    /// Appends `description`'s UTF-8 to `bytes`: an IPv4 address's dotted decimal written in
+    /// place (the plan's fingerprints write millions), an IPv6 address's text as `inet_ntop`
+    /// writes it.
+    package func appendDescription(to bytes: inout [UInt8]) {
+        guard family == .ipv4 else {
+            var text = description
+            text.withUTF8 { bytes.append(contentsOf: $0) }
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 15) { buffer in
+            bytes.append(contentsOf: buffer.prefix(writeIPv4(into: buffer)))
+        }
+    }
+
+    /// Writes this IPv4 address's dotted decimal into `buffer` (room for 15 bytes); returns
+    /// how many bytes it wrote.
+    private func writeIPv4(into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        var count = 0
+        for index in 0..<4 {
+            if index > 0 {
+                buffer[count] = UInt8(ascii: ".")
                 count += 1
             }
-            return count
+            let octet = UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64(index)))
+            if octet >= 100 {
+                buffer[count] = UInt8(ascii: "0") + octet / 100
+                count += 1
+            }
+            if octet >= 10 {
+                buffer[count] = UInt8(ascii: "0") + (octet / 10) % 10
+                count += 1
+            }
+            buffer[count] = UInt8(ascii: "0") + octet % 10
+            count += 1
         }
+        return count
     }
 
     /// True for `0.0.0.0` and `::`.

@@ -38,13 +38,13 @@ enum StateFingerprint {
                 text.appendLiteral("\n  generation ")
                 text.appendDecimal(generation.number)
                 text.appendLiteral(" spi ")
-                text.appendHex(generation.spi.rawValue)
+                HexDigits.appendPrefixed(generation.spi.rawValue, to: &text)
                 text.appendLiteral(" ")
                 text.appendUTF8(generation.cipher.rawValue)
                 text.appendLiteral(" ")
-                text.appendAddress(generation.source)
+                generation.source.appendDescription(to: &text)
                 text.appendLiteral(" -> ")
-                text.appendAddress(generation.destination)
+                generation.destination.appendDescription(to: &text)
                 text.appendLiteral(" ")
                 text.appendUTF8(generation.state.rawValue)
                 text.appendLiteral(" created ")
@@ -115,15 +115,15 @@ enum StateFingerprint {
             for sa in observation.securityAssociations {
                 objects.add { line in
                     line.appendLiteral("  sa ")
-                    line.appendAddress(sa.source)
+                    sa.source.appendDescription(to: &line)
                     line.appendLiteral(" -> ")
-                    line.appendAddress(sa.destination)
+                    sa.destination.appendDescription(to: &line)
                     line.appendLiteral(" spi ")
-                    line.appendHex(sa.spi.rawValue)
+                    HexDigits.appendPrefixed(sa.spi.rawValue, to: &line)
                     line.appendLiteral(" ")
                     line.appendUTF8(sa.cipher.rawValue)
                     line.appendLiteral(" reqid ")
-                    line.appendHex(sa.reqid.rawValue)
+                    HexDigits.appendPrefixed(sa.reqid.rawValue, to: &line)
                 }
             }
             objects.appendSorted(to: &text)
@@ -143,11 +143,11 @@ enum StateFingerprint {
     static func appendDescription(of policy: SecurityPolicy, to line: inout [UInt8]) {
         let selector = policy.selector
         line.appendLiteral("policy src ")
-        line.appendAddress(selector.source.address)
+        selector.source.address.appendDescription(to: &line)
         line.appendLiteral("/")
         line.appendDecimal(selector.source.length)
         line.appendLiteral(" dst ")
-        line.appendAddress(selector.destination.address)
+        selector.destination.address.appendDescription(to: &line)
         line.appendLiteral("/")
         line.appendDecimal(selector.destination.length)
         line.appendLiteral(" ")
@@ -157,10 +157,10 @@ enum StateFingerprint {
         line.appendLiteral(" priority ")
         line.appendDecimal(Int(policy.priority))
         line.appendLiteral(" tmpl esp transport reqid ")
-        line.appendHex(policy.template.reqid.rawValue)
+        HexDigits.appendPrefixed(policy.template.reqid.rawValue, to: &line)
         if let spi = policy.template.spi {
             line.appendLiteral(" spi ")
-            line.appendHex(spi.rawValue)
+            HexDigits.appendPrefixed(spi.rawValue, to: &line)
         }
         line.appendLiteral(policy.template.isOptional ? " level use" : " level required")
     }
@@ -290,41 +290,15 @@ extension [UInt8] {
     fileprivate mutating func appendDecimal(_ value: Int) {
         if value < 0 { append(UInt8(ascii: "-")) }
         var magnitude = value.magnitude
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 20 digits, written from the end
-        let count = Swift.withUnsafeMutableBytes(of: &digits) { buffer in
-            var index = buffer.count
+        // Room for 20 digits, written from the end.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var index = digits.count
             repeat {
                 index -= 1
-                buffer[index] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                digits[index] = UInt8(ascii: "0") + UInt8(magnitude % 10)
                 magnitude /= 10
             } while magnitude > 0
-            return buffer.count - index
-        }
-        Swift.withUnsafeBytes(of: &digits) { buffer in append(contentsOf: buffer.suffix(count)) }
-    }
-
-    /// Appends `0x` and eight lowercase hex digits, as `SPI.hex` and `Reqid.description` write
-    /// them.
-    fileprivate mutating func appendHex(_ value: UInt32) {
-        append(UInt8(ascii: "0"))
-        append(UInt8(ascii: "x"))
-        for shift in stride(from: 28, through: 0, by: -4) {
-            let digit = UInt8(truncatingIfNeeded: value >> UInt32(shift)) & 0x0F
-            append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") - 10 + digit)
-        }
-    }
-
-    /// Appends `address.description`: an IPv4 address's dotted decimal written in place, an
-    /// IPv6 address's text as `inet_ntop` writes it.
-    fileprivate mutating func appendAddress(_ address: IPAddress) {
-        guard address.family == .ipv4 else { return appendUTF8(address.description) }
-        address.withNetworkOrderBytes { octets in
-            for (index, octet) in octets.enumerated() {
-                if index > 0 { append(UInt8(ascii: ".")) }
-                if octet >= 100 { append(UInt8(ascii: "0") + octet / 100) }
-                if octet >= 10 { append(UInt8(ascii: "0") + (octet / 10) % 10) }
-                append(UInt8(ascii: "0") + octet % 10)
-            }
+            append(contentsOf: digits[index...])
         }
     }
 }

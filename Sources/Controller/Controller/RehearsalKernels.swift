@@ -19,6 +19,10 @@ import Darwin
 /// ESRCH, a replaced policy's place) and answers the node's later readings. A steady plan
 /// therefore copies no kernel, and a plan that changes a few nodes copies those few.
 ///
+/// Each copied node is a simulated fleet of its own, behind its own lock: a pass sends every
+/// node its batch in parallel, and the nodes of a rehearsal share nothing (no packets travel
+/// between them), so one fleet-wide lock would only make the batches wait for each other.
+///
 /// What the scratch kernel cannot hold is kept from the reading: foreign SAs' identifiers (an
 /// SA added over one fails with EEXIST, as the kernel would refuse it) and the statistics.
 final class RehearsalKernels: FleetKernels {
@@ -26,9 +30,8 @@ final class RehearsalKernels: FleetKernels {
     private let unreachable: [String: String]
     private let addresses: [String: [IPAddress]]
     private let reqid: Reqid
-    private let scratch = SimulatedFleet()
-    /// The nodes copied into `scratch` so far.
-    private let copied = Mutex<Set<String>>([])
+    /// The scratch kernel of every node copied so far, each in a fleet of its own.
+    private let copied = Mutex<[String: SimulatedKernel]>([:])
 
     /// - Parameters:
     ///   - readings: what each reachable node's kernel holds; the rehearsal starts from them.
@@ -56,7 +59,7 @@ final class RehearsalKernels: FleetKernels {
     var knownNodes: Set<String> { Set(readings.keys).union(unreachable.keys) }
 
     /// The nodes whose kernels the rehearsal has copied (those it sent operations to).
-    var copiedNodes: Set<String> { copied.withLock { $0 } }
+    var copiedNodes: Set<String> { copied.withLock { Set($0.keys) } }
 
     func kernel(for node: String) async throws -> any NodeKernel {
         if let reason = unreachable[node] { throw KernelError.unreachable(node: node, reason: reason) }
@@ -70,18 +73,22 @@ final class RehearsalKernels: FleetKernels {
 
     /// The scratch kernel of `node`, copied from `reading` on first use.
     fileprivate func scratchKernel(for node: String, reading: NodeObservation) -> SimulatedKernel {
-        copied.withLock { copied in
-            guard copied.insert(node).inserted else { return }
-            scratch.withState { state in
-                state.addNode(node, addresses: addresses[node] ?? [])
-                for sa in reading.securityAssociations { _ = state.apply(.addSA(sa), on: node) }
-                for policy in reading.policies { _ = state.apply(.addPolicy(policy), on: node) }
-            }
+        if let kernel = copied.withLock({ $0[node] }) { return kernel }
+        // Copied outside the lock, so that other nodes' batches go on meanwhile; when two
+        // calls copy one node at once, both use the copy kept first.
+        var state = SimulatedFleetState()
+        state.addNode(node, addresses: addresses[node] ?? [])
+        for sa in reading.securityAssociations { _ = state.apply(.addSA(sa), on: node) }
+        for policy in reading.policies { _ = state.apply(.addPolicy(policy), on: node) }
+        let made = SimulatedFleet(state: state).kernel(for: node, reqid: reqid)
+        return copied.withLock { copied in
+            if let kept = copied[node] { return kept }
+            copied[node] = made
+            return made
         }
-        return scratch.kernel(for: node, reqid: reqid)
     }
 
-    fileprivate func isCopied(_ node: String) -> Bool { copied.withLock { $0.contains(node) } }
+    fileprivate func scratchKernel(ifCopied node: String) -> SimulatedKernel? { copied.withLock { $0[node] } }
 }
 
 /// One node of `RehearsalKernels`.
@@ -92,8 +99,8 @@ private struct RehearsalKernel: NodeKernel {
     let kernels: RehearsalKernels
 
     func observe(deadline: ContinuousClock.Instant) async throws -> NodeObservation {
-        guard kernels.isCopied(node) else { return reading }
-        var observation = try await kernels.scratchKernel(for: node, reading: reading).observe(deadline: deadline)
+        guard let scratch = kernels.scratchKernel(ifCopied: node) else { return reading }
+        var observation = try await scratch.observe(deadline: deadline)
         observation.foreignSPIs = reading.foreignSPIs
         observation.statistics = reading.statistics
         return observation

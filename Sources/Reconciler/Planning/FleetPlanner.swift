@@ -108,6 +108,7 @@ public struct FleetPlanner: Sendable {
         for result in planned {
             if let result { merged.absorb(result) }
         }
+        merged.joinsAcrossThreads = chunkCount > 1
 
         // Channels only the Store still knows: the spec dropped them.
         if merged.matched < input.channels.count {

@@ -57,10 +57,10 @@ extension PassPlanning {
         if context.stalePass, let channel { context.staleChannels.insert(channel) }
         let planned = PlannedOperation(node: index.names[node], operation: staged, channel: channel)
         switch operation {
-        case .addSA: work[node].addSAs.append(planned)
-        case .addPolicy, .updatePolicy: work[node].writePolicies.append(planned)
-        case .deletePolicy: work[node].deletePolicies.append(planned)
-        case .deleteSA: work[node].deleteSAs.append(planned)
+        case .addSA: work[node].operations.addSAs.append(planned)
+        case .addPolicy, .updatePolicy: work[node].operations.writePolicies.append(planned)
+        case .deletePolicy: work[node].operations.deletePolicies.append(planned)
+        case .deleteSA: work[node].operations.deleteSAs.append(planned)
         }
         return staged
     }

@@ -2,6 +2,7 @@ import DesiredState
 import Foundation
 import Kernel
 import MeshwardCore
+import Synchronization
 
 /// The state of planning one pass, or one chunk of its channels: the pass's read-only input and
 /// index, the plan so far, each node's work and claims. `FleetPlanner.plan(_:)` makes one per
@@ -27,6 +28,16 @@ struct PassPlanning: Sendable {
     /// `recordUpdates` at once (a dictionary grown one channel at a time, and merged chunk by
     /// chunk, spent more time rehashing than planning when every channel changes).
     var updatedRecords: [ChannelRecord] = []
+    /// The operations of the chunks `absorb` took, per chunk and node, in channel order (this
+    /// planning's own from before the first `absorb` first), and their changed records:
+    /// `finishedPlan` joins them with what `work` and `updatedRecords` hold by then. Appended to
+    /// this planning's lists at every `absorb`, and the lists joined again at the end, each
+    /// operation was copied twice, on one thread.
+    var absorbedOperations: [[NodeOperations]] = []
+    var absorbedRecords: [[ChannelRecord]] = []
+    /// Whether `finishedPlan` joins the nodes' operations on every core (a pass planned in
+    /// chunks is; the nodes' lists are independent).
+    var joinsAcrossThreads = false
 
     init(rules: Set<FleetPlanner.Rule>, input: PlanningInput, index: FleetIndex) {
         self.rules = rules
@@ -36,17 +47,34 @@ struct PassPlanning: Sendable {
         prepareWork()
     }
 
-    /// One node's share of a pass, in the order operations must be sent: SAs added, policies
-    /// added or replaced, policies removed, SAs removed.
+    /// One node's share of a pass: its operations and what its observed objects' channels claimed.
     struct NodeWork: Sendable {
+        var operations = NodeOperations()
+        var claimedSAs: [Bool] = []
+        var claimedPolicies: [Bool] = []
+    }
+
+    /// One node's operations, in the order they must be sent: SAs added, policies added or
+    /// replaced, policies removed, SAs removed.
+    struct NodeOperations: Sendable {
         var addSAs: [PlannedOperation] = []
         var writePolicies: [PlannedOperation] = []
         var deletePolicies: [PlannedOperation] = []
         var deleteSAs: [PlannedOperation] = []
-        var claimedSAs: [Bool] = []
-        var claimedPolicies: [Bool] = []
 
-        var all: [PlannedOperation] { addSAs + writePolicies + deletePolicies + deleteSAs }
+        /// The operations of `parts` (chunks in channel order) in sending order: every part's
+        /// SAs added, then every part's policies written, and so on. A node with one non-empty
+        /// list gets that list itself, not a copy.
+        static func joined(_ parts: [NodeOperations]) -> [PlannedOperation] {
+            let lists =
+                (parts.map(\.addSAs) + parts.map(\.writePolicies) + parts.map(\.deletePolicies)
+                + parts.map(\.deleteSAs)).filter { !$0.isEmpty }
+            if lists.count <= 1 { return lists.first ?? [] }
+            var all: [PlannedOperation] = []
+            all.reserveCapacity(lists.reduce(0) { $0 + $1.count })
+            for list in lists { all.append(contentsOf: list) }
+            return all
+        }
     }
 
     /// What the planner counts while it goes.
@@ -90,11 +118,15 @@ struct PassPlanning: Sendable {
 
     /// Appends a later chunk: operations keep channel order within each category.
     mutating func absorb(_ other: PassPlanning) {
+        if absorbedOperations.isEmpty {
+            absorbedOperations.append(work.map(\.operations))
+            for node in work.indices { work[node].operations = NodeOperations() }
+            absorbedRecords.append(updatedRecords)
+            updatedRecords = []
+        }
+        absorbedOperations.append(other.work.map(\.operations))
+        absorbedRecords.append(other.updatedRecords)
         for node in work.indices {
-            work[node].addSAs += other.work[node].addSAs
-            work[node].writePolicies += other.work[node].writePolicies
-            work[node].deletePolicies += other.work[node].deletePolicies
-            work[node].deleteSAs += other.work[node].deleteSAs
             for position in work[node].claimedSAs.indices where other.work[node].claimedSAs[position] {
                 work[node].claimedSAs[position] = true
             }
@@ -102,7 +134,6 @@ struct PassPlanning: Sendable {
                 work[node].claimedPolicies[position] = true
             }
         }
-        updatedRecords += other.updatedRecords
         plan.generationRequests += other.plan.generationRequests
         plan.blocked += other.plan.blocked
         plan.heldCount += other.plan.heldCount
@@ -189,12 +220,14 @@ struct PassPlanning: Sendable {
     /// node in sending order, established channels that stale objects keep busy marked
     /// updating, finished drains of unaccounted SAs, and stable orders.
     mutating func finishedPlan() -> PassPlan {
-        plan.recordUpdates.reserveCapacity(plan.recordUpdates.count + updatedRecords.count)
-        for record in updatedRecords { plan.recordUpdates[record.id] = record }
-        updatedRecords = []
-        for node in work.indices {
-            let operations = work[node].all
-            if !operations.isEmpty { plan.operations[index.names[node]] = operations }
+        let records = absorbedRecords + [updatedRecords]
+        (absorbedRecords, updatedRecords) = ([], [])
+        plan.recordUpdates.reserveCapacity(plan.recordUpdates.count + records.reduce(0) { $0 + $1.count })
+        for part in records {
+            for record in part { plan.recordUpdates[record.id] = record }
+        }
+        for (node, operations) in joinedOperations() where !operations.isEmpty {
+            plan.operations[index.names[node]] = operations
         }
         for id in context.staleChannels where plan.recordUpdates[id] != nil || input.channels[id] != nil {
             guard var record = plan.recordUpdates[id] ?? input.channels[id],
@@ -220,6 +253,28 @@ struct PassPlanning: Sendable {
         for blocked in plan.blocked where deduplicated.last?.channel != blocked.channel { deduplicated.append(blocked) }
         plan.blocked = deduplicated
         return plan
+    }
+
+    /// Every node's operations in sending order (`NodeOperations.joined`), joined on every
+    /// core when `joinsAcrossThreads`; empties `absorbedOperations` and the work's operations.
+    private mutating func joinedOperations() -> [(node: Int, operations: [PlannedOperation])] {
+        let parts = absorbedOperations + [work.map(\.operations)]
+        absorbedOperations = []
+        for node in work.indices { work[node].operations = NodeOperations() }
+        let nodes = work.count
+        @Sendable func join(_ node: Int) -> [PlannedOperation] {
+            NodeOperations.joined(parts.map { node < $0.count ? $0[node] : NodeOperations() })
+        }
+        guard joinsAcrossThreads, nodes > 1 else {
+            return (0..<nodes).map { ($0, join($0)) }
+        }
+        let runs = min(nodes, 4 * ProcessInfo.processInfo.activeProcessorCount)
+        let joined = Mutex<[(node: Int, operations: [PlannedOperation])]>([])
+        DispatchQueue.concurrentPerform(iterations: runs) { run in
+            let part = (nodes * run / runs..<nodes * (run + 1) / runs).map { ($0, join($0)) }
+            joined.withLock { $0 += part }
+        }
+        return joined.withLock { $0 }
     }
 
     mutating func finish(_ record: ChannelRecord, step: ChannelStep, changed: Bool) {

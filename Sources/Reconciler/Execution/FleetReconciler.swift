@@ -461,7 +461,9 @@ public final class FleetReconciler: Sendable {
         }
 
         var results: [(planned: PlannedOperation, outcome: OperationOutcome)] = []
+        results.reserveCapacity(batches.values.reduce(0) { $0 + $1.count })
         var completed: [JournalEntry] = []
+        completed.reserveCapacity(journaled.count)
         var entries = journaled.makeIterator()
         let appliedAt = clock.now()
         for node in nodes {
@@ -568,8 +570,12 @@ public final class FleetReconciler: Sendable {
                         report: report, before: before, after: records, intent: intent, now: clock.now()))
             }
             try await onPass(report)
-            // Only the last pass keeps its observations: a long run must not hold every one.
-            if !passes.isEmpty { passes[passes.count - 1].observations = [:] }
+            // Only the last pass keeps its observations and its record updates: a long run
+            // must not hold every one (a pass from empty updates a million records).
+            if !passes.isEmpty {
+                passes[passes.count - 1].observations = [:]
+                passes[passes.count - 1].plan.recordUpdates = [:]
+            }
             passes.append(report)
             if !report.failures.isEmpty {
                 failingPasses += 1

@@ -28,8 +28,9 @@ public struct PassReport: Sendable {
     public let results: [(planned: PlannedOperation, outcome: OperationOutcome)]
     /// Generations issued in this pass, by channel, with the reason.
     public let issued: [(channel: ChannelID, spi: SPI, reason: GenerationNeed.Reason)]
-    /// The plan the pass carried out (steps, deadline, blocked channels).
-    public let plan: PassPlan
+    /// The plan the pass carried out (steps, deadline, blocked channels). A run of passes
+    /// keeps the record updates of its last pass only (the records carry them on).
+    public internal(set) var plan: PassPlan
     /// The observations of the pass. A run of passes keeps them for its last pass only.
     public internal(set) var observations: [String: NodeObservation]
     /// The nodes read afresh for this pass; the others were planned on the cache.

@@ -10,11 +10,32 @@ import Synchronization
 /// that will never exist.
 public final class ScratchGenerationStore: GenerationStore, JournalStore {
     private struct State {
+        /// The records as of the last `fold()`; `pending` holds what was written since.
         var channels: [ChannelID: ChannelRecord]
+        /// Updates and removals not yet applied to `channels`, in order. A rehearsal writes
+        /// every channel's record in every pass and reads them back only when it issues a
+        /// generation: applied at once, a million records were rehashed on one thread per pass.
+        var pending: [PendingChange] = []
         var nextSPI: UInt32 = 0xFFFF_FFFF
         var placeholders: [SPI: Int] = [:]
         var journal: [JournalEntry] = []
         var unaccounted: [SAKey: UnaccountedSA] = [:]
+
+        /// Applies the pending updates and removals to `channels`, in the order they were made.
+        mutating func fold() {
+            for change in pending {
+                switch change {
+                case .update(let records): for record in records { channels[record.id] = record }
+                case .remove(let ids): for id in ids { channels[id] = nil }
+                }
+            }
+            pending = []
+        }
+    }
+
+    private enum PendingChange {
+        case update([ChannelRecord])
+        case remove([ChannelID])
     }
 
     private struct SAKey: Hashable {
@@ -35,9 +56,19 @@ public final class ScratchGenerationStore: GenerationStore, JournalStore {
     /// Every journal entry recorded here.
     public var journal: [JournalEntry] { state.withLock { $0.journal } }
 
-    public func loadChannels() throws -> [ChannelID: ChannelRecord] { state.withLock { $0.channels } }
+    public func loadChannels() throws -> [ChannelID: ChannelRecord] {
+        state.withLock { state in
+            state.fold()
+            return state.channels
+        }
+    }
 
-    public func hasChannels() throws -> Bool { state.withLock { !$0.channels.isEmpty } }
+    public func hasChannels() throws -> Bool {
+        state.withLock { state in
+            state.fold()
+            return !state.channels.isEmpty
+        }
+    }
 
     public func issueGenerations(_ requests: [GenerationRequest], now: Date) throws -> [Generation] {
         // The keys first, outside the lock and from one draw of random bytes (they are never
@@ -50,7 +81,8 @@ public final class ScratchGenerationStore: GenerationStore, JournalStore {
             return KeyMaterial(bytes: Array(random[offset..<offset + request.cipher.keyLength]))
         }
         return state.withLock { state in
-            zip(requests, keys).map { request, key in
+            state.fold()
+            return zip(requests, keys).map { request, key in
                 var spi = SPI(state.nextSPI)
                 while request.avoiding.contains(spi) { spi = SPI(spi.rawValue - 1) }
                 state.nextSPI = spi.rawValue - 1
@@ -70,15 +102,13 @@ public final class ScratchGenerationStore: GenerationStore, JournalStore {
     }
 
     public func update(_ records: [ChannelRecord]) throws {
-        state.withLock { state in
-            for record in records { state.channels[record.id] = record }
-        }
+        guard !records.isEmpty else { return }
+        state.withLock { $0.pending.append(.update(records)) }
     }
 
     public func removeChannels(_ ids: [ChannelID]) throws {
-        state.withLock { state in
-            for id in ids { state.channels[id] = nil }
-        }
+        guard !ids.isEmpty else { return }
+        state.withLock { $0.pending.append(.remove(ids)) }
     }
 
     @discardableResult public func appendJournal(_ entries: [JournalEntry]) throws -> [JournalEntry] {

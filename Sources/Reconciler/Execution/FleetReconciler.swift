@@ -570,11 +570,14 @@ public final class FleetReconciler: Sendable {
                         report: report, before: before, after: records, intent: intent, now: clock.now()))
             }
             try await onPass(report)
-            // Only the last pass keeps its observations and its record updates: a long run
-            // must not hold every one (a pass from empty updates a million records).
+            // Only the last pass keeps its observations, its record updates and its planned
+            // operations (every pass's `results` lists what it sent): a long run must not hold
+            // every one (a pass from empty updates a million records and plans two million
+            // operations).
             if !passes.isEmpty {
                 passes[passes.count - 1].observations = [:]
                 passes[passes.count - 1].plan.recordUpdates = [:]
+                passes[passes.count - 1].plan.operations = [:]
             }
             passes.append(report)
             if !report.failures.isEmpty {

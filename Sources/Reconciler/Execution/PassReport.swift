@@ -29,7 +29,8 @@ public struct PassReport: Sendable {
     /// Generations issued in this pass, by channel, with the reason.
     public let issued: [(channel: ChannelID, spi: SPI, reason: GenerationNeed.Reason)]
     /// The plan the pass carried out (steps, deadline, blocked channels). A run of passes
-    /// keeps the record updates of its last pass only (the records carry them on).
+    /// keeps the record updates and the planned operations of its last pass only (the records
+    /// carry the updates on; `results` lists what each pass sent).
     public internal(set) var plan: PassPlan
     /// The observations of the pass. A run of passes keeps them for its last pass only.
     public internal(set) var observations: [String: NodeObservation]

@@ -140,7 +140,7 @@ public struct PlanChannelChange: Codable, Sendable, Equatable {
             changes[channel] = PlanChannelChange(
                 channel: channel.description, action: "remove", reason: "not in the spec", differences: [])
         }
-        return Self.inChannelOrder(changes, intent: intent)
+        return Self.inChannelOrder(consume changes, intent: intent)
     }
 
     /// `changes` sorted by channel, each with its nodes and the spec's flows. When many of the
@@ -149,7 +149,7 @@ public struct PlanChannelChange: Codable, Sendable, Equatable {
     /// are sorted: a million changes sorted by comparing their names took two seconds. Either
     /// way gives the same list; `walking` chooses the way (nil: by the share that changes).
     static func inChannelOrder(
-        _ changes: [ChannelID: PlanChannelChange], intent: FleetIntent, walking: Bool? = nil
+        _ changes: consuming [ChannelID: PlanChannelChange], intent: FleetIntent, walking: Bool? = nil
     ) -> [PlanChannelChange] {
         func finished(_ channel: ChannelID, _ change: PlanChannelChange, flows: [String]?) -> PlanChannelChange {
             var change = change
@@ -163,21 +163,22 @@ public struct PlanChannelChange: Codable, Sendable, Equatable {
                 finished($0.key, $0.value, flows: intent.channel($0.key)?.flows)
             }
         }
-        var unnamed = changes
+        // Taken out of `changes` (consumed: not a copy of it), so that what is left is unnamed.
+        let count = changes.count
         var named: [PlanChannelChange] = []
-        named.reserveCapacity(changes.count)
+        named.reserveCapacity(count)
         var namedIDs: [ChannelID] = []
-        namedIDs.reserveCapacity(changes.count)
+        namedIDs.reserveCapacity(count)
         for channel in intent.channels {
-            guard let change = unnamed.removeValue(forKey: channel.id) else { continue }
+            guard let change = changes.removeValue(forKey: channel.id) else { continue }
             named.append(finished(channel.id, change, flows: channel.flows))
             namedIDs.append(channel.id)
         }
-        guard !unnamed.isEmpty else { return named }
+        guard !changes.isEmpty else { return named }
         // Merged with the sorted rest.
-        let rest = unnamed.sorted { $0.key < $1.key }
+        let rest = changes.sorted { $0.key < $1.key }
         var merged: [PlanChannelChange] = []
-        merged.reserveCapacity(changes.count)
+        merged.reserveCapacity(count)
         var next = 0
         for (id, change) in rest {
             while next < named.count, namedIDs[next] < id {

@@ -198,6 +198,42 @@ struct PlanRenderingTests {
         #expect(PlanComparison.differences(saved: saved, now: moved) != [])
     }
 
+    @Test(
+        "verbose text of 40,001 channels and 50 nodes' operations (written on every core) is the line-by-line rendering"
+    )
+    func verboseTextIsLineByLine() {
+        var document = Self.wide(40_000)
+        // Nodes in no order, some with many operations, one name escaped.
+        document.stages = (1...2).map { stage in
+            PlanDocument.Stage(
+                stage: stage,
+                operations: (0..<5_000).map { index in
+                    let node = index % 7 == 0 ? "n\u{1B}x" : "n\((index * 37) % 50)"
+                    return PlanDocument.Operation(
+                        node: node, operation: index % 2 == 0 ? "add-sa" : "add-policy", target: "t\(stage)-\(index)",
+                        channel: nil)
+                })
+        }
+        var expected: [String] = []
+        for change in document.channelChanges { expected.append("  " + PlanText.line(change)) }
+        for stage in document.stages {
+            expected.append("stage \(stage.stage)")
+            let nodes = Set(stage.operations.map(\.node)).sorted()
+            for node in nodes {
+                for operation in stage.operations where operation.node == node {
+                    expected.append("  \(TerminalText.escaped(node)): \(operation.operation) \(operation.target)")
+                }
+            }
+        }
+        let lines = PlanText(document, verbose: true).text.split(separator: "\n", omittingEmptySubsequences: false)
+            .map(String.init)
+        let shown = lines.filter {
+            $0.hasPrefix("  + ") || $0.hasPrefix("  - ") || $0.hasPrefix("stage ") || $0.hasPrefix("  n")
+        }
+        #expect(shown.count == expected.count)
+        #expect(shown == expected)
+    }
+
     @Test("operations per stage appear only with verbose")
     func verboseStages() {
         let document = Self.document(operations: 2, stages: 2)

@@ -38,7 +38,7 @@ public struct PlanText {
         lines.append("\(cluster) (\(revision)\(recorded))")
         if let note = Self.unreadKernelsNote(document) { lines.append(note) }
         if verbose || document.channelChanges.count <= Self.channelLineLimit {
-            for change in document.channelChanges { lines.append("  " + Self.line(change)) }
+            lines += document.channelChanges.mapInRuns { "  " + Self.line($0) }
         } else {
             Self.appendTallies(document.channelChanges, to: &lines)
         }
@@ -66,10 +66,12 @@ public struct PlanText {
                 if let until = stage.waitsUntil { header += " (after the drain, at \(until.formatted(.iso8601)))" }
                 lines.append(header)
                 let byNode = Dictionary(grouping: stage.operations, by: \.node)
-                for node in byNode.keys.sorted() {
-                    for operation in byNode[node] ?? [] {
-                        lines.append("  \(TerminalText.escaped(node)): \(operation.operation) \(operation.target)")
-                    }
+                // Each node's lines as one block, the nodes' blocks written on every core (from
+                // empty at 1,000 nodes, five million lines).
+                lines += byNode.keys.sorted().mapInRuns(run: 8) { node in
+                    let name = TerminalText.escaped(node)
+                    return (byNode[node] ?? []).map { "  \(name): \($0.operation) \($0.target)" }
+                        .joined(separator: "\n")
                 }
             }
         }

@@ -5,7 +5,7 @@ public enum HexDigits {
     /// The lowercase digit of `value` (0...15): arithmetic, not a table (a global table is
     /// checked for initialization at every read, millions of times in a plan).
     @inline(__always)
-    package static func digit(_ value: UInt8) -> UInt8 {
+    private static func digit(_ value: UInt8) -> UInt8 {
         value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") - 10 + value
     }
 

@@ -199,7 +199,7 @@ struct PlanRenderingTests {
     }
 
     @Test(
-        "verbose text of 40,001 channels and 50 nodes' operations (written on every core) is the line-by-line rendering"
+        "verbose text of 40,001 channels and 51 nodes' operations, one node's name escaped (written on every core), is the line-by-line rendering"
     )
     func verboseTextIsLineByLine() {
         var document = Self.wide(40_000)
